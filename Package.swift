@@ -1,0 +1,135 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// Settings every otamesh target shares: Swift 6 mode (strict concurrency) and
+/// explicit existentials, so `any` marks every dynamic dispatch.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "otamesh",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "otamesh", targets: ["otamesh"]),
+        .executable(name: "otamesh-devicesim", targets: ["otamesh-devicesim"]),
+        .executable(name: "otamesh-bench", targets: ["OTAMeshBench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // System libraries.
+        .systemLibrary(
+            name: "CLZMA",
+            pkgConfig: "liblzma",
+            providers: [.apt(["liblzma-dev"])]
+        ),
+        .systemLibrary(
+            name: "CDNSSD",
+            pkgConfig: "avahi-compat-libdns_sd",
+            providers: [.apt(["libavahi-compat-libdnssd-dev"])]
+        ),
+
+        // Pure cores.
+        .target(
+            name: "OTAMeshFirmware",
+            dependencies: [
+                "CLZMA",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Shells.
+        .target(
+            name: "OTAMeshStore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "OTAMeshGateway",
+            dependencies: [
+                "OTAMeshFirmware",
+                "OTAMeshStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+
+        // Executables: argument parsing and output only.
+        .executableTarget(
+            name: "otamesh",
+            dependencies: [
+                "OTAMeshFirmware",
+                "OTAMeshStore",
+                "OTAMeshGateway",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "otamesh-devicesim",
+            dependencies: [
+                "OTAMeshFirmware",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "OTAMeshBench",
+            dependencies: [
+                "OTAMeshFirmware",
+                "OTAMeshStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Benchmarks/OTAMeshBench",
+            swiftSettings: strict
+        ),
+
+        // Tests mirror Sources/.
+        .testTarget(
+            name: "OTAMeshFirmwareTests",
+            dependencies: ["OTAMeshFirmware"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshStoreTests",
+            dependencies: ["OTAMeshStore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshGatewayTests",
+            dependencies: ["OTAMeshGateway", "OTAMeshStore"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "OTAMeshStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,61 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOPosix
+import OTAMeshStore
+import Prometheus
+
+/// The admin HTTP surface (port 8071): `/metrics`, `/healthz`, `/api/v1/cache`.
+struct AdminRoutes: Sendable {
+    let store: BlobStore
+    let registry: PrometheusCollectorRegistry
+    let nodeName: String
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/metrics") { _, _ -> Response in
+            var buffer = [UInt8]()
+            registry.emit(into: &buffer)
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        router.get("/healthz") { _, _ -> Response in
+            Self.json(["status": "ok", "node": nodeName])
+        }
+        router.get("/api/v1/cache") { _, _ -> Response in
+            // SQLite reads block; keep them off the event loop.
+            let blobs = try await NIOThreadPool.singleton.runIfActive { try store.list() }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = try encoder.encode(blobs.map(CacheEntry.init))
+            return Response(
+                status: .ok, headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        return router
+    }
+
+    static func json(_ object: [String: String]) -> Response {
+        let body = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
+
+/// One blob as the JSON API and `cache ls --json` show it.
+public struct CacheEntry: Codable, Sendable, Equatable {
+    public let sha256: String
+    public let size: Int64
+    public let addedAt: Double
+    public let lastAccessAt: Double
+    public let pins: [String]
+
+    public init(_ record: BlobRecord) {
+        sha256 = record.sha256
+        size = record.size
+        addedAt = record.addedAt
+        lastAccessAt = record.lastAccessAt
+        pins = record.pins
+    }
+}

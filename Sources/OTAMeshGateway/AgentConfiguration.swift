@@ -1,0 +1,197 @@
+import Yams
+
+/// Everything an agent needs to start. Built in layers, later ones winning:
+/// embedded defaults < config file (YAML) < environment (`OTAMESH_*`) < command-line flags.
+public struct AgentConfiguration: Sendable, Equatable {
+    /// Data directory (catalog, blobs, partials, lock).
+    public var dataDirectory = "./otamesh-data"
+    /// Name this gateway reports; defaults to the host name.
+    public var nodeName: String
+    /// Admin API + `/metrics` listener.
+    public var adminListen = ListenAddress(host: "127.0.0.1", port: 8071)
+    /// Cache quota in bytes (nil = unlimited).
+    public var cacheQuotaBytes: Int64? = 8 << 30
+    /// Partials older than this (seconds) are dropped by garbage collection.
+    public var partialMaxAge: Double = 7 * 86_400
+    /// `trace`, `debug`, `info`, `notice`, `warning`, `error`, `critical`.
+    public var logLevel = "info"
+    /// `text` or `json`.
+    public var logFormat = LogFormat.text
+
+    public init(nodeName: String = AgentConfiguration.hostName()) {
+        self.nodeName = nodeName
+    }
+
+    /// The documented keys, for `--help` and docs/operations.md.
+    public static let keys: [(file: String, env: String, flag: String, meaning: String)] = [
+        ("dataDir", "OTAMESH_DATA_DIR", "--data-dir", "data directory (default ./otamesh-data)"),
+        ("nodeName", "OTAMESH_NODE_NAME", "--node-name", "this gateway's name (default: host name)"),
+        ("admin.listen", "OTAMESH_ADMIN_LISTEN", "--admin-listen", "admin API and /metrics HOST:PORT (default 127.0.0.1:8071)"),
+        ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
+        ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
+        ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
+        ("log.format", "OTAMESH_LOG_FORMAT", "--log-format", "text or json (default text)"),
+    ]
+
+    /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
+    /// silently ignored).
+    public mutating func apply(yaml text: String, source: String) throws(ConfigurationError) {
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch {
+            throw .invalid(source: source, key: "-", reason: "not valid YAML: \(error)")
+        }
+        guard let node else { return }
+        guard let mapping = node.mapping else {
+            throw .invalid(source: source, key: "-", reason: "top level must be a mapping of keys")
+        }
+        var flat: [(String, String)] = []
+        try Self.flatten(mapping, prefix: "", source: source, into: &flat)
+        for (key, value) in flat { try set(key, value, source: "\(source): \(key)") }
+    }
+
+    /// Applies `OTAMESH_*` variables from an environment dictionary.
+    public mutating func apply(environment: [String: String]) throws(ConfigurationError) {
+        for entry in Self.keys {
+            if let value = environment[entry.env], !value.isEmpty { try set(entry.file, value, source: entry.env) }
+        }
+    }
+
+    /// Sets one key (`cache.quota`) from text.
+    public mutating func set(_ key: String, _ value: String, source: String) throws(ConfigurationError) {
+        switch key {
+        case "dataDir": dataDirectory = value
+        case "nodeName": nodeName = value
+        case "admin.listen":
+            guard let address = ListenAddress(value) else {
+                throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")
+            }
+            adminListen = address
+        case "cache.quota":
+            if value.lowercased() == "unlimited" {
+                cacheQuotaBytes = nil
+            } else {
+                guard let bytes = Self.parseSize(value) else {
+                    throw .invalid(source: source, key: key, reason: "expected a size like 512MiB, 8GiB or unlimited, got \(value)")
+                }
+                cacheQuotaBytes = bytes
+            }
+        case "cache.partialMaxAge":
+            guard let seconds = Self.parseDuration(value) else {
+                throw .invalid(source: source, key: key, reason: "expected a duration like 30m, 12h or 7d, got \(value)")
+            }
+            partialMaxAge = seconds
+        case "log.level":
+            let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+            guard levels.contains(value.lowercased()) else {
+                throw .invalid(source: source, key: key, reason: "expected one of \(levels.joined(separator: ", ")), got \(value)")
+            }
+            logLevel = value.lowercased()
+        case "log.format":
+            guard let format = LogFormat(rawValue: value.lowercased()) else {
+                throw .invalid(source: source, key: key, reason: "expected text or json, got \(value)")
+            }
+            logFormat = format
+        default:
+            throw .unknownKey(source: source, key: key)
+        }
+    }
+
+    private static func flatten(_ mapping: Node.Mapping, prefix: String, source: String, into out: inout [(String, String)]) throws(ConfigurationError) {
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.string else { throw .invalid(source: source, key: prefix, reason: "keys must be strings") }
+            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            if let nested = valueNode.mapping {
+                try flatten(nested, prefix: path, source: source, into: &out)
+            } else if let scalar = valueNode.scalar {
+                out.append((path, scalar.string))
+            } else {
+                throw .invalid(source: source, key: path, reason: "expected a single value")
+            }
+        }
+    }
+
+    /// Parses `4096`, `512KiB`, `64MiB`, `8GiB`, `1TiB` (also `K/M/G/T`, `KB/MB/GB` as powers of 1000).
+    public static func parseSize(_ text: String) -> Int64? {
+        let trimmed = text.trimmingCharacters()
+        let digits = trimmed.prefix { $0.isNumber }
+        guard !digits.isEmpty, let number = Int64(digits) else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingCharacters().lowercased()
+        let multipliers: [String: Int64] = [
+            "": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30,
+            "t": 1 << 40, "tib": 1 << 40, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
+        ]
+        guard let multiplier = multipliers[unit] else { return nil }
+        let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : product
+    }
+
+    /// Parses `90`, `90s`, `30m`, `12h`, `7d` into seconds.
+    public static func parseDuration(_ text: String) -> Double? {
+        let trimmed = text.trimmingCharacters()
+        let digits = trimmed.prefix { $0.isNumber }
+        guard !digits.isEmpty, let number = Double(digits) else { return nil }
+        let units: [String: Double] = ["": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400]
+        guard let unit = units[String(trimmed.dropFirst(digits.count))] else { return nil }
+        return number * unit
+    }
+
+    public static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "otamesh" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Log output format.
+public enum LogFormat: String, Sendable, Equatable {
+    case text, json
+}
+
+/// A host and port to listen on.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `HOST:PORT`, `[v6]:PORT` or `:PORT` (all interfaces).
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        self.host = host.isEmpty ? "0.0.0.0" : host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// A configuration value that cannot be used.
+public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unknownKey(source: String, key: String)
+    case invalid(source: String, key: String, reason: String)
+    case unreadable(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .unknownKey(source, key):
+            "\(source): unknown configuration key '\(key)' (known: \(AgentConfiguration.keys.map(\.file).joined(separator: ", ")))"
+        case let .invalid(source, _, reason): "\(source): \(reason)"
+        case let .unreadable(path, reason): "config file \(path): \(reason)"
+        }
+    }
+}
+
+extension StringProtocol {
+    func trimmingCharacters() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,140 @@
+import GRDB
+
+/// A committed blob as the catalog records it.
+public struct BlobRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "blob"
+
+    public var sha256: String
+    public var size: Int64
+    /// Seconds since the Unix epoch.
+    public var addedAt: Double
+    public var lastAccessAt: Double
+    /// Labels that pin the blob against eviction (empty when unpinned). Not a column.
+    public var pins: [String] = []
+
+    enum CodingKeys: String, CodingKey { case sha256, size, addedAt, lastAccessAt }
+
+    public var digest: SHA256Digest { SHA256Digest(trusted: sha256) }
+    public var isPinned: Bool { !pins.isEmpty }
+
+    public init(sha256: String, size: Int64, addedAt: Double, lastAccessAt: Double, pins: [String] = []) {
+        self.sha256 = sha256
+        self.size = size
+        self.addedAt = addedAt
+        self.lastAccessAt = lastAccessAt
+        self.pins = pins
+    }
+}
+
+/// A partially received blob (resumable).
+public struct PartialRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "partial"
+
+    /// File name under `partial/`.
+    public var id: String
+    public var expectedSHA256: String?
+    public var expectedSize: Int64?
+    public var createdAt: Double
+}
+
+/// The SQLite catalog: which blobs are committed, their pins and the partials in flight.
+/// All access goes through one GRDB `DatabasePool` in WAL mode.
+struct Catalog: Sendable {
+    let pool: DatabasePool
+    let path: String
+
+    init(path: String, readOnly: Bool = false) throws(StoreError) {
+        self.path = path
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(10)
+        configuration.label = "otamesh.catalog"
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try Self.migrator.migrate(pool) }
+        } catch {
+            throw .catalog(path: path, reason: Self.describe(error))
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: blobs, pins, partials") { db in
+            try db.create(table: "blob") { t in
+                t.primaryKey("sha256", .text)
+                t.column("size", .integer).notNull()
+                t.column("addedAt", .double).notNull()
+                t.column("lastAccessAt", .double).notNull().indexed()
+            }
+            try db.create(table: "pin") { t in
+                t.column("sha256", .text).notNull().references("blob", onDelete: .cascade)
+                t.column("label", .text).notNull()
+                t.primaryKey(["sha256", "label"])
+            }
+            try db.create(table: "partial") { t in
+                t.primaryKey("id", .text)
+                t.column("expectedSHA256", .text).unique()
+                t.column("expectedSize", .integer)
+                t.column("createdAt", .double).notNull()
+            }
+        }
+        return migrator
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try pool.read(body) } catch { throw .catalog(path: path, reason: Self.describe(error)) }
+    }
+
+    @discardableResult
+    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try pool.write(body) } catch { throw .catalog(path: path, reason: Self.describe(error)) }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let db = error as? DatabaseError { return db.message ?? db.description }
+        return String(describing: error)
+    }
+
+    // MARK: Queries
+
+    func blob(_ digest: SHA256Digest) throws(StoreError) -> BlobRecord? {
+        try read { db in try Self.withPins(db, BlobRecord.fetchOne(db, key: digest.hex)) }
+    }
+
+    func blobs() throws(StoreError) -> [BlobRecord] {
+        try read { db in
+            let pins = try Self.pinMap(db)
+            return try BlobRecord.order(Column("sha256")).fetchAll(db).map { record in
+                var record = record
+                record.pins = pins[record.sha256] ?? []
+                return record
+            }
+        }
+    }
+
+    func partials() throws(StoreError) -> [PartialRecord] {
+        try read { db in try PartialRecord.order(Column("createdAt")).fetchAll(db) }
+    }
+
+    /// Count and total bytes of committed blobs.
+    func totals() throws(StoreError) -> (count: Int, bytes: Int64) {
+        try read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM blob")
+            return (row?[0] ?? 0, row?[1] ?? 0)
+        }
+    }
+
+    static func withPins(_ db: Database, _ record: BlobRecord?) throws -> BlobRecord? {
+        guard var record else { return nil }
+        record.pins = try String.fetchAll(db, sql: "SELECT label FROM pin WHERE sha256 = ? ORDER BY label", arguments: [record.sha256])
+        return record
+    }
+
+    static func pinMap(_ db: Database) throws -> [String: [String]] {
+        var map: [String: [String]] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT sha256, label FROM pin ORDER BY label") {
+            map[row[0], default: []].append(row[1])
+        }
+        return map
+    }
+}

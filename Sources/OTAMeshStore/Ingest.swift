@@ -1,0 +1,179 @@
+import Crypto
+import GRDB
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Receives one blob into `partial/`, hashing while it writes. Not shared between tasks.
+///
+/// A partial for an expected digest survives a crash: the next ``BlobStore/beginIngest(expected:)``
+/// for the same digest re-hashes the bytes already on disk and continues from ``offset``.
+/// ``commit()`` makes the blob visible only after fsync, verification and the catalog commit;
+/// any failure (wrong digest or length, full disk, quota) removes every trace of the partial.
+public final class Ingest {
+    static let bufferSize = 1 << 20
+
+    let store: BlobStore
+    let record: PartialRecord
+    let path: String
+    private var fd: Int32
+    private var hasher = SHA256()
+    private var closed = false
+    /// Bytes received so far (including any resumed prefix).
+    public private(set) var offset: Int64
+    /// Bytes that were already on disk from an earlier, interrupted ingest.
+    public let resumedBytes: Int64
+
+    /// The digest this ingest must produce, if known.
+    public var expected: ExpectedContent? {
+        record.expectedSHA256.map { ExpectedContent(digest: SHA256Digest(trusted: $0), size: record.expectedSize) }
+    }
+
+    init(store: BlobStore, record: PartialRecord) throws(StoreError) {
+        self.store = store
+        self.record = record
+        self.path = store.partialPath(record.id)
+        let fd = try POSIX.open(path, O_RDWR | O_CREAT, mode: 0o644, operation: "open partial")
+        self.fd = fd
+        var resumed: Int64 = 0
+        do {
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw StoreError.io(operation: "stat", path: path, errno: errno) }
+            resumed = Int64(info.st_size)
+            if let size = record.expectedSize, resumed > size {
+                try POSIX.truncate(fd, to: 0, path: path)
+                resumed = 0
+            }
+            if resumed > 0 { try Self.hashPrefix(fd: fd, length: resumed, path: path, into: &hasher) }
+            guard lseek(fd, off_t(resumed), SEEK_SET) >= 0 else {
+                throw StoreError.io(operation: "seek", path: path, errno: errno)
+            }
+        } catch let error as StoreError {
+            close(fd)
+            throw error
+        } catch {
+            close(fd)
+            throw .io(operation: "resume", path: path, errno: EIO)
+        }
+        self.offset = resumed
+        self.resumedBytes = resumed
+        if resumed > 0 { store.metrics.resumes.increment() }
+    }
+
+    deinit {
+        if !closed { close(fd) }
+    }
+
+    private static func hashPrefix(fd: Int32, length: Int64, path: String, into hasher: inout SHA256) throws(StoreError) {
+        var buffer = [UInt8](repeating: 0, count: bufferSize)
+        var done: Int64 = 0
+        while done < length {
+            let want = Int(min(Int64(buffer.count), length - done))
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, want, off_t(done)) }
+            if n < 0 { if errno == EINTR { continue }; throw .io(operation: "read partial", path: path, errno: errno) }
+            if n == 0 { throw .sizeMismatch(expected: length, actual: done) }
+            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            done += Int64(n)
+        }
+    }
+
+    /// Appends bytes from an array slice.
+    public func write(_ bytes: ArraySlice<UInt8>) throws(StoreError) {
+        var failure: StoreError?
+        bytes.withUnsafeBytes { raw in
+            do throws(StoreError) { try write(raw) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    /// Appends bytes. Throws (and the caller should ``abandon()``) when they exceed the
+    /// expected length or the disk refuses them.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws(StoreError) {
+        guard !closed else { throw .ingestClosed }
+        if let size = record.expectedSize, offset + Int64(bytes.count) > size {
+            throw .exceedsExpectedSize(expected: size)
+        }
+        hasher.update(bufferPointer: bytes)
+        try POSIX.writeAll(fd, bytes, path: relativePath)
+        offset += Int64(bytes.count)
+    }
+
+    /// Verifies and commits the blob. On any failure the partial is removed and the store is
+    /// as it was before the ingest began.
+    public func commit() throws(StoreError) -> BlobRecord {
+        guard !closed else { throw .ingestClosed }
+        do {
+            return try commitSteps()
+        } catch {
+            store.metrics.rejected.increment()
+            abandon()
+            throw error
+        }
+    }
+
+    private func commitSteps() throws(StoreError) -> BlobRecord {
+        // 1. Durable bytes.
+        try POSIX.fsync(fd, path: relativePath)
+        close(fd)
+        closed = true
+        // 2. Verify.
+        let digest = SHA256Digest(trusted: hexString(hasher.finalize()))
+        if let size = record.expectedSize, size != offset { throw .sizeMismatch(expected: size, actual: offset) }
+        if let expected = record.expectedSHA256, expected != digest.hex {
+            throw .digestMismatch(expected: expected, actual: digest.hex)
+        }
+        if let quota = store.configuration.quotaBytes, try store.blob(digest) == nil {
+            let pinned = try store.pinnedBytes()
+            guard offset <= quota - pinned else { throw .quotaExceeded(size: offset, quota: quota, pinned: pinned) }
+        }
+        // 3. Rename into blobs/ and make the name durable.
+        let fanout = "\(store.blobsRoot)/\(digest.fanout)"
+        if try POSIX.makeDirectory(fanout) { try POSIX.fsyncDirectory(store.blobsRoot) }
+        try POSIX.rename(path, store.path(of: digest))
+        try POSIX.fsyncDirectory(fanout)
+        try POSIX.fsyncDirectory(store.partialRoot)
+        // 4. Commit the catalog row; only now is the blob visible.
+        let time = store.now()
+        let committed = BlobRecord(sha256: digest.hex, size: offset, addedAt: time, lastAccessAt: time)
+        let id = record.id
+        let result = try store.catalog.write { db -> BlobRecord in
+            try PartialRecord.deleteOne(db, key: id)
+            if let existing = try BlobRecord.fetchOne(db, key: digest.hex) { return existing }
+            try committed.insert(db)
+            return committed
+        }
+        store.metrics.adds.increment()
+        // Over quota: evict others (never this blob); failures here do not undo the add.
+        do { try store.enforceQuota(keeping: digest) } catch {
+            store.logger.error("quota enforcement failed", metadata: ["error": "\(error)"])
+        }
+        try? store.refreshGauges()
+        return result
+    }
+
+    /// Drops the partial: its file and its catalog row. Safe to call more than once.
+    public func abandon() {
+        if !closed {
+            close(fd)
+            closed = true
+        }
+        try? POSIX.unlink(path)
+        let id = record.id
+        _ = try? store.catalog.write { db in try PartialRecord.deleteOne(db, key: id) }
+    }
+
+    private var relativePath: String { "partial/\(record.id)" }
+}
+
+/// Lowercase hex of a digest's bytes.
+func hexString(_ digest: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(64)
+    for byte in digest {
+        out.append(digits[Int(byte >> 4)])
+        out.append(digits[Int(byte & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import Logging
+import OTAMeshGateway
+import OTAMeshStore
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Run the gateway daemon (admin API and /metrics; more surfaces in later releases).")
+
+    @OptionGroup var options: ConfigOptions
+
+    @Option(help: "Admin API and /metrics listen address HOST:PORT (default 127.0.0.1:8071; port 0 = any free port).")
+    var adminListen: String?
+
+    @Option(help: "Cache quota: bytes, 512MiB, 8GiB or unlimited (default 8GiB).")
+    var cacheQuota: String?
+
+    @Option(help: "Drop partial downloads older than this: 30m, 12h, 7d (default 7d).")
+    var partialMaxAge: String?
+
+    @Option(help: "This gateway's name (default: host name).")
+    var nodeName: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default info).")
+    var logLevel: String?
+
+    @Option(help: "Log format: text or json (default text).")
+    var logFormat: String?
+
+    func run() async throws {
+        let configuration = try options.load(extra: [
+            ("admin.listen", adminListen), ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
+            ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
+        ])
+        LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        let registry = Agent.bootstrapMetrics()
+        let logger = Logger(label: "otamesh.agent")
+        let agent = Agent(configuration: configuration, registry: registry, logger: logger)
+        let node = configuration.nodeName
+        do {
+            try await agent.run { ready in
+                let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
+                Output.out("otamesh agent \(node) ready")
+                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache)")
+                Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
+            }
+        } catch let error as StoreError {
+            Output.err("otamesh agent: \(error)")
+            throw ExitCode(1)
+        } catch {
+            Output.err("otamesh agent: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

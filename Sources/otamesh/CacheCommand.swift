@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import OTAMeshGateway
+import OTAMeshStore
+
+struct CacheCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cache", abstract: "Inspect and maintain the verified blob cache.",
+        subcommands: [List.self, Add.self, Verify.self, GC.self, Pin.self, Unpin.self, Remove.self])
+
+    /// Opens the store named by the options; errors become one line on stderr and exit 1.
+    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite) throws -> BlobStore {
+        let configuration = try options.load()
+        do {
+            return try BlobStore(
+                configuration: StoreConfiguration(
+                    directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes,
+                    partialMaxAge: configuration.partialMaxAge),
+                mode: mode)
+        } catch {
+            Output.err("otamesh cache: \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    /// Runs a store operation, turning a StoreError into one stderr line and exit 1.
+    static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as StoreError {
+            Output.err("otamesh cache \(what): \(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func digest(_ text: String) throws -> SHA256Digest {
+        try run("") { try SHA256Digest(hex: text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text) }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List committed blobs (and partials in flight).")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "One JSON object per blob, one per line.") var json = false
+
+        func run() throws {
+            let store = try CacheCommand.open(options, mode: .readOnly)
+            let blobs = try CacheCommand.run("ls") { try store.list() }
+            for blob in blobs {
+                if json {
+                    Output.out(Output.jsonLine(CacheEntry(blob)))
+                } else {
+                    let pins = blob.pins.isEmpty ? "" : "  pinned: \(blob.pins.joined(separator: ","))"
+                    Output.out("sha256:\(blob.sha256)  \(blob.size) bytes\(pins)")
+                }
+            }
+            if !json {
+                let partials = try CacheCommand.run("ls") { try store.partials() }
+                for partial in partials {
+                    let size = try? FileManager.default.attributesOfItem(atPath: "\(store.configuration.directory)/partial/\(partial.id)")[.size]
+                    Output.out("partial \(partial.id)  \(size.map { "\($0)" } ?? "0")/\(partial.expectedSize.map(String.init) ?? "?") bytes")
+                }
+                let totals = try CacheCommand.run("ls") { try store.totals() }
+                Output.out("\(totals.count) blobs, \(totals.bytes) bytes")
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a file to the cache, verifying it against --sha256/--size when given.",
+            discussion: "An interrupted add of the same --sha256 resumes from the bytes already received.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Expected SHA-256 (64 hex digits); the add fails without a trace if the content differs.") var sha256: String?
+        @Option(help: "Expected length in bytes.") var size: Int64?
+        @Option(help: "Pin the blob under this label.") var pin: String?
+        @Flag(help: "Print the result as JSON.") var json = false
+        @Argument(help: "File to add.") var file: String
+
+        func run() throws {
+            if size != nil && sha256 == nil {
+                Output.err("otamesh cache add: --size needs --sha256")
+                throw ExitCode(2)
+            }
+            let expected = try sha256.map { ExpectedContent(digest: try CacheCommand.digest($0), size: size) }
+            let store = try CacheCommand.open(options)
+            let record = try CacheCommand.run("add \(file)") { try store.add(contentsOf: file, expected: expected) }
+            if let pin { try CacheCommand.run("pin") { try store.pin(record.digest, label: pin) } }
+            if json {
+                Output.out(Output.jsonLine(CacheEntry(try CacheCommand.run("add") { try store.blob(record.digest)! })))
+            } else {
+                Output.out("sha256:\(record.sha256)  \(record.size) bytes")
+            }
+        }
+    }
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Re-hash every blob; quarantine any that changed on disk.")
+        @OptionGroup var options: ConfigOptions
+
+        func run() throws {
+            let store = try CacheCommand.open(options)
+            let report = try CacheCommand.run("verify") { try store.verify() }
+            for digest in report.corrupt { Output.err("sha256:\(digest): content no longer matches its digest; quarantined") }
+            for digest in report.missing { Output.err("sha256:\(digest): file missing; unlisted") }
+            Output.out("verified \(report.checked) blobs (\(report.bytes) bytes): \(report.corrupt.count) corrupt, \(report.missing.count) missing")
+            if !report.corrupt.isEmpty || !report.missing.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct GC: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "gc", abstract: "Drop stale partials and evict unpinned blobs (least recently used first) down to the quota.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Quota for this run: bytes, 512MiB, 8GiB (default: the configured quota).") var quota: String?
+
+        func run() throws {
+            var config = try options.load(extra: [("cache.quota", quota)])
+            if config.dataDirectory.isEmpty { config.dataDirectory = "./otamesh-data" }
+            let store: BlobStore
+            do {
+                store = try BlobStore(configuration: StoreConfiguration(
+                    directory: config.dataDirectory, quotaBytes: config.cacheQuotaBytes, partialMaxAge: config.partialMaxAge))
+            } catch {
+                Output.err("otamesh cache: \(error)")
+                throw ExitCode(1)
+            }
+            let report = try CacheCommand.run("gc") { try store.collectGarbage() }
+            for digest in report.evicted { Output.out("evicted sha256:\(digest)") }
+            for id in report.stalePartials { Output.out("dropped partial \(id)") }
+            Output.out("evicted \(report.evicted.count) blobs (\(report.evictedBytes) bytes), dropped \(report.stalePartials.count) partials")
+        }
+    }
+
+    struct Pin: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Pin a blob so eviction never removes it.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Pin label (e.g. a rollout id).") var label = "manual"
+        @Argument(help: "Blob digest.") var digest: String
+
+        func run() throws {
+            let digest = try CacheCommand.digest(digest)
+            let store = try CacheCommand.open(options)
+            try CacheCommand.run("pin") { try store.pin(digest, label: label) }
+        }
+    }
+
+    struct Unpin: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a pin (or, without --label, every pin) from a blob.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Pin label to remove.") var label: String?
+        @Argument(help: "Blob digest.") var digest: String
+
+        func run() throws {
+            let digest = try CacheCommand.digest(digest)
+            let store = try CacheCommand.open(options)
+            try CacheCommand.run("unpin") { try store.unpin(digest, label: label) }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove an unpinned blob.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "Blob digest.") var digest: String
+
+        func run() throws {
+            let digest = try CacheCommand.digest(digest)
+            let store = try CacheCommand.open(options)
+            let removed = try CacheCommand.run("rm") { try store.remove(digest) }
+            if !removed {
+                Output.err("otamesh cache rm: sha256:\(digest) is pinned; unpin it first")
+                throw ExitCode(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Foundation
+import OTAMeshGateway
+
+/// Options every command that touches a data directory shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML config file (default: $OTAMESH_CONFIG, else none).")
+    var config: String?
+
+    @Option(name: .long, help: "Data directory (default ./otamesh-data).")
+    var dataDir: String?
+
+    /// Defaults < file < environment < these flags.
+    func load(extra: [(String, String?)] = []) throws -> AgentConfiguration {
+        var configuration = AgentConfiguration()
+        let environment = ProcessInfo.processInfo.environment
+        do {
+            if let path = config ?? environment["OTAMESH_CONFIG"] {
+                let text: String
+                do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw ConfigurationError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+                }
+                try configuration.apply(yaml: text, source: path)
+            }
+            try configuration.apply(environment: environment)
+            if let dataDir { try configuration.set("dataDir", dataDir, source: "--data-dir") }
+            for (key, value) in extra {
+                if let value { try configuration.set(key, value, source: "--\(key)") }
+            }
+        } catch let error as ConfigurationError {
+            Output.err("otamesh: \(error)")
+            throw ExitCode(2)
+        }
+        return configuration
+    }
+}
