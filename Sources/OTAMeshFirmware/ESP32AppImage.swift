@@ -92,6 +92,13 @@ public struct ESP32AppImage: Sendable, Equatable {
         return ESPChip.known[chipID] != nil && reservedZero && hashFlag <= 1
     }
 
+    /// The chip named by the header, when the header itself is complete and names a known chip
+    /// (lets a truncated image still say what it was meant for).
+    static func headerChip(_ bytes: ArraySlice<UInt8>) -> ESPChip? {
+        guard bytes.count >= headerSize, bytes.first == magic else { return nil }
+        return ESPChip.known[ByteReader.u16(bytes, at: 12)]
+    }
+
     /// Parses an image. Throws ``ImageProblem`` when the structure cannot be read.
     public static func parse(_ bytes: ArraySlice<UInt8>) throws(ImageProblem) -> ESP32AppImage {
         var reader = ByteReader(bytes, format: .esp32App)

@@ -72,7 +72,7 @@ public struct ESP8266Image: Sendable, Equatable {
         }
         var crcStored: UInt32?
         var crcComputed: UInt32?
-        if version == 2, reader.remaining >= 4 {
+        if version == 2 {
             let covered = bytes[bytes.startIndex..<(bytes.startIndex + checksumOffset + 1)]
             crcStored = try reader.u32("CRC-32")
             crcComputed = esp8266CRC32(covered)

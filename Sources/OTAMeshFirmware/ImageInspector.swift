@@ -28,16 +28,20 @@ public enum ImageInspector {
     public static func inspect(_ bytes: ArraySlice<UInt8>, sha256: String) -> ImageReport {
         let format = detect(bytes)
         var report = ImageReport(format: format, size: bytes.count, sha256: sha256)
-        do {
+        do throws(ImageProblem) {
             switch format {
             case .esp32App: describe(try ESP32AppImage.parse(bytes), into: &report)
             case .esp8266: describe(try ESP8266Image.parse(bytes), into: &report)
             case .wmOTA: describe(try WMOTAImage.parse(bytes), into: &report)
             case .mcuboot: describe(try MCUbootImage.parse(bytes), into: &report)
+            case .raw where bytes.isEmpty: throw ImageProblem.empty
             case .raw: break
             }
         } catch {
             report.fail(error)
+            // Say what the image was meant for even when its body is broken.
+            if format == .esp32App { report.chip = ESP32AppImage.headerChip(bytes)?.name }
+            if format == .esp8266 { report.chip = "esp8266" }
         }
         return report
     }
@@ -71,7 +75,8 @@ public enum ImageInspector {
     static func describe(_ image: ESP8266Image, into report: inout ImageReport) {
         report.chip = "esp8266"
         report.details["imageVersion"] = String(image.imageVersion)
-        report.details["segments"] = String(image.segments.count)
+        // Counted as esptool counts them: the v2 IROM segment is one of them.
+        report.details["segments"] = String(image.segments.count + (image.iromSegment == nil ? 0 : 1))
         report.details["entry"] = hex(image.entryAddress)
         report.details["flashMode"] = ESPFlashMode(rawValue: image.flashMode)?.name ?? hex(image.flashMode)
         report.details["checksum"] = hex(image.checksumStored)

@@ -38,6 +38,8 @@ public enum ImageProblem: Error, Sendable, Equatable, CustomStringConvertible {
     case invalidField(format: ImageFormat, field: String, value: String, reason: String)
     /// The compressed payload could not be decoded.
     case decompressionFailed(format: ImageFormat, reason: String)
+    /// The file has no bytes at all.
+    case empty
 
     public var description: String {
         switch self {
@@ -53,6 +55,8 @@ public enum ImageProblem: Error, Sendable, Equatable, CustomStringConvertible {
             "\(format.displayName) invalid \(field) \(value): \(reason)"
         case let .decompressionFailed(format, reason):
             "\(format.displayName) payload does not decompress: \(reason)"
+        case .empty:
+            "file is empty (0 bytes)"
         }
     }
 }

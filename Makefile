@@ -1,0 +1,65 @@
+# otamesh — two commands do everything on a fresh Debian 12 machine (as root):
+#   make run    installs what is missing, builds, starts a gateway on embedded defaults
+#   make test   installs what is missing, builds, runs every test
+# Other targets: make build, make release, make bench, make clean.
+
+SHELL := /bin/bash
+SWIFT ?= swift
+# System packages the build and tests use (Debian names).
+APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-dev libssl-dev \
+                xz-utils python3 python3-pip util-linux procps curl
+# Reference tools the tests cross-check against (PyPI), pinned.
+PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0
+PYTHON ?= python3
+
+.PHONY: run test build release bench deps deps-apt deps-pip clean
+
+run: deps build
+	@echo "starting otamesh agent (Ctrl-C stops it)"
+	@exec "$$($(SWIFT) build --show-bin-path)/otamesh" agent $(ARGS)
+
+test: deps build
+	OTAMESH_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test 2>&1 | tee .test-output.log; \
+	  exit $${PIPESTATUS[0]}
+
+build:
+	@command -v $(SWIFT) >/dev/null || { echo "make: Swift 6.x toolchain not found (expected 'swift' on PATH, e.g. /opt/swift/usr/bin)"; exit 1; }
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+bench: deps
+	Benchmarks/run.sh
+
+deps: deps-apt deps-pip
+
+# Installs only what is missing. policy-rc.d stops apt from starting any daemon it pulls
+# in (avahi-daemon must never run in the host's network namespace); no recommends.
+deps-apt:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  guard=""; if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; rc=$$?; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  exit $$rc; \
+	fi
+
+deps-pip:
+	@missing=""; for spec in $(PIP_PACKAGES); do \
+	  name=$${spec%%==*}; want=$${spec##*==}; \
+	  have=$$($(PYTHON) -m pip show $$name 2>/dev/null | sed -n 's/^Version: //p'); \
+	  [ "$$have" = "$$want" ] || missing="$$missing $$spec"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing (PyPI):$$missing"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $$missing \
+	    || $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages $$missing; \
+	fi
+
+clean:
+	rm -rf .build .build-* .test-output.log
