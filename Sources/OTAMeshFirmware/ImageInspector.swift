@@ -24,9 +24,15 @@ public enum ImageInspector {
         inspect(bytes[...], sha256: hexString(SHA256.hash(data: bytes)))
     }
 
+    /// Inspects an image held in memory, parsing it as `format` whatever its leading bytes say
+    /// (so a file that must be, say, `wm-ota` but has a damaged magic is reported as such).
+    public static func inspect(_ bytes: [UInt8], as format: ImageFormat?) -> ImageReport {
+        inspect(bytes[...], sha256: hexString(SHA256.hash(data: bytes)), as: format)
+    }
+
     /// Inspects an image whose SHA-256 the caller has already computed (e.g. while streaming it).
-    public static func inspect(_ bytes: ArraySlice<UInt8>, sha256: String) -> ImageReport {
-        let format = detect(bytes)
+    public static func inspect(_ bytes: ArraySlice<UInt8>, sha256: String, as expected: ImageFormat? = nil) -> ImageReport {
+        let format = expected ?? detect(bytes)
         var report = ImageReport(format: format, size: bytes.count, sha256: sha256)
         do throws(ImageProblem) {
             switch format {
@@ -89,6 +95,8 @@ public enum ImageInspector {
     static func describe(_ image: WMOTAImage, into report: inout ImageReport) {
         report.setVersion(image.version)
         report.compressed = image.compressed
+        report.details["compression"] = image.compression.rawValue
+        if image.compression == .gzip { report.details["innerImage"] = "not checked (legacy gzip)" }
         report.details["imageType"] = String(image.imageType)
         report.details["imgAddr"] = hex(image.imageAddress)
         report.details["imgLen"] = String(image.imageLength)

@@ -39,9 +39,14 @@ public struct MCUbootImage: Sendable, Equatable {
     public let digestComputed: String
     public let problems: [ImageProblem]
 
-    /// The signature TLV's algorithm, if any (`ed25519`, `ecdsa-p256`, `rsa-2048-pss`, …).
+    /// The signature TLV's algorithm, if any: `rsa-2048`, `rsa-3072` (both RSA-PSS),
+    /// `ecdsa-p224`, `ecdsa-p256`, `ecdsa-p384`, `ed25519`, `pure`.
     public var signatureType: String? {
         for tlv in tlvs {
+            if tlv.type == 0x22 {
+                // ECDSA_SIG serves P-256 and P-384: a DER P-256 signature is at most 72 bytes.
+                return tlv.value.count <= 72 ? "ecdsa-p256" : "ecdsa-p384"
+            }
             if let name = Self.signatureNames[tlv.type] { return name }
         }
         return nil
@@ -63,7 +68,7 @@ public struct MCUbootImage: Sendable, Equatable {
     public var isEncrypted: Bool { flags & 0x0C != 0 }
 
     static let signatureNames: [UInt16: String] = [
-        0x20: "rsa-2048-pss", 0x21: "ecdsa-p224", 0x22: "ecdsa", 0x23: "rsa-3072-pss", 0x24: "ed25519", 0x25: "pure",
+        0x20: "rsa-2048", 0x21: "ecdsa-p224", 0x23: "rsa-3072", 0x24: "ed25519", 0x25: "pure",
     ]
 
     /// Parses an image; integrity failures are collected in ``problems``.

@@ -92,7 +92,7 @@ public final class BlobStore: Sendable {
     // MARK: Paths
 
     /// Where a committed blob's bytes live.
-    public func path(of digest: SHA256Digest) -> String {
+    public func path(of digest: BlobDigest) -> String {
         "\(blobsRoot)/\(digest.fanout)/\(digest.hex)"
     }
 
@@ -101,7 +101,7 @@ public final class BlobStore: Sendable {
     // MARK: Reading
 
     /// The committed blob with this digest, or nil.
-    public func blob(_ digest: SHA256Digest) throws(StoreError) -> BlobRecord? {
+    public func blob(_ digest: BlobDigest) throws(StoreError) -> BlobRecord? {
         try catalog.blob(digest)
     }
 
@@ -122,7 +122,7 @@ public final class BlobStore: Sendable {
 
     /// Opens a committed blob for reading and marks it used (for LRU). Throws
     /// ``StoreError/notFound(digest:)`` unless the catalog has committed it.
-    public func open(_ digest: SHA256Digest) throws(StoreError) -> BlobHandle {
+    public func open(_ digest: BlobDigest) throws(StoreError) -> BlobHandle {
         guard let record = try catalog.blob(digest) else { throw .notFound(digest: digest.hex) }
         let path = path(of: digest)
         let fd = try POSIX.open(path, O_RDONLY)
@@ -131,12 +131,12 @@ public final class BlobStore: Sendable {
     }
 
     /// Reads a whole committed blob into memory (small blobs: metadata, manifests, tests).
-    public func read(_ digest: SHA256Digest) throws(StoreError) -> [UInt8] {
+    public func read(_ digest: BlobDigest) throws(StoreError) -> [UInt8] {
         let handle = try open(digest)
         return try handle.readAll()
     }
 
-    func touch(_ digest: SHA256Digest) throws(StoreError) {
+    func touch(_ digest: BlobDigest) throws(StoreError) {
         let time = now()
         try catalog.write { db in
             try db.execute(sql: "UPDATE blob SET lastAccessAt = ? WHERE sha256 = ?", arguments: [time, digest.hex])
@@ -231,7 +231,7 @@ public final class BlobStore: Sendable {
     // MARK: Pins
 
     /// Pins a committed blob under `label` so eviction never removes it.
-    public func pin(_ digest: SHA256Digest, label: String) throws(StoreError) {
+    public func pin(_ digest: BlobDigest, label: String) throws(StoreError) {
         try requireWritable()
         guard try catalog.blob(digest) != nil else { throw .notFound(digest: digest.hex) }
         try catalog.write { db in
@@ -240,7 +240,7 @@ public final class BlobStore: Sendable {
     }
 
     /// Removes the pin `label` (or, with nil, every pin) from a blob.
-    public func unpin(_ digest: SHA256Digest, label: String? = nil) throws(StoreError) {
+    public func unpin(_ digest: BlobDigest, label: String? = nil) throws(StoreError) {
         try requireWritable()
         guard try catalog.blob(digest) != nil else { throw .notFound(digest: digest.hex) }
         try catalog.write { db in
@@ -262,7 +262,7 @@ public final class BlobStore: Sendable {
 
     /// Removes a committed blob: the catalog row first, then the file, so a crash in between
     /// leaves a file that reconciliation re-verifies and re-adopts, never a row without bytes.
-    func evict(_ digest: SHA256Digest) throws(StoreError) {
+    func evict(_ digest: BlobDigest) throws(StoreError) {
         try catalog.write { db in try BlobRecord.deleteOne(db, key: digest.hex) }
         try POSIX.unlink(path(of: digest))
         metrics.evictions.increment()
@@ -270,7 +270,7 @@ public final class BlobStore: Sendable {
 
     /// Removes a blob unless it is pinned. Returns false when pinned.
     @discardableResult
-    public func remove(_ digest: SHA256Digest) throws(StoreError) -> Bool {
+    public func remove(_ digest: BlobDigest) throws(StoreError) -> Bool {
         try requireWritable()
         guard let record = try catalog.blob(digest) else { throw .notFound(digest: digest.hex) }
         guard !record.isPinned else { return false }
@@ -282,7 +282,7 @@ public final class BlobStore: Sendable {
     /// Evicts unpinned blobs, least recently used first, until the total fits `quota`
     /// (never the blob named by `keeping`). Returns the evicted records.
     @discardableResult
-    func enforceQuota(keeping: SHA256Digest? = nil) throws(StoreError) -> [BlobRecord] {
+    func enforceQuota(keeping: BlobDigest? = nil) throws(StoreError) -> [BlobRecord] {
         guard let quota = configuration.quotaBytes else { return [] }
         var total = try catalog.totals().bytes
         guard total > quota else { return [] }

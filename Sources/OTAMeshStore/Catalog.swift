@@ -14,7 +14,7 @@ public struct BlobRecord: Sendable, Equatable, Codable, FetchableRecord, Persist
 
     enum CodingKeys: String, CodingKey { case sha256, size, addedAt, lastAccessAt }
 
-    public var digest: SHA256Digest { SHA256Digest(trusted: sha256) }
+    public var digest: BlobDigest { BlobDigest(trusted: sha256) }
     public var isPinned: Bool { !pins.isEmpty }
 
     public init(sha256: String, size: Int64, addedAt: Double, lastAccessAt: Double, pins: [String] = []) {
@@ -97,7 +97,7 @@ struct Catalog: Sendable {
 
     // MARK: Queries
 
-    func blob(_ digest: SHA256Digest) throws(StoreError) -> BlobRecord? {
+    func blob(_ digest: BlobDigest) throws(StoreError) -> BlobRecord? {
         try read { db in try Self.withPins(db, BlobRecord.fetchOne(db, key: digest.hex)) }
     }
 

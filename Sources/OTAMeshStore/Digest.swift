@@ -1,5 +1,5 @@
 /// A SHA-256 digest as 64 lowercase hex digits — the name of a blob.
-public struct SHA256Digest: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
+public struct BlobDigest: Sendable, Hashable, Comparable, Codable, CustomStringConvertible {
     public let hex: String
 
     /// Accepts exactly 64 hex digits (either case, stored lowercase).
@@ -18,7 +18,7 @@ public struct SHA256Digest: Sendable, Hashable, Comparable, Codable, CustomStrin
 
     public var description: String { hex }
 
-    public static func < (lhs: SHA256Digest, rhs: SHA256Digest) -> Bool { lhs.hex < rhs.hex }
+    public static func < (lhs: BlobDigest, rhs: BlobDigest) -> Bool { lhs.hex < rhs.hex }
 
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
@@ -34,10 +34,10 @@ public struct SHA256Digest: Sendable, Hashable, Comparable, Codable, CustomStrin
 /// What the caller knows about content before it arrives (from signed metadata, or a user's
 /// `--sha256/--size`). An ingest fails, leaving no trace, if the bytes differ.
 public struct ExpectedContent: Sendable, Hashable {
-    public let digest: SHA256Digest
+    public let digest: BlobDigest
     public let size: Int64?
 
-    public init(digest: SHA256Digest, size: Int64? = nil) {
+    public init(digest: BlobDigest, size: Int64? = nil) {
         self.digest = digest
         self.size = size
     }

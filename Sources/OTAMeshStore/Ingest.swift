@@ -27,7 +27,7 @@ public final class Ingest {
 
     /// The digest this ingest must produce, if known.
     public var expected: ExpectedContent? {
-        record.expectedSHA256.map { ExpectedContent(digest: SHA256Digest(trusted: $0), size: record.expectedSize) }
+        record.expectedSHA256.map { ExpectedContent(digest: BlobDigest(trusted: $0), size: record.expectedSize) }
     }
 
     init(store: BlobStore, record: PartialRecord) throws(StoreError) {
@@ -118,7 +118,7 @@ public final class Ingest {
         close(fd)
         closed = true
         // 2. Verify.
-        let digest = SHA256Digest(trusted: hexString(hasher.finalize()))
+        let digest = BlobDigest(trusted: hexString(hasher.finalize()))
         if let size = record.expectedSize, size != offset { throw .sizeMismatch(expected: size, actual: offset) }
         if let expected = record.expectedSHA256, expected != digest.hex {
             throw .digestMismatch(expected: expected, actual: digest.hex)

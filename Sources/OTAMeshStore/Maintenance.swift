@@ -55,7 +55,7 @@ extension BlobStore {
             }
             for name in try POSIX.listDirectory(dir) {
                 let file = "\(dir)/\(name)"
-                guard let digest = try? SHA256Digest(hex: name), digest.hex == name, digest.fanout == fanout else {
+                guard let digest = try? BlobDigest(hex: name), digest.hex == name, digest.fanout == fanout else {
                     try quarantine(file, name: name)
                     report.quarantined.append(name)
                     continue

@@ -31,8 +31,8 @@ struct CacheCommand: ParsableCommand {
         }
     }
 
-    static func digest(_ text: String) throws -> SHA256Digest {
-        try run("") { try SHA256Digest(hex: text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text) }
+    static func digest(_ text: String) throws -> BlobDigest {
+        try run("") { try BlobDigest(hex: text.hasPrefix("sha256:") ? String(text.dropFirst(7)) : text) }
     }
 
     struct List: ParsableCommand {

@@ -19,6 +19,9 @@ struct ImageCommand: ParsableCommand {
         @Flag(help: "One JSON object per file, one per line.")
         var json = false
 
+        @Option(help: "Require this format (esp32-app, esp8266, wm-ota, mcuboot, raw): parse every file as it, whatever its magic says.")
+        var format: ImageFormat?
+
         @Argument(help: "Image files.")
         var files: [String]
 
@@ -30,7 +33,7 @@ struct ImageCommand: ParsableCommand {
             for file in files {
                 let report: ImageReport
                 do {
-                    report = try Self.inspect(file)
+                    report = try Self.inspect(file, as: format)
                 } catch let error as InspectError {
                     Output.err("\(file): \(error.message)")
                     failed = true
@@ -51,7 +54,7 @@ struct ImageCommand: ParsableCommand {
 
         struct InspectError: Error { let message: String }
 
-        static func inspect(_ path: String) throws -> ImageReport {
+        static func inspect(_ path: String, as format: ImageFormat?) throws -> ImageReport {
             let handle: FileHandle
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -69,7 +72,7 @@ struct ImageCommand: ParsableCommand {
                 do { data = try handle.readToEnd() ?? Data() } catch {
                     throw InspectError(message: "cannot read: \((error as NSError).localizedDescription)")
                 }
-                return ImageInspector.inspect([UInt8](data))
+                return ImageInspector.inspect([UInt8](data), as: format)
             }
             // Too large to be firmware: hash it in chunks, detect from its head, report why.
             var hasher = SHA256()
@@ -78,7 +81,7 @@ struct ImageCommand: ParsableCommand {
                 if head.isEmpty { head = [UInt8](chunk.prefix(4096)) }
                 hasher.update(data: chunk)
             }
-            var report = ImageInspector.inspect(head[...], sha256: hexString(hasher.finalize()))
+            var report = ImageInspector.inspect(head[...], sha256: hexString(hasher.finalize()), as: format)
             report.size = size
             if report.format != .raw {
                 report.valid = false
@@ -99,7 +102,9 @@ struct ImageCommand: ParsableCommand {
             if let project = r.project { facts.append("project \(project)") }
             if let secure = r.secureVersion { facts.append("secure version \(secure)") }
             if let idf = r.idfVersion { facts.append("IDF \(idf)") }
-            if let compressed = r.compressed { facts.append(compressed ? "xz-compressed" : "uncompressed") }
+            if let compressed = r.compressed {
+                facts.append(compressed ? "\(r.details["compression"] ?? "")-compressed" : "uncompressed")
+            }
             if !facts.isEmpty { lines.append("  " + facts.joined(separator: ", ")) }
             if let elf = r.elfSHA256 { lines.append("  elf sha256 \(elf)") }
             if !r.details.isEmpty {
@@ -124,3 +129,5 @@ struct FileReport: Encodable {
 
     enum Key: String, CodingKey { case file }
 }
+
+extension ImageFormat: ExpressibleByArgument {}
