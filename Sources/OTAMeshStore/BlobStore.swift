@@ -164,29 +164,56 @@ public final class BlobStore: Sendable {
             }
         }
         let id = expected.map { "sha256-\($0.digest.hex)" } ?? "tmp-\(Self.randomID())"
-        let record = PartialRecord(id: id, expectedSHA256: expected?.digest.hex, expectedSize: expected?.size, createdAt: now())
-        let existing = try catalog.write { db -> PartialRecord? in
-            if let existing = try PartialRecord.fetchOne(db, key: id) { return existing }
-            try record.insert(db)
-            return nil
+        let fresh = PartialRecord(id: id, expectedSHA256: expected?.digest.hex, expectedSize: expected?.size, createdAt: now())
+        let (record, resumable) = try catalog.write { db -> (PartialRecord, Bool) in
+            guard var existing = try PartialRecord.fetchOne(db, key: id) else {
+                try fresh.insert(db)
+                return (fresh, false)
+            }
+            switch (existing.expectedSize, expected?.size) {
+            case let (old?, new?) where old != new:
+                // Same digest, different claimed length: one of them is wrong; start over.
+                try PartialRecord.deleteOne(db, key: id)
+                try fresh.insert(db)
+                return (fresh, false)
+            case (nil, let new?):
+                existing.expectedSize = new
+                try existing.update(db)
+                return (existing, true)
+            default:
+                return (existing, true)
+            }
         }
-        if let existing, existing.expectedSize != expected?.size {
-            // Same digest, different claimed length: the old partial cannot be trusted to resume.
-            try? POSIX.unlink(partialPath(id))
-            try catalog.write { db in try PartialRecord.deleteOne(db, key: id); try record.insert(db) }
+        if !resumable {
+            // Any file under this name belongs to no resumable ingest (never true for tmp- ids).
+            try POSIX.unlink(partialPath(id))
         }
         return .receive(try Ingest(store: self, record: record))
+    }
+
+    /// What an add did.
+    public struct AddOutcome: Sendable, Equatable {
+        public let record: BlobRecord
+        /// True when the content was already committed (nothing was written).
+        public let alreadyPresent: Bool
+        /// Bytes taken over from an interrupted earlier add of the same expected digest.
+        public let resumedBytes: Int64
     }
 
     /// Adds the file at `path`, streaming it (hash while writing). Resumes a partial of the
     /// same expected digest. Returns the committed record (or the existing one).
     @discardableResult
     public func add(contentsOf path: String, expected: ExpectedContent? = nil) throws(StoreError) -> BlobRecord {
+        try addFile(path, expected: expected).record
+    }
+
+    /// ``add(contentsOf:expected:)`` that also says whether it resumed or found the blob present.
+    public func addFile(_ path: String, expected: ExpectedContent? = nil) throws(StoreError) -> AddOutcome {
         let fd = try POSIX.open(path, O_RDONLY, operation: "open source")
         defer { close(fd) }
         let ingest: Ingest
         switch try beginIngest(expected: expected) {
-        case .present(let record): return record
+        case .present(let record): return AddOutcome(record: record, alreadyPresent: true, resumedBytes: 0)
         case .receive(let started): ingest = started
         }
         do {
@@ -199,7 +226,7 @@ public final class BlobStore: Sendable {
                 if n == 0 { break }
                 try ingest.write(buffer[0..<n])
             }
-            return try ingest.commit()
+            return AddOutcome(record: try ingest.commit(), alreadyPresent: false, resumedBytes: ingest.resumedBytes)
         } catch {
             ingest.abandon()
             throw StoreError.wrapping(error)

@@ -81,12 +81,16 @@ struct CacheCommand: ParsableCommand {
             }
             let expected = try sha256.map { ExpectedContent(digest: try CacheCommand.digest($0), size: size) }
             let store = try CacheCommand.open(options)
-            let record = try CacheCommand.run("add \(file)") { try store.add(contentsOf: file, expected: expected) }
+            let outcome = try CacheCommand.run("add \(file)") { try store.addFile(file, expected: expected) }
+            let record = outcome.record
             if let pin { try CacheCommand.run("pin") { try store.pin(record.digest, label: pin) } }
             if json {
-                Output.out(Output.jsonLine(CacheEntry(try CacheCommand.run("add") { try store.blob(record.digest)! })))
+                let entry = CacheEntry(try CacheCommand.run("add") { try store.blob(record.digest) } ?? record)
+                Output.out(Output.jsonLine(AddResult(blob: entry, alreadyPresent: outcome.alreadyPresent, resumedFrom: outcome.resumedBytes)))
             } else {
-                Output.out("sha256:\(record.sha256)  \(record.size) bytes")
+                var note = outcome.alreadyPresent ? "  (already present)" : ""
+                if outcome.resumedBytes > 0 { note = "  (resumed from \(outcome.resumedBytes) bytes)" }
+                Output.out("sha256:\(record.sha256)  \(record.size) bytes\(note)")
             }
         }
     }
@@ -170,4 +174,11 @@ struct CacheCommand: ParsableCommand {
             }
         }
     }
+}
+
+/// `cache add --json` output.
+struct AddResult: Encodable {
+    let blob: CacheEntry
+    let alreadyPresent: Bool
+    let resumedFrom: Int64
 }

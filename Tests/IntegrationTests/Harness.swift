@@ -1,0 +1,167 @@
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Locates the built `otamesh` executable: $OTAMESH_BIN_DIR (set by `make test`), else the
+/// package's .build/debug.
+enum Binaries {
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+
+    static var otamesh: String {
+        let dir = ProcessInfo.processInfo.environment["OTAMESH_BIN_DIR"] ?? packageRoot.appendingPathComponent(".build/debug").path
+        return "\(dir)/otamesh"
+    }
+}
+
+/// A thread-safe growing byte buffer fed by a pipe reader.
+final class CapturedStream: @unchecked Sendable {
+    // @unchecked: all access goes through `lock`.
+    private let lock = NSLock()
+    private var data = Data()
+    private var ended = false
+
+    func append(_ chunk: Data) { lock.withLock { data.append(chunk) } }
+    func end() { lock.withLock { ended = true } }
+    /// True once the writer closed its end (the child exited or closed the stream).
+    var isEnded: Bool { lock.withLock { ended } }
+    var text: String { lock.withLock { String(decoding: data, as: UTF8.self) } }
+    var lines: [String] { text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init) }
+}
+
+/// A child process with captured stdout/stderr.
+final class Child: @unchecked Sendable {
+    // @unchecked: Process is used from the creating test only; the streams are locked.
+    let process = Process()
+    let stdout = CapturedStream()
+    let stderr = CapturedStream()
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        let stdout = self.stdout
+        let stderr = self.stderr
+        out.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            if chunk.isEmpty { handle.readabilityHandler = nil; stdout.end() } else { stdout.append(chunk) }
+        }
+        err.fileHandleForReading.readabilityHandler = { handle in
+            let chunk = handle.availableData
+            if chunk.isEmpty { handle.readabilityHandler = nil; stderr.end() } else { stderr.append(chunk) }
+        }
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for exit (up to `timeout` seconds; then SIGKILL and report -1).
+    @discardableResult
+    func wait(timeout: Double = 60) -> Int32 {
+        let exited = waitUntil(timeout: timeout) { !self.process.isRunning }
+        if !exited {
+            signal(SIGKILL)
+            process.waitUntilExit()
+            return -1
+        }
+        process.waitUntilExit()
+        // Both pipes reach end-of-file once the child (and anything it forked) is gone.
+        waitUntil(timeout: 5) { self.stdout.isEnded && self.stderr.isEnded }
+        return process.terminationStatus
+    }
+}
+
+/// Runs a command to completion and returns (exit status, stdout, stderr).
+func run(_ arguments: [String], environment: [String: String] = [:], timeout: Double = 120) throws -> (Int32, String, String) {
+    let child = try Child(Binaries.otamesh, arguments, environment: environment)
+    let status = child.wait(timeout: timeout)
+    return (status, child.stdout.text, child.stderr.text)
+}
+
+/// Polls `condition` until it holds or `timeout` seconds pass. Returns whether it held.
+/// This waits on a condition with a deadline; it never sleeps as a substitute for one.
+@discardableResult
+func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while true {
+        if condition() { return true }
+        if Date() >= deadline { return false }
+        usleep(2_000)
+    }
+}
+
+/// A fresh temporary directory, removed on release.
+final class TemporaryDirectory {
+    let path: String
+    init() throws {
+        var template = Array("/tmp/otamesh-it-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
+        path = String(cString: made)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+    func file(_ name: String) -> String { "\(path)/\(name)" }
+}
+
+/// A size-limited (optionally read-only) tmpfs mounted for one test; root only.
+final class Tmpfs {
+    let path: String
+    init(at path: String, size: String, readOnly: Bool = false) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard mount("tmpfs", path, "tmpfs", readOnly ? UInt(MS_RDONLY) : 0, "size=\(size)") == 0 else {
+            throw CocoaError(.fileWriteNoPermission)
+        }
+        self.path = path
+    }
+    deinit { umount2(path, Int32(MNT_DETACH)) }
+}
+
+enum TestEnvironment {
+    static var isRoot: Bool { geteuid() == 0 }
+}
+
+func sha256Hex(_ data: Data) -> String {
+    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+}
+
+/// Deterministic pseudo-random bytes.
+func patterned(_ count: Int, seed: UInt64) -> Data {
+    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+    var bytes = [UInt8](repeating: 0, count: count)
+    for index in 0..<count {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        bytes[index] = UInt8(truncatingIfNeeded: state)
+    }
+    return Data(bytes)
+}
+
+func fileSize(_ path: String) -> Int64? {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : nil
+}
+
+/// Deterministic RNG for reproducible kill points.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
