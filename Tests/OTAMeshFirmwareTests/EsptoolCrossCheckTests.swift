@@ -111,3 +111,54 @@ struct EsptoolView: Decodable, Sendable {
     var checksumComputed: Int?
     var esptoolError: String?
 }
+
+/// Images from ``ESP32ImageBuilder`` (what otamesh-devicesim emits) must be accepted by esptool.
+@Suite("image builder")
+struct ImageBuilderTests {
+    static let chips = ["esp32", "esp32s2", "esp32s3", "esp32c2", "esp32c3", "esp32c6", "esp32h2", "esp32p4"]
+
+    @Test("built images parse back with every field, for every chip", arguments: chips)
+    func roundTrip(chip: String) throws {
+        var builder = ESP32ImageBuilder(chip: try #require(ESPChip.named(chip)), version: "3.1.0-dev.4", projectName: "sim-\(chip)")
+        builder.secureVersion = 2
+        builder.body = Array(repeating: 0x5A, count: 1_001)
+        let report = ImageInspector.inspect(builder.build())
+        #expect(report.valid, "\(report.problems)")
+        #expect(report.chip == chip && report.version == "3.1.0-dev.4" && report.project == "sim-\(chip)")
+        #expect(report.secureVersion == 2)
+        builder.hashAppended = false
+        #expect(ImageInspector.inspect(builder.build()).valid)
+    }
+
+    @Test("live: esptool image-info accepts built images")
+    func esptoolAccepts() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("otamesh-builder-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var paths: [String] = []
+        for chip in Self.chips {
+            var builder = ESP32ImageBuilder(chip: try #require(ESPChip.named(chip)), version: "1.0.\(paths.count)", projectName: "sim")
+            builder.body = Array(repeating: UInt8(paths.count), count: 777)
+            let path = dir.appendingPathComponent("\(chip).bin").path
+            try Data(builder.build()).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", Fixtures.url("esp/esptool_view.py").path] + paths
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        try #require(process.terminationStatus != 2, "esptool is not installed (run `make deps`)")
+        let views = try JSONDecoder().decode([String: EsptoolView].self, from: data)
+        for (index, path) in paths.enumerated() {
+            let view = try #require(views[path])
+            #expect(view.valid == true, "\(path): \(view.esptoolError ?? "")")
+            #expect(view.chip == Self.chips[index])
+            #expect(view.version == "1.0.\(index)")
+        }
+    }
+}

@@ -1,0 +1,83 @@
+import Testing
+
+@testable import OTAMeshGateway
+
+@Suite("agent configuration")
+struct ConfigurationTests {
+    @Test("embedded defaults")
+    func defaults() {
+        let config = AgentConfiguration(nodeName: "gw-1")
+        #expect(config.dataDirectory == "./otamesh-data")
+        #expect(config.adminListen == ListenAddress(host: "127.0.0.1", port: 8071))
+        #expect(config.cacheQuotaBytes == 8 << 30)
+        #expect(config.partialMaxAge == 7 * 86_400)
+        #expect(config.logLevel == "info" && config.logFormat == .text)
+    }
+
+    @Test("file < environment < flags")
+    func layering() throws {
+        var config = AgentConfiguration(nodeName: "gw-1")
+        try config.apply(yaml: """
+            dataDir: /var/lib/otamesh
+            nodeName: roof
+            admin:
+              listen: 0.0.0.0:9000
+            cache:
+              quota: 512MiB
+              partialMaxAge: 12h
+            log:
+              level: debug
+              format: json
+            """, source: "otamesh.yaml")
+        #expect(config.dataDirectory == "/var/lib/otamesh")
+        #expect(config.nodeName == "roof")
+        #expect(config.adminListen == ListenAddress(host: "0.0.0.0", port: 9000))
+        #expect(config.cacheQuotaBytes == 512 << 20)
+        #expect(config.partialMaxAge == 43_200)
+        #expect(config.logFormat == .json && config.logLevel == "debug")
+        try config.apply(environment: ["OTAMESH_CACHE_QUOTA": "unlimited", "OTAMESH_DATA_DIR": "/srv/otamesh", "HOME": "/root"])
+        #expect(config.cacheQuotaBytes == nil)
+        #expect(config.dataDirectory == "/srv/otamesh")
+        try config.set("dataDir", "./here", source: "--data-dir")
+        #expect(config.dataDirectory == "./here")
+    }
+
+    @Test("unknown keys and bad values are errors that name the source and key")
+    func errors() {
+        var config = AgentConfiguration(nodeName: "gw-1")
+        #expect(throws: ConfigurationError.unknownKey(source: "f.yaml: cache.qouta", key: "cache.qouta")) {
+            try config.apply(yaml: "cache:\n  qouta: 1GiB\n", source: "f.yaml")
+        }
+        #expect(throws: ConfigurationError.self) { try config.apply(yaml: "- a\n- b\n", source: "f.yaml") }
+        #expect(throws: ConfigurationError.self) { try config.apply(yaml: "admin: {listen: [1, 2]}", source: "f.yaml") }
+        #expect(throws: ConfigurationError.self) { try config.apply(environment: ["OTAMESH_LOG_FORMAT": "xml"]) }
+        #expect(throws: ConfigurationError.self) { try config.set("admin.listen", "localhost", source: "--admin-listen") }
+        #expect(throws: ConfigurationError.self) { try config.set("admin.listen", "h:70000", source: "--admin-listen") }
+        #expect(config == AgentConfiguration(nodeName: "gw-1"), "a failed apply of bad values changed nothing it rejected")
+    }
+
+    @Test("sizes and durations")
+    func units() {
+        #expect(AgentConfiguration.parseSize("4096") == 4096)
+        #expect(AgentConfiguration.parseSize("64MiB") == 64 << 20)
+        #expect(AgentConfiguration.parseSize("8 GiB") == 8 << 30)
+        #expect(AgentConfiguration.parseSize("2GB") == 2_000_000_000)
+        #expect(AgentConfiguration.parseSize("1.5GiB") == nil)
+        #expect(AgentConfiguration.parseSize("99999999999TiB") == nil, "overflow is rejected")
+        #expect(AgentConfiguration.parseSize("lots") == nil)
+        #expect(AgentConfiguration.parseDuration("90") == 90)
+        #expect(AgentConfiguration.parseDuration("30m") == 1_800)
+        #expect(AgentConfiguration.parseDuration("7d") == 604_800)
+        #expect(AgentConfiguration.parseDuration("7w") == nil)
+        #expect(ListenAddress("[::1]:8071") == ListenAddress(host: "::1", port: 8071))
+        #expect(ListenAddress(":8071") == ListenAddress(host: "0.0.0.0", port: 8071))
+        #expect(ListenAddress("[::1]:8071")?.description == "[::1]:8071")
+    }
+
+    @Test("JSON log lines escape what RFC 8259 requires")
+    func jsonQuoting() {
+        #expect(JSONLogHandler.quote("a\"b\\c\nd\u{01}é") == "\"a\\\"b\\\\c\\nd\\u0001é\"")
+        let stamp = JSONLogHandler.timestamp()
+        #expect(stamp.count == 24 && stamp.hasSuffix("Z"))
+    }
+}
