@@ -54,6 +54,7 @@ let package = Package(
         .target(
             name: "OTAMeshStore",
             dependencies: [
+                "OTAMeshFirmware",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -107,15 +108,21 @@ let package = Package(
             swiftSettings: strict
         ),
 
-        // Tests mirror Sources/.
+        // Tests mirror Sources/; OTAMeshTestSupport holds what several test targets share.
+        .target(
+            name: "OTAMeshTestSupport",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            path: "Tests/OTAMeshTestSupport",
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "OTAMeshFirmwareTests",
-            dependencies: ["OTAMeshFirmware"],
+            dependencies: ["OTAMeshFirmware", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshStoreTests",
-            dependencies: ["OTAMeshStore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -125,10 +132,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: [
-                "OTAMeshStore",
-                .product(name: "Crypto", package: "swift-crypto"),
-            ],
+            dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]

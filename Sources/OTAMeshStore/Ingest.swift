@@ -1,5 +1,6 @@
 import Crypto
 import GRDB
+import OTAMeshFirmware
 
 #if canImport(Glibc)
 import Glibc
@@ -164,16 +165,4 @@ public final class Ingest {
     }
 
     private var relativePath: String { "partial/\(record.id)" }
-}
-
-/// Lowercase hex of a digest's bytes.
-func hexString(_ digest: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(64)
-    for byte in digest {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: out, as: UTF8.self)
 }

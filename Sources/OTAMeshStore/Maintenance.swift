@@ -1,5 +1,6 @@
 import Crypto
 import GRDB
+import OTAMeshFirmware
 
 #if canImport(Glibc)
 import Glibc

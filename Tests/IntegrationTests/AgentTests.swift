@@ -38,7 +38,7 @@ struct AgentTests {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
         let file = dir.file("fw.bin")
-        try patterned(123_456, seed: 7).write(to: URL(fileURLWithPath: file))
+        try Data(patterned(123_456, seed: 7)).write(to: URL(fileURLWithPath: file))
         #expect(try run(["cache", "add", "--data-dir", data, file]).0 == 0)
 
         let (agent, url) = try Self.start(data: data)

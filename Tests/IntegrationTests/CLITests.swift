@@ -74,7 +74,7 @@ struct CLIBadInputTests {
     func addMismatch() throws {
         let dir = try TemporaryDirectory()
         let file = dir.file("fw.bin")
-        try patterned(300_000, seed: 1).write(to: URL(fileURLWithPath: file))
+        try Data(patterned(300_000, seed: 1)).write(to: URL(fileURLWithPath: file))
         let wrong = String(repeating: "ab", count: 32)
         let (status, _, err) = try run(["cache", "add", "--data-dir", dir.file("data"), "--sha256", wrong, file])
         #expect(status == 1)
@@ -91,9 +91,9 @@ struct CLIBadInputTests {
         let disk = try Tmpfs(at: dir.file("disk"), size: "3m")
         let data = "\(disk.path)/data"
         let small = dir.file("small.bin")
-        try patterned(100_000, seed: 2).write(to: URL(fileURLWithPath: small))
+        try Data(patterned(100_000, seed: 2)).write(to: URL(fileURLWithPath: small))
         let big = dir.file("big.bin")
-        try patterned(8 << 20, seed: 3).write(to: URL(fileURLWithPath: big))
+        try Data(patterned(8 << 20, seed: 3)).write(to: URL(fileURLWithPath: big))
         #expect(try run(["cache", "add", "--data-dir", data, small]).0 == 0)
         let (_, before, _) = try run(["cache", "ls", "--data-dir", data])
         let (status, _, err) = try run(["cache", "add", "--data-dir", data, big])
@@ -110,7 +110,7 @@ struct CLIBadInputTests {
     func unusableDataDirectory() throws {
         let dir = try TemporaryDirectory()
         let file = dir.file("fw.bin")
-        try patterned(1_000, seed: 4).write(to: URL(fileURLWithPath: file))
+        try Data(patterned(1_000, seed: 4)).write(to: URL(fileURLWithPath: file))
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir.file("not-a-dir")))
         let (status, _, err) = try run(["cache", "add", "--data-dir", dir.file("not-a-dir"), file])
         #expect(status == 1)

@@ -24,7 +24,7 @@ struct CrashSafetyTests {
         for index in 0..<3 {
             let bytes = patterned(Self.sourceSize + index * 4_097, seed: UInt64(100 + index))
             let path = dir.file("source-\(index).bin")
-            try bytes.write(to: URL(fileURLWithPath: path))
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
             sources.append((path, sha256Hex(bytes), bytes.count))
         }
         var rng = SplitMix64(seed: 0xC0FFEE)

@@ -1,5 +1,5 @@
-import Crypto
 import Foundation
+@_exported import OTAMeshTestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -90,78 +90,7 @@ func run(_ arguments: [String], environment: [String: String] = [:], timeout: Do
     return (status, child.stdout.text, child.stderr.text)
 }
 
-/// Polls `condition` until it holds or `timeout` seconds pass. Returns whether it held.
-/// This waits on a condition with a deadline; it never sleeps as a substitute for one.
-@discardableResult
-func waitUntil(timeout: Double, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while true {
-        if condition() { return true }
-        if Date() >= deadline { return false }
-        usleep(2_000)
-    }
-}
-
-/// A fresh temporary directory, removed on release.
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        var template = Array("/tmp/otamesh-it-XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw CocoaError(.fileWriteUnknown) }
-        path = String(cString: made)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func file(_ name: String) -> String { "\(path)/\(name)" }
-}
-
-/// A size-limited (optionally read-only) tmpfs mounted for one test; root only.
-final class Tmpfs {
-    let path: String
-    init(at path: String, size: String, readOnly: Bool = false) throws {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        guard mount("tmpfs", path, "tmpfs", readOnly ? UInt(MS_RDONLY) : 0, "size=\(size)") == 0 else {
-            throw CocoaError(.fileWriteNoPermission)
-        }
-        self.path = path
-    }
-    deinit { umount2(path, Int32(MNT_DETACH)) }
-}
-
-enum TestEnvironment {
-    static var isRoot: Bool { geteuid() == 0 }
-}
-
-func sha256Hex(_ data: Data) -> String {
-    SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-}
-
-/// Deterministic pseudo-random bytes.
-func patterned(_ count: Int, seed: UInt64) -> Data {
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in 0..<count {
-        state ^= state << 13
-        state ^= state >> 7
-        state ^= state << 17
-        bytes[index] = UInt8(truncatingIfNeeded: state)
-    }
-    return Data(bytes)
-}
-
 func fileSize(_ path: String) -> Int64? {
     var info = stat()
     return stat(path, &info) == 0 ? Int64(info.st_size) : nil
-}
-
-/// Deterministic RNG for reproducible kill points.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }

@@ -72,22 +72,11 @@ struct EsptoolCrossCheckTests {
     /// esptool that disagrees fails the build. `make test` installs esptool.
     @Test("live: agrees with the installed esptool")
     func live() throws {
-        let script = Fixtures.url("esp/esptool_view.py").path
         let files = Self.names.map { Fixtures.url("esp/\($0)").path }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script] + files
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        if process.terminationStatus == 2 {
+        guard let live = try esptoolView(files) else {
             Issue.record("esptool is not installed (run `make deps`): the live cross-check cannot run")
             return
         }
-        let live = try JSONDecoder().decode([String: EsptoolView].self, from: data)
         #expect(live.count == files.count)
         for (path, esptool) in live {
             let name = URL(fileURLWithPath: path).lastPathComponent
@@ -143,17 +132,7 @@ struct ImageBuilderTests {
             try Data(builder.build()).write(to: URL(fileURLWithPath: path))
             paths.append(path)
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", Fixtures.url("esp/esptool_view.py").path] + paths
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        try #require(process.terminationStatus != 2, "esptool is not installed (run `make deps`)")
-        let views = try JSONDecoder().decode([String: EsptoolView].self, from: data)
+        let views = try #require(try esptoolView(paths), "esptool is not installed (run `make deps`)")
         for (index, path) in paths.enumerated() {
             let view = try #require(views[path])
             #expect(view.valid == true, "\(path): \(view.esptoolError ?? "")")
@@ -161,4 +140,19 @@ struct ImageBuilderTests {
             #expect(view.version == "1.0.\(index)")
         }
     }
+}
+
+/// Runs Tests/Fixtures/esp/esptool_view.py (esptool image-info) on files; nil when esptool is missing.
+func esptoolView(_ paths: [String]) throws -> [String: EsptoolView]? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", Fixtures.url("esp/esptool_view.py").path] + paths
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    if process.terminationStatus == 2 { return nil }
+    return try JSONDecoder().decode([String: EsptoolView].self, from: data)
 }

@@ -234,7 +234,7 @@ struct BlobStoreTests {
           .enabled(if: TestEnvironment.isRoot, "needs root to mount a small tmpfs"))
     func noSpace() throws {
         let dir = try TemporaryDirectory()
-        let tmpfs = try SmallTmpfs(at: dir.file("small"), size: "2m")
+        let tmpfs = try Tmpfs(at: dir.file("small"), size: "2m")
         let mountPoint = tmpfs.path
         let first = patterned(200_000, seed: 60)
         let store = try BlobStore(configuration: StoreConfiguration(directory: "\(mountPoint)/data"))

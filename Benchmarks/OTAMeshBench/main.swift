@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import OTAMeshFirmware
+import OTAMeshStore
+
+/// The otamesh side of Benchmarks/run.sh: each subcommand does one measured operation as a
+/// whole process, so the script can time it against its real peer (sha256sum, xz -dc) alike.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "otamesh-bench", abstract: "Benchmark operations (run Benchmarks/run.sh).",
+        subcommands: [Ingest.self, XZDecode.self, Inspect.self])
+
+    struct Ingest: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add FILE to a store in DIR (hash while writing, fsync, commit).")
+        @Argument var file: String
+        @Argument var directory: String
+
+        func run() throws {
+            let store = try BlobStore(configuration: StoreConfiguration(directory: directory))
+            let record = try store.add(contentsOf: file)
+            print(record.sha256)
+        }
+    }
+
+    struct XZDecode: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "xz-decode", abstract: "Decode an .xz file, discarding the output.")
+        @Argument var file: String
+
+        func run() throws {
+            let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
+            let decoder = try XZDecoder()
+            var total = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                try chunk.withUnsafeBytes { raw in try decoder.decode(raw, finish: false) { total += $0.count } }
+            }
+            try decoder.decode(UnsafeRawBufferPointer(start: nil, count: 0), finish: true) { total += $0.count }
+            print(total)
+        }
+    }
+
+    struct Inspect: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Inspect each image N times in-process; print µs per image.")
+        @Option var iterations = 200
+        @Argument var files: [String]
+
+        func run() throws {
+            for file in files {
+                let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: file)))
+                var valid = true
+                let start = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<iterations { valid = ImageInspector.inspect(bytes).valid && valid }
+                let micros = Double(DispatchTime.now().uptimeNanoseconds - start) / 1_000 / Double(iterations)
+                print("\(file)\t\(bytes.count)\t\(String(format: "%.1f", micros))\t\(valid)")
+            }
+        }
+    }
+}

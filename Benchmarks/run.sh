@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Measures otamesh against real peers in one run and prints ratios (peer time / otamesh time:
+# above 1.0 means otamesh is faster). Release build; best of N runs each.
+#   Benchmarks/run.sh [RUNS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${1:-5}"
+swift build -c release >/dev/null
+BIN="$(swift build -c release --show-bin-path)"
+WORK="$(mktemp -d /tmp/otamesh-bench-XXXXXX)"
+trap 'rm -rf "$WORK"' EXIT
+exec python3 Benchmarks/compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"
