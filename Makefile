@@ -26,8 +26,10 @@ build:
 	@command -v $(SWIFT) >/dev/null || { echo "make: Swift 6.x toolchain not found (expected 'swift' on PATH, e.g. /opt/swift/usr/bin)"; exit 1; }
 	$(SWIFT) build
 
+# Statically linked Swift runtime: one binary a gateway can run without a Swift toolchain.
 release: deps
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
+	@echo "binaries: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
 
 bench: deps
 	Benchmarks/run.sh
@@ -62,4 +64,4 @@ deps-pip:
 	fi
 
 clean:
-	rm -rf .build .build-* .test-output.log
+	rm -rf .build .build-static .build-* .test-output.log

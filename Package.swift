@@ -127,7 +127,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshStore"],
+            dependencies: ["OTAMeshGateway", "OTAMeshStore", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
-swift build -c release >/dev/null
-BIN="$(swift build -c release --show-bin-path)"
+# Static Swift stdlib, as shipped (make release): ~9 ms process start instead of ~15 ms.
+swift build -c release --static-swift-stdlib --scratch-path .build-static >/dev/null
+BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
 WORK="$(mktemp -d /tmp/otamesh-bench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 exec python3 Benchmarks/compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"

@@ -25,11 +25,12 @@ struct Bench: ParsableCommand {
 
     struct XZDecode: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "xz-decode", abstract: "Decode an .xz file, discarding the output.")
+        @Option(help: "Decoder threads (0 = one per core).") var threads = 0
         @Argument var file: String
 
         func run() throws {
             let handle = try FileHandle(forReadingFrom: URL(fileURLWithPath: file))
-            let decoder = try XZDecoder()
+            let decoder = try XZDecoder(threads: threads)
             var total = 0
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
                 try chunk.withUnsafeBytes { raw in try decoder.decode(raw, finish: false) { total += $0.count } }

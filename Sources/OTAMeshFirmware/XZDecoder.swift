@@ -47,15 +47,24 @@ public final class XZDecoder {
     ///   - threads: decoder threads; 0 = one per core.
     public init(outputLimit: Int = Int.max, memoryLimit: UInt64 = 512 << 20, threads: Int = 0) throws(XZError) {
         self.stream = lzma_stream()
-        self.outputBuffer = [UInt8](repeating: 0, count: 1 << 20)
+        // 64 KiB: decoded bytes are copied out of the dictionary into this buffer; a buffer
+        // that stays in cache keeps that copy cheap (1 MiB measured ~5 % slower).
+        self.outputBuffer = [UInt8](repeating: 0, count: 64 << 10)
         self.outputLimit = outputLimit
         self.memoryLimit = memoryLimit
-        var options = lzma_mt()
-        options.flags = 0x08  // LZMA_CONCATENATED (a UINT32_C macro Swift cannot import)
-        options.threads = UInt32(threads > 0 ? threads : max(1, Self.coreCount()))
-        options.memlimit_threading = memoryLimit
-        options.memlimit_stop = memoryLimit
-        let ret = lzma_stream_decoder_mt(&stream, &options)
+        let flags: UInt32 = 0x08  // LZMA_CONCATENATED (a UINT32_C macro Swift cannot import)
+        let threadCount = threads > 0 ? threads : max(1, Self.coreCount())
+        let ret: lzma_ret
+        if threadCount == 1 {
+            ret = lzma_stream_decoder(&stream, memoryLimit, flags)
+        } else {
+            var options = lzma_mt()
+            options.flags = flags
+            options.threads = UInt32(threadCount)
+            options.memlimit_threading = memoryLimit
+            options.memlimit_stop = memoryLimit
+            ret = lzma_stream_decoder_mt(&stream, &options)
+        }
         guard ret == LZMA_OK else { throw .initFailed(code: ret.rawValue) }
     }
 
