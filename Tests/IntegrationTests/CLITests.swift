@@ -70,6 +70,38 @@ struct CLIBadInputTests {
         #expect(objects[1]["compressed"] as? Bool == true)
     }
 
+    @Test("an oversized image (beyond the 512 MiB parse limit) is hashed, not parsed, and rejected with its size")
+    func oversizedImage() throws {
+        let dir = try TemporaryDirectory()
+        let huge = dir.file("huge.bin")
+        FileManager.default.createFile(atPath: huge, contents: Data(try Data(contentsOf: Binaries.packageRoot.appendingPathComponent("Tests/Fixtures/esp/esp32.bin"))))
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: huge))
+        try handle.truncate(atOffset: 600 << 20)  // sparse: 600 MiB that start like an ESP32 image
+        try handle.close()
+        let (status, out, err) = try run(["image", "inspect", huge])
+        #expect(status == 1)
+        #expect(err == "\(huge): ESP32 image of 629145600 bytes exceeds the 512 MiB limit for firmware images\n")
+        #expect(out.contains("629145600 bytes, INVALID"))
+    }
+
+    @Test("cache add with a claimed length of 4 GiB or more fails cleanly and changes nothing")
+    func absurdClaimedLength() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.file("fw.bin")
+        let bytes = patterned(10_000, seed: 11)
+        try Data(bytes).write(to: URL(fileURLWithPath: file))
+        let digest = sha256Hex(bytes)
+        let data = dir.file("data")
+        let (status, _, err) = try run(["cache", "add", "--data-dir", data, "--sha256", digest, "--size", "5000000000", file])
+        #expect(status == 1)
+        #expect(err == "otamesh cache add \(file): content length mismatch: expected 5000000000 bytes, got 10000\n")
+        let (status2, _, err2) = try run(["cache", "add", "--data-dir", data, "--sha256", digest, "--size", "99999999999", file])
+        #expect(status2 == 1)
+        #expect(err2 == "otamesh cache add \(file): blob of 99999999999 bytes does not fit the cache quota of 8589934592 bytes (0 bytes pinned)\n")
+        #expect(try run(["cache", "ls", "--data-dir", data]).1 == "0 blobs, 0 bytes\n")
+        #expect(listing("\(data)/partial").isEmpty)
+    }
+
     @Test("cache add of content that does not match --sha256 fails and changes nothing")
     func addMismatch() throws {
         let dir = try TemporaryDirectory()
