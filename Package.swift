@@ -50,6 +50,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "OTAMeshTrust",
+            dependencies: [
+                "OTAMeshFirmware",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Shells.
         .target(
             name: "OTAMeshStore",
@@ -118,6 +128,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshFirmwareTests",
             dependencies: ["OTAMeshFirmware", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshTrustTests",
+            dependencies: ["OTAMeshTrust", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
