@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // System libraries.
@@ -73,6 +74,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "OTAMeshTransfer",
+            dependencies: [
+                "OTAMeshTrust",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OTAMeshGateway",
             dependencies: [
                 "OTAMeshFirmware",
@@ -93,6 +102,8 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 "OTAMeshStore",
+                "OTAMeshTrust",
+                "OTAMeshTransfer",
                 "OTAMeshGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

@@ -12,7 +12,12 @@ public struct DirectoryFiles: RemoteFiles {
         self.root = root
     }
 
-    public func fetch(_ path: String, maxLength: Int64) throws(TrustError) -> [UInt8] {
+    public func fetch(_ path: String, maxLength: Int64) async throws(TrustError) -> [UInt8] {
+        try read(path, maxLength: maxLength)
+    }
+
+    /// Synchronous read (for local callers that are not async).
+    public func read(_ path: String, maxLength: Int64) throws(TrustError) -> [UInt8] {
         guard !path.split(separator: "/").contains("..") else { throw .fetch(file: path, reason: "path escapes the source") }
         let full = "\(root)/\(path)"
         let fd = open(full, O_RDONLY | O_CLOEXEC)
@@ -24,7 +29,7 @@ public struct DirectoryFiles: RemoteFiles {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 64 << 10)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw .fetch(file: path, reason: String(cString: strerror(errno)))
@@ -46,7 +51,7 @@ public struct DirectoryPersistence: MetadataPersistence {
     }
 
     public func load(_ name: String) -> [UInt8]? {
-        try? DirectoryFiles(root: directory).fetch(name, maxLength: 64 << 20)
+        try? DirectoryFiles(root: directory).read(name, maxLength: 64 << 20)
     }
 
     public func save(_ name: String, _ bytes: [UInt8]) throws(TrustError) {

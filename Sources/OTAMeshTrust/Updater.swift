@@ -2,7 +2,7 @@
 /// bytes and throw ``TrustError/tooLarge(file:limit:)`` (endless-data protection), and throw
 /// ``TrustError/notFound(file:)`` when the file does not exist.
 public protocol RemoteFiles: Sendable {
-    func fetch(_ path: String, maxLength: Int64) throws(TrustError) -> [UInt8]
+    func fetch(_ path: String, maxLength: Int64) async throws(TrustError) -> [UInt8]
 }
 
 /// Where trusted metadata persists between refreshes (`root.json`, `timestamp.json`, …).
@@ -43,23 +43,23 @@ public struct Updater {
     }
 
     /// §5.2–5.6.1: root rotation, timestamp, snapshot, top-level targets.
-    public mutating func refresh() throws(TrustError) {
+    public mutating func refresh() async throws(TrustError) {
         guard let rootBytes = persistence.load("root.json") else { throw .notLoaded(role: Role.root, needs: "a trusted root.json (init)") }
         var set = try TrustedMetadataSet(rootBytes: rootBytes, now: now)
-        try rotateRoot(&set)
+        try await rotateRoot(&set)
         try set.checkRootFresh()
-        try loadTimestamp(&set)
-        try loadSnapshot(&set)
+        try await loadTimestamp(&set)
+        try await loadSnapshot(&set)
         trusted = set
-        try loadTargets(role: Role.targets, delegator: Role.root)
+        try await loadTargets(role: Role.targets, delegator: Role.root)
     }
 
-    private func rotateRoot(_ set: inout TrustedMetadataSet) throws(TrustError) {
+    private func rotateRoot(_ set: inout TrustedMetadataSet) async throws(TrustError) {
         let original = set.root
         for _ in 0..<limits.maxRootRotations {
             let name = "\(set.root.version + 1).root.json"
             let bytes: [UInt8]
-            do { bytes = try metadata.fetch(name, maxLength: limits.rootMaxLength) } catch {
+            do { bytes = try await metadata.fetch(name, maxLength: limits.rootMaxLength) } catch {
                 if case .notFound = error { break }
                 throw error
             }
@@ -76,17 +76,17 @@ public struct Updater {
         }
     }
 
-    private func loadTimestamp(_ set: inout TrustedMetadataSet) throws(TrustError) {
+    private func loadTimestamp(_ set: inout TrustedMetadataSet) async throws(TrustError) {
         if let local = persistence.load("timestamp.json") {
             // A cached file that no longer verifies is simply not trusted; an expired one still
             // guards against rollback.
             _ = try? set.updateTimestamp(local)
         }
-        let bytes = try metadata.fetch("timestamp.json", maxLength: limits.timestampMaxLength)
+        let bytes = try await metadata.fetch("timestamp.json", maxLength: limits.timestampMaxLength)
         if try set.updateTimestamp(bytes) { try persistence.save("timestamp.json", bytes) }
     }
 
-    private func loadSnapshot(_ set: inout TrustedMetadataSet) throws(TrustError) {
+    private func loadSnapshot(_ set: inout TrustedMetadataSet) async throws(TrustError) {
         if let local = persistence.load("snapshot.json") {
             var trial = set
             if (try? trial.updateSnapshot(local, fromLocalCache: true)) != nil {
@@ -98,17 +98,18 @@ public struct Updater {
         }
         guard let meta = set.timestamp?.snapshotMeta else { throw .notLoaded(role: Role.snapshot, needs: "timestamp") }
         let name = set.root.consistentSnapshot ? "\(meta.version).snapshot.json" : "snapshot.json"
-        let bytes = try metadata.fetch(name, maxLength: meta.length ?? limits.snapshotMaxLength)
+        let bytes = try await metadata.fetch(name, maxLength: meta.length ?? limits.snapshotMaxLength)
         try set.updateSnapshot(bytes)
         try persistence.save("snapshot.json", bytes)
     }
 
     /// Loads a targets role (local copy if still current, else downloaded) into the trusted set.
     @discardableResult
-    private mutating func loadTargets(role: String, delegator: String) throws(TrustError) -> TargetsMetadata {
+    private mutating func loadTargets(role: String, delegator: String) async throws(TrustError) -> TargetsMetadata {
         guard var set = trusted else { throw .notLoaded(role: role, needs: "refresh") }
         if let loaded = set.targets[role] { return loaded }
-        if let local = persistence.load("\(role).json") {
+        let persisted = "\(Self.encode(role)).json"
+        if let local = persistence.load(persisted) {
             var trial = set
             if (try? trial.updateDelegatedTargets(local, role: role, delegator: delegator)) != nil {
                 trusted = trial
@@ -117,21 +118,21 @@ public struct Updater {
         }
         guard let meta = set.snapshot?.meta["\(role).json"] else { throw .missingMeta(role: Role.snapshot, file: "\(role).json") }
         let name = set.root.consistentSnapshot ? "\(meta.version).\(Self.encode(role)).json" : "\(Self.encode(role)).json"
-        let bytes = try metadata.fetch(name, maxLength: meta.length ?? limits.targetsMaxLength)
+        let bytes = try await metadata.fetch(name, maxLength: meta.length ?? limits.targetsMaxLength)
         try set.updateDelegatedTargets(bytes, role: role, delegator: delegator)
-        try persistence.save("\(role).json", bytes)
+        try persistence.save(persisted, bytes)
         trusted = set
         return set.targets[role]!
     }
 
     /// §5.6.7: pre-order depth-first search of the delegation graph for `path`, honouring
     /// terminating delegations and visiting at most `maxDelegations` roles.
-    public mutating func targetInfo(_ path: String) throws(TrustError) -> TargetFile? {
+    public mutating func targetInfo(_ path: String) async throws(TrustError) -> TargetFile? {
         var toVisit: [(role: String, delegator: String)] = [(Role.targets, Role.root)]
         var visited = Set<String>()
         while let (role, delegator) = toVisit.popLast(), visited.count < limits.maxDelegations {
             if visited.contains(role) { continue }
-            let metadata = try loadTargets(role: role, delegator: delegator)
+            let metadata = try await loadTargets(role: role, delegator: delegator)
             if let target = metadata.targets[path] { return target }
             visited.insert(role)
             guard let delegations = metadata.delegations else { continue }
@@ -160,14 +161,14 @@ public struct Updater {
     }
 
     /// Downloads a target (at most its signed length) and checks length and hashes.
-    public func download(_ target: TargetFile) throws(TrustError) -> [UInt8] {
-        let bytes = try targetFiles.fetch(remotePath(of: target), maxLength: target.length)
+    public func download(_ target: TargetFile) async throws(TrustError) -> [UInt8] {
+        let bytes = try await targetFiles.fetch(remotePath(of: target), maxLength: target.length)
         try TrustedMetadataSet.checkBytes(bytes, file: target.path, length: target.length, hashes: target.hashes)
         return bytes
     }
 
     /// Percent-encodes a role name for use in a file name (python-tuf: `quote(role, "")`).
-    static func encode(_ role: String) -> String {
+    public static func encode(_ role: String) -> String {
         var out = ""
         for byte in role.utf8 {
             let c = Character(Unicode.Scalar(byte))

@@ -26,7 +26,7 @@ struct ScenarioTests {
     }
 
     @Test("outcome matches the specification", arguments: scenarios.keys.sorted())
-    func scenario(name: String) throws {
+    func scenario(name: String) async throws {
         let spec = try #require(Self.scenarios[name])
         let dir = Self.root.appendingPathComponent(name)
         let persistence = MemoryPersistence(directory: dir.appendingPathComponent("client").path)
@@ -34,7 +34,8 @@ struct ScenarioTests {
             metadata: DirectoryFiles(root: dir.appendingPathComponent("server/metadata").path),
             targets: DirectoryFiles(root: dir.appendingPathComponent("server/targets").path),
             persistence: persistence, now: Self.now)
-        let refresh: TrustError? = { () -> TrustError? in do throws(TrustError) { try updater.refresh(); return nil } catch { return error } }()
+        var refresh: TrustError?
+        do throws(TrustError) { try await updater.refresh() } catch { refresh = error }
         if let expected = spec["refresh"]?.objectValue {
             let error = try #require(refresh, "\(name): refresh succeeded, expected \(expected["error"]?.stringValue ?? "")")
             #expect(Self.kinds(of: error).contains(expected["error"]?.stringValue ?? ""), "\(name): \(error)")
@@ -46,13 +47,15 @@ struct ScenarioTests {
         #expect(refresh == nil, "\(name): \(refresh.map(String.init(describing:)) ?? "")")
         guard refresh == nil, let targets = spec["targets"]?.objectValue else { return }
         for (path, outcome) in targets.members {
-            let result: Result<TargetFile?, TrustError> = { () -> Result<TargetFile?, TrustError> in
-                do throws(TrustError) {
-                    guard let info = try updater.targetInfo(path) else { return .success(nil) }
-                    _ = try updater.download(info)
-                    return .success(info)
-                } catch { return .failure(error) }
-            }()
+            let result: Result<TargetFile?, TrustError>
+            do throws(TrustError) {
+                if let info = try await updater.targetInfo(path) {
+                    _ = try await updater.download(info)
+                    result = .success(info)
+                } else {
+                    result = .success(nil)
+                }
+            } catch { result = .failure(error) }
             switch (outcome.stringValue, result) {
             case ("ok", .success(let info)): #expect(info != nil, "\(name): \(path) not found")
             case ("absent", .success(let info)): #expect(info == nil, "\(name): \(path) should not be trusted")

@@ -1,0 +1,59 @@
+import AsyncHTTPClient
+import NIOCore
+import NIOHTTP1
+import OTAMeshTrust
+
+/// Files under a base URL as a TUF ``RemoteFiles`` source. A body is collected with a hard
+/// upper bound, so a server that sends endless data is cut off at `maxLength` bytes.
+public struct HTTPFiles: RemoteFiles {
+    public let baseURL: String
+    public let client: HTTPClient
+    public let timeout: TimeAmount
+
+    public init(baseURL: String, client: HTTPClient = .shared, timeout: TimeAmount = .seconds(30)) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.client = client
+        self.timeout = timeout
+    }
+
+    public func fetch(_ path: String, maxLength: Int64) async throws(TrustError) -> [UInt8] {
+        let url = "\(baseURL)/\(Self.escapePath(path))"
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(HTTPClientRequest(url: url), timeout: timeout)
+        } catch {
+            throw .fetch(file: path, reason: "\(url): \(error)")
+        }
+        switch response.status.code {
+        case 200: break
+        case 403, 404: throw .notFound(file: path)
+        default: throw .fetch(file: path, reason: "\(url): HTTP \(response.status.code)")
+        }
+        if let declared = response.headers.first(name: "content-length").flatMap(Int64.init), declared > maxLength {
+            throw .tooLarge(file: path, limit: maxLength)
+        }
+        do {
+            let body = try await response.body.collect(upTo: Int(clamping: maxLength))
+            return Array(body.readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw .tooLarge(file: path, limit: maxLength)
+        } catch {
+            throw .fetch(file: path, reason: "\(url): \(error)")
+        }
+    }
+
+    /// Percent-encodes each path segment (target paths may hold any character but `/`).
+    static func escapePath(_ path: String) -> String {
+        path.split(separator: "/", omittingEmptySubsequences: false).map { segment in
+            var out = ""
+            for byte in segment.utf8 {
+                let c = Character(Unicode.Scalar(byte))
+                if c.isASCII && (c.isLetter || c.isNumber || "-._~%".contains(c)) { out.append(c) } else {
+                    let hex = String(byte, radix: 16, uppercase: true)
+                    out += "%" + (hex.count == 1 ? "0" + hex : hex)
+                }
+            }
+            return out
+        }.joined(separator: "/")
+    }
+}
