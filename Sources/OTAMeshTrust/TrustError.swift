@@ -21,6 +21,8 @@ public enum TrustError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The remote has no such file.
     case notFound(file: String)
     case targetNotFound(path: String)
+    /// A file offered as a release is not a valid firmware image.
+    case invalidImage(file: String, reason: String)
 
     public var description: String {
         switch self {
@@ -43,6 +45,7 @@ public enum TrustError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .fetch(file, reason): "\(file): download failed: \(reason)"
         case let .notFound(file): "\(file): not found on the remote"
         case let .targetNotFound(path): "\(path): no trusted targets metadata lists this target"
+        case let .invalidImage(file, reason): "\(file): not a valid image: \(reason)"
         }
     }
 }

@@ -102,6 +102,7 @@ struct ScenarioTests {
             return base(file)
         case .rootRotationLimit: return Role.root
         case .targetNotFound(let path): return path
+        case .invalidImage(let file, _): return file
         }
     }
 }
