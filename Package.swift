@@ -86,6 +86,7 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 "OTAMeshStore",
+                "OTAMeshTrust",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

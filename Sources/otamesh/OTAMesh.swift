@@ -9,6 +9,9 @@ struct OTAMesh: AsyncParsableCommand {
             Configuration comes from embedded defaults, then a YAML file (--config or OTAMESH_CONFIG), \
             then OTAMESH_* environment variables, then flags. See docs/operations.md.
             """,
-        subcommands: [AgentCommand.self, ImageCommand.self, CacheCommand.self, TUFCommand.self, ReleaseCommand.self]
+        subcommands: [
+            AgentCommand.self, ImageCommand.self, ImagesCommand.self, CacheCommand.self, ReleaseCommand.self,
+            ExportCommand.self, ImportCommand.self, TUFCommand.self,
+        ]
     )
 }

@@ -1,0 +1,101 @@
+import ArgumentParser
+import Foundation
+import OTAMeshGateway
+import OTAMeshStore
+import OTAMeshTrust
+
+/// `otamesh export`: write an air-gapped bundle (metadata + targets) from a published repository.
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export", abstract: "Write an update bundle (TUF metadata + targets) for an offline site.")
+
+    @Option(help: "Published repository directory (otamesh release publish OUTDIR).") var published: String
+    @Option(help: "Target path to include (repeatable; default: every top-level target).") var target: [String] = []
+    @Argument(help: "Bundle file to write (.tar).") var output: String
+
+    func run() async throws {
+        do {
+            let bytes = try await Bundles.export(published: published, paths: target, now: Int64(Date().timeIntervalSince1970))
+            try Data(bytes).write(to: URL(fileURLWithPath: output))
+            Output.out("wrote \(output) (\(bytes.count) bytes)")
+        } catch let error as TrustError {
+            Output.err("otamesh export: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `otamesh import`: verify a bundle against the gateway's trusted root, then store it.
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import an update bundle: verify everything against the trusted root, then store targets and metadata.",
+        discussion: "The first import needs --root: the site's root.json, provisioned out of band.")
+
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Trusted root.json to install when the gateway has none yet.") var root: String?
+    @Argument(help: "Bundle file (.tar).") var bundle: String
+
+    func run() async throws {
+        let store = try CacheCommand.open(options)
+        let tuf = "\(store.configuration.directory)/tuf"
+        do {
+            try FileManager.default.createDirectory(atPath: tuf, withIntermediateDirectories: true)
+            if let root, !FileManager.default.fileExists(atPath: "\(tuf)/root.json") {
+                guard let bytes = FileManager.default.contents(atPath: root) else { throw TrustError.fetch(file: root, reason: "cannot read") }
+                _ = try RootMetadata(bytes: [UInt8](bytes), file: root)
+                try DirectoryPersistence(directory: tuf).save("root.json", [UInt8](bytes))
+            }
+            guard let archive = FileManager.default.contents(atPath: bundle) else { throw TrustError.fetch(file: bundle, reason: "cannot read") }
+            let report = try await Bundles.importBundle(
+                [UInt8](archive), file: bundle, tufDirectory: tuf, store: store, now: Int64(Date().timeIntervalSince1970))
+            Output.out("imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")")
+        } catch let error as TrustError {
+            Output.err("otamesh import \(bundle): \(error)")
+            throw ExitCode(1)
+        } catch let error as StoreError {
+            Output.err("otamesh import \(bundle): \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// `otamesh images`: the verified targets this gateway knows.
+struct ImagesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "images", abstract: "List verified targets with version, hardware, format and whether they are cached.")
+
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "One JSON object per image, one per line.") var json = false
+
+    struct Line: Encodable {
+        let path: String
+        let length: Int64
+        let sha256: String?
+        let format: String?
+        let hardware: String?
+        let version: String?
+        let project: String?
+        let cached: Bool
+    }
+
+    func run() throws {
+        let store = try CacheCommand.open(options, mode: .readOnly)
+        let images = try CacheCommand.run("images") {
+            do { return try Bundles.images(tufDirectory: "\(store.configuration.directory)/tuf", store: store) } catch let error as TrustError {
+                throw StoreError.catalog(path: "tuf", reason: error.description)
+            }
+        }
+        for (target, cached) in images {
+            let custom = target.custom
+            let line = Line(path: target.path, length: target.length, sha256: target.hashes["sha256"],
+                            format: custom?["format"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
+                            version: custom?["version"]?.stringValue, project: custom?["project"]?.stringValue, cached: cached)
+            if json {
+                Output.out(Output.jsonLine(line))
+            } else {
+                Output.out("\(line.path)  \(line.version ?? "-")  \(line.hardware ?? "-")  \(line.format ?? "-")  \(line.length) bytes  \(cached ? "cached" : "not cached")")
+            }
+        }
+    }
+}
