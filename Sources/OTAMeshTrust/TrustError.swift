@@ -21,6 +21,12 @@ public enum TrustError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The remote has no such file.
     case notFound(file: String)
     case targetNotFound(path: String)
+    /// A signed command with fewer valid admin signatures than the site requires.
+    case unsignedCommand(kind: String, sequence: Int64, valid: Int, threshold: Int)
+    /// A command no newer than one already accepted.
+    case replayedCommand(kind: String, accepted: Int64, offered: Int64)
+    /// A command for another site.
+    case wrongSite(expected: String, found: String)
     /// A file offered as a release is not a valid firmware image.
     case invalidImage(file: String, reason: String)
 
@@ -46,6 +52,10 @@ public enum TrustError: Error, Sendable, Equatable, CustomStringConvertible {
         case let .notFound(file): "\(file): not found on the remote"
         case let .targetNotFound(path): "\(path): no trusted targets metadata lists this target"
         case let .invalidImage(file, reason): "\(file): not a valid image: \(reason)"
+        case let .unsignedCommand(kind, sequence, valid, threshold):
+            "command \(kind) #\(sequence): \(valid) valid signature(s) from distinct site admin keys, \(threshold) required"
+        case let .replayedCommand(kind, accepted, offered): "command \(kind) #\(offered): replayed (sequence \(accepted) already accepted)"
+        case let .wrongSite(expected, found): "command for site \(found), this gateway belongs to \(expected)"
         }
     }
 }

@@ -103,6 +103,8 @@ struct ScenarioTests {
         case .rootRotationLimit: return Role.root
         case .targetNotFound(let path): return path
         case .invalidImage(let file, _): return file
+        case .unsignedCommand(let kind, _, _, _), .replayedCommand(let kind, _, _): return kind
+        case .wrongSite: return "command"
         }
     }
 }

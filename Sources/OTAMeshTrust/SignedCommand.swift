@@ -1,0 +1,138 @@
+/// Which admin keys a site trusts to sign operations (rollout plans and controls), and how
+/// many must agree: `{"site": "…", "threshold": m, "admins": {keyid: key}}`.
+public struct SiteTrust: Sendable, Equatable {
+    public let site: String
+    public let threshold: Int
+    public let admins: [String: TUFKey]
+
+    public init(site: String, threshold: Int, admins: [TUFKey]) throws(TrustError) {
+        guard threshold >= 1, threshold <= admins.count else {
+            throw .malformed(file: "site trust", reason: "threshold \(threshold) needs 1…\(admins.count) admin keys")
+        }
+        self.site = site
+        self.threshold = threshold
+        self.admins = Dictionary(admins.map { ($0.computedKeyID, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    public init(bytes: [UInt8], file: String) throws(TrustError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes) } catch { throw .malformed(file: file, reason: error.description) }
+        guard let site = json["site"]?.stringValue, let threshold = json["threshold"]?.integerValue else {
+            throw .malformed(file: file, reason: "needs site and threshold")
+        }
+        let keys = try Parse.keys(json["admins"], file: file)
+        try self.init(site: site, threshold: Int(threshold), admins: Array(keys.values))
+    }
+
+    public var json: JSONValue {
+        var admins = JSONObject()
+        for (id, key) in self.admins { admins[id] = key.json }
+        return .object(["site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins)] as KeyValuePairs<String, JSONValue>)
+    }
+}
+
+/// An admin-signed operation: `{"signed": {"_type": "otamesh-command", "site", "sequence",
+/// "kind", "issued", "payload"}, "signatures": [{"keyid", "sig"}]}`. Signatures cover the
+/// canonical JSON of `signed`; m-of-n admins may sign the same envelope.
+public struct SignedCommand: Sendable {
+    public static let type = "otamesh-command"
+
+    public let site: String
+    /// Orders commands of one stream (e.g. one rollout's controls): highest wins, lower or
+    /// equal to what was already accepted is a replay.
+    public let sequence: Int64
+    /// What to do, e.g. `rollout.plan`, `rollout.pause`.
+    public let kind: String
+    public let issued: String
+    public let payload: JSONValue
+    public let signed: JSONValue
+    public private(set) var signatures: [MetadataSignature]
+
+    /// A new, unsigned command.
+    public init(site: String, sequence: Int64, kind: String, payload: JSONValue, issued: Int64) {
+        self.site = site
+        self.sequence = sequence
+        self.kind = kind
+        self.issued = ISOTime.format(issued)
+        self.payload = payload
+        self.signed = .object([
+            "_type": .string(Self.type), "site": .string(site), "sequence": .integer(sequence), "kind": .string(kind),
+            "issued": .string(self.issued), "payload": payload,
+        ] as KeyValuePairs<String, JSONValue>)
+        self.signatures = []
+    }
+
+    /// Parses an envelope (any number of signatures; verification is separate).
+    public init(bytes: [UInt8], file: String) throws(TrustError) {
+        let json: JSONValue
+        do { json = try JSONValue.parse(bytes) } catch { throw .malformed(file: file, reason: error.description) }
+        guard let signed = json["signed"], signed["_type"]?.stringValue == Self.type else {
+            throw .wrongType(file: file, expected: Self.type, found: json["signed"]?["_type"]?.stringValue ?? "none")
+        }
+        guard let site = signed["site"]?.stringValue, let sequence = signed["sequence"]?.integerValue, sequence >= 1,
+            let kind = signed["kind"]?.stringValue, let issued = signed["issued"]?.stringValue, ISOTime.parse(issued) != nil,
+            let payload = signed["payload"]
+        else { throw .malformed(file: file, reason: "command needs site, sequence ≥ 1, kind, issued and payload") }
+        var signatures: [MetadataSignature] = []
+        for entry in json["signatures"]?.arrayValue ?? [] {
+            guard let id = entry["keyid"]?.stringValue, let sig = entry["sig"]?.stringValue else {
+                throw .malformed(file: file, reason: "signature needs keyid and sig")
+            }
+            signatures.append(MetadataSignature(keyID: id, signature: Hex.decode(sig) ?? []))
+        }
+        self.site = site
+        self.sequence = sequence
+        self.kind = kind
+        self.issued = issued
+        self.payload = payload
+        self.signed = signed
+        self.signatures = signatures
+    }
+
+    /// Adds one admin's signature (replacing an earlier one by the same key).
+    public mutating func sign(with signer: TUFSigner) throws {
+        let id = signer.publicKey.computedKeyID
+        signatures.removeAll { $0.keyID == id }
+        signatures.append(MetadataSignature(keyID: id, signature: try signer.sign(signed.canonicalBytes)))
+    }
+
+    /// The envelope as JSON text.
+    public var bytes: [UInt8] {
+        JSONValue.object([
+            "signed": signed,
+            "signatures": .array(signatures.map {
+                .object(["keyid": .string($0.keyID), "sig": .string(hexString($0.signature))] as KeyValuePairs<String, JSONValue>)
+            }),
+        ] as KeyValuePairs<String, JSONValue>).prettyBytes
+    }
+
+    /// Accepts the command only if it is for this site, signed by at least `threshold` distinct
+    /// trusted admin keys, and newer than `lastSequence` (the highest already accepted).
+    public func verify(trust: SiteTrust, lastSequence: Int64?) throws(TrustError) {
+        guard site == trust.site else { throw .wrongSite(expected: trust.site, found: site) }
+        let envelope = try Envelope(unchecked: signed, signatures: signatures)
+        do {
+            try envelope.verify(role: kind, keys: RoleKeys(keyIDs: Array(trust.admins.keys), threshold: trust.threshold), keyring: trust.admins)
+        } catch {
+            if case let .threshold(_, valid, threshold) = error {
+                throw .unsignedCommand(kind: kind, sequence: sequence, valid: valid, threshold: threshold)
+            }
+            throw error
+        }
+        if let lastSequence, sequence <= lastSequence {
+            throw .replayedCommand(kind: kind, accepted: lastSequence, offered: sequence)
+        }
+    }
+}
+
+extension Envelope {
+    /// An envelope around any signed JSON (not TUF metadata), for threshold verification.
+    init(unchecked signed: JSONValue, signatures: [MetadataSignature]) throws(TrustError) {
+        self.signed = signed
+        self.canonicalSigned = signed.canonicalBytes
+        self.signatures = signatures
+        self.common = CommonFields(type: signed["_type"]?.stringValue ?? "", specVersion: "", version: 1, expires: "", expiresAt: .max)
+    }
+}
+
+import OTAMeshFirmware

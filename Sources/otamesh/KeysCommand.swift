@@ -1,0 +1,120 @@
+import ArgumentParser
+import Foundation
+import OTAMeshTrust
+
+/// `otamesh keys …`: site admin keys, the site trust file and signed commands.
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys", abstract: "Admin keys, the site trust file, and admin-signed commands.",
+        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self])
+
+    static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as TrustError {
+            Output.err("otamesh keys \(what): \(error)")
+            throw ExitCode(1)
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            Output.err("otamesh keys \(what): \(error.localizedDescription)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func read(_ path: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrustError.fetch(file: path, reason: "cannot read") }
+        return [UInt8](data)
+    }
+
+    struct Generate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Generate a key pair: NAME.pem (private, 0600) and NAME.pub.json (public, for the trust file).")
+        @Option(help: "What the key is for (admin).") var role = "admin"
+        @Option(help: "Key type: ed25519, ecdsa, rsa.") var type = "ed25519"
+        @Option(help: "Base name of the files.") var name: String
+        @Option(help: "Directory to write to.") var dir = "."
+
+        func run() throws {
+            guard role == "admin" else { throw ValidationError("--role: only admin keys are generated here (release keys: otamesh release init)") }
+            guard let keyType = KeyFile.KeyType(rawValue: type) else { throw ValidationError("--type must be ed25519, ecdsa or rsa") }
+            let base = "\(dir)/\(name)"
+            try KeysCommand.run("generate") {
+                guard !FileManager.default.fileExists(atPath: "\(base).pem") else {
+                    throw TrustError.malformed(file: "\(base).pem", reason: "exists; refusing to overwrite a private key")
+                }
+                let signer = try KeyFile.generate(keyType)
+                FileManager.default.createFile(atPath: "\(base).pem", contents: Data(KeyFile.pem(signer).utf8), attributes: [.posixPermissions: 0o600])
+                try Data(signer.publicKey.json.prettyBytes).write(to: URL(fileURLWithPath: "\(base).pub.json"))
+                Output.out("\(base).pem (private), \(base).pub.json (public), key id \(signer.publicKey.computedKeyID)")
+            }
+        }
+    }
+
+    struct SiteTrustFile: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "site-trust", abstract: "Write the site trust file: admin public keys and the m-of-n threshold.")
+        @Option(help: "Site name.") var site: String
+        @Option(help: "Admin signatures required.") var threshold: Int
+        @Option(name: .shortAndLong, help: "Output file.") var output = "site-trust.json"
+        @Argument(help: "Admin public keys (NAME.pub.json).") var keys: [String]
+
+        func run() throws {
+            try KeysCommand.run("site-trust") {
+                let admins = try keys.map { try TUFKey(json: try JSONValue.parse(try KeysCommand.read($0)), context: $0) }
+                let trust = try SiteTrust(site: site, threshold: threshold, admins: admins)
+                try Data(trust.json.prettyBytes).write(to: URL(fileURLWithPath: output))
+                Output.out("\(output): site \(site), \(threshold) of \(admins.count) admins")
+            }
+        }
+    }
+
+    struct SignCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "sign-command",
+            abstract: "Create or co-sign an admin command envelope.",
+            discussion: "With --add-to FILE, adds this admin's signature to an existing envelope (m-of-n).")
+        @Option(help: "Admin private key (PEM).") var key: String
+        @Option(help: "Existing envelope to co-sign.") var addTo: String?
+        @Option(help: "Site name (new envelope).") var site: String?
+        @Option(help: "Sequence number (new envelope).") var sequence: Int64?
+        @Option(help: "Command kind, e.g. rollout.pause (new envelope).") var kind: String?
+        @Option(help: "Payload JSON (new envelope).") var payload = "{}"
+        @Option(name: .shortAndLong, help: "Output file (default: the --add-to file).") var output: String?
+
+        func run() throws {
+            try KeysCommand.run("sign-command") {
+                let signer = try KeyFile.parse(pem: String(decoding: try KeysCommand.read(key), as: UTF8.self), file: key)
+                var command: SignedCommand
+                if let addTo {
+                    command = try SignedCommand(bytes: try KeysCommand.read(addTo), file: addTo)
+                } else {
+                    guard let site, let sequence, let kind else { throw ValidationError("a new command needs --site, --sequence and --kind") }
+                    command = SignedCommand(site: site, sequence: sequence, kind: kind, payload: try JSONValue.parse(Array(payload.utf8)),
+                                            issued: Int64(Date().timeIntervalSince1970))
+                }
+                try command.sign(with: signer)
+                guard let destination = output ?? addTo else { throw ValidationError("--output is required for a new command") }
+                try Data(command.bytes).write(to: URL(fileURLWithPath: destination))
+                Output.out("\(destination): \(command.kind) #\(command.sequence), \(command.signatures.count) signature(s)")
+            }
+        }
+    }
+
+    struct VerifyCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "verify-command", abstract: "Verify a command envelope against the site trust file.")
+        @Option(help: "Site trust file.") var trust = "site-trust.json"
+        @Option(help: "Highest sequence already accepted (replays are refused).") var last: Int64?
+        @Argument(help: "Command envelope.") var file: String
+
+        func run() throws {
+            try KeysCommand.run("verify-command") {
+                let site = try SiteTrust(bytes: try KeysCommand.read(trust), file: trust)
+                let command = try SignedCommand(bytes: try KeysCommand.read(file), file: file)
+                try command.verify(trust: site, lastSequence: last)
+                Output.out("\(file): valid \(command.kind) #\(command.sequence) for \(command.site)")
+            }
+        }
+    }
+}

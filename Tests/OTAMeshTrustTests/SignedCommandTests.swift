@@ -1,0 +1,83 @@
+import Testing
+
+@testable import OTAMeshTrust
+
+@Suite("signed commands")
+struct SignedCommandTests {
+    static let now = ISOTime.parse("2026-11-23T00:00:00Z")!
+
+    static func site(_ admins: [TUFSigner], threshold: Int) throws -> SiteTrust {
+        try SiteTrust(site: "building-7", threshold: threshold, admins: admins.map(\.publicKey))
+    }
+
+    static func command(sequence: Int64 = 5, site: String = "building-7") -> SignedCommand {
+        SignedCommand(site: site, sequence: sequence, kind: "rollout.pause",
+                      payload: .object(["rollout": .string("r-42")] as KeyValuePairs<String, JSONValue>), issued: now)
+    }
+
+    @Test("m-of-n admins: accepted at the threshold with any key types, refused below it")
+    func threshold() throws {
+        let admins: [TUFSigner] = [.ed25519(.init()), .ecdsaP256(.init()), try KeyFile.generate(.ed25519)]
+        let trust = try Self.site(admins, threshold: 2)
+        var command = Self.command()
+        try command.sign(with: admins[0])
+        #expect(throws: TrustError.unsignedCommand(kind: "rollout.pause", sequence: 5, valid: 1, threshold: 2)) {
+            try command.verify(trust: trust, lastSequence: nil)
+        }
+        try command.sign(with: admins[0])  // the same admin twice still counts once
+        #expect(throws: TrustError.self) { try command.verify(trust: trust, lastSequence: nil) }
+        try command.sign(with: admins[1])
+        try command.verify(trust: trust, lastSequence: nil)
+        // Through bytes and back, as it travels.
+        let parsed = try SignedCommand(bytes: command.bytes, file: "cmd.json")
+        try parsed.verify(trust: trust, lastSequence: 4)
+    }
+
+    @Test("replays, other sites, stolen non-admin keys and edited payloads are refused")
+    func refusals() throws {
+        let admins: [TUFSigner] = [.ed25519(.init()), .ed25519(.init())]
+        let trust = try Self.site(admins, threshold: 1)
+        var command = Self.command(sequence: 5)
+        try command.sign(with: admins[0])
+        #expect(throws: TrustError.replayedCommand(kind: "rollout.pause", accepted: 5, offered: 5)) {
+            try command.verify(trust: trust, lastSequence: 5)
+        }
+        var elsewhere = Self.command(site: "building-8")
+        try elsewhere.sign(with: admins[0])
+        #expect(throws: TrustError.wrongSite(expected: "building-7", found: "building-8")) { try elsewhere.verify(trust: trust, lastSequence: nil) }
+        var outsider = Self.command()
+        try outsider.sign(with: .ed25519(.init()))
+        #expect(throws: TrustError.self) { try outsider.verify(trust: trust, lastSequence: nil) }
+        // Edit the payload after signing.
+        let text = String(decoding: command.bytes, as: UTF8.self).replacingOccurrences(of: "r-42", with: "r-43")
+        let edited = try SignedCommand(bytes: Array(text.utf8), file: "cmd.json")
+        #expect(throws: TrustError.unsignedCommand(kind: "rollout.pause", sequence: 5, valid: 0, threshold: 1)) {
+            try edited.verify(trust: trust, lastSequence: nil)
+        }
+    }
+
+    @Test("site trust file round trip; a threshold larger than the admin count is refused")
+    func siteTrustFile() throws {
+        let admins: [TUFSigner] = [.ed25519(.init()), .ecdsaP256(.init())]
+        let trust = try Self.site(admins, threshold: 2)
+        #expect(try SiteTrust(bytes: trust.json.prettyBytes, file: "site-trust.json") == trust)
+        #expect(throws: TrustError.self) { try Self.site(admins, threshold: 3) }
+    }
+
+    @Test("PEM keys round trip for every type, in openssl's formats")
+    func keyFiles() throws {
+        for type in KeyFile.KeyType.allCases {
+            let key = try KeyFile.generate(type)
+            let parsed = try KeyFile.parse(pem: KeyFile.pem(key), file: "k.pem")
+            #expect(parsed.publicKey == key.publicKey)
+            let message = Array("hello".utf8)
+            #expect(key.publicKey.verify(signature: try parsed.sign(message), message: message))
+        }
+    }
+}
+
+extension String {
+    func replacingOccurrences(of target: String, with replacement: String) -> String {
+        split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
