@@ -172,6 +172,9 @@ public struct Repository {
     /// Writes what clients fetch: `metadata/` (every `N.root.json`, `timestamp.json`,
     /// `N.snapshot.json`, `N.targets.json`) and `targets/` (`dir/<sha256>.<name>`).
     public func publish(to output: String) throws {
+        if let (role, valid, threshold) = try unsignedRoles().first {
+            throw TrustError.threshold(role: role, valid: valid, threshold: threshold)
+        }
         try FileSystem.makeDirectory(output)
         try FileSystem.makeDirectory("\(output)/metadata")
         try FileSystem.makeDirectory("\(output)/targets")
@@ -225,6 +228,10 @@ public struct Repository {
         var snapshot = common(Role.snapshot, version: snapshotVersion, now: now)
         snapshot["meta"] = .object(["targets.json": Self.metaEntry(version: targetsVersion, bytes: targetsBytes)] as KeyValuePairs<String, JSONValue>)
         let snapshotBytes = try store(Role.snapshot, signed: .object(snapshot))
+        try resignTimestamp(snapshotBytes: snapshotBytes, snapshotVersion: snapshotVersion, now: now)
+    }
+
+    func resignTimestamp(snapshotBytes: [UInt8], snapshotVersion: Int64, now: Int64) throws {
         let timestampVersion = ((try? current(Role.timestamp))?["version"]?.integerValue ?? 0) + 1
         var timestamp = common(Role.timestamp, version: timestampVersion, now: now)
         timestamp["meta"] = .object(["snapshot.json": Self.metaEntry(version: snapshotVersion, bytes: snapshotBytes)] as KeyValuePairs<String, JSONValue>)
@@ -238,18 +245,122 @@ public struct Repository {
         ] as KeyValuePairs<String, JSONValue>)
     }
 
-    /// Signs `signed` with every key of `role` found in keys/, writes metadata/<role>.json, returns the bytes.
+    /// Signs `signed` with every key of `role` found in keys/ and writes metadata/<role>.json.
+    /// A role whose threshold needs keys kept offline is written below its threshold; add the
+    /// missing signatures with ``sign(role:with:now:)`` — ``publish(to:)`` refuses until then.
     @discardableResult
     func store(_ role: String, signed: JSONValue) throws -> [UInt8] {
         let root = try RootMetadata(bytes: DirectoryFiles(root: metadataDir).read("root.json", maxLength: 64 << 20))
         guard let ids = root.roles[role]?.keyIDs else { throw TrustError.malformed(file: "root.json", reason: "no \(role) role") }
         let signers = try loadSigners().filter { ids.contains($0.publicKey.computedKeyID) }
-        guard signers.count >= (root.roles[role]?.threshold ?? 1) else {
-            throw TrustError.threshold(role: role, valid: signers.count, threshold: root.roles[role]?.threshold ?? 1)
-        }
         let bytes = try Self.envelope(signed, signers: signers)
         try FileSystem.write("\(metadataDir)/\(role).json", bytes)
         return bytes
+    }
+
+    /// Roles whose current metadata lacks signatures, with how many valid ones each has.
+    public func unsignedRoles() throws -> [(role: String, valid: Int, threshold: Int)] {
+        let source = DirectoryFiles(root: metadataDir)
+        let root = try RootMetadata(bytes: source.read("root.json", maxLength: 64 << 20))
+        var missing: [(String, Int, Int)] = []
+        var checks: [(String, RootMetadata)] = [Role.root, Role.targets, Role.snapshot, Role.timestamp].map { ($0, root) }
+        if root.version > 1 {
+            // The previous root's keys must also vouch for this one (the client's N→N+1 step).
+            checks.insert((Role.root, try RootMetadata(bytes: source.read("\(root.version - 1).root.json", maxLength: 64 << 20))), at: 0)
+        }
+        for (role, verifier) in checks {
+            let bytes = try source.read("\(role).json", maxLength: 64 << 20)
+            let envelope = try Envelope(bytes: bytes, file: "\(role).json", expectedType: role)
+            do { try verifier.verify(envelope, role: role) } catch {
+                if case let .threshold(_, valid, threshold) = error { missing.append((role, valid, threshold)) } else { throw error }
+            }
+        }
+        return missing
+    }
+
+    /// Adds a signature by `signer` (a key kept outside keys/, e.g. offline) to a role's current
+    /// metadata; targets and snapshot changes cascade to snapshot and timestamp.
+    public func sign(role: String, with signer: TUFSigner, now: Int64) throws {
+        let source = DirectoryFiles(root: metadataDir)
+        let root = try RootMetadata(bytes: source.read("root.json", maxLength: 64 << 20))
+        let id = signer.publicKey.computedKeyID
+        var allowed = Set(root.roles[role]?.keyIDs ?? [])
+        if role == Role.root, root.version > 1 {
+            allowed.formUnion(try RootMetadata(bytes: source.read("\(root.version - 1).root.json", maxLength: 64 << 20)).roles[Role.root]?.keyIDs ?? [])
+        }
+        guard allowed.contains(id) else {
+            throw TrustError.malformed(file: "\(role).json", reason: "key \(id) is not a \(role) key in root.json")
+        }
+        let bytes = try source.read("\(role).json", maxLength: 64 << 20)
+        let envelope = try Envelope(bytes: bytes, file: "\(role).json", expectedType: role)
+        var signatures = envelope.signatures.filter { $0.keyID != id }
+        signatures.append(MetadataSignature(keyID: id, signature: try signer.sign(envelope.canonicalSigned)))
+        let signed = try Self.envelope(envelope.signed, signatures: signatures)
+        try FileSystem.write("\(metadataDir)/\(role).json", signed)
+        if role == Role.root { try FileSystem.write("\(metadataDir)/\(envelope.common.version).root.json", signed) }
+        if role == Role.targets { try resignSnapshotAndTimestamp(now: now) }
+        if role == Role.snapshot { try resignTimestamp(snapshotBytes: signed, snapshotVersion: envelope.common.version, now: now) }
+    }
+
+    /// Root version N+1 with changed keys or thresholds, signed by the old root's keys and the
+    /// new root's keys (both thresholds must be met by keys in keys/ — add offline signatures with
+    /// ``sign(role:with:now:)`` before publishing otherwise). Other roles are re-signed.
+    @discardableResult
+    /// `add` entries with `persist` false (keys the admin keeps elsewhere) sign this rotation
+    /// from memory and are not written to keys/.
+    public func rotateRoot(add: [(role: String, signer: TUFSigner, persist: Bool)], remove: [(role: String, keyID: String)],
+                           thresholds: [String: Int], now: Int64) throws -> Int64 {
+        let source = DirectoryFiles(root: metadataDir)
+        let old = try RootMetadata(bytes: source.read("root.json", maxLength: 64 << 20))
+        var keys = old.envelope.signed["keys"]?.objectValue ?? JSONObject()
+        var roles: [String: RoleKeys] = old.roles
+        var existing = FileSystem.list(keysDir).count
+        for (role, signer, persist) in add {
+            guard let current = roles[role] else { throw TrustError.malformed(file: "root.json", reason: "no role \(role)") }
+            let id = signer.publicKey.computedKeyID
+            keys[id] = signer.publicKey.json
+            if !current.keyIDs.contains(id) { roles[role] = RoleKeys(keyIDs: current.keyIDs + [id], threshold: current.threshold) }
+            guard persist else { continue }
+            existing += 1
+            try FileSystem.write("\(keysDir)/\(role)-\(existing).pem", Array(KeyFile.pem(signer).utf8), mode: 0o600)
+        }
+        for (role, id) in remove {
+            guard let current = roles[role], current.keyIDs.contains(id) else {
+                throw TrustError.malformed(file: "root.json", reason: "\(role) has no key \(id)")
+            }
+            roles[role] = RoleKeys(keyIDs: current.keyIDs.filter { $0 != id }, threshold: current.threshold)
+        }
+        for (role, threshold) in thresholds {
+            guard let current = roles[role] else { throw TrustError.malformed(file: "root.json", reason: "no role \(role)") }
+            roles[role] = RoleKeys(keyIDs: current.keyIDs, threshold: threshold)
+        }
+        var roleObject = JSONObject()
+        for (role, value) in roles {
+            guard value.threshold >= 1, value.threshold <= value.keyIDs.count else {
+                throw TrustError.malformed(file: "root.json", reason: "\(role) threshold \(value.threshold) with \(value.keyIDs.count) keys")
+            }
+            roleObject[role] = .object(["keyids": .array(value.keyIDs.map { .string($0) }), "threshold": .integer(Int64(value.threshold))]
+                as KeyValuePairs<String, JSONValue>)
+        }
+        let used = Set(roles.values.flatMap(\.keyIDs))
+        for id in keys.keys where !used.contains(id) { keys[id] = nil }
+        let version = old.version + 1
+        var signed = old.envelope.signed.setting("version", .integer(version))
+            .setting("expires", .string(ISOTime.format(now + policy.root)))
+        signed = signed.setting("keys", .object(keys)).setting("roles", .object(roleObject))
+        let rootSigners = Set(old.roles[Role.root]!.keyIDs + roles[Role.root]!.keyIDs)
+        var signers = try loadSigners()
+        for (_, signer, persist) in add where !persist { signers.append(signer) }
+        var seen = Set<String>()
+        signers = signers.filter { rootSigners.contains($0.publicKey.computedKeyID) && seen.insert($0.publicKey.computedKeyID).inserted }
+        let bytes = try Self.envelope(signed, signers: signers)
+        try FileSystem.write("\(metadataDir)/\(version).root.json", bytes)
+        try FileSystem.write("\(metadataDir)/root.json", bytes)
+        var targets = try current(Role.targets)
+        try bump(&targets, role: Role.targets, now: now)
+        try store(Role.targets, signed: targets)
+        try resignSnapshotAndTimestamp(now: now)
+        return version
     }
 
     func loadSigners() throws -> [TUFSigner] {
@@ -262,13 +373,18 @@ public struct Repository {
     /// `{"signatures": [...], "signed": …}` as pretty JSON.
     public static func envelope(_ signed: JSONValue, signers: [TUFSigner]) throws -> [UInt8] {
         let message = signed.canonicalBytes
-        var signatures: [JSONValue] = []
+        var signatures: [MetadataSignature] = []
         for signer in signers {
-            signatures.append(.object([
-                "keyid": .string(signer.publicKey.computedKeyID), "sig": .string(hexString(try signer.sign(message))),
-            ] as KeyValuePairs<String, JSONValue>))
+            signatures.append(MetadataSignature(keyID: signer.publicKey.computedKeyID, signature: try signer.sign(message)))
         }
-        return JSONValue.object(["signatures": .array(signatures), "signed": signed] as KeyValuePairs<String, JSONValue>).prettyBytes
+        return envelope(signed, signatures: signatures)
+    }
+
+    static func envelope(_ signed: JSONValue, signatures: [MetadataSignature]) -> [UInt8] {
+        let list: [JSONValue] = signatures.map {
+            .object(["keyid": .string($0.keyID), "sig": .string(hexString($0.signature))] as KeyValuePairs<String, JSONValue>)
+        }
+        return JSONValue.object(["signatures": .array(list), "signed": signed] as KeyValuePairs<String, JSONValue>).prettyBytes
     }
 
     static func checkTargetPath(_ path: String) throws(TrustError) {

@@ -8,7 +8,85 @@ import OTAMeshTrust
 struct ReleaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release", abstract: "Build and sign a TUF repository of firmware releases.",
-        subcommands: [Init.self, Add.self, Remove.self, RefreshTimestamp.self, Publish.self, List.self])
+        subcommands: [Init.self, Add.self, Remove.self, Sign.self, RotateRoot.self, RefreshTimestamp.self, Publish.self, List.self])
+
+    /// Says which roles still need signatures from keys kept outside the repository.
+    static func reportUnsigned(_ repository: Repository) throws {
+        for (role, valid, threshold) in try repository.unsignedRoles() {
+            Output.out("note: \(role) has \(valid) of \(threshold) signatures; add the rest with: otamesh release sign --role \(role) --key FILE")
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a signature from a key kept outside the repository (offline or another admin's) to a role.")
+        @OptionGroup var options: RepoOption
+        @Option(help: "Role: root, targets, snapshot, timestamp.") var role: String
+        @Option(help: "Private key (PEM).") var key: String
+
+        func run() throws {
+            let repo = options.repo
+            let roleName = role
+            let keyFile = key
+            try ReleaseCommand.run("sign") {
+                let pem = try String(contentsOfFile: keyFile, encoding: .utf8)
+                let repository = try Repository(directory: repo)
+                try repository.sign(role: roleName, with: try KeyFile.parse(pem: pem, file: keyFile), now: ReleaseCommand.now)
+                try ReleaseCommand.reportUnsigned(repository)
+            }
+        }
+    }
+
+    struct RotateRoot: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-root",
+            abstract: "Sign root version N+1 with changed keys or thresholds (by the old and the new root keys).")
+        @OptionGroup var options: RepoOption
+        @Option(help: "Generate a new key for a role: ROLE or ROLE=TYPE (repeatable).") var generate: [String] = []
+        @Option(help: "Add a key kept outside the repository to a role: ROLE=FILE (signs this rotation; not copied).") var addKey: [String] = []
+        @Option(help: "Remove a key from a role: ROLE=KEYID (repeatable).") var removeKey: [String] = []
+        @Option(help: "Set a role's threshold: ROLE=N (repeatable).") var threshold: [String] = []
+
+        func run() throws {
+            let repo = options.repo
+            let (generateSpecs, addSpecs, removeSpecs, thresholdSpecs) = (generate, addKey, removeKey, threshold)
+            try ReleaseCommand.run("rotate-root") {
+                func pair(_ spec: String) throws -> (String, String?) {
+                    let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+                    guard let role = parts.first, ["root", "targets", "snapshot", "timestamp"].contains(role) else {
+                        throw ValidationError("\(spec): role must be root, targets, snapshot or timestamp")
+                    }
+                    return (role, parts.count > 1 ? parts[1] : nil)
+                }
+                var add: [(role: String, signer: TUFSigner, persist: Bool)] = []
+                for spec in generateSpecs {
+                    let (role, type) = try pair(spec)
+                    guard let keyType = KeyFile.KeyType(rawValue: type ?? "ed25519") else { throw ValidationError("\(spec): unknown key type") }
+                    add.append((role, try KeyFile.generate(keyType), true))
+                }
+                for spec in addSpecs {
+                    let (role, file) = try pair(spec)
+                    guard let file else { throw ValidationError("--add-key takes ROLE=FILE") }
+                    add.append((role, try KeyFile.parse(pem: try String(contentsOfFile: file, encoding: .utf8), file: file), false))
+                }
+                let remove = try removeSpecs.map { spec -> (role: String, keyID: String) in
+                    let (role, id) = try pair(spec)
+                    guard let id else { throw ValidationError("--remove-key takes ROLE=KEYID") }
+                    return (role, id)
+                }
+                var thresholds: [String: Int] = [:]
+                for spec in thresholdSpecs {
+                    let (role, value) = try pair(spec)
+                    guard let value, let number = Int(value) else { throw ValidationError("--threshold takes ROLE=N") }
+                    thresholds[role] = number
+                }
+                let repository = try Repository(directory: repo)
+                let version = try repository.rotateRoot(add: add, remove: remove, thresholds: thresholds, now: ReleaseCommand.now)
+                Output.out("root v\(version) signed")
+                try ReleaseCommand.reportUnsigned(repository)
+            }
+        }
+    }
 
     struct RepoOption: ParsableArguments {
         @Option(help: "Repository directory (default ./otamesh-repo).") var repo = "./otamesh-repo"
@@ -101,8 +179,10 @@ struct ReleaseCommand: ParsableCommand {
                 if let chip = report.chip { custom["hardware"] = .string(chip) }
                 if let version = report.version { custom["version"] = .string(version) }
                 if let project = report.project { custom["project"] = .string(project) }
-                try Repository(directory: repo).add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)
+                let repository = try Repository(directory: repo)
+                try repository.add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)
                 Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                try ReleaseCommand.reportUnsigned(repository)
             }
         }
     }

@@ -93,3 +93,59 @@ struct BundleTests {
         return nil
     }
 }
+
+/// Root rotation and offline keys, end to end through a gateway's imports.
+@Suite("root rotation", .serialized)
+struct RootRotationTests {
+    static let fixtures = BundleTests.fixtures
+
+    static func rootKeyIDs(_ repo: String, role: String) throws -> [String] {
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(repo)/metadata/root.json"))) as? [String: Any]
+        let roles = (root?["signed"] as? [String: Any])?["roles"] as? [String: Any]
+        return ((roles?[role] as? [String: Any])?["keyids"] as? [String]) ?? []
+    }
+
+    @Test("a gateway follows root and timestamp key rotation across imports (fast-forward recovery)")
+    func rotation() throws {
+        let dir = try TemporaryDirectory()
+        let (published, bundle) = try BundleTests.publishedBundle(dir)
+        let repo = dir.file("repo")
+        let data = dir.file("gateway")
+        #expect(try run(["import", "--data-dir", data, "--root", "\(published)/metadata/1.root.json", bundle]).0 == 0)
+        let oldRoot = try #require(try Self.rootKeyIDs(repo, role: "root").first)
+        let oldTimestamp = try #require(try Self.rootKeyIDs(repo, role: "timestamp").first)
+        let (status, out, err) = try run(["release", "rotate-root", "--repo", repo, "--generate", "root", "--remove-key", "root=\(oldRoot)",
+                                          "--generate", "timestamp=ecdsa", "--remove-key", "timestamp=\(oldTimestamp)"])
+        #expect(status == 0 && out.hasPrefix("root v2 signed"), "\(err)")
+        #expect(try run(["release", "publish", "--repo", repo, dir.file("published2")]).0 == 0)
+        #expect(try run(["export", "--published", dir.file("published2"), dir.file("bundle2.tar")]).0 == 0)
+        let (imported, importOut, importErr) = try run(["import", "--data-dir", data, dir.file("bundle2.tar")])
+        #expect(imported == 0, "\(importErr)")
+        #expect(importOut.contains("metadata updated"))
+        let root = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(data)/tuf/root.json"))) as? [String: Any]
+        #expect((root?["signed"] as? [String: Any])?["version"] as? Int == 2)
+        #expect(try ReleaseTests.ngclient(dir.file("published2"), ["esp32/projectMM/2.1.0.bin"]).0 == 0)
+    }
+
+    @Test("an offline root key: publish waits for its signature, then clients follow")
+    func offlineKey() throws {
+        let dir = try TemporaryDirectory()
+        let repo = dir.file("repo")
+        #expect(try run(["release", "init", "--repo", repo]).0 == 0)
+        #expect(try run(["release", "publish", "--repo", repo, dir.file("v1")]).0 == 0)
+        let offline = dir.file("offline.pem")
+        #expect(try run(["keys", "generate", "--name", "offline", "--dir", dir.path]).0 == 0)
+        // Rotation 1: add the offline key (it signs now, from memory) and require 2 root signatures.
+        #expect(try run(["release", "rotate-root", "--repo", repo, "--add-key", "root=\(offline)", "--threshold", "root=2"]).0 == 0)
+        #expect(!listing("\(repo)/keys").contains { $0.contains("3") }, "the offline key was not copied into the repository")
+        // Rotation 2 needs the offline key again: publish refuses until it signs.
+        let (rotated, rotatedOut, _) = try run(["release", "rotate-root", "--repo", repo, "--generate", "snapshot"])
+        #expect(rotated == 0 && rotatedOut.contains("note: root has 1 of 2 signatures"), "\(rotatedOut)")
+        let (refused, _, refusedErr) = try run(["release", "publish", "--repo", repo, dir.file("v3")])
+        #expect(refused == 1 && refusedErr.contains("root.json: 1 valid signature(s) from distinct trusted keys, 2 required"), "\(refusedErr)")
+        #expect(try run(["release", "sign", "--repo", repo, "--role", "root", "--key", offline]).0 == 0)
+        #expect(try run(["release", "publish", "--repo", repo, dir.file("v3")]).0 == 0)
+        let (status, err) = try ReleaseTests.ngclient(dir.file("v3"), [])
+        #expect(status == 0, "\(err)")
+    }
+}
