@@ -87,6 +87,7 @@ let package = Package(
                 "OTAMeshFirmware",
                 "OTAMeshStore",
                 "OTAMeshTrust",
+                "OTAMeshTransfer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

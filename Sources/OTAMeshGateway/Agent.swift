@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import Metrics
@@ -5,7 +6,12 @@ import NIOCore
 import NIOPosix
 import OTAMeshStore
 import Prometheus
+import OTAMeshTrust
 import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The gateway daemon: opens the store, serves the admin API and `/metrics`, and runs
 /// until SIGTERM/SIGINT, shutting down gracefully.
@@ -33,6 +39,8 @@ public struct Agent: Sendable {
         public let dataDirectory: String
         public let blobCount: Int
         public let cacheBytes: Int64
+        /// The upstream repository polled, if any.
+        public let upstream: String?
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
@@ -45,8 +53,21 @@ public struct Agent: Sendable {
         let info = Gauge(label: "otamesh_agent_info", dimensions: [("node", configuration.nodeName)])
         info.record(1)
         let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName).router()
+        var services: [any Service] = []
+        let tuf = "\(configuration.dataDirectory)/tuf"
+        try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
+        if let metadataURL = configuration.upstreamMetadataURL {
+            guard DirectoryPersistence(directory: tuf).load("root.json") != nil else {
+                throw TrustError.notLoaded(role: Role.root, needs: "a trusted root: set trust.root (--trust-root FILE)")
+            }
+            services.append(UpstreamSync(
+                metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
+                patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
+                store: store, logger: logger))
+        }
         let totals = try store.totals()
         let dataDirectory = configuration.dataDirectory
+        let upstream = configuration.upstreamMetadataURL
         let app = Application(
             router: router,
             configuration: .init(
@@ -57,11 +78,26 @@ public struct Agent: Sendable {
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", dataDirectory: dataDirectory,
-                              blobCount: totals.count, cacheBytes: totals.bytes))
+                              blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream))
             },
             logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// Installs the provisioned root.json into `tuf/` unless a root is already trusted there
+    /// (a trusted root only ever changes through signed rotation).
+    static func installTrustRoot(_ path: String?, tufDirectory: String) throws {
+        guard let path else { return }
+        let persistence = DirectoryPersistence(directory: tufDirectory)
+        guard persistence.load("root.json") == nil else { return }
+        guard let data = FileManager.default.contents(atPath: path), data.count <= 1 << 20 else {
+            throw TrustError.fetch(file: path, reason: "cannot read the trust root")
+        }
+        let bytes = [UInt8](data)
+        _ = try RootMetadata(bytes: bytes, file: path)
+        mkdir(tufDirectory, 0o755)
+        try persistence.save("root.json", bytes)
     }
 }

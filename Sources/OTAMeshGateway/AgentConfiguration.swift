@@ -17,6 +17,15 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var logLevel = "info"
     /// `text` or `json`.
     public var logFormat = LogFormat.text
+    /// Upstream TUF repository (nil = no upstream sync).
+    public var upstreamMetadataURL: String?
+    public var upstreamTargetsURL: String?
+    /// Target path globs to fetch (empty = every top-level target).
+    public var upstreamTargets: [String] = []
+    /// Seconds between upstream polls.
+    public var upstreamInterval: Double = 300
+    /// The site's root.json, installed into the data directory's `tuf/` when it has none.
+    public var trustRoot: String?
 
     public init(nodeName: String = AgentConfiguration.hostName()) {
         self.nodeName = nodeName
@@ -31,6 +40,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
         ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
         ("log.format", "OTAMESH_LOG_FORMAT", "--log-format", "text or json (default text)"),
+        ("upstream.metadataURL", "OTAMESH_UPSTREAM_METADATA_URL", "--upstream-metadata-url", "upstream TUF metadata base URL (default: none, no sync)"),
+        ("upstream.targetsURL", "OTAMESH_UPSTREAM_TARGETS_URL", "--upstream-targets-url", "upstream TUF targets base URL"),
+        ("upstream.targets", "OTAMESH_UPSTREAM_TARGETS", "--upstream-targets", "comma-separated target path globs to fetch (default: all)"),
+        ("upstream.interval", "OTAMESH_UPSTREAM_INTERVAL", "--upstream-interval", "time between upstream polls (default 5m)"),
+        ("trust.root", "OTAMESH_TRUST_ROOT", "--trust-root", "the site's root.json, installed into tuf/ if none is trusted yet"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -91,9 +105,25 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected text or json, got \(value)")
             }
             logFormat = format
+        case "upstream.metadataURL": upstreamMetadataURL = try Self.url(value, key: key, source: source)
+        case "upstream.targetsURL": upstreamTargetsURL = try Self.url(value, key: key, source: source)
+        case "upstream.targets": upstreamTargets = value.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
+        case "upstream.interval":
+            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
+                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 5m, got \(value)")
+            }
+            upstreamInterval = seconds
+        case "trust.root": trustRoot = value
         default:
             throw .unknownKey(source: source, key: key)
         }
+    }
+
+    static func url(_ value: String, key: String, source: String) throws(ConfigurationError) -> String {
+        guard value.hasPrefix("http://") || value.hasPrefix("https://") else {
+            throw .invalid(source: source, key: key, reason: "expected an http:// or https:// URL, got \(value)")
+        }
+        return value
     }
 
     private static func flatten(_ mapping: Node.Mapping, prefix: String, source: String, into out: inout [(String, String)]) throws(ConfigurationError) {

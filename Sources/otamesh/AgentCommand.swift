@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import OTAMeshGateway
 import OTAMeshStore
+import OTAMeshTrust
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,10 +30,27 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Log format: text or json (default text).")
     var logFormat: String?
 
+    @Option(help: "Upstream TUF metadata base URL (enables upstream sync).")
+    var upstreamMetadataUrl: String?
+
+    @Option(help: "Upstream TUF targets base URL.")
+    var upstreamTargetsUrl: String?
+
+    @Option(help: "Comma-separated target path globs to fetch (default: all top-level targets).")
+    var upstreamTargets: String?
+
+    @Option(help: "Time between upstream polls, e.g. 30s, 5m (default 5m).")
+    var upstreamInterval: String?
+
+    @Option(help: "The site's root.json (installed into the data dir's tuf/ if none is trusted yet).")
+    var trustRoot: String?
+
     func run() async throws {
         let configuration = try options.load(extra: [
             ("admin.listen", adminListen), ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
+            ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
+            ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()
@@ -45,7 +63,11 @@ struct AgentCommand: AsyncParsableCommand {
                 Output.out("otamesh agent \(node) ready")
                 Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache)")
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
+                if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
             }
+        } catch let error as TrustError {
+            Output.err("otamesh agent: \(error)")
+            throw ExitCode(1)
         } catch let error as StoreError {
             Output.err("otamesh agent: \(error)")
             throw ExitCode(1)

@@ -1,0 +1,87 @@
+import Logging
+import Metrics
+import OTAMeshStore
+import OTAMeshTransfer
+import OTAMeshTrust
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Polls an upstream TUF repository: refreshes metadata through the full client workflow
+/// (trusted metadata persisted in `tuf/`), then downloads the selected targets, each checked
+/// against its signed length and hashes and added to the store with its signed SHA-256 — so
+/// nothing unverified ever reaches `blobs/`.
+public struct UpstreamSync: Service {
+    public let metadataURL: String
+    public let targetsURL: String
+    public let patterns: [String]
+    public let interval: Double
+    public let tufDirectory: String
+    public let store: BlobStore
+    public let logger: Logger
+
+    let syncs = Counter(label: "otamesh_upstream_syncs_total")
+    let failures = Counter(label: "otamesh_upstream_failures_total")
+    let lastSuccess = Gauge(label: "otamesh_upstream_last_success_timestamp_seconds")
+
+    public init(metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
+                store: BlobStore, logger: Logger) {
+        self.metadataURL = metadataURL
+        self.targetsURL = targetsURL
+        self.patterns = patterns
+        self.interval = interval
+        self.tufDirectory = tufDirectory
+        self.store = store
+        self.logger = logger
+    }
+
+    /// What one sync did.
+    public struct Report: Sendable, Equatable {
+        public var targets: [String] = []
+        public var added: [String] = []
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                await syncLogged()
+                do { try await Task.sleep(for: .milliseconds(Int64(interval * 1_000))) } catch { return }
+            }
+        }
+    }
+
+    func syncLogged() async {
+        do {
+            let report = try await syncOnce(now: Int64(BlobStore.wallClock()))
+            syncs.increment()
+            lastSuccess.record(BlobStore.wallClock())
+            if !report.added.isEmpty {
+                logger.info("upstream sync added targets", metadata: ["targets": "\(report.added.joined(separator: ","))"])
+            }
+        } catch {
+            failures.increment()
+            logger.error("upstream sync failed", metadata: ["error": "\(error)", "upstream": "\(metadataURL)"])
+        }
+    }
+
+    /// One refresh and fetch.
+    public func syncOnce(now: Int64) async throws -> Report {
+        var updater = Updater(metadata: HTTPFiles(baseURL: metadataURL), targets: HTTPFiles(baseURL: targetsURL),
+                              persistence: DirectoryPersistence(directory: tufDirectory), now: now)
+        try await updater.refresh()
+        let listed = updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []
+        var report = Report()
+        for path in listed where patterns.isEmpty || patterns.contains(where: { Glob.matches(pattern: $0, path: path) }) {
+            guard let info = try await updater.targetInfo(path), let hex = info.hashes["sha256"] else { continue }
+            let expected = ExpectedContent(digest: try BlobDigest(hex: hex), size: info.length)
+            report.targets.append(path)
+            if try store.blob(expected.digest) != nil { continue }
+            let bytes = try await updater.download(info)
+            try store.add(bytes: bytes, expected: expected)
+            report.added.append(path)
+        }
+        return report
+    }
+}
