@@ -102,14 +102,7 @@ public enum Bundles {
     }
 
     static func listFiles(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." && entry.pointee.d_type == DT_REG { names.append(name) }
-        }
-        return names.sorted()
+        FileSystem.list(directory, regularFilesOnly: true)
     }
 }
 

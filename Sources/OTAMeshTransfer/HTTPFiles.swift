@@ -42,18 +42,10 @@ public struct HTTPFiles: RemoteFiles {
         }
     }
 
-    /// Percent-encodes each path segment (target paths may hold any character but `/`).
+    /// Percent-encodes each path segment (target paths may hold any character but `/`; an
+    /// existing `%` escape in a consistent-snapshot name is kept).
     static func escapePath(_ path: String) -> String {
-        path.split(separator: "/", omittingEmptySubsequences: false).map { segment in
-            var out = ""
-            for byte in segment.utf8 {
-                let c = Character(Unicode.Scalar(byte))
-                if c.isASCII && (c.isLetter || c.isNumber || "-._~%".contains(c)) { out.append(c) } else {
-                    let hex = String(byte, radix: 16, uppercase: true)
-                    out += "%" + (hex.count == 1 ? "0" + hex : hex)
-                }
-            }
-            return out
-        }.joined(separator: "/")
+        path.split(separator: "/", omittingEmptySubsequences: false)
+            .map { PercentEncoding.encode($0, alsoAllowed: "%") }.joined(separator: "/")
     }
 }

@@ -404,8 +404,8 @@ extension JSONValue {
     }
 }
 
-/// Small file helpers for the repository (atomic writes via DirectoryPersistence).
-enum FileSystem {
+/// Small file helpers for the repository and bundles (atomic writes via DirectoryPersistence).
+public enum FileSystem {
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(TrustError) {
@@ -431,13 +431,15 @@ enum FileSystem {
         chmod(path, mode)
     }
 
-    static func list(_ path: String) -> [String] {
+    /// Names in a directory, sorted (optionally regular files only); empty when it cannot be read.
+    public static func list(_ path: String, regularFilesOnly: Bool = false) -> [String] {
         guard let dir = opendir(path) else { return [] }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name != "." && name != ".." { names.append(name) }
+            guard name != "." && name != "..", !regularFilesOnly || entry.pointee.d_type == DT_REG else { continue }
+            names.append(name)
         }
         return names.sorted()
     }

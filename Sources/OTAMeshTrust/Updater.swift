@@ -169,10 +169,19 @@ public struct Updater {
 
     /// Percent-encodes a role name for use in a file name (python-tuf: `quote(role, "")`).
     public static func encode(_ role: String) -> String {
+        PercentEncoding.encode(role)
+    }
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (and any extra allowed ones).
+public enum PercentEncoding {
+    public static func encode(_ text: some StringProtocol, alsoAllowed: String = "") -> String {
         var out = ""
-        for byte in role.utf8 {
+        for byte in text.utf8 {
             let c = Character(Unicode.Scalar(byte))
-            if c.isASCII && (c.isLetter || c.isNumber || "_.-~".contains(c)) { out.append(c) } else {
+            if c.isASCII && (c.isLetter || c.isNumber || "-._~".contains(c) || alsoAllowed.contains(c)) {
+                out.append(c)
+            } else {
                 let hex = String(byte, radix: 16, uppercase: true)
                 out += "%" + (hex.count == 1 ? "0" + hex : hex)
             }

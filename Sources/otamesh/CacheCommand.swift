@@ -25,10 +25,7 @@ struct CacheCommand: ParsableCommand {
 
     /// Runs a store operation, turning a StoreError into one stderr line and exit 1.
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as StoreError {
-            Output.err("otamesh cache \(what): \(error)")
-            throw ExitCode(1)
-        }
+        try reporting("otamesh cache \(what)", body)
     }
 
     static func digest(_ text: String) throws -> BlobDigest {

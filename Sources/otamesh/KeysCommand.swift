@@ -9,17 +9,7 @@ struct KeysCommand: ParsableCommand {
         subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self])
 
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as TrustError {
-            Output.err("otamesh keys \(what): \(error)")
-            throw ExitCode(1)
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as ValidationError {
-            throw error
-        } catch {
-            Output.err("otamesh keys \(what): \(error.localizedDescription)")
-            throw ExitCode(1)
-        }
+        try reporting("otamesh keys \(what)", body)
     }
 
     static func read(_ path: String) throws -> [UInt8] {

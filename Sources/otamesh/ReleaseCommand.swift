@@ -96,15 +96,7 @@ struct ReleaseCommand: ParsableCommand {
 
     /// Runs a repository operation; failures are one line on stderr and exit 1.
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as TrustError {
-            Output.err("otamesh release \(what): \(error)")
-            throw ExitCode(1)
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            Output.err("otamesh release \(what): \(error)")
-            throw ExitCode(1)
-        }
+        try reporting("otamesh release \(what)", body)
     }
 
     struct Init: ParsableCommand {
