@@ -145,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshTrustTests",
-            dependencies: ["OTAMeshTrust", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshTrust", "OTAMeshTestSupport", .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(

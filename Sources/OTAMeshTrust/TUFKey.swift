@@ -6,7 +6,7 @@ import _CryptoExtras
 ///
 /// Supported: `ed25519`/`ed25519` (hex raw key), `ecdsa`|`ecdsa-sha2-nistp256`/`ecdsa-sha2-nistp256`
 /// (PEM SubjectPublicKeyInfo, DER signatures), `rsa`/`rsassa-pss-sha256` (PEM, PSS with MGF1-SHA256
-/// and a 32-byte salt). Signatures are hex in metadata.
+/// and a 32-byte salt) and `rsa`/`rsa-pkcs1v15-sha256`. Signatures are hex in metadata.
 public struct TUFKey: Sendable, Hashable {
     public let keyType: String
     public let scheme: String
@@ -55,6 +55,9 @@ public struct TUFKey: Sendable, Hashable {
         case ("rsa", "rsassa-pss-sha256"):
             guard let key = try? _RSA.Signing.PublicKey(pemRepresentation: publicValue) else { return false }
             return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: message, padding: .PSS)
+        case ("rsa", "rsa-pkcs1v15-sha256"):
+            guard let key = try? _RSA.Signing.PublicKey(pemRepresentation: publicValue) else { return false }
+            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: message, padding: .insecurePKCS1v1_5)
         default:
             return false
         }

@@ -25,9 +25,16 @@ struct ScenarioTests {
         #expect(Self.scenarios.count >= 40)
     }
 
+    /// Where otamesh deliberately follows the TUF conformance suite (and python-tuf) rather than
+    /// the letter of the spec: key ids are not recomputed (see `Parse.keys`).
+    static let acceptedDepartures: Set<String> = ["keyid-mismatch"]
+
     @Test("outcome matches the specification", arguments: scenarios.keys.sorted())
     func scenario(name: String) async throws {
-        let spec = try #require(Self.scenarios[name])
+        var spec = try #require(Self.scenarios[name])
+        if Self.acceptedDepartures.contains(name), let ngclient = spec["ngclient"] {
+            spec = ngclient.setting("targets", spec["targets"] ?? .object(JSONObject()))
+        }
         let dir = Self.root.appendingPathComponent(name)
         let persistence = MemoryPersistence(directory: dir.appendingPathComponent("client").path)
         var updater = Updater(

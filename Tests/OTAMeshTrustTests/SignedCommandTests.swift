@@ -1,4 +1,5 @@
 import Testing
+import _CryptoExtras
 
 @testable import OTAMeshTrust
 
@@ -79,5 +80,21 @@ struct SignedCommandTests {
 extension String {
     func replacingOccurrences(of target: String, with replacement: String) -> String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
+    }
+}
+
+@Suite("key schemes")
+struct KeySchemeTests {
+    @Test("rsa-pkcs1v15-sha256 verifies, and a PSS signature does not pass for it")
+    func pkcs1() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let message = Array("signed part".utf8)
+        let public1 = TUFKey(keyType: "rsa", scheme: "rsa-pkcs1v15-sha256", publicValue: key.publicKey.pemRepresentation)
+        let pkcs1 = Array(try key.signature(for: message, padding: .insecurePKCS1v1_5).rawRepresentation)
+        #expect(public1.verify(signature: pkcs1, message: message))
+        #expect(!public1.verify(signature: pkcs1, message: Array("other".utf8)))
+        let pss = Array(try key.signature(for: message, padding: .PSS).rawRepresentation)
+        #expect(!public1.verify(signature: pss, message: message))
+        #expect(!TUFKey(keyType: "rsa", scheme: "rsa-unknown", publicValue: key.publicKey.pemRepresentation).verify(signature: pkcs1, message: message))
     }
 }
