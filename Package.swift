@@ -149,6 +149,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "OTAMeshTransferTests",
+            dependencies: ["OTAMeshTransfer", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "OTAMeshStoreTests",
             dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
