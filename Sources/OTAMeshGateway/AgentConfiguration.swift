@@ -1,3 +1,4 @@
+import OTAMeshFirmware
 import Yams
 
 /// Everything an agent needs to start. Built in layers, later ones winning:
@@ -107,7 +108,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             logFormat = format
         case "upstream.metadataURL": upstreamMetadataURL = try Self.url(value, key: key, source: source)
         case "upstream.targetsURL": upstreamTargetsURL = try Self.url(value, key: key, source: source)
-        case "upstream.targets": upstreamTargets = value.split(separator: ",").map { $0.trimmingCharacters() }.filter { !$0.isEmpty }
+        case "upstream.targets": upstreamTargets = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         case "upstream.interval":
             guard let seconds = Self.parseDuration(value), seconds >= 1 else {
                 throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 5m, got \(value)")
@@ -142,10 +143,10 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// Parses `4096`, `512KiB`, `64MiB`, `8GiB`, `1TiB` (also `K/M/G/T`, `KB/MB/GB` as powers of 1000).
     public static func parseSize(_ text: String) -> Int64? {
-        let trimmed = text.trimmingCharacters()
+        let trimmed = text.trimmingWhitespace()
         let digits = trimmed.prefix { $0.isNumber }
         guard !digits.isEmpty, let number = Int64(digits) else { return nil }
-        let unit = trimmed.dropFirst(digits.count).trimmingCharacters().lowercased()
+        let unit = trimmed.dropFirst(digits.count).trimmingWhitespace().lowercased()
         let multipliers: [String: Int64] = [
             "": 1, "b": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30,
             "t": 1 << 40, "tib": 1 << 40, "kb": 1_000, "mb": 1_000_000, "gb": 1_000_000_000, "tb": 1_000_000_000_000,
@@ -157,7 +158,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// Parses `90`, `90s`, `30m`, `12h`, `7d` into seconds.
     public static func parseDuration(_ text: String) -> Double? {
-        let trimmed = text.trimmingCharacters()
+        let trimmed = text.trimmingWhitespace()
         let digits = trimmed.prefix { $0.isNumber }
         guard !digits.isEmpty, let number = Double(digits) else { return nil }
         let units: [String: Double] = ["": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400]
@@ -216,11 +217,6 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-extension StringProtocol {
-    func trimmingCharacters() -> String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
-    }
-}
 
 #if canImport(Glibc)
 import Glibc

@@ -116,13 +116,3 @@ struct MemoryFiles: RemoteFiles {
         return bytes
     }
 }
-
-/// Metadata staged in memory until an import has verified everything.
-final class MemoryPersistence: MetadataPersistence, @unchecked Sendable {
-    // @unchecked: one import owns it.
-    var files: [String: [UInt8]]
-    init(files: [String: [UInt8]]) { self.files = files }
-    func load(_ name: String) -> [UInt8]? { files[name] }
-    func save(_ name: String, _ bytes: [UInt8]) throws(TrustError) { files[name] = bytes }
-    func remove(_ name: String) { files[name] = nil }
-}

@@ -55,9 +55,16 @@ public struct DirectoryPersistence: MetadataPersistence {
     }
 
     public func save(_ name: String, _ bytes: [UInt8]) throws(TrustError) {
+        try save(name, bytes, mode: 0o644)
+    }
+
+    /// Saves with a file mode; the file is created with it (a private key is never readable by
+    /// others, not even for an instant).
+    public func save(_ name: String, _ bytes: [UInt8], mode: mode_t) throws(TrustError) {
         let path = "\(directory)/\(name)"
         let temporary = "\(path).tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        unlink(temporary)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .fetch(file: name, reason: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {
@@ -71,7 +78,8 @@ public struct DirectoryPersistence: MetadataPersistence {
             }
             offset += n
         }
-        guard fsync(fd) == 0, close(fd) == 0, rename(temporary, path) == 0 else {
+        // The umask may have narrowed the mode at creation; set exactly what was asked.
+        guard fchmod(fd, mode) == 0, fsync(fd) == 0, close(fd) == 0, rename(temporary, path) == 0 else {
             unlink(temporary)
             throw .fetch(file: name, reason: "cannot store \(path): \(String(cString: strerror(errno)))")
         }
@@ -80,4 +88,25 @@ public struct DirectoryPersistence: MetadataPersistence {
     public func remove(_ name: String) {
         unlink("\(directory)/\(name)")
     }
+}
+
+/// Trusted metadata held in memory: staged until an import has verified everything, or seeded
+/// from a directory in tests.
+public final class MemoryPersistence: MetadataPersistence, @unchecked Sendable {
+    // @unchecked: one import (or one test) owns it.
+    public var files: [String: [UInt8]]
+
+    public init(files: [String: [UInt8]] = [:]) { self.files = files }
+
+    /// Seeded with every regular file in `directory`.
+    public convenience init(directory: String) {
+        var files: [String: [UInt8]] = [:]
+        let source = DirectoryFiles(root: directory)
+        for name in FileSystem.list(directory, regularFilesOnly: true) { files[name] = try? source.read(name, maxLength: 64 << 20) }
+        self.init(files: files)
+    }
+
+    public func load(_ name: String) -> [UInt8]? { files[name] }
+    public func save(_ name: String, _ bytes: [UInt8]) throws(TrustError) { files[name] = bytes }
+    public func remove(_ name: String) { files[name] = nil }
 }

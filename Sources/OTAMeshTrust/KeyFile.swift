@@ -1,4 +1,5 @@
 import Crypto
+import OTAMeshFirmware
 import _CryptoExtras
 
 /// Private keys on disk as PEM, readable and writable by the openssl CLI:
@@ -47,7 +48,7 @@ public enum KeyFile {
     }
 
     static func derBody(_ pem: String, label: String) -> [UInt8]? {
-        let lines = pem.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters() }
+        let lines = pem.split(whereSeparator: \.isNewline).map { $0.trimmingWhitespace() }
         guard let start = lines.firstIndex(of: "-----BEGIN \(label)-----"),
             let end = lines.firstIndex(of: "-----END \(label)-----"), start < end
         else { return nil }
@@ -102,11 +103,5 @@ enum Base64 {
             }
         }
         return out
-    }
-}
-
-extension Substring {
-    func trimmingCharacters() -> String {
-        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }

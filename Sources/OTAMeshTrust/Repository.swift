@@ -122,8 +122,7 @@ public struct Repository {
 
     /// Adds (or replaces) a target: records its length, SHA-256 and SHA-512 and custom fields, keeps a
     /// copy, and re-signs targets, snapshot and timestamp.
-    @discardableResult
-    public func add(bytes: [UInt8], path: String, custom: JSONValue?, now: Int64) throws -> TargetFile {
+    public func add(bytes: [UInt8], path: String, custom: JSONValue?, now: Int64) throws {
         try Self.checkTargetPath(path)
         var entry = JSONObject()
         entry["length"] = .integer(Int64(bytes.count))
@@ -141,7 +140,6 @@ public struct Repository {
         signed = signed.setting("targets", .object(targets))
         try store(Role.targets, signed: signed)
         try resignSnapshotAndTimestamp(now: now)
-        return TargetFile(path: path, length: Int64(bytes.count), hashes: [:], custom: custom)
     }
 
     /// Removes a target and re-signs.
@@ -423,12 +421,12 @@ public enum FileSystem {
         }
     }
 
-    static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(TrustError) {
+    /// Writes a file atomically, created with `mode` (0600 for private keys).
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(TrustError) {
         let slash = path.lastIndex(of: "/")
         let dir = slash.map { String(path[..<$0]) } ?? "."
         let name = slash.map { String(path[path.index(after: $0)...]) } ?? path
-        try DirectoryPersistence(directory: dir).save(name, bytes)
-        chmod(path, mode)
+        try DirectoryPersistence(directory: dir).save(name, bytes, mode: mode)
     }
 
     /// Names in a directory, sorted (optionally regular files only); empty when it cannot be read.

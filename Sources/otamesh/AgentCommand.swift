@@ -57,7 +57,7 @@ struct AgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "otamesh.agent")
         let agent = Agent(configuration: configuration, registry: registry, logger: logger)
         let node = configuration.nodeName
-        do {
+        try await reporting("otamesh agent") {
             try await agent.run { ready in
                 let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
                 Output.out("otamesh agent \(node) ready")
@@ -65,15 +65,6 @@ struct AgentCommand: AsyncParsableCommand {
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
             }
-        } catch let error as TrustError {
-            Output.err("otamesh agent: \(error)")
-            throw ExitCode(1)
-        } catch let error as StoreError {
-            Output.err("otamesh agent: \(error)")
-            throw ExitCode(1)
-        } catch {
-            Output.err("otamesh agent: \(error)")
-            throw ExitCode(1)
         }
     }
 }

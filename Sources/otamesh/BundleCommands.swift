@@ -14,13 +14,10 @@ struct ExportCommand: AsyncParsableCommand {
     @Argument(help: "Bundle file to write (.tar).") var output: String
 
     func run() async throws {
-        do {
+        try await reporting("otamesh export") {
             let bytes = try await Bundles.export(published: published, paths: target, now: Int64(Date().timeIntervalSince1970))
             try Data(bytes).write(to: URL(fileURLWithPath: output))
             Output.out("wrote \(output) (\(bytes.count) bytes)")
-        } catch let error as TrustError {
-            Output.err("otamesh export: \(error)")
-            throw ExitCode(1)
         }
     }
 }
@@ -39,7 +36,7 @@ struct ImportCommand: AsyncParsableCommand {
     func run() async throws {
         let store = try CacheCommand.open(options)
         let tuf = "\(store.configuration.directory)/tuf"
-        do {
+        try await reporting("otamesh import \(bundle)") {
             try FileManager.default.createDirectory(atPath: tuf, withIntermediateDirectories: true)
             if let root, !FileManager.default.fileExists(atPath: "\(tuf)/root.json") {
                 guard let bytes = FileManager.default.contents(atPath: root) else { throw TrustError.fetch(file: root, reason: "cannot read") }
@@ -50,12 +47,6 @@ struct ImportCommand: AsyncParsableCommand {
             let report = try await Bundles.importBundle(
                 [UInt8](archive), file: bundle, tufDirectory: tuf, store: store, now: Int64(Date().timeIntervalSince1970))
             Output.out("imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")")
-        } catch let error as TrustError {
-            Output.err("otamesh import \(bundle): \(error)")
-            throw ExitCode(1)
-        } catch let error as StoreError {
-            Output.err("otamesh import \(bundle): \(error)")
-            throw ExitCode(1)
         }
     }
 }
@@ -81,10 +72,8 @@ struct ImagesCommand: ParsableCommand {
 
     func run() throws {
         let store = try CacheCommand.open(options, mode: .readOnly)
-        let images = try CacheCommand.run("images") {
-            do { return try Bundles.images(tufDirectory: "\(store.configuration.directory)/tuf", store: store) } catch let error as TrustError {
-                throw StoreError.catalog(path: "tuf", reason: error.description)
-            }
+        let images = try reporting("otamesh images") {
+            try Bundles.images(tufDirectory: "\(store.configuration.directory)/tuf", store: store)
         }
         for (target, cached) in images {
             let custom = target.custom

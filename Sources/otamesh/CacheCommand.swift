@@ -9,8 +9,8 @@ struct CacheCommand: ParsableCommand {
         subcommands: [List.self, Add.self, Verify.self, GC.self, Pin.self, Unpin.self, Remove.self])
 
     /// Opens the store named by the options; errors become one line on stderr and exit 1.
-    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite) throws -> BlobStore {
-        let configuration = try options.load()
+    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = []) throws -> BlobStore {
+        let configuration = try options.load(extra: extra)
         do {
             return try BlobStore(
                 configuration: StoreConfiguration(
@@ -113,16 +113,7 @@ struct CacheCommand: ParsableCommand {
         @Option(help: "Quota for this run: bytes, 512MiB, 8GiB (default: the configured quota).") var quota: String?
 
         func run() throws {
-            var config = try options.load(extra: [("cache.quota", quota)])
-            if config.dataDirectory.isEmpty { config.dataDirectory = "./otamesh-data" }
-            let store: BlobStore
-            do {
-                store = try BlobStore(configuration: StoreConfiguration(
-                    directory: config.dataDirectory, quotaBytes: config.cacheQuotaBytes, partialMaxAge: config.partialMaxAge))
-            } catch {
-                Output.err("otamesh cache: \(error)")
-                throw ExitCode(1)
-            }
+            let store = try CacheCommand.open(options, extra: [("cache.quota", quota)])
             let report = try CacheCommand.run("gc") { try store.collectGarbage() }
             for digest in report.evicted { Output.out("evicted sha256:\(digest)") }
             for id in report.stalePartials { Output.out("dropped partial \(id)") }

@@ -34,8 +34,8 @@ struct KeysCommand: ParsableCommand {
                     throw TrustError.malformed(file: "\(base).pem", reason: "exists; refusing to overwrite a private key")
                 }
                 let signer = try KeyFile.generate(keyType)
-                FileManager.default.createFile(atPath: "\(base).pem", contents: Data(KeyFile.pem(signer).utf8), attributes: [.posixPermissions: 0o600])
-                try Data(signer.publicKey.json.prettyBytes).write(to: URL(fileURLWithPath: "\(base).pub.json"))
+                try FileSystem.write("\(base).pem", Array(KeyFile.pem(signer).utf8), mode: 0o600)
+                try FileSystem.write("\(base).pub.json", signer.publicKey.json.prettyBytes)
                 Output.out("\(base).pem (private), \(base).pub.json (public), key id \(signer.publicKey.computedKeyID)")
             }
         }

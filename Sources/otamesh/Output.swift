@@ -25,15 +25,32 @@ enum Output {
 func reporting<T>(_ command: String, _ body: () throws -> T) throws -> T {
     do {
         return try body()
-    } catch let error as ExitCode {
-        throw error
-    } catch let error as ValidationError {
-        throw error
-    } catch let error as CustomStringConvertible where !(error is NSError) {
-        Output.err("\(command): \(error.description)")
-        throw ExitCode(1)
     } catch {
+        throw report(command, error)
+    }
+}
+
+/// ``reporting(_:_:)`` for async work.
+func reporting<T>(_ command: String, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        throw report(command, error)
+    }
+}
+
+/// Prints a failure as one line and returns the error to throw (usage errors pass through).
+private func report(_ command: String, _ error: any Error) -> any Error {
+    switch error {
+    case let error as ExitCode:
+        return error
+    case let error as ValidationError:
+        return error
+    case let error as CustomStringConvertible where !(error is NSError):
+        Output.err("\(command): \(error.description)")
+        return ExitCode(1)
+    default:
         Output.err("\(command): \(error.localizedDescription)")
-        throw ExitCode(1)
+        return ExitCode(1)
     }
 }

@@ -115,19 +115,3 @@ struct ScenarioTests {
         }
     }
 }
-
-/// Trusted metadata in memory, seeded from a fixture's client/ directory.
-final class MemoryPersistence: MetadataPersistence, @unchecked Sendable {
-    // @unchecked: used by one test at a time.
-    var files: [String: [UInt8]] = [:]
-
-    init(directory: String) {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
-            files[name] = (try? Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name)"))).map { [UInt8]($0) }
-        }
-    }
-
-    func load(_ name: String) -> [UInt8]? { files[name] }
-    func save(_ name: String, _ bytes: [UInt8]) throws(TrustError) { files[name] = bytes }
-    func remove(_ name: String) { files[name] = nil }
-}
