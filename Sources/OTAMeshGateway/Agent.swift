@@ -36,6 +36,9 @@ public struct Agent: Sendable {
     /// What the agent prints when it is ready: where it serves and where it keeps data.
     public struct Ready: Sendable {
         public let adminURL: String
+        public let deviceURL: String
+        /// nil when HTTPS is off or this gateway has no certificate from the site CA yet.
+        public let deviceTLSURL: String?
         public let dataDirectory: String
         public let blobCount: Int
         public let cacheBytes: Int64
@@ -65,6 +68,22 @@ public struct Agent: Sendable {
                 patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
                 store: store, logger: logger))
         }
+        let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+        let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
+        let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger)
+        let plain = try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
+        var channels: [any Channel] = [plain]
+        var tlsURL: String?
+        if let tlsListen = configuration.deviceTLSListen,
+            let context = try SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys").serverContext()
+        {
+            let secure = try await deviceServer.bind(host: tlsListen.host, port: tlsListen.port, tls: context)
+            channels.append(secure)
+            tlsURL = Self.url(secure, scheme: "https")
+        }
+        let deviceURL = Self.url(plain, scheme: "http")
+        let deviceTLSURL = tlsURL
+        services.append(DeviceService(api: api, channels: channels, store: store, tufDirectory: tuf, logger: logger))
         let totals = try store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL
@@ -77,13 +96,19 @@ public struct Agent: Sendable {
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
-                onReady(Ready(adminURL: "http://\(shown):\(port)", dataDirectory: dataDirectory,
+                onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream))
             },
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    static func url(_ channel: any Channel, scheme: String) -> String {
+        let port = channel.localAddress?.port ?? 0
+        let host = channel.localAddress?.ipAddress ?? "?"
+        return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
     }
 
     /// Installs the provisioned root.json into `tuf/` unless a root is already trusted there

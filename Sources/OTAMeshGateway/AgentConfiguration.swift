@@ -10,6 +10,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var nodeName: String
     /// Admin API + `/metrics` listener.
     public var adminListen = ListenAddress(host: "127.0.0.1", port: 8071)
+    /// Device-facing HTTP listener (images, manifests, httpUpdate, FOTA).
+    public var deviceListen = ListenAddress(host: "0.0.0.0", port: 8070)
+    /// Device-facing HTTPS listener; serves only once the site CA issued this gateway a
+    /// certificate (`otamesh keys site-ca`). nil = off.
+    public var deviceTLSListen: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 8443)
     /// Cache quota in bytes (nil = unlimited).
     public var cacheQuotaBytes: Int64? = 8 << 30
     /// Partials older than this (seconds) are dropped by garbage collection.
@@ -37,6 +42,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("dataDir", "OTAMESH_DATA_DIR", "--data-dir", "data directory (default ./otamesh-data)"),
         ("nodeName", "OTAMESH_NODE_NAME", "--node-name", "this gateway's name (default: host name)"),
         ("admin.listen", "OTAMESH_ADMIN_LISTEN", "--admin-listen", "admin API and /metrics HOST:PORT (default 127.0.0.1:8071)"),
+        ("device.listen", "OTAMESH_DEVICE_LISTEN", "--device-listen", "device HTTP HOST:PORT (default 0.0.0.0:8070)"),
+        ("device.tlsListen", "OTAMESH_DEVICE_TLS_LISTEN", "--device-tls-listen", "device HTTPS HOST:PORT or off (default 0.0.0.0:8443, once the site CA exists)"),
         ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
         ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
         ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
@@ -81,6 +88,17 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")
             }
             adminListen = address
+        case "device.listen":
+            guard let address = ListenAddress(value) else {
+                throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")
+            }
+            deviceListen = address
+        case "device.tlsListen":
+            if value.lowercased() == "off" { deviceTLSListen = nil; break }
+            guard let address = ListenAddress(value) else {
+                throw .invalid(source: source, key: key, reason: "expected HOST:PORT or off, got \(value)")
+            }
+            deviceTLSListen = address
         case "cache.quota":
             if value.lowercased() == "unlimited" {
                 cacheQuotaBytes = nil

@@ -2,6 +2,7 @@ import Crypto
 import GRDB
 import Logging
 import Metrics
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -45,6 +46,7 @@ public final class BlobStore: Sendable {
     let logger: Logger
     let now: @Sendable () -> Double
     let metrics: StoreMetrics
+    let pendingAccesses = Mutex<[String: Double]>([:])
 
     var directory: String { configuration.directory }
     var blobsRoot: String { directory + "/blobs/sha256" }
@@ -82,6 +84,8 @@ public final class BlobStore: Sendable {
         try refreshGauges()
     }
 
+    deinit { try? flushAccesses() }
+
     /// Seconds since the Unix epoch from the system clock.
     public static func wallClock() -> Double {
         var spec = timespec()
@@ -94,6 +98,11 @@ public final class BlobStore: Sendable {
     /// Where a committed blob's bytes live.
     public func path(of digest: BlobDigest) -> String {
         "\(blobsRoot)/\(digest.fanout)/\(digest.hex)"
+    }
+
+    /// ``path(of:)`` for a digest the catalog listed (lower-case hex).
+    public func path(ofHex hex: String) -> String {
+        "\(blobsRoot)/\(hex.prefix(2))/\(hex)"
     }
 
     func partialPath(_ id: String) -> String { "\(partialRoot)/\(id)" }
@@ -126,7 +135,7 @@ public final class BlobStore: Sendable {
         guard let record = try catalog.blob(digest) else { throw .notFound(digest: digest.hex) }
         let path = path(of: digest)
         let fd = try POSIX.open(path, O_RDONLY)
-        if lock != nil { try touch(digest) }
+        noteAccess(digest)
         return BlobHandle(fd: fd, path: path, record: record)
     }
 
@@ -136,10 +145,29 @@ public final class BlobStore: Sendable {
         return try handle.readAll()
     }
 
-    func touch(_ digest: BlobDigest) throws(StoreError) {
+    /// Changes whenever a blob is committed or removed, so a reader holding a copy of the
+    /// catalog (the device server) knows when to reload it.
+    public var generation: Int { catalog.generation.value.load(ordering: .acquiring) }
+
+    /// Records that a blob was read (for LRU) in memory; ``flushAccesses()`` writes the batch, so
+    /// serving a blob costs no database write.
+    public func noteAccess(_ digest: BlobDigest) {
+        guard lock != nil else { return }
         let time = now()
-        try catalog.write { db in
-            try db.execute(sql: "UPDATE blob SET lastAccessAt = ? WHERE sha256 = ?", arguments: [time, digest.hex])
+        pendingAccesses.withLock { $0[digest.hex] = time }
+    }
+
+    /// Writes the access times noted since the last flush in one transaction.
+    public func flushAccesses() throws(StoreError) {
+        let pending = pendingAccesses.withLock { pending in
+            defer { pending.removeAll() }
+            return pending
+        }
+        guard !pending.isEmpty else { return }
+        try catalog.write(changesBlobs: false) { db in
+            for (hex, time) in pending {
+                try db.execute(sql: "UPDATE blob SET lastAccessAt = MAX(lastAccessAt, ?) WHERE sha256 = ?", arguments: [time, hex])
+            }
         }
     }
 
@@ -311,6 +339,7 @@ public final class BlobStore: Sendable {
     @discardableResult
     func enforceQuota(keeping: BlobDigest? = nil) throws(StoreError) -> [BlobRecord] {
         guard let quota = configuration.quotaBytes else { return [] }
+        try flushAccesses()
         var total = try catalog.totals().bytes
         guard total > quota else { return [] }
         let candidates = try catalog.read { db in

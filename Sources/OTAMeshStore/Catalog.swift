@@ -1,4 +1,5 @@
 import GRDB
+import Synchronization
 
 /// A committed blob as the catalog records it.
 public struct BlobRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
@@ -42,6 +43,12 @@ public struct PartialRecord: Sendable, Equatable, Codable, FetchableRecord, Pers
 struct Catalog: Sendable {
     let pool: DatabasePool
     let path: String
+    /// Bumped by every write that may change which blobs are committed (not by access times).
+    let generation = Generation()
+
+    final class Generation: Sendable {
+        let value = Atomic<Int>(0)
+    }
 
     init(path: String, readOnly: Bool = false) throws(StoreError) {
         self.path = path
@@ -86,7 +93,8 @@ struct Catalog: Sendable {
     }
 
     @discardableResult
-    func write<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+    func write<T>(changesBlobs: Bool = true, _ body: (Database) throws -> T) throws(StoreError) -> T {
+        defer { if changesBlobs { generation.value.add(1, ordering: .releasing) } }
         do { return try pool.write(body) } catch { throw .catalog(path: path, reason: Self.describe(error)) }
     }
 

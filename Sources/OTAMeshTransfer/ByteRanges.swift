@@ -4,6 +4,11 @@ public struct ByteRange: Sendable, Equatable {
     public let last: Int64
     public var count: Int64 { last - first + 1 }
 
+    public init(first: Int64, last: Int64) {
+        self.first = first
+        self.last = last
+    }
+
     /// `bytes first-last/total` for a Content-Range header.
     public func contentRange(total: Int64) -> String { "bytes \(first)-\(last)/\(total)" }
 }

@@ -406,7 +406,7 @@ extension JSONValue {
 public enum FileSystem {
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
-    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(TrustError) {
+    public static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(TrustError) {
         if mkdir(path, mode) != 0 && errno != EEXIST {
             throw .fetch(file: path, reason: "cannot create directory: \(String(cString: strerror(errno)))")
         }

@@ -15,6 +15,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Admin API and /metrics listen address HOST:PORT (default 127.0.0.1:8071; port 0 = any free port).")
     var adminListen: String?
 
+    @Option(help: "Device HTTP listen address HOST:PORT (default 0.0.0.0:8070; port 0 = any free port).")
+    var deviceListen: String?
+
+    @Option(help: "Device HTTPS listen address HOST:PORT, or off (default 0.0.0.0:8443, served once `otamesh keys site-ca` ran).")
+    var deviceTlsListen: String?
+
     @Option(help: "Cache quota: bytes, 512MiB, 8GiB or unlimited (default 8GiB).")
     var cacheQuota: String?
 
@@ -47,7 +53,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load(extra: [
-            ("admin.listen", adminListen), ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
+            ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen),
+            ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
             ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
@@ -61,6 +68,8 @@ struct AgentCommand: AsyncParsableCommand {
             try await agent.run { ready in
                 let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
                 Output.out("otamesh agent \(node) ready")
+                Output.out("  device HTTP: \(ready.deviceURL)  (GET /v1/targets/PATH, /v1/blobs/sha256/HEX, /v1/devices/ID/update)")
+                if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
                 Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache)")
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import OTAMeshGateway
 import OTAMeshTrust
 
 /// `otamesh keys …`: site admin keys, the site trust file and signed commands.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Admin keys, the site trust file, and admin-signed commands.",
-        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self])
+        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self])
 
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
         try reporting("otamesh keys \(what)", body)
@@ -105,6 +106,36 @@ struct KeysCommand: ParsableCommand {
                 try command.verify(trust: site, lastSequence: last)
                 Output.out("\(file): valid \(command.kind) #\(command.sequence) for \(command.site)")
             }
+        }
+    }
+}
+
+/// `otamesh keys site-ca`: the site CA and this gateway's certificate for :8443.
+struct SiteCACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "site-ca",
+        abstract: "Create the site CA (once) and issue this gateway a certificate for its names and addresses.",
+        discussion: "Files go to DATA_DIR/keys/ (keys 0600). The agent serves HTTPS on device.tlsListen once they exist.")
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "DNS name for the gateway certificate (repeatable; default: node name and localhost).") var name: [String] = []
+    @Option(help: "IP address for the gateway certificate (repeatable; default 127.0.0.1 and ::1).") var address: [String] = []
+    @Flag(help: "Print the site CA certificate (PEM) for devices and change nothing.") var exportPem = false
+
+    func run() throws {
+        let configuration = try options.load()
+        let ca = SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys")
+        try reporting("otamesh keys site-ca") {
+            if exportPem {
+                Output.out(try ca.exportPEM(), terminator: "")
+                return
+            }
+            try FileSystem.makeDirectory(configuration.dataDirectory)
+            let names = name.isEmpty ? Array(Set([configuration.nodeName, "localhost"])).sorted() : name
+            let addresses = address.isEmpty ? ["127.0.0.1", "::1"] : address
+            let report = try ca.ensure(names: names, addresses: addresses)
+            if report.createdCA { Output.out("created site CA \(ca.caCertPath)") }
+            Output.out("gateway certificate \(ca.gatewayCertPath) for \((names + addresses).joined(separator: ", ")), valid until \(ISO8601DateFormatter().string(from: report.notAfter))")
+            Output.out("devices pin: otamesh keys site-ca --export-pem > ca.pem")
         }
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 
 /// Unbuffered writes to stdout/stderr, so a reader on a pipe sees each line at once.
 enum Output {
-    static func out(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    static func out(_ line: String, terminator: String = "\n") {
+        FileHandle.standardOutput.write(Data((line + terminator).utf8))
     }
 
     static func err(_ line: String) {
@@ -46,7 +46,7 @@ private func report(_ command: String, _ error: any Error) -> any Error {
         return error
     case let error as ValidationError:
         return error
-    case let error as CustomStringConvertible where !(error is NSError):
+    case let error as any CustomStringConvertible where !(error is NSError):
         Output.err("\(command): \(error.description)")
         return ExitCode(1)
     default:

@@ -1,0 +1,69 @@
+import Crypto
+import NIOConcurrencyHelpers
+import OTAMeshFirmware
+import OTAMeshStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The stateful side of the device routes: the current ``ServingCatalog``, the registry and
+/// the MD5 cache. ``DeviceRoutes`` decides; this records.
+public final class DeviceAPI: Sendable {
+    public let registry: DeviceRegistry
+    let catalogBox: NIOLockedValueBox<ServingCatalog>
+    let md5Cache = NIOLockedValueBox<[String: String]>([:])
+    let now: @Sendable () -> Double
+
+    public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }) {
+        self.catalogBox = NIOLockedValueBox(catalog)
+        self.registry = registry
+        self.now = now
+    }
+
+    public var catalog: ServingCatalog {
+        get { catalogBox.withLockedValue { $0 } }
+    }
+
+    /// Swaps in a reloaded catalog.
+    public func replaceCatalog(_ catalog: ServingCatalog) {
+        catalogBox.withLockedValue { $0 = catalog }
+    }
+
+    public enum Outcome: Sendable {
+        case response(DeviceResponse)
+        case needMD5(String)
+    }
+
+    public func handle(_ request: DeviceRequest) -> Outcome {
+        let registry = registry
+        let md5Cache = md5Cache
+        let context = DeviceRoutes.Context(
+            catalog: catalog, assignment: { registry.assignment(for: $0) },
+            md5: { sha in md5Cache.withLockedValue { $0[sha] } })
+        switch DeviceRoutes.handle(request, context: context) {
+        case .needMD5(let sha256): return .needMD5(sha256)
+        case .response(let response, let sighting):
+            if let sighting { registry.observe(sighting, at: now()) }
+            return .response(response)
+        }
+    }
+
+    /// Computes and caches a blob's MD5 (blocking: call from a thread pool).
+    public func computeMD5(sha256: String, path: String) throws {
+        if md5Cache.withLockedValue({ $0[sha256] }) != nil { return }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RegistryError(path: path, reason: "cannot open blob for MD5 (errno \(errno))") }
+        defer { close(fd) }
+        var hasher = Insecure.MD5()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw RegistryError(path: path, reason: "read failed (errno \(errno))") }
+            if n == 0 { break }
+            hasher.update(data: buffer[0..<n])
+        }
+        let hex = hexString(hasher.finalize())
+        md5Cache.withLockedValue { $0[sha256] = hex }
+    }
+}

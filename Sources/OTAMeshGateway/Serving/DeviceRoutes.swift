@@ -1,0 +1,291 @@
+import OTAMeshFirmware
+import OTAMeshTrust
+
+/// The device routes, as a pure function of the request, the serving catalog and the device
+/// registry's assignments. Every device-family route returns the sighting to record.
+///
+/// | Route | Family |
+/// |---|---|
+/// | `GET/HEAD /v1/blobs/sha256/{hex}` | any (content address) |
+/// | `GET/HEAD /v1/targets/{path}` | any (signed target path) |
+/// | `GET /v1/devices/{id}/update?hardware=&version=` | generic JSON manifest |
+/// | `GET/HEAD /v1/devices/{id}/firmware` | esp_https_ota (plain GET and Range) |
+/// | `GET/HEAD /v1/esp/update` | Arduino ESP8266httpUpdate / ESP32 HTTPUpdate |
+/// | `GET/HEAD /v1/fota/{id}/user1.bin`, `…/user2.bin` | ESP8266 NONOS FOTA custom server |
+/// | `GET/HEAD /v1/wiphone[/{id}]/WiPhone-phone.ini` | WiPhone |
+public enum DeviceRoutes {
+    /// What answering a request needs besides the request itself.
+    public struct Context: Sendable {
+        public var catalog: ServingCatalog
+        /// The assigned target path of a device id.
+        public var assignment: @Sendable (String) -> String?
+        /// The MD5 (hex) of a blob, nil until computed.
+        public var md5: @Sendable (String) -> String?
+
+        public init(catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
+                    md5: @escaping @Sendable (String) -> String? = { _ in nil }) {
+            self.catalog = catalog
+            self.assignment = assignment
+            self.md5 = md5
+        }
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case response(DeviceResponse, sighting: DeviceSighting?)
+        /// The answer needs this blob's MD5 (ESP httpUpdate's `x-MD5`): compute it, then ask again.
+        case needMD5(String)
+    }
+
+    public static func handle(_ request: DeviceRequest, context: Context) -> Outcome {
+        let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        guard segments.first == "v1", segments.count >= 2 else { return plain(.notFound(request.path)) }
+        guard request.method == "GET" || request.method == "HEAD" else {
+            return plain(.text(405, "method \(request.method) not allowed\n", extra: [("Allow", "GET, HEAD")]))
+        }
+        let rest = Array(segments.dropFirst())
+        switch rest[0] {
+        case "blobs" where rest.count == 3 && rest[1] == "sha256":
+            let hex = rest[2].lowercased()
+            guard let blob = context.catalog.blobs[hex] else { return plain(.notFound("blob \(rest[2])")) }
+            return plain(FileServing.respond(to: request, blob: blob))
+        case "targets" where rest.count >= 2:
+            let path = rest.dropFirst().joined(separator: "/")
+            guard let (target, blob) = context.catalog.blob(forTarget: path) else { return plain(.notFound("target \(path)")) }
+            return plain(FileServing.respond(to: request, blob: blob, extra: disposition(target)))
+        case "devices" where rest.count == 3 && rest[2] == "update":
+            return jsonManifest(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
+        case "devices" where rest.count == 3 && rest[2] == "firmware":
+            return httpsOTA(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
+        case "esp" where rest.count == 2 && rest[1] == "update":
+            return espHTTPUpdate(request, context: context)
+        case "fota" where rest.count == 3 && (rest[2] == "user1.bin" || rest[2] == "user2.bin"):
+            return fota(request, id: DeviceRegistry.normalizedID(rest[1]), file: rest[2], context: context)
+        case "wiphone" where rest.last == WiPhoneManifest.fileName && (rest.count == 2 || rest.count == 3):
+            let id = rest.count == 3 ? DeviceRegistry.normalizedID(rest[1]) : "ip:\(request.clientAddress)"
+            return wiphone(request, id: id, context: context)
+        default:
+            return plain(.notFound(request.path))
+        }
+    }
+
+    static func plain(_ response: DeviceResponse) -> Outcome { .response(response, sighting: nil) }
+
+    static func disposition(_ target: ServedTarget) -> [(String, String)] {
+        let name = target.fileName.filter { $0.isASCII && $0 != "\"" && $0 != "\\" && !$0.isNewline }
+        return [("Content-Disposition", "attachment; filename=\"\(name)\"")]
+    }
+
+    /// `http(s)://HOST` from the request, for absolute URLs in manifests ("" when no Host).
+    static func origin(_ request: DeviceRequest) -> String {
+        guard let host = request.header("host"), !host.isEmpty, host.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "/" }) else { return "" }
+        return (request.isTLS ? "https://" : "http://") + host
+    }
+
+    static func targetURL(_ request: DeviceRequest, _ target: ServedTarget) -> String {
+        origin(request) + "/v1/targets/" + target.path.split(separator: "/").map { PercentEncoding.encode($0) }.joined(separator: "/")
+    }
+
+    // MARK: Offer decision
+
+    /// Whether a device gets an update, and why (the registry shows the reason).
+    public enum Decision: Sendable, Equatable {
+        case offer(ServedTarget, ServedBlob)
+        case upToDate(String)
+        case nothing(String)
+
+        var answer: String {
+            switch self {
+            case .offer(let target, _): "offered \(target.path)"
+            case .upToDate(let why): "up to date (\(why))"
+            case .nothing(let why): why
+            }
+        }
+    }
+
+    /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
+    /// content (MD5) or version differs from what the device runs.
+    public static func decide(id: String, hardware: String?, version: String?, md5: String? = nil, context: Context) -> Decision {
+        guard let path = context.assignment(id) else { return .nothing("no assignment") }
+        guard let (target, blob) = context.catalog.blob(forTarget: path) else {
+            return .nothing("assigned \(path) is not in the cache")
+        }
+        if let hardware, let wanted = target.hardware, !VariantCompatibility.isCompatible(device: hardware.lowercased(), firmware: wanted.lowercased()) {
+            return .nothing("incompatible: \(path) is for \(wanted), device reports \(hardware)")
+        }
+        if let md5, let targetMD5 = context.md5(target.sha256), md5.lowercased() == targetMD5 {
+            return .upToDate("runs \(path), MD5 \(targetMD5)")
+        }
+        if let version, let wanted = target.version, version == wanted {
+            return .upToDate("runs version \(wanted)")
+        }
+        return .offer(target, blob)
+    }
+
+    // MARK: Generic JSON manifest
+
+    static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+        let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
+        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
+        let decision = decide(id: id, hardware: hardware, version: version, context: context)
+        let sighting = DeviceSighting(id: id, family: "generic", hardware: hardware, version: version,
+                                      address: request.clientAddress, answer: decision.answer)
+        guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
+        let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonString(targetURL(request, target))),\"version\":\(jsonString(target.version ?? ""))}\n"
+        return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+
+    // MARK: esp_https_ota
+
+    /// esp_https_ota fetches one fixed URL (plain GET, or Range requests of
+    /// `max_http_request_size` with partial download); the app reads the image's app
+    /// description and decides. The gateway serves the assigned image, 404 when none.
+    static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+        let version = request.query["version"]
+        let hardware = request.query["hardware"]
+        let decision = decide(id: id, hardware: hardware, version: nil, context: context)
+        var sighting = DeviceSighting(id: id, family: "esp-https-ota", hardware: hardware, version: version,
+                                      address: request.clientAddress, answer: decision.answer)
+        guard case .offer(let target, let blob) = decision else {
+            return .response(.notFound("no image assigned to \(id)"), sighting: sighting)
+        }
+        if let range = request.header("range") { sighting.answer = "offered \(target.path) (\(range))" }
+        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target)), sighting: sighting)
+    }
+
+    // MARK: Arduino httpUpdate (ESP8266 and ESP32)
+
+    static func espHTTPUpdate(_ request: DeviceRequest, context: Context) -> Outcome {
+        let esp = ESPUpdateHeaders(request.headers)
+        guard let esp else {
+            return plain(.text(403, "only for ESP8266httpUpdate / ESP32 HTTPUpdate (x-ESP8266-* or x-ESP32-* headers)\n"))
+        }
+        let id = DeviceRegistry.normalizedID(esp.staMAC)
+        if let sha = esp.sketchSHA256, let path = context.assignment(id), context.catalog.targets[path]?.sha256 == sha {
+            let sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: esp.version,
+                                          address: request.clientAddress, answer: "up to date (runs \(path), SHA-256 \(sha))")
+            return .response(.empty(304), sighting: sighting)
+        }
+        var decision = decide(id: id, hardware: esp.chip, version: esp.version, md5: esp.sketchMD5, context: context)
+        if case .offer(let target, _) = decision {
+            if context.md5(target.sha256) == nil { return .needMD5(target.sha256) }
+            // Decide again now that the MD5 is known (the device may already run this image).
+            decision = decide(id: id, hardware: esp.chip, version: esp.version, md5: esp.sketchMD5, context: context)
+        }
+        if case .offer(let target, let blob) = decision {
+            if esp.mode != "sketch" {
+                decision = .nothing("\(esp.mode) update requested; \(target.path) is a sketch")
+            } else if let free = esp.freeSpace, blob.size > free {
+                decision = .nothing("incompatible: \(target.path) is \(blob.size) bytes, device has \(free) free")
+            }
+        }
+        var sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: esp.version,
+                                      address: request.clientAddress, answer: decision.answer)
+        if esp.version == nil, let md5 = esp.sketchMD5 { sighting.version = "md5:\(md5.lowercased())" }
+        guard case .offer(let target, let blob) = decision, let md5 = context.md5(target.sha256) else {
+            return .response(.empty(304), sighting: sighting)
+        }
+        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target) + [("x-MD5", md5)]), sighting: sighting)
+    }
+
+    // MARK: ESP8266 NONOS FOTA (custom server)
+
+    /// The device runs user1 or user2 and asks for the other one (HEAD for the length, then GET).
+    /// An assignment names one of the pair (`…/user1.bin` or `…/user2.bin`); the sibling with the
+    /// requested name is served.
+    static func fota(_ request: DeviceRequest, id: String, file: String, context: Context) -> Outcome {
+        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
+        var decision = decide(id: id, hardware: nil, version: version, context: context)
+        var served: (ServedTarget, ServedBlob)?
+        if case .offer(let target, _) = decision {
+            let base = target.path.split(separator: "/").dropLast().joined(separator: "/")
+            let sibling = (base.isEmpty ? "" : base + "/") + file
+            if let pair = context.catalog.blob(forTarget: sibling) {
+                served = pair
+                decision = .offer(pair.0, pair.1)
+            } else {
+                decision = .nothing("assigned \(target.path) has no \(file) beside it in the cache")
+            }
+        }
+        let sighting = DeviceSighting(id: id, family: "esp8266-fota", version: version, address: request.clientAddress,
+                                      answer: decision.answer)
+        guard let (target, blob) = served else {
+            return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting)
+        }
+        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target)), sighting: sighting)
+    }
+
+    // MARK: WiPhone
+
+    static func wiphone(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
+        let decision = decide(id: id, hardware: nil, version: nil, context: context)
+        let sighting = DeviceSighting(id: id, family: "wiphone", version: version, address: request.clientAddress,
+                                      answer: decision.answer)
+        guard case .offer(let target, _) = decision, let targetVersion = target.version else {
+            // An ini without keys reads as version "0" on the phone: no update, and no error shown.
+            return .response(.text(200, "", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+        }
+        let ini = WiPhoneManifest(version: targetVersion, url: targetURL(request, target)).render()
+        return .response(.text(200, ini, type: "text/plain; charset=utf-8", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+    }
+}
+
+/// What the Arduino cores' httpUpdate sends about the device (esp8266/Arduino
+/// ESP8266httpUpdate.cpp, espressif/arduino-esp32 HTTPUpdate.cpp; see docs/devices.md).
+struct ESPUpdateHeaders: Sendable {
+    /// `esp8266-httpupdate` or `esp32-httpupdate`.
+    let family: String
+    let staMAC: String
+    let freeSpace: Int64?
+    /// Lower-case hex MD5 of the running sketch (ESP8266; ESP32 core 2.x).
+    let sketchMD5: String?
+    /// Hex SHA-256 of the running sketch (ESP32 core 2.x, upper case on the wire).
+    let sketchSHA256: String?
+    /// `sketch` or `spiffs`.
+    let mode: String
+    let version: String?
+    /// `esp8266` for ESP8266; the ESP32 core does not say which chip it runs on.
+    let chip: String?
+
+    init?(_ headers: [String: String]) {
+        let prefix: String
+        if let mac = headers["x-esp8266-sta-mac"] {
+            prefix = "x-esp8266-"
+            family = "esp8266-httpupdate"
+            staMAC = mac
+            chip = "esp8266"
+        } else if let mac = headers["x-esp32-sta-mac"] {
+            prefix = "x-esp32-"
+            family = "esp32-httpupdate"
+            staMAC = mac
+            chip = nil
+        } else {
+            return nil
+        }
+        freeSpace = headers[prefix + "free-space"].flatMap { Int64($0.trimmingWhitespace()) }
+        sketchMD5 = headers[prefix + "sketch-md5"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        sketchSHA256 = headers[prefix + "sketch-sha256"].flatMap { $0.isEmpty ? nil : $0.lowercased() }
+        mode = headers[prefix + "mode"] ?? "sketch"
+        version = headers[prefix + "version"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+

@@ -1,0 +1,221 @@
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import OTAMeshStore
+import OTAMeshTransfer
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The device-facing HTTP(S) server: a thin SwiftNIO shell around ``DeviceAPI``. Plain HTTP
+/// bodies go out with sendfile (NIO `FileRegion`); over TLS the blob is read in chunks with
+/// back-pressure. Keep-alive and pipelining as HTTP/1.1 clients expect.
+public final class DeviceServer: Sendable {
+    let api: DeviceAPI
+    let blobPath: @Sendable (String) -> String
+    let logger: Logger
+    let fileIO: NonBlockingFileIO
+    let threadPool: NIOThreadPool
+    let dates = HTTPDateCache()
+    let requests = Counter(label: "otamesh_device_requests_total")
+    let bytesSent = Counter(label: "otamesh_device_bytes_sent_total")
+
+    public init(api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
+                threadPool: NIOThreadPool = .singleton) {
+        self.api = api
+        self.blobPath = blobPath
+        self.logger = logger
+        self.fileIO = NonBlockingFileIO(threadPool: threadPool)
+        self.threadPool = threadPool
+    }
+
+    /// Binds `host:port` (port 0 = any free port) and returns the listening channel.
+    public func bind(host: String, port: Int, tls: NIOSSLContext? = nil,
+                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> any Channel {
+        let server = self
+        return try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(
+                        DeviceHTTPHandler(server: server, isTLS: tls != nil))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+    }
+}
+
+/// Per-connection request handling.
+final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let server: DeviceServer
+    let isTLS: Bool
+    private var head: HTTPRequestHead?
+
+    init(server: DeviceServer, isTLS: Bool) {
+        self.server = server
+        self.isTLS = isTLS
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): self.head = head
+        case .body: break  // device routes take no bodies; ignore (bounded by the decoder)
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            respond(context: context, head: head)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        server.requests.increment()
+        let (path, query) = DeviceRequest.splitTarget(head.uri)
+        var headers: [String: String] = [:]
+        for (name, value) in head.headers {
+            let key = name.lowercased()
+            if headers[key] == nil { headers[key] = value }
+        }
+        let request = DeviceRequest(
+            method: head.method.rawValue, path: path, query: query, headers: headers,
+            clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", isTLS: isTLS)
+        let keepAlive = head.isKeepAlive
+        switch server.api.handle(request) {
+        case .response(let response):
+            write(response, for: head, keepAlive: keepAlive, context: context)
+        case .needMD5(let sha256):
+            // Hash off the event loop, then answer.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let api = server.api
+            let path = server.blobPath(sha256)
+            server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+                try api.computeMD5(sha256: sha256, path: path)
+            }.whenComplete { result in
+                let (handler, context) = loopBound.value
+                let response: DeviceResponse
+                switch result {
+                case .success:
+                    if case .response(let answer) = api.handle(request) { response = answer } else {
+                        response = .text(500, "cannot compute MD5 of \(sha256)\n")
+                    }
+                case .failure(let error):
+                    handler.server.logger.error("MD5 failed", metadata: ["blob.sha256": "\(sha256)", "error": "\(error)"])
+                    response = .text(500, "cannot read blob \(sha256)\n")
+                }
+                handler.write(response, for: head, keepAlive: keepAlive, context: context)
+            }
+        }
+    }
+
+    private func write(_ response: DeviceResponse, for head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(response.headers.count + 4)
+        headers.add(name: "Server", value: "otamesh")
+        headers.add(name: "Date", value: server.dates.current())
+        for (name, value) in response.headers { headers.add(name: name, value: value) }
+        let length = response.contentLength
+        if response.status != 304 && !(100..<200).contains(response.status) && response.status != 204 {
+            headers.add(name: "Content-Length", value: String(length))
+        }
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let status = HTTPResponseStatus(statusCode: response.status)
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+
+        let closeAfter: @Sendable (any Channel) -> Void = { channel in if !keepAlive { channel.close(promise: nil) } }
+        guard head.method != .HEAD, length > 0 else {
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in closeAfter(channel) }
+            return
+        }
+        var file: NIOFileHandle?
+        if let sha256 = response.blobSHA256, response.body.contains(where: { if case .file = $0 { true } else { false } }) {
+            do {
+                file = try NIOFileHandle(_deprecatedPath: server.blobPath(sha256))
+            } catch {
+                // The blob vanished between catalog and open (evicted): the head is already out,
+                // so the only honest thing is to cut the connection short of Content-Length.
+                server.logger.warning("blob disappeared while serving", metadata: ["blob.sha256": "\(sha256)"])
+                context.close(promise: nil)
+                return
+            }
+        }
+        server.bytesSent.increment(by: Int(clamping: length))
+        let channel = context.channel
+        let finish: @Sendable (Result<Void, any Error>) -> Void = { [file] result in
+            try? file?.close()
+            if case .failure = result { channel.close(promise: nil) } else { closeAfter(channel) }
+        }
+        if isTLS {
+            writeChunked(response.body, file: file, context: context).whenComplete(finish)
+        } else {
+            for segment in response.body {
+                switch segment {
+                case .bytes(let bytes):
+                    context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+                case .file(let range):
+                    let region = FileRegion(fileHandle: file!, readerIndex: Int(range.first), endIndex: Int(range.last) + 1)
+                    context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                }
+            }
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete(finish)
+        }
+    }
+
+    /// TLS cannot use sendfile: read the ranges in 64 KiB chunks, writing each before reading
+    /// the next so a slow device never makes the gateway buffer the whole image.
+    private func writeChunked(_ body: [DeviceResponse.Segment], file: NIOFileHandle?, context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        var future = context.eventLoop.makeSucceededVoidFuture()
+        for segment in body {
+            future = future.flatMap {
+                let (handler, context) = loopBound.value
+                switch segment {
+                case .bytes(let bytes):
+                    return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
+                case .file(let range):
+                    return handler.server.fileIO.readChunked(
+                        fileHandle: file!, fromOffset: range.first, byteCount: Int(range.count), chunkSize: 64 << 10,
+                        allocator: context.channel.allocator, eventLoop: context.eventLoop
+                    ) { chunk in
+                        let (handler, context) = loopBound.value
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                    }
+                }
+            }
+        }
+        return future.flatMap {
+            let (handler, context) = loopBound.value
+            return context.writeAndFlush(handler.wrapOutboundOut(.end(nil)))
+        }
+    }
+}
+
+/// The `Date` header, formatted once per second.
+final class HTTPDateCache: Sendable {
+    private let cached = NIOLockedValueBox((second: Int64(-1), text: ""))
+
+    func current() -> String {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        let second = Int64(spec.tv_sec)
+        return cached.withLockedValue { cache in
+            if cache.second != second { cache = (second, HTTPDate.format(second)) }
+            return cache.text
+        }
+    }
+}

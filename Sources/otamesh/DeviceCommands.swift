@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import OTAMeshGateway
+import OTAMeshStore
+import OTAMeshTrust
+
+/// `otamesh device assign|unassign`: what a device is offered (works while the agent runs;
+/// it picks assignments up within a second).
+struct DeviceCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Assign firmware to a device (rollouts will drive this later).",
+        subcommands: [Assign.self, Unassign.self])
+
+    static func registry(_ options: ConfigOptions) throws -> (DeviceRegistry, AgentConfiguration) {
+        let configuration = try options.load()
+        let registry = try reporting("otamesh device") {
+            try FileSystem.makeDirectory(configuration.dataDirectory)
+            return try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+        }
+        return (registry, configuration)
+    }
+
+    struct Assign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Offer TARGET (a verified target path, see `otamesh images`) to DEVICE (MAC, id, or ip:ADDRESS).")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS.") var device: String
+        @Argument(help: "Target path from the trusted metadata.") var target: String
+
+        func run() throws {
+            let (registry, configuration) = try DeviceCommand.registry(options)
+            let id = DeviceRegistry.normalizedID(device)
+            try reporting("otamesh device assign") {
+                let tuf = "\(configuration.dataDirectory)/tuf"
+                var cached = false
+                if let store = try? BlobStore(configuration: StoreConfiguration(directory: configuration.dataDirectory), mode: .readOnly) {
+                    let images = try Bundles.images(tufDirectory: tuf, store: store)
+                    guard let image = images.first(where: { $0.0.path == target }) else {
+                        throw TrustError.targetNotFound(path: target)
+                    }
+                    cached = image.inCache
+                } else {
+                    throw TrustError.targetNotFound(path: target)
+                }
+                try registry.assign(id, target: target, at: BlobStore.wallClock())
+                Output.out("\(id): assigned \(target)" + (cached ? "" : " (not in the cache yet: served once it arrives)"))
+            }
+        }
+    }
+
+    struct Unassign: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Clear a device's assignment (it is told: no update).")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "Device id.") var device: String
+
+        func run() throws {
+            let (registry, _) = try DeviceCommand.registry(options)
+            let id = DeviceRegistry.normalizedID(device)
+            try reporting("otamesh device unassign") {
+                try registry.assign(id, target: nil, at: BlobStore.wallClock())
+                Output.out("\(id): no assignment")
+            }
+        }
+    }
+}
+
+/// `otamesh devices`: every device the gateway has seen or been told about.
+struct DevicesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "devices", abstract: "List devices: family, hardware, version, address, last seen, assignment, last answer.")
+    @OptionGroup var options: ConfigOptions
+    @Flag(help: "One JSON object per device, one per line.") var json = false
+
+    func run() throws {
+        let (registry, _) = try DeviceCommand.registry(options)
+        let devices = try reporting("otamesh devices") { try registry.list() }
+        for device in devices {
+            if json {
+                Output.out(Output.jsonLine(device))
+            } else {
+                let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
+                Output.out([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
+                            seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.lastAnswer ?? "-"].joined(separator: "  "))
+            }
+        }
+        if !json { Output.out("\(devices.count) devices") }
+    }
+}
