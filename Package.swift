@@ -173,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshStore", "CDNSSD", "CLZMA"],
+            dependencies: ["OTAMeshGateway", "OTAMeshStore", "OTAMeshTransfer", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(
