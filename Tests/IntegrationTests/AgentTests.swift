@@ -11,19 +11,10 @@ import Glibc
 /// Starts a real `otamesh agent` process and talks to it over HTTP on loopback.
 @Suite("agent", .serialized)
 struct AgentTests {
-    /// Starts an agent on a free loopback port and returns it with its admin URL.
+    /// Starts an agent on free loopback ports and returns it with its admin URL.
     static func start(data: String, extra: [String] = []) throws -> (Child, String) {
-        let child = try Child(Binaries.otamesh, ["agent", "--data-dir", data, "--admin-listen", "127.0.0.1:0"] + extra)
-        let ready = waitUntil(timeout: 30) { child.stdout.text.contains("admin API + metrics: ") || !child.process.isRunning }
-        guard ready, child.process.isRunning,
-            let line = child.stdout.lines.first(where: { $0.contains("admin API + metrics: ") }),
-            let url = line.split(separator: " ").first(where: { $0.hasPrefix("http://") })
-        else {
-            child.signal(SIGKILL)
-            child.wait()
-            throw AgentFailure(message: "agent did not start: \(child.stdout.text) \(child.stderr.text)")
-        }
-        return (child, String(url))
+        let gateway = try Gateway.start(data: data, extra: extra)
+        return (gateway.child, gateway.admin)
     }
 
     struct AgentFailure: Error { let message: String }

@@ -94,3 +94,44 @@ func fileSize(_ path: String) -> Int64? {
     var info = stat()
     return stat(path, &info) == 0 ? Int64(info.st_size) : nil
 }
+
+/// A running `otamesh agent` on free loopback ports.
+struct Gateway {
+    let child: Child
+    let admin: String
+    let device: String
+    /// The HTTPS device URL, when the data directory holds a site CA certificate.
+    let tls: String?
+
+    struct StartFailure: Error { let message: String }
+
+    static func start(data: String, extra: [String] = []) throws -> Gateway {
+        let child = try Child(Binaries.otamesh, ["agent", "--data-dir", data, "--admin-listen", "127.0.0.1:0",
+                                                 "--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + extra)
+        let ready = waitUntil(timeout: 30) { child.stdout.text.contains("admin API + metrics: ") || !child.process.isRunning }
+        func url(_ marker: String, _ scheme: String) -> String? {
+            guard let line = child.stdout.lines.first(where: { $0.contains(marker) }) else { return nil }
+            return line.split(separator: " ").first(where: { $0.hasPrefix(scheme + "://") }).map(String.init)
+        }
+        guard ready, child.process.isRunning, let admin = url("admin API + metrics: ", "http"), let device = url("device HTTP: ", "http")
+        else {
+            child.signal(SIGKILL)
+            child.wait()
+            throw StartFailure(message: "agent did not start: \(child.stdout.text) \(child.stderr.text)")
+        }
+        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"))
+    }
+
+    /// SIGTERM and wait.
+    func stop() {
+        child.signal(SIGTERM)
+        child.wait(timeout: 30)
+    }
+}
+
+/// Runs any program to completion: (exit status, stdout, stderr).
+func runProgram(_ executable: String, _ arguments: [String], timeout: Double = 120) throws -> (Int32, String, String) {
+    let child = try Child(executable, arguments)
+    let status = child.wait(timeout: timeout)
+    return (status, child.stdout.text, child.stderr.text)
+}

@@ -1,0 +1,190 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The device-facing server of a real agent, driven by real clients (curl, wget).
+@Suite("device server", .serialized)
+struct DeviceServerTests {
+    static let fixtures = Binaries.packageRoot.appendingPathComponent("Tests/Fixtures").path
+    static let mac = "aa:bb:cc:dd:ee:ff"
+
+    /// A gateway holding a 3 MiB raw image (`big/blob.bin`) and the esp32s3 fixture
+    /// (`esp32/app/2.1.0.bin`, assigned to `mac`), with a site CA.
+    struct Site {
+        let dir: TemporaryDirectory
+        let data: String
+        let big: String
+        let bigSHA: String
+        let esp: String
+        let espSHA: String
+    }
+
+    static func site() throws -> Site {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("data")
+        let repo = dir.file("repo")
+        let big = dir.file("blob.bin")
+        let bytes = patterned(3 << 20, seed: 42)
+        try Data(bytes).write(to: URL(fileURLWithPath: big))
+        let esp = "\(fixtures)/esp/esp32s3.bin"
+        for args in [
+            ["release", "init", "--repo", repo],
+            ["release", "add", "--repo", repo, "--path", "big/blob.bin", big],
+            ["release", "add", "--repo", repo, "--path", "esp32/app/2.1.0.bin", esp],
+            ["release", "publish", "--repo", repo, dir.file("pub")],
+            ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+            ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
+            ["device", "assign", "--data-dir", data, "AA-BB-CC-DD-EE-FF", "esp32/app/2.1.0.bin"],
+            ["keys", "site-ca", "--data-dir", data],
+        ] {
+            let (status, out, err) = try run(args)
+            #expect(status == 0, "\(args): \(out) \(err)")
+        }
+        return Site(dir: dir, data: data, big: big, bigSHA: sha256Hex(Data(bytes)), esp: esp,
+                    espSHA: sha256Hex(try Data(contentsOf: URL(fileURLWithPath: esp))))
+    }
+
+    static func curl(_ args: [String]) throws -> (Int32, String, String) {
+        try runProgram("/usr/bin/curl", ["-sS", "--max-time", "30"] + args)
+    }
+
+    static func fileSHA(_ path: String) throws -> String { sha256Hex(try Data(contentsOf: URL(fileURLWithPath: path))) }
+
+    /// Response headers as curl dumps them, without Date (which may tick between two requests).
+    static func headers(_ dump: String) -> [String] {
+        dump.split(separator: "\r\n").map(String.init).filter { !$0.lowercased().hasPrefix("date:") && !$0.isEmpty }
+    }
+
+    @Test("curl -C - and wget -c resume a partial download to the exact bytes")
+    func resumeWithRealClients() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let url = "\(gateway.device)/v1/targets/big/blob.bin"
+
+        let viaCurl = site.dir.file("curl.bin")
+        #expect(try Self.curl(["-r", "0-1048575", "-o", viaCurl, url]).0 == 0)
+        #expect(fileSize(viaCurl) == 1 << 20)
+        let (status, _, err) = try Self.curl(["-C", "-", "-o", viaCurl, url])
+        #expect(status == 0, "\(err)")
+        #expect(try Self.fileSHA(viaCurl) == site.bigSHA)
+
+        let viaWget = site.dir.file("wget.bin")
+        try Data(patterned(3 << 20, seed: 42).prefix(777_777)).write(to: URL(fileURLWithPath: viaWget))
+        let (wgetStatus, _, wgetErr) = try runProgram("/usr/bin/wget", ["-q", "-c", "-O", viaWget, url])
+        #expect(wgetStatus == 0, "\(wgetErr)")
+        #expect(wgetErr.isEmpty)
+        #expect(try Self.fileSHA(viaWget) == site.bigSHA)
+    }
+
+    @Test("HEAD returns exactly the GET headers on every route, Content-Length included")
+    func headEqualsGet() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let esp = ["-H", "x-ESP8266-STA-MAC: 11:22:33:44:55:66", "-H", "x-ESP8266-mode: sketch", "-H", "x-ESP8266-free-space: 900000"]
+        let routes: [(String, [String])] = [
+            ("/v1/targets/big/blob.bin", []),
+            ("/v1/targets/big/blob.bin", ["-H", "Range: bytes=100-200"]),
+            ("/v1/targets/big/blob.bin", ["-H", "Range: bytes=0-1,5-9"]),
+            ("/v1/targets/big/blob.bin", ["-H", "Range: bytes=99999999-"]),
+            ("/v1/blobs/sha256/\(site.bigSHA)", []),
+            ("/v1/devices/\(Self.mac)/update?hardware=esp32s3&version=1.0.0", []),
+            ("/v1/devices/\(Self.mac)/update?hardware=esp32s3&version=2.1.0-dev.7", []),
+            ("/v1/devices/\(Self.mac)/firmware", []),
+            ("/v1/devices/unknown/firmware", []),
+            ("/v1/esp/update", esp),
+            ("/v1/fota/\(Self.mac)/user2.bin", []),
+            ("/v1/wiphone/\(Self.mac)/WiPhone-phone.ini", []),
+            ("/v1/nothing/here", []),
+        ]
+        for (path, extra) in routes {
+            let (_, head, _) = try Self.curl(["-I"] + extra + ["\(gateway.device)\(path)"])
+            let (_, get, _) = try Self.curl(["-D", "-", "-o", "/dev/null"] + extra + ["\(gateway.device)\(path)"])
+            #expect(!head.isEmpty && Self.headers(head) == Self.headers(get), "\(path) \(extra)")
+        }
+    }
+
+    @Test("malformed and hostile Range headers get 200, 206 or 416 — and the server keeps serving")
+    func hostileRanges() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let url = "\(gateway.device)/v1/targets/big/blob.bin"
+        let thousand = "bytes=" + (0..<1000).map { "\($0 * 3)-\($0 * 3 + 1)" }.joined(separator: ",")
+        let cases: [(String, Int)] = [
+            ("bytes=", 200), ("bytes=5-2", 200), ("bytes=18446744073709551616-", 200), ("bytes=-0", 416),
+            ("bytes=99999999999-", 416), ("bytes=0-0", 206), ("bytes=--1", 200), ("bytes=1-2,3", 200), (thousand, 200),
+            ("bytes=-5", 206), ("bytes=0-1,2-3", 206),
+        ]
+        for (header, expected) in cases {
+            let (status, out, err) = try Self.curl(["-o", "/dev/null", "-w", "%{http_code} %{size_download}", "-H", "Range: \(header)", url])
+            #expect(status == 0, "\(err)")
+            let parts = out.split(separator: " ")
+            #expect(parts.first.map(String.init) == String(expected), "Range: \(header.prefix(40)) → \(out)")
+            if expected == 200 { #expect(parts.last == "3145728") }
+        }
+        // A request line and headers beyond reason are refused without harm.
+        let (_, huge, _) = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "X-Junk: \(String(repeating: "a", count: 100_000))", url])
+        #expect(huge.hasPrefix("4") || huge == "000")
+        let (_, after, _) = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", url])
+        #expect(after == "200")
+    }
+
+    @Test("HTTPS with the site CA: esp_https_ota's route with Range, pinned to the exported PEM; devices are registered")
+    func httpsAndRegistry() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let tls = try #require(gateway.tls)
+        let ca = site.dir.file("ca.pem")
+        let (exported, pem, _) = try run(["keys", "site-ca", "--data-dir", site.data, "--export-pem"])
+        #expect(exported == 0 && pem.hasPrefix("-----BEGIN CERTIFICATE-----"))
+        try pem.write(toFile: ca, atomically: true, encoding: .utf8)
+        let port = tls.split(separator: ":").last!
+        let firmware = "https://localhost:\(port)/v1/devices/\(Self.mac)/firmware?version=1.0.0"
+
+        let whole = site.dir.file("whole.bin")
+        #expect(try Self.curl(["--cacert", ca, "-o", whole, firmware]).0 == 0)
+        #expect(try Self.fileSHA(whole) == site.espSHA)
+        let (_, ranged, _) = try Self.curl(["--cacert", ca, "-r", "0-99", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", firmware])
+        #expect(ranged == "206 100")
+        // Without the site CA the connection is refused by the client: the certificate is the site's own.
+        #expect(try Self.curl(["-o", "/dev/null", firmware]).0 != 0)
+
+        // An ESP8266 asks over plain HTTP; both devices appear in the registry with what they reported.
+        let (_, code, _) = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "x-ESP8266-STA-MAC: 11:22:33:44:55:66",
+                                          "-H", "x-ESP8266-version: 0.9", "\(gateway.device)/v1/esp/update"])
+        #expect(code == "304")
+        var listing = ""
+        let registered = waitUntil(timeout: 10) {
+            listing = (try? run(["devices", "--data-dir", site.data, "--json"]).1) ?? ""
+            return listing.contains("11:22:33:44:55:66") && listing.contains("\"family\":\"esp-https-ota\"")
+        }
+        #expect(registered, "\(listing)")
+        #expect(listing.contains("\"version\":\"0.9\"") && listing.contains("\"lastAnswer\":\"no assignment\""))
+        #expect(listing.contains("\"assignedTarget\":\"esp32\\/app\\/2.1.0.bin\"") || listing.contains("\"assignedTarget\":\"esp32/app/2.1.0.bin\""))
+    }
+
+    @Test("device assign refuses a target the trusted metadata does not list; takes effect on a running agent")
+    func assignment() throws {
+        let site = try Self.site()
+        let (status, _, err) = try run(["device", "assign", "--data-dir", site.data, "dev-1", "no/such.bin"])
+        #expect(status == 1 && err.contains("no/such.bin"))
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let url = "\(gateway.device)/v1/devices/dev-1/update?version=0.1"
+        #expect(try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", url]).1 == "204")
+        #expect(try run(["device", "assign", "--data-dir", site.data, "dev-1", "big/blob.bin"]).0 == 0)
+        var body = ""
+        let offered = waitUntil(timeout: 10) {
+            body = (try? Self.curl([url]).1) ?? ""
+            return body.contains(site.bigSHA)
+        }
+        #expect(offered, "\(body)")
+        #expect(body.contains("\"size\":3145728") && body.contains("/v1/targets/big/blob.bin"))
+    }
+}
