@@ -81,6 +81,9 @@ let package = Package(
             name: "OTAMeshTransfer",
             dependencies: [
                 "OTAMeshTrust",
+                "OTAMeshStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strict
@@ -130,6 +133,10 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
@@ -163,7 +170,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshTransferTests",
-            dependencies: ["OTAMeshTransfer", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshTransfer", "OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

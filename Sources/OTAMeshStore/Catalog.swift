@@ -36,6 +36,17 @@ public struct PartialRecord: Sendable, Equatable, Codable, FetchableRecord, Pers
     public var expectedSHA256: String?
     public var expectedSize: Int64?
     public var createdAt: Double
+    /// The server's validator (strong ETag or Last-Modified) for the bytes received so far, so a
+    /// resumed download can send If-Range (nil: none known).
+    public var validator: String?
+
+    public init(id: String, expectedSHA256: String?, expectedSize: Int64?, createdAt: Double, validator: String? = nil) {
+        self.id = id
+        self.expectedSHA256 = expectedSHA256
+        self.expectedSize = expectedSize
+        self.createdAt = createdAt
+        self.validator = validator
+    }
 }
 
 /// The SQLite catalog: which blobs are committed, their pins and the partials in flight.
@@ -84,6 +95,9 @@ struct Catalog: Sendable {
                 t.column("expectedSize", .integer)
                 t.column("createdAt", .double).notNull()
             }
+        }
+        migrator.registerMigration("v2: partial validators") { db in
+            try db.alter(table: "partial") { t in t.add(column: "validator", .text) }
         }
         return migrator
     }

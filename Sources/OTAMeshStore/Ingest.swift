@@ -16,7 +16,7 @@ public final class Ingest {
     static let bufferSize = 1 << 20
 
     let store: BlobStore
-    let record: PartialRecord
+    var record: PartialRecord
     let path: String
     private var fd: Int32
     private var hasher = SHA256()
@@ -77,6 +77,31 @@ public final class Ingest {
             buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             done += Int64(n)
         }
+    }
+
+    /// The validator recorded for the bytes held so far (see ``PartialRecord/validator``).
+    public var validator: String? { record.validator }
+
+    /// Records the server's validator for the bytes being received (persisted, so a resume
+    /// after a crash can still send If-Range).
+    public func setValidator(_ validator: String?) throws(StoreError) {
+        guard validator != record.validator else { return }
+        record.validator = validator
+        let id = record.id
+        try store.catalog.write(changesBlobs: false) { db in
+            try db.execute(sql: "UPDATE partial SET validator = ? WHERE id = ?", arguments: [validator, id])
+        }
+    }
+
+    /// Drops the bytes received so far and starts again from offset 0 (the server's
+    /// representation changed under us).
+    public func restart() throws(StoreError) {
+        guard !closed else { throw .ingestClosed }
+        try POSIX.truncate(fd, to: 0, path: path)
+        guard lseek(fd, 0, SEEK_SET) >= 0 else { throw .io(operation: "seek", path: path, errno: errno) }
+        hasher = SHA256()
+        offset = 0
+        try setValidator(nil)
     }
 
     /// Appends bytes from an array slice.
