@@ -5,6 +5,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import OTAMeshStore
+import OTAMeshTransfer
 import Prometheus
 import OTAMeshTrust
 import ServiceLifecycle
@@ -66,7 +67,7 @@ public struct Agent: Sendable {
             services.append(UpstreamSync(
                 metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
                 patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                store: store, logger: logger))
+                store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
         }
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
         let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
@@ -103,6 +104,13 @@ public struct Agent: Sendable {
         let group = ServiceGroup(
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    static func fetcher(_ configuration: AgentConfiguration, logger: Logger) -> ResumableFetch {
+        var policy = RetryPolicy()
+        policy.retryTimeout = configuration.transferRetryTimeout
+        return ResumableFetch(policy: policy, proxies: configuration.proxySettings(environment: ProcessInfo.processInfo.environment),
+                              logger: logger)
     }
 
     static func url(_ channel: any Channel, scheme: String) -> String {

@@ -1,4 +1,5 @@
 import OTAMeshFirmware
+import OTAMeshTransfer
 import Yams
 
 /// Everything an agent needs to start. Built in layers, later ones winning:
@@ -30,8 +31,24 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var upstreamTargets: [String] = []
     /// Seconds between upstream polls.
     public var upstreamInterval: Double = 300
+    /// HTTP proxy for upstream transfers (overrides HTTP_PROXY/HTTPS_PROXY); hosts that bypass it.
+    public var upstreamProxy: String?
+    public var upstreamNoProxy: [String]?
+    /// How long one transfer keeps resuming after network failures (WM IoT SDK's CONFIG_OTA_RETRY_TIMEOUT).
+    public var transferRetryTimeout: Double = 300
     /// The site's root.json, installed into the data directory's `tuf/` when it has none.
     public var trustRoot: String?
+
+    /// The proxies for upstream transfers: the environment's, overridden by the configuration.
+    public func proxySettings(environment: [String: String]) -> ProxySettings {
+        var settings = ProxySettings.from(environment: environment)
+        if let proxy = upstreamProxy.flatMap(ProxySettings.parse) {
+            settings.http = proxy
+            settings.https = proxy
+        }
+        if let noProxy = upstreamNoProxy { settings.noProxy = noProxy }
+        return settings
+    }
 
     public init(nodeName: String = AgentConfiguration.hostName()) {
         self.nodeName = nodeName
@@ -52,6 +69,9 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("upstream.targetsURL", "OTAMESH_UPSTREAM_TARGETS_URL", "--upstream-targets-url", "upstream TUF targets base URL"),
         ("upstream.targets", "OTAMESH_UPSTREAM_TARGETS", "--upstream-targets", "comma-separated target path globs to fetch (default: all)"),
         ("upstream.interval", "OTAMESH_UPSTREAM_INTERVAL", "--upstream-interval", "time between upstream polls (default 5m)"),
+        ("upstream.proxy", "OTAMESH_UPSTREAM_PROXY", "--upstream-proxy", "HTTP proxy http://HOST:PORT for upstream (default: $HTTP_PROXY / $HTTPS_PROXY)"),
+        ("upstream.noProxy", "OTAMESH_UPSTREAM_NO_PROXY", "--upstream-no-proxy", "comma-separated hosts/domains that bypass the proxy (default: $NO_PROXY)"),
+        ("transfer.retryTimeout", "OTAMESH_TRANSFER_RETRY_TIMEOUT", "--transfer-retry-timeout", "keep resuming a download after network failures this long (default 5m)"),
         ("trust.root", "OTAMESH_TRUST_ROOT", "--trust-root", "the site's root.json, installed into tuf/ if none is trusted yet"),
     ]
 
@@ -132,6 +152,17 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 5m, got \(value)")
             }
             upstreamInterval = seconds
+        case "upstream.proxy":
+            guard ProxySettings.parse(value) != nil else {
+                throw .invalid(source: source, key: key, reason: "expected an HTTP proxy like http://proxy:3128, got \(value)")
+            }
+            upstreamProxy = value
+        case "upstream.noProxy": upstreamNoProxy = ProxySettings.parseList(value)
+        case "transfer.retryTimeout":
+            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
+                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 90s, 5m, got \(value)")
+            }
+            transferRetryTimeout = seconds
         case "trust.root": trustRoot = value
         default:
             throw .unknownKey(source: source, key: key)

@@ -11,8 +11,8 @@ import Glibc
 
 /// Polls an upstream TUF repository: refreshes metadata through the full client workflow
 /// (trusted metadata persisted in `tuf/`), then downloads the selected targets, each checked
-/// against its signed length and hashes and added to the store with its signed SHA-256 — so
-/// nothing unverified ever reaches `blobs/`.
+/// against its signed length and SHA-256 by the store's ingest (resumable, see
+/// ``ResumableFetch``) — so nothing unverified ever reaches `blobs/`.
 public struct UpstreamSync: Service {
     public let metadataURL: String
     public let targetsURL: String
@@ -21,19 +21,22 @@ public struct UpstreamSync: Service {
     public let tufDirectory: String
     public let store: BlobStore
     public let logger: Logger
+    /// Downloads targets: resumable, under the retry-timeout policy, through proxies.
+    public let fetch: ResumableFetch
 
     let syncs = Counter(label: "otamesh_upstream_syncs_total")
     let failures = Counter(label: "otamesh_upstream_failures_total")
     let lastSuccess = Gauge(label: "otamesh_upstream_last_success_timestamp_seconds")
 
     public init(metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
-                store: BlobStore, logger: Logger) {
+                store: BlobStore, fetch: ResumableFetch = ResumableFetch(), logger: Logger) {
         self.metadataURL = metadataURL
         self.targetsURL = targetsURL
         self.patterns = patterns
         self.interval = interval
         self.tufDirectory = tufDirectory
         self.store = store
+        self.fetch = fetch
         self.logger = logger
     }
 
@@ -78,8 +81,10 @@ public struct UpstreamSync: Service {
             let expected = ExpectedContent(digest: try BlobDigest(hex: hex), size: info.length)
             report.targets.append(path)
             if try store.blob(expected.digest) != nil { continue }
-            let bytes = try await updater.download(info)
-            try store.add(bytes: bytes, expected: expected)
+            // Streamed into the store, resumed across failures and restarts; committed only when
+            // every byte matches the signed length and SHA-256.
+            let url = "\(targetsURL.hasSuffix("/") ? String(targetsURL.dropLast()) : targetsURL)/\(HTTPFiles.escapePath(updater.remotePath(of: info)))"
+            _ = try await fetch.fetch(url, expected: expected, into: store)
             report.added.append(path)
         }
         return report

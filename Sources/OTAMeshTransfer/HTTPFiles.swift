@@ -44,7 +44,7 @@ public struct HTTPFiles: RemoteFiles {
 
     /// Percent-encodes each path segment (target paths may hold any character but `/`; an
     /// existing `%` escape in a consistent-snapshot name is kept).
-    static func escapePath(_ path: String) -> String {
+    public static func escapePath(_ path: String) -> String {
         path.split(separator: "/", omittingEmptySubsequences: false)
             .map { PercentEncoding.encode($0, alsoAllowed: "%") }.joined(separator: "/")
     }

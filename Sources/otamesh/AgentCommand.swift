@@ -48,6 +48,15 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Time between upstream polls, e.g. 30s, 5m (default 5m).")
     var upstreamInterval: String?
 
+    @Option(help: "HTTP proxy for upstream transfers, http://HOST:PORT (default: $HTTP_PROXY / $HTTPS_PROXY).")
+    var upstreamProxy: String?
+
+    @Option(help: "Comma-separated hosts/domains that bypass the proxy (default: $NO_PROXY).")
+    var upstreamNoProxy: String?
+
+    @Option(help: "Keep resuming a download after network failures this long, e.g. 90s, 5m (default 5m).")
+    var transferRetryTimeout: String?
+
     @Option(help: "The site's root.json (installed into the data dir's tuf/ if none is trusted yet).")
     var trustRoot: String?
 
@@ -58,6 +67,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
             ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
+            ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()
