@@ -1,3 +1,4 @@
+import OTAMeshFirmware
 import Logging
 
 #if canImport(Glibc)
@@ -29,29 +30,10 @@ public struct JSONLogHandler: LogHandler {
         if event.level >= .error || logLevel <= .debug {
             fields.append(("source", "\(event.file.split(separator: "/").last ?? ""):\(event.line)"))
         }
-        let line = "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }.joined(separator: ",") + "}\n"
+        let line = "{" + fields.map { "\(jsonQuoted($0.0)):\(jsonQuoted($0.1))" }.joined(separator: ",") + "}\n"
         // One write(2) per line: atomic for lines up to PIPE_BUF, and no shared FILE* state.
         var bytes = Array(line.utf8)
         _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
-    }
-
-    /// JSON string literal with the escapes RFC 8259 requires.
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
     }
 
     static func timestamp() -> String {

@@ -130,27 +130,8 @@ public enum DeviceRoutes {
         let sighting = DeviceSighting(id: id, family: "generic", hardware: hardware, version: version,
                                       address: request.clientAddress, answer: decision.answer)
         guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
-        let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonString(targetURL(request, target))),\"version\":\(jsonString(target.version ?? ""))}\n"
+        let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(targetURL(request, target))),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
         return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting)
-    }
-
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else { out.unicodeScalars.append(scalar) }
-            }
-        }
-        return out + "\""
     }
 
     // MARK: esp_https_ota
