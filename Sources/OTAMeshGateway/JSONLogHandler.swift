@@ -1,5 +1,5 @@
-import OTAMeshFirmware
 import Logging
+import OTAMeshFirmware
 
 #if canImport(Glibc)
 import Glibc
