@@ -151,12 +151,18 @@ struct ReleaseCommand: ParsableCommand {
             abstract: "Add a firmware image: inspect it, record length, hashes and format/hardware/version/project, re-sign.")
         @OptionGroup var options: RepoOption
         @Option(help: "Target path, e.g. esp32/projectMM/2.1.0.bin.") var path: String
+        @Option(help: "Version to record when the image carries none (ESP8266 FOTA user1/user2, raw); must match the image's own otherwise.")
+        var version: String?
+        @Option(help: "Hardware/variant key to record (default: the chip the image names), e.g. esp32-eth01.")
+        var hardware: String?
         @Argument(help: "The image file.") var file: String
 
         func run() throws {
             let repo = options.repo
             let target = path
             let source = file
+            let givenVersion = version
+            let givenHardware = hardware
             try ReleaseCommand.run("add") {
                 guard let data = FileManager.default.contents(atPath: source) else {
                     throw TrustError.fetch(file: source, reason: "cannot read")
@@ -168,8 +174,11 @@ struct ReleaseCommand: ParsableCommand {
                 }
                 var custom = JSONObject()
                 custom["format"] = .string(report.format.rawValue)
-                if let chip = report.chip { custom["hardware"] = .string(chip) }
-                if let version = report.version { custom["version"] = .string(version) }
+                if let chip = givenHardware ?? report.chip { custom["hardware"] = .string(chip) }
+                if let inImage = report.version, let givenVersion, givenVersion != inImage {
+                    throw TrustError.invalidImage(file: source, reason: "--version \(givenVersion) differs from the version the image carries (\(inImage))")
+                }
+                if let version = report.version ?? givenVersion { custom["version"] = .string(version) }
                 if let project = report.project { custom["project"] = .string(project) }
                 let repository = try Repository(directory: repo)
                 try repository.add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)

@@ -1,3 +1,4 @@
+import OTAMeshFirmware
 import Testing
 
 @testable import OTAMeshGateway
@@ -76,7 +77,7 @@ struct ConfigurationTests {
 
     @Test("JSON log lines escape what RFC 8259 requires")
     func jsonQuoting() {
-        #expect(JSONLogHandler.quote("a\"b\\c\nd\u{01}é") == "\"a\\\"b\\\\c\\nd\\u0001é\"")
+        #expect(jsonQuoted("a\"b\\c\nd\u{01}é") == "\"a\\\"b\\\\c\\nd\\u0001é\"")
         let stamp = JSONLogHandler.timestamp()
         #expect(stamp.count == 24 && stamp.hasSuffix("Z"))
     }

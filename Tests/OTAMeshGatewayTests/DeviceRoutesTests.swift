@@ -9,11 +9,12 @@ struct DeviceRoutesTests {
     static let blob = ServedBlob(sha256: String(repeating: "ab", count: 32), size: 1000, addedAt: 784_111_777)
     static let target = ServedTarget(path: "esp32/app/2.0.0.bin", sha256: blob.sha256, size: 1000, version: "2.0.0", hardware: "esp32")
     static let md5 = String(repeating: "cd", count: 16)
+    static let appended = String(repeating: "ef", count: 32)
 
     static func context(assigned: [String: String] = ["aa:bb:cc:dd:ee:ff": target.path], md5Known: Bool = true) -> DeviceRoutes.Context {
         DeviceRoutes.Context(
             catalog: ServingCatalog(blobs: [blob], targets: [target]), assignment: { assigned[$0] },
-            md5: { md5Known && $0 == blob.sha256 ? md5 : nil })
+            digests: { md5Known && $0 == blob.sha256 ? .init(md5: md5, appendedDigest: appended) : nil })
     }
 
     static func get(_ target: String, method: String = "GET", headers: [String: String] = [:]) -> DeviceRequest {
@@ -147,9 +148,10 @@ struct DeviceRoutesTests {
     func httpUpdate() {
         let esp32 = ServedTarget(path: Self.target.path, sha256: Self.blob.sha256, size: 1000, version: "2.0.0", hardware: "esp8266")
         let ctx = DeviceRoutes.Context(catalog: ServingCatalog(blobs: [Self.blob], targets: [esp32]),
-                                       assignment: { $0 == "aa:bb:cc:dd:ee:ff" ? esp32.path : nil }, md5: { _ in nil })
-        #expect(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: ctx) == .needMD5(Self.blob.sha256))
-        let known = DeviceRoutes.Context(catalog: ctx.catalog, assignment: ctx.assignment, md5: { _ in Self.md5 })
+                                       assignment: { $0 == "aa:bb:cc:dd:ee:ff" ? esp32.path : nil })
+        #expect(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: ctx) == .needDigests(Self.blob.sha256))
+        let known = DeviceRoutes.Context(catalog: ctx.catalog, assignment: ctx.assignment,
+                                         digests: { _ in .init(md5: Self.md5, appendedDigest: nil) })
         let (offer, sighting) = Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: known))
         #expect(offer.status == 200 && offer.header("x-md5") == Self.md5 && offer.contentLength == 1000)
         #expect(sighting?.family == "esp8266-httpupdate" && sighting?.hardware == "esp8266")
@@ -167,11 +169,15 @@ struct DeviceRoutesTests {
         #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update"), context: known)).0.status == 403)
     }
 
-    @Test("ESP32 HTTPUpdate: 304 when the running sketch's SHA-256 is the assigned image")
+    @Test("ESP32 HTTPUpdate: 304 when the running sketch's SHA-256 is the image's appended digest (or its file hash)")
     func esp32SHA() {
-        let headers = ["x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-free-space": "1900000",
-                       "x-esp32-sketch-sha256": Self.blob.sha256.uppercased()]
-        #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: headers), context: Self.context())).0.status == 304)
+        for reported in [Self.appended.uppercased(), Self.blob.sha256.uppercased()] {
+            let headers = ["x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-free-space": "1900000",
+                           "x-esp32-sketch-sha256": reported]
+            #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: headers), context: Self.context())).0.status == 304)
+        }
+        let other = ["x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-sketch-sha256": String(repeating: "A", count: 64)]
+        #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: other), context: Self.context())).0.status == 200)
     }
 
     @Test("FOTA: the sibling user1/user2 image of the assignment, HEAD with its length")

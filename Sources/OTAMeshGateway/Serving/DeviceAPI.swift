@@ -12,7 +12,7 @@ import Glibc
 public final class DeviceAPI: Sendable {
     public let registry: DeviceRegistry
     let catalogBox: NIOLockedValueBox<ServingCatalog>
-    let md5Cache = NIOLockedValueBox<[String: String]>([:])
+    let digestCache = NIOLockedValueBox<[String: DeviceRoutes.BlobDigests]>([:])
     let now: @Sendable () -> Double
 
     public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }) {
@@ -32,38 +32,40 @@ public final class DeviceAPI: Sendable {
 
     public enum Outcome: Sendable {
         case response(DeviceResponse)
-        case needMD5(String)
+        case needDigests(String)
     }
 
     public func handle(_ request: DeviceRequest) -> Outcome {
         let registry = registry
-        let md5Cache = md5Cache
+        let digestCache = digestCache
         let context = DeviceRoutes.Context(
             catalog: catalog, assignment: { registry.assignment(for: $0) },
-            md5: { sha in md5Cache.withLockedValue { $0[sha] } })
+            digests: { sha in digestCache.withLockedValue { $0[sha] } })
         switch DeviceRoutes.handle(request, context: context) {
-        case .needMD5(let sha256): return .needMD5(sha256)
+        case .needDigests(let sha256): return .needDigests(sha256)
         case .response(let response, let sighting):
             if let sighting { registry.observe(sighting, at: now()) }
             return .response(response)
         }
     }
 
-    /// Computes and caches a blob's MD5 (blocking: call from a thread pool).
-    public func computeMD5(sha256: String, path: String) throws {
-        if md5Cache.withLockedValue({ $0[sha256] }) != nil { return }
+    /// Computes and caches a blob's MD5 and trailing digest (blocking: call from a thread pool).
+    public func computeDigests(sha256: String, path: String) throws {
+        if digestCache.withLockedValue({ $0[sha256] }) != nil { return }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RegistryError(path: path, reason: "cannot open blob for MD5 (errno \(errno))") }
         defer { close(fd) }
         var hasher = Insecure.MD5()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        var tail: [UInt8] = []
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
             if n < 0 { if errno == EINTR { continue }; throw RegistryError(path: path, reason: "read failed (errno \(errno))") }
             if n == 0 { break }
             hasher.update(data: buffer[0..<n])
+            tail = n >= 32 ? Array(buffer[(n - 32)..<n]) : Array((tail + buffer[0..<n]).suffix(32))
         }
-        let hex = hexString(hasher.finalize())
-        md5Cache.withLockedValue { $0[sha256] = hex }
+        let digests = DeviceRoutes.BlobDigests(md5: hexString(hasher.finalize()), appendedDigest: tail.count == 32 ? hexString(tail) : nil)
+        digestCache.withLockedValue { $0[sha256] = digests }
     }
 }

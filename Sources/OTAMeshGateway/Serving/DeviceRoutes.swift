@@ -19,21 +19,36 @@ public enum DeviceRoutes {
         public var catalog: ServingCatalog
         /// The assigned target path of a device id.
         public var assignment: @Sendable (String) -> String?
-        /// The MD5 (hex) of a blob, nil until computed.
-        public var md5: @Sendable (String) -> String?
+        /// A blob's other digests, nil until computed (see ``Outcome/needDigests(_:)``).
+        public var digests: @Sendable (String) -> BlobDigests?
 
         public init(catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
-                    md5: @escaping @Sendable (String) -> String? = { _ in nil }) {
+                    digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }) {
             self.catalog = catalog
             self.assignment = assignment
+            self.digests = digests
+        }
+    }
+
+    /// What devices compare against besides the file's SHA-256.
+    public struct BlobDigests: Sendable, Equatable {
+        /// MD5 of the whole file (httpUpdate's `x-MD5`, ESP8266's `x-ESP8266-sketch-md5`).
+        public var md5: String
+        /// The last 32 bytes (hex): an ESP32 image's appended SHA-256, which is what
+        /// `esp_partition_get_sha256` — and so `x-ESP32-sketch-sha256` — reports for the running app.
+        public var appendedDigest: String?
+
+        public init(md5: String, appendedDigest: String?) {
             self.md5 = md5
+            self.appendedDigest = appendedDigest
         }
     }
 
     public enum Outcome: Sendable, Equatable {
         case response(DeviceResponse, sighting: DeviceSighting?)
-        /// The answer needs this blob's MD5 (ESP httpUpdate's `x-MD5`): compute it, then ask again.
-        case needMD5(String)
+        /// The answer needs this blob's ``BlobDigests`` (ESP httpUpdate): compute them off the
+        /// event loop, then ask again.
+        case needDigests(String)
     }
 
     public static func handle(_ request: DeviceRequest, context: Context) -> Outcome {
@@ -102,9 +117,20 @@ public enum DeviceRoutes {
         }
     }
 
+    /// What the device says it runs, as a digest of its firmware.
+    public struct RunningDigests: Sendable, Equatable {
+        public var md5: String?
+        public var sha256: String?
+        public init(md5: String? = nil, sha256: String? = nil) {
+            self.md5 = md5?.lowercased()
+            self.sha256 = sha256?.lowercased()
+        }
+    }
+
     /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
-    /// content (MD5) or version differs from what the device runs.
-    public static func decide(id: String, hardware: String?, version: String?, md5: String? = nil, context: Context) -> Decision {
+    /// content (MD5 / SHA-256) or version differs from what the device runs.
+    public static func decide(id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
+                              context: Context) -> Decision {
         guard let path = context.assignment(id) else { return .nothing("no assignment") }
         guard let (target, blob) = context.catalog.blob(forTarget: path) else {
             return .nothing("assigned \(path) is not in the cache")
@@ -112,8 +138,12 @@ public enum DeviceRoutes {
         if let hardware, let wanted = target.hardware, !VariantCompatibility.isCompatible(device: hardware.lowercased(), firmware: wanted.lowercased()) {
             return .nothing("incompatible: \(path) is for \(wanted), device reports \(hardware)")
         }
-        if let md5, let targetMD5 = context.md5(target.sha256), md5.lowercased() == targetMD5 {
-            return .upToDate("runs \(path), MD5 \(targetMD5)")
+        let known = context.digests(target.sha256)
+        if let md5 = running.md5, md5 == known?.md5 {
+            return .upToDate("runs \(path), MD5 \(md5)")
+        }
+        if let sha = running.sha256, sha == target.sha256 || sha == known?.appendedDigest {
+            return .upToDate("runs \(path), SHA-256 \(sha)")
         }
         if let version, let wanted = target.version, version == wanted {
             return .upToDate("runs version \(wanted)")
@@ -160,16 +190,11 @@ public enum DeviceRoutes {
             return plain(.text(403, "only for ESP8266httpUpdate / ESP32 HTTPUpdate (x-ESP8266-* or x-ESP32-* headers)\n"))
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
-        if let sha = esp.sketchSHA256, let path = context.assignment(id), context.catalog.targets[path]?.sha256 == sha {
-            let sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: esp.version,
-                                          address: request.clientAddress, answer: "up to date (runs \(path), SHA-256 \(sha))")
-            return .response(.empty(304), sighting: sighting)
-        }
-        var decision = decide(id: id, hardware: esp.chip, version: esp.version, md5: esp.sketchMD5, context: context)
-        if case .offer(let target, _) = decision {
-            if context.md5(target.sha256) == nil { return .needMD5(target.sha256) }
-            // Decide again now that the MD5 is known (the device may already run this image).
-            decision = decide(id: id, hardware: esp.chip, version: esp.version, md5: esp.sketchMD5, context: context)
+        let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
+        var decision = decide(id: id, hardware: esp.chip, version: esp.version, running: running, context: context)
+        if case .offer(let target, _) = decision, context.digests(target.sha256) == nil {
+            // x-MD5 and the digest comparison need the blob's MD5: computed once, off the loop.
+            return .needDigests(target.sha256)
         }
         if case .offer(let target, let blob) = decision {
             if esp.mode != "sketch" {
@@ -181,7 +206,7 @@ public enum DeviceRoutes {
         var sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: esp.version,
                                       address: request.clientAddress, answer: decision.answer)
         if esp.version == nil, let md5 = esp.sketchMD5 { sighting.version = "md5:\(md5.lowercased())" }
-        guard case .offer(let target, let blob) = decision, let md5 = context.md5(target.sha256) else {
+        guard case .offer(let target, let blob) = decision, let md5 = context.digests(target.sha256)?.md5 else {
             return .response(.empty(304), sighting: sighting)
         }
         return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target) + [("x-MD5", md5)]), sighting: sighting)

@@ -98,23 +98,23 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch server.api.handle(request) {
         case .response(let response):
             write(response, for: head, keepAlive: keepAlive, context: context)
-        case .needMD5(let sha256):
+        case .needDigests(let sha256):
             // Hash off the event loop, then answer.
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let api = server.api
             let path = server.blobPath(sha256)
             server.threadPool.runIfActive(eventLoop: context.eventLoop) {
-                try api.computeMD5(sha256: sha256, path: path)
+                try api.computeDigests(sha256: sha256, path: path)
             }.whenComplete { result in
                 let (handler, context) = loopBound.value
                 let response: DeviceResponse
                 switch result {
                 case .success:
                     if case .response(let answer) = api.handle(request) { response = answer } else {
-                        response = .text(500, "cannot compute MD5 of \(sha256)\n")
+                        response = .text(500, "cannot compute the digests of \(sha256)\n")
                     }
                 case .failure(let error):
-                    handler.server.logger.error("MD5 failed", metadata: ["blob.sha256": "\(sha256)", "error": "\(error)"])
+                    handler.server.logger.error("blob digests failed", metadata: ["blob.sha256": "\(sha256)", "error": "\(error)"])
                     response = .text(500, "cannot read blob \(sha256)\n")
                 }
                 handler.write(response, for: head, keepAlive: keepAlive, context: context)

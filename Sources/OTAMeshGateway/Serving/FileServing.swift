@@ -7,14 +7,18 @@ public struct ServedBlob: Sendable, Equatable {
     /// Seconds since the Unix epoch: when the store committed it (its Last-Modified).
     public let addedAt: Double
 
+    /// The strong validator: the content's SHA-256 never changes for these bytes.
+    public let etag: String
+    /// `addedAt` as an HTTP date (formatted once, not per request).
+    public let lastModified: String
+
     public init(sha256: String, size: Int64, addedAt: Double) {
         self.sha256 = sha256
         self.size = size
         self.addedAt = addedAt
+        self.etag = "\"\(sha256)\""
+        self.lastModified = HTTPDate.format(Int64(addedAt))
     }
-
-    /// The strong validator: the content's SHA-256 never changes for these bytes.
-    public var etag: String { "\"\(sha256)\"" }
 }
 
 /// HTTP semantics for serving one immutable blob (RFC 9110): HEAD == GET headers, ranges,
@@ -24,7 +28,7 @@ public enum FileServing {
     /// are added to every 200/206.
     public static func respond(to request: DeviceRequest, blob: ServedBlob, contentType: String = "application/octet-stream",
                                extra: [(String, String)] = [], boundarySeed: String? = nil) -> DeviceResponse {
-        let lastModified = HTTPDate.format(Int64(blob.addedAt))
+        let lastModified = blob.lastModified
         let validators: [(String, String)] = [("ETag", blob.etag), ("Last-Modified", lastModified)]
         if let inm = request.header("if-none-match"), matches(inm, etag: blob.etag) {
             return DeviceResponse(status: 304, headers: validators + [("Accept-Ranges", "bytes")])
