@@ -24,12 +24,13 @@ struct DeviceCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Offer TARGET (a verified target path, see `otamesh images`) to DEVICE (MAC, id, or ip:ADDRESS).")
         @OptionGroup var options: ConfigOptions
-        @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS.") var device: String
+        @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS; several separated by commas.") var device: String
         @Argument(help: "Target path from the trusted metadata.") var target: String
 
         func run() throws {
             let (registry, configuration) = try DeviceCommand.registry(options)
-            let id = DeviceRegistry.normalizedID(device)
+            let ids = device.split(separator: ",").map { DeviceRegistry.normalizedID(String($0)) }.filter { !$0.isEmpty }
+            guard !ids.isEmpty else { throw ValidationError("no device id given") }
             try reporting("otamesh device assign") {
                 let tuf = "\(configuration.dataDirectory)/tuf"
                 var cached = false
@@ -42,8 +43,10 @@ struct DeviceCommand: ParsableCommand {
                 } else {
                     throw TrustError.targetNotFound(path: target)
                 }
-                try registry.assign(id, target: target, at: BlobStore.wallClock())
-                Output.out("\(id): assigned \(target)" + (cached ? "" : " (not in the cache yet: served once it arrives)"))
+                for id in ids {
+                    try registry.assign(id, target: target, at: BlobStore.wallClock())
+                    Output.out("\(id): assigned \(target)" + (cached ? "" : " (not in the cache yet: served once it arrives)"))
+                }
             }
         }
     }

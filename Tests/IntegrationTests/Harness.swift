@@ -11,10 +11,11 @@ enum Binaries {
     static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
 
-    static var otamesh: String {
-        let dir = ProcessInfo.processInfo.environment["OTAMESH_BIN_DIR"] ?? packageRoot.appendingPathComponent(".build/debug").path
-        return "\(dir)/otamesh"
+    static var directory: String {
+        ProcessInfo.processInfo.environment["OTAMESH_BIN_DIR"] ?? packageRoot.appendingPathComponent(".build/debug").path
     }
+    static var otamesh: String { "\(directory)/otamesh" }
+    static var devicesim: String { "\(directory)/otamesh-devicesim" }
 }
 
 /// Runs a command to completion and returns (exit status, stdout, stderr).

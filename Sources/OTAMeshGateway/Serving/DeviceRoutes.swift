@@ -170,15 +170,24 @@ public enum DeviceRoutes {
     /// `max_http_request_size` with partial download); the app reads the image's app
     /// description and decides. The gateway serves the assigned image, 404 when none.
     static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
-        let version = request.query["version"]
-        let hardware = request.query["hardware"]
-        let decision = decide(id: id, hardware: hardware, version: nil, context: context)
+        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
+        let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
+        let decision = decide(id: id, hardware: hardware, version: version, context: context)
         var sighting = DeviceSighting(id: id, family: "esp-https-ota", hardware: hardware, version: version,
                                       address: request.clientAddress, answer: decision.answer)
-        guard case .offer(let target, let blob) = decision else {
+        // The device reads the image's app description and decides itself, so a device already
+        // running the assigned version still gets the image (it stops after the header); the
+        // registry records that it is up to date.
+        let served: (ServedTarget, ServedBlob)?
+        switch decision {
+        case .offer(let target, let blob): served = (target, blob)
+        case .upToDate: served = context.assignment(id).flatMap { context.catalog.blob(forTarget: $0) }
+        case .nothing: served = nil
+        }
+        guard let (target, blob) = served else {
             return .response(.notFound("no image assigned to \(id)"), sighting: sighting)
         }
-        if let range = request.header("range") { sighting.answer = "offered \(target.path) (\(range))" }
+        if case .offer = decision, let range = request.header("range") { sighting.answer = "offered \(target.path) (\(range))" }
         return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target)), sighting: sighting)
     }
 
@@ -244,8 +253,10 @@ public enum DeviceRoutes {
     static func wiphone(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
         let decision = decide(id: id, hardware: nil, version: nil, context: context)
-        let sighting = DeviceSighting(id: id, family: "wiphone", version: version, address: request.clientAddress,
+        // The phone does not say what it runs; it compares the offered version itself.
+        var sighting = DeviceSighting(id: id, family: "wiphone", version: version, address: request.clientAddress,
                                       answer: decision.answer)
+        if case .offer(let target, _) = decision { sighting.answer = "offered \(target.path) version \(target.version ?? "?") (the phone compares)" }
         guard case .offer(let target, _) = decision, let targetVersion = target.version else {
             // An ini without keys reads as version "0" on the phone: no update, and no error shown.
             return .response(.text(200, "", extra: [("Cache-Control", "no-store")]), sighting: sighting)
