@@ -42,7 +42,10 @@ public struct DeviceRequest: Sendable {
 
     /// Decodes `%XX` escapes; invalid escapes are kept literally (they then match nothing).
     static func percentDecode(_ text: Substring, plusIsSpace: Bool) -> String {
-        guard text.contains("%") || (plusIsSpace && text.contains("+")) else { return String(text) }
+        // Scan bytes: String.contains(String) would go through Foundation (CFStringFind) per request.
+        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
+            return String(text)
+        }
         var bytes: [UInt8] = []
         let utf8 = Array(text.utf8)
         var i = 0

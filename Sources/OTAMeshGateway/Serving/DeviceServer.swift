@@ -163,6 +163,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if isTLS {
             writeChunked(response.body, file: file, context: context).whenComplete(finish)
         } else {
+            // Cork while the head and the file go out, as nginx's tcp_nopush does: the head rides in
+            // the first full segment of the body instead of a packet of its own; uncorking when the
+            // write completes pushes the last partial segment.
+            let corked = file != nil && (try? context.channel.syncOptions?.setOption(Self.cork, value: 1)) != nil
             for segment in response.body {
                 switch segment {
                 case .bytes(let bytes):
@@ -172,9 +176,15 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
                 }
             }
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete(finish)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { result in
+                if corked { _ = try? channel.syncOptions?.setOption(Self.cork, value: 0) }
+                finish(result)
+            }
         }
     }
+
+    static let cork = ChannelOptions.Types.SocketOption(
+        level: NIOBSDSocket.OptionLevel(rawValue: CInt(IPPROTO_TCP)), name: NIOBSDSocket.Option(rawValue: CInt(TCP_CORK)))
 
     /// TLS cannot use sendfile: read the ranges in 64 KiB chunks, writing each before reading
     /// the next so a slow device never makes the gateway buffer the whole image.
