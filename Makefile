@@ -31,7 +31,11 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 	@echo "binaries: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
 
+# Real peers the benchmarks measure against (installed only for make bench).
+BENCH_APT_PACKAGES := nginx-light wrk
+
 bench: deps
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	Benchmarks/run.sh
 
 deps: deps-apt deps-pip

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures otamesh against real peers in one run and prints ratios (peer time / otamesh time:
 # above 1.0 means otamesh is faster). Release build; best of N runs each.
-#   Benchmarks/run.sh [RUNS]
+#   Benchmarks/run.sh [RUNS]      (needs nginx and wrk: make bench installs them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
@@ -10,4 +10,6 @@ swift build -c release --static-swift-stdlib --scratch-path .build-static >/dev/
 BIN="$(swift build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
 WORK="$(mktemp -d /tmp/otamesh-bench-XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
-exec python3 Benchmarks/compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"
+python3 Benchmarks/compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"
+# Device serving vs nginx (wrk, alternating rounds) and 1,000 polling devices.
+python3 Benchmarks/serve.py --bin "$BIN" --work "$WORK" --rounds "$RUNS"

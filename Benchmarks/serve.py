@@ -179,7 +179,7 @@ def polling():
         cpu0, _, _ = proc_stats(agent.pid)
         t0 = time.time()
         sim = subprocess.run([DEVICESIM, "run", "--family", "generic", "--count", str(args.devices), "--interval", "1",
-                              "--polls", str(args.polls), "--version", "1.0.0", "--hardware", "esp32",
+                              "--polls", str(args.polls), "--version", "1.0.0", "--hardware", "esp32", "--quiet",
                               "--gateway", "http://127.0.0.1:%d" % port], capture_output=True, text=True)
         elapsed = time.time() - t0
         cpu1, rss, hwm = proc_stats(agent.pid)
@@ -196,7 +196,7 @@ def polling():
     if not summary:
         raise SystemExit("devicesim gave no summary: %s %s" % (sim.stdout[-2000:], sim.stderr[-2000:]))
     print("%d devices polling once a second for %d polls each (%.0f s)" % (args.devices, args.polls, elapsed))
-    print("| polls | p50 ms | p99 ms | agent CPU (%% of one core) | agent RSS now / peak MB |")
+    print("| polls | p50 ms | p99 ms | agent CPU (% of one core) | agent RSS now / peak MB |")
     print("|---|---|---|---|---|")
     print("| %d | %.2f | %.2f | %.1f | %.1f / %.1f |" % (summary.get("polls", 0), summary.get("p50_ms", 0), summary.get("p99_ms", 0),
                                                      100 * (cpu1 - cpu0) / elapsed, rss / 1024, hwm / 1024))
