@@ -112,10 +112,7 @@ struct Catalog: Sendable {
         do { return try pool.write(body) } catch { throw .catalog(path: path, reason: Self.describe(error)) }
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let db = error as? DatabaseError { return db.message ?? db.description }
-        return String(describing: error)
-    }
+    static func describe(_ error: any Error) -> String { describeDatabaseError(error) }
 
     // MARK: Queries
 
@@ -159,4 +156,10 @@ struct Catalog: Sendable {
         }
         return map
     }
+}
+
+/// A GRDB/SQLite error as one line (SQLite's message without GRDB's decoration).
+public func describeDatabaseError(_ error: any Error) -> String {
+    if let db = error as? DatabaseError { return db.message ?? db.description }
+    return String(describing: error)
 }

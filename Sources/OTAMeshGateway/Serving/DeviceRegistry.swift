@@ -1,5 +1,6 @@
 import GRDB
 import OTAMeshFirmware
+import OTAMeshStore
 import NIOConcurrencyHelpers
 
 /// One device as the gateway knows it.
@@ -109,10 +110,7 @@ public final class DeviceRegistry: Sendable {
         return migrator
     }
 
-    static func describe(_ error: any Error) -> String {
-        if let db = error as? DatabaseError { return db.message ?? db.description }
-        return String(describing: error)
-    }
+    static func describe(_ error: any Error) -> String { describeDatabaseError(error) }
 
     // MARK: Agent side (memory first)
 

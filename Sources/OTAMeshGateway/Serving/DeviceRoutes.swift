@@ -151,14 +151,19 @@ public enum DeviceRoutes {
         return .offer(target, blob)
     }
 
-    // MARK: Generic JSON manifest
-
-    static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+    /// ``decide`` for a device that reports `hardware` and `version` as query parameters.
+    static func decideReported(_ request: DeviceRequest, id: String, family: String, context: Context) -> (Decision, DeviceSighting) {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
         let decision = decide(id: id, hardware: hardware, version: version, context: context)
-        let sighting = DeviceSighting(id: id, family: "generic", hardware: hardware, version: version,
-                                      address: request.clientAddress, answer: decision.answer)
+        return (decision, DeviceSighting(id: id, family: family, hardware: hardware, version: version,
+                                         address: request.clientAddress, answer: decision.answer))
+    }
+
+    // MARK: Generic JSON manifest
+
+    static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+        let (decision, sighting) = decideReported(request, id: id, family: "generic", context: context)
         guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
         let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(targetURL(request, target))),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
         return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting)
@@ -170,11 +175,7 @@ public enum DeviceRoutes {
     /// `max_http_request_size` with partial download); the app reads the image's app
     /// description and decides. The gateway serves the assigned image, 404 when none.
     static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
-        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: hardware, version: version, context: context)
-        var sighting = DeviceSighting(id: id, family: "esp-https-ota", hardware: hardware, version: version,
-                                      address: request.clientAddress, answer: decision.answer)
+        var (decision, sighting) = decideReported(request, id: id, family: "esp-https-ota", context: context)
         // The device reads the image's app description and decides itself, so a device already
         // running the assigned version still gets the image (it stops after the header); the
         // registry records that it is up to date.
