@@ -72,13 +72,17 @@ public struct Agent: Sendable {
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
         let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
         let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger)
-        let plain = try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
+        let plain = try await Self.listen("device.listen", configuration.deviceListen) {
+            try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
+        }
         var channels: [any Channel] = [plain]
         var tlsURL: String?
         if let tlsListen = configuration.deviceTLSListen,
             let context = try SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys").serverContext()
         {
-            let secure = try await deviceServer.bind(host: tlsListen.host, port: tlsListen.port, tls: context)
+            let secure = try await Self.listen("device.tlsListen", tlsListen) {
+                try await deviceServer.bind(host: tlsListen.host, port: tlsListen.port, tls: context)
+            }
             channels.append(secure)
             tlsURL = Self.url(secure, scheme: "https")
         }
@@ -104,6 +108,22 @@ public struct Agent: Sendable {
         let group = ServiceGroup(
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    /// A listener that could not be opened, named by its configuration key and address.
+    public struct ListenError: Error, CustomStringConvertible {
+        public let key: String
+        public let address: ListenAddress
+        public let reason: String
+        public var description: String { "\(key) \(address): cannot listen: \(reason)" }
+    }
+
+    static func listen(_ key: String, _ address: ListenAddress, _ bind: () async throws -> any Channel) async throws -> any Channel {
+        do { return try await bind() } catch let error as IOError {
+            throw ListenError(key: key, address: address, reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
+        } catch {
+            throw ListenError(key: key, address: address, reason: "\(error)")
+        }
     }
 
     static func fetcher(_ configuration: AgentConfiguration, logger: Logger) -> ResumableFetch {

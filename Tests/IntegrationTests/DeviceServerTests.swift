@@ -187,4 +187,16 @@ struct DeviceServerTests {
         #expect(offered, "\(body)")
         #expect(body.contains("\"size\":3145728") && body.contains("/v1/targets/big/blob.bin"))
     }
+
+    @Test("a device port already in use is one line naming the key and the address, exit 1")
+    func busyPort() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data)
+        defer { gateway.stop() }
+        let port = gateway.device.split(separator: ":").last!
+        let (status, _, err) = try run(["agent", "--data-dir", site.dir.file("other"), "--admin-listen", "127.0.0.1:0",
+                                        "--device-listen", "127.0.0.1:\(port)", "--device-tls-listen", "off"], timeout: 30)
+        #expect(status == 1)
+        #expect(err == "otamesh agent: device.listen 127.0.0.1:\(port): cannot listen: Address already in use (errno 98)\n")
+    }
 }
