@@ -71,7 +71,8 @@ public struct Agent: Sendable {
         }
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
         let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
-        let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger)
+        let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger,
+                                        idleTimeout: configuration.deviceIdleTimeout)
         let plain = try await Self.listen("device.listen", configuration.deviceListen) {
             try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
         }

@@ -16,6 +16,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Device-facing HTTPS listener; serves only once the site CA issued this gateway a
     /// certificate (`otamesh keys site-ca`). nil = off.
     public var deviceTLSListen: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 8443)
+    /// Seconds a device connection may send nothing (with no response in flight) before it is closed.
+    public var deviceIdleTimeout: Double = 120
     /// Cache quota in bytes (nil = unlimited).
     public var cacheQuotaBytes: Int64? = 8 << 30
     /// Partials older than this (seconds) are dropped by garbage collection.
@@ -61,6 +63,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("admin.listen", "OTAMESH_ADMIN_LISTEN", "--admin-listen", "admin API and /metrics HOST:PORT (default 127.0.0.1:8071)"),
         ("device.listen", "OTAMESH_DEVICE_LISTEN", "--device-listen", "device HTTP HOST:PORT (default 0.0.0.0:8070)"),
         ("device.tlsListen", "OTAMESH_DEVICE_TLS_LISTEN", "--device-tls-listen", "device HTTPS HOST:PORT or off (default 0.0.0.0:8443, once the site CA exists)"),
+        ("device.idleTimeout", "OTAMESH_DEVICE_IDLE_TIMEOUT", "--device-idle-timeout", "close device connections idle this long, never during a download (default 2m)"),
         ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
         ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
         ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
@@ -119,6 +122,11 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT or off, got \(value)")
             }
             deviceTLSListen = address
+        case "device.idleTimeout":
+            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
+                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 2m, got \(value)")
+            }
+            deviceIdleTimeout = seconds
         case "cache.quota":
             if value.lowercased() == "unlimited" {
                 cacheQuotaBytes = nil

@@ -21,6 +21,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Device HTTPS listen address HOST:PORT, or off (default 0.0.0.0:8443, served once `otamesh keys site-ca` ran).")
     var deviceTlsListen: String?
 
+    @Option(help: "Close device connections that send nothing this long, never during a download (default 2m).")
+    var deviceIdleTimeout: String?
+
     @Option(help: "Cache quota: bytes, 512MiB, 8GiB or unlimited (default 8GiB).")
     var cacheQuota: String?
 
@@ -62,7 +65,7 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load(extra: [
-            ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen),
+            ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
             ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),

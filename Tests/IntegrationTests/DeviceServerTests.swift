@@ -199,4 +199,63 @@ struct DeviceServerTests {
         #expect(status == 1)
         #expect(err == "otamesh agent: device.listen 127.0.0.1:\(port): cannot listen: Address already in use (errno 98)\n")
     }
+
+    @Test("an idle device connection is closed after device.idleTimeout; a slow download outlasting it is not cut")
+    func idleTimeout() throws {
+        let site = try Self.site()
+        let gateway = try Gateway.start(data: site.data, extra: ["--device-idle-timeout", "1s"])
+        defer { gateway.stop() }
+        let port = UInt16(gateway.device.split(separator: ":").last!)!
+        // A client that connects and says nothing is disconnected (read returns 0).
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        #expect(connected)
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let started = Date()
+        #expect(recv(fd, &byte, 1, 0) == 0)
+        #expect(Date().timeIntervalSince(started) < 8)
+        // A reader with a 4 KiB receive buffer taking 320 KiB at ~100 KiB/s needs ~3 s, past the
+        // 1 s idle timeout: every byte must still arrive. (On loopback the server's send buffer
+        // may absorb the whole response; the in-flight guard covers links where it cannot.)
+        let slow = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(slow) }
+        var small: Int32 = 4096
+        setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let slowConnected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(slow, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        #expect(slowConnected)
+        let request = Array("GET /v1/targets/big/blob.bin HTTP/1.1\r\nHost: gw\r\nRange: bytes=0-327679\r\n\r\n".utf8)
+        #expect(send(slow, request, request.count, 0) == request.count)
+        var received: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let readStart = Date()
+        while Date().timeIntervalSince(readStart) < 30 {
+            let n = recv(slow, &chunk, chunk.count, 0)
+            if n <= 0 { break }
+            received += chunk[0..<n]
+            if let end = Self.find(Array("\r\n\r\n".utf8), in: received), received.count - end - 4 >= 327_680 { break }
+            usleep(40_000)  // the slow link: ~100 KiB/s
+        }
+        let bodyStart = (Self.find(Array("\r\n\r\n".utf8), in: received) ?? received.count) + 4
+        #expect(Date().timeIntervalSince(readStart) > 1.5)
+        #expect(received.count - bodyStart == 327_680)
+        #expect(Array(received[min(bodyStart, received.count)...]) == Array(patterned(3 << 20, seed: 42).prefix(327_680)))
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        return nil
+    }
 }

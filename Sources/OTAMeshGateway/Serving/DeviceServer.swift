@@ -22,11 +22,15 @@ public final class DeviceServer: Sendable {
     let fileIO: NonBlockingFileIO
     let threadPool: NIOThreadPool
     let dates = HTTPDateCache()
+    /// A connection that sends nothing for this long, with no response in flight, is closed
+    /// (a slow download in progress is never cut).
+    let idleTimeout: TimeAmount
     let requests = Counter(label: "otamesh_device_requests_total")
     let bytesSent = Counter(label: "otamesh_device_bytes_sent_total")
 
     public init(api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
-                threadPool: NIOThreadPool = .singleton) {
+                idleTimeout: Double = 120, threadPool: NIOThreadPool = .singleton) {
+        self.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         self.api = api
         self.blobPath = blobPath
         self.logger = logger
@@ -49,6 +53,7 @@ public final class DeviceServer: Sendable {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: server.idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(
                         DeviceHTTPHandler(server: server, isTLS: tls != nil))
                 }
@@ -66,10 +71,20 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let server: DeviceServer
     let isTLS: Bool
     private var head: HTTPRequestHead?
+    /// Responses being written (the idle timeout must not cut a slow download).
+    private var inFlight = 0
 
     init(server: DeviceServer, isTLS: Bool) {
         self.server = server
         self.isTLS = isTLS
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if inFlight == 0 { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -156,8 +171,11 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
         server.bytesSent.increment(by: Int(clamping: length))
         let channel = context.channel
+        inFlight += 1
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         let finish: @Sendable (Result<Void, any Error>) -> Void = { [file] result in
             try? file?.close()
+            handler.value.inFlight -= 1
             if case .failure = result { channel.close(promise: nil) } else { closeAfter(channel) }
         }
         if isTLS {
