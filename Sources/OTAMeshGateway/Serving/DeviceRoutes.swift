@@ -52,6 +52,17 @@ public enum DeviceRoutes {
     }
 
     public static func handle(_ request: DeviceRequest, context: Context) -> Outcome {
+        // The two content routes take most traffic: match them without splitting the path.
+        if request.method == "GET" || request.method == "HEAD" {
+            if let hex = request.path.dropPrefix("/v1/blobs/sha256/"), !hex.utf8.contains(UInt8(ascii: "/")) {
+                guard let blob = context.catalog.blobs[hex.lowercased()] else { return plain(.notFound("blob \(hex)")) }
+                return plain(FileServing.respond(to: request, blob: blob))
+            }
+            if let path = request.path.dropPrefix("/v1/targets/"), !path.isEmpty {
+                guard let (target, blob) = context.catalog.blob(forTarget: path) else { return plain(.notFound("target \(path)")) }
+                return plain(FileServing.respond(to: request, blob: blob, extra: disposition(target)))
+            }
+        }
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard segments.first == "v1", segments.count >= 2 else { return plain(.notFound(request.path)) }
         guard request.method == "GET" || request.method == "HEAD" else {
@@ -307,3 +318,11 @@ struct ESPUpdateHeaders: Sendable {
     }
 }
 
+extension String {
+    /// The rest after `prefix` (compared byte-wise), or nil.
+    func dropPrefix(_ prefix: StaticString) -> String? {
+        let bytes = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
+        guard utf8.count >= bytes.count, utf8.prefix(bytes.count).elementsEqual(bytes) else { return nil }
+        return String(self[utf8.index(utf8.startIndex, offsetBy: bytes.count)...])
+    }
+}
