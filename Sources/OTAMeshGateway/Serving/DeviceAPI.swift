@@ -14,11 +14,16 @@ public final class DeviceAPI: Sendable {
     let catalogBox: NIOLockedValueBox<ServingCatalog>
     let digestCache = NIOLockedValueBox<[String: DeviceRoutes.BlobDigests]>([:])
     let now: @Sendable () -> Double
+    let baseContext: DeviceRoutes.Context
 
     public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }) {
         self.catalogBox = NIOLockedValueBox(catalog)
         self.registry = registry
         self.now = now
+        let digestCache = digestCache
+        self.baseContext = DeviceRoutes.Context(
+            catalog: ServingCatalog(), assignment: { registry.assignment(for: $0) },
+            digests: { sha in digestCache.withLockedValue { $0[sha] } })
     }
 
     public var catalog: ServingCatalog {
@@ -36,11 +41,9 @@ public final class DeviceAPI: Sendable {
     }
 
     public func handle(_ request: DeviceRequest) -> Outcome {
-        let registry = registry
-        let digestCache = digestCache
-        let context = DeviceRoutes.Context(
-            catalog: catalog, assignment: { registry.assignment(for: $0) },
-            digests: { sha in digestCache.withLockedValue { $0[sha] } })
+        // The context's closures are made once (in init); only the catalog changes per request.
+        var context = baseContext
+        context.catalog = catalog
         switch DeviceRoutes.handle(request, context: context) {
         case .needDigests(let sha256): return .needDigests(sha256)
         case .response(let response, let sighting):
