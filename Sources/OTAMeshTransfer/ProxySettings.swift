@@ -4,6 +4,11 @@ public struct ProxySettings: Sendable, Equatable {
     public struct Proxy: Sendable, Equatable {
         public let host: String
         public let port: Int
+
+        public init(host: String, port: Int) {
+            self.host = host
+            self.port = port
+        }
     }
 
     public var http: Proxy?

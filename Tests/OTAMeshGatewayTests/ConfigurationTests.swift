@@ -57,6 +57,38 @@ struct ConfigurationTests {
         #expect(config == AgentConfiguration(nodeName: "gw-1"), "a failed apply of bad values changed nothing it rejected")
     }
 
+    @Test("device listeners, idle timeout, proxies and the retry timeout")
+    func deviceAndTransferKeys() throws {
+        var config = AgentConfiguration(nodeName: "gw-1")
+        #expect(config.deviceListen == ListenAddress(host: "0.0.0.0", port: 8070))
+        #expect(config.deviceTLSListen == ListenAddress(host: "0.0.0.0", port: 8443))
+        #expect(config.deviceIdleTimeout == 120 && config.transferRetryTimeout == 300)
+        try config.apply(yaml: """
+            device:
+              listen: 10.0.0.2:80
+              tlsListen: off
+              idleTimeout: 30s
+            upstream:
+              proxy: http://proxy.site:3128
+              noProxy: .lan, 10.0.0.5
+            transfer:
+              retryTimeout: 10m
+            """, source: "otamesh.yaml")
+        #expect(config.deviceListen == ListenAddress(host: "10.0.0.2", port: 80))
+        #expect(config.deviceTLSListen == nil)
+        #expect(config.deviceIdleTimeout == 30 && config.transferRetryTimeout == 600)
+        // The configured proxy wins over the environment's; NO_PROXY from the file too.
+        let proxies = config.proxySettings(environment: ["HTTP_PROXY": "http://other:8080", "NO_PROXY": "*"])
+        #expect(proxies.proxy(forURL: "http://upstream.example/metadata") == .init(host: "proxy.site", port: 3128))
+        #expect(proxies.proxy(forURL: "http://gw.site.lan/x") == nil)
+        #expect(AgentConfiguration(nodeName: "x").proxySettings(environment: ["https_proxy": "p:1"])
+            .proxy(forURL: "https://u/") == .init(host: "p", port: 1))
+        for (key, value) in [("device.listen", "nowhere"), ("device.tlsListen", "on"), ("device.idleTimeout", "0s"),
+                             ("upstream.proxy", "socks5://p:1"), ("transfer.retryTimeout", "soon")] {
+            #expect(throws: ConfigurationError.self, "\(key)=\(value)") { try config.set(key, value, source: "--x") }
+        }
+    }
+
     @Test("sizes and durations")
     func units() {
         #expect(AgentConfiguration.parseSize("4096") == 4096)
