@@ -180,7 +180,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshStore", "OTAMeshTransfer", "CDNSSD", "CLZMA"],
+            dependencies: ["OTAMeshGateway", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(

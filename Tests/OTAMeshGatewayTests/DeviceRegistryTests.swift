@@ -1,0 +1,46 @@
+import OTAMeshTestSupport
+import Testing
+
+@testable import OTAMeshGateway
+
+/// The registry as the agent and `otamesh device assign` share it: two handles on one database.
+@Suite("device registry")
+struct DeviceRegistryTests {
+    @Test("sightings are batched; a flush never overwrites an assignment the CLI made meanwhile")
+    func agentAndCLI() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("devices.sqlite")
+        let agent = try DeviceRegistry(path: path)
+        let cli = try DeviceRegistry(path: path)
+
+        agent.observe(DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: "generic", hardware: "esp32", version: "1.0.0",
+                                     address: "10.0.0.7", answer: "no assignment"), at: 100)
+        #expect(try cli.list().isEmpty, "nothing is written before a flush")
+        try agent.flush()
+        #expect(try cli.list().map(\.id) == ["aa:bb:cc:dd:ee:ff"])
+
+        try cli.assign("aa:bb:cc:dd:ee:ff", target: "esp32/app/2.0.0.bin", at: 101)
+        try cli.assign("new-device", target: "esp32/app/2.0.0.bin", at: 101)
+        // The agent sees the device again before it re-reads assignments, then flushes.
+        agent.observe(DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: "generic", version: "1.0.1", address: "10.0.0.7",
+                                     answer: "no assignment"), at: 102)
+        try agent.flush()
+        let stored = try #require(try cli.list().first { $0.id == "aa:bb:cc:dd:ee:ff" })
+        #expect(stored.assignedTarget == "esp32/app/2.0.0.bin")
+        #expect(stored.version == "1.0.1" && stored.hardware == "esp32" && stored.firstSeen == 100 && stored.lastSeen == 102)
+
+        #expect(agent.assignment(for: "aa:bb:cc:dd:ee:ff") == nil)
+        try agent.reloadAssignments()
+        #expect(agent.assignment(for: "aa:bb:cc:dd:ee:ff") == "esp32/app/2.0.0.bin")
+        #expect(agent.assignment(for: "new-device") == "esp32/app/2.0.0.bin")
+        try cli.assign("aa:bb:cc:dd:ee:ff", target: nil, at: 103)
+        try agent.reloadAssignments()
+        #expect(agent.assignment(for: "aa:bb:cc:dd:ee:ff") == nil)
+    }
+
+    @Test("a registry path that cannot be opened is an error naming it")
+    func unusable() throws {
+        let dir = try TemporaryDirectory()
+        #expect(throws: RegistryError.self) { try DeviceRegistry(path: dir.file("missing/dir/devices.sqlite")) }
+    }
+}
