@@ -152,6 +152,23 @@ struct ResumableFetchTests {
         #expect(try store.list().isEmpty)
     }
 
+    @Test("a full disk (ENOSPC) fails at once: one request, the reason named, nothing left behind",
+          .enabled(if: TestEnvironment.isRoot, "mounting a small tmpfs needs root"))
+    func diskFull() async throws {
+        let disk = try Tmpfs(at: dir.file("small"), size: "1m")
+        let store = try BlobStore(configuration: StoreConfiguration(directory: disk.path + "/data"))
+        let server = try FaultServer(file: file)
+        do {
+            _ = try await Self.quick().fetch(server.url, expected: expected, into: store)
+            Issue.record("fetch should fail")
+        } catch let error as FetchError {
+            #expect(error.requests == 1)
+            #expect("\(error)".contains("ENOSPC") && "\(error)".contains("not retryable"), "\(error)")
+        }
+        #expect(waitUntil(timeout: 10) { server.log.count >= 1 } && server.log.count == 1)
+        #expect(try store.list().isEmpty && store.partials().isEmpty)
+    }
+
     @Test("a resumed request answered with another start or another total fails at once")
     func badResumeAnswers() async throws {
         for (flags, serverFile, reason) in [
