@@ -65,6 +65,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "OTAMeshGossip",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+
         // Shells.
         .target(
             name: "OTAMeshStore",
@@ -171,6 +177,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshTransferTests",
             dependencies: ["OTAMeshTransfer", "OTAMeshStore", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshGossipTests",
+            dependencies: ["OTAMeshGossip", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
