@@ -58,7 +58,7 @@ public func patterned(_ count: Int, seed: UInt64) -> [UInt8] {
 }
 
 /// Deterministic RNG for reproducible fuzz rounds and kill points.
-public struct SplitMix64: RandomNumberGenerator {
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

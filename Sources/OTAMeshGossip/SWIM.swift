@@ -1,0 +1,372 @@
+/// SWIM failure detection and dissemination with the Lifeguard refinements, as a pure state
+/// machine: time comes in as `now` (seconds), randomness from an injected generator, packets in
+/// as decoded messages and out as ``SWIM/Outbound`` values. The NIO shell only moves bytes.
+///
+/// Defaults follow memberlist's LAN profile (see ``SWIMSettings``).
+public struct SWIMSettings: Sendable, Equatable {
+    /// Protocol period: one probe per period (memberlist ProbeInterval 1 s).
+    public var probeInterval = 1.0
+    /// Wait for a direct ack before asking helpers (memberlist ProbeTimeout 500 ms).
+    public var probeTimeout = 0.5
+    /// Helpers asked to probe indirectly (memberlist IndirectChecks 3).
+    public var indirectChecks = 3
+    /// Retransmits per update = multiplier × ⌈log10(N + 1)⌉ (memberlist RetransmitMult 4).
+    public var retransmitMultiplier = 4
+    /// Suspicion timeout min = multiplier × max(1, log10 N) × probeInterval (SuspicionMult 4)…
+    public var suspicionMultiplier = 4.0
+    /// …max = this × min (SuspicionMaxTimeoutMult 6), shrinking with independent confirmations.
+    public var suspicionMaxMultiplier = 6.0
+    /// Lifeguard local health: probe interval and timeout scale by (1 + score), score ≤ this − 1.
+    public var awarenessMax = 8
+    /// Dead members are forgotten after this (memberlist GossipToTheDeadTime 30 s).
+    public var reapTimeout = 30.0
+    /// Most piggybacked updates per packet.
+    public var maxPiggyback = 12
+
+    public init() {}
+}
+
+/// What this node believes about a member.
+public struct SWIMMember: Sendable, Equatable {
+    public enum Status: Int, Sendable, Comparable {
+        case alive = 0, suspect = 1, dead = 2
+        public static func < (lhs: Status, rhs: Status) -> Bool { lhs.rawValue < rhs.rawValue }
+    }
+
+    public var address: NodeAddress
+    public var incarnation: UInt64
+    public var status: Status
+    public var metadata: [UInt8]
+    /// When the status last changed (seconds).
+    public var since: Double
+}
+
+public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
+    public struct Outbound: Sendable, Equatable {
+        public var to: NodeAddress
+        public var messages: [WireMessage]
+    }
+
+    /// Membership changes the shell reports (logs, metrics, discovery of images).
+    public enum Event: Sendable, Equatable {
+        case joined(NodeAddress)
+        case suspected(String)
+        case failed(String)
+        case refuted(incarnation: UInt64)
+    }
+
+    public let settings: SWIMSettings
+    public private(set) var me: NodeAddress
+    public private(set) var incarnation: UInt64 = 0
+    public private(set) var metadata: [UInt8]
+    public private(set) var members: [String: SWIMMember] = [:]
+    /// 0 = healthy; each missed nack raises it (Lifeguard), each good probe lowers it.
+    public private(set) var awareness = 0
+    public private(set) var events: [Event] = []
+
+    var random: Random
+    var sequence: UInt32 = 0
+    var probeOrder: [String] = []
+    var nextProbeAt = 0.0
+    var probe: Probe?
+    /// Indirect probes this node runs for others: our sequence → (requester, their sequence, deadline).
+    var relayed: [UInt32: (requester: NodeAddress, sequence: UInt32, deadline: Double)] = [:]
+    var suspicions: [String: Suspicion] = [:]
+    var broadcasts: [Broadcast] = []
+
+    struct Probe {
+        var sequence: UInt32
+        var target: String
+        var sentAt: Double
+        var indirectSent = false
+        var expectedNacks = 0
+        var nacks = 0
+        var acked = false
+    }
+
+    struct Suspicion {
+        var start: Double
+        var confirmations: Set<String>
+    }
+
+    struct Broadcast {
+        var subject: String
+        var message: WireMessage
+        var transmits: Int
+    }
+
+    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random) {
+        self.me = me
+        self.metadata = metadata
+        self.settings = settings
+        self.random = random
+        enqueue(.alive(node: me, incarnation: 0, metadata: metadata), about: me.name)
+    }
+
+    /// Members other than this node, by name.
+    public var others: [SWIMMember] { members.values.filter { $0.address.name != me.name }.sorted { $0.address.name < $1.address.name } }
+
+    /// Takes the events since the last call.
+    public mutating func takeEvents() -> [Event] {
+        defer { events.removeAll() }
+        return events
+    }
+
+    /// Changes this node's metadata (e.g. the images it holds) and announces it.
+    public mutating func updateMetadata(_ metadata: [UInt8]) {
+        self.metadata = metadata
+        incarnation += 1
+        enqueue(.alive(node: me, incarnation: incarnation, metadata: metadata), about: me.name)
+    }
+
+    /// Contacts seed nodes (static `join` addresses or mDNS finds): a ping with our alive.
+    public mutating func join(_ seeds: [NodeAddress], now: Double) -> [Outbound] {
+        seeds.filter { $0.name != me.name }.map { seed in
+            sequence &+= 1
+            return Outbound(to: seed, messages: [.ping(sequence: sequence, target: seed, source: me),
+                                                 .alive(node: me, incarnation: incarnation, metadata: metadata)])
+        }
+    }
+
+    // MARK: Time
+
+    var memberCount: Int { members.values.filter { $0.status != .dead }.count + 1 }
+    var scale: Double { Double(1 + awareness) }
+
+    /// Advances timers: starts probes, escalates to indirect probes, raises suspicion, declares
+    /// the dead, reaps them. Call it at least every `probeTimeout / 2`.
+    public mutating func tick(now: Double) -> [Outbound] {
+        var out: [Outbound] = []
+        // Indirect probes we relay that got no answer: nack the requester.
+        for (ours, relay) in relayed where now >= relay.deadline {
+            relayed[ours] = nil
+            out.append(Outbound(to: relay.requester, messages: [.nack(sequence: relay.sequence, from: me)]))
+        }
+        if var current = probe {
+            if !current.acked, !current.indirectSent, now >= current.sentAt + settings.probeTimeout * scale,
+                let target = members[current.target]
+            {
+                let helpers = pick(settings.indirectChecks, excluding: [current.target])
+                for helper in helpers {
+                    out.append(Outbound(to: helper.address, messages: [.pingRequest(sequence: current.sequence, target: target.address, requester: me)]))
+                }
+                current.indirectSent = true
+                current.expectedNacks = helpers.count
+                probe = current
+            }
+            if now >= current.sentAt + settings.probeInterval * scale {
+                finishProbe(current, now: now)
+                probe = nil
+            }
+        }
+        if probe == nil, now >= nextProbeAt, let target = nextTarget() {
+            sequence &+= 1
+            probe = Probe(sequence: sequence, target: target.address.name, sentAt: now)
+            nextProbeAt = now + settings.probeInterval * scale
+            out.append(Outbound(to: target.address, messages: [.ping(sequence: sequence, target: target.address, source: me)] + piggyback()))
+        }
+        // Suspicions whose (shrinking) timeout passed: dead.
+        for (name, suspicion) in suspicions where now >= suspicion.start + suspicionTimeout(confirmations: suspicion.confirmations.count) {
+            suspicions[name] = nil
+            if var member = members[name], member.status == .suspect {
+                member.status = .dead
+                member.since = now
+                members[name] = member
+                events.append(.failed(name))
+                enqueue(.dead(node: name, incarnation: member.incarnation, from: me.name), about: name)
+            }
+        }
+        // Forget the long dead.
+        for (name, member) in members where member.status == .dead && now >= member.since + settings.reapTimeout {
+            members[name] = nil
+        }
+        return out
+    }
+
+    mutating func finishProbe(_ finished: Probe, now: Double) {
+        if finished.acked {
+            awareness = max(0, awareness - 1)
+            return
+        }
+        // Lifeguard: helpers that neither acked nor nacked suggest the fault is ours.
+        if finished.indirectSent, finished.nacks < finished.expectedNacks { awareness = min(settings.awarenessMax - 1, awareness + 1) }
+        guard var member = members[finished.target], member.status == .alive else { return }
+        member.status = .suspect
+        member.since = now
+        members[finished.target] = member
+        suspicions[finished.target] = Suspicion(start: now, confirmations: [])
+        events.append(.suspected(finished.target))
+        enqueue(.suspect(node: finished.target, incarnation: member.incarnation, from: me.name), about: finished.target)
+    }
+
+    /// Lifeguard's shrinking suspicion timeout: from max down to min as independent
+    /// confirmations arrive (log-scaled, reaching min at `indirectChecks` confirmations).
+    func suspicionTimeout(confirmations: Int) -> Double {
+        let n = Double(max(memberCount, 2))
+        let minimum = settings.suspicionMultiplier * max(1, log10(n)) * settings.probeInterval
+        let maximum = settings.suspicionMaxMultiplier * minimum
+        let k = Double(max(1, settings.indirectChecks))
+        let fraction = log(Double(confirmations) + 1) / log(k + 1)
+        return max(minimum, maximum - (maximum - minimum) * min(1, fraction))
+    }
+
+    mutating func nextTarget() -> SWIMMember? {
+        for _ in 0..<2 {
+            while let name = probeOrder.popLast() {
+                if let member = members[name], member.status != .dead, name != me.name { return member }
+            }
+            // A new round: every live member once, in random order (SWIM's round-robin).
+            probeOrder = members.values.filter { $0.status != .dead && $0.address.name != me.name }.map(\.address.name).sorted()
+            probeOrder.shuffle(using: &random)
+        }
+        return nil
+    }
+
+    mutating func pick(_ count: Int, excluding: Set<String>) -> [SWIMMember] {
+        var candidates = members.values.filter { $0.status == .alive && !excluding.contains($0.address.name) && $0.address.name != me.name }
+            .sorted { $0.address.name < $1.address.name }
+        candidates.shuffle(using: &random)
+        return Array(candidates.prefix(count))
+    }
+
+    // MARK: Receiving
+
+    /// Handles one decoded packet.
+    public mutating func receive(_ messages: [WireMessage], now: Double) -> [Outbound] {
+        var out: [Outbound] = []
+        for message in messages {
+            switch message {
+            case let .ping(seq, target, source):
+                guard target.name == me.name else { continue }  // meant for a previous owner of this address
+                out.append(Outbound(to: source, messages: [.ack(sequence: seq, from: me)] + piggyback()))
+            case let .pingRequest(seq, target, requester):
+                sequence &+= 1
+                relayed[sequence] = (requester, seq, now + settings.probeTimeout * scale)
+                out.append(Outbound(to: target, messages: [.ping(sequence: sequence, target: target, source: me)] + piggyback()))
+            case let .ack(seq, from):
+                if let relay = relayed.removeValue(forKey: seq) {
+                    out.append(Outbound(to: relay.requester, messages: [.ack(sequence: relay.sequence, from: from)]))
+                } else if var current = probe, current.sequence == seq {
+                    current.acked = true
+                    probe = current
+                }
+            case let .nack(seq, _):
+                if var current = probe, current.sequence == seq {
+                    current.nacks += 1
+                    probe = current
+                }
+            case let .alive(node, inc, meta):
+                applyAlive(node, incarnation: inc, metadata: meta, now: now)
+            case let .suspect(name, inc, from):
+                applySuspect(name, incarnation: inc, from: from, now: now)
+            case let .dead(name, inc, from):
+                applyDead(name, incarnation: inc, from: from, now: now)
+            case .record:
+                continue  // replicated records: handled by the record layer (next step)
+            }
+        }
+        return out
+    }
+
+    mutating func applyAlive(_ node: NodeAddress, incarnation inc: UInt64, metadata meta: [UInt8], now: Double) {
+        if node.name == me.name { return }  // only this node speaks for itself
+        if var known = members[node.name] {
+            // alive(i) beats suspect/dead only with a higher incarnation; beats alive(j) if i > j.
+            guard inc > known.incarnation else { return }
+            let revived = known.status != .alive
+            known.address = node
+            known.incarnation = inc
+            known.metadata = meta
+            if revived {
+                known.status = .alive
+                known.since = now
+                suspicions[node.name] = nil
+                events.append(.joined(node))
+            }
+            members[node.name] = known
+        } else {
+            members[node.name] = SWIMMember(address: node, incarnation: inc, status: .alive, metadata: meta, since: now)
+            events.append(.joined(node))
+        }
+        enqueue(.alive(node: node, incarnation: inc, metadata: meta), about: node.name)
+    }
+
+    mutating func applySuspect(_ name: String, incarnation inc: UInt64, from: String, now: Double) {
+        if name == me.name {
+            refute(above: inc)
+            return
+        }
+        guard var known = members[name], known.status != .dead else { return }
+        if known.status == .suspect {
+            // An independent confirmation shortens the timeout (Lifeguard).
+            if inc == known.incarnation, from != me.name, var suspicion = suspicions[name], !suspicion.confirmations.contains(from) {
+                suspicion.confirmations.insert(from)
+                suspicions[name] = suspicion
+                enqueue(.suspect(node: name, incarnation: inc, from: from), about: name)
+            }
+            return
+        }
+        guard inc >= known.incarnation else { return }
+        known.status = .suspect
+        known.incarnation = inc
+        known.since = now
+        members[name] = known
+        suspicions[name] = Suspicion(start: now, confirmations: from == me.name ? [] : [from])
+        events.append(.suspected(name))
+        enqueue(.suspect(node: name, incarnation: inc, from: from), about: name)
+    }
+
+    mutating func applyDead(_ name: String, incarnation inc: UInt64, from: String, now: Double) {
+        if name == me.name {
+            refute(above: inc)
+            return
+        }
+        guard var known = members[name], known.status != .dead, inc >= known.incarnation else { return }
+        known.status = .dead
+        known.incarnation = inc
+        known.since = now
+        members[name] = known
+        suspicions[name] = nil
+        events.append(.failed(name))
+        enqueue(.dead(node: name, incarnation: inc, from: from), about: name)
+    }
+
+    /// Someone thinks this node is suspect or dead: raise the incarnation above theirs and say alive.
+    mutating func refute(above inc: UInt64) {
+        guard inc >= incarnation else { return }
+        incarnation = inc + 1
+        events.append(.refuted(incarnation: incarnation))
+        enqueue(.alive(node: me, incarnation: incarnation, metadata: metadata), about: me.name)
+    }
+
+    // MARK: Dissemination
+
+    /// Queues an update; a newer one about the same member replaces the older.
+    mutating func enqueue(_ message: WireMessage, about subject: String) {
+        broadcasts.removeAll { $0.subject == subject }
+        broadcasts.append(Broadcast(subject: subject, message: message, transmits: 0))
+    }
+
+    /// Updates to piggyback on the next packet: fewest transmits first, each sent at most
+    /// retransmitMultiplier × ⌈log10(N + 1)⌉ times.
+    mutating func piggyback() -> [WireMessage] {
+        let limit = settings.retransmitMultiplier * Int(log10(Double(memberCount + 1)).rounded(.up))
+        broadcasts.sort { $0.transmits < $1.transmits }
+        var chosen: [WireMessage] = []
+        for index in broadcasts.indices where chosen.count < settings.maxPiggyback {
+            chosen.append(broadcasts[index].message)
+            broadcasts[index].transmits += 1
+        }
+        broadcasts.removeAll { $0.transmits >= max(1, limit) }
+        return chosen
+    }
+
+    /// Updates still waiting to be spread.
+    public var pendingBroadcasts: Int { broadcasts.count }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
