@@ -16,6 +16,14 @@ struct SimulatedNetwork {
 
     static func address(_ i: Int) -> NodeAddress { NodeAddress(name: "gw-\(i)", ip: [10, 0, 0, UInt8(i)], port: 7946) }
 
+    /// `count` nodes that joined through gw-1 and ran 10 s.
+    static func joined(_ count: Int) -> SimulatedNetwork {
+        var net = SimulatedNetwork(count: count)
+        for i in 2...count { net.join("gw-\(i)", seeds: [1]) }
+        net.run(until: 10)
+        return net
+    }
+
     init(count: Int, seed: UInt64 = 1) {
         for i in 1...count {
             nodes["gw-\(i)"] = SWIM(me: Self.address(i), random: SplitMix64(seed: seed &+ UInt64(i)))
@@ -66,9 +74,7 @@ struct SimulatedNetwork {
 struct SWIMTests {
     @Test("eight nodes joining through one seed all learn of each other")
     func join() {
-        var net = SimulatedNetwork(count: 8)
-        for i in 2...8 { net.join("gw-\(i)", seeds: [1]) }
-        net.run(until: 10)
+        let net = SimulatedNetwork.joined(8)
         for i in 1...8 {
             #expect(net.view("gw-\(i)").count == 7 && net.view("gw-\(i)").values.allSatisfy { $0 == .alive }, "gw-\(i): \(net.view("gw-\(i)"))")
         }
@@ -76,9 +82,7 @@ struct SWIMTests {
 
     @Test("a node that stops answering is suspected, then declared dead by everyone within the suspicion bound")
     func failureDetection() {
-        var net = SimulatedNetwork(count: 6)
-        for i in 2...6 { net.join("gw-\(i)", seeds: [1]) }
-        net.run(until: 10)
+        var net = SimulatedNetwork.joined(6)
         net.down = ["gw-6"]
         let killedAt = net.now
         var detectedBy: [String: Double] = [:]
@@ -95,9 +99,7 @@ struct SWIMTests {
 
     @Test("a briefly unreachable node refutes the suspicion with a higher incarnation and is never declared dead")
     func refutation() {
-        var net = SimulatedNetwork(count: 5)
-        for i in 2...5 { net.join("gw-\(i)", seeds: [1]) }
-        net.run(until: 10)
+        var net = SimulatedNetwork.joined(5)
         net.down = ["gw-5"]
         var suspected = false
         while net.now < 25 && !suspected {
@@ -115,9 +117,7 @@ struct SWIMTests {
 
     @Test("metadata changes spread, and the broadcast queue drains")
     func metadata() {
-        var net = SimulatedNetwork(count: 5)
-        for i in 2...5 { net.join("gw-\(i)", seeds: [1]) }
-        net.run(until: 10)
+        var net = SimulatedNetwork.joined(5)
         net.nodes["gw-3"]!.updateMetadata(Array("images=2".utf8))
         net.run(until: 20)
         for i in [1, 2, 4, 5] {
