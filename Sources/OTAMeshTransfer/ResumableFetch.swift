@@ -133,7 +133,7 @@ public struct ResumableFetch: Sendable {
                 Self.failures.increment()
                 throw FetchError(url: url, failure: .local("\(error)"), reason: "\(error) (not retryable)", requests: report.requests)
             } catch {
-                failure = .network(Self.describe(error))
+                failure = .network(String(describing: error))
             }
             attempt += 1
             switch policy.decide(failure, attempt: attempt, elapsed: now() - started, random: random()) {
@@ -207,11 +207,6 @@ public struct ResumableFetch: Sendable {
 
     static func retryAfter(_ headers: HTTPHeaders) -> Double? {
         headers.first(name: "retry-after").flatMap { Double($0.trimmingWhitespace()) }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let http = error as? HTTPClientError { return "\(http)" }
-        return String(describing: error)
     }
 
     func makeClient(for url: String) -> HTTPClient {

@@ -52,7 +52,8 @@ public enum DeviceRoutes {
     }
 
     public static func handle(_ request: DeviceRequest, context: Context) -> Outcome {
-        // The two content routes take most traffic: match them without splitting the path.
+        // The two content routes take most traffic: matched here, without splitting the path
+        // (and only here).
         if request.method == "GET" || request.method == "HEAD" {
             if let hex = request.path.dropPrefix("/v1/blobs/sha256/"), !hex.utf8.contains(UInt8(ascii: "/")) {
                 guard let blob = context.catalog.blobs[hex.lowercased()] else { return plain(.notFound("blob \(hex)")) }
@@ -70,14 +71,6 @@ public enum DeviceRoutes {
         }
         let rest = Array(segments.dropFirst())
         switch rest[0] {
-        case "blobs" where rest.count == 3 && rest[1] == "sha256":
-            let hex = rest[2].lowercased()
-            guard let blob = context.catalog.blobs[hex] else { return plain(.notFound("blob \(rest[2])")) }
-            return plain(FileServing.respond(to: request, blob: blob))
-        case "targets" where rest.count >= 2:
-            let path = rest.dropFirst().joined(separator: "/")
-            guard let (target, blob) = context.catalog.blob(forTarget: path) else { return plain(.notFound("target \(path)")) }
-            return plain(FileServing.respond(to: request, blob: blob, extra: disposition(target)))
         case "devices" where rest.count == 3 && rest[2] == "update":
             return jsonManifest(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
         case "devices" where rest.count == 3 && rest[2] == "firmware":
