@@ -22,6 +22,15 @@ public struct SWIMSettings: Sendable, Equatable {
     public var reapTimeout = 30.0
     /// Most piggybacked updates per packet.
     public var maxPiggyback = 12
+    /// Gossip round: pending updates go to `gossipNodes` random members this often, besides
+    /// riding on probes (memberlist GossipInterval 200 ms, GossipNodes 3).
+    public var gossipInterval = 0.2
+    public var gossipNodes = 3
+    /// Largest UDP payload before encryption (memberlist UDPBufferSize 1,400 on the wire).
+    public var maxPacketBytes = 1_400 - SiteKeyring.overhead
+    /// Full-state anti-entropy over TCP with one random member this often (memberlist
+    /// PushPullInterval 30 s); the shell also runs one with every seed it joins.
+    public var pushPullInterval = 30.0
 
     public init() {}
 }
@@ -68,6 +77,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     var sequence: UInt32 = 0
     var probeOrder: [String] = []
     var nextProbeAt = 0.0
+    var nextGossipAt = 0.0
     var probe: Probe?
     /// Indirect probes this node runs for others: our sequence → (requester, their sequence, deadline).
     var relayed: [UInt32: (requester: NodeAddress, sequence: UInt32, deadline: Double)] = [:]
@@ -159,11 +169,22 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
                 probe = nil
             }
         }
+        // Gossip round: pending updates to a few random members (alive or suspect).
+        if now >= nextGossipAt {
+            nextGossipAt = now + settings.gossipInterval
+            if !broadcasts.isEmpty {
+                for member in pick(settings.gossipNodes, excluding: [], including: .suspect) {
+                    let updates = piggyback(budget: settings.maxPacketBytes - 1)
+                    if updates.isEmpty { break }
+                    out.append(Outbound(to: member.address, messages: updates))
+                }
+            }
+        }
         if probe == nil, now >= nextProbeAt, let target = nextTarget() {
             sequence &+= 1
             probe = Probe(sequence: sequence, target: target.address.name, sentAt: now)
             nextProbeAt = now + settings.probeInterval * scale
-            out.append(Outbound(to: target.address, messages: [.ping(sequence: sequence, target: target.address, source: me)] + piggyback()))
+            out.append(Outbound(to: target.address, messages: packet([.ping(sequence: sequence, target: target.address, source: me)])))
         }
         // Suspicions whose (shrinking) timeout passed: dead.
         for (name, suspicion) in suspicions where now >= suspicion.start + suspicionTimeout(confirmations: suspicion.confirmations.count) {
@@ -222,8 +243,9 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         return nil
     }
 
-    mutating func pick(_ count: Int, excluding: Set<String>) -> [SWIMMember] {
-        var candidates = members.values.filter { $0.status == .alive && !excluding.contains($0.address.name) && $0.address.name != me.name }
+    /// Up to `count` random members whose status is at most `including` (alive < suspect < dead).
+    mutating func pick(_ count: Int, excluding: Set<String>, including: SWIMMember.Status = .alive) -> [SWIMMember] {
+        var candidates = members.values.filter { $0.status <= including && !excluding.contains($0.address.name) && $0.address.name != me.name }
             .sorted { $0.address.name < $1.address.name }
         candidates.shuffle(using: &random)
         return Array(candidates.prefix(count))
@@ -238,11 +260,11 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             switch message {
             case let .ping(seq, target, source):
                 guard target.name == me.name else { continue }  // meant for a previous owner of this address
-                out.append(Outbound(to: source, messages: [.ack(sequence: seq, from: me)] + piggyback()))
+                out.append(Outbound(to: source, messages: packet([.ack(sequence: seq, from: me)])))
             case let .pingRequest(seq, target, requester):
                 sequence &+= 1
                 relayed[sequence] = (requester, seq, now + settings.probeTimeout * scale)
-                out.append(Outbound(to: target, messages: [.ping(sequence: sequence, target: target, source: me)] + piggyback()))
+                out.append(Outbound(to: target, messages: packet([.ping(sequence: sequence, target: target, source: me)])))
             case let .ack(seq, from):
                 if let relay = relayed.removeValue(forKey: seq) {
                     out.append(Outbound(to: relay.requester, messages: [.ack(sequence: relay.sequence, from: from)]))
@@ -261,8 +283,8 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
                 applySuspect(name, incarnation: inc, from: from, now: now)
             case let .dead(name, inc, from):
                 applyDead(name, incarnation: inc, from: from, now: now)
-            case .record:
-                continue  // replicated records: handled by the record layer (next step)
+            case .record, .digest, .covered:
+                continue  // replicated records: handled by ``GossipNode``
             }
         }
         return out
@@ -347,18 +369,58 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         broadcasts.append(Broadcast(subject: subject, message: message, transmits: 0))
     }
 
-    /// Updates to piggyback on the next packet: fewest transmits first, each sent at most
+    /// `head` (a probe or an answer) with as many pending updates as fit in one UDP packet.
+    mutating func packet(_ head: [WireMessage]) -> [WireMessage] {
+        head + piggyback(budget: settings.maxPacketBytes - 1 - head.reduce(0) { $0 + WireCodec.size(of: $1) })
+    }
+
+    /// Queues any update for dissemination (a replicated record, say); a newer one with the
+    /// same subject replaces the older.
+    public mutating func publish(_ message: WireMessage, subject: String) {
+        enqueue(message, about: subject)
+    }
+
+    /// Updates to piggyback within `budget` bytes: fewest transmits first, each sent at most
     /// retransmitMultiplier × ⌈log10(N + 1)⌉ times.
-    mutating func piggyback() -> [WireMessage] {
+    mutating func piggyback(budget: Int) -> [WireMessage] {
         let limit = settings.retransmitMultiplier * Int(log10(Double(memberCount + 1)).rounded(.up))
         broadcasts.sort { $0.transmits < $1.transmits }
         var chosen: [WireMessage] = []
+        var room = budget
         for index in broadcasts.indices where chosen.count < settings.maxPiggyback {
+            let size = WireCodec.size(of: broadcasts[index].message)
+            guard size <= room else { continue }
+            room -= size
             chosen.append(broadcasts[index].message)
             broadcasts[index].transmits += 1
         }
         broadcasts.removeAll { $0.transmits >= max(1, limit) }
         return chosen
+    }
+
+    // MARK: Push-pull
+
+    /// This node's view for a full-state exchange: itself and every member it knows.
+    public func stateMessages() -> [WireMessage] {
+        [.alive(node: me, incarnation: incarnation, metadata: metadata)] + others.map { member in
+            switch member.status {
+            case .alive: .alive(node: member.address, incarnation: member.incarnation, metadata: member.metadata)
+            case .suspect: .suspect(node: member.address.name, incarnation: member.incarnation, from: me.name)
+            case .dead: .dead(node: member.address.name, incarnation: member.incarnation, from: me.name)
+            }
+        }
+    }
+
+    /// Merges a peer's full state. As in memberlist, a remote "dead" only makes the member
+    /// suspect here: this node then checks for itself before declaring it failed.
+    public mutating func mergeState(_ messages: [WireMessage], now: Double) {
+        for message in messages {
+            switch message {
+            case let .alive(node, inc, meta): applyAlive(node, incarnation: inc, metadata: meta, now: now)
+            case let .suspect(name, inc, from), let .dead(name, inc, from): applySuspect(name, incarnation: inc, from: from, now: now)
+            default: continue
+            }
+        }
     }
 
     /// Updates still waiting to be spread.

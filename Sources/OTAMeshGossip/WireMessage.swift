@@ -36,6 +36,10 @@ public enum WireMessage: Sendable, Hashable {
     case dead(node: String, incarnation: UInt64, from: String)
     /// A replicated record: owner-numbered (Scuttlebutt), merged by the record's own function.
     case record(key: String, owner: String, version: UInt64, value: [UInt8])
+    /// Push-pull: the sender holds every record of `owner` up to `version` (its digest).
+    case digest(owner: String, version: UInt64)
+    /// Push-pull: the records sent with this cover `owner` up to `version` (a delta's reach).
+    case covered(owner: String, version: UInt64)
 }
 
 /// Why a payload could not be decoded (counted like a rejected envelope).
@@ -64,7 +68,7 @@ public enum WireCodec {
     public static let maxValue = 1_200
 
     enum Kind: UInt8 {
-        case ping = 1, pingRequest, ack, nack, alive, suspect, dead, record
+        case ping = 1, pingRequest, ack, nack, alive, suspect, dead, record, digest, covered
     }
 
     public static func encode(_ messages: [WireMessage]) throws(WireError) -> [UInt8] {
@@ -98,6 +102,12 @@ public enum WireCodec {
             case let .record(key, owner, version, value):
                 kind = .record
                 try body.name(key); try body.name(owner); body.u64(version); try body.bytes(value)
+            case let .digest(owner, version):
+                kind = .digest
+                try body.name(owner); body.u64(version)
+            case let .covered(owner, version):
+                kind = .covered
+                try body.name(owner); body.u64(version)
             }
             out.append(kind.rawValue)
             out.append(UInt8(body.bytes.count >> 8))
@@ -105,6 +115,11 @@ public enum WireCodec {
             out += body.bytes
         }
         return out
+    }
+
+    /// Bytes `message` adds to a packet (type, length and body).
+    public static func size(of message: WireMessage) -> Int {
+        ((try? encode([message]))?.count ?? 1) - 1
     }
 
     /// Decodes a payload; unknown message types are skipped.
@@ -129,6 +144,8 @@ public enum WireCodec {
             case .dead: messages.append(.dead(node: try body.name(), incarnation: try body.u64(), from: try body.name()))
             case .record:
                 messages.append(.record(key: try body.name(), owner: try body.name(), version: try body.u64(), value: try body.bytes()))
+            case .digest: messages.append(.digest(owner: try body.name(), version: try body.u64()))
+            case .covered: messages.append(.covered(owner: try body.name(), version: try body.u64()))
             }
             guard body.isAtEnd else { throw .invalid("message type \(type) has \(body.remaining) trailing bytes") }
         }

@@ -6,13 +6,18 @@ import Testing
 /// A deterministic network for the pure SWIM core: packets go through the real codec and
 /// keyring, arrive after a fixed delay, and can be dropped to or from chosen nodes.
 struct SimulatedNetwork {
-    var nodes: [String: SWIM<SplitMix64>] = [:]
+    var nodes: [String: GossipNode<SplitMix64>] = [:]
     var now = 0.0
     var inFlight: [(at: Double, to: String, bytes: [UInt8])] = []
     var down: Set<String> = []
     var events: [String: [SWIM<SplitMix64>.Event]] = [:]
     let keyring = try! SiteKeyring(primary: [UInt8](repeating: 7, count: 32))
     let delay = 0.005
+    /// Fraction of packets lost (decided by a seeded generator, so runs repeat).
+    var loss = 0.0
+    var lossRandom = SplitMix64(seed: 99)
+    /// The largest sealed UDP packet sent.
+    var largestPacket = 0
 
     static func address(_ i: Int) -> NodeAddress { NodeAddress(name: "gw-\(i)", ip: [10, 0, 0, UInt8(i)], port: 7946) }
 
@@ -26,7 +31,7 @@ struct SimulatedNetwork {
 
     init(count: Int, seed: UInt64 = 1) {
         for i in 1...count {
-            nodes["gw-\(i)"] = SWIM(me: Self.address(i), random: SplitMix64(seed: seed &+ UInt64(i)))
+            nodes["gw-\(i)"] = GossipNode(me: Self.address(i), random: SplitMix64(seed: seed &+ UInt64(i)))
         }
     }
 
@@ -34,12 +39,25 @@ struct SimulatedNetwork {
         guard !down.contains(from) else { return }
         for packet in outbound {
             let sealed = keyring.seal(try! WireCodec.encode(packet.messages))
+            largestPacket = max(largestPacket, sealed.count)
+            if loss > 0, Double.random(in: 0..<1, using: &lossRandom) < loss { continue }
             inFlight.append((now + delay, packet.to.name, sealed))
         }
     }
 
+    /// As the shell does: a UDP ping to each seed, then a push-pull with it.
     mutating func join(_ name: String, seeds: [Int]) {
         send(nodes[name]!.join(seeds.map(Self.address), now: now), from: name)
+        for seed in seeds { pushPull(from: name, to: "gw-\(seed)") }
+    }
+
+    /// A push-pull exchange over a (lossless, instant) stream; none if either end is down.
+    mutating func pushPull(from: String, to: String) {
+        guard !down.contains(from), !down.contains(to), var a = nodes[from], var b = nodes[to] else { return }
+        let reply = b.answerPushPull(a.pushPullRequest(), now: now)
+        b.finishPushPull(a.completePushPull(reply, now: now))
+        nodes[from] = a
+        nodes[to] = b
     }
 
     /// Runs until `until`, ticking every 50 ms and delivering packets on time.
@@ -59,14 +77,16 @@ struct SimulatedNetwork {
                 var node = nodes[name]!
                 let out = node.tick(now: now)
                 events[name, default: []] += node.takeEvents()
+                let peer = node.duePushPull(now: now)
                 nodes[name] = node
                 send(out, from: name)
+                if let peer { pushPull(from: name, to: peer.name) }
             }
         }
     }
 
     func view(_ name: String) -> [String: SWIMMember.Status] {
-        nodes[name]!.others.reduce(into: [:]) { $0[$1.address.name] = $1.status }
+        nodes[name]!.swim.others.reduce(into: [:]) { $0[$1.address.name] = $1.status }
     }
 }
 
@@ -90,7 +110,7 @@ struct SWIMTests {
             net.run(until: net.now + 0.5)
             for i in 1...5 where detectedBy["gw-\(i)"] == nil && net.view("gw-\(i)")["gw-6"] == .dead { detectedBy["gw-\(i)"] = net.now - killedAt }
         }
-        #expect(detectedBy.count == 5, "\(detectedBy)")
+        #expect(detectedBy.count == 5, "\(detectedBy) \((1...5).map { net.view("gw-\($0)")["gw-6"].map { "\($0)" } ?? "-" })")
         // min suspicion timeout = 4 × max(1, log10 6) s = 4 s, max = 24 s; plus a few probe periods.
         #expect(detectedBy.values.allSatisfy { $0 < 30 }, "\(detectedBy)")
         #expect(net.events["gw-1"]?.contains(.failed("gw-6")) == true)
@@ -110,7 +130,7 @@ struct SWIMTests {
         net.down = []
         net.run(until: net.now + 15)
         for i in 1...4 { #expect(net.view("gw-\(i)")["gw-5"] == .alive, "gw-\(i): \(net.view("gw-\(i)"))") }
-        #expect(net.nodes["gw-5"]!.incarnation >= 1)
+        #expect(net.nodes["gw-5"]!.swim.incarnation >= 1)
         #expect(net.events["gw-5"]?.contains { if case .refuted = $0 { true } else { false } } == true)
         #expect(!(net.events["gw-1"] ?? []).contains(.failed("gw-5")))
     }
@@ -121,10 +141,10 @@ struct SWIMTests {
         net.nodes["gw-3"]!.updateMetadata(Array("images=2".utf8))
         net.run(until: 20)
         for i in [1, 2, 4, 5] {
-            #expect(net.nodes["gw-\(i)"]!.members["gw-3"]?.metadata == Array("images=2".utf8))
+            #expect(net.nodes["gw-\(i)"]!.swim.members["gw-3"]?.metadata == Array("images=2".utf8))
         }
         net.run(until: 40)
-        #expect((1...5).allSatisfy { net.nodes["gw-\($0)"]!.pendingBroadcasts == 0 })
+        #expect((1...5).allSatisfy { net.nodes["gw-\($0)"]!.swim.pendingBroadcasts == 0 })
     }
 
     @Test("the suspicion timeout shrinks from max to min with independent confirmations")
@@ -134,5 +154,54 @@ struct SWIMTests {
         let one = swim.suspicionTimeout(confirmations: 1)
         let all = swim.suspicionTimeout(confirmations: 3)
         #expect(none == 24 && all == 4 && one < none && one > all)
+    }
+
+    @Test("a record written on one node reaches all 30 by rumour alone, within a few gossip rounds")
+    func recordRumour() {
+        var net = SimulatedNetwork.joined(30)
+        net.run(until: 40)  // let the join chatter drain
+        let start = net.now
+        net.nodes["gw-7"]!.put("release", Array("esp32/app 2.0.0".utf8))
+        var reachedAt: Double?
+        while net.now < start + 10, reachedAt == nil {
+            net.run(until: net.now + 0.05)
+            if net.nodes.values.allSatisfy({ $0.records.get("release", owner: "gw-7") != nil }) { reachedAt = net.now - start }
+        }
+        // 200 ms gossip rounds to 3 nodes each: log3(30) ≈ 3 rounds, plus delivery.
+        #expect(reachedAt.map { $0 < 2 } == true, "reached after \(reachedAt.map { "\($0)" } ?? "never")")
+        #expect(net.nodes["gw-1"]!.takeRecordChanges().map(\.key) == ["release"])
+    }
+
+    @Test("push-pull swaps full membership and every missing record, both ways")
+    func pushPull() {
+        var a = GossipNode(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1))
+        var b = GossipNode(me: SimulatedNetwork.address(2), random: SplitMix64(seed: 2))
+        for i in 0..<100 { a.put("a\(i)", [UInt8(i)]) }
+        for i in 0..<50 { b.put("b\(i)", [UInt8(i)]) }
+        _ = b.receive([.alive(node: SimulatedNetwork.address(3), incarnation: 4, metadata: [9])], now: 0)
+        let request = a.pushPullRequest()
+        let reply = b.answerPushPull(request, now: 1)
+        let finish = a.completePushPull(reply, now: 1)
+        b.finishPushPull(finish)
+        #expect(a.records.records.count == 150 && b.records.records.count == 150)
+        #expect(a.records.digest() == ["gw-1": 100, "gw-2": 50] && b.records.digest() == ["gw-1": 100, "gw-2": 50])
+        #expect(a.swim.members["gw-3"]?.metadata == [9] && b.swim.members["gw-1"]?.status == .alive)
+        #expect(a.takeRecordChanges().count == 50 && b.takeRecordChanges().count == 100)
+        // A second exchange has nothing to send.
+        let again = b.answerPushPull(a.pushPullRequest(), now: 2)
+        #expect(!again.contains { if case .record = $0 { true } else { false } })
+    }
+
+    @Test("no UDP packet exceeds the budget, even with large records and metadata queued, under 10 % loss")
+    func packetBudget() {
+        var net = SimulatedNetwork.joined(12)
+        net.loss = 0.1
+        for i in 1...12 {
+            net.nodes["gw-\(i)"]!.updateMetadata([UInt8](repeating: UInt8(i), count: 600))
+            for k in 0..<5 { net.nodes["gw-\(i)"]!.put("k\(k)", [UInt8](repeating: 1, count: 1_000)) }
+        }
+        net.run(until: 100)  // rumours, then anti-entropy rounds (30 s) fill what loss dropped
+        #expect(net.largestPacket <= 1_400, "largest packet \(net.largestPacket) bytes")
+        for i in 1...12 { #expect(net.nodes["gw-\(i)"]!.records.records.count == 60, "gw-\(i)") }
     }
 }

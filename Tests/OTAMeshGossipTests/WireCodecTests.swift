@@ -17,6 +17,8 @@ struct WireCodecTests {
         .suspect(node: "gw-2", incarnation: 3, from: "gw-1"),
         .dead(node: "gw-2", incarnation: 4, from: "gw-1"),
         .record(key: "rollout/r1", owner: "gw-1", version: UInt64.max, value: [0, 1, 2]),
+        .digest(owner: "gw-2", version: 17),
+        .covered(owner: "gw-3", version: 0),
     ]
 
     @Test("every message type round-trips, also as one packet")
