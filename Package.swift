@@ -98,6 +98,7 @@ let package = Package(
             name: "OTAMeshGateway",
             dependencies: [
                 "OTAMeshFirmware",
+                "OTAMeshGossip",
                 "OTAMeshStore",
                 "OTAMeshTrust",
                 "OTAMeshTransfer",
@@ -125,6 +126,7 @@ let package = Package(
             name: "otamesh",
             dependencies: [
                 "OTAMeshFirmware",
+                "OTAMeshGossip",
                 "OTAMeshStore",
                 "OTAMeshTrust",
                 "OTAMeshTransfer",

@@ -1,15 +1,27 @@
 import Foundation
 import Hummingbird
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import OTAMeshStore
 import Prometheus
 
-/// The admin HTTP surface (port 8071): `/metrics`, `/healthz`, `/api/v1/cache`.
+/// The mesh, once bound (the admin router is built before it).
+final class MeshReference: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var value: Mesh?
+    var mesh: Mesh? {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}
+
+/// The admin HTTP surface (port 8071): `/metrics`, `/healthz`, `/api/v1/cache`, `/api/v1/members`.
 struct AdminRoutes: Sendable {
     let store: BlobStore
     let registry: PrometheusCollectorRegistry
     let nodeName: String
+    let mesh: MeshReference
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -33,6 +45,16 @@ struct AdminRoutes: Sendable {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        router.get("/api/v1/members") { _, _ -> Response in
+            guard let mesh = mesh.mesh else {
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(mesh.view()))))
         }
         return router
     }

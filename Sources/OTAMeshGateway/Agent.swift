@@ -45,6 +45,10 @@ public struct Agent: Sendable {
         public let cacheBytes: Int64
         /// The upstream repository polled, if any.
         public let upstream: String?
+        /// Where this gateway gossips (HOST:PORT), its site, and whether its keyring was just created.
+        public let gossip: String?
+        public let site: String?
+        public let keyringCreated: String?
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
@@ -56,10 +60,13 @@ public struct Agent: Sendable {
             logger: logger)
         let info = Gauge(label: "otamesh_agent_info", dimensions: [("node", configuration.nodeName)])
         info.record(1)
-        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName).router()
+        var rng = SystemRandomNumberGenerator()
+        let meshBox = MeshReference()
+        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox).router()
         var services: [any Service] = []
         let tuf = "\(configuration.dataDirectory)/tuf"
         try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
+        Self.keepVersionedRoot(tufDirectory: tuf)
         if let metadataURL = configuration.upstreamMetadataURL {
             guard DirectoryPersistence(directory: tuf).load("root.json") != nil else {
                 throw TrustError.notLoaded(role: Role.root, needs: "a trusted root: set trust.root (--trust-root FILE)")
@@ -90,6 +97,28 @@ public struct Agent: Sendable {
         let deviceURL = Self.url(plain, scheme: "http")
         let deviceTLSURL = tlsURL
         services.append(DeviceService(api: api, channels: channels, store: store, tufDirectory: tuf, logger: logger))
+        var mesh: Mesh?
+        var keyringCreated: String?
+        if let gossipListen = configuration.gossipListen {
+            let path = configuration.siteKeyringPath
+            let (keyring, created) = try SiteKeyringFile.loadOrCreate(path, site: "site-\(UInt32.random(in: .min ... .max, using: &rng))")
+            if created { keyringCreated = path }
+            let info = MemberInfo(httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
+                                  metadataVersion: PeerSync.metadataVersion(tufDirectory: tuf), keys: [])
+            let bound = try await Self.listen("gossip.listen", gossipListen) {
+                try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
+                                    keyringPath: path, info: info, seeds: configuration.gossipJoin, logger: logger)
+            }
+            mesh = bound
+            let peerSync = configuration.upstreamMetadataURL == nil
+                ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
+                : nil
+            services.append(MeshService(mesh: bound, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+        }
+        let gossip = mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
+        let site = mesh?.view().site
+        let createdKeyring = keyringCreated
+        meshBox.mesh = mesh
         let totals = try store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL
@@ -103,7 +132,8 @@ public struct Agent: Sendable {
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
-                              blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream))
+                              blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
+                              keyringCreated: createdKeyring))
             },
             logger: logger)
         let group = ServiceGroup(
@@ -119,7 +149,7 @@ public struct Agent: Sendable {
         public var description: String { "\(key) \(address): cannot listen: \(reason)" }
     }
 
-    static func listen(_ key: String, _ address: ListenAddress, _ bind: () async throws -> any Channel) async throws -> any Channel {
+    static func listen<Bound>(_ key: String, _ address: ListenAddress, _ bind: () async throws -> Bound) async throws -> Bound {
         do { return try await bind() } catch let error as IOError {
             throw ListenError(key: key, address: address, reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
         } catch {
@@ -127,9 +157,9 @@ public struct Agent: Sendable {
         }
     }
 
-    static func fetcher(_ configuration: AgentConfiguration, logger: Logger) -> ResumableFetch {
+    static func fetcher(_ configuration: AgentConfiguration, logger: Logger, retryTimeout: Double? = nil) -> ResumableFetch {
         var policy = RetryPolicy()
-        policy.retryTimeout = configuration.transferRetryTimeout
+        policy.retryTimeout = min(configuration.transferRetryTimeout, retryTimeout ?? .infinity)
         return ResumableFetch(policy: policy, proxies: configuration.proxySettings(environment: ProcessInfo.processInfo.environment),
                               logger: logger)
     }
@@ -138,6 +168,16 @@ public struct Agent: Sendable {
         let port = channel.localAddress?.port ?? 0
         let host = channel.localAddress?.ipAddress ?? "?"
         return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+    }
+
+    /// Keeps `N.root.json` beside the trusted `root.json`, so peers can walk the root chain from
+    /// this gateway's mirror (data directories from before the mesh have only `root.json`).
+    static func keepVersionedRoot(tufDirectory: String) {
+        let persistence = DirectoryPersistence(directory: tufDirectory)
+        guard let bytes = persistence.load("root.json"), let root = try? RootMetadata(bytes: bytes, file: "root.json"),
+            persistence.load("\(root.version).root.json") == nil
+        else { return }
+        try? persistence.save("\(root.version).root.json", bytes)
     }
 
     /// Installs the provisioned root.json into `tuf/` unless a root is already trusted there
@@ -150,8 +190,9 @@ public struct Agent: Sendable {
             throw TrustError.fetch(file: path, reason: "cannot read the trust root")
         }
         let bytes = [UInt8](data)
-        _ = try RootMetadata(bytes: bytes, file: path)
+        let root = try RootMetadata(bytes: bytes, file: path)
         mkdir(tufDirectory, 0o755)
         try persistence.save("root.json", bytes)
+        try persistence.save("\(root.version).root.json", bytes)
     }
 }

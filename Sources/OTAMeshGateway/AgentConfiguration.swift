@@ -40,6 +40,20 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var transferRetryTimeout: Double = 300
     /// The site's root.json, installed into the data directory's `tuf/` when it has none.
     public var trustRoot: String?
+    /// Gossip (UDP and TCP on one port); nil = this gateway stays out of the mesh.
+    public var gossipListen: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 7946)
+    /// The IP address other gateways reach this one at (default: the listen address, or the
+    /// first non-loopback interface address when listening on all).
+    public var gossipAdvertise: String?
+    /// Static peers (HOST:PORT) to join where multicast does not reach.
+    public var gossipJoin: [String] = []
+    /// The site keyring (created with a new site key on first start when missing).
+    public var siteKeyring: String?
+    /// Find peers by mDNS/DNS-SD through avahi-daemon.
+    public var discoveryMDNS = true
+
+    /// The keyring file: configured, or `keys/site.keyring` in the data directory.
+    public var siteKeyringPath: String { siteKeyring ?? "\(dataDirectory)/keys/site.keyring" }
 
     /// The proxies for upstream transfers: the environment's, overridden by the configuration.
     public func proxySettings(environment: [String: String]) -> ProxySettings {
@@ -76,6 +90,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("upstream.noProxy", "OTAMESH_UPSTREAM_NO_PROXY", "--upstream-no-proxy", "comma-separated hosts/domains that bypass the proxy (default: $NO_PROXY)"),
         ("transfer.retryTimeout", "OTAMESH_TRANSFER_RETRY_TIMEOUT", "--transfer-retry-timeout", "keep resuming a download after network failures this long (default 5m)"),
         ("trust.root", "OTAMESH_TRUST_ROOT", "--trust-root", "the site's root.json, installed into tuf/ if none is trusted yet"),
+        ("gossip.listen", "OTAMESH_GOSSIP_LISTEN", "--gossip-listen", "gossip UDP+TCP HOST:PORT, or off (default 0.0.0.0:7946)"),
+        ("gossip.advertise", "OTAMESH_GOSSIP_ADVERTISE", "--gossip-advertise", "IP address peers reach this gateway at (default: listen address or first non-loopback)"),
+        ("gossip.join", "OTAMESH_GOSSIP_JOIN", "--join", "comma-separated static peers HOST:PORT (flag repeatable)"),
+        ("site.keyring", "OTAMESH_SITE_KEYRING", "--site-keyring", "site keyring file (default DATA/keys/site.keyring, created if missing)"),
+        ("discovery", "OTAMESH_DISCOVERY", "--discovery", "mdns or off (default mdns)"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -172,6 +191,30 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
             transferRetryTimeout = seconds
         case "trust.root": trustRoot = value
+        case "gossip.listen":
+            if value.lowercased() == "off" { gossipListen = nil; break }
+            guard let address = ListenAddress(value) else {
+                throw .invalid(source: source, key: key, reason: "expected HOST:PORT or off, got \(value)")
+            }
+            gossipListen = address
+        case "gossip.advertise":
+            guard value.utf8.allSatisfy({ $0 < 128 }), value.contains(".") || value.contains(":") else {
+                throw .invalid(source: source, key: key, reason: "expected an IP address, got \(value)")
+            }
+            gossipAdvertise = value
+        case "gossip.join":
+            let peers = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+            for peer in peers where ListenAddress(peer).map({ $0.port == 0 }) ?? true {
+                throw .invalid(source: source, key: key, reason: "expected HOST:PORT peers, got \(peer)")
+            }
+            gossipJoin = peers
+        case "site.keyring": siteKeyring = value
+        case "discovery":
+            switch value.lowercased() {
+            case "mdns": discoveryMDNS = true
+            case "off": discoveryMDNS = false
+            default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
+            }
         default:
             throw .unknownKey(source: source, key: key)
         }

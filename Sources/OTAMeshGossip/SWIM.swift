@@ -54,6 +54,11 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     public struct Outbound: Sendable, Equatable {
         public var to: NodeAddress
         public var messages: [WireMessage]
+
+        public init(to: NodeAddress, messages: [WireMessage]) {
+            self.to = to
+            self.messages = messages
+        }
     }
 
     /// Membership changes the shell reports (logs, metrics, discovery of images).
@@ -221,12 +226,14 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     }
 
     /// Lifeguard's shrinking suspicion timeout: from max down to min as independent
-    /// confirmations arrive (log-scaled, reaching min at `indirectChecks` confirmations).
+    /// confirmations arrive (log-scaled, reaching min at `indirectChecks` confirmations). As in
+    /// memberlist, a cluster too small to produce that many confirmers (N − 2 < k) uses min.
     func suspicionTimeout(confirmations: Int) -> Double {
         let n = Double(max(memberCount, 2))
         let minimum = settings.suspicionMultiplier * max(1, log10(n)) * settings.probeInterval
+        guard memberCount - 2 >= settings.indirectChecks, settings.indirectChecks > 0 else { return minimum }
         let maximum = settings.suspicionMaxMultiplier * minimum
-        let k = Double(max(1, settings.indirectChecks))
+        let k = Double(settings.indirectChecks)
         let fraction = log(Double(confirmations) + 1) / log(k + 1)
         return max(minimum, maximum - (maximum - minimum) * min(1, fraction))
     }

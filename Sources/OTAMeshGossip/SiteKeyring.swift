@@ -70,6 +70,12 @@ public struct SiteKeyring: Sendable, Equatable {
     public var primary: [UInt8] { keys[0] }
 
     /// A new random key.
+    /// A short fingerprint of a key (first 8 hex digits of its SHA-256), safe to show and gossip.
+    public static func fingerprint(_ key: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef")
+        return String(SHA256.hash(data: key).prefix(4).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
+    }
+
     public static func generateKey() -> [UInt8] {
         SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
     }

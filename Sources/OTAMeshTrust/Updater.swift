@@ -65,6 +65,8 @@ public struct Updater {
             }
             guard case .rotated = try set.updateRoot(bytes) else { break }
             try persistence.save("root.json", bytes)
+            // Every trusted root version is kept, so this gateway can serve the chain to peers.
+            try persistence.save(name, bytes)
         }
         // §5.3.11 fast-forward attack recovery: new timestamp or snapshot keys void the cached files.
         if set.root.version != original.version,

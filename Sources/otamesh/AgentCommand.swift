@@ -8,7 +8,7 @@ import OTAMeshTrust
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "agent",
-        abstract: "Run the gateway daemon (admin API and /metrics; more surfaces in later releases).")
+        abstract: "Run the gateway daemon: device serving, admin API and /metrics, gossip mesh, upstream and peer sync.")
 
     @OptionGroup var options: ConfigOptions
 
@@ -63,6 +63,21 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "The site's root.json (installed into the data dir's tuf/ if none is trusted yet).")
     var trustRoot: String?
 
+    @Option(help: "Gossip UDP+TCP listen address HOST:PORT, or off (default 0.0.0.0:7946; port 0 = any free port).")
+    var gossipListen: String?
+
+    @Option(help: "IP address peers reach this gateway at (default: the listen address, or the first non-loopback interface).")
+    var gossipAdvertise: String?
+
+    @Option(help: "A static peer HOST:PORT to join, where multicast does not reach (repeatable).")
+    var join: [String] = []
+
+    @Option(help: "Site keyring file (default DATA/keys/site.keyring; a new site is created there if missing).")
+    var siteKeyring: String?
+
+    @Option(help: "Peer discovery: mdns (through avahi-daemon) or off (default mdns).")
+    var discovery: String?
+
     func run() async throws {
         let configuration = try options.load(extra: [
             ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
@@ -71,6 +86,8 @@ struct AgentCommand: AsyncParsableCommand {
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
             ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
             ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
+            ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
+            ("site.keyring", siteKeyring), ("discovery", discovery),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()
@@ -83,7 +100,11 @@ struct AgentCommand: AsyncParsableCommand {
                 Output.out("otamesh agent \(node) ready")
                 Output.out("  device HTTP: \(ready.deviceURL)  (GET /v1/targets/PATH, /v1/blobs/sha256/HEX, /v1/devices/ID/update)")
                 if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
-                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache)")
+                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache, /api/v1/members)")
+                if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
+                if let created = ready.keyringCreated {
+                    Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
+                }
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
             }

@@ -6,8 +6,8 @@ import OTAMeshTrust
 /// `otamesh keys …`: site admin keys, the site trust file and signed commands.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "keys", abstract: "Admin keys, the site trust file, and admin-signed commands.",
-        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self])
+        commandName: "keys", abstract: "Admin keys, the site trust file, admin-signed commands, the site CA and the gossip keyring.",
+        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self, SiteKeyringCommand.self])
 
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
         try reporting("otamesh keys \(what)", body)

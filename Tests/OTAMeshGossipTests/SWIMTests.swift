@@ -149,7 +149,11 @@ struct SWIMTests {
 
     @Test("the suspicion timeout shrinks from max to min with independent confirmations")
     func suspicionTimeout() {
-        let swim = SWIM(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1))
+        var swim = SWIM(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1))
+        // Two nodes: nobody could confirm, so the minimum applies at once (memberlist's rule).
+        _ = swim.receive([.alive(node: SimulatedNetwork.address(2), incarnation: 0, metadata: [])], now: 0)
+        #expect(swim.suspicionTimeout(confirmations: 0) == 4)
+        for i in 3...5 { _ = swim.receive([.alive(node: SimulatedNetwork.address(i), incarnation: 0, metadata: [])], now: 0) }
         let none = swim.suspicionTimeout(confirmations: 0)
         let one = swim.suspicionTimeout(confirmations: 1)
         let all = swim.suspicionTimeout(confirmations: 3)

@@ -13,6 +13,7 @@ import OTAMeshTrust
 /// | `GET/HEAD /v1/esp/update` | Arduino ESP8266httpUpdate / ESP32 HTTPUpdate |
 /// | `GET/HEAD /v1/fota/{id}/user1.bin`, `…/user2.bin` | ESP8266 NONOS FOTA custom server |
 /// | `GET/HEAD /v1/wiphone[/{id}]/WiPhone-phone.ini` | WiPhone |
+/// | `GET/HEAD /v1/tuf/{file}` | peers: this gateway's trusted TUF metadata, as a mirror |
 public enum DeviceRoutes {
     /// What answering a request needs besides the request itself.
     public struct Context: Sendable {
@@ -79,6 +80,9 @@ public enum DeviceRoutes {
             return espHTTPUpdate(request, context: context)
         case "fota" where rest.count == 3 && (rest[2] == "user1.bin" || rest[2] == "user2.bin"):
             return fota(request, id: DeviceRegistry.normalizedID(rest[1]), file: rest[2], context: context)
+        case "tuf" where rest.count == 2:
+            guard let bytes = TUFMirror.file(named: rest[1], in: context.catalog.metadata) else { return plain(.notFound("metadata \(rest[1])")) }
+            return plain(DeviceResponse(status: 200, headers: [("Content-Type", "application/json")], body: [.bytes(bytes)]))
         case "wiphone" where rest.last == WiPhoneManifest.fileName && (rest.count == 2 || rest.count == 3):
             let id = rest.count == 3 ? DeviceRegistry.normalizedID(rest[1]) : "ip:\(request.clientAddress)"
             return wiphone(request, id: id, context: context)
@@ -317,5 +321,22 @@ extension String {
         let bytes = UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount)
         guard utf8.count >= bytes.count, utf8.prefix(bytes.count).elementsEqual(bytes) else { return nil }
         return String(self[utf8.index(utf8.startIndex, offsetBy: bytes.count)...])
+    }
+}
+
+/// A gateway as a TUF mirror for its peers: the metadata it trusts, under the names a TUF
+/// client asks for. Peers verify everything against their own root, so serving is safe; a file
+/// that is not current simply fails their checks and they ask another peer.
+public enum TUFMirror {
+    /// `N.root.json` is served only as that exact version; `N.snapshot.json`, `N.targets.json`
+    /// (consistent snapshots) map to the current `snapshot.json`, `targets.json`.
+    public static func file(named name: String, in metadata: [String: [UInt8]]) -> [UInt8]? {
+        guard !name.contains("/"), name.hasSuffix(".json") else { return nil }
+        if let exact = metadata[name], name != "root.json" { return exact }
+        let digits = name.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, name.dropFirst(digits.count).first == "." else { return nil }
+        let unversioned = String(name.dropFirst(digits.count + 1))
+        guard unversioned != "root.json" else { return nil }
+        return metadata[unversioned]
     }
 }

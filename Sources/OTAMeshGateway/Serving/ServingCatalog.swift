@@ -30,6 +30,8 @@ public struct ServedTarget: Sendable, Equatable {
 public struct ServingCatalog: Sendable {
     public var blobs: [String: ServedBlob] = [:]
     public var targets: [String: ServedTarget] = [:]
+    /// The trusted TUF metadata files (served to peers by ``TUFMirror``).
+    public var metadata: [String: [UInt8]] = [:]
 
     public init(blobs: [ServedBlob] = [], targets: [ServedTarget] = []) {
         for blob in blobs { self.blobs[blob.sha256] = blob }
@@ -54,6 +56,10 @@ public struct ServingCatalog: Sendable {
                 version: custom?["version"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
                 format: custom?["format"]?.stringValue))
         }
-        return ServingCatalog(blobs: blobs, targets: targets)
+        var catalog = ServingCatalog(blobs: blobs, targets: targets)
+        for name in FileSystem.list(tufDirectory, regularFilesOnly: true) where name.hasSuffix(".json") {
+            catalog.metadata[name] = try? DirectoryFiles(root: tufDirectory).read(name, maxLength: 16 << 20)
+        }
+        return catalog
     }
 }

@@ -1,0 +1,493 @@
+import Logging
+import Metrics
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import OTAMeshGossip
+
+/// The gossip shell: moves the pure ``GossipNode``'s packets over UDP and its push-pull
+/// exchanges over TCP (one port for both), sealed with the site keyring. Everything it decides
+/// comes from the core; this type only binds sockets, keeps time, and counts.
+public final class Mesh: Sendable {
+    typealias Node = GossipNode<SystemRandomNumberGenerator>
+    typealias Datagrams = NIOAsyncChannel<AddressedEnvelope<ByteBuffer>, AddressedEnvelope<ByteBuffer>>
+    typealias Stream = NIOAsyncChannel<ByteBuffer, ByteBuffer>
+
+    struct State {
+        var node: Node
+        var keyring: SiteKeyringFile
+        var info: MemberInfo
+        /// Push-pulls in flight, by address, so a slow peer is not dialled twice.
+        var dialling: Set<String> = []
+        /// Static join addresses that answered at least once.
+        var joined: Set<String> = []
+    }
+
+    public let me: NodeAddress
+    let state: NIOLockedValueBox<State>
+    let udp: Datagrams
+    let tcp: NIOAsyncChannel<Stream, Never>
+    let group: any EventLoopGroup
+    let seeds: [String]
+    let logger: Logger
+    let clock = ContinuousClock()
+    let epoch: ContinuousClock.Instant
+    let keyringPath: String?
+
+    let received = Counter(label: "otamesh_gossip_packets_received_total")
+    let sent = Counter(label: "otamesh_gossip_packets_sent_total")
+    let sentBytes = Counter(label: "otamesh_gossip_bytes_sent_total")
+    let pushPulls = Counter(label: "otamesh_gossip_pushpull_total", dimensions: [("result", "ok")])
+    let pushPullFailures = Counter(label: "otamesh_gossip_pushpull_total", dimensions: [("result", "failed")])
+
+    /// Most bytes in one push-pull frame, and frames in one leg: bounds what a peer can make us hold.
+    static let maxFrame = 1 << 20
+    static let maxFrames = 512
+    /// memberlist's TCPTimeout.
+    static let streamTimeout: Duration = .seconds(10)
+
+    /// Binds UDP and TCP on `listen` (port 0: one free port for both) and starts no traffic yet.
+    public static func bind(
+        listen: ListenAddress, advertise: String?, name: String, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
+        seeds: [String], settings: SWIMSettings = SWIMSettings(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) async throws -> Mesh {
+        var port = listen.port
+        var lastError: (any Error)?
+        for _ in 0..<8 {
+            let tcp: NIOAsyncChannel<Stream, Never>
+            do {
+                tcp = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: listen.host, port: port) { channel in
+                        channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
+                    }
+            } catch {
+                throw error
+            }
+            let bound = tcp.channel.localAddress?.port ?? port
+            do {
+                let udp = try await DatagramBootstrap(group: group)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .bind(host: listen.host, port: bound) { channel in
+                        channel.eventLoop.makeCompletedFuture { try Datagrams(wrappingChannelSynchronously: channel) }
+                    }
+                let ip = try advertisedIP(listen: listen, configured: advertise)
+                let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
+                return Mesh(me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
+                            settings: settings, group: group, logger: logger)
+            } catch {
+                // Port 0 gave a TCP port whose UDP twin is taken: try another.
+                try? await tcp.channel.close()
+                lastError = error
+                guard listen.port == 0 else { throw error }
+                port = 0
+            }
+        }
+        throw lastError ?? MeshError.bind("no port free for both UDP and TCP")
+    }
+
+    init(me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
+         seeds: [String], settings: SWIMSettings, group: any EventLoopGroup, logger: Logger) {
+        self.me = me
+        self.udp = udp
+        self.tcp = tcp
+        self.seeds = seeds
+        self.group = group
+        self.logger = logger
+        self.keyringPath = keyringPath
+        epoch = clock.now
+        var info = info
+        info.keys = keyring.keyring.keys.map(SiteKeyring.fingerprint)
+        state = NIOLockedValueBox(State(
+            node: Node(me: me, metadata: info.encoded(), settings: settings, random: SystemRandomNumberGenerator()),
+            keyring: keyring, info: info))
+    }
+
+    /// The IP peers should dial: the configured one, the listen address if specific, else the
+    /// first non-loopback IPv4 (then IPv6) interface address, else loopback.
+    static func advertisedIP(listen: ListenAddress, configured: String?) throws -> [UInt8] {
+        if let configured { return try packed(SocketAddress(ipAddress: configured, port: 0)) }
+        let any = ["0.0.0.0", "::", ""]
+        if !any.contains(listen.host) { return try packed(SocketAddress.makeAddressResolvingHost(listen.host, port: 0)) }
+        let devices = (try? System.enumerateDevices()) ?? []
+        let candidates = devices.compactMap(\.address).filter { address in
+            guard let ip = address.ipAddress else { return false }
+            return !ip.hasPrefix("127.") && ip != "::1" && !ip.lowercased().hasPrefix("fe80")
+        }
+        if let v4 = candidates.first(where: { $0.protocol == .inet }) { return try packed(v4) }
+        if let v6 = candidates.first { return try packed(v6) }
+        return [127, 0, 0, 1]
+    }
+
+    static func packed(_ address: SocketAddress) throws -> [UInt8] {
+        switch address {
+        case .v4(let v4): return withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
+        case .v6(let v6): return withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
+        default: throw MeshError.bind("\(address) is not an IP address")
+        }
+    }
+
+    var now: Double {
+        let elapsed = clock.now - epoch
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+
+    // MARK: Running
+
+    /// Serves until cancelled: receives packets, ticks the core every 50 ms, answers and starts
+    /// push-pulls, joins the static peers; on the way out tells the others it leaves.
+    public func run() async {
+        do {
+            try await udp.executeThenClose { inbound, _ in
+                try await tcp.executeThenClose { connections in
+                    await withDiscardingTaskGroup { group in
+                        group.addTask { await self.receive(inbound) }
+                        group.addTask { await self.accept(connections) }
+                        group.addTask { await self.timers() }
+                        group.addTask { await self.joinSeeds() }
+                    }
+                    self.leave()
+                }
+            }
+        } catch {
+            logger.error("gossip stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Graceful leave: everyone hears "dead" from this node itself, so nobody waits out a
+    /// suspicion timeout for a gateway that shut down on purpose.
+    func leave() {
+        let (targets, message) = state.withLockedValue { state in
+            (state.node.swim.others.filter { $0.status != .dead }.map(\.address),
+             WireMessage.dead(node: me.name, incarnation: state.node.swim.incarnation, from: me.name))
+        }
+        send(targets.map { SWIM<SystemRandomNumberGenerator>.Outbound(to: $0, messages: [message]) })
+    }
+
+    func receive(_ inbound: NIOAsyncChannelInboundStream<AddressedEnvelope<ByteBuffer>>) async {
+        do {
+            for try await envelope in inbound {
+                received.increment()
+                guard let messages = open(Array(envelope.data.readableBytesView), from: "\(envelope.remoteAddress)") else { continue }
+                let replies = state.withLockedValue { $0.node.receive(messages, now: now) }
+                send(replies)
+            }
+        } catch {
+            logger.debug("gossip receive ended", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Opens and decodes a packet or frame; nil (counted and logged at debug) when it is not ours.
+    func open(_ bytes: [UInt8], from source: String) -> [WireMessage]? {
+        let keyring = state.withLockedValue { $0.keyring.keyring }
+        switch keyring.open(bytes) {
+        case .failure(let rejection):
+            Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", rejection.label)]).increment()
+            logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(rejection)"])
+            return nil
+        case .success(let payload):
+            do { return try WireCodec.decode(payload) } catch {
+                Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", "malformed")]).increment()
+                logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(error)"])
+                return nil
+            }
+        }
+    }
+
+    func seal(_ messages: [WireMessage]) throws -> [UInt8] {
+        let payload = try WireCodec.encode(messages)
+        return state.withLockedValue { $0.keyring.keyring.seal(payload) }
+    }
+
+    /// Sends packets without waiting (UDP: fire and forget; the core retransmits by design).
+    func send(_ packets: [SWIM<SystemRandomNumberGenerator>.Outbound]) {
+        for packet in packets {
+            do {
+                let bytes = try seal(packet.messages)
+                let address = try SocketAddress(packedIPAddress: ByteBuffer(bytes: packet.to.ip), port: Int(packet.to.port))
+                udp.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)), promise: nil)
+                sent.increment()
+                sentBytes.increment(by: bytes.count)
+            } catch {
+                Counter(label: "otamesh_gossip_send_failures_total").increment()
+                logger.debug("gossip send failed", metadata: ["to": "\(packet.to)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// The 50 ms heartbeat of the core: probes, gossip rounds, suspicion timers, push-pull.
+    func timers() async {
+        await withDiscardingTaskGroup { group in
+            var ticks = 0
+            while !Task.isCancelled {
+                let (packets, events, pushPull) = state.withLockedValue { state in
+                    let now = self.now
+                    let packets = state.node.tick(now: now)
+                    return (packets, state.node.takeEvents(), state.node.duePushPull(now: now))
+                }
+                send(packets)
+                for event in events { log(event) }
+                if let peer = pushPull {
+                    group.addTask {
+                        guard let address = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: peer.ip), port: Int(peer.port)) else { return }
+                        _ = await self.pushPull(with: address)
+                    }
+                }
+                ticks += 1
+                if ticks % 20 == 0 { recordGauges() }
+                do { try await Task.sleep(for: .milliseconds(50)) } catch { break }
+            }
+        }
+    }
+
+    func log(_ event: SWIM<SystemRandomNumberGenerator>.Event) {
+        switch event {
+        case .joined(let node): logger.info("gossip member alive", metadata: ["member": "\(node)"])
+        case .suspected(let name): logger.notice("gossip member suspect", metadata: ["member": "\(name)"])
+        case .failed(let name): logger.warning("gossip member failed", metadata: ["member": "\(name)"])
+        case .refuted(let incarnation): logger.notice("gossip: refuted a suspicion of this node", metadata: ["incarnation": "\(incarnation)"])
+        }
+    }
+
+    func recordGauges() {
+        let members = state.withLockedValue { $0.node.swim.others }
+        for status in [SWIMMember.Status.alive, .suspect, .dead] {
+            Gauge(label: "otamesh_gossip_members", dimensions: [("status", Self.statusName(status))])
+                .record(members.filter { $0.status == status }.count)
+        }
+    }
+
+    static func statusName(_ status: SWIMMember.Status) -> String {
+        switch status {
+        case .alive: "alive"
+        case .suspect: "suspect"
+        case .dead: "failed"
+        }
+    }
+
+    // MARK: Joining
+
+    /// Joins every static peer with a push-pull (as memberlist's Join does), retrying those that
+    /// never answered, and all of them again whenever this node is alone.
+    func joinSeeds() async {
+        guard !seeds.isEmpty else { return }
+        var delay = 1.0
+        var reported: Set<String> = []
+        while !Task.isCancelled {
+            let (alone, joined) = state.withLockedValue { state in
+                (!state.node.swim.others.contains { $0.status == .alive }, state.joined)
+            }
+            for seed in seeds where alone || !joined.contains(seed) {
+                guard let listen = ListenAddress(seed), let address = try? SocketAddress.makeAddressResolvingHost(listen.host, port: listen.port) else {
+                    if reported.insert(seed).inserted { logger.error("gossip.join \(seed): not a HOST:PORT that resolves") }
+                    continue
+                }
+                if await pushPull(with: address) {
+                    _ = state.withLockedValue { $0.joined.insert(seed) }
+                    reported.remove(seed)
+                } else if reported.insert(seed).inserted {
+                    logger.warning("gossip.join \(seed): no answer yet; retrying")
+                }
+            }
+            do { try await Task.sleep(for: .milliseconds(Int64(delay * 1_000))) } catch { return }
+            delay = min(delay * 2, 30)
+        }
+    }
+
+    /// A join candidate from discovery: push-pull with it unless it is already a live member.
+    public func candidate(name: String, address: SocketAddress) async {
+        let known = state.withLockedValue { state in
+            name == me.name || state.node.swim.members[name].map { $0.status == .alive } == true
+        }
+        guard !known else { return }
+        _ = await pushPull(with: address)
+    }
+
+    // MARK: Push-pull
+
+    /// Runs the initiator's side of a push-pull; true when the exchange completed.
+    @discardableResult
+    public func pushPull(with address: SocketAddress) async -> Bool {
+        let key = "\(address)"
+        guard state.withLockedValue({ $0.dialling.insert(key).inserted }) else { return false }
+        defer { _ = state.withLockedValue { $0.dialling.remove(key) } }
+        do {
+            try await withDeadline(Self.streamTimeout) {
+                let channel = try await ClientBootstrap(group: self.group)
+                    .connectTimeout(.seconds(5))
+                    .connect(to: address) { channel in
+                        channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
+                    }
+                try await channel.executeThenClose { inbound, outbound in
+                    var frames = FrameReader(inbound.makeAsyncIterator())
+                    try await self.writeLeg(self.state.withLockedValue { $0.node.pushPullRequest() }, outbound)
+                    let reply = try await self.readLeg(&frames, from: key)
+                    let finish = self.state.withLockedValue { $0.node.completePushPull(reply, now: self.now) }
+                    try await self.writeLeg(finish, outbound)
+                }
+            }
+            pushPulls.increment()
+            return true
+        } catch {
+            pushPullFailures.increment()
+            logger.debug("gossip push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    func accept(_ connections: NIOAsyncChannelInboundStream<Stream>) async {
+        await withDiscardingTaskGroup { group in
+            do {
+                for try await connection in connections {
+                    group.addTask { await self.answer(connection) }
+                }
+            } catch {
+                logger.debug("gossip accept ended", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The responder's side of a push-pull.
+    func answer(_ connection: Stream) async {
+        let peer = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+        do {
+            try await withDeadline(Self.streamTimeout) {
+                try await connection.executeThenClose { inbound, outbound in
+                    var frames = FrameReader(inbound.makeAsyncIterator())
+                    let request = try await self.readLeg(&frames, from: peer)
+                    try await self.writeLeg(self.state.withLockedValue { $0.node.answerPushPull(request, now: self.now) }, outbound)
+                    let finish = try await self.readLeg(&frames, from: peer)
+                    self.state.withLockedValue { $0.node.finishPushPull(finish) }
+                }
+            }
+        } catch {
+            logger.debug("gossip push-pull from a peer failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        }
+    }
+
+    /// A leg: frames of at most 64 messages, then an empty frame.
+    func writeLeg(_ messages: [WireMessage], _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        var chunks = stride(from: 0, to: messages.count, by: WireCodec.maxMessages).map {
+            Array(messages[$0..<min($0 + WireCodec.maxMessages, messages.count)])
+        }
+        chunks.append([])
+        for chunk in chunks {
+            let sealed = try seal(chunk)
+            var buffer = ByteBuffer()
+            buffer.writeInteger(UInt32(sealed.count))
+            buffer.writeBytes(sealed)
+            try await outbound.write(buffer)
+        }
+    }
+
+    func readLeg(_ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String) async throws -> [WireMessage] {
+        var messages: [WireMessage] = []
+        for _ in 0..<Self.maxFrames {
+            let frame = try await frames.next(limit: Self.maxFrame)
+            guard let decoded = open(frame, from: peer) else { throw MeshError.stream("\(peer): a frame was rejected") }
+            if decoded.isEmpty { return messages }
+            messages += decoded
+        }
+        throw MeshError.stream("\(peer): more than \(Self.maxFrames) frames in one leg")
+    }
+
+    // MARK: Queries and updates
+
+    /// This gateway's view of the mesh.
+    public func view() -> MeshView {
+        state.withLockedValue { state in
+            let now = self.now
+            let records = state.node.records.records
+            func images(of owner: String) -> [String] {
+                records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }.map { String($0.key.dropFirst(5)) }.sorted()
+            }
+            let members = state.node.swim.others.map { member in
+                let info = MemberInfo.decode(member.metadata)
+                return MemberView(
+                    name: member.address.name, status: Self.statusName(member.status), address: member.address.hostPort,
+                    http: info?.httpPort.map { "http://\(member.address.ip.count == 16 ? "[\(member.address.host)]" : member.address.host):\($0)" },
+                    version: info?.software, metadataVersion: info?.metadataVersion, incarnation: member.incarnation, since: max(0, now - member.since), images: images(of: member.address.name))
+            }
+            return MeshView(node: me.name, site: state.keyring.site, address: me.hostPort, images: images(of: me.name), members: members,
+                            keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint))
+        }
+    }
+
+    /// Announces which verified images this gateway holds (SHA-256 hex), as records.
+    public func announceHoldings(_ held: Set<String>) {
+        state.withLockedValue { state in
+            let owner = me.name
+            let current = Set(state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
+                .map { String($0.key.dropFirst(5)) })
+            for hex in held.subtracting(current).sorted() { state.node.put("held/\(hex)", [1]) }
+            for hex in current.subtracting(held).sorted() { state.node.put("held/\(hex)", [0]) }
+        }
+    }
+
+    /// Changes what this gateway says about itself (announced with a new incarnation).
+    public func updateInfo(_ change: (inout MemberInfo) -> Void) {
+        state.withLockedValue { state in
+            var info = state.info
+            change(&info)
+            info.keys = state.keyring.keyring.keys.map(SiteKeyring.fingerprint)
+            guard info != state.info else { return }
+            state.info = info
+            state.node.updateMetadata(info.encoded())
+        }
+    }
+
+}
+
+public enum MeshError: Error, Sendable, CustomStringConvertible {
+    case bind(String)
+    case stream(String)
+    case timeout
+
+    public var description: String {
+        switch self {
+        case .bind(let why): "gossip: cannot listen: \(why)"
+        case .stream(let why): "gossip stream: \(why)"
+        case .timeout: "gossip stream: timed out"
+        }
+    }
+}
+
+/// Length-prefixed frames (u32 big-endian) out of a byte stream.
+struct FrameReader<Source: AsyncIteratorProtocol> where Source.Element == ByteBuffer {
+    var source: Source
+    var buffer = ByteBuffer()
+
+    init(_ source: Source) {
+        self.source = source
+    }
+
+    mutating func next(limit: Int) async throws -> [UInt8] {
+        while true {
+            if let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) {
+                guard Int(length) <= limit else { throw MeshError.stream("frame of \(length) bytes (limit \(limit))") }
+                if buffer.readableBytes >= 4 + Int(length) {
+                    buffer.moveReaderIndex(forwardBy: 4)
+                    return buffer.readBytes(length: Int(length))!
+                }
+            }
+            guard var more = try await source.next() else { throw MeshError.stream("closed mid-frame") }
+            buffer.discardReadBytes()
+            buffer.writeBuffer(&more)
+        }
+    }
+}
+
+/// Runs `body`, failing with ``MeshError/timeout`` when it takes longer than `limit`.
+func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw MeshError.timeout }
+        return value
+    }
+}

@@ -1,0 +1,46 @@
+import Logging
+import OTAMeshStore
+import OTAMeshTrust
+import ServiceLifecycle
+
+/// The gateway's part in the mesh: runs the gossip shell, and every two seconds announces the
+/// images this gateway holds and the metadata version it trusts, and — on a gateway without an
+/// upstream — takes signed metadata and images from peers (``PeerSync``).
+struct MeshService: Service {
+    let mesh: Mesh
+    let store: BlobStore
+    let tufDirectory: String
+    let peerSync: PeerSync?
+    let logger: Logger
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await mesh.run() }
+                group.addTask { await upkeep() }
+            }
+        }
+    }
+
+    func upkeep() async {
+        var generation = -1
+        while !Task.isCancelled {
+            if store.generation != generation {
+                generation = store.generation
+                do { mesh.announceHoldings(Set(try store.list().map(\.sha256))) } catch {
+                    logger.error("cannot list the store for the mesh", metadata: ["error": "\(error)"])
+                }
+            }
+            let version = PeerSync.metadataVersion(tufDirectory: tufDirectory)
+            mesh.updateInfo { $0.metadataVersion = version }
+            if let peerSync {
+                let peers = mesh.view().members.filter { $0.status == "alive" }.compactMap { member in
+                    member.http.map { PeerSync.Peer(name: member.name, http: $0, metadataVersion: member.metadataVersion ?? 0, images: Set(member.images)) }
+                }
+                let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
+                if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["fetched": "\(report.fetched.joined(separator: ","))"]) }
+            }
+            do { try await Task.sleep(for: .seconds(2)) } catch { return }
+        }
+    }
+}

@@ -1,0 +1,88 @@
+import Foundation
+import OTAMeshGossip
+
+/// What a gateway tells the mesh about itself: its SWIM member metadata (compact JSON, far
+/// under the 1,200-byte limit). The images it holds travel as replicated records instead
+/// (`held/<sha256>`), so their number is not bounded by a packet.
+public struct MemberInfo: Codable, Sendable, Equatable {
+    /// Device HTTP port: peers fetch images and TUF metadata from it.
+    public var httpPort: Int?
+    /// otamesh version.
+    public var software: String
+    /// Version of the trusted timestamp.json (0 = none): who has newer signed metadata.
+    public var metadataVersion: Int
+    /// Fingerprints of the site keys this gateway holds, primary first (key rotation).
+    public var keys: [String]
+
+    public init(httpPort: Int?, software: String, metadataVersion: Int, keys: [String]) {
+        self.httpPort = httpPort
+        self.software = software
+        self.metadataVersion = metadataVersion
+        self.keys = keys
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case httpPort = "hp", software = "sw", metadataVersion = "tuf", keys = "k"
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+
+    /// nil for metadata this version cannot read (another implementation, or garbage).
+    public static func decode(_ bytes: [UInt8]) -> MemberInfo? {
+        try? JSONDecoder().decode(MemberInfo.self, from: Data(bytes))
+    }
+}
+
+/// One member as `GET /api/v1/members` and `otamesh members` show it.
+public struct MemberView: Codable, Sendable, Equatable {
+    public var name: String
+    /// alive, suspect or failed.
+    public var status: String
+    /// Gossip address, HOST:PORT.
+    public var address: String
+    /// Where the member serves devices and peers, when it says.
+    public var http: String?
+    public var version: String?
+    /// Version of the signed timestamp it trusts.
+    public var metadataVersion: Int?
+    public var incarnation: UInt64
+    /// Seconds since the status last changed.
+    public var since: Double
+    /// SHA-256 (hex) of every verified image it holds.
+    public var images: [String]
+}
+
+/// The mesh as one gateway sees it.
+public struct MeshView: Codable, Sendable, Equatable {
+    public var node: String
+    public var site: String
+    public var address: String
+    public var images: [String]
+    public var members: [MemberView]
+    /// Fingerprints of the site keys held, primary first.
+    public var keys: [String]
+}
+
+extension NodeAddress {
+    /// `10.0.0.2:7946` / `[fd00::2]:7946`.
+    var hostPort: String {
+        let text = description
+        return String(text[text.index(after: text.lastIndex(of: "@")!)...])
+    }
+
+    /// The IP alone, as text.
+    var host: String {
+        let hostPort = self.hostPort
+        let host = hostPort[..<hostPort.lastIndex(of: ":")!]
+        return host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : String(host)
+    }
+}
+
+/// This build's version, as gateways tell each other.
+public enum OTAMeshVersion {
+    public static let current = "0.5.0-dev"
+}

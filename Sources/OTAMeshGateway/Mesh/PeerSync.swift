@@ -1,0 +1,89 @@
+import Logging
+import Metrics
+import OTAMeshStore
+import OTAMeshTransfer
+import OTAMeshTrust
+
+/// Feeds a gateway from its peers. Each round it (1) refreshes its TUF metadata from the peer
+/// that advertises the newest (running the full client workflow against that peer's
+/// `/v1/tuf/` mirror, so nothing is trusted that its own root does not sign), then (2) fetches
+/// every signed target it lacks from a peer that holds it, through the resumable transfer
+/// client, verified against the signed length and SHA-256 by the store's ingest.
+struct PeerSync: Sendable {
+    let tufDirectory: String
+    let store: BlobStore
+    let patterns: [String]
+    let fetch: ResumableFetch
+    let logger: Logger
+
+    let fetched = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "ok")])
+    let failed = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "failed")])
+    let metadataRefreshes = Counter(label: "otamesh_peer_metadata_refreshes_total")
+
+    /// A peer as this round sees it.
+    struct Peer: Sendable {
+        var name: String
+        var http: String
+        var metadataVersion: Int
+        var images: Set<String>
+    }
+
+    /// What one round did.
+    struct Report: Sendable, Equatable {
+        var metadataFrom: String?
+        var fetched: [String] = []
+        var failures: [String] = []
+    }
+
+    func round(peers: [Peer], now: Int64) async -> Report {
+        var report = Report()
+        let mine = Self.metadataVersion(tufDirectory: tufDirectory)
+        for peer in peers.filter({ $0.metadataVersion > mine }).sorted(by: { $0.metadataVersion > $1.metadataVersion }) {
+            var updater = Updater(metadata: HTTPFiles(baseURL: "\(peer.http)/v1/tuf"), targets: HTTPFiles(baseURL: "\(peer.http)/v1/targets"),
+                                  persistence: DirectoryPersistence(directory: tufDirectory), now: now)
+            do {
+                try await updater.refresh()
+                metadataRefreshes.increment()
+                report.metadataFrom = peer.name
+                logger.info("signed metadata refreshed from a peer", metadata: ["peer": "\(peer.name)", "version": "\(peer.metadataVersion)"])
+                break
+            } catch {
+                report.failures.append("metadata from \(peer.name): \(error)")
+                logger.warning("signed metadata from a peer refused", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+            }
+        }
+        let wanted: [(TargetFile, inCache: Bool)]
+        do { wanted = try Bundles.images(tufDirectory: tufDirectory, store: store) } catch {
+            report.failures.append("targets: \(error)")
+            return report
+        }
+        for (target, cached) in wanted where !cached && (patterns.isEmpty || patterns.contains { Glob.matches(pattern: $0, path: target.path) }) {
+            guard let hex = target.hashes["sha256"]?.lowercased(), let digest = try? BlobDigest(hex: hex) else { continue }
+            let holders = peers.filter { $0.images.contains(hex) }.shuffled()
+            for holder in holders {
+                do {
+                    let outcome = try await fetch.fetch("\(holder.http)/v1/blobs/sha256/\(hex)", expected: ExpectedContent(digest: digest, size: target.length), into: store)
+                    fetched.increment()
+                    report.fetched.append(target.path)
+                    logger.info("image fetched from a peer", metadata: [
+                        "target": "\(target.path)", "peer": "\(holder.name)", "resumed from": "\(outcome.resumedFrom)", "requests": "\(outcome.requests)",
+                    ])
+                    break
+                } catch {
+                    failed.increment()
+                    report.failures.append("\(target.path) from \(holder.name): \(error)")
+                    logger.warning("image fetch from a peer failed", metadata: ["target": "\(target.path)", "peer": "\(holder.name)", "error": "\(error)"])
+                }
+            }
+        }
+        return report
+    }
+
+    /// The version of the trusted timestamp.json (0 when there is none).
+    static func metadataVersion(tufDirectory: String) -> Int {
+        guard let bytes = DirectoryPersistence(directory: tufDirectory).load("timestamp.json"),
+            let version = (try? JSONValue.parse(bytes))?["signed"]?["version"]?.integerValue
+        else { return 0 }
+        return Int(version)
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import OTAMeshGateway
+import OTAMeshGossip
+import OTAMeshTransfer
+
+/// `otamesh keys site-keyring`: create a site's gossip keyring, or show one.
+struct SiteKeyringCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "site-keyring",
+        abstract: "Create the site keyring every gateway of a site shares (gossip encryption), or show its key fingerprints.",
+        discussion: "Copy the file (mode 0600) to each gateway and point site.keyring (--site-keyring) at it.")
+    @Option(help: "Keyring file to create.") var out: String?
+    @Option(help: "Site id (default: a random one).") var site: String?
+    @Option(help: "Show the site and key fingerprints of this keyring file; change nothing.") var show: String?
+
+    func run() throws {
+        try reporting("otamesh keys site-keyring") {
+            if let show {
+                let file = try SiteKeyringFile.load(show)
+                Output.out("site \(file.site)")
+                for (index, key) in file.keyring.keys.enumerated() {
+                    Output.out("  key \(SiteKeyring.fingerprint(key))\(index == 0 ? "  (primary)" : "")")
+                }
+                return
+            }
+            guard let out else { throw ValidationError("give --out FILE to create a keyring, or --show FILE") }
+            guard !FileManager.default.fileExists(atPath: out) else {
+                throw KeyringFileError.unreadable(file: out, reason: "exists; refusing to overwrite a site keyring")
+            }
+            let file = SiteKeyringFile.generate(site: site ?? "site-\(UInt32.random(in: .min ... .max))")
+            try file.save(out)
+            Output.out("\(out): site \(file.site), key \(SiteKeyring.fingerprint(file.keyring.primary)) (0600; copy to every gateway)")
+        }
+    }
+}
+
+/// `otamesh members`: the mesh as the local gateway sees it.
+struct MembersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "members", abstract: "List the gateways of the mesh: state, addresses and the images each holds.")
+    @Option(help: "The gateway's admin API (default http://127.0.0.1:8071).") var admin = "http://127.0.0.1:8071"
+    @Flag(help: "Print JSON.") var json = false
+
+    func run() async throws {
+        let base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
+        let asJSON = json
+        try await reporting("otamesh members") {
+            let bytes = try await HTTPFiles(baseURL: "\(base)/api/v1").fetch("members", maxLength: 64 << 20)
+            if asJSON {
+                Output.out(String(decoding: bytes, as: UTF8.self))
+                return
+            }
+            let view = try JSONDecoder().decode(MeshView.self, from: Data(bytes))
+            Output.out("\(view.node) (this gateway)  \(view.address)  site \(view.site)  \(view.images.count) images  keys \(view.keys.joined(separator: ","))")
+            let rows = [["NAME", "STATE", "GOSSIP", "HTTP", "VERSION", "IMAGES"]] + view.members.map { member in
+                [member.name, member.status, member.address, member.http ?? "-", member.version ?? "-",
+                 member.images.isEmpty ? "0" : "\(member.images.count) (\(member.images.map { String($0.prefix(12)) }.joined(separator: " ")))"]
+            }
+            let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
+            for row in rows {
+                Output.out(row.enumerated().map { $0.offset == 5 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  "))
+            }
+        }
+    }
+}
