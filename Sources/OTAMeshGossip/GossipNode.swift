@@ -32,9 +32,14 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     public var name: String { swim.me.name }
 
-    /// Writes one of this node's records and starts spreading it.
+    /// Writes one of this node's records and starts spreading it. A key or value the wire
+    /// cannot carry is refused here, so no queued update can ever make a packet unencodable.
     @discardableResult
-    public mutating func put(_ key: String, _ value: [UInt8]) -> ReplicatedRecords.Record {
+    public mutating func put(_ key: String, _ value: [UInt8]) throws(WireError) -> ReplicatedRecords.Record {
+        guard !key.utf8.isEmpty, key.utf8.count <= WireCodec.maxKey else {
+            throw .invalid("record key of \(key.utf8.count) bytes (1…\(WireCodec.maxKey) allowed)")
+        }
+        guard value.count <= WireCodec.maxValue else { throw .tooMany(what: "value bytes", count: value.count, limit: WireCodec.maxValue) }
         let record = records.put(key, value)
         spread(record)
         return record

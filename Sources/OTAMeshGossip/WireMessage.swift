@@ -65,6 +65,8 @@ public enum WireError: Error, Sendable, Equatable, CustomStringConvertible {
 public enum WireCodec {
     public static let maxMessages = 64
     public static let maxName = 64
+    /// Record keys are names that can carry a digest (`held/<sha256 hex>`).
+    public static let maxKey = 200
     public static let maxValue = 1_200
 
     enum Kind: UInt8 {
@@ -101,7 +103,7 @@ public enum WireCodec {
                 try body.name(node); body.u64(incarnation); try body.name(from)
             case let .record(key, owner, version, value):
                 kind = .record
-                try body.name(key); try body.name(owner); body.u64(version); try body.bytes(value)
+                try body.name(key, limit: maxKey); try body.name(owner); body.u64(version); try body.bytes(value)
             case let .digest(owner, version):
                 kind = .digest
                 try body.name(owner); body.u64(version)
@@ -143,7 +145,7 @@ public enum WireCodec {
             case .suspect: messages.append(.suspect(node: try body.name(), incarnation: try body.u64(), from: try body.name()))
             case .dead: messages.append(.dead(node: try body.name(), incarnation: try body.u64(), from: try body.name()))
             case .record:
-                messages.append(.record(key: try body.name(), owner: try body.name(), version: try body.u64(), value: try body.bytes()))
+                messages.append(.record(key: try body.name(limit: maxKey), owner: try body.name(), version: try body.u64(), value: try body.bytes()))
             case .digest: messages.append(.digest(owner: try body.name(), version: try body.u64()))
             case .covered: messages.append(.covered(owner: try body.name(), version: try body.u64()))
             }
@@ -158,10 +160,10 @@ public enum WireCodec {
         mutating func u16(_ v: UInt16) { bytes += [UInt8(v >> 8), UInt8(v & 0xFF)] }
         mutating func u32(_ v: UInt32) { for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt32(shift))) } }
         mutating func u64(_ v: UInt64) { for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: v >> UInt64(shift))) } }
-        mutating func name(_ text: String) throws(WireError) {
+        mutating func name(_ text: String, limit: Int = WireCodec.maxName) throws(WireError) {
             let utf8 = Array(text.utf8)
-            guard !utf8.isEmpty, utf8.count <= WireCodec.maxName else {
-                throw .invalid("name of \(utf8.count) bytes (1…\(WireCodec.maxName) allowed)")
+            guard !utf8.isEmpty, utf8.count <= limit else {
+                throw .invalid("name of \(utf8.count) bytes (1…\(limit) allowed)")
             }
             bytes.append(UInt8(utf8.count))
             bytes += utf8
@@ -195,9 +197,9 @@ public enum WireCodec {
         mutating func u16() throws(WireError) -> UInt16 { try take(2).reduce(0) { $0 << 8 | UInt16($1) } }
         mutating func u32() throws(WireError) -> UInt32 { try take(4).reduce(0) { $0 << 8 | UInt32($1) } }
         mutating func u64() throws(WireError) -> UInt64 { try take(8).reduce(0) { $0 << 8 | UInt64($1) } }
-        mutating func name() throws(WireError) -> String {
+        mutating func name(limit: Int = WireCodec.maxName) throws(WireError) -> String {
             let length = Int(try u8())
-            guard length >= 1, length <= WireCodec.maxName else { throw .invalid("name of \(length) bytes (1…\(WireCodec.maxName) allowed)") }
+            guard length >= 1, length <= limit else { throw .invalid("name of \(length) bytes (1…\(limit) allowed)") }
             guard let text = String(validating: try take(length), as: UTF8.self) else { throw .invalid("name is not UTF-8") }
             return text
         }

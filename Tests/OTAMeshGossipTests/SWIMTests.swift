@@ -165,7 +165,7 @@ struct SWIMTests {
         var net = SimulatedNetwork.joined(30)
         net.run(until: 40)  // let the join chatter drain
         let start = net.now
-        net.nodes["gw-7"]!.put("release", Array("esp32/app 2.0.0".utf8))
+        _ = try! net.nodes["gw-7"]!.put("release", Array("esp32/app 2.0.0".utf8))
         var reachedAt: Double?
         while net.now < start + 10, reachedAt == nil {
             net.run(until: net.now + 0.05)
@@ -180,17 +180,21 @@ struct SWIMTests {
     func pushPull() {
         var a = GossipNode(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1))
         var b = GossipNode(me: SimulatedNetwork.address(2), random: SplitMix64(seed: 2))
-        for i in 0..<100 { a.put("a\(i)", [UInt8(i)]) }
-        for i in 0..<50 { b.put("b\(i)", [UInt8(i)]) }
+        for i in 0..<100 { _ = try! a.put("a\(i)", [UInt8(i)]) }
+        for i in 0..<50 { _ = try! b.put("b\(i)", [UInt8(i)]) }
+        // What the wire cannot carry is refused at the source.
+        #expect(throws: WireError.self) { try a.put(String(repeating: "k", count: 201), []) }
+        #expect(throws: WireError.self) { try a.put("big", [UInt8](repeating: 0, count: 1_201)) }
+        #expect((try? a.put("held/" + String(repeating: "ab", count: 32), [1])) != nil)
         _ = b.receive([.alive(node: SimulatedNetwork.address(3), incarnation: 4, metadata: [9])], now: 0)
         let request = a.pushPullRequest()
         let reply = b.answerPushPull(request, now: 1)
         let finish = a.completePushPull(reply, now: 1)
         b.finishPushPull(finish)
-        #expect(a.records.records.count == 150 && b.records.records.count == 150)
-        #expect(a.records.digest() == ["gw-1": 100, "gw-2": 50] && b.records.digest() == ["gw-1": 100, "gw-2": 50])
+        #expect(a.records.records.count == 151 && b.records.records.count == 151)
+        #expect(a.records.digest() == ["gw-1": 101, "gw-2": 50] && b.records.digest() == ["gw-1": 101, "gw-2": 50])
         #expect(a.swim.members["gw-3"]?.metadata == [9] && b.swim.members["gw-1"]?.status == .alive)
-        #expect(a.takeRecordChanges().count == 50 && b.takeRecordChanges().count == 100)
+        #expect(a.takeRecordChanges().count == 50 && b.takeRecordChanges().count == 101)
         // A second exchange has nothing to send.
         let again = b.answerPushPull(a.pushPullRequest(), now: 2)
         #expect(!again.contains { if case .record = $0 { true } else { false } })
@@ -202,7 +206,7 @@ struct SWIMTests {
         net.loss = 0.1
         for i in 1...12 {
             net.nodes["gw-\(i)"]!.updateMetadata([UInt8](repeating: UInt8(i), count: 600))
-            for k in 0..<5 { net.nodes["gw-\(i)"]!.put("k\(k)", [UInt8](repeating: 1, count: 1_000)) }
+            for k in 0..<5 { _ = try! net.nodes["gw-\(i)"]!.put("k\(k)", [UInt8](repeating: 1, count: 1_000)) }
         }
         net.run(until: 100)  // rumours, then anti-entropy rounds (30 s) fill what loss dropped
         #expect(net.largestPacket <= 1_400, "largest packet \(net.largestPacket) bytes")

@@ -420,8 +420,8 @@ public final class Mesh: Sendable {
             let owner = me.name
             let current = Set(state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
                 .map { String($0.key.dropFirst(5)) })
-            for hex in held.subtracting(current).sorted() { state.node.put("held/\(hex)", [1]) }
-            for hex in current.subtracting(held).sorted() { state.node.put("held/\(hex)", [0]) }
+            for hex in held.subtracting(current).sorted() { _ = try? state.node.put("held/\(hex)", [1]) }
+            for hex in current.subtracting(held).sorted() { _ = try? state.node.put("held/\(hex)", [0]) }
         }
     }
 
