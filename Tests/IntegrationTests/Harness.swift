@@ -37,12 +37,17 @@ struct Gateway {
     let device: String
     /// The HTTPS device URL, when the data directory holds a site CA certificate.
     let tls: String?
+    /// The gossip address HOST:PORT, unless gossip is off.
+    let gossip: String?
 
     struct StartFailure: Error { let message: String }
 
     static func start(data: String, extra: [String] = []) throws -> Gateway {
+        // Gossip on a free loopback port, no mDNS (tests never reach avahi in the host namespace).
+        let mesh = extra.contains("--gossip-listen") ? [] : ["--gossip-listen", "127.0.0.1:0"]
+        let discovery = extra.contains("--discovery") ? [] : ["--discovery", "off"]
         let child = try Child(Binaries.otamesh, ["agent", "--data-dir", data, "--admin-listen", "127.0.0.1:0",
-                                                 "--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + extra)
+                                                 "--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
         let ready = waitUntil(timeout: 30) { child.stdout.text.contains("admin API + metrics: ") || !child.process.isRunning }
         func url(_ marker: String, _ scheme: String) -> String? {
             guard let line = child.stdout.lines.first(where: { $0.contains(marker) }) else { return nil }
@@ -54,7 +59,8 @@ struct Gateway {
             child.wait()
             throw StartFailure(message: "agent did not start: \(child.stdout.text) \(child.stderr.text)")
         }
-        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"))
+        let gossip = child.stdout.lines.first { $0.contains("  gossip: ") }.flatMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
+        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"), gossip: gossip)
     }
 
     /// SIGTERM and wait.

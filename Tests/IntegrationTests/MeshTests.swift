@@ -1,0 +1,173 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Real agents gossiping on loopback ports (static joins; mDNS is covered by the lab tests):
+/// membership, failure detection, peer fetch, and the site key as the door.
+@Suite("mesh on loopback", .serialized)
+struct MeshTests {
+    static let fixtures = BundleTests.fixtures
+
+    /// A published release repository served over HTTP, and a site keyring.
+    struct Site {
+        let dir: TemporaryDirectory
+        let repo: String
+        let published: String
+        let server: TUFCLITests.StaticServer
+        let keyring: String
+
+        var root: String { "\(published)/metadata/1.root.json" }
+        var upstream: [String] {
+            ["--trust-root", root, "--upstream-metadata-url", "\(server.url)/metadata", "--upstream-targets-url", "\(server.url)/targets",
+             "--upstream-interval", "1s"]
+        }
+
+        func release(_ path: String, _ image: String) throws {
+            #expect(try run(["release", "add", "--repo", repo, "--path", path, image]).0 == 0)
+            #expect(try run(["release", "publish", "--repo", repo, published]).0 == 0)
+        }
+    }
+
+    static func site() throws -> Site {
+        let dir = try TemporaryDirectory()
+        let repo = dir.file("repo")
+        let published = dir.file("site")
+        #expect(try run(["release", "init", "--repo", repo]).0 == 0)
+        #expect(try run(["release", "add", "--repo", repo, "--path", "esp32/app/1.0.0.bin", "\(fixtures)/esp/esp32s3.bin"]).0 == 0)
+        #expect(try run(["release", "add", "--repo", repo, "--path", "w800/app.img", "\(fixtures)/wm/w800_app_ota.img"]).0 == 0)
+        #expect(try run(["release", "publish", "--repo", repo, published]).0 == 0)
+        let keyring = dir.file("site.keyring")
+        #expect(try run(["keys", "site-keyring", "--out", keyring, "--site", "test-site"]).0 == 0)
+        return Site(dir: dir, repo: repo, published: published, server: try TUFCLITests.StaticServer(directory: published), keyring: keyring)
+    }
+
+    /// `otamesh members --json` of a gateway, decoded loosely.
+    static func members(_ gateway: Gateway) -> [String: [String: Any]] {
+        guard let (status, out, _) = try? run(["members", "--admin", gateway.admin, "--json"], timeout: 10), status == 0,
+            let object = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
+            let list = object["members"] as? [[String: Any]]
+        else { return [:] }
+        return Dictionary(list.compactMap { member in (member["name"] as? String).map { ($0, member) } }, uniquingKeysWith: { a, _ in a })
+    }
+
+    static func status(_ gateway: Gateway, of name: String) -> String? { members(gateway)[name]?["status"] as? String }
+
+    static func images(_ data: String) -> String { (try? run(["images", "--data-dir", data]).1) ?? "" }
+
+    @Test("gateways joined through static peers all see each other; a SIGKILLed one is declared failed, and rejoins when restarted")
+    func membershipAndFailure() throws {
+        let site = try Self.site()
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring])
+        defer { a.stop() }
+        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!])
+        defer { b.stop() }
+        // gw-c knows only gw-b: it learns of gw-a through gossip.
+        var c = try Gateway.start(data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", b.gossip!])
+        defer { c.stop() }
+        let all = [("gw-a", a), ("gw-b", b)]
+        #expect(waitUntil(timeout: 20) {
+            all.allSatisfy { name, gateway in Set(Self.members(gateway).keys) == Set(["gw-a", "gw-b", "gw-c"]).subtracting([name]) }
+                && Self.members(c).count == 2 && Self.members(c).values.allSatisfy { $0["status"] as? String == "alive" }
+        }, "a: \(Self.members(a)) c: \(Self.members(c))")
+        let (_, table, _) = try run(["members", "--admin", c.admin])
+        #expect(table.contains("gw-c (this gateway)") && table.contains("gw-a  alive") && table.contains("site test-site"), "\(table)")
+
+        // SIGKILL: no goodbye. Suspicion (≥ 4 s with 3 nodes) then failure, at both survivors.
+        c.child.signal(SIGKILL)
+        c.child.wait()
+        let killed = Date()
+        #expect(waitUntil(timeout: 40) { Self.status(a, of: "gw-c") == "failed" && Self.status(b, of: "gw-c") == "failed" })
+        let detection = Date().timeIntervalSince(killed)
+        #expect(detection < 30, "detected after \(detection) s")
+        #expect(Self.status(a, of: "gw-b") == "alive")
+
+        // Restarted on another port, it refutes its death and is alive everywhere again.
+        c = try Gateway.start(data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", a.gossip!])
+        #expect(waitUntil(timeout: 20) { Self.status(a, of: "gw-c") == "alive" && Self.status(b, of: "gw-c") == "alive" })
+        let address = Self.members(a)["gw-c"]?["address"] as? String
+        #expect(address == c.gossip, "\(address ?? "-") vs \(c.gossip ?? "-")")
+
+        // A graceful stop says goodbye: failed at once, no suspicion period.
+        c.stop()
+        #expect(waitUntil(timeout: 3) { Self.status(a, of: "gw-c") == "failed" })
+    }
+
+    @Test("gateways without upstream get every released image and each new release from their peers, verified")
+    func peerFetch() async throws {
+        let site = try Self.site()
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
+        defer { a.stop() }
+        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--trust-root", site.root,
+                                                                   "--join", a.gossip!])
+        defer { b.stop() }
+        // gw-c reaches only gw-b, which has no upstream either: images travel two hops.
+        let c = try Gateway.start(data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--trust-root", site.root,
+                                                                   "--join", b.gossip!])
+        defer { c.stop() }
+        func cached(_ data: String) -> Int { Self.images(data).components(separatedBy: "  cached\n").count - 1 }
+        #expect(waitUntil(timeout: 40) { cached(site.dir.file("b")) == 2 && cached(site.dir.file("c")) == 2 },
+                "b: \(Self.images(site.dir.file("b"))) c: \(Self.images(site.dir.file("c")))")
+        #expect(b.child.stdout.text.isEmpty == false)
+        #expect(b.child.stderr.text.contains("image fetched from a peer") && b.child.stderr.text.contains("signed metadata refreshed from a peer"))
+
+        // A new release reaches the upstream gateway, then both peers.
+        try site.release("esp32/app/2.0.0.bin", "\(Self.fixtures)/esp/esp32c6.bin")
+        #expect(waitUntil(timeout: 40) { cached(site.dir.file("c")) == 3 }, "\(Self.images(site.dir.file("c")))")
+        #expect(Self.images(site.dir.file("c")).contains("esp32/app/2.0.0.bin  3.0.0-rc.1+build.42  esp32c6  esp32-app"))
+        // gw-c serves the release to its devices, byte for byte.
+        let served = site.dir.file("served.bin")
+        #expect(waitUntil(timeout: 10) {
+            (try? runProgram("/usr/bin/curl", ["-sf", "-o", served, "\(c.device)/v1/targets/esp32/app/2.0.0.bin"]).0) == 0
+        })
+        #expect(FileManager.default.contents(atPath: served) == FileManager.default.contents(atPath: "\(Self.fixtures)/esp/esp32c6.bin"))
+        let (_, metrics) = try await AgentTests.get("\(c.admin)/metrics")
+        #expect(metrics.contains("otamesh_peer_fetches_total{result=\"ok\"} 3"), "\(metrics)")
+        // Everyone learns what gw-c holds.
+        #expect(waitUntil(timeout: 10) { (Self.members(a)["gw-c"]?["images"] as? [String])?.count == 3 })
+    }
+
+    @Test("a gateway with another site's key never joins; its packets and garbage are dropped and counted; nothing crashes")
+    func wrongKey() async throws {
+        let site = try Self.site()
+        let other = site.dir.file("other.keyring")
+        #expect(try run(["keys", "site-keyring", "--out", other, "--site", "test-site"]).0 == 0)
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring])
+        defer { a.stop() }
+        let intruder = try Gateway.start(data: site.dir.file("x"), extra: ["--node-name", "gw-x", "--site-keyring", other, "--join", a.gossip!])
+        defer { intruder.stop() }
+        // Garbage at the gossip port: random datagrams and a stream of junk.
+        let port = UInt16(a.gossip!.split(separator: ":").last!)!
+        var random = SplitMix64(seed: 5)
+        for size in [0, 1, 28, 29, 30, 100, 1_400, 9_000] {
+            sendUDP(port: port, bytes: (0..<size).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+        }
+        _ = try? runProgram("/bin/bash", ["-c", "head -c 300000 /dev/urandom > /dev/tcp/127.0.0.1/\(port)"], timeout: 10)
+        // A legitimate member still joins while the intruder keeps knocking.
+        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!])
+        defer { b.stop() }
+        #expect(waitUntil(timeout: 20) { Self.status(a, of: "gw-b") == "alive" })
+        #expect(waitUntil(timeout: 10) {
+            let metrics = (try? runProgram("/usr/bin/curl", ["-s", "\(a.admin)/metrics"]).1) ?? ""
+            return metrics.contains("otamesh_gossip_dropped_total{reason=\"unauthenticated\"}") && metrics.contains("otamesh_gossip_dropped_total{reason=\"too_short\"}")
+        })
+        #expect(Self.members(a)["gw-x"] == nil && Self.members(b)["gw-x"] == nil)
+        #expect(Self.members(intruder).isEmpty)
+        #expect(a.child.process.isRunning && intruder.child.process.isRunning)
+    }
+
+    func sendUDP(port: UInt16, bytes: [UInt8]) {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+}
