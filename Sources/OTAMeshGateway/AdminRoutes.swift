@@ -46,6 +46,14 @@ struct AdminRoutes: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
+        router.post("/api/v1/site/rotate") { _, _ -> Response in
+            guard let mesh = mesh.mesh else {
+                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
+            }
+            let rotation = try mesh.startRotation(nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1_000))
+            return Self.json(["key": rotation.fingerprint, "phase": "\(rotation.phase)"])
+        }
         router.get("/api/v1/members") { _, _ -> Response in
             guard let mesh = mesh.mesh else {
                 return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],

@@ -56,6 +56,8 @@ public struct SiteKeyring: Sendable, Equatable {
     public static let wireVersion: UInt8 = 1
     static let nonceLength = 12
     static let tagLength = 16
+    /// AES-256 key bytes.
+    public static let keyLength = 32
     /// Bytes the envelope adds to a payload.
     public static let overhead = 1 + nonceLength + tagLength
 
@@ -63,19 +65,19 @@ public struct SiteKeyring: Sendable, Equatable {
     public private(set) var keys: [[UInt8]]
 
     public init(primary: [UInt8], others: [[UInt8]] = []) throws(KeyringError) {
-        for key in [primary] + others where key.count != 32 { throw .badKeyLength(key.count) }
+        for key in [primary] + others where key.count != Self.keyLength { throw .badKeyLength(key.count) }
         keys = [primary] + others.filter { $0 != primary }
     }
 
     public var primary: [UInt8] { keys[0] }
 
-    /// A new random key.
     /// A short fingerprint of a key (first 8 hex digits of its SHA-256), safe to show and gossip.
     public static func fingerprint(_ key: [UInt8]) -> String {
         let digits = Array("0123456789abcdef")
         return String(SHA256.hash(data: key).prefix(4).flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }
 
+    /// A new random key.
     public static func generateKey() -> [UInt8] {
         SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
     }

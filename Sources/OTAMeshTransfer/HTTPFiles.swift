@@ -17,10 +17,21 @@ public struct HTTPFiles: RemoteFiles {
     }
 
     public func fetch(_ path: String, maxLength: Int64) async throws(TrustError) -> [UInt8] {
+        try await request(path, method: .GET, maxLength: maxLength)
+    }
+
+    /// POSTs to `path` with an empty body (an admin action) and returns the answer.
+    public func post(_ path: String, maxLength: Int64 = 1 << 20) async throws(TrustError) -> [UInt8] {
+        try await request(path, method: .POST, maxLength: maxLength)
+    }
+
+    func request(_ path: String, method: HTTPMethod, maxLength: Int64) async throws(TrustError) -> [UInt8] {
         let url = "\(baseURL)/\(Self.escapePath(path))"
+        var request = HTTPClientRequest(url: url)
+        request.method = method
         let response: HTTPClientResponse
         do {
-            response = try await client.execute(HTTPClientRequest(url: url), timeout: timeout)
+            response = try await client.execute(request, timeout: timeout)
         } catch {
             throw .fetch(file: path, reason: "\(url): \(error)")
         }

@@ -7,7 +7,7 @@ import OTAMeshTrust
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Admin keys, the site trust file, admin-signed commands, the site CA and the gossip keyring.",
-        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self, SiteKeyringCommand.self])
+        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self, SiteKeyringCommand.self, RotateSiteCommand.self])
 
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
         try reporting("otamesh keys \(what)", body)

@@ -65,3 +65,50 @@ struct MembersCommand: AsyncParsableCommand {
         }
     }
 }
+
+/// `otamesh keys rotate-site`: a new site key on every running gateway, no restart, no partition.
+struct RotateSiteCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rotate-site",
+        abstract: "Rotate the site gossip key on the running mesh: install everywhere, then use, then retire the old key.",
+        discussion: """
+            Asks the local gateway to start the rotation and follows it until every live gateway holds only the new key. \
+            Gateways that are down meanwhile keep the old key and cannot rejoin: copy the new keyring file to them.
+            """)
+    @Option(help: "The gateway's admin API (default http://127.0.0.1:8071).") var admin = "http://127.0.0.1:8071"
+    @Option(help: "Give up following after this long (the rotation itself goes on), e.g. 2m.") var timeout = "2m"
+
+    func run() async throws {
+        let base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
+        guard let limit = AgentConfiguration.parseDuration(timeout) else { throw ValidationError("--timeout: expected a duration like 90s or 2m") }
+        try await reporting("otamesh keys rotate-site") {
+            let api = HTTPFiles(baseURL: "\(base)/api/v1")
+            let started = try JSONDecoder().decode([String: String].self, from: Data(try await api.post("site/rotate")))
+            guard let key = started["key"] else { throw RotationError(message: "the gateway did not say which key it made") }
+            Output.out("rotation to key \(key) started")
+            let deadline = Date().addingTimeInterval(limit)
+            var last = ""
+            while Date() < deadline {
+                let view = try JSONDecoder().decode(MeshView.self, from: Data(try await api.fetch("members", maxLength: 64 << 20)))
+                let everyone = [view.keys] + view.members.filter { $0.status == "alive" }.map { $0.keys ?? [] }
+                let holding = everyone.filter { $0.contains(key) }.count
+                let using = everyone.filter { $0.first == key }.count
+                let only = everyone.filter { $0 == [key] }.count
+                let line = "\(view.rotation ?? "?"): \(holding)/\(everyone.count) hold it, \(using) seal with it, \(only) hold only it"
+                if line != last { Output.out("  \(line)") }
+                last = line
+                if only == everyone.count {
+                    Output.out("done: every live gateway uses only key \(key)")
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(500))
+            }
+            throw RotationError(message: "not finished after \(timeout) (it goes on; check otamesh members --json)")
+        }
+    }
+
+    struct RotationError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
+    }
+}

@@ -171,3 +171,37 @@ struct MeshTests {
         }
     }
 }
+
+extension MeshTests {
+    @Test("otamesh keys rotate-site moves every running gateway to a new key without a partition; the old key no longer joins")
+    func rotateSite() throws {
+        let site = try Self.site()
+        // Each gateway has its own copy of the keyring file, as on real hosts.
+        var gateways: [Gateway] = []
+        defer { for gateway in gateways { gateway.stop() } }
+        for name in ["a", "b", "c"] {
+            let keyring = site.dir.file("\(name).keyring")
+            try FileManager.default.copyItem(atPath: site.keyring, toPath: keyring)
+            let join = gateways.first.map { ["--join", $0.gossip!] } ?? []
+            gateways.append(try Gateway.start(data: site.dir.file(name), extra: ["--node-name", "gw-\(name)", "--site-keyring", keyring] + join))
+        }
+        let (a, b, c) = (gateways[0], gateways[1], gateways[2])
+        #expect(waitUntil(timeout: 20) { [a, b, c].allSatisfy { g in Self.members(g).values.filter { $0["status"] as? String == "alive" }.count == 2 } })
+        let (status, out, err) = try run(["keys", "rotate-site", "--admin", b.admin, "--timeout", "60s"], timeout: 90)
+        #expect(status == 0, "\(out) \(err)")
+        #expect(out.contains("done: every live gateway uses only key"), "\(out)")
+        let key = String(out.split(separator: "\n").first!.split(separator: " ")[3])
+        // Every file on disk now holds only the new key; nobody was ever declared failed.
+        for name in ["a", "b", "c"] {
+            let (_, shown, _) = try run(["keys", "site-keyring", "--show", site.dir.file("\(name).keyring")])
+            #expect(shown.contains("key \(key)  (primary)") && shown.components(separatedBy: "  key ").count == 2, "\(name): \(shown)")
+        }
+        for gateway in [a, b, c] {
+            #expect(!gateway.child.stderr.text.contains("gossip member failed"), "\(gateway.child.stderr.text)")
+        }
+        // A gateway still holding the old key cannot join any more.
+        let stale = try Gateway.start(data: site.dir.file("d"), extra: ["--node-name", "gw-d", "--site-keyring", site.keyring, "--join", a.gossip!])
+        defer { stale.stop() }
+        #expect(!waitUntil(timeout: 5) { Self.members(a)["gw-d"] != nil })
+    }
+}

@@ -54,6 +54,8 @@ public struct MemberView: Codable, Sendable, Equatable {
     public var since: Double
     /// SHA-256 (hex) of every verified image it holds.
     public var images: [String]
+    /// Fingerprints of the site keys it holds, primary first.
+    public var keys: [String]?
 }
 
 /// The mesh as one gateway sees it.
@@ -65,6 +67,8 @@ public struct MeshView: Codable, Sendable, Equatable {
     public var members: [MemberView]
     /// Fingerprints of the site keys held, primary first.
     public var keys: [String]
+    /// The latest site key rotation: its new key's fingerprint and phase (install, use, retire).
+    public var rotation: String?
 }
 
 extension NodeAddress {
