@@ -12,7 +12,7 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1
 PYTHON ?= python3
 
-.PHONY: run test build release bench deps deps-apt deps-pip clean
+.PHONY: run test build release bench bench-gossip deps deps-apt deps-pip clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -31,12 +31,18 @@ release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 	@echo "binaries: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
 
-# Real peers the benchmarks measure against (installed only for make bench).
-BENCH_APT_PACKAGES := nginx-light wrk
+# Real peers the benchmarks measure against (installed only for make bench / bench-gossip).
+BENCH_APT_PACKAGES := nginx-light wrk serf
 
 bench: deps
 	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	Benchmarks/run.sh
+
+# Gossip dissemination against serf (user events) on loopback, 16 and 32 nodes each.
+bench-gossip: deps
+	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product otamesh
+	python3 Benchmarks/gossip_compare.py --otamesh "$$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/otamesh" --out Benchmarks/results/gossip.md
 
 deps: deps-apt deps-pip
 

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshGossip
 import OTAMeshStore
 import Prometheus
 
@@ -47,24 +48,41 @@ struct AdminRoutes: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.post("/api/v1/site/rotate") { _, _ -> Response in
-            guard let mesh = mesh.mesh else {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
-            }
+            guard let mesh = mesh.mesh else { return Self.gossipOff() }
             let rotation = try mesh.startRotation(nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1_000))
             return Self.json(["key": rotation.fingerprint, "phase": "\(rotation.phase)"])
         }
-        router.get("/api/v1/members") { _, _ -> Response in
-            guard let mesh = mesh.mesh else {
-                return Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
+        router.get("/api/v1/records") { _, _ -> Response in
+            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            return try Self.encoded(mesh.records())
+        }
+        router.post("/api/v1/records/{key}") { request, context -> Response in
+            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            let key = context.parameters.get("key") ?? ""
+            let body = try await request.body.collect(upTo: WireCodec.maxValue + 1)
+            do {
+                return try Self.encoded(try mesh.put(key, Array(body.readableBytesView)))
+            } catch let error as WireError {
+                return Response(status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                                body: .init(byteBuffer: ByteBuffer(string: "record \(key): \(error)\n")))
             }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            return Response(status: .ok, headers: [.contentType: "application/json"],
-                            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(mesh.view()))))
+        }
+        router.get("/api/v1/members") { _, _ -> Response in
+            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            return try Self.encoded(mesh.view())
         }
         return router
+    }
+
+    static func gossipOff() -> Response {
+        Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+                 body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
+    }
+
+    static func encoded(_ value: some Encodable) throws -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 
     static func json(_ object: [String: String]) -> Response {

@@ -57,16 +57,24 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     }
 
     /// Handles one decoded UDP packet: membership through SWIM, records merged and passed on.
+    /// A record that is news is pushed on at once (a gossip round now, not at the next tick):
+    /// the same number of transmissions, each hop up to a gossip interval sooner.
     public mutating func receive(_ messages: [WireMessage], now: Double) -> [SWIM<Random>.Outbound] {
+        var news = false
         for case let .record(key, owner, version, value) in messages {
             let record = ReplicatedRecords.Record(key: key, owner: owner, version: version, value: value)
             if records.merge(record) {
                 changes.append(record)
                 spread(record)
+                news = true
             }
         }
-        return swim.receive(messages, now: now)
+        let replies = swim.receive(messages, now: now)
+        return news ? replies + swim.gossip() : replies
     }
+
+    /// A gossip round now (after ``put(_:_:)``, so a new record leaves at once).
+    public mutating func gossipNow() -> [SWIM<Random>.Outbound] { swim.gossip() }
 
     mutating func spread(_ record: ReplicatedRecords.Record) {
         swim.publish(.record(key: record.key, owner: record.owner, version: record.version, value: record.value),

@@ -174,16 +174,9 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
                 probe = nil
             }
         }
-        // Gossip round: pending updates to a few random members (alive or suspect).
         if now >= nextGossipAt {
             nextGossipAt = now + settings.gossipInterval
-            if !broadcasts.isEmpty {
-                for member in pick(settings.gossipNodes, excluding: [], including: .suspect) {
-                    let updates = piggyback(budget: settings.maxPacketBytes - 1)
-                    if updates.isEmpty { break }
-                    out.append(Outbound(to: member.address, messages: updates))
-                }
-            }
+            out += gossip()
         }
         if probe == nil, now >= nextProbeAt, let target = nextTarget() {
             sequence &+= 1
@@ -403,6 +396,19 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         }
         broadcasts.removeAll { $0.transmits >= max(1, limit) }
         return chosen
+    }
+
+    /// A gossip round: pending updates to `gossipNodes` random members (alive or suspect).
+    /// Runs every `gossipInterval`; ``GossipNode`` also runs one at once when news arrives.
+    public mutating func gossip() -> [Outbound] {
+        guard !broadcasts.isEmpty else { return [] }
+        var out: [Outbound] = []
+        for member in pick(settings.gossipNodes, excluding: [], including: .suspect) {
+            let updates = piggyback(budget: settings.maxPacketBytes - 1)
+            if updates.isEmpty { break }
+            out.append(Outbound(to: member.address, messages: updates))
+        }
+        return out
     }
 
     // MARK: Push-pull

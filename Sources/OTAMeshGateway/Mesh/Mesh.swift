@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import OTAMeshGossip
+import OTAMeshStore
 
 /// The gossip shell: moves the pure ``GossipNode``'s packets over UDP and its push-pull
 /// exchanges over TCP (one port for both), sealed with the site keyring. Everything it decides
@@ -21,6 +22,14 @@ public final class Mesh: Sendable {
         var dialling: Set<String> = []
         /// Static join addresses that answered at least once.
         var joined: Set<String> = []
+        /// When each record version first arrived here (wall clock, seconds), by "owner key".
+        var arrivals: [String: Double] = [:]
+
+        /// Stamps the records that were news since the last call.
+        mutating func noteArrivals() {
+            let now = BlobStore.wallClock()
+            for record in node.takeRecordChanges() { arrivals["\(record.owner) \(record.key)"] = now }
+        }
     }
 
     public let me: NodeAddress
@@ -170,7 +179,10 @@ public final class Mesh: Sendable {
             for try await envelope in inbound {
                 received.increment()
                 guard let messages = open(Array(envelope.data.readableBytesView), from: "\(envelope.remoteAddress)") else { continue }
-                let replies = state.withLockedValue { $0.node.receive(messages, now: now) }
+                let replies = state.withLockedValue { state in
+                    defer { state.noteArrivals() }
+                    return state.node.receive(messages, now: now)
+                }
                 send(replies)
             }
         } catch {
@@ -326,7 +338,10 @@ public final class Mesh: Sendable {
                     var frames = FrameReader(inbound.makeAsyncIterator())
                     try await self.writeLeg(self.state.withLockedValue { $0.node.pushPullRequest() }, outbound)
                     let reply = try await self.readLeg(&frames, from: key)
-                    let finish = self.state.withLockedValue { $0.node.completePushPull(reply, now: self.now) }
+                    let finish = self.state.withLockedValue { state in
+                        defer { state.noteArrivals() }
+                        return state.node.completePushPull(reply, now: self.now)
+                    }
                     try await self.writeLeg(finish, outbound)
                 }
             }
@@ -361,7 +376,10 @@ public final class Mesh: Sendable {
                     let request = try await self.readLeg(&frames, from: peer)
                     try await self.writeLeg(self.state.withLockedValue { $0.node.answerPushPull(request, now: self.now) }, outbound)
                     let finish = try await self.readLeg(&frames, from: peer)
-                    self.state.withLockedValue { $0.node.finishPushPull(finish) }
+                    self.state.withLockedValue { state in
+                        state.node.finishPushPull(finish)
+                        state.noteArrivals()
+                    }
                 }
             }
         } catch {
@@ -445,6 +463,27 @@ public final class Mesh: Sendable {
 }
 
 extension Mesh {
+    /// Writes one of this gateway's records (spread to every member).
+    public func put(_ key: String, _ value: [UInt8]) throws -> RecordView {
+        let (view, packets) = try state.withLockedValue { state in
+            let record = try state.node.put(key, value)
+            let at = BlobStore.wallClock()
+            state.arrivals["\(record.owner) \(record.key)"] = at
+            return (RecordView(record, receivedAt: at), state.node.gossipNow())
+        }
+        send(packets)
+        return view
+    }
+
+    /// Every replicated record this gateway holds, with when it arrived.
+    public func records() -> [RecordView] {
+        state.withLockedValue { state in
+            state.node.records.records.map { RecordView($0, receivedAt: state.arrivals["\($0.owner) \($0.key)"]) }
+        }
+    }
+
+    // MARK: Site key rotation
+
     static func latestRotation(_ records: [ReplicatedRecords.Record]) -> KeyRotation? {
         records.filter { $0.key == KeyRotation.recordKey }.compactMap { KeyRotation.decode($0.value) }.max { $0.id < $1.id }
     }

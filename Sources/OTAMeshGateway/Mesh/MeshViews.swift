@@ -86,6 +86,30 @@ extension NodeAddress {
     }
 }
 
+/// A replicated record as `GET /api/v1/records` shows it.
+public struct RecordView: Codable, Sendable, Equatable {
+    public var key: String
+    public var owner: String
+    public var version: UInt64
+    /// The value as UTF-8 text when it is printable, else base64 (`valueBase64`).
+    public var value: String?
+    public var valueBase64: String?
+    /// When this version first reached this gateway (Unix seconds), if it did while running.
+    public var receivedAt: Double?
+
+    init(_ record: ReplicatedRecords.Record, receivedAt: Double?) {
+        key = record.key
+        owner = record.owner
+        version = record.version
+        if let text = String(validating: record.value, as: UTF8.self), !text.unicodeScalars.contains(where: { $0.value < 0x20 }) {
+            value = text
+        } else {
+            valueBase64 = Data(record.value).base64EncodedString()
+        }
+        self.receivedAt = receivedAt
+    }
+}
+
 /// This build's version, as gateways tell each other.
 public enum OTAMeshVersion {
     public static let current = "0.5.0-dev"
