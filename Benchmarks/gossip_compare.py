@@ -150,6 +150,7 @@ def main():
     text = "\n".join(lines) + f"\n\nserf {version}; {args.rounds} rounds each; " + "; ".join(ratios) + " (goal ≤ 1.00)\n"
     print(text)
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         open(args.out, "w").write(text)
 
 if __name__ == "__main__":
