@@ -105,8 +105,8 @@ struct AgentCommand: AsyncParsableCommand {
                 if let created = ready.keyringCreated {
                     Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
                 }
-                Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
+                Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
             }
         }
     }

@@ -48,7 +48,8 @@ struct Gateway {
         let discovery = extra.contains("--discovery") ? [] : ["--discovery", "off"]
         let child = try Child(Binaries.otamesh, ["agent", "--data-dir", data, "--admin-listen", "127.0.0.1:0",
                                                  "--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
-        let ready = waitUntil(timeout: 30) { child.stdout.text.contains("admin API + metrics: ") || !child.process.isRunning }
+        // "data dir:" is the last line the agent prints when ready (after the URLs and gossip).
+        let ready = waitUntil(timeout: 30) { child.stdout.text.contains("  data dir: ") || !child.process.isRunning }
         func url(_ marker: String, _ scheme: String) -> String? {
             guard let line = child.stdout.lines.first(where: { $0.contains(marker) }) else { return nil }
             return line.split(separator: " ").first(where: { $0.hasPrefix(scheme + "://") }).map(String.init)
