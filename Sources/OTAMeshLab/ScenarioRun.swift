@@ -127,11 +127,11 @@ extension LabRunner {
         Deadline.poll(timeout: timeout, interval: 1) {
             if let signal = stop.requested { interrupted = signal; return true }
             let running = runningGateways
-            let reports = Dictionary(uniqueKeysWithValues: running.map { ($0, members(of: $0)) })
+            let reports = members(of: running)
             switch condition {
             case .converged: missing = Convergence.converged(reports: reports, running: running, expectedImages: expectedImages)
-            case .failed(let name): missing = Convergence.failed(name, reports: reports, running: running)
-            case .alive(let name): missing = Convergence.alive(name, reports: reports, running: running)
+            case .failed(let name, let by): missing = Convergence.failed(name, by: by, reports: reports, running: running)
+            case .alive(let name, let by): missing = Convergence.alive(name, by: by, reports: reports, running: running)
             }
             if !missing.isEmpty, Date().timeIntervalSince(lastProgress) >= 5 {
                 lastProgress = Date()
@@ -150,17 +150,22 @@ extension LabRunner {
         missing.prefix(4).joined(separator: "; ") + (missing.count > 4 ? "; … \(missing.count - 4) more" : "")
     }
 
-    /// One gateway's members report, fetched with curl inside its namespace.
-    public func members(of gateway: String) -> MembersReport? {
-        adminGet(gateway, "/api/v1/members").flatMap { MembersReport.decode(Data($0.utf8)) }
+    /// Every listed gateway's members report, fetched at once with curl inside each namespace.
+    public func members(of gateways: [String]) -> [String: MembersReport?] {
+        let answers = adminGet(gateways, "/api/v1/members")
+        var reports: [String: MembersReport?] = [:]
+        for (gateway, body) in zip(gateways, answers) { reports[gateway] = body.flatMap { MembersReport.decode(Data($0.utf8)) } }
+        return reports
     }
 
-    /// GET on a gateway's admin API from inside its namespace; nil on any failure.
-    public func adminGet(_ gateway: String, _ path: String) -> String? {
-        guard let host = layout.gateway(gateway) else { return nil }
-        let invocation = Invocation(["ip", "netns", "exec", host.namespace, "curl", "-sf", "--max-time", "2",
-                                     "\(GatewayPorts.adminURL)\(path)"], mayFail: true)
-        guard let result = try? shell.run(invocation, timeout: 5), result.status == 0 else { return nil }
-        return result.output
+    /// GET on each gateway's admin API from inside its namespace, concurrently (one bounded
+    /// round, however many gateways); nil for any failure.
+    public func adminGet(_ gateways: [String], _ path: String) -> [String?] {
+        let invocations = gateways.map { gateway in
+            Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5",
+                        "\(GatewayPorts.adminURL)\(path)"], mayFail: true)
+        }
+        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in nil } }
+        return results.map { result in result.flatMap { $0.status == 0 ? $0.output : nil } }
     }
 }

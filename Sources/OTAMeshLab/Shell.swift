@@ -27,27 +27,50 @@ public struct Shell: Sendable {
     /// Runs one command; a failure throws unless the invocation tolerates it.
     @discardableResult
     public func run(_ invocation: Invocation, timeout: Double = 30) throws(LabError) -> CommandResult {
-        if verbose { FileHandle.standardError.write(Data("+ \(invocation)\n".utf8)) }
-        let base = "\(scratch)/.otl-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let input = invocation.stdin.map { _ in base + ".in" }
-        defer { for file in [base + ".out", base + ".err"] + (input.map { [$0] } ?? []) { unlink(file) } }
-        if let input, let text = invocation.stdin {
-            guard FileManager.default.createFile(atPath: input, contents: Data(text.utf8)) else {
-                throw LabError.state("cannot write \(input)")
-            }
-        }
-        let process = try SpawnedProcess(invocation.argv, stdin: input, output: base + ".out", errors: base + ".err")
-        guard let status = process.wait(timeout: timeout) else {
-            kill(process.pid, SIGKILL)
-            process.wait(timeout: 5)
-            throw LabError.commandTimedOut(command: invocation.description, seconds: timeout)
-        }
-        let result = CommandResult(status: status, output: Self.read(base + ".out"), errors: Self.read(base + ".err"))
-        if status != 0 && !invocation.mayFail {
+        let result = try runConcurrently([invocation], timeout: timeout)[0]
+        guard let result else { throw LabError.commandTimedOut(command: invocation.description, seconds: timeout) }
+        if result.status != 0 && !invocation.mayFail {
             let detail = (result.errors.isEmpty ? result.output : result.errors).trimmingCharacters(in: .whitespacesAndNewlines)
-            throw LabError.commandFailed(command: invocation.description, status: status, output: String(detail.suffix(2000)))
+            throw LabError.commandFailed(command: invocation.description, status: result.status, output: String(detail.suffix(2000)))
         }
         return result
+    }
+
+    /// Starts every command at once and waits for all under one deadline; a command still
+    /// running then is killed and its result is nil. Exit statuses are not judged here.
+    public func runConcurrently(_ invocations: [Invocation], timeout: Double) throws(LabError) -> [CommandResult?] {
+        struct Started {
+            let process: SpawnedProcess
+            let base: String
+            let input: String?
+        }
+        var started: [Started] = []
+        defer {
+            for item in started {
+                if item.process.isRunning {
+                    kill(item.process.pid, SIGKILL)
+                    item.process.wait(timeout: 5)
+                }
+                for file in [item.base + ".out", item.base + ".err"] + (item.input.map { [$0] } ?? []) { unlink(file) }
+            }
+        }
+        for invocation in invocations {
+            if verbose { FileHandle.standardError.write(Data("+ \(invocation)\n".utf8)) }
+            let base = "\(scratch)/.otl-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let input = invocation.stdin.map { _ in base + ".in" }
+            if let input, let text = invocation.stdin {
+                guard FileManager.default.createFile(atPath: input, contents: Data(text.utf8)) else {
+                    throw LabError.state("cannot write \(input)")
+                }
+            }
+            let process = try SpawnedProcess(invocation.argv, stdin: input, output: base + ".out", errors: base + ".err")
+            started.append(Started(process: process, base: base, input: input))
+        }
+        Deadline.poll(timeout: timeout, interval: 0.005) { started.allSatisfy { !$0.process.isRunning } }
+        return started.map { item in
+            guard let status = item.process.poll() else { return nil }
+            return CommandResult(status: status, output: Self.read(item.base + ".out"), errors: Self.read(item.base + ".err"))
+        }
     }
 
     /// Runs commands in order, stopping at the first failure.
