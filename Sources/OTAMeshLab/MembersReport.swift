@@ -50,23 +50,27 @@ public enum Convergence {
         return missing
     }
 
-    /// Every running gateway other than `target` reports it `failed` (or no longer lists it).
-    public static func failed(_ target: String, reports: [String: MembersReport?], running: [String]) -> [String] {
-        observers(of: target, running: running).compactMap { name in
+    /// The observers (`by`, else every running gateway other than `target`) report it `failed`
+    /// (or no longer list it).
+    public static func failed(_ target: String, by: [String] = [], reports: [String: MembersReport?], running: [String]) -> [String] {
+        observers(of: target, by: by, running: running).compactMap { name in
             guard let report = reports[name] ?? nil else { return "\(name): no members answer" }
             guard let member = report.member(target), member.status != "failed" else { return nil }
             return "\(name) sees \(target) \(member.status)"
         }
     }
 
-    /// Every running gateway other than `target` reports it `alive`.
-    public static func alive(_ target: String, reports: [String: MembersReport?], running: [String]) -> [String] {
-        observers(of: target, running: running).compactMap { name in
+    /// The observers (`by`, else every running gateway other than `target`) report it `alive`.
+    public static func alive(_ target: String, by: [String] = [], reports: [String: MembersReport?], running: [String]) -> [String] {
+        observers(of: target, by: by, running: running).compactMap { name in
             guard let report = reports[name] ?? nil else { return "\(name): no members answer" }
             let status = report.member(target)?.status ?? "unknown"
             return status == "alive" ? nil : "\(name) sees \(target) \(status)"
         }
     }
 
-    static func observers(of target: String, running: [String]) -> [String] { running.filter { $0 != target } }
+    /// Named observers must be running (a stopped one can never confirm anything).
+    static func observers(of target: String, by: [String], running: [String]) -> [String] {
+        by.isEmpty ? running.filter { $0 != target } : by.filter { $0 != target }
+    }
 }

@@ -37,11 +37,16 @@ enum ScenarioParser {
         case "wait":
             if value.node.scalar != nil {
                 guard try value.string() == "converged" else {
-                    throw value.fail("expected 'converged' or a mapping {converged: true | failed: GW | alive: GW, timeout: 60s}")
+                    throw value.fail("expected 'converged' or a mapping {converged: true | failed: GW | alive: GW, by: [GW…], timeout: 60s}")
                 }
                 return .wait(.converged, timeout: ScenarioStep.defaultWaitTimeout)
             }
-            let fields = try value.mapping(allowed: ["converged", "failed", "alive", "timeout"])
+            let fields = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout"])
+            var observers: [String] = []
+            if let by = fields["by"] {
+                for item in try by.sequence() { observers.append(try gateway(item)) }
+                guard !observers.isEmpty else { throw by.fail("list at least one observing gateway, or leave 'by' out") }
+            }
             let timeout = try fields["timeout"]?.duration() ?? ScenarioStep.defaultWaitTimeout
             guard timeout > 0 else { throw try fields.required("timeout").fail("a wait needs a timeout above zero") }
             var conditions: [ScenarioStep.Condition] = []
@@ -49,8 +54,9 @@ enum ScenarioParser {
                 guard try converged.bool() else { throw converged.fail("only 'converged: true' means something") }
                 conditions.append(.converged)
             }
-            if let failed = fields["failed"] { conditions.append(.failed(try gateway(failed))) }
-            if let alive = fields["alive"] { conditions.append(.alive(try gateway(alive))) }
+            if let failed = fields["failed"] { conditions.append(.failed(try gateway(failed), by: observers)) }
+            if let alive = fields["alive"] { conditions.append(.alive(try gateway(alive), by: observers)) }
+            if conditions == [.converged], let by = fields["by"] { throw by.fail("'by' goes with failed or alive, not converged") }
             guard conditions.count == 1, let condition = conditions.first else {
                 throw value.fail("give exactly one of converged, failed or alive")
             }

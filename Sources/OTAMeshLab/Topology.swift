@@ -51,9 +51,9 @@ public struct LinkShape: Sendable, Equatable {
 
     public var summary: String {
         var parts: [String] = []
-        if let rate { parts.append("rate \(rate)") }
+        if let rate { parts.append("rate \(rate.text)") }
         if let delay, delay > 0 { parts.append("delay \(LabDuration.text(delay))") }
-        if let lossPercent, lossPercent > 0 { parts.append("loss \(lossPercent)%") }
+        if let lossPercent, lossPercent > 0 { parts.append("loss \(LabDuration.number(lossPercent))%") }
         return parts.isEmpty ? "unshaped" : parts.joined(separator: ", ")
     }
 }
@@ -111,10 +111,11 @@ public enum ScenarioStep: Sendable, Equatable {
     public enum Condition: Sendable, Equatable {
         /// Every running gateway sees every other running gateway alive, and all hold every origin image.
         case converged
-        /// Every other running gateway reports the gateway failed (or no longer lists it).
-        case failed(String)
-        /// Every other running gateway reports the gateway alive.
-        case alive(String)
+        /// The observers (default: every other running gateway) report the gateway failed (or no
+        /// longer list it). Observers make partitions checkable: one side sees the other fail.
+        case failed(String, by: [String] = [])
+        /// The observers (default: every other running gateway) report the gateway alive.
+        case alive(String, by: [String] = [])
     }
 
     public enum LinkChange: Sendable, Equatable {
@@ -142,15 +143,15 @@ public enum ScenarioStep: Sendable, Equatable {
     public var summary: String {
         switch self {
         case .wait(.converged, _): "wait converged"
-        case .wait(.failed(let name), _): "wait failed \(name)"
-        case .wait(.alive(let name), _): "wait alive \(name)"
+        case .wait(.failed(let name, let by), _): "wait failed \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
+        case .wait(.alive(let name, let by), _): "wait alive \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
         case .kill(let name): "kill \(name)"
         case .stop(let name): "stop \(name)"
         case .start(let name): "start \(name)"
         case .partition(let groups): "partition " + groups.map { "[" + $0.joined(separator: ",") + "]" }.joined(separator: " | ")
         case .heal: "heal"
-        case .link(let network, .loss(let percent)): "loss \(network) \(percent)%"
-        case .link(let network, .rate(let rate)): "rate \(network) \(rate.map(\.description) ?? "unlimited")"
+        case .link(let network, .loss(let percent)): "loss \(network) \(LabDuration.number(percent))%"
+        case .link(let network, .rate(let rate)): "rate \(network) \(rate?.text ?? "unlimited")"
         case .link(let network, .delay(let delay)): "delay \(network) \(LabDuration.text(delay))"
         case .sleep(let seconds): "sleep \(LabDuration.text(seconds))"
         }

@@ -50,5 +50,8 @@ struct ConvergenceTests {
         #expect(Convergence.failed("gw2", reports: reports, running: ["gw1", "gw3"]) == ["gw3 sees gw2 suspect"])
         #expect(Convergence.failed("gw2", reports: ["gw1": report("gw1", [], images: [])], running: ["gw1"]).isEmpty)
         #expect(Convergence.alive("gw2", reports: reports, running: ["gw1", "gw2", "gw3"]) == ["gw1 sees gw2 failed", "gw3 sees gw2 suspect"])
+        // Named observers: one side of a partition sees the other fail.
+        #expect(Convergence.failed("gw2", by: ["gw1"], reports: reports, running: ["gw1", "gw3"]).isEmpty)
+        #expect(Convergence.failed("gw2", by: ["gw1", "gw4"], reports: reports, running: ["gw1", "gw3"]) == ["gw4: no members answer"])
     }
 }
