@@ -40,6 +40,8 @@ public final class LabRunner {
     public private(set) var expectedImages: Set<String> = []
     /// Gateways the scenario has stopped or killed.
     var down: Set<String> = []
+    /// The delay last warned about per network (fallback mode warns once per value).
+    var delayWarned: [String: Double] = [:]
     private var namespacesCreated = false
 
     public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
@@ -76,7 +78,6 @@ public final class LabRunner {
             try startGateways()
             try startDevices()
         } catch {
-            print("lab \(topology.name): setup failed: \(error)")
             tearDown()
             throw error
         }
@@ -136,7 +137,8 @@ public final class LabRunner {
         guard let mode = shapingMode else { return }
         try shell.run(plan.shaping(network, shape, mode: mode))
         shapes[network] = shape
-        if mode == .fallback, let delay = shape.delay, delay > 0 {
+        if mode == .fallback, let delay = shape.delay, delay > 0, delayWarned[network] != delay {
+            delayWarned[network] = delay
             print("warning: network \(network): delay \(LabDuration.text(delay)) is not applied (this kernel has no netem)")
         }
     }

@@ -89,6 +89,14 @@ public struct LinkRate: Sendable, Hashable, CustomStringConvertible {
 
     /// tc's spelling: plain bits per second.
     public var description: String { "\(bitsPerSecond)bit" }
+
+    /// A short human spelling: `100mbit`, `1.5gbit`.
+    public var text: String {
+        for (unit, scale) in [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3)] where Double(bitsPerSecond) >= scale {
+            return "\(LabDuration.number(Double(bitsPerSecond) / scale))\(unit)"
+        }
+        return "\(bitsPerSecond)bit"
+    }
 }
 
 /// A duration in seconds, written `500ms`, `2s`, `1m`, `1h`, `7d` or a bare number of seconds.
@@ -104,6 +112,12 @@ public enum LabDuration {
 
     /// tc's spelling: whole microseconds (`1500us`), exact for any millisecond value.
     public static func tc(_ seconds: Double) -> String { "\(Int((seconds * 1_000_000).rounded()))us" }
+
+    /// A number without a needless fraction: `20`, `0.5`, `1.25`.
+    public static func number(_ value: Double) -> String {
+        let rounded = (value * 1000).rounded() / 1000
+        return rounded == rounded.rounded() ? "\(Int(rounded))" : "\(rounded)"
+    }
 
     /// A short human spelling: `1.5s`, `250ms`.
     public static func text(_ seconds: Double) -> String {

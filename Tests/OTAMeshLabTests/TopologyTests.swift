@@ -67,6 +67,7 @@ struct TopologyTests {
             scenario:
               - wait: converged
               - wait: { alive: gw2, timeout: 90s }
+              - wait: { failed: gw2, by: [gw1] }
               - stop: gw2
               - partition: [[gw1], [gw2]]
               - heal
@@ -78,7 +79,7 @@ struct TopologyTests {
               - sleep: 1m
             """)
         #expect(topology.scenario == [
-            .wait(.converged, timeout: 60), .wait(.alive("gw2"), timeout: 90), .stop("gw2"), .partition([["gw1"], ["gw2"]]),
+            .wait(.converged, timeout: 60), .wait(.alive("gw2"), timeout: 90), .wait(.failed("gw2", by: ["gw1"]), timeout: 60), .stop("gw2"), .partition([["gw1"], ["gw2"]]),
             .heal, .heal, .link(network: "backbone", .loss(20)), .link(network: "backbone", .rate(LinkRate(bitsPerSecond: 1_000_000))),
             .link(network: "backbone", .rate(nil)), .link(network: "backbone", .delay(0.05)), .sleep(60),
         ])
@@ -105,6 +106,8 @@ struct TopologyTests {
         (minimal + "\nscenario:\n  - partition: [[gw1], [gw1, gw2]]", "scenario[0].partition[1][0]: gateway 'gw1' is in two groups"),
         (minimal + "\nscenario:\n  - partition: [[gw1, gw2]]", "scenario[0].partition: a partition needs at least two groups"),
         (minimal + "\nscenario:\n  - wait: { failed: gw2, alive: gw1 }", "scenario[0].wait: give exactly one of converged, failed or alive"),
+        (minimal + "\nscenario:\n  - wait: { converged: true, by: [gw1] }", "scenario[0].wait.by: 'by' goes with failed or alive"),
+        (minimal + "\nscenario:\n  - wait: { failed: gw1, by: [gw3] }", "scenario[0].wait.by[0]: unknown gateway 'gw3'"),
         (minimal + "\nscenario:\n  - wait: { converged: true, timeout: soon }", "scenario[0].wait.timeout: expected a duration"),
         (minimal + "\nscenario:\n  - loss: { network: backbone, percent: 120 }", "scenario[0].loss.percent: expected a percentage 0…100"),
         (minimal + "\ndevices:\n  - { name: d, network: uplink, gateway: gw2, family: esp32-httpupdate }", "devices[0].gateway: gateway 'gw2' is not on network 'uplink'"),
@@ -131,6 +134,10 @@ struct TopologyTests {
         #expect(IPv4Address("10.77.0.256") == nil && IPv4Address("10.77.0") == nil)
         #expect(LinkRate("100mbit")?.bitsPerSecond == 100_000_000 && LinkRate("1.5gbit")?.bitsPerSecond == 1_500_000_000)
         #expect(LinkRate("100") == nil && LinkRate("10bit") == nil)
+        #expect(LinkRate("100mbit")?.text == "100mbit" && LinkRate("1.5gbit")?.text == "1.5gbit" && LinkRate("9000bit")?.text == "9kbit")
+        #expect(LabDuration.number(20) == "20" && LabDuration.number(0.5) == "0.5")
+        #expect(ScenarioStep.link(network: "backbone", .rate(LinkRate("20mbit"))).summary == "rate backbone 20mbit")
+        #expect(ScenarioStep.link(network: "backbone", .loss(20)).summary == "loss backbone 20%")
         #expect(LabDuration.seconds("500ms") == 0.5 && LabDuration.seconds("2m") == 120 && LabDuration.seconds("7d") == 604_800)
         #expect(LabDuration.seconds("90") == 90 && LabDuration.seconds("-1s") == nil)
         #expect(LabDuration.tc(0.001) == "1000us")
