@@ -42,7 +42,9 @@ public final class LabRunner {
     var down: Set<String> = []
     /// The delay last warned about per network (fallback mode warns once per value).
     var delayWarned: [String: Double] = [:]
-    private var namespacesCreated = false
+    /// Set once this runner wrote the run record: from then on the namespaces are its own to
+    /// remove. Before that (another run is up, say) teardown must touch nothing.
+    private var ownsLab = false
 
     public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
                 print: @escaping (String) -> Void) throws(LabError) {
@@ -109,10 +111,10 @@ public final class LabRunner {
         let started = ISO8601DateFormatter().string(from: Date())
         try LabRecord(name: topology.name, prefix: layout.prefix, namespaces: layout.namespaces, runner: getpid(), started: started)
             .write(paths.record)
+        ownsLab = true
     }
 
     func createNetwork() throws(LabError) {
-        namespacesCreated = true
         for invocation in plan.setup {
             try checkStop()
             try shell.run(invocation)
@@ -260,13 +262,11 @@ public final class LabRunner {
     // MARK: Down
 
     /// Stops every child, kills anything left in the lab's namespaces, deletes them and the run
-    /// record. Safe to call more than once and after a partial setup.
+    /// record. Safe to call more than once and after a partial setup; does nothing to
+    /// namespaces this runner did not claim.
     public func tearDown() {
         supervisor.stopAll(grace: 15)
-        guard namespacesCreated || !NamespaceCleaner(shell: shell).existing(prefix: layout.prefix).isEmpty else {
-            unlink(paths.record)
-            return
-        }
+        guard ownsLab else { return }
         let cleaner = NamespaceCleaner(shell: shell)
         let present = cleaner.all().filter { layout.namespaces.contains($0) }
         let killed = cleaner.killProcesses(in: present, grace: 5)
@@ -279,6 +279,6 @@ public final class LabRunner {
         } else {
             print("teardown: could not remove \(left.joined(separator: ", ")); run `otamesh lab down`")
         }
-        namespacesCreated = false
+        ownsLab = false
     }
 }

@@ -151,6 +151,12 @@ struct LabTests {
             #expect(found, "\(namespace) avahi-browse: \(seen)")
         }
 
+        // A second run of the same lab is refused and leaves this one alone.
+        let second = Self.sh([Binaries.otamesh, "lab", "up", topology, "--state", dir.file("state2"), "--without-mesh"], timeout: 60)
+        #expect(second.0 == 1 && second.1.contains("namespaces of this lab exist already"), "\(second.1)")
+        #expect(Set(Self.labNamespaces()) == Set(Self.namespaces))
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/healthz"]).0 == 0)
+
         // SIGTERM: the runner tears everything down and exits 0.
         let labPids = Self.pids(in: Self.namespaces)
         #expect(labPids.count >= 8)
