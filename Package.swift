@@ -121,6 +121,16 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // The lab: topologies, their plans (pure) and the namespace executor (shell).
+        .target(
+            name: "OTAMeshLab",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
         // Executables: argument parsing and output only.
         .executableTarget(
             name: "otamesh",
@@ -131,6 +141,7 @@ let package = Package(
                 "OTAMeshTrust",
                 "OTAMeshTransfer",
                 "OTAMeshGateway",
+                "OTAMeshLab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -194,6 +205,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshGatewayTests",
             dependencies: ["OTAMeshGateway", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshLabTests",
+            dependencies: ["OTAMeshLab", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,0 +1,284 @@
+import Crypto
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a lab runs: where its state goes and which gateway flags it passes.
+public struct LabOptions: Sendable {
+    public var stateRoot: String
+    /// Pass the mesh flags to gateways (off until the agent has them).
+    public var mesh: Bool
+    /// Print every command.
+    public var verbose: Bool
+
+    public init(stateRoot: String, mesh: Bool = true, verbose: Bool = false) {
+        self.stateRoot = stateRoot
+        self.mesh = mesh
+        self.verbose = verbose
+    }
+}
+
+/// The executor: runs a ``LabPlan`` and the lab's processes, runs scenario steps, and tears
+/// everything down. Create, use and drop it on one thread: the children's parent-death signal
+/// is tied to the thread that started them.
+public final class LabRunner {
+    public let plan: LabPlan
+    public let paths: LabPaths
+    public let launches: Launches
+    let shell: Shell
+    let supervisor: Supervisor
+    let stop: StopSignal
+    let print: (String) -> Void
+    let clock = Date()
+
+    /// Current link shape of each network (scenario steps change them).
+    var shapes: [String: LinkShape]
+    public private(set) var shapingMode: ShapingMode?
+    /// SHA-256 hex of every origin release image.
+    public private(set) var expectedImages: Set<String> = []
+    /// Gateways the scenario has stopped or killed.
+    var down: Set<String> = []
+    /// The delay last warned about per network (fallback mode warns once per value).
+    var delayWarned: [String: Double] = [:]
+    /// Set once this runner wrote the run record: from then on the namespaces are its own to
+    /// remove. Before that (another run is up, say) teardown must touch nothing.
+    private var ownsLab = false
+
+    public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
+                print: @escaping (String) -> Void) throws(LabError) {
+        do { plan = try LabPlan(topology) } catch { throw LabError.topology(error) }
+        paths = LabPaths(root: options.stateRoot)
+        launches = Launches(plan: plan, paths: paths, binaries: binaries, mesh: options.mesh)
+        shell = Shell(scratch: NSTemporaryDirectory(), verbose: options.verbose)
+        supervisor = Supervisor(stop: stop)
+        self.stop = stop
+        self.print = print
+        shapes = Dictionary(uniqueKeysWithValues: topology.networks.map { ($0.name, $0.shape) })
+    }
+
+    var topology: Topology { plan.topology }
+    var layout: LabLayout { plan.layout }
+
+    /// Seconds since the runner started.
+    var elapsed: Double { Date().timeIntervalSince(clock) }
+
+    /// Gateways that should be running now.
+    public var runningGateways: [String] { topology.gateways.map(\.name).filter { !down.contains($0) } }
+
+    // MARK: Up
+
+    /// Brings the whole lab up; on any failure (or a signal) tears down what exists and rethrows.
+    public func up() throws(LabError) {
+        do {
+            try prepareState()
+            try createNetwork()
+            try applyInitialShaping()
+            if launches.mesh { try createSiteKeyring(at: paths.keyring, site: topology.site) }
+            try startOrigin()
+            try startGateways()
+            try startDevices()
+        } catch {
+            tearDown()
+            throw error
+        }
+    }
+
+    func checkStop() throws(LabError) {
+        if let signal = stop.requested { throw LabError.interrupted(signal: signal) }
+    }
+
+    /// Clears this lab's earlier state (only the paths the lab writes) and records the run.
+    func prepareState() throws(LabError) {
+        if let record = LabRecord.read(paths.record), record.runnerIsAlive {
+            throw LabError.state("lab \(record.name) is running from \(paths.root) (pid \(record.runner)); stop it or run `otamesh lab down`")
+        }
+        let existing = NamespaceCleaner(shell: shell).existing(prefix: layout.prefix)
+        guard existing.isEmpty else { throw LabError.busy(namespaces: existing) }
+        let files = FileManager.default
+        for path in [paths.logs, "\(paths.root)/gw", paths.origin, paths.keyring, paths.record] {
+            try? files.removeItem(atPath: path)
+        }
+        do {
+            try files.createDirectory(atPath: paths.logs, withIntermediateDirectories: true)
+            try files.createDirectory(atPath: paths.originImages, withIntermediateDirectories: true)
+        } catch {
+            throw LabError.state("cannot create \(paths.root): \((error as NSError).localizedDescription)")
+        }
+        let longest = topology.gateways.map { paths.busSocket($0.name).utf8.count }.max() ?? 0
+        guard longest < 100 else { throw LabError.state("state directory \(paths.root) is too deep for unix sockets; use a shorter --state") }
+        let started = ISO8601DateFormatter().string(from: Date())
+        try LabRecord(name: topology.name, prefix: layout.prefix, namespaces: layout.namespaces, runner: getpid(), started: started)
+            .write(paths.record)
+        ownsLab = true
+    }
+
+    func createNetwork() throws(LabError) {
+        for invocation in plan.setup {
+            try checkStop()
+            try shell.run(invocation)
+        }
+        print("network: \(layout.namespaces.count) namespaces, \(layout.bridges.count) bridges in \(layout.switchNamespace)")
+    }
+
+    /// Tries netem once; without it, rate goes to tbf and loss to nftables, and delay is dropped
+    /// with one warning per network that asks for it.
+    func applyInitialShaping() throws(LabError) {
+        let probe = try shell.run(Invocation(plan.netemProbe.argv, mayFail: true))
+        try shell.run(plan.probeCleanup)
+        let mode: ShapingMode = probe.status == 0 ? .netem : .fallback
+        shapingMode = mode
+        print("link shaping: \(mode.summary)")
+        for network in topology.networks where !network.shape.isEmpty {
+            try applyShape(network.name, network.shape)
+        }
+    }
+
+    func applyShape(_ network: String, _ shape: LinkShape) throws(LabError) {
+        guard let mode = shapingMode else { return }
+        try shell.run(plan.shaping(network, shape, mode: mode))
+        shapes[network] = shape
+        if mode == .fallback, let delay = shape.delay, delay > 0, delayWarned[network] != delay {
+            delayWarned[network] = delay
+            print("warning: network \(network): delay \(LabDuration.text(delay)) is not applied (this kernel has no netem)")
+        }
+    }
+
+    /// The site keyring every gateway shares. Written here until `otamesh keys site-keyring
+    /// --out FILE --site SITE` exists; then this becomes one shell.run of that command.
+    func createSiteKeyring(at path: String, site: String) throws(LabError) {
+        var generator = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        let json: [String: Any] = ["site": site, "keys": [Data(key).base64EncodedString()]]
+        guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else {
+            throw LabError.state("cannot encode the site keyring")
+        }
+        unlink(path)
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        guard descriptor >= 0 else { throw LabError.state("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
+        close(descriptor)
+        guard written == data.count else { throw LabError.state("cannot write \(path)") }
+    }
+
+    func startOrigin() throws(LabError) {
+        guard let server = launches.originServer, let url = launches.originURL else { return }
+        for invocation in launches.originBuild {
+            try checkStop()
+            try shell.run(invocation, timeout: 120)
+        }
+        var digests: Set<String> = []
+        for image in launches.releaseImages {
+            guard let data = FileManager.default.contents(atPath: image) else { throw LabError.state("cannot read release image \(image)") }
+            digests.insert(SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined())
+        }
+        expectedImages = digests
+        try supervisor.start(server)
+        try supervisor.waitReady([server], timeout: 20)
+        print("origin: \(url) in \(server.namespace) (\(topology.origin?.releases.count ?? 0) releases, site \(topology.site))")
+    }
+
+    /// Buses first, then avahi-daemons, then gateways; each kind started together and awaited
+    /// with one deadline that grows with the lab's size.
+    func startGateways() throws(LabError) {
+        let names = topology.gateways.map(\.name)
+        let files = FileManager.default
+        let systemBus = try? String(contentsOfFile: DaemonConfig.systemBusConfig, encoding: .utf8)
+        for name in names {
+            do {
+                try files.createDirectory(atPath: paths.dataDirectory(name), withIntermediateDirectories: true)
+                try files.createDirectory(atPath: paths.avahiRuntime(name), withIntermediateDirectories: true)
+            } catch {
+                throw LabError.state("cannot create \(paths.gateway(name)): \((error as NSError).localizedDescription)")
+            }
+            let socket = paths.busSocket(name)
+            let bus = systemBus.map { DaemonConfig.dbus(adapting: $0, socket: socket) } ?? DaemonConfig.dbusMinimal(socket: socket)
+            try write(bus, to: paths.dbusConfig(name))
+            try write(launches.avahiConfig(name) ?? "", to: paths.avahiConfig(name))
+        }
+        let scale = Double(names.count)
+        for (kind, make, timeout) in [
+            ("dbus", launches.dbus, 15 + scale),
+            ("avahi", launches.avahi, 20 + scale),
+            ("gateway", launches.gateway, 60 + 3 * scale),
+        ] as [(String, (String) -> Launch?, Double)] {
+            try checkStop()
+            let started = names.compactMap(make)
+            for launch in started { try supervisor.start(launch) }
+            try supervisor.waitReady(started, timeout: timeout)
+            if kind == "gateway" { print("gateways: \(names.count) up") }
+        }
+    }
+
+    func startDevices() throws(LabError) {
+        let started = topology.devices.compactMap(launches.devices)
+        for launch in started { try supervisor.start(launch) }
+        if !started.isEmpty { print("devices: \(topology.devices.reduce(0) { $0 + $1.count }) in \(started.count) groups") }
+    }
+
+    func write(_ text: String, to path: String) throws(LabError) {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8)) else { throw LabError.state("cannot write \(path)") }
+    }
+
+    /// Lines describing where everything is, for `lab up`.
+    public var directory: [String] {
+        var lines: [String] = []
+        if let host = layout.origin, let url = launches.originURL { lines.append("  origin    \(host.namespace)  \(url)") }
+        for host in layout.gateways {
+            let addresses = host.attachments.map { "\($0.network) \($0.address)" }.joined(separator: ", ")
+            let upstream = topology.gateway(named: host.label)?.upstream == true ? "  upstream" : ""
+            lines.append("  \(host.label)  \(host.namespace)  \(addresses)\(upstream)")
+            if let first = host.attachments.first {
+                lines.append("      devices http://\(first.address):\(GatewayPorts.device)  admin \(GatewayPorts.adminURL) "
+                             + "(ip netns exec \(host.namespace) curl -s \(GatewayPorts.adminURL)/healthz)")
+            }
+        }
+        for host in layout.deviceHosts {
+            let groups = topology.devices.filter { $0.network == host.attachments.first?.network }
+            lines.append("  \(host.label)  \(host.namespace)  " + groups.map { "\($0.name) ×\($0.count) → \($0.gateway)" }.joined(separator: ", "))
+        }
+        lines.append("  logs and state: \(paths.root)")
+        return lines
+    }
+
+    /// Stays up until a signal (or `limit` seconds), reporting children that exit on their own.
+    public func hold(limit: Double) {
+        Deadline.poll(timeout: limit, interval: 0.2) {
+            reportUnexpectedExits()
+            return stop.requested != nil
+        }
+    }
+
+    @discardableResult
+    func reportUnexpectedExits() -> Int {
+        let exits = supervisor.unexpectedExits()
+        for exit in exits {
+            print("! \(exit.label) exited on its own (status \(exit.status)): \(supervisor.logTail(exit.label, lines: 3))")
+        }
+        return exits.count
+    }
+
+    // MARK: Down
+
+    /// Stops every child, kills anything left in the lab's namespaces, deletes them and the run
+    /// record. Safe to call more than once and after a partial setup; does nothing to
+    /// namespaces this runner did not claim.
+    public func tearDown() {
+        supervisor.stopAll(grace: 15)
+        guard ownsLab else { return }
+        let cleaner = NamespaceCleaner(shell: shell)
+        let present = cleaner.all().filter { layout.namespaces.contains($0) }
+        let killed = cleaner.killProcesses(in: present, grace: 5)
+        if killed > 0 { print("teardown: killed \(killed) leftover processes") }
+        for invocation in plan.teardown { _ = try? shell.run(invocation) }
+        let left = cleaner.all().filter { layout.namespaces.contains($0) }
+        if left.isEmpty {
+            unlink(paths.record)
+            print("lab \(topology.name) torn down (logs in \(paths.logs))")
+        } else {
+            print("teardown: could not remove \(left.joined(separator: ", ")); run `otamesh lab down`")
+        }
+        ownsLab = false
+    }
+}

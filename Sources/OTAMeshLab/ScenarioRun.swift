@@ -1,0 +1,171 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The outcome of one scenario step.
+public struct StepResult: Sendable {
+    public var index: Int
+    public var summary: String
+    public var passed: Bool
+    public var detail: String
+    /// Seconds since the runner started, when the step began, and how long it took.
+    public var started: Double
+    public var duration: Double
+}
+
+public struct ScenarioReport: Sendable {
+    public var results: [StepResult]
+    public var total: Int
+    /// Children that exited without being asked to.
+    public var unexpectedExits: Int
+    public var passed: Bool { results.count == total && results.allSatisfy(\.passed) && unexpectedExits == 0 }
+}
+
+extension LabRunner {
+    /// Runs the topology's scenario, one line per step; stops at the first failed step or when
+    /// `timeout` seconds have passed.
+    public func runScenario(timeout: Double) -> ScenarioReport {
+        let steps = topology.scenario
+        let deadline = Date().addingTimeInterval(timeout)
+        var results: [StepResult] = []
+        var unexpected = 0
+        print("scenario: \(steps.count) steps, timeout \(LabDuration.text(timeout))")
+        for (index, step) in steps.enumerated() {
+            let started = elapsed
+            let remaining = deadline.timeIntervalSinceNow
+            var passed = false
+            var detail = ""
+            if let signal = stop.requested {
+                detail = "interrupted by signal \(signal)"
+            } else if remaining <= 0 {
+                detail = "scenario timeout reached"
+            } else {
+                do {
+                    detail = try perform(step, remaining: remaining)
+                    passed = true
+                } catch {
+                    detail = error.description
+                }
+            }
+            unexpected += reportUnexpectedExits()
+            let result = StepResult(index: index + 1, summary: step.summary, passed: passed, detail: detail,
+                                    started: started, duration: elapsed - started)
+            results.append(result)
+            print("[\(String(format: "%7.1f", result.started))s] \(result.index)/\(steps.count) \(passed ? "ok  " : "FAIL") "
+                  + "\(step.summary) (\(String(format: "%.1f", result.duration))s)" + (detail.isEmpty ? "" : ": \(detail)"))
+            if !passed { break }
+        }
+        let report = ScenarioReport(results: results, total: steps.count, unexpectedExits: unexpected)
+        let passedCount = results.filter(\.passed).count
+        print("summary: \(passedCount)/\(steps.count) steps passed" + (unexpected > 0 ? ", \(unexpected) unexpected exits" : "")
+              + " in \(String(format: "%.1f", elapsed))s — \(report.passed ? "PASS" : "FAIL")")
+        return report
+    }
+
+    /// Performs one step; returns a short detail for the step's line.
+    func perform(_ step: ScenarioStep, remaining: Double) throws(LabError) -> String {
+        switch step {
+        case .wait(let condition, let timeout):
+            return try wait(for: condition, timeout: min(timeout, remaining))
+        case .kill(let name):
+            try requireRunning(name)
+            supervisor.signal(name, SIGKILL)
+            guard Deadline.poll(timeout: 10, interval: 0.02, { !supervisor.isRunning(name) }) else {
+                throw LabError.state("\(name) still runs 10s after SIGKILL")
+            }
+            down.insert(name)
+            return ""
+        case .stop(let name):
+            try requireRunning(name)
+            supervisor.stop(name, grace: 30)
+            down.insert(name)
+            return "exit \(supervisor.child(name)?.process.poll() ?? -1)"
+        case .start(let name):
+            guard !supervisor.isRunning(name), let launch = launches.gateway(name) else {
+                throw LabError.state("\(name) is already running")
+            }
+            try supervisor.start(launch)
+            try supervisor.waitReady([launch], timeout: min(60, remaining))
+            down.remove(name)
+            return ""
+        case .partition(let groups):
+            try shell.run(plan.partition(groups))
+            return ""
+        case .heal:
+            try shell.run(plan.heal)
+            return ""
+        case .link(let network, let change):
+            var shape = shapes[network] ?? LinkShape()
+            switch change {
+            case .loss(let percent): shape.lossPercent = percent
+            case .rate(let rate): shape.rate = rate
+            case .delay(let delay): shape.delay = delay
+            }
+            try applyShape(network, shape)
+            return shape.summary
+        case .sleep(let seconds):
+            let soak = min(seconds, remaining)
+            Deadline.poll(timeout: soak, interval: 0.2) { stop.requested != nil }
+            try checkStop()
+            return soak < seconds ? "cut to \(LabDuration.text(soak)) by the scenario timeout" : ""
+        }
+    }
+
+    func requireRunning(_ name: String) throws(LabError) {
+        guard supervisor.isRunning(name) else { throw LabError.state("\(name) is not running") }
+    }
+
+    /// Polls every running gateway's members API until the condition holds, printing what is
+    /// still missing every 5 s.
+    func wait(for condition: ScenarioStep.Condition, timeout: Double) throws(LabError) -> String {
+        let start = Date()
+        var lastProgress = Date()
+        var missing: [String] = ["not checked yet"]
+        var interrupted: Int32?
+        Deadline.poll(timeout: timeout, interval: 1) {
+            if let signal = stop.requested { interrupted = signal; return true }
+            let running = runningGateways
+            let reports = members(of: running)
+            switch condition {
+            case .converged: missing = Convergence.converged(reports: reports, running: running, expectedImages: expectedImages)
+            case .failed(let name, let by): missing = Convergence.failed(name, by: by, reports: reports, running: running)
+            case .alive(let name, let by): missing = Convergence.alive(name, by: by, reports: reports, running: running)
+            }
+            if !missing.isEmpty, Date().timeIntervalSince(lastProgress) >= 5 {
+                lastProgress = Date()
+                print(String(format: "           … %.0fs: ", Date().timeIntervalSince(start)) + Self.shorten(missing))
+            }
+            return missing.isEmpty
+        }
+        if let interrupted { throw LabError.interrupted(signal: interrupted) }
+        guard missing.isEmpty else {
+            throw LabError.state("not within \(LabDuration.text(timeout)): " + Self.shorten(missing))
+        }
+        return ""
+    }
+
+    static func shorten(_ missing: [String]) -> String {
+        missing.prefix(4).joined(separator: "; ") + (missing.count > 4 ? "; … \(missing.count - 4) more" : "")
+    }
+
+    /// Every listed gateway's members report, fetched at once with curl inside each namespace.
+    public func members(of gateways: [String]) -> [String: MembersReport?] {
+        let answers = adminGet(gateways, "/api/v1/members")
+        var reports: [String: MembersReport?] = [:]
+        for (gateway, body) in zip(gateways, answers) { reports[gateway] = body.flatMap { MembersReport.decode(Data($0.utf8)) } }
+        return reports
+    }
+
+    /// GET on each gateway's admin API from inside its namespace, concurrently (one bounded
+    /// round, however many gateways); nil for any failure.
+    public func adminGet(_ gateways: [String], _ path: String) -> [String?] {
+        let invocations = gateways.map { gateway in
+            Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5",
+                        "\(GatewayPorts.adminURL)\(path)"], mayFail: true)
+        }
+        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in nil } }
+        return results.map { result in result.flatMap { $0.status == 0 ? $0.output : nil } }
+    }
+}

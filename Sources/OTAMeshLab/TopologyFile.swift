@@ -1,0 +1,207 @@
+import Foundation
+import Yams
+
+/// Reads a topology YAML file into a validated ``Topology``. Unknown keys, dangling
+/// references, overlapping subnets and address clashes are ``TopologyError``s naming the file,
+/// the key and the reason. The schema is documented in docs/lab.md.
+public enum TopologyFile {
+    static let topKeys = ["name", "short", "site", "networks", "origin", "gateways", "devices", "scenario"]
+
+    /// Loads and validates a topology file.
+    public static func load(path: String) throws(TopologyError) -> Topology {
+        let file = (path as NSString).lastPathComponent
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw TopologyError(file: path, key: "", reason: "cannot read: \((error as NSError).localizedDescription)")
+        }
+        let directory = (URL(fileURLWithPath: path).standardizedFileURL.path as NSString).deletingLastPathComponent
+        return try parse(text, source: file, baseDirectory: directory)
+    }
+
+    /// Parses and validates topology text; `source` names it in errors.
+    public static func parse(_ text: String, source: String, baseDirectory: String) throws(TopologyError) -> Topology {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch {
+            throw TopologyError(file: source, key: "", reason: "not valid YAML: \(error)")
+        }
+        guard let root else { throw TopologyError(file: source, key: "", reason: "the file is empty") }
+        let top = try YAMLCursor(node: root, path: "", file: source).mapping(allowed: topKeys)
+
+        let name = try top.required("name").name(maxLength: 32, what: "topology name")
+        let shortName: String
+        if let short = top["short"] {
+            shortName = try short.string()
+            guard shortName.count <= 4, YAMLCursor.nameProblem(shortName, maxLength: 4, what: "short") == nil, !shortName.contains("-") else {
+                throw short.fail("short name '\(shortName)' must be 1…4 characters of a-z and 0-9 (it goes into namespace names)")
+            }
+        } else {
+            shortName = derivedShortName(name)
+        }
+        let site = try top["site"]?.string() ?? name
+
+        let networks = try parseNetworks(top.required("networks"))
+        let origin = try top["origin"].map { cursor throws(TopologyError) in try parseOrigin(cursor, networks: networks) }
+        let gateways = try parseGateways(top.required("gateways"), networks: networks, origin: origin)
+        let devices = try top["devices"].map { cursor throws(TopologyError) in try parseDevices(cursor, networks: networks, gateways: gateways) } ?? []
+        let scenario = try top["scenario"].map { cursor throws(TopologyError) in try ScenarioParser.parse(cursor, networks: networks, gateways: gateways) } ?? []
+
+        let topology = Topology(
+            source: source, baseDirectory: baseDirectory, name: name, shortName: shortName, site: site,
+            networks: networks, origin: origin, gateways: gateways, devices: devices, scenario: scenario)
+        // Address assignment is the last check: clashes and addresses outside a subnet.
+        _ = try LabLayout(topology)
+        return topology
+    }
+
+    /// Initials of the name's words (`three-floors` → `tf`), or its first four characters.
+    static func derivedShortName(_ name: String) -> String {
+        let words = name.split(separator: "-")
+        if words.count >= 2 { return String(words.prefix(4).compactMap(\.first)) }
+        return String(name.prefix(4))
+    }
+
+    static func parseNetworks(_ cursor: YAMLCursor) throws(TopologyError) -> [Network] {
+        var networks: [Network] = []
+        let pairs = try cursor.mappingPairs()
+        guard !pairs.isEmpty else { throw cursor.fail("a lab needs at least one network") }
+        for (name, entry) in pairs {
+            if let problem = YAMLCursor.nameProblem(name, maxLength: 12, what: "network name") { throw entry.fail(problem) }
+            guard name.first?.isLetter == true, name != "lo" else { throw entry.fail("network name '\(name)' must start with a letter and not be 'lo' (it names interfaces)") }
+            let fields = try entry.mapping(allowed: ["subnet", "rate", "delay", "loss"])
+            let subnetField = try fields.required("subnet")
+            let text = try subnetField.string()
+            guard let subnet = IPv4Subnet(text) else {
+                throw subnetField.fail("expected an IPv4 subnet like 10.77.0.0/24 (prefix 8…30, no host bits), got '\(text)'")
+            }
+            guard subnet.isPrivate else { throw subnetField.fail("\(subnet) is not private address space (10/8, 172.16/12, 192.168/16)") }
+            if let clash = networks.first(where: { $0.subnet.overlaps(subnet) }) {
+                throw subnetField.fail("\(subnet) overlaps network '\(clash.name)' (\(clash.subnet))")
+            }
+            var shape = LinkShape()
+            shape.rate = try fields["rate"]?.rate()
+            shape.delay = try fields["delay"]?.duration()
+            shape.lossPercent = try fields["loss"]?.percent()
+            networks.append(Network(name: name, subnet: subnet, shape: shape))
+        }
+        return networks
+    }
+
+    static func networkReference(_ cursor: YAMLCursor, _ networks: [Network]) throws(TopologyError) -> String {
+        let name = try cursor.string()
+        guard networks.contains(where: { $0.name == name }) else {
+            throw cursor.fail("unknown network '\(name)' (known: \(networks.map(\.name).joined(separator: ", ")))")
+        }
+        return name
+    }
+
+    static func parseOrigin(_ cursor: YAMLCursor, networks: [Network]) throws(TopologyError) -> Origin {
+        let fields = try cursor.mapping(allowed: ["network", "address", "port", "releases"])
+        let network = try networkReference(fields.required("network"), networks)
+        let address = try fields["address"]?.address()
+        let port = try fields["port"]?.int(in: 1...65535) ?? 8080
+        var releases: [Release] = []
+        let list = try fields.required("releases").sequence()
+        guard !list.isEmpty else { throw try fields.required("releases").fail("an origin needs at least one release") }
+        for entry in list {
+            let release = try entry.mapping(allowed: ["path", "image", "make"])
+            let pathField = try release.required("path")
+            let path = try pathField.string()
+            guard !path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.contains(" ") else {
+                throw pathField.fail("target path '\(path)' must be relative, without '..' or spaces")
+            }
+            if releases.contains(where: { $0.path == path }) { throw pathField.fail("target path '\(path)' is listed twice") }
+            let image: Release.Image
+            switch (release["image"], release["make"]) {
+            case (let file?, nil):
+                image = .file(try file.string())
+            case (nil, let make?):
+                let made = try make.mapping(allowed: ["chip", "version"])
+                image = .made(chip: try made["chip"]?.string() ?? "esp32", version: try made.required("version").string())
+            default:
+                throw entry.fail("give exactly one of 'image' (a file) or 'make' ({chip, version})")
+            }
+            releases.append(Release(path: path, image: image))
+        }
+        return Origin(network: network, address: address, port: port, releases: releases)
+    }
+
+    static func parseGateways(_ cursor: YAMLCursor, networks: [Network], origin: Origin?) throws(TopologyError) -> [Gateway] {
+        let pairs = try cursor.mappingPairs()
+        guard !pairs.isEmpty else { throw cursor.fail("a lab needs at least one gateway") }
+        var gateways: [Gateway] = []
+        for (name, entry) in pairs {
+            if let problem = YAMLCursor.nameProblem(name, maxLength: 32, what: "gateway name") { throw entry.fail(problem) }
+            let fields = try entry.mapping(allowed: ["networks", "upstream", "join", "address"])
+            let networkList = try fields.required("networks")
+            var attached: [String] = []
+            for item in try networkList.sequence() {
+                let network = try networkReference(item, networks)
+                if attached.contains(network) { throw item.fail("network '\(network)' is listed twice") }
+                attached.append(network)
+            }
+            guard !attached.isEmpty else { throw networkList.fail("a gateway needs at least one network") }
+            let upstream = try fields["upstream"]?.bool() ?? false
+            if upstream {
+                guard let origin else { throw try fields.required("upstream").fail("upstream: true needs an 'origin' section") }
+                guard attached.contains(origin.network) else {
+                    throw try fields.required("upstream").fail("an upstream gateway must be on the origin's network '\(origin.network)'")
+                }
+            }
+            var addresses: [String: IPv4Address] = [:]
+            if let explicit = fields["address"] {
+                for (network, value) in try explicit.mappingPairs() {
+                    guard attached.contains(network) else { throw value.fail("gateway '\(name)' is not on network '\(network)'") }
+                    addresses[network] = try value.address()
+                }
+            }
+            gateways.append(Gateway(name: name, networks: attached, upstream: upstream, join: [], addresses: addresses))
+        }
+        // Joins refer to gateways anywhere in the list, so they are resolved once all are known.
+        for (index, (name, entry)) in pairs.enumerated() {
+            guard let joinField = try entry.mapping(allowed: ["networks", "upstream", "join", "address"])["join"] else { continue }
+            for item in try joinField.sequence() {
+                let target = try item.string()
+                guard let peer = gateways.first(where: { $0.name == target }) else {
+                    throw item.fail("unknown gateway '\(target)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
+                }
+                guard target != name else { throw item.fail("a gateway cannot join itself") }
+                guard peer.networks.contains(where: gateways[index].networks.contains) else {
+                    throw item.fail("gateway '\(name)' shares no network with '\(target)'")
+                }
+                if gateways[index].join.contains(target) { throw item.fail("gateway '\(target)' is listed twice") }
+                gateways[index].join.append(target)
+            }
+        }
+        return gateways
+    }
+
+    static func parseDevices(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> [DeviceGroup] {
+        var devices: [DeviceGroup] = []
+        for entry in try cursor.sequence() {
+            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval"])
+            let nameField = try fields.required("name")
+            let name = try nameField.name(maxLength: 32, what: "device name")
+            if devices.contains(where: { $0.name == name }) { throw nameField.fail("device name '\(name)' is used twice") }
+            let network = try networkReference(fields.required("network"), networks)
+            let gatewayField = try fields.required("gateway")
+            let gatewayName = try gatewayField.string()
+            guard let gateway = gateways.first(where: { $0.name == gatewayName }) else {
+                throw gatewayField.fail("unknown gateway '\(gatewayName)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
+            }
+            guard gateway.networks.contains(network) else {
+                throw gatewayField.fail("gateway '\(gatewayName)' is not on network '\(network)', so its devices there cannot reach it")
+            }
+            let familyField = try fields.required("family")
+            let family = try familyField.string()
+            guard DeviceGroup.families.contains(family) else {
+                throw familyField.fail("unknown family '\(family)' (known: \(DeviceGroup.families.joined(separator: ", ")))")
+            }
+            devices.append(DeviceGroup(
+                name: name, network: network, gateway: gatewayName, family: family,
+                count: try fields["count"]?.int(in: 1...1000) ?? 1,
+                version: try fields["version"]?.string(),
+                interval: try fields["interval"]?.duration() ?? 5))
+        }
+        return devices
+    }
+}

@@ -1,0 +1,191 @@
+import ArgumentParser
+import Foundation
+import OTAMeshLab
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `otamesh lab`: many gateways on one machine, each in its own network namespace (see docs/lab.md).
+struct LabCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lab",
+        abstract: "Run a topology of gateways, devices and an origin in network namespaces (root only).",
+        discussion: "Topologies are YAML files (Topologies/*.yaml; schema in docs/lab.md). Nothing touches the host's own network.",
+        subcommands: subcommands)
+
+    /// The lab's subcommands; `lab simulate` joins this list.
+    static let subcommands: [any ParsableCommand.Type] = [Up.self, Run.self, Down.self]
+
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring a topology up and keep it up until Ctrl-C or SIGTERM, then tear it down.")
+
+        @OptionGroup var lab: LabOptionsGroup
+
+        @Option(name: .customLong("for"), help: "Tear down after this long at the latest: 30m, 12h (default 7d).")
+        var duration: String = "7d"
+
+        func validate() throws {
+            guard let seconds = LabDuration.seconds(duration), seconds > 0 else { throw ValidationError("--for expects a duration like 30m or 12h") }
+        }
+
+        func run() async throws {
+            let (topology, binaries, options, stop) = try lab.prepare()
+            let limit = LabDuration.seconds(duration) ?? 604_800
+            let status = await LabThread.run { () -> Int32 in
+                let runner: LabRunner
+                do {
+                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
+                    try runner.up()
+                } catch {
+                    Output.err("otamesh lab up: \(error)")
+                    return 1
+                }
+                for line in runner.directory { Output.out(line) }
+                Output.out("lab \(topology.name) is up (Ctrl-C or SIGTERM tears it down)")
+                runner.hold(limit: limit)
+                runner.tearDown()
+                return 0
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring a topology up, run its scenario, print a summary and tear down (exit 0 only if every step passed).")
+
+        @OptionGroup var lab: LabOptionsGroup
+
+        @Option(help: "Give the scenario at most this long: seconds, or 10m, 1h.")
+        var timeout: String = "600"
+
+        func validate() throws {
+            guard let seconds = LabDuration.seconds(timeout), seconds > 0 else { throw ValidationError("--timeout expects seconds or a duration like 10m") }
+        }
+
+        func run() async throws {
+            let (topology, binaries, options, stop) = try lab.prepare()
+            let limit = LabDuration.seconds(timeout) ?? 600
+            guard !topology.scenario.isEmpty else {
+                Output.err("otamesh lab run: \(topology.source) has no scenario")
+                throw ExitCode(2)
+            }
+            let status = await LabThread.run { () -> Int32 in
+                let runner: LabRunner
+                do {
+                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
+                    try runner.up()
+                } catch {
+                    Output.err("otamesh lab run: \(error)")
+                    return 1
+                }
+                let report = runner.runScenario(timeout: limit)
+                runner.tearDown()
+                return report.passed ? 0 : 1
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Down: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove what a lab left behind: its runner, processes in its namespaces, the namespaces.")
+
+        @Argument(help: "The topology YAML file whose lab to remove.")
+        var topology: String?
+
+        @Flag(help: "Remove every lab (every namespace named otl-…).")
+        var all = false
+
+        @Option(help: "The lab's state directory (default /tmp/otamesh-lab/NAME).")
+        var state: String?
+
+        func validate() throws {
+            guard (topology != nil) != all else { throw ValidationError("give a topology file or --all") }
+        }
+
+        func run() async throws {
+            try LabOptionsGroup.requireRoot()
+            let prefix: String
+            var roots: [String] = state.map { [$0] } ?? []
+            if let path = topology {
+                let loaded = try LabOptionsGroup.load(path)
+                prefix = (try? LabLayout(loaded).prefix) ?? LabLayout.namespacePrefix
+                if state == nil { roots.append(LabPaths.defaultRoot(for: loaded)) }
+            } else {
+                prefix = LabLayout.namespacePrefix
+                let parent = LabPaths.defaultParent
+                roots += ((try? FileManager.default.contentsOfDirectory(atPath: parent)) ?? []).map { "\(parent)/\($0)" }
+            }
+            let summary = LabCleanup.down(prefix: prefix, stateRoots: roots, output: { Output.out($0) })
+            if summary.namespacesRemoved.isEmpty && summary.runnersStopped == 0 {
+                Output.out("nothing to clean up (no \(prefix)* namespaces, no running lab)")
+            } else {
+                Output.out("cleaned up: \(summary.runnersStopped) runners stopped, \(summary.processesKilled) processes killed, "
+                           + "\(summary.namespacesRemoved.count) namespaces removed")
+            }
+        }
+    }
+}
+
+/// What `lab up` and `lab run` share: the topology, the state directory and the checks before starting.
+struct LabOptionsGroup: ParsableArguments {
+    @Argument(help: "The topology YAML file (see Topologies/).")
+    var topology: String
+
+    @Option(help: "State directory: logs, data, the run record (default /tmp/otamesh-lab/NAME).")
+    var state: String?
+
+    @Flag(help: "Print every command the lab runs.")
+    var verbose = false
+
+    /// Until the agent has the mesh flags: start gateways without gossip, keyring, discovery and joins.
+    @Flag(name: .customLong("without-mesh"), help: ArgumentHelp(visibility: .hidden))
+    var withoutMesh = false
+
+    static func requireRoot() throws {
+        guard geteuid() == 0 else {
+            Output.err("otamesh lab: must run as root (it creates network namespaces, veths and bridges)")
+            throw ExitCode(2)
+        }
+    }
+
+    static func load(_ path: String) throws -> Topology {
+        do { return try TopologyFile.load(path: path) } catch {
+            Output.err("otamesh lab: \(error)")
+            throw ExitCode(2)
+        }
+    }
+
+    /// Root check, topology, binaries (this executable and otamesh-devicesim next to it), and
+    /// the signal handling that turns Ctrl-C/SIGTERM into a teardown.
+    func prepare() throws -> (Topology, LabBinaries, LabOptions, StopSignal) {
+        try Self.requireRoot()
+        let topology = try Self.load(self.topology)
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let directory = (executable as NSString).deletingLastPathComponent
+        let binaries = LabBinaries(otamesh: executable, devicesim: "\(directory)/otamesh-devicesim")
+        guard FileManager.default.isExecutableFile(atPath: binaries.devicesim) else {
+            Output.err("otamesh lab: \(binaries.devicesim) is missing (build it: swift build --product otamesh-devicesim)")
+            throw ExitCode(2)
+        }
+        let root = state.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? LabPaths.defaultRoot(for: topology)
+        let stop = StopSignal()
+        stop.install()
+        return (topology, binaries, LabOptions(stateRoot: root, mesh: !withoutMesh, verbose: verbose), stop)
+    }
+}
+
+/// Runs the lab on a thread of its own: the lab's children get a parent-death signal tied to
+/// the thread that started them, so that thread must live until teardown is done.
+enum LabThread {
+    static func run(_ body: @escaping @Sendable () -> Int32) async -> Int32 {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.name = "otamesh-lab"
+            thread.start()
+        }
+    }
+}

@@ -1,0 +1,200 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `otamesh lab up` for real (root only): two gateways and an origin in network namespaces,
+/// without the mesh flags the agent does not have yet. Checks isolation, the per-namespace
+/// daemons, the upstream fetch, and that teardown — by SIGTERM, and by `lab down` after the
+/// runner was SIGKILLed — leaves no namespace and no process behind.
+@Suite("lab", .serialized)
+struct LabTests {
+    static let fixture = "\(Binaries.packageRoot.path)/Tests/Fixtures/esp/esp32.bin"
+    static let namespaces = ["otl-it-sw", "otl-it-or", "otl-it-g1", "otl-it-g2", "otl-it-d2"]
+
+    static func topology() -> String {
+        """
+        name: lab-itest
+        short: it
+        networks:
+          backbone: { subnet: 10.77.0.0/24 }
+          uplink: { subnet: 10.77.100.0/24 }
+          floor: { subnet: 10.77.1.0/24, rate: 10mbit, delay: 5ms, loss: 1 }
+        origin:
+          network: uplink
+          releases:
+            - { path: esp32/app/1.0.0.bin, image: \(fixture) }
+        gateways:
+          itgw1: { networks: [backbone, uplink], upstream: true }
+          itgw2: { networks: [backbone, floor] }
+        devices:
+          - { name: itdev, network: floor, gateway: itgw2, family: esp32-httpupdate }
+        """
+    }
+
+    /// Why this machine cannot run the test, or nil.
+    static func missingPrerequisite() -> String? {
+        guard TestEnvironment.isRoot else { return "not root" }
+        for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/sbin/nft", "/usr/bin/dbus-daemon", "/usr/sbin/avahi-daemon", "/usr/bin/avahi-browse",
+                     "/usr/bin/curl", "/usr/bin/setpriv", "/usr/bin/unshare"]
+        where !FileManager.default.isExecutableFile(atPath: tool) {
+            return "\(tool) is missing (make deps)"
+        }
+        return FileManager.default.isExecutableFile(atPath: Binaries.devicesim) ? nil : "\(Binaries.devicesim) is not built"
+    }
+
+    static func sh(_ argv: [String], timeout: Double = 20) -> (Int32, String) {
+        guard let (status, out, err) = try? runProgram("/usr/bin/env", argv, timeout: timeout) else { return (-1, "") }
+        return (status, out + err)
+    }
+
+    static func labNamespaces() -> [String] {
+        sh(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
+            .filter { $0.hasPrefix("otl-it-") }
+    }
+
+    static func pids(in namespaces: [String]) -> [Int32] {
+        namespaces.flatMap { sh(["ip", "netns", "pids", $0]).1.split(whereSeparator: \.isWhitespace).compactMap { Int32($0) } }
+    }
+
+    /// Alive and not a zombie.
+    static func alive(_ pid: Int32) -> Bool {
+        guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        return !stat[close...].hasPrefix(") Z")
+    }
+
+    /// Processes whose command line mentions the lab's state directory.
+    static func processes(mentioning state: String) -> [String] {
+        listing("/proc").filter { Int32($0) != nil && Int32($0) != getpid() }.compactMap { pid in
+            guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline"), alive(Int32(pid)!) else { return nil }
+            let line = String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\0", with: " ")
+            return line.contains(state) ? "\(pid): \(line)" : nil
+        }
+    }
+
+    static func up(_ topology: String, state: String) throws -> Child {
+        let runner = try Child(Binaries.otamesh, ["lab", "up", topology, "--state", state, "--without-mesh"])
+        let ready = waitUntil(timeout: 240) { runner.stdout.text.contains("is up (Ctrl-C") || !runner.process.isRunning }
+        #expect(ready && runner.process.isRunning, "lab up: \(runner.stdout.text)\n\(runner.stderr.text)")
+        return runner
+    }
+
+    @Test("two gateways and an origin in namespaces; torn down by SIGTERM and by lab down after a crash")
+    func lab() throws {
+        if let reason = Self.missingPrerequisite() {
+            print("skipping the lab integration test: \(reason)")
+            return
+        }
+        let dir = try TemporaryDirectory()
+        let topology = dir.file("itest.yaml")
+        try Self.topology().write(toFile: topology, atomically: true, encoding: .utf8)
+        let state = dir.file("state")
+        _ = Self.sh([Binaries.otamesh, "lab", "down", topology, "--state", state], timeout: 120)
+        #expect(Self.labNamespaces().isEmpty)
+        let hostLinks = Self.sh(["ip", "-o", "link", "show"]).1.split(separator: "\n").map { $0.split(separator: ":").dropFirst().first ?? "" }
+
+        let runner = try Self.up(topology, state: state)
+        defer {
+            runner.signal(SIGKILL)
+            runner.wait(timeout: 30)
+            _ = Self.sh([Binaries.otamesh, "lab", "down", topology, "--state", state], timeout: 120)
+        }
+        let out = runner.stdout.text
+        #expect(out.contains("link shaping: "))
+        // Shaping sits on the switch's ports: tbf + an nftables loss table, or netem.
+        let qdiscs = Self.sh(["tc", "-n", "otl-it-sw", "qdisc", "show"]).1
+        if out.contains("link shaping: tbf") {
+            #expect(qdiscs.contains("tbf") && out.contains("warning: network floor: delay 5ms is not applied"))
+            #expect(Self.sh(["ip", "netns", "exec", "otl-it-sw", "nft", "list", "tables"]).1.contains("netdev otlab_loss_2"))
+        } else {
+            #expect(qdiscs.contains("netem"))
+        }
+        #expect(Set(Self.labNamespaces()) == Set(Self.namespaces))
+        // Nothing new in the host's namespace, and no lab namespace has a route off its subnets.
+        let linksNow = Self.sh(["ip", "-o", "link", "show"]).1.split(separator: "\n").map { $0.split(separator: ":").dropFirst().first ?? "" }
+        #expect(linksNow == hostLinks)
+        for namespace in Self.namespaces {
+            #expect(Self.sh(["ip", "-n", namespace, "route", "show", "default"]).1.isEmpty, "\(namespace) has a default route")
+        }
+
+        // Each gateway's admin API answers inside its namespace.
+        for (namespace, name) in [("otl-it-g1", "itgw1"), ("otl-it-g2", "itgw2")] {
+            let (status, body) = Self.sh(["ip", "netns", "exec", namespace, "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/healthz"])
+            #expect(status == 0 && body.contains("\"node\":\"\(name)\"") && body.contains("\"ok\""), "\(namespace): \(body)")
+        }
+        // The upstream gateway fetched the release from the origin.
+        let digest = sha256Hex(try Data(contentsOf: URL(fileURLWithPath: Self.fixture)))
+        #expect(waitUntil(timeout: 60) {
+            Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
+        }, "itgw1 did not fetch the release: \(Self.sh(["tail", "-5", "\(state)/logs/itgw1.log"]).1)")
+        // Only the upstream gateway reaches the origin.
+        let origin = "http://10.77.100.1:8080/metadata/1.root.json"
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "2", origin]).0 == 0)
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "2", origin]).0 != 0)
+        // The device segment reaches its gateway and nothing else.
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-d2", "curl", "-s", "--max-time", "3", "-o", "/dev/null", "http://10.77.1.12:8070/"]).0 == 0)
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-d2", "curl", "-s", "--max-time", "2", "http://10.77.0.11:8071/"]).0 != 0)
+
+        // An avahi-daemon on its own bus in each gateway namespace; each sees the other's host.
+        for (namespace, own, other) in [("otl-it-g1", "itgw1", "itgw2"), ("otl-it-g2", "itgw2", "itgw1")] {
+            let comms = Self.pids(in: [namespace]).compactMap { try? String(contentsOfFile: "/proc/\($0)/comm", encoding: .utf8) }
+            #expect(comms.contains("avahi-daemon\n") && comms.contains("dbus-daemon\n"), "\(namespace): \(comms)")
+            let bus = "DBUS_SYSTEM_BUS_ADDRESS=unix:path=\(state)/gw/\(own)/bus"
+            var seen = ""
+            let found = waitUntil(timeout: 30) {
+                seen = Self.sh(["ip", "netns", "exec", namespace, "env", bus, "avahi-browse", "-atp"], timeout: 10).1
+                return seen.contains(other)
+            }
+            #expect(found, "\(namespace) avahi-browse: \(seen)")
+        }
+
+        // A second run of the same lab is refused and leaves this one alone.
+        let second = Self.sh([Binaries.otamesh, "lab", "up", topology, "--state", dir.file("state2"), "--without-mesh"], timeout: 60)
+        #expect(second.0 == 1 && second.1.contains("namespaces of this lab exist already"), "\(second.1)")
+        #expect(Set(Self.labNamespaces()) == Set(Self.namespaces))
+        #expect(Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/healthz"]).0 == 0)
+
+        // SIGTERM: the runner tears everything down and exits 0.
+        let labPids = Self.pids(in: Self.namespaces)
+        #expect(labPids.count >= 8)
+        runner.signal(SIGTERM)
+        #expect(runner.wait(timeout: 90) == 0, "\(runner.stdout.text)\n\(runner.stderr.text)")
+        #expect(runner.stdout.text.contains("torn down"))
+        #expect(Self.labNamespaces().isEmpty)
+        #expect(labPids.filter(Self.alive).isEmpty)
+        #expect(Self.processes(mentioning: state).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "\(state)/lab.json"))
+
+        // A crashed runner: its children die with it, the namespaces stay until `lab down`.
+        let crashed = try Self.up(topology, state: state)
+        let crashedPids = Self.pids(in: Self.namespaces)
+        crashed.signal(SIGKILL)
+        crashed.wait(timeout: 30)
+        #expect(waitUntil(timeout: 15) { crashedPids.filter(Self.alive).isEmpty }, "children outlived the runner")
+        #expect(!Self.labNamespaces().isEmpty)
+        #expect(FileManager.default.fileExists(atPath: "\(state)/lab.json"))
+        let (status, output) = Self.sh([Binaries.otamesh, "lab", "down", topology, "--state", state], timeout: 120)
+        #expect(status == 0 && output.contains("namespaces removed"), "\(output)")
+        #expect(Self.labNamespaces().isEmpty)
+        #expect(Self.processes(mentioning: state).isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "\(state)/lab.json"))
+    }
+
+    @Test("lab refuses to run without root, and rejects a bad topology with its key")
+    func refusals() throws {
+        let dir = try TemporaryDirectory()
+        let bad = dir.file("bad.yaml")
+        try "name: bad\nnetworks: { n1: { subnet: 10.77.0.0/24, colour: blue } }\ngateways: { g: { networks: [n1] } }\n"
+            .write(toFile: bad, atomically: true, encoding: .utf8)
+        let (status, _, errors) = try run(["lab", "up", bad])
+        #expect(status == 2)
+        if TestEnvironment.isRoot {
+            #expect(errors.contains("bad.yaml:2: networks.n1.colour: unknown key 'colour'"), "\(errors)")
+        } else {
+            #expect(errors.contains("must run as root"))
+        }
+    }
+}
