@@ -147,19 +147,10 @@ public final class LabRunner {
 
     /// The site keyring every gateway shares. Written here until `otamesh keys site-keyring
     /// --out FILE --site SITE` exists; then this becomes one shell.run of that command.
+    /// The site keyring every gateway of the lab shares, made by `otamesh keys site-keyring`.
     func createSiteKeyring(at path: String, site: String) throws(LabError) {
-        var generator = SystemRandomNumberGenerator()
-        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let json: [String: Any] = ["site": site, "keys": [Data(key).base64EncodedString()]]
-        guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else {
-            throw LabError.state("cannot encode the site keyring")
-        }
         unlink(path)
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard descriptor >= 0 else { throw LabError.state("cannot create \(path): \(String(cString: strerror(errno)))") }
-        let written = data.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
-        close(descriptor)
-        guard written == data.count else { throw LabError.state("cannot write \(path)") }
+        try shell.run(launches.siteKeyring(at: path, site: site))
     }
 
     func startOrigin() throws(LabError) {

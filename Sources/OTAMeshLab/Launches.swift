@@ -62,6 +62,11 @@ public struct Launches: Sendable {
         return "http://\(address):\(origin.port)"
     }
 
+    /// Creates the lab's site keyring (runs in the host namespace: it only writes a file).
+    public func siteKeyring(at path: String, site: String) -> Invocation {
+        Invocation([binaries.otamesh, "keys", "site-keyring", "--out", path, "--site", site])
+    }
+
     /// Builds the TUF repository with otamesh itself, in the origin's namespace: init, one add
     /// per release (ESP32 images made by otamesh-devicesim first), publish into the served site.
     public var originBuild: [Invocation] {

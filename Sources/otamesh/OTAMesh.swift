@@ -11,12 +11,8 @@ struct OTAMesh: AsyncParsableCommand {
             """,
         subcommands: [
             AgentCommand.self, ImageCommand.self, ImagesCommand.self, CacheCommand.self, ReleaseCommand.self,
-<<<<<<< HEAD
             ExportCommand.self, ImportCommand.self, KeysCommand.self, TUFCommand.self, DeviceCommand.self, DevicesCommand.self, MembersCommand.self,
-=======
-            ExportCommand.self, ImportCommand.self, KeysCommand.self, TUFCommand.self, DeviceCommand.self, DevicesCommand.self,
             LabCommand.self,
->>>>>>> lab
         ]
     )
 }
