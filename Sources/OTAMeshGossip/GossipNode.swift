@@ -21,6 +21,14 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// Records that were news, since the last ``takeRecordChanges()``.
     var changes: [ReplicatedRecords.Record] = []
     var nextPushPullAt: Double?
+    /// Members seen failed, kept past SWIM's reap for reconnect attempts (Serf's failed list).
+    var failed: [String: (address: NodeAddress, since: Double)] = [:]
+    var nextReconnectAt: Double?
+
+    /// How often to try one failed member again, and for how long (Serf ReconnectInterval
+    /// 30 s — 10 s here, so a healed partition rejoins sooner — and ReconnectTimeout 24 h).
+    public static var reconnectInterval: Double { 10 }
+    public static var reconnectTimeout: Double { 86_400 }
 
     /// Most records in one push-pull leg (the stream splits them into packets of 64 messages).
     public static var maxDeltaRecords: Int { 4_096 }
@@ -96,6 +104,28 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
         let scale = n <= 32 ? 1 : (log2(n) - log2(32)).rounded(.up) + 1
         nextPushPullAt = now + swim.settings.pushPullInterval * scale
         return swim.pick(1, excluding: []).first?.address
+    }
+
+    /// A failed member to try a push-pull with now, if one is due. After a partition heals
+    /// neither side probes the other (both think it dead); this is what brings them back.
+    public mutating func dueReconnect(now: Double) -> NodeAddress? {
+        for member in swim.members.values where member.address.name != name {
+            if member.status == .dead {
+                if failed[member.address.name] == nil { failed[member.address.name] = (member.address, now) }
+            } else {
+                failed[member.address.name] = nil
+            }
+        }
+        failed = failed.filter { now - $0.value.since < Self.reconnectTimeout }
+        guard let due = nextReconnectAt else {
+            nextReconnectAt = now + Self.reconnectInterval
+            return nil
+        }
+        guard now >= due else { return nil }
+        nextReconnectAt = now + Self.reconnectInterval
+        guard !failed.isEmpty else { return nil }
+        let names = failed.keys.sorted()
+        return failed[names[Int(UInt64.random(in: 0..<UInt64(names.count), using: &swim.random))]]?.address
     }
 
     /// Leg 1 (initiator): our member states and record digest.

@@ -78,9 +78,9 @@ public struct Launches: Sendable {
             switch release.image {
             case .file(let file):
                 image = file.hasPrefix("/") ? file : "\(topology.baseDirectory)/\(file)"
-            case .made(let chip, let version):
+            case .made(let chip, let version, let size):
                 image = "\(paths.originImages)/\(index)-\(chip)-\(version).bin"
-                commands.append(Invocation(exec + [binaries.devicesim, "make-image", "--chip", chip, "--version", version,
+                commands.append(Invocation(exec + [binaries.devicesim, "make-image", "--chip", chip, "--version", version, "--size", "\(size)",
                                                    "--seed", "\(index + 1)", "-o", image]))
             }
             commands.append(Invocation(exec + [binaries.otamesh, "release", "add", "--repo", paths.originRepository,
@@ -96,7 +96,7 @@ public struct Launches: Sendable {
         return origin.releases.enumerated().map { index, release in
             switch release.image {
             case .file(let file): file.hasPrefix("/") ? file : "\(topology.baseDirectory)/\(file)"
-            case .made(let chip, let version): "\(paths.originImages)/\(index)-\(chip)-\(version).bin"
+            case .made(let chip, let version, _): "\(paths.originImages)/\(index)-\(chip)-\(version).bin"
             }
         }
     }

@@ -70,8 +70,8 @@ public struct Release: Sendable, Equatable {
     public enum Image: Sendable, Equatable {
         /// An image file (relative paths resolve against the topology's directory).
         case file(String)
-        /// An ESP32-family image written by `otamesh-devicesim make-image`.
-        case made(chip: String, version: String)
+        /// An ESP32-family image written by `otamesh-devicesim make-image` (`size` body bytes).
+        case made(chip: String, version: String, size: Int)
     }
 
     /// The TUF target path.

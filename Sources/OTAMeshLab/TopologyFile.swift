@@ -115,10 +115,11 @@ public enum TopologyFile {
             case (let file?, nil):
                 image = .file(try file.string())
             case (nil, let make?):
-                let made = try make.mapping(allowed: ["chip", "version"])
-                image = .made(chip: try made["chip"]?.string() ?? "esp32", version: try made.required("version").string())
+                let made = try make.mapping(allowed: ["chip", "version", "size"])
+                image = .made(chip: try made["chip"]?.string() ?? "esp32", version: try made.required("version").string(),
+                              size: try made["size"]?.int(in: 1...(256 << 20)) ?? 4_096)
             default:
-                throw entry.fail("give exactly one of 'image' (a file) or 'make' ({chip, version})")
+                throw entry.fail("give exactly one of 'image' (a file) or 'make' ({chip, version, size})")
             }
             releases.append(Release(path: path, image: image))
         }

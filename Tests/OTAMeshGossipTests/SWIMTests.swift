@@ -8,8 +8,10 @@ import Testing
 struct SimulatedNetwork {
     var nodes: [String: GossipNode<SplitMix64>] = [:]
     var now = 0.0
-    var inFlight: [(at: Double, to: String, bytes: [UInt8])] = []
+    var inFlight: [(at: Double, from: String, to: String, bytes: [UInt8])] = []
     var down: Set<String> = []
+    /// Nodes in different groups cannot reach each other (empty: no partition).
+    var partition: [Set<String>] = []
     var events: [String: [SWIM<SplitMix64>.Event]] = [:]
     let keyring = try! SiteKeyring(primary: [UInt8](repeating: 7, count: 32))
     let delay = 0.005
@@ -41,7 +43,7 @@ struct SimulatedNetwork {
             let sealed = keyring.seal(try! WireCodec.encode(packet.messages))
             largestPacket = max(largestPacket, sealed.count)
             if loss > 0, Double.random(in: 0..<1, using: &lossRandom) < loss { continue }
-            inFlight.append((now + delay, packet.to.name, sealed))
+            inFlight.append((now + delay, from, packet.to.name, sealed))
         }
     }
 
@@ -53,7 +55,7 @@ struct SimulatedNetwork {
 
     /// A push-pull exchange over a (lossless, instant) stream; none if either end is down.
     mutating func pushPull(from: String, to: String) {
-        guard !down.contains(from), !down.contains(to), var a = nodes[from], var b = nodes[to] else { return }
+        guard !down.contains(from), !down.contains(to), !cut(from, to), var a = nodes[from], var b = nodes[to] else { return }
         let reply = b.answerPushPull(a.pushPullRequest(), now: now)
         b.finishPushPull(a.completePushPull(reply, now: now))
         nodes[from] = a
@@ -66,7 +68,7 @@ struct SimulatedNetwork {
             now += 0.05
             let due = inFlight.filter { $0.at <= now }
             inFlight.removeAll { $0.at <= now }
-            for packet in due where !down.contains(packet.to) {
+            for packet in due where !down.contains(packet.to) && !cut(packet.from, packet.to) {
                 guard case .success(let payload) = keyring.open(packet.bytes), let messages = try? WireCodec.decode(payload),
                     var node = nodes[packet.to] else { continue }
                 let out = node.receive(messages, now: now)
@@ -77,12 +79,17 @@ struct SimulatedNetwork {
                 var node = nodes[name]!
                 let out = node.tick(now: now)
                 events[name, default: []] += node.takeEvents()
-                let peer = node.duePushPull(now: now)
+                let peers = [node.duePushPull(now: now), node.dueReconnect(now: now)].compactMap { $0 }
                 nodes[name] = node
                 send(out, from: name)
-                if let peer { pushPull(from: name, to: peer.name) }
+                for peer in peers { pushPull(from: name, to: peer.name) }
             }
         }
+    }
+
+    func cut(_ a: String, _ b: String) -> Bool {
+        guard let side = partition.firstIndex(where: { $0.contains(a) }) else { return false }
+        return !partition[side].contains(b)
     }
 
     func view(_ name: String) -> [String: SWIMMember.Status] {
@@ -211,5 +218,27 @@ struct SWIMTests {
         net.run(until: 100)  // rumours, then anti-entropy rounds (30 s) fill what loss dropped
         #expect(net.largestPacket <= 1_400, "largest packet \(net.largestPacket) bytes")
         for i in 1...12 { #expect(net.nodes["gw-\(i)"]!.records.records.count == 60, "gw-\(i)") }
+    }
+
+    @Test("after a partition both halves declare the other failed; once healed, reconnects bring everyone back alive")
+    func partitionHeal() {
+        var net = SimulatedNetwork.joined(8)
+        let left = Set((1...4).map { "gw-\($0)" }), right = Set((5...8).map { "gw-\($0)" })
+        net.partition = [left, right]
+        net.run(until: net.now + 60)
+        #expect(net.view("gw-1")["gw-5"] == nil || net.view("gw-1")["gw-5"] == .dead, "\(net.view("gw-1"))")
+        #expect(net.view("gw-6").filter { left.contains($0.key) }.allSatisfy { $0.value == .dead })
+        _ = try! net.nodes["gw-2"]!.put("written-while-apart", [1])
+        net.partition = []
+        let healed = net.now
+        var allAliveAt: Double?
+        while net.now < healed + 60, allAliveAt == nil {
+            net.run(until: net.now + 0.5)
+            let views = (1...8).map { net.view("gw-\($0)") }
+            if views.allSatisfy({ $0.count == 7 && $0.values.allSatisfy { $0 == .alive } }) { allAliveAt = net.now - healed }
+        }
+        #expect(allAliveAt.map { $0 <= 25 } == true, "all alive after \(allAliveAt.map { "\($0)" } ?? "never") s")
+        net.run(until: net.now + 35)  // a push-pull round carries the record across
+        #expect((1...8).allSatisfy { net.nodes["gw-\($0)"]!.records.get("written-while-apart", owner: "gw-2") != nil })
     }
 }

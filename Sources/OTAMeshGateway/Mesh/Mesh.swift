@@ -79,7 +79,10 @@ public final class Mesh: Sendable {
                 let udp = try await DatagramBootstrap(group: group)
                     .channelOption(.socketOption(.so_reuseaddr), value: 1)
                     .bind(host: listen.host, port: bound) { channel in
-                        channel.eventLoop.makeCompletedFuture { try Datagrams(wrappingChannelSynchronously: channel) }
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(DatagramErrors(logger: logger))
+                            return try Datagrams(wrappingChannelSynchronously: channel)
+                        }
                     }
                 let ip = try advertisedIP(listen: listen, configured: advertise)
                 let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
@@ -233,14 +236,14 @@ public final class Mesh: Sendable {
         await withDiscardingTaskGroup { group in
             var ticks = 0
             while !Task.isCancelled {
-                let (packets, events, pushPull) = state.withLockedValue { state in
+                let (packets, events, pushPulls) = state.withLockedValue { state in
                     let now = self.now
                     let packets = state.node.tick(now: now)
-                    return (packets, state.node.takeEvents(), state.node.duePushPull(now: now))
+                    return (packets, state.node.takeEvents(), [state.node.duePushPull(now: now), state.node.dueReconnect(now: now)].compactMap { $0 })
                 }
                 send(packets)
                 for event in events { log(event) }
-                if let peer = pushPull {
+                for peer in pushPulls {
                     group.addTask {
                         guard let address = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: peer.ip), port: Int(peer.port)) else { return }
                         _ = await self.pushPull(with: address)
@@ -550,6 +553,24 @@ public enum MeshError: Error, Sendable, CustomStringConvertible {
         case .stream(let why): "gossip stream: \(why)"
         case .timeout: "gossip stream: timed out"
         }
+    }
+}
+
+/// Keeps the UDP socket alive through send errors: a `sendto` refused by a firewall (EPERM) or
+/// an unreachable route reaches the pipeline as an error, which would otherwise end the async
+/// channel's inbound stream — and with it all gossip. Counted and logged at debug instead.
+final class DatagramErrors: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias InboundOut = AddressedEnvelope<ByteBuffer>
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        Counter(label: "otamesh_gossip_send_failures_total").increment()
+        logger.debug("gossip UDP error (socket kept)", metadata: ["error": "\(error)"])
     }
 }
 
