@@ -73,6 +73,15 @@ let package = Package(
 
         // Shells.
         .target(
+            name: "OTAMeshDiscovery",
+            dependencies: [
+                "CDNSSD",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OTAMeshStore",
             dependencies: [
                 "OTAMeshFirmware",
@@ -182,6 +191,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshGossipTests",
             dependencies: ["OTAMeshGossip", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshDiscoveryTests",
+            dependencies: ["OTAMeshDiscovery", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
