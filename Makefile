@@ -7,7 +7,8 @@ SHELL := /bin/bash
 SWIFT ?= swift
 # System packages the build and tests use (Debian names).
 APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-dev libssl-dev \
-                xz-utils python3 python3-pip util-linux procps curl wget openssl tinyproxy
+                xz-utils python3 python3-pip util-linux procps curl wget openssl tinyproxy \
+                avahi-daemon avahi-utils dbus iproute2
 # Reference tools the tests cross-check against (PyPI), pinned.
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1
 PYTHON ?= python3

@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "otamesh", targets: ["otamesh"]),
         .executable(name: "otamesh-devicesim", targets: ["otamesh-devicesim"]),
         .executable(name: "otamesh-bench", targets: ["OTAMeshBench"]),
+        .executable(name: "otamesh-mdns-probe", targets: ["otamesh-mdns-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -152,6 +153,14 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "otamesh-mdns-probe",
+            dependencies: [
+                "OTAMeshDiscovery",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
         ),
