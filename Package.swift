@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "otamesh", targets: ["otamesh"]),
         .executable(name: "otamesh-devicesim", targets: ["otamesh-devicesim"]),
         .executable(name: "otamesh-bench", targets: ["OTAMeshBench"]),
+        .executable(name: "otamesh-mdns-probe", targets: ["otamesh-mdns-probe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -72,6 +73,15 @@ let package = Package(
         ),
 
         // Shells.
+        .target(
+            name: "OTAMeshDiscovery",
+            dependencies: [
+                "CDNSSD",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "OTAMeshStore",
             dependencies: [
@@ -160,6 +170,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(
+            name: "otamesh-mdns-probe",
+            dependencies: [
+                "OTAMeshDiscovery",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
             name: "OTAMeshBench",
             dependencies: [
                 "OTAMeshFirmware",
@@ -195,6 +213,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshGossipTests",
             dependencies: ["OTAMeshGossip", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshDiscoveryTests",
+            dependencies: ["OTAMeshDiscovery", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

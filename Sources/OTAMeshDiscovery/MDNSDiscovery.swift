@@ -1,0 +1,156 @@
+import Foundation
+import Logging
+
+/// Finds this site's gateways on the LAN with mDNS/DNS-SD through avahi-daemon (Avahi's
+/// dns_sd compat library), and advertises this one.
+///
+/// The C API is driven on a dedicated thread (never a Swift concurrency or NIO thread): it
+/// polls the refs' sockets with a 250 ms timeout, so cancellation is noticed promptly.
+public final class MDNSDiscovery: Sendable {
+    public static let serviceType = "_otamesh._tcp"
+
+    private let advert: DiscoveryAdvert
+    private let logger: Logger
+
+    public init(advert: DiscoveryAdvert, logger: Logger) {
+        self.advert = advert
+        self.logger = logger
+    }
+
+    /// Registers the advert, browses and resolves `_otamesh._tcp`, and calls `onPeer` (on the
+    /// discovery thread) for every peer of the same site: when first seen and whenever its
+    /// advert changes. Other sites and this node are ignored (debug log). Runs until the task
+    /// is cancelled, then withdraws the advert.
+    ///
+    /// Without avahi-daemon (absent, restarting) it logs one warning per outage, retries with
+    /// a backoff of 1 s doubling to 30 s, and logs at info level once it works again.
+    public func run(onPeer: @escaping @Sendable (DiscoveredPeer) -> Void) async {
+        let stop = StopSignal()
+        let advert = advert
+        let logger = logger
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    MDNSDriver(advert: advert, logger: logger, onPeer: onPeer).run(until: stop)
+                    finished.resume()
+                }
+                thread.name = "otamesh-mdns"
+                thread.start()
+            }
+        } onCancel: {
+            stop.signal()
+        }
+    }
+}
+
+/// The discovery thread's loop: open a session, pump it, and on failure wait and reopen.
+struct MDNSDriver {
+    let advert: DiscoveryAdvert
+    let logger: Logger
+    let onPeer: @Sendable (DiscoveredPeer) -> Void
+
+    func run(until stop: StopSignal) {
+        // Avahi's compat library prints a warning to stderr on first use unless this is set.
+        setenv("AVAHI_COMPAT_NOWARN", "1", 0)
+        if let problem = advert.problem {
+            logger.error("mDNS: not advertising this node (browsing only): \(problem)")
+        }
+        var availability = MDNSAvailability()
+        var backoff = DiscoveryBackoff()
+        while !stop.isSignalled {
+            let session = DNSSDSession(advert: advert, logger: logger, onPeer: onPeer)
+            var failure = session.open()
+            if failure == nil {
+                backoff.reset()
+                availability.succeeded(advertising: advert.problem == nil ? advert.instanceName : nil).log(to: logger)
+                failure = session.pump(until: stop)
+            }
+            session.close()
+            guard let failure else { break }
+            let delay = backoff.next()
+            availability.failed(failure, retryIn: delay).log(to: logger)
+            if stop.wait(for: delay) { break }
+        }
+        logger.debug("mDNS: stopped")
+    }
+}
+
+/// What to log as avahi-daemon comes and goes: one warning per outage, one info line when
+/// discovery works (again), debug lines for the retries in between.
+struct MDNSAvailability: Sendable {
+    enum State: Sendable, Equatable { case starting, available, unavailable }
+
+    struct Line: Sendable, Equatable {
+        var level: Logger.Level
+        var message: String
+
+        func log(to logger: Logger) { logger.log(level: level, "\(message)") }
+    }
+
+    private(set) var state = State.starting
+
+    mutating func failed(_ reason: String, retryIn delay: Duration) -> Line {
+        defer { state = .unavailable }
+        if state == .unavailable {
+            return Line(level: .debug, message: "mDNS still unavailable: \(reason); next try in \(delay.seconds) s")
+        }
+        return Line(level: .warning, message: "mDNS unavailable: \(reason); retrying every "
+            + "\(DiscoveryBackoff.initial.seconds) s doubling to \(DiscoveryBackoff.maximum.seconds) s, static join addresses still work")
+    }
+
+    mutating func succeeded(advertising instance: String?) -> Line {
+        defer { state = .available }
+        let what = instance.map { "advertising \"\($0)\" and browsing \(MDNSDiscovery.serviceType)" }
+            ?? "browsing \(MDNSDiscovery.serviceType)"
+        return Line(level: .info, message: state == .unavailable ? "mDNS available again: \(what)" : "mDNS: \(what)")
+    }
+}
+
+/// Retry delays while the daemon is unreachable: 1, 2, 4, … s, capped at 30 s.
+struct DiscoveryBackoff: Sendable, Equatable {
+    static let initial: Duration = .seconds(1)
+    static let maximum: Duration = .seconds(30)
+
+    private var upcoming = initial
+
+    mutating func next() -> Duration {
+        defer { upcoming = min(upcoming * 2, Self.maximum) }
+        return upcoming
+    }
+
+    mutating func reset() { upcoming = Self.initial }
+}
+
+extension Duration {
+    /// Whole seconds, for log lines.
+    fileprivate var seconds: Int64 { components.seconds }
+}
+
+/// Tells the discovery thread to stop, and lets it wait for that with a deadline.
+final class StopSignal: @unchecked Sendable {
+    // @unchecked: `signalled` is only touched with `condition` locked.
+    private let condition = NSCondition()
+    private var signalled = false
+
+    func signal() {
+        condition.lock()
+        signalled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    var isSignalled: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return signalled
+    }
+
+    /// Waits up to `duration`; true if the signal came.
+    func wait(for duration: Duration) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18)
+        condition.lock()
+        defer { condition.unlock() }
+        while !signalled, condition.wait(until: deadline) {}
+        return signalled
+    }
+}
