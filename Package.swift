@@ -109,6 +109,7 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
+                "OTAMeshDiscovery",
                 "OTAMeshStore",
                 "OTAMeshTrust",
                 "OTAMeshTransfer",

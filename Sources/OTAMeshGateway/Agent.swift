@@ -4,6 +4,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import OTAMeshDiscovery
 import OTAMeshStore
 import OTAMeshTransfer
 import Prometheus
@@ -114,6 +115,11 @@ public struct Agent: Sendable {
                 ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
                 : nil
             services.append(MeshService(mesh: bound, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+            if configuration.discoveryMDNS, let httpPort = plain.localAddress?.port {
+                let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: bound.me.port,
+                                             httpPort: UInt16(httpPort), addresses: [bound.me.host])
+                services.append(DiscoveryService(discovery: MDNSDiscovery(advert: advert, logger: logger), mesh: bound, logger: logger))
+            }
         }
         let gossip = mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
         let site = mesh?.view().site

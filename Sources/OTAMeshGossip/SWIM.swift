@@ -219,14 +219,17 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     }
 
     /// Lifeguard's shrinking suspicion timeout: from max down to min as independent
-    /// confirmations arrive (log-scaled, reaching min at `indirectChecks` confirmations). As in
-    /// memberlist, a cluster too small to produce that many confirmers (N − 2 < k) uses min.
+    /// confirmations arrive (log-scaled, reaching min at k confirmations). k is the number of
+    /// members who could confirm, min(indirectChecks, N − 2); with none (two nodes) min applies
+    /// at once. (memberlist uses k = 0 whenever N − 2 < 3, so 3- and 4-node clusters under loss
+    /// declare members dead after 4 s; waiting for the confirmations they can give is sturdier.)
     func suspicionTimeout(confirmations: Int) -> Double {
         let n = Double(max(memberCount, 2))
         let minimum = settings.suspicionMultiplier * max(1, log10(n)) * settings.probeInterval
-        guard memberCount - 2 >= settings.indirectChecks, settings.indirectChecks > 0 else { return minimum }
+        let confirmers = min(settings.indirectChecks, max(0, memberCount - 2))
+        guard confirmers > 0 else { return minimum }
         let maximum = settings.suspicionMaxMultiplier * minimum
-        let k = Double(settings.indirectChecks)
+        let k = Double(confirmers)
         let fraction = log(Double(confirmations) + 1) / log(k + 1)
         return max(minimum, maximum - (maximum - minimum) * min(1, fraction))
     }

@@ -5,10 +5,10 @@ import Testing
 import Glibc
 #endif
 
-/// `otamesh lab up` for real (root only): two gateways and an origin in network namespaces,
-/// without the mesh flags the agent does not have yet. Checks isolation, the per-namespace
-/// daemons, the upstream fetch, and that teardown — by SIGTERM, and by `lab down` after the
-/// runner was SIGKILLed — leaves no namespace and no process behind.
+/// `otamesh lab up|run` for real (root only): gateways, an origin and devices in network
+/// namespaces. Checks isolation, the per-namespace daemons, discovery through Avahi, the
+/// upstream fetch and the peer fetch behind it, teardown — by SIGTERM, and by `lab down` after
+/// the runner was SIGKILLed — and the scenarios of three-floors and mesh-faults.
 @Suite("lab", .serialized)
 struct LabTests {
     static let fixture = "\(Binaries.packageRoot.path)/Tests/Fixtures/esp/esp32.bin"
@@ -50,9 +50,9 @@ struct LabTests {
         return (status, out + err)
     }
 
-    static func labNamespaces() -> [String] {
+    static func labNamespaces(prefix: String = "otl-it-") -> [String] {
         sh(["ip", "netns", "list"]).1.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
-            .filter { $0.hasPrefix("otl-it-") }
+            .filter { $0.hasPrefix(prefix) }
     }
 
     static func pids(in namespaces: [String]) -> [Int32] {
@@ -76,7 +76,7 @@ struct LabTests {
     }
 
     static func up(_ topology: String, state: String) throws -> Child {
-        let runner = try Child(Binaries.otamesh, ["lab", "up", topology, "--state", state, "--without-mesh"])
+        let runner = try Child(Binaries.otamesh, ["lab", "up", topology, "--state", state])
         let ready = waitUntil(timeout: 240) { runner.stdout.text.contains("is up (Ctrl-C") || !runner.process.isRunning }
         #expect(ready && runner.process.isRunning, "lab up: \(runner.stdout.text)\n\(runner.stderr.text)")
         return runner
@@ -130,6 +130,14 @@ struct LabTests {
         #expect(waitUntil(timeout: 60) {
             Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
         }, "itgw1 did not fetch the release: \(Self.sh(["tail", "-5", "\(state)/logs/itgw1.log"]).1)")
+        // itgw2 has no upstream and no static join: it found itgw1 through mDNS (Avahi in both
+        // namespaces) and took the signed metadata and the image from it.
+        #expect(waitUntil(timeout: 60) {
+            Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
+        }, "itgw2 did not get the release from its peer: \(Self.sh(["tail", "-8", "\(state)/logs/itgw2.log"]).1)")
+        let members = Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/members"]).1
+        #expect(members.contains("\"name\":\"itgw1\"") && members.contains("\"status\":\"alive\""), "\(members)")
+        #expect((try? String(contentsOfFile: "\(state)/logs/itgw2.log", encoding: .utf8))?.contains("mDNS: discovered peer") == true)
         // Only the upstream gateway reaches the origin.
         let origin = "http://10.77.100.1:8080/metadata/1.root.json"
         #expect(Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "2", origin]).0 == 0)
@@ -152,7 +160,7 @@ struct LabTests {
         }
 
         // A second run of the same lab is refused and leaves this one alone.
-        let second = Self.sh([Binaries.otamesh, "lab", "up", topology, "--state", dir.file("state2"), "--without-mesh"], timeout: 60)
+        let second = Self.sh([Binaries.otamesh, "lab", "up", topology, "--state", dir.file("state2")], timeout: 60)
         #expect(second.0 == 1 && second.1.contains("namespaces of this lab exist already"), "\(second.1)")
         #expect(Set(Self.labNamespaces()) == Set(Self.namespaces))
         #expect(Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/healthz"]).0 == 0)
@@ -196,5 +204,45 @@ struct LabTests {
         } else {
             #expect(errors.contains("must run as root"))
         }
+    }
+
+    /// Runs `otamesh lab run` on a topology; (exit status, output, state directory).
+    static func labRun(_ topology: String, timeout: Double) throws -> (Int32, String, String, TemporaryDirectory) {
+        let dir = try TemporaryDirectory()
+        let state = dir.file("state")
+        let (status, out, err) = try runProgram(Binaries.otamesh, ["lab", "run", topology, "--state", state, "--timeout", "\(Int(timeout))"],
+                                                 timeout: timeout + 120)
+        return (status, out + err, state, dir)
+    }
+
+    @Test("three-floors: three gateways find each other through mDNS, end with the same images, detect a SIGKILL and rejoin")
+    func threeFloors() throws {
+        if let reason = Self.missingPrerequisite() {
+            print("skipping the three-floors lab: \(reason)")
+            return
+        }
+        let (status, output, state, _) = try Self.labRun("\(Binaries.packageRoot.path)/Topologies/three-floors.yaml", timeout: 300)
+        #expect(status == 0 && output.contains("5/5 steps passed"), "\(output)")
+        let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
+        #expect(gw2.contains("mDNS: discovered peer") && gw2.contains("image fetched from a peer"), "\(gw2.suffix(2_000))")
+        #expect(Self.labNamespaces(prefix: "otl-tf-").isEmpty)
+    }
+
+    @Test("mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges")
+    func meshFaults() throws {
+        if let reason = Self.missingPrerequisite() {
+            print("skipping the mesh-faults lab: \(reason)")
+            return
+        }
+        let (status, output, state, _) = try Self.labRun("\(Binaries.packageRoot.path)/Tests/Fixtures/lab/mesh-faults.yaml", timeout: 600)
+        #expect(status == 0 && output.contains("17/17 steps passed"), "\(output)")
+        // gw2 was killed twice during its 6 MB download; the one that finished resumed.
+        let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
+        let fetched = gw2.split(separator: "\n").filter { $0.contains("image fetched from a peer") }
+        #expect(fetched.count == 1, "\(fetched)")
+        let resumed = fetched.first.flatMap { line in line.split(separator: " ").first { $0.hasPrefix("from=") }.flatMap { Int($0.dropFirst(5)) } }
+        #expect((resumed ?? 0) > 0, "\(fetched)")
+        #expect(gw2.components(separatedBy: "otamesh agent gw2 ready").count - 1 == 3)
+        #expect(Self.labNamespaces(prefix: "otl-mf-").isEmpty)
     }
 }
