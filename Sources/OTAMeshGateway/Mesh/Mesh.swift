@@ -34,7 +34,9 @@ public final class Mesh: Sendable {
 
     public let me: NodeAddress
     let state: NIOLockedValueBox<State>
-    let udp: Datagrams
+    /// The UDP socket in use: reopened if the kernel makes NIO close it (see ``receiveLoop()``).
+    let udp: NIOLockedValueBox<Datagrams>
+    let udpHost: String
     let tcp: NIOAsyncChannel<Stream, Never>
     let group: any EventLoopGroup
     let seeds: [String]
@@ -76,14 +78,7 @@ public final class Mesh: Sendable {
             }
             let bound = tcp.channel.localAddress?.port ?? port
             do {
-                let udp = try await DatagramBootstrap(group: group)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .bind(host: listen.host, port: bound) { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(DatagramErrors(logger: logger))
-                            return try Datagrams(wrappingChannelSynchronously: channel)
-                        }
-                    }
+                let udp = try await bindDatagrams(host: listen.host, port: bound, group: group, logger: logger)
                 let ip = try advertisedIP(listen: listen, configured: advertise)
                 let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
                 return Mesh(me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
@@ -99,10 +94,22 @@ public final class Mesh: Sendable {
         throw lastError ?? MeshError.bind("no port free for both UDP and TCP")
     }
 
+    static func bindDatagrams(host: String, port: Int, group: any EventLoopGroup, logger: Logger) async throws -> Datagrams {
+        try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: host, port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(DatagramErrors(logger: logger))
+                    return try Datagrams(wrappingChannelSynchronously: channel)
+                }
+            }
+    }
+
     init(me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
          seeds: [String], settings: SWIMSettings, group: any EventLoopGroup, logger: Logger) {
         self.me = me
-        self.udp = udp
+        self.udp = NIOLockedValueBox(udp)
+        udpHost = udp.channel.localAddress?.ipAddress ?? "0.0.0.0"
         self.tcp = tcp
         self.seeds = seeds
         self.group = group
@@ -151,19 +158,55 @@ public final class Mesh: Sendable {
     /// push-pulls, joins the static peers; on the way out tells the others it leaves.
     public func run() async {
         do {
-            try await udp.executeThenClose { inbound, _ in
-                try await tcp.executeThenClose { connections in
-                    await withDiscardingTaskGroup { group in
-                        group.addTask { await self.receive(inbound) }
-                        group.addTask { await self.accept(connections) }
-                        group.addTask { await self.timers() }
-                        group.addTask { await self.joinSeeds() }
-                    }
-                    self.leave()
+            try await tcp.executeThenClose { connections in
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await self.receiveLoop() }
+                    group.addTask { await self.accept(connections) }
+                    group.addTask { await self.timers() }
+                    group.addTask { await self.joinSeeds() }
                 }
             }
         } catch {
             logger.error("gossip stopped", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Receives until cancelled (then says goodbye while the socket is still open). NIO closes
+    /// a UDP channel on a send error it does not class as recoverable — a firewall's EPERM, a
+    /// vanished route's ENETUNREACH — which would silence this gateway for good; so a closed
+    /// socket is reopened on the same address, and counted.
+    func receiveLoop() async {
+        var lastWarning: ContinuousClock.Instant?
+        while !Task.isCancelled {
+            let channel = udp.withLockedValue { $0 }
+            do {
+                try await channel.executeThenClose { inbound, _ in
+                    await self.receive(inbound)
+                    if Task.isCancelled { self.leave() }
+                }
+            } catch {
+                logger.debug("gossip UDP socket ended", metadata: ["error": "\(error)"])
+            }
+            guard !Task.isCancelled else { return }
+            Counter(label: "otamesh_gossip_socket_reopens_total").increment()
+            // Under a firewall that refuses every send to one peer this repeats: warn once a minute.
+            if lastWarning.map({ clock.now - $0 > .seconds(60) }) ?? true {
+                lastWarning = clock.now
+                logger.warning("gossip UDP socket closed by the system (a send refused: firewall or no route?); reopening",
+                               metadata: ["address": "\(udpHost):\(me.port)"])
+            }
+            var delay = 0.1
+            while !Task.isCancelled {
+                do {
+                    let fresh = try await Self.bindDatagrams(host: udpHost, port: Int(me.port), group: group, logger: logger)
+                    udp.withLockedValue { $0 = fresh }
+                    break
+                } catch {
+                    logger.debug("gossip UDP socket not reopened yet", metadata: ["error": "\(error)"])
+                    try? await Task.sleep(for: .milliseconds(Int64(delay * 1_000)))
+                    delay = min(delay * 2, 5)
+                }
+            }
         }
     }
 
@@ -221,7 +264,7 @@ public final class Mesh: Sendable {
             do {
                 let bytes = try seal(packet.messages)
                 let address = try SocketAddress(packedIPAddress: ByteBuffer(bytes: packet.to.ip), port: Int(packet.to.port))
-                udp.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)), promise: nil)
+                udp.withLockedValue { $0 }.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)), promise: nil)
                 sent.increment()
                 sentBytes.increment(by: bytes.count)
             } catch {
