@@ -10,7 +10,7 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
                 xz-utils python3 python3-pip util-linux procps curl wget openssl tinyproxy \
                 iproute2 nftables dbus avahi-daemon avahi-utils
 # Reference tools the tests cross-check against (PyPI), pinned.
-PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1
+PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PYTHON ?= python3
 
 .PHONY: run test build release bench bench-gossip deps deps-apt deps-pip clean

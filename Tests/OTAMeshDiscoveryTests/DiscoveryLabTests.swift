@@ -75,6 +75,22 @@ struct DiscoveryLabTests {
         }
         #expect(resolved.contains { $0.contains("\"id=gw-c\"") && $0.contains("\"site=\(DiscoveryAdvert.siteHash(of: "another-site"))\"") })
         #expect(!listing.contains(Self.site), "the site ID itself is never advertised")
+
+        // python-zeroconf, an mDNS stack that is not Avahi, resolves the same adverts.
+        let script = "\(AvahiLab.packageRoot)/Tests/Fixtures/lab/zeroconf-browse.py"
+        let (zstatus, zout, zerr) = try lab.run(on: "C", ["python3", script, "10.250.0.13", "15", "3"], timeout: 40)
+        if zerr.contains("No module named 'zeroconf'") {
+            print("skipped: python-zeroconf cross-check: zeroconf is not installed (make deps)")
+            return
+        }
+        #expect(zstatus == 0, "\(zerr)")
+        let browsed = (try? JSONSerialization.jsonObject(with: Data(zout.utf8))) as? [String: [String: Any]] ?? [:]
+        for (node, address, gossip) in [("gw-a", "10.250.0.11", 7946), ("gw-b", "10.250.0.12", 7947)] {
+            let entry = browsed.first { $0.key.hasPrefix("\(node).") }?.value
+            let txt = entry?["txt"] as? [String: String]
+            #expect(entry?["port"] as? Int == gossip && txt?["id"] == node && txt?["addr"] == address && txt?["site"] == Self.siteHash,
+                    "\(node) in \(zout) \(zerr)")
+        }
     }
 
     @Test("avahi-daemon stopped (TERM) or crashing (KILL) under a running node: one warning, then rediscovery",
