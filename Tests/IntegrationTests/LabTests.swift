@@ -221,11 +221,12 @@ struct LabTests {
             print("skipping the three-floors lab: \(reason)")
             return
         }
-        let (status, output, state, _) = try Self.labRun("\(Binaries.packageRoot.path)/Topologies/three-floors.yaml", timeout: 300)
+        let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Topologies/three-floors.yaml", timeout: 300)
         #expect(status == 0 && output.contains("5/5 steps passed"), "\(output)")
         let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
         #expect(gw2.contains("mDNS: discovered peer") && gw2.contains("image fetched from a peer"), "\(gw2.suffix(2_000))")
         #expect(Self.labNamespaces(prefix: "otl-tf-").isEmpty)
+        withExtendedLifetime(directory) {}
     }
 
     @Test("mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges")
@@ -234,7 +235,7 @@ struct LabTests {
             print("skipping the mesh-faults lab: \(reason)")
             return
         }
-        let (status, output, state, _) = try Self.labRun("\(Binaries.packageRoot.path)/Tests/Fixtures/lab/mesh-faults.yaml", timeout: 600)
+        let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Tests/Fixtures/lab/mesh-faults.yaml", timeout: 600)
         #expect(status == 0 && output.contains("17/17 steps passed"), "\(output)")
         // gw2 was killed twice during its 6 MB download; the one that finished resumed.
         let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
@@ -244,5 +245,6 @@ struct LabTests {
         #expect((resumed ?? 0) > 0, "\(fetched)")
         #expect(gw2.components(separatedBy: "otamesh agent gw2 ready").count - 1 == 3)
         #expect(Self.labNamespaces(prefix: "otl-mf-").isEmpty)
+        withExtendedLifetime(directory) {}
     }
 }

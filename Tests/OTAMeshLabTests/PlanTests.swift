@@ -171,7 +171,7 @@ struct PlanTests {
             exec + ["/opt/bin/otamesh", "release", "init", "--repo", "\(root)/origin/repo"],
             exec + ["/opt/bin/otamesh", "release", "add", "--repo", "\(root)/origin/repo", "--path", "esp32/app/1.0.0.bin",
                     "\(topologiesDirectory)/../Tests/Fixtures/esp/esp32.bin"],
-            exec + ["/opt/bin/otamesh-devicesim", "make-image", "--chip", "esp32", "--version", "2.0.0", "--seed", "2",
+            exec + ["/opt/bin/otamesh-devicesim", "make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "4096", "--seed", "2",
                     "-o", "\(root)/origin/images/1-esp32-2.0.0.bin"],
             exec + ["/opt/bin/otamesh", "release", "add", "--repo", "\(root)/origin/repo", "--path", "esp32/app/2.0.0.bin",
                     "\(root)/origin/images/1-esp32-2.0.0.bin"],
