@@ -147,9 +147,11 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// the dead, reaps them. Call it at least every `probeTimeout / 2`.
     public mutating func tick(now: Double) -> [Outbound] {
         var out: [Outbound] = []
-        // Indirect probes we relay that got no answer: nack the requester.
-        for (ours, relay) in relayed where now >= relay.deadline {
-            relayed[ours] = nil
+        // Indirect probes we relay that got no answer: nack the requester. Expired entries are
+        // taken in key order, never in the dictionary's (per-process, hash-seeded) order, so the
+        // same inputs and generator give the same packets in the same order in every process.
+        for ours in relayed.filter({ now >= $0.value.deadline }).keys.sorted() {
+            guard let relay = relayed.removeValue(forKey: ours) else { continue }
             out.append(Outbound(to: relay.requester, messages: [.nack(sequence: relay.sequence, from: me)]))
         }
         if var current = probe {
@@ -186,8 +188,9 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             nextProbeAt = now + settings.probeInterval * scale
             out.append(Outbound(to: target.address, messages: packet([.ping(sequence: sequence, target: target.address, source: me)])))
         }
-        // Suspicions whose (shrinking) timeout passed: dead.
-        for (name, suspicion) in suspicions where now >= suspicion.start + suspicionTimeout(confirmations: suspicion.confirmations.count) {
+        // Suspicions whose (shrinking) timeout passed: dead. In name order, for the same reason.
+        let expired = suspicions.filter { now >= $0.value.start + suspicionTimeout(confirmations: $0.value.confirmations.count) }
+        for name in expired.keys.sorted() {
             suspicions[name] = nil
             if var member = members[name], member.status == .suspect {
                 member.status = .dead
