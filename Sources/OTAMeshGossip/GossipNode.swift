@@ -25,8 +25,11 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// Most records in one push-pull leg (the stream splits them into packets of 64 messages).
     public static var maxDeltaRecords: Int { 4_096 }
 
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random) {
-        swim = SWIM(me: me, metadata: metadata, settings: settings, random: random)
+    /// A node that joins through seeds, or one that starts from a shared converged view of the
+    /// cluster (see ``SWIM/init(me:metadata:settings:random:membership:)``).
+    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+                membership: SWIMMembership? = nil) {
+        swim = SWIM(me: me, metadata: metadata, settings: settings, random: random, membership: membership)
         records = ReplicatedRecords(owner: me.name)
     }
 
@@ -79,7 +82,7 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
             return nil
         }
         guard now >= due else { return nil }
-        let n = Double(swim.others.count + 1)
+        let n = Double(swim.members.count + 1)
         let scale = n <= 32 ? 1 : (log2(n) - log2(32)).rounded(.up) + 1
         nextPushPullAt = now + swim.settings.pushPullInterval * scale
         return swim.pick(1, excluding: []).first?.address

@@ -48,6 +48,14 @@ public struct SWIMMember: Sendable, Equatable {
     public var metadata: [UInt8]
     /// When the status last changed (seconds).
     public var since: Double
+
+    public init(address: NodeAddress, incarnation: UInt64, status: Status, metadata: [UInt8], since: Double) {
+        self.address = address
+        self.incarnation = incarnation
+        self.status = status
+        self.metadata = metadata
+        self.since = since
+    }
 }
 
 public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
@@ -68,14 +76,16 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     public private(set) var me: NodeAddress
     public private(set) var incarnation: UInt64 = 0
     public private(set) var metadata: [UInt8]
-    public private(set) var members: [String: SWIMMember] = [:]
+    /// Every other member this node knows (never this node itself).
+    public private(set) var members: SWIMMemberTable
     /// 0 = healthy; each missed nack raises it (Lifeguard), each good probe lowers it.
     public private(set) var awareness = 0
     public private(set) var events: [Event] = []
 
     var random: Random
     var sequence: UInt32 = 0
-    var probeOrder: [String] = []
+    /// The current probe round: slots of ``members`` in random order.
+    var probeOrder = LazyShuffle()
     var nextProbeAt = 0.0
     var nextGossipAt = 0.0
     var probe: Probe?
@@ -105,12 +115,24 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         var transmits: Int
     }
 
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random) {
+    /// A node that knows nobody yet (it joins through seeds) or, given `membership`, a node that
+    /// starts from that shared view of the cluster. If the view lists this node it is taken as
+    /// converged: this node keeps the listed incarnation and announces nothing (unless its
+    /// metadata differs), as if it had been a member all along.
+    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+                membership: SWIMMembership? = nil) {
         self.me = me
         self.metadata = metadata
         self.settings = settings
         self.random = random
-        enqueue(.alive(node: me, incarnation: 0, metadata: metadata), about: me.name)
+        members = SWIMMemberTable(base: membership)
+        if let listed = members[me.name] {
+            members[me.name] = nil
+            incarnation = listed.incarnation
+            if listed.metadata != metadata { updateMetadata(metadata) }
+        } else {
+            enqueue(.alive(node: me, incarnation: 0, metadata: metadata), about: me.name)
+        }
     }
 
     /// Members other than this node, by name.
@@ -140,7 +162,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     // MARK: Time
 
-    var memberCount: Int { members.values.filter { $0.status != .dead }.count + 1 }
+    var memberCount: Int { members.liveCount + 1 }
     var scale: Double { Double(1 + awareness) }
 
     /// Advances timers: starts probes, escalates to indirect probes, raises suspicion, declares
@@ -201,7 +223,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             }
         }
         // Forget the long dead.
-        for (name, member) in members where member.status == .dead && now >= member.since + settings.reapTimeout {
+        for name in members.deadNames where members[name].map({ now >= $0.since + settings.reapTimeout }) ?? true {
             members[name] = nil
         }
         return out
@@ -236,22 +258,40 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     mutating func nextTarget() -> SWIMMember? {
         for _ in 0..<2 {
-            while let name = probeOrder.popLast() {
-                if let member = members[name], member.status != .dead, name != me.name { return member }
+            while let slot = probeOrder.next(using: &random) {
+                if let member = members.member(inSlot: slot), member.status != .dead, member.address.name != me.name { return member }
             }
             // A new round: every live member once, in random order (SWIM's round-robin).
-            probeOrder = members.values.filter { $0.status != .dead && $0.address.name != me.name }.map(\.address.name).sorted()
-            probeOrder.shuffle(using: &random)
+            probeOrder = LazyShuffle(count: members.slotCount)
         }
         return nil
     }
 
-    /// Up to `count` random members whose status is at most `including` (alive < suspect < dead).
+    /// Up to `count` distinct random members whose status is at most `including`
+    /// (alive < suspect < dead), uniformly: random slots are drawn and ineligible ones skipped,
+    /// which costs O(count) while most members are eligible (nearly always); if the draws run
+    /// out, the rest come from a shuffle of every eligible member.
     mutating func pick(_ count: Int, excluding: Set<String>, including: SWIMMember.Status = .alive) -> [SWIMMember] {
-        var candidates = members.values.filter { $0.status <= including && !excluding.contains($0.address.name) && $0.address.name != me.name }
-            .sorted { $0.address.name < $1.address.name }
-        candidates.shuffle(using: &random)
-        return Array(candidates.prefix(count))
+        let slots = members.slotCount
+        guard count > 0, slots > 0 else { return [] }
+        let me = me.name
+        func eligible(_ member: SWIMMember) -> Bool {
+            member.status <= including && member.address.name != me && !excluding.contains(member.address.name)
+        }
+        var chosen: [SWIMMember] = []
+        var taken: Set<Int> = []
+        for _ in 0..<(4 * count + 8) where chosen.count < count {
+            let slot = Int.random(in: 0..<slots, using: &random)
+            guard !taken.contains(slot), let member = members.member(inSlot: slot), eligible(member) else { continue }
+            taken.insert(slot)
+            chosen.append(member)
+        }
+        if chosen.count < count {
+            var rest = (0..<slots).filter { !taken.contains($0) }.compactMap { members.member(inSlot: $0) }.filter(eligible)
+            rest.shuffle(using: &random)
+            chosen += rest.prefix(count - chosen.count)
+        }
+        return chosen
     }
 
     // MARK: Receiving
