@@ -73,19 +73,25 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     // MARK: Push-pull
 
-    /// The member to run a push-pull with now, if one is due: every `pushPullInterval`, scaled
-    /// up for clusters over 32 nodes as memberlist does (×(⌈log2 N − log2 32⌉ + 1)), so the
-    /// total anti-entropy traffic grows slowly with size.
+    /// The member to run a push-pull with now, if one is due: `pushPullInterval` after the
+    /// first call, then every ``pushPullPeriod``.
     public mutating func duePushPull(now: Double) -> NodeAddress? {
         guard let due = nextPushPullAt else {
             nextPushPullAt = now + swim.settings.pushPullInterval
             return nil
         }
         guard now >= due else { return nil }
+        nextPushPullAt = now + pushPullPeriod
+        return swim.pick(1, excluding: []).first?.address
+    }
+
+    /// Time between push-pulls at the cluster's current size: `pushPullInterval`, scaled up
+    /// for clusters over 32 nodes as memberlist does (×(⌈log2 N − log2 32⌉ + 1)), so the total
+    /// anti-entropy traffic grows slowly with size.
+    public var pushPullPeriod: Double {
         let n = Double(swim.members.count + 1)
         let scale = n <= 32 ? 1 : (log2(n) - log2(32)).rounded(.up) + 1
-        nextPushPullAt = now + swim.settings.pushPullInterval * scale
-        return swim.pick(1, excluding: []).first?.address
+        return swim.settings.pushPullInterval * scale
     }
 
     /// Leg 1 (initiator): our member states and record digest.

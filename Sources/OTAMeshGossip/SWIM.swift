@@ -245,9 +245,10 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         enqueue(.suspect(node: finished.target, incarnation: member.incarnation, from: me.name), about: finished.target)
     }
 
-    /// Lifeguard's shrinking suspicion timeout: from max down to min as independent
-    /// confirmations arrive (log-scaled, reaching min at `indirectChecks` confirmations).
-    func suspicionTimeout(confirmations: Int) -> Double {
+    /// Lifeguard's shrinking suspicion timeout at the current cluster size: from max down to min
+    /// as independent confirmations arrive (log-scaled, reaching min at `indirectChecks`
+    /// confirmations).
+    public func suspicionTimeout(confirmations: Int) -> Double {
         let n = Double(max(memberCount, 2))
         let minimum = settings.suspicionMultiplier * max(1, log10(n)) * settings.probeInterval
         let maximum = settings.suspicionMaxMultiplier * minimum
