@@ -71,6 +71,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "OTAMeshSimulation",
+            dependencies: ["OTAMeshGossip"],
+            swiftSettings: strict
+        ),
+
         // Shells.
         .target(
             name: "OTAMeshStore",
@@ -129,6 +135,7 @@ let package = Package(
                 "OTAMeshTrust",
                 "OTAMeshTransfer",
                 "OTAMeshGateway",
+                "OTAMeshSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -182,6 +189,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshGossipTests",
             dependencies: ["OTAMeshGossip", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshSimulationTests",
+            dependencies: ["OTAMeshSimulation", "OTAMeshGossip", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
