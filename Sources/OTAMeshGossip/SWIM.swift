@@ -92,7 +92,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// Indirect probes this node runs for others: our sequence → (requester, their sequence, deadline).
     var relayed: [UInt32: (requester: NodeAddress, sequence: UInt32, deadline: Double)] = [:]
     var suspicions: [String: Suspicion] = [:]
-    var broadcasts: [Broadcast] = []
+    var broadcasts = BroadcastQueue()
 
     struct Probe {
         var sequence: UInt32
@@ -107,12 +107,6 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     struct Suspicion {
         var start: Double
         var confirmations: Set<String>
-    }
-
-    struct Broadcast {
-        var subject: String
-        var message: WireMessage
-        var transmits: Int
     }
 
     /// A node that knows nobody yet (it joins through seeds) or, given `membership`, a node that
@@ -172,7 +166,9 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         // Indirect probes we relay that got no answer: nack the requester. Expired entries are
         // taken in key order, never in the dictionary's (per-process, hash-seeded) order, so the
         // same inputs and generator give the same packets in the same order in every process.
-        for ours in relayed.filter({ now >= $0.value.deadline }).keys.sorted() {
+        var unanswered: [UInt32] = []
+        for (ours, relay) in relayed where now >= relay.deadline { unanswered.append(ours) }
+        for ours in unanswered.sorted() {
             guard let relay = relayed.removeValue(forKey: ours) else { continue }
             out.append(Outbound(to: relay.requester, messages: [.nack(sequence: relay.sequence, from: me)]))
         }
@@ -211,8 +207,15 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             out.append(Outbound(to: target.address, messages: packet([.ping(sequence: sequence, target: target.address, source: me)])))
         }
         // Suspicions whose (shrinking) timeout passed: dead. In name order, for the same reason.
-        let expired = suspicions.filter { now >= $0.value.start + suspicionTimeout(confirmations: $0.value.confirmations.count) }
-        for name in expired.keys.sorted() {
+        var expired: [String] = []
+        if !suspicions.isEmpty {
+            var timeouts: [Double] = []  // by confirmations; a loop, as a closure here would copy self
+            for confirmations in 0...max(1, settings.indirectChecks) { timeouts.append(suspicionTimeout(confirmations: confirmations)) }
+            for (name, suspicion) in suspicions where now >= suspicion.start + timeouts[min(suspicion.confirmations.count, timeouts.count - 1)] {
+                expired.append(name)
+            }
+        }
+        for name in expired.sorted() {
             suspicions[name] = nil
             if var member = members[name], member.status == .suspect {
                 member.status = .dead
@@ -409,8 +412,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     /// Queues an update; a newer one about the same member replaces the older.
     mutating func enqueue(_ message: WireMessage, about subject: String) {
-        broadcasts.removeAll { $0.subject == subject }
-        broadcasts.append(Broadcast(subject: subject, message: message, transmits: 0))
+        broadcasts.enqueue(message, subject: subject)
     }
 
     /// `head` (a probe or an answer) with as many pending updates as fit in one UDP packet.
@@ -428,18 +430,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// retransmitMultiplier × ⌈log10(N + 1)⌉ times.
     mutating func piggyback(budget: Int) -> [WireMessage] {
         let limit = settings.retransmitMultiplier * Int(log10(Double(memberCount + 1)).rounded(.up))
-        broadcasts.sort { $0.transmits < $1.transmits }
-        var chosen: [WireMessage] = []
-        var room = budget
-        for index in broadcasts.indices where chosen.count < settings.maxPiggyback {
-            let size = WireCodec.size(of: broadcasts[index].message)
-            guard size <= room else { continue }
-            room -= size
-            chosen.append(broadcasts[index].message)
-            broadcasts[index].transmits += 1
-        }
-        broadcasts.removeAll { $0.transmits >= max(1, limit) }
-        return chosen
+        return broadcasts.take(budget: budget, maxCount: settings.maxPiggyback, limit: limit)
     }
 
     // MARK: Push-pull
