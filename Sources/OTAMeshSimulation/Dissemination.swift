@@ -45,7 +45,7 @@ public struct DisseminationExperiment: Sendable {
         let rounds999 = t999.map { Measure.rounds($0, settings.gossipInterval) }
         return DisseminationResult(
             nodes: configuration.nodes, lossPercent: configuration.network.loss * 100, latencyMs: configuration.network.latency * 1000,
-            jitterMs: configuration.network.jitter * 1000, seed: configuration.seed, path: configuration.path,
+            jitterMs: configuration.network.jitter * 1000, seed: configuration.seed, model: configuration.model, path: configuration.path,
             seconds999: t999, seconds100: t100, rounds999: rounds999, rounds100: t100.map { Measure.rounds($0, settings.gossipInterval) },
             probePeriods999: t999.map { $0 / settings.probeInterval }, probePeriods100: t100.map { $0 / settings.probeInterval },
             goalRounds: goal, goalMet: configuration.network.loss == 0 ? rounds999.map { $0 <= goal } ?? false : nil,
@@ -63,6 +63,7 @@ public struct DisseminationResult: Sendable, Equatable, Codable {
     public var latencyMs: Double
     public var jitterMs: Double
     public var seed: UInt64
+    public var model: SimulationModel
     public var path: PacketPath
     /// Until 99.9 % (⌈0.999 × live⌉ nodes) and 100 % of live nodes held the record.
     public var seconds999: Double?

@@ -10,7 +10,10 @@ public struct FailureDetectionExperiment: Sendable {
     /// Give up this long after the crash beyond the maximum suspicion timeout.
     public var grace: Double
 
+    /// Runs the full model whatever `configuration.model` says: failure detection is what it measures.
     public init(configuration: SimulationConfiguration, warmUp: Double = 3, soak: Double = 120, grace: Double = 60) {
+        var configuration = configuration
+        configuration.model = .full
         self.configuration = configuration
         self.warmUp = warmUp
         self.soak = soak

@@ -92,7 +92,7 @@ public struct GossipSimulation: Sendable {
         let metadata = [UInt8](repeating: 0x6D, count: configuration.metadataBytes)
         let membership = SWIMMembership(addresses.map { SWIMMember(address: $0, incarnation: 0, status: .alive, metadata: metadata, since: 0) })
         nodes = addresses.enumerated().map { index, address in
-            Node(me: address, metadata: metadata, settings: configuration.settings,
+            Node(me: address, metadata: metadata, settings: configuration.effectiveSettings,
                  random: SimulationRandom(seed: configuration.seed, stream: RandomStream.nodeBase + UInt64(index)), membership: membership)
         }
         crashed = Array(repeating: false, count: count)
@@ -105,7 +105,7 @@ public struct GossipSimulation: Sendable {
         tickStart = []
         nextRejoinAt = []
         for index in 0..<count {
-            let start = setup.unit() * configuration.settings.probeInterval
+            let start = setup.unit() * configuration.settings.probeInterval  // the configured one, also for gossip-only
             tickStart.append(start)
             nextRejoinAt.append(start + setup.unit() * (configuration.rejoinInterval ?? 0))
             // The first push-pull falls at a random point of the period: the node behaves as

@@ -17,9 +17,11 @@ public struct PartitionExperiment: Sendable {
     /// Membership convergence is checked this often (records are timed exactly).
     public var checkEvery: Double
 
-    /// Seeds default to node 0 (one side) and node N/2 (the other).
+    /// Seeds default to node 0 (one side) and node N/2 (the other). Runs the full model whatever
+    /// `configuration.model` says: suspicion and refutation are half of what it measures.
     public init(configuration: SimulationConfiguration, warmUp: Double = 3, duration: Double = 20, limit: Double = 300, checkEvery: Double = 0.5) {
         var configuration = configuration
+        configuration.model = .full
         if configuration.seeds.isEmpty { configuration.seeds = [0, configuration.nodes / 2] }
         self.configuration = configuration
         self.warmUp = warmUp

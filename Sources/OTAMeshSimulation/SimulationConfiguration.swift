@@ -44,12 +44,30 @@ public enum PacketPath: String, Sendable, Equatable, Codable {
     case sealed
 }
 
+/// What every simulated node runs.
+public enum SimulationModel: String, Sendable, Equatable, Codable, CaseIterable {
+    /// The whole GossipNode: SWIM probes, indirect probes, suspicion and refutation (Lifeguard),
+    /// piggybacked and gossiped updates, replicated records, push-pull.
+    case full
+    /// The same GossipNode with probing switched off (the probe interval is set beyond any run):
+    /// no failure detection, so no suspicions — only the dissemination path, the core's own
+    /// broadcast queue, retransmit limit, gossip rounds and push-pull. Under loss at large N the
+    /// full model's views diverge (every node ends up holding an update and a table entry about
+    /// nearly every member: N² state), which does not fit a simulation of 10,000 nodes; this
+    /// model does, and it leaves out the suspicion traffic that competes with records.
+    case gossipOnly = "gossip-only"
+
+    /// The probe interval that switches probing off.
+    static let probingOff = 1e9
+}
+
 /// One simulation run: the cluster, the network, the protocol settings and the seed that fixes
 /// every random draw.
 public struct SimulationConfiguration: Sendable, Equatable {
     /// Node count; node `i` is named `node-i` and listens on 10.x.y.z:7946 (x.y.z = i).
     public var nodes: Int
     public var seed: UInt64
+    public var model: SimulationModel
     public var network: NetworkConditions
     public var settings: SWIMSettings
     /// Each node's timer (`GossipNode.tick` and the push-pull check) runs this often; its
@@ -58,17 +76,26 @@ public struct SimulationConfiguration: Sendable, Equatable {
     public var path: PacketPath
     /// Bytes of SWIM metadata per node (carried by alive messages and full-state exchanges).
     public var metadataBytes: Int
+    /// The protocol settings the nodes run with (`settings`, probing off for gossip-only).
+    public var effectiveSettings: SWIMSettings {
+        var effective = settings
+        if model == .gossipOnly { effective.probeInterval = SimulationModel.probingOff }
+        return effective
+    }
+
     /// The shell's reconnect, after Serf's: every `rejoinInterval` seconds a node joins again
     /// each of `seeds` it does not hold alive (a ping with its alive, then a push-pull). Nil:
     /// never — the pure core has no reconnect of its own.
     public var rejoinInterval: Double?
     public var seeds: [Int]
 
-    public init(nodes: Int, seed: UInt64 = 1, network: NetworkConditions = NetworkConditions(), settings: SWIMSettings = SWIMSettings(),
+    public init(nodes: Int, seed: UInt64 = 1, model: SimulationModel = .full, network: NetworkConditions = NetworkConditions(),
+                settings: SWIMSettings = SWIMSettings(),
                 tickInterval: Double = 0.05, path: PacketPath = .counted, metadataBytes: Int = 0,
                 rejoinInterval: Double? = nil, seeds: [Int] = []) {
         self.nodes = nodes
         self.seed = seed
+        self.model = model
         self.network = network
         self.settings = settings
         self.tickInterval = tickInterval

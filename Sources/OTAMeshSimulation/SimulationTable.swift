@@ -4,10 +4,10 @@ public enum SimulationTable {
     /// The dissemination table: a header line, then one line per result.
     public static func dissemination(_ results: [DisseminationResult]) -> [String] {
         render(
-            [("N", 6), ("loss", 5), ("rounds→99.9%", 0), ("rounds→100%", 0), ("time→99.9%", 0), ("time→100%", 0), ("periods→100%", 0),
+            [("N", 6), ("loss", 5), ("model", 11), ("rounds→99.9%", 0), ("rounds→100%", 0), ("time→99.9%", 0), ("time→100%", 0), ("periods→100%", 0),
              ("bytes/s/node", 0), ("udp", 7), ("push-pull", 0), ("goal(⌈log2N⌉+4)", 0), ("met", 3)],
             results.map { result in
-                [count(result.nodes), percent(result.lossPercent), result.rounds999.map(String.init) ?? "—",
+                [count(result.nodes), percent(result.lossPercent), result.model.rawValue, result.rounds999.map(String.init) ?? "—",
                  result.rounds100.map(String.init) ?? "—", seconds(result.seconds999), seconds(result.seconds100),
                  fixed(result.probePeriods100, 1), count(Int(result.bytesPerSecondPerNode.rounded())),
                  count(Int(result.udpBytesPerSecondPerNode.rounded())), count(Int(result.streamBytesPerSecondPerNode.rounded())),

@@ -48,6 +48,21 @@ struct SimulationTests {
         #expect(result.goalMet == nil)  // the goal is stated at 0 % loss
     }
 
+    @Test("the gossip-only model runs the same node with probing off: records spread, nobody is ever suspected")
+    func gossipOnly() {
+        var configuration = Self.configuration(150, loss: 0.1)
+        configuration.model = .gossipOnly
+        #expect(configuration.effectiveSettings.probeInterval >= 1e9 && configuration.settings.probeInterval == 1)
+        let result = DisseminationExperiment(configuration: configuration, measureFor: 0).run()
+        #expect(result.model == .gossipOnly && result.holders == 150, "\(result)")
+        var simulation = GossipSimulation(configuration)
+        simulation.countingFalsePositives = true
+        simulation.run(until: 30)
+        #expect(simulation.wronglySuspected.isEmpty && simulation.traffic.lost > 0)
+        // The experiments that measure failure detection always run the full model.
+        #expect(FailureDetectionExperiment(configuration: configuration).configuration.model == .full)
+    }
+
     @Test("a crashed node is declared dead by every live node within Lifeguard's bound, and a lossless soak has no false positives")
     func failureDetection() {
         let result = FailureDetectionExperiment(configuration: Self.configuration(50), soak: 10).run()
