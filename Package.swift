@@ -72,6 +72,12 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        .target(
+            name: "OTAMeshSimulation",
+            dependencies: ["OTAMeshGossip"],
+            swiftSettings: strict
+        ),
+
         // Shells.
         .target(
             name: "OTAMeshDiscovery",
@@ -153,6 +159,7 @@ let package = Package(
                 "OTAMeshTransfer",
                 "OTAMeshGateway",
                 "OTAMeshLab",
+                "OTAMeshSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -219,6 +226,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshDiscoveryTests",
             dependencies: ["OTAMeshDiscovery", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshSimulationTests",
+            dependencies: ["OTAMeshSimulation", "OTAMeshGossip", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

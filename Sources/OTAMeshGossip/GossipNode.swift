@@ -33,8 +33,11 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// Most records in one push-pull leg (the stream splits them into packets of 64 messages).
     public static var maxDeltaRecords: Int { 4_096 }
 
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random) {
-        swim = SWIM(me: me, metadata: metadata, settings: settings, random: random)
+    /// A node that joins through seeds, or one that starts from a shared converged view of the
+    /// cluster (see ``SWIM/init(me:metadata:settings:random:membership:)``).
+    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+                membership: SWIMMembership? = nil) {
+        swim = SWIM(me: me, metadata: metadata, settings: settings, random: random, membership: membership)
         records = ReplicatedRecords(owner: me.name)
     }
 
@@ -91,18 +94,15 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     // MARK: Push-pull
 
-    /// The member to run a push-pull with now, if one is due: every `pushPullInterval`, scaled
-    /// up for clusters over 32 nodes as memberlist does (×(⌈log2 N − log2 32⌉ + 1)), so the
-    /// total anti-entropy traffic grows slowly with size.
+    /// The member to run a push-pull with now, if one is due: `pushPullInterval` after the
+    /// first call, then every ``pushPullPeriod``.
     public mutating func duePushPull(now: Double) -> NodeAddress? {
         guard let due = nextPushPullAt else {
             nextPushPullAt = now + swim.settings.pushPullInterval
             return nil
         }
         guard now >= due else { return nil }
-        let n = Double(swim.others.count + 1)
-        let scale = n <= 32 ? 1 : (log2(n) - log2(32)).rounded(.up) + 1
-        nextPushPullAt = now + swim.settings.pushPullInterval * scale
+        nextPushPullAt = now + pushPullPeriod
         return swim.pick(1, excluding: []).first?.address
     }
 
@@ -126,6 +126,15 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
         guard !failed.isEmpty else { return nil }
         let names = failed.keys.sorted()
         return failed[names[Int(UInt64.random(in: 0..<UInt64(names.count), using: &swim.random))]]?.address
+    }
+
+    /// Time between push-pulls at the cluster's current size: `pushPullInterval`, scaled up
+    /// for clusters over 32 nodes as memberlist does (×(⌈log2 N − log2 32⌉ + 1)), so the total
+    /// anti-entropy traffic grows slowly with size.
+    public var pushPullPeriod: Double {
+        let n = Double(swim.members.count + 1)
+        let scale = n <= 32 ? 1 : (log2(n) - log2(32)).rounded(.up) + 1
+        return swim.settings.pushPullInterval * scale
     }
 
     /// Leg 1 (initiator): our member states and record digest.

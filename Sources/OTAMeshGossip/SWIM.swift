@@ -48,6 +48,14 @@ public struct SWIMMember: Sendable, Equatable {
     public var metadata: [UInt8]
     /// When the status last changed (seconds).
     public var since: Double
+
+    public init(address: NodeAddress, incarnation: UInt64, status: Status, metadata: [UInt8], since: Double) {
+        self.address = address
+        self.incarnation = incarnation
+        self.status = status
+        self.metadata = metadata
+        self.since = since
+    }
 }
 
 public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
@@ -73,21 +81,23 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     public private(set) var me: NodeAddress
     public private(set) var incarnation: UInt64 = 0
     public private(set) var metadata: [UInt8]
-    public private(set) var members: [String: SWIMMember] = [:]
+    /// Every other member this node knows (never this node itself).
+    public private(set) var members: SWIMMemberTable
     /// 0 = healthy; each missed nack raises it (Lifeguard), each good probe lowers it.
     public private(set) var awareness = 0
     public private(set) var events: [Event] = []
 
     var random: Random
     var sequence: UInt32 = 0
-    var probeOrder: [String] = []
+    /// The current probe round: slots of ``members`` in random order.
+    var probeOrder = LazyShuffle()
     var nextProbeAt = 0.0
     var nextGossipAt = 0.0
     var probe: Probe?
     /// Indirect probes this node runs for others: our sequence → (requester, their sequence, deadline).
     var relayed: [UInt32: (requester: NodeAddress, sequence: UInt32, deadline: Double)] = [:]
     var suspicions: [String: Suspicion] = [:]
-    var broadcasts: [Broadcast] = []
+    var broadcasts = BroadcastQueue()
 
     struct Probe {
         var sequence: UInt32
@@ -104,18 +114,24 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         var confirmations: Set<String>
     }
 
-    struct Broadcast {
-        var subject: String
-        var message: WireMessage
-        var transmits: Int
-    }
-
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random) {
+    /// A node that knows nobody yet (it joins through seeds) or, given `membership`, a node that
+    /// starts from that shared view of the cluster. If the view lists this node it is taken as
+    /// converged: this node keeps the listed incarnation and announces nothing (unless its
+    /// metadata differs), as if it had been a member all along.
+    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+                membership: SWIMMembership? = nil) {
         self.me = me
         self.metadata = metadata
         self.settings = settings
         self.random = random
-        enqueue(.alive(node: me, incarnation: 0, metadata: metadata), about: me.name)
+        members = SWIMMemberTable(base: membership)
+        if let listed = members[me.name] {
+            members[me.name] = nil
+            incarnation = listed.incarnation
+            if listed.metadata != metadata { updateMetadata(metadata) }
+        } else {
+            enqueue(.alive(node: me, incarnation: 0, metadata: metadata), about: me.name)
+        }
     }
 
     /// Members other than this node, by name.
@@ -145,16 +161,20 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     // MARK: Time
 
-    var memberCount: Int { members.values.filter { $0.status != .dead }.count + 1 }
+    var memberCount: Int { members.liveCount + 1 }
     var scale: Double { Double(1 + awareness) }
 
     /// Advances timers: starts probes, escalates to indirect probes, raises suspicion, declares
     /// the dead, reaps them. Call it at least every `probeTimeout / 2`.
     public mutating func tick(now: Double) -> [Outbound] {
         var out: [Outbound] = []
-        // Indirect probes we relay that got no answer: nack the requester.
-        for (ours, relay) in relayed where now >= relay.deadline {
-            relayed[ours] = nil
+        // Indirect probes we relay that got no answer: nack the requester. Expired entries are
+        // taken in key order, never in the dictionary's (per-process, hash-seeded) order, so the
+        // same inputs and generator give the same packets in the same order in every process.
+        var unanswered: [UInt32] = []
+        for (ours, relay) in relayed where now >= relay.deadline { unanswered.append(ours) }
+        for ours in unanswered.sorted() {
+            guard let relay = relayed.removeValue(forKey: ours) else { continue }
             out.append(Outbound(to: relay.requester, messages: [.nack(sequence: relay.sequence, from: me)]))
         }
         if var current = probe {
@@ -184,8 +204,16 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             nextProbeAt = now + settings.probeInterval * scale
             out.append(Outbound(to: target.address, messages: packet([.ping(sequence: sequence, target: target.address, source: me)])))
         }
-        // Suspicions whose (shrinking) timeout passed: dead.
-        for (name, suspicion) in suspicions where now >= suspicion.start + suspicionTimeout(confirmations: suspicion.confirmations.count) {
+        // Suspicions whose (shrinking) timeout passed: dead. In name order, for the same reason.
+        var expired: [String] = []
+        if !suspicions.isEmpty {
+            var timeouts: [Double] = []  // by confirmations; a loop, as a closure here would copy self
+            for confirmations in 0...max(1, settings.indirectChecks) { timeouts.append(suspicionTimeout(confirmations: confirmations)) }
+            for (name, suspicion) in suspicions where now >= suspicion.start + timeouts[min(suspicion.confirmations.count, timeouts.count - 1)] {
+                expired.append(name)
+            }
+        }
+        for name in expired.sorted() {
             suspicions[name] = nil
             if var member = members[name], member.status == .suspect {
                 member.status = .dead
@@ -196,7 +224,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             }
         }
         // Forget the long dead.
-        for (name, member) in members where member.status == .dead && now >= member.since + settings.reapTimeout {
+        for name in members.deadNames where members[name].map({ now >= $0.since + settings.reapTimeout }) ?? true {
             members[name] = nil
         }
         return out
@@ -223,7 +251,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// members who could confirm, min(indirectChecks, N − 2); with none (two nodes) min applies
     /// at once. (memberlist uses k = 0 whenever N − 2 < 3, so 3- and 4-node clusters under loss
     /// declare members dead after 4 s; waiting for the confirmations they can give is sturdier.)
-    func suspicionTimeout(confirmations: Int) -> Double {
+    public func suspicionTimeout(confirmations: Int) -> Double {
         let n = Double(max(memberCount, 2))
         let minimum = settings.suspicionMultiplier * max(1, log10(n)) * settings.probeInterval
         let confirmers = min(settings.indirectChecks, max(0, memberCount - 2))
@@ -236,22 +264,40 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     mutating func nextTarget() -> SWIMMember? {
         for _ in 0..<2 {
-            while let name = probeOrder.popLast() {
-                if let member = members[name], member.status != .dead, name != me.name { return member }
+            while let slot = probeOrder.next(using: &random) {
+                if let member = members.member(inSlot: slot), member.status != .dead, member.address.name != me.name { return member }
             }
             // A new round: every live member once, in random order (SWIM's round-robin).
-            probeOrder = members.values.filter { $0.status != .dead && $0.address.name != me.name }.map(\.address.name).sorted()
-            probeOrder.shuffle(using: &random)
+            probeOrder = LazyShuffle(count: members.slotCount)
         }
         return nil
     }
 
-    /// Up to `count` random members whose status is at most `including` (alive < suspect < dead).
+    /// Up to `count` distinct random members whose status is at most `including`
+    /// (alive < suspect < dead), uniformly: random slots are drawn and ineligible ones skipped,
+    /// which costs O(count) while most members are eligible (nearly always); if the draws run
+    /// out, the rest come from a shuffle of every eligible member.
     mutating func pick(_ count: Int, excluding: Set<String>, including: SWIMMember.Status = .alive) -> [SWIMMember] {
-        var candidates = members.values.filter { $0.status <= including && !excluding.contains($0.address.name) && $0.address.name != me.name }
-            .sorted { $0.address.name < $1.address.name }
-        candidates.shuffle(using: &random)
-        return Array(candidates.prefix(count))
+        let slots = members.slotCount
+        guard count > 0, slots > 0 else { return [] }
+        let me = me.name
+        func eligible(_ member: SWIMMember) -> Bool {
+            member.status <= including && member.address.name != me && !excluding.contains(member.address.name)
+        }
+        var chosen: [SWIMMember] = []
+        var taken: Set<Int> = []
+        for _ in 0..<(4 * count + 8) where chosen.count < count {
+            let slot = Int.random(in: 0..<slots, using: &random)
+            guard !taken.contains(slot), let member = members.member(inSlot: slot), eligible(member) else { continue }
+            taken.insert(slot)
+            chosen.append(member)
+        }
+        if chosen.count < count {
+            var rest = (0..<slots).filter { !taken.contains($0) }.compactMap { members.member(inSlot: $0) }.filter(eligible)
+            rest.shuffle(using: &random)
+            chosen += rest.prefix(count - chosen.count)
+        }
+        return chosen
     }
 
     // MARK: Receiving
@@ -368,8 +414,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     /// Queues an update; a newer one about the same member replaces the older.
     mutating func enqueue(_ message: WireMessage, about subject: String) {
-        broadcasts.removeAll { $0.subject == subject }
-        broadcasts.append(Broadcast(subject: subject, message: message, transmits: 0))
+        broadcasts.enqueue(message, subject: subject)
     }
 
     /// `head` (a probe or an answer) with as many pending updates as fit in one UDP packet.
@@ -387,18 +432,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// retransmitMultiplier × ⌈log10(N + 1)⌉ times.
     mutating func piggyback(budget: Int) -> [WireMessage] {
         let limit = settings.retransmitMultiplier * Int(log10(Double(memberCount + 1)).rounded(.up))
-        broadcasts.sort { $0.transmits < $1.transmits }
-        var chosen: [WireMessage] = []
-        var room = budget
-        for index in broadcasts.indices where chosen.count < settings.maxPiggyback {
-            let size = WireCodec.size(of: broadcasts[index].message)
-            guard size <= room else { continue }
-            room -= size
-            chosen.append(broadcasts[index].message)
-            broadcasts[index].transmits += 1
-        }
-        broadcasts.removeAll { $0.transmits >= max(1, limit) }
-        return chosen
+        return broadcasts.take(budget: budget, maxCount: settings.maxPiggyback, limit: limit)
     }
 
     /// A gossip round: pending updates to `gossipNodes` random members (alive or suspect).

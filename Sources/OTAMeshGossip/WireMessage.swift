@@ -119,9 +119,35 @@ public enum WireCodec {
         return out
     }
 
-    /// Bytes `message` adds to a packet (type, length and body).
+    /// Bytes `message` adds to a packet (type, length and body); 0 for a message ``encode(_:)``
+    /// would reject. Computed from the field lengths, without encoding: SWIM sizes every queued
+    /// update for every packet it fills.
     public static func size(of message: WireMessage) -> Int {
-        ((try? encode([message]))?.count ?? 1) - 1
+        func name(_ text: String, limit: Int = maxName) -> Int? {
+            let count = text.utf8.count
+            return count >= 1 && count <= limit ? 1 + count : nil
+        }
+        func bytes(_ value: [UInt8]) -> Int? { value.count <= maxValue ? 2 + value.count : nil }
+        func node(_ address: NodeAddress) -> Int? {
+            guard let name = name(address.name), address.ip.count == 4 || address.ip.count == 16 else { return nil }
+            return name + 1 + address.ip.count + 2
+        }
+        let body: Int?
+        switch message {
+        case let .ping(_, first, second), let .pingRequest(_, first, second):
+            body = node(first).flatMap { a in node(second).map { 4 + a + $0 } }
+        case let .ack(_, from), let .nack(_, from):
+            body = node(from).map { 4 + $0 }
+        case let .alive(address, _, metadata):
+            body = node(address).flatMap { a in bytes(metadata).map { a + 8 + $0 } }
+        case let .suspect(subject, _, from), let .dead(subject, _, from):
+            body = name(subject).flatMap { a in name(from).map { a + 8 + $0 } }
+        case let .record(key, owner, _, value):
+            body = name(key, limit: maxKey).flatMap { a in name(owner).flatMap { b in bytes(value).map { a + b + 8 + $0 } } }
+        case let .digest(owner, _), let .covered(owner, _):
+            body = name(owner).map { $0 + 8 }
+        }
+        return body.map { 3 + $0 } ?? 0
     }
 
     /// Decodes a payload; unknown message types are skipped.

@@ -15,7 +15,7 @@ struct LabCommand: AsyncParsableCommand {
         subcommands: subcommands)
 
     /// The lab's subcommands; `lab simulate` joins this list.
-    static let subcommands: [any ParsableCommand.Type] = [Up.self, Run.self, Down.self]
+    static let subcommands: [any ParsableCommand.Type] = [Up.self, Run.self, Down.self, SimulateCommand.self]
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

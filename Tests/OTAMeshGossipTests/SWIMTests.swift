@@ -31,9 +31,14 @@ struct SimulatedNetwork {
         return net
     }
 
-    init(count: Int, seed: UInt64 = 1) {
+    /// `count` nodes that know nobody, or, `converged`, that all start from one shared snapshot
+    /// listing every one of them alive.
+    init(count: Int, seed: UInt64 = 1, converged: Bool = false) {
+        let membership = converged
+            ? SWIMMembership((1...count).map { SWIMMember(address: Self.address($0), incarnation: 0, status: .alive, metadata: [], since: 0) })
+            : nil
         for i in 1...count {
-            nodes["gw-\(i)"] = GossipNode(me: Self.address(i), random: SplitMix64(seed: seed &+ UInt64(i)))
+            nodes["gw-\(i)"] = GossipNode(me: Self.address(i), random: SplitMix64(seed: seed &+ UInt64(i)), membership: membership)
         }
     }
 

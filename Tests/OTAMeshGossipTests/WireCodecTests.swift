@@ -31,6 +31,36 @@ struct WireCodecTests {
         #expect(Self.gw1.description == "gw-1@10.0.0.1:7946" && Self.gw2.description == "gw-2@[fd00:0:0:0:0:0:0:2]:7946")
     }
 
+    @Test("size(of:) is the encoded size of every message, and 0 for one encode rejects")
+    func size() {
+        let long = String(repeating: "n", count: 65)
+        let v4 = NodeAddress(name: "é-node", ip: [10, 0, 0, 9], port: 1)
+        var messages = Self.every + [
+            .alive(node: v4, incarnation: 0, metadata: []),
+            .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_200)),
+            .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_201)),
+            .record(key: "", owner: "o", version: 1, value: []),
+            .record(key: String(repeating: "k", count: 64), owner: "o", version: 1, value: [UInt8](repeating: 0, count: 1_201)),
+            .suspect(node: long, incarnation: 1, from: "a"),
+            .dead(node: "a", incarnation: 1, from: ""),
+            .digest(owner: long, version: 1),
+            .ping(sequence: 1, target: NodeAddress(name: "x", ip: [1, 2, 3], port: 1), source: v4),
+            .nack(sequence: 1, from: NodeAddress(name: long, ip: [1, 2, 3, 4], port: 1)),
+        ]
+        var random = SplitMix64(seed: 8)
+        for _ in 0..<500 {
+            let name = String(repeating: "ü", count: Int(random.next() % 40))
+            let value = [UInt8](repeating: 7, count: Int(random.next() % 1_300))
+            messages.append(.record(key: name, owner: "gw", version: random.next(), value: value))
+            messages.append(.alive(node: NodeAddress(name: name, ip: [UInt8](repeating: 1, count: Int(random.next() % 20)), port: 9),
+                                   incarnation: 1, metadata: value))
+        }
+        for message in messages {
+            let encoded = try? WireCodec.encode([message])
+            #expect(WireCodec.size(of: message) == (encoded.map { $0.count - 1 } ?? 0), "\(message)")
+        }
+    }
+
     @Test("unknown message types are skipped by their length (newer nodes may add types)")
     func forwardCompatible() throws {
         var packet = try WireCodec.encode([Self.every[2], Self.every[5]])
