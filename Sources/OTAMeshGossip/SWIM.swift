@@ -97,6 +97,12 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// Indirect probes this node runs for others: our sequence → (requester, their sequence, deadline).
     var relayed: [UInt32: (requester: NodeAddress, sequence: UInt32, deadline: Double)] = [:]
     var suspicions: [String: Suspicion] = [:]
+    /// When tick must next look at the suspicions: the earliest timeout, valid while the member
+    /// count is the one it was computed with (timeouts shrink with the cluster); nil after a
+    /// suspicion was added or confirmed. Spares scanning every suspicion on every tick.
+    var suspicionsDue: (at: Double, memberCount: Int)?
+    /// When tick must next look for long-dead members to forget.
+    var reapDue = 0.0
     var broadcasts = BroadcastQueue()
 
     struct Probe {
@@ -206,26 +212,37 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         }
         // Suspicions whose (shrinking) timeout passed: dead. In name order, for the same reason.
         var expired: [String] = []
-        if !suspicions.isEmpty {
+        if !suspicions.isEmpty, suspicionsDue.map({ now >= $0.at || $0.memberCount != memberCount }) ?? true {
             var timeouts: [Double] = []  // by confirmations; a loop, as a closure here would copy self
             for confirmations in 0...max(1, settings.indirectChecks) { timeouts.append(suspicionTimeout(confirmations: confirmations)) }
-            for (name, suspicion) in suspicions where now >= suspicion.start + timeouts[min(suspicion.confirmations.count, timeouts.count - 1)] {
-                expired.append(name)
+            var earliest = Double.infinity
+            for (name, suspicion) in suspicions {
+                let deadline = suspicion.start + timeouts[min(suspicion.confirmations.count, timeouts.count - 1)]
+                if now >= deadline { expired.append(name) } else { earliest = min(earliest, deadline) }
             }
+            suspicionsDue = (earliest, memberCount)
         }
         for name in expired.sorted() {
             suspicions[name] = nil
             if var member = members[name], member.status == .suspect {
                 member.status = .dead
                 member.since = now
+                reapDue = min(reapDue, now + settings.reapTimeout)
                 members[name] = member
                 events.append(.failed(name))
                 enqueue(.dead(node: name, incarnation: member.incarnation, from: me.name), about: name)
             }
         }
         // Forget the long dead.
-        for name in members.deadNames where members[name].map({ now >= $0.since + settings.reapTimeout }) ?? true {
-            members[name] = nil
+        if now >= reapDue {
+            var forgotten: [String] = []
+            var next = Double.infinity
+            for name in members.deadNames {
+                let reapAt = (members[name]?.since ?? now) + settings.reapTimeout
+                if now >= reapAt { forgotten.append(name) } else { next = min(next, reapAt) }
+            }
+            for name in forgotten { members[name] = nil }
+            reapDue = next
         }
         return out
     }
@@ -242,6 +259,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         member.since = now
         members[finished.target] = member
         suspicions[finished.target] = Suspicion(start: now, confirmations: [])
+        suspicionsDue = nil
         events.append(.suspected(finished.target))
         enqueue(.suspect(node: finished.target, incarnation: member.incarnation, from: me.name), about: finished.target)
     }
@@ -373,6 +391,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             if inc == known.incarnation, from != me.name, var suspicion = suspicions[name], !suspicion.confirmations.contains(from) {
                 suspicion.confirmations.insert(from)
                 suspicions[name] = suspicion
+                suspicionsDue = nil
                 enqueue(.suspect(node: name, incarnation: inc, from: from), about: name)
             }
             return
@@ -383,6 +402,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         known.since = now
         members[name] = known
         suspicions[name] = Suspicion(start: now, confirmations: from == me.name ? [] : [from])
+        suspicionsDue = nil
         events.append(.suspected(name))
         enqueue(.suspect(node: name, incarnation: inc, from: from), about: name)
     }
@@ -396,6 +416,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         known.status = .dead
         known.incarnation = inc
         known.since = now
+        reapDue = min(reapDue, now + settings.reapTimeout)
         members[name] = known
         suspicions[name] = nil
         events.append(.failed(name))

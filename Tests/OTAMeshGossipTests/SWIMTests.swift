@@ -172,6 +172,28 @@ struct SWIMTests {
         #expect(none == 24 && all == 4 && one < none && one > all)
     }
 
+    @Test("a suspicion times out at the timeout for the cluster's current size, also after it shrank; the dead are forgotten on time")
+    func suspicionFollowsClusterSize() {
+        let snapshot = SWIMMembership((1...40).map { SWIMMember(address: SimulatedNetwork.address($0), incarnation: 0, status: .alive, metadata: [], since: 0) })
+        var swim = SWIM(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1), membership: snapshot)
+        swim.applySuspect("gw-2", incarnation: 0, from: "gw-3", now: 0)  // one confirmation
+        _ = swim.tick(now: 0.05)  // the earliest deadline is now known, for 40 members
+        let before = swim.suspicionTimeout(confirmations: 1)
+        for i in 10...39 { swim.applyDead("gw-\(i)", incarnation: 0, from: "gw-3", now: 0.1) }
+        let after = swim.suspicionTimeout(confirmations: 1)
+        #expect(after < before)  // 14 s for 10 members instead of 22.4 s for 40
+        _ = swim.tick(now: after - 0.01)
+        #expect(swim.members["gw-2"]?.status == .suspect)
+        _ = swim.tick(now: after + 0.01)
+        #expect(swim.members["gw-2"]?.status == .dead)
+        _ = swim.tick(now: 30.05)
+        #expect(swim.members["gw-10"]?.status == .dead)
+        _ = swim.tick(now: 30.15)
+        #expect(swim.members["gw-10"] == nil && swim.members["gw-2"]?.status == .dead)
+        _ = swim.tick(now: after + 30.02)
+        #expect(swim.members["gw-2"] == nil)
+    }
+
     @Test("a record written on one node reaches all 30 by rumour alone, within a few gossip rounds")
     func recordRumour() {
         var net = SimulatedNetwork.joined(30)
