@@ -13,7 +13,7 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PYTHON ?= python3
 
-.PHONY: run test build release bench bench-gossip deps deps-apt deps-pip clean
+.PHONY: run test build release bench bench-gossip bench-sim deps deps-apt deps-pip clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -44,6 +44,10 @@ bench-gossip: deps
 	@$(MAKE) --no-print-directory deps-apt APT_PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product otamesh
 	python3 Benchmarks/gossip_compare.py --otamesh "$$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/otamesh" --out Benchmarks/results/gossip.md
+
+# The gossip simulator's tables (N = 100, 1,000, 10,000; 0 % and 10 % loss), release build.
+bench-sim:
+	Benchmarks/simulate.sh 1 Benchmarks/results/simulate.txt
 
 deps: deps-apt deps-pip
 
