@@ -54,8 +54,8 @@ struct SimulateCommand: ParsableCommand {
     @Flag(help: "One JSON object per result, one per line, instead of tables.") var json = false
 
     func run() throws {
-        let counts = try Self.list(nodes, "--nodes") { Int($0).flatMap { $0 >= 2 ? $0 : nil } }
-        let losses = try Self.list(loss, "--loss") { Double($0).flatMap { (0...100).contains($0) ? $0 / 100 : nil } }
+        let counts = try Self.list(nodes, "--nodes", expecting: "whole numbers ≥ 2") { Int($0).flatMap { $0 >= 2 ? $0 : nil } }
+        let losses = try Self.list(loss, "--loss", expecting: "percentages from 0 to 100") { Double($0).flatMap { (0...100).contains($0) ? $0 / 100 : nil } }
         let network = (latency: try Self.duration(latency, "--latency"), jitter: try Self.duration(jitter, "--jitter"))
         let soakSeconds = try Self.duration(soak, "--soak")
         let partitionSeconds = try Self.duration(partition, "--partition")
@@ -127,10 +127,10 @@ struct SimulateCommand: ParsableCommand {
         var result: Result
     }
 
-    static func list<T>(_ text: String, _ option: String, _ parse: (String) -> T?) throws -> [T] {
+    static func list<T>(_ text: String, _ option: String, expecting: String, _ parse: (String) -> T?) throws -> [T] {
         let items = text.split(separator: ",").map { String($0.filter { $0 != " " }) }
         let values = items.compactMap(parse)
-        guard !items.isEmpty, values.count == items.count else { throw ValidationError("\(option): cannot read '\(text)'") }
+        guard !items.isEmpty, values.count == items.count else { throw ValidationError("\(option): cannot read '\(text)' (comma-separated \(expecting))") }
         return values
     }
 
