@@ -7,22 +7,13 @@ import OTAMeshGossip
 import OTAMeshStore
 import Prometheus
 
-/// The mesh, once bound (the admin router is built before it).
-final class MeshReference: @unchecked Sendable {
-    private let lock = NIOLock()
-    private var value: Mesh?
-    var mesh: Mesh? {
-        get { lock.withLock { value } }
-        set { lock.withLock { value = newValue } }
-    }
-}
-
 /// The admin HTTP surface (port 8071): `/metrics`, `/healthz`, `/api/v1/cache`, `/api/v1/members`.
 struct AdminRoutes: Sendable {
     let store: BlobStore
     let registry: PrometheusCollectorRegistry
     let nodeName: String
-    let mesh: MeshReference
+    /// The mesh, once bound (the admin router is built before it).
+    let mesh: NIOLockedValueBox<Mesh?>
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -48,16 +39,16 @@ struct AdminRoutes: Sendable {
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         router.post("/api/v1/site/rotate") { _, _ -> Response in
-            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             let rotation = try mesh.startRotation(nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1_000))
             return Self.json(["key": rotation.fingerprint, "phase": "\(rotation.phase)"])
         }
         router.get("/api/v1/records") { _, _ -> Response in
-            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             return try Self.encoded(mesh.records())
         }
         router.post("/api/v1/records/{key}") { request, context -> Response in
-            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             let key = context.parameters.get("key") ?? ""
             let body = try await request.body.collect(upTo: WireCodec.maxValue + 1)
             do {
@@ -68,7 +59,7 @@ struct AdminRoutes: Sendable {
             }
         }
         router.get("/api/v1/members") { _, _ -> Response in
-            guard let mesh = mesh.mesh else { return Self.gossipOff() }
+            guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             return try Self.encoded(mesh.view())
         }
         return router

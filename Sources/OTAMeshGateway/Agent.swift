@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import OTAMeshDiscovery
@@ -62,7 +63,7 @@ public struct Agent: Sendable {
         let info = Gauge(label: "otamesh_agent_info", dimensions: [("node", configuration.nodeName)])
         info.record(1)
         var rng = SystemRandomNumberGenerator()
-        let meshBox = MeshReference()
+        let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox).router()
         var services: [any Service] = []
         let tuf = "\(configuration.dataDirectory)/tuf"
@@ -124,7 +125,7 @@ public struct Agent: Sendable {
         let gossip = mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
         let site = mesh?.view().site
         let createdKeyring = keyringCreated
-        meshBox.mesh = mesh
+        meshBox.withLockedValue { $0 = mesh }
         let totals = try store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL

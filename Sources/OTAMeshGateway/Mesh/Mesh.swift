@@ -66,16 +66,11 @@ public final class Mesh: Sendable {
         var port = listen.port
         var lastError: (any Error)?
         for _ in 0..<8 {
-            let tcp: NIOAsyncChannel<Stream, Never>
-            do {
-                tcp = try await ServerBootstrap(group: group)
-                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .bind(host: listen.host, port: port) { channel in
-                        channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
-                    }
-            } catch {
-                throw error
-            }
+            let tcp: NIOAsyncChannel<Stream, Never> = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .bind(host: listen.host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
+                }
             let bound = tcp.channel.localAddress?.port ?? port
             do {
                 let udp = try await bindDatagrams(host: listen.host, port: bound, group: group, logger: logger)

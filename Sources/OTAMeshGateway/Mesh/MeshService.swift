@@ -22,8 +22,17 @@ struct MeshService: Service {
         }
     }
 
+    /// What a peer-sync round depends on: with none of it changed and the last round clean,
+    /// another round would only re-read the same metadata and find nothing to do.
+    struct SyncInputs: Equatable {
+        var generation: Int
+        var metadataVersion: Int
+        var peers: [String]
+    }
+
     func upkeep() async {
         var generation = -1
+        var lastSync: SyncInputs?
         while !Task.isCancelled {
             if store.generation != generation {
                 generation = store.generation
@@ -37,8 +46,14 @@ struct MeshService: Service {
                 let peers = mesh.view().members.filter { $0.status == "alive" }.compactMap { member in
                     member.http.map { PeerSync.Peer(name: member.name, http: $0, metadataVersion: member.metadataVersion ?? 0, images: Set(member.images)) }
                 }
-                let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
-                if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["fetched": "\(report.fetched.joined(separator: ","))"]) }
+                let inputs = SyncInputs(generation: store.generation, metadataVersion: version,
+                                        peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
+                if inputs != lastSync {
+                    let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
+                    if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["fetched": "\(report.fetched.joined(separator: ","))"]) }
+                    // A failed round is retried on the next tick even if nothing changed.
+                    lastSync = report.failures.isEmpty ? inputs : nil
+                }
             }
             do { try await Task.sleep(for: .seconds(2)) } catch { return }
         }
