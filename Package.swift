@@ -73,6 +73,16 @@ let package = Package(
         ),
 
         .target(
+            name: "OTAMeshRollout",
+            dependencies: [
+                "OTAMeshTrust",
+                "OTAMeshFirmware",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+
+        .target(
             name: "OTAMeshSimulation",
             dependencies: ["OTAMeshGossip"],
             swiftSettings: strict

@@ -13,6 +13,11 @@ public enum Role {
 public struct MetadataSignature: Sendable, Hashable {
     public let keyID: String
     public let signature: [UInt8]
+
+    public init(keyID: String, signature: [UInt8]) {
+        self.keyID = keyID
+        self.signature = signature
+    }
 }
 
 /// The keys and threshold a role requires.

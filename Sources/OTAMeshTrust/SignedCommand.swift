@@ -89,6 +89,16 @@ public struct SignedCommand: Sendable {
         self.signatures = signatures
     }
 
+    /// An envelope from its parts (as replicated by gossip); same checks as ``init(bytes:file:)``.
+    public init(signed: JSONValue, signatures: [MetadataSignature]) throws(TrustError) {
+        let envelope = JSONValue.object(["signed": signed, "signatures": .array([])] as KeyValuePairs<String, JSONValue>)
+        try self.init(bytes: envelope.canonicalBytes, file: "command")
+        self.signatures = signatures
+    }
+
+    /// The envelope as compact canonical JSON (what gossip carries).
+    public var compactBytes: [UInt8] { envelope.canonicalBytes }
+
     /// Adds one admin's signature (replacing an earlier one by the same key).
     public mutating func sign(with signer: TUFSigner) throws {
         let id = signer.publicKey.computedKeyID
@@ -97,13 +107,15 @@ public struct SignedCommand: Sendable {
     }
 
     /// The envelope as JSON text.
-    public var bytes: [UInt8] {
+    public var bytes: [UInt8] { envelope.prettyBytes }
+
+    var envelope: JSONValue {
         JSONValue.object([
             "signed": signed,
             "signatures": .array(signatures.map {
                 .object(["keyid": .string($0.keyID), "sig": .string(hexString($0.signature))] as KeyValuePairs<String, JSONValue>)
             }),
-        ] as KeyValuePairs<String, JSONValue>).prettyBytes
+        ] as KeyValuePairs<String, JSONValue>)
     }
 
     /// Accepts the command only if it is for this site, signed by at least `threshold` distinct

@@ -1,0 +1,328 @@
+import OTAMeshTrust
+
+/// Remembers which command copies verified, so a gateway checks each signature set once.
+public struct VerificationCache: Sendable {
+    var results: [String: Result<SignedCommand, TrustError>] = [:]
+    public init() {}
+
+    mutating func verify(_ copy: CommandCopy, trust: SiteTrust) -> Result<SignedCommand, TrustError> {
+        let key = copy.bodyHash + "/" + copy.signatures.sorted().map { $0.keyID + ":" + String($0.signature.count) + ":" + String($0.signature.hashValue) }.joined(separator: ",")
+        if let known = results[key] { return known }
+        let result: Result<SignedCommand, TrustError>
+        if let command = copy.command {
+            do throws(TrustError) {
+                try command.verify(trust: trust, lastSequence: nil)
+                result = .success(command)
+            } catch { result = .failure(error) }
+        } else {
+            result = .failure(.malformed(file: "command", reason: "not a signed command"))
+        }
+        if results.count > 10_000 { results.removeAll() }
+        results[key] = result
+        return result
+    }
+}
+
+/// What a rollout's merged state means, as every gateway computes it from the same inputs:
+/// whether the plan is approved, the mode, the stage and the progress per stage and gateway.
+/// Pure: the clock comes in as `now` (milliseconds since the Unix epoch).
+public struct RolloutView: Sendable {
+    public enum Mode: String, Sendable, Codable {
+        case awaitingApproval = "awaiting approval"
+        case running, paused, halted, aborted, completed
+    }
+
+    /// Progress of one stage, cumulative like the stages (stage 2 includes stage 1's devices).
+    public struct StageProgress: Sendable, Equatable, Codable {
+        public var percent: Int
+        /// Matching devices in the stage, summed over the gateways' census.
+        public var targeted: Int
+        public var succeeded: Int
+        /// Failures of the current retry epoch.
+        public var failed: Int
+        public var inFlight: Int
+    }
+
+    public struct GatewayProgress: Sendable, Equatable, Codable {
+        /// Matching devices of this gateway in the current stage.
+        public var targeted: Int
+        public var succeeded: Int
+        public var failed: Int
+        public var inFlight: Int
+    }
+
+    /// A command seen but not (yet) carrying enough valid admin signatures.
+    public struct Pending: Sendable, Equatable, Codable {
+        public var sequence: Int64
+        public var kind: String
+        public var bodyHash: String
+        public var problem: String
+    }
+
+    public let id: String
+    public let plan: RolloutPlan?
+    public let planHash: String?
+    /// Why the plan does not (yet) run, e.g. `1 valid signature(s) …, 2 required`.
+    public let planProblem: String?
+    public let controls: [RolloutControl]
+    public let pending: [Pending]
+    /// The highest sequence seen on any command, valid or not: the next command takes one more.
+    public let lastSequence: Int64
+    public let mode: Mode
+    /// The highest valid resume or retry-failed sequence (1: the plan). A halt of a lower epoch
+    /// no longer holds.
+    public let controlEpoch: Int64
+    /// Failures of attempts before this epoch are forgiven (retry-failed).
+    public let retryEpoch: Int64
+    public let halt: HaltMark?
+    public let stage: Int
+    public let stageSince: Int64?
+    public let stages: [StageProgress]
+    public let gateways: [String: GatewayProgress]
+    /// Devices finished (succeeded, or failed in the current retry epoch) and failed, over all stages.
+    public let finished: Int
+    public let failed: Int
+
+    public init(state: RolloutState, trust: SiteTrust, cache: inout VerificationCache) {
+        id = state.id
+        var plan: RolloutPlan?
+        var planHash: String?
+        var planProblem: String? = "no plan received"
+        var controls: [RolloutControl] = []
+        var pending: [Pending] = []
+        var last: Int64 = 0
+        for (sequence, copies) in state.commands.sorted(by: { $0.key < $1.key }) {
+            last = max(last, sequence)
+            // Copies of one sequence with different bodies: the smallest body hash that verifies.
+            for (hash, copy) in copies.sorted(by: { $0.key < $1.key }) {
+                switch cache.verify(copy, trust: trust) {
+                case .failure(let error):
+                    pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description))
+                    if sequence == 1, plan == nil, let unsigned = try? RolloutPlan(json: copy.signed["payload"] ?? .null), unsigned.id == state.id {
+                        planProblem = error.description
+                        planHash = planHash ?? hash
+                    }
+                case .success(let command):
+                    if sequence == 1 {
+                        guard plan == nil, command.kind == RolloutPlan.commandKind else { continue }
+                        do throws(RolloutError) {
+                            let parsed = try RolloutPlan(json: command.payload)
+                            guard parsed.id == state.id else { throw .invalidPlan(field: "id", reason: "\(parsed.id) under rollout \(state.id)") }
+                            plan = parsed
+                            planHash = hash
+                            planProblem = nil
+                        } catch {
+                            pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description))
+                        }
+                    } else if let control = try? RolloutControl(command: command), control.rollout == state.id {
+                        controls.append(control)
+                    } else {
+                        pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: "not a control of \(state.id)"))
+                    }
+                }
+            }
+        }
+        // Drop pending entries superseded by a valid copy of the same body.
+        pending.removeAll { entry in entry.sequence == 1 ? (plan != nil && planHash == entry.bodyHash) : false }
+        self.plan = plan
+        self.planHash = planHash
+        self.planProblem = planProblem
+        self.controls = controls.sorted { ($0.sequence, $0.kind.safety) < ($1.sequence, $1.kind.safety) }
+        self.pending = pending
+        lastSequence = last
+
+        let controlEpoch = controls.filter { $0.kind == .resume || $0.kind == .retryFailed }.map(\.sequence).max() ?? 1
+        let retryEpoch = controls.filter { $0.kind == .retryFailed }.map(\.sequence).max() ?? 1
+        self.controlEpoch = controlEpoch
+        self.retryEpoch = retryEpoch
+        halt = state.halt.flatMap { $0.epoch >= controlEpoch ? $0 : nil }
+
+        // The stage register, raised by any signed advance.
+        var mark = state.stage
+        for control in controls where control.kind == .advance {
+            guard let plan, let stage = control.stage else { continue }
+            let advanced = StageMark(stage: min(stage, plan.stages.count - 1), since: control.issued * 1000, gateway: "admin #\(control.sequence)")
+            if mark == nil || mark! < advanced { mark = advanced }
+        }
+        stage = plan.map { min(mark?.stage ?? 0, $0.stages.count - 1) } ?? 0
+        stageSince = mark?.since
+
+        // Progress.
+        var stages: [StageProgress] = []
+        var gateways: [String: GatewayProgress] = [:]
+        var finished = 0
+        var failed = 0
+        if let plan {
+            stages = plan.stages.enumerated().map { index, percent in
+                StageProgress(percent: percent, targeted: state.census.values.reduce(0) { $0 + ($1.perStage.count > index ? $1.perStage[index] : 0) },
+                              succeeded: 0, failed: 0, inFlight: 0)
+            }
+            for (gateway, census) in state.census {
+                gateways[gateway] = GatewayProgress(targeted: census.perStage.count > stage ? census.perStage[stage] : 0, succeeded: 0, failed: 0, inFlight: 0)
+            }
+            for outcome in state.outcomes.values {
+                let counts = outcome.phase == .succeeded || outcome.epoch >= retryEpoch || !outcome.phase.isFinished
+                guard counts else { continue }
+                var entry = gateways[outcome.gateway] ?? GatewayProgress(targeted: 0, succeeded: 0, failed: 0, inFlight: 0)
+                switch outcome.phase {
+                case .succeeded: entry.succeeded += 1; finished += 1
+                case .failed: entry.failed += 1; finished += 1; failed += 1
+                default: entry.inFlight += 1
+                }
+                gateways[outcome.gateway] = entry
+                for index in stages.indices where outcome.bucket < plan.stages[index] * 100 {
+                    switch outcome.phase {
+                    case .succeeded: stages[index].succeeded += 1
+                    case .failed: stages[index].failed += 1
+                    default: stages[index].inFlight += 1
+                    }
+                }
+            }
+        }
+        self.stages = stages
+        self.gateways = gateways
+        self.finished = finished
+        self.failed = failed
+
+        if plan == nil {
+            mode = .awaitingApproval
+        } else if controls.contains(where: { $0.kind == .abort }) {
+            mode = .aborted
+        } else if halt != nil {
+            mode = .halted
+        } else if let latest = self.controls.last(where: { $0.kind != .advance }), latest.kind == .pause {
+            mode = .paused
+        } else if let last = stages.last, stage == stages.count - 1, last.inFlight == 0, last.succeeded + last.failed >= last.targeted, last.targeted > 0 || last.succeeded > 0 {
+            mode = .completed
+        } else {
+            mode = .running
+        }
+    }
+
+    // MARK: Decisions
+
+    /// Why failures have passed the plan's threshold, or nil while they have not.
+    public var thresholdCrossed: String? {
+        guard let plan, finished >= plan.minFinished, failed > 0 else { return nil }
+        if let count = plan.maxFailures, failed > count {
+            return "\(failed) devices failed, more than the \(count) allowed"
+        }
+        if let percent = plan.maxFailurePercent, failed * 100 > percent * finished {
+            return "\(failed) of \(finished) finished devices failed, more than \(percent)%"
+        }
+        return nil
+    }
+
+    /// The halt this gateway must set now, if failures passed the threshold and no halt of the
+    /// current control epoch is known. Any gateway may halt: it is the safe direction.
+    public func haltDue(now: Int64, gateway: String) -> HaltMark? {
+        guard plan != nil, mode == .running || mode == .paused || mode == .completed, let reason = thresholdCrossed else { return nil }
+        return HaltMark(epoch: controlEpoch, at: now, gateway: gateway, reason: reason)
+    }
+
+    /// The stage mark this gateway writes now: stage 0 once the plan is approved; the next stage
+    /// once soak time has passed, the success condition holds and the evidence is fresh (census
+    /// from a majority of the `members` this gateway knows, itself included), so a partitioned
+    /// minority never advances.
+    public func stageDue(now: Int64, gateway: String, members: Int, censusGateways: Int) -> StageMark? {
+        guard let plan, mode == .running else { return nil }
+        guard let since = stageSince else { return StageMark(stage: 0, since: now, gateway: gateway) }
+        guard stage < plan.stages.count - 1, now - since >= plan.soakSeconds * 1000 else { return nil }
+        guard censusGateways * 2 > max(members, 1) else { return nil }
+        let current = stages[stage]
+        guard current.succeeded * 100 >= plan.successPercent * current.targeted else { return nil }
+        return StageMark(stage: stage + 1, since: now, gateway: gateway)
+    }
+
+    /// What a gateway does for one of its devices.
+    public enum DeviceDecision: Sendable, Equatable {
+        /// The rollout does not apply (selector, stage, or no approved plan).
+        case notSelected(String)
+        /// Start a new attempt: record this outcome, then offer or push the image.
+        case start(DeviceOutcome)
+        /// The device already runs the target: record this success.
+        case alreadyCurrent(DeviceOutcome)
+        /// An attempt is in flight: keep offering the image (in-flight attempts finish even
+        /// after a halt or pause).
+        case inFlight(DeviceOutcome)
+        case succeeded
+        /// Failed in this retry epoch: not offered again until `retry-failed`.
+        case failedBefore(String)
+        /// Selected, but no new update may start now (paused, halted, outside the window, or the
+        /// gateway's concurrency is used up).
+        case wait(String)
+    }
+
+    public func decide(_ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String) -> DeviceDecision {
+        guard let plan else { return .notSelected("rollout \(id) is not approved") }
+        if let outcome {
+            if outcome.phase == .succeeded { return .succeeded }
+            if !outcome.phase.isFinished { return .inFlight(outcome) }
+            if outcome.epoch >= retryEpoch { return .failedBefore("failed \(plan.target.path): \(outcome.detail)") }
+        }
+        guard plan.selector.matches(device) else { return .notSelected("does not match \(plan.selector)") }
+        let bucket = StageSelection.bucket(rollout: id, device: device.id)
+        guard bucket < plan.bound(ofStage: stage) else {
+            let later = StageSelection.firstStage(ofBucket: bucket, stages: plan.stages).map { "stage \($0 + 1)" } ?? "no stage"
+            return .notSelected("bucket \(bucket) is in \(later); stage \(stage + 1) of \(plan.stages.count) runs")
+        }
+        if let version, let wanted = plan.target.version, version == wanted {
+            return .alreadyCurrent(DeviceOutcome(epoch: retryEpoch, phase: .succeeded, bucket: bucket, gateway: gateway, started: now, updated: now, detail: "already ran \(version)"))
+        }
+        switch mode {
+        case .running, .completed: break
+        case .awaitingApproval: return .wait("awaiting approval")
+        case .paused: return .wait("rollout paused")
+        case .aborted: return .wait("rollout aborted")
+        case .halted: return .wait("rollout halted: \(halt?.reason ?? "")")
+        }
+        if let window = plan.window, !window.contains(milliseconds: now) { return .wait("outside the maintenance window \(window) UTC") }
+        guard inFlightHere < plan.concurrency else { return .wait("\(inFlightHere) updates in flight on this gateway (concurrency \(plan.concurrency))") }
+        return .start(DeviceOutcome(epoch: retryEpoch, phase: .offered, bucket: bucket, gateway: gateway, started: now, updated: now))
+    }
+
+    /// What a device's report means for its in-flight attempt: success when it runs the target
+    /// version; failure on a reported error, or when it reports another version after the whole
+    /// image reached it (it rebooted into the old one). Nil: no change.
+    public func confirm(_ outcome: DeviceOutcome, version: String?, error: String?, now: Int64) -> DeviceOutcome? {
+        guard let plan, !outcome.phase.isFinished else { return nil }
+        var next = outcome
+        next.updated = max(now, outcome.updated)
+        if let version, let wanted = plan.target.version, version == wanted {
+            next.phase = .succeeded
+            next.detail = version
+            return next
+        }
+        if let error {
+            next.phase = .failed
+            next.detail = String(("device reported: " + error).prefix(120))
+            return next
+        }
+        if outcome.phase == .installing, let version {
+            next.phase = .failed
+            next.detail = "rebooted into \(version), not \(plan.target.version ?? plan.target.path)"
+            return next
+        }
+        return nil
+    }
+
+    /// Fails an attempt that found no confirmation within the plan's device timeout.
+    public func timedOut(_ outcome: DeviceOutcome, now: Int64) -> DeviceOutcome? {
+        guard let plan, !outcome.phase.isFinished, now - outcome.started > plan.deviceTimeoutSeconds * 1000 else { return nil }
+        var next = outcome
+        next.phase = .failed
+        next.updated = now
+        next.detail = "no confirmation within \(plan.deviceTimeoutSeconds) s (last: \(outcome.phase))"
+        return next
+    }
+
+    /// A gateway's census: how many of `devices` match, per stage.
+    public static func census(of devices: [DeviceFacts], plan: RolloutPlan) -> [Int] {
+        var perStage = [Int](repeating: 0, count: plan.stages.count)
+        for device in devices where plan.selector.matches(device) {
+            let bucket = StageSelection.bucket(rollout: plan.id, device: device.id)
+            for index in perStage.indices where bucket < plan.stages[index] * 100 { perStage[index] += 1 }
+        }
+        return perStage
+    }
+}
