@@ -125,6 +125,7 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
+                "OTAMeshRollout",
                 "OTAMeshDiscovery",
                 "OTAMeshStore",
                 "OTAMeshTrust",
@@ -164,6 +165,7 @@ let package = Package(
             dependencies: [
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
+                "OTAMeshRollout",
                 "OTAMeshStore",
                 "OTAMeshTrust",
                 "OTAMeshTransfer",

@@ -34,6 +34,9 @@ public struct RolloutView: Sendable {
 
     /// Progress of one stage, cumulative like the stages (stage 2 includes stage 1's devices).
     public struct StageProgress: Sendable, Equatable, Codable {
+        public init(percent: Int, targeted: Int, succeeded: Int, failed: Int, inFlight: Int) {
+            self.percent = percent; self.targeted = targeted; self.succeeded = succeeded; self.failed = failed; self.inFlight = inFlight
+        }
         public var percent: Int
         /// Matching devices in the stage, summed over the gateways' census.
         public var targeted: Int

@@ -1,0 +1,121 @@
+import OTAMeshRollout
+import OTAMeshTrust
+
+/// One rollout as the admin API (`GET /api/v1/rollouts/{id}`) and `otamesh rollout status
+/// --json` show it: the plan, approvals, mode, stage, and progress per stage and per gateway.
+public struct RolloutStatus: Codable, Sendable, Equatable {
+    public struct Target: Codable, Sendable, Equatable {
+        public var path: String
+        public var sha256: String
+        public var length: Int64
+        public var version: String?
+        public var hardware: String?
+    }
+
+    public struct Plan: Codable, Sendable, Equatable {
+        public var target: Target
+        /// The device selector, `hardware=esp32,tag=floor2` (empty: every device).
+        public var select: String
+        public var stages: [Int]
+        public var soak: Int64
+        public var success: Int
+        public var maxFailurePercent: Int?
+        public var maxFailures: Int?
+        public var minFinished: Int
+        public var concurrency: Int
+        public var deviceTimeout: Int64
+        public var window: String?
+    }
+
+    public struct Halt: Codable, Sendable, Equatable {
+        public var epoch: Int64
+        /// Milliseconds since the Unix epoch.
+        public var at: Int64
+        public var gateway: String
+        public var reason: String
+    }
+
+    public struct Control: Codable, Sendable, Equatable {
+        public var sequence: Int64
+        public var kind: String
+        public var stage: Int?
+        /// Seconds since the Unix epoch.
+        public var issued: Int64
+    }
+
+    public var id: String
+    /// `awaiting approval`, `running`, `paused`, `halted`, `aborted`, `completed`.
+    public var mode: String
+    public var plan: Plan?
+    /// Distinct trusted admin keys that signed the plan, and how many the site requires.
+    public var approvals: Int
+    public var threshold: Int
+    public var planProblem: String?
+    /// The current stage, 0-based.
+    public var stage: Int
+    /// Milliseconds since the Unix epoch when the current stage began.
+    public var stageSince: Int64?
+    public var stages: [RolloutView.StageProgress]
+    public var gateways: [String: RolloutView.GatewayProgress]
+    public var halt: Halt?
+    public var controls: [Control]
+    public var pending: [RolloutView.Pending]
+    /// The highest command sequence seen: the next control takes one more.
+    public var lastSequence: Int64
+    public var finished: Int
+    public var failed: Int
+
+    public init(view: RolloutView, state: RolloutState, trust: SiteTrust) {
+        id = view.id
+        mode = view.mode.rawValue
+        plan = view.plan.map { plan in
+            Plan(target: Target(path: plan.target.path, sha256: plan.target.sha256, length: plan.target.length,
+                                version: plan.target.version, hardware: plan.target.hardware),
+                 select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
+                 maxFailurePercent: plan.maxFailurePercent, maxFailures: plan.maxFailures, minFinished: plan.minFinished,
+                 concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description)
+        }
+        // Approvals: trusted admin keys among the signatures of the plan copy in use (or of the
+        // best-signed copy while it awaits approval). Counted by key id; validity is what the
+        // mode reflects.
+        let copies = state.commands[1].map { Array($0.values) } ?? []
+        let inUse = view.planHash.flatMap { hash in copies.first { $0.bodyHash == hash } }
+        let best = inUse ?? copies.max { a, b in
+            Set(a.signatures.map(\.keyID)).intersection(trust.admins.keys).count < Set(b.signatures.map(\.keyID)).intersection(trust.admins.keys).count
+        }
+        approvals = best.map { Set($0.signatures.map(\.keyID)).intersection(trust.admins.keys).count } ?? 0
+        threshold = trust.threshold
+        planProblem = view.planProblem
+        stage = view.stage
+        stageSince = view.stageSince
+        stages = view.stages
+        gateways = view.gateways
+        halt = view.halt.map { Halt(epoch: $0.epoch, at: $0.at, gateway: $0.gateway, reason: $0.reason) }
+        controls = view.controls.map { Control(sequence: $0.sequence, kind: $0.kind.rawValue, stage: $0.stage, issued: $0.issued) }
+        pending = view.pending
+        lastSequence = view.lastSequence
+        finished = view.finished
+        failed = view.failed
+    }
+}
+
+/// `GET /api/v1/site`: what a client needs to sign commands for this gateway's site.
+public struct SiteInfo: Codable, Sendable, Equatable {
+    public var site: String
+    public var threshold: Int
+    /// Key ids of the site's admin keys.
+    public var admins: [String]
+    /// This gateway's mesh name.
+    public var gateway: String
+}
+
+/// One trusted target as `GET /api/v1/targets` lists it.
+public struct TargetInfo: Codable, Sendable, Equatable {
+    public var path: String
+    public var sha256: String
+    public var length: Int64
+    public var version: String?
+    public var hardware: String?
+    /// The bytes are in this gateway's cache.
+    public var cached: Bool
+}
