@@ -252,7 +252,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
+            dependencies: ["OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -14,6 +14,9 @@ struct AdminRoutes: Sendable {
     let nodeName: String
     /// The mesh, once bound (the admin router is built before it).
     let mesh: NIOLockedValueBox<Mesh?>
+    /// The rollout engine, once the mesh is bound and a site trust file is loaded.
+    let rollouts: NIOLockedValueBox<RolloutEngine?>
+    let tufDirectory: String
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -62,6 +65,7 @@ struct AdminRoutes: Sendable {
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             return try Self.encoded(mesh.view())
         }
+        RolloutRoutes(engine: rollouts, store: store, tufDirectory: tufDirectory, gateway: nodeName).register(on: router)
         return router
     }
 
@@ -70,10 +74,10 @@ struct AdminRoutes: Sendable {
                  body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
     }
 
-    static func encoded(_ value: some Encodable) throws -> Response {
+    static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(value))))
     }
 
     static func json(_ object: [String: String]) -> Response {

@@ -51,6 +51,8 @@ public struct Agent: Sendable {
         public let gossip: String?
         public let site: String?
         public let keyringCreated: String?
+        /// Whether this gateway carries out rollouts, and under which site trust.
+        public let rollouts: String?
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
@@ -64,9 +66,11 @@ public struct Agent: Sendable {
         info.record(1)
         var rng = SystemRandomNumberGenerator()
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
-        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox).router()
-        var services: [any Service] = []
+        let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
         let tuf = "\(configuration.dataDirectory)/tuf"
+        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox,
+                                 rollouts: engineBox, tufDirectory: tuf).router()
+        var services: [any Service] = []
         try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
         Self.keepVersionedRoot(tufDirectory: tuf)
         if let metadataURL = configuration.upstreamMetadataURL {
@@ -122,9 +126,25 @@ public struct Agent: Sendable {
                 services.append(DiscoveryService(discovery: MDNSDiscovery(advert: advert, logger: logger), mesh: bound, logger: logger))
             }
         }
+        var rollouts: String?
+        if let mesh {
+            let path = configuration.siteTrustPath
+            if let data = FileManager.default.contents(atPath: path) {
+                let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
+                let engine = RolloutEngine(gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
+                                           now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger)
+                engineBox.withLockedValue { $0 = engine }
+                api.attach(engine)
+                services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))
+                rollouts = "site \(trust.site), \(trust.threshold) of \(trust.admins.count) admin keys (\(path); otamesh rollout)"
+            } else {
+                rollouts = "off: no site trust file at \(path) (otamesh keys site-trust, then restart)"
+            }
+        }
         let gossip = mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
         let site = mesh?.view().site
         let createdKeyring = keyringCreated
+        let rolloutLine = rollouts
         meshBox.withLockedValue { $0 = mesh }
         let totals = try store.totals()
         let dataDirectory = configuration.dataDirectory
@@ -140,7 +160,7 @@ public struct Agent: Sendable {
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
-                              keyringCreated: createdKeyring))
+                              keyringCreated: createdKeyring, rollouts: rolloutLine))
             },
             logger: logger)
         let group = ServiceGroup(

@@ -51,9 +51,15 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var siteKeyring: String?
     /// Find peers by mDNS/DNS-SD through avahi-daemon.
     public var discoveryMDNS = true
+    /// The site trust file (admin keys and m-of-n threshold) that rollout commands must satisfy.
+    public var siteTrust: String?
 
     /// The keyring file: configured, or `keys/site.keyring` in the data directory.
     public var siteKeyringPath: String { siteKeyring ?? "\(dataDirectory)/keys/site.keyring" }
+
+    /// The site trust file: configured, or `keys/site-trust.json` in the data directory (rollouts
+    /// are off while there is none).
+    public var siteTrustPath: String { siteTrust ?? "\(dataDirectory)/keys/site-trust.json" }
 
     /// The proxies for upstream transfers: the environment's, overridden by the configuration.
     public func proxySettings(environment: [String: String]) -> ProxySettings {
@@ -95,6 +101,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("gossip.join", "OTAMESH_GOSSIP_JOIN", "--join", "comma-separated static peers HOST:PORT (flag repeatable)"),
         ("site.keyring", "OTAMESH_SITE_KEYRING", "--site-keyring", "site keyring file (default DATA/keys/site.keyring, created if missing)"),
         ("discovery", "OTAMESH_DISCOVERY", "--discovery", "mdns or off (default mdns)"),
+        ("site.trust", "OTAMESH_SITE_TRUST", "--site-trust", "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -209,6 +216,7 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
             gossipJoin = peers
         case "site.keyring": siteKeyring = value
+        case "site.trust": siteTrust = value
         case "discovery":
             switch value.lowercased() {
             case "mdns": discoveryMDNS = true

@@ -173,13 +173,24 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
             default: continue
             }
         }
+        var news: [ReplicatedRecords.Record] = []
         for record in delta.records where records.get(record.key, owner: record.owner).map({ $0.version < record.version }) ?? true
             && record.owner != name
         {
-            changes.append(record)
+            news.append(record)
         }
+        changes += news
         records.apply(delta)
+        // What push-pull brought is passed on as rumour too, so news that reached one side of a
+        // healed partition (a rollout halt, say) crosses in rounds, not push-pull periods. A
+        // large catch-up is left to push-pull, to keep the broadcast queue bounded.
+        if news.count <= Self.maxRespread {
+            for record in news { spread(record) }
+        }
     }
+
+    /// Most records of one push-pull leg passed on as rumour.
+    static var maxRespread: Int { 64 }
 
     static func digest(in messages: [WireMessage]) -> [String: UInt64] {
         var digest: [String: UInt64] = [:]

@@ -68,6 +68,7 @@ public enum RolloutRecords {
         public var copiesByOwner: [String: [String: [Int64: CommandCopy]]] = [:]
         /// Records that did not decode, with why: counted and reported, never fatal.
         public var problems: [RolloutError] = []
+        public init() {}
     }
 
     /// Merges every `ro/` record (any owner, any order) into rollout states. `versions` gives

@@ -78,6 +78,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Peer discovery: mdns (through avahi-daemon) or off (default mdns).")
     var discovery: String?
 
+    @Option(help: "Site trust file: the admin keys rollouts must be signed with (default DATA/keys/site-trust.json).")
+    var siteTrust: String?
+
     func run() async throws {
         let configuration = try options.load(extra: [
             ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
@@ -87,7 +90,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
             ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
             ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
-            ("site.keyring", siteKeyring), ("discovery", discovery),
+            ("site.keyring", siteKeyring), ("discovery", discovery), ("site.trust", siteTrust),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()
@@ -105,6 +108,7 @@ struct AgentCommand: AsyncParsableCommand {
                 if let created = ready.keyringCreated {
                     Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
                 }
+                if let rollouts = ready.rollouts { Output.out("  rollouts: \(rollouts)") }
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
             }

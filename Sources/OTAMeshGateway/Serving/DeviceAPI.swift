@@ -15,6 +15,8 @@ public final class DeviceAPI: Sendable {
     let digestCache = NIOLockedValueBox<[String: DeviceRoutes.BlobDigests]>([:])
     let now: @Sendable () -> Double
     let baseContext: DeviceRoutes.Context
+    /// The rollout engine, once the mesh is up (nil: manual assignments only).
+    let rollouts = NIOLockedValueBox<(any DeviceRollouts)?>(nil)
 
     public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }) {
         self.catalogBox = NIOLockedValueBox(catalog)
@@ -44,11 +46,28 @@ public final class DeviceAPI: Sendable {
         // The context's closures are made once (in init); only the catalog changes per request.
         var context = baseContext
         context.catalog = catalog
+        context.rollouts = rollouts.withLockedValue { $0 }
         switch DeviceRoutes.handle(request, context: context) {
         case .needDigests(let sha256): return .needDigests(sha256)
         case .response(let response, let sighting):
             if let sighting { registry.observe(sighting, at: now()) }
             return .response(response)
+        }
+    }
+
+    /// Starts carrying out rollouts: device answers come from `engine` first.
+    public func attach(_ engine: any DeviceRollouts) {
+        rollouts.withLockedValue { $0 = engine }
+    }
+
+    /// A blob body started going out to `address`, or finished (`reachedEnd`: its last byte was
+    /// sent): rollouts track a device's download from it.
+    public func bodySent(sha256: String, address: String, finished: Bool, reachedEnd: Bool) {
+        guard let engine = rollouts.withLockedValue({ $0 }) else { return }
+        if !finished {
+            engine.transfer(sha256: sha256, address: address, completed: false)
+        } else if reachedEnd {
+            engine.transfer(sha256: sha256, address: address, completed: true)
         }
     }
 

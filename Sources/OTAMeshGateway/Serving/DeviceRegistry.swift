@@ -20,9 +20,17 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
     public var assignedTarget: String?
     /// What the gateway last answered: `offered PATH`, `up to date`, `no assignment`, `incompatible: …`.
     public var lastAnswer: String?
+    /// Admin-given tags, comma-separated (`floor2,lobby`): rollout selectors match them.
+    public var tags: String?
+    /// The firmware variant the device reports (e.g. `esp32-eth`), if its family says.
+    public var variant: String?
+
+    /// ``tags`` as a list.
+    public var tagList: [String] { (tags ?? "").split(separator: ",").map(String.init) }
 
     public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String,
-                firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil) {
+                firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
+                tags: String? = nil, variant: String? = nil) {
         self.id = id
         self.family = family
         self.hardware = hardware
@@ -32,6 +40,8 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         self.lastSeen = lastSeen
         self.assignedTarget = assignedTarget
         self.lastAnswer = lastAnswer
+        self.tags = tags
+        self.variant = variant
     }
 }
 
@@ -107,6 +117,12 @@ public final class DeviceRegistry: Sendable {
                 t.column("lastAnswer", .text)
             }
         }
+        migrator.registerMigration("v2: tags and variant") { db in
+            try db.alter(table: "device") { t in
+                t.add(column: "tags", .text)
+                t.add(column: "variant", .text)
+            }
+        }
         return migrator
     }
 
@@ -179,6 +195,7 @@ public final class DeviceRegistry: Sendable {
             for row in rows {
                 if var known = state.devices[row.id] {
                     known.assignedTarget = row.assignedTarget
+                    known.tags = row.tags
                     state.devices[row.id] = known
                 } else {
                     state.devices[row.id] = row
@@ -206,6 +223,30 @@ public final class DeviceRegistry: Sendable {
         state.withLockedValue { state in
             if state.devices[id] != nil { state.devices[id]?.assignedTarget = target }
         }
+    }
+
+    /// Sets a device's tags (nil or empty: none), registering it if it was never seen.
+    public func setTags(_ id: String, tags: [String], at time: Double) throws(RegistryError) {
+        let text = tags.isEmpty ? nil : tags.map { $0.lowercased() }.sorted().joined(separator: ",")
+        do {
+            try pool.write { db in
+                if try DeviceRecord.fetchOne(db, key: id) == nil {
+                    try DeviceRecord(id: id, family: "unknown", address: "", firstSeen: time, lastSeen: 0, tags: text).insert(db)
+                } else {
+                    try db.execute(sql: "UPDATE device SET tags = ? WHERE id = ?", arguments: [text, id])
+                }
+            }
+        } catch {
+            throw RegistryError(path: path, reason: Self.describe(error))
+        }
+        state.withLockedValue { state in
+            if state.devices[id] != nil { state.devices[id]?.tags = text }
+        }
+    }
+
+    /// Every device in memory (the agent's view, sightings included).
+    public func all() -> [DeviceRecord] {
+        state.withLockedValue { Array($0.devices.values) }
     }
 
     /// Every device, as stored (sightings up to one flush old while an agent runs).

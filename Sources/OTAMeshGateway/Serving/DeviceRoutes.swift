@@ -22,12 +22,15 @@ public enum DeviceRoutes {
         public var assignment: @Sendable (String) -> String?
         /// A blob's other digests, nil until computed (see ``Outcome/needDigests(_:)``).
         public var digests: @Sendable (String) -> BlobDigests?
+        /// The rollouts, asked before manual assignments.
+        public var rollouts: (any DeviceRollouts)?
 
         public init(catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
-                    digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }) {
+                    digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }, rollouts: (any DeviceRollouts)? = nil) {
             self.catalog = catalog
             self.assignment = assignment
             self.digests = digests
+            self.rollouts = rollouts
         }
     }
 
@@ -138,8 +141,40 @@ public enum DeviceRoutes {
     /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
     /// content (MD5 / SHA-256) or version differs from what the device runs.
     public static func decide(id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
-                              context: Context) -> Decision {
-        guard let path = context.assignment(id) else { return .nothing("no assignment") }
+                              family: String = "generic", address: String = "", context: Context) -> Decision {
+        decideTarget(id: id, hardware: hardware, version: version, running: running, family: family, address: address, context: context).decision
+    }
+
+    /// ``decide``, also giving the target path considered. A running rollout that covers the
+    /// device decides what it is offered (and hears what came of it); manual assignments
+    /// (`otamesh device assign`) apply to devices no rollout covers.
+    static func decideTarget(id: String, hardware: String?, version: String?, running: RunningDigests,
+                             family: String, address: String, context: Context) -> (decision: Decision, path: String?) {
+        let query = DeviceQuery(id: id, family: family, hardware: hardware, version: version, address: address)
+        let path: String
+        var rollout: String?
+        switch context.rollouts?.answer(query) ?? .none {
+        case .offer(let offered, let id):
+            path = offered
+            rollout = id
+        case .hold(let why):
+            return (.nothing(why), nil)
+        case .none:
+            guard let assigned = context.assignment(id) else { return (.nothing("no assignment"), nil) }
+            path = assigned
+        }
+        let decision = decideAssigned(path: path, hardware: hardware, version: version, running: running, context: context)
+        if let rollout {
+            switch decision {
+            case .offer: context.rollouts?.concluded(query, rollout: rollout, upToDate: false)
+            case .upToDate: context.rollouts?.concluded(query, rollout: rollout, upToDate: true)
+            case .nothing: break
+            }
+        }
+        return (decision, path)
+    }
+
+    static func decideAssigned(path: String, hardware: String?, version: String?, running: RunningDigests, context: Context) -> Decision {
         guard let (target, blob) = context.catalog.blob(forTarget: path) else {
             return .nothing("assigned \(path) is not in the cache")
         }
@@ -163,7 +198,7 @@ public enum DeviceRoutes {
     static func decideReported(_ request: DeviceRequest, id: String, family: String, context: Context) -> (Decision, DeviceSighting) {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: hardware, version: version, context: context)
+        let decision = decide(id: id, hardware: hardware, version: version, family: family, address: request.clientAddress, context: context)
         return (decision, DeviceSighting(id: id, family: family, hardware: hardware, version: version,
                                          address: request.clientAddress, answer: decision.answer))
     }
@@ -183,14 +218,19 @@ public enum DeviceRoutes {
     /// `max_http_request_size` with partial download); the app reads the image's app
     /// description and decides. The gateway serves the assigned image, 404 when none.
     static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
-        var (decision, sighting) = decideReported(request, id: id, family: "esp-https-ota", context: context)
+        let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
+        let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
+        let (decision, path) = decideTarget(id: id, hardware: hardware, version: version, running: RunningDigests(), family: "esp-https-ota",
+                                            address: request.clientAddress, context: context)
+        var sighting = DeviceSighting(id: id, family: "esp-https-ota", hardware: hardware, version: version,
+                                      address: request.clientAddress, answer: decision.answer)
         // The device reads the image's app description and decides itself, so a device already
         // running the assigned version still gets the image (it stops after the header); the
         // registry records that it is up to date.
         let served: (ServedTarget, ServedBlob)?
         switch decision {
         case .offer(let target, let blob): served = (target, blob)
-        case .upToDate: served = context.assignment(id).flatMap { context.catalog.blob(forTarget: $0) }
+        case .upToDate: served = path.flatMap { context.catalog.blob(forTarget: $0) }
         case .nothing: served = nil
         }
         guard let (target, blob) = served else {
@@ -209,7 +249,8 @@ public enum DeviceRoutes {
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
         let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
-        var decision = decide(id: id, hardware: esp.chip, version: esp.version, running: running, context: context)
+        var decision = decide(id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
+                              address: request.clientAddress, context: context)
         if case .offer(let target, _) = decision, context.digests(target.sha256) == nil {
             // x-MD5 and the digest comparison need the blob's MD5: computed once, off the loop.
             return .needDigests(target.sha256)
@@ -237,7 +278,7 @@ public enum DeviceRoutes {
     /// requested name is served.
     static func fota(_ request: DeviceRequest, id: String, file: String, context: Context) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        var decision = decide(id: id, hardware: nil, version: version, context: context)
+        var decision = decide(id: id, hardware: nil, version: version, family: "esp8266-fota", address: request.clientAddress, context: context)
         var served: (ServedTarget, ServedBlob)?
         if case .offer(let target, _) = decision {
             let base = target.path.split(separator: "/").dropLast().joined(separator: "/")
@@ -261,7 +302,7 @@ public enum DeviceRoutes {
 
     static func wiphone(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: nil, version: nil, context: context)
+        let decision = decide(id: id, hardware: nil, version: version, family: "wiphone", address: request.clientAddress, context: context)
         // The phone does not say what it runs; it compares the offered version itself.
         var sighting = DeviceSighting(id: id, family: "wiphone", version: version, address: request.clientAddress,
                                       answer: decision.answer)

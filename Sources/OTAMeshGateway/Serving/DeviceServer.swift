@@ -173,9 +173,19 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let channel = context.channel
         inFlight += 1
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let finish: @Sendable (Result<Void, any Error>) -> Void = { [file] result in
+        // Rollouts follow a device's download: started, and whether its last byte went out.
+        let api = server.api
+        let address = context.channel.remoteAddress?.ipAddress ?? "unknown"
+        let tracked = response.blobSHA256.flatMap { sha in (response.status == 200 || response.status == 206) ? sha : nil }
+        var reachesEnd = false
+        if let tracked, case .file(let range)? = response.body.last(where: { if case .file = $0 { true } else { false } }) {
+            reachesEnd = api.catalog.blobs[tracked].map { range.last + 1 == $0.size } ?? false
+        }
+        if let tracked { api.bodySent(sha256: tracked, address: address, finished: false, reachedEnd: false) }
+        let finish: @Sendable (Result<Void, any Error>) -> Void = { [file, reachesEnd] result in
             try? file?.close()
             handler.value.inFlight -= 1
+            if let tracked, case .success = result { api.bodySent(sha256: tracked, address: address, finished: true, reachedEnd: reachesEnd) }
             if case .failure = result { channel.close(promise: nil) } else { closeAfter(channel) }
         }
         if isTLS {

@@ -1,0 +1,350 @@
+import Logging
+import NIOConcurrencyHelpers
+import OTAMeshRollout
+import OTAMeshTrust
+
+/// What the rollout engine needs from the mesh: the `ro/` records of every owner, a way to
+/// write this gateway's own, and how many members it sees alive.
+public protocol RolloutRecordStore: Sendable {
+    /// Every `ro/` record, and each one's version by "owner key".
+    func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64])
+    func putRecord(_ key: String, _ value: [UInt8]) throws
+    /// Members alive in this gateway's view, itself included.
+    func aliveMembers() -> Int
+}
+
+/// A device as the device routes see it on one request.
+public struct DeviceQuery: Sendable, Equatable {
+    public var id: String
+    public var family: String
+    public var hardware: String?
+    public var version: String?
+    public var address: String
+
+    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String = "") {
+        self.id = id
+        self.family = family
+        self.hardware = hardware
+        self.version = version
+        self.address = address
+    }
+}
+
+/// What the rollouts say about one device on one request.
+public enum RolloutAnswer: Sendable, Equatable {
+    /// Offer this target path (a new or an in-flight attempt).
+    case offer(path: String, rollout: String)
+    /// A rollout covers the device but nothing is offered now, and why.
+    case hold(String)
+    /// No rollout covers the device: manual assignments apply.
+    case none
+}
+
+/// The device side of rollouts: what the device routes ask on each request, and what they tell.
+public protocol DeviceRollouts: Sendable {
+    func answer(_ query: DeviceQuery) -> RolloutAnswer
+    /// The routes served (`upToDate: false`) or found current (`true`) the offered target.
+    func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool)
+    /// A blob body started (`completed: false`) or finished going out whole to `address`.
+    func transfer(sha256: String, address: String, completed: Bool)
+}
+
+/// Carries out rollouts on this gateway (ARCHITECTURE.md, flow steps 3–5): reads the merged
+/// rollout state from the mesh's records, answers device requests from it, writes this
+/// gateway's outcomes, census, stage advances and halts back as records. Decisions are the pure
+/// ``RolloutView``'s; this class only keeps the cache and does the I/O.
+public final class RolloutEngine: DeviceRollouts, Sendable {
+    public let gateway: String
+    public let trust: SiteTrust
+    let store: any RolloutRecordStore
+    let registry: DeviceRegistry
+    let now: @Sendable () -> Int64
+    let logger: Logger
+
+    struct Cached {
+        var decoded = RolloutRecords.Decoded()
+        var views: [String: RolloutView] = [:]
+        var cache = VerificationCache()
+        var stale = true
+        /// What this gateway last wrote, so unchanged values are not rewritten.
+        var written: [String: [UInt8]] = [:]
+        /// Halts already logged, by rollout.
+        var haltsSeen: [String: HaltMark] = [:]
+    }
+    let cached = NIOLockedValueBox(Cached())
+
+    public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
+                now: @escaping @Sendable () -> Int64, logger: Logger) {
+        self.gateway = gateway
+        self.trust = trust
+        self.store = store
+        self.registry = registry
+        self.now = now
+        self.logger = logger
+    }
+
+    // MARK: State
+
+    /// Re-reads the records when something changed (or on every upkeep tick).
+    func refresh(force: Bool = false) {
+        let needed = cached.withLockedValue { $0.stale } || force
+        guard needed else { return }
+        let (entries, versions) = store.rolloutEntries()
+        let decoded = RolloutRecords.decode(entries, versions: versions)
+        cached.withLockedValue { cached in
+            cached.decoded = decoded
+            var views: [String: RolloutView] = [:]
+            for (id, state) in decoded.rollouts { views[id] = RolloutView(state: state, trust: trust, cache: &cached.cache) }
+            cached.views = views
+            cached.stale = false
+        }
+    }
+
+    public func state(_ id: String) -> (RolloutState, RolloutView)? {
+        refresh()
+        return cached.withLockedValue { cached in
+            guard let state = cached.decoded.rollouts[id], let view = cached.views[id] else { return nil }
+            return (state, view)
+        }
+    }
+
+    public func statuses() -> [RolloutStatus] {
+        refresh()
+        return cached.withLockedValue { cached in
+            cached.views.keys.sorted().compactMap { id in
+                guard let state = cached.decoded.rollouts[id], let view = cached.views[id] else { return nil }
+                return RolloutStatus(view: view, state: state, trust: trust)
+            }
+        }
+    }
+
+    public func status(_ id: String) -> RolloutStatus? {
+        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust) }
+    }
+
+    /// The collected envelope (all signatures) of one command, for approval.
+    public func envelope(_ id: String, sequence: Int64) -> SignedCommand? {
+        guard let (state, view) = state(id), let copies = state.commands[sequence] else { return nil }
+        let chosen = sequence == 1 ? (view.planHash.flatMap { copies[$0] } ?? copies.values.min { $0.bodyHash < $1.bodyHash }) : copies.values.min { $0.bodyHash < $1.bodyHash }
+        return chosen?.command
+    }
+
+    func write(_ key: String, _ value: [UInt8]) {
+        let changed = cached.withLockedValue { cached -> Bool in
+            guard cached.written[key] != value else { return false }
+            cached.written[key] = value
+            cached.stale = true
+            return true
+        }
+        guard changed else { return }
+        do { try store.putRecord(key, value) } catch {
+            cached.withLockedValue { _ = $0.written.removeValue(forKey: key) }
+            logger.error("rollout record not written", metadata: ["record.key": "\(key)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: Admin commands
+
+    public enum SubmitError: Error, CustomStringConvertible {
+        case malformed(String)
+        case refused(String)
+
+        public var description: String {
+            switch self {
+            case .malformed(let why), .refused(let why): why
+            }
+        }
+    }
+
+    /// Accepts a signed command from the admin API: a new plan, a control, or an extra signature.
+    /// It must carry at least one valid signature of a site admin (so nobody floods the mesh
+    /// with unsigned commands); the threshold is what decides whether it takes effect.
+    public func submit(_ bytes: [UInt8], rollout expected: String?) throws(SubmitError) -> String {
+        let command: SignedCommand
+        do { command = try SignedCommand(bytes: bytes, file: "command") } catch { throw .malformed(error.description) }
+        let id: String
+        if command.sequence == 1 {
+            guard command.kind == RolloutPlan.commandKind else { throw .malformed("sequence 1 must be a rollout.plan, got \(command.kind)") }
+            do { id = try RolloutPlan(json: command.payload).id } catch { throw .malformed(error.description) }
+        } else {
+            do { id = try RolloutControl(command: command).rollout } catch { throw .malformed(error.description) }
+        }
+        if let expected, expected != id { throw .malformed("command is for rollout \(id), not \(expected)") }
+        do throws(TrustError) {
+            try command.verify(trust: trust, lastSequence: nil)
+        } catch {
+            // Below threshold is fine (approval collects signatures); none valid is not.
+            guard case let .unsignedCommand(_, _, valid, _) = error, valid >= 1 else { throw .refused(error.description) }
+        }
+        var copy = CommandCopy(command)
+        if let held = state(id)?.0.commands[command.sequence]?[copy.bodyHash] { copy.merge(held) }
+        for (key, value) in RolloutRecords.command(copy, rollout: id) { write(key, value) }
+        refresh(force: true)
+        logger.notice("rollout command accepted", metadata: ["rollout.id": "\(id)", "command.kind": "\(command.kind)", "command.sequence": "\(command.sequence)",
+                                                         "command.signatures": "\(copy.signatures.count)"])
+        return id
+    }
+
+    /// Halts a rollout from this gateway (admin API; no signature needed: the safe direction).
+    public func halt(_ id: String, reason: String) -> Bool {
+        guard let (_, view) = state(id), view.plan != nil else { return false }
+        let mark = HaltMark(epoch: view.controlEpoch, at: now(), gateway: gateway, reason: "halted by an admin: \(reason)")
+        let (key, value) = RolloutRecords.halt(mark, rollout: id)
+        write(key, value)
+        refresh(force: true)
+        return true
+    }
+
+    // MARK: Upkeep (once a second)
+
+    /// Writes census, stage advances, halts and timeouts; re-publishes command unions that add
+    /// signatures nobody else has published.
+    public func upkeep(devices: [DeviceFacts]) {
+        refresh(force: true)
+        let now = now()
+        let members = store.aliveMembers()
+        let snapshot = cached.withLockedValue { ($0.decoded, $0.views) }
+        for (id, state) in snapshot.0.rollouts.sorted(by: { $0.key < $1.key }) {
+            guard let view = snapshot.1[id] else { continue }
+            republishCommands(id: id, state: state, decoded: snapshot.0)
+            guard let plan = view.plan else { continue }
+            let mine = devices.filter { $0.gateway == gateway }
+            let census = RolloutView.census(of: mine, plan: plan)
+            let (censusKey, censusValue) = RolloutRecords.census(census, rollout: id)
+            write(censusKey, censusValue)
+            for (device, outcome) in state.outcomes where outcome.gateway == gateway {
+                if let failed = view.timedOut(outcome, now: now) { record(failed, device: device, rollout: id) }
+            }
+            if let mark = view.stageDue(now: now, gateway: gateway, members: members, censusGateways: state.census.count) {
+                let (key, value) = RolloutRecords.stage(mark, rollout: id)
+                write(key, value)
+                logger.notice("rollout stage", metadata: ["rollout.id": "\(id)", "rollout.stage": "\(mark.stage + 1)/\(plan.stages.count)",
+                                                         "rollout.percent": "\(plan.stages[mark.stage])"])
+            }
+            if let mark = view.haltDue(now: now, gateway: gateway) {
+                let (key, value) = RolloutRecords.halt(mark, rollout: id)
+                write(key, value)
+                logger.warning("rollout halted: failure threshold crossed", metadata: ["rollout.id": "\(id)", "rollout.reason": "\(mark.reason)"])
+            }
+            if let halt = view.halt {
+                let first = cached.withLockedValue { cached -> Bool in
+                    defer { cached.haltsSeen[id] = halt }
+                    return cached.haltsSeen[id] != halt
+                }
+                if first {
+                    logger.warning("rollout halt known", metadata: ["rollout.id": "\(id)", "rollout.halt.by": "\(halt.gateway)", "rollout.halt.at": "\(halt.at)",
+                                                                   "rollout.reason": "\(halt.reason)"])
+                }
+            }
+        }
+    }
+
+    func republishCommands(id: String, state: RolloutState, decoded: RolloutRecords.Decoded) {
+        let byOwner = decoded.copiesByOwner[id] ?? [:]
+        for (sequence, copies) in state.commands {
+            for (hash, union) in copies {
+                let published = byOwner.values.contains { $0[sequence].map { $0.bodyHash == hash && $0.signatures == union.signatures } ?? false }
+                let mine = byOwner[gateway]?[sequence]
+                // Publish when no one has published the union yet, and this gateway's own copy
+                // (if any) is of this body: one copy per (gateway, sequence) in the records.
+                guard !published, mine == nil || mine!.bodyHash == hash else { continue }
+                for (key, value) in RolloutRecords.command(union, rollout: id) { write(key, value) }
+            }
+        }
+    }
+
+    func record(_ outcome: DeviceOutcome, device: String, rollout: String) {
+        let (key, value) = RolloutRecords.outcome(outcome, device: device, rollout: rollout)
+        write(key, value)
+        if outcome.phase.isFinished {
+            logger.info("rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
+        }
+    }
+
+    // MARK: Devices
+
+    func facts(_ query: DeviceQuery) -> DeviceFacts {
+        let known = registry.device(query.id)
+        return DeviceFacts(id: query.id, hardware: query.hardware ?? known?.hardware, variant: known?.variant,
+                           tags: Set(known?.tagList ?? []), gateway: gateway)
+    }
+
+    public func answer(_ query: DeviceQuery) -> RolloutAnswer {
+        refresh()
+        let now = now()
+        let (decoded, views) = cached.withLockedValue { ($0.decoded, $0.views) }
+        var hold: String?
+        // The oldest running rollout that selects the device decides.
+        let order = decoded.rollouts.keys.sorted { a, b in
+            let (sa, sb) = (decoded.rollouts[a]?.stage?.since ?? Int64.max, decoded.rollouts[b]?.stage?.since ?? Int64.max)
+            return sa != sb ? sa < sb : a < b
+        }
+        for id in order {
+            guard let state = decoded.rollouts[id] else { continue }
+            guard let view = views[id], let plan = view.plan else { continue }
+            let inFlight = state.outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
+            let outcome = state.outcomes[query.id]
+            if let outcome, outcome.gateway == gateway, let next = view.confirm(outcome, version: query.version, error: nil, now: now) {
+                record(next, device: query.id, rollout: id)
+                if next.phase == .succeeded { return .hold("rollout \(id): runs \(plan.target.path)") }
+                return .hold("rollout \(id): failed: \(next.detail)")
+            }
+            switch view.decide(facts(query), version: query.version, outcome: outcome, inFlightHere: inFlight, now: now, gateway: gateway) {
+            case .notSelected: continue
+            case .start(let started):
+                record(started, device: query.id, rollout: id)
+                logger.info("rollout device started", metadata: ["rollout.id": "\(id)", "device.id": "\(query.id)", "rollout.stage": "\(view.stage + 1)"])
+                return .offer(path: plan.target.path, rollout: id)
+            case .inFlight:
+                return .offer(path: plan.target.path, rollout: id)
+            case .alreadyCurrent(let done):
+                record(done, device: query.id, rollout: id)
+                return .hold("rollout \(id): already runs \(plan.target.path)")
+            case .succeeded:
+                return .hold("rollout \(id): runs \(plan.target.path)")
+            case .failedBefore(let why):
+                return .hold("rollout \(id): \(why) (not offered again until retry-failed)")
+            case .wait(let why):
+                hold = hold ?? "rollout \(id): \(why)"
+            }
+        }
+        return hold.map(RolloutAnswer.hold) ?? .none
+    }
+
+    public func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool) {
+        guard let (state, view) = state(rollout), let outcome = state.outcomes[query.id], outcome.gateway == gateway, !outcome.phase.isFinished else { return }
+        let now = now()
+        if upToDate {
+            var done = outcome
+            done.phase = .succeeded
+            done.updated = max(now, outcome.updated)
+            done.detail = query.version ?? "runs \(view.plan?.target.path ?? "the target")"
+            record(done, device: query.id, rollout: rollout)
+        } else if outcome.phase == .installing {
+            // The whole image went out, and the device asks again without running it: it
+            // rebooted into the old firmware.
+            var failed = outcome
+            failed.phase = .failed
+            failed.updated = max(now, outcome.updated)
+            failed.detail = "rebooted into \(query.version ?? "its old firmware"), not \(view.plan?.target.version ?? view.plan?.target.path ?? "the target")"
+            record(failed, device: query.id, rollout: rollout)
+        }
+    }
+
+    public func transfer(sha256: String, address: String, completed: Bool) {
+        refresh()
+        let (decoded, views) = cached.withLockedValue { ($0.decoded, $0.views) }
+        for (id, state) in decoded.rollouts {
+            guard let plan = views[id]?.plan, plan.target.sha256 == sha256 else { continue }
+            for (device, outcome) in state.outcomes where outcome.gateway == gateway && !outcome.phase.isFinished {
+                guard registry.device(device)?.address == address else { continue }
+                let phase: DeviceOutcome.Phase = completed ? .installing : .downloading
+                guard outcome.phase < phase else { continue }
+                var next = outcome
+                next.phase = phase
+                next.updated = max(now(), outcome.updated)
+                record(next, device: device, rollout: id)
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Logging
+import OTAMeshGossip
+import OTAMeshRollout
+import ServiceLifecycle
+
+extension Mesh: RolloutRecordStore {
+    public func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64]) {
+        state.withLockedValue { state in
+            var entries: [RolloutRecords.Entry] = []
+            var versions: [String: UInt64] = [:]
+            for record in state.node.records.records where record.key.hasPrefix(RolloutRecords.prefix) {
+                entries.append(RolloutRecords.Entry(key: record.key, owner: record.owner, value: record.value))
+                versions["\(record.owner) \(record.key)"] = record.version
+            }
+            return (entries, versions)
+        }
+    }
+
+    public func putRecord(_ key: String, _ value: [UInt8]) throws {
+        _ = try put(key, value)
+    }
+
+    public func aliveMembers() -> Int {
+        state.withLockedValue { state in 1 + state.node.swim.others.filter { $0.status == .alive }.count }
+    }
+}
+
+/// Runs the rollout engine's upkeep once a second: census, stage advances, halts, timeouts.
+struct RolloutService: Service {
+    let engine: RolloutEngine
+    let registry: DeviceRegistry
+    let gateway: String
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                let devices = registry.all().map { device in
+                    DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(device.tagList), gateway: gateway)
+                }
+                engine.upkeep(devices: devices)
+                do { try await Task.sleep(for: .seconds(1)) } catch { break }
+            }
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Logging
+import NIOConcurrencyHelpers
+import OTAMeshGossip
+import OTAMeshRollout
+import OTAMeshTestSupport
+import OTAMeshTrust
+import Testing
+
+@testable import OTAMeshGateway
+
+/// The agent's rollout engine over in-memory records (no sockets): pull devices are answered
+/// from the rollout state, downloads and reports move their outcomes, and a halt set on one
+/// gateway stops new starts on another once the records meet.
+@Suite("rollout engine")
+struct RolloutEngineTests {
+    /// One gateway's records; `sync(with:)` plays a full push-pull.
+    final class MemoryStore: RolloutRecordStore, Sendable {
+        let records: NIOLockedValueBox<ReplicatedRecords>
+        let alive: Int
+        init(owner: String, alive: Int = 2) {
+            records = NIOLockedValueBox(ReplicatedRecords(owner: owner))
+            self.alive = alive
+        }
+        func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64]) {
+            records.withLockedValue { records in
+                (records.records.map { RolloutRecords.Entry(key: $0.key, owner: $0.owner, value: $0.value) },
+                 Dictionary(uniqueKeysWithValues: records.records.map { ("\($0.owner) \($0.key)", $0.version) }))
+            }
+        }
+        func putRecord(_ key: String, _ value: [UInt8]) throws { records.withLockedValue { _ = $0.put(key, value) } }
+        func aliveMembers() -> Int { alive }
+        func sync(with other: MemoryStore) {
+            let mine = records.withLockedValue { $0 }
+            let theirs = other.records.withLockedValue { $0 }
+            records.withLockedValue { $0.apply(theirs.delta(for: mine.digest(), maxRecords: .max)) }
+            other.records.withLockedValue { $0.apply(mine.delta(for: theirs.digest(), maxRecords: .max)) }
+        }
+    }
+
+    final class Clock: Sendable {
+        let value = NIOLockedValueBox<Int64>(1_800_000_000_000)
+        func advance(seconds: Int64) { value.withLockedValue { $0 += seconds * 1000 } }
+        var now: Int64 { value.withLockedValue { $0 } }
+    }
+
+    struct Site {
+        let admins: [TUFSigner]
+        let trust: SiteTrust
+        let clock = Clock()
+        let dir: TemporaryDirectory
+
+        init(threshold: Int = 1) throws {
+            admins = try (0..<2).map { _ in try KeyFile.generate(.ed25519) }
+            trust = try SiteTrust(site: "test-site", threshold: threshold, admins: admins.map(\.publicKey))
+            dir = try TemporaryDirectory()
+        }
+
+        func gateway(_ name: String, alive: Int = 2) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
+            let store = MemoryStore(owner: name, alive: alive)
+            let registry = try DeviceRegistry(path: dir.file("\(name).sqlite"))
+            let clock = clock
+            let engine = RolloutEngine(gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
+                                       logger: Logger(label: "test"))
+            return (engine, store, registry)
+        }
+
+        func plan(_ id: String = "r-0123456789ab", stages: [Int] = [100], maxFailures: Int? = 0, concurrency: Int = 10) -> RolloutPlan {
+            RolloutPlan(id: id, target: RolloutTarget(path: "esp32/app/2.0.0.bin", sha256: String(repeating: "ab", count: 32), length: 1000, version: "2.0.0"),
+                        selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: stages, soakSeconds: 0, successPercent: 50,
+                        maxFailurePercent: nil, maxFailures: maxFailures, minFinished: 1, concurrency: concurrency, deviceTimeoutSeconds: 60)
+        }
+
+        func signed(_ command: SignedCommand, by signers: [Int]) throws -> [UInt8] {
+            var command = command
+            for index in signers { try command.sign(with: admins[index]) }
+            return command.bytes
+        }
+    }
+
+    static func query(_ id: String, version: String = "1.0.0", address: String) -> DeviceQuery {
+        DeviceQuery(id: id, family: "generic", hardware: "esp32", version: version, address: address)
+    }
+
+    static func see(_ registry: DeviceRegistry, _ id: String, address: String) {
+        registry.observe(DeviceSighting(id: id, family: "generic", hardware: "esp32", version: "1.0.0", address: address, answer: ""), at: 1)
+    }
+
+    @Test("a pull device is offered the target once the plan is approved, and succeeds when it reports the new version")
+    func pullDeviceSucceeds() throws {
+        let site = try Site(threshold: 2)
+        let (engine, _, registry) = try site.gateway("gw1")
+        Self.see(registry, "dev-1", address: "10.0.0.1")
+        let plan = site.plan()
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
+        #expect(engine.status(plan.id)?.mode == "awaiting approval")
+        #expect(engine.status(plan.id)?.approvals == 1)
+        #expect(engine.answer(Self.query("dev-1", address: "10.0.0.1")) == .none, "nothing is offered before the threshold of admins signed")
+
+        // The second admin approves: same body, one more signature.
+        let envelope = try #require(engine.envelope(plan.id, sequence: 1))
+        var approved = try SignedCommand(bytes: envelope.bytes, file: "plan")
+        try approved.sign(with: site.admins[1])
+        _ = try engine.submit(approved.bytes, rollout: plan.id)
+        engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
+        #expect(engine.status(plan.id)?.mode == "running")
+        #expect(engine.status(plan.id)?.stages.first?.targeted == 1)
+
+        #expect(engine.answer(Self.query("dev-1", address: "10.0.0.1")) == .offer(path: plan.target.path, rollout: plan.id))
+        engine.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: false)
+        #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .downloading)
+        engine.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: true)
+        #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .installing)
+        // After the reboot it reports 2.0.0.
+        if case .hold = engine.answer(Self.query("dev-1", version: "2.0.0", address: "10.0.0.1")) {} else { Issue.record("a device on the target is not offered it again") }
+        #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .succeeded)
+        engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
+        #expect(engine.status(plan.id)?.mode == "completed")
+    }
+
+    @Test("a plan signed by no site admin is refused; one signed by an unknown key too")
+    func unsignedRefused() throws {
+        let site = try Site()
+        let (engine, _, _) = try site.gateway("gw1")
+        let plan = site.plan()
+        #expect(throws: RolloutEngine.SubmitError.self) { try engine.submit(plan.command(site: "test-site", issued: 1).bytes, rollout: nil) }
+        var forged = plan.command(site: "test-site", issued: 1)
+        try forged.sign(with: try KeyFile.generate(.ed25519))
+        #expect(throws: RolloutEngine.SubmitError.self) { try engine.submit(forged.bytes, rollout: nil) }
+        var otherSite = plan.command(site: "elsewhere", issued: 1)
+        try otherSite.sign(with: site.admins[0])
+        #expect(throws: RolloutEngine.SubmitError.self) { try engine.submit(otherSite.bytes, rollout: nil) }
+        #expect(engine.statuses().isEmpty, "nothing refused reaches the records")
+    }
+
+    @Test("a device that rebooted into its old version fails, is not offered again, and the halt reaches the other gateway")
+    func failureHaltsEverywhere() throws {
+        let site = try Site()
+        let (gw1, store1, registry1) = try site.gateway("gw1")
+        let (gw2, store2, registry2) = try site.gateway("gw2")
+        Self.see(registry1, "dev-1", address: "10.0.0.1")
+        Self.see(registry2, "dev-2", address: "10.0.0.2")
+        let plan = site.plan(maxFailures: 0)
+        _ = try gw1.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        store1.sync(with: store2)
+        gw1.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
+        gw2.upkeep(devices: [DeviceFacts(id: "dev-2", hardware: "esp32", gateway: "gw2")])
+        store1.sync(with: store2)
+
+        #expect(gw1.answer(Self.query("dev-1", address: "10.0.0.1")) == .offer(path: plan.target.path, rollout: plan.id))
+        gw1.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: true)
+        // The device asks again, still on 1.0.0: it rebooted into the old firmware.
+        guard case .hold(let why) = gw1.answer(Self.query("dev-1", address: "10.0.0.1")) else {
+            Issue.record("a failed device must not be offered the image again")
+            return
+        }
+        #expect(why.contains("failed"))
+        #expect(gw1.state(plan.id)?.0.outcomes["dev-1"]?.detail.contains("rebooted into 1.0.0") == true)
+        gw1.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
+        #expect(gw1.status(plan.id)?.mode == "halted")
+
+        // gw2 has not heard yet: it would still start dev-2. After the records meet, it does not.
+        store1.sync(with: store2)
+        gw2.upkeep(devices: [DeviceFacts(id: "dev-2", hardware: "esp32", gateway: "gw2")])
+        #expect(gw2.status(plan.id)?.mode == "halted")
+        guard case .hold(let held) = gw2.answer(Self.query("dev-2", address: "10.0.0.2")) else {
+            Issue.record("no new device update may start after the halt is known")
+            return
+        }
+        #expect(held.contains("halted"))
+        #expect(gw2.state(plan.id)?.0.outcomes["dev-2"] == nil)
+    }
+
+    @Test("per-gateway concurrency: only that many devices start at once; an attempt that never confirms times out")
+    func concurrencyAndTimeout() throws {
+        let site = try Site()
+        let (engine, _, registry) = try site.gateway("gw1", alive: 1)
+        let devices = (0..<5).map { DeviceFacts(id: "dev-\($0)", hardware: "esp32", gateway: "gw1") }
+        for device in devices { Self.see(registry, device.id, address: "10.0.1.\(device.id.last!)") }
+        let plan = site.plan(maxFailures: 10, concurrency: 2)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        engine.upkeep(devices: devices)
+        let answers = devices.map { engine.answer(Self.query($0.id, address: "10.0.1.\($0.id.last!)")) }
+        #expect(answers.filter { if case .offer = $0 { true } else { false } }.count == 2)
+        site.clock.advance(seconds: 61)
+        engine.upkeep(devices: devices)
+        let failed = engine.state(plan.id)?.0.outcomes.values.filter { $0.phase == .failed } ?? []
+        #expect(failed.count == 2 && failed.allSatisfy { $0.detail.contains("no confirmation within 60 s") })
+        // Slots are free again.
+        #expect(devices.compactMap { d -> Bool? in if case .offer = engine.answer(Self.query(d.id, address: "10.0.1.\(d.id.last!)")) { true } else { nil } }.count == 2)
+    }
+}
