@@ -8,8 +8,8 @@ import OTAMeshTrust
 /// it picks assignments up within a second).
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device", abstract: "Assign firmware to a device (rollouts will drive this later).",
-        subcommands: [Assign.self, Unassign.self])
+        commandName: "device", abstract: "Tag devices for rollout selectors, or assign firmware to one device by hand.",
+        subcommands: [Assign.self, Unassign.self, Tag.self])
 
     static func registry(_ options: ConfigOptions) throws -> (DeviceRegistry, AgentConfiguration) {
         let configuration = try options.load()
@@ -67,6 +67,31 @@ struct DeviceCommand: ParsableCommand {
     }
 }
 
+extension DeviceCommand {
+    struct Tag: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set the tags of DEVICE (rollout selectors match them: --select tag=floor2); no tags clears them.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS; several separated by commas.") var device: String
+        @Argument(help: "Tags (letters, digits, - and _).") var tags: [String] = []
+
+        func run() throws {
+            let (registry, _) = try DeviceCommand.registry(options)
+            let ids = device.split(separator: ",").map { DeviceRegistry.normalizedID(String($0)) }.filter { !$0.isEmpty }
+            guard !ids.isEmpty else { throw ValidationError("no device id given") }
+            for tag in tags where tag.isEmpty || !tag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+                throw ValidationError("tag '\(tag)': use letters, digits, - and _")
+            }
+            try reporting("otamesh device tag") {
+                for id in ids {
+                    try registry.setTags(id, tags: tags, at: BlobStore.wallClock())
+                    Output.out("\(id): " + (tags.isEmpty ? "no tags" : "tags \(tags.map { $0.lowercased() }.sorted().joined(separator: ","))"))
+                }
+            }
+        }
+    }
+}
+
 /// `otamesh devices`: every device the gateway has seen or been told about.
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -83,7 +108,8 @@ struct DevicesCommand: ParsableCommand {
             } else {
                 let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
                 Output.out([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
-                            seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.lastAnswer ?? "-"].joined(separator: "  "))
+                            seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
+                            device.lastAnswer ?? "-"].joined(separator: "  "))
             }
         }
         if !json { Output.out("\(devices.count) devices") }
