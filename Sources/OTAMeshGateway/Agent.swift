@@ -131,8 +131,15 @@ public struct Agent: Sendable {
             let path = configuration.siteTrustPath
             if let data = FileManager.default.contents(atPath: path) {
                 let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
-                let engine = RolloutEngine(gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
-                                           now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger)
+                // Push adapters arrive with "upgrade local"; the engine already queues for them.
+                let engine = RolloutEngine(
+                    gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
+                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [],
+                    image: { [store] target in
+                        guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
+                        return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
+                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)")
+                    })
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)
                 services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))

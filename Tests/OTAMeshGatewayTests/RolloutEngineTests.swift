@@ -55,12 +55,13 @@ struct RolloutEngineTests {
             dir = try TemporaryDirectory()
         }
 
-        func gateway(_ name: String, alive: Int = 2) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
+        func gateway(_ name: String, alive: Int = 2, adapters: [any PushAdapter] = []) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
             let store = MemoryStore(owner: name, alive: alive)
             let registry = try DeviceRegistry(path: dir.file("\(name).sqlite"))
             let clock = clock
             let engine = RolloutEngine(gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
-                                       logger: Logger(label: "test"))
+                                       logger: Logger(label: "test"), adapters: adapters,
+                                       image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) })
             return (engine, store, registry)
         }
 
@@ -188,5 +189,44 @@ struct RolloutEngineTests {
         #expect(failed.count == 2 && failed.allSatisfy { $0.detail.contains("no confirmation within 60 s") })
         // Slots are free again.
         #expect(devices.compactMap { d -> Bool? in if case .offer = engine.answer(Self.query(d.id, address: "10.0.1.\(d.id.last!)")) { true } else { nil } }.count == 2)
+    }
+
+    /// A push family whose devices install and report what `reports` says.
+    struct FakeAdapter: PushAdapter {
+        let family = "fake-push"
+        let reports: @Sendable (String) -> String
+        let pushed = NIOLockedValueBox<[String]>([])
+        func push(_ image: PushImage, to device: DeviceRecord, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+            pushed.withLockedValue { $0.append(device.id) }
+            progress(.downloading)
+            progress(.installing)
+            if device.id == "push-refuses" { throw PushFailure(.refused, "HTTP 400: variant esp32-eth is not compatible") }
+            return reports(device.id)
+        }
+    }
+
+    @Test("push devices are queued for their adapter: success on the new version, failure on the old one or a refusal")
+    func pushDevices() throws {
+        let site = try Site()
+        let adapter = FakeAdapter(reports: { $0 == "push-old" ? "1.0.0" : "2.0.0" })
+        let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
+        for id in ["push-ok", "push-old", "push-refuses"] {
+            registry.observe(DeviceSighting(id: id, family: "fake-push", hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1)
+        }
+        let plan = site.plan(maxFailures: 10)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        let facts = ["push-ok", "push-old", "push-refuses"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+        engine.upkeep(devices: facts)  // stage 0 begins
+        engine.upkeep(devices: facts)  // pushes start
+        let finished = waitUntil(timeout: 10) {
+            (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase.isFinished }.count ?? 0) == 3
+        }
+        #expect(finished)
+        let outcomes = engine.state(plan.id)?.0.outcomes ?? [:]
+        #expect(outcomes["push-ok"]?.phase == .succeeded)
+        #expect(outcomes["push-old"]?.phase == .failed && outcomes["push-old"]?.detail.contains("rebooted into 1.0.0") == true)
+        #expect(outcomes["push-refuses"]?.phase == .failed && outcomes["push-refuses"]?.detail.contains("refused") == true)
+        engine.upkeep(devices: facts)
+        #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
     }
 }

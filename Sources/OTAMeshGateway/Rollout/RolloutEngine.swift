@@ -60,6 +60,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     let registry: DeviceRegistry
     let now: @Sendable () -> Int64
     let logger: Logger
+    /// Push adapters by device family, and where a verified blob lives (nil: not cached).
+    let adapters: [String: any PushAdapter]
+    let image: @Sendable (RolloutTarget) -> PushImage?
 
     struct Cached {
         var decoded = RolloutRecords.Decoded()
@@ -70,11 +73,16 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var written: [String: [UInt8]] = [:]
         /// Halts already logged, by rollout.
         var haltsSeen: [String: HaltMark] = [:]
+        /// Pushes running in this process, by "rollout device".
+        var pushing: Set<String> = []
     }
     let cached = NIOLockedValueBox(Cached())
 
     public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
-                now: @escaping @Sendable () -> Int64, logger: Logger) {
+                now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
+                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }) {
+        self.adapters = Dictionary(adapters.map { ($0.family, $0) }, uniquingKeysWith: { first, _ in first })
+        self.image = image
         self.gateway = gateway
         self.trust = trust
         self.store = store
@@ -215,6 +223,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             for (device, outcome) in state.outcomes where outcome.gateway == gateway {
                 if let failed = view.timedOut(outcome, now: now) { record(failed, device: device, rollout: id) }
             }
+            startPushes(id: id, view: view, state: state)
             if let mark = view.stageDue(now: now, gateway: gateway, members: members, censusGateways: state.census.count) {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
                 write(key, value)
@@ -259,6 +268,73 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         if outcome.phase.isFinished {
             logger.info("rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
         }
+    }
+
+    // MARK: Push devices
+
+    /// Starts (and, after a restart, resumes) pushes to this gateway's push devices: those whose
+    /// family has an adapter. In-flight attempts of this gateway with no push running here are
+    /// taken up again, so a restart does not strand them until the device timeout.
+    func startPushes(id: String, view: RolloutView, state: RolloutState) {
+        guard !adapters.isEmpty, let plan = view.plan else { return }
+        let devices = registry.all().filter { adapters[$0.family] != nil }
+        guard !devices.isEmpty else { return }
+        let candidates = devices.map { PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version) }
+        var work: [(DeviceRecord, DeviceOutcome)] = []
+        for start in PushQueue.next(view: view, candidates: candidates, outcomes: state.outcomes, now: now(), gateway: gateway) {
+            record(start.outcome, device: start.device, rollout: id)
+            if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
+        }
+        for device in devices {
+            if let outcome = state.outcomes[device.id], outcome.gateway == gateway, !outcome.phase.isFinished { work.append((device, outcome)) }
+        }
+        for (device, outcome) in work {
+            let slot = "\(id) \(device.id)"
+            let claimed = cached.withLockedValue { $0.pushing.insert(slot).inserted }
+            guard claimed, let adapter = adapters[device.family] else { continue }
+            guard let image = image(plan.target) else {
+                cached.withLockedValue { _ = $0.pushing.remove(slot) }
+                continue  // not cached yet: the attempt waits (and times out if it never comes)
+            }
+            logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
+            Task { [self] in
+                defer { cached.withLockedValue { _ = $0.pushing.remove(slot) } }
+                var current = outcome
+                do throws(PushFailure) {
+                    let version = try await adapter.push(image, to: device) { phase in
+                        self.advance(id: id, device: device.id, to: phase)
+                    }
+                    current = self.state(id)?.0.outcomes[device.id] ?? current
+                    guard let view = self.state(id)?.1 else { return }
+                    let confirmed = view.confirm(current, version: version, error: nil, now: self.now())
+                        ?? view.confirm(Self.installing(current), version: version, error: nil, now: self.now())
+                    if let confirmed { self.record(confirmed, device: device.id, rollout: id) }
+                } catch {
+                    current = self.state(id)?.0.outcomes[device.id] ?? current
+                    guard !current.phase.isFinished else { return }
+                    current.phase = .failed
+                    current.updated = max(self.now(), current.updated)
+                    current.detail = error.description
+                    self.record(current, device: device.id, rollout: id)
+                }
+            }
+        }
+    }
+
+    static func installing(_ outcome: DeviceOutcome) -> DeviceOutcome {
+        var next = outcome
+        next.phase = max(next.phase, .installing)
+        return next
+    }
+
+    func advance(id: String, device: String, to phase: DeviceOutcome.Phase) {
+        guard let outcome = state(id)?.0.outcomes[device], outcome.gateway == gateway, !outcome.phase.isFinished, outcome.phase < phase,
+            !phase.isFinished
+        else { return }
+        var next = outcome
+        next.phase = phase
+        next.updated = max(now(), outcome.updated)
+        record(next, device: device, rollout: id)
     }
 
     // MARK: Devices
