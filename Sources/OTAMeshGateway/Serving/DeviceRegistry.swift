@@ -208,39 +208,34 @@ public final class DeviceRegistry: Sendable {
 
     /// Assigns `target` (nil: clears) to a device, registering it if it was never seen.
     public func assign(_ id: String, target: String?, at time: Double) throws(RegistryError) {
-        do {
-            try pool.write { db in
-                if try DeviceRecord.fetchOne(db, key: id) == nil {
-                    try DeviceRecord(id: id, family: "unknown", address: "", firstSeen: time, lastSeen: 0,
-                                     assignedTarget: target).insert(db)
-                } else {
-                    try db.execute(sql: "UPDATE device SET assignedTarget = ? WHERE id = ?", arguments: [target, id])
-                }
-            }
-        } catch {
-            throw RegistryError(path: path, reason: Self.describe(error))
-        }
-        state.withLockedValue { state in
-            if state.devices[id] != nil { state.devices[id]?.assignedTarget = target }
-        }
+        try adminSet(id, at: time, column: "assignedTarget", target, \.assignedTarget)
     }
 
     /// Sets a device's tags (nil or empty: none), registering it if it was never seen.
     public func setTags(_ id: String, tags: [String], at time: Double) throws(RegistryError) {
         let text = tags.isEmpty ? nil : tags.map { $0.lowercased() }.sorted().joined(separator: ",")
+        try adminSet(id, at: time, column: "tags", text, \.tags)
+    }
+
+    /// Writes one admin-owned column of a device (registering a device never seen), then
+    /// mirrors it in memory.
+    private func adminSet(_ id: String, at time: Double, column: String, _ value: String?,
+                          _ field: WritableKeyPath<DeviceRecord, String?>) throws(RegistryError) {
         do {
             try pool.write { db in
                 if try DeviceRecord.fetchOne(db, key: id) == nil {
-                    try DeviceRecord(id: id, family: "unknown", address: "", firstSeen: time, lastSeen: 0, tags: text).insert(db)
+                    var fresh = DeviceRecord(id: id, family: "unknown", address: "", firstSeen: time, lastSeen: 0)
+                    fresh[keyPath: field] = value
+                    try fresh.insert(db)
                 } else {
-                    try db.execute(sql: "UPDATE device SET tags = ? WHERE id = ?", arguments: [text, id])
+                    try db.execute(sql: "UPDATE device SET \(column) = ? WHERE id = ?", arguments: [value, id])
                 }
             }
         } catch {
             throw RegistryError(path: path, reason: Self.describe(error))
         }
         state.withLockedValue { state in
-            if state.devices[id] != nil { state.devices[id]?.tags = text }
+            if state.devices[id] != nil { state.devices[id]?[keyPath: field] = value }
         }
     }
 
