@@ -127,7 +127,7 @@ struct DeviceRoutesTests {
             Self.get("/v1/devices/AA-BB-CC-DD-EE-FF/update?hardware=esp32&version=1.0.0", headers: ["host": "gw:8070"]), context: ctx))
         #expect(offer.status == 200)
         let body = offer.body.compactMap { if case .bytes(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }.joined()
-        #expect(body == "{\"sha256\":\"\(Self.blob.sha256)\",\"size\":1000,\"url\":\"http://gw:8070/v1/targets/esp32/app/2.0.0.bin\",\"version\":\"2.0.0\"}\n")
+        #expect(body == "{\"sha256\":\"\(Self.blob.sha256)\",\"size\":1000,\"url\":\"http://gw:8070/v1/targets/esp32/app/2.0.0.bin?device=aa%3Abb%3Acc%3Add%3Aee%3Aff\",\"version\":\"2.0.0\"}\n")
         #expect(sighting == DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: "generic", hardware: "esp32", version: "1.0.0",
                                            address: "10.0.0.7", answer: "offered esp32/app/2.0.0.bin"))
         for query in ["hardware=esp32&version=2.0.0", "hardware=esp32s3&version=1.0.0"] {

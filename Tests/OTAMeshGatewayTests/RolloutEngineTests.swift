@@ -108,9 +108,9 @@ struct RolloutEngineTests {
         #expect(engine.status(plan.id)?.stages.first?.targeted == 1)
 
         #expect(engine.answer(Self.query("dev-1", address: "10.0.0.1")) == .offer(path: plan.target.path, rollout: plan.id))
-        engine.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: false)
+        engine.transfer(sha256: plan.target.sha256, device: nil, address: "10.0.0.1", completed: false)
         #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .downloading)
-        engine.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: true)
+        engine.transfer(sha256: plan.target.sha256, device: nil, address: "10.0.0.1", completed: true)
         #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .installing)
         // After the reboot it reports 2.0.0.
         if case .hold = engine.answer(Self.query("dev-1", version: "2.0.0", address: "10.0.0.1")) {} else { Issue.record("a device on the target is not offered it again") }
@@ -149,7 +149,7 @@ struct RolloutEngineTests {
         store1.sync(with: store2)
 
         #expect(gw1.answer(Self.query("dev-1", address: "10.0.0.1")) == .offer(path: plan.target.path, rollout: plan.id))
-        gw1.transfer(sha256: plan.target.sha256, address: "10.0.0.1", completed: true)
+        gw1.transfer(sha256: plan.target.sha256, device: nil, address: "10.0.0.1", completed: true)
         // The device asks again, still on 1.0.0: it rebooted into the old firmware.
         guard case .hold(let why) = gw1.answer(Self.query("dev-1", address: "10.0.0.1")) else {
             Issue.record("a failed device must not be offered the image again")

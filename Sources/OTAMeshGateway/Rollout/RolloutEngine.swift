@@ -45,8 +45,9 @@ public protocol DeviceRollouts: Sendable {
     func answer(_ query: DeviceQuery) -> RolloutAnswer
     /// The routes served (`upToDate: false`) or found current (`true`) the offered target.
     func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool)
-    /// A blob body started (`completed: false`) or finished going out whole to `address`.
-    func transfer(sha256: String, address: String, completed: Bool)
+    /// A blob body started (`completed: false`) or finished going out whole to `device` (when
+    /// the route knows it) at `address`.
+    func transfer(sha256: String, device: String?, address: String, completed: Bool)
 }
 
 /// Carries out rollouts on this gateway (ARCHITECTURE.md, flow steps 3–5): reads the merged
@@ -407,13 +408,20 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
     }
 
-    public func transfer(sha256: String, address: String, completed: Bool) {
+    public func transfer(sha256: String, device known: String?, address: String, completed: Bool) {
         refresh()
         let (decoded, views) = cached.withLockedValue { ($0.decoded, $0.views) }
         for (id, state) in decoded.rollouts {
             guard let plan = views[id]?.plan, plan.target.sha256 == sha256 else { continue }
-            for (device, outcome) in state.outcomes where outcome.gateway == gateway && !outcome.phase.isFinished {
-                guard registry.device(device)?.address == address else { continue }
+            let mine = state.outcomes.filter { $0.value.gateway == gateway && !$0.value.phase.isFinished }
+            // The device the route named; else the one in-flight device at that address (several
+            // devices behind one address cannot be told apart by it, so none is moved).
+            let devices = known.map { [$0] } ?? {
+                let here = mine.keys.filter { registry.device($0)?.address == address }
+                return here.count == 1 ? here : []
+            }()
+            for device in devices {
+                guard let outcome = mine[device] else { continue }
                 let phase: DeviceOutcome.Phase = completed ? .installing : .downloading
                 guard outcome.phase < phase else { continue }
                 var next = outcome

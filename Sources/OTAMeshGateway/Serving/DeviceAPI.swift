@@ -60,14 +60,15 @@ public final class DeviceAPI: Sendable {
         rollouts.withLockedValue { $0 = engine }
     }
 
-    /// A blob body started going out to `address`, or finished (`reachedEnd`: its last byte was
-    /// sent): rollouts track a device's download from it.
-    public func bodySent(sha256: String, address: String, finished: Bool, reachedEnd: Bool) {
+    /// A blob body started going out to a device (`device`, when the route knows it, else the
+    /// client `address`), or finished (`reachedEnd`: its last byte was sent): rollouts follow a
+    /// device's download from it.
+    public func bodySent(sha256: String, device: String?, address: String, finished: Bool, reachedEnd: Bool) {
         guard let engine = rollouts.withLockedValue({ $0 }) else { return }
         if !finished {
-            engine.transfer(sha256: sha256, address: address, completed: false)
+            engine.transfer(sha256: sha256, device: device, address: address, completed: false)
         } else if reachedEnd {
-            engine.transfer(sha256: sha256, address: address, completed: true)
+            engine.transfer(sha256: sha256, device: device, address: address, completed: true)
         }
     }
 

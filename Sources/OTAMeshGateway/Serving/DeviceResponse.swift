@@ -97,6 +97,8 @@ public struct DeviceResponse: Sendable, Equatable {
     /// The committed blob the `.file` segments read from.
     public var blobSHA256: String?
     public var body: [Segment]
+    /// The device the body goes to, when the route knows it (rollouts follow its download).
+    public var device: String?
 
     public init(status: Int, headers: [(String, String)] = [], blobSHA256: String? = nil, body: [Segment] = []) {
         self.status = status

@@ -65,7 +65,10 @@ public enum DeviceRoutes {
             }
             if let path = request.path.dropPrefix("/v1/targets/"), !path.isEmpty {
                 guard let (target, blob) = context.catalog.blob(forTarget: path) else { return plain(.notFound("target \(path)")) }
-                return plain(FileServing.respond(to: request, blob: blob, extra: disposition(target)))
+                var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
+                // Manifests hand out `…/v1/targets/PATH?device=ID`, so the download is the device's.
+                response.device = request.query["device"].map(DeviceRegistry.normalizedID)
+                return plain(response)
             }
         }
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
@@ -208,7 +211,8 @@ public enum DeviceRoutes {
     static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let (decision, sighting) = decideReported(request, id: id, family: "generic", context: context)
         guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
-        let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(targetURL(request, target))),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
+        let url = targetURL(request, target) + "?device=" + PercentEncoding.encode(Substring(id))
+        let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(url)),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
         return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting)
     }
 
@@ -237,7 +241,9 @@ public enum DeviceRoutes {
             return .response(.notFound("no image assigned to \(id)"), sighting: sighting)
         }
         if case .offer = decision, let range = request.header("range") { sighting.answer = "offered \(target.path) (\(range))" }
-        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target)), sighting: sighting)
+        var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
+        response.device = id
+        return .response(response, sighting: sighting)
     }
 
     // MARK: Arduino httpUpdate (ESP8266 and ESP32)
@@ -268,7 +274,9 @@ public enum DeviceRoutes {
         guard case .offer(let target, let blob) = decision, let md5 = context.digests(target.sha256)?.md5 else {
             return .response(.empty(304), sighting: sighting)
         }
-        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target) + [("x-MD5", md5)]), sighting: sighting)
+        var response = FileServing.respond(to: request, blob: blob, extra: disposition(target) + [("x-MD5", md5)])
+        response.device = id
+        return .response(response, sighting: sighting)
     }
 
     // MARK: ESP8266 NONOS FOTA (custom server)
@@ -295,7 +303,9 @@ public enum DeviceRoutes {
         guard let (target, blob) = served else {
             return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting)
         }
-        return .response(FileServing.respond(to: request, blob: blob, extra: disposition(target)), sighting: sighting)
+        var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
+        response.device = id
+        return .response(response, sighting: sighting)
     }
 
     // MARK: WiPhone

@@ -181,11 +181,12 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let tracked, case .file(let range)? = response.body.last(where: { if case .file = $0 { true } else { false } }) {
             reachesEnd = api.catalog.blobs[tracked].map { range.last + 1 == $0.size } ?? false
         }
-        if let tracked { api.bodySent(sha256: tracked, address: address, finished: false, reachedEnd: false) }
+        let device = response.device
+        if let tracked { api.bodySent(sha256: tracked, device: device, address: address, finished: false, reachedEnd: false) }
         let finish: @Sendable (Result<Void, any Error>) -> Void = { [file, reachesEnd] result in
             try? file?.close()
             handler.value.inFlight -= 1
-            if let tracked, case .success = result { api.bodySent(sha256: tracked, address: address, finished: true, reachedEnd: reachesEnd) }
+            if let tracked, case .success = result { api.bodySent(sha256: tracked, device: device, address: address, finished: true, reachedEnd: reachesEnd) }
             if case .failure = result { channel.close(promise: nil) } else { closeAfter(channel) }
         }
         if isTLS {
