@@ -51,6 +51,8 @@ public struct Agent: Sendable {
         public let gossip: String?
         public let site: String?
         public let keyringCreated: String?
+        /// Admin API token files created on this start (admin first), empty when both existed.
+        public let tokensCreated: [String]
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
@@ -64,7 +66,8 @@ public struct Agent: Sendable {
         info.record(1)
         var rng = SystemRandomNumberGenerator()
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
-        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox).router()
+        let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
+        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: tokens).router()
         var services: [any Service] = []
         let tuf = "\(configuration.dataDirectory)/tuf"
         try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
@@ -140,7 +143,7 @@ public struct Agent: Sendable {
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
-                              keyringCreated: createdKeyring))
+                              keyringCreated: createdKeyring, tokensCreated: tokensCreated))
             },
             logger: logger)
         let group = ServiceGroup(
