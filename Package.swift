@@ -260,6 +260,12 @@ let package = Package(
             dependencies: ["OTAMeshLab", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
+        // The CLI's pure parts (option parsing, rendering), tested through @testable import of the executable.
+        .testTarget(
+            name: "OTAMeshCLITests",
+            dependencies: ["otamesh", "OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust"],
+            swiftSettings: strict
+        ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],

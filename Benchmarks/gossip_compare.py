@@ -21,8 +21,10 @@ def wait_until(predicate, timeout, what):
         time.sleep(0.05)
     raise SystemExit(f"timed out after {timeout}s waiting for {what}")
 
-def http(url, data=None):
+def http(url, data=None, token=None):
     request = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")  # the admin API's /api/v1 needs a bearer token
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
 
@@ -79,6 +81,12 @@ def otamesh_run(n, rounds, work, procs, base, binary):
     keyring = os.path.join(work, "site.keyring")
     subprocess.run([binary, "keys", "site-keyring", "--out", keyring, "--site", "bench"], check=True, capture_output=True)
     admin = lambda i: f"http://127.0.0.1:{base + 1000 + i}"
+    tokens = {}
+    def token(i):  # each agent creates DATA/keys/admin.token on first start
+        if i not in tokens:
+            with open(f"{work}/o{i}/keys/admin.token") as f:
+                tokens[i] = f.read().strip()
+        return tokens[i]
     for i in range(n):
         join = ["--join", f"127.0.0.1:{base}"] if i > 0 else []
         procs.start([binary, "agent", "--data-dir", f"{work}/o{i}", "--node-name", f"o{i}", "--admin-listen", f"127.0.0.1:{base + 1000 + i}",
@@ -86,7 +94,7 @@ def otamesh_run(n, rounds, work, procs, base, binary):
                      "--site-keyring", keyring, "--discovery", "off", "--log-level", "warning"] + join, f"{work}/o{i}.log")
     def alive(i):
         try:
-            view = http(f"{admin(i)}/api/v1/members")
+            view = http(f"{admin(i)}/api/v1/members", token=token(i))
             return sum(1 for m in view["members"] if m["status"] == "alive") == n - 1
         except Exception:
             return False
@@ -96,13 +104,13 @@ def otamesh_run(n, rounds, work, procs, base, binary):
     for r in range(rounds):
         key = f"bench-{r}"
         t0 = time.time()
-        http(f"{admin(0)}/api/v1/records/{key}", data=b"payload")
+        http(f"{admin(0)}/api/v1/records/{key}", data=b"payload", token=token(0))
         arrivals = {}
         def seen():
             for i in range(n):
                 if i in arrivals:
                     continue
-                for record in http(f"{admin(i)}/api/v1/records"):
+                for record in http(f"{admin(i)}/api/v1/records", token=token(i)):
                     if record["key"] == key and record["owner"] == "o0":
                         arrivals[i] = record["receivedAt"]
             return len(arrivals) == n

@@ -7,16 +7,28 @@ import OTAMeshGossip
 import OTAMeshStore
 import Prometheus
 
-/// The admin HTTP surface (port 8071): `/metrics`, `/healthz`, `/api/v1/cache`, `/api/v1/members`.
+/// The admin API's authenticated group, `/api/v1`: every route registered on it needs a bearer
+/// token (``AdminAuth``). Register more routes with a `register(on:)` of your own and one line in
+/// ``AdminRoutes/router()``.
+public typealias AdminAPIGroup = RouterGroup<BasicRequestContext>
+
+/// Routes that live in the authenticated `/api/v1` group, added through ``AdminRoutes/routeSets``.
+protocol AdminRouteSet: Sendable {
+    /// Adds the routes to `api` (paths relative to `/api/v1`, e.g. `api.get("rollouts")`).
+    func register(on api: AdminAPIGroup)
+}
+
+/// The admin HTTP surface (port 8071): `/metrics` and `/healthz` open; everything under
+/// `/api/v1` (`cache`, `members`, `records`, `site/rotate`, …) behind the bearer tokens.
 struct AdminRoutes: Sendable {
     let store: BlobStore
     let registry: PrometheusCollectorRegistry
     let nodeName: String
     /// The mesh, once bound (the admin router is built before it).
     let mesh: NIOLockedValueBox<Mesh?>
-    /// The rollout engine, once the mesh is bound and a site trust file is loaded.
-    let rollouts: NIOLockedValueBox<RolloutEngine?>
-    let tufDirectory: String
+    let tokens: AdminTokens
+    /// More `/api/v1` routes (e.g. rollouts), registered after this type's own, behind the same tokens.
+    var routeSets: [any AdminRouteSet] = []
 
     func router() -> Router<BasicRequestContext> {
         let router = Router()
@@ -31,7 +43,22 @@ struct AdminRoutes: Sendable {
         router.get("/healthz") { _, _ -> Response in
             Self.json(["status": "ok", "node": nodeName])
         }
-        router.get("/api/v1/cache") { _, _ -> Response in
+        let api = Self.authenticatedGroup(of: router, tokens: tokens)
+        register(on: api)
+        for routeSet in routeSets { routeSet.register(on: api) }
+        return router
+    }
+
+    /// `/api/v1` with the token check in front. The middleware is added before any route, so it
+    /// guards every route registered on the group afterwards (Hummingbird wraps a route in the
+    /// middleware the group has when the route is added).
+    static func authenticatedGroup(of router: Router<BasicRequestContext>, tokens: AdminTokens) -> AdminAPIGroup {
+        router.group("api/v1").add(middleware: AdminAuth<BasicRequestContext>(tokens: tokens))
+    }
+
+    /// The cache and mesh routes.
+    func register(on api: AdminAPIGroup) {
+        api.get("cache") { _, _ -> Response in
             // SQLite reads block; keep them off the event loop.
             let blobs = try await NIOThreadPool.singleton.runIfActive { try store.list() }
             let encoder = JSONEncoder()
@@ -41,16 +68,16 @@ struct AdminRoutes: Sendable {
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
-        router.post("/api/v1/site/rotate") { _, _ -> Response in
+        api.post("site/rotate") { _, _ -> Response in
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             let rotation = try mesh.startRotation(nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1_000))
             return Self.json(["key": rotation.fingerprint, "phase": "\(rotation.phase)"])
         }
-        router.get("/api/v1/records") { _, _ -> Response in
+        api.get("records") { _, _ -> Response in
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             return try Self.encoded(mesh.records())
         }
-        router.post("/api/v1/records/{key}") { request, context -> Response in
+        api.post("records/{key}") { request, context -> Response in
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             let key = context.parameters.get("key") ?? ""
             let body = try await request.body.collect(upTo: WireCodec.maxValue + 1)
@@ -61,12 +88,10 @@ struct AdminRoutes: Sendable {
                                 body: .init(byteBuffer: ByteBuffer(string: "record \(key): \(error)\n")))
             }
         }
-        router.get("/api/v1/members") { _, _ -> Response in
+        api.get("members") { _, _ -> Response in
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
             return try Self.encoded(mesh.view())
         }
-        RolloutRoutes(engine: rollouts, store: store, tufDirectory: tufDirectory, gateway: nodeName).register(on: router)
-        return router
     }
 
     static func gossipOff() -> Response {

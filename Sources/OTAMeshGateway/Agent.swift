@@ -53,6 +53,8 @@ public struct Agent: Sendable {
         public let keyringCreated: String?
         /// Whether this gateway carries out rollouts, and under which site trust.
         public let rollouts: String?
+        /// Admin API token files created on this start (admin first), empty when both existed.
+        public let tokensCreated: [String]
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
@@ -67,9 +69,11 @@ public struct Agent: Sendable {
         var rng = SystemRandomNumberGenerator()
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
+        let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
         let tuf = "\(configuration.dataDirectory)/tuf"
-        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox,
-                                 rollouts: engineBox, tufDirectory: tuf).router()
+        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: store, tufDirectory: tuf, gateway: configuration.nodeName)
+        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: tokens,
+                                 routeSets: [rolloutRoutes]).router()
         var services: [any Service] = []
         try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
         Self.keepVersionedRoot(tufDirectory: tuf)
@@ -167,7 +171,7 @@ public struct Agent: Sendable {
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
-                              keyringCreated: createdKeyring, rollouts: rolloutLine))
+                              keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated))
             },
             logger: logger)
         let group = ServiceGroup(

@@ -11,6 +11,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var nodeName: String
     /// Admin API + `/metrics` listener.
     public var adminListen = ListenAddress(host: "127.0.0.1", port: 8071)
+    /// The admin API's bearer token files (role admin, role read-only); nil = in the data
+    /// directory's `keys/`. Each is created with a random token when missing.
+    public var adminTokenFile: String?
+    public var adminReadTokenFile: String?
     /// Device-facing HTTP listener (images, manifests, httpUpdate, FOTA).
     public var deviceListen = ListenAddress(host: "0.0.0.0", port: 8070)
     /// Device-facing HTTPS listener; serves only once the site CA issued this gateway a
@@ -60,6 +64,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// The site trust file: configured, or `keys/site-trust.json` in the data directory (rollouts
     /// are off while there is none).
     public var siteTrustPath: String { siteTrust ?? "\(dataDirectory)/keys/site-trust.json" }
+    /// The admin token file: configured, or `keys/admin.token` in the data directory.
+    public var adminTokenPath: String { adminTokenFile ?? "\(dataDirectory)/keys/admin.token" }
+    /// The read-only token file: configured, or `keys/read.token` in the data directory.
+    public var adminReadTokenPath: String { adminReadTokenFile ?? "\(dataDirectory)/keys/read.token" }
 
     /// The proxies for upstream transfers: the environment's, overridden by the configuration.
     public func proxySettings(environment: [String: String]) -> ProxySettings {
@@ -81,6 +89,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("dataDir", "OTAMESH_DATA_DIR", "--data-dir", "data directory (default ./otamesh-data)"),
         ("nodeName", "OTAMESH_NODE_NAME", "--node-name", "this gateway's name (default: host name)"),
         ("admin.listen", "OTAMESH_ADMIN_LISTEN", "--admin-listen", "admin API and /metrics HOST:PORT (default 127.0.0.1:8071)"),
+        ("admin.token_file", "OTAMESH_ADMIN_TOKEN_FILE", "--admin-token-file", "admin API bearer token, role admin (default DATA/keys/admin.token, created if missing)"),
+        ("admin.read_token_file", "OTAMESH_ADMIN_READ_TOKEN_FILE", "--admin-read-token-file", "admin API bearer token, role read-only: GET/HEAD (default DATA/keys/read.token, created if missing)"),
         ("device.listen", "OTAMESH_DEVICE_LISTEN", "--device-listen", "device HTTP HOST:PORT (default 0.0.0.0:8070)"),
         ("device.tlsListen", "OTAMESH_DEVICE_TLS_LISTEN", "--device-tls-listen", "device HTTPS HOST:PORT or off (default 0.0.0.0:8443, once the site CA exists)"),
         ("device.idleTimeout", "OTAMESH_DEVICE_IDLE_TIMEOUT", "--device-idle-timeout", "close device connections idle this long, never during a download (default 2m)"),
@@ -137,6 +147,12 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")
             }
             adminListen = address
+        case "admin.token_file":
+            guard !value.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a file path") }
+            adminTokenFile = value
+        case "admin.read_token_file":
+            guard !value.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a file path") }
+            adminReadTokenFile = value
         case "device.listen":
             guard let address = ListenAddress(value) else {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")

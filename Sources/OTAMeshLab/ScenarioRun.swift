@@ -162,10 +162,26 @@ extension LabRunner {
     /// round, however many gateways); nil for any failure.
     public func adminGet(_ gateways: [String], _ path: String) -> [String?] {
         let invocations = gateways.map { gateway in
-            Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5",
-                        "\(GatewayPorts.adminURL)\(path)"], mayFail: true)
+            Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5"]
+                        + authorization(gateway) + ["\(GatewayPorts.adminURL)\(path)"], mayFail: true)
         }
         guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in nil } }
         return results.map { result in result.flatMap { $0.status == 0 ? $0.output : nil } }
+    }
+
+    /// `-H @FILE` with the gateway's read-only admin API token (`/api/v1` needs one), from a
+    /// header file (0600) written beside its data once the agent created the token: the token
+    /// never appears on a command line. Empty until the token exists.
+    func authorization(_ gateway: String) -> [String] {
+        let header = "\(paths.gateway(gateway))/admin-read.header"
+        let files = FileManager.default
+        if !files.fileExists(atPath: header) {
+            guard let data = files.contents(atPath: "\(paths.dataDirectory(gateway))/keys/read.token") else { return [] }
+            let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !token.isEmpty,
+                files.createFile(atPath: header, contents: Data("Authorization: Bearer \(token)\n".utf8), attributes: [.posixPermissions: 0o600])
+            else { return [] }
+        }
+        return ["-H", "@\(header)"]
     }
 }

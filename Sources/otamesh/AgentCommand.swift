@@ -15,6 +15,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Admin API and /metrics listen address HOST:PORT (default 127.0.0.1:8071; port 0 = any free port).")
     var adminListen: String?
 
+    @Option(help: "Admin API bearer token file, role admin (default DATA/keys/admin.token; created 0600 with a random token if missing).")
+    var adminTokenFile: String?
+
+    @Option(help: "Admin API bearer token file, role read-only: GET/HEAD only (default DATA/keys/read.token; created if missing).")
+    var adminReadTokenFile: String?
+
     @Option(help: "Device HTTP listen address HOST:PORT (default 0.0.0.0:8070; port 0 = any free port).")
     var deviceListen: String?
 
@@ -83,7 +89,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = try options.load(extra: [
-            ("admin.listen", adminListen), ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
+            ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
+            ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
             ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
@@ -97,18 +104,23 @@ struct AgentCommand: AsyncParsableCommand {
         let logger = Logger(label: "otamesh.agent")
         let agent = Agent(configuration: configuration, registry: registry, logger: logger)
         let node = configuration.nodeName
+        let adminToken = configuration.adminTokenPath
         try await reporting("otamesh agent") {
             try await agent.run { ready in
                 let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
                 Output.out("otamesh agent \(node) ready")
                 Output.out("  device HTTP: \(ready.deviceURL)  (GET /v1/targets/PATH, /v1/blobs/sha256/HEX, /v1/devices/ID/update)")
                 if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
-                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz, /api/v1/cache, /api/v1/members)")
+                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz; /api/v1/cache, /api/v1/members with a bearer token)")
                 if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
                 if let created = ready.keyringCreated {
                     Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
                 }
                 if let rollouts = ready.rollouts { Output.out("  rollouts: \(rollouts)") }
+                if !ready.tokensCreated.isEmpty {
+                    let shown = ready.tokensCreated.map { "\($0) (\($0 == adminToken ? "admin" : "read-only"))" }
+                    Output.out("  new admin API tokens: \(shown.joined(separator: ", "))  (0600; send Authorization: Bearer TOKEN to /api/v1)")
+                }
                 if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
                 Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
             }

@@ -38,15 +38,15 @@ struct SiteKeyringCommand: ParsableCommand {
 /// `otamesh members`: the mesh as the local gateway sees it.
 struct MembersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "members", abstract: "List the gateways of the mesh: state, addresses and the images each holds.")
-    @Option(help: "The gateway's admin API (default http://127.0.0.1:8071).") var admin = "http://127.0.0.1:8071"
+        commandName: "members", abstract: "List the gateways of the mesh: state, addresses and the images each holds.",
+        discussion: "Needs the gateway's admin or read-only token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token).")
+    @OptionGroup var api: AdminOptions
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
-        let base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
         let asJSON = json
         try await reporting("otamesh members") {
-            let bytes = try await HTTPFiles(baseURL: "\(base)/api/v1").fetch("members", maxLength: 64 << 20)
+            let bytes = try await api.client().get("members")
             if asJSON {
                 Output.out(String(decoding: bytes, as: UTF8.self))
                 return
@@ -74,22 +74,22 @@ struct RotateSiteCommand: AsyncParsableCommand {
         discussion: """
             Asks the local gateway to start the rotation and follows it until every live gateway holds only the new key. \
             Gateways that are down meanwhile keep the old key and cannot rejoin: copy the new keyring file to them.
+            Needs the gateway's admin token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token).
             """)
-    @Option(help: "The gateway's admin API (default http://127.0.0.1:8071).") var admin = "http://127.0.0.1:8071"
+    @OptionGroup var api: AdminOptions
     @Option(help: "Give up following after this long (the rotation itself goes on), e.g. 2m.") var timeout = "2m"
 
     func run() async throws {
-        let base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
         guard let limit = AgentConfiguration.parseDuration(timeout) else { throw ValidationError("--timeout: expected a duration like 90s or 2m") }
         try await reporting("otamesh keys rotate-site") {
-            let api = HTTPFiles(baseURL: "\(base)/api/v1")
-            let started = try JSONDecoder().decode([String: String].self, from: Data(try await api.post("site/rotate")))
+            let client = try api.client()
+            let started = try JSONDecoder().decode([String: String].self, from: Data(try await client.post("site/rotate")))
             guard let key = started["key"] else { throw RotationError(message: "the gateway did not say which key it made") }
             Output.out("rotation to key \(key) started")
             let deadline = Date().addingTimeInterval(limit)
             var last = ""
             while Date() < deadline {
-                let view = try JSONDecoder().decode(MeshView.self, from: Data(try await api.fetch("members", maxLength: 64 << 20)))
+                let view = try JSONDecoder().decode(MeshView.self, from: Data(try await client.get("members")))
                 let everyone = [view.keys] + view.members.filter { $0.status == "alive" }.map { $0.keys ?? [] }
                 let holding = everyone.filter { $0.contains(key) }.count
                 let using = everyone.filter { $0.first == key }.count

@@ -39,6 +39,19 @@ struct Gateway {
     let tls: String?
     /// The gossip address HOST:PORT, unless gossip is off.
     let gossip: String?
+    /// The admin API's bearer token files (the agent creates them on first start).
+    let tokenFile: String
+    let readTokenFile: String
+
+    /// The admin token, for `Authorization: Bearer …` (`tokenArguments` for the CLI).
+    var token: String { Self.readToken(tokenFile) }
+    var readToken: String { Self.readToken(readTokenFile) }
+    /// `--token-file FILE`: how CLI calls in tests pass the token (never the token itself).
+    var tokenArguments: [String] { ["--token-file", tokenFile] }
+
+    static func readToken(_ path: String) -> String {
+        ((try? String(contentsOfFile: path, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     struct StartFailure: Error { let message: String }
 
@@ -61,7 +74,10 @@ struct Gateway {
             throw StartFailure(message: "agent did not start: \(child.stdout.text) \(child.stderr.text)")
         }
         let gossip = child.stdout.lines.first { $0.contains("  gossip: ") }.flatMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
-        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"), gossip: gossip)
+        func value(_ flag: String) -> String? { extra.firstIndex(of: flag).flatMap { extra.indices.contains($0 + 1) ? extra[$0 + 1] : nil } }
+        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"), gossip: gossip,
+                       tokenFile: value("--admin-token-file") ?? "\(data)/keys/admin.token",
+                       readTokenFile: value("--admin-read-token-file") ?? "\(data)/keys/read.token")
     }
 
     /// SIGTERM and wait.

@@ -45,6 +45,14 @@ struct LabTests {
         return FileManager.default.isExecutableFile(atPath: Binaries.devicesim) ? nil : "\(Binaries.devicesim) is not built"
     }
 
+    /// curl's `-H @FILE` with a lab gateway's read-only admin API token (the `/api/v1` routes need one).
+    static func readToken(_ state: String, _ gateway: String) -> [String] {
+        let token = Gateway.readToken("\(state)/gw/\(gateway)/data/keys/read.token")
+        let header = "\(state)/\(gateway)-read.header"
+        FileManager.default.createFile(atPath: header, contents: Data("Authorization: Bearer \(token)\n".utf8), attributes: [.posixPermissions: 0o600])
+        return ["-H", "@\(header)"]
+    }
+
     static func sh(_ argv: [String], timeout: Double = 20) -> (Int32, String) {
         guard let (status, out, err) = try? runProgram("/usr/bin/env", argv, timeout: timeout) else { return (-1, "") }
         return (status, out + err)
@@ -128,14 +136,14 @@ struct LabTests {
         // The upstream gateway fetched the release from the origin.
         let digest = sha256Hex(try Data(contentsOf: URL(fileURLWithPath: Self.fixture)))
         #expect(waitUntil(timeout: 60) {
-            Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
+            Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw1") + ["http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
         }, "itgw1 did not fetch the release: \(Self.sh(["tail", "-5", "\(state)/logs/itgw1.log"]).1)")
         // itgw2 has no upstream and no static join: it found itgw1 through mDNS (Avahi in both
         // namespaces) and took the signed metadata and the image from it.
         #expect(waitUntil(timeout: 60) {
-            Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
+            Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + ["http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
         }, "itgw2 did not get the release from its peer: \(Self.sh(["tail", "-8", "\(state)/logs/itgw2.log"]).1)")
-        let members = Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3", "http://127.0.0.1:8071/api/v1/members"]).1
+        let members = Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + ["http://127.0.0.1:8071/api/v1/members"]).1
         #expect(members.contains("\"name\":\"itgw1\"") && members.contains("\"status\":\"alive\""), "\(members)")
         #expect((try? String(contentsOfFile: "\(state)/logs/itgw2.log", encoding: .utf8))?.contains("mDNS: discovered peer") == true)
         // Only the upstream gateway reaches the origin.

@@ -46,7 +46,7 @@ struct MeshTests {
 
     /// `otamesh members --json` of a gateway, decoded loosely.
     static func members(_ gateway: Gateway) -> [String: [String: Any]] {
-        guard let (status, out, _) = try? run(["members", "--admin", gateway.admin, "--json"], timeout: 10), status == 0,
+        guard let (status, out, _) = try? run(["members", "--admin", gateway.admin, "--json"] + gateway.tokenArguments, timeout: 10), status == 0,
             let object = try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any],
             let list = object["members"] as? [[String: Any]]
         else { return [:] }
@@ -72,7 +72,7 @@ struct MeshTests {
             all.allSatisfy { name, gateway in Set(Self.members(gateway).keys) == Set(["gw-a", "gw-b", "gw-c"]).subtracting([name]) }
                 && Self.members(c).count == 2 && Self.members(c).values.allSatisfy { $0["status"] as? String == "alive" }
         }, "a: \(Self.members(a)) c: \(Self.members(c))")
-        let (_, table, _) = try run(["members", "--admin", c.admin])
+        let (_, table, _) = try run(["members", "--admin", c.admin] + c.tokenArguments)
         #expect(table.contains("gw-c (this gateway)") && table.contains("gw-a  alive") && table.contains("site test-site"), "\(table)")
 
         // SIGKILL: no goodbye. Suspicion (≥ 4 s with 3 nodes) then failure, at both survivors.
@@ -187,7 +187,7 @@ extension MeshTests {
         }
         let (a, b, c) = (gateways[0], gateways[1], gateways[2])
         #expect(waitUntil(timeout: 20) { [a, b, c].allSatisfy { g in Self.members(g).values.filter { $0["status"] as? String == "alive" }.count == 2 } })
-        let (status, out, err) = try run(["keys", "rotate-site", "--admin", b.admin, "--timeout", "60s"], timeout: 90)
+        let (status, out, err) = try run(["keys", "rotate-site", "--admin", b.admin, "--timeout", "60s"] + b.tokenArguments, timeout: 90)
         #expect(status == 0, "\(out) \(err)")
         #expect(out.contains("done: every live gateway uses only key"), "\(out)")
         let key = String(out.split(separator: "\n").first!.split(separator: " ")[3])

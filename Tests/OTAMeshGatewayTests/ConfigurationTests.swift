@@ -89,6 +89,53 @@ struct ConfigurationTests {
         }
     }
 
+    @Test("admin API token files: DATA/keys by default, overridden by file, environment or flag")
+    func adminTokenFiles() throws {
+        var config = AgentConfiguration(nodeName: "gw-1")
+        #expect(config.adminTokenFile == nil && config.adminReadTokenFile == nil)
+        #expect(config.adminTokenPath == "./otamesh-data/keys/admin.token")
+        #expect(config.adminReadTokenPath == "./otamesh-data/keys/read.token")
+        try config.set("dataDir", "/var/lib/otamesh", source: "--data-dir")
+        #expect(config.adminTokenPath == "/var/lib/otamesh/keys/admin.token" && config.adminReadTokenPath == "/var/lib/otamesh/keys/read.token")
+        try config.apply(yaml: """
+            admin:
+              listen: 127.0.0.1:8071
+              token_file: /etc/otamesh/admin.token
+              read_token_file: /etc/otamesh/read.token
+            """, source: "otamesh.yaml")
+        #expect(config.adminTokenPath == "/etc/otamesh/admin.token" && config.adminReadTokenPath == "/etc/otamesh/read.token")
+        try config.apply(environment: ["OTAMESH_ADMIN_TOKEN_FILE": "/run/secrets/admin", "OTAMESH_ADMIN_READ_TOKEN_FILE": "/run/secrets/read"])
+        #expect(config.adminTokenPath == "/run/secrets/admin" && config.adminReadTokenPath == "/run/secrets/read")
+        try config.set("admin.token_file", "./a.token", source: "--admin-token-file")
+        #expect(config.adminTokenPath == "./a.token")
+        #expect(throws: ConfigurationError.self) { try config.set("admin.token_file", "", source: "--admin-token-file") }
+        #expect(throws: ConfigurationError.unknownKey(source: "f.yaml: admin.tokenFile", key: "admin.tokenFile")) {
+            try config.apply(yaml: "admin:\n  tokenFile: x\n", source: "f.yaml")
+        }
+        let documented = AgentConfiguration.keys.filter { $0.file.hasPrefix("admin.") }.map { "\($0.file) \($0.env) \($0.flag)" }
+        #expect(documented == ["admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
+                               "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
+                               "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file"])
+    }
+
+    @Test("admin tokens: generated 32 random bytes as base64url, compared by role, files read strictly")
+    func adminTokens() throws {
+        let a = AdminTokens.generate()
+        let b = AdminTokens.generate()
+        #expect(a.count == 43 && a != b)
+        #expect(a.utf8.allSatisfy { (48...57).contains($0) || (65...90).contains($0) || (97...122).contains($0) || $0 == 45 || $0 == 95 })
+        let tokens = AdminTokens(admin: a, readOnly: b)
+        #expect(tokens.role(of: a) == .admin && tokens.role(of: b) == .readOnly)
+        #expect(tokens.role(of: a + "x") == nil && tokens.role(of: "") == nil && tokens.role(of: String(a.dropLast())) == nil)
+        #expect(AdminTokens.bearerToken("Bearer abc") == "abc")
+        #expect(AdminTokens.bearerToken("bearer   abc ") == "abc")
+        #expect(AdminTokens.bearerToken("Basic abc") == nil && AdminTokens.bearerToken("Bearer ") == nil)
+        #expect(try AdminTokens.parse(Array("  \(a)\n".utf8), file: "t") == a)
+        #expect(throws: AdminTokenError.invalid(file: "t", reason: "empty")) { try AdminTokens.parse(Array("\n".utf8), file: "t") }
+        #expect(throws: AdminTokenError.self) { try AdminTokens.parse(Array("too-short".utf8), file: "t") }
+        #expect(throws: AdminTokenError.self) { try AdminTokens.parse(Array("two words of token text".utf8), file: "t") }
+    }
+
     @Test("sizes and durations")
     func units() {
         #expect(AgentConfiguration.parseSize("4096") == 4096)

@@ -18,7 +18,7 @@ import OTAMeshTrust
 /// | `POST /api/v1/rollouts` | a signed plan |
 /// | `POST /api/v1/rollouts/{id}/commands` | a signed control, or another signature (approval) |
 /// | `POST /api/v1/rollouts/{id}/halt` | halt (no signature: the safe direction) |
-struct RolloutRoutes: Sendable {
+struct RolloutRoutes: AdminRouteSet {
     let engine: NIOLockedValueBox<RolloutEngine?>
     let store: BlobStore
     let tufDirectory: String
@@ -26,13 +26,13 @@ struct RolloutRoutes: Sendable {
 
     static let maxCommandBytes = 64 * 1024
 
-    func register(on router: some RouterMethods<BasicRequestContext>) {
-        router.get("/api/v1/site") { _, _ -> Response in
+    func register(on router: AdminAPIGroup) {
+        router.get("site") { _, _ -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             return try AdminRoutes.encoded(SiteInfo(site: engine.trust.site, threshold: engine.trust.threshold,
                                                     admins: engine.trust.admins.keys.sorted(), gateway: engine.gateway))
         }
-        router.get("/api/v1/targets") { _, _ -> Response in
+        router.get("targets") { _, _ -> Response in
             let images = try await NIOThreadPool.singleton.runIfActive { try Bundles.images(tufDirectory: tufDirectory, store: store) }
             return try AdminRoutes.encoded(images.compactMap { target, cached -> TargetInfo? in
                 guard let sha = target.hashes["sha256"] else { return nil }
@@ -40,17 +40,17 @@ struct RolloutRoutes: Sendable {
                                   version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached)
             })
         }
-        router.get("/api/v1/rollouts") { _, _ -> Response in
+        router.get("rollouts") { _, _ -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             return try AdminRoutes.encoded(["rollouts": engine.statuses()])
         }
-        router.get("/api/v1/rollouts/{id}") { _, context -> Response in
+        router.get("rollouts/{id}") { _, context -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             let id = context.parameters.get("id") ?? ""
             guard let status = engine.status(id) else { return Self.text(.notFound, "rollout \(id): not known on this gateway") }
             return try AdminRoutes.encoded(status)
         }
-        router.get("/api/v1/rollouts/{id}/commands/{sequence}") { _, context -> Response in
+        router.get("rollouts/{id}/commands/{sequence}") { _, context -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             let id = context.parameters.get("id") ?? ""
             guard let sequence = context.parameters.get("sequence").flatMap({ Int64($0) }),
@@ -58,13 +58,13 @@ struct RolloutRoutes: Sendable {
             else { return Self.text(.notFound, "rollout \(id): no such command") }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: envelope.bytes)))
         }
-        router.post("/api/v1/rollouts") { request, _ -> Response in
+        router.post("rollouts") { request, _ -> Response in
             try await submit(request, rollout: nil, created: true)
         }
-        router.post("/api/v1/rollouts/{id}/commands") { request, context -> Response in
+        router.post("rollouts/{id}/commands") { request, context -> Response in
             try await submit(request, rollout: context.parameters.get("id") ?? "", created: false)
         }
-        router.post("/api/v1/rollouts/{id}/halt") { request, context -> Response in
+        router.post("rollouts/{id}/halt") { request, context -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             let id = context.parameters.get("id") ?? ""
             let body = try await request.body.collect(upTo: 4096)

@@ -1,0 +1,312 @@
+import Foundation
+import OTAMeshGateway
+import OTAMeshRollout
+
+/// The pure side of `otamesh rollout`: option text into a plan, and rollout statuses into text.
+/// No I/O here, so all of it is unit-tested.
+enum RolloutText {
+    /// An option value that cannot be used, named by its option.
+    struct Invalid: Error, Equatable, CustomStringConvertible {
+        let option: String
+        let reason: String
+        var description: String { "\(option): \(reason)" }
+    }
+
+    // MARK: Parsing
+
+    /// `30s`, `10m`, `1h`, `2d` (or bare seconds) into whole seconds.
+    static func duration(_ text: String, option: String) throws(Invalid) -> Int64 {
+        guard let seconds = AgentConfiguration.parseDuration(text), seconds < 1e12, seconds == seconds.rounded() else {
+            throw Invalid(option: option, reason: "expected a duration like 30s, 10m or 1h, got '\(text)'")
+        }
+        return Int64(seconds)
+    }
+
+    /// `95%` (or `95`) into 95; 0…100.
+    static func percent(_ text: String, option: String) throws(Invalid) -> Int {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        let digits = trimmed.hasSuffix("%") ? String(trimmed.dropLast()) : trimmed
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = Int(digits), (0...100).contains(value) else {
+            throw Invalid(option: option, reason: "expected a percentage 0%…100% like 95%, got '\(text)'")
+        }
+        return value
+    }
+
+    /// `1,10,50,100` (a `%` after each is allowed) into cumulative percentages, rising within 1…100.
+    static func stages(_ text: String) throws(Invalid) -> [Int] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !text.trimmingCharacters(in: .whitespaces).isEmpty, !parts.contains(where: \.isEmpty) else {
+            throw Invalid(option: "--stages", reason: "expected cumulative percentages like 1,10,50,100, got '\(text)'")
+        }
+        var stages: [Int] = []
+        for part in parts {
+            let value: Int
+            do { value = try percent(part, option: "--stages") } catch {
+                throw Invalid(option: "--stages", reason: "'\(part)' is not a percentage (in '\(text)'; expected like 1,10,50,100)")
+            }
+            guard value >= 1 else { throw Invalid(option: "--stages", reason: "a stage of 0% selects no device (in '\(text)')") }
+            if let last = stages.last, value <= last {
+                throw Invalid(option: "--stages", reason: "stages are cumulative and must rise: \(value)% after \(last)% (in '\(text)')")
+            }
+            stages.append(value)
+        }
+        return stages
+    }
+
+    /// `--max-failures` given zero, one or two times: a value ending in `%` is the share of
+    /// finished devices, otherwise a count. Each form at most once. Not given: 5%, no count.
+    static func maxFailures(_ values: [String]) throws(Invalid) -> (percent: Int?, count: Int?) {
+        guard !values.isEmpty else { return (5, nil) }
+        var percentValue: Int?
+        var count: Int?
+        for value in values {
+            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasSuffix("%") {
+                guard percentValue == nil else { throw Invalid(option: "--max-failures", reason: "a percentage given twice (\(values.joined(separator: ", ")))") }
+                percentValue = try percent(trimmed, option: "--max-failures")
+            } else {
+                guard count == nil else {
+                    throw Invalid(option: "--max-failures", reason: "a count given twice (\(values.joined(separator: ", "))); a percentage ends in %")
+                }
+                guard !trimmed.isEmpty, trimmed.allSatisfy(\.isASCII), let number = Int(trimmed), number >= 0 else {
+                    throw Invalid(option: "--max-failures", reason: "expected a count like 3 or a percentage like 5%, got '\(value)'")
+                }
+                count = number
+            }
+        }
+        return (percentValue, count)
+    }
+
+    /// The device selector: `key=value,…`, or `all` for every device.
+    static func selector(_ text: String) throws -> DeviceSelector {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        if trimmed.lowercased() == "all" { return DeviceSelector() }
+        guard !trimmed.isEmpty else {
+            throw Invalid(option: "--select", reason: "empty; give key=value terms (\(DeviceSelector.keys.joined(separator: ", "))) or 'all' for every device")
+        }
+        do { return try DeviceSelector(parsing: trimmed) } catch {
+            throw Invalid(option: "--select", reason: error.description)
+        }
+    }
+
+    /// A fresh rollout id: `r-` and 12 random lower-case hex digits.
+    static func newID<G: RandomNumberGenerator>(using generator: inout G) -> String {
+        let digits = Array("0123456789abcdef")
+        return "r-" + String((0..<12).map { _ in digits[Int.random(in: 0..<16, using: &generator)] })
+    }
+
+    static func newID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return newID(using: &generator)
+    }
+
+    /// `r-` and 12 lower-case hex digits.
+    static func isValidID(_ id: String) -> Bool {
+        let utf8 = Array(id.utf8)
+        return utf8.count == 14 && id.hasPrefix("r-") && utf8.dropFirst(2).allSatisfy { (48...57).contains($0) || (97...102).contains($0) }
+    }
+
+    static func checkID(_ id: String) throws(Invalid) {
+        guard isValidID(id) else { throw Invalid(option: "rollout id", reason: "'\(id)' is not r- and 12 lower-case hex digits (see otamesh rollout list)") }
+    }
+
+    /// The trusted target with this path, or an error naming the path and what is known.
+    static func target(_ path: String, in targets: [TargetInfo]) throws(Invalid) -> TargetInfo {
+        if let found = targets.first(where: { $0.path == path }) { return found }
+        let known = targets.map(\.path).sorted()
+        let shown = known.isEmpty ? "the gateway trusts no targets yet" : "known: \(known.prefix(8).joined(separator: ", "))\(known.count > 8 ? ", …" : "")"
+        throw Invalid(option: "--target", reason: "'\(path)' is not a trusted target on this gateway (\(shown); see otamesh images)")
+    }
+
+    /// The options of `rollout start` as given (text), before any of them is checked.
+    struct StartOptions: Equatable {
+        var target: String
+        var select: String
+        var stages = "1,10,50,100"
+        var soak = "10m"
+        var success = "95%"
+        var maxFailures: [String] = []
+        var minFinished = 5
+        var concurrency = 4
+        var deviceTimeout = "30m"
+        var window: String?
+
+        /// The plan these options describe for `target` (as looked up on the gateway), validated.
+        func plan(id: String, target: RolloutTarget) throws -> RolloutPlan {
+            let failures = try RolloutText.maxFailures(maxFailures)
+            guard minFinished >= 0 else { throw Invalid(option: "--min-finished", reason: "must not be negative, got \(minFinished)") }
+            guard (1...1000).contains(concurrency) else { throw Invalid(option: "--concurrency", reason: "expected 1…1000, got \(concurrency)") }
+            let timeout = try RolloutText.duration(deviceTimeout, option: "--device-timeout")
+            guard timeout > 0 else { throw Invalid(option: "--device-timeout", reason: "must be above zero") }
+            let plan = RolloutPlan(
+                id: id,
+                target: target,
+                selector: try RolloutText.selector(select), stages: try RolloutText.stages(stages),
+                soakSeconds: try RolloutText.duration(soak, option: "--soak"), successPercent: try RolloutText.percent(success, option: "--success"),
+                maxFailurePercent: failures.percent, maxFailures: failures.count, minFinished: minFinished, concurrency: concurrency,
+                deviceTimeoutSeconds: timeout, window: try window.map { (text) throws -> MaintenanceWindow in try MaintenanceWindow(parsing: text) })
+            try plan.validate()
+            return plan
+        }
+    }
+
+    /// A warning when the selector names hardware the target's metadata says it is not for.
+    static func hardwareWarning(plan: RolloutPlan) -> String? {
+        guard let hardware = plan.target.hardware?.lowercased(), let wanted = plan.selector.terms["hardware"], !wanted.contains(hardware) else { return nil }
+        return "warning: \(plan.target.path) is for hardware \(hardware), the selector picks \(wanted.sorted().joined(separator: ", "))"
+    }
+
+    /// The 0-based stage `advance --stage N` (1-based) means; default: the one after the current.
+    static func advanceStage(requested: Int?, current: Int, count: Int) throws(Invalid) -> Int {
+        guard count > 0 else { throw Invalid(option: "--stage", reason: "the rollout has no plan yet") }
+        if let requested {
+            guard (1...count).contains(requested) else { throw Invalid(option: "--stage", reason: "expected 1…\(count), got \(requested)") }
+            guard requested - 1 > current else {
+                throw Invalid(option: "--stage", reason: "the rollout is at stage \(current + 1) of \(count) already; advance goes forward")
+            }
+            return requested - 1
+        }
+        guard current + 1 < count else { throw Invalid(option: "--stage", reason: "the rollout is at its last stage (\(count) of \(count))") }
+        return current + 1
+    }
+
+    /// The sequence `approve` co-signs unless `--sequence` says: the plan (1) while it awaits
+    /// approval, else the highest pending sequence.
+    static func approvalSequence(requested: Int64?, status: RolloutStatus) throws(Invalid) -> Int64 {
+        if let requested {
+            guard requested >= 1 else { throw Invalid(option: "--sequence", reason: "sequences start at 1 (the plan)") }
+            return requested
+        }
+        if status.mode == RolloutView.Mode.awaitingApproval.rawValue { return 1 }
+        if let highest = status.pending.map(\.sequence).max() { return highest }
+        throw Invalid(option: "--sequence", reason: "nothing of rollout \(status.id) awaits approval (\(approvals(status))); give --sequence N to co-sign a command anyway")
+    }
+
+    // MARK: Rendering
+
+    /// `[#####!>>.......]`: succeeded `#`, failed `!`, in flight `>`, the rest of the targeted
+    /// devices `.`; cells rounded cumulatively so the parts always fill exactly `width`.
+    static func progressBar(succeeded: Int, failed: Int, inFlight: Int, targeted: Int, width: Int = 20) -> String {
+        guard width > 0 else { return "[]" }
+        let total = max(targeted, succeeded + failed + inFlight)
+        guard total > 0 else { return "[" + String(repeating: ".", count: width) + "]" }
+        func cells(_ count: Int) -> Int { min(width, Int((Double(count) * Double(width) / Double(total)).rounded())) }
+        let s = cells(succeeded)
+        let f = cells(succeeded + failed) - s
+        let i = cells(succeeded + failed + inFlight) - s - f
+        return "[" + String(repeating: "#", count: s) + String(repeating: "!", count: f) + String(repeating: ">", count: i)
+            + String(repeating: ".", count: width - s - f - i) + "]"
+    }
+
+    /// `600` → `10m`, `5400` → `90m`, `7200` → `2h`, `45` → `45s`.
+    static func durationText(_ seconds: Int64) -> String {
+        if seconds > 0, seconds % 86_400 == 0 { return "\(seconds / 86_400)d" }
+        if seconds > 0, seconds % 3600 == 0 { return "\(seconds / 3600)h" }
+        if seconds > 0, seconds % 60 == 0 { return "\(seconds / 60)m" }
+        return "\(seconds)s"
+    }
+
+    /// Milliseconds since the epoch as `2025-11-23T18:00:00Z`.
+    static func time(milliseconds: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        return formatter.string(from: Date(timeIntervalSince1970: Double(milliseconds) / 1000))
+    }
+
+    static func approvals(_ status: RolloutStatus) -> String { "approvals \(status.approvals) of \(status.threshold)" }
+
+    /// The hint when the plan still needs signatures, else nil.
+    static func awaitingHint(_ status: RolloutStatus) -> String? {
+        guard status.mode == RolloutView.Mode.awaitingApproval.rawValue else { return nil }
+        return "awaiting approval: run `otamesh rollout approve \(status.id)` with another admin key"
+    }
+
+    /// One rollout in full: plan, mode, approvals, stages (with bars when `bars`), gateways,
+    /// halt, controls and pending commands.
+    static func status(_ status: RolloutStatus, bars: Bool) -> String {
+        var lines: [String] = []
+        let stageCount = status.plan?.stages.count ?? status.stages.count
+        var head = "\(status.id)  \(status.mode)"
+        if stageCount > 0 {
+            let percent = status.plan.map { $0.stages[max(0, min(status.stage, $0.stages.count - 1))] }
+            head += "  stage \(status.stage + 1)/\(stageCount)" + (percent.map { " (\($0)%)" } ?? "")
+        }
+        if let since = status.stageSince { head += " since \(time(milliseconds: since))" }
+        lines.append(head)
+        if let plan = status.plan {
+            let target = plan.target
+            lines.append("  target    \(target.path)" + (target.version.map { "  version \($0)" } ?? "") + (target.hardware.map { "  hardware \($0)" } ?? "")
+                + "  sha256 \(target.sha256.prefix(16))…  \(target.length) bytes")
+            lines.append("  devices   \(plan.select.isEmpty ? "all devices" : plan.select)")
+            var failures: [String] = []
+            if let percent = plan.maxFailurePercent { failures.append("\(percent)%") }
+            if let count = plan.maxFailures { failures.append("\(count)") }
+            lines.append("  rules     stages \(plan.stages.map { "\($0)%" }.joined(separator: ",")), soak \(durationText(plan.soak)), success \(plan.success)%, "
+                + "max failures \(failures.isEmpty ? "none" : failures.joined(separator: " or ")) after \(plan.minFinished) finished, "
+                + "concurrency \(plan.concurrency), device timeout \(durationText(plan.deviceTimeout))" + (plan.window.map { ", window \($0) UTC" } ?? ""))
+        } else {
+            lines.append("  plan      none usable" + (status.planProblem.map { ": \($0)" } ?? ""))
+        }
+        lines.append("  \(approvals(status))" + (status.planProblem.map { status.plan == nil ? "" : "  (\($0))" } ?? ""))
+        lines.append("  finished  \(status.finished) (\(status.finished - status.failed) succeeded, \(status.failed) failed)")
+        if let halt = status.halt {
+            lines.append("  halted    by \(halt.gateway) at \(time(milliseconds: halt.at)): \(halt.reason)")
+        }
+        if !status.stages.isEmpty {
+            var rows = [["STAGE", "PERCENT", "TARGETED", "SUCCEEDED", "FAILED", "IN FLIGHT"]]
+            for (index, stage) in status.stages.enumerated() {
+                rows.append(["\(index + 1)\(index == status.stage ? " *" : "")", "\(stage.percent)%", "\(stage.targeted)", "\(stage.succeeded)",
+                             "\(stage.failed)", "\(stage.inFlight)"])
+            }
+            let bar: (Int) -> String? = { row in
+                guard bars, row > 0 else { return nil }
+                let stage = status.stages[row - 1]
+                return progressBar(succeeded: stage.succeeded, failed: stage.failed, inFlight: stage.inFlight, targeted: stage.targeted)
+            }
+            lines += table(rows, indent: "  ", trailing: bar)
+        }
+        if !status.gateways.isEmpty {
+            var rows = [["GATEWAY", "TARGETED", "SUCCEEDED", "FAILED", "IN FLIGHT"]]
+            for name in status.gateways.keys.sorted() {
+                let gateway = status.gateways[name]!
+                rows.append([name, "\(gateway.targeted)", "\(gateway.succeeded)", "\(gateway.failed)", "\(gateway.inFlight)"])
+            }
+            lines += table(rows, indent: "  ")
+        }
+        for control in status.controls.sorted(by: { $0.sequence < $1.sequence }) {
+            lines.append("  control   #\(control.sequence) \(control.kind)" + (control.stage.map { " to stage \($0 + 1)" } ?? "")
+                + " issued \(time(milliseconds: control.issued * 1000))")
+        }
+        for pending in status.pending.sorted(by: { $0.sequence < $1.sequence }) {
+            lines.append("  pending   #\(pending.sequence) \(pending.kind): \(pending.problem)")
+        }
+        if let hint = awaitingHint(status) { lines.append("  \(hint)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `rollout list`: one line per rollout (id, mode, target, stage k/n, succeeded/failed).
+    static func list(_ statuses: [RolloutStatus]) -> String {
+        guard !statuses.isEmpty else { return "no rollouts" }
+        var rows = [["ID", "MODE", "TARGET", "STAGE", "SUCCEEDED", "FAILED"]]
+        for status in statuses.sorted(by: { $0.id < $1.id }) {
+            let count = status.plan?.stages.count ?? status.stages.count
+            rows.append([status.id, status.mode, status.plan?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
+                         "\(status.finished - status.failed)", "\(status.failed)"])
+        }
+        return table(rows, indent: "").joined(separator: "\n")
+    }
+
+    /// Columns padded to their widest cell (the last column unpadded), plus an optional
+    /// trailing text per row (by row index, the header being 0).
+    static func table(_ rows: [[String]], indent: String, trailing: (Int) -> String? = { _ in nil }) -> [String] {
+        let columns = rows.map(\.count).max() ?? 0
+        let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
+        return rows.enumerated().map { index, row in
+            let extra = trailing(index)
+            let cells = row.enumerated().map { column, cell in
+                column == row.count - 1 && extra == nil ? cell : cell.padding(toLength: widths[column], withPad: " ", startingAt: 0)
+            }
+            return indent + cells.joined(separator: "  ") + (extra.map { "  \($0)" } ?? "")
+        }
+    }
+}
