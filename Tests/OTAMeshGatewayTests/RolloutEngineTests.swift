@@ -206,7 +206,7 @@ struct RolloutEngineTests {
     }
 
     @Test("push devices are queued for their adapter: success on the new version, failure on the old one or a refusal")
-    func pushDevices() throws {
+    func pushDevices() async throws {
         let site = try Site()
         let adapter = FakeAdapter(reports: { $0 == "push-old" ? "1.0.0" : "2.0.0" })
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
@@ -218,8 +218,11 @@ struct RolloutEngineTests {
         let facts = ["push-ok", "push-old", "push-refuses"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
         engine.upkeep(devices: facts)  // stage 0 begins
         engine.upkeep(devices: facts)  // pushes start
-        let finished = waitUntil(timeout: 10) {
-            (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase.isFinished }.count ?? 0) == 3
+        // The pushes run as tasks: wait for their outcomes (deadline 10 s) without holding a thread.
+        var finished = false
+        for _ in 0..<1000 where !finished {
+            finished = (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase.isFinished }.count ?? 0) == 3
+            if !finished { try await Task.sleep(for: .milliseconds(10)) }
         }
         #expect(finished)
         let outcomes = engine.state(plan.id)?.0.outcomes ?? [:]

@@ -78,6 +78,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var pushing: Set<String> = []
     }
     let cached = NIOLockedValueBox(Cached())
+    /// Serialises decide-then-record, so simultaneous requests cannot both take the last
+    /// concurrency slot (the mesh's lock is only ever taken inside it, never around it).
+    let starting = NIOLock()
 
     public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
                 now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
@@ -269,6 +272,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         if outcome.phase.isFinished {
             logger.info("rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
         }
+        // A failure may cross the threshold: halt at once, before the next device could start.
+        if outcome.phase == .failed, let view = state(rollout)?.1, let mark = view.haltDue(now: now(), gateway: gateway) {
+            let (haltKey, haltValue) = RolloutRecords.halt(mark, rollout: rollout)
+            write(haltKey, haltValue)
+            logger.warning("rollout halted: failure threshold crossed", metadata: ["rollout.id": "\(rollout)", "rollout.reason": "\(mark.reason)"])
+        }
     }
 
     // MARK: Push devices
@@ -282,9 +291,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         guard !devices.isEmpty else { return }
         let candidates = devices.map { PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version) }
         var work: [(DeviceRecord, DeviceOutcome)] = []
-        for start in PushQueue.next(view: view, candidates: candidates, outcomes: state.outcomes, now: now(), gateway: gateway) {
-            record(start.outcome, device: start.device, rollout: id)
-            if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
+        starting.withLock {
+            // Fresh outcomes: pull devices may have taken slots since this upkeep began.
+            let outcomes = self.state(id)?.0.outcomes ?? state.outcomes
+            for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway) {
+                record(start.outcome, device: start.device, rollout: id)
+                if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
+            }
         }
         for device in devices {
             if let outcome = state.outcomes[device.id], outcome.gateway == gateway, !outcome.phase.isFinished { work.append((device, outcome)) }
@@ -347,6 +360,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     }
 
     public func answer(_ query: DeviceQuery) -> RolloutAnswer {
+        starting.withLock { answerLocked(query) }
+    }
+
+    func answerLocked(_ query: DeviceQuery) -> RolloutAnswer {
         refresh()
         let now = now()
         let (decoded, views) = cached.withLockedValue { ($0.decoded, $0.views) }
@@ -363,9 +380,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             let outcome = state.outcomes[query.id]
             if let outcome, outcome.gateway == gateway, let next = view.confirm(outcome, version: query.version, error: nil, now: now) {
                 record(next, device: query.id, rollout: id)
-                if next.phase == .succeeded { return .hold("rollout \(id): runs \(plan.target.path)") }
-                return .hold("rollout \(id): failed: \(next.detail)")
+                hold = hold ?? (next.phase == .succeeded ? "rollout \(id): runs \(plan.target.path)" : "rollout \(id): failed: \(next.detail)")
+                continue
             }
+            // A rollout the device is done with (succeeded, or failed and not retried) does not
+            // stand in the way of a later one.
             switch view.decide(facts(query), version: query.version, outcome: outcome, inFlightHere: inFlight, now: now, gateway: gateway) {
             case .notSelected: continue
             case .start(let started):
@@ -376,11 +395,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 return .offer(path: plan.target.path, rollout: id)
             case .alreadyCurrent(let done):
                 record(done, device: query.id, rollout: id)
-                return .hold("rollout \(id): already runs \(plan.target.path)")
+                hold = hold ?? "rollout \(id): already runs \(plan.target.path)"
             case .succeeded:
-                return .hold("rollout \(id): runs \(plan.target.path)")
+                hold = hold ?? "rollout \(id): runs \(plan.target.path)"
             case .failedBefore(let why):
-                return .hold("rollout \(id): \(why) (not offered again until retry-failed)")
+                hold = hold ?? "rollout \(id): \(why) (not offered again until retry-failed)"
             case .wait(let why):
                 hold = hold ?? "rollout \(id): \(why)"
             }

@@ -1,0 +1,134 @@
+import Foundation
+import OTAMeshTestSupport
+import Testing
+
+/// Staged rollouts end to end: two real agents in one mesh (loopback), emulated devices polling
+/// them, every step through `otamesh rollout` with admin keys and bearer tokens.
+@Suite("rollouts end to end", .serialized)
+struct RolloutTests {
+    final class Site {
+        let dir: TemporaryDirectory
+        let gw1: Gateway
+        let gw2: Gateway
+        let keys: String
+
+        init() throws {
+            dir = try TemporaryDirectory()
+            keys = dir.file("admins")
+            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
+            let repo = dir.file("repo")
+            var steps: [[String]] = [["release", "init", "--repo", repo]]
+            for version in ["2.0.0", "3.0.0"] {
+                let image = dir.file("esp32-\(version).bin")
+                let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", version, "--size", "120000", "-o", image])
+                #expect(made.0 == 0, "\(made.2)")
+                steps.append(["release", "add", "--repo", repo, "--path", "esp32/app/\(version).bin", image])
+            }
+            steps += [
+                ["release", "publish", "--repo", repo, dir.file("pub")],
+                ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+                ["keys", "site-keyring", "--out", dir.file("site.keyring"), "--site", "rollout-site"],
+                ["keys", "generate", "--name", "admin-a", "--dir", keys],
+                ["keys", "generate", "--name", "admin-b", "--dir", keys],
+                ["keys", "generate", "--name", "rogue", "--dir", keys],
+                ["keys", "site-trust", "--site", "rollout-site", "--threshold", "2", "-o", dir.file("site-trust.json"),
+                 "\(keys)/admin-a.pub.json", "\(keys)/admin-b.pub.json"],
+            ]
+            for name in ["d1", "d2"] {
+                steps.append(["import", "--data-dir", dir.file(name), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+            }
+            for args in steps {
+                let (status, out, err) = try run(args)
+                #expect(status == 0, "\(args): \(out) \(err)")
+            }
+            let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
+            gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
+            gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
+        }
+
+        deinit {
+            gw1.stop()
+            gw2.stop()
+        }
+
+        func rollout(_ args: [String], at gateway: Gateway, key: String? = nil) throws -> (Int32, String, String) {
+            let signing = key.map { ["--key", "\(keys)/\($0).pem"] } ?? []
+            return try run(["rollout"] + args + ["--admin", gateway.admin] + gateway.tokenArguments + signing, timeout: 30)
+        }
+
+        func status(_ id: String, at gateway: Gateway) -> [String: Any]? {
+            guard let (code, out, _) = try? rollout(["status", id, "--json"], at: gateway), code == 0 else { return nil }
+            return try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        }
+
+        func mode(_ id: String, at gateway: Gateway) -> String? { status(id, at: gateway)?["mode"] as? String }
+
+        /// Runs `count` generic ESP32 devices of gw2 from `version` until each updated (or the deadline).
+        func fleet(base: String, count: Int, version: String, deadline: Int, extra: [String] = []) throws -> (Int32, String) {
+            let args = ["run", "--family", "generic", "--hardware", "esp32", "--count", "\(count)", "--mac-base", base, "--version", version,
+                        "--gateway", gw2.device, "--interval", "0.2", "--until-updated", "--deadline", "\(deadline)", "--timeout", "2", "--quiet"] + extra
+            let (status, out, err) = try runProgram(Binaries.devicesim, args, timeout: Double(deadline + 30))
+            return (status, out + err)
+        }
+
+        static func id(in output: String) -> String? {
+            output.split(whereSeparator: { !$0.isLetter && !$0.isNumber && $0 != "-" }).first { $0.hasPrefix("r-") && $0.count == 14 }.map(String.init)
+        }
+    }
+
+    @Test("a 2-of-2 plan waits for approval, then runs 50 % → 100 % on real devices; a failing release halts both gateways")
+    func twoGateways() throws {
+        let site = try Site()
+        #expect(site.gw2.child.process.isRunning)
+
+        // Refused everywhere: a plan signed only by a key outside the site trust.
+        for gateway in [site.gw1, site.gw2] {
+            let (status, out, err) = try site.rollout(["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100"],
+                                                      at: gateway, key: "rogue")
+            #expect(status != 0, "a plan signed by a rogue key must be refused: \(out)")
+            #expect((out + err).contains("admin") , "\(out) \(err)")
+        }
+
+        // Admin A starts; the site needs two admins, so nothing is offered yet.
+        let (started, out, err) = try site.rollout(
+            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100", "--soak", "1s",
+             "--success", "50%", "--max-failures", "0", "--min-finished", "1", "--concurrency", "4"], at: site.gw1, key: "admin-a")
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(Site.id(in: out), "no rollout id in: \(out)")
+        #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "awaiting approval" }, "the plan reaches the other gateway")
+        let early = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "1.0.0", deadline: 2)
+        #expect(early.0 != 0, "no device may update before the plan has its second signature: \(early.1.suffix(800))")
+
+        // Admin B approves at the other gateway; the devices of gw2 update, stage by stage.
+        let (approved, approveOut, approveErr) = try site.rollout(["approve", id], at: site.gw2, key: "admin-b")
+        #expect(approved == 0, "\(approveOut) \(approveErr)")
+        let fleet = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "1.0.0", deadline: 60)
+        #expect(fleet.0 == 0, "every selected device updates once approved: \(fleet.1.suffix(1500))")
+        #expect(waitUntil(timeout: 30) { site.mode(id, at: site.gw1) == "completed" && site.mode(id, at: site.gw2) == "completed" },
+                "both gateways see the rollout complete: \(String(describing: site.status(id, at: site.gw1)))")
+        let stages = site.status(id, at: site.gw1)?["stages"] as? [[String: Any]] ?? []
+        #expect(stages.last?["succeeded"] as? Int == 4 && stages.last?["failed"] as? Int == 0, "\(stages)")
+
+        // A second release whose install fails on every device (the flash write is corrupted):
+        // the first failure crosses max-failures 0 and the halt reaches both gateways.
+        let (second, secondOut, secondErr) = try site.rollout(
+            ["start", "--target", "esp32/app/3.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s",
+             "--max-failures", "0", "--min-finished", "1", "--concurrency", "1"], at: site.gw1, key: "admin-a")
+        #expect(second == 0, "\(secondOut) \(secondErr)")
+        let id2 = try #require(Site.id(in: secondOut))
+        #expect(try site.rollout(["approve", id2], at: site.gw1, key: "admin-b").0 == 0)
+        _ = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "2.0.0", deadline: 15, extra: ["--corrupt-flash"])
+        #expect(waitUntil(timeout: 30) { site.mode(id2, at: site.gw1) == "halted" && site.mode(id2, at: site.gw2) == "halted" },
+                "the halt reaches every gateway: \(String(describing: site.status(id2, at: site.gw1)))")
+        let halted = site.status(id2, at: site.gw2) ?? [:]
+        #expect((halted["failed"] as? Int ?? 0) >= 1)
+        // Concurrency 1: the one device in flight failed, and no other started after the halt.
+        let started2 = (halted["stages"] as? [[String: Any]])?.last.map { ($0["succeeded"] as? Int ?? 0) + ($0["failed"] as? Int ?? 0) + ($0["inFlight"] as? Int ?? 0) }
+        #expect(started2 == 1, "no new device update starts after the halt: \(halted)")
+
+        // An unsigned resume is impossible; a resume signed by one admin of two stays pending.
+        let (resumed, resumeOut, _) = try site.rollout(["resume", id2], at: site.gw2, key: "admin-a")
+        #expect(resumed == 0, "\(resumeOut)")
+        #expect(site.mode(id2, at: site.gw2) == "halted", "one of two signatures does not resume")
+    }
+}
