@@ -28,7 +28,7 @@ struct RolloutEngineTests {
             }
         }
         func putRecord(_ key: String, _ value: [UInt8]) throws { records.withLockedValue { _ = $0.put(key, value) } }
-        func aliveMembers() -> Int { alive }
+        func aliveMembers() -> Set<String> { Set((0..<alive).map { "gw\($0 + 1)" }) }
         func sync(with other: MemoryStore) {
             let mine = records.withLockedValue { $0 }
             let theirs = other.records.withLockedValue { $0 }

@@ -9,8 +9,8 @@ public protocol RolloutRecordStore: Sendable {
     /// Every `ro/` record, and each one's version by "owner key".
     func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64])
     func putRecord(_ key: String, _ value: [UInt8]) throws
-    /// Members alive in this gateway's view, itself included.
-    func aliveMembers() -> Int
+    /// Names of the members alive in this gateway's view, itself included.
+    func aliveMembers() -> Set<String>
 }
 
 /// A device as the device routes see it on one request.
@@ -228,7 +228,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 if let failed = view.timedOut(outcome, now: now) { record(failed, device: device, rollout: id) }
             }
             startPushes(id: id, view: view, state: state)
-            if let mark = view.stageDue(now: now, gateway: gateway, members: members, censusGateways: state.census.count) {
+            // Fresh evidence: census from gateways this one sees alive now (a partitioned minority
+            // holds the other side's old census, which must not count).
+            let fresh = state.census.keys.filter { members.contains($0) }.count
+            if let mark = view.stageDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
                 write(key, value)
                 logger.notice("rollout stage", metadata: ["rollout.id": "\(id)", "rollout.stage": "\(mark.stage + 1)/\(plan.stages.count)",

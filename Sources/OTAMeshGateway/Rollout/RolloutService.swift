@@ -20,8 +20,8 @@ extension Mesh: RolloutRecordStore {
         _ = try put(key, value)
     }
 
-    public func aliveMembers() -> Int {
-        state.withLockedValue { state in 1 + state.node.swim.others.filter { $0.status == .alive }.count }
+    public func aliveMembers() -> Set<String> {
+        state.withLockedValue { state in Set([me.name] + state.node.swim.others.filter { $0.status == .alive }.map(\.address.name)) }
     }
 }
 
