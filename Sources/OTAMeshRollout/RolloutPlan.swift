@@ -80,6 +80,7 @@ public struct RolloutPlan: Sendable, Hashable {
             }
         }
         guard soakSeconds >= 0 else { throw .invalidPlan(field: "soak", reason: "must not be negative") }
+        guard soakSeconds <= Self.maxSeconds else { throw .invalidPlan(field: "soak", reason: "more than a year (\(Self.maxSeconds) s)") }
         guard (0...100).contains(successPercent) else { throw .invalidPlan(field: "success", reason: "\(successPercent)% is not within 0…100") }
         if let maxFailurePercent, !(0...100).contains(maxFailurePercent) {
             throw .invalidPlan(field: "max-failures", reason: "\(maxFailurePercent)% is not within 0…100")
@@ -88,7 +89,14 @@ public struct RolloutPlan: Sendable, Hashable {
         guard minFinished >= 0 else { throw .invalidPlan(field: "min-finished", reason: "must not be negative") }
         guard (1...1000).contains(concurrency) else { throw .invalidPlan(field: "concurrency", reason: "\(concurrency) is not within 1…1000") }
         guard deviceTimeoutSeconds > 0 else { throw .invalidPlan(field: "device-timeout", reason: "must be above zero") }
+        guard deviceTimeoutSeconds <= Self.maxSeconds else {
+            throw .invalidPlan(field: "device-timeout", reason: "more than a year (\(Self.maxSeconds) s)")
+        }
     }
+
+    /// The longest soak or device timeout: a year. Gateways compare them in milliseconds, so a
+    /// bound also keeps `seconds × 1000` far from overflow.
+    public static let maxSeconds: Int64 = 365 * 86_400
 
     static func isValidID(_ id: String) -> Bool {
         let utf8 = Array(id.utf8)
