@@ -141,6 +141,13 @@ public struct RolloutPlan: Sendable, Hashable {
             guard let n = value.integerValue, let int = Int(exactly: n) else { throw .invalidPlan(field: key, reason: "not an integer") }
             return int
         }
+        /// An optional text field: absent (or null) is nil, any other type is refused — a selector or
+        /// window of the wrong type must not silently widen the plan to every device or every hour.
+        func optionalString(_ value: JSONValue?, _ key: String) throws(RolloutError) -> String? {
+            guard let value, value != .null else { return nil }
+            guard let text = value.stringValue else { throw .invalidPlan(field: key, reason: "not a string") }
+            return text
+        }
         guard let id = json["id"]?.stringValue else { throw .invalidPlan(field: "id", reason: "missing") }
         guard let t = json["target"], let path = t["path"]?.stringValue, let sha = t["sha256"]?.stringValue,
             let length = t["length"]?.integerValue
@@ -151,10 +158,12 @@ public struct RolloutPlan: Sendable, Hashable {
             guard let n = value.integerValue, let stage = Int(exactly: n) else { throw .invalidPlan(field: "stages", reason: "not integers") }
             stages.append(stage)
         }
-        let selector = try DeviceSelector(parsing: json["select"]?.stringValue ?? "")
-        let window: MaintenanceWindow? = try json["window"]?.stringValue.map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text) }
+        let selector = try DeviceSelector(parsing: optionalString(json["select"], "select") ?? "")
+        let window: MaintenanceWindow? = try optionalString(json["window"], "window").map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text) }
+        let version = try optionalString(t["version"], "target.version")
+        let hardware = try optionalString(t["hardware"], "target.hardware")
         self.init(
-            id: id, target: RolloutTarget(path: path, sha256: sha, length: length, version: t["version"]?.stringValue, hardware: t["hardware"]?.stringValue),
+            id: id, target: RolloutTarget(path: path, sha256: sha, length: length, version: version, hardware: hardware),
             selector: selector, stages: stages, soakSeconds: try integer("soak"), successPercent: Int(clamping: try integer("success")),
             maxFailurePercent: try optionalInteger("maxFailurePercent"), maxFailures: try optionalInteger("maxFailures"),
             minFinished: Int(clamping: try integer("minFinished")), concurrency: Int(clamping: try integer("concurrency")),
