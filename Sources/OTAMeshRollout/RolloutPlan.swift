@@ -69,7 +69,8 @@ public struct RolloutPlan: Sendable, Hashable {
 
     public func validate() throws(RolloutError) {
         guard Self.isValidID(id) else { throw .invalidPlan(field: "id", reason: "'\(id)' is not r- and 12 lower-case hex digits") }
-        guard !target.path.isEmpty, target.sha256.count == 64, target.sha256.allSatisfy(\.isHexDigit), target.length > 0 else {
+        // ASCII hex only: `Character.isHexDigit` also accepts fullwidth digits, which no digest matches.
+        guard !target.path.isEmpty, target.sha256.utf8.count == 64, target.sha256.utf8.allSatisfy(Self.isASCIIHexDigit), target.length > 0 else {
             throw .invalidPlan(field: "target", reason: "needs a path, a 64-digit SHA-256 and a length above zero")
         }
         guard !stages.isEmpty, stages.count <= 20 else { throw .invalidPlan(field: "stages", reason: "give 1 to 20 cumulative percentages") }
@@ -97,6 +98,8 @@ public struct RolloutPlan: Sendable, Hashable {
     /// The longest soak or device timeout: a year. Gateways compare them in milliseconds, so a
     /// bound also keeps `seconds × 1000` far from overflow.
     public static let maxSeconds: Int64 = 365 * 86_400
+
+    static func isASCIIHexDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte) }
 
     static func isValidID(_ id: String) -> Bool {
         let utf8 = Array(id.utf8)
