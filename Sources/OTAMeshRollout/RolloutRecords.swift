@@ -46,7 +46,7 @@ public enum RolloutRecords {
     }
 
     public static func outcome(_ outcome: DeviceOutcome, device: String, rollout: String) -> (key: String, value: [UInt8]) {
-        let detail = String(outcome.detail.map { $0.isNewline ? " " : $0 }.prefix(160))
+        let detail = DeviceOutcome.recordable(outcome.detail)
         return ("\(prefix)\(rollout)/d/\(device)",
                 Array("\(outcome.epoch) \(outcome.phase) \(outcome.bucket) \(outcome.started) \(outcome.updated) \(detail)".utf8))
     }
