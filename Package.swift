@@ -32,6 +32,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.1"),
     ],
     targets: [
         // System libraries.
@@ -253,6 +254,15 @@ let package = Package(
         .testTarget(
             name: "OTAMeshGatewayTests",
             dependencies: ["OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshRolloutTests",
+            dependencies: [
+                "OTAMeshRollout",
+                "OTAMeshTrust",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

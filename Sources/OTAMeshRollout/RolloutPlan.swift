@@ -69,7 +69,8 @@ public struct RolloutPlan: Sendable, Hashable {
 
     public func validate() throws(RolloutError) {
         guard Self.isValidID(id) else { throw .invalidPlan(field: "id", reason: "'\(id)' is not r- and 12 lower-case hex digits") }
-        guard !target.path.isEmpty, target.sha256.count == 64, target.sha256.allSatisfy(\.isHexDigit), target.length > 0 else {
+        // ASCII hex only: `Character.isHexDigit` also accepts fullwidth digits, which no digest matches.
+        guard !target.path.isEmpty, target.sha256.utf8.count == 64, target.sha256.utf8.allSatisfy(Self.isASCIIHexDigit), target.length > 0 else {
             throw .invalidPlan(field: "target", reason: "needs a path, a 64-digit SHA-256 and a length above zero")
         }
         guard !stages.isEmpty, stages.count <= 20 else { throw .invalidPlan(field: "stages", reason: "give 1 to 20 cumulative percentages") }
@@ -80,6 +81,7 @@ public struct RolloutPlan: Sendable, Hashable {
             }
         }
         guard soakSeconds >= 0 else { throw .invalidPlan(field: "soak", reason: "must not be negative") }
+        guard soakSeconds <= Self.maxSeconds else { throw .invalidPlan(field: "soak", reason: "more than a year (\(Self.maxSeconds) s)") }
         guard (0...100).contains(successPercent) else { throw .invalidPlan(field: "success", reason: "\(successPercent)% is not within 0…100") }
         if let maxFailurePercent, !(0...100).contains(maxFailurePercent) {
             throw .invalidPlan(field: "max-failures", reason: "\(maxFailurePercent)% is not within 0…100")
@@ -88,7 +90,16 @@ public struct RolloutPlan: Sendable, Hashable {
         guard minFinished >= 0 else { throw .invalidPlan(field: "min-finished", reason: "must not be negative") }
         guard (1...1000).contains(concurrency) else { throw .invalidPlan(field: "concurrency", reason: "\(concurrency) is not within 1…1000") }
         guard deviceTimeoutSeconds > 0 else { throw .invalidPlan(field: "device-timeout", reason: "must be above zero") }
+        guard deviceTimeoutSeconds <= Self.maxSeconds else {
+            throw .invalidPlan(field: "device-timeout", reason: "more than a year (\(Self.maxSeconds) s)")
+        }
     }
+
+    /// The longest soak or device timeout: a year. Gateways compare them in milliseconds, so a
+    /// bound also keeps `seconds × 1000` far from overflow.
+    public static let maxSeconds: Int64 = 365 * 86_400
+
+    static func isASCIIHexDigit(_ byte: UInt8) -> Bool { (48...57).contains(byte) || (65...70).contains(byte) || (97...102).contains(byte) }
 
     static func isValidID(_ id: String) -> Bool {
         let utf8 = Array(id.utf8)
@@ -133,6 +144,13 @@ public struct RolloutPlan: Sendable, Hashable {
             guard let n = value.integerValue, let int = Int(exactly: n) else { throw .invalidPlan(field: key, reason: "not an integer") }
             return int
         }
+        /// An optional text field: absent (or null) is nil, any other type is refused — a selector or
+        /// window of the wrong type must not silently widen the plan to every device or every hour.
+        func optionalString(_ value: JSONValue?, _ key: String) throws(RolloutError) -> String? {
+            guard let value, value != .null else { return nil }
+            guard let text = value.stringValue else { throw .invalidPlan(field: key, reason: "not a string") }
+            return text
+        }
         guard let id = json["id"]?.stringValue else { throw .invalidPlan(field: "id", reason: "missing") }
         guard let t = json["target"], let path = t["path"]?.stringValue, let sha = t["sha256"]?.stringValue,
             let length = t["length"]?.integerValue
@@ -143,10 +161,12 @@ public struct RolloutPlan: Sendable, Hashable {
             guard let n = value.integerValue, let stage = Int(exactly: n) else { throw .invalidPlan(field: "stages", reason: "not integers") }
             stages.append(stage)
         }
-        let selector = try DeviceSelector(parsing: json["select"]?.stringValue ?? "")
-        let window: MaintenanceWindow? = try json["window"]?.stringValue.map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text) }
+        let selector = try DeviceSelector(parsing: optionalString(json["select"], "select") ?? "")
+        let window: MaintenanceWindow? = try optionalString(json["window"], "window").map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text) }
+        let version = try optionalString(t["version"], "target.version")
+        let hardware = try optionalString(t["hardware"], "target.hardware")
         self.init(
-            id: id, target: RolloutTarget(path: path, sha256: sha, length: length, version: t["version"]?.stringValue, hardware: t["hardware"]?.stringValue),
+            id: id, target: RolloutTarget(path: path, sha256: sha, length: length, version: version, hardware: hardware),
             selector: selector, stages: stages, soakSeconds: try integer("soak"), successPercent: Int(clamping: try integer("success")),
             maxFailurePercent: try optionalInteger("maxFailurePercent"), maxFailures: try optionalInteger("maxFailures"),
             minFinished: Int(clamping: try integer("minFinished")), concurrency: Int(clamping: try integer("concurrency")),

@@ -17,6 +17,10 @@ public enum RolloutRecords {
     /// Bytes of envelope per part (the part header and key stay well inside 1200 B).
     public static let partSize = 1_000
     public static let maxParts = 16
+    /// The most matching devices one gateway's census may claim per stage. Timestamps in records
+    /// are Unix milliseconds and never negative. Both bounds keep the view's sums and `now − t`
+    /// from overflowing on whatever a peer writes.
+    public static let maxCensusCount = 10_000_000
 
     public struct Entry: Sendable, Equatable {
         public var key: String
@@ -42,7 +46,7 @@ public enum RolloutRecords {
     }
 
     public static func outcome(_ outcome: DeviceOutcome, device: String, rollout: String) -> (key: String, value: [UInt8]) {
-        let detail = String(outcome.detail.map { $0.isNewline ? " " : $0 }.prefix(160))
+        let detail = DeviceOutcome.recordable(outcome.detail)
         return ("\(prefix)\(rollout)/d/\(device)",
                 Array("\(outcome.epoch) \(outcome.phase) \(outcome.bucket) \(outcome.started) \(outcome.updated) \(detail)".utf8))
     }
@@ -105,7 +109,7 @@ public enum RolloutRecords {
             case "d":
                 let device = fields.count > 2 ? String(fields[2]) : ""
                 guard !device.isEmpty, words.count >= 5, let epoch = Int64(words[0]), let phase = DeviceOutcome.Phase(name: String(words[1])),
-                    let bucket = Int(words[2]), (0..<StageSelection.buckets).contains(bucket), let started = Int64(words[3]), let updated = Int64(words[4])
+                    let bucket = Int(words[2]), (0..<StageSelection.buckets).contains(bucket), let started = Int64(words[3]), started >= 0, let updated = Int64(words[4]), updated >= 0
                 else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'EPOCH PHASE BUCKET STARTED UPDATED DETAIL'"))
                     continue
@@ -114,20 +118,20 @@ public enum RolloutRecords {
                                            updated: updated, detail: words.count > 5 ? String(words[5]) : ""), device: device)
             case "n":
                 let counts = text.split(separator: ",").compactMap { Int($0) }
-                guard !counts.isEmpty, counts.count == text.split(separator: ",").count, counts.allSatisfy({ $0 >= 0 }) else {
+                guard !counts.isEmpty, counts.count == text.split(separator: ",").count, counts.allSatisfy({ (0...maxCensusCount).contains($0) }) else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "census is not comma-separated counts"))
                     continue
                 }
                 state.setCensus(Census(version: versions["\(entry.owner) \(entry.key)"] ?? 1, perStage: counts), gateway: entry.owner)
             case "h":
-                guard words.count >= 2, let epoch = Int64(words[0]), let at = Int64(words[1]) else {
+                guard words.count >= 2, let epoch = Int64(words[0]), let at = Int64(words[1]), at >= 0 else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'EPOCH AT REASON'"))
                     continue
                 }
                 let reason = text.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false).dropFirst(2).first.map(String.init) ?? ""
                 state.setHalt(HaltMark(epoch: epoch, at: at, gateway: entry.owner, reason: reason))
             case "s":
-                guard words.count == 2, let stage = Int(words[0]), stage >= 0, stage < 20, let since = Int64(words[1]) else {
+                guard words.count == 2, let stage = Int(words[0]), stage >= 0, stage < 20, let since = Int64(words[1]), since >= 0 else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'STAGE SINCE'"))
                     continue
                 }

@@ -47,8 +47,16 @@ public struct DeviceOutcome: Sendable, Hashable, Comparable {
     /// Milliseconds (Unix) when the attempt started, and when this phase was reached.
     public var started: Int64
     public var updated: Int64
-    /// The version reported, or why it failed.
-    public var detail: String
+    /// The version reported, or why it failed: one line of at most ``maxDetail`` characters, as
+    /// its record carries it (devices report what they like), so the writer holds what its peers
+    /// decode and replicas stay equal.
+    public var detail: String {
+        didSet { if detail.count > Self.maxDetail || detail.contains(where: \.isNewline) { detail = Self.recordable(detail) } }
+    }
+
+    public static let maxDetail = 160
+
+    static func recordable(_ detail: String) -> String { String(detail.map { $0.isNewline ? " " : $0 }.prefix(maxDetail)) }
 
     public init(epoch: Int64, phase: Phase, bucket: Int, gateway: String, started: Int64, updated: Int64, detail: String = "") {
         self.epoch = epoch
@@ -57,7 +65,7 @@ public struct DeviceOutcome: Sendable, Hashable, Comparable {
         self.gateway = gateway
         self.started = started
         self.updated = updated
-        self.detail = detail
+        self.detail = Self.recordable(detail)
     }
 
     public static func < (a: DeviceOutcome, b: DeviceOutcome) -> Bool {
