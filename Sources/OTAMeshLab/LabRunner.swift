@@ -57,6 +57,8 @@ public final class LabRunner {
     /// Rollout poll rounds: how many, and their summed duration (the times' resolution).
     var pollRounds = (count: 0, seconds: 0.0)
     var lastProgress = Date.distantPast
+    /// The progress line last printed per rollout (narration prints a line only when it changed).
+    var progressPrinted: [String: String] = [:]
 
     public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
                 print: @escaping (String) -> Void) throws(LabError) {

@@ -103,7 +103,10 @@ extension LabRunner {
         var interrupted: Int32?
         Deadline.poll(timeout: timeout, interval: 0.1) {
             if let signal = stop.requested { interrupted = signal; return true }
-            sampleRollouts()
+            // Only the gateways still short of the mode: rounds get shorter as they arrive, so
+            // the last one's time is the sharpest (what a gateway reported before is kept).
+            let pending = runningGateways.filter { rollouts[name]?.modes[$0] != mode }
+            sampleRollouts(only: pending)
             let running = runningGateways
             let modes = rollouts[name]?.modes ?? [:]
             missing = running.compactMap { gateway in
@@ -124,7 +127,7 @@ extension LabRunner {
         let running = runningGateways
         var parts: [String] = ["\(mode) on \(running.count)/\(running.count) gateways"]
         if let spread = track.planSpread(running) {
-            parts.append("plan approved everywhere \(Self.seconds(spread)) after the last signature")
+            parts.append("plan approved everywhere \(Self.bounds(track.planSpreadLowerBound(running), spread)) after the last signature")
         }
         if mode == "completed", let view = track.latest[track.at] {
             let succeeded = view.stages.last?.succeeded ?? 0
@@ -133,7 +136,7 @@ extension LabRunner {
         if mode == "halted", let halt = track.halt {
             parts.append("halt set by \(halt.gateway) (\(halt.reason))")
             if let spread = track.haltSpread(running) {
-                parts.append("known everywhere \(Self.seconds(spread.last)) after it was set")
+                parts.append("known everywhere \(Self.bounds(track.haltSpreadLowerBound(running) ?? 0, spread.last)) after it was set")
             }
             let late = track.startsAfterHalt
             parts.append("\(late.count) device updates started after their gateway knew the halt (\(track.updatesStarted) started in all)")
@@ -185,27 +188,34 @@ extension LabRunner {
 
     /// One poll round over every running gateway (while rollouts exist): records what is new,
     /// narrates it when asked, and prints progress at most once a second.
-    func sampleRollouts() {
+    func sampleRollouts(only subset: [String]? = nil) {
         guard !rollouts.isEmpty else { return }
-        let running = runningGateways
+        let running = subset ?? runningGateways
         let began = Date()
         let answers = adminGet(running, "/api/v1/rollouts?outcomes=1")
         let seen = Date()
         pollRounds.count += 1
         pollRounds.seconds += seen.timeIntervalSince(began)
         let time = seen.timeIntervalSince1970
+        let roundBegan = began.timeIntervalSince1970
         for (gateway, body) in zip(running, answers) {
             guard let body, let list = RolloutSnapshot.decodeList(Data(body.utf8)) else { continue }
             for name in rolloutOrder {
-                guard let id = rollouts[name]?.id, let snapshot = list.first(where: { $0.id == id }) else { continue }
-                let events = rollouts[name]!.observe(gateway, snapshot, at: time)
-                if narrate { for event in events { narrateEvent(event, rollout: name, running: running) } }
+                guard let id = rollouts[name]?.id else { continue }
+                guard let snapshot = list.first(where: { $0.id == id }) else {
+                    rollouts[name]!.observeMissing(gateway, roundBegan: roundBegan)
+                    continue
+                }
+                let events = rollouts[name]!.observe(gateway, snapshot, at: time, roundBegan: roundBegan)
+                if narrate { for event in events { narrateEvent(event, rollout: name, running: runningGateways) } }
             }
         }
         if narrate, seen.timeIntervalSince(lastProgress) >= 1 {
+            let running = runningGateways
             lastProgress = seen
             for name in rolloutOrder {
-                guard let track = rollouts[name], let line = progressLine(track, running: running) else { continue }
+                guard let track = rollouts[name], let line = progressLine(track, running: running), progressPrinted[name] != line else { continue }
+                progressPrinted[name] = line
                 print(line)
             }
         }
@@ -262,6 +272,11 @@ extension LabRunner {
 
     static func seconds(_ value: Double) -> String { String(format: "%.2f s", value) }
 
+    /// `0.41–0.73 s`: between the last round that did not see it and the first that did.
+    static func bounds(_ lower: Double, _ upper: Double) -> String {
+        upper - lower < 0.005 ? seconds(upper) : String(format: "%.2f–%.2f s", min(lower, upper), upper)
+    }
+
     // MARK: Record
 
     /// STATE/rollouts.json: every tracked rollout, per gateway.
@@ -287,14 +302,19 @@ extension LabRunner {
         let running = runningGateways
         var problems: [String] = []
         let round = pollRounds.count > 0 ? pollRounds.seconds / Double(pollRounds.count) : 0
-        print("rollouts (times are upper bounds: one poll round of every gateway took \(Self.seconds(round)) on average; \(paths.rollouts)):")
+        print("rollouts (a time a–b: the last poll round that had not seen it began at a, the first that had ended at b; "
+              + "a round of every gateway took \(Self.seconds(round)) on average; \(paths.rollouts)):")
         for name in rolloutOrder {
             guard let track = rollouts[name] else { continue }
             var parts = ["  \(name) \(track.id): \(track.modes[track.at] ?? "?")"]
-            if let spread = track.planSpread(running) { parts.append("plan on all \(running.count) gateways \(Self.seconds(spread)) after the last signature") }
+            if let spread = track.planSpread(running) {
+                parts.append("plan on all \(running.count) gateways \(Self.bounds(track.planSpreadLowerBound(running), spread)) after the last signature")
+            }
             if let halt = track.halt {
                 parts.append("halt by \(halt.gateway)")
-                if let spread = track.haltSpread(running) { parts.append("known on all \(running.count) \(Self.seconds(spread.last)) after it was set") }
+                if let spread = track.haltSpread(running) {
+                    parts.append("known on all \(running.count) \(Self.bounds(track.haltSpreadLowerBound(running) ?? 0, spread.last)) after it was set")
+                }
                 let late = track.startsAfterHalt
                 parts.append("\(late.count) updates started after the halt was known")
                 problems += late.map { "\(name): \($0.device) started at \($0.gateway) after it knew the halt" }

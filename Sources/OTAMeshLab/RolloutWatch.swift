@@ -77,6 +77,10 @@ public struct RolloutTrack: Sendable {
     public let lastSent: Double
 
     public private(set) var planKnown: [String: Double] = [:]
+    /// The latest poll round (its start) in which a gateway did not yet have the approved plan,
+    /// or the halt: it learned it after that, so these give lower bounds.
+    public private(set) var planUnknown: [String: Double] = [:]
+    public private(set) var haltUnknown: [String: Double] = [:]
     /// Per gateway, the first time each stage (0-based index) was seen.
     public private(set) var stageSeen: [String: [Int: Double]] = [:]
     public private(set) var halt: RolloutSnapshot.Halt?
@@ -104,9 +108,18 @@ public struct RolloutTrack: Sendable {
         case haltKnown(gateway: String)
     }
 
-    /// Takes one gateway's view, seen at `time` (Unix seconds); returns what is new.
-    public mutating func observe(_ gateway: String, _ snapshot: RolloutSnapshot, at time: Double) -> [Event] {
+    /// A gateway that does not list the rollout at all (in the round that began at `roundBegan`).
+    public mutating func observeMissing(_ gateway: String, roundBegan: Double) {
+        if planKnown[gateway] == nil { planUnknown[gateway] = roundBegan }
+    }
+
+    /// Takes one gateway's view, answered in the poll round that began at `roundBegan` and
+    /// ended at `time` (Unix seconds); returns what is new.
+    public mutating func observe(_ gateway: String, _ snapshot: RolloutSnapshot, at time: Double, roundBegan: Double? = nil) -> [Event] {
         var events: [Event] = []
+        let began = roundBegan ?? time
+        if snapshot.mode == "awaiting approval", planKnown[gateway] == nil { planUnknown[gateway] = began }
+        if snapshot.mode != "halted", haltKnown[gateway] == nil { haltUnknown[gateway] = began }
         latest[gateway] = snapshot
         modes[gateway] = snapshot.mode
         if snapshot.mode != "awaiting approval", planKnown[gateway] == nil {
@@ -147,6 +160,18 @@ public struct RolloutTrack: Sendable {
         let times = gateways.map { planKnown[$0] }
         guard !times.isEmpty, times.allSatisfy({ $0 != nil }) else { return nil }
         return max(0, times.compactMap { $0 }.max()! - lastSent)
+    }
+
+    /// A lower bound for ``planSpread(_:)``: the last round in which some gateway still lacked it.
+    public func planSpreadLowerBound(_ gateways: [String]) -> Double {
+        max(0, (gateways.compactMap { planUnknown[$0] }.max() ?? lastSent) - lastSent)
+    }
+
+    /// A lower bound for the halt's spread: the last round in which some gateway did not know it.
+    public func haltSpreadLowerBound(_ gateways: [String]) -> Double? {
+        guard let halt else { return nil }
+        let at = Double(halt.at) / 1000
+        return max(0, (gateways.filter { $0 != halt.gateway }.compactMap { haltUnknown[$0] }.max() ?? at) - at)
     }
 
     /// When a gateway knew the halt: the halting gateway at the mark's own time, the others
@@ -195,13 +220,19 @@ public struct RolloutTrack: Sendable {
                 ["device": $0.device, "gateway": $0.gateway, "phase": $0.phase, "started": $0.started, "updated": $0.updated, "detail": $0.detail] as [String: Any]
             },
         ]
-        if let spread = planSpread(gateways) { entry["planEverywhereAfter"] = spread.rounded3 }
+        if let spread = planSpread(gateways) {
+            entry["planEverywhereAfter"] = spread.rounded3
+            entry["planEverywhereAfterAtLeast"] = planSpreadLowerBound(gateways).rounded3
+        }
         if let halt {
             entry["halt"] = ["epoch": halt.epoch, "at": halt.at, "gateway": halt.gateway, "reason": halt.reason] as [String: Any]
             entry["haltKnownAfter"] = Dictionary(uniqueKeysWithValues: gateways.compactMap { gateway in
                 haltKnownTime(gateway).map { (gateway, ($0 - Double(halt.at) / 1000).rounded3) }
             })
-            if let spread = haltSpread(gateways) { entry["haltEverywhereAfter"] = spread.last.rounded3 }
+            if let spread = haltSpread(gateways) {
+                entry["haltEverywhereAfter"] = spread.last.rounded3
+                entry["haltEverywhereAfterAtLeast"] = (haltSpreadLowerBound(gateways) ?? 0).rounded3
+            }
             entry["startsAfterHalt"] = startsAfterHalt.map { "\($0.device) at \($0.gateway)" }
         }
         if let resumedAt { entry["resumedAt"] = resumedAt }

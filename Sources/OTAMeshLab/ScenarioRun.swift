@@ -56,6 +56,8 @@ extension LabRunner {
             let result = StepResult(index: index + 1, summary: step.summary, passed: passed, detail: detail,
                                     started: started, duration: elapsed - started)
             results.append(result)
+            // Narrated, a `say` is its own line already.
+            if case .say = step, narrate, passed { continue }
             print("[\(String(format: "%7.1f", result.started))s] \(result.index)/\(steps.count) \(passed ? "ok  " : "FAIL") "
                   + "\(step.summary) (\(String(format: "%.1f", result.duration))s)" + (detail.isEmpty ? "" : ": \(detail)"))
             if !passed { break }

@@ -34,10 +34,13 @@ struct RolloutWatchTests {
     func spread() {
         var track = RolloutTrack(name: "r1", id: "r-0123456789ab", at: "gw1", target: "t", firstSent: 100, lastSent: 101)
         #expect(track.observe("gw1", Self.snapshot(mode: "awaiting approval"), at: 100.5).isEmpty)
+        track.observeMissing("gw2", roundBegan: 101.25)
         #expect(track.observe("gw1", Self.snapshot(mode: "running"), at: 101.2) == [.planKnown(gateway: "gw1"), .stage(0, gateway: "gw1")])
         #expect(track.planSpread(["gw1", "gw2"]) == nil)
         #expect(track.observe("gw2", Self.snapshot(mode: "running", stage: 1), at: 101.5) == [.planKnown(gateway: "gw2"), .stage(1, gateway: "gw2")])
         #expect(abs(track.planSpread(["gw1", "gw2"])! - 0.5) < 1e-9)
+        // gw2 did not list the rollout in the round that began at 101.25: at least 0.25 s.
+        #expect(abs(track.planSpreadLowerBound(["gw1", "gw2"]) - 0.25) < 1e-9)
 
         let halt = RolloutSnapshot.Halt(epoch: 1, at: 110_000, gateway: "gw2", reason: "1 devices failed")
         let events = track.observe("gw2", Self.snapshot(mode: "halted", stage: 1, halt: halt, outcomes: [
@@ -50,8 +53,11 @@ struct RolloutWatchTests {
         #expect(track.haltKnownTime("gw2") == 110)
         #expect(track.haltSpread(["gw1", "gw2"]) == nil)
         #expect(track.startsAfterHalt.isEmpty)
+        _ = track.observe("gw1", Self.snapshot(mode: "running", stage: 1), at: 110.2, roundBegan: 110.1)
         _ = track.observe("gw1", Self.snapshot(mode: "halted", stage: 1, halt: halt, outcomes: [Self.outcome("d4", "gw1", started: 110_400)]), at: 110.3)
         #expect(abs(track.haltSpread(["gw1", "gw2"])!.last - 0.3) < 1e-9)
+        #expect(abs(track.haltSpreadLowerBound(["gw1", "gw2"])! - 0.1) < 1e-9)
+        #expect(LabRunner.bounds(0.1, 0.3) == "0.10–0.30 s" && LabRunner.bounds(0.3, 0.3) == "0.30 s")
         // d2 started before gw1 knew; d4 after (a violation); d3 was no update at all.
         #expect(track.startsAfterHalt.map(\.device) == ["d4"])
         #expect(track.updatesStarted == 3)
