@@ -187,19 +187,21 @@ extension LabRunner {
     // MARK: Watching
 
     /// One poll round over every running gateway (while rollouts exist): records what is new,
-    /// narrates it when asked, and prints progress at most once a second.
+    /// timed per gateway by its own curl's start and end, narrates it when asked, and prints
+    /// progress at most once a second.
     func sampleRollouts(only subset: [String]? = nil) {
         guard !rollouts.isEmpty else { return }
         let running = subset ?? runningGateways
         let began = Date()
-        let answers = adminGet(running, "/api/v1/rollouts?outcomes=1")
+        let answers = adminGetTimed(running, "/api/v1/rollouts?outcomes=1")
         let seen = Date()
         pollRounds.count += 1
         pollRounds.seconds += seen.timeIntervalSince(began)
-        let time = seen.timeIntervalSince1970
-        let roundBegan = began.timeIntervalSince1970
-        for (gateway, body) in zip(running, answers) {
-            guard let body, let list = RolloutSnapshot.decodeList(Data(body.utf8)) else { continue }
+        for (gateway, answer) in zip(running, answers) {
+            // This gateway's answer holds for a moment between its curl's start and end.
+            let time = answer.ended.timeIntervalSince1970
+            let roundBegan = answer.began.timeIntervalSince1970
+            guard let body = answer.body, let list = RolloutSnapshot.decodeList(Data(body.utf8)) else { continue }
             for name in rolloutOrder {
                 guard let id = rollouts[name]?.id else { continue }
                 guard let snapshot = list.first(where: { $0.id == id }) else {
@@ -302,7 +304,7 @@ extension LabRunner {
         let running = runningGateways
         var problems: [String] = []
         let round = pollRounds.count > 0 ? pollRounds.seconds / Double(pollRounds.count) : 0
-        print("rollouts (a time a–b: the last poll round that had not seen it began at a, the first that had ended at b; "
+        print("rollouts (a time a–b: the last query that had not seen it began at a, the first that had ended at b; "
               + "a round of every gateway took \(Self.seconds(round)) on average; \(paths.rollouts)):")
         for name in rolloutOrder {
             guard let track = rollouts[name] else { continue }

@@ -65,8 +65,8 @@ public struct RolloutSnapshot: Decodable, Sendable, Equatable {
 
 /// What the runner saw of one rollout, gateway by gateway, while the scenario ran: when each
 /// gateway first had the approved plan, each stage and the halt, and every device's latest
-/// outcome. Times are Unix seconds of the poll round that saw it (so each is an upper bound,
-/// late by at most one round). Pure: fed by ``observe(_:at:)``.
+/// outcome. Times are Unix seconds: when the query that first saw it ended (an upper bound) and
+/// when the last query that had not seen it began (a lower bound). Pure: fed by ``observe(_:_:at:roundBegan:)``.
 public struct RolloutTrack: Sendable {
     public let name: String
     public let id: String
@@ -77,8 +77,8 @@ public struct RolloutTrack: Sendable {
     public let lastSent: Double
 
     public private(set) var planKnown: [String: Double] = [:]
-    /// The latest poll round (its start) in which a gateway did not yet have the approved plan,
-    /// or the halt: it learned it after that, so these give lower bounds.
+    /// The start of the latest query whose answer did not yet have the approved plan, or the
+    /// halt: the gateway learned it after that, so these give lower bounds.
     public private(set) var planUnknown: [String: Double] = [:]
     public private(set) var haltUnknown: [String: Double] = [:]
     /// Per gateway, the first time each stage (0-based index) was seen.
@@ -108,13 +108,13 @@ public struct RolloutTrack: Sendable {
         case haltKnown(gateway: String)
     }
 
-    /// A gateway that does not list the rollout at all (in the round that began at `roundBegan`).
+    /// A gateway that does not list the rollout at all (in the query that began at `roundBegan`).
     public mutating func observeMissing(_ gateway: String, roundBegan: Double) {
         if planKnown[gateway] == nil { planUnknown[gateway] = roundBegan }
     }
 
-    /// Takes one gateway's view, answered in the poll round that began at `roundBegan` and
-    /// ended at `time` (Unix seconds); returns what is new.
+    /// Takes one gateway's view, answered by the query that began at `roundBegan` and ended at
+    /// `time` (Unix seconds); returns what is new.
     public mutating func observe(_ gateway: String, _ snapshot: RolloutSnapshot, at time: Double, roundBegan: Double? = nil) -> [Event] {
         var events: [Event] = []
         let began = roundBegan ?? time

@@ -185,12 +185,21 @@ extension LabRunner {
     /// GET on each gateway's admin API from inside its namespace, concurrently (one bounded
     /// round, however many gateways); nil for any failure.
     public func adminGet(_ gateways: [String], _ path: String) -> [String?] {
+        adminGetTimed(gateways, path).map(\.body)
+    }
+
+    /// ``adminGet(_:_:)`` with, per gateway, when its curl started and when it was seen to
+    /// end: the answer describes the gateway at some moment in between.
+    public func adminGetTimed(_ gateways: [String], _ path: String) -> [(body: String?, began: Date, ended: Date)] {
         let invocations = gateways.map { gateway in
             Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5"]
                         + authorization(gateway) + ["\(GatewayPorts.adminURL)\(path)"], mayFail: true)
         }
-        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in nil } }
-        return results.map { result in result.flatMap { $0.status == 0 ? $0.output : nil } }
+        let now = Date()
+        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in (nil, now, Date()) } }
+        return results.map { result in
+            (result.flatMap { $0.status == 0 ? $0.output : nil }, result?.began ?? now, result?.ended ?? Date())
+        }
     }
 
     /// `-H @FILE` with the gateway's read-only admin API token (`/api/v1` needs one), from a
