@@ -228,7 +228,8 @@ extension LabRunner {
         switch event {
         case .planKnown:
             if let spread = track.planSpread(running) {
-                print("  ✓ \(name): every gateway (\(running.count)) has the approved plan, \(Self.seconds(spread)) after the last signature")
+                print("  ✓ \(name): every gateway (\(running.count)) has the approved plan, "
+                      + "\(Self.bounds(track.planSpreadLowerBound(running), spread)) after the last signature")
             }
         case .stage(let stage, let gateway):
             let percent = track.latest[gateway]?.stages.count ?? 0 > stage ? track.latest[gateway]!.stages[stage].percent : 0
@@ -238,9 +239,10 @@ extension LabRunner {
             print("  ✋ \(name): HALT set by \(mark.gateway): \(mark.reason)")
         case .haltKnown(let gateway):
             let after = track.haltKnownTime(gateway).map { $0 - Double(track.halt?.at ?? 0) / 1000 } ?? 0
-            print("     \(gateway) knows the halt (+\(Self.seconds(after)))")
+            print("     \(gateway) knows the halt (by +\(Self.seconds(after)))")
             if let spread = track.haltSpread(running) {
-                print("  ✓ \(name): the halt reached all \(running.count) gateways \(Self.seconds(spread.last)) after it was set; "
+                print("  ✓ \(name): the halt reached all \(running.count) gateways "
+                      + "\(Self.bounds(track.haltSpreadLowerBound(running) ?? 0, spread.last)) after it was set; "
                       + "no gateway starts a new device update now")
             }
         }
