@@ -1,6 +1,7 @@
 # otamesh — two commands do everything on a fresh Debian 12 machine (as root):
 #   make run    installs what is missing, builds, starts a gateway on embedded defaults
 #   make test   installs what is missing, builds, runs every test
+#   make demo   (root) the three-floors staged-rollout lab, narrated, then torn down
 # Other targets: make build, make release, make bench, make clean.
 
 SHELL := /bin/bash
@@ -13,7 +14,7 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PYTHON ?= python3
 
-.PHONY: run test build release bench bench-gossip bench-sim deps deps-apt deps-pip clean
+.PHONY: run test demo build release bench bench-gossip bench-sim deps deps-apt deps-pip clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -22,6 +23,17 @@ run: deps build
 test: deps build
 	OTAMESH_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test 2>&1 | tee .test-output.log; \
 	  exit $${PIPESTATUS[0]}
+
+# A narrated staged rollout on three floors of emulated devices (Topologies/three-floors-rollout.yaml):
+# 1 % → 100 %, then a failing floor halts the next rollout everywhere. Root only (network
+# namespaces); leftovers of an interrupted demo are removed first; exit 0 only if it passed.
+DEMO_TOPOLOGY := Topologies/three-floors-rollout.yaml
+
+demo: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root (the lab creates network namespaces)"; exit 2; }
+	@bin="$$($(SWIFT) build --show-bin-path)"; \
+	  "$$bin/otamesh" lab down $(DEMO_TOPOLOGY) >/dev/null; \
+	  "$$bin/otamesh" lab run $(DEMO_TOPOLOGY) --narrate --timeout 300
 
 build:
 	@command -v $(SWIFT) >/dev/null || { echo "make: Swift 6.x toolchain not found (expected 'swift' on PATH, e.g. /opt/swift/usr/bin)"; exit 1; }

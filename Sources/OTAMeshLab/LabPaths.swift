@@ -13,6 +13,13 @@ public struct LabPaths: Sendable, Equatable {
     public var logs: String { "\(root)/logs" }
     public func log(_ label: String) -> String { "\(logs)/\(label).log" }
     public var keyring: String { "\(root)/site-keyring.json" }
+    /// The rollout admins' keys (`NAME.pem`, `NAME.pub.json`) and the site trust file.
+    public var admin: String { "\(root)/admin" }
+    public func adminKey(_ admin: LabAdmin) -> String { "\(self.admin)/\(admin.rawValue).pem" }
+    public func adminPublicKey(_ admin: LabAdmin) -> String { "\(self.admin)/\(admin.rawValue).pub.json" }
+    public var siteTrust: String { "\(admin)/site.trust" }
+    /// What the runner saw of each rollout, per gateway (written while a rollout runs).
+    public var rollouts: String { "\(root)/rollouts.json" }
 
     public var origin: String { "\(root)/origin" }
     public var originRepository: String { "\(origin)/repo" }
@@ -22,6 +29,8 @@ public struct LabPaths: Sendable, Equatable {
 
     public func gateway(_ name: String) -> String { "\(root)/gw/\(name)" }
     public func dataDirectory(_ name: String) -> String { "\(gateway(name))/data" }
+    /// The gateway's admin API token (read/write), written by the agent.
+    public func adminToken(_ name: String) -> String { "\(dataDirectory(name))/keys/admin.token" }
     /// The gateway namespace's D-Bus system bus socket (kept short: unix socket paths are limited to 107 bytes).
     public func busSocket(_ name: String) -> String { "\(gateway(name))/bus" }
     public func busAddress(_ name: String) -> String { "unix:path=\(busSocket(name))" }

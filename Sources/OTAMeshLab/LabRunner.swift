@@ -12,11 +12,14 @@ public struct LabOptions: Sendable {
     public var mesh: Bool
     /// Print every command.
     public var verbose: Bool
+    /// Narrate rollouts for a watcher: stages, progress per gateway, the halt and its spread.
+    public var narrate: Bool
 
-    public init(stateRoot: String, mesh: Bool = true, verbose: Bool = false) {
+    public init(stateRoot: String, mesh: Bool = true, verbose: Bool = false, narrate: Bool = false) {
         self.stateRoot = stateRoot
         self.mesh = mesh
         self.verbose = verbose
+        self.narrate = narrate
     }
 }
 
@@ -45,6 +48,17 @@ public final class LabRunner {
     /// Set once this runner wrote the run record: from then on the namespaces are its own to
     /// remove. Before that (another run is up, say) teardown must touch nothing.
     private var ownsLab = false
+    let narrate: Bool
+    /// Rollouts the scenario started, by their scenario name, in order.
+    var rollouts: [String: RolloutTrack] = [:]
+    var rolloutOrder: [String] = []
+    /// Device groups as the scenario last (re)started them.
+    var deviceGroups: [String: DeviceGroup] = [:]
+    /// Rollout poll rounds: how many, and their summed duration (the times' resolution).
+    var pollRounds = (count: 0, seconds: 0.0)
+    var lastProgress = Date.distantPast
+    /// The progress line last printed per rollout (narration prints a line only when it changed).
+    var progressPrinted: [String: String] = [:]
 
     public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
                 print: @escaping (String) -> Void) throws(LabError) {
@@ -55,6 +69,8 @@ public final class LabRunner {
         supervisor = Supervisor(stop: stop)
         self.stop = stop
         self.print = print
+        narrate = options.narrate
+        deviceGroups = Dictionary(uniqueKeysWithValues: topology.devices.map { ($0.name, $0) })
         shapes = Dictionary(uniqueKeysWithValues: topology.networks.map { ($0.name, $0.shape) })
     }
 
@@ -75,7 +91,10 @@ public final class LabRunner {
             try prepareState()
             try createNetwork()
             try applyInitialShaping()
-            if launches.mesh { try createSiteKeyring(at: paths.keyring, site: topology.site) }
+            if launches.mesh {
+                try createSiteKeyring(at: paths.keyring, site: topology.site)
+                try createAdmins()
+            }
             try startOrigin()
             try startGateways()
             try startDevices()
@@ -97,7 +116,7 @@ public final class LabRunner {
         let existing = NamespaceCleaner(shell: shell).existing(prefix: layout.prefix)
         guard existing.isEmpty else { throw LabError.busy(namespaces: existing) }
         let files = FileManager.default
-        for path in [paths.logs, "\(paths.root)/gw", paths.origin, paths.keyring, paths.record] {
+        for path in [paths.logs, "\(paths.root)/gw", paths.origin, paths.keyring, paths.admin, paths.rollouts, paths.record] {
             try? files.removeItem(atPath: path)
         }
         do {
@@ -151,6 +170,15 @@ public final class LabRunner {
     func createSiteKeyring(at path: String, site: String) throws(LabError) {
         unlink(path)
         try shell.run(launches.siteKeyring(at: path, site: site))
+    }
+
+    /// The rollout admins (admin-a, admin-b trusted with threshold 2; rogue not) and the site
+    /// trust file every gateway starts with, made by `otamesh keys generate` / `keys site-trust`.
+    func createAdmins() throws(LabError) {
+        do { try FileManager.default.createDirectory(atPath: paths.admin, withIntermediateDirectories: true) } catch {
+            throw LabError.state("cannot create \(paths.admin): \((error as NSError).localizedDescription)")
+        }
+        try shell.run(launches.adminSetup(site: topology.site))
     }
 
     func startOrigin() throws(LabError) {

@@ -67,6 +67,32 @@ public struct Launches: Sendable {
         Invocation([binaries.otamesh, "keys", "site-keyring", "--out", path, "--site", site])
     }
 
+    /// The rollout admins' keys and the site trust file naming the trusted ones (threshold
+    /// ``LabAdmin/threshold``); the rogue key stays outside. Host namespace: files only.
+    public func adminSetup(site: String) -> [Invocation] {
+        var commands = LabAdmin.allCases.map { admin in
+            Invocation([binaries.otamesh, "keys", "generate", "--name", admin.rawValue, "--dir", paths.admin])
+        }
+        commands.append(Invocation([binaries.otamesh, "keys", "site-trust", "--site", site, "--threshold", "\(LabAdmin.threshold)",
+                                    "-o", paths.siteTrust] + LabAdmin.trusted.map(paths.adminPublicKey)))
+        return commands
+    }
+
+    /// `otamesh rollout ARGS` against one gateway's admin API, from inside its namespace, with
+    /// its admin token file and (unless unsigned) an admin's key file.
+    public func rolloutCommand(_ arguments: [String], at gateway: String, signer: LabAdmin?, unsigned: Bool = false) -> Invocation? {
+        guard let host = layout.gateway(gateway) else { return nil }
+        var argv = ["ip", "netns", "exec", host.namespace, binaries.otamesh, "rollout"] + arguments
+            + ["--admin", GatewayPorts.adminURL, "--token-file", paths.adminToken(gateway)]
+        if unsigned {
+            argv.append("--unsigned")
+        } else if let signer {
+            argv += ["--key", paths.adminKey(signer)]
+            if signer == .rogue { argv.append("--skip-admin-check") }
+        }
+        return Invocation(argv, mayFail: true)
+    }
+
     /// Builds the TUF repository with otamesh itself, in the origin's namespace: init, one add
     /// per release (ESP32 images made by otamesh-devicesim first), publish into the served site.
     public var originBuild: [Invocation] {
@@ -168,6 +194,8 @@ public struct Launches: Sendable {
                           "--upstream-interval", "2s"]
         }
         if topology.origin != nil { arguments += ["--trust-root", paths.trustRoot] }
+        // Rollouts need gossip and the site trust (the lab's admins).
+        if mesh { arguments += ["--site-trust", paths.siteTrust] }
         return arguments
     }
 
@@ -182,11 +210,13 @@ public struct Launches: Sendable {
     /// for a week (the lab ends it sooner). MACs are locally administered and unique per group.
     public func devices(_ group: DeviceGroup) -> Launch? {
         guard let host = layout.deviceHost(on: group.network), let url = deviceURL(group.gateway, on: group.network),
-              let index = topology.devices.firstIndex(of: group) else { return nil }
+              let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return nil }
         var argv = [binaries.devicesim, "run", "--family", group.family, "--count", "\(group.count)", "--gateway", url,
                     "--mac-base", Self.macBase(group: index), "--interval", "\(group.interval)", "--deadline", "604800",
                     "--seed", "\(index + 1)"]
         if let version = group.version { argv += ["--version", version] }
+        if let hardware = group.hardware { argv += ["--hardware", hardware] }
+        argv += group.faults.map(\.flag)
         if DeviceGroup.tlsFamilies.contains(group.family) { argv.append("--insecure-http") }
         return Launch(label: "dev-\(group.name)", namespace: host.namespace, environment: [], argv: argv,
                       log: paths.log("dev-\(group.name)"), ready: .immediately)

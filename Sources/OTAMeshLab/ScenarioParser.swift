@@ -1,8 +1,15 @@
 /// Parses `scenario:`: a list of one-key mappings (`- kill: gw2`), see docs/lab.md.
 enum ScenarioParser {
-    static let stepKeys = ["wait", "kill", "stop", "start", "partition", "heal", "loss", "rate", "delay", "sleep"]
+    static let stepKeys = ["wait", "kill", "stop", "start", "partition", "heal", "loss", "rate", "delay", "sleep",
+                           "rollout", "halt", "resume", "devices", "say"]
+    static let rolloutKeys = ["name", "target", "select", "stages", "soak", "success", "max-failures", "min-finished", "concurrency",
+                              "device-timeout", "at", "signed-by"]
+    /// What `otamesh rollout status` reports as `mode`.
+    static let rolloutModes = ["awaiting approval", "running", "paused", "halted", "aborted", "completed"]
 
-    static func parse(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> [ScenarioStep] {
+    static func parse(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway], devices: [DeviceGroup] = [],
+                      origin: Origin? = nil) throws(TopologyError) -> [ScenarioStep] {
+        var context = Context(gateways: gateways, devices: devices, origin: origin)
         var steps: [ScenarioStep] = []
         for entry in try cursor.sequence() {
             let pairs: [(String, YAMLCursor)]
@@ -17,9 +24,159 @@ enum ScenarioParser {
             guard pairs.count == 1, let (key, value) = pairs.first else {
                 throw entry.fail("a step has exactly one key (one of \(stepKeys.joined(separator: ", ")))")
             }
-            steps.append(try step(key, value, networks: networks, gateways: gateways))
+            if let rolloutStep = try context.rolloutStep(key, value) {
+                steps.append(rolloutStep)
+            } else {
+                steps.append(try step(key, value, networks: networks, gateways: gateways))
+            }
         }
         return steps
+    }
+
+    /// What rollout steps refer to: gateways, device groups, origin targets, and the rollouts
+    /// started by earlier steps.
+    struct Context {
+        let gateways: [Gateway]
+        let devices: [DeviceGroup]
+        let origin: Origin?
+        /// Names of rollouts started (not refused) by earlier steps; every rollout step's name.
+        var started: [String] = []
+        var named: Set<String> = []
+
+        func gateway(_ cursor: YAMLCursor) throws(TopologyError) -> String {
+            let name = try cursor.string()
+            guard gateways.contains(where: { $0.name == name }) else {
+                throw cursor.fail("unknown gateway '\(name)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
+            }
+            return name
+        }
+
+        func startedRollout(_ cursor: YAMLCursor) throws(TopologyError) -> String {
+            let name = try cursor.string()
+            guard started.contains(name) else {
+                throw cursor.fail("no earlier step starts rollout '\(name)'"
+                                  + (started.isEmpty ? "" : " (started before this step: \(started.joined(separator: ", ")))"))
+            }
+            return name
+        }
+
+        /// `signed-by: admin-a` or `[admin-a, admin-b]` or `nobody`.
+        static func signers(_ cursor: YAMLCursor?, default fallback: Signers) throws(TopologyError) -> Signers {
+            guard let cursor else { return fallback }
+            let items = try (cursor.node.scalar != nil ? [cursor] : cursor.sequence())
+            let known = LabAdmin.allCases.map(\.rawValue) + ["nobody"]
+            var admins: [LabAdmin] = []
+            for item in items {
+                let text = try item.string()
+                if text == "nobody" {
+                    guard items.count == 1 else { throw item.fail("'nobody' stands alone (an unsigned command)") }
+                    return .nobody
+                }
+                guard let admin = LabAdmin(rawValue: text) else {
+                    throw item.fail("unknown signer '\(text)' (known: \(known.joined(separator: ", ")))")
+                }
+                if admins.contains(admin) { throw item.fail("signer '\(text)' is listed twice") }
+                admins.append(admin)
+            }
+            guard !admins.isEmpty else { throw cursor.fail("list at least one signer (\(known.joined(separator: ", ")))") }
+            return .admins(admins)
+        }
+
+        /// The step for a rollout key (or a `wait` on a rollout), nil for every other step.
+        mutating func rolloutStep(_ key: String, _ value: YAMLCursor) throws(TopologyError) -> ScenarioStep? {
+            switch key {
+            case "rollout": return .rollout(try rollout(value))
+            case "wait":
+                guard value.node.mapping != nil, let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode"])["rollout"] else {
+                    return nil
+                }
+                let fields = try value.mapping(allowed: ["rollout", "mode", "timeout"])
+                let name = try startedRollout(rolloutField)
+                let modeField = try fields.required("mode")
+                let mode = try modeField.string()
+                guard ScenarioParser.rolloutModes.contains(mode) else {
+                    throw modeField.fail("unknown mode '\(mode)' (known: \(ScenarioParser.rolloutModes.joined(separator: ", ")))")
+                }
+                let timeout = try fields["timeout"]?.duration() ?? ScenarioStep.defaultWaitTimeout
+                guard timeout > 0 else { throw try fields.required("timeout").fail("a wait needs a timeout above zero") }
+                return .rolloutMode(name, mode: mode, timeout: timeout)
+            case "halt":
+                let fields = try value.mapping(allowed: ["rollout", "at", "reason"])
+                return .halt(try startedRollout(fields.required("rollout")), at: try gateway(fields.required("at")),
+                             reason: try fields["reason"]?.string() ?? "halted by the lab scenario")
+            case "resume":
+                let fields = try value.mapping(allowed: ["rollout", "at", "signed-by"])
+                let signers = try Self.signers(fields["signed-by"], default: .admins(LabAdmin.trusted))
+                if case .admins(let admins) = signers, admins.contains(.rogue), admins.count > 1 {
+                    throw try fields.required("signed-by").fail("a refusal check is signed by 'rogue' alone or by 'nobody'")
+                }
+                let at = try fields["at"].map { cursor throws(TopologyError) in try gateway(cursor) }
+                guard let at = at ?? (signers.mustBeRefused ? gateways.first?.name : nil) else {
+                    throw value.fail("missing required key 'at' (the gateway that receives the resume)")
+                }
+                return .resume(try startedRollout(fields.required("rollout")), at: at, signers: signers)
+            case "devices":
+                let fields = try value.mapping(allowed: ["group", "faults", "version"])
+                let groupField = try fields.required("group")
+                let group = try groupField.string()
+                guard devices.contains(where: { $0.name == group }) else {
+                    throw groupField.fail("unknown device group '\(group)' (known: \(devices.map(\.name).joined(separator: ", ")))")
+                }
+                let faults = try fields["faults"].map { cursor throws(TopologyError) in try TopologyFile.faults(cursor) } ?? []
+                return .devices(group: group, faults: faults, version: try fields["version"]?.string())
+            case "say":
+                return .say(try value.string())
+            default:
+                return nil
+            }
+        }
+
+        mutating func rollout(_ value: YAMLCursor) throws(TopologyError) -> RolloutSpec {
+            let fields = try value.mapping(allowed: ScenarioParser.rolloutKeys)
+            let nameField = try fields.required("name")
+            let name = try nameField.name(maxLength: 32, what: "rollout name")
+            guard named.insert(name).inserted else { throw nameField.fail("rollout name '\(name)' is used twice") }
+            let targetField = try fields.required("target")
+            let target = try targetField.string()
+            if let origin, !origin.releases.contains(where: { $0.path == target }) {
+                throw targetField.fail("'\(target)' is not one of the origin's releases (\(origin.releases.map(\.path).joined(separator: ", ")))")
+            }
+            var stages: [Int] = []
+            let stagesField = try fields.required("stages")
+            for item in try stagesField.sequence() {
+                let stage = try item.int(in: 1...100)
+                guard stage > (stages.last ?? 0) else { throw item.fail("stages rise: \(stage) after \(stages.last ?? 0)") }
+                stages.append(stage)
+            }
+            guard stages.last == 100 else { throw stagesField.fail("the last stage must be 100 (cumulative percentages, like [1, 100])") }
+            var maxFailures: [String] = []
+            if let limits = fields["max-failures"] {
+                for item in try (limits.node.scalar != nil ? [limits] : limits.sequence()) {
+                    let text = try item.string()
+                    let number = text.hasSuffix("%") ? String(text.dropLast()) : text
+                    guard let count = Int(number), count >= 0, !text.hasSuffix("%") || count <= 100 else {
+                        throw item.fail("expected a count like 0 or a share like 5%, got '\(text)'")
+                    }
+                    maxFailures.append(text)
+                }
+            }
+            let soak = try fields["soak"]?.duration() ?? 2
+            guard soak >= 1 else { throw try fields.required("soak").fail("soak is at least 1s (otamesh rollout counts whole seconds)") }
+            let signers = try Self.signers(fields["signed-by"], default: .admins(LabAdmin.trusted))
+            if case .admins(let admins) = signers, admins.contains(.rogue), admins.count > 1 {
+                throw try fields.required("signed-by").fail("a refusal check is signed by 'rogue' alone or by 'nobody'")
+            }
+            let spec = RolloutSpec(
+                name: name, target: target, select: try fields["select"]?.string() ?? "", stages: stages, soak: soak,
+                success: try fields["success"].map { cursor throws(TopologyError) in Int(try cursor.percent().rounded()) },
+                maxFailures: maxFailures,
+                minFinished: try fields["min-finished"]?.int(in: 0...100_000),
+                concurrency: try fields["concurrency"]?.int(in: 1...1000),
+                deviceTimeout: try fields["device-timeout"]?.duration(),
+                at: try gateway(fields.required("at")), signers: signers)
+            if !signers.mustBeRefused { started.append(name) }
+            return spec
+        }
     }
 
     static func step(_ key: String, _ value: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> ScenarioStep {

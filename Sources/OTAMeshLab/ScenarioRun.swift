@@ -20,7 +20,10 @@ public struct ScenarioReport: Sendable {
     public var total: Int
     /// Children that exited without being asked to.
     public var unexpectedExits: Int
-    public var passed: Bool { results.count == total && results.allSatisfy(\.passed) && unexpectedExits == 0 }
+    /// What the rollout checks found wrong over the whole run (a device update started after
+    /// its gateway knew a halt).
+    public var rolloutProblems: [String] = []
+    public var passed: Bool { results.count == total && results.allSatisfy(\.passed) && unexpectedExits == 0 && rolloutProblems.isEmpty }
 }
 
 extension LabRunner {
@@ -53,13 +56,17 @@ extension LabRunner {
             let result = StepResult(index: index + 1, summary: step.summary, passed: passed, detail: detail,
                                     started: started, duration: elapsed - started)
             results.append(result)
+            // Narrated, a `say` is its own line already.
+            if case .say = step, narrate, passed { continue }
             print("[\(String(format: "%7.1f", result.started))s] \(result.index)/\(steps.count) \(passed ? "ok  " : "FAIL") "
                   + "\(step.summary) (\(String(format: "%.1f", result.duration))s)" + (detail.isEmpty ? "" : ": \(detail)"))
             if !passed { break }
         }
-        let report = ScenarioReport(results: results, total: steps.count, unexpectedExits: unexpected)
+        var report = ScenarioReport(results: results, total: steps.count, unexpectedExits: unexpected)
+        report.rolloutProblems = finishRollouts()
         let passedCount = results.filter(\.passed).count
         print("summary: \(passedCount)/\(steps.count) steps passed" + (unexpected > 0 ? ", \(unexpected) unexpected exits" : "")
+              + (report.rolloutProblems.isEmpty ? "" : ", \(report.rolloutProblems.count) rollout problems")
               + " in \(String(format: "%.1f", elapsed))s — \(report.passed ? "PASS" : "FAIL")")
         return report
     }
@@ -107,9 +114,25 @@ extension LabRunner {
             return shape.summary
         case .sleep(let seconds):
             let soak = min(seconds, remaining)
-            Deadline.poll(timeout: soak, interval: 0.2) { stop.requested != nil }
+            Deadline.poll(timeout: soak, interval: 0.2) {
+                sampleRollouts()
+                return stop.requested != nil
+            }
             try checkStop()
             return soak < seconds ? "cut to \(LabDuration.text(soak)) by the scenario timeout" : ""
+        case .rollout(let spec):
+            return try startRollout(spec)
+        case .rolloutMode(let name, let mode, let timeout):
+            return try waitRollout(name, mode: mode, timeout: min(timeout, remaining))
+        case .halt(let name, let at, let reason):
+            return try haltRollout(name, at: at, reason: reason)
+        case .resume(let name, let at, let signers):
+            return try resumeRollout(name, at: at, signers: signers)
+        case .devices(let group, let faults, let version):
+            return try restartDevices(group, faults: faults, version: version)
+        case .say(let text):
+            print(narrate ? "\n▶ \(text)" : "  ▶ \(text)")
+            return ""
         }
     }
 
@@ -126,6 +149,7 @@ extension LabRunner {
         var interrupted: Int32?
         Deadline.poll(timeout: timeout, interval: 1) {
             if let signal = stop.requested { interrupted = signal; return true }
+            sampleRollouts()
             let running = runningGateways
             let reports = members(of: running)
             switch condition {
@@ -161,12 +185,21 @@ extension LabRunner {
     /// GET on each gateway's admin API from inside its namespace, concurrently (one bounded
     /// round, however many gateways); nil for any failure.
     public func adminGet(_ gateways: [String], _ path: String) -> [String?] {
+        adminGetTimed(gateways, path).map(\.body)
+    }
+
+    /// ``adminGet(_:_:)`` with, per gateway, when its curl started and when it was seen to
+    /// end: the answer describes the gateway at some moment in between.
+    public func adminGetTimed(_ gateways: [String], _ path: String) -> [(body: String?, began: Date, ended: Date)] {
         let invocations = gateways.map { gateway in
             Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5"]
                         + authorization(gateway) + ["\(GatewayPorts.adminURL)\(path)"], mayFail: true)
         }
-        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in nil } }
-        return results.map { result in result.flatMap { $0.status == 0 ? $0.output : nil } }
+        let now = Date()
+        guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in (nil, now, Date()) } }
+        return results.map { result in
+            (result.flatMap { $0.status == 0 ? $0.output : nil }, result?.began ?? now, result?.ended ?? Date())
+        }
     }
 
     /// `-H @FILE` with the gateway's read-only admin API token (`/api/v1` needs one), from a

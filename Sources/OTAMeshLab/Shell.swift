@@ -9,6 +9,9 @@ public struct CommandResult: Sendable {
     public var status: Int32
     public var output: String
     public var errors: String
+    /// When the command was started and when its exit was noticed (within 5 ms).
+    public var began = Date.distantPast
+    public var ended = Date.distantPast
 }
 
 /// Runs ``Invocation``s to completion, each with a deadline, capturing output through
@@ -43,6 +46,7 @@ public struct Shell: Sendable {
             let process: SpawnedProcess
             let base: String
             let input: String?
+            let began: Date
         }
         var started: [Started] = []
         defer {
@@ -63,13 +67,19 @@ public struct Shell: Sendable {
                     throw LabError.state("cannot write \(input)")
                 }
             }
+            let began = Date()
             let process = try SpawnedProcess(invocation.argv, stdin: input, output: base + ".out", errors: base + ".err")
-            started.append(Started(process: process, base: base, input: input))
+            started.append(Started(process: process, base: base, input: input, began: began))
         }
-        Deadline.poll(timeout: timeout, interval: 0.005) { started.allSatisfy { !$0.process.isRunning } }
-        return started.map { item in
+        var ended = [Date?](repeating: nil, count: started.count)
+        Deadline.poll(timeout: timeout, interval: 0.005) {
+            for index in started.indices where ended[index] == nil && !started[index].process.isRunning { ended[index] = Date() }
+            return ended.allSatisfy { $0 != nil }
+        }
+        return started.enumerated().map { index, item in
             guard let status = item.process.poll() else { return nil }
-            return CommandResult(status: status, output: Self.read(item.base + ".out"), errors: Self.read(item.base + ".err"))
+            return CommandResult(status: status, output: Self.read(item.base + ".out"), errors: Self.read(item.base + ".err"),
+                                 began: item.began, ended: ended[index] ?? Date())
         }
     }
 

@@ -104,6 +104,98 @@ public struct DeviceGroup: Sendable, Equatable {
     public var version: String?
     /// Seconds between polls.
     public var interval: Double
+    /// `--hardware` (e.g. `esp32` for generic devices, so a rollout's `hardware=esp32` selects them).
+    public var hardware: String?
+    /// Faults the devices emulate from the start (``DeviceFault``).
+    public var faults: [DeviceFault]
+
+    public init(name: String, network: String, gateway: String, family: String, count: Int, version: String? = nil,
+                interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = []) {
+        self.name = name
+        self.network = network
+        self.gateway = gateway
+        self.family = family
+        self.count = count
+        self.version = version
+        self.interval = interval
+        self.hardware = hardware
+        self.faults = faults
+    }
+}
+
+/// A fault of otamesh-devicesim a device group can be given.
+public enum DeviceFault: String, Sendable, Equatable, CaseIterable {
+    /// Flip a byte while writing the image (once per device): the device reboots into its old
+    /// version and the update counts as failed.
+    case corruptFlash = "corrupt-flash"
+
+    /// The devicesim flag.
+    public var flag: String { "--\(rawValue)" }
+}
+
+/// The lab's rollout admins: two keys the site trusts (threshold 2) and one it does not.
+public enum LabAdmin: String, Sendable, Equatable, CaseIterable {
+    case adminA = "admin-a"
+    case adminB = "admin-b"
+    /// Not in the site trust: whatever it signs must be refused.
+    case rogue
+
+    public static let trusted: [LabAdmin] = [.adminA, .adminB]
+    public static let threshold = 2
+}
+
+/// Who signs a rollout command in a scenario: admins in order (the first sends, the others
+/// approve), or nobody (sent without a signature; only for refusal checks).
+public enum Signers: Sendable, Equatable {
+    case admins([LabAdmin])
+    case nobody
+
+    public var text: String {
+        switch self {
+        case .admins(let admins): admins.map(\.rawValue).joined(separator: "+")
+        case .nobody: "nobody"
+        }
+    }
+
+    /// Whether every gateway must refuse a command so signed (outside the trust, or unsigned).
+    public var mustBeRefused: Bool {
+        switch self {
+        case .nobody: true
+        case .admins(let admins): admins.contains(.rogue)
+        }
+    }
+}
+
+/// A rollout a scenario starts (`rollout:` step), as `otamesh rollout start` options.
+public struct RolloutSpec: Sendable, Equatable {
+    /// The scenario's name for it (`r1`); the mesh's id is learned when it starts.
+    public var name: String
+    public var target: String
+    public var select: String
+    public var stages: [Int]
+    /// Seconds.
+    public var soak: Double
+    public var success: Int?
+    public var maxFailures: [String]
+    public var minFinished: Int?
+    public var concurrency: Int?
+    /// Seconds.
+    public var deviceTimeout: Double?
+    /// The gateway whose admin API receives the start and approvals.
+    public var at: String
+    public var signers: Signers
+
+    /// `otamesh rollout start` options (without key, admin URL and token).
+    public var startArguments: [String] {
+        var arguments = ["--target", target, "--select", select, "--stages", stages.map(String.init).joined(separator: ","),
+                         "--soak", "\(Int(soak.rounded(.up)))s"]
+        if let success { arguments += ["--success", "\(success)%"] }
+        for limit in maxFailures { arguments += ["--max-failures", limit] }
+        if let minFinished { arguments += ["--min-finished", "\(minFinished)"] }
+        if let concurrency { arguments += ["--concurrency", "\(concurrency)"] }
+        if let deviceTimeout { arguments += ["--device-timeout", "\(Int(deviceTimeout.rounded(.up)))s"] }
+        return arguments
+    }
 }
 
 /// One step of `otamesh lab run`.
@@ -137,6 +229,20 @@ public enum ScenarioStep: Sendable, Equatable {
     case link(network: String, LinkChange)
     /// A soak: time passing is the point (never a stand-in for a condition).
     case sleep(Double)
+    /// Starts a rollout through `otamesh rollout start` (and `approve` for further signers)
+    /// at one gateway; with signers that must be refused, tries it at every running gateway and
+    /// passes only if each refuses.
+    case rollout(RolloutSpec)
+    /// Every running gateway reports the rollout in this mode (`completed`, `halted`, …).
+    case rolloutMode(String, mode: String, timeout: Double)
+    /// `otamesh rollout halt` at one gateway (admin token, no signature).
+    case halt(String, at: String, reason: String)
+    /// `otamesh rollout resume`, signed as given; refused signers are tried at every gateway.
+    case resume(String, at: String, signers: Signers)
+    /// Restarts a device group with other faults and/or version.
+    case devices(group: String, faults: [DeviceFault], version: String?)
+    /// Narration: printed as is.
+    case say(String)
 
     public static let defaultWaitTimeout = 60.0
 
@@ -154,6 +260,17 @@ public enum ScenarioStep: Sendable, Equatable {
         case .link(let network, .rate(let rate)): "rate \(network) \(rate?.text ?? "unlimited")"
         case .link(let network, .delay(let delay)): "delay \(network) \(LabDuration.text(delay))"
         case .sleep(let seconds): "sleep \(LabDuration.text(seconds))"
+        case .rollout(let spec):
+            (spec.signers.mustBeRefused ? "refused rollout \(spec.name)" : "rollout \(spec.name)")
+                + " \(spec.target) [\(spec.select)] \(spec.stages.map { "\($0)%" }.joined(separator: "→")) signed by \(spec.signers.text)"
+        case .rolloutMode(let name, let mode, _): "wait rollout \(name) \(mode)"
+        case .halt(let name, let at, _): "halt \(name) at \(at)"
+        case .resume(let name, let at, let signers):
+            (signers.mustBeRefused ? "refused resume \(name)" : "resume \(name) at \(at)") + " signed by \(signers.text)"
+        case .devices(let group, let faults, let version):
+            "devices \(group)" + (faults.isEmpty ? " without faults" : " with \(faults.map(\.rawValue).joined(separator: ","))")
+                + (version.map { " from \($0)" } ?? "")
+        case .say: "say"
         }
     }
 }

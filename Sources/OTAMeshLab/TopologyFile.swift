@@ -43,7 +43,9 @@ public enum TopologyFile {
         let origin = try top["origin"].map { cursor throws(TopologyError) in try parseOrigin(cursor, networks: networks) }
         let gateways = try parseGateways(top.required("gateways"), networks: networks, origin: origin)
         let devices = try top["devices"].map { cursor throws(TopologyError) in try parseDevices(cursor, networks: networks, gateways: gateways) } ?? []
-        let scenario = try top["scenario"].map { cursor throws(TopologyError) in try ScenarioParser.parse(cursor, networks: networks, gateways: gateways) } ?? []
+        let scenario = try top["scenario"].map { cursor throws(TopologyError) in
+            try ScenarioParser.parse(cursor, networks: networks, gateways: gateways, devices: devices, origin: origin)
+        } ?? []
 
         let topology = Topology(
             source: source, baseDirectory: baseDirectory, name: name, shortName: shortName, site: site,
@@ -179,7 +181,7 @@ public enum TopologyFile {
     static func parseDevices(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> [DeviceGroup] {
         var devices: [DeviceGroup] = []
         for entry in try cursor.sequence() {
-            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval"])
+            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults"])
             let nameField = try fields.required("name")
             let name = try nameField.name(maxLength: 32, what: "device name")
             if devices.contains(where: { $0.name == name }) { throw nameField.fail("device name '\(name)' is used twice") }
@@ -201,8 +203,24 @@ public enum TopologyFile {
                 name: name, network: network, gateway: gatewayName, family: family,
                 count: try fields["count"]?.int(in: 1...1000) ?? 1,
                 version: try fields["version"]?.string(),
-                interval: try fields["interval"]?.duration() ?? 5))
+                interval: try fields["interval"]?.duration() ?? 5,
+                hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),
+                faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? []))
         }
         return devices
+    }
+
+    /// `[corrupt-flash]`: known faults, each once.
+    static func faults(_ cursor: YAMLCursor) throws(TopologyError) -> [DeviceFault] {
+        var faults: [DeviceFault] = []
+        for item in try cursor.sequence() {
+            let text = try item.string()
+            guard let fault = DeviceFault(rawValue: text) else {
+                throw item.fail("unknown fault '\(text)' (known: \(DeviceFault.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            if faults.contains(fault) { throw item.fail("fault '\(text)' is listed twice") }
+            faults.append(fault)
+        }
+        return faults
     }
 }

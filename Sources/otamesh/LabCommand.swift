@@ -141,6 +141,9 @@ struct LabOptionsGroup: ParsableArguments {
     @Flag(help: "Print every command the lab runs.")
     var verbose = false
 
+    @Flag(help: "Narrate rollouts for someone watching: each stage, progress per gateway, the automatic halt and how fast it spread.")
+    var narrate = false
+
     /// Until the agent has the mesh flags: start gateways without gossip, keyring, discovery and joins.
     @Flag(name: .customLong("without-mesh"), help: ArgumentHelp(visibility: .hidden))
     var withoutMesh = false
@@ -174,7 +177,7 @@ struct LabOptionsGroup: ParsableArguments {
         let root = state.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? LabPaths.defaultRoot(for: topology)
         let stop = StopSignal()
         stop.install()
-        return (topology, binaries, LabOptions(stateRoot: root, mesh: !withoutMesh, verbose: verbose), stop)
+        return (topology, binaries, LabOptions(stateRoot: root, mesh: !withoutMesh, verbose: verbose, narrate: narrate), stop)
     }
 }
 

@@ -38,7 +38,13 @@ struct RolloutCommand: AsyncParsableCommand {
     /// The site and a check that `signer` is one of its admin keys (the gateway would refuse
     /// the command anyway; this names the key).
     static func site(_ client: AdminClient, signer: TUFSigner, keySource: String) async throws -> SiteInfo {
+        try await site(client, signer: signer, keySource: keySource, check: true)
+    }
+
+    /// The site; with `check`, also that the signer (if any) is one of its admins.
+    static func site(_ client: AdminClient, signer: TUFSigner?, keySource: String, check: Bool) async throws -> SiteInfo {
         let site = try await client.get(SiteInfo.self, "site")
+        guard check, let signer else { return site }
         let keyID = signer.publicKey.computedKeyID
         guard site.admins.contains(keyID) else {
             throw RolloutText.Invalid(
@@ -89,19 +95,19 @@ struct RolloutCommand: AsyncParsableCommand {
         func run() async throws {
             try await RolloutCommand.run("start") {
                 let options = self.options
-                let (signer, keySource) = try signing.signer()
+                let (signer, keySource) = try signing.sendingSigner()
                 // Every option is checked before the gateway is asked anything.
                 let id = RolloutText.newID()
                 _ = try options.plan(id: id, target: RolloutTarget(path: target, sha256: String(repeating: "0", count: 64), length: 1))
                 let client = try api.client()
-                let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource)
+                let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
                 let targets = try await client.get([TargetInfo].self, "targets")
                 let info = try RolloutText.target(target, in: targets)
                 let plan = try options.plan(
                     id: id, target: RolloutTarget(path: info.path, sha256: info.sha256, length: info.length, version: info.version, hardware: info.hardware))
                 if let warning = RolloutText.hardwareWarning(plan: plan) { Output.err(warning) }
                 var command = plan.command(site: site.site, issued: RolloutCommand.now())
-                try command.sign(with: signer)
+                if let signer { try command.sign(with: signer) }
                 let bytes = try await client.post("rollouts", body: command.bytes)
                 if json {
                     Output.out(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
@@ -330,9 +336,9 @@ extension ControlCommand {
         let kind = Self.kind
         try await RolloutCommand.run(kind.rawValue) {
             try RolloutText.checkID(id)
-            let (signer, keySource) = try signing.signer()
+            let (signer, keySource) = try signing.sendingSigner()
             let client = try api.client()
-            let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource)
+            let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
             let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
             let stage = kind == .advance
                 ? try RolloutText.advanceStage(requested: requested, current: status.stage, count: status.plan?.stages.count ?? status.stages.count)
@@ -340,7 +346,7 @@ extension ControlCommand {
             let sequence = status.lastSequence + 1
             let control = RolloutControl(rollout: id, sequence: sequence, kind: kind, stage: stage, issued: RolloutCommand.now())
             var command = control.command(site: site.site)
-            try command.sign(with: signer)
+            if let signer { try command.sign(with: signer) }
             let after = try RolloutCommand.decodeStatus(client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
                                                         what: "POST /api/v1/rollouts/\(id)/commands")
             Output.out("rollout \(id): \(kind.rawValue)\(stage.map { " to stage \($0 + 1)" } ?? "") sent as #\(sequence)")
@@ -354,6 +360,26 @@ extension ControlCommand {
 struct SigningKeyOptions: ParsableArguments {
     @Option(help: "Admin private key file (PEM, from `otamesh keys generate`; default: $OTAMESH_ADMIN_KEY with the PEM text, else $OTAMESH_ADMIN_KEY_FILE).")
     var key: String?
+
+    /// For the lab's refusal checks (start and controls only): send the command without any
+    /// signature, so the gateway's own refusal is what is seen.
+    @Flag(name: .customLong("unsigned"), help: ArgumentHelp(visibility: .hidden))
+    var unsigned = false
+
+    /// For the lab's refusal checks: sign with a key outside the site trust and let the gateway
+    /// refuse it (instead of this CLI naming the key first).
+    @Flag(name: .customLong("skip-admin-check"), help: ArgumentHelp(visibility: .hidden))
+    var skipAdminCheck = false
+
+    /// Whether the CLI checks the key against the site's admins before sending.
+    var checksAdmin: Bool { !unsigned && !skipAdminCheck }
+
+    /// The signer for a new command: none with `--unsigned`.
+    func sendingSigner() throws -> (TUFSigner?, String) {
+        if unsigned { return (nil, "no key (--unsigned)") }
+        let (signer, source) = try signer()
+        return (signer, source)
+    }
 
     /// The signer and where it came from (a file name or variable name, for messages).
     func signer() throws -> (TUFSigner, String) {

@@ -255,4 +255,45 @@ struct LabTests {
         #expect(Self.labNamespaces(prefix: "otl-mf-").isEmpty)
         withExtendedLifetime(directory) {}
     }
+
+    @Test("three-floors-rollout: 1 % → 100 % on every floor; a failing floor halts the next rollout everywhere, nothing starts after; outsiders are refused")
+    func threeFloorsRollout() throws {
+        if let reason = Self.missingPrerequisite() {
+            print("skipping the three-floors rollout lab: \(reason)")
+            return
+        }
+        let topology = "\(Binaries.packageRoot.path)/Topologies/three-floors-rollout.yaml"
+        let (status, output, state, directory) = try Self.labRun(topology, timeout: 180)
+        let steps = (try? TopologyFileSteps.count(topology)) ?? 0
+        #expect(status == 0 && output.contains("\(steps)/\(steps) steps passed"), "\(output)")
+        // Two resumes and two starts, each refused by all three gateways.
+        #expect(output.components(separatedBy: "refused by 3/3 gateways").count - 1 == 4, "\(output)")
+
+        let data = try #require(FileManager.default.contents(atPath: "\(state)/rollouts.json"), "no rollouts.json: \(output)")
+        let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let rollouts = record["rollouts"] as? [[String: Any]] ?? []
+        let r1 = try #require(rollouts.first { $0["name"] as? String == "r1" })
+        #expect((r1["modes"] as? [String: String])?.values.allSatisfy { $0 == "completed" } == true, "\(r1)")
+        #expect((r1["updatesStarted"] as? Int) == 12, "\(r1)")
+        let r2 = try #require(rollouts.first { $0["name"] as? String == "r2" })
+        #expect((r2["modes"] as? [String: String])?.count == 3 && (r2["modes"] as? [String: String])?.values.allSatisfy { $0 == "halted" } == true)
+        // The threshold was crossed on floor 2 (gw2's devices); every gateway knew the halt.
+        #expect(((r2["halt"] as? [String: Any])?["reason"] as? String)?.contains("failed") == true, "\(r2)")
+        #expect(Set((r2["haltKnownAfter"] as? [String: Double])?.keys.map { $0 } ?? []) == ["gw1", "gw2", "gw3"], "\(r2)")
+        #expect((r2["haltEverywhereAfter"] as? Double).map { $0 < 10 } == true, "\(r2)")
+        #expect((r2["startsAfterHalt"] as? [String])?.isEmpty == true, "\(r2)")
+        // Not every device of floors 1 and 3 was started: the halt held them back.
+        #expect(((r2["updatesStarted"] as? Int) ?? 12) < 12, "\(r2)")
+        #expect(Self.labNamespaces(prefix: "otl-tfr-").isEmpty)
+        withExtendedLifetime(directory) {}
+    }
+}
+
+/// The number of steps in a topology's scenario, counted from the file (a `- ` item under `scenario:`).
+enum TopologyFileSteps {
+    static func count(_ path: String) throws -> Int {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        guard let range = text.range(of: "\nscenario:\n") else { return 0 }
+        return text[range.upperBound...].split(separator: "\n").filter { $0.hasPrefix("  - ") }.count
+    }
 }

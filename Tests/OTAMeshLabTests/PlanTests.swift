@@ -57,7 +57,8 @@ struct PlanTests {
         #expect(plan.teardown.allSatisfy { $0.mayFail })
     }
 
-    @Test("nothing is created in the host's namespace, no routes, names fit", arguments: ["two-gateways", "three-floors", "campus-32"])
+    @Test("nothing is created in the host's namespace, no routes, names fit",
+          arguments: ["two-gateways", "three-floors", "campus-32", "three-floors-rollout", "campus-32-rollout"])
     func confined(name: String) throws {
         let plan = try shipped(name)
         for invocation in plan.setup {
@@ -142,15 +143,15 @@ struct PlanTests {
             "--device-listen", "0.0.0.0:8070", "--device-tls-listen", "off",
             "--gossip-listen", "0.0.0.0:7946", "--gossip-advertise", "10.77.0.13", "--site-keyring", "\(root)/site-keyring.json",
             "--discovery", "mdns", "--join", "10.77.0.11:7946",
-            "--trust-root", "\(root)/origin/site/metadata/1.root.json",
+            "--trust-root", "\(root)/origin/site/metadata/1.root.json", "--site-trust", "\(root)/admin/site.trust",
         ])
         let gw1 = try #require(mesh.gateway("gw1"))
         #expect(gw1.commandLine == ["ip", "netns", "exec", "otl-tf-g1", "setpriv", "--pdeathsig", "KILL", "env",
                                     "DBUS_SYSTEM_BUS_ADDRESS=unix:path=\(root)/gw/gw1/bus", "AVAHI_COMPAT_NOWARN=1", "/opt/bin/otamesh"]
                                     + (mesh.gatewayArguments("gw1") ?? []))
-        #expect(gw1.argv.suffix(8) == [
+        #expect(gw1.argv.suffix(10) == [
             "--upstream-metadata-url", "http://10.77.100.1:8080/metadata", "--upstream-targets-url", "http://10.77.100.1:8080/targets",
-            "--upstream-interval", "2s", "--trust-root", "\(root)/origin/site/metadata/1.root.json",
+            "--upstream-interval", "2s", "--trust-root", "\(root)/origin/site/metadata/1.root.json", "--site-trust", "\(root)/admin/site.trust",
         ])
         #expect(gw1.ready == .logContains("admin API + metrics: "))
 
@@ -191,6 +192,35 @@ struct PlanTests {
         #expect(devices.argv == ["/opt/bin/otamesh-devicesim", "run", "--family", "esp8266-httpupdate", "--count", "2",
                                  "--gateway", "http://10.77.2.12:8070", "--mac-base", "02:77:00:01:00:00", "--interval", "5.0",
                                  "--deadline", "604800", "--seed", "2"])
+    }
+
+    @Test("rollout admins, the site trust, rollout commands and device faults")
+    func rolloutLaunches() throws {
+        let plan = try shipped("three-floors-rollout")
+        let launches = Launches(plan: plan, paths: paths, binaries: binaries)
+        let root = "/tmp/otamesh-lab/x"
+        #expect(launches.adminSetup(site: "three-floors").map(\.argv) == [
+            ["/opt/bin/otamesh", "keys", "generate", "--name", "admin-a", "--dir", "\(root)/admin"],
+            ["/opt/bin/otamesh", "keys", "generate", "--name", "admin-b", "--dir", "\(root)/admin"],
+            ["/opt/bin/otamesh", "keys", "generate", "--name", "rogue", "--dir", "\(root)/admin"],
+            ["/opt/bin/otamesh", "keys", "site-trust", "--site", "three-floors", "--threshold", "2", "-o", "\(root)/admin/site.trust",
+             "\(root)/admin/admin-a.pub.json", "\(root)/admin/admin-b.pub.json"],
+        ])
+        let exec = ["ip", "netns", "exec", "otl-tfr-g2", "/opt/bin/otamesh", "rollout"]
+        let token = ["--admin", "http://127.0.0.1:8071", "--token-file", "\(root)/gw/gw2/data/keys/admin.token"]
+        #expect(launches.rolloutCommand(["approve", "r-0123456789ab"], at: "gw2", signer: .adminB)?.argv
+                == exec + ["approve", "r-0123456789ab"] + token + ["--key", "\(root)/admin/admin-b.pem"])
+        #expect(launches.rolloutCommand(["resume", "r-0123456789ab"], at: "gw2", signer: .rogue)?.argv
+                == exec + ["resume", "r-0123456789ab"] + token + ["--key", "\(root)/admin/rogue.pem", "--skip-admin-check"])
+        #expect(launches.rolloutCommand(["resume", "r-0123456789ab"], at: "gw2", signer: nil, unsigned: true)?.argv
+                == exec + ["resume", "r-0123456789ab"] + token + ["--unsigned"])
+        #expect(launches.rolloutCommand(["list"], at: "gw9", signer: nil) == nil)
+
+        var group = plan.topology.devices[1]
+        #expect(launches.devices(group)?.argv.suffix(4) == ["--version", "1.0.0", "--hardware", "esp32"])
+        group.faults = [.corruptFlash]
+        group.version = "2.0.0"
+        #expect(launches.devices(group)?.argv.suffix(5) == ["--version", "2.0.0", "--hardware", "esp32", "--corrupt-flash"])
     }
 
     @Test("the system bus configuration is adapted for one namespace")

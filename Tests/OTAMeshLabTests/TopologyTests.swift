@@ -33,7 +33,7 @@ func failure(_ text: String) -> TopologyError? {
 
 @Suite("topology files")
 struct TopologyTests {
-    @Test("the shipped topologies parse", arguments: ["two-gateways", "three-floors", "campus-32"])
+    @Test("the shipped topologies parse", arguments: ["two-gateways", "three-floors", "campus-32", "three-floors-rollout", "campus-32-rollout"])
     func shipped(name: String) throws {
         let topology = try TopologyFile.load(path: "\(topologiesDirectory)/\(name).yaml")
         #expect(topology.name == name)
@@ -84,6 +84,64 @@ struct TopologyTests {
             .link(network: "backbone", .rate(nil)), .link(network: "backbone", .delay(0.05)), .sleep(60),
         ])
         #expect(topology.shortName == "mini" && topology.site == "mini")
+    }
+
+    @Test("rollout steps, device hardware and faults")
+    func rolloutSteps() throws {
+        let topology = try parse(minimal + """
+
+            devices:
+              - { name: d1, network: backbone, gateway: gw2, family: generic, hardware: esp32, faults: [corrupt-flash] }
+            scenario:
+              - say: Watch this.
+              - rollout: { name: r1, target: esp32/app/1.0.0.bin, select: hardware=esp32, stages: [1, 100], soak: 3s, success: 90%,
+                           max-failures: [0, 5%], min-finished: 2, concurrency: 3, device-timeout: 2m, at: gw1, signed-by: [admin-a, admin-b] }
+              - wait: { rollout: r1, mode: completed, timeout: 90s }
+              - halt: { rollout: r1, at: gw2 }
+              - resume: { rollout: r1, signed-by: rogue }
+              - resume: { rollout: r1, signed-by: nobody }
+              - resume: { rollout: r1, at: gw2, signed-by: [admin-b, admin-a] }
+              - devices: { group: d1, version: 2.0.0 }
+              - rollout: { name: r2, target: esp32/app/1.0.0.bin, stages: [100], at: gw2, signed-by: nobody }
+            """)
+        #expect(topology.devices[0].hardware == "esp32" && topology.devices[0].faults == [.corruptFlash])
+        let spec = RolloutSpec(name: "r1", target: "esp32/app/1.0.0.bin", select: "hardware=esp32", stages: [1, 100], soak: 3, success: 90,
+                               maxFailures: ["0", "5%"], minFinished: 2, concurrency: 3, deviceTimeout: 120, at: "gw1",
+                               signers: .admins([.adminA, .adminB]))
+        #expect(topology.scenario == [
+            .say("Watch this."), .rollout(spec), .rolloutMode("r1", mode: "completed", timeout: 90),
+            .halt("r1", at: "gw2", reason: "halted by the lab scenario"),
+            .resume("r1", at: "gw1", signers: .admins([.rogue])), .resume("r1", at: "gw1", signers: .nobody),
+            .resume("r1", at: "gw2", signers: .admins([.adminB, .adminA])),
+            .devices(group: "d1", faults: [], version: "2.0.0"),
+            .rollout(RolloutSpec(name: "r2", target: "esp32/app/1.0.0.bin", select: "", stages: [100], soak: 2, success: nil, maxFailures: [],
+                                 minFinished: nil, concurrency: nil, deviceTimeout: nil, at: "gw2", signers: .nobody)),
+        ])
+        #expect(spec.startArguments == ["--target", "esp32/app/1.0.0.bin", "--select", "hardware=esp32", "--stages", "1,100", "--soak", "3s",
+                                        "--success", "90%", "--max-failures", "0", "--max-failures", "5%", "--min-finished", "2",
+                                        "--concurrency", "3", "--device-timeout", "120s"])
+        #expect(Signers.nobody.mustBeRefused && Signers.admins([.rogue]).mustBeRefused && !Signers.admins([.adminA]).mustBeRefused)
+    }
+
+    @Test("rollout step errors", arguments: [
+        ("  - wait: { rollout: r9, mode: completed }", "scenario[0].wait.rollout: no earlier step starts rollout 'r9'"),
+        ("  - rollout: { name: r1, target: esp32/app/9.bin, stages: [100], at: gw1 }", "scenario[0].rollout.target: 'esp32/app/9.bin' is not one of the origin's releases"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50, 10, 100], at: gw1 }", "scenario[0].rollout.stages[1]: stages rise"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50], at: gw1 }", "scenario[0].rollout.stages: the last stage must be 100"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: mallory }", "unknown signer 'mallory'"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: [admin-a, rogue] }", "'rogue' alone or by 'nobody'"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, max-failures: lots }", "expected a count like 0 or a share like 5%"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, colour: red }", "scenario[0].rollout.colour: unknown key 'colour'"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - wait: { rollout: r1, mode: done }", "scenario[1].wait.mode: unknown mode 'done'"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - resume: { rollout: r1 }", "scenario[1].resume: missing required key 'at'"),
+        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: rogue }\n  - halt: { rollout: r1, at: gw1 }", "no earlier step starts rollout 'r1'"),
+        ("  - devices: { group: nope }", "scenario[0].devices.group: unknown device group 'nope'"),
+        ("  - devices: { group: d1, faults: [explode] }", "scenario[0].devices.faults[0]: unknown fault 'explode' (known: corrupt-flash)"),
+    ])
+    func rolloutErrors(step: String, expected: String) {
+        let text = minimal + "\ndevices:\n  - { name: d1, network: backbone, gateway: gw2, family: generic }\nscenario:\n" + step
+        let error = failure(text)
+        #expect(error?.description.contains(expected) == true, "got: \(error?.description ?? "no error")")
     }
 
     @Test("errors name the file, the key and why", arguments: [

@@ -120,18 +120,19 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
     }
 
-    public func statuses() -> [RolloutStatus] {
+    /// Every rollout's status; `outcomes` adds each device's attempt (see ``RolloutStatus/outcomes``).
+    public func statuses(outcomes: Bool = false) -> [RolloutStatus] {
         refresh()
         return cached.withLockedValue { cached in
             cached.views.keys.sorted().compactMap { id in
                 guard let state = cached.decoded.rollouts[id], let view = cached.views[id] else { return nil }
-                return RolloutStatus(view: view, state: state, trust: trust)
+                return RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes)
             }
         }
     }
 
-    public func status(_ id: String) -> RolloutStatus? {
-        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust) }
+    public func status(_ id: String, outcomes: Bool = false) -> RolloutStatus? {
+        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust, outcomes: outcomes) }
     }
 
     /// The collected envelope (all signatures) of one command, for approval.

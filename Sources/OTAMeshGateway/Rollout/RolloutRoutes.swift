@@ -13,7 +13,7 @@ import OTAMeshTrust
 /// |---|---|
 /// | `GET /api/v1/site` | site name, admin key ids, threshold, this gateway's name |
 /// | `GET /api/v1/targets` | trusted targets, with whether each is cached |
-/// | `GET /api/v1/rollouts`, `GET /api/v1/rollouts/{id}` | status |
+/// | `GET /api/v1/rollouts`, `GET /api/v1/rollouts/{id}` | status; `?outcomes=1` adds every device's attempt (gateway, phase, start) |
 /// | `GET /api/v1/rollouts/{id}/commands/{seq}` | a command's envelope with every signature collected |
 /// | `POST /api/v1/rollouts` | a signed plan |
 /// | `POST /api/v1/rollouts/{id}/commands` | a signed control, or another signature (approval) |
@@ -40,14 +40,14 @@ struct RolloutRoutes: AdminRouteSet {
                                   version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached)
             })
         }
-        router.get("rollouts") { _, _ -> Response in
+        router.get("rollouts") { request, _ -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
-            return try AdminRoutes.encoded(["rollouts": engine.statuses()])
+            return try AdminRoutes.encoded(["rollouts": engine.statuses(outcomes: Self.wantsOutcomes(request))])
         }
-        router.get("rollouts/{id}") { _, context -> Response in
+        router.get("rollouts/{id}") { request, context -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             let id = context.parameters.get("id") ?? ""
-            guard let status = engine.status(id) else { return Self.text(.notFound, "rollout \(id): not known on this gateway") }
+            guard let status = engine.status(id, outcomes: Self.wantsOutcomes(request)) else { return Self.text(.notFound, "rollout \(id): not known on this gateway") }
             return try AdminRoutes.encoded(status)
         }
         router.get("rollouts/{id}/commands/{sequence}") { _, context -> Response in
@@ -87,6 +87,12 @@ struct RolloutRoutes: AdminRouteSet {
             }
         }
         return try AdminRoutes.encoded(engine.status(id), status: created ? .created : .accepted)
+    }
+
+    /// `?outcomes=1` (or `true`): include every device's outcome.
+    static func wantsOutcomes(_ request: Request) -> Bool {
+        guard let value = request.uri.queryParameters.get("outcomes") else { return false }
+        return value == "1" || value == "true"
     }
 
     static func off() -> Response {

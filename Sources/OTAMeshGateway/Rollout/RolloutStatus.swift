@@ -35,6 +35,19 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var reason: String
     }
 
+    /// One device's attempt (only with `?outcomes=1`): read-only, for the lab's check that no
+    /// update started after its gateway knew a halt.
+    public struct Outcome: Codable, Sendable, Equatable {
+        public var device: String
+        public var gateway: String
+        public var epoch: Int64
+        public var phase: String
+        /// Milliseconds since the Unix epoch: the attempt's start, and its latest phase change.
+        public var started: Int64
+        public var updated: Int64
+        public var detail: String
+    }
+
     public struct Control: Codable, Sendable, Equatable {
         public var sequence: Int64
         public var kind: String
@@ -64,8 +77,10 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     public var lastSequence: Int64
     public var finished: Int
     public var failed: Int
+    /// Every device's outcome, sorted by start; nil unless asked for (`?outcomes=1`).
+    public var outcomes: [Outcome]?
 
-    public init(view: RolloutView, state: RolloutState, trust: SiteTrust) {
+    public init(view: RolloutView, state: RolloutState, trust: SiteTrust, outcomes withOutcomes: Bool = false) {
         id = view.id
         mode = view.mode.rawValue
         plan = view.plan.map { plan in
@@ -96,6 +111,12 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         lastSequence = view.lastSequence
         finished = view.finished
         failed = view.failed
+        outcomes = withOutcomes
+            ? state.outcomes.map { device, outcome in
+                Outcome(device: device, gateway: outcome.gateway, epoch: outcome.epoch, phase: outcome.phase.description,
+                        started: outcome.started, updated: outcome.updated, detail: outcome.detail)
+            }.sorted { ($0.started, $0.device) < ($1.started, $1.device) }
+            : nil
     }
 }
 
