@@ -8,6 +8,14 @@ public enum StageMembers: String, Sendable, Equatable, Codable {
     case known
 }
 
+/// Which records travel by rumour (push-pull carries them all either way).
+public enum RumourRecords: String, Sendable, Equatable, Codable {
+    /// Every record, outcomes and census included: as the mesh is built.
+    case all
+    /// Only plan/control commands and halt and stage marks; outcomes and census by push-pull.
+    case marks
+}
+
 /// One staged rollout over a simulated site: G gateways with D devices each, the plan's rules,
 /// how devices behave, the network and the partition. Every random draw follows from `seed`.
 public struct RolloutScenario: Sendable, Equatable {
@@ -43,6 +51,7 @@ public struct RolloutScenario: Sendable, Equatable {
     /// `rejoinSeconds` after the heal): what `aliveMembers()` returns to the rollout engine.
     public var deadAfterSeconds: Double
     public var stageMembers: StageMembers
+    public var rumour: RumourRecords
     public var rejoinSeconds: Double
     /// Rumour: every `gossipInterval` a gateway with something queued sends one packet of at
     /// most `packetBytes` to `fanout` random peers; an update is sent
@@ -65,7 +74,7 @@ public struct RolloutScenario: Sendable, Equatable {
                 stages: [Int] = [1, 10, 50, 100], soakSeconds: Int64 = 60, successPercent: Int = 90, maxFailures: Int? = 100,
                 maxFailurePercent: Int? = nil, minFinished: Int = 0, concurrency: Int = 4, installSeconds: ClosedRange<Double> = 5...30,
                 badGateways: Range<Int> = 0..<0, badFailure: Double = 1, failure: Double = 0, partition: Partition? = nil,
-                deadAfterSeconds: Double = 20, stageMembers: StageMembers = .alive, rejoinSeconds: Double = 2, gossipInterval: Double = 0.2, fanout: Int = 3,
+                deadAfterSeconds: Double = 20, stageMembers: StageMembers = .alive, rumour: RumourRecords = .all, rejoinSeconds: Double = 2, gossipInterval: Double = 0.2, fanout: Int = 3,
                 packetBytes: Int = 1_400, retransmitMult: Int = 4, pushPullInterval: Double = 30, upkeepInterval: Double = 1,
                 latency: Double = 0.001, planAt: Double = 0.5, limit: Double = 1_800) {
         self.gateways = gateways
@@ -87,6 +96,7 @@ public struct RolloutScenario: Sendable, Equatable {
         self.partition = partition
         self.deadAfterSeconds = deadAfterSeconds
         self.stageMembers = stageMembers
+        self.rumour = rumour
         self.rejoinSeconds = rejoinSeconds
         self.gossipInterval = gossipInterval
         self.fanout = fanout
@@ -105,11 +115,12 @@ public struct RolloutScenario: Sendable, Equatable {
     /// gateways are cut off from t = 40 s to 100 s: after stage 1 has finished, across the
     /// majority's advance to stage 2 and its halt.
     public static func halting(gateways: Int = 1_000, devicesPerGateway: Int = 100, loss: Double = 0.1, seed: UInt64 = 1,
-                               stageMembers: StageMembers = .alive) -> RolloutScenario {
+                               stageMembers: StageMembers = .alive, rumour: RumourRecords = .all) -> RolloutScenario {
         let tenth = max(1, gateways / 10)
         return RolloutScenario(gateways: gateways, devicesPerGateway: devicesPerGateway, seed: seed, loss: loss,
                                badGateways: tenth..<(tenth + max(1, gateways / 20)),
-                               partition: Partition(from: 40, until: 100, group: Set((gateways - tenth)..<gateways)), stageMembers: stageMembers)
+                               partition: Partition(from: 40, until: 100, group: Set((gateways - tenth)..<gateways)), stageMembers: stageMembers,
+                               rumour: rumour)
     }
 
     /// The update gossip retransmits per gateway: `retransmitMult × ⌈log10(G + 1)⌉`.

@@ -33,29 +33,63 @@ extension RolloutSimulation {
         while from <= item.to {
             var to = from
             while to < item.to, sums[Int(item.owner)][Int(to + 1)] - sums[Int(item.owner)][Int(from) - 1] <= budget { to += 1 }
-            gateways[gateway].queue[0].append(Item(owner: item.owner, from: from, to: to))
+            gateways[gateway].lanes[0].items.append(Item(owner: item.owner, from: from, to: to))
             gateways[gateway].queued += 1
             from = to + 1
         }
     }
 
-    /// One gossip round: a packet of the least-sent, newest queued ranges to `fanout` random
-    /// peers (nothing when the queue is empty, as memberlist's `gossip()`).
-    mutating func gossip(_ gateway: Int) {
-        guard gateways[gateway].queued > 0 else { return }
+    /// What ``BroadcastQueue/take(budget:maxCount:limit:)`` does for one packet: fewest transmits
+    /// first, oldest first among equals, an item too big for the room left passed over; each item
+    /// taken counts one transmit and leaves after `retransmits`.
+    mutating func take(at gateway: Int) -> (items: [Item], bytes: Int) {
+        var room = scenario.packetBytes - Self.packetHeader
         var items: [Item] = []
-        var taken: [(tier: Int, item: Item)] = []
-        var size = Self.packetHeader
-        tiers: for tier in 0..<retransmits {
-            while let item = gateways[gateway].queue[tier].last {
-                let bytes = bytes(of: item)
-                if size + bytes > scenario.packetBytes, !items.isEmpty { break tiers }
-                gateways[gateway].queue[tier].removeLast()
-                items.append(item)
-                taken.append((tier, item))
-                size += bytes
+        var promoted: [(lane: Int, item: Item)] = []
+        let smallest = Self.itemHeader + 40
+        lanes: for lane in 0..<retransmits {
+            guard gateways[gateway].lanes[lane].head < gateways[gateway].lanes[lane].items.count else { continue }
+            var entry = Lane()
+            swap(&entry, &gateways[gateway].lanes[lane])  // no copy of the lane's storage
+            var skipped: [Item] = []
+            var index = entry.head
+            while index < entry.items.count {
+                guard room >= smallest else { break }
+                let item = entry.items[index]
+                let size = bytes(of: item)
+                if size <= room {
+                    room -= size
+                    items.append(item)
+                    promoted.append((lane, item))
+                } else {
+                    skipped.append(item)
+                }
+                index += 1
+            }
+            // Put what was passed over back just before the first unscanned item, in order.
+            entry.head = index - skipped.count
+            for (offset, item) in skipped.enumerated() { entry.items[entry.head + offset] = item }
+            if entry.head > 1_024, entry.head * 2 > entry.items.count {
+                entry.items.removeFirst(entry.head)
+                entry.head = 0
+            }
+            gateways[gateway].lanes[lane] = entry
+            if room < smallest { break lanes }
+        }
+        for (lane, item) in promoted {
+            if lane + 1 < retransmits {
+                gateways[gateway].lanes[lane + 1].items.append(item)
+            } else {
+                gateways[gateway].queued -= 1
             }
         }
+        return (items, scenario.packetBytes - room)
+    }
+
+    /// One gossip round: to each of `fanout` random peers a packet taken from the queue (nothing
+    /// when the queue is empty, as memberlist's `gossip()`).
+    mutating func gossip(_ gateway: Int) {
+        guard gateways[gateway].queued > 0 else { return }
         var peers: [Int] = []
         let fanout = min(scenario.fanout, scenario.gateways - 1)
         while peers.count < fanout {
@@ -63,6 +97,9 @@ extension RolloutSimulation {
             if peer != gateway, !peers.contains(peer) { peers.append(peer) }
         }
         for peer in peers {
+            guard gateways[gateway].queued > 0 else { break }
+            let (items, size) = take(at: gateway)
+            guard !items.isEmpty else { break }
             packets += 1
             count(size, sent: gateway, rumour: true)
             if lossRandom.unit() < scenario.loss {
@@ -71,19 +108,26 @@ extension RolloutSimulation {
             }
             queue.schedule(.packet(from: gateway, to: peer, items, bytes: size), at: now + scenario.latency)
         }
-        for (tier, item) in taken {
-            let next = tier + fanout
-            if next < retransmits {
-                gateways[gateway].queue[next].append(item)
-            } else {
-                gateways[gateway].queued -= 1
-            }
-        }
+    }
+
+    func heard(_ item: Item, at gateway: Int) -> Bool {
+        item.to <= gateways[gateway].held[Int(item.owner)] || forwarded[gateway].contains(Int(item.owner) << 32 | Int(item.from))
+    }
+
+    /// Whether a record travels by rumour: everything (as built), or only the marks.
+    func rumoured(_ entry: Entry) -> Bool {
+        scenario.rumour == .all || entry.isMark
     }
 
     mutating func receive(_ items: [Item], at gateway: Int) {
         for item in items where Int(item.owner) != gateway {
-            if let new = take(item, at: gateway, keep: true) { enqueue(new, at: gateway) }
+            if let new = take(item, at: gateway, keep: true) {
+                for piece in rumourPieces(of: new) { enqueue(piece, at: gateway) }
+            } else if scenario.rumour == .marks, item.from == item.to, !heard(item, at: gateway) {
+                // A mark beyond the prefix took effect: pass it on once.
+                forwarded[gateway].insert(Int(item.owner) << 32 | Int(item.from))
+                enqueue(item, at: gateway)
+            }
         }
     }
 
@@ -115,12 +159,18 @@ extension RolloutSimulation {
             var regossiped = 0
             for item in items {
                 guard let new = take(item, at: receiver, keep: false) else { continue }
-                if regossiped < Self.regossipLimit {
-                    enqueue(new, at: receiver)
+                for piece in rumourPieces(of: new) where regossiped < Self.regossipLimit {
+                    enqueue(piece, at: receiver)
                     regossiped += 1
                 }
             }
         }
+    }
+
+    /// The parts of a range that travel by rumour: all of it, or each mark on its own.
+    func rumourPieces(of item: Item) -> [Item] {
+        guard scenario.rumour == .marks else { return [item] }
+        return (item.from...item.to).filter { logs[Int(item.owner)][Int($0) - 1].isMark }.map { Item(owner: item.owner, from: $0, to: $0) }
     }
 
     // MARK: Checks

@@ -41,6 +41,14 @@ public struct RolloutSimulation: Sendable {
     struct Entry: Sendable {
         var record: Record
         var bytes: Int
+        /// Commands, halt and stage marks: joins that may be applied out of order (outcomes
+        /// may not: the tally replaces a device's previous outcome).
+        var isMark: Bool {
+            switch record {
+            case .command, .halt, .stage: true
+            case .outcome, .census: false
+            }
+        }
     }
 
     /// A range `from...to` (1-based, inclusive) of `owner`'s log.
@@ -48,6 +56,12 @@ public struct RolloutSimulation: Sendable {
         var owner: Int32
         var from: Int32
         var to: Int32
+    }
+
+    /// Queued ranges in enqueue order; `items[head...]` are waiting.
+    struct Lane: Sendable {
+        var items: [Item] = []
+        var head = 0
     }
 
     enum Event: Sendable {
@@ -69,8 +83,8 @@ public struct RolloutSimulation: Sendable {
         var held: [Int32]
         var heldTotal = 0
         var pending: [Int32: [Item]] = [:]
-        /// Rumour queue, by transmits so far (fewest first, newest first within).
-        var queue: [[Item]]
+        /// Rumour queue, one lane per transmits so far, each in enqueue order (as ``BroadcastQueue``).
+        var lanes: [Lane]
         var queued = 0
         /// Own devices (global indices) with no outcome yet, by bucket.
         var untouched: [Int]
@@ -102,6 +116,8 @@ public struct RolloutSimulation: Sendable {
     let retransmits: Int
     let window = 10.0
     var windows: [[Int]]
+    /// Per gateway: marks it passed on before they joined its prefix ("owner << 32 | number").
+    var forwarded: [Set<Int>]
     /// Per device: the index of its latest outcome in its gateway's log (-1: none).
     var lastOutcome: [Int]
 
@@ -163,7 +179,7 @@ public struct RolloutSimulation: Sendable {
         gateways = (0..<count).map { gateway in
             let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
             return Gateway(state: RolloutState(id: Self.rolloutID), held: [Int32](repeating: 0, count: count),
-                           queue: Array(repeating: [], count: limit), untouched: mine.sorted { (buckets[$0], $0) < (buckets[$1], $1) })
+                           lanes: Array(repeating: Lane(), count: limit), untouched: mine.sorted { (buckets[$0], $0) < (buckets[$1], $1) })
         }
         logs = Array(repeating: [], count: count)
         sums = Array(repeating: [0], count: count)
@@ -175,6 +191,7 @@ public struct RolloutSimulation: Sendable {
         deviceRandom = SimulationRandom(seed: scenario.seed, stream: RandomStream.nonce)
         windows = Array(repeating: [], count: count)
         lastOutcome = Array(repeating: -1, count: facts.count)
+        forwarded = Array(repeating: [], count: count)
         for gateway in 0..<count {
             queue.schedule(.upkeep(gateway), at: setup.unit() * scenario.upkeepInterval)
             queue.schedule(.gossip(gateway), at: setup.unit() * scenario.gossipInterval)
@@ -404,7 +421,7 @@ public struct RolloutSimulation: Sendable {
         apply(owner: gateway, number: Int(number), at: gateway)
         gateways[gateway].held[gateway] = number
         gateways[gateway].heldTotal += 1
-        enqueue(Item(owner: Int32(gateway), from: number, to: number), at: gateway)
+        if rumoured(logs[gateway][Int(number) - 1]) { enqueue(Item(owner: Int32(gateway), from: number, to: number), at: gateway) }
     }
 
     /// Applies record `number` (1-based) of `owner`'s log at `gateway`, through the state's merges.
@@ -438,6 +455,9 @@ public struct RolloutSimulation: Sendable {
         let held = gateways[gateway].held[owner]
         guard item.to > held else { return nil }
         guard item.from <= held + 1 else {
+            // Beyond the prefix: the marks in it are joins and take effect now (ReplicatedRecords
+            // keeps each key on its own); the rest waits for the gap to fill.
+            for number in Int(item.from)...Int(item.to) where logs[owner][number - 1].isMark { apply(owner: owner, number: number, at: gateway) }
             if keep { gateways[gateway].pending[item.owner, default: []].append(item) }
             return nil
         }

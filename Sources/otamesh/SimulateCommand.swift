@@ -56,6 +56,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Rollout: gateways.") var gateways = 1_000
     @Option(help: "Rollout: devices per gateway.") var devices = 100
     @Option(help: "Rollout: members stageDue counts: alive (what the engine passes today) or known.") var stageMembers: StageMembers = .alive
+    @Option(help: "Rollout: records rumour carries: all (as built) or marks (commands, halt, stage; the rest by push-pull).") var rumour: RumourRecords = .all
     @Flag(help: "One JSON object per result, one per line, instead of tables.") var json = false
 
     func run() throws {
@@ -140,7 +141,7 @@ struct SimulateCommand: ParsableCommand {
             let clock = ContinuousClock()
             let started = clock.now
             var simulation = RolloutSimulation(RolloutScenario.halting(gateways: gateways, devicesPerGateway: devices, loss: lossRate, seed: seed,
-                                                                               stageMembers: stageMembers))
+                                                                               stageMembers: stageMembers, rumour: rumour))
             let result = simulation.run()
             Output.err("simulate rollout G=\(gateways) D=\(devices) loss=\(lossRate * 100)%: wall \(clock.now - started)")
             if json { Output.out(Output.jsonLine(Tagged(experiment: "rollout", result: result))) }
@@ -153,7 +154,7 @@ struct SimulateCommand: ParsableCommand {
         Output.out("Rollout: stages \(scenario.stages.map(String.init).joined(separator: ",")) %, soak \(scenario.soakSeconds) s, success \(scenario.successPercent) %, "
             + "halt above \(scenario.maxFailures.map(String.init) ?? "—") failures, concurrency \(scenario.concurrency); devices take "
             + "\(Int(scenario.installSeconds.lowerBound))–\(Int(scenario.installSeconds.upperBound)) s; gateways \(bad.lowerBound)…\(bad.upperBound - 1) fail every device; "
-            + "\(cut); rumour fanout \(scenario.fanout) every \(scenario.gossipInterval) s, push-pull every \(Int(scenario.pushPullInterval)) s; stageDue counts \(stageMembers.rawValue) members; seed \(seed)")
+            + "\(cut); rumour fanout \(scenario.fanout) every \(scenario.gossipInterval) s, push-pull every \(Int(scenario.pushPullInterval)) s; stageDue counts \(stageMembers.rawValue) members; rumour carries \(rumour == .all ? "every record" : "marks only"); seed \(seed)")
         for line in SimulationTable.rollout(results) { Output.out(line) }
     }
 
@@ -184,3 +185,4 @@ struct SimulateCommand: ParsableCommand {
 
 extension PacketPath: ExpressibleByArgument {}
 extension StageMembers: ExpressibleByArgument {}
+extension RumourRecords: ExpressibleByArgument {}

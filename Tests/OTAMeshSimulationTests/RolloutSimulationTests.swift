@@ -75,7 +75,8 @@ struct RolloutSimulationTests {
     func aliveMembersGap() {
         var simulation = RolloutSimulation(Self.scenario(members: .alive))
         let result = simulation.run()
-        #expect(result.minorityAdvances == 4, "each of the four cut-off gateways wrote stage 2 itself")
+        #expect(result.minorityAdvances >= 1, "the cut-off gateways wrote stage 2 themselves")
+        #expect(result.minorityStage == 1)
         #expect(result.modes == ["completed": 40] && result.statesEqual)
     }
 
