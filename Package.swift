@@ -85,7 +85,12 @@ let package = Package(
 
         .target(
             name: "OTAMeshSimulation",
-            dependencies: ["OTAMeshGossip"],
+            dependencies: [
+                "OTAMeshGossip",
+                "OTAMeshRollout",
+                "OTAMeshTrust",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strict
         ),
 
@@ -243,7 +248,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshSimulationTests",
-            dependencies: ["OTAMeshSimulation", "OTAMeshGossip", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshSimulation", "OTAMeshGossip", "OTAMeshRollout", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gossip simulator figures (docs/benchmarks.md, "Gossip simulator"): the issue's node counts and
+# Gossip and rollout simulator figures (docs/benchmarks.md, "Gossip simulator", "Rollout simulator"): the issue's node counts and
 # loss rates, release build. Deterministic: the same seed prints the same tables byte for byte;
 # wall time and peak memory of each experiment go to stderr (and OUT.time).
 #   Benchmarks/simulate.sh [SEED] [OUT]      (defaults: 1, simulate-SEED.txt)
@@ -29,5 +29,12 @@ run() {
     run --experiment partition --nodes 100,1000 --loss 0 --rejoin off
     echo
     run --experiment partition --nodes 100,1000 --loss 0 --partition 5s
+    echo
+    # Staged rollout (issue 6, docs/benchmarks.md "Rollout simulator"): 1,000 gateways x 100
+    # devices, a failing floor, 10 % of the gateways cut off for 60 s; the engine's rule, then
+    # stageDue counting every known member.
+    run --experiment rollout --gateways 1000 --devices 100 --loss 0,10
+    echo
+    run --experiment rollout --gateways 1000 --devices 100 --loss 10 --stage-members known
 } | tee "$OUT"
 cat "$TIME" >&2

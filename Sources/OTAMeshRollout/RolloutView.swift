@@ -5,8 +5,9 @@ public struct VerificationCache: Sendable {
     var results: [String: Result<SignedCommand, TrustError>] = [:]
     public init() {}
 
-    mutating func verify(_ copy: CommandCopy, trust: SiteTrust) -> Result<SignedCommand, TrustError> {
-        let key = copy.bodyHash + "/" + copy.signatures.sorted().map { $0.keyID + ":" + String($0.signature.count) + ":" + String($0.signature.hashValue) }.joined(separator: ",")
+    /// `hash`: the copy's body hash when the caller holds it (hashing the body is the costly part).
+    mutating func verify(_ copy: CommandCopy, hash: String? = nil, trust: SiteTrust) -> Result<SignedCommand, TrustError> {
+        let key = (hash ?? copy.bodyHash) + "/" + copy.signatures.sorted().map { $0.keyID + ":" + String($0.signature.count) + ":" + String($0.signature.hashValue) }.joined(separator: ",")
         if let known = results[key] { return known }
         let result: Result<SignedCommand, TrustError>
         if let command = copy.command {
@@ -81,12 +82,38 @@ public struct RolloutView: Sendable {
     public let stage: Int
     public let stageSince: Int64?
     public let stages: [StageProgress]
-    public let gateways: [String: GatewayProgress]
+    /// Per gateway (any with a census or an outcome that counts): its progress in the current stage.
+    public var gateways: [String: GatewayProgress] {
+        guard plan != nil else { return [:] }
+        var gateways: [String: GatewayProgress] = [:]
+        for (gateway, census) in censusByGateway {
+            gateways[gateway] = GatewayProgress(targeted: census.perStage.count > stage ? census.perStage[stage] : 0, succeeded: 0, failed: 0, inFlight: 0)
+        }
+        for (gateway, counts) in tally.gateways {
+            let failed = counts.failed.reduce(0) { $0 + ($1.key >= retryEpoch ? $1.value : 0) }
+            guard counts.succeeded > 0 || counts.inFlight > 0 || failed > 0 else { continue }
+            var entry = gateways[gateway] ?? GatewayProgress(targeted: 0, succeeded: 0, failed: 0, inFlight: 0)
+            entry.succeeded = counts.succeeded
+            entry.failed = failed
+            entry.inFlight = counts.inFlight
+            gateways[gateway] = entry
+        }
+        return gateways
+    }
+    let censusByGateway: [String: Census]
+    let tally: OutcomeTally
     /// Devices finished (succeeded, or failed in the current retry epoch) and failed, over all stages.
     public let finished: Int
     public let failed: Int
 
     public init(state: RolloutState, trust: SiteTrust, cache: inout VerificationCache) {
+        self.init(state: state, tally: OutcomeTally(state.outcomes), trust: trust, cache: &cache)
+    }
+
+    /// The view of `state` with `tally` standing for its outcomes (`state.outcomes` is not read):
+    /// for a replica that keeps the tally up to date as outcomes merge in, so a view costs no
+    /// walk over every device. Given `OutcomeTally(state.outcomes)` it is the view above.
+    public init(state: RolloutState, tally: OutcomeTally, trust: SiteTrust, cache: inout VerificationCache) {
         id = state.id
         var plan: RolloutPlan?
         var planHash: String?
@@ -98,7 +125,7 @@ public struct RolloutView: Sendable {
             last = max(last, sequence)
             // Copies of one sequence with different bodies: the smallest body hash that verifies.
             for (hash, copy) in copies.sorted(by: { $0.key < $1.key }) {
-                switch cache.verify(copy, trust: trust) {
+                switch cache.verify(copy, hash: hash, trust: trust) {
                 case .failure(let error):
                     pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description))
                     if sequence == 1, plan == nil, let unsigned = try? RolloutPlan(json: copy.signed["payload"] ?? .null), unsigned.id == state.id {
@@ -150,40 +177,25 @@ public struct RolloutView: Sendable {
         stage = plan.map { min(mark?.stage ?? 0, $0.stages.count - 1) } ?? 0
         stageSince = mark?.since
 
-        // Progress.
+        // Progress, from the tally (the outcomes) and the census (the denominators).
         var stages: [StageProgress] = []
-        var gateways: [String: GatewayProgress] = [:]
         var finished = 0
         var failed = 0
+        let failures = tally.failures(since: retryEpoch)
         if let plan {
             stages = plan.stages.enumerated().map { index, percent in
-                StageProgress(percent: percent, targeted: state.census.values.reduce(0) { $0 + ($1.perStage.count > index ? $1.perStage[index] : 0) },
-                              succeeded: 0, failed: 0, inFlight: 0)
+                let slots = 0..<min(max(percent, 0), OutcomeTally.slots)
+                return StageProgress(percent: percent, targeted: state.census.values.reduce(0) { $0 + ($1.perStage.count > index ? $1.perStage[index] : 0) },
+                                     succeeded: tally.succeeded[slots].reduce(0, +), failed: failures[slots].reduce(0, +),
+                                     inFlight: tally.inFlight[slots].reduce(0, +))
             }
-            for (gateway, census) in state.census {
-                gateways[gateway] = GatewayProgress(targeted: census.perStage.count > stage ? census.perStage[stage] : 0, succeeded: 0, failed: 0, inFlight: 0)
-            }
-            for outcome in state.outcomes.values {
-                let counts = outcome.phase == .succeeded || outcome.epoch >= retryEpoch || !outcome.phase.isFinished
-                guard counts else { continue }
-                var entry = gateways[outcome.gateway] ?? GatewayProgress(targeted: 0, succeeded: 0, failed: 0, inFlight: 0)
-                switch outcome.phase {
-                case .succeeded: entry.succeeded += 1; finished += 1
-                case .failed: entry.failed += 1; finished += 1; failed += 1
-                default: entry.inFlight += 1
-                }
-                gateways[outcome.gateway] = entry
-                for index in stages.indices where outcome.bucket < plan.stages[index] * 100 {
-                    switch outcome.phase {
-                    case .succeeded: stages[index].succeeded += 1
-                    case .failed: stages[index].failed += 1
-                    default: stages[index].inFlight += 1
-                    }
-                }
-            }
+            let succeeded = tally.succeeded.reduce(0, +)
+            failed = failures.reduce(0, +)
+            finished = succeeded + failed
         }
         self.stages = stages
-        self.gateways = gateways
+        censusByGateway = plan == nil ? [:] : state.census
+        self.tally = tally
         self.finished = finished
         self.failed = failed
 

@@ -41,6 +41,57 @@ public enum SimulationTable {
             })
     }
 
+    /// The rollout table: one line per measure, one column per run (e.g. per loss rate).
+    public static func rollout(_ results: [RolloutSimulationResult]) -> [String] {
+        func cell(_ transform: (RolloutSimulationResult) -> String) -> [String] { results.map(transform) }
+        var rows: [(String, [String])] = [
+            ("gateways × devices (matching)", cell { "\(count($0.gateways)) × \(count($0.devices / max(1, $0.gateways))) (\(count($0.matching)))" }),
+            ("loss", cell { percent($0.lossPercent) }),
+            ("plan at every gateway", cell { seconds($0.planEverywhereSeconds) }),
+        ]
+        let stages = Set(results.flatMap { result in result.advances.map { $0.stage } }).sorted()
+        for stage in stages {
+            let percent = results.lazy.compactMap { $0.advances.first { $0.stage == stage }?.percent }.first ?? 0
+            rows.append(("stage \(stage + 1) (\(percent) %) from", cell { result in
+                result.advances.first { $0.stage == stage }.map { "\(seconds($0.at)) by \($0.gateway) (\(count($0.writers)) wrote it)" } ?? "—"
+            }))
+        }
+        rows += [
+            ("threshold first crossed", cell { seconds($0.thresholdAt) }),
+            ("halt marks written", cell { count($0.haltWriters) }),
+            ("halt at every live gateway", cell { seconds($0.haltLiveSeconds) }),
+            ("halt at every gateway", cell { seconds($0.haltAllSeconds) }),
+            ("starts after halt known", cell { count($0.startsAfterHalt) }),
+            ("minority stage advances", cell { count($0.minorityAdvances) }),
+            ("stage held in partition min/maj", cell { result in stageNumber(result.minorityStage) + " / " + stageNumber(result.majorityStage) }),
+            ("catch-up after heal", cell { seconds($0.catchUpSeconds) }),
+            ("states equal at end", cell { $0.statesEqual ? "yes" : "NO" }),
+            ("modes at end", cell { result in result.modes.keys.sorted().map { mode in "\(mode) \(count(result.modes[mode] ?? 0))" }.joined(separator: ", ") }),
+            ("devices started/ok/failed", cell { "\(count($0.started)) / \(count($0.succeeded)) / \(count($0.failed))" }),
+            ("records written", cell { count($0.records) }),
+            ("packets sent/lost/blocked", cell { "\(count($0.packets)) / \(count($0.lost)) / \(count($0.blocked))" }),
+            ("push-pull exchanges", cell { count($0.pushPulls) }),
+            ("B/s per gateway mean", cell { count(Int($0.meanBytesPerSecond.rounded())) }),
+            ("B/s per gateway max", cell { count(Int($0.maxBytesPerSecond.rounded())) }),
+            ("B/s, busiest gateway·10 s", cell { count(Int($0.peakBytesPerSecond.rounded())) }),
+            ("≤ 40 KB/s (busiest 10 s)", cell { $0.peakBytesPerSecond <= 40_000 ? "yes" : "NO" }),
+            ("rumour share of bytes", cell { percent(($0.rumourShare * 1000).rounded() / 10) }),
+            ("settled at", cell { seconds($0.endedAt) }),
+        ]
+        let first = rows.map { $0.0.count }.max() ?? 0
+        let widths: [Int] = results.indices.map { index in rows.map { $0.1[index].count }.max() ?? 0 }
+        func line(_ title: String, _ cells: [String]) -> String {
+            var parts: [String] = [title + String(repeating: " ", count: first - title.count)]
+            for (index, text) in cells.enumerated() {
+                parts.append(String(repeating: " ", count: max(0, widths[index] - text.count)) + text)
+            }
+            return parts.joined(separator: "  ")
+        }
+        return rows.map { line($0.0, $0.1) }
+    }
+
+    static func stageNumber(_ stage: Int?) -> String { stage.map { String($0 + 1) } ?? "—" }
+
     /// Cells right-aligned in columns of fixed width (at least the title's), two spaces apart,
     /// so rows printed one at a time line up under one header.
     static func render(_ columns: [(title: String, width: Int)], _ rows: [[String]]) -> [String] {

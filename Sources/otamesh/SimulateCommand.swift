@@ -8,16 +8,18 @@ import OTAMeshSimulation
 struct SimulateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "simulate",
-        abstract: "Simulate the gossip mesh: dissemination, failure detection, partitions.",
+        abstract: "Simulate the gossip mesh: dissemination, failure detection, partitions, a staged rollout.",
         discussion: """
             Every node runs the real gossip core (SWIM + Lifeguard + replicated records), started \
             converged from one shared membership snapshot; the gossip-only model switches its \
             probing off. A round is one gossip interval (200 ms). Build with -c release for \
-            N ≥ 1,000. See docs/benchmarks.md, "Gossip simulator".
+            N ≥ 1,000. See docs/benchmarks.md, "Gossip simulator". The rollout experiment runs the \
+            real rollout core on every gateway over a compact replication model (docs/benchmarks.md, \
+            "Rollout simulator"); it is not part of `all`.
             """)
 
     enum Experiment: String, ExpressibleByArgument, CaseIterable {
-        case dissemination, failure, partition, all
+        case dissemination, failure, partition, rollout, all
     }
 
     enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
@@ -51,6 +53,10 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "Dissemination: auto (full, but gossip-only under loss above \(Self.autoFullLossyNodes) nodes), full or gossip-only.")
     var model: ModelChoice = .auto
     @Option(help: "counted (fast) or sealed (every packet encoded and sealed, slow).") var path: PacketPath = .counted
+    @Option(help: "Rollout: gateways.") var gateways = 1_000
+    @Option(help: "Rollout: devices per gateway.") var devices = 100
+    @Option(help: "Rollout: members stageDue counts: alive (what the engine passes today) or known.") var stageMembers: StageMembers = .alive
+    @Option(help: "Rollout: records rumour carries: all (as built) or marks (commands, halt, stage; the rest by push-pull).") var rumour: RumourRecords = .all
     @Flag(help: "One JSON object per result, one per line, instead of tables.") var json = false
 
     func run() throws {
@@ -60,6 +66,10 @@ struct SimulateCommand: ParsableCommand {
         let soakSeconds = try Self.duration(soak, "--soak")
         let partitionSeconds = try Self.duration(partition, "--partition")
         let rejoinSeconds = rejoin == "off" ? nil : try Self.duration(rejoin, "--rejoin")
+        if experiment == .rollout {
+            try runRollout(losses: losses)
+            return
+        }
         let experiments: [Experiment] = experiment == .all ? [.dissemination, .failure, .partition] : [experiment]
 
         for (index, kind) in experiments.enumerated() {
@@ -91,7 +101,7 @@ struct SimulateCommand: ParsableCommand {
                     case .partition:
                         let result = PartitionExperiment(configuration: configuration, duration: partitionSeconds).run()
                         lines = json ? [Output.jsonLine(Tagged(experiment: "partition", result: result))] : SimulationTable.partition([result])
-                    case .all:
+                    case .rollout, .all:
                         lines = []
                     }
                     Output.err("simulate \(kind.rawValue) N=\(count) loss=\(lossRate * 100)%: wall \(clock.now - started)")
@@ -117,9 +127,35 @@ struct SimulateCommand: ParsableCommand {
         case .partition:
             let reconnect = rejoin.map { "shell rejoins seeds every \(Int($0)) s" } ?? "no rejoin"
             return "Partition/heal: halves cut off for \(Int(partition)) s, one record written per side; \(reconnect); times from the heal; \(net)"
-        case .all:
+        case .rollout, .all:
             return ""
         }
+    }
+
+    /// One rollout run per loss rate (the scenario of ``RolloutScenario/halting``), then one
+    /// table with a column per run.
+    func runRollout(losses: [Double]) throws {
+        guard gateways >= 10, devices >= 1 else { throw ValidationError("--gateways must be ≥ 10 and --devices ≥ 1") }
+        var results: [RolloutSimulationResult] = []
+        for lossRate in losses {
+            let clock = ContinuousClock()
+            let started = clock.now
+            var simulation = RolloutSimulation(RolloutScenario.halting(gateways: gateways, devicesPerGateway: devices, loss: lossRate, seed: seed,
+                                                                               stageMembers: stageMembers, rumour: rumour))
+            let result = simulation.run()
+            Output.err("simulate rollout G=\(gateways) D=\(devices) loss=\(lossRate * 100)%: wall \(clock.now - started)")
+            if json { Output.out(Output.jsonLine(Tagged(experiment: "rollout", result: result))) }
+            results.append(result)
+        }
+        guard !json else { return }
+        let scenario = RolloutScenario.halting(gateways: gateways, devicesPerGateway: devices, seed: seed)
+        let bad = scenario.badGateways
+        let cut = scenario.partition.map { "gateways \($0.group.min() ?? 0)…\($0.group.max() ?? 0) cut off from \(Int($0.start)) s to \(Int($0.end)) s" } ?? "no partition"
+        Output.out("Rollout: stages \(scenario.stages.map(String.init).joined(separator: ",")) %, soak \(scenario.soakSeconds) s, success \(scenario.successPercent) %, "
+            + "halt above \(scenario.maxFailures.map(String.init) ?? "—") failures, concurrency \(scenario.concurrency); devices take "
+            + "\(Int(scenario.installSeconds.lowerBound))–\(Int(scenario.installSeconds.upperBound)) s; gateways \(bad.lowerBound)…\(bad.upperBound - 1) fail every device; "
+            + "\(cut); rumour fanout \(scenario.fanout) every \(scenario.gossipInterval) s, push-pull every \(Int(scenario.pushPullInterval)) s; stageDue counts \(stageMembers.rawValue) members; rumour carries \(rumour == .all ? "every record" : "marks only"); seed \(seed)")
+        for line in SimulationTable.rollout(results) { Output.out(line) }
     }
 
     struct Tagged<Result: Encodable>: Encodable {
@@ -148,3 +184,5 @@ struct SimulateCommand: ParsableCommand {
 }
 
 extension PacketPath: ExpressibleByArgument {}
+extension StageMembers: ExpressibleByArgument {}
+extension RumourRecords: ExpressibleByArgument {}
