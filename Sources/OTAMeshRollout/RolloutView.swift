@@ -220,7 +220,7 @@ public struct RolloutView: Sendable {
     public var thresholdCrossed: String? {
         guard let plan, finished >= plan.minFinished, failed > 0 else { return nil }
         if let count = plan.maxFailures, failed > count {
-            return "\(failed) devices failed, more than the \(count) allowed"
+            return "\(failed) device\(failed == 1 ? "" : "s") failed, more than the \(count) allowed"
         }
         if let percent = plan.maxFailurePercent, failed * 100 > percent * finished {
             return "\(failed) of \(finished) finished devices failed, more than \(percent)%"
@@ -236,14 +236,18 @@ public struct RolloutView: Sendable {
     }
 
     /// The stage mark this gateway writes now: stage 0 once the plan is approved; the next stage
-    /// once soak time has passed, the success condition holds and the evidence is fresh (census
-    /// from a majority of the `members` this gateway knows, itself included), so a partitioned
-    /// minority never advances.
+    /// once soak time has passed, the success condition holds and the evidence is fresh:
+    /// `censusGateways` (census writers this gateway sees alive now) is a majority of both the
+    /// `members` it sees alive (itself included) and every gateway that ever wrote a census for
+    /// this rollout, so a partitioned minority never advances, however long the cut.
     public func stageDue(now: Int64, gateway: String, members: Int, censusGateways: Int) -> StageMark? {
         guard let plan, mode == .running else { return nil }
         guard let since = stageSince else { return StageMark(stage: 0, since: now, gateway: gateway) }
         guard stage < plan.stages.count - 1, now - since >= plan.soakSeconds * 1000 else { return nil }
-        guard censusGateways * 2 > max(members, 1) else { return nil }
+        // The denominator never shrinks below every gateway that ever wrote a census for this
+        // rollout (records outlive SWIM's dead verdict and its reaping), so a long-cut minority,
+        // whose alive view is only itself, is still a minority.
+        guard censusGateways * 2 > max(members, censusByGateway.count, 1) else { return nil }
         let current = stages[stage]
         guard current.succeeded * 100 >= plan.successPercent * current.targeted else { return nil }
         return StageMark(stage: stage + 1, since: now, gateway: gateway)

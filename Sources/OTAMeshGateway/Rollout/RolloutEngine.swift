@@ -230,7 +230,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             }
             startPushes(id: id, view: view, state: state)
             // Fresh evidence: census from gateways this one sees alive now (a partitioned minority
-            // holds the other side's old census, which must not count).
+            // holds the other side's old census, which must not count); stageDue also takes the
+            // majority over every census writer, since SWIM forgets the other side of a long cut.
             let fresh = state.census.keys.filter { members.contains($0) }.count
             if let mark = view.stageDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
