@@ -159,6 +159,7 @@ let package = Package(
         .target(
             name: "OTAMeshLab",
             dependencies: [
+                "OTAMeshRollout",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -272,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshLabTests",
-            dependencies: ["OTAMeshLab", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshLab", "OTAMeshRollout", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         // The CLI's pure parts (option parsing, rendering), tested through @testable import of the executable.

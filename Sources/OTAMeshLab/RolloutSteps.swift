@@ -1,4 +1,5 @@
 import Foundation
+import OTAMeshRollout
 
 /// The rollout steps of a scenario: every command goes through the real `otamesh rollout` CLI
 /// inside a gateway's namespace, with the lab's admin keys and the gateway's admin token; the

@@ -1,64 +1,25 @@
 import Foundation
+import OTAMeshRollout
 
-/// The part of a gateway's `GET /api/v1/rollouts?outcomes=1` the lab reads (the gateway's
-/// `RolloutStatus`; unknown fields are ignored, so the lab needs no gateway module).
-public struct RolloutSnapshot: Decodable, Sendable, Equatable {
-    public struct Stage: Decodable, Sendable, Equatable {
-        public var percent: Int
-        public var targeted: Int
-        public var succeeded: Int
-        public var failed: Int
-        public var inFlight: Int
-    }
+/// A gateway's `GET /api/v1/rollouts?outcomes=1`, one rollout: the admin API's own status type.
+public typealias RolloutSnapshot = RolloutStatus
 
-    public struct Progress: Decodable, Sendable, Equatable {
-        public var targeted: Int
-        public var succeeded: Int
-        public var failed: Int
-        public var inFlight: Int
-    }
+extension RolloutStatus.Outcome {
+    static let order = ["offered", "downloading", "installing", "failed", "succeeded"]
+    var rank: Int { Self.order.firstIndex(of: phase) ?? -1 }
+    /// The device already ran the target: recorded, but no update was started.
+    var isUpdate: Bool { !(phase == "succeeded" && detail.hasPrefix("already ran")) }
+}
 
-    public struct Halt: Codable, Sendable, Equatable {
-        public var epoch: Int64
-        /// Milliseconds since the Unix epoch, by the halting gateway's clock (the lab's clock:
-        /// every namespace shares the machine's).
-        public var at: Int64
-        public var gateway: String
-        public var reason: String
-    }
-
-    public struct Outcome: Codable, Sendable, Equatable {
-        public var device: String
-        public var gateway: String
-        public var epoch: Int64
-        public var phase: String
-        /// Milliseconds since the Unix epoch.
-        public var started: Int64
-        public var updated: Int64
-        public var detail: String
-
-        static let order = ["offered", "downloading", "installing", "failed", "succeeded"]
-        var rank: Int { Self.order.firstIndex(of: phase) ?? -1 }
-        /// The device already ran the target: recorded, but no update was started.
-        var isUpdate: Bool { !(phase == "succeeded" && detail.hasPrefix("already ran")) }
-    }
-
-    public var id: String
-    public var mode: String
-    public var stage: Int
-    public var stages: [Stage]
-    public var gateways: [String: Progress]
-    public var halt: Halt?
-    public var finished: Int
-    public var failed: Int
-    public var outcomes: [Outcome]?
+extension RolloutStatus {
+    public typealias Progress = RolloutView.GatewayProgress
 
     struct List: Decodable {
-        var rollouts: [RolloutSnapshot]
+        var rollouts: [RolloutStatus]
     }
 
     /// The rollouts of one answer, or nil when it is not the JSON expected.
-    public static func decodeList(_ data: Data) -> [RolloutSnapshot]? {
+    public static func decodeList(_ data: Data) -> [RolloutStatus]? {
         try? JSONDecoder().decode(List.self, from: data).rollouts
     }
 }

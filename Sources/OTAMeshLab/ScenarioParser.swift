@@ -43,13 +43,7 @@ enum ScenarioParser {
         var started: [String] = []
         var named: Set<String> = []
 
-        func gateway(_ cursor: YAMLCursor) throws(TopologyError) -> String {
-            let name = try cursor.string()
-            guard gateways.contains(where: { $0.name == name }) else {
-                throw cursor.fail("unknown gateway '\(name)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
-            }
-            return name
-        }
+        func gateway(_ cursor: YAMLCursor) throws(TopologyError) -> String { try ScenarioParser.gateway(cursor, in: gateways) }
 
         func startedRollout(_ cursor: YAMLCursor) throws(TopologyError) -> String {
             let name = try cursor.string()
@@ -179,14 +173,17 @@ enum ScenarioParser {
         }
     }
 
-    static func step(_ key: String, _ value: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> ScenarioStep {
-        func gateway(_ cursor: YAMLCursor) throws(TopologyError) -> String {
-            let name = try cursor.string()
-            guard gateways.contains(where: { $0.name == name }) else {
-                throw cursor.fail("unknown gateway '\(name)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
-            }
-            return name
+    /// A gateway the topology names, or an error that lists the known ones.
+    static func gateway(_ cursor: YAMLCursor, in gateways: [Gateway]) throws(TopologyError) -> String {
+        let name = try cursor.string()
+        guard gateways.contains(where: { $0.name == name }) else {
+            throw cursor.fail("unknown gateway '\(name)' (known: \(gateways.map(\.name).joined(separator: ", ")))")
         }
+        return name
+    }
+
+    static func step(_ key: String, _ value: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> ScenarioStep {
+        func gateway(_ cursor: YAMLCursor) throws(TopologyError) -> String { try ScenarioParser.gateway(cursor, in: gateways) }
         func network(_ fields: YAMLFields) throws(TopologyError) -> String {
             try TopologyFile.networkReference(fields.required("network"), networks)
         }

@@ -53,6 +53,10 @@ public struct RolloutView: Sendable {
         public var succeeded: Int
         public var failed: Int
         public var inFlight: Int
+
+        public init(targeted: Int, succeeded: Int, failed: Int, inFlight: Int) {
+            (self.targeted, self.succeeded, self.failed, self.inFlight) = (targeted, succeeded, failed, inFlight)
+        }
     }
 
     /// A command seen but not (yet) carrying enough valid admin signatures.

@@ -2,13 +2,21 @@ import Foundation
 import Testing
 
 @testable import OTAMeshLab
+import OTAMeshRollout
 
 @Suite("rollout watch")
 struct RolloutWatchTests {
+    /// A status as a gateway would answer it (decoded from its JSON, as the runner does).
     static func snapshot(mode: String, stage: Int = 0, halt: RolloutSnapshot.Halt? = nil, outcomes: [RolloutSnapshot.Outcome] = []) -> RolloutSnapshot {
-        RolloutSnapshot(id: "r-0123456789ab", mode: mode, stage: stage,
-                        stages: [.init(percent: 1, targeted: 0, succeeded: 0, failed: 0, inFlight: 0), .init(percent: 100, targeted: 4, succeeded: 1, failed: 1, inFlight: 0)],
-                        gateways: [:], halt: halt, finished: 2, failed: 1, outcomes: outcomes)
+        let encoder = JSONEncoder()
+        let haltJSON = halt.flatMap { try? encoder.encode($0) }.map { String(decoding: $0, as: UTF8.self) } ?? "null"
+        let outcomesJSON = (try? encoder.encode(outcomes)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+        let json = """
+            {"rollouts":[{"id":"r-0123456789ab","mode":"\(mode)","stage":\(stage),"approvals":2,"threshold":2,"lastSequence":1,"controls":[],"pending":[],
+             "stages":[{"percent":1,"targeted":0,"succeeded":0,"failed":0,"inFlight":0},{"percent":100,"targeted":4,"succeeded":1,"failed":1,"inFlight":0}],
+             "gateways":{},"halt":\(haltJSON),"finished":2,"failed":1,"outcomes":\(outcomesJSON)}]}
+            """
+        return RolloutSnapshot.decodeList(Data(json.utf8))!.first!
     }
 
     static func outcome(_ device: String, _ gateway: String, started: Int64, phase: String = "offered", detail: String = "") -> RolloutSnapshot.Outcome {

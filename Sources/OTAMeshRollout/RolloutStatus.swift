@@ -1,4 +1,3 @@
-import OTAMeshRollout
 import OTAMeshTrust
 
 /// One rollout as the admin API (`GET /api/v1/rollouts/{id}`) and `otamesh rollout status
@@ -33,6 +32,10 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var at: Int64
         public var gateway: String
         public var reason: String
+
+        public init(epoch: Int64, at: Int64, gateway: String, reason: String) {
+            (self.epoch, self.at, self.gateway, self.reason) = (epoch, at, gateway, reason)
+        }
     }
 
     /// One device's attempt (only with `?outcomes=1`): read-only, for the lab's check that no
@@ -46,6 +49,11 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var started: Int64
         public var updated: Int64
         public var detail: String
+
+        public init(device: String, gateway: String, epoch: Int64, phase: String, started: Int64, updated: Int64, detail: String) {
+            (self.device, self.gateway, self.epoch, self.phase) = (device, gateway, epoch, phase)
+            (self.started, self.updated, self.detail) = (started, updated, detail)
+        }
     }
 
     public struct Control: Codable, Sendable, Equatable {
@@ -128,6 +136,10 @@ public struct SiteInfo: Codable, Sendable, Equatable {
     public var admins: [String]
     /// This gateway's mesh name.
     public var gateway: String
+
+    public init(site: String, threshold: Int, admins: [String], gateway: String) {
+        (self.site, self.threshold, self.admins, self.gateway) = (site, threshold, admins, gateway)
+    }
 }
 
 /// One trusted target as `GET /api/v1/targets` lists it.
@@ -139,4 +151,9 @@ public struct TargetInfo: Codable, Sendable, Equatable {
     public var hardware: String?
     /// The bytes are in this gateway's cache.
     public var cached: Bool
+
+    public init(path: String, sha256: String, length: Int64, version: String?, hardware: String?, cached: Bool) {
+        (self.path, self.sha256, self.length) = (path, sha256, length)
+        (self.version, self.hardware, self.cached) = (version, hardware, cached)
+    }
 }
