@@ -122,8 +122,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "OTAMeshDevices",
+            dependencies: [
+                "OTAMeshRollout",
+                "OTAMeshTransfer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OTAMeshGateway",
             dependencies: [
+                "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
                 "OTAMeshRollout",
@@ -186,6 +198,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -253,7 +266,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
+            dependencies: ["OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -263,6 +276,11 @@ let package = Package(
                 "OTAMeshTrust",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshDevicesTests",
+            dependencies: ["OTAMeshDevices", "OTAMeshRollout"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -278,7 +296,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshStore", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]

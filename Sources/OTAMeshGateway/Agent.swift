@@ -5,6 +5,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshDevices
 import OTAMeshDiscovery
 import OTAMeshStore
 import OTAMeshTransfer
@@ -142,7 +143,8 @@ public struct Agent: Sendable {
                     image: { [store] target in
                         guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
-                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)")
+                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
+                                         variant: target.hardware)
                     })
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)
