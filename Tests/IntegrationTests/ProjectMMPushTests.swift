@@ -78,10 +78,11 @@ struct ProjectMMPushIntegrationTests {
     static var adapter: ProjectMMAdapter {
         var timing = ProjectMMPush.Timing()
         timing.pollInterval = 100
-        timing.deadline = 40_000
-        timing.unreachableLimit = 10_000
+        // Generous: the suite shares two cores with the whole test run.
+        timing.deadline = 120_000
+        timing.unreachableLimit = 30_000
         timing.retry.retryTimeout = 3
-        return ProjectMMAdapter(timing: timing, requestTimeout: .seconds(2))
+        return ProjectMMAdapter(timing: timing, requestTimeout: .seconds(5))
     }
 
     /// Pushes and returns the version or the failure, and the progress phases reported.
@@ -108,7 +109,7 @@ struct ProjectMMPushIntegrationTests {
 
         let good = try Twin.start([])
         let (result, phases) = await Self.push(site.image, to: good.target)
-        #expect(try result.get() == "2.0.0", "\(good.child.stdout.text)")
+        #expect((try? result.get()) == "2.0.0", "\(result) \(good.child.stdout.text) \(good.child.stderr.text.suffix(2000))")
         #expect(phases == [.downloading, .installing])
         #expect(good.child.stdout.text.contains("\"booted\""))
         // Pushing again: the device already runs it.
@@ -146,6 +147,6 @@ struct ProjectMMPushIntegrationTests {
         let (result, _) = await Self.push(image, to: PushTarget(id: "gone", family: "projectmm", host: "127.0.0.1", port: 1))
         guard case .failure(let failure) = result else { Issue.record("expected a failure"); return }
         #expect(failure.kind == .network, "\(failure)")
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(60), "bounded by the retry timeout plus one request")
     }
 }
