@@ -176,6 +176,7 @@ let package = Package(
         .executableTarget(
             name: "otamesh",
             dependencies: [
+                "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
                 "OTAMeshRollout",
@@ -296,7 +297,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["OTAMeshStore", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -1,22 +1,21 @@
 import Foundation
-import OTAMeshDevices
-import OTAMeshRollout
 import Testing
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// The projectMM adapter against the devicesim twin (`otamesh-devicesim serve --family
-/// projectmm`), with the image served by a real `otamesh agent`: each twin failure mode gives
-/// its typed failure.
+/// The projectMM adapter (through `otamesh device push`) against the devicesim twin
+/// (`otamesh-devicesim serve --family projectmm`), with the image served by a real `otamesh
+/// agent`: each twin failure mode gives its typed failure. Both sides are real processes, so
+/// their timing does not depend on this test process's threads.
 @Suite("projectMM push", .serialized)
 struct ProjectMMPushIntegrationTests {
     /// An agent serving an ESP32 app image 2.0.0 at /v1/targets/projectmm/esp32/2.0.0.bin.
-    final class Site: @unchecked Sendable {
+    final class Site {
         let dir: TemporaryDirectory
         let gateway: Gateway
-        let image: PushImage
+        let url: String
 
         init() throws {
             dir = try TemporaryDirectory()
@@ -37,9 +36,7 @@ struct ProjectMMPushIntegrationTests {
                 #expect(status == 0, "\(args): \(out) \(err)")
             }
             gateway = try Gateway.start(data: data)
-            let bytes = try Data(contentsOf: URL(fileURLWithPath: file))
-            image = PushImage(path: path, sha256: sha256Hex(bytes), length: Int64(bytes.count), version: "2.0.0", file: file,
-                              url: "\(gateway.device)/v1/targets/\(path)", variant: "esp32")
+            url = "\(gateway.device)/v1/targets/\(path)"
         }
 
         deinit { gateway.stop() }
@@ -48,13 +45,13 @@ struct ProjectMMPushIntegrationTests {
     /// A running twin and where it listens.
     struct Twin {
         let child: Child
-        let target: PushTarget
+        let address: String
 
         static func start(_ extra: [String]) throws -> Twin {
             let child = try Child(Binaries.devicesim, ["serve", "--family", "projectmm", "--listen-base", "127.0.0.1:0", "--version", "1.0.0",
                                                        "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
-                                                       "--rate", "400000", "--duration", "60"] + extra)
-            let ready = waitUntil(timeout: 20) { child.stdout.text.contains("\"listening\"") || !child.process.isRunning }
+                                                       "--rate", "400000", "--duration", "300"] + extra)
+            let ready = waitUntil(timeout: 30) { child.stdout.text.contains("\"listening\"") || !child.process.isRunning }
             guard ready, let line = child.stdout.lines.first(where: { $0.contains("\"listening\"") }),
                 let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
                 let address = object["address"] as? String
@@ -63,8 +60,7 @@ struct ProjectMMPushIntegrationTests {
                 child.wait()
                 throw Gateway.StartFailure(message: "twin did not start: \(child.stdout.text) \(child.stderr.text)")
             }
-            let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
-            return Twin(child: child, target: PushTarget(id: "projectmm-0", family: "projectmm", host: host, port: port, variant: "esp32"))
+            return Twin(child: child, address: address)
         }
 
         func stop() {
@@ -75,78 +71,56 @@ struct ProjectMMPushIntegrationTests {
         var posts: Int { child.stdout.lines.filter { $0.contains("\"event\":\"post\"") }.count }
     }
 
-    static var adapter: ProjectMMAdapter {
-        var timing = ProjectMMPush.Timing()
-        timing.pollInterval = 100
-        // Generous: the suite shares two cores with the whole test run.
-        timing.deadline = 120_000
-        timing.unreachableLimit = 30_000
-        timing.retry.retryTimeout = 3
-        return ProjectMMAdapter(timing: timing, requestTimeout: .seconds(5))
-    }
-
-    /// Pushes and returns the version or the failure, and the progress phases reported.
-    static func push(_ image: PushImage, to target: PushTarget) async -> (Result<String, PushFailure>, [DeviceOutcome.Phase]) {
-        let phases = PhaseLog()
-        do throws(PushFailure) {
-            let version = try await adapter.push(image, to: target) { phases.append($0) }
-            return (.success(version), phases.all)
-        } catch {
-            return (.failure(error), phases.all)
-        }
-    }
-
-    final class PhaseLog: @unchecked Sendable {
-        private let lock = NSLock()
-        private var phases: [DeviceOutcome.Phase] = []
-        func append(_ phase: DeviceOutcome.Phase) { lock.withLock { phases.append(phase) } }
-        var all: [DeviceOutcome.Phase] { lock.withLock { phases } }
+    /// `otamesh device push`: (exit status, progress lines, the outcome object).
+    static func push(url: String, to address: String) throws -> (Int32, [String], [String: String]) {
+        let (status, out, err) = try run(["device", "push", "--family", "projectmm", "--address", address, "--id", "mm",
+                                          "--url", url, "--version", "2.0.0", "--variant", "esp32",
+                                          "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                                          "--retry-timeout", "3", "--request-timeout", "5"], timeout: 180)
+        let lines = out.split(separator: "\n").map(String.init)
+        let outcome = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? ["stderr": err]
+        return (status, lines.filter { $0.hasPrefix("mm: ") }, outcome)
     }
 
     @Test("a push succeeds on the new version; every failure mode of the twin gives its typed failure")
-    func pushes() async throws {
+    func pushes() throws {
         let site = try Site()
 
         let good = try Twin.start([])
-        let (result, phases) = await Self.push(site.image, to: good.target)
-        #expect((try? result.get()) == "2.0.0", "\(result) \(good.child.stdout.text) \(good.child.stderr.text.suffix(2000))")
-        #expect(phases == [.downloading, .installing])
+        let (status, progress, outcome) = try Self.push(url: site.url, to: good.address)
+        #expect(status == 0 && outcome["outcome"] == "succeeded" && outcome["version"] == "2.0.0", "\(outcome) \(good.child.stdout.text)")
+        #expect(progress == ["mm: downloading", "mm: installing"])
         #expect(good.child.stdout.text.contains("\"booted\""))
-        // Pushing again: the device already runs it.
-        #expect(try await Self.push(site.image, to: good.target).0.get() == "2.0.0")
+        // Pushing again: the device already runs it, nothing is sent.
+        #expect(try Self.push(url: site.url, to: good.address).2["version"] == "2.0.0")
         #expect(good.posts == 1)
         good.stop()
 
-        let cases: [(fail: [String], kind: PushFailure.Kind, words: String, posts: Int)] = [
-            (["--fail", "refuse-501"], .refused, "HTTP 501", 1),
-            (["--fail", "refuse-400"], .refused, "HTTP 400", 1),
-            (["--fail", "refuse-500"], .refused, "HTTP 500", 1),
-            (["--fail", "die-mid-transfer"], .network, "came back running 1.0.0", 1),
-            (["--fail", "reboot-old"], .rebootedIntoOld, "reports 1.0.0, not 2.0.0", 1),
-            (["--fail", "wrong-variant"], .rebootedIntoOld, "as variant esp32s3-n16r8", 1),
-            (["--variant", "esp32s3-n16r8"], .refused, "not compatible", 0),
+        let cases: [(twin: [String], kind: String, words: String, posts: Int)] = [
+            (["--fail", "refuse-501"], "refused", "HTTP 501", 1),
+            (["--fail", "refuse-400"], "refused", "HTTP 400", 1),
+            (["--fail", "refuse-500"], "refused", "HTTP 500", 1),
+            (["--fail", "die-mid-transfer"], "network", "came back running 1.0.0", 1),
+            (["--fail", "reboot-old"], "rebooted-into-old", "reports 1.0.0, not 2.0.0", 1),
+            (["--fail", "wrong-variant"], "rebooted-into-old", "as variant esp32s3-n16r8", 1),
+            (["--variant", "esp32s3-n16r8"], "refused", "not compatible", 0),
         ]
         for item in cases {
-            let twin = try Twin.start(item.fail)
+            let twin = try Twin.start(item.twin)
             defer { twin.stop() }
-            let (result, _) = await Self.push(site.image, to: twin.target)
-            guard case .failure(let failure) = result else {
-                Issue.record("\(item.fail): expected a \(item.kind) failure, got \(result)")
-                continue
-            }
-            #expect(failure.kind == item.kind, "\(item.fail): \(failure) \(twin.child.stdout.text)")
-            #expect(failure.reason.contains(item.words), "\(item.fail): \(failure)")
-            #expect(twin.posts == item.posts, "\(item.fail): \(twin.child.stdout.text)")
+            let (status, _, outcome) = try Self.push(url: site.url, to: twin.address)
+            #expect(status == 1, "\(item.twin): \(outcome)")
+            #expect(outcome["kind"] == item.kind, "\(item.twin): \(outcome) \(twin.child.stdout.text)")
+            #expect(outcome["reason"]?.contains(item.words) == true, "\(item.twin): \(outcome)")
+            #expect(twin.posts == item.posts, "\(item.twin): \(twin.child.stdout.text)")
         }
     }
 
     @Test("nothing listening: network, after the retry timeout")
-    func unreachable() async {
-        let image = PushImage(path: "p", sha256: "00", length: 1, version: "2.0.0", file: "/dev/null", url: "http://127.0.0.1:1/p", variant: "esp32")
+    func unreachable() throws {
         let started = ContinuousClock.now
-        let (result, _) = await Self.push(image, to: PushTarget(id: "gone", family: "projectmm", host: "127.0.0.1", port: 1))
-        guard case .failure(let failure) = result else { Issue.record("expected a failure"); return }
-        #expect(failure.kind == .network, "\(failure)")
+        let (status, _, outcome) = try Self.push(url: "http://127.0.0.1:1/p", to: "127.0.0.1:1")
+        #expect(status == 1 && outcome["kind"] == "network", "\(outcome)")
         #expect(ContinuousClock.now - started < .seconds(60), "bounded by the retry timeout plus one request")
     }
 }
