@@ -127,8 +127,20 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "OTAMeshDevices",
+            dependencies: [
+                "OTAMeshRollout",
+                "OTAMeshTransfer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "OTAMeshGateway",
             dependencies: [
+                "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
                 "OTAMeshRollout",
@@ -170,6 +182,7 @@ let package = Package(
         .executableTarget(
             name: "otamesh",
             dependencies: [
+                "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
                 "OTAMeshRollout",
@@ -192,6 +205,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -259,7 +273,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
+            dependencies: ["OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -269,6 +283,11 @@ let package = Package(
                 "OTAMeshTrust",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshDevicesTests",
+            dependencies: ["OTAMeshDevices", "OTAMeshRollout"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -5,6 +5,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshDevices
 import OTAMeshDiscovery
 import OTAMeshStore
 import OTAMeshTransfer
@@ -135,14 +136,15 @@ public struct Agent: Sendable {
             let path = configuration.siteTrustPath
             if let data = FileManager.default.contents(atPath: path) {
                 let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
-                // Push adapters arrive with "upgrade local"; the engine already queues for them.
+                // Push adapters ("upgrade local"): registry devices of their family are pushed to.
                 let engine = RolloutEngine(
                     gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
-                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [],
+                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [ProjectMMAdapter()],
                     image: { [store] target in
                         guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
-                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)")
+                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
+                                         variant: target.hardware)
                     })
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)

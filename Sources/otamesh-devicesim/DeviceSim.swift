@@ -7,5 +7,5 @@ struct DeviceSim: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "otamesh-devicesim",
         abstract: "Emulated devices for tests and demos.",
-        subcommands: [MakeImage.self, RunFleet.self, SelfTest.self])
+        subcommands: [MakeImage.self, RunFleet.self, ServeTwins.self, SelfTest.self])
 }

@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshDevices
 import OTAMeshGossip
 import OTAMeshRollout
 import OTAMeshTestSupport
@@ -196,7 +197,7 @@ struct RolloutEngineTests {
         let family = "fake-push"
         let reports: @Sendable (String) -> String
         let pushed = NIOLockedValueBox<[String]>([])
-        func push(_ image: PushImage, to device: DeviceRecord, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+        func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
             pushed.withLockedValue { $0.append(device.id) }
             progress(.downloading)
             progress(.installing)

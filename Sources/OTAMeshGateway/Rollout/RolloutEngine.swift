@@ -1,5 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshDevices
 import OTAMeshRollout
 import OTAMeshTrust
 
@@ -320,7 +321,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 defer { cached.withLockedValue { _ = $0.pushing.remove(slot) } }
                 var current = outcome
                 do throws(PushFailure) {
-                    let version = try await adapter.push(image, to: device) { phase in
+                    let version = try await adapter.push(image, to: PushTarget(device)) { phase in
                         self.advance(id: id, device: device.id, to: phase)
                     }
                     current = self.state(id)?.0.outcomes[device.id] ?? current

@@ -1,0 +1,78 @@
+import Foundation
+import ArgumentParser
+import NIOPosix
+
+/// `serve`: push-family twins, each an HTTP server on its own loopback port, until
+/// `--duration` has passed (or the process is stopped). JSON lines on stdout: `listening`
+/// (with the address) per device, then `post`, `installed`, `failed`, `power-loss`,
+/// `rebooting`, `booted` as they happen.
+struct ServeTwins: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve push-family device twins (projectMM) on loopback ports (JSON lines on stdout).",
+        discussion: """
+            projectmm  GET /api/state (FirmwareUpdate status phase, version, firmware, update_pct bytes/max)
+                       and POST /api/firmware/url {"url"} → 202 {"ok":true}; the twin GETs the URL, walks
+                       starting → downloading → flashing → rebooting, closes its port for --reboot-ms and
+                       comes back with the image's version (ESP32 app description, else --new-version).
+            Faults (--fail): refuse-501, refuse-400, refuse-500, die-mid-transfer, reboot-old, wrong-variant.
+            """)
+
+    @Option(help: "Device family: projectmm.") var family = "projectmm"
+    @Option(help: "Number of devices.") var count = 1
+    @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
+    var listenBase = "127.0.0.1:0"
+    @Option(help: "The version the devices run at start.") var version = "1.0.0"
+    @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
+    @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
+    @Option(help: "Fault: \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
+    @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
+    @Option(name: .customLong("reboot-ms"), help: "Milliseconds the port stays closed while the device restarts.") var rebootMS = 3000
+    @Option(help: "Read the image at most this many bytes per second.") var rate: Int?
+    @Option(help: "Download read timeout in seconds.") var timeout = 10.0
+    @Option(help: "Stop serving after this many seconds.") var duration = 600.0
+
+    func validate() throws {
+        guard family == "projectmm" else { throw ValidationError("serve knows --family projectmm only") }
+        guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
+        guard ProjectMMFault(rawValue: fail) != nil else {
+            throw ValidationError("unknown --fail '\(fail)' (known: \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        guard Self.split(listenBase) != nil else { throw ValidationError("--listen-base must be HOST:PORT") }
+        guard stepMS >= 0, rebootDelayMS >= 0, rebootMS >= 0, duration > 0, timeout > 0 else {
+            throw ValidationError("timings must be ≥ 0 and --duration, --timeout > 0")
+        }
+        if let rate, rate < 1 { throw ValidationError("--rate must be ≥ 1") }
+    }
+
+    static func split(_ address: String) -> (String, Int)? {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        let host = String(address[..<colon]).trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return host.isEmpty ? nil : (host, port)
+    }
+
+    func run() async throws {
+        let (host, basePort) = Self.split(listenBase)!
+        let settings = ProjectMMSettings(
+            version: version, variant: variant, newVersion: newVersion, fault: ProjectMMFault(rawValue: fail)!,
+            stepMS: stepMS, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS, rate: rate,
+            timeout: .milliseconds(Int64(timeout * 1000)))
+        let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: nil, connectTimeout: .milliseconds(Int64(timeout * 1000)))
+        let sink = EventSink(quiet: false)
+        let twins = (0..<count).map { index in
+            ProjectMMTwin(id: "projectmm-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index,
+                          settings: settings, transport: transport, sink: sink)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for twin in twins {
+                group.addTask { try await twin.run(ready: { _ in }) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
+                for twin in twins { await twin.stop() }
+            }
+            try await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,126 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The projectMM adapter (through `otamesh device push`) against the devicesim twin
+/// (`otamesh-devicesim serve --family projectmm`), with the image served by a real `otamesh
+/// agent`: each twin failure mode gives its typed failure. Both sides are real processes, so
+/// their timing does not depend on this test process's threads.
+@Suite("projectMM push", .serialized)
+struct ProjectMMPushIntegrationTests {
+    /// An agent serving an ESP32 app image 2.0.0 at /v1/targets/projectmm/esp32/2.0.0.bin.
+    final class Site {
+        let dir: TemporaryDirectory
+        let gateway: Gateway
+        let url: String
+
+        init() throws {
+            dir = try TemporaryDirectory()
+            let data = dir.file("data")
+            let repo = dir.file("repo")
+            let file = dir.file("projectmm-2.0.0.bin")
+            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "150000", "-o", file])
+            #expect(made.0 == 0, "\(made.2)")
+            let path = "projectmm/esp32/2.0.0.bin"
+            for args in [
+                ["release", "init", "--repo", repo],
+                ["release", "add", "--repo", repo, "--path", path, file],
+                ["release", "publish", "--repo", repo, dir.file("pub")],
+                ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+                ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
+            ] {
+                let (status, out, err) = try run(args)
+                #expect(status == 0, "\(args): \(out) \(err)")
+            }
+            gateway = try Gateway.start(data: data)
+            url = "\(gateway.device)/v1/targets/\(path)"
+        }
+
+        deinit { gateway.stop() }
+    }
+
+    /// A running twin and where it listens.
+    struct Twin {
+        let child: Child
+        let address: String
+
+        static func start(_ extra: [String]) throws -> Twin {
+            let child = try Child(Binaries.devicesim, ["serve", "--family", "projectmm", "--listen-base", "127.0.0.1:0", "--version", "1.0.0",
+                                                       "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
+                                                       "--rate", "400000", "--duration", "300"] + extra)
+            let ready = waitUntil(timeout: 30) { child.stdout.text.contains("\"listening\"") || !child.process.isRunning }
+            guard ready, let line = child.stdout.lines.first(where: { $0.contains("\"listening\"") }),
+                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                let address = object["address"] as? String
+            else {
+                child.signal(SIGKILL)
+                child.wait()
+                throw Gateway.StartFailure(message: "twin did not start: \(child.stdout.text) \(child.stderr.text)")
+            }
+            return Twin(child: child, address: address)
+        }
+
+        func stop() {
+            child.signal(SIGTERM)
+            child.wait(timeout: 10)
+        }
+
+        var posts: Int { child.stdout.lines.filter { $0.contains("\"event\":\"post\"") }.count }
+    }
+
+    /// `otamesh device push`: (exit status, progress lines, the outcome object).
+    static func push(url: String, to address: String) throws -> (Int32, [String], [String: String]) {
+        let (status, out, err) = try run(["device", "push", "--family", "projectmm", "--address", address, "--id", "mm",
+                                          "--url", url, "--version", "2.0.0", "--variant", "esp32",
+                                          "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                                          "--retry-timeout", "3", "--request-timeout", "5"], timeout: 180)
+        let lines = out.split(separator: "\n").map(String.init)
+        let outcome = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? ["stderr": err]
+        return (status, lines.filter { $0.hasPrefix("mm: ") }, outcome)
+    }
+
+    @Test("a push succeeds on the new version; every failure mode of the twin gives its typed failure")
+    func pushes() throws {
+        let site = try Site()
+
+        let good = try Twin.start([])
+        let (status, progress, outcome) = try Self.push(url: site.url, to: good.address)
+        #expect(status == 0 && outcome["outcome"] == "succeeded" && outcome["version"] == "2.0.0", "\(outcome) \(good.child.stdout.text)")
+        #expect(progress == ["mm: downloading", "mm: installing"])
+        #expect(good.child.stdout.text.contains("\"booted\""))
+        // Pushing again: the device already runs it, nothing is sent.
+        #expect(try Self.push(url: site.url, to: good.address).2["version"] == "2.0.0")
+        #expect(good.posts == 1)
+        good.stop()
+
+        let cases: [(twin: [String], kind: String, words: String, posts: Int)] = [
+            (["--fail", "refuse-501"], "refused", "HTTP 501", 1),
+            (["--fail", "refuse-400"], "refused", "HTTP 400", 1),
+            (["--fail", "refuse-500"], "refused", "HTTP 500", 1),
+            (["--fail", "die-mid-transfer"], "network", "came back running 1.0.0", 1),
+            (["--fail", "reboot-old"], "rebooted-into-old", "reports 1.0.0, not 2.0.0", 1),
+            (["--fail", "wrong-variant"], "rebooted-into-old", "as variant esp32s3-n16r8", 1),
+            (["--variant", "esp32s3-n16r8"], "refused", "not compatible", 0),
+        ]
+        for item in cases {
+            let twin = try Twin.start(item.twin)
+            defer { twin.stop() }
+            let (status, _, outcome) = try Self.push(url: site.url, to: twin.address)
+            #expect(status == 1, "\(item.twin): \(outcome)")
+            #expect(outcome["kind"] == item.kind, "\(item.twin): \(outcome) \(twin.child.stdout.text)")
+            #expect(outcome["reason"]?.contains(item.words) == true, "\(item.twin): \(outcome)")
+            #expect(twin.posts == item.posts, "\(item.twin): \(twin.child.stdout.text)")
+        }
+    }
+
+    @Test("nothing listening: network, after the retry timeout")
+    func unreachable() throws {
+        let started = ContinuousClock.now
+        let (status, _, outcome) = try Self.push(url: "http://127.0.0.1:1/p", to: "127.0.0.1:1")
+        #expect(status == 1 && outcome["kind"] == "network", "\(outcome)")
+        #expect(ContinuousClock.now - started < .seconds(60), "bounded by the retry timeout plus one request")
+    }
+}
