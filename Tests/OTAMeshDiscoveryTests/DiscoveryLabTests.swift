@@ -38,10 +38,12 @@ struct DiscoveryLabTests {
         let met = waitUntil(timeout: 30) {
             AvahiLab.peers(a).contains { $0.nodeName == "gw-b" } && AvahiLab.peers(b).contains { $0.nodeName == "gw-a" }
         }
-        // Each must also have resolved the other site's advert (and its own) and ignored them.
+        // Each must also have resolved the other site's advert (and its own) and ignored them;
+        // its own advert may come back after the others, so wait for that too.
         let screened = waitUntil(timeout: 30) {
             [a, b].allSatisfy { $0.stderr.text.contains("instance=gw-c reason=another site") }
                 && c.stderr.text.contains("instance=gw-a reason=another site") && c.stderr.text.contains("instance=gw-b reason=another site")
+                && [a, b, c].allSatisfy { $0.stderr.text.contains("reason=this node's own name") }
         }
         let context = "A:\n\(a.stdout.text)\(a.stderr.text)\nB:\n\(b.stdout.text)\(b.stderr.text)\nC:\n\(c.stderr.text)\n\(lab.logs())"
         try #require(met, "\(context)")
