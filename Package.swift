@@ -129,6 +129,7 @@ let package = Package(
         .target(
             name: "OTAMeshDevices",
             dependencies: [
+                "OTAMeshFirmware",
                 "OTAMeshRollout",
                 "OTAMeshTransfer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -1,3 +1,4 @@
+import OTAMeshFirmware
 import OTAMeshRollout
 import OTAMeshTransfer
 
@@ -88,20 +89,7 @@ public struct ProjectMMPush: Sendable {
     }
 
     /// The JSON body of the POST.
-    static func body(url: String) -> String {
-        var escaped = ""
-        for scalar in url.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: escaped.unicodeScalars.append(scalar)
-            }
-        }
-        return "{\"url\":\"\(escaped)\"}"
-    }
+    static func body(url: String) -> String { "{\"url\":\(jsonQuoted(url))}" }
 
     public mutating func handle(_ event: Event, now: Int64) -> [Action] {
         guard stage != .done else { return [] }
