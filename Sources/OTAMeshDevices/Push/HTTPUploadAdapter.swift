@@ -99,6 +99,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                         if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
                     }
                 }
+                if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
             case .fetchVersion:
                 pending = machine.handle(await fetchVersion(client, base: base), now: Self.milliseconds())
             case .wait(let until):
@@ -125,7 +126,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
         let client = client
         let timeout = uploadTimeout
-        Task {
+        let task = Task {
             do {
                 let length = try body.length()
                 request.body = .stream(body, length: .known(length))
@@ -139,6 +140,8 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             }
             continuation.finish()
         }
+        // A cancelled push stops reading the events, which ends the upload too.
+        continuation.onTermination = { _ in task.cancel() }
         return events
     }
 
