@@ -45,6 +45,11 @@ struct HTTPUploadPushTests {
                 == [.progress(.downloading), .progress(.installing), .wait(until: 1005)])
         _ = push.handle(.tick, now: 1005)
         #expect(push.handle(.version("2.0.0"), now: 1010) == [.succeeded(version: "2.0.0")])
+
+        // ElegantOTA 2 on ESP32 answers a bare OK.
+        var elegant = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, now: 0)
+        _ = elegant.handle(.started, now: 0)
+        #expect(elegant.handle(.uploaded(status: 200, body: "OK"), now: 5) == [.progress(.downloading), .progress(.installing), .wait(until: 1005)])
     }
 
     @Test("401: refused as authentication failed, saying whether credentials were sent")
@@ -65,7 +70,8 @@ struct HTTPUploadPushTests {
             (200, "Update error: ERROR[4]: Not Enough Space\n", "device refused the image: Update error: ERROR[4]: Not Enough Space"),
             (500, "<html>flash write failed</html>", "HTTP 500 from POST /update: flash write failed"),
             (404, "Not found: /update", "HTTP 404 from POST /update: Not found: /update"),
-            (200, "FAIL", "answered 200 without \"Update Success!\": FAIL"),
+            (200, "FAIL", "device refused the image: FAIL"),
+            (200, "Done", "answered 200 without \"Update Success!\": Done"),
         ]
         for (status, body, words) in cases {
             var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, now: 0)

@@ -9,8 +9,9 @@ import OTAMeshTransfer
 ///    auth when credentials are configured. Connection failures before any byte was sent are
 ///    retried under the retry-timeout policy; a connection lost after that is
 ///    ``PushFailure/Kind/network`` (the device reset mid-upload).
-/// 2. The answer: 200 with `Update Success! Rebooting...` = the device took the image and
-///    restarts; 200 with `Update error: …` (the server answers errors with 200) or any 4xx/5xx is
+/// 2. The answer: 200 with `Update Success! Rebooting...` (or a bare `OK`, ElegantOTA 2 on ESP32)
+///    = the device took the image and restarts; 200 with `Update error: …` (the server answers
+///    errors with 200) or `FAIL`, or any 4xx/5xx is
 ///    ``PushFailure/Kind/refused`` with the device's text; 401 is "authentication failed".
 /// 3. The upload server has no version endpoint, so confirmation is the shell's
 ///    ``Action/fetchVersion`` (an HTTP path the firmware serves, see ``HTTPUploadAdapter``):
@@ -174,11 +175,12 @@ public struct HTTPUploadPush: Sendable {
         let said = Self.text(body)
         let saidSuffix = said.isEmpty ? "" : ": \(said)"
         switch status {
-        case 200 where said.contains("Update Success"):
+        // ElegantOTA 2 on ESP32 (and arduino-esp32's OTAWebUpdater example) answer a bare OK / FAIL.
+        case 200 where said.contains("Update Success") || said == "OK":
             stage = .confirming
             uploadedAt = now
             return report(.downloading) + report(.installing) + [.wait(until: now + timing.pollInterval)]
-        case 200 where said.contains("Update error"):
+        case 200 where said.contains("Update error") || said == "FAIL":
             return fail(.refused, "device refused the image\(saidSuffix)")
         case 401:
             let why = authenticates ? "the device rejected the configured user and password" : "the device wants a user and password and none is configured"
