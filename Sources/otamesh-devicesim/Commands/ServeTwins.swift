@@ -9,23 +9,30 @@ import NIOPosix
 struct ServeTwins: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve push-family device twins (projectMM) on loopback ports (JSON lines on stdout).",
+        abstract: "Serve push-family device twins (projectMM, HTTP upload) on loopback ports (JSON lines on stdout).",
         discussion: """
             projectmm  GET /api/state (FirmwareUpdate status phase, version, firmware, update_pct bytes/max)
                        and POST /api/firmware/url {"url"} → 202 {"ok":true}; the twin GETs the URL, walks
                        starting → downloading → flashing → rebooting, closes its port for --reboot-ms and
                        comes back with the image's version (ESP32 app description, else --new-version).
             Faults (--fail): refuse-501, refuse-400, refuse-500, die-mid-transfer, reboot-old, wrong-variant.
+            http-upload  ESP8266HTTPUpdateServer: GET /update (form), POST /update multipart (field firmware),
+                       basic auth with --user/--password (401), 200 "Update Success! Rebooting..." or
+                       200 "Update error: …"; the image must be an ESP app image for the --variant chip; the port
+                       closes for --reboot-ms and GET /version answers the image's version.
+            Faults (--fail): update-error, die-mid-transfer, reboot-old.
             """)
 
-    @Option(help: "Device family: projectmm.") var family = "projectmm"
+    @Option(help: "Device family: projectmm, http-upload.") var family = "projectmm"
     @Option(help: "Number of devices.") var count = 1
     @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
     var listenBase = "127.0.0.1:0"
     @Option(help: "The version the devices run at start.") var version = "1.0.0"
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
-    @Option(help: "Fault: \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "http-upload: the basic-auth user the form wants (with --password).") var user: String?
+    @Option(help: "http-upload: the basic-auth password the form wants (a test twin's, not a secret).") var password: String?
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds the port stays closed while the device restarts.") var rebootMS = 3000
@@ -34,11 +41,13 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "Stop serving after this many seconds.") var duration = 600.0
 
     func validate() throws {
-        guard family == "projectmm" else { throw ValidationError("serve knows --family projectmm only") }
+        guard family == "projectmm" || family == "http-upload" else { throw ValidationError("serve knows --family projectmm and http-upload") }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
-        guard ProjectMMFault(rawValue: fail) != nil else {
-            throw ValidationError("unknown --fail '\(fail)' (known: \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")))")
+        let known = family == "projectmm" ? ProjectMMFault.allCases.map(\.rawValue) : HTTPUploadFault.allCases.map(\.rawValue)
+        guard known.contains(fail) else {
+            throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
         }
+        guard (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
         guard Self.split(listenBase) != nil else { throw ValidationError("--listen-base must be HOST:PORT") }
         guard stepMS >= 0, rebootDelayMS >= 0, rebootMS >= 0, duration > 0, timeout > 0 else {
             throw ValidationError("timings must be ≥ 0 and --duration, --timeout > 0")
@@ -54,6 +63,7 @@ struct ServeTwins: AsyncParsableCommand {
 
     func run() async throws {
         let (host, basePort) = Self.split(listenBase)!
+        if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
         let settings = ProjectMMSettings(
             version: version, variant: variant, newVersion: newVersion, fault: ProjectMMFault(rawValue: fail)!,
             stepMS: stepMS, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS, rate: rate,
@@ -67,6 +77,27 @@ struct ServeTwins: AsyncParsableCommand {
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {
                 group.addTask { try await twin.run(ready: { _ in }) }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
+                for twin in twins { await twin.stop() }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func runHTTPUpload(host: String, basePort: Int) async throws {
+        let chip = String(variant.split(separator: "-").first ?? "esp32")
+        let settings = HTTPUploadSettings(
+            version: version, chip: chip, newVersion: newVersion, fault: HTTPUploadFault(rawValue: fail) ?? .none,
+            username: user, password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
+        let sink = EventSink(quiet: false)
+        let twins = (0..<count).map { index in
+            HTTPUploadTwin(id: "http-upload-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings, sink: sink)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for twin in twins {
+                group.addTask { try await twin.run() }
             }
             group.addTask {
                 try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))

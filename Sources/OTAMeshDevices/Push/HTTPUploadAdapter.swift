@@ -1,0 +1,239 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import OTAMeshRollout
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Pushes to devices with an HTTP upload form (ESP8266HTTPUpdateServer and its ESP32 ports,
+/// family `http-upload`): the shell that runs ``HTTPUploadPush``. The image is streamed from its
+/// blob file in a multipart/form-data body (field `firmware`), never held in memory whole.
+///
+/// Confirmation: the upload server itself reports no version, so the adapter polls
+/// `GET versionPath` on the same host and port (default `/version`) and reads the version from
+/// its answer: a JSON object's `version` string, or the first line of a plain-text body.
+public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
+    public let family = "http-upload"
+    public var timing: HTTPUploadPush.Timing
+    /// Per request (connect + answer) of the version probe; the upload gets ``uploadTimeout``.
+    public var requestTimeout: Duration
+    public var uploadTimeout: Duration
+    /// The upload form's path (`/update` on ESP8266HTTPUpdateServer).
+    public var uploadPath: String
+    /// The path that answers the running version (see the type's comment).
+    public var versionPath: String
+    /// Basic-auth user and password, when the device's form has them.
+    public var credentials: PushCredentials?
+
+    public init(timing: HTTPUploadPush.Timing = .init(), requestTimeout: Duration = .seconds(5), uploadTimeout: Duration = .seconds(300),
+                uploadPath: String = "/update", versionPath: String = "/version", credentials: PushCredentials? = nil) {
+        self.timing = timing
+        self.requestTimeout = requestTimeout
+        self.uploadTimeout = uploadTimeout
+        self.uploadPath = uploadPath
+        self.versionPath = versionPath
+        self.credentials = credentials
+    }
+
+    public var description: String {
+        "HTTPUploadAdapter(POST \(uploadPath), version at \(versionPath), \(credentials == nil ? "no credentials" : "credentials set"))"
+    }
+
+    /// The version in a confirmation answer: a JSON object's `version`, else the first line of
+    /// the text (at most 64 characters); nil when there is none.
+    public static func version(fromBody body: String) -> String? {
+        let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
+        if text.hasPrefix("{") {
+            let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+            return (object?["version"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        }
+        guard let line = text.split(whereSeparator: \.isNewline).first.map(String.init), !line.isEmpty, line.count <= 64,
+              !line.contains("<") else { return nil }
+        return line
+    }
+
+    static func milliseconds() -> Int64 { Int64(ProcessInfo.processInfo.systemUptime * 1000) }
+
+    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .init(requestTimeout), read: .init(requestTimeout))
+        configuration.redirectConfiguration = .disallow
+        if let proxy = device.proxy, let url = URL(string: proxy), let host = url.host {
+            configuration.proxy = .server(host: host, port: url.port ?? 80)
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let outcome = await run(image, to: device, client: client, progress: progress)
+        try? await client.shutdown()
+        return try outcome.get()
+    }
+
+    private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
+                     progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
+        let host = device.host.contains(":") ? "[\(device.host)]" : device.host
+        let base = "http://\(host):\(device.port)"
+        var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, timing: timing,
+                                     now: Self.milliseconds(), random: Double.random(in: 0..<1))
+        var pending = machine.handle(.started, now: Self.milliseconds())
+        // Bounded: every round is one poll interval or one request at least.
+        let rounds = Int(timing.deadline / max(1, min(timing.pollInterval, 100))) + 1000
+        for _ in 0..<rounds {
+            var request: HTTPUploadPush.Action?
+            for action in pending {
+                switch action {
+                case .progress(let phase): progress(phase)
+                case .succeeded(let version): return .success(version)
+                case .failed(let failure): return .failure(failure)
+                case .upload, .fetchVersion, .wait: request = action
+                }
+            }
+            guard let request else { return .failure(PushFailure(.timeout, "push stopped without an outcome")) }
+            pending = []
+            switch request {
+            case .upload:
+                for await event in upload(image, client: client, base: base) {
+                    for action in machine.handle(event, now: Self.milliseconds()) {
+                        if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
+                    }
+                }
+                if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
+            case .fetchVersion:
+                pending = machine.handle(await fetchVersion(client, base: base), now: Self.milliseconds())
+            case .wait(let until):
+                let delay = until - Self.milliseconds()
+                if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
+                if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
+                pending = machine.handle(.tick, now: Self.milliseconds())
+            default:
+                break
+            }
+        }
+        return .failure(PushFailure(.timeout, "push did not finish within \(rounds) steps"))
+    }
+
+    /// Runs the upload; its events (`sending`, `sent`, then the answer or the failure) in order.
+    private func upload(_ image: PushImage, client: HTTPClient, base: String) -> AsyncStream<HTTPUploadPush.Event> {
+        let (events, continuation) = AsyncStream<HTTPUploadPush.Event>.makeStream()
+        let boundary = "otamesh-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let name = image.path.split(separator: "/").last.map(String.init) ?? "firmware.bin"
+        let body = MultipartFileBody(file: image.file, fileName: name, boundary: boundary, events: continuation)
+        var request = HTTPClientRequest(url: base + uploadPath)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
+        let client = client
+        let timeout = uploadTimeout
+        let task = Task {
+            do {
+                let length = try body.length()
+                request.body = .stream(body, length: .known(length))
+                let response = try await client.execute(request, timeout: .init(timeout))
+                let answer = try await response.body.collect(upTo: 64 << 10)
+                continuation.yield(.uploaded(status: Int(response.status.code), body: String(buffer: answer)))
+            } catch let error as MultipartFileBody.Unreadable {
+                continuation.yield(.imageUnreadable(error.reason))
+            } catch {
+                continuation.yield(.uploadFailed(ProjectMMAdapter.describe(error), sentBytes: body.sent))
+            }
+            continuation.finish()
+        }
+        // A cancelled push stops reading the events, which ends the upload too.
+        continuation.onTermination = { _ in task.cancel() }
+        return events
+    }
+
+    private func fetchVersion(_ client: HTTPClient, base: String) async -> HTTPUploadPush.Event {
+        let request = HTTPClientRequest(url: base + versionPath)
+        do {
+            let response = try await client.execute(request, timeout: .init(requestTimeout))
+            let body = try await response.body.collect(upTo: 64 << 10)
+            guard response.status == .ok else { return .versionFailed("GET \(versionPath) answered \(response.status.code)") }
+            guard let version = Self.version(fromBody: String(buffer: body)) else { return .versionFailed("GET \(versionPath) named no version") }
+            return .version(version)
+        } catch {
+            return .versionFailed(ProjectMMAdapter.describe(error))
+        }
+    }
+}
+
+/// The multipart/form-data body of an upload, read from the file in 64 KiB chunks as the client
+/// sends: the part head, the file, the closing boundary. Tells the machine when the file's
+/// bytes start and when all of them went out.
+struct MultipartFileBody: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+
+    struct Unreadable: Error { var reason: String }
+
+    let file: String
+    let head: [UInt8]
+    let tail: [UInt8]
+    let events: AsyncStream<HTTPUploadPush.Event>.Continuation
+    private let counter = Counter()
+
+    final class Counter: Sendable {
+        let sent = Atomic<Int64>(0)
+    }
+
+    init(file: String, fileName: String, boundary: String, events: AsyncStream<HTTPUploadPush.Event>.Continuation) {
+        self.file = file
+        let safeName = fileName.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" }
+        head = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        tail = Array("\r\n--\(boundary)--\r\n".utf8)
+        self.events = events
+    }
+
+    /// Body bytes handed to the client so far.
+    var sent: Int64 { counter.sent.load(ordering: .relaxed) }
+
+    func length() throws(Unreadable) -> Int64 {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: file), let size = attributes[.size] as? NSNumber else {
+            throw Unreadable(reason: "image file \(file) cannot be read")
+        }
+        return Int64(head.count + tail.count) + size.int64Value
+    }
+
+    func makeAsyncIterator() -> Iterator { Iterator(body: self) }
+
+    /// The open file; closed when the iterator goes away, also mid-file (a reset upload).
+    final class OpenFile: @unchecked Sendable {
+        var descriptor: Int32 = -1
+        deinit { if descriptor >= 0 { close(descriptor) } }
+    }
+
+    struct Iterator: AsyncIteratorProtocol {
+        let body: MultipartFileBody
+        var stage = 0
+        let file = OpenFile()
+
+        mutating func next() async throws -> ByteBuffer? {
+            switch stage {
+            case 0:
+                file.descriptor = open(body.file, O_RDONLY)
+                guard file.descriptor >= 0 else { throw Unreadable(reason: "cannot open \(body.file)") }
+                stage = 1
+                body.counter.sent.add(Int64(body.head.count), ordering: .relaxed)
+                body.events.yield(.sending)
+                return ByteBuffer(bytes: body.head)
+            case 1:
+                var chunk = [UInt8](repeating: 0, count: 64 << 10)
+                let count = chunk.withUnsafeMutableBytes { read(file.descriptor, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    body.counter.sent.add(Int64(count), ordering: .relaxed)
+                    return ByteBuffer(bytes: chunk[0..<count])
+                }
+                close(file.descriptor)
+                file.descriptor = -1
+                guard count == 0 else { throw Unreadable(reason: "read error in \(body.file)") }
+                stage = 2
+                body.counter.sent.add(Int64(body.tail.count), ordering: .relaxed)
+                body.events.yield(.sent)
+                return ByteBuffer(bytes: body.tail)
+            default:
+                return nil
+            }
+        }
+    }
+}

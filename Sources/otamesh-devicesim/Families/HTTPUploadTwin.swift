@@ -1,0 +1,297 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// How an HTTP upload twin misbehaves (`serve --family http-upload --fail`).
+enum HTTPUploadFault: String, CaseIterable, Sendable {
+    case none
+    /// Takes the upload and answers `Update error: ERROR[4]: Not Enough Space` (with 200, as
+    /// ESP8266HTTPUpdateServer answers errors).
+    case updateError = "update-error"
+    /// Power lost half-way through the upload: the connection drops, the device boots the old firmware.
+    case dieMidTransfer = "die-mid-transfer"
+    /// Takes the whole image, answers success, reboots and comes back running the old version.
+    case rebootOld = "reboot-old"
+}
+
+struct HTTPUploadSettings: Sendable {
+    var version: String
+    /// The ESP chip the images are checked for (esp32, esp32s3, …).
+    var chip: String
+    var newVersion: String?
+    var fault: HTTPUploadFault
+    /// Basic auth the form wants (both set), as ESP8266HTTPUpdateServer's `_username/_password`.
+    var username: String?
+    var password: String?
+    var rebootDelayMS: Int
+    var rebootMS: Int
+}
+
+/// One emulated device with ESP8266HTTPUpdateServer's form: `GET /update` (the form),
+/// `POST /update` multipart/form-data (field `firmware`), basic auth when configured (401
+/// otherwise, after the body was read, as the real server answers). Success:
+/// `Update Success! Rebooting...`, then the port closes for ``HTTPUploadSettings/rebootMS`` and
+/// the device comes back with the image's version at `GET /version` (plain text; the real
+/// server has none, the firmware around it serves one: docs/devices.md).
+actor HTTPUploadTwin {
+    let id: String
+    let host: String
+    private(set) var port: Int
+    let settings: HTTPUploadSettings
+    let sink: EventSink
+
+    private var version: String
+    private var server: (any Channel)?
+    private var connections: [ObjectIdentifier: any Channel] = [:]
+    private var rebootRequested: CheckedContinuation<Void, Never>?
+    private var pendingVersion: String?
+    private var rebooting = false
+    private var stopped = false
+
+    static let successText = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
+    static let formHTML = "<!DOCTYPE html><html><body><form method='POST' action='' enctype='multipart/form-data'>Firmware:<br>"
+        + "<input type='file' accept='.bin,.bin.gz' name='firmware'><input type='submit' value='Update Firmware'></form></body></html>"
+
+    init(id: String, host: String, port: Int, settings: HTTPUploadSettings, sink: EventSink) {
+        self.id = id
+        self.host = host
+        self.port = port
+        self.settings = settings
+        self.sink = sink
+        version = settings.version
+    }
+
+    private func event(_ name: String, _ fields: [(String, String)] = []) {
+        var line = JSONLine()
+        line.add("event", name)
+        line.add("device", id)
+        for (key, value) in fields { line.add(key, value) }
+        sink.emit(line)
+    }
+
+    /// Serves until `stop()`; every reboot closes the port for ``HTTPUploadSettings/rebootMS``.
+    func run() async throws {
+        for life in 0..<10_000 {
+            let channel = try await bind()
+            event(life == 0 ? "listening" : "booted", [("address", "\(host):\(port)"), ("version", version)])
+            if stopped { try? await channel.close(); return }
+            await withCheckedContinuation { continuation in rebootRequested = continuation }
+            try? await channel.close()
+            for connection in connections.values { connection.close(promise: nil) }
+            connections = [:]
+            if stopped { return }
+            try? await Task.sleep(for: .milliseconds(settings.rebootMS))
+            if let pendingVersion { version = pendingVersion }
+            pendingVersion = nil
+            rebooting = false
+        }
+    }
+
+    func stop() {
+        stopped = true
+        rebootRequested?.resume()
+        rebootRequested = nil
+    }
+
+    private func restart(into newVersion: String?) {
+        guard !rebooting else { return }
+        rebooting = true
+        pendingVersion = newVersion
+        event("rebooting", [("into", newVersion ?? version)])
+        rebootRequested?.resume()
+        rebootRequested = nil
+    }
+
+    private func bind() async throws -> any Channel {
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(HTTPUploadHandler(twin: self))
+                }
+            }
+            .bind(host: host, port: port)
+            .get()
+        port = server.localAddress?.port ?? port
+        self.server = server
+        return server
+    }
+
+    func opened(_ channel: any Channel) -> Bool {
+        guard server?.isActive == true, !rebooting, !answering else { return false }
+        connections[ObjectIdentifier(channel)] = channel
+        return true
+    }
+
+    func closed(_ channel: any Channel) { connections[ObjectIdentifier(channel)] = nil }
+
+    func authorized(_ header: String?) -> Bool {
+        guard let user = settings.username, let password = settings.password else { return true }
+        guard let header, header.hasPrefix("Basic "), let data = Data(base64Encoded: String(header.dropFirst(6))) else { return false }
+        return String(decoding: data, as: UTF8.self) == "\(user):\(password)"
+    }
+
+    /// The die-mid-transfer fault: power lost after `received` of `expected` body bytes.
+    func receiving(_ received: Int, of expected: Int) -> Bool {
+        guard settings.fault == .dieMidTransfer, expected > 0, received >= expected / 2, !rebooting else { return false }
+        event("power-loss", [("at", String(received))])
+        restart(into: nil)
+        return true
+    }
+
+    func currentVersion() -> String { version }
+
+    /// `POST /update` after the whole body: (status, text, reboot afterwards).
+    func upload(authorization: String?, contentType: String?, body: [UInt8]) -> (Int, String, Bool) {
+        guard authorized(authorization) else {
+            event("unauthorized")
+            return (401, "", false)
+        }
+        guard let contentType, let file = Self.filePart(contentType: contentType, body: body) else {
+            event("failed", [("reason", "no firmware part")])
+            return (200, "Update error: ERROR[1]: no firmware part in the form", false)
+        }
+        event("post", [("bytes", String(file.count))])
+        if settings.fault == .updateError {
+            event("failed", [("reason", "Not Enough Space")])
+            return (200, "Update error: ERROR[4]: Not Enough Space", false)
+        }
+        if let problem = FlashVerifier.problem(file, chip: settings.chip) {
+            event("failed", [("reason", problem)])
+            return (200, "Update error: ERROR[11]: \(problem)", false)
+        }
+        let newVersion = FlashVerifier.embeddedVersion(file) ?? settings.newVersion ?? ("md5:" + String(ImageFacts.md5Hex(file).prefix(12)))
+        event("installed", [("bytes", String(file.count)), ("md5", ImageFacts.md5Hex(file))])
+        pendingReboot = settings.fault == .rebootOld ? .some(nil) : .some(newVersion)
+        // The firmware answers, waits 100 ms inside the handler (serving nothing) and restarts.
+        answering = true
+        return (200, Self.successText, true)
+    }
+
+    private var pendingReboot: String??
+    /// Between the success answer and the restart: no new connection is served.
+    private var answering = false
+
+    /// After the success answer went out (the firmware waits 100 ms, then restarts).
+    func rebootAfterAnswer() async {
+        try? await Task.sleep(for: .milliseconds(settings.rebootDelayMS))
+        if let boot = pendingReboot { restart(into: boot) }
+        pendingReboot = nil
+        answering = false
+    }
+
+    /// The file of the first form part that is not `filesystem` (ESP8266HTTPUpdateServer flashes
+    /// any other field as the sketch).
+    static func filePart(contentType: String, body: [UInt8]) -> [UInt8]? {
+        guard let range = contentType.range(of: "boundary=") else { return nil }
+        let boundary = contentType[range.upperBound...].split(separator: ";").first.map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "\" ")) } ?? ""
+        guard !boundary.isEmpty else { return nil }
+        let delimiter = Array("--\(boundary)".utf8)
+        let closing = Array("\r\n--\(boundary)".utf8)
+        guard let start = find(delimiter, in: body, from: 0),
+              let headEnd = find(Array("\r\n\r\n".utf8), in: body, from: start + delimiter.count) else { return nil }
+        let head = String(decoding: body[(start + delimiter.count)..<headEnd], as: UTF8.self)
+        guard head.contains("filename="), !head.contains("name=\"filesystem\"") else { return nil }
+        let dataStart = headEnd + 4
+        guard let end = find(closing, in: body, from: dataStart) else { return nil }
+        return Array(body[dataStart..<end])
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8], from: Int) -> Int? {
+        guard !needle.isEmpty, haystack.count >= needle.count, from <= haystack.count - needle.count else { return nil }
+        var index = from
+        while index <= haystack.count - needle.count {
+            if haystack[index] == needle[0], Array(haystack[index..<(index + needle.count)]) == needle { return index }
+            index += 1
+        }
+        return nil
+    }
+}
+
+/// One request per connection, as ESP8266WebServer answers uploads (`Connection: close`).
+final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let twin: HTTPUploadTwin
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var dead = false
+
+    init(twin: HTTPUploadTwin) { self.twin = twin }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let twin = twin
+        Task {
+            if await !twin.opened(channel) { channel.close(promise: nil) }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let twin = twin
+        Task { await twin.closed(channel) }
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !dead else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            guard body.count < 32 << 20 else { return }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+            let expected = head?.headers.first(name: "Content-Length").flatMap(Int.init) ?? 0
+            let received = body.count
+            let twin = twin
+            let channel = context.channel
+            // The device loses power: nothing is answered, the connection drops with the port.
+            Task {
+                if await twin.receiving(received, of: expected) { channel.close(promise: nil) }
+            }
+        case .end:
+            guard let head else { return }
+            let body = body
+            let twin = twin
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(context, eventLoop: loop)
+            Task {
+                var reboot = false
+                let (status, text): (Int, String)
+                switch (head.method, head.uri.split(separator: "?").first.map(String.init) ?? "") {
+                case (.GET, "/update"):
+                    (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, HTTPUploadTwin.formHTML) : (401, "")
+                case (.POST, "/update"):
+                    (status, text, reboot) = await twin.upload(authorization: head.headers.first(name: "Authorization"),
+                                                                contentType: head.headers.first(name: "Content-Type"), body: body)
+                case (.GET, "/version"):
+                    (status, text) = (200, await twin.currentVersion() + "\n")
+                default:
+                    (status, text) = (404, "Not found: \(head.uri)")
+                }
+                loop.execute {
+                    Self.respond(bound.value, status: status, text: text)
+                }
+                if reboot { await twin.rebootAfterAnswer() }
+            }
+        }
+    }
+
+    static func respond(_ context: ChannelHandlerContext, status: Int, text: String) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: status == 200 && !text.hasPrefix("<") ? "text/plain" : "text/html")
+        headers.add(name: "Content-Length", value: String(text.utf8.count))
+        headers.add(name: "Connection", value: "close")
+        if status == 401 { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"Login Required\"") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
