@@ -42,58 +42,30 @@ struct ProjectMMPushIntegrationTests {
         deinit { gateway.stop() }
     }
 
-    /// A running twin and where it listens.
-    struct Twin {
-        let child: Child
-        let address: String
-
-        static func start(_ extra: [String]) throws -> Twin {
-            let child = try Child(Binaries.devicesim, ["serve", "--family", "projectmm", "--listen-base", "127.0.0.1:0", "--version", "1.0.0",
-                                                       "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
-                                                       "--rate", "400000", "--duration", "300"] + extra)
-            let ready = waitUntil(timeout: 30) { child.stdout.text.contains("\"listening\"") || !child.process.isRunning }
-            guard ready, let line = child.stdout.lines.first(where: { $0.contains("\"listening\"") }),
-                let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                let address = object["address"] as? String
-            else {
-                child.signal(SIGKILL)
-                child.wait()
-                throw Gateway.StartFailure(message: "twin did not start: \(child.stdout.text) \(child.stderr.text)")
-            }
-            return Twin(child: child, address: address)
-        }
-
-        func stop() {
-            child.signal(SIGTERM)
-            child.wait(timeout: 10)
-        }
-
-        var posts: Int { child.stdout.lines.filter { $0.contains("\"event\":\"post\"") }.count }
+    static func start(_ extra: [String]) throws -> PushTwin {
+        try PushTwin.start(family: "projectmm", ["--version", "1.0.0", "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
+                                                 "--rate", "400000", "--duration", "300"] + extra)
     }
 
     /// `otamesh device push`: (exit status, progress lines, the outcome object).
     static func push(url: String, to address: String) throws -> (Int32, [String], [String: String]) {
-        let (status, out, err) = try run(["device", "push", "--family", "projectmm", "--address", address, "--id", "mm",
-                                          "--url", url, "--version", "2.0.0", "--variant", "esp32",
-                                          "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
-                                          "--retry-timeout", "3", "--request-timeout", "5"], timeout: 180)
-        let lines = out.split(separator: "\n").map(String.init)
-        let outcome = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? ["stderr": err]
-        return (status, lines.filter { $0.hasPrefix("mm: ") }, outcome)
+        try PushTwin.push(family: "projectmm", id: "mm", to: address, ["--url", url, "--version", "2.0.0", "--variant", "esp32",
+                                                                        "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                                                                        "--retry-timeout", "3", "--request-timeout", "5"])
     }
 
     @Test("a push succeeds on the new version; every failure mode of the twin gives its typed failure")
     func pushes() throws {
         let site = try Site()
 
-        let good = try Twin.start([])
+        let good = try Self.start([])
         let (status, progress, outcome) = try Self.push(url: site.url, to: good.address)
         #expect(status == 0 && outcome["outcome"] == "succeeded" && outcome["version"] == "2.0.0", "\(outcome) \(good.child.stdout.text)")
         #expect(progress == ["mm: downloading", "mm: installing"])
         #expect(good.child.stdout.text.contains("\"booted\""))
         // Pushing again: the device already runs it, nothing is sent.
         #expect(try Self.push(url: site.url, to: good.address).2["version"] == "2.0.0")
-        #expect(good.posts == 1)
+        #expect(good.count("post") == 1)
         good.stop()
 
         let cases: [(twin: [String], kind: String, words: String, posts: Int)] = [
@@ -106,13 +78,13 @@ struct ProjectMMPushIntegrationTests {
             (["--variant", "esp32s3-n16r8"], "refused", "not compatible", 0),
         ]
         for item in cases {
-            let twin = try Twin.start(item.twin)
+            let twin = try Self.start(item.twin)
             defer { twin.stop() }
             let (status, _, outcome) = try Self.push(url: site.url, to: twin.address)
             #expect(status == 1, "\(item.twin): \(outcome)")
             #expect(outcome["kind"] == item.kind, "\(item.twin): \(outcome) \(twin.child.stdout.text)")
             #expect(outcome["reason"]?.contains(item.words) == true, "\(item.twin): \(outcome)")
-            #expect(twin.posts == item.posts, "\(item.twin): \(twin.child.stdout.text)")
+            #expect(twin.count("post") == item.posts, "\(item.twin): \(twin.child.stdout.text)")
         }
     }
 

@@ -56,30 +56,19 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         return line
     }
 
-    static func milliseconds() -> Int64 { Int64(ProcessInfo.processInfo.systemUptime * 1000) }
-
     public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .init(requestTimeout), read: .init(requestTimeout))
-        configuration.redirectConfiguration = .disallow
-        if let proxy = device.proxy, let url = URL(string: proxy), let host = url.host {
-            configuration.proxy = .server(host: host, port: url.port ?? 80)
+        try await PushHTTPShell.withClient(for: device, requestTimeout: requestTimeout) { client in
+            await run(image, to: device, client: client, progress: progress)
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let outcome = await run(image, to: device, client: client, progress: progress)
-        try? await client.shutdown()
-        return try outcome.get()
     }
 
     private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
-        let host = device.host.contains(":") ? "[\(device.host)]" : device.host
-        let base = "http://\(host):\(device.port)"
+        let base = PushHTTPShell.base(of: device)
         var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, timing: timing,
-                                     now: Self.milliseconds(), random: Double.random(in: 0..<1))
-        var pending = machine.handle(.started, now: Self.milliseconds())
-        // Bounded: every round is one poll interval or one request at least.
-        let rounds = Int(timing.deadline / max(1, min(timing.pollInterval, 100))) + 1000
+                                     now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
+        let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
         for _ in 0..<rounds {
             var request: HTTPUploadPush.Action?
             for action in pending {
@@ -90,28 +79,26 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                 case .upload, .fetchVersion, .wait: request = action
                 }
             }
-            guard let request else { return .failure(PushFailure(.timeout, "push stopped without an outcome")) }
+            guard let request else { return .failure(PushHTTPShell.noOutcome) }
             pending = []
             switch request {
             case .upload:
                 for await event in upload(image, client: client, base: base) {
-                    for action in machine.handle(event, now: Self.milliseconds()) {
+                    for action in machine.handle(event, now: PushHTTPShell.milliseconds()) {
                         if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
                     }
                 }
-                if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
+                if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
             case .fetchVersion:
-                pending = machine.handle(await fetchVersion(client, base: base), now: Self.milliseconds())
+                pending = machine.handle(await fetchVersion(client, base: base), now: PushHTTPShell.milliseconds())
             case .wait(let until):
-                let delay = until - Self.milliseconds()
-                if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
-                if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
-                pending = machine.handle(.tick, now: Self.milliseconds())
+                guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
+                pending = machine.handle(.tick, now: PushHTTPShell.milliseconds())
             default:
                 break
             }
         }
-        return .failure(PushFailure(.timeout, "push did not finish within \(rounds) steps"))
+        return .failure(PushHTTPShell.tooManyRounds(rounds))
     }
 
     /// Runs the upload; its events (`sending`, `sent`, then the answer or the failure) in order.
@@ -136,7 +123,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             } catch let error as MultipartFileBody.Unreadable {
                 continuation.yield(.imageUnreadable(error.reason))
             } catch {
-                continuation.yield(.uploadFailed(ProjectMMAdapter.describe(error), sentBytes: body.sent))
+                continuation.yield(.uploadFailed(PushHTTPShell.describe(error), sentBytes: body.sent))
             }
             continuation.finish()
         }
@@ -154,7 +141,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             guard let version = Self.version(fromBody: String(buffer: body)) else { return .versionFailed("GET \(versionPath) named no version") }
             return .version(version)
         } catch {
-            return .versionFailed(ProjectMMAdapter.describe(error))
+            return .versionFailed(PushHTTPShell.describe(error))
         }
     }
 }

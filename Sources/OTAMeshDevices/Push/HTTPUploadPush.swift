@@ -20,23 +20,8 @@ import OTAMeshTransfer
 ///    ``Timing/rebootGrace``, is ``PushFailure/Kind/rebootedIntoOld``. Everything ends by
 ///    ``Timing/deadline``.
 public struct HTTPUploadPush: Sendable {
-    /// Timeouts and intervals, milliseconds.
-    public struct Timing: Sendable, Equatable {
-        public var pollInterval: Int64 = 1000
-        /// The whole push, from the first connect to the confirmed version.
-        public var deadline: Int64 = 600_000
-        /// How long the device may be unreachable after it took the image (a reboot takes seconds).
-        public var unreachableLimit: Int64 = 120_000
-        /// How long a device that never went away may keep reporting the old version after the
-        /// upload before it counts as rebooted into the old firmware.
-        public var rebootGrace: Int64 = 30_000
-        /// Retries of the upload while the device cannot be reached at all.
-        public var retry = RetryPolicy()
-
-        public init() {
-            retry.retryTimeout = 30
-        }
-    }
+    /// Timeouts and intervals, milliseconds (shared by the push families).
+    public typealias Timing = PushTiming
 
     public enum Event: Sendable, Equatable {
         case started

@@ -17,30 +17,18 @@ public struct ProjectMMAdapter: PushAdapter {
         self.requestTimeout = requestTimeout
     }
 
-    /// Monotonic milliseconds (the state machine's clock).
-    static func milliseconds() -> Int64 { Int64(ProcessInfo.processInfo.systemUptime * 1000) }
-
     public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .init(requestTimeout), read: .init(requestTimeout))
-        configuration.redirectConfiguration = .disallow
-        if let proxy = device.proxy, let url = URL(string: proxy), let host = url.host {
-            configuration.proxy = .server(host: host, port: url.port ?? 80)
+        try await PushHTTPShell.withClient(for: device, requestTimeout: requestTimeout) { client in
+            await run(image, to: device, client: client, progress: progress)
         }
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        let outcome = await run(image, to: device, client: client, progress: progress)
-        try? await client.shutdown()
-        return try outcome.get()
     }
 
     private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
-        let host = device.host.contains(":") ? "[\(device.host)]" : device.host
-        let base = "http://\(host):\(device.port)"
-        var machine = ProjectMMPush(image: image, target: device, timing: timing, now: Self.milliseconds(), random: Double.random(in: 0..<1))
-        var actions = machine.handle(.started, now: Self.milliseconds())
-        // Bounded: every round is one poll interval or one request at least.
-        let rounds = Int(timing.deadline / max(1, min(timing.pollInterval, 100))) + 1000
+        let base = PushHTTPShell.base(of: device)
+        var machine = ProjectMMPush(image: image, target: device, timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        var actions = machine.handle(.started, now: PushHTTPShell.milliseconds())
+        let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
         for _ in 0..<rounds {
             var next: ProjectMMPush.Event?
             for action in actions {
@@ -56,16 +44,14 @@ public struct ProjectMMAdapter: PushAdapter {
                 case .post(let body):
                     next = await post(client, base: base, body: body)
                 case .wait(let until):
-                    let delay = until - Self.milliseconds()
-                    if delay > 0 { try? await Task.sleep(for: .milliseconds(delay)) }
-                    if Task.isCancelled { return .failure(PushFailure(.timeout, "push cancelled")) }
+                    guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
                     next = .tick
                 }
             }
-            guard let next else { return .failure(PushFailure(.timeout, "push stopped without an outcome")) }
-            actions = machine.handle(next, now: Self.milliseconds())
+            guard let next else { return .failure(PushHTTPShell.noOutcome) }
+            actions = machine.handle(next, now: PushHTTPShell.milliseconds())
         }
-        return .failure(PushFailure(.timeout, "push did not finish within \(rounds) steps"))
+        return .failure(PushHTTPShell.tooManyRounds(rounds))
     }
 
     private func fetchStatus(_ client: HTTPClient, base: String) async -> ProjectMMPush.Event {
@@ -81,7 +67,7 @@ public struct ProjectMMAdapter: PushAdapter {
                 return .statusFailed(error.reason)
             }
         } catch {
-            return .statusFailed(Self.describe(error))
+            return .statusFailed(PushHTTPShell.describe(error))
         }
     }
 
@@ -95,12 +81,7 @@ public struct ProjectMMAdapter: PushAdapter {
             let answer = try await response.body.collect(upTo: 64 << 10)
             return .posted(status: Int(response.status.code), body: String(buffer: answer))
         } catch {
-            return .postFailed(Self.describe(error))
+            return .postFailed(PushHTTPShell.describe(error))
         }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
-        return String(describing: error)
     }
 }

@@ -19,20 +19,8 @@ import OTAMeshTransfer
 /// retry-timeout policy; later ones count against ``Timing/unreachableLimit``. Everything ends
 /// by ``Timing/deadline``.
 public struct ProjectMMPush: Sendable {
-    /// Timeouts and intervals, milliseconds.
-    public struct Timing: Sendable, Equatable {
-        public var pollInterval: Int64 = 1000
-        /// The whole push, from the first probe to the confirmed version.
-        public var deadline: Int64 = 600_000
-        /// How long the device may be unreachable once it accepted (a reboot takes seconds).
-        public var unreachableLimit: Int64 = 120_000
-        /// Retries of the probe and the POST when the device cannot be reached.
-        public var retry = RetryPolicy()
-
-        public init() {
-            retry.retryTimeout = 30
-        }
-    }
+    /// Timeouts and intervals, milliseconds (shared by the push families).
+    public typealias Timing = PushTiming
 
     public enum Event: Sendable, Equatable {
         case started

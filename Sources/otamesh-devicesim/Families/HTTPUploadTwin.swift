@@ -34,20 +34,16 @@ struct HTTPUploadSettings: Sendable {
 /// `Update Success! Rebooting...`, then the port closes for ``HTTPUploadSettings/rebootMS`` and
 /// the device comes back with the image's version at `GET /version` (plain text; the real
 /// server has none, the firmware around it serves one: docs/devices.md).
-actor HTTPUploadTwin {
+actor HTTPUploadTwin: RebootingHTTPTwin {
     let id: String
     let host: String
-    private(set) var port: Int
     let settings: HTTPUploadSettings
     let sink: EventSink
+    var lives: TwinLives
 
     private var version: String
-    private var server: (any Channel)?
-    private var connections: [ObjectIdentifier: any Channel] = [:]
-    private var rebootRequested: CheckedContinuation<Void, Never>?
     private var pendingVersion: String?
     private var rebooting = false
-    private var stopped = false
 
     static let successText = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
     static let formHTML = "<!DOCTYPE html><html><body><form method='POST' action='' enctype='multipart/form-data'>Firmware:<br>"
@@ -56,42 +52,27 @@ actor HTTPUploadTwin {
     init(id: String, host: String, port: Int, settings: HTTPUploadSettings, sink: EventSink) {
         self.id = id
         self.host = host
-        self.port = port
+        lives = TwinLives(port: port)
         self.settings = settings
         self.sink = sink
         version = settings.version
     }
 
-    private func event(_ name: String, _ fields: [(String, String)] = []) {
-        var line = JSONLine()
-        line.add("event", name)
-        line.add("device", id)
-        for (key, value) in fields { line.add(key, value) }
-        sink.emit(line)
-    }
+    var rebootMS: Int { settings.rebootMS }
+
+    nonisolated func makeHandler() -> any ChannelHandler & Sendable { HTTPUploadHandler(twin: self) }
 
     /// Serves until `stop()`; every reboot closes the port for ``HTTPUploadSettings/rebootMS``.
-    func run() async throws {
-        for life in 0..<10_000 {
-            let channel = try await bind()
-            event(life == 0 ? "listening" : "booted", [("address", "\(host):\(port)"), ("version", version)])
-            if stopped { try? await channel.close(); return }
-            await withCheckedContinuation { continuation in rebootRequested = continuation }
-            try? await channel.close()
-            for connection in connections.values { connection.close(promise: nil) }
-            connections = [:]
-            if stopped { return }
-            try? await Task.sleep(for: .milliseconds(settings.rebootMS))
-            if let pendingVersion { version = pendingVersion }
-            pendingVersion = nil
-            rebooting = false
-        }
+    func run() async throws { try await serveLives() }
+
+    func lifeBegan(_ life: Int) {
+        event(life == 0 ? "listening" : "booted", [("address", "\(host):\(port)"), ("version", version)])
     }
 
-    func stop() {
-        stopped = true
-        rebootRequested?.resume()
-        rebootRequested = nil
+    func lifeRebooted() {
+        if let pendingVersion { version = pendingVersion }
+        pendingVersion = nil
+        rebooting = false
     }
 
     private func restart(into newVersion: String?) {
@@ -99,32 +80,13 @@ actor HTTPUploadTwin {
         rebooting = true
         pendingVersion = newVersion
         event("rebooting", [("into", newVersion ?? version)])
-        rebootRequested?.resume()
-        rebootRequested = nil
-    }
-
-    private func bind() async throws -> any Channel {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(HTTPUploadHandler(twin: self))
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
-        port = server.localAddress?.port ?? port
-        self.server = server
-        return server
+        wakeForReboot()
     }
 
     func opened(_ channel: any Channel) -> Bool {
-        guard server?.isActive == true, !rebooting, !answering else { return false }
-        connections[ObjectIdentifier(channel)] = channel
-        return true
+        guard !rebooting, !answering else { return false }
+        return track(channel)
     }
-
-    func closed(_ channel: any Channel) { connections[ObjectIdentifier(channel)] = nil }
 
     func authorized(_ header: String?) -> Bool {
         guard let user = settings.username, let password = settings.password else { return true }
@@ -222,20 +184,11 @@ final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
     init(twin: HTTPUploadTwin) { self.twin = twin }
 
     func channelActive(context: ChannelHandlerContext) {
-        let channel = context.channel
         let twin = twin
-        Task {
-            if await !twin.opened(channel) { channel.close(promise: nil) }
-        }
-        context.fireChannelActive()
+        TwinConnection.active(context) { await twin.opened($0) }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        let channel = context.channel
-        let twin = twin
-        Task { await twin.closed(channel) }
-        context.fireChannelInactive()
-    }
+    func channelInactive(context: ChannelHandlerContext) { TwinConnection.inactive(context, twin: twin) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !dead else { return }
@@ -283,15 +236,7 @@ final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func respond(_ context: ChannelHandlerContext, status: Int, text: String) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: status == 200 && !text.hasPrefix("<") ? "text/plain" : "text/html")
-        headers.add(name: "Content-Length", value: String(text.utf8.count))
-        headers.add(name: "Connection", value: "close")
-        if status == 401 { headers.add(name: "WWW-Authenticate", value: "Basic realm=\"Login Required\"") }
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        TwinConnection.respond(context, status: status, contentType: status == 200 && !text.hasPrefix("<") ? "text/plain" : "text/html",
+                               text: text, extra: status == 401 ? [("WWW-Authenticate", "Basic realm=\"Login Required\"")] : [])
     }
 }

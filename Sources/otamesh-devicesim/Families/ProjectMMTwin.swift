@@ -39,13 +39,13 @@ struct ProjectMMSettings: Sendable {
 /// phases starting → downloading → flashing → rebooting, verifies the image (length against
 /// Content-Length, and an ESP32 app image for its chip), closes its port while it "reboots"
 /// and comes back reporting the new `version` and `firmware` variant.
-actor ProjectMMTwin {
+actor ProjectMMTwin: RebootingHTTPTwin {
     let id: String
     let host: String
-    private(set) var port: Int
     let settings: ProjectMMSettings
     let transport: Transport
     let sink: EventSink
+    var lives: TwinLives
 
     private var version: String
     private var firmware: String
@@ -53,16 +53,13 @@ actor ProjectMMTwin {
     private var bytes = 0
     private var total = 0
     private var busy = false
-    private var server: (any Channel)?
-    private var connections: [ObjectIdentifier: any Channel] = [:]
-    private var rebootRequested: CheckedContinuation<Void, Never>?
     private var pendingBoot: (version: String, firmware: String)?
-    private var stopped = false
+    private var ready: (@Sendable (Int) -> Void)?
 
     init(id: String, host: String, port: Int, settings: ProjectMMSettings, transport: Transport, sink: EventSink) {
         self.id = id
         self.host = host
-        self.port = port
+        lives = TwinLives(port: port)
         self.settings = settings
         self.transport = transport
         self.sink = sink
@@ -70,77 +67,43 @@ actor ProjectMMTwin {
         firmware = settings.variant
     }
 
-    private func event(_ name: String, _ fields: [(String, String)] = []) {
-        var line = JSONLine()
-        line.add("event", name)
-        line.add("device", id)
-        for (key, value) in fields { line.add(key, value) }
-        sink.emit(line)
-    }
+    var rebootMS: Int { settings.rebootMS }
+
+    nonisolated func makeHandler() -> any ChannelHandler & Sendable { ProjectMMHTTPHandler(twin: self) }
 
     /// Serves until `stop()`; every reboot closes the port for ``ProjectMMSettings/rebootMS``.
     /// `ready` gets the bound port of the first life.
     func run(ready: @Sendable @escaping (Int) -> Void) async throws {
-        for life in 0..<10_000 {
-            let channel = try await bind()
-            if life == 0 {
-                ready(port)
-                event("listening", [("address", "\(host):\(port)"), ("version", version), ("firmware", firmware)])
-            } else {
-                event("booted", [("address", "\(host):\(port)"), ("version", version), ("firmware", firmware)])
-            }
-            if stopped { try? await channel.close(); return }
-            await withCheckedContinuation { continuation in rebootRequested = continuation }
-            try? await channel.close()
-            for connection in connections.values { connection.close(promise: nil) }
-            connections = [:]
-            if stopped { return }
-            try? await Task.sleep(for: .milliseconds(settings.rebootMS))
-            if let boot = pendingBoot {
-                version = boot.version
-                firmware = boot.firmware
-            }
-            pendingBoot = nil
-            status = "idle"
-            busy = false
+        self.ready = ready
+        try await serveLives()
+    }
+
+    func lifeBegan(_ life: Int) {
+        if life == 0 {
+            ready?(port)
+            event("listening", [("address", "\(host):\(port)"), ("version", version), ("firmware", firmware)])
+        } else {
+            event("booted", [("address", "\(host):\(port)"), ("version", version), ("firmware", firmware)])
         }
     }
 
-    func stop() {
-        stopped = true
-        rebootRequested?.resume()
-        rebootRequested = nil
+    func lifeRebooted() {
+        if let boot = pendingBoot {
+            version = boot.version
+            firmware = boot.firmware
+        }
+        pendingBoot = nil
+        status = "idle"
+        busy = false
     }
 
     private func restart(into boot: (version: String, firmware: String)?) {
         pendingBoot = boot
         event("rebooting", [("into", boot?.version ?? version)])
-        rebootRequested?.resume()
-        rebootRequested = nil
+        wakeForReboot()
     }
 
-    private func bind() async throws -> any Channel {
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { [self] channel in
-                channel.pipeline.configureHTTPServerPipeline().flatMap {
-                    channel.pipeline.addHandler(ProjectMMHTTPHandler(twin: self))
-                }
-            }
-            .bind(host: host, port: port)
-            .get()
-        port = server.localAddress?.port ?? port
-        self.server = server
-        return server
-    }
-
-    func opened(_ channel: any Channel) -> Bool {
-        guard server?.isActive == true else { return false }
-        connections[ObjectIdentifier(channel)] = channel
-        return true
-    }
-
-    func closed(_ channel: any Channel) { connections[ObjectIdentifier(channel)] = nil }
+    func opened(_ channel: any Channel) -> Bool { track(channel) }
 
     /// The `/api/state` answer: the FirmwareUpdate module with its status slot and controls.
     func stateJSON() -> String {
@@ -280,20 +243,11 @@ final class ProjectMMHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     init(twin: ProjectMMTwin) { self.twin = twin }
 
     func channelActive(context: ChannelHandlerContext) {
-        let channel = context.channel
         let twin = twin
-        Task {
-            if await !twin.opened(channel) { channel.close(promise: nil) }
-        }
-        context.fireChannelActive()
+        TwinConnection.active(context) { await twin.opened($0) }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        let channel = context.channel
-        let twin = twin
-        Task { await twin.closed(channel) }
-        context.fireChannelInactive()
-    }
+    func channelInactive(context: ChannelHandlerContext) { TwinConnection.inactive(context, twin: twin) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -323,15 +277,7 @@ final class ProjectMMHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func respond(_ context: ChannelHandlerContext, status: Int, text: String) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: "application/json")
-        headers.add(name: "Content-Length", value: String(text.utf8.count))
-        headers.add(name: "Connection", value: "close")
-        headers.add(name: "Access-Control-Allow-Origin", value: "*")
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: headers)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
-        let channel = context.channel
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
+        TwinConnection.respond(context, status: status, contentType: "application/json", text: text,
+                               extra: [("Access-Control-Allow-Origin", "*")])
     }
 }
