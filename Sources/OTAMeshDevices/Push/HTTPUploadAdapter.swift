@@ -16,6 +16,9 @@ import Glibc
 /// Confirmation: the upload server itself reports no version, so the adapter polls
 /// `GET versionPath` on the same host and port (default `/version`) and reads the version from
 /// its answer: a JSON object's `version` string, or the first line of a plain-text body.
+///
+/// Per device, the registry may override: credentials (``PushTarget/credentials``), and the
+/// options `upload_path` and `version_path`.
 public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     public let family = "http-upload"
     public var timing: HTTPUploadPush.Timing
@@ -26,7 +29,8 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     public var uploadPath: String
     /// The path that answers the running version (see the type's comment).
     public var versionPath: String
-    /// Basic-auth user and password, when the device's form has them.
+    /// Basic-auth user and password, when the device's form has them (a device's own, from the
+    /// registry, come first).
     public var credentials: PushCredentials?
 
     public init(timing: HTTPUploadPush.Timing = .init(), requestTimeout: Duration = .seconds(5), uploadTimeout: Duration = .seconds(300),
@@ -65,6 +69,9 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
+        let credentials = device.credentials ?? credentials
+        let uploadPath = device.options["upload_path"] ?? uploadPath
+        let versionPath = device.options["version_path"] ?? versionPath
         var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, timing: timing,
                                      now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
@@ -83,14 +90,14 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             pending = []
             switch request {
             case .upload:
-                for await event in upload(image, client: client, base: base) {
+                for await event in upload(image, client: client, url: base + uploadPath, credentials: credentials) {
                     for action in machine.handle(event, now: PushHTTPShell.milliseconds()) {
                         if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
                     }
                 }
                 if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
             case .fetchVersion:
-                pending = machine.handle(await fetchVersion(client, base: base), now: PushHTTPShell.milliseconds())
+                pending = machine.handle(await fetchVersion(client, base: base, path: versionPath), now: PushHTTPShell.milliseconds())
             case .wait(let until):
                 guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
                 pending = machine.handle(.tick, now: PushHTTPShell.milliseconds())
@@ -102,12 +109,12 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     }
 
     /// Runs the upload; its events (`sending`, `sent`, then the answer or the failure) in order.
-    private func upload(_ image: PushImage, client: HTTPClient, base: String) -> AsyncStream<HTTPUploadPush.Event> {
+    private func upload(_ image: PushImage, client: HTTPClient, url: String, credentials: PushCredentials?) -> AsyncStream<HTTPUploadPush.Event> {
         let (events, continuation) = AsyncStream<HTTPUploadPush.Event>.makeStream()
         let boundary = "otamesh-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let name = image.path.split(separator: "/").last.map(String.init) ?? "firmware.bin"
         let body = MultipartFileBody(file: image.file, fileName: name, boundary: boundary, events: continuation)
-        var request = HTTPClientRequest(url: base + uploadPath)
+        var request = HTTPClientRequest(url: url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
         if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
@@ -132,7 +139,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         return events
     }
 
-    private func fetchVersion(_ client: HTTPClient, base: String) async -> HTTPUploadPush.Event {
+    private func fetchVersion(_ client: HTTPClient, base: String, path versionPath: String) async -> HTTPUploadPush.Event {
         let request = HTTPClientRequest(url: base + versionPath)
         do {
             let response = try await client.execute(request, timeout: .init(requestTimeout))

@@ -39,8 +39,15 @@ public struct PushTarget: Sendable, Equatable {
     public var version: String?
     /// `http://HOST:PORT` of an HTTP proxy the device is reached through, if the registry says so.
     public var proxy: String?
+    /// The device's secret from the registry's secret store (HTTP basic auth, ArduinoOTA
+    /// password), if it has one. Redacted in every printed form.
+    public var credentials: PushCredentials?
+    /// Per-device adapter settings from the registry (`upload_path`, `version_path`,
+    /// `version_port`, `dialect`, …); each adapter documents the keys it reads.
+    public var options: [String: String]
 
-    public init(id: String, family: String, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil) {
+    public init(id: String, family: String, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil,
+                credentials: PushCredentials? = nil, options: [String: String] = [:]) {
         self.id = id
         self.family = family
         self.host = host
@@ -48,6 +55,8 @@ public struct PushTarget: Sendable, Equatable {
         self.variant = variant
         self.version = version
         self.proxy = proxy
+        self.credentials = credentials
+        self.options = options
     }
 
     /// Splits a registry address (`HOST`, `HOST:PORT`, `[V6]:PORT` or a bare IPv6 literal) into
