@@ -53,14 +53,17 @@ public struct DeviceSighting: Sendable, Equatable {
     public var version: String?
     public var address: String
     public var answer: String
+    /// The firmware variant the device reported (projectMM's `firmware`), if any.
+    public var variant: String?
 
-    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String) {
+    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil) {
         self.id = id
         self.family = family
         self.hardware = hardware
         self.version = version
         self.address = address
         self.answer = answer
+        self.variant = variant
     }
 }
 
@@ -138,6 +141,7 @@ public final class DeviceRegistry: Sendable {
             record.family = sighting.family
             if let hardware = sighting.hardware { record.hardware = hardware }
             if let version = sighting.version { record.version = version }
+            if let variant = sighting.variant { record.variant = variant }
             record.address = sighting.address
             record.lastSeen = time
             record.lastAnswer = sighting.answer
@@ -169,14 +173,15 @@ public final class DeviceRegistry: Sendable {
                 for record in pending {
                     try db.execute(
                         sql: """
-                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer, variant)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                             ON CONFLICT(id) DO UPDATE SET family = excluded.family,
                               hardware = COALESCE(excluded.hardware, hardware), version = COALESCE(excluded.version, version),
-                              address = excluded.address, lastSeen = excluded.lastSeen, lastAnswer = excluded.lastAnswer
+                              address = excluded.address, lastSeen = excluded.lastSeen, lastAnswer = excluded.lastAnswer,
+                              variant = COALESCE(excluded.variant, variant)
                             """,
                         arguments: [record.id, record.family, record.hardware, record.version, record.address,
-                                    record.firstSeen, record.lastSeen, record.lastAnswer])
+                                    record.firstSeen, record.lastSeen, record.lastAnswer, record.variant])
                 }
             }
         } catch {
