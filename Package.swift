@@ -202,6 +202,8 @@ let package = Package(
             name: "otamesh-devicesim",
             dependencies: [
                 "OTAMeshFirmware",
+                "OTAMeshDiscovery",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

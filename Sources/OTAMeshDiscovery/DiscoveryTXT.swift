@@ -42,6 +42,19 @@ public enum DiscoveryTXT {
         return record
     }
 
+    /// A TXT record of `key=value` strings (sorted by key, so it is stable); pairs longer than
+    /// one string allows are left out.
+    public static func encode(pairs: [String: String]) -> [UInt8] {
+        var record: [UInt8] = []
+        for (key, value) in pairs.sorted(by: { $0.key < $1.key }) {
+            let bytes = Array("\(key)=\(value)".utf8)
+            guard !key.isEmpty, bytes.count <= maxItem else { continue }
+            record.append(UInt8(bytes.count))
+            record += bytes
+        }
+        return record.isEmpty ? [0] : record
+    }
+
     /// Keys (lowercased) to values. Zero-length strings, strings with an empty or non-printable
     /// key, and values that are not UTF-8 are skipped; a key without `=` maps to "" (RFC 6763
     /// §6.4's boolean attribute); a truncated last string ends decoding.

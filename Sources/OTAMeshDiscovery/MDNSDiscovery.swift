@@ -98,10 +98,9 @@ struct MDNSAvailability: Sendable {
             + "\(DiscoveryBackoff.initial.seconds) s doubling to \(DiscoveryBackoff.maximum.seconds) s, static join addresses still work")
     }
 
-    mutating func succeeded(advertising instance: String?) -> Line {
+    mutating func succeeded(advertising instance: String?, browsing types: String = MDNSDiscovery.serviceType) -> Line {
         defer { state = .available }
-        let what = instance.map { "advertising \"\($0)\" and browsing \(MDNSDiscovery.serviceType)" }
-            ?? "browsing \(MDNSDiscovery.serviceType)"
+        let what = instance.map { "advertising \"\($0)\" and browsing \(types)" } ?? "browsing \(types)"
         return Line(level: .info, message: state == .unavailable ? "mDNS available again: \(what)" : "mDNS: \(what)")
     }
 }

@@ -108,6 +108,7 @@ public struct Agent: Sendable {
         let deviceURL = Self.url(plain, scheme: "http")
         let deviceTLSURL = tlsURL
         services.append(DeviceService(api: api, channels: channels, store: store, tufDirectory: tuf, logger: logger))
+        if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: registry, logger: logger)) }
         var mesh: Mesh?
         var keyringCreated: String?
         if let gossipListen = configuration.gossipListen {

@@ -55,6 +55,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var siteKeyring: String?
     /// Find peers by mDNS/DNS-SD through avahi-daemon.
     public var discoveryMDNS = true
+    /// Find push devices on the device segments by mDNS/DNS-SD (``DeviceDiscoveryService``).
+    public var deviceDiscoveryMDNS = true
     /// The site trust file (admin keys and m-of-n threshold) that rollout commands must satisfy.
     public var siteTrust: String?
 
@@ -111,6 +113,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("gossip.join", "OTAMESH_GOSSIP_JOIN", "--join", "comma-separated static peers HOST:PORT (flag repeatable)"),
         ("site.keyring", "OTAMESH_SITE_KEYRING", "--site-keyring", "site keyring file (default DATA/keys/site.keyring, created if missing)"),
         ("discovery", "OTAMESH_DISCOVERY", "--discovery", "mdns or off (default mdns)"),
+        ("devices.discovery", "OTAMESH_DEVICE_DISCOVERY", "--device-discovery", "find push devices by mDNS (_arduino._tcp, _esphomelib._tcp, _http._tcp): mdns or off (default mdns)"),
         ("site.trust", "OTAMESH_SITE_TRUST", "--site-trust", "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"),
     ]
 
@@ -237,6 +240,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             switch value.lowercased() {
             case "mdns": discoveryMDNS = true
             case "off": discoveryMDNS = false
+            default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
+            }
+        case "devices.discovery":
+            switch value.lowercased() {
+            case "mdns": deviceDiscoveryMDNS = true
+            case "off": deviceDiscoveryMDNS = false
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
             }
         default:

@@ -202,9 +202,10 @@ public final class LabRunner {
     /// with one deadline that grows with the lab's size.
     func startGateways() throws(LabError) {
         let names = topology.gateways.map(\.name)
+        let mdnsHosts = names + launches.announcingDeviceHosts
         let files = FileManager.default
         let systemBus = try? String(contentsOfFile: DaemonConfig.systemBusConfig, encoding: .utf8)
-        for name in names {
+        for name in mdnsHosts {
             do {
                 try files.createDirectory(atPath: paths.dataDirectory(name), withIntermediateDirectories: true)
                 try files.createDirectory(atPath: paths.avahiRuntime(name), withIntermediateDirectories: true)
@@ -223,7 +224,7 @@ public final class LabRunner {
             ("gateway", launches.gateway, 60 + 3 * scale),
         ] as [(String, (String) -> Launch?, Double)] {
             try checkStop()
-            let started = names.compactMap(make)
+            let started = (kind == "gateway" ? names : mdnsHosts).compactMap(make)
             for launch in started { try supervisor.start(launch) }
             try supervisor.waitReady(started, timeout: timeout)
             if kind == "gateway" { print("gateways: \(names.count) up") }

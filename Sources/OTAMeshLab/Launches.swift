@@ -138,8 +138,20 @@ public struct Launches: Sendable {
 
     // MARK: Gateway namespaces
 
+    /// A gateway's host, or a device host (label `devices-NETWORK`) that runs its own bus and
+    /// avahi-daemon because push twins there announce themselves.
+    func mdnsHost(_ name: String) -> LabLayout.Host? {
+        layout.gateway(name) ?? layout.deviceHosts.first { $0.label == name }
+    }
+
+    /// Device hosts whose twins announce themselves by mDNS (push groups on their network).
+    public var announcingDeviceHosts: [String] {
+        layout.deviceHosts.filter { host in topology.devices.contains { $0.isPush && $0.network == host.attachments.first?.network } }
+            .map(\.label)
+    }
+
     public func dbus(_ gateway: String) -> Launch? {
-        guard let host = layout.gateway(gateway) else { return nil }
+        guard let host = mdnsHost(gateway) else { return nil }
         return Launch(
             label: "\(gateway).dbus", namespace: host.namespace, environment: [],
             argv: ["dbus-daemon", "--config-file=\(paths.dbusConfig(gateway))", "--nofork", "--nopidfile"],
@@ -149,7 +161,7 @@ public struct Launches: Sendable {
     /// avahi-daemon in a private mount namespace whose /run/avahi-daemon (pid file and socket)
     /// is the gateway's own directory, so daemons in different namespaces never collide.
     public func avahi(_ gateway: String) -> Launch? {
-        guard let host = layout.gateway(gateway) else { return nil }
+        guard let host = mdnsHost(gateway) else { return nil }
         let script = "mkdir -p /run/avahi-daemon && mount --bind \"$1\" /run/avahi-daemon && "
             + "exec avahi-daemon -f \"$2\" --no-drop-root --no-chroot --no-rlimits"
         return Launch(
@@ -160,7 +172,7 @@ public struct Launches: Sendable {
     }
 
     public func avahiConfig(_ gateway: String) -> String? {
-        guard let host = layout.gateway(gateway) else { return nil }
+        guard let host = mdnsHost(gateway) else { return nil }
         return DaemonConfig.avahi(hostName: gateway, interfaces: host.attachments.map(\.interface))
     }
 
@@ -211,6 +223,18 @@ public struct Launches: Sendable {
     public func devices(_ group: DeviceGroup) -> Launch? {
         guard let host = layout.deviceHost(on: group.network), let url = deviceURL(group.gateway, on: group.network),
               let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return nil }
+        if group.isPush, let address = host.attachments.first?.address {
+            // Twins on their own ports, announced through the device host's avahi-daemon.
+            var argv = [binaries.devicesim, "serve", "--family", group.family, "--count", "\(group.count)",
+                        "--listen-base", "\(address):\(Self.pushBasePort(group: index))", "--duration", "604800",
+                        "--announce", "--name-prefix", group.name, "--variant", group.variant ?? "esp32",
+                        "--step-ms", "100", "--reboot-delay-ms", "200", "--reboot-ms", "1000"]
+            if let version = group.version { argv += ["--version", version] }
+            if let fail = group.fail { argv += ["--fail", fail] }
+            return Launch(label: "dev-\(group.name)", namespace: host.namespace,
+                          environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(host.label))", "AVAHI_COMPAT_NOWARN=1"], argv: argv,
+                          log: paths.log("dev-\(group.name)"), ready: .logContains("\"listening\""))
+        }
         var argv = [binaries.devicesim, "run", "--family", group.family, "--count", "\(group.count)", "--gateway", url,
                     "--mac-base", Self.macBase(group: index), "--interval", "\(group.interval)", "--deadline", "604800",
                     "--seed", "\(index + 1)"]
@@ -221,6 +245,9 @@ public struct Launches: Sendable {
         return Launch(label: "dev-\(group.name)", namespace: host.namespace, environment: [], argv: argv,
                       log: paths.log("dev-\(group.name)"), ready: .immediately)
     }
+
+    /// Push twins of group `index` listen from this port up (groups ≤ 1000 devices).
+    static func pushBasePort(group index: Int) -> Int { 10_000 + 1000 * index }
 
     /// `02:77:00:GG:00:00`-style: locally administered, group `GG`, devices counting up from it.
     static func macBase(group: Int) -> String {

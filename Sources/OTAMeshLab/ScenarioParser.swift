@@ -117,6 +117,9 @@ enum ScenarioParser {
                     throw groupField.fail("unknown device group '\(group)' (known: \(devices.map(\.name).joined(separator: ", ")))")
                 }
                 let faults = try fields["faults"].map { cursor throws(TopologyError) in try TopologyFile.faults(cursor) } ?? []
+                if !faults.isEmpty, let push = devices.first(where: { $0.name == group && $0.isPush }) {
+                    throw groupField.fail("faults do not apply to push family \(push.family) (give the group a 'fail' instead)")
+                }
                 return .devices(group: group, faults: faults, version: try fields["version"]?.string())
             case "say":
                 return .say(try value.string())

@@ -93,6 +93,16 @@ public struct Gateway: Sendable, Equatable {
 /// `count` emulated devices of one family on a device segment, pointed at their gateway.
 public struct DeviceGroup: Sendable, Equatable {
     public static let families = ["esp8266-httpupdate", "esp32-httpupdate", "esp-https-ota", "esp8266-fota", "wiphone", "generic"]
+        + pushFamilies
+    /// Families of devices that cannot fetch ("upgrade local"): the lab serves them as
+    /// `otamesh-devicesim serve` twins that announce themselves by mDNS; their gateway finds,
+    /// probes and pushes to them.
+    public static let pushFamilies = ["projectmm", "http-upload"]
+    /// The `fail` faults each push family's twin knows.
+    public static let pushFaults: [String: [String]] = [
+        "projectmm": ["refuse-501", "refuse-400", "refuse-500", "die-mid-transfer", "reboot-old", "wrong-variant"],
+        "http-upload": ["update-error", "die-mid-transfer", "reboot-old"],
+    ]
     /// Families that talk HTTPS and get `--insecure-http` (the lab's gateways serve plain HTTP).
     public static let tlsFamilies: Set<String> = ["esp-https-ota", "wiphone"]
 
@@ -108,9 +118,18 @@ public struct DeviceGroup: Sendable, Equatable {
     public var hardware: String?
     /// Faults the devices emulate from the start (``DeviceFault``).
     public var faults: [DeviceFault]
+    /// Push twins: the firmware variant they report (default `esp32`).
+    public var variant: String?
+    /// Push twins: the twin's fault (``pushFaults``), if any.
+    public var fail: String?
+
+    /// A group of push devices (served twins), not polling ones.
+    public var isPush: Bool { Self.pushFamilies.contains(family) }
 
     public init(name: String, network: String, gateway: String, family: String, count: Int, version: String? = nil,
-                interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = []) {
+                interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil) {
+        self.variant = variant
+        self.fail = fail
         self.name = name
         self.network = network
         self.gateway = gateway

@@ -181,7 +181,7 @@ public enum TopologyFile {
     static func parseDevices(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> [DeviceGroup] {
         var devices: [DeviceGroup] = []
         for entry in try cursor.sequence() {
-            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults"])
+            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults", "variant", "fail"])
             let nameField = try fields.required("name")
             let name = try nameField.name(maxLength: 32, what: "device name")
             if devices.contains(where: { $0.name == name }) { throw nameField.fail("device name '\(name)' is used twice") }
@@ -199,13 +199,27 @@ public enum TopologyFile {
             guard DeviceGroup.families.contains(family) else {
                 throw familyField.fail("unknown family '\(family)' (known: \(DeviceGroup.families.joined(separator: ", ")))")
             }
+            let push = DeviceGroup.pushFamilies.contains(family)
+            for key in push ? ["interval", "hardware", "faults"] : ["variant", "fail"] {
+                if let field = fields[key] {
+                    throw field.fail("'\(key)' does not apply to \(push ? "push" : "polling") family \(family)")
+                }
+            }
+            var fail: String?
+            if let field = fields["fail"] {
+                let text = try field.string()
+                let known = DeviceGroup.pushFaults[family] ?? []
+                guard known.contains(text) else { throw field.fail("unknown \(family) fault '\(text)' (known: \(known.joined(separator: ", ")))") }
+                fail = text
+            }
             devices.append(DeviceGroup(
                 name: name, network: network, gateway: gatewayName, family: family,
                 count: try fields["count"]?.int(in: 1...1000) ?? 1,
                 version: try fields["version"]?.string(),
                 interval: try fields["interval"]?.duration() ?? 5,
                 hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),
-                faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? []))
+                faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? [],
+                variant: try fields["variant"]?.name(maxLength: 32, what: "variant"), fail: fail))
         }
         return devices
     }

@@ -83,6 +83,8 @@ struct AgentCommand: AsyncParsableCommand {
 
     @Option(help: "Peer discovery: mdns (through avahi-daemon) or off (default mdns).")
     var discovery: String?
+    @Option(name: .customLong("device-discovery"), help: "Push-device discovery: mdns (through avahi-daemon) or off (default mdns).")
+    var deviceDiscovery: String?
 
     @Option(help: "Site trust file: the admin keys rollouts must be signed with (default DATA/keys/site-trust.json).")
     var siteTrust: String?
@@ -97,7 +99,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
             ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
             ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
-            ("site.keyring", siteKeyring), ("discovery", discovery), ("site.trust", siteTrust),
+            ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()

@@ -275,6 +275,15 @@ struct LabTests {
         let r1 = try #require(rollouts.first { $0["name"] as? String == "r1" })
         #expect((r1["modes"] as? [String: String])?.values.allSatisfy { $0 == "completed" } == true, "\(r1)")
         #expect((r1["updatesStarted"] as? Int) == 12, "\(r1)")
+        // Floor 3's devices fetch nothing: gw3 found them by mDNS, probed them and pushed 2.0.0 to each.
+        let gw3 = (try? String(contentsOfFile: "\(state)/logs/gw3.log", encoding: .utf8)) ?? ""
+        let found = Set(gw3.split(separator: "\n").filter { $0.contains("found a push device") }.compactMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("device.id=") }.map(String.init)
+        })
+        #expect(found.count == 4, "\(gw3.suffix(3_000))")
+        let panels = (try? String(contentsOfFile: "\(state)/logs/dev-f3-panel.log", encoding: .utf8)) ?? ""
+        let booted = panels.split(separator: "\n").filter { $0.contains("\"event\":\"booted\"") && $0.contains("\"version\":\"2.0.0\"") }
+        #expect(booted.count == 4, "\(panels.suffix(3_000))")
         let r2 = try #require(rollouts.first { $0["name"] as? String == "r2" })
         #expect((r2["modes"] as? [String: String])?.count == 3 && (r2["modes"] as? [String: String])?.values.allSatisfy { $0 == "halted" } == true)
         // The threshold was crossed on floor 2 (gw2's devices); every gateway knew the halt.

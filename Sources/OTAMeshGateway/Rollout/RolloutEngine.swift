@@ -312,16 +312,19 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             let slot = "\(id) \(device.id)"
             let claimed = cached.withLockedValue { $0.pushing.insert(slot).inserted }
             guard claimed, let adapter = adapters[device.family] else { continue }
-            guard let image = image(plan.target) else {
+            guard var image = image(plan.target) else {
                 cached.withLockedValue { _ = $0.pushing.remove(slot) }
                 continue  // not cached yet: the attempt waits (and times out if it never comes)
             }
+            let target = PushTarget(device)
+            // A gateway listening on all interfaces names itself by its address on the device's segment.
+            image.url = PushRoute.url(image.url, toward: target.host)
             logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
             Task { [self] in
                 defer { cached.withLockedValue { _ = $0.pushing.remove(slot) } }
                 var current = outcome
                 do throws(PushFailure) {
-                    let version = try await adapter.push(image, to: PushTarget(device)) { phase in
+                    let version = try await adapter.push(image, to: target) { phase in
                         self.advance(id: id, device: device.id, to: phase)
                     }
                     current = self.state(id)?.0.outcomes[device.id] ?? current

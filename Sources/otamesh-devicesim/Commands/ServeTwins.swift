@@ -1,6 +1,8 @@
 import Foundation
 import ArgumentParser
 import NIOPosix
+import Logging
+import OTAMeshDiscovery
 
 /// `serve`: push-family twins, each an HTTP server on its own loopback port, until
 /// `--duration` has passed (or the process is stopped). JSON lines on stdout: `listening`
@@ -39,6 +41,9 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "Read the image at most this many bytes per second.") var rate: Int?
     @Option(help: "Download read timeout in seconds.") var timeout = 10.0
     @Option(help: "Stop serving after this many seconds.") var duration = 600.0
+    @Flag(help: "Announce each device by mDNS through avahi-daemon, as the real firmware does (projectmm, http-upload: _http._tcp); needs a fixed --listen-base port.")
+    var announce = false
+    @Option(name: .customLong("name-prefix"), help: "mDNS instance names: PREFIX-0, PREFIX-1, … (default: the family).") var namePrefix: String?
 
     func validate() throws {
         guard family == "projectmm" || family == "http-upload" else { throw ValidationError("serve knows --family projectmm and http-upload") }
@@ -53,6 +58,30 @@ struct ServeTwins: AsyncParsableCommand {
             throw ValidationError("timings must be ≥ 0 and --duration, --timeout > 0")
         }
         if let rate, rate < 1 { throw ValidationError("--rate must be ≥ 1") }
+        if announce, Self.split(listenBase)?.1 == 0 { throw ValidationError("--announce needs a fixed --listen-base port") }
+    }
+
+    /// The mDNS announcements of the twins (``announce``): one per device, on its own port.
+    func announcements(host: String, basePort: Int) -> [ServiceAnnouncement] {
+        guard announce else { return [] }
+        let prefix = namePrefix ?? family
+        return (0..<count).map { index in
+            var txt: [String: String] = [:]
+            if family == "http-upload" { txt["board"] = variant }
+            return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_http._tcp", port: UInt16(basePort + index), txt: txt)
+        }
+    }
+
+    /// Runs the announcements (if any) beside `serve` until `serve` ends.
+    func announcing(host: String, basePort: Int, _ serve: @escaping @Sendable () async throws -> Void) async throws {
+        let announcements = announcements(host: host, basePort: basePort)
+        guard !announcements.isEmpty else { return try await serve() }
+        var logger = Logger(label: "otamesh-devicesim.mdns")
+        logger.logLevel = .warning
+        let discovery = ServiceDiscovery(types: [], announcements: announcements, logger: logger)
+        let announcer = Task { await discovery.run { _ in } }
+        defer { announcer.cancel() }
+        try await serve()
     }
 
     static func split(_ address: String) -> (String, Int)? {
@@ -63,7 +92,13 @@ struct ServeTwins: AsyncParsableCommand {
 
     func run() async throws {
         let (host, basePort) = Self.split(listenBase)!
-        if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
+        try await announcing(host: host, basePort: basePort) { [self] in
+            if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
+            try await runProjectMM(host: host, basePort: basePort)
+        }
+    }
+
+    private func runProjectMM(host: String, basePort: Int) async throws {
         let settings = ProjectMMSettings(
             version: version, variant: variant, newVersion: newVersion, fault: ProjectMMFault(rawValue: fail)!,
             stepMS: stepMS, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS, rate: rate,
