@@ -221,6 +221,15 @@ struct PlanTests {
         group.faults = [.corruptFlash]
         group.version = "2.0.0"
         #expect(launches.devices(group)?.argv.suffix(5) == ["--version", "2.0.0", "--hardware", "esp32", "--corrupt-flash"])
+
+        // Floor 3 is push-only: announced twins on their own ports, with a bus and avahi-daemon of their own.
+        let panels = try #require(launches.devices(plan.topology.devices[2]))
+        #expect(panels.argv.prefix(6) == ["/opt/bin/otamesh-devicesim", "serve", "--family", "projectmm", "--count", "4"])
+        #expect(panels.argv.contains("--announce") && panels.argv.contains("10.77.3.101:12000"), "\(panels.argv)")
+        #expect(panels.environment.contains("DBUS_SYSTEM_BUS_ADDRESS=unix:path=\(root)/gw/devices-floor3/bus"))
+        #expect(launches.announcingDeviceHosts == ["devices-floor3"])
+        #expect(launches.avahi("devices-floor3")?.namespace == panels.namespace)
+        #expect(launches.avahiConfig("devices-floor3")?.contains("allow-interfaces=") == true)
     }
 
     @Test("the system bus configuration is adapted for one namespace")

@@ -170,6 +170,10 @@ struct TopologyTests {
         (minimal + "\nscenario:\n  - loss: { network: backbone, percent: 120 }", "scenario[0].loss.percent: expected a percentage 0…100"),
         (minimal + "\ndevices:\n  - { name: d, network: uplink, gateway: gw2, family: esp32-httpupdate }", "devices[0].gateway: gateway 'gw2' is not on network 'uplink'"),
         (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: toaster }", "devices[0].family: unknown family 'toaster'"),
+        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, fail: explode }", "devices[0].fail: unknown projectmm fault 'explode' (known: refuse-501"),
+        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, interval: 1s }", "devices[0].interval: 'interval' does not apply to push family projectmm"),
+        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: generic, variant: esp32 }", "devices[0].variant: 'variant' does not apply to polling family generic"),
+        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: http-upload }\nscenario:\n  - devices: { group: d, faults: [corrupt-flash] }", "faults do not apply to push family http-upload"),
         ("name: x\nnetworks: {}\ngateways: {}", "t.yaml:2: networks: a lab needs at least one network"),
         ("name: [x", "t.yaml: not valid YAML"),
     ])
