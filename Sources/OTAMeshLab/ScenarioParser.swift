@@ -81,7 +81,7 @@ enum ScenarioParser {
             switch key {
             case "rollout": return .rollout(try rollout(value))
             case "wait":
-                guard value.node.mapping != nil, let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode"])["rollout"] else {
+                guard value.node.mapping != nil, let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode", "discovered", "at"])["rollout"] else {
                     return nil
                 }
                 let fields = try value.mapping(allowed: ["rollout", "mode", "timeout"])
@@ -198,7 +198,7 @@ enum ScenarioParser {
                 }
                 return .wait(.converged, timeout: ScenarioStep.defaultWaitTimeout)
             }
-            let fields = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout"])
+            let fields = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "discovered", "at"])
             var observers: [String] = []
             if let by = fields["by"] {
                 for item in try by.sequence() { observers.append(try gateway(item)) }
@@ -213,9 +213,14 @@ enum ScenarioParser {
             }
             if let failed = fields["failed"] { conditions.append(.failed(try gateway(failed), by: observers)) }
             if let alive = fields["alive"] { conditions.append(.alive(try gateway(alive), by: observers)) }
+            if let discovered = fields["discovered"] {
+                conditions.append(.discovered(try gateway(fields.required("at")), count: try discovered.int(in: 1...100_000)))
+            } else if let at = fields["at"] {
+                throw at.fail("'at' goes with discovered")
+            }
             if conditions == [.converged], let by = fields["by"] { throw by.fail("'by' goes with failed or alive, not converged") }
             guard conditions.count == 1, let condition = conditions.first else {
-                throw value.fail("give exactly one of converged, failed or alive")
+                throw value.fail("give exactly one of converged, failed, alive or discovered")
             }
             return .wait(condition, timeout: timeout)
         case "kill": return .kill(try gateway(value))

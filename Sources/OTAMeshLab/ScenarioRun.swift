@@ -156,6 +156,9 @@ extension LabRunner {
             case .converged: missing = Convergence.converged(reports: reports, running: running, expectedImages: expectedImages)
             case .failed(let name, let by): missing = Convergence.failed(name, by: by, reports: reports, running: running)
             case .alive(let name, let by): missing = Convergence.alive(name, by: by, reports: reports, running: running)
+            case .discovered(let name, let count):
+                let found = discoveredDevices(at: name)
+                missing = found >= count ? [] : ["\(name) discovered \(found)/\(count) devices"]
             }
             if !missing.isEmpty, Date().timeIntervalSince(lastProgress) >= 5 {
                 lastProgress = Date()
@@ -168,6 +171,14 @@ extension LabRunner {
             throw LabError.state("not within \(LabDuration.text(timeout)): " + Self.shorten(missing))
         }
         return ""
+    }
+
+    /// How many devices a gateway's discovery has recorded (`otamesh devices --json` on its data
+    /// directory, in the host namespace: a file read, no traffic).
+    func discoveredDevices(at gateway: String) -> Int {
+        let invocation = Invocation([launches.binaries.otamesh, "devices", "--data-dir", paths.dataDirectory(gateway), "--json"], mayFail: true)
+        guard let result = try? shell.run(invocation, timeout: 10), result.status == 0 else { return 0 }
+        return result.output.split(separator: "\n").filter { $0.contains("\"lastAnswer\":\"discovered") }.count
     }
 
     static func shorten(_ missing: [String]) -> String {

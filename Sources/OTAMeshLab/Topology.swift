@@ -227,6 +227,8 @@ public enum ScenarioStep: Sendable, Equatable {
         case failed(String, by: [String] = [])
         /// The observers (default: every other running gateway) report the gateway alive.
         case alive(String, by: [String] = [])
+        /// The gateway's device registry holds at least this many devices its discovery found.
+        case discovered(String, count: Int)
     }
 
     public enum LinkChange: Sendable, Equatable {
@@ -270,6 +272,7 @@ public enum ScenarioStep: Sendable, Equatable {
         case .wait(.converged, _): "wait converged"
         case .wait(.failed(let name, let by), _): "wait failed \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
         case .wait(.alive(let name, let by), _): "wait alive \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
+        case .wait(.discovered(let name, let count), _): "wait \(count) devices discovered at \(name)"
         case .kill(let name): "kill \(name)"
         case .stop(let name): "stop \(name)"
         case .start(let name): "start \(name)"

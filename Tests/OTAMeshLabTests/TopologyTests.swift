@@ -163,7 +163,7 @@ struct TopologyTests {
         (minimal + "\nscenario:\n  - { kill: gw1, start: gw1 }", "scenario[0]: a step has exactly one key"),
         (minimal + "\nscenario:\n  - partition: [[gw1], [gw1, gw2]]", "scenario[0].partition[1][0]: gateway 'gw1' is in two groups"),
         (minimal + "\nscenario:\n  - partition: [[gw1, gw2]]", "scenario[0].partition: a partition needs at least two groups"),
-        (minimal + "\nscenario:\n  - wait: { failed: gw2, alive: gw1 }", "scenario[0].wait: give exactly one of converged, failed or alive"),
+        (minimal + "\nscenario:\n  - wait: { failed: gw2, alive: gw1 }", "scenario[0].wait: give exactly one of converged, failed, alive or discovered"),
         (minimal + "\nscenario:\n  - wait: { converged: true, by: [gw1] }", "scenario[0].wait.by: 'by' goes with failed or alive"),
         (minimal + "\nscenario:\n  - wait: { failed: gw1, by: [gw3] }", "scenario[0].wait.by[0]: unknown gateway 'gw3'"),
         (minimal + "\nscenario:\n  - wait: { converged: true, timeout: soon }", "scenario[0].wait.timeout: expected a duration"),
