@@ -25,53 +25,81 @@ public final class MDNSDiscovery: Sendable {
     /// Without avahi-daemon (absent, restarting) it logs one warning per outage, retries with
     /// a backoff of 1 s doubling to 30 s, and logs at info level once it works again.
     public func run(onPeer: @escaping @Sendable (DiscoveredPeer) -> Void) async {
-        let stop = StopSignal()
         let advert = advert
         let logger = logger
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    MDNSDriver(advert: advert, logger: logger, onPeer: onPeer).run(until: stop)
-                    finished.resume()
-                }
-                thread.name = "otamesh-mdns"
-                thread.start()
-            }
-        } onCancel: {
-            stop.signal()
+        if let problem = advert.problem {
+            logger.error("mDNS: not advertising this node (browsing only): \(problem)")
+        }
+        let announcements = advert.problem == nil
+            ? [ServiceAnnouncement(name: advert.instanceName, type: Self.serviceType, port: advert.gossipPort, txtRecord: DiscoveryTXT.encode(advert))]
+            : []
+        // Resolves stay open: a handful of gateways, each reported again when its advert changes.
+        let loop = ServiceLoop(types: [Self.serviceType], announcements: announcements, refresh: nil, logger: logger,
+                               advertising: advert.problem == nil ? advert.instanceName : nil)
+        await ServiceLoop.onThread(named: "otamesh-mdns") { stop in
+            loop.run(until: stop) { PeerFilter(advert: advert, logger: logger, onPeer: onPeer).handle }
         }
     }
 }
 
-/// The discovery thread's loop: open a session, pump it, and on failure wait and reopen.
-struct MDNSDriver {
-    let advert: DiscoveryAdvert
-    let logger: Logger
-    let onPeer: @Sendable (DiscoveredPeer) -> Void
+/// Turns browse events of `_otamesh._tcp` into peers of this site: decodes each instance's TXT,
+/// admits it (``DiscoveryAdvert/admit(_:)``), reports each peer once and again when it changes,
+/// and logs renames and rejections once each. Confined to the discovery thread.
+final class PeerFilter {
+    private let advert: DiscoveryAdvert
+    private let logger: Logger
+    private let onPeer: @Sendable (DiscoveredPeer) -> Void
+    /// The instance name the daemon confirmed (it renames on a conflict).
+    private var registeredName: String?
+    private var reported: [String: DiscoveredPeer] = [:]
+    private var rejections: [String: DiscoveryRejection] = [:]
 
-    func run(until stop: StopSignal) {
-        // Avahi's compat library prints a warning to stderr on first use unless this is set.
-        setenv("AVAHI_COMPAT_NOWARN", "1", 0)
-        if let problem = advert.problem {
-            logger.error("mDNS: not advertising this node (browsing only): \(problem)")
-        }
-        var availability = MDNSAvailability()
-        var backoff = DiscoveryBackoff()
-        while !stop.isSignalled {
-            let session = DNSSDSession(advert: advert, logger: logger, onPeer: onPeer)
-            var failure = session.open()
-            if failure == nil {
-                backoff.reset()
-                availability.succeeded(advertising: advert.problem == nil ? advert.instanceName : nil).log(to: logger)
-                failure = session.pump(until: stop)
+    init(advert: DiscoveryAdvert, logger: Logger, onPeer: @escaping @Sendable (DiscoveredPeer) -> Void) {
+        self.advert = advert
+        self.logger = logger
+        self.onPeer = onPeer
+    }
+
+    func handle(_ event: ServiceDiscovery.Event) {
+        switch event {
+        case .registered(let name):
+            guard name != registeredName else { return }
+            registeredName = name
+            if name == advert.instanceName {
+                logger.debug("mDNS: registration confirmed", metadata: ["instance": "\(name)", "type": "\(MDNSDiscovery.serviceType)"])
+            } else {
+                logger.warning("mDNS: another host advertises our instance name; the daemon renamed ours",
+                               metadata: ["wanted": "\(advert.instanceName)", "instance": "\(name)"])
             }
-            session.close()
-            guard let failure else { break }
-            let delay = backoff.next()
-            availability.failed(failure, retryIn: delay).log(to: logger)
-            if stop.wait(for: delay) { break }
+        case .removed(_, let name):
+            reported[name] = nil
+            rejections[name] = nil
+        case .found(let service):
+            let name = service.name
+            let decoded = DiscoveryTXT.peer(instance: name, txt: service.txtRecord, resolvedPort: service.port, hostAddresses: [])
+            switch decoded.flatMap(advert.admit) {
+            case .success(let peer):
+                rejections[name] = nil
+                guard reported[name] != peer else { return }
+                reported[name] = peer
+                logger.info("mDNS: discovered peer", metadata: [
+                    "peer": "\(peer.nodeName)", "addresses": "\(peer.addresses.joined(separator: ","))",
+                    "gossip_port": "\(peer.gossipPort)", "http_port": "\(peer.httpPort)",
+                ])
+                onPeer(peer)
+            case .failure(.ownName) where name != (registeredName ?? advert.instanceName):
+                if rejections[name] != .ownName {
+                    logger.warning("mDNS: another gateway advertises this node's name; node names must be unique",
+                                   metadata: ["instance": "\(name)", "node": "\(advert.nodeName)"])
+                }
+                rejections[name] = .ownName
+            case .failure(let rejection):
+                if rejections[name] != rejection {
+                    logger.debug("mDNS: ignoring instance", metadata: ["instance": "\(name)", "reason": "\(rejection)"])
+                }
+                rejections[name] = rejection
+            }
         }
-        logger.debug("mDNS: stopped")
     }
 }
 

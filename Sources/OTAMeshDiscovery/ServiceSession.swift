@@ -11,13 +11,18 @@ public struct ServiceAnnouncement: Sendable, Equatable {
     public var name: String
     public var type: String
     public var port: UInt16
-    public var txt: [String: String]
+    /// The TXT record as sent (length-prefixed strings).
+    public var txtRecord: [UInt8]
 
     public init(name: String, type: String, port: UInt16, txt: [String: String] = [:]) {
+        self.init(name: name, type: type, port: port, txtRecord: DiscoveryTXT.encode(pairs: txt))
+    }
+
+    public init(name: String, type: String, port: UInt16, txtRecord: [UInt8]) {
         self.name = name
         self.type = type
         self.port = port
-        self.txt = txt
+        self.txtRecord = txtRecord
     }
 }
 
@@ -28,34 +33,41 @@ public struct ResolvedService: Sendable, Equatable {
     public var name: String
     public var host: String
     public var port: UInt16
-    public var txt: [String: String]
+    /// The TXT record as received; ``txt`` decodes it.
+    public var txtRecord: [UInt8]
 
-    public init(type: String, name: String, host: String, port: UInt16, txt: [String: String]) {
+    public init(type: String, name: String, host: String, port: UInt16, txtRecord: [UInt8]) {
         self.type = type
         self.name = name
         self.host = host
         self.port = port
-        self.txt = txt
+        self.txtRecord = txtRecord
     }
+
+    /// Keys (lowercased) to values (``DiscoveryTXT/decode(_:)``).
+    public var txt: [String: String] { DiscoveryTXT.decode(txtRecord) }
 }
 
 /// Registrations and browses of any service types, with a resolve per browsed instance,
-/// through Avahi's dns_sd compat library; confined to one thread like ``DNSSDSession``. Reports
-/// each instance when resolved and again when its host, port or TXT change, and once when the
-/// last browse "add" of it is withdrawn.
+/// through Avahi's dns_sd compat library. Confined to the discovery thread: every DNSService*
+/// call, and so every callback (they run inside `DNSServiceProcessResult`), happens there.
+/// Reports each instance when resolved and again when its host, port or TXT change, and once
+/// when the last browse "add" of it is withdrawn.
+///
+/// A session lives until the daemon goes away; ``ServiceLoop`` then closes it and opens a new one.
 final class ServiceSession {
+    /// Resolves open at once. Each is a D-Bus connection and a thread inside the compat library.
     static let maxResolvers = 16
+    /// A failed resolve (timeout, lost packets) is tried again after this long.
     static let resolveRetry: Duration = .seconds(5)
-
-    enum Event {
-        case found(ResolvedService)
-        case removed(type: String, name: String)
-    }
 
     private let types: [String]
     private let announcements: [ServiceAnnouncement]
+    /// nil: a resolve stays open and reports changes as they come (a handful of gateways);
+    /// else it is closed once answered and made again after this long (hundreds of devices).
+    private let refresh: Duration?
     private let logger: Logger
-    private let onEvent: (Event) -> Void
+    private let onEvent: (ServiceDiscovery.Event) -> Void
 
     private var registrations: [DNSServiceRef] = []
     private var browsers: [DNSServiceRef] = []
@@ -88,9 +100,11 @@ final class ServiceSession {
         var reported: ResolvedService?
     }
 
-    init(types: [String], announcements: [ServiceAnnouncement], logger: Logger, onEvent: @escaping (Event) -> Void) {
+    init(types: [String], announcements: [ServiceAnnouncement], refresh: Duration?, logger: Logger,
+         onEvent: @escaping (ServiceDiscovery.Event) -> Void) {
         self.types = types
         self.announcements = announcements
+        self.refresh = refresh
         self.logger = logger
         self.onEvent = onEvent
     }
@@ -98,9 +112,8 @@ final class ServiceSession {
     /// Registers every announcement and browses every type; returns why it could not.
     func open() -> String? {
         for announcement in announcements {
-            let txt = DiscoveryTXT.encode(pairs: announcement.txt)
             var ref: DNSServiceRef?
-            let error = txt.withUnsafeBytes { raw in
+            let error = announcement.txtRecord.withUnsafeBytes { raw in
                 DNSServiceRegister(&ref, 0, 0, announcement.name, announcement.type, nil, nil, announcement.port.bigEndian,
                                    UInt16(raw.count), raw.baseAddress, { _, _, error, name, _, _, context in
                                        guard let context else { return }
@@ -176,7 +189,7 @@ final class ServiceSession {
             failure = "registration failed: \(DNSSDError.describe(error))"
             return
         }
-        logger.debug("mDNS: announced", metadata: ["instance": "\(name ?? "?")"])
+        if let name { onEvent(.registered(name)) }
     }
 
     private func browsed(type: String, flags: DNSServiceFlags, error: DNSServiceErrorType, name: String?) {
@@ -194,6 +207,7 @@ final class ServiceSession {
         } else if var instance = instances[key] {
             instance.sightings -= 1
             if instance.sightings <= 0 {
+                logger.debug("mDNS: instance withdrawn", metadata: ["instance": "\(name)", "type": "\(type)"])
                 stopResolving(key)
                 instances[key] = nil
                 if instance.reported != nil { onEvent(.removed(type: type, name: name)) }
@@ -205,14 +219,19 @@ final class ServiceSession {
 
     private func resolved(_ context: Context, error: DNSServiceErrorType, host: String, port: UInt16, txt: [UInt8]) {
         let key = context.key
-        guard var instance = instances[key], instance.context === context else { return }
-        stopResolving(key)
-        instance = instances[key] ?? instance
+        guard instances[key]?.context === context else { return }
         guard error == DNSSDError.noError, !host.isEmpty else {
+            logger.debug("mDNS: resolve failed; retrying", metadata: ["instance": "\(key.name)", "error": "\(DNSSDError.describe(error))"])
+            stopResolving(key)
             instances[key]?.resolveAt = .now + Self.resolveRetry
             return
         }
-        let service = ResolvedService(type: key.type, name: key.name, host: host, port: UInt16(bigEndian: port), txt: DiscoveryTXT.decode(txt))
+        if let refresh {
+            stopResolving(key)
+            instances[key]?.resolveAt = .now + refresh
+        }
+        guard var instance = instances[key] else { return }
+        let service = ResolvedService(type: key.type, name: key.name, host: host, port: UInt16(bigEndian: port), txtRecord: txt)
         if instance.reported != service {
             instance.reported = service
             instances[key] = instance
@@ -268,15 +287,73 @@ final class ServiceSession {
             return
         }
         if let (key, _) = instances.first(where: { $0.value.resolver == ref }) {
+            logger.debug("mDNS: resolve lost; retrying", metadata: ["instance": "\(key.name)", "reason": "\(reason)"])
             stopResolving(key)
             instances[key]?.resolveAt = .now + Self.resolveRetry
         }
     }
 }
 
-/// Browses (and announces) services on a dedicated thread, reopening the session with a
-/// backoff while avahi-daemon is away, like ``MDNSDiscovery``.
+/// Runs sessions on the calling thread until `stop`: open, pump, and while avahi-daemon is away
+/// (absent, restarting) wait with a backoff of 1 s doubling to 30 s and reopen, logging one
+/// warning per outage and one info line once it works (again).
+struct ServiceLoop {
+    var types: [String]
+    var announcements: [ServiceAnnouncement]
+    var refresh: Duration?
+    var logger: Logger
+    /// What the "available" log line says is advertised, if anything.
+    var advertising: String?
+
+    /// `handler` is asked for a fresh event handler per session: a session starts with no
+    /// instance known, so everything found is reported anew.
+    func run(until stop: StopSignal, handler: () -> (ServiceDiscovery.Event) -> Void) {
+        // Avahi's compat library prints a warning to stderr on first use unless this is set.
+        setenv("AVAHI_COMPAT_NOWARN", "1", 0)
+        var availability = MDNSAvailability()
+        var backoff = DiscoveryBackoff()
+        while !stop.isSignalled {
+            let session = ServiceSession(types: types, announcements: announcements, refresh: refresh, logger: logger, onEvent: handler())
+            var failure = session.open()
+            if failure == nil {
+                backoff.reset()
+                availability.succeeded(advertising: advertising, browsing: types.isEmpty ? "nothing" : types.joined(separator: ", ")).log(to: logger)
+                failure = session.pump(until: stop)
+            }
+            session.close()
+            guard let failure else { break }
+            let delay = backoff.next()
+            availability.failed(failure, retryIn: delay).log(to: logger)
+            if stop.wait(for: delay) { break }
+        }
+        logger.debug("mDNS: stopped")
+    }
+
+    /// Runs the loop on a dedicated thread (never a Swift concurrency or NIO thread) until the
+    /// calling task is cancelled; the C API polls with a 250 ms timeout, so that is noticed promptly.
+    static func onThread(named name: String, _ body: @escaping @Sendable (StopSignal) -> Void) async {
+        let stop = StopSignal()
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
+                let thread = Thread {
+                    body(stop)
+                    finished.resume()
+                }
+                thread.name = name
+                thread.start()
+            }
+        } onCancel: {
+            stop.signal()
+        }
+    }
+}
+
+/// Browses (and announces) services of any types through avahi-daemon: push devices on device
+/// segments, and device twins announcing themselves. Resolves are made again every
+/// ``refresh`` (hundreds of instances cannot each keep one open).
 public final class ServiceDiscovery: Sendable {
+    public static let refresh: Duration = .seconds(300)
+
     private let types: [String]
     private let announcements: [ServiceAnnouncement]
     private let logger: Logger
@@ -284,6 +361,8 @@ public final class ServiceDiscovery: Sendable {
     public enum Event: Sendable, Equatable {
         case found(ResolvedService)
         case removed(type: String, name: String)
+        /// The daemon confirmed an announcement under this name (renamed on a conflict).
+        case registered(String)
     }
 
     public init(types: [String], announcements: [ServiceAnnouncement] = [], logger: Logger) {
@@ -294,41 +373,8 @@ public final class ServiceDiscovery: Sendable {
 
     /// Runs until the task is cancelled; then withdraws the announcements.
     public func run(onEvent: @escaping @Sendable (Event) -> Void) async {
-        let stop = StopSignal()
-        let (types, announcements, logger) = (types, announcements, logger)
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (finished: CheckedContinuation<Void, Never>) in
-                let thread = Thread {
-                    setenv("AVAHI_COMPAT_NOWARN", "1", 0)
-                    var availability = MDNSAvailability()
-                    var backoff = DiscoveryBackoff()
-                    while !stop.isSignalled {
-                        let session = ServiceSession(types: types, announcements: announcements, logger: logger) { event in
-                            switch event {
-                            case .found(let service): onEvent(.found(service))
-                            case .removed(let type, let name): onEvent(.removed(type: type, name: name))
-                            }
-                        }
-                        var failure = session.open()
-                        if failure == nil {
-                            backoff.reset()
-                            availability.succeeded(advertising: announcements.isEmpty ? nil : "\(announcements.count) services",
-                                                   browsing: types.isEmpty ? "nothing" : types.joined(separator: ", ")).log(to: logger)
-                            failure = session.pump(until: stop)
-                        }
-                        session.close()
-                        guard let failure else { break }
-                        let delay = backoff.next()
-                        availability.failed(failure, retryIn: delay).log(to: logger)
-                        if stop.wait(for: delay) { break }
-                    }
-                    finished.resume()
-                }
-                thread.name = "otamesh-mdns-services"
-                thread.start()
-            }
-        } onCancel: {
-            stop.signal()
-        }
+        let loop = ServiceLoop(types: types, announcements: announcements, refresh: Self.refresh, logger: logger,
+                               advertising: announcements.isEmpty ? nil : "\(announcements.count) services")
+        await ServiceLoop.onThread(named: "otamesh-mdns-services") { stop in loop.run(until: stop) { onEvent } }
     }
 }

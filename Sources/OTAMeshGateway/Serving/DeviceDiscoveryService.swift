@@ -36,6 +36,8 @@ struct DeviceDiscoveryService: Service {
                         case .removed(let type, let name):
                             await known.remove(type: type, name: name)
                             logger.info("device discovery: announcement withdrawn", metadata: ["mdns.type": "\(type)", "mdns.instance": "\(name)"])
+                        case .registered:
+                            break  // announces nothing
                         }
                     }
                 }
