@@ -251,7 +251,7 @@ public struct ArduinoOTAPush: Sendable {
             return handshake(now: now)
         case (.handshaking(let step), .closed(let reason, _)):
             if let failure = pendingError() { return fail(failure.kind, failure.reason) }
-            if step.afterData { return fail(.network, "connection closed while waiting for \(step.name): \(reason)") }
+            if step.afterData { return fail(.network, "connection lost after all \(facts?.size ?? 0) bytes were sent, before the device confirmed \(step.name): \(reason)") }
             return retry("connection closed during the handshake (waiting for \(step.name)): \(reason)", now: now)
         case (.handshaking(let step), .tick) where now >= stepDeadline:
             if step.afterData {
@@ -284,7 +284,8 @@ public struct ArduinoOTAPush: Sendable {
         case (.finishing, .closed(let reason, _)):
             if acknowledgements.ok { return took(now: now) }
             if let failure = pendingError() { return fail(failure.kind, failure.reason) }
-            return fail(.network, "device closed the connection after the whole image without answering OK: \(reason)")
+            // "Sent" is handed to the kernel: a device that died mid-image may close only now.
+            return fail(.network, "connection lost after all \(facts?.size ?? 0) bytes were sent, before the device answered OK: \(reason)")
         case (.finishing, .tick) where now >= stepDeadline:
             return fail(.timeout, "device did not report the result of the update within \(timeouts.result / 1000) s of the last byte")
         case (.confirming, .tick):
