@@ -10,7 +10,7 @@ struct DevicePush: AsyncParsableCommand {
         abstract: "Push an image to one push device now (projectmm: its URL; http-upload, arduino-ota: the file) and wait for its version after reboot.")
 
     @Option(help: "Device family: projectmm, http-upload, arduino-ota.") var family = "projectmm"
-    @Option(help: "The device: HOST or HOST:PORT (port 80 by default; arduino-ota: the OTA port, 3232 by default).") var address: String
+    @Option(help: "The device: HOST or HOST:PORT (port 80 by default; arduino-ota: the OTA port, 3232, or 8266 for an esp8266 variant).") var address: String
     @Option(help: "Device id for the output.") var id = "device"
     @Option(help: "projectmm: the image URL the device fetches (http:// or https://, as the device reaches it).") var url: String?
     @Option(help: "http-upload, arduino-ota: the image file to upload.") var file: String?
@@ -128,7 +128,7 @@ struct DevicePush: AsyncParsableCommand {
         let adapter = ArduinoOTAAdapter(timing: timing, timeouts: timeouts, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
                                         dialect: ArduinoOTADialect(rawValue: dialect) ?? .arduino, versionPort: versionPort, versionPath: versionPath,
                                         credentials: try credentials())
-        let (host, port) = PushTarget.hostAndPort(address, defaultPort: 3232)
+        let (host, port) = PushTarget.hostAndPort(address, defaultPort: ArduinoOTAAdapter.defaultPort(variant: deviceVariant ?? variant))
         let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy)
         let file = file ?? ""
         let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0

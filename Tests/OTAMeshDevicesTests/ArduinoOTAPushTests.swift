@@ -415,6 +415,8 @@ struct ArduinoOTAPushTests {
         #expect(acks.ok)
         #expect(ArduinoOTAWire.chip(ofVariant: "esp32s3-n16r8") == "esp32s3" && ArduinoOTAWire.chip(ofVariant: "esp8266") == "esp8266")
         #expect(ArduinoOTAWire.chip(ofVariant: "nodemcu") == nil)
+        #expect(ArduinoOTAAdapter.defaultPort(variant: "esp8266") == 8266 && ArduinoOTAAdapter.defaultPort(variant: "esp32-eth") == 3232)
+        #expect(ArduinoOTAAdapter.defaultPort(variant: nil) == 3232)
         #expect(ArduinoOTAWire.chip(ofHeader: [0xE9, 0, 0, 0]) != "esp32", "too short for an ESP32 header")
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<500 {

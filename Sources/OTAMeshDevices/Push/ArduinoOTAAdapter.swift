@@ -49,6 +49,12 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
         "ArduinoOTAAdapter(\(dialect.rawValue), version at :\(versionPort)\(versionPath), \(credentials == nil ? "no password" : "password set"))"
     }
 
+    /// ArduinoOTA's default port when an address names none: 8266 on ESP8266, 3232 on ESP32
+    /// (ArduinoOTA.cpp `begin()`); ESPHome uses the same defaults.
+    public static func defaultPort(variant: String?) -> Int {
+        variant.flatMap(ArduinoOTAWire.chip(ofVariant:)) == "esp8266" ? 8266 : 3232
+    }
+
     /// Bytes per write of the image (one chunk in flight at a time).
     static let chunkSize = 16 << 10
 
