@@ -271,6 +271,11 @@ struct ArduinoOTAPushTests {
         let write = Self.failure(flash.handle(.received([131]), now: 14))
         #expect(write?.kind == .refused && write?.reason.contains("writing the OTA data to flash failed") == true, "\(String(describing: write))")
 
+        var chatty = Self.prepared()
+        _ = chatty.handle(.received([66, 67]), now: 13)
+        let noise = Self.failure(chatty.handle(.received(Array(repeating: 0x41, count: 100)), now: 14))
+        #expect(noise?.kind == .refused && noise?.reason == "device sent 100 unexpected bytes during the transfer", "\(String(describing: noise))")
+
         var end = Self.prepared()
         _ = end.handle(.received([66, 67]), now: 13)
         _ = end.handle(.sent, now: 20)

@@ -229,15 +229,15 @@ final class OTALink: Sendable {
                 }
                 .connect(host: device.host, port: device.port).get()
             guard keep(udp, as: \.datagram, generation: link) else { return }
-            guard let local = udp.localAddress?.ipAddress else {
+            guard let local = udp.localAddress?.ipAddress, let deviceIP = udp.remoteAddress?.ipAddress else {
                 emit(.linkFailed("no local address reaches \(device.host)"), link: link)
                 return
             }
             let server = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { channel in
-                    // The device connects once; any other connection is closed.
-                    guard self.keep(channel, as: \.stream, generation: link, onlyFirst: true) else {
+                    // The device connects once, from its own address; any other connection is closed.
+                    guard channel.remoteAddress?.ipAddress == deviceIP, self.keep(channel, as: \.stream, generation: link, onlyFirst: true) else {
                         return channel.close()
                     }
                     return channel.eventLoop.makeCompletedFuture {

@@ -410,6 +410,8 @@ public struct ArduinoOTAPush: Sendable {
         case .esphome:
             buffer += bytes.prefix(4096)
             if let failure = pendingError() { return fail(failure.kind, failure.reason) }
+            // The device says at most 68 (and 69) before the host is done: more is no ESPHome OTA.
+            guard buffer.count <= 16 else { return fail(.refused, "device sent \(buffer.count) unexpected bytes during the transfer") }
             return []
         }
     }
