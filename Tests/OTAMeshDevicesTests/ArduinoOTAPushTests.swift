@@ -404,6 +404,22 @@ struct ArduinoOTAPushTests {
         }
     }
 
+    @Test("adapter: the registry options are checked before anything is sent; its description names no password")
+    func adapterOptions() async {
+        let adapter = ArduinoOTAAdapter(credentials: PushCredentials(username: "", password: Self.password))
+        #expect(!"\(adapter)".contains(Self.password) && "\(adapter)".contains("password set"))
+        for (options, words) in [(["dialect": "bogus"], "unknown ArduinoOTA dialect 'bogus'"), (["version_port": "http"], "version_port 'http' is not a port")] {
+            var device = Self.device
+            device.options = options
+            do {
+                _ = try await adapter.push(Self.image, to: device) { _ in }
+                Issue.record("\(options): pushed")
+            } catch {
+                #expect(error.kind == .refused && error.reason.contains(words), "\(error)")
+            }
+        }
+    }
+
     @Test("wire: invitation, replies, acknowledgements, chips; any bytes are read without a trap")
     func wire() {
         #expect(ArduinoOTAWire.invitation(hostPort: 40000, size: 12, md5: Self.md5) == Self.bytes("0 40000 12 \(Self.md5)\n"))
