@@ -88,7 +88,8 @@ actor ArduinoOTATwin {
     func run() async throws {
         for life in 0..<10_000 {
             try await bindAll()
-            let fields = [("address", "\(host):\(otaPort)"), ("http", "\(host):\(httpPort)"), ("version", version), ("variant", variant)]
+            let shown = host.contains(":") ? "[\(host)]" : host
+            let fields = [("address", "\(shown):\(otaPort)"), ("http", "\(shown):\(httpPort)"), ("version", version), ("variant", variant)]
             event(life == 0 ? "listening" : "booted", fields)
             if stopped { closeAll(); return }
             await withCheckedContinuation { continuation in rebootRequested = continuation }
