@@ -160,6 +160,15 @@ final class TwinSessionHandler: ChannelInboundHandler, Sendable {
         continuation.yield(buffer.readBytes(length: buffer.readableBytes) ?? [])
     }
 
+    /// A host silent this long is given up, as the firmware's socket timeouts do (ESP32
+    /// ArduinoOTA: 1 s per try; ESPHome: 20 s in the handshake).
+    static func idleLimit() -> IdleStateHandler { IdleStateHandler(readTimeout: .seconds(10)) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
 
     func channelInactive(context: ChannelHandlerContext) {

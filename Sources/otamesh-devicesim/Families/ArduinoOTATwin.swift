@@ -136,7 +136,7 @@ actor ArduinoOTATwin {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(TwinSessionHandler(twin: self) { channel, bytes in
+                        try channel.pipeline.syncOperations.addHandlers(TwinSessionHandler.idleLimit(), TwinSessionHandler(twin: self) { channel, bytes in
                             await self.serveESPHome(on: channel, bytes: bytes)
                         })
                     }
@@ -297,7 +297,7 @@ actor ArduinoOTATwin {
                     .connectTimeout(.seconds(5))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(TwinSessionHandler(twin: self) { channel, bytes in
+                            try channel.pipeline.syncOperations.addHandlers(TwinSessionHandler.idleLimit(), TwinSessionHandler(twin: self) { channel, bytes in
                                 await self.receiveClassic(invitation, on: channel, bytes: bytes)
                             })
                         }
