@@ -12,9 +12,12 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
                 iproute2 nftables dbus avahi-daemon avahi-utils
 # Reference tools the tests cross-check against (PyPI), pinned.
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
+# Installed without their dependencies: `python3 -m espota` (ESPHome's native OTA host tool)
+# imports only esphome.core and esphome.helpers, which load without esphome's own dependencies.
+PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
 PYTHON ?= python3
 
-.PHONY: run test demo build release bench bench-gossip bench-sim deps deps-apt deps-pip clean
+.PHONY: run test demo build release bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -79,15 +82,20 @@ deps-apt:
 	fi
 
 deps-pip:
-	@missing=""; for spec in $(PIP_PACKAGES); do \
+	@$(MAKE) --no-print-directory pip-install SPECS="$(PIP_PACKAGES)" PIP_FLAGS=""
+	@$(MAKE) --no-print-directory pip-install SPECS="$(PIP_NODEPS_PACKAGES)" PIP_FLAGS="--no-deps"
+
+# Installs the pinned SPECS that are missing or at another version, with PIP_FLAGS.
+pip-install:
+	@missing=""; for spec in $(SPECS); do \
 	  name=$${spec%%==*}; want=$${spec##*==}; \
 	  have=$$($(PYTHON) -m pip show $$name 2>/dev/null | sed -n 's/^Version: //p'); \
 	  [ "$$have" = "$$want" ] || missing="$$missing $$spec"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing (PyPI):$$missing"; \
-	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $$missing \
-	    || $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages $$missing; \
+	  echo "installing (PyPI$(if $(PIP_FLAGS), $(PIP_FLAGS))):$$missing"; \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore $(PIP_FLAGS) $$missing \
+	    || $(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages $(PIP_FLAGS) $$missing; \
 	fi
 
 clean:

@@ -231,6 +231,8 @@ public struct Launches: Sendable {
                         "--step-ms", "100", "--reboot-delay-ms", "200", "--reboot-ms", "1000"]
             if let version = group.version { argv += ["--version", version] }
             if let fail = group.fail { argv += ["--fail", fail] }
+            // ArduinoOTA twins serve /version on a second port per device, announced as TXT http_port.
+            if group.family == "arduino-ota" { argv += ["--http-base", "\(Self.pushBasePort(group: index) + 500)"] }
             return Launch(label: "dev-\(group.name)", namespace: host.namespace,
                           environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(host.label))", "AVAHI_COMPAT_NOWARN=1"], argv: argv,
                           log: paths.log("dev-\(group.name)"), ready: .logContains("\"listening\""))
@@ -246,7 +248,8 @@ public struct Launches: Sendable {
                       log: paths.log("dev-\(group.name)"), ready: .immediately)
     }
 
-    /// Push twins of group `index` listen from this port up (groups ≤ 1000 devices).
+    /// Push twins of group `index` listen from this port up (groups ≤ 1000 devices; arduino-ota
+    /// groups ≤ 500, their /version servers taking the upper half).
     static func pushBasePort(group index: Int) -> Int { 10_000 + 1000 * index }
 
     /// `02:77:00:GG:00:00`-style: locally administered, group `GG`, devices counting up from it.

@@ -97,11 +97,12 @@ public struct DeviceGroup: Sendable, Equatable {
     /// Families of devices that cannot fetch ("upgrade local"): the lab serves them as
     /// `otamesh-devicesim serve` twins that announce themselves by mDNS; their gateway finds,
     /// probes and pushes to them.
-    public static let pushFamilies = ["projectmm", "http-upload"]
+    public static let pushFamilies = ["projectmm", "http-upload", "arduino-ota"]
     /// The `fail` faults each push family's twin knows.
     public static let pushFaults: [String: [String]] = [
         "projectmm": ["refuse-501", "refuse-400", "refuse-500", "die-mid-transfer", "reboot-old", "wrong-variant"],
         "http-upload": ["update-error", "die-mid-transfer", "reboot-old"],
+        "arduino-ota": ["refuse", "die-mid-transfer", "reboot-old", "wrong-variant"],
     ]
     /// Families that talk HTTPS and get `--insecure-http` (the lab's gateways serve plain HTTP).
     public static let tlsFamilies: Set<String> = ["esp-https-ota", "wiphone"]

@@ -214,7 +214,7 @@ public enum TopologyFile {
             }
             devices.append(DeviceGroup(
                 name: name, network: network, gateway: gatewayName, family: family,
-                count: try fields["count"]?.int(in: 1...1000) ?? 1,
+                count: try fields["count"]?.int(in: 1...(family == "arduino-ota" ? 500 : 1000)) ?? 1,
                 version: try fields["version"]?.string(),
                 interval: try fields["interval"]?.duration() ?? 5,
                 hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),

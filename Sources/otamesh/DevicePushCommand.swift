@@ -7,27 +7,31 @@ import OTAMeshDevices
 struct DevicePush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
-        abstract: "Push an image to one push device now (projectmm: its URL; http-upload: the file) and wait for its version after reboot.")
+        abstract: "Push an image to one push device now (projectmm: its URL; http-upload, arduino-ota: the file) and wait for its version after reboot.")
 
-    @Option(help: "Device family: projectmm, http-upload.") var family = "projectmm"
-    @Option(help: "The device: HOST or HOST:PORT (port 80 by default).") var address: String
+    @Option(help: "Device family: projectmm, http-upload, arduino-ota.") var family = "projectmm"
+    @Option(help: "The device: HOST or HOST:PORT (port 80 by default; arduino-ota: the OTA port, 3232, or 8266 for an esp8266 variant).") var address: String
     @Option(help: "Device id for the output.") var id = "device"
     @Option(help: "projectmm: the image URL the device fetches (http:// or https://, as the device reaches it).") var url: String?
-    @Option(help: "http-upload: the image file to upload.") var file: String?
+    @Option(help: "http-upload, arduino-ota: the image file to upload.") var file: String?
     @Option(help: "The version the image carries (success = the device reports it after reboot).") var version: String
-    @Option(help: "projectmm: the image's firmware variant (esp32, esp32-eth, esp32s3-n16r8, …).") var variant: String?
+    @Option(help: "projectmm, arduino-ota: the image's firmware variant (esp32, esp32-eth, esp32s3-n16r8, esp8266, …).") var variant: String?
+    @Option(name: .customLong("device-variant"), help: "arduino-ota: the variant the device is known to run (an image for another chip is refused before sending).") var deviceVariant: String?
+    @Option(help: "arduino-ota: wire dialect, arduino (UDP invitation, espota.py) or esphome (ESPHome native OTA).") var dialect = "arduino"
     @Option(help: "http-upload: basic-auth user (the password comes from --password-env or --password-file, never the command line).") var user: String?
-    @Option(name: .customLong("password-env"), help: "http-upload: name of the environment variable holding the password.") var passwordEnv: String?
-    @Option(name: .customLong("password-file"), help: "http-upload: file holding the password (first line).") var passwordFile: String?
+    @Option(name: .customLong("password-env"), help: "http-upload, arduino-ota: name of the environment variable holding the password.") var passwordEnv: String?
+    @Option(name: .customLong("password-file"), help: "http-upload, arduino-ota: file holding the password (first line).") var passwordFile: String?
     @Option(name: .customLong("upload-path"), help: "http-upload: the upload form's path.") var uploadPath = "/update"
-    @Option(name: .customLong("version-path"), help: "http-upload: the path answering the running version (JSON {\"version\"} or plain text).") var versionPath = "/version"
+    @Option(name: .customLong("version-path"), help: "http-upload, arduino-ota: the path answering the running version (JSON {\"version\"} or plain text).") var versionPath = "/version"
+    @Option(name: .customLong("version-port"), help: "arduino-ota: the HTTP port answering the version.") var versionPort = 80
     @Option(help: "HTTP proxy the device is reached through (http://HOST:PORT).") var proxy: String?
     @Option(name: .customLong("poll-ms"), help: "Status (version) poll interval, milliseconds.") var pollMS = 1000
     @Option(help: "Seconds until the push fails as timeout.") var deadline = 600.0
     @Option(help: "Seconds the device may be unreachable once it accepted.") var unreachable = 120.0
     @Option(name: .customLong("retry-timeout"), help: "Seconds to retry an unreachable device before it accepted.") var retryTimeout = 30.0
-    @Option(name: .customLong("reboot-grace"), help: "http-upload: seconds the old version may still answer after the upload before it counts as rebooted-into-old.") var rebootGrace = 30.0
-    @Option(name: .customLong("request-timeout"), help: "Seconds per HTTP request.") var requestTimeout = 5.0
+    @Option(name: .customLong("reboot-grace"), help: "http-upload, arduino-ota: seconds the old version may still answer after the upload before it counts as rebooted-into-old.") var rebootGrace = 30.0
+    @Option(name: .customLong("request-timeout"), help: "Seconds per HTTP request; arduino-ota: also per OTA answer (invitation, connect back, handshake step, no progress).") var requestTimeout = 5.0
+    @Option(name: .customLong("result-timeout"), help: "arduino-ota: seconds from the last image byte to the device's result.") var resultTimeout = 60.0
 
     func validate() throws {
         switch family {
@@ -40,8 +44,15 @@ struct DevicePush: AsyncParsableCommand {
             }
             guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
             guard uploadPath.hasPrefix("/"), versionPath.hasPrefix("/") else { throw ValidationError("--upload-path and --version-path start with /") }
+        case "arduino-ota":
+            guard file != nil else { throw ValidationError("--family arduino-ota needs --file") }
+            guard ArduinoOTADialect(rawValue: dialect) != nil else { throw ValidationError("--dialect: arduino or esphome") }
+            guard user == nil else { throw ValidationError("--family arduino-ota has no user: the password alone (--password-env or --password-file)") }
+            guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
+            guard versionPath.hasPrefix("/"), (1...65535).contains(versionPort) else { throw ValidationError("--version-path starts with /; --version-port is a port") }
+            guard resultTimeout > 0 else { throw ValidationError("--result-timeout > 0") }
         default:
-            throw ValidationError("--family: projectmm or http-upload")
+            throw ValidationError("--family: projectmm, http-upload or arduino-ota")
         }
         guard pollMS >= 10, deadline > 0, unreachable > 0, retryTimeout >= 0, requestTimeout > 0, rebootGrace >= 0 else {
             throw ValidationError("--poll-ms ≥ 10; --deadline, --unreachable, --request-timeout > 0")
@@ -50,6 +61,7 @@ struct DevicePush: AsyncParsableCommand {
 
     func run() async throws {
         if family == "http-upload" { return try await pushUpload() }
+        if family == "arduino-ota" { return try await pushArduinoOTA() }
         var timing = ProjectMMPush.Timing()
         timing.pollInterval = Int64(pollMS)
         timing.deadline = Int64(deadline * 1000)
@@ -66,7 +78,7 @@ struct DevicePush: AsyncParsableCommand {
 
     /// The password of --password-env / --password-file (never an argument: those show in `ps`).
     func credentials() throws -> PushCredentials? {
-        guard let user else { return nil }
+        guard let user = user ?? (family == "arduino-ota" ? "" : nil) else { return nil }
         if let passwordEnv {
             guard let password = ProcessInfo.processInfo.environment[passwordEnv] else {
                 throw ValidationError("--password-env: \(passwordEnv) is not set")
@@ -94,6 +106,30 @@ struct DevicePush: AsyncParsableCommand {
                                         uploadPath: uploadPath, versionPath: versionPath, credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
         let target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy)
+        let file = file ?? ""
+        let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
+        let name = URL(fileURLWithPath: file).lastPathComponent
+        let image = PushImage(path: name, sha256: "", length: length, version: version, file: file, url: nil, variant: variant)
+        try await report(adapter, image: image, target: target)
+    }
+
+    func pushArduinoOTA() async throws {
+        var timing = ArduinoOTAPush.Timing()
+        timing.pollInterval = Int64(pollMS)
+        timing.deadline = Int64(deadline * 1000)
+        timing.unreachableLimit = Int64(unreachable * 1000)
+        timing.retry.retryTimeout = retryTimeout
+        timing.rebootGrace = Int64(rebootGrace * 1000)
+        var timeouts = ArduinoOTAPush.Timeouts()
+        timeouts.reply = Int64(requestTimeout * 1000)
+        timeouts.connectBack = timeouts.reply
+        timeouts.stall = timeouts.reply
+        timeouts.result = Int64(resultTimeout * 1000)
+        let adapter = ArduinoOTAAdapter(timing: timing, timeouts: timeouts, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+                                        dialect: ArduinoOTADialect(rawValue: dialect) ?? .arduino, versionPort: versionPort, versionPath: versionPath,
+                                        credentials: try credentials())
+        let (host, port) = PushTarget.hostAndPort(address, defaultPort: ArduinoOTAAdapter.defaultPort(variant: deviceVariant ?? variant))
+        let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy)
         let file = file ?? ""
         let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
         let name = URL(fileURLWithPath: file).lastPathComponent

@@ -10,6 +10,8 @@ import Glibc
 struct PushTwin {
     let child: Child
     let address: String
+    /// HOST:PORT of the twin's HTTP side, when it serves one apart from `address` (arduino-ota).
+    var http: String?
 
     /// Starts `serve --family family` on 127.0.0.1:0 with `arguments`; waits for its `listening` line.
     static func start(family: String, _ arguments: [String]) throws -> PushTwin {
@@ -23,7 +25,7 @@ struct PushTwin {
             child.wait()
             throw Gateway.StartFailure(message: "twin did not start: \(child.stdout.text) \(child.stderr.text)")
         }
-        return PushTwin(child: child, address: address)
+        return PushTwin(child: child, address: address, http: object["http"] as? String)
     }
 
     func stop() {

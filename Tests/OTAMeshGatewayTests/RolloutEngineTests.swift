@@ -233,4 +233,15 @@ struct RolloutEngineTests {
         engine.upkeep(devices: facts)
         #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
     }
+
+    @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")
+    func pushTargetPorts() {
+        func target(_ family: String, _ address: String, variant: String? = nil) -> PushTarget {
+            PushTarget(DeviceRecord(id: "d", family: family, address: address, firstSeen: 0, lastSeen: 0, variant: variant))
+        }
+        #expect(target("projectmm", "10.0.0.5").port == 80)
+        #expect(target("arduino-ota", "10.0.0.5").port == 3232)
+        #expect(target("arduino-ota", "10.0.0.5", variant: "esp8266").port == 8266)
+        #expect(target("arduino-ota", "10.0.0.5:3300", variant: "esp8266").port == 3300)
+    }
 }

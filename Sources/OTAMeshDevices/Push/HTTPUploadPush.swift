@@ -69,10 +69,7 @@ public struct HTTPUploadPush: Sendable {
     var stage = Stage.idle
     var attempts = 0
     var reported = Set<Int>()
-    var uploadedAt: Int64 = 0
-    var downSince: Int64?
-    var wentDown = false
-    var lastVersion: String?
+    var confirmation: RebootConfirmation?
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter.
     public init(image: PushImage, target: PushTarget, authenticates: Bool, timing: Timing = Timing(), now: Int64, random: Double = 0.5) {
@@ -87,7 +84,7 @@ public struct HTTPUploadPush: Sendable {
     public mutating func handle(_ event: Event, now: Int64) -> [Action] {
         guard stage != .done else { return [] }
         if now - started > timing.deadline {
-            let last = lastVersion.map { " (device last reported \($0))" } ?? ""
+            let last = confirmation?.lastVersion.map { " (device last reported \($0))" } ?? ""
             return fail(.timeout, "no confirmed version within \(timing.deadline / 1000) s\(last)")
         }
         switch (stage, event) {
@@ -163,7 +160,7 @@ public struct HTTPUploadPush: Sendable {
         // ElegantOTA 2 on ESP32 (and arduino-esp32's OTAWebUpdater example) answer a bare OK / FAIL.
         case 200 where said.contains("Update Success") || said == "OK":
             stage = .confirming
-            uploadedAt = now
+            confirmation = RebootConfirmation(expected: image.version ?? "?", before: target.version, since: now)
             return report(.downloading) + report(.installing) + [.wait(until: now + timing.pollInterval)]
         case 200 where said.contains("Update error") || said == "FAIL":
             return fail(.refused, "device refused the image\(saidSuffix)")
@@ -178,30 +175,23 @@ public struct HTTPUploadPush: Sendable {
     }
 
     private mutating func confirm(_ version: String, now: Int64) -> [Action] {
-        let wasDown = wentDown
-        downSince = nil
-        lastVersion = version
-        if version == image.version {
-            stage = .done
-            return [.succeeded(version: version)]
-        }
-        // The device may still answer for a moment before it restarts; once it went away and
-        // came back (or the grace is over) the old version is the one it booted.
-        if wasDown || now - uploadedAt > timing.rebootGrace {
-            let how = wasDown ? "rebooted and reports" : "still reports \(timing.rebootGrace / 1000) s after the upload:"
-            return fail(.rebootedIntoOld, "device \(how) \(version), not \(image.version ?? "?")\(target.version.map { " (it ran \($0) before)" } ?? "")")
-        }
-        return [.wait(until: now + timing.pollInterval)]
+        judge(confirmation?.reported(version, now: now, timing: timing), now: now)
     }
 
     private mutating func unreachable(_ reason: String, now: Int64) -> [Action] {
-        let since = downSince ?? now
-        downSince = since
-        wentDown = true
-        guard now - since <= timing.unreachableLimit else {
-            return fail(.timeout, "device did not answer a version within \(timing.unreachableLimit / 1000) s of its reboot: \(reason)")
+        judge(confirmation?.unreachable(reason, now: now, timing: timing), now: now)
+    }
+
+    private mutating func judge(_ verdict: RebootConfirmation.Verdict?, now: Int64) -> [Action] {
+        switch verdict {
+        case .confirmed(let version)?:
+            stage = .done
+            return [.succeeded(version: version)]
+        case .failed(let failure)?:
+            return fail(failure.kind, failure.reason)
+        case .pollAgain?, nil:
+            return [.wait(until: now + timing.pollInterval)]
         }
-        return [.wait(until: now + timing.pollInterval)]
     }
 }
 

@@ -2,9 +2,10 @@ import OTAMeshDevices
 
 extension PushTarget {
     /// The push target a registry record names: its address (`HOST` or `HOST:PORT`, port 80
-    /// by default), variant and last seen version.
+    /// by default, ArduinoOTA's 3232 / 8266 for `arduino-ota`), variant and last seen version.
     init(_ record: DeviceRecord) {
-        let (host, port) = PushTarget.hostAndPort(record.address, defaultPort: 80)
+        let defaultPort = record.family == "arduino-ota" ? ArduinoOTAAdapter.defaultPort(variant: record.variant) : 80
+        let (host, port) = PushTarget.hostAndPort(record.address, defaultPort: defaultPort)
         self.init(id: record.id, family: record.family, host: host, port: port, variant: record.variant, version: record.version)
     }
 }

@@ -11,7 +11,7 @@ import OTAMeshDiscovery
 struct ServeTwins: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve push-family device twins (projectMM, HTTP upload) on loopback ports (JSON lines on stdout).",
+        abstract: "Serve push-family device twins (projectMM, HTTP upload, ArduinoOTA) on loopback ports (JSON lines on stdout).",
         discussion: """
             projectmm  GET /api/state (FirmwareUpdate status phase, version, firmware, update_pct bytes/max)
                        and POST /api/firmware/url {"url"} → 202 {"ok":true}; the twin GETs the URL, walks
@@ -23,42 +23,56 @@ struct ServeTwins: AsyncParsableCommand {
                        200 "Update error: …"; the image must be an ESP app image for the --variant chip; the port
                        closes for --reboot-ms and GET /version answers the image's version.
             Faults (--fail): update-error, die-mid-transfer, reboot-old.
+            arduino-ota  ArduinoOTA on one port (the listening line's address): UDP answers the classic invitation
+                       "0 PORT SIZE MD5" (OK / AUTH nonce with --password / ERR: …) and the device connects back
+                       to the host, acknowledging byte counts and ending with OK; TCP speaks ESPHome's native OTA v1
+                       (python3 -m espota). Update.end checks the MD5 and that the image is an ESP app image for the
+                       --variant chip; the ports close for --reboot-ms; GET /version on the http address answers
+                       {"version","variant"}.
+            Faults (--fail): refuse, die-mid-transfer, reboot-old, wrong-variant.
             """)
 
-    @Option(help: "Device family: projectmm, http-upload.") var family = "projectmm"
+    @Option(help: "Device family: projectmm, http-upload, arduino-ota.") var family = "projectmm"
     @Option(help: "Number of devices.") var count = 1
     @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
     var listenBase = "127.0.0.1:0"
     @Option(help: "The version the devices run at start.") var version = "1.0.0"
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
-    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
     @Option(help: "http-upload: the basic-auth user the form wants (with --password).") var user: String?
-    @Option(help: "http-upload: the basic-auth password the form wants (a test twin's, not a secret).") var password: String?
+    @Option(help: "http-upload: the basic-auth password the form wants; arduino-ota: the OTA password (a test twin's, not a secret).") var password: String?
+    @Option(name: .customLong("http-base"), help: "arduino-ota: port of the first device's HTTP /version server (0: any free port each).") var httpBase = 0
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds the port stays closed while the device restarts.") var rebootMS = 3000
     @Option(help: "Read the image at most this many bytes per second.") var rate: Int?
     @Option(help: "Download read timeout in seconds.") var timeout = 10.0
     @Option(help: "Stop serving after this many seconds.") var duration = 600.0
-    @Flag(help: "Announce each device by mDNS through avahi-daemon, as the real firmware does (projectmm, http-upload: _http._tcp); needs a fixed --listen-base port.")
+    @Flag(help: "Announce each device by mDNS through avahi-daemon, as the real firmware does (projectmm, http-upload: _http._tcp; arduino-ota: _arduino._tcp with board, auth_upload and http_port); needs fixed ports.")
     var announce = false
     @Option(name: .customLong("name-prefix"), help: "mDNS instance names: PREFIX-0, PREFIX-1, … (default: the family).") var namePrefix: String?
 
     func validate() throws {
-        guard family == "projectmm" || family == "http-upload" else { throw ValidationError("serve knows --family projectmm and http-upload") }
+        guard ["projectmm", "http-upload", "arduino-ota"].contains(family) else { throw ValidationError("serve knows --family projectmm, http-upload and arduino-ota") }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
-        let known = family == "projectmm" ? ProjectMMFault.allCases.map(\.rawValue) : HTTPUploadFault.allCases.map(\.rawValue)
+        let known = switch family {
+        case "projectmm": ProjectMMFault.allCases.map(\.rawValue)
+        case "http-upload": HTTPUploadFault.allCases.map(\.rawValue)
+        default: ArduinoOTAFault.allCases.map(\.rawValue)
+        }
         guard known.contains(fail) else {
             throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
         }
-        guard (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
+        guard family == "arduino-ota" || (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
+        guard (0...65535).contains(httpBase) else { throw ValidationError("--http-base must be a port") }
         guard Self.split(listenBase) != nil else { throw ValidationError("--listen-base must be HOST:PORT") }
         guard stepMS >= 0, rebootDelayMS >= 0, rebootMS >= 0, duration > 0, timeout > 0 else {
             throw ValidationError("timings must be ≥ 0 and --duration, --timeout > 0")
         }
         if let rate, rate < 1 { throw ValidationError("--rate must be ≥ 1") }
         if announce, Self.split(listenBase)?.1 == 0 { throw ValidationError("--announce needs a fixed --listen-base port") }
+        if announce, family == "arduino-ota", httpBase == 0 { throw ValidationError("--announce of arduino-ota twins needs a fixed --http-base port") }
     }
 
     /// The mDNS announcements of the twins (``announce``): one per device, on its own port.
@@ -66,6 +80,13 @@ struct ServeTwins: AsyncParsableCommand {
         guard announce else { return [] }
         let prefix = namePrefix ?? family
         return (0..<count).map { index in
+            if family == "arduino-ota" {
+                // As ArduinoOTA's MDNS.enableArduino: board, tcp_check, ssh_upload, auth_upload; the
+                // twin adds the port of its /version server (real firmware that serves one would too).
+                let txt = ["board": variant, "tcp_check": "no", "ssh_upload": "no", "auth_upload": password == nil ? "no" : "yes",
+                           "http_port": String(httpBase + index)]
+                return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_arduino._tcp", port: UInt16(basePort + index), txt: txt)
+            }
             var txt: [String: String] = [:]
             if family == "http-upload" { txt["board"] = variant }
             return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_http._tcp", port: UInt16(basePort + index), txt: txt)
@@ -94,6 +115,7 @@ struct ServeTwins: AsyncParsableCommand {
         let (host, basePort) = Self.split(listenBase)!
         try await announcing(host: host, basePort: basePort) { [self] in
             if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
+            if family == "arduino-ota" { return try await runArduinoOTA(host: host, basePort: basePort) }
             try await runProjectMM(host: host, basePort: basePort)
         }
     }
@@ -129,6 +151,28 @@ struct ServeTwins: AsyncParsableCommand {
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
             HTTPUploadTwin(id: "http-upload-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings, sink: sink)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for twin in twins {
+                group.addTask { try await twin.run() }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
+                for twin in twins { await twin.stop() }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func runArduinoOTA(host: String, basePort: Int) async throws {
+        let chip = String(variant.lowercased().split(separator: "-").first ?? "esp32")
+        let settings = ArduinoOTASettings(
+            version: version, variant: variant, chip: chip, newVersion: newVersion, fault: ArduinoOTAFault(rawValue: fail) ?? .none,
+            password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
+        let sink = EventSink(quiet: false)
+        let twins = (0..<count).map { index in
+            ArduinoOTATwin(id: "arduino-ota-\(index)", host: host, otaPort: basePort == 0 ? 0 : basePort + index,
+                           httpPort: httpBase == 0 ? 0 : httpBase + index, settings: settings, sink: sink)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {
