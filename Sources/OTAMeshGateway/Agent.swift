@@ -139,7 +139,7 @@ public struct Agent: Sendable {
                 // Push adapters ("upgrade local"): registry devices of their family are pushed to.
                 let engine = RolloutEngine(
                     gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
-                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [ProjectMMAdapter(), HTTPUploadAdapter()],
+                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [ProjectMMAdapter(), HTTPUploadAdapter(), FetchURLAdapter()],
                     image: { [store] target in
                         guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,

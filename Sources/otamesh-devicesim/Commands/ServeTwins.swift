@@ -21,29 +21,41 @@ struct ServeTwins: AsyncParsableCommand {
                        200 "Update error: …"; the image must be an ESP app image for the --variant chip; the port
                        closes for --reboot-ms and GET /version answers the image's version.
             Faults (--fail): update-error, die-mid-transfer, reboot-old.
+            fetch-url  a device that only takes "fetch this URL": --method --path (default POST /ota) with the URL
+                       in a JSON body, a form body or the query → 202; the twin GETs it, checks an ESP app image for
+                       the --variant chip, closes its port for --reboot-ms; GET /version answers {"version","variant"}.
+                       Basic auth with --user/--password.
+            Faults (--fail): refuse (403), die-mid-transfer (the download drops, the device stays on its old
+                       firmware), reboot-old, wrong-variant.
             """)
 
-    @Option(help: "Device family: projectmm, http-upload.") var family = "projectmm"
+    @Option(help: "Device family: projectmm, http-upload, fetch-url.") var family = "projectmm"
     @Option(help: "Number of devices.") var count = 1
     @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
     var listenBase = "127.0.0.1:0"
     @Option(help: "The version the devices run at start.") var version = "1.0.0"
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
-    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
-    @Option(help: "http-upload: the basic-auth user the form wants (with --password).") var user: String?
-    @Option(help: "http-upload: the basic-auth password the form wants (a test twin's, not a secret).") var password: String?
+    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); fetch-url \(FetchURLFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "http-upload, fetch-url: the basic-auth user the device wants (with --password).") var user: String?
+    @Option(help: "http-upload, fetch-url: the basic-auth password the device wants (a test twin's, not a secret).") var password: String?
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds the port stays closed while the device restarts.") var rebootMS = 3000
     @Option(help: "Read the image at most this many bytes per second.") var rate: Int?
     @Option(help: "Download read timeout in seconds.") var timeout = 10.0
     @Option(help: "Stop serving after this many seconds.") var duration = 600.0
+    @Option(help: "fetch-url: the command's HTTP method.") var method = "POST"
+    @Option(help: "fetch-url: the command's path.") var path = "/ota"
 
     func validate() throws {
-        guard family == "projectmm" || family == "http-upload" else { throw ValidationError("serve knows --family projectmm and http-upload") }
+        guard ["projectmm", "http-upload", "fetch-url"].contains(family) else { throw ValidationError("serve knows --family projectmm, http-upload and fetch-url") }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
-        let known = family == "projectmm" ? ProjectMMFault.allCases.map(\.rawValue) : HTTPUploadFault.allCases.map(\.rawValue)
+        let known = switch family {
+        case "projectmm": ProjectMMFault.allCases.map(\.rawValue)
+        case "fetch-url": FetchURLFault.allCases.map(\.rawValue)
+        default: HTTPUploadFault.allCases.map(\.rawValue)
+        }
         guard known.contains(fail) else {
             throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
         }
@@ -64,6 +76,7 @@ struct ServeTwins: AsyncParsableCommand {
     func run() async throws {
         let (host, basePort) = Self.split(listenBase)!
         if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
+        if family == "fetch-url" { return try await runFetchURL(host: host, basePort: basePort) }
         let settings = ProjectMMSettings(
             version: version, variant: variant, newVersion: newVersion, fault: ProjectMMFault(rawValue: fail)!,
             stepMS: stepMS, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS, rate: rate,
@@ -94,6 +107,29 @@ struct ServeTwins: AsyncParsableCommand {
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
             HTTPUploadTwin(id: "http-upload-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings, sink: sink)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for twin in twins {
+                group.addTask { try await twin.run() }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
+                for twin in twins { await twin.stop() }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func runFetchURL(host: String, basePort: Int) async throws {
+        let settings = FetchURLSettings(
+            version: version, variant: variant, newVersion: newVersion, fault: FetchURLFault(rawValue: fail) ?? .none,
+            method: method.uppercased(), path: path, username: user, password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS,
+            timeout: .milliseconds(Int64(timeout * 1000)))
+        let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: nil, connectTimeout: .milliseconds(Int64(timeout * 1000)))
+        let sink = EventSink(quiet: false)
+        let twins = (0..<count).map { index in
+            FetchURLTwin(id: "fetch-url-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings,
+                         transport: transport, sink: sink)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {
