@@ -145,7 +145,8 @@ public struct Agent: Sendable {
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
                                          file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
                                          variant: target.hardware)
-                    })
+                    },
+                    secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)))
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)
                 services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))

@@ -65,6 +65,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// Push adapters by device family, and where a verified blob lives (nil: not cached).
     let adapters: [String: any PushAdapter]
     let image: @Sendable (RolloutTarget) -> PushImage?
+    /// Push devices' credentials (nil: none configured).
+    let secrets: DeviceSecretStore?
 
     struct Cached {
         var decoded = RolloutRecords.Decoded()
@@ -85,9 +87,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
                 now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
-                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }) {
+                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil) {
         self.adapters = Dictionary(adapters.map { ($0.family, $0) }, uniquingKeysWith: { first, _ in first })
         self.image = image
+        self.secrets = secrets
         self.gateway = gateway
         self.trust = trust
         self.store = store
@@ -316,29 +319,42 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 cached.withLockedValue { _ = $0.pushing.remove(slot) }
                 continue  // not cached yet: the attempt waits (and times out if it never comes)
             }
+            let target: PushTarget
+            do { target = try PushTarget(device, secrets: secrets) } catch {
+                cached.withLockedValue { _ = $0.pushing.remove(slot) }
+                fail(outcome, device: device.id, rollout: id, reason: PushFailure(.refused, error.description).description)
+                continue
+            }
             logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
             Task { [self] in
                 defer { cached.withLockedValue { _ = $0.pushing.remove(slot) } }
                 var current = outcome
                 do throws(PushFailure) {
-                    let version = try await adapter.push(image, to: PushTarget(device)) { phase in
+                    let version = try await adapter.push(image, to: target) { phase in
                         self.advance(id: id, device: device.id, to: phase)
                     }
+                    self.registry.confirmed(device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
+                                            at: Double(self.now()) / 1000)
                     current = self.state(id)?.0.outcomes[device.id] ?? current
                     guard let view = self.state(id)?.1 else { return }
                     let confirmed = view.confirm(current, version: version, error: nil, now: self.now())
                         ?? view.confirm(Self.installing(current), version: version, error: nil, now: self.now())
                     if let confirmed { self.record(confirmed, device: device.id, rollout: id) }
                 } catch {
-                    current = self.state(id)?.0.outcomes[device.id] ?? current
-                    guard !current.phase.isFinished else { return }
-                    current.phase = .failed
-                    current.updated = max(self.now(), current.updated)
-                    current.detail = error.description
-                    self.record(current, device: device.id, rollout: id)
+                    self.fail(self.state(id)?.0.outcomes[device.id] ?? current, device: device.id, rollout: id, reason: error.description)
                 }
             }
         }
+    }
+
+    /// Records a push's failure, unless its attempt already finished.
+    func fail(_ outcome: DeviceOutcome, device: String, rollout: String, reason: String) {
+        guard !outcome.phase.isFinished else { return }
+        var failed = outcome
+        failed.phase = .failed
+        failed.updated = max(now(), outcome.updated)
+        failed.detail = reason
+        record(failed, device: device, rollout: rollout)
     }
 
     static func installing(_ outcome: DeviceOutcome) -> DeviceOutcome {
