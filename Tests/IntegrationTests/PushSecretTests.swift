@@ -14,7 +14,7 @@ import Glibc
 struct PushSecretTests {
     static let password = "pw-Zq81-never-print-me"
 
-    @Test("device add with --password-file, a rollout pushes through the http-upload adapter; the password leaks nowhere")
+    @Test("device add with --password-file (and a fetch-url device with options), a rollout pushes to both; the password leaks nowhere")
     func rolloutWithSecret() throws {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
@@ -58,6 +58,16 @@ struct PushSecretTests {
         var info = stat()
         #expect(stat(secrets, &info) == 0 && info.st_mode & 0o777 == 0o600)
 
+        // A fetch-url device whose command differs from the default: its options travel from the
+        // registry to the adapter.
+        let fetcher = try PushTwin.start(family: "fetch-url", ["--version", "1.0.0", "--method", "PUT", "--path", "/api/upgrade",
+                                                               "--reboot-delay-ms", "100", "--reboot-ms", "500", "--duration", "300"])
+        defer { fetcher.stop() }
+        let (addedFetcher, fetcherOut, fetcherErr) = try run(["device", "add", "--data-dir", data, "--id", "lamp-2", "--family", "fetch-url",
+                                                              "--address", fetcher.address, "--hardware", "esp32", "--version", "1.0.0", "--tags", "lobby",
+                                                              "--option", "method=PUT", "--option", "path=/api/upgrade", "--option", "accept=202"])
+        #expect(addedFetcher == 0, "\(fetcherOut) \(fetcherErr)")
+
         let gateway = try Gateway.start(data: data, extra: ["--node-name", "gw1", "--site-trust", dir.file("site-trust.json"), "--log-level", "debug"])
         defer { gateway.stop() }
         let (started, out, err) = try run(["rollout", "start", "--target", "esp32/app/2.0.0.bin", "--select", "tag=lobby", "--stages", "100",
@@ -71,12 +81,13 @@ struct PushSecretTests {
             else { return nil }
             return try? JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
         }
-        #expect(waitUntil(timeout: 90) { (status()?["stages"] as? [[String: Any]])?.last?["succeeded"] as? Int == 1 },
-                "the push succeeds: \(String(describing: status())) \(gateway.child.stdout.text.suffix(2000)) \(twin.child.stdout.text)")
+        #expect(waitUntil(timeout: 90) { (status()?["stages"] as? [[String: Any]])?.last?["succeeded"] as? Int == 2 },
+                "both pushes succeed: \(String(describing: status())) \(gateway.child.stdout.text.suffix(2000)) \(twin.child.stdout.text) \(fetcher.child.stdout.text)")
         #expect(twin.count("installed") == 1 && twin.count("unauthorized") == 0, "\(twin.child.stdout.text)")
+        #expect(fetcher.count("post") == 1 && fetcher.count("installed") == 1, "PUT /api/upgrade reached the twin: \(fetcher.child.stdout.text)")
 
         // The registry learnt the confirmed version.
-        #expect(waitUntil(timeout: 10) { (try? run(["devices", "--data-dir", data, "--json"]))?.1.contains("\"version\":\"2.0.0\"") == true })
+        #expect(waitUntil(timeout: 10) { (try? run(["devices", "--data-dir", data, "--json"]))?.1.components(separatedBy: "\"version\":\"2.0.0\"").count == 3 })
         let (_, listed, _) = try run(["devices", "--data-dir", data])
         let (_, json, _) = try run(["devices", "--data-dir", data, "--json"])
         #expect(listed.contains("lamp-1") && listed.contains("source manual") && listed.contains("segment 127.0.0.0/24"), "\(listed)")
