@@ -9,7 +9,7 @@ import NIOPosix
 struct ServeTwins: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve push-family device twins (projectMM, HTTP upload) on loopback ports (JSON lines on stdout).",
+        abstract: "Serve push-family device twins (projectMM, HTTP upload, fetch-url) on loopback ports (JSON lines on stdout).",
         discussion: """
             projectmm  GET /api/state (FirmwareUpdate status phase, version, firmware, update_pct bytes/max)
                        and POST /api/firmware/url {"url"} → 202 {"ok":true}; the twin GETs the URL, walks
