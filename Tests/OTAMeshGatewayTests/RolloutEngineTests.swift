@@ -250,7 +250,7 @@ struct RolloutEngineTests {
             started.withLockedValue { $0.append(device.id) }
             defer { running.withLockedValue { _ = $0.remove(device.id) } }
             progress(.downloading)
-            for _ in 0..<2000 where !released.withLockedValue({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }
+            for _ in 0..<12_000 where !released.withLockedValue({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }  // 60 s at most
             return "2.0.0"
         }
     }
