@@ -331,6 +331,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 return true
             }
             guard claimed, let adapter = adapters[device.family] else { continue }
+            // The attempt may have finished since this upkeep's snapshot (a push records its
+            // outcome before it frees its slot): then there is nothing to resume.
+            if self.state(id)?.0.outcomes[device.id]?.phase.isFinished == true {
+                cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) }
+                continue
+            }
             guard let image = image(plan.target) else {
                 cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) }
                 continue  // not cached yet: the attempt waits (and times out if it never comes)
