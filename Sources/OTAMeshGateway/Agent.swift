@@ -138,15 +138,20 @@ public struct Agent: Sendable {
             if let data = FileManager.default.contents(atPath: path) {
                 let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
                 // Push adapters ("upgrade local"): registry devices of their family are pushed to.
+                let pushTiming = configuration.pushTiming
                 let engine = RolloutEngine(
                     gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
-                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger, adapters: [ProjectMMAdapter(), HTTPUploadAdapter(), ArduinoOTAAdapter()],
+                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
+                    adapters: [ProjectMMAdapter(timing: pushTiming), HTTPUploadAdapter(timing: pushTiming), ArduinoOTAAdapter(timing: pushTiming),
+                               FetchURLAdapter(timing: pushTiming)],
                     image: { [store] target in
                         guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
                                          file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
                                          variant: target.hardware)
-                    })
+                    },
+                    secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)),
+                    pushLimits: configuration.pushLimits)
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)
                 services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))

@@ -1,4 +1,6 @@
+import OTAMeshDevices
 import OTAMeshFirmware
+import OTAMeshRollout
 import OTAMeshTransfer
 import Yams
 
@@ -59,6 +61,25 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var deviceDiscoveryMDNS = true
     /// The site trust file (admin keys and m-of-n threshold) that rollout commands must satisfy.
     public var siteTrust: String?
+    /// Pushes to push devices this gateway runs at once (all rollouts together), and per
+    /// network segment; a rollout's own `concurrency` applies too (the smaller wins).
+    public var pushMaxConcurrent = 8
+    public var pushMaxPerSegment = 4
+    /// Seconds a push retries a device it cannot reach before the device took the image.
+    public var pushRetryTimeout: Double = 30
+    /// Seconds one push may take, from the first request to the confirmed version.
+    public var pushDeadline: Double = 600
+
+    /// The push limits the rollout engine holds every rollout's pushes to.
+    public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
+
+    /// Every push adapter's timing: the configured retry timeout and deadline, the rest default.
+    public var pushTiming: PushTiming {
+        var timing = PushTiming()
+        timing.retry.retryTimeout = pushRetryTimeout
+        timing.deadline = Int64(pushDeadline * 1000)
+        return timing
+    }
 
     /// The keyring file: configured, or `keys/site.keyring` in the data directory.
     public var siteKeyringPath: String { siteKeyring ?? "\(dataDirectory)/keys/site.keyring" }
@@ -115,6 +136,10 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("discovery", "OTAMESH_DISCOVERY", "--discovery", "mdns or off (default mdns)"),
         ("devices.discovery", "OTAMESH_DEVICE_DISCOVERY", "--device-discovery", "find push devices by mDNS (_arduino._tcp, _esphomelib._tcp, _http._tcp): mdns or off (default mdns)"),
         ("site.trust", "OTAMESH_SITE_TRUST", "--site-trust", "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"),
+        ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 8)"),
+        ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 4)"),
+        ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image (default 30s)"),
+        ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version (default 10m)"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -236,6 +261,21 @@ public struct AgentConfiguration: Sendable, Equatable {
             gossipJoin = peers
         case "site.keyring": siteKeyring = value
         case "site.trust": siteTrust = value
+        case "push.max_concurrent", "push.max_per_segment":
+            guard let number = Int(value.trimmingWhitespace()), (1...10_000).contains(number) else {
+                throw .invalid(source: source, key: key, reason: "expected a whole number 1…10000, got \(value)")
+            }
+            if key == "push.max_concurrent" { pushMaxConcurrent = number } else { pushMaxPerSegment = number }
+        case "push.retry_timeout":
+            guard let seconds = Self.parseDuration(value) else {
+                throw .invalid(source: source, key: key, reason: "expected a duration like 30s or 2m, got \(value)")
+            }
+            pushRetryTimeout = seconds
+        case "push.deadline":
+            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
+                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 90s, 10m, got \(value)")
+            }
+            pushDeadline = seconds
         case "discovery":
             switch value.lowercased() {
             case "mdns": discoveryMDNS = true

@@ -3,15 +3,33 @@
 /// family's adapter. The queue takes them in bucket order — the order the stages admit them —
 /// within the gateway's free concurrency, by the same ``RolloutView/decide`` rules as pull
 /// devices, so pause, halt, window and failure memory hold for both alike. Pure.
+///
+/// On top of the rollout's own concurrency, ``Limits`` cap the pushes this gateway runs at once
+/// (all rollouts together) and per network segment; the segments take turns — the one with the
+/// fewest pushes in flight goes first — so one large segment does not starve the others.
 public enum PushQueue {
     public struct Candidate: Sendable, Equatable {
         public var facts: DeviceFacts
         /// The version the device last reported.
         public var version: String?
-        public init(facts: DeviceFacts, version: String?) {
+        /// The network segment the device is in (`10.77.3.0/24`, or an admin-given name).
+        public var segment: String
+        public init(facts: DeviceFacts, version: String?, segment: String = "") {
             self.facts = facts
             self.version = version
+            self.segment = segment
         }
+    }
+
+    /// Simultaneous pushes: per gateway (all rollouts together) and per segment.
+    public struct Limits: Sendable, Equatable {
+        public var maxConcurrent: Int
+        public var maxPerSegment: Int
+        public init(maxConcurrent: Int, maxPerSegment: Int) {
+            self.maxConcurrent = maxConcurrent
+            self.maxPerSegment = maxPerSegment
+        }
+        public static let unlimited = Limits(maxConcurrent: .max, maxPerSegment: .max)
     }
 
     public struct Start: Sendable, Equatable {
@@ -23,21 +41,57 @@ public enum PushQueue {
         public var push: Bool
     }
 
-    public static func next(view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String) -> [Start] {
+    /// The devices to start now. `running` names the pushes already in flight on this gateway
+    /// (any rollout; device id → segment); candidates with an unfinished outcome of this
+    /// gateway count as in flight too.
+    public static func next(view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
+                            limits: Limits = .unlimited, running: [String: String] = [:]) -> [Start] {
         guard let plan = view.plan else { return [] }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
+        var busy = running
+        for candidate in candidates {
+            if let outcome = outcomes[candidate.facts.id], outcome.gateway == gateway, !outcome.phase.isFinished {
+                busy[candidate.facts.id] = candidate.segment
+            }
+        }
+        var total = busy.count
+        var perSegment: [String: Int] = [:]
+        for segment in busy.values { perSegment[segment, default: 0] += 1 }
         let ordered = candidates.map { ($0, StageSelection.bucket(rollout: plan.id, device: $0.facts.id)) }
             .sorted { ($0.1, $0.0.facts.id) < ($1.1, $1.0.facts.id) }
+        var queues: [String: ArraySlice<Candidate>] = [:]
+        for (candidate, _) in ordered { queues[candidate.segment, default: []].append(candidate) }
         var starts: [Start] = []
-        for (candidate, _) in ordered {
-            switch view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id], inFlightHere: inFlight, now: now, gateway: gateway) {
-            case .start(let outcome):
-                starts.append(Start(device: candidate.facts.id, outcome: outcome, push: true))
-                inFlight += 1
-            case .alreadyCurrent(let outcome):
-                starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false))
-            case .wait, .notSelected, .inFlight, .succeeded, .failedBefore:
-                continue
+        // Turns: each segment with room starts at most one device per pass, the least busy first.
+        var progressed = true
+        while progressed, total < limits.maxConcurrent {
+            progressed = false
+            let turn = queues.keys.filter { !(queues[$0]?.isEmpty ?? true) }
+                .sorted { (perSegment[$0, default: 0], $0) < (perSegment[$1, default: 0], $1) }
+            for segment in turn where total < limits.maxConcurrent && perSegment[segment, default: 0] < limits.maxPerSegment {
+                while let candidate = queues[segment]?.popFirst() {
+                    let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
+                                               inFlightHere: inFlight, now: now, gateway: gateway)
+                    if case .start(let outcome) = decision {
+                        starts.append(Start(device: candidate.facts.id, outcome: outcome, push: true))
+                        inFlight += 1
+                        total += 1
+                        perSegment[segment, default: 0] += 1
+                        progressed = true
+                        break
+                    }
+                    if case .alreadyCurrent(let outcome) = decision {
+                        starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false))
+                    }
+                }
+            }
+        }
+        // Devices left in the queues that already run the target are recorded now; they need no slot.
+        for segment in queues.keys.sorted() {
+            for candidate in queues[segment] ?? [] {
+                let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
+                                           inFlightHere: inFlight, now: now, gateway: gateway)
+                if case .alreadyCurrent(let outcome) = decision { starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false)) }
             }
         }
         return starts

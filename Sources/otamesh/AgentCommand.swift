@@ -89,6 +89,18 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Site trust file: the admin keys rollouts must be signed with (default DATA/keys/site-trust.json).")
     var siteTrust: String?
 
+    @Option(help: "Pushes to push devices at once, all rollouts together (default 8).")
+    var pushMaxConcurrent: String?
+
+    @Option(help: "Pushes at once per network segment (default 4).")
+    var pushMaxPerSegment: String?
+
+    @Option(help: "Retry a push device that cannot be reached this long before it took the image, e.g. 30s (default 30s).")
+    var pushRetryTimeout: String?
+
+    @Option(help: "One push's whole time, to the confirmed version, e.g. 10m (default 10m).")
+    var pushDeadline: String?
+
     func run() async throws {
         let configuration = try options.load(extra: [
             ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
@@ -100,6 +112,8 @@ struct AgentCommand: AsyncParsableCommand {
             ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
             ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
             ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
+            ("push.max_concurrent", pushMaxConcurrent), ("push.max_per_segment", pushMaxPerSegment),
+            ("push.retry_timeout", pushRetryTimeout), ("push.deadline", pushDeadline),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()

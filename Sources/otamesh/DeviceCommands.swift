@@ -8,8 +8,8 @@ import OTAMeshTrust
 /// it picks assignments up within a second).
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device", abstract: "Tag devices for rollout selectors, or assign firmware to one device by hand.",
-        subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self])
+        commandName: "device", abstract: "Add or remove push devices, tag devices for rollout selectors, or assign firmware to one device by hand.",
+        subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self, Add.self, Remove.self])
 
     static func registry(_ options: ConfigOptions) throws -> (DeviceRegistry, AgentConfiguration) {
         let configuration = try options.load()
@@ -95,7 +95,7 @@ extension DeviceCommand {
 /// `otamesh devices`: every device the gateway has seen or been told about.
 struct DevicesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "devices", abstract: "List devices: family, hardware, version, address, last seen, assignment, last answer.")
+        commandName: "devices", abstract: "List devices: family, hardware, version, address, last seen, assignment, tags, segment, source, proxy, last answer (never passwords).")
     @OptionGroup var options: ConfigOptions
     @Flag(help: "One JSON object per device, one per line.") var json = false
 
@@ -109,6 +109,7 @@ struct DevicesCommand: ParsableCommand {
                 let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
                 Output.out([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
                             seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
+                            "segment \(device.effectiveSegment)", "source \(device.source ?? "-")", device.proxy.map { "proxy \($0)" } ?? "-",
                             device.lastAnswer ?? "-"].joined(separator: "  "))
             }
         }

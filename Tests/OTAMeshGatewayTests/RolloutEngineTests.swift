@@ -56,13 +56,15 @@ struct RolloutEngineTests {
             dir = try TemporaryDirectory()
         }
 
-        func gateway(_ name: String, alive: Int = 2, adapters: [any PushAdapter] = []) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
+        func gateway(_ name: String, alive: Int = 2, adapters: [any PushAdapter] = [],
+                     pushLimits: PushQueue.Limits = .unlimited) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
             let store = MemoryStore(owner: name, alive: alive)
             let registry = try DeviceRegistry(path: dir.file("\(name).sqlite"))
             let clock = clock
             let engine = RolloutEngine(gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
                                        logger: Logger(label: "test"), adapters: adapters,
-                                       image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) })
+                                       image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) },
+                                       pushLimits: pushLimits)
             return (engine, store, registry)
         }
 
@@ -232,16 +234,74 @@ struct RolloutEngineTests {
         #expect(outcomes["push-refuses"]?.phase == .failed && outcomes["push-refuses"]?.detail.contains("refused") == true)
         engine.upkeep(devices: facts)
         #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
+        // The registry learnt the version each push confirmed.
+        #expect(registry.device("push-ok")?.version == "2.0.0" && registry.device("push-ok")?.lastAnswer?.contains("pushed 2.0.0") == true)
+        #expect(registry.device("push-old")?.version == "1.0.0" && registry.device("push-refuses")?.version == "1.0.0")
+    }
+
+    /// A push family whose pushes hold until released: to see how many run at once.
+    struct HeldAdapter: PushAdapter {
+        let family = "held-push"
+        let running = NIOLockedValueBox<Set<String>>([])
+        let started = NIOLockedValueBox<[String]>([])
+        let released = NIOLockedValueBox(false)
+        func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+            running.withLockedValue { _ = $0.insert(device.id) }
+            started.withLockedValue { $0.append(device.id) }
+            defer { running.withLockedValue { _ = $0.remove(device.id) } }
+            progress(.downloading)
+            for _ in 0..<12_000 where !released.withLockedValue({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }  // 60 s at most
+            return "2.0.0"
+        }
+    }
+
+    @Test("push limits hold across upkeeps: the gateway cap and the per-segment cap, segments taking turns")
+    func pushLimits() async throws {
+        let site = try Site()
+        let adapter = HeldAdapter()
+        let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
+        let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
+        for id in ids {
+            let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
+            registry.observe(DeviceSighting(id: id, family: "held-push", hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
+        }
+        let plan = site.plan(maxFailures: 10, concurrency: 10)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+        engine.upkeep(devices: facts)
+        engine.upkeep(devices: facts)
+        var seen = false
+        for _ in 0..<1000 where !seen {
+            seen = adapter.running.withLockedValue { $0.count } == 3
+            if !seen { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(seen, "three pushes run: \(adapter.started.withLockedValue { $0 })")
+        engine.upkeep(devices: facts)
+        engine.upkeep(devices: facts)
+        let running = adapter.running.withLockedValue { $0 }
+        #expect(running.count == 3, "the gateway cap holds across upkeeps: \(running)")
+        #expect(running.filter { $0.hasPrefix("a") }.count <= 2 && running.filter { $0.hasPrefix("b") }.count <= 2, "per segment: \(running)")
+        #expect(!running.filter { $0.hasPrefix("a") }.isEmpty && !running.filter { $0.hasPrefix("b") }.isEmpty, "both segments progress: \(running)")
+
+        adapter.released.withLockedValue { $0 = true }
+        var done = false
+        for _ in 0..<1000 where !done {
+            engine.upkeep(devices: facts)
+            done = (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase == .succeeded }.count ?? 0) == ids.count
+            if !done { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(done, "every device is pushed in the end")
+        #expect(adapter.started.withLockedValue { $0.count } == ids.count, "each once")
     }
 
     @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")
-    func pushTargetPorts() {
-        func target(_ family: String, _ address: String, variant: String? = nil) -> PushTarget {
-            PushTarget(DeviceRecord(id: "d", family: family, address: address, firstSeen: 0, lastSeen: 0, variant: variant))
+    func pushTargetPorts() throws {
+        func target(_ family: String, _ address: String, variant: String? = nil) throws -> PushTarget {
+            try PushTarget(DeviceRecord(id: "d", family: family, address: address, firstSeen: 0, lastSeen: 0, variant: variant))
         }
-        #expect(target("projectmm", "10.0.0.5").port == 80)
-        #expect(target("arduino-ota", "10.0.0.5").port == 3232)
-        #expect(target("arduino-ota", "10.0.0.5", variant: "esp8266").port == 8266)
-        #expect(target("arduino-ota", "10.0.0.5:3300", variant: "esp8266").port == 3300)
+        #expect(try target("projectmm", "10.0.0.5").port == 80)
+        #expect(try target("arduino-ota", "10.0.0.5").port == 3232)
+        #expect(try target("arduino-ota", "10.0.0.5", variant: "esp8266").port == 8266)
+        #expect(try target("arduino-ota", "10.0.0.5:3300", variant: "esp8266").port == 3300)
     }
 }

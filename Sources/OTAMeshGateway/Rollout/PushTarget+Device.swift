@@ -2,10 +2,12 @@ import OTAMeshDevices
 
 extension PushTarget {
     /// The push target a registry record names: its address (`HOST` or `HOST:PORT`, port 80
-    /// by default, ArduinoOTA's 3232 / 8266 for `arduino-ota`), variant and last seen version.
-    init(_ record: DeviceRecord) {
+    /// by default, ArduinoOTA's 3232 / 8266 for `arduino-ota`), variant, last seen version, proxy
+    /// and options, and its credentials from the secret store (when one is given and names the device).
+    init(_ record: DeviceRecord, secrets: DeviceSecretStore? = nil) throws(DeviceSecretError) {
         let defaultPort = record.family == "arduino-ota" ? ArduinoOTAAdapter.defaultPort(variant: record.variant) : 80
         let (host, port) = PushTarget.hostAndPort(record.address, defaultPort: defaultPort)
-        self.init(id: record.id, family: record.family, host: host, port: port, variant: record.variant, version: record.version)
+        self.init(id: record.id, family: record.family, host: host, port: port, variant: record.variant, version: record.version,
+                  proxy: record.proxy, credentials: try secrets?.credentials(for: record.id), options: record.optionMap)
     }
 }

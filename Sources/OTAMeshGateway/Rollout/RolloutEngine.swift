@@ -65,6 +65,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// Push adapters by device family, and where a verified blob lives (nil: not cached).
     let adapters: [String: any PushAdapter]
     let image: @Sendable (RolloutTarget) -> PushImage?
+    /// Push devices' credentials (nil: none configured).
+    let secrets: DeviceSecretStore?
+    /// Simultaneous pushes of this gateway, all rollouts together, and per segment.
+    let pushLimits: PushQueue.Limits
 
     struct Cached {
         var decoded = RolloutRecords.Decoded()
@@ -75,8 +79,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var written: [String: [UInt8]] = [:]
         /// Halts already logged, by rollout.
         var haltsSeen: [String: HaltMark] = [:]
-        /// Pushes running in this process, by "rollout device".
-        var pushing: Set<String> = []
+        /// Pushes running in this process, by "rollout device": the device's segment.
+        var pushing: [String: String] = [:]
     }
     let cached = NIOLockedValueBox(Cached())
     /// Serialises decide-then-record, so simultaneous requests cannot both take the last
@@ -85,9 +89,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
                 now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
-                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }) {
+                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
+                pushLimits: PushQueue.Limits = .unlimited) {
         self.adapters = Dictionary(adapters.map { ($0.family, $0) }, uniquingKeysWith: { first, _ in first })
         self.image = image
+        self.secrets = secrets
+        self.pushLimits = pushLimits
         self.gateway = gateway
         self.trust = trust
         self.store = store
@@ -290,17 +297,25 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     /// Starts (and, after a restart, resumes) pushes to this gateway's push devices: those whose
     /// family has an adapter. In-flight attempts of this gateway with no push running here are
-    /// taken up again, so a restart does not strand them until the device timeout.
+    /// taken up again, so a restart does not strand them until the device timeout. The
+    /// gateway's push limits (``pushLimits``) hold across all rollouts.
     func startPushes(id: String, view: RolloutView, state: RolloutState) {
         guard !adapters.isEmpty, let plan = view.plan else { return }
         let devices = registry.all().filter { adapters[$0.family] != nil }
         guard !devices.isEmpty else { return }
-        let candidates = devices.map { PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version) }
+        let candidates = devices.map {
+            PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version,
+                                segment: $0.effectiveSegment)
+        }
         var work: [(DeviceRecord, DeviceOutcome)] = []
         starting.withLock {
             // Fresh outcomes: pull devices may have taken slots since this upkeep began.
             let outcomes = self.state(id)?.0.outcomes ?? state.outcomes
-            for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway) {
+            let running = cached.withLockedValue { cached in
+                Dictionary(cached.pushing.map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
+            }
+            for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway,
+                                        limits: pushLimits, running: running) {
                 record(start.outcome, device: start.device, rollout: id)
                 if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
             }
@@ -310,38 +325,60 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
         for (device, outcome) in work {
             let slot = "\(id) \(device.id)"
-            let claimed = cached.withLockedValue { $0.pushing.insert(slot).inserted }
+            let claimed = cached.withLockedValue { cached in
+                guard cached.pushing[slot] == nil else { return false }
+                cached.pushing[slot] = device.effectiveSegment
+                return true
+            }
             guard claimed, let adapter = adapters[device.family] else { continue }
+            // The attempt may have finished since this upkeep's snapshot (a push records its
+            // outcome before it frees its slot): then there is nothing to resume.
+            if self.state(id)?.0.outcomes[device.id]?.phase.isFinished == true {
+                cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) }
+                continue
+            }
             guard var image = image(plan.target) else {
-                cached.withLockedValue { _ = $0.pushing.remove(slot) }
+                cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) }
                 continue  // not cached yet: the attempt waits (and times out if it never comes)
             }
-            let target = PushTarget(device)
+            let target: PushTarget
+            do { target = try PushTarget(device, secrets: secrets) } catch {
+                cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) }
+                fail(outcome, device: device.id, rollout: id, reason: PushFailure(.refused, error.description).description)
+                continue
+            }
             // A gateway listening on all interfaces names itself by its address on the device's segment.
             image.url = PushRoute.url(image.url, toward: target.host)
             logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
             Task { [self] in
-                defer { cached.withLockedValue { _ = $0.pushing.remove(slot) } }
+                defer { cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) } }
                 var current = outcome
                 do throws(PushFailure) {
                     let version = try await adapter.push(image, to: target) { phase in
                         self.advance(id: id, device: device.id, to: phase)
                     }
+                    self.registry.confirmed(device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
+                                            at: Double(self.now()) / 1000)
                     current = self.state(id)?.0.outcomes[device.id] ?? current
                     guard let view = self.state(id)?.1 else { return }
                     let confirmed = view.confirm(current, version: version, error: nil, now: self.now())
                         ?? view.confirm(Self.installing(current), version: version, error: nil, now: self.now())
                     if let confirmed { self.record(confirmed, device: device.id, rollout: id) }
                 } catch {
-                    current = self.state(id)?.0.outcomes[device.id] ?? current
-                    guard !current.phase.isFinished else { return }
-                    current.phase = .failed
-                    current.updated = max(self.now(), current.updated)
-                    current.detail = error.description
-                    self.record(current, device: device.id, rollout: id)
+                    self.fail(self.state(id)?.0.outcomes[device.id] ?? current, device: device.id, rollout: id, reason: error.description)
                 }
             }
         }
+    }
+
+    /// Records a push's failure, unless its attempt already finished.
+    func fail(_ outcome: DeviceOutcome, device: String, rollout: String, reason: String) {
+        guard !outcome.phase.isFinished else { return }
+        var failed = outcome
+        failed.phase = .failed
+        failed.updated = max(now(), outcome.updated)
+        failed.detail = reason
+        record(failed, device: device, rollout: rollout)
     }
 
     static func installing(_ outcome: DeviceOutcome) -> DeviceOutcome {

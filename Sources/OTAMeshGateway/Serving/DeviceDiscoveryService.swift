@@ -67,7 +67,8 @@ struct DeviceDiscoveryService: Service {
         case .success(let device):
             let before = registry.device(device.id)
             registry.observe(DeviceSighting(id: device.id, family: device.family, hardware: device.hardware, version: device.version,
-                                            address: device.address, answer: "discovered: \(device.note)", variant: device.variant),
+                                            address: device.address, answer: "discovered: \(device.note)", variant: device.variant,
+                                            source: "mdns", options: device.options),
                              at: Date().timeIntervalSince1970)
             if before == nil || before?.version != device.version || before?.address != device.address {
                 logger.info("device discovery: found a push device", metadata: metadata.merging([

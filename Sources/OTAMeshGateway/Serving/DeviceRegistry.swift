@@ -1,4 +1,6 @@
+import Foundation
 import GRDB
+import OTAMeshDevices
 import OTAMeshFirmware
 import OTAMeshStore
 import NIOConcurrencyHelpers
@@ -24,13 +26,36 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
     public var tags: String?
     /// The firmware variant the device reports (e.g. `esp32-eth`), if its family says.
     public var variant: String?
+    /// `http://HOST:PORT` of the HTTP proxy a push device is reached through (admin-set).
+    public var proxy: String?
+    /// Per-device adapter options, a JSON object of strings (admin-set; see ``optionMap``).
+    public var options: String?
+    /// The network segment the device is in, for push limits (admin-set; nil: ``effectiveSegment``
+    /// derives it from the address).
+    public var segment: String?
+    /// How the device became known: `request` (it asked), `manual` (`otamesh device add`), `mdns`.
+    public var source: String?
+    /// Adapter options the device's own announcement gave (discovery: `dialect`, `version_port`),
+    /// a JSON object of strings; the admin's ``options`` override them key by key.
+    public var announced: String?
 
     /// ``tags`` as a list.
     public var tagList: [String] { (tags ?? "").split(separator: ",").map(String.init) }
 
+    /// ``announced`` overlaid with ``options`` (the admin's word wins), as a map (empty when none
+    /// or unreadable).
+    public var optionMap: [String: String] {
+        (Self.decodeOptions(announced) ?? [:]).merging(Self.decodeOptions(options) ?? [:]) { _, admin in admin }
+    }
+
+    /// ``segment``, or the one derived from the address (``segment(forAddress:)``).
+    public var effectiveSegment: String { segment ?? Self.segment(forAddress: address) }
+
     public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String,
                 firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
-                tags: String? = nil, variant: String? = nil) {
+                tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
+                source: String? = nil, announced: String? = nil) {
+        self.announced = announced
         self.id = id
         self.family = family
         self.hardware = hardware
@@ -42,6 +67,43 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         self.lastAnswer = lastAnswer
         self.tags = tags
         self.variant = variant
+        self.proxy = proxy
+        self.options = options
+        self.segment = segment
+        self.source = source
+    }
+
+    /// A segment name from an address: an IPv4 host's /24 (`10.77.3.0/24`), an IPv6 host's /64
+    /// (`fd00:1:2:3::/64`), `other` for names and anything else.
+    public static func segment(forAddress address: String) -> String {
+        let host = address.isEmpty ? "" : PushTarget.hostAndPort(address, defaultPort: 80).host
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) {
+            return "\(octets[0]).\(octets[1]).\(octets[2]).0/24"
+        }
+        if host.contains(":") {
+            var groups = host.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            if let gap = groups.firstIndex(of: ""), host.contains("::") {
+                let present = groups.filter { !$0.isEmpty }
+                groups = Array(groups[..<gap].filter { !$0.isEmpty }) + Array(repeating: "0", count: max(0, 8 - present.count))
+                    + Array(groups[gap...].filter { !$0.isEmpty })
+            }
+            if groups.count >= 4, groups.prefix(4).allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy(\.isHexDigit) }) {
+                return groups.prefix(4).map { String(UInt16($0, radix: 16) ?? 0, radix: 16) }.joined(separator: ":") + "::/64"
+            }
+        }
+        return "other"
+    }
+
+    /// Options as stored: a JSON object of strings with sorted keys; nil when there are none.
+    public static func encodeOptions(_ options: [String: String]) -> String? {
+        guard !options.isEmpty else { return nil }
+        return "{" + options.keys.sorted().map { "\(jsonQuoted($0)):\(jsonQuoted(options[$0] ?? ""))" }.joined(separator: ",") + "}"
+    }
+
+    static func decodeOptions(_ text: String?) -> [String: String]? {
+        guard let text, let data = text.data(using: .utf8) else { return nil }
+        return (try? JSONSerialization.jsonObject(with: data)) as? [String: String]
     }
 }
 
@@ -55,8 +117,15 @@ public struct DeviceSighting: Sendable, Equatable {
     public var answer: String
     /// The firmware variant the device reported (projectMM's `firmware`), if any.
     public var variant: String?
+    /// How the gateway learnt of it: `request` (it asked), `mdns` (discovery); kept from the
+    /// first sighting on.
+    public var source: String
+    /// Adapter options the announcement gave (``DeviceRecord/announced``); empty: unchanged.
+    public var options: [String: String]
 
-    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil) {
+    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
+                source: String = "request", options: [String: String] = [:]) {
+        self.options = options
         self.id = id
         self.family = family
         self.hardware = hardware
@@ -64,6 +133,7 @@ public struct DeviceSighting: Sendable, Equatable {
         self.address = address
         self.answer = answer
         self.variant = variant
+        self.source = source
     }
 }
 
@@ -85,6 +155,8 @@ public final class DeviceRegistry: Sendable {
     private struct State {
         var devices: [String: DeviceRecord] = [:]
         var dirty: Set<String> = []
+        /// Taken by a flush that has not written them yet (memory is newer than the database).
+        var flushing: Set<String> = []
     }
     private let state = NIOLockedValueBox(State())
 
@@ -126,6 +198,19 @@ public final class DeviceRegistry: Sendable {
                 t.add(column: "variant", .text)
             }
         }
+        migrator.registerMigration("v3: push devices") { db in
+            try db.alter(table: "device") { t in
+                t.add(column: "proxy", .text)
+                t.add(column: "options", .text)
+                t.add(column: "segment", .text)
+                t.add(column: "source", .text)
+            }
+            // Every device known before was registered by its own request.
+            try db.execute(sql: "UPDATE device SET source = 'request' WHERE source IS NULL AND lastSeen > 0")
+        }
+        migrator.registerMigration("v4: announced options") { db in
+            try db.alter(table: "device") { t in t.add(column: "announced", .text) }
+        }
         return migrator
     }
 
@@ -137,11 +222,14 @@ public final class DeviceRegistry: Sendable {
     public func observe(_ sighting: DeviceSighting, at time: Double) {
         state.withLockedValue { state in
             var record = state.devices[sighting.id]
-                ?? DeviceRecord(id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time)
+                ?? DeviceRecord(id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time,
+                                source: sighting.source)
+            if record.source == nil { record.source = sighting.source }
             record.family = sighting.family
             if let hardware = sighting.hardware { record.hardware = hardware }
             if let version = sighting.version { record.version = version }
             if let variant = sighting.variant { record.variant = variant }
+            if !sighting.options.isEmpty { record.announced = DeviceRecord.encodeOptions(sighting.options) }
             record.address = sighting.address
             record.lastSeen = time
             record.lastAnswer = sighting.answer
@@ -160,28 +248,46 @@ public final class DeviceRegistry: Sendable {
         state.withLockedValue { $0.devices[id]?.assignedTarget }
     }
 
-    /// Writes the sightings recorded since the last flush in one transaction. Assignments are
-    /// never overwritten by a flush (they belong to the admin).
+    /// A push confirmed the version (and variant) a device runs: memory first, like a sighting.
+    public func confirmed(_ id: String, version: String, variant: String?, answer: String, at time: Double) {
+        state.withLockedValue { state in
+            guard var record = state.devices[id] else { return }
+            record.version = version
+            if let variant { record.variant = variant }
+            record.lastSeen = time
+            record.lastAnswer = answer
+            state.devices[id] = record
+            state.dirty.insert(id)
+        }
+    }
+
+    /// Writes the sightings recorded since the last flush in one transaction. Assignments and
+    /// the other admin-owned columns are never overwritten by a flush.
     public func flush() throws(RegistryError) {
         let pending: [DeviceRecord] = state.withLockedValue { state in
-            defer { state.dirty.removeAll() }
+            defer {
+                state.flushing.formUnion(state.dirty)
+                state.dirty.removeAll()
+            }
             return state.dirty.compactMap { state.devices[$0] }
         }
         guard !pending.isEmpty else { return }
+        defer { state.withLockedValue { state in for record in pending { state.flushing.remove(record.id) } } }
         do {
             try pool.write { db in
                 for record in pending {
                     try db.execute(
                         sql: """
-                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer, variant)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer, variant, source, announced)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                             ON CONFLICT(id) DO UPDATE SET family = excluded.family,
                               hardware = COALESCE(excluded.hardware, hardware), version = COALESCE(excluded.version, version),
                               address = excluded.address, lastSeen = excluded.lastSeen, lastAnswer = excluded.lastAnswer,
-                              variant = COALESCE(excluded.variant, variant)
+                              variant = COALESCE(excluded.variant, variant), source = COALESCE(source, excluded.source),
+                              announced = COALESCE(excluded.announced, announced)
                             """,
                         arguments: [record.id, record.family, record.hardware, record.version, record.address,
-                                    record.firstSeen, record.lastSeen, record.lastAnswer, record.variant])
+                                    record.firstSeen, record.lastSeen, record.lastAnswer, record.variant, record.source, record.announced])
                 }
             }
         } catch {
@@ -190,22 +296,33 @@ public final class DeviceRegistry: Sendable {
         }
     }
 
-    /// Reads assignments (and devices registered by the CLI) back from the database.
+    /// Reads what the CLI wrote back from the database: assignments, tags, devices added,
+    /// changed (address, family, proxy, options, segment) or removed by `otamesh device`. A device
+    /// with a sighting not yet flushed keeps the sighting's fields and takes the admin's.
     public func reloadAssignments() throws(RegistryError) {
         let rows: [DeviceRecord]
         do { rows = try pool.read { db in try DeviceRecord.fetchAll(db) } } catch {
             throw RegistryError(path: path, reason: Self.describe(error))
         }
         state.withLockedValue { state in
+            var stored = Set<String>()
             for row in rows {
-                if var known = state.devices[row.id] {
-                    known.assignedTarget = row.assignedTarget
-                    known.tags = row.tags
-                    state.devices[row.id] = known
-                } else {
-                    state.devices[row.id] = row
+                stored.insert(row.id)
+                guard var known = state.devices[row.id], state.dirty.contains(row.id) || state.flushing.contains(row.id) else {
+                    state.devices[row.id] = row  // the database is as new as memory: it holds the admin's changes too
+                    continue
                 }
+                known.assignedTarget = row.assignedTarget
+                known.tags = row.tags
+                known.proxy = row.proxy
+                known.options = row.options
+                known.segment = row.segment
+                known.source = row.source ?? known.source
+                state.devices[row.id] = known
             }
+            // Gone from the database and nothing unwritten: `otamesh device remove` removed it.
+            let removed = state.devices.keys.filter { !stored.contains($0) && !state.dirty.contains($0) && !state.flushing.contains($0) }
+            for id in removed { state.devices[id] = nil }
         }
     }
 
@@ -220,6 +337,47 @@ public final class DeviceRegistry: Sendable {
     public func setTags(_ id: String, tags: [String], at time: Double) throws(RegistryError) {
         let text = tags.isEmpty ? nil : tags.map { $0.lowercased() }.sorted().joined(separator: ",")
         try adminSet(id, at: time, column: "tags", text, \.tags)
+    }
+
+    /// Adds a device by hand (`otamesh device add`), or redefines one: family, address, proxy,
+    /// options and segment become what `device` says; hardware, variant, version and tags only
+    /// where it names them. Source becomes `manual`.
+    public func add(_ device: DeviceRecord) throws(RegistryError) {
+        var record = device
+        record.source = "manual"
+        do {
+            try pool.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, tags, variant, proxy, options, segment, source)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT(id) DO UPDATE SET family = excluded.family, address = excluded.address,
+                          hardware = COALESCE(excluded.hardware, hardware), version = COALESCE(excluded.version, version),
+                          variant = COALESCE(excluded.variant, variant), tags = COALESCE(excluded.tags, tags),
+                          proxy = excluded.proxy, options = excluded.options, segment = excluded.segment, source = excluded.source
+                        """,
+                    arguments: [record.id, record.family, record.hardware, record.version, record.address, record.firstSeen, record.lastSeen,
+                                record.tags, record.variant, record.proxy, record.options, record.segment, record.source])
+                if let row = try DeviceRecord.fetchOne(db, key: record.id) { record = row }
+            }
+        } catch {
+            throw RegistryError(path: path, reason: Self.describe(error))
+        }
+        state.withLockedValue { $0.devices[record.id] = record }
+    }
+
+    /// Removes a device (and its assignment); false when there was none.
+    @discardableResult
+    public func remove(_ id: String) throws(RegistryError) -> Bool {
+        let removed: Bool
+        do { removed = try pool.write { db in try DeviceRecord.deleteOne(db, key: id) } } catch {
+            throw RegistryError(path: path, reason: Self.describe(error))
+        }
+        state.withLockedValue { state in
+            state.devices[id] = nil
+            state.dirty.remove(id)
+        }
+        return removed
     }
 
     /// Writes one admin-owned column of a device (registering a device never seen), then

@@ -11,7 +11,7 @@ import OTAMeshDiscovery
 struct ServeTwins: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Serve push-family device twins (projectMM, HTTP upload, ArduinoOTA) on loopback ports (JSON lines on stdout).",
+        abstract: "Serve push-family device twins (projectMM, HTTP upload, ArduinoOTA, fetch-url) on loopback ports (JSON lines on stdout).",
         discussion: """
             projectmm  GET /api/state (FirmwareUpdate status phase, version, firmware, update_pct bytes/max)
                        and POST /api/firmware/url {"url"} → 202 {"ok":true}; the twin GETs the URL, walks
@@ -30,18 +30,24 @@ struct ServeTwins: AsyncParsableCommand {
                        --variant chip; the ports close for --reboot-ms; GET /version on the http address answers
                        {"version","variant"}.
             Faults (--fail): refuse, die-mid-transfer, reboot-old, wrong-variant.
+            fetch-url  a device that only takes "fetch this URL": --method --path (default POST /ota) with the URL
+                       in a JSON body, a form body or the query → 202; the twin GETs it, checks an ESP app image for
+                       the --variant chip, closes its port for --reboot-ms; GET /version answers {"version","variant"}.
+                       Basic auth with --user/--password.
+            Faults (--fail): refuse (403), die-mid-transfer (the download drops, the device stays on its old
+                       firmware), reboot-old, wrong-variant.
             """)
 
-    @Option(help: "Device family: projectmm, http-upload, arduino-ota.") var family = "projectmm"
+    @Option(help: "Device family: projectmm, http-upload, arduino-ota, fetch-url.") var family = "projectmm"
     @Option(help: "Number of devices.") var count = 1
     @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
     var listenBase = "127.0.0.1:0"
     @Option(help: "The version the devices run at start.") var version = "1.0.0"
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
-    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
-    @Option(help: "http-upload: the basic-auth user the form wants (with --password).") var user: String?
-    @Option(help: "http-upload: the basic-auth password the form wants; arduino-ota: the OTA password (a test twin's, not a secret).") var password: String?
+    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")); fetch-url \(FetchURLFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "http-upload, fetch-url: the basic-auth user the device wants (with --password).") var user: String?
+    @Option(help: "http-upload, fetch-url: the basic-auth password the device wants; arduino-ota: the OTA password (a test twin's, not a secret).") var password: String?
     @Option(name: .customLong("http-base"), help: "arduino-ota: port of the first device's HTTP /version server (0: any free port each).") var httpBase = 0
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
@@ -53,12 +59,18 @@ struct ServeTwins: AsyncParsableCommand {
     var announce = false
     @Option(name: .customLong("name-prefix"), help: "mDNS instance names: PREFIX-0, PREFIX-1, … (default: the family).") var namePrefix: String?
 
+    @Option(help: "fetch-url: the command's HTTP method.") var method = "POST"
+    @Option(help: "fetch-url: the command's path.") var path = "/ota"
+
     func validate() throws {
-        guard ["projectmm", "http-upload", "arduino-ota"].contains(family) else { throw ValidationError("serve knows --family projectmm, http-upload and arduino-ota") }
+        guard ["projectmm", "http-upload", "arduino-ota", "fetch-url"].contains(family) else {
+            throw ValidationError("serve knows --family projectmm, http-upload, arduino-ota and fetch-url")
+        }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
         let known = switch family {
         case "projectmm": ProjectMMFault.allCases.map(\.rawValue)
         case "http-upload": HTTPUploadFault.allCases.map(\.rawValue)
+        case "fetch-url": FetchURLFault.allCases.map(\.rawValue)
         default: ArduinoOTAFault.allCases.map(\.rawValue)
         }
         guard known.contains(fail) else {
@@ -116,6 +128,7 @@ struct ServeTwins: AsyncParsableCommand {
         try await announcing(host: host, basePort: basePort) { [self] in
             if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
             if family == "arduino-ota" { return try await runArduinoOTA(host: host, basePort: basePort) }
+            if family == "fetch-url" { return try await runFetchURL(host: host, basePort: basePort) }
             try await runProjectMM(host: host, basePort: basePort)
         }
     }
@@ -173,6 +186,29 @@ struct ServeTwins: AsyncParsableCommand {
         let twins = (0..<count).map { index in
             ArduinoOTATwin(id: "arduino-ota-\(index)", host: host, otaPort: basePort == 0 ? 0 : basePort + index,
                            httpPort: httpBase == 0 ? 0 : httpBase + index, settings: settings, sink: sink)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for twin in twins {
+                group.addTask { try await twin.run() }
+            }
+            group.addTask {
+                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
+                for twin in twins { await twin.stop() }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    private func runFetchURL(host: String, basePort: Int) async throws {
+        let settings = FetchURLSettings(
+            version: version, variant: variant, newVersion: newVersion, fault: FetchURLFault(rawValue: fail) ?? .none,
+            method: method.uppercased(), path: path, username: user, password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS,
+            timeout: .milliseconds(Int64(timeout * 1000)))
+        let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: nil, connectTimeout: .milliseconds(Int64(timeout * 1000)))
+        let sink = EventSink(quiet: false)
+        let twins = (0..<count).map { index in
+            FetchURLTwin(id: "fetch-url-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings,
+                         transport: transport, sink: sink)
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {

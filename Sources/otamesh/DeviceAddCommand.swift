@@ -1,0 +1,121 @@
+import ArgumentParser
+import Foundation
+import OTAMeshDevices
+import OTAMeshGateway
+import OTAMeshStore
+import OTAMeshTransfer
+
+/// `otamesh device add|remove`: push devices by hand (they never ask the gateway, so it learns
+/// of them here). Written straight to the registry like `device assign`; a running agent picks
+/// them up within a second. Passwords go to the secret store, never onto the command line.
+extension DeviceCommand {
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "Device id (a MAC in any spelling, or a name).") var id: String
+        @Option(help: "Push family: projectmm, http-upload, fetch-url, … (the agent's adapters).") var family: String
+        @Option(help: "HOST or HOST:PORT the gateway reaches the device at (port 80 by default).") var address: String
+        @Option(help: "Hardware key rollouts select on (esp32, esp8266, …).") var hardware: String?
+        @Option(help: "Firmware variant the device runs (projectMM's esp32-eth, …).") var variant: String?
+        @Option(help: "The version the device runs now, if known.") var version: String?
+        @Option(help: "Comma-separated tags (letters, digits, - and _).") var tags: String?
+        @Option(help: "HTTP proxy the device is reached through: http://HOST:PORT.") var proxy: String?
+        @Option(help: "Network segment name for push limits (default: derived from the address, e.g. 10.77.3.0/24).") var segment: String?
+        @Option(name: .customLong("option"), help: "Adapter option key=value (e.g. fetch-url's path=/ota, http-upload's upload_path=/update); repeatable.")
+        var deviceOptions: [String] = []
+        @Option(help: "User for the device's password (default admin).") var user: String?
+        @Option(name: .customLong("password-env"), help: "Name of the environment variable holding the device's password.") var passwordEnv: String?
+        @Option(name: .customLong("password-file"), help: "File holding the device's password (first line).") var passwordFile: String?
+
+        func validate() throws {
+            guard !DeviceRegistry.normalizedID(id).isEmpty, !id.contains(where: \.isWhitespace) else { throw ValidationError("--id: a device id without spaces") }
+            guard !family.isEmpty, family.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
+                throw ValidationError("--family: letters, digits, - and _")
+            }
+            let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
+            guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }), (1...65535).contains(port) else {
+                throw ValidationError("--address: HOST or HOST:PORT (port 1…65535), got \(address)")
+            }
+            if let proxy {
+                guard proxy.hasPrefix("http://"), ProxySettings.parse(proxy) != nil else { throw ValidationError("--proxy: expected http://HOST:PORT, got \(proxy)") }
+            }
+            if let segment, segment.isEmpty || segment.contains(where: \.isWhitespace) { throw ValidationError("--segment: a name without spaces") }
+            for tag in Self.tagList(tags) where !tag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+                throw ValidationError("--tags '\(tag)': use letters, digits, - and _")
+            }
+            guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
+            if user != nil, passwordEnv == nil, passwordFile == nil { throw ValidationError("--user needs --password-env or --password-file") }
+            let options = try DevicePush.options(deviceOptions)
+            if family == "fetch-url" {
+                do { _ = try FetchURLRequest(options: options) } catch { throw ValidationError("--option: \(error)") }
+            }
+        }
+
+        static func tagList(_ text: String?) -> [String] {
+            (text ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
+        }
+
+        /// The password of --password-env / --password-file (never an argument: those show in `ps`).
+        func password() throws -> String? {
+            if let passwordEnv {
+                guard let password = ProcessInfo.processInfo.environment[passwordEnv], !password.isEmpty else {
+                    throw ValidationError("--password-env: \(passwordEnv) is not set")
+                }
+                return password
+            }
+            if let passwordFile {
+                guard let data = FileManager.default.contents(atPath: passwordFile), data.count <= 4096 else {
+                    throw ValidationError("--password-file: cannot read \(passwordFile) (or larger than 4 KiB)")
+                }
+                guard let password = String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline).first.map(String.init), !password.isEmpty else {
+                    throw ValidationError("--password-file: \(passwordFile) is empty")
+                }
+                return password
+            }
+            return nil
+        }
+
+        func run() throws {
+            // Everything is read and checked before anything is written.
+            let password = try password()
+            let (registry, configuration) = try DeviceCommand.registry(options)
+            let deviceID = DeviceRegistry.normalizedID(id)
+            let tagList = Self.tagList(tags)
+            let record = DeviceRecord(
+                id: deviceID, family: family, hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(), lastSeen: 0,
+                tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,
+                options: DeviceRecord.encodeOptions(try DevicePush.options(deviceOptions)), segment: segment)
+            try reporting("otamesh device add") {
+                if let password {
+                    let secrets = DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory))
+                    try secrets.set(deviceID, user: user ?? "admin", password: password)
+                }
+                try registry.add(record)
+            }
+            let shown = registry.device(deviceID) ?? record
+            Output.out("\(deviceID): \(family) at \(address), segment \(shown.effectiveSegment)" + (proxy.map { ", proxy \($0)" } ?? "")
+                       + (password == nil ? "" : ", password stored"))
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a device from the registry, with its assignment and its stored password.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "Device id.") var device: String
+
+        func run() throws {
+            let (registry, configuration) = try DeviceCommand.registry(options)
+            let id = DeviceRegistry.normalizedID(device)
+            try reporting("otamesh device remove") {
+                let removed = try registry.remove(id)
+                let secret = try DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)).remove(id)
+                guard removed || secret else {
+                    Output.err("otamesh device remove: no device \(id)")
+                    throw ExitCode(1)
+                }
+                Output.out("\(id): removed" + (secret ? " (and its password)" : ""))
+            }
+        }
+    }
+}

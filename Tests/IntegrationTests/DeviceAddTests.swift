@@ -1,0 +1,42 @@
+import Foundation
+import Testing
+
+/// `otamesh device add` / `remove` and `otamesh devices` on a data directory (no agent): what is
+/// written, what bad input leaves behind (nothing), and that passwords never show.
+@Suite("device add and remove")
+struct DeviceAddTests {
+    @Test("add validates everything before writing; devices shows segment, source and proxy; remove takes the password too")
+    func addAndRemove() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("data")
+        let secrets = "\(data)/keys/device-secrets.json"
+        let base = ["device", "add", "--data-dir", data, "--id", "lamp-1", "--family", "fetch-url", "--address", "10.77.3.20:8080"]
+        for (extra, words) in [(["--option", "body={\"url\":\"{uri}\"}"], "unknown placeholder {uri}"),
+                               (["--option", "method=FETCH"], "option method"),
+                               (["--proxy", "proxy:3128"], "--proxy"),
+                               (["--password-env", "OTAMESH_TEST_UNSET_PASSWORD"], "is not set")] {
+            let (status, _, err) = try run(base + extra)
+            #expect(status != 0 && err.contains(words), "\(extra): \(err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: secrets))
+        #expect(try run(["devices", "--data-dir", data]).1.contains("lamp-1") == false, "bad input wrote nothing")
+
+        let (added, out, err) = try run(base + ["--option", "path=/api/ota", "--proxy", "http://10.77.0.1:3128", "--password-env", "LAMP_PW"],
+                                        environment: ["LAMP_PW": "pw-lamp-77"])
+        #expect(added == 0 && out.contains("segment 10.77.3.0/24") && out.contains("password stored"), "\(out) \(err)")
+        let (_, listed, _) = try run(["devices", "--data-dir", data])
+        let (_, json, _) = try run(["devices", "--data-dir", data, "--json"])
+        #expect(listed.contains("segment 10.77.3.0/24") && listed.contains("source manual") && listed.contains("proxy http://10.77.0.1:3128"), "\(listed)")
+        let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        #expect(object?["options"] as? String == "{\"path\":\"/api/ota\"}" && object?["source"] as? String == "manual", "\(json)")
+        #expect(!listed.contains("pw-lamp-77") && !json.contains("pw-lamp-77"))
+        #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == true)
+
+        let (removed, removedOut, _) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
+        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its password)"), "\(removedOut)")
+        #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == false)
+        #expect(try run(["devices", "--data-dir", data]).1.contains("lamp-1") == false)
+        let (again, _, againErr) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
+        #expect(again == 1 && againErr.contains("no device lamp-1"), "\(againErr)")
+    }
+}
