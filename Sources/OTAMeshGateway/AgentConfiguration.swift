@@ -63,8 +63,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var siteTrust: String?
     /// Pushes to push devices this gateway runs at once (all rollouts together), and per
     /// network segment; a rollout's own `concurrency` applies too (the smaller wins).
-    public var pushMaxConcurrent = 8
-    public var pushMaxPerSegment = 4
+    public var pushMaxConcurrent = 32
+    public var pushMaxPerSegment = 16
     /// Seconds a push retries a device it cannot reach before the device took the image.
     public var pushRetryTimeout: Double = 30
     /// Seconds one push may take, from the first request to the confirmed version.
@@ -136,8 +136,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("discovery", "OTAMESH_DISCOVERY", "--discovery", "mdns or off (default mdns)"),
         ("devices.discovery", "OTAMESH_DEVICE_DISCOVERY", "--device-discovery", "find push devices by mDNS (_arduino._tcp, _esphomelib._tcp, _http._tcp): mdns or off (default mdns)"),
         ("site.trust", "OTAMESH_SITE_TRUST", "--site-trust", "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"),
-        ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 8)"),
-        ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 4)"),
+        ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
+        ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
         ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image (default 30s)"),
         ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version (default 10m)"),
     ]

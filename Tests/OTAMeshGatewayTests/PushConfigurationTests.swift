@@ -9,7 +9,7 @@ struct PushConfigurationTests {
     @Test("defaults: 8 at once, 4 per segment, 30 s retry timeout, 10 min deadline")
     func defaults() {
         let config = AgentConfiguration(nodeName: "gw-1")
-        #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 8, maxPerSegment: 4))
+        #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 32, maxPerSegment: 16))
         #expect(config.pushTiming.retry.retryTimeout == 30 && config.pushTiming.deadline == 600_000)
     }
 
@@ -36,7 +36,7 @@ struct PushConfigurationTests {
                              ("push.retry_timeout", "soon"), ("push.deadline", "0s")] {
             #expect(throws: ConfigurationError.self, "\(key)=\(value)") { try config.set(key, value, source: "--x") }
         }
-        #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 8, maxPerSegment: 4) && config.pushDeadline == 600)
+        #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 32, maxPerSegment: 16) && config.pushDeadline == 600)
         let error = #expect(throws: ConfigurationError.self) { try config.set("push.max_concurrent", "0", source: "otamesh.yaml: push.max_concurrent") }
         #expect(error?.description.contains("otamesh.yaml: push.max_concurrent") == true)
     }
