@@ -224,7 +224,9 @@ struct PlanTests {
 
         // Floor 3 is push-only: announced twins on their own ports, with a bus and avahi-daemon of their own.
         let panels = try #require(launches.devices(plan.topology.devices[2]))
-        #expect(panels.argv.prefix(6) == ["/opt/bin/otamesh-devicesim", "serve", "--family", "projectmm", "--count", "4"])
+        #expect(panels.argv.prefix(6) == ["/opt/bin/otamesh-devicesim", "serve", "--family", "projectmm", "--count", "2"])
+        let relays = try #require(launches.devices(plan.topology.devices[3]))
+        #expect(relays.argv.contains("arduino-ota") && relays.argv.suffix(2) == ["--http-base", "13500"], "\(relays.argv)")
         #expect(panels.argv.contains("--announce") && panels.argv.contains("10.77.3.101:12000"), "\(panels.argv)")
         #expect(panels.environment.contains("DBUS_SYSTEM_BUS_ADDRESS=unix:path=\(root)/gw/devices-floor3/bus"))
         #expect(launches.announcingDeviceHosts == ["devices-floor3"])
