@@ -337,14 +337,13 @@ public struct ArduinoOTAPush: Sendable {
 
     private mutating func retry(_ reason: String, now: Int64) -> [Action] {
         attempts += 1
-        let elapsed = Double(now - started) / 1000
-        switch timing.retry.decide(.network(reason), attempt: attempts, elapsed: elapsed, random: random) {
-        case .retry(let after):
+        switch timing.networkRetry(reason, attempt: attempts, started: started, now: now, random: random) {
+        case .success(let until):
             stage = .backingOff
-            stepDeadline = now + max(1, Int64(after * 1000))
+            stepDeadline = until
             return [.closeLink, .wait(until: stepDeadline)]
-        case .fail(let why):
-            return fail(.network, "device unreachable for the OTA update: \(why)")
+        case .failure(let exhausted):
+            return fail(.network, "device unreachable for the OTA update: \(exhausted.reason)")
         }
     }
 

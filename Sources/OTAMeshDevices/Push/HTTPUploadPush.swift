@@ -132,12 +132,9 @@ public struct HTTPUploadPush: Sendable {
             return fail(.network, "connection lost during POST /update after \(sent)\(of) bytes: \(reason)")
         }
         attempts += 1
-        let elapsed = Double(now - started) / 1000
-        switch timing.retry.decide(.network(reason), attempt: attempts, elapsed: elapsed, random: random) {
-        case .retry(let after):
-            return [.wait(until: now + max(1, Int64(after * 1000)))]
-        case .fail(let why):
-            return fail(.network, "device unreachable for POST /update: \(why)")
+        switch timing.networkRetry(reason, attempt: attempts, started: started, now: now, random: random) {
+        case .success(let until): return [.wait(until: until)]
+        case .failure(let exhausted): return fail(.network, "device unreachable for POST /update: \(exhausted.reason)")
         }
     }
 

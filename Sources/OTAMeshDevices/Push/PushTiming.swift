@@ -19,3 +19,20 @@ public struct PushTiming: Sendable, Equatable {
         retry.retryTimeout = 30
     }
 }
+
+extension PushTiming {
+    /// What the retry-timeout rule says once attempt `attempt` could not reach the device (before
+    /// it took the image; `started` is the push's start): the time to try again, or why not.
+    /// Network failures retry until the retry timeout; the push state machines all ask here.
+    func networkRetry(_ reason: String, attempt: Int, started: Int64, now: Int64, random: Double) -> Result<Int64, RetryExhausted> {
+        switch retry.decide(.network(reason), attempt: attempt, elapsed: Double(now - started) / 1000, random: random) {
+        case .retry(let after): .success(now + max(1, Int64(after * 1000)))
+        case .fail(let why): .failure(RetryExhausted(reason: why))
+        }
+    }
+}
+
+/// The retry timeout ran out (the policy's words).
+struct RetryExhausted: Error {
+    var reason: String
+}

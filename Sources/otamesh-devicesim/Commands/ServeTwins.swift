@@ -144,16 +144,7 @@ struct ServeTwins: AsyncParsableCommand {
             ProjectMMTwin(id: "projectmm-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index,
                           settings: settings, transport: transport, sink: sink)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for twin in twins {
-                group.addTask { try await twin.run(ready: { _ in }) }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
-                for twin in twins { await twin.stop() }
-            }
-            try await group.waitForAll()
-        }
+        try await serve(twins, run: { try await $0.run(ready: { _ in }) }, stop: { await $0.stop() })
     }
 
     private func runHTTPUpload(host: String, basePort: Int) async throws {
@@ -165,16 +156,7 @@ struct ServeTwins: AsyncParsableCommand {
         let twins = (0..<count).map { index in
             HTTPUploadTwin(id: "http-upload-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings, sink: sink)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for twin in twins {
-                group.addTask { try await twin.run() }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
-                for twin in twins { await twin.stop() }
-            }
-            try await group.waitForAll()
-        }
+        try await serve(twins, run: { try await $0.run() }, stop: { await $0.stop() })
     }
 
     private func runArduinoOTA(host: String, basePort: Int) async throws {
@@ -187,16 +169,7 @@ struct ServeTwins: AsyncParsableCommand {
             ArduinoOTATwin(id: "arduino-ota-\(index)", host: host, otaPort: basePort == 0 ? 0 : basePort + index,
                            httpPort: httpBase == 0 ? 0 : httpBase + index, settings: settings, sink: sink)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for twin in twins {
-                group.addTask { try await twin.run() }
-            }
-            group.addTask {
-                try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
-                for twin in twins { await twin.stop() }
-            }
-            try await group.waitForAll()
-        }
+        try await serve(twins, run: { try await $0.run() }, stop: { await $0.stop() })
     }
 
     private func runFetchURL(host: String, basePort: Int) async throws {
@@ -210,13 +183,20 @@ struct ServeTwins: AsyncParsableCommand {
             FetchURLTwin(id: "fetch-url-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings,
                          transport: transport, sink: sink)
         }
+        try await serve(twins, run: { try await $0.run() }, stop: { await $0.stop() })
+    }
+
+    /// Runs every twin until `--duration` has passed, then stops them all.
+    private func serve<Twin: Sendable>(_ twins: [Twin], run: @escaping @Sendable (Twin) async throws -> Void,
+                                       stop: @escaping @Sendable (Twin) async -> Void) async throws {
+        let duration = duration
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {
-                group.addTask { try await twin.run() }
+                group.addTask { try await run(twin) }
             }
             group.addTask {
                 try? await Task.sleep(for: .milliseconds(Int64(duration * 1000)))
-                for twin in twins { await twin.stop() }
+                for twin in twins { await stop(twin) }
             }
             try await group.waitForAll()
         }

@@ -64,7 +64,7 @@ actor FetchURLTwin: RebootingHTTPTwin {
 
     var rebootMS: Int { settings.rebootMS }
 
-    nonisolated func makeHandler() -> any ChannelHandler & Sendable { FetchURLHandler(twin: self) }
+    nonisolated func makeHandler() -> any ChannelHandler & Sendable { TwinRequestHandler(twin: self, route: FetchURLRoutes.answer) }
 
     func run() async throws { try await serveLives() }
 
@@ -80,8 +80,6 @@ actor FetchURLTwin: RebootingHTTPTwin {
         pendingBoot = nil
         busy = false
     }
-
-    func opened(_ channel: any Channel) -> Bool { track(channel) }
 
     func authorized(_ header: String?) -> Bool {
         guard let user = settings.username, let password = settings.password else { return true }
@@ -179,54 +177,20 @@ actor FetchURLTwin: RebootingHTTPTwin {
     }
 }
 
-/// One request per connection (`Connection: close`).
-final class FetchURLHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    let twin: FetchURLTwin
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-
-    init(twin: FetchURLTwin) { self.twin = twin }
-
-    func channelActive(context: ChannelHandlerContext) {
-        let twin = twin
-        TwinConnection.active(context) { await twin.opened($0) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) { TwinConnection.inactive(context, twin: twin) }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = []
-        case .body(var buffer):
-            if body.count < 64 << 10 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        case .end:
-            guard let head else { return }
-            let body = body
-            let twin = twin
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(context, eventLoop: loop)
-            let settings = twin.settings
-            Task {
-                let (status, text): (Int, String)
-                let path = head.uri.split(separator: "?").first.map(String.init) ?? ""
-                if head.method.rawValue == settings.method, path == settings.path {
-                    (status, text) = await twin.command(authorization: head.headers.first(name: "Authorization"), uri: head.uri,
-                                                        contentType: head.headers.first(name: "Content-Type"), body: body)
-                } else if head.method == .GET, path == "/version" {
-                    (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, await twin.versionJSON()) : (401, "")
-                } else {
-                    (status, text) = (404, "{\"error\":\"not found\"}")
-                }
-                loop.execute {
-                    TwinConnection.respond(bound.value, status: status, contentType: "application/json", text: text,
-                                           extra: status == 401 ? [("WWW-Authenticate", "Basic realm=\"device\"")] : [])
-                }
-            }
+/// The fetch-URL device's routes: its command (`--method`, `--path`) and `GET /version`.
+enum FetchURLRoutes {
+    static func answer(_ twin: FetchURLTwin, _ head: HTTPRequestHead, _ body: [UInt8]) async -> TwinAnswer {
+        let settings = twin.settings
+        let (status, text): (Int, String)
+        let path = head.uri.split(separator: "?").first.map(String.init) ?? ""
+        if head.method.rawValue == settings.method, path == settings.path {
+            (status, text) = await twin.command(authorization: head.headers.first(name: "Authorization"), uri: head.uri,
+                                                contentType: head.headers.first(name: "Content-Type"), body: body)
+        } else if head.method == .GET, path == "/version" {
+            (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, await twin.versionJSON()) : (401, "")
+        } else {
+            (status, text) = (404, "{\"error\":\"not found\"}")
         }
+        return TwinAnswer(status: status, text: text, extra: status == 401 ? [("WWW-Authenticate", "Basic realm=\"device\"")] : [])
     }
 }

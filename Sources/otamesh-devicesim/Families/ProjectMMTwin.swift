@@ -69,7 +69,7 @@ actor ProjectMMTwin: RebootingHTTPTwin {
 
     var rebootMS: Int { settings.rebootMS }
 
-    nonisolated func makeHandler() -> any ChannelHandler & Sendable { ProjectMMHTTPHandler(twin: self) }
+    nonisolated func makeHandler() -> any ChannelHandler & Sendable { TwinRequestHandler(twin: self, route: ProjectMMRoutes.answer) }
 
     /// Serves until `stop()`; every reboot closes the port for ``ProjectMMSettings/rebootMS``.
     /// `ready` gets the bound port of the first life.
@@ -102,8 +102,6 @@ actor ProjectMMTwin: RebootingHTTPTwin {
         event("rebooting", [("into", boot?.version ?? version)])
         wakeForReboot()
     }
-
-    func opened(_ channel: any Channel) -> Bool { track(channel) }
 
     /// The `/api/state` answer: the FirmwareUpdate module with its status slot and controls.
     func stateJSON() -> String {
@@ -231,53 +229,16 @@ enum ProjectMMVariantText {
     }
 }
 
-/// One HTTP/1.1 request per connection (`Connection: close`, as projectMM answers).
-final class ProjectMMHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    let twin: ProjectMMTwin
-    private var head: HTTPRequestHead?
-    private var body: [UInt8] = []
-
-    init(twin: ProjectMMTwin) { self.twin = twin }
-
-    func channelActive(context: ChannelHandlerContext) {
-        let twin = twin
-        TwinConnection.active(context) { await twin.opened($0) }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) { TwinConnection.inactive(context, twin: twin) }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .head(let head):
-            self.head = head
-            body = []
-        case .body(var buffer):
-            if body.count < 64 << 10 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        case .end:
-            guard let head else { return }
-            let body = body
-            let twin = twin
-            let loop = context.eventLoop
-            let bound = NIOLoopBound(context, eventLoop: loop)
-            Task {
-                let (status, text): (Int, String)
-                switch (head.method, head.uri.split(separator: "?").first.map(String.init) ?? "") {
-                case (.GET, "/api/state"): (status, text) = (200, await twin.stateJSON())
-                case (.POST, "/api/firmware/url"): (status, text) = await twin.firmwareURL(body)
-                default: (status, text) = (404, "{\"error\":\"not found\"}")
-                }
-                loop.execute {
-                    Self.respond(bound.value, status: status, text: text)
-                }
-            }
+/// projectMM's routes: `GET /api/state` and `POST /api/firmware/url`, one request per
+/// connection (`Connection: close`, as projectMM answers), CORS open like the firmware's.
+enum ProjectMMRoutes {
+    static func answer(_ twin: ProjectMMTwin, _ head: HTTPRequestHead, _ body: [UInt8]) async -> TwinAnswer {
+        let (status, text): (Int, String)
+        switch (head.method, head.uri.split(separator: "?").first.map(String.init) ?? "") {
+        case (.GET, "/api/state"): (status, text) = (200, await twin.stateJSON())
+        case (.POST, "/api/firmware/url"): (status, text) = await twin.firmwareURL(body)
+        default: (status, text) = (404, "{\"error\":\"not found\"}")
         }
-    }
-
-    static func respond(_ context: ChannelHandlerContext, status: Int, text: String) {
-        TwinConnection.respond(context, status: status, contentType: "application/json", text: text,
-                               extra: [("Access-Control-Allow-Origin", "*")])
+        return TwinAnswer(status: status, text: text, extra: [("Access-Control-Allow-Origin", "*")])
     }
 }

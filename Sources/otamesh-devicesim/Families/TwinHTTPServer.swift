@@ -128,3 +128,57 @@ enum TwinConnection {
         context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }
+
+/// What a twin answers one request: written whole, then the connection closes.
+struct TwinAnswer: Sendable {
+    var status: Int
+    var text: String
+    var contentType = "application/json"
+    var extra: [(String, String)] = []
+}
+
+/// One small HTTP/1.1 request per connection (`Connection: close`), its body kept up to 64 KiB,
+/// answered by the family's `route`: the handler the projectMM and fetch-URL twins share.
+final class TwinRequestHandler<Twin: RebootingHTTPTwin>: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+    typealias Route = @Sendable (Twin, HTTPRequestHead, [UInt8]) async -> TwinAnswer
+
+    let twin: Twin
+    let route: Route
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+
+    init(twin: Twin, route: @escaping Route) {
+        self.twin = twin
+        self.route = route
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let twin = twin
+        TwinConnection.active(context) { await twin.track($0) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) { TwinConnection.inactive(context, twin: twin) }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            if body.count < 64 << 10 { body += buffer.readBytes(length: buffer.readableBytes) ?? [] }
+        case .end:
+            guard let head else { return }
+            let (body, twin, route) = (body, twin, route)
+            let loop = context.eventLoop
+            let bound = NIOLoopBound(context, eventLoop: loop)
+            Task {
+                let answer = await route(twin, head, body)
+                loop.execute {
+                    TwinConnection.respond(bound.value, status: answer.status, contentType: answer.contentType, text: answer.text, extra: answer.extra)
+                }
+            }
+        }
+    }
+}
