@@ -57,31 +57,19 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
         let authorization = device.credentials?.authorization
         var machine = FetchURLPush(image: image, target: device, request: request, authenticates: authorization != nil, timing: timing,
                                    now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
-        var actions = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
-        for _ in 0..<rounds {
-            var next: FetchURLPush.Event?
-            for action in actions {
-                switch action {
-                case .progress(let phase):
-                    progress(phase)
-                case .succeeded(let version):
-                    return .success(version)
-                case .failed(let failure):
-                    return .failure(failure)
-                case .send(let command):
-                    next = await send(command, client: client, base: base, authorization: authorization)
-                case .fetchVersion:
-                    next = await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization)
-                case .wait(let until):
-                    guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
-                    next = .tick
-                }
+        let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
+        return await PushHTTPShell.drive(first, timing: timing, step: { action in
+            switch action {
+            case .progress(let phase): .progress(phase)
+            case .succeeded(let version): .succeeded(version)
+            case .failed(let failure): .failed(failure)
+            case .wait(let until): .wait(until: until)
+            case .send, .fetchVersion: .perform
             }
-            guard let next else { return .failure(PushHTTPShell.noOutcome) }
-            actions = machine.handle(next, now: PushHTTPShell.milliseconds())
-        }
-        return .failure(PushHTTPShell.tooManyRounds(rounds))
+        }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) }, perform: { action in
+            if case .send(let command) = action { return await send(command, client: client, base: base, authorization: authorization) }
+            return await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization)
+        }, progress: progress)
     }
 
     private func send(_ command: FetchURLPush.Command, client: HTTPClient, base: String, authorization: String?) async -> FetchURLPush.Event {

@@ -27,31 +27,19 @@ public struct ProjectMMAdapter: PushAdapter {
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         var machine = ProjectMMPush(image: image, target: device, timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
-        var actions = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
-        for _ in 0..<rounds {
-            var next: ProjectMMPush.Event?
-            for action in actions {
-                switch action {
-                case .progress(let phase):
-                    progress(phase)
-                case .succeeded(let version):
-                    return .success(version)
-                case .failed(let failure):
-                    return .failure(failure)
-                case .fetchStatus:
-                    next = await fetchStatus(client, base: base)
-                case .post(let body):
-                    next = await post(client, base: base, body: body)
-                case .wait(let until):
-                    guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
-                    next = .tick
-                }
+        let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
+        return await PushHTTPShell.drive(first, timing: timing, step: { action in
+            switch action {
+            case .progress(let phase): .progress(phase)
+            case .succeeded(let version): .succeeded(version)
+            case .failed(let failure): .failed(failure)
+            case .wait(let until): .wait(until: until)
+            case .fetchStatus, .post: .perform
             }
-            guard let next else { return .failure(PushHTTPShell.noOutcome) }
-            actions = machine.handle(next, now: PushHTTPShell.milliseconds())
-        }
-        return .failure(PushHTTPShell.tooManyRounds(rounds))
+        }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) }, perform: { action in
+            if case .post(let body) = action { return await post(client, base: base, body: body) }
+            return await fetchStatus(client, base: base)
+        }, progress: progress)
     }
 
     private func fetchStatus(_ client: HTTPClient, base: String) async -> ProjectMMPush.Event {
