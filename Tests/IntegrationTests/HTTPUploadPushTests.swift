@@ -62,6 +62,24 @@ struct HTTPUploadPushIntegrationTests {
         }
     }
 
+    @Test("a device behind an HTTP proxy is reached through it: upload and version checks pass the proxy; without it, network")
+    func throughProxy() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.file("lamp-2.0.0.bin")
+        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "100000", "-o", file])
+        #expect(made.0 == 0, "\(made.2)")
+        let proxy = try TinyProxy.start(in: dir)
+        let twin = try Self.start([])
+        defer { twin.stop() }
+        let (status, _, outcome) = try Self.push(file: file, to: twin.address, extra: ["--proxy", proxy.url])
+        #expect(status == 0 && outcome["version"] == "2.0.0", "\(outcome) \(proxy.child.stderr.text)")
+        // The upload and at least one version check went through the proxy.
+        #expect(proxy.connections(to: "127.0.0.1") >= 2, "\(proxy.child.stdout.text)\(proxy.child.stderr.text)")
+        proxy.stop()
+        let (downStatus, _, downOutcome) = try Self.push(file: file, to: twin.address, extra: ["--proxy", proxy.url])
+        #expect(downStatus == 1 && downOutcome["kind"] == "network", "the proxy is gone, so is the device: \(downOutcome)")
+    }
+
     @Test("nothing listening: network, after the retry timeout")
     func unreachable() throws {
         let dir = try TemporaryDirectory()

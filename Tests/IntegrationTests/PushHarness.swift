@@ -45,3 +45,67 @@ struct PushTwin {
         return (status, lines.filter { $0.hasPrefix("\(id): ") }, outcome)
     }
 }
+
+/// tinyproxy on a free loopback port, for pushes to devices reached through an HTTP proxy.
+struct TinyProxy {
+    let child: Child
+    let url: String
+
+    static func start(in directory: TemporaryDirectory) throws -> TinyProxy {
+        let binary = "/usr/bin/tinyproxy"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw Gateway.StartFailure(message: "tinyproxy is not installed (make deps installs it)")
+        }
+        let port = try freeLoopbackPort()
+        let conf = directory.file("tinyproxy.conf")
+        try "Port \(port)\nListen 127.0.0.1\nAllow 127.0.0.1\nTimeout 30\nLogLevel Info\nMaxClients 20\n"
+            .write(toFile: conf, atomically: true, encoding: .utf8)
+        let child = try Child(binary, ["-d", "-c", conf])
+        guard waitUntil(timeout: 10, { (try? Socket.connectable(port: port)) == true }) else {
+            child.signal(SIGKILL)
+            child.wait()
+            throw Gateway.StartFailure(message: "tinyproxy did not listen: \(child.stderr.text)")
+        }
+        return TinyProxy(child: child, url: "http://127.0.0.1:\(port)")
+    }
+
+    /// Connections the proxy made to `host` (its log is the witness: AsyncHTTPClient tunnels).
+    func connections(to host: String) -> Int {
+        (child.stdout.text + child.stderr.text).components(separatedBy: "Established connection to host \"\(host)\"").count - 1
+    }
+
+    func stop() {
+        child.signal(SIGKILL)
+        child.wait(timeout: 10)
+    }
+}
+
+/// A loopback TCP port nothing listens on right now.
+func freeLoopbackPort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw Gateway.StartFailure(message: "no free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+enum Socket {
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    static func connectable(port: Int) throws -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}
