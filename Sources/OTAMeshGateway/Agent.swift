@@ -138,12 +138,12 @@ public struct Agent: Sendable {
             if let data = FileManager.default.contents(atPath: path) {
                 let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
                 // Push adapters ("upgrade local"): registry devices of their family are pushed to.
-                let pushTiming = configuration.pushTiming
+                let pushTiming = configuration.pushTiming(family:)
                 let engine = RolloutEngine(
                     gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
                     now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
-                    adapters: [ProjectMMAdapter(timing: pushTiming), HTTPUploadAdapter(timing: pushTiming), ArduinoOTAAdapter(timing: pushTiming),
-                               FetchURLAdapter(timing: pushTiming)],
+                    adapters: [ProjectMMAdapter(timing: pushTiming("projectmm")), HTTPUploadAdapter(timing: pushTiming("http-upload")),
+                               ArduinoOTAAdapter(timing: pushTiming("arduino-ota")), FetchURLAdapter(timing: pushTiming("fetch-url"))],
                     image: { [store] target in
                         guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                         return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,

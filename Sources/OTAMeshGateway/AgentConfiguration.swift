@@ -69,15 +69,21 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var pushRetryTimeout: Double = 30
     /// Seconds one push may take, from the first request to the confirmed version.
     public var pushDeadline: Double = 600
+    /// Each adapter's own retry policy: per-family overrides of ``pushRetryTimeout`` and
+    /// ``pushDeadline`` (family → seconds), from `push.retry_timeout: 30s,arduino-ota=2m` or
+    /// `push: {arduino-ota: {retry_timeout: 2m}}`.
+    public var pushRetryTimeoutByFamily: [String: Double] = [:]
+    public var pushDeadlineByFamily: [String: Double] = [:]
 
     /// The push limits the rollout engine holds every rollout's pushes to.
     public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
 
-    /// Every push adapter's timing: the configured retry timeout and deadline, the rest default.
-    public var pushTiming: PushTiming {
+    /// One push family's timing: its retry timeout and deadline (the family's own, else the
+    /// gateway's), the rest default.
+    public func pushTiming(family: String) -> PushTiming {
         var timing = PushTiming()
-        timing.retry.retryTimeout = pushRetryTimeout
-        timing.deadline = Int64(pushDeadline * 1000)
+        timing.retry.retryTimeout = pushRetryTimeoutByFamily[family] ?? pushRetryTimeout
+        timing.deadline = Int64((pushDeadlineByFamily[family] ?? pushDeadline) * 1000)
         return timing
     }
 
@@ -138,8 +144,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("site.trust", "OTAMESH_SITE_TRUST", "--site-trust", "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"),
         ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
         ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
-        ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image (default 30s)"),
-        ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version (default 10m)"),
+        ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image; per family: 30s,arduino-ota=2m (default 30s)"),
+        ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version; per family: 10m,fetch-url=20m (default 10m)"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -266,16 +272,16 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected a whole number 1…10000, got \(value)")
             }
             if key == "push.max_concurrent" { pushMaxConcurrent = number } else { pushMaxPerSegment = number }
-        case "push.retry_timeout":
-            guard let seconds = Self.parseDuration(value) else {
-                throw .invalid(source: source, key: key, reason: "expected a duration like 30s or 2m, got \(value)")
+        case "push.retry_timeout", "push.deadline":
+            let minimum: Double = key == "push.deadline" ? 1 : 0
+            let (all, families) = try Self.familyDurations(value, minimum: minimum, key: key, source: source)
+            if key == "push.deadline" {
+                if let all { pushDeadline = all }
+                pushDeadlineByFamily.merge(families) { _, new in new }
+            } else {
+                if let all { pushRetryTimeout = all }
+                pushRetryTimeoutByFamily.merge(families) { _, new in new }
             }
-            pushRetryTimeout = seconds
-        case "push.deadline":
-            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
-                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 90s, 10m, got \(value)")
-            }
-            pushDeadline = seconds
         case "discovery":
             switch value.lowercased() {
             case "mdns": discoveryMDNS = true
@@ -289,8 +295,45 @@ public struct AgentConfiguration: Sendable, Equatable {
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
             }
         default:
+            // The nested file form of a family's own value: push.arduino-ota.retry_timeout.
+            let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+            if parts.count == 3, parts[0] == "push", parts[2] == "retry_timeout" || parts[2] == "deadline" {
+                guard !value.contains(","), !value.contains("=") else {
+                    throw .invalid(source: source, key: key, reason: "expected one duration like 2m, got \(value)")
+                }
+                return try set("push.\(parts[2])", "\(parts[1])=\(value)", source: source)
+            }
             throw .unknownKey(source: source, key: key)
         }
+    }
+
+    /// `30s`, `arduino-ota=2m` or `30s,arduino-ota=2m,fetch-url=5m`: the value for every family
+    /// (nil when not given) and the families' own. All or nothing: one bad item changes nothing.
+    static func familyDurations(_ value: String, minimum: Double, key: String, source: String) throws(ConfigurationError)
+        -> (Double?, [String: Double])
+    {
+        var all: Double?
+        var families: [String: Double] = [:]
+        let items = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a duration like 30s or 2m, got \(value)") }
+        for item in items {
+            let pair = item.split(separator: "=", maxSplits: 1).map { $0.trimmingWhitespace() }
+            guard let seconds = Self.parseDuration(pair.last ?? ""), seconds >= minimum else {
+                let least = minimum > 0 ? " of at least \(Int(minimum))s" : ""
+                throw .invalid(source: source, key: key, reason: "expected a duration\(least) like 30s or 2m, got \(item)")
+            }
+            guard pair.count == 2 else {
+                guard all == nil else { throw .invalid(source: source, key: key, reason: "two durations for every family in \(value)") }
+                all = seconds
+                continue
+            }
+            guard PushFamily.all.contains(pair[0]) else {
+                throw .invalid(source: source, key: key, reason: "unknown push family \(pair[0]) (\(PushFamily.all.joined(separator: ", ")))")
+            }
+            guard families[pair[0]] == nil else { throw .invalid(source: source, key: key, reason: "\(pair[0]) given twice in \(value)") }
+            families[pair[0]] = seconds
+        }
+        return (all, families)
     }
 
     static func url(_ value: String, key: String, source: String) throws(ConfigurationError) -> String {

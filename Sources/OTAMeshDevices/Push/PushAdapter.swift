@@ -97,6 +97,11 @@ public struct PushFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(kind.rawValue): \(reason)" }
 }
 
+/// The push families this build has adapters for (the registry's `family` of a push device).
+public enum PushFamily {
+    public static let all = ["projectmm", "http-upload", "arduino-ota", "fetch-url"]
+}
+
 /// One device family's push protocol ("Upgrade local": the gateway plays the phone app). The
 /// rollout engine drives any registered adapter through this interface.
 public protocol PushAdapter: Sendable {
