@@ -22,7 +22,7 @@ extension DeviceCommand {
         @Option(help: "Comma-separated tags (letters, digits, - and _).") var tags: String?
         @Option(help: "HTTP proxy the device is reached through: http://HOST:PORT.") var proxy: String?
         @Option(help: "Network segment name for push limits (default: derived from the address, e.g. 10.77.3.0/24).") var segment: String?
-        @Option(name: .customLong("option"), help: "Adapter option key=value (e.g. fetch-url's path=/ota, http-upload's upload_path=/update); repeatable.")
+        @Option(name: .customLong("option"), help: "Adapter option key=value (e.g. fetch-url's path=/ota, http-upload's dialect=elegantota3 or upload_path=/update); repeatable.")
         var deviceOptions: [String] = []
         @Option(help: "User for the device's password (default admin).") var user: String?
         @Option(name: .customLong("password-env"), help: "Name of the environment variable holding the device's password.") var passwordEnv: String?
@@ -49,6 +49,12 @@ extension DeviceCommand {
             let options = try DevicePush.options(deviceOptions)
             if family == "fetch-url" {
                 do { _ = try FetchURLRequest(options: options) } catch { throw ValidationError("--option: \(error)") }
+            }
+            if family == "http-upload", let dialect = options["dialect"], HTTPUploadPush.Dialect(rawValue: dialect) == nil {
+                throw ValidationError("--option dialect=\(dialect): http-upload knows update-server and elegantota3")
+            }
+            if family == "arduino-ota", let dialect = options["dialect"], ArduinoOTADialect(rawValue: dialect) == nil {
+                throw ValidationError("--option dialect=\(dialect): arduino-ota knows arduino and esphome")
             }
         }
 

@@ -17,11 +17,11 @@ struct DevicePush: AsyncParsableCommand {
     @Option(help: "The version the image carries (success = the device reports it after reboot).") var version: String
     @Option(help: "projectmm, arduino-ota, fetch-url: the image's firmware variant (esp32, esp32-eth, esp32s3-n16r8, esp8266, …).") var variant: String?
     @Option(name: .customLong("device-variant"), help: "arduino-ota: the variant the device is known to run (an image for another chip is refused before sending).") var deviceVariant: String?
-    @Option(help: "arduino-ota: wire dialect, arduino (UDP invitation, espota.py) or esphome (ESPHome native OTA).") var dialect = "arduino"
+    @Option(help: "arduino-ota: wire dialect, arduino (UDP invitation, espota.py, the default) or esphome (ESPHome native OTA); http-upload: update-server (ESP8266HTTPUpdateServer, ElegantOTA 2, the default) or elegantota3 (ElegantOTA 3: GET /ota/start, POST /ota/upload).") var dialect: String?
     @Option(help: "http-upload, fetch-url: basic-auth user (the password comes from --password-env or --password-file, never the command line).") var user: String?
     @Option(name: .customLong("password-env"), help: "http-upload, fetch-url, arduino-ota: name of the environment variable holding the password.") var passwordEnv: String?
     @Option(name: .customLong("password-file"), help: "http-upload, fetch-url, arduino-ota: file holding the password (first line).") var passwordFile: String?
-    @Option(name: .customLong("upload-path"), help: "http-upload: the upload form's path.") var uploadPath = "/update"
+    @Option(name: .customLong("upload-path"), help: "http-upload: the upload form's path (default /update; elegantota3: /ota/upload).") var uploadPath: String?
     @Option(name: .customLong("version-path"), help: "http-upload, arduino-ota: the path answering the running version (JSON {\"version\"} or plain text).") var versionPath = "/version"
     @Option(name: .customLong("version-port"), help: "arduino-ota: the HTTP port answering the version.") var versionPort = 80
     @Option(help: "HTTP proxy the device is reached through (http://HOST:PORT).") var proxy: String?
@@ -48,10 +48,11 @@ struct DevicePush: AsyncParsableCommand {
         case "http-upload":
             guard file != nil else { throw ValidationError("--family http-upload needs --file") }
             try validateCredentials()
-            guard uploadPath.hasPrefix("/"), versionPath.hasPrefix("/") else { throw ValidationError("--upload-path and --version-path start with /") }
+            guard dialect.map({ HTTPUploadPush.Dialect(rawValue: $0) != nil }) ?? true else { throw ValidationError("--dialect: update-server or elegantota3") }
+            guard uploadPath?.hasPrefix("/") ?? true, versionPath.hasPrefix("/") else { throw ValidationError("--upload-path and --version-path start with /") }
         case "arduino-ota":
             guard file != nil else { throw ValidationError("--family arduino-ota needs --file") }
-            guard ArduinoOTADialect(rawValue: dialect) != nil else { throw ValidationError("--dialect: arduino or esphome") }
+            guard ArduinoOTADialect(rawValue: dialect ?? "arduino") != nil else { throw ValidationError("--dialect: arduino or esphome") }
             guard user == nil else { throw ValidationError("--family arduino-ota has no user: the password alone (--password-env or --password-file)") }
             guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
             guard versionPath.hasPrefix("/"), (1...65535).contains(versionPort) else { throw ValidationError("--version-path starts with /; --version-port is a port") }
@@ -145,9 +146,11 @@ struct DevicePush: AsyncParsableCommand {
         timing.retry.retryTimeout = retryTimeout
         timing.rebootGrace = Int64(rebootGrace * 1000)
         let adapter = HTTPUploadAdapter(timing: timing, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                        uploadPath: uploadPath, versionPath: versionPath, credentials: try credentials())
+                                        versionPath: versionPath, credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
-        let target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy)
+        var target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy)
+        if let dialect { target.options["dialect"] = dialect }
+        if let uploadPath { target.options["upload_path"] = uploadPath }
         let file = file ?? ""
         let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
         let name = URL(fileURLWithPath: file).lastPathComponent
@@ -168,7 +171,7 @@ struct DevicePush: AsyncParsableCommand {
         timeouts.stall = timeouts.reply
         timeouts.result = Int64(resultTimeout * 1000)
         let adapter = ArduinoOTAAdapter(timing: timing, timeouts: timeouts, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                        dialect: ArduinoOTADialect(rawValue: dialect) ?? .arduino, versionPort: versionPort, versionPath: versionPath,
+                                        dialect: ArduinoOTADialect(rawValue: dialect ?? "arduino") ?? .arduino, versionPort: versionPort, versionPath: versionPath,
                                         credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: ArduinoOTAAdapter.defaultPort(variant: deviceVariant ?? variant))
         let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy)

@@ -62,6 +62,70 @@ struct HTTPUploadPushIntegrationTests {
         }
     }
 
+    @Test("ElegantOTA 3 (--dialect elegantota3): start with the MD5, upload, reboot 2 s later; its faults and a wrong dialect say what failed")
+    func elegantOTA3() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.file("lamp-2.0.0.bin")
+        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "300000", "-o", file])
+        #expect(made.0 == 0, "\(made.2)")
+        let passwordFile = dir.file("password")
+        try "twin-secret-7\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let elegant = ["--dialect", "elegantota3", "--reboot-delay-ms", "2000"]
+        let credentials = ["--user", "admin", "--password-file", passwordFile]
+
+        let good = try Self.start(elegant + ["--user", "admin", "--password", "twin-secret-7"])
+        let (status, progress, outcome) = try Self.push(file: file, to: good.address, extra: ["--dialect", "elegantota3"] + credentials)
+        #expect(status == 0 && outcome["version"] == "2.0.0", "\(outcome) \(good.child.stdout.text)")
+        #expect(progress == ["up: downloading", "up: installing"])
+        #expect(good.count("start") == 1 && good.count("installed") == 1 && good.count("booted") == 1, "\(good.child.stdout.text)")
+        // The MD5 the start announced is the one the device computed over what it received.
+        let lines = good.child.stdout.lines
+        let started = lines.first { $0.contains("\"event\":\"start\"") } ?? ""
+        let installed = lines.first { $0.contains("\"event\":\"installed\"") } ?? ""
+        let md5 = installed.range(of: "\"md5\":\"").map { String(installed[$0.upperBound...].prefix(32)) } ?? "?"
+        #expect(md5.count == 32 && started.contains(md5), "\(started) \(installed)")
+        good.stop()
+
+        let cases: [(twin: [String], push: [String], kind: String, words: String)] = [
+            (elegant + ["--fail", "update-error"], ["--dialect", "elegantota3"], "refused",
+             "device refused to start the update (HTTP 400 from GET /ota/start): ERROR[4]: Not Enough Space"),
+            (elegant + ["--variant", "esp32s3"], ["--dialect", "elegantota3"], "refused", "device refused the image (HTTP 400 from POST /ota/upload): ERROR[11]"),
+            (elegant + ["--fail", "die-mid-transfer"], ["--dialect", "elegantota3"], "network", "connection lost during POST /ota/upload"),
+            (elegant + ["--fail", "reboot-old"], ["--dialect", "elegantota3"], "rebooted-into-old", "1.0.0, not 2.0.0"),
+            (elegant + ["--user", "admin", "--password", "twin-secret-7"], ["--dialect", "elegantota3"], "refused",
+             "authentication failed (HTTP 401 from GET /ota/start)"),
+            (elegant, [], "refused", "POST /update answered 404: no upload form there (an ElegantOTA 3 device needs the option dialect=elegantota3)"),
+            ([], ["--dialect", "elegantota3"], "refused", "GET /ota/start answered 404: the device runs no ElegantOTA 3"),
+        ]
+        for item in cases {
+            let twin = try Self.start(item.twin)
+            defer { twin.stop() }
+            let (status, _, outcome) = try Self.push(file: file, to: twin.address, extra: item.push)
+            #expect(status == 1 && outcome["kind"] == item.kind, "\(item.twin): \(outcome) \(twin.child.stdout.text)")
+            #expect(outcome["reason"]?.contains(item.words) == true, "\(item.twin): \(outcome)")
+        }
+    }
+
+    @Test("the twin takes curl's upload as ESP8266HTTPUpdateServer's README shows it (curl -F image=@firmware.bin HOST/update) and boots the new version")
+    func curlHostTool() throws {
+        let dir = try TemporaryDirectory()
+        let file = dir.file("firmware.bin")
+        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "200000", "-o", file])
+        #expect(made.0 == 0, "\(made.2)")
+        let twin = try Self.start(["--user", "admin", "--password", "twin-secret-7"])
+        defer { twin.stop() }
+        let curl = { (extra: [String]) throws -> (Int32, String, String) in
+            try runProgram("/usr/bin/curl", ["-sS", "--max-time", "30", "-w", "\n%{http_code}"] + extra + ["-F", "image=@\(file)", "http://\(twin.address)/update"])
+        }
+        let (_, anonymous, _) = try curl([])
+        #expect(anonymous.hasSuffix("401") && twin.count("installed") == 0, "no credentials, no update: \(anonymous)")
+        let (status, body, err) = try curl(["-u", "admin:twin-secret-7"])
+        #expect(status == 0 && body.contains("Update Success! Rebooting...") && body.hasSuffix("200"), "\(body) \(err)")
+        let version = { () -> String in (try? runProgram("/usr/bin/curl", ["-sS", "--max-time", "2", "http://\(twin.address)/version"]).1) ?? "" }
+        #expect(waitUntil(timeout: 20) { twin.count("booted") == 1 && version().contains("2.0.0") }, "\(twin.child.stdout.text)")
+        #expect(twin.count("installed") == 1)
+    }
+
     @Test("a device behind an HTTP proxy is reached through it: upload and version checks pass the proxy; without it, network")
     func throughProxy() throws {
         let dir = try TemporaryDirectory()

@@ -69,7 +69,7 @@ struct HTTPUploadPushTests {
         let cases: [(Int, String, String)] = [
             (200, "Update error: ERROR[4]: Not Enough Space\n", "device refused the image: Update error: ERROR[4]: Not Enough Space"),
             (500, "<html>flash write failed</html>", "HTTP 500 from POST /update: flash write failed"),
-            (404, "Not found: /update", "HTTP 404 from POST /update: Not found: /update"),
+            (404, "Not found: /update", "POST /update answered 404: no upload form there (an ElegantOTA 3 device needs the option dialect=elegantota3)"),
             (200, "FAIL", "device refused the image: FAIL"),
             (200, "Done", "answered 200 without \"Update Success!\": Done"),
         ]
@@ -80,6 +80,60 @@ struct HTTPUploadPushTests {
             #expect(failure?.kind == .refused, "\(status)")
             #expect(failure?.reason.contains(words) == true, "\(String(describing: failure))")
         }
+    }
+
+    @Test("ElegantOTA 3: GET /ota/start first, then POST /ota/upload; OK confirms as usual")
+    func elegantOTA3() {
+        var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: true, dialect: .elegantOTA3, now: 0)
+        #expect(push.uploadPath == "/ota/upload")
+        #expect(push.handle(.started, now: 0) == [.start])
+        #expect(push.handle(.startAnswered(status: 200, body: "OK"), now: 10) == [.upload])
+        #expect(push.handle(.sending, now: 20) == [.progress(.downloading)])
+        #expect(push.handle(.sent, now: 90) == [.progress(.installing)])
+        #expect(push.handle(.uploaded(status: 200, body: "OK"), now: 100) == [.wait(until: 1100)])
+        #expect(push.handle(.tick, now: 1100) == [.fetchVersion])
+        #expect(push.handle(.version("2.0.0"), now: 1110) == [.succeeded(version: "2.0.0")])
+    }
+
+    @Test("ElegantOTA 3: the start's and the upload's refusals, 401 and 404 say what failed where")
+    func elegantOTA3Refusals() {
+        let starts: [(Int, String, String)] = [
+            (400, "MD5 parameter invalid", "device refused to start the update (HTTP 400 from GET /ota/start): MD5 parameter invalid"),
+            (400, "ERROR[4]: Not Enough Space\n", "(HTTP 400 from GET /ota/start): ERROR[4]: Not Enough Space"),
+            (401, "", "authentication failed (HTTP 401 from GET /ota/start): the device wants a user and password and none is configured"),
+            (404, "Not found", "GET /ota/start answered 404: the device runs no ElegantOTA 3 (dialect elegantota3); for ESP8266HTTPUpdateServer or ElegantOTA 2 use dialect update-server"),
+            (200, "Started", "device refused to start the update (HTTP 200 from GET /ota/start): Started"),
+        ]
+        for (status, body, words) in starts {
+            var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, dialect: .elegantOTA3, now: 0)
+            _ = push.handle(.started, now: 0)
+            let failure = Self.failure(push.handle(.startAnswered(status: status, body: body), now: 5))
+            #expect(failure?.kind == .refused && failure?.reason.contains(words) == true, "\(status): \(String(describing: failure))")
+        }
+        var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, dialect: .elegantOTA3, now: 0)
+        _ = push.handle(.started, now: 0)
+        _ = push.handle(.startAnswered(status: 200, body: "OK"), now: 5)
+        let failure = Self.failure(push.handle(.uploaded(status: 400, body: "MD5 Failed: expected:aa, calculated:bb\n"), now: 50))
+        #expect(failure == PushFailure(.refused, "device refused the image (HTTP 400 from POST /ota/upload): MD5 Failed: expected:aa, calculated:bb"))
+    }
+
+    @Test("ElegantOTA 3: an unreachable start is retried until the retry timeout, then network naming GET /ota/start")
+    func elegantOTA3Unreachable() {
+        var timing = HTTPUploadPush.Timing()
+        timing.retry.retryTimeout = 2
+        var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, dialect: .elegantOTA3, timing: timing, now: 0)
+        _ = push.handle(.started, now: 0)
+        var now: Int64 = 0
+        var outcome: PushFailure?
+        for _ in 0..<100 {
+            let actions = push.handle(.startFailed("connection refused"), now: now)
+            if let failure = Self.failure(actions) { outcome = failure; break }
+            guard case .wait(let until)? = actions.first else { Issue.record("expected a wait: \(actions)"); return }
+            now = until
+            #expect(push.handle(.tick, now: now) == [.start])
+        }
+        #expect(outcome?.kind == .network && outcome?.reason.contains("device unreachable for GET /ota/start") == true, "\(String(describing: outcome))")
+        #expect(now > 0 && now <= 3000)
     }
 
     @Test("connect failures before any byte are retried until the retry timeout, then network")

@@ -18,7 +18,8 @@ import Glibc
 /// its answer: a JSON object's `version` string, or the first line of a plain-text body.
 ///
 /// Per device, the registry may override: credentials (``PushTarget/credentials``), and the
-/// options `upload_path` and `version_path`.
+/// options `dialect` (`update-server`, the default, or `elegantota3`: ElegantOTA 3's
+/// `GET /ota/start?mode=fr&hash=MD5` before `POST /ota/upload`), `upload_path` and `version_path`.
 public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     public let family = "http-upload"
     public var timing: HTTPUploadPush.Timing
@@ -70,10 +71,15 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         let credentials = device.credentials ?? credentials
-        let uploadPath = device.options["upload_path"] ?? uploadPath
+        let dialect = device.options["dialect"].flatMap(HTTPUploadPush.Dialect.init(rawValue:)) ?? .updateServer
+        if let named = device.options["dialect"], HTTPUploadPush.Dialect(rawValue: named) == nil {
+            let known = HTTPUploadPush.Dialect.allCases.map(\.rawValue).joined(separator: " or ")
+            return .failure(PushFailure(.refused, "device \(device.id): unknown http-upload dialect \(named) (\(known))"))
+        }
+        let uploadPath = device.options["upload_path"] ?? (dialect == .updateServer ? uploadPath : dialect.uploadPath)
         let versionPath = device.options["version_path"] ?? versionPath
-        var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, timing: timing,
-                                     now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, dialect: dialect, uploadPath: uploadPath,
+                                     timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
         let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
         for _ in 0..<rounds {
@@ -83,7 +89,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                 case .progress(let phase): progress(phase)
                 case .succeeded(let version): return .success(version)
                 case .failed(let failure): return .failure(failure)
-                case .upload, .fetchVersion, .wait: request = action
+                case .start, .upload, .fetchVersion, .wait: request = action
                 }
             }
             guard let request else { return .failure(PushHTTPShell.noOutcome) }
@@ -96,6 +102,8 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                     }
                 }
                 if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
+            case .start:
+                pending = machine.handle(await start(image, client: client, base: base, credentials: credentials), now: PushHTTPShell.milliseconds())
             case .fetchVersion:
                 pending = machine.handle(await fetchVersion(client, base: base, path: versionPath), now: PushHTTPShell.milliseconds())
             case .wait(let until):
@@ -137,6 +145,26 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         // A cancelled push stops reading the events, which ends the upload too.
         continuation.onTermination = { _ in task.cancel() }
         return events
+    }
+
+    /// ElegantOTA 3's `GET /ota/start?mode=fr&hash=MD5`: the device begins the update and checks
+    /// the image against the MD5 when it ends.
+    private func start(_ image: PushImage, client: HTTPClient, base: String, credentials: PushCredentials?) async -> HTTPUploadPush.Event {
+        let md5: String
+        switch ArduinoOTAAdapter.facts(of: image.file) {
+        case .imageRead(let facts): md5 = facts.md5
+        case .imageUnreadable(let reason): return .imageUnreadable(reason)
+        default: return .imageUnreadable("cannot read \(image.file)")
+        }
+        var request = HTTPClientRequest(url: base + "/ota/start?mode=fr&hash=\(md5)")
+        if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
+        do {
+            let response = try await client.execute(request, timeout: .init(requestTimeout))
+            let body = try await response.body.collect(upTo: 64 << 10)
+            return .startAnswered(status: Int(response.status.code), body: String(buffer: body))
+        } catch {
+            return .startFailed(PushHTTPShell.describe(error))
+        }
     }
 
     private func fetchVersion(_ client: HTTPClient, base: String, path versionPath: String) async -> HTTPUploadPush.Event {

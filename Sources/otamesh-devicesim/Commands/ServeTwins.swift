@@ -22,6 +22,9 @@ struct ServeTwins: AsyncParsableCommand {
                        basic auth with --user/--password (401), 200 "Update Success! Rebooting..." or
                        200 "Update error: …"; the image must be an ESP app image for the --variant chip; the port
                        closes for --reboot-ms and GET /version answers the image's version.
+                       --dialect elegantota3: ElegantOTA 3 instead: GET /ota/start?mode=fr&hash=MD5 ("OK", 400 "MD5
+                       parameter invalid"), POST /ota/upload ("OK" or 400 with Update's error, MD5 checked), restart
+                       after --reboot-delay-ms (ElegantOTA waits 2000).
             Faults (--fail): update-error, die-mid-transfer, reboot-old.
             arduino-ota  ArduinoOTA on one port (the listening line's address): UDP answers the classic invitation
                        "0 PORT SIZE MD5" (OK / AUTH nonce with --password / ERR: …) and the device connects back
@@ -46,6 +49,7 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
     @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")); fetch-url \(FetchURLFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(help: "http-upload: update-server (ESP8266HTTPUpdateServer) or elegantota3 (ElegantOTA 3).") var dialect = "update-server"
     @Option(help: "http-upload, fetch-url: the basic-auth user the device wants (with --password).") var user: String?
     @Option(help: "http-upload, fetch-url: the basic-auth password the device wants; arduino-ota: the OTA password (a test twin's, not a secret).") var password: String?
     @Option(name: .customLong("http-base"), help: "arduino-ota: port of the first device's HTTP /version server (0: any free port each).") var httpBase = 0
@@ -75,6 +79,9 @@ struct ServeTwins: AsyncParsableCommand {
         }
         guard known.contains(fail) else {
             throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
+        }
+        guard HTTPUploadDialect(rawValue: dialect) != nil, dialect == "update-server" || family == "http-upload" else {
+            throw ValidationError("--dialect: update-server or elegantota3, for --family http-upload")
         }
         guard family == "arduino-ota" || (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
         guard (0...65535).contains(httpBase) else { throw ValidationError("--http-base must be a port") }
@@ -150,7 +157,7 @@ struct ServeTwins: AsyncParsableCommand {
     private func runHTTPUpload(host: String, basePort: Int) async throws {
         let chip = String(variant.split(separator: "-").first ?? "esp32")
         let settings = HTTPUploadSettings(
-            version: version, chip: chip, newVersion: newVersion, fault: HTTPUploadFault(rawValue: fail) ?? .none,
+            dialect: HTTPUploadDialect(rawValue: dialect) ?? .updateServer, version: version, chip: chip, newVersion: newVersion, fault: HTTPUploadFault(rawValue: fail) ?? .none,
             username: user, password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in

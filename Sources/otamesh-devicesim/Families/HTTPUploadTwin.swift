@@ -15,7 +15,18 @@ enum HTTPUploadFault: String, CaseIterable, Sendable {
     case rebootOld = "reboot-old"
 }
 
+/// Which upload server the twin runs (`serve --family http-upload --dialect`).
+enum HTTPUploadDialect: String, CaseIterable, Sendable {
+    /// ESP8266HTTPUpdateServer: `POST /update`, answers 200 with the result text.
+    case updateServer = "update-server"
+    /// ElegantOTA 3: `GET /ota/start?mode=fr&hash=MD5` begins the update (Update.begin, setMD5),
+    /// `POST /ota/upload` writes it and answers `OK` or 400 with Update's error; the device
+    /// restarts 2 s later (ElegantOTA.loop()).
+    case elegantOTA3 = "elegantota3"
+}
+
 struct HTTPUploadSettings: Sendable {
+    var dialect = HTTPUploadDialect.updateServer
     var version: String
     /// The ESP chip the images are checked for (esp32, esp32s3, …).
     var chip: String
@@ -44,8 +55,12 @@ actor HTTPUploadTwin: RebootingHTTPTwin {
     private var version: String
     private var pendingVersion: String?
     private var rebooting = false
+    /// ElegantOTA 3: `GET /ota/start` began an update, expecting this MD5 ("" = none given).
+    private var begun: String?
 
     static let successText = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
+    /// ElegantOTA 3's page (the real one is a gzip-compressed single-page app).
+    static let elegantHTML = "<!DOCTYPE html><html><head><title>ElegantOTA</title></head><body><div id=\"app\"></div></body></html>"
     static let formHTML = "<!DOCTYPE html><html><body><form method='POST' action='' enctype='multipart/form-data'>Firmware:<br>"
         + "<input type='file' accept='.bin,.bin.gz' name='firmware'><input type='submit' value='Update Firmware'></form></body></html>"
 
@@ -104,8 +119,35 @@ actor HTTPUploadTwin: RebootingHTTPTwin {
 
     func currentVersion() -> String { version }
 
-    /// `POST /update` after the whole body: (status, text, reboot afterwards).
+    /// ElegantOTA 3's `GET /ota/start?mode=…&hash=…`: (status, text).
+    func start(authorization: String?, query: String) -> (Int, String) {
+        guard authorized(authorization) else {
+            event("unauthorized")
+            return (401, "")
+        }
+        var parameters: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            parameters[parts[0]] = parts.count > 1 ? parts[1] : ""
+        }
+        // Update.setMD5 takes exactly 32 characters.
+        if let hash = parameters["hash"], hash.count != 32 {
+            event("failed", [("reason", "MD5 parameter invalid")])
+            return (400, "MD5 parameter invalid")
+        }
+        if settings.fault == .updateError {
+            event("failed", [("reason", "Not Enough Space")])
+            return (400, "ERROR[4]: Not Enough Space\n")
+        }
+        begun = parameters["hash"]?.lowercased() ?? ""
+        event("start", [("mode", parameters["mode"] ?? "fr"), ("md5", begun ?? "")])
+        return (200, "OK")
+    }
+
+    /// `POST /update` (ElegantOTA 3: `POST /ota/upload`) after the whole body: (status, text,
+    /// reboot afterwards).
     func upload(authorization: String?, contentType: String?, body: [UInt8]) -> (Int, String, Bool) {
+        if settings.dialect == .elegantOTA3 { return elegantUpload(authorization: authorization, contentType: contentType, body: body) }
         guard authorized(authorization) else {
             event("unauthorized")
             return (401, "", false)
@@ -129,6 +171,44 @@ actor HTTPUploadTwin: RebootingHTTPTwin {
         // The firmware answers, waits 100 ms inside the handler (serving nothing) and restarts.
         answering = true
         return (200, Self.successText, true)
+    }
+
+    /// ElegantOTA 3's upload: Update.write/end of the update `/ota/start` began; `OK` or 400 with
+    /// the error text Update.printError gives.
+    private func elegantUpload(authorization: String?, contentType: String?, body: [UInt8]) -> (Int, String, Bool) {
+        guard authorized(authorization) else {
+            event("unauthorized")
+            return (401, "", false)
+        }
+        guard let expected = begun else {
+            // No Update.begin: nothing is written, Update.end fails without an error, so the
+            // device answers OK and restarts into the firmware it had.
+            event("failed", [("reason", "upload without /ota/start: nothing flashed")])
+            pendingReboot = .some(nil)
+            answering = true
+            return (200, "OK", true)
+        }
+        begun = nil
+        guard let contentType, let file = Self.filePart(contentType: contentType, body: body) else {
+            event("failed", [("reason", "no file part")])
+            return (400, "ERROR[6]: No data in the upload\n", false)
+        }
+        event("post", [("bytes", String(file.count))])
+        let md5 = ImageFacts.md5Hex(file)
+        if !expected.isEmpty, md5 != expected {
+            event("failed", [("reason", "MD5 mismatch")])
+            return (400, "ERROR[7]: MD5 Failed: expected:\(expected), calculated:\(md5)\n", false)
+        }
+        if let problem = FlashVerifier.problem(file, chip: settings.chip) {
+            event("failed", [("reason", problem)])
+            return (400, "ERROR[11]: \(problem)\n", false)
+        }
+        let newVersion = FlashVerifier.embeddedVersion(file) ?? settings.newVersion ?? ("md5:" + String(md5.prefix(12)))
+        event("installed", [("bytes", String(file.count)), ("md5", md5)])
+        pendingReboot = settings.fault == .rebootOld ? .some(nil) : .some(newVersion)
+        // ElegantOTA restarts from its loop() 2 s (the reboot delay) after the answer; the
+        // server keeps serving until then.
+        return (200, "OK", true)
     }
 
     private var pendingReboot: String??
@@ -216,10 +296,15 @@ final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
             Task {
                 var reboot = false
                 let (status, text): (Int, String)
-                switch (head.method, head.uri.split(separator: "?").first.map(String.init) ?? "") {
+                let elegant = twin.settings.dialect == .elegantOTA3
+                let parts = head.uri.split(separator: "?", maxSplits: 1).map(String.init)
+                switch (head.method, parts.first ?? "") {
                 case (.GET, "/update"):
-                    (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, HTTPUploadTwin.formHTML) : (401, "")
-                case (.POST, "/update"):
+                    let page = elegant ? HTTPUploadTwin.elegantHTML : HTTPUploadTwin.formHTML
+                    (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, page) : (401, "")
+                case (.GET, "/ota/start") where elegant:
+                    (status, text) = await twin.start(authorization: head.headers.first(name: "Authorization"), query: parts.count > 1 ? parts[1] : "")
+                case (.POST, "/update") where !elegant, (.POST, "/ota/upload") where elegant:
                     (status, text, reboot) = await twin.upload(authorization: head.headers.first(name: "Authorization"),
                                                                 contentType: head.headers.first(name: "Content-Type"), body: body)
                 case (.GET, "/version"):
