@@ -22,14 +22,20 @@ struct HTTPUploadPushIntegrationTests {
                                                                           "--retry-timeout", "3", "--request-timeout", "5", "--reboot-grace", "5"] + extra)
     }
 
+    /// An ESP32 app image of version 2.0.0 (`size` bytes) and a file holding the twin's password.
+    static func files(_ dir: TemporaryDirectory, name: String = "lamp-2.0.0.bin", size: Int = 300_000) throws -> (image: String, password: String) {
+        let file = dir.file(name)
+        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", String(size), "-o", file])
+        #expect(made.0 == 0, "\(made.2)")
+        let password = dir.file("password")
+        try "twin-secret-7\n".write(toFile: password, atomically: true, encoding: .utf8)
+        return (file, password)
+    }
+
     @Test("a push succeeds on the new version, with basic auth too; every fault gives its typed failure")
     func pushes() throws {
         let dir = try TemporaryDirectory()
-        let file = dir.file("lamp-2.0.0.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "300000", "-o", file])
-        #expect(made.0 == 0, "\(made.2)")
-        let passwordFile = dir.file("password")
-        try "twin-secret-7\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let (file, passwordFile) = try Self.files(dir)
 
         let good = try Self.start([])
         let (status, progress, outcome) = try Self.push(file: file, to: good.address)
@@ -65,11 +71,7 @@ struct HTTPUploadPushIntegrationTests {
     @Test("ElegantOTA 3 (--dialect elegantota3): start with the MD5, upload, reboot 2 s later; its faults and a wrong dialect say what failed")
     func elegantOTA3() throws {
         let dir = try TemporaryDirectory()
-        let file = dir.file("lamp-2.0.0.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "300000", "-o", file])
-        #expect(made.0 == 0, "\(made.2)")
-        let passwordFile = dir.file("password")
-        try "twin-secret-7\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        let (file, passwordFile) = try Self.files(dir)
         let elegant = ["--dialect", "elegantota3", "--reboot-delay-ms", "2000"]
         let credentials = ["--user", "admin", "--password-file", passwordFile]
 
@@ -109,9 +111,7 @@ struct HTTPUploadPushIntegrationTests {
     @Test("the twin takes curl's upload as ESP8266HTTPUpdateServer's README shows it (curl -F image=@firmware.bin HOST/update) and boots the new version")
     func curlHostTool() throws {
         let dir = try TemporaryDirectory()
-        let file = dir.file("firmware.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "200000", "-o", file])
-        #expect(made.0 == 0, "\(made.2)")
+        let file = try Self.files(dir, name: "firmware.bin", size: 200_000).image
         let twin = try Self.start(["--user", "admin", "--password", "twin-secret-7"])
         defer { twin.stop() }
         let curl = { (extra: [String]) throws -> (Int32, String, String) in
@@ -129,9 +129,7 @@ struct HTTPUploadPushIntegrationTests {
     @Test("a device behind an HTTP proxy is reached through it: upload and version checks pass the proxy; without it, network")
     func throughProxy() throws {
         let dir = try TemporaryDirectory()
-        let file = dir.file("lamp-2.0.0.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "100000", "-o", file])
-        #expect(made.0 == 0, "\(made.2)")
+        let file = try Self.files(dir, size: 100_000).image
         let proxy = try TinyProxy.start(in: dir)
         let twin = try Self.start([])
         defer { twin.stop() }
