@@ -293,7 +293,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshDevicesTests",
-            dependencies: ["OTAMeshDevices", "OTAMeshRollout"],
+            dependencies: ["OTAMeshDevices", "OTAMeshRollout", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
