@@ -25,7 +25,7 @@ struct DevicePush: AsyncParsableCommand {
     @Option(name: .customLong("version-path"), help: "http-upload, arduino-ota: the path answering the running version (JSON {\"version\"} or plain text).") var versionPath = "/version"
     @Option(name: .customLong("version-port"), help: "arduino-ota: the HTTP port answering the version.") var versionPort = 80
     @Option(help: "HTTP proxy the device is reached through (http://HOST:PORT).") var proxy: String?
-    @Option(name: .customLong("option"), help: "fetch-url: a device option key=value (method, path, body, content_type, accept, version_path, version_port, reboot_grace); repeatable.")
+    @Option(name: .customLong("option"), help: "A device option key=value, as the registry holds them (fetch-url: method, path, body, content_type, accept, version_path, version_port, reboot_grace; http-upload: dialect, upload_path, version_path; arduino-ota: dialect, ota_port, version_port, version_path); repeatable.")
     var deviceOptions: [String] = []
     @Option(name: .customLong("poll-ms"), help: "Status (version) poll interval, milliseconds.") var pollMS = 1000
     @Option(help: "Seconds until the push fails as timeout.") var deadline = 600.0
@@ -148,7 +148,7 @@ struct DevicePush: AsyncParsableCommand {
         let adapter = HTTPUploadAdapter(timing: timing, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
                                         versionPath: versionPath, credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
-        var target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy)
+        var target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy, options: try Self.options(deviceOptions))
         if let dialect { target.options["dialect"] = dialect }
         if let uploadPath { target.options["upload_path"] = uploadPath }
         let file = file ?? ""
@@ -174,7 +174,8 @@ struct DevicePush: AsyncParsableCommand {
                                         dialect: ArduinoOTADialect(rawValue: dialect ?? "arduino") ?? .arduino, versionPort: versionPort, versionPath: versionPath,
                                         credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: ArduinoOTAAdapter.defaultPort(variant: deviceVariant ?? variant))
-        let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy)
+        let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy,
+                                options: try Self.options(deviceOptions))
         let file = file ?? ""
         let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
         let name = URL(fileURLWithPath: file).lastPathComponent

@@ -117,6 +117,19 @@ struct ArduinoOTAPushIntegrationTests {
         }
     }
 
+    @Test("the option ota_port sends the push to the device's OTA port, whatever port its address names (ESPHome announces its API port)")
+    func otaPortOption() throws {
+        let dir = try TemporaryDirectory()
+        let (image, _) = try Self.files(dir)
+        let twin = try Self.start([])
+        defer { twin.stop() }
+        let otaPort = String(twin.address.split(separator: ":").last ?? "")
+        let (status, _, outcome, _) = try Self.push(image, to: "127.0.0.1:6053", http: twin.http, dialect: "esphome", extra: ["--option", "ota_port=\(otaPort)"])
+        #expect(status == 0 && outcome["version"] == "2.0.0", "\(outcome) \(twin.child.stdout.text)")
+        let (badStatus, _, bad, _) = try Self.push(image, to: twin.address, http: twin.http, dialect: "esphome", extra: ["--option", "ota_port=70000"])
+        #expect(badStatus == 1 && bad["kind"] == "refused" && bad["reason"] == "option ota_port '70000' is not a port", "\(bad)")
+    }
+
     @Test("nothing answering: network, after the retry timeout, in both dialects")
     func unreachable() throws {
         let dir = try TemporaryDirectory()

@@ -81,17 +81,39 @@ struct DeviceProbeTests {
         #expect(device.note.contains("password required"))
     }
 
-    @Test("_esphomelib._tcp is the esphome dialect, identified by its MAC")
+    @Test("_esphomelib._tcp is the esphome dialect, identified by its MAC; OTA on the platform's port, not the announced API port")
     func esphome() throws {
-        let service = DeviceProbe.Service(type: "_esphomelib._tcp", name: "livingroom", address: "fd00::9", port: 3232,
-                                          txt: ["mac": "AABBCCDDEEFF", "platform": "ESP8266", "http_port": "80"])
-        #expect(DeviceProbe.requests(for: service) == [Request(port: 80, path: "/version")])
-        let device = try DeviceProbe.classify(service, answers: [Request(port: 80, path: "/version"): (200, Array("2024.6.1\n".utf8))]).get()
+        // As ESPHome announces itself: the API port, ESPHome's own version, the project's version.
+        let service = DeviceProbe.Service(type: "_esphomelib._tcp", name: "livingroom", address: "fd00::9", port: 6053,
+                                          txt: ["mac": "AABBCCDDEEFF", "platform": "ESP32", "board": "esp32dev", "version": "2024.6.1",
+                                                "project_name": "acme.lamp", "project_version": "1.4.0", "network": "wifi"])
+        #expect(DeviceProbe.requests(for: service).isEmpty, "project_version says the version")
+        let device = try DeviceProbe.classify(service, answers: [:]).get()
         #expect(device.id == "aa:bb:cc:dd:ee:ff")
         #expect(device.address == "[fd00::9]:3232")
-        #expect(device.options["dialect"] == "esphome")
-        #expect(device.version == "2024.6.1")
-        #expect(device.hardware == "esp8266")
+        #expect(device.options == ["dialect": "esphome"])
+        #expect(device.version == "1.4.0", "the firmware's version, not ESPHome's 2024.6.1")
+        #expect(device.hardware == "esp32" && device.variant == "esp32dev")
+        #expect(device.note.contains("ESPHome 2024.6.1") && device.note.contains("API port 6053") && device.note.contains("OTA port 3232"))
+
+        // ESP8266 without a project version: OTA on 8266; the version from the firmware's own
+        // /version when it announces http_port, else unknown (never ESPHome's version).
+        let plain = DeviceProbe.Service(type: "_esphomelib._tcp", name: "porch", address: "10.0.0.7", port: 6053,
+                                        txt: ["mac": "112233445566", "platform": "ESP8266", "board": "nodemcuv2", "version": "2024.6.1"])
+        #expect(DeviceProbe.requests(for: plain).isEmpty)
+        let unknown = try DeviceProbe.classify(plain, answers: [:]).get()
+        #expect(unknown.address == "10.0.0.7:8266" && unknown.version == nil && unknown.hardware == "esp8266")
+        var served = plain
+        served.txt["http_port"] = "80"
+        #expect(DeviceProbe.requests(for: served) == [Request(port: 80, path: "/version")])
+        let answered = try DeviceProbe.classify(served, answers: [Request(port: 80, path: "/version"): (200, Array(#"{"id":"text_sensor-fw","state":"1.3.9","value":"1.3.9"}"#.utf8))]).get()
+        #expect(answered.version == "1.3.9" && answered.options == ["dialect": "esphome", "version_port": "80"])
+
+        for (platform, port) in [("RP2", 2040), ("BK7231N", 8892), ("RTL8710BN", 8892)] {
+            var other = plain
+            other.txt["platform"] = platform
+            #expect(try DeviceProbe.classify(other, answers: [:]).get().address == "10.0.0.7:\(port)", "\(platform)")
+        }
     }
 
     @Test("hostile TXT and bodies yield no version rather than garbage", arguments: ["", "1.0 <script>", String(repeating: "9", count: 65)])

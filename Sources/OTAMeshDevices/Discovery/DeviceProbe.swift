@@ -7,8 +7,13 @@
 /// - `_arduino._tcp` — ArduinoOTA (espota); TXT `board` (e.g. `esp32dev`, `nodemcuv2`),
 ///   `auth_upload=yes` when a password is set, and where the firmware adds them `version` and
 ///   `http_port` (the port answering `GET /version`).
-/// - `_esphomelib._tcp` — ESPHome's native OTA (the `arduino-ota` adapter's `esphome` dialect);
-///   TXT `version`, `mac`, `platform`/`board`.
+/// - `_esphomelib._tcp` — an ESPHome device (the `arduino-ota` adapter's `esphome` dialect). Its
+///   port is the native API's (6053), not the OTA port: OTA listens on the platform's default
+///   (ESPHome's `ota:` component: ESP32 3232, ESP8266 8266, RP2 2040, LibreTiny 8892; the
+///   admin's `ota_port` option when configured otherwise). TXT `version` is ESPHome's own
+///   version, not the firmware's: the firmware's is `project_version` (set when the YAML names an
+///   `esphome: project:`); `mac`, `platform` (`ESP32`, `ESP8266`, `RP2`, a LibreTiny chip) and
+///   `board` (`esp32dev`, `nodemcuv2`, …). Source: esphome `components/mdns/mdns_component.cpp`.
 /// - `_http._tcp` — projectMM (answers `GET /api/state`) or an HTTP upload form
 ///   (ESP8266HTTPUpdateServer/ElegantOTA: `GET /update` is a form with a file field; the version
 ///   from `GET /version`). Other web servers are ignored.
@@ -82,7 +87,7 @@ public enum DeviceProbe {
             return [Request(port: service.port, path: "/api/state"), Request(port: service.port, path: "/update"),
                     Request(port: service.port, path: "/version")]
         case "_arduino._tcp", "_esphomelib._tcp":
-            guard service.txt["version"] == nil, let port = httpPort(service) else { return [] }
+            guard firmwareVersion(service) == nil, let port = httpPort(service) else { return [] }
             return [Request(port: port, path: "/version")]
         default:
             return []
@@ -99,12 +104,20 @@ public enum DeviceProbe {
             var options: [String: String] = ["dialect": esphome ? "esphome" : "arduino"]
             let httpPort = httpPort(service)
             if let httpPort { options["version_port"] = String(httpPort) }
-            let version = service.txt["version"].flatMap(clean)
+            let version = firmwareVersion(service)
                 ?? httpPort.flatMap { answer(answers, Request(port: $0, path: "/version")) }.flatMap(versionText)
             let board = service.txt["board"] ?? service.txt["platform"]
             var note = "mDNS \(service.type)"
+            var address = service.endpoint
+            if esphome {
+                let platform = service.txt["platform"] ?? ""
+                let otaPort = esphomeOTAPort(platform: platform)
+                address = Service.endpoint(service.address, otaPort)
+                note += ", ESPHome \(service.txt["version"].flatMap(clean) ?? "?"), API port \(service.port), OTA port \(otaPort) (\(platform.isEmpty ? "platform unknown" : platform) default)"
+            }
             if service.txt["auth_upload"] == "yes" { note += ", password required" }
-            return .success(Device(id: id, family: "arduino-ota", address: service.endpoint, hardware: board.map(chip),
+            let hardware = board.map(chip).flatMap { $0.hasPrefix("esp") ? $0 : nil } ?? service.txt["platform"].map { $0.lowercased() } ?? board.map(chip)
+            return .success(Device(id: id, family: "arduino-ota", address: address, hardware: hardware,
                                    variant: board.flatMap(clean), version: version, options: options, note: note))
         case "_http._tcp":
             if let state = answer(answers, Request(port: service.port, path: "/api/state")),
@@ -140,6 +153,22 @@ public enum DeviceProbe {
             }
         }
         return "mdns:" + service.name.lowercased().filter { !$0.isWhitespace }
+    }
+
+    /// The firmware's own version from the TXT: ArduinoOTA firmware that adds `version`; ESPHome's
+    /// `project_version` (its `version` is ESPHome's).
+    static func firmwareVersion(_ service: Service) -> String? {
+        service.txt[service.type == "_esphomelib._tcp" ? "project_version" : "version"].flatMap(clean)
+    }
+
+    /// ESPHome's OTA port by platform (the `ota:` component's defaults).
+    static func esphomeOTAPort(platform: String) -> Int {
+        switch platform.uppercased() {
+        case "ESP8266": 8266
+        case "RP2", "RP2040": 2040
+        case "ESP32", "": 3232
+        default: 8892  // LibreTiny chips (BK72xx, RTL87xx, LN882x) announce their model name
+        }
     }
 
     static func httpPort(_ service: Service) -> Int? {

@@ -50,7 +50,8 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
     }
 
     /// ArduinoOTA's default port when an address names none: 8266 on ESP8266, 3232 on ESP32
-    /// (ArduinoOTA.cpp `begin()`); ESPHome uses the same defaults.
+    /// (ArduinoOTA.cpp `begin()`); ESPHome uses the same defaults (see ``DeviceProbe`` for its
+    /// other platforms).
     public static func defaultPort(variant: String?) -> Int {
         variant.flatMap(ArduinoOTAWire.chip(ofVariant:)) == "esp8266" ? 8266 : 3232
     }
@@ -72,6 +73,13 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
             versionPort = port
         }
         let versionPath = device.options["version_path"] ?? versionPath
+        var device = device
+        // The admin's OTA port: ESPHome announces its API port, not the OTA one, so discovery
+        // assumes the platform's default; a device configured otherwise says so here.
+        if let text = device.options["ota_port"] {
+            guard let port = Int(text), (1...65535).contains(port) else { throw PushFailure(.refused, "option ota_port '\(text)' is not a port") }
+            device.port = port
+        }
         var probe = device
         probe.port = versionPort
         let versionURL = PushHTTPShell.base(of: probe) + (versionPath.hasPrefix("/") ? versionPath : "/" + versionPath)

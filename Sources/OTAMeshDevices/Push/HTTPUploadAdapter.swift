@@ -48,13 +48,14 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         "HTTPUploadAdapter(POST \(uploadPath), version at \(versionPath), \(credentials == nil ? "no credentials" : "credentials set"))"
     }
 
-    /// The version in a confirmation answer: a JSON object's `version`, else the first line of
-    /// the text (at most 64 characters); nil when there is none.
+    /// The version in a confirmation answer: a JSON object's `version` (or `value`, as ESPHome's
+    /// web server answers a text sensor: `{"id":"text_sensor-…","state":"1.4.0","value":"1.4.0"}`),
+    /// else the first line of the text (at most 64 characters); nil when there is none.
     public static func version(fromBody body: String) -> String? {
         let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
         if text.hasPrefix("{") {
             let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
-            return (object?["version"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            return (object?["version"] as? String ?? object?["value"] as? String).flatMap { $0.isEmpty || $0.count > 64 ? nil : $0 }
         }
         guard let line = text.split(whereSeparator: \.isNewline).first.map(String.init), !line.isEmpty, line.count <= 64,
               !line.contains("<") else { return nil }
