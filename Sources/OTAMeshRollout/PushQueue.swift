@@ -4,9 +4,12 @@
 /// within the gateway's free concurrency, by the same ``RolloutView/decide`` rules as pull
 /// devices, so pause, halt, window and failure memory hold for both alike. Pure.
 ///
-/// On top of the rollout's own concurrency, ``Limits`` cap the pushes this gateway runs at once
-/// (all rollouts together) and per network segment; the segments take turns — the one with the
-/// fewest pushes in flight goes first — so one large segment does not starve the others.
+/// On top of the rollout's own concurrency, ``Limits`` cap the pushes this gateway transfers at
+/// once (all rollouts together) and per network segment; the segments take turns — the one with
+/// the fewest pushes in flight goes first — so one large segment does not starve the others. The
+/// limits guard the segments' bandwidth, so a push whose image has crossed (`installing`: the
+/// device reboots, the gateway only waits for its version) leaves its slot to the next device;
+/// the rollout's `concurrency` still counts it until its outcome.
 public enum PushQueue {
     public struct Candidate: Sendable, Equatable {
         public var facts: DeviceFacts
@@ -41,16 +44,16 @@ public enum PushQueue {
         public var push: Bool
     }
 
-    /// The devices to start now. `running` names the pushes already in flight on this gateway
-    /// (any rollout; device id → segment); candidates with an unfinished outcome of this
-    /// gateway count as in flight too.
+    /// The devices to start now. `running` names the pushes transferring on this gateway (any
+    /// rollout; device id → segment); candidates with an outcome of this gateway still before
+    /// `installing` count as transferring too.
     public static func next(view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
                             limits: Limits = .unlimited, running: [String: String] = [:]) -> [Start] {
         guard let plan = view.plan else { return [] }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         var busy = running
         for candidate in candidates {
-            if let outcome = outcomes[candidate.facts.id], outcome.gateway == gateway, !outcome.phase.isFinished {
+            if let outcome = outcomes[candidate.facts.id], outcome.gateway == gateway, outcome.phase < .installing {
                 busy[candidate.facts.id] = candidate.segment
             }
         }

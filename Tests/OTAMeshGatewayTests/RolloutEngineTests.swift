@@ -242,6 +242,8 @@ struct RolloutEngineTests {
     /// A push family whose pushes hold until released: to see how many run at once.
     struct HeldAdapter: PushAdapter {
         let family = "held-push"
+        /// Report the image as crossed (installing) before holding: the device "reboots".
+        var crossed = false
         let running = NIOLockedValueBox<Set<String>>([])
         let started = NIOLockedValueBox<[String]>([])
         let released = NIOLockedValueBox(false)
@@ -250,9 +252,23 @@ struct RolloutEngineTests {
             started.withLockedValue { $0.append(device.id) }
             defer { running.withLockedValue { _ = $0.remove(device.id) } }
             progress(.downloading)
+            if crossed { progress(.installing) }
             for _ in 0..<12_000 where !released.withLockedValue({ $0 }) { try? await Task.sleep(for: .milliseconds(5)) }  // 60 s at most
             return "2.0.0"
         }
+    }
+
+    /// Lets the held pushes finish; every device must succeed, each pushed once.
+    static func releaseAll(_ adapter: HeldAdapter, engine: RolloutEngine, rollout: String, facts: [DeviceFacts]) async throws {
+        adapter.released.withLockedValue { $0 = true }
+        var done = false
+        for _ in 0..<1000 where !done {
+            engine.upkeep(devices: facts)
+            done = (engine.state(rollout)?.0.outcomes.values.filter { $0.phase == .succeeded }.count ?? 0) == facts.count
+            if !done { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(done, "every device is pushed in the end")
+        #expect(adapter.started.withLockedValue { $0.sorted() } == facts.map(\.id).sorted(), "each once")
     }
 
     @Test("push limits hold across upkeeps: the gateway cap and the per-segment cap, segments taking turns")
@@ -283,15 +299,33 @@ struct RolloutEngineTests {
         #expect(running.filter { $0.hasPrefix("a") }.count <= 2 && running.filter { $0.hasPrefix("b") }.count <= 2, "per segment: \(running)")
         #expect(!running.filter { $0.hasPrefix("a") }.isEmpty && !running.filter { $0.hasPrefix("b") }.isEmpty, "both segments progress: \(running)")
 
-        adapter.released.withLockedValue { $0 = true }
-        var done = false
-        for _ in 0..<1000 where !done {
-            engine.upkeep(devices: facts)
-            done = (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase == .succeeded }.count ?? 0) == ids.count
-            if !done { try await Task.sleep(for: .milliseconds(10)) }
+        try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
+    }
+
+    @Test("pushes whose image crossed leave their slot to the next device: the push limits count transfers, the rollout's concurrency every device in flight; each device once")
+    func crossedPushesFreeSlots() async throws {
+        let site = try Site()
+        var adapter = HeldAdapter()
+        adapter.crossed = true
+        let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
+        let ids = (0..<10).map { "a\($0)" }
+        for id in ids {
+            registry.observe(DeviceSighting(id: id, family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
         }
-        #expect(done, "every device is pushed in the end")
-        #expect(adapter.started.withLockedValue { $0.count } == ids.count, "each once")
+        let plan = site.plan(maxFailures: 10, concurrency: 6)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+        var six = false
+        for _ in 0..<1000 where !six {
+            engine.upkeep(devices: facts)
+            six = adapter.running.withLockedValue { $0.count } == 6
+            if !six { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(six, "six devices rebooting at once though two may transfer per segment: \(adapter.started.withLockedValue { $0 })")
+        for _ in 0..<5 { engine.upkeep(devices: facts) }
+        #expect(adapter.running.withLockedValue { $0.count } == 6, "the rollout's concurrency of 6 still holds")
+
+        try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
     }
 
     @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")

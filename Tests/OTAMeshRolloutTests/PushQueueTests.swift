@@ -76,6 +76,17 @@ struct PushQueueTests {
         #expect(starts.filter(\.push).count == 1, "three of four segment slots are taken by this rollout's attempts")
     }
 
+    @Test("a push whose image crossed (installing) frees its segment slot, but still counts against the rollout's concurrency")
+    func installingFreesTheSlot() {
+        let candidates = Self.candidates(["s": 10])
+        let installing = DeviceOutcome(epoch: 1, phase: .installing, bucket: 0, gateway: "gw-1", started: F.now, updated: F.now)
+        let outcomes = ["s-dev-0": installing, "s-dev-1": installing, "s-dev-2": installing, "s-dev-3": installing]
+        let starts = Self.next(candidates, outcomes: outcomes, limits: .init(maxConcurrent: 8, maxPerSegment: 4))
+        #expect(starts.filter(\.push).count == 4, "four rebooting devices leave all four transfer slots")
+        let bounded = Self.next(candidates, view: Self.view(concurrency: 6), outcomes: outcomes, limits: .init(maxConcurrent: 8, maxPerSegment: 4))
+        #expect(bounded.filter(\.push).count == 2, "the rollout allows 6 devices at once; 4 are still rebooting")
+    }
+
     @Test("the rollout's own concurrency still applies: the smaller limit wins")
     func rolloutConcurrency() {
         let candidates = Self.candidates(["a": 10, "b": 10])

@@ -81,6 +81,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var haltsSeen: [String: HaltMark] = [:]
         /// Pushes running in this process, by "rollout device": the device's segment.
         var pushing: [String: String] = [:]
+        /// Those of them whose image has crossed (the device reported `installing`): they wait
+        /// for the reboot and use no bandwidth, so the push limits no longer count them.
+        var transferred: Set<String> = []
     }
     let cached = NIOLockedValueBox(Cached())
     /// Serialises decide-then-record, so simultaneous requests cannot both take the last
@@ -312,7 +315,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             // Fresh outcomes: pull devices may have taken slots since this upkeep began.
             let outcomes = self.state(id)?.0.outcomes ?? state.outcomes
             let running = cached.withLockedValue { cached in
-                Dictionary(cached.pushing.map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
+                Dictionary(cached.pushing.filter { !cached.transferred.contains($0.key) }
+                    .map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
             }
             for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway,
                                         limits: pushLimits, running: running) {
@@ -351,10 +355,16 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             image.url = PushRoute.url(image.url, toward: target.host)
             logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
             Task { [self] in
-                defer { cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) } }
+                defer {
+                    cached.withLockedValue {
+                        _ = $0.pushing.removeValue(forKey: slot)
+                        $0.transferred.remove(slot)
+                    }
+                }
                 var current = outcome
                 do throws(PushFailure) {
                     let version = try await adapter.push(image, to: target) { phase in
+                        if phase >= .installing { self.cached.withLockedValue { _ = $0.transferred.insert(slot) } }
                         self.advance(id: id, device: device.id, to: phase)
                     }
                     self.registry.confirmed(device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
