@@ -52,6 +52,21 @@ struct ProjectMMPushTests {
         #expect(push.handle(.tick, now: 9000) == [], "a finished push ignores further events")
     }
 
+    @Test("while bytes flow, the next poll comes when the device's rate says the image is across, never sooner than a tenth of the interval")
+    func pollsAtTheTransfersEnd() {
+        var push = Self.following()  // accepted at 20
+        // 600 of 1000 bytes in 1000 ms: the rest takes ~667 ms; poll then, plus 50 ms.
+        #expect(push.handle(Self.status("downloading", bytes: 600, total: 1000), now: 1020) == [.progress(.downloading), .wait(until: 1736)])
+        #expect(push.handle(.tick, now: 1736) == [.fetchStatus])
+        // Not quite there: the last 10 bytes at the new rate take ~18 ms (+50), but the next poll waits at least 100 ms.
+        #expect(push.handle(Self.status("downloading", bytes: 990, total: 1000), now: 1736) == [.wait(until: 1836)])
+        #expect(push.handle(Self.status("downloading", bytes: 1000, total: 1000), now: 1836) == [.progress(.installing), .wait(until: 2836)])
+
+        var slow = Self.following()
+        // A slow device (1 % a second): the usual interval.
+        #expect(slow.handle(Self.status("downloading", bytes: 10, total: 1000), now: 1020) == [.progress(.downloading), .wait(until: 2020)])
+    }
+
     @Test("a fast device whose rebooting phase the polls miss still reports both progress phases")
     func missedPhases() {
         var push = Self.following()

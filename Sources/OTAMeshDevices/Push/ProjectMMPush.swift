@@ -11,6 +11,9 @@ import OTAMeshTransfer
 ///    anything else are refusals.
 /// 3. Poll `/api/state` every ``Timing/pollInterval``: phases starting → downloading → flashing
 ///    (bytes / total) → rebooting; `error: …` fails. The device is unreachable while it reboots.
+///    While bytes flow, the next poll comes when the device's rate says the transfer should be
+///    done, if that is sooner (at most one poll per tenth of the interval): the push limits free
+///    a device's slot once its image has crossed, so a late poll would leave the segment idle.
 /// 4. When it answers again: the image's version (and a compatible variant) is success; the old
 ///    one is ``PushFailure/Kind/rebootedIntoOld``, or ``PushFailure/Kind/network`` when it went
 ///    away before it had the whole image (it died mid-transfer; a retry may work).
@@ -66,6 +69,9 @@ public struct ProjectMMPush: Sendable {
     var sawRebooting = false
     var downSince: Int64?
     var wentDown = false
+    /// When the device accepted, and when it last reported transfer bytes (how many).
+    var acceptedAt: Int64 = 0
+    var progressMark: (at: Int64, bytes: Int64)?
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter.
     public init(image: PushImage, target: PushTarget, timing: Timing = Timing(), now: Int64, random: Double = 0.5) {
@@ -160,6 +166,7 @@ public struct ProjectMMPush: Sendable {
         switch status {
         case 202:
             stage = .following
+            acceptedAt = now
             return [.wait(until: now + timing.pollInterval)]
         case 400:
             return fail(.refused, "HTTP 400 from POST /api/firmware/url: the device took the URL as missing or not http(s)\(said)")
@@ -196,6 +203,18 @@ public struct ProjectMMPush: Sendable {
         case .downloading, .flashing:
             if status.bytes > 0 || status.phase == .flashing { actions += report(.downloading) }
             if status.total > 0, status.bytes >= status.total { actions += report(.installing) }
+            if status.total > status.bytes, status.bytes > 0 {
+                let (since, from) = progressMark ?? (acceptedAt, 0)
+                progressMark = (now, status.bytes)
+                if now > since, status.bytes > from {
+                    // Bytes per millisecond since the last mark; the rest at that rate, plus a margin.
+                    let rate = Double(status.bytes - from) / Double(now - since)
+                    let rest = Double(status.total - status.bytes) / rate
+                    let wait = min(Double(timing.pollInterval), max(Double(timing.pollInterval / 10), rest + Double(timing.pollInterval / 20)))
+                    lastStatus = status
+                    return actions + [.wait(until: now + Int64(wait))]
+                }
+            }
         case .rebooting:
             sawRebooting = true
             actions += report(.downloading)
