@@ -360,12 +360,15 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                         _ = $0.pushing.removeValue(forKey: slot)
                         $0.transferred.remove(slot)
                     }
+                    // Its outcome is recorded: a place under the rollout's concurrency is free too.
+                    refill(id)
                 }
                 var current = outcome
                 do throws(PushFailure) {
                     let version = try await adapter.push(image, to: target) { phase in
-                        if phase >= .installing { self.cached.withLockedValue { _ = $0.transferred.insert(slot) } }
+                        let crossed = phase >= .installing && self.cached.withLockedValue { $0.transferred.insert(slot).inserted }
                         self.advance(id: id, device: device.id, to: phase)
+                        if crossed { self.refill(id) }
                     }
                     self.registry.confirmed(device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
                                             at: Double(self.now()) / 1000)
@@ -379,6 +382,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 }
             }
         }
+    }
+
+    /// A push slot came free (an image crossed, or a push ended): the next devices start now
+    /// rather than at the next upkeep, up to a second later.
+    func refill(_ id: String) {
+        guard let (state, view) = state(id) else { return }
+        startPushes(id: id, view: view, state: state)
     }
 
     /// Records a push's failure, unless its attempt already finished.
