@@ -71,8 +71,9 @@ struct DeviceProbeTests {
     func arduino() throws {
         let service = DeviceProbe.Service(type: "_arduino._tcp", name: "esp-kitchen", address: "10.0.0.9", port: 3232,
                                           txt: ["board": "esp32dev", "auth_upload": "yes", "version": "3.2.1", "http_port": "8080"])
-        #expect(DeviceProbe.requests(for: service).isEmpty)  // the TXT says the version
-        let device = try DeviceProbe.classify(service, answers: [:]).get()
+        // The TXT says the version; the probe still asks the endpoint a push would confirm by.
+        #expect(DeviceProbe.requests(for: service) == [Request(port: 8080, path: "/version")])
+        let device = try DeviceProbe.classify(service, answers: [Request(port: 8080, path: "/version"): (200, Array("3.2.1\n".utf8))]).get()
         #expect(device.family == "arduino-ota")
         #expect(device.address == "10.0.0.9:3232")
         #expect(device.hardware == "esp32")
@@ -81,17 +82,37 @@ struct DeviceProbeTests {
         #expect(device.note.contains("password required"))
     }
 
+    @Test("a device whose version no endpoint answers is registered with confirm=none: a push to it could not be confirmed")
+    func unconfirmable() throws {
+        // Plain ArduinoOTA announces board and auth only; nothing answers GET :80/version.
+        let plain = DeviceProbe.Service(type: "_arduino._tcp", name: "esp-garage", address: "10.0.0.8", port: 8266,
+                                        txt: ["board": "nodemcuv2", "auth_upload": "no", "tcp_check": "no", "ssh_upload": "no"])
+        #expect(DeviceProbe.requests(for: plain) == [Request(port: 80, path: "/version")])
+        let device = try DeviceProbe.classify(plain, answers: [Request(port: 80, path: "/version"): nil]).get()
+        #expect(device.options == ["dialect": "arduino", "confirm": "none"] && device.version == nil)
+        #expect(device.note.contains("not pushed until its version endpoint is set"))
+        // Its sketch serves the version on port 80 after all: pushable.
+        let served = try DeviceProbe.classify(plain, answers: [Request(port: 80, path: "/version"): (200, Array("1.0.0".utf8))]).get()
+        #expect(served.options == ["dialect": "arduino"] && served.version == "1.0.0")
+
+        // An upload form without /version: the same.
+        let form = Array("<form method='POST' enctype='multipart/form-data'><input type='file' name='firmware'></form>".utf8)
+        let upload = try DeviceProbe.classify(Self.http("lamp", port: 80), answers: [Request(port: 80, path: "/update"): (200, form),
+                                                                                     Request(port: 80, path: "/version"): (404, [])]).get()
+        #expect(upload.family == "http-upload" && upload.options == ["confirm": "none"])
+    }
+
     @Test("_esphomelib._tcp is the esphome dialect, identified by its MAC; OTA on the platform's port, not the announced API port")
     func esphome() throws {
         // As ESPHome announces itself: the API port, ESPHome's own version, the project's version.
         let service = DeviceProbe.Service(type: "_esphomelib._tcp", name: "livingroom", address: "fd00::9", port: 6053,
                                           txt: ["mac": "AABBCCDDEEFF", "platform": "ESP32", "board": "esp32dev", "version": "2024.6.1",
                                                 "project_name": "acme.lamp", "project_version": "1.4.0", "network": "wifi"])
-        #expect(DeviceProbe.requests(for: service).isEmpty, "project_version says the version")
+        #expect(DeviceProbe.requests(for: service) == [Request(port: 80, path: "/version")])
         let device = try DeviceProbe.classify(service, answers: [:]).get()
         #expect(device.id == "aa:bb:cc:dd:ee:ff")
         #expect(device.address == "[fd00::9]:3232")
-        #expect(device.options == ["dialect": "esphome"])
+        #expect(device.options == ["dialect": "esphome", "confirm": "none"], "project_version names the version, but nothing a push could poll")
         #expect(device.version == "1.4.0", "the firmware's version, not ESPHome's 2024.6.1")
         #expect(device.hardware == "esp32" && device.variant == "esp32dev")
         #expect(device.note.contains("ESPHome 2024.6.1") && device.note.contains("API port 6053") && device.note.contains("OTA port 3232"))
@@ -100,7 +121,7 @@ struct DeviceProbeTests {
         // /version when it announces http_port, else unknown (never ESPHome's version).
         let plain = DeviceProbe.Service(type: "_esphomelib._tcp", name: "porch", address: "10.0.0.7", port: 6053,
                                         txt: ["mac": "112233445566", "platform": "ESP8266", "board": "nodemcuv2", "version": "2024.6.1"])
-        #expect(DeviceProbe.requests(for: plain).isEmpty)
+        #expect(DeviceProbe.requests(for: plain) == [Request(port: 80, path: "/version")])
         let unknown = try DeviceProbe.classify(plain, answers: [:]).get()
         #expect(unknown.address == "10.0.0.7:8266" && unknown.version == nil && unknown.hardware == "esp8266")
         var served = plain

@@ -104,6 +104,20 @@ struct PushDeviceRegistryTests {
         try cli.add(record)
         try agent.reloadAssignments()
         #expect(agent.device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
+
+        // The announcement changes: what it says now replaces what it said (confirm=none gone), also on disk.
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "discovered",
+                                     source: "mdns", options: ["dialect": "arduino", "confirm": "none"]), at: 20)
+        try agent.flush()
+        #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "confirm": "none", "version_port": "9090"])
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "discovered",
+                                     source: "mdns", options: ["dialect": "arduino"]), at: 30)
+        try agent.flush()
+        #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
+        // A device's own request (not discovery) leaves the announced options alone.
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "GET /"), at: 40)
+        try agent.flush()
+        #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
     }
 
     @Test("segments derived from addresses: IPv4 /24, IPv6 /64, names share one")

@@ -328,6 +328,42 @@ struct RolloutEngineTests {
         try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
     }
 
+    @Test("a push device discovery could not find a version endpoint for (confirm=none) is left out of rollouts until the admin sets confirm=version")
+    func unconfirmableLeftOut() async throws {
+        let site = try Site()
+        let adapter = HeldAdapter()
+        adapter.released.withLockedValue { $0 = true }
+        let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
+        registry.observe(DeviceSighting(id: "blind", family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
+                                        source: "mdns", options: ["confirm": "none"]), at: 1)
+        registry.observe(DeviceSighting(id: "seen", family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
+                                        source: "mdns"), at: 1)
+        let plan = site.plan(maxFailures: 10, concurrency: 10)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        let facts = ["blind", "seen"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+        var done = false
+        for _ in 0..<1000 where !done {
+            engine.upkeep(devices: facts)
+            done = engine.state(plan.id)?.0.outcomes["seen"]?.phase == .succeeded
+            if !done { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(done)
+        #expect(adapter.started.withLockedValue { $0 } == ["seen"] && engine.state(plan.id)?.0.outcomes["blind"] == nil)
+
+        // The admin names the endpoint: the device takes part.
+        var record = try #require(registry.device("blind"))
+        record.options = DeviceRecord.encodeOptions(["confirm": "version", "version_port": "8080"])
+        try registry.add(record)
+        try registry.reloadAssignments()
+        done = false
+        for _ in 0..<1000 where !done {
+            engine.upkeep(devices: facts)
+            done = engine.state(plan.id)?.0.outcomes["blind"]?.phase == .succeeded
+            if !done { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(done, "pushed once the admin set confirm=version")
+    }
+
     @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")
     func pushTargetPorts() throws {
         func target(_ family: String, _ address: String, variant: String? = nil) throws -> PushTarget {

@@ -17,8 +17,17 @@
 /// - `_http._tcp` — projectMM (answers `GET /api/state`) or an HTTP upload form
 ///   (ESP8266HTTPUpdateServer/ElegantOTA: `GET /update` is a form with a file field; the version
 ///   from `GET /version`). Other web servers are ignored.
+///
+/// A push counts only when the device reports the image's version after its reboot; the
+/// adapters of `http-upload` and `arduino-ota` read it from `GET /version` (on `version_port`).
+/// A device found without an answer there gets the announced option `confirm=none`: it is
+/// registered (and shown) but never pushed by a rollout — where it could only count as a failure
+/// and halt the rollout — until the admin names its version endpoint (`version_port`,
+/// `version_path`) with `confirm=version`.
 public enum DeviceProbe {
     public static let serviceTypes = ["_arduino._tcp", "_esphomelib._tcp", "_http._tcp"]
+    /// The announced option that keeps a device out of rollouts (see the type's comment).
+    public static let unconfirmable = ("confirm", "none")
 
     /// A browsed and resolved service, address known.
     public struct Service: Sendable, Equatable {
@@ -87,8 +96,8 @@ public enum DeviceProbe {
             return [Request(port: service.port, path: "/api/state"), Request(port: service.port, path: "/update"),
                     Request(port: service.port, path: "/version")]
         case "_arduino._tcp", "_esphomelib._tcp":
-            guard firmwareVersion(service) == nil, let port = httpPort(service) else { return [] }
-            return [Request(port: port, path: "/version")]
+            // Always: whether the version endpoint answers decides whether a push can be confirmed.
+            return [Request(port: httpPort(service) ?? 80, path: "/version")]
         default:
             return []
         }
@@ -104,10 +113,14 @@ public enum DeviceProbe {
             var options: [String: String] = ["dialect": esphome ? "esphome" : "arduino"]
             let httpPort = httpPort(service)
             if let httpPort { options["version_port"] = String(httpPort) }
-            let version = firmwareVersion(service)
-                ?? httpPort.flatMap { answer(answers, Request(port: $0, path: "/version")) }.flatMap(versionText)
+            let reported = answer(answers, Request(port: httpPort ?? 80, path: "/version")).flatMap(versionText)
+            let version = firmwareVersion(service) ?? reported
             let board = service.txt["board"] ?? service.txt["platform"]
             var note = "mDNS \(service.type)"
+            if reported == nil {
+                options[unconfirmable.0] = unconfirmable.1
+                note += ", no version at GET :\(httpPort ?? 80)/version: not pushed until its version endpoint is set (confirm=version)"
+            }
             var address = service.endpoint
             if esphome {
                 let platform = service.txt["platform"] ?? ""
@@ -131,9 +144,11 @@ public enum DeviceProbe {
             if guarded || answer(answers, Request(port: service.port, path: "/update")).map(isUploadForm) == true {
                 let version = answer(answers, Request(port: service.port, path: "/version")).flatMap(versionText)
                 let board = service.txt["board"] ?? service.txt["chip"]
+                var note = "mDNS _http._tcp, upload form at /update" + (guarded ? ", password required" : "")
+                if version == nil { note += ", no version at GET /version: not pushed until its version endpoint is set (confirm=version)" }
                 return .success(Device(id: id, family: "http-upload", address: service.endpoint, hardware: board.map(chip),
-                                       variant: board.flatMap(clean), version: version, options: [:],
-                                       note: "mDNS _http._tcp, upload form at /update" + (guarded ? ", password required" : "")))
+                                       variant: board.flatMap(clean), version: version,
+                                       options: version == nil ? [unconfirmable.0: unconfirmable.1] : [:], note: note))
             }
             return ignored("neither projectMM (/api/state) nor an upload form (/update): not a push device")
         default:

@@ -304,7 +304,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// gateway's push limits (``pushLimits``) hold across all rollouts.
     func startPushes(id: String, view: RolloutView, state: RolloutState) {
         guard !adapters.isEmpty, let plan = view.plan else { return }
-        let devices = registry.all().filter { adapters[$0.family] != nil }
+        // A device whose version a push could not confirm stays out (DeviceProbe.unconfirmable).
+        let devices = registry.all().filter { adapters[$0.family] != nil && $0.optionMap[DeviceProbe.unconfirmable.0] != DeviceProbe.unconfirmable.1 }
         guard !devices.isEmpty else { return }
         let candidates = devices.map {
             PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version,

@@ -120,7 +120,8 @@ public struct DeviceSighting: Sendable, Equatable {
     /// How the gateway learnt of it: `request` (it asked), `mdns` (discovery); kept from the
     /// first sighting on.
     public var source: String
-    /// Adapter options the announcement gave (``DeviceRecord/announced``); empty: unchanged.
+    /// Adapter options the announcement gave (``DeviceRecord/announced``): a discovery sighting
+    /// (`source` mdns) replaces them, empty or not; another leaves them unchanged when empty.
     public var options: [String: String]
 
     public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
@@ -229,7 +230,9 @@ public final class DeviceRegistry: Sendable {
             if let hardware = sighting.hardware { record.hardware = hardware }
             if let version = sighting.version { record.version = version }
             if let variant = sighting.variant { record.variant = variant }
-            if !sighting.options.isEmpty { record.announced = DeviceRecord.encodeOptions(sighting.options) }
+            if sighting.source == "mdns" || !sighting.options.isEmpty {
+                record.announced = sighting.options.isEmpty ? nil : DeviceRecord.encodeOptions(sighting.options)
+            }
             record.address = sighting.address
             record.lastSeen = time
             record.lastAnswer = sighting.answer
@@ -284,7 +287,7 @@ public final class DeviceRegistry: Sendable {
                               hardware = COALESCE(excluded.hardware, hardware), version = COALESCE(excluded.version, version),
                               address = excluded.address, lastSeen = excluded.lastSeen, lastAnswer = excluded.lastAnswer,
                               variant = COALESCE(excluded.variant, variant), source = COALESCE(source, excluded.source),
-                              announced = COALESCE(excluded.announced, announced)
+                              announced = excluded.announced
                             """,
                         arguments: [record.id, record.family, record.hardware, record.version, record.address,
                                     record.firstSeen, record.lastSeen, record.lastAnswer, record.variant, record.source, record.announced])
