@@ -80,12 +80,9 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
             request.headers.add(name: "Content-Type", value: command.contentType)
             request.body = .bytes(ByteBuffer(string: command.body))
         }
-        do {
-            let response = try await client.execute(request, timeout: .init(requestTimeout))
-            let answer = try await response.body.collect(upTo: 64 << 10)
-            return .answered(status: Int(response.status.code), body: String(buffer: answer))
-        } catch {
-            return .sendFailed(PushHTTPShell.describe(error))
+        switch await PushHTTPShell.exchange(client, request, timeout: requestTimeout) {
+        case .success(let answer): return .answered(status: answer.status, body: answer.body)
+        case .failure(let unanswered): return .sendFailed(unanswered.reason)
         }
     }
 

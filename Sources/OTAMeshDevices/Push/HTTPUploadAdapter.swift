@@ -159,12 +159,9 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         }
         var request = HTTPClientRequest(url: base + "/ota/start?mode=fr&hash=\(md5)")
         if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
-        do {
-            let response = try await client.execute(request, timeout: .init(requestTimeout))
-            let body = try await response.body.collect(upTo: 64 << 10)
-            return .startAnswered(status: Int(response.status.code), body: String(buffer: body))
-        } catch {
-            return .startFailed(PushHTTPShell.describe(error))
+        switch await PushHTTPShell.exchange(client, request, timeout: requestTimeout) {
+        case .success(let answer): return .startAnswered(status: answer.status, body: answer.body)
+        case .failure(let unanswered): return .startFailed(unanswered.reason)
         }
     }
 

@@ -64,12 +64,9 @@ public struct ProjectMMAdapter: PushAdapter {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: body))
-        do {
-            let response = try await client.execute(request, timeout: .init(requestTimeout))
-            let answer = try await response.body.collect(upTo: 64 << 10)
-            return .posted(status: Int(response.status.code), body: String(buffer: answer))
-        } catch {
-            return .postFailed(PushHTTPShell.describe(error))
+        switch await PushHTTPShell.exchange(client, request, timeout: requestTimeout) {
+        case .success(let answer): return .posted(status: answer.status, body: answer.body)
+        case .failure(let unanswered): return .postFailed(unanswered.reason)
         }
     }
 }

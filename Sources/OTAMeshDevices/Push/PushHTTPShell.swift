@@ -53,6 +53,22 @@ enum PushHTTPShell {
         PushFailure(.timeout, "push did not finish within \(rounds) steps")
     }
 
+    /// One request and its whole answer (up to 64 KiB): the status and the body as text, or why
+    /// there was none (connect refused, reset, timeout).
+    static func exchange(_ client: HTTPClient, _ request: HTTPClientRequest, timeout: Duration) async -> Result<(status: Int, body: String), Unanswered> {
+        do {
+            let response = try await client.execute(request, timeout: .init(timeout))
+            let body = try await response.body.collect(upTo: 64 << 10)
+            return .success((Int(response.status.code), String(buffer: body)))
+        } catch {
+            return .failure(Unanswered(reason: describe(error)))
+        }
+    }
+
+    struct Unanswered: Error {
+        var reason: String
+    }
+
     static func describe(_ error: any Error) -> String {
         if let error = error as? HTTPClientError { return "\(error)" }
         return String(describing: error)
