@@ -82,6 +82,7 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, dialect: dialect, uploadPath: uploadPath,
                                      timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
+        var md5: Result<String, MultipartFileBody.Unreadable>?
         let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
         for _ in 0..<rounds {
             var request: HTTPUploadPush.Action?
@@ -104,7 +105,22 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                 }
                 if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
             case .start:
-                pending = machine.handle(await start(image, client: client, base: base, credentials: credentials), now: PushHTTPShell.milliseconds())
+                // The image's MD5, read once (a retried start reuses it).
+                if md5 == nil {
+                    md5 = switch ArduinoOTAAdapter.facts(of: image.file) {
+                    case .imageRead(let facts): .success(facts.md5)
+                    case .imageUnreadable(let reason): .failure(MultipartFileBody.Unreadable(reason: reason))
+                    default: .failure(MultipartFileBody.Unreadable(reason: "cannot read \(image.file)"))
+                    }
+                }
+                switch md5 {
+                case .success(let hash)?:
+                    pending = machine.handle(await start(hash: hash, client: client, base: base, credentials: credentials), now: PushHTTPShell.milliseconds())
+                case .failure(let unreadable)?:
+                    pending = machine.handle(.imageUnreadable(unreadable.reason), now: PushHTTPShell.milliseconds())
+                case nil:
+                    break
+                }
             case .fetchVersion:
                 pending = machine.handle(await fetchVersion(client, base: base, path: versionPath), now: PushHTTPShell.milliseconds())
             case .wait(let until):
@@ -150,14 +166,8 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
 
     /// ElegantOTA 3's `GET /ota/start?mode=fr&hash=MD5`: the device begins the update and checks
     /// the image against the MD5 when it ends.
-    private func start(_ image: PushImage, client: HTTPClient, base: String, credentials: PushCredentials?) async -> HTTPUploadPush.Event {
-        let md5: String
-        switch ArduinoOTAAdapter.facts(of: image.file) {
-        case .imageRead(let facts): md5 = facts.md5
-        case .imageUnreadable(let reason): return .imageUnreadable(reason)
-        default: return .imageUnreadable("cannot read \(image.file)")
-        }
-        var request = HTTPClientRequest(url: base + "/ota/start?mode=fr&hash=\(md5)")
+    private func start(hash: String, client: HTTPClient, base: String, credentials: PushCredentials?) async -> HTTPUploadPush.Event {
+        var request = HTTPClientRequest(url: base + "/ota/start?mode=fr&hash=\(hash)")
         if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
         switch await PushHTTPShell.exchange(client, request, timeout: requestTimeout) {
         case .success(let answer): return .startAnswered(status: answer.status, body: answer.body)
