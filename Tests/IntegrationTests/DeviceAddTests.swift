@@ -38,5 +38,12 @@ struct DeviceAddTests {
         #expect(try run(["devices", "--data-dir", data]).1.contains("lamp-1") == false)
         let (again, _, againErr) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
         #expect(again == 1 && againErr.contains("no device lamp-1"), "\(againErr)")
+
+        // A device no rollout pushes says so in the list; a bad dialect is refused before anything is written.
+        let relay = ["device", "add", "--data-dir", data, "--id", "relay-1", "--family", "arduino-ota", "--address", "10.77.3.21:3232"]
+        let (badDialect, _, badErr) = try run(relay + ["--option", "dialect=espnow"])
+        #expect(badDialect != 0 && badErr.contains("arduino-ota knows arduino and esphome"), "\(badErr)")
+        #expect(try run(relay + ["--option", "confirm=none"]).0 == 0)
+        #expect(try run(["devices", "--data-dir", data]).1.contains("not pushed (confirm=none: no version endpoint)"))
     }
 }

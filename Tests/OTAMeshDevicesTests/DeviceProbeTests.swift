@@ -90,7 +90,7 @@ struct DeviceProbeTests {
         #expect(DeviceProbe.requests(for: plain) == [Request(port: 80, path: "/version")])
         let device = try DeviceProbe.classify(plain, answers: [Request(port: 80, path: "/version"): nil]).get()
         #expect(device.options == ["dialect": "arduino", "confirm": "none"] && device.version == nil)
-        #expect(device.note.contains("not pushed until its version endpoint is set"))
+        #expect(device.note.contains("no version at GET :80/version: confirm=none"))
         // Its sketch serves the version on port 80 after all: pushable.
         let served = try DeviceProbe.classify(plain, answers: [Request(port: 80, path: "/version"): (200, Array("1.0.0".utf8))]).get()
         #expect(served.options == ["dialect": "arduino"] && served.version == "1.0.0")

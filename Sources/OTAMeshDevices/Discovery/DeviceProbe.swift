@@ -119,7 +119,7 @@ public enum DeviceProbe {
             var note = "mDNS \(service.type)"
             if reported == nil {
                 options[unconfirmable.0] = unconfirmable.1
-                note += ", no version at GET :\(httpPort ?? 80)/version: not pushed until its version endpoint is set (confirm=version)"
+                note += ", no version at GET :\(httpPort ?? 80)/version: confirm=none"
             }
             var address = service.endpoint
             if esphome {
@@ -145,7 +145,7 @@ public enum DeviceProbe {
                 let version = answer(answers, Request(port: service.port, path: "/version")).flatMap(versionText)
                 let board = service.txt["board"] ?? service.txt["chip"]
                 var note = "mDNS _http._tcp, upload form at /update" + (guarded ? ", password required" : "")
-                if version == nil { note += ", no version at GET /version: not pushed until its version endpoint is set (confirm=version)" }
+                if version == nil { note += ", no version at GET /version: confirm=none" }
                 return .success(Device(id: id, family: "http-upload", address: service.endpoint, hardware: board.map(chip),
                                        variant: board.flatMap(clean), version: version,
                                        options: version == nil ? [unconfirmable.0: unconfirmable.1] : [:], note: note))
