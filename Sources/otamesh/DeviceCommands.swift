@@ -110,7 +110,7 @@ struct DevicesCommand: ParsableCommand {
                 Output.out([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
                             seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
                             "segment \(device.effectiveSegment)", "source \(device.source ?? "-")", device.proxy.map { "proxy \($0)" } ?? "-",
-                            device.optionMap["confirm"] == "none" ? "not pushed (confirm=none: no version endpoint)" : nil,
+                            device.unconfirmable ? "not pushed (confirm=none: no version endpoint)" : nil,
                             device.lastAnswer ?? "-"].compactMap { $0 }.joined(separator: "  "))
             }
         }

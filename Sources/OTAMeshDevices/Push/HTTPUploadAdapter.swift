@@ -72,10 +72,13 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
                      progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         let credentials = device.credentials ?? credentials
-        let dialect = device.options["dialect"].flatMap(HTTPUploadPush.Dialect.init(rawValue:)) ?? .updateServer
-        if let named = device.options["dialect"], HTTPUploadPush.Dialect(rawValue: named) == nil {
-            let known = HTTPUploadPush.Dialect.allCases.map(\.rawValue).joined(separator: " or ")
-            return .failure(PushFailure(.refused, "device \(device.id): unknown http-upload dialect \(named) (\(known))"))
+        var dialect = HTTPUploadPush.Dialect.updateServer
+        if let named = device.options["dialect"] {
+            guard let known = HTTPUploadPush.Dialect(rawValue: named) else {
+                let names = HTTPUploadPush.Dialect.allCases.map(\.rawValue).joined(separator: " or ")
+                return .failure(PushFailure(.refused, "device \(device.id): unknown http-upload dialect \(named) (\(names))"))
+            }
+            dialect = known
         }
         let uploadPath = device.options["upload_path"] ?? (dialect == .updateServer ? uploadPath : dialect.uploadPath)
         let versionPath = device.options["version_path"] ?? versionPath

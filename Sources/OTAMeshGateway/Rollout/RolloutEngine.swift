@@ -304,8 +304,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// gateway's push limits (``pushLimits``) hold across all rollouts.
     func startPushes(id: String, view: RolloutView, state: RolloutState) {
         guard !adapters.isEmpty, let plan = view.plan else { return }
-        // A device whose version a push could not confirm stays out (DeviceProbe.unconfirmable).
-        let devices = registry.all().filter { adapters[$0.family] != nil && $0.optionMap[DeviceProbe.unconfirmable.0] != DeviceProbe.unconfirmable.1 }
+        let devices = registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable }
         guard !devices.isEmpty else { return }
         let candidates = devices.map {
             PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version,

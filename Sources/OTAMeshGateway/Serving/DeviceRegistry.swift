@@ -48,6 +48,10 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         (Self.decodeOptions(announced) ?? [:]).merging(Self.decodeOptions(options) ?? [:]) { _, admin in admin }
     }
 
+    /// A push could not confirm this device's version (``DeviceProbe/unconfirmable``, unless the
+    /// admin lifted it): rollouts leave it out.
+    public var unconfirmable: Bool { optionMap[DeviceProbe.unconfirmable.0] == DeviceProbe.unconfirmable.1 }
+
     /// ``segment``, or the one derived from the address (``segment(forAddress:)``).
     public var effectiveSegment: String { segment ?? Self.segment(forAddress: address) }
 
@@ -231,7 +235,7 @@ public final class DeviceRegistry: Sendable {
             if let version = sighting.version { record.version = version }
             if let variant = sighting.variant { record.variant = variant }
             if sighting.source == "mdns" || !sighting.options.isEmpty {
-                record.announced = sighting.options.isEmpty ? nil : DeviceRecord.encodeOptions(sighting.options)
+                record.announced = DeviceRecord.encodeOptions(sighting.options)
             }
             record.address = sighting.address
             record.lastSeen = time
