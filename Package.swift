@@ -151,6 +151,7 @@ let package = Package(
                 "OTAMeshStore",
                 "OTAMeshTrust",
                 "OTAMeshTransfer",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -136,6 +136,8 @@ public struct Agent: Sendable {
         if let mesh {
             let path = configuration.siteTrustPath
             if let data = FileManager.default.contents(atPath: path) {
+                let notifier = configuration.alertsWebhook.map { WebhookNotifier(url: $0, logger: logger) }
+                if let notifier { services.append(notifier) }
                 let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
                 // Push adapters ("upgrade local"): registry devices of their family are pushed to.
                 let pushTiming = configuration.pushTiming(family:)
@@ -151,7 +153,8 @@ public struct Agent: Sendable {
                                          variant: target.hardware)
                     },
                     secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)),
-                    pushLimits: configuration.pushLimits)
+                    pushLimits: configuration.pushLimits, catalog: { [api] in api.catalog },
+                    events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
                 engineBox.withLockedValue { $0 = engine }
                 api.attach(engine)
                 services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))

@@ -74,6 +74,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `push: {arduino-ota: {retry_timeout: 2m}}`.
     public var pushRetryTimeoutByFamily: [String: Double] = [:]
     public var pushDeadlineByFamily: [String: Double] = [:]
+    /// Called (POST, JSON) when a rollout is approved, halts, completes or is aborted.
+    public var alertsWebhook: String?
+    /// `open`: every device that asks is updated; `known`: only devices an admin registered or
+    /// accepted (`otamesh device add`, `otamesh device accept`), the others wait as pending.
+    public var deviceAdmission: DeviceAdmission = .open
 
     /// The push limits the rollout engine holds every rollout's pushes to.
     public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
@@ -146,6 +151,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
         ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image; per family: 30s,arduino-ota=2m (default 30s)"),
         ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version; per family: 10m,fetch-url=20m (default 10m)"),
+        ("alerts.webhook", "OTAMESH_ALERTS_WEBHOOK", "--alerts-webhook", "URL POSTed a JSON event when a rollout is approved, halts, completes or is aborted (default: none)"),
+        ("devices.admission", "OTAMESH_DEVICE_ADMISSION", "--device-admission", "open (every device is updated) or known (only devices an admin added or accepted; default open)"),
     ]
 
     /// Applies a YAML config file's contents. Unknown keys are errors (a typo must not be
@@ -266,6 +273,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
             gossipJoin = peers
         case "site.keyring": siteKeyring = value
+        case "alerts.webhook": alertsWebhook = try Self.url(value, key: key, source: source)
+        case "devices.admission":
+            guard let admission = DeviceAdmission(rawValue: value.lowercased()) else {
+                throw .invalid(source: source, key: key, reason: "expected open or known, got \(value)")
+            }
+            deviceAdmission = admission
         case "site.trust": siteTrust = value
         case "push.max_concurrent", "push.max_per_segment":
             guard let number = Int(value.trimmingWhitespace()), (1...10_000).contains(number) else {
@@ -437,3 +450,11 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Which devices a gateway updates (`devices.admission`).
+public enum DeviceAdmission: String, Sendable, CaseIterable {
+    /// Every device that asks (the default).
+    case open
+    /// Only devices an admin registered (`otamesh device add`) or accepted (`otamesh device accept`).
+    case known
+}

@@ -7,13 +7,23 @@ public struct DeviceFacts: Sendable, Hashable {
     public var tags: Set<String>
     /// The gateway that serves the device.
     public var gateway: String
+    /// The version the device last reported, if any (a device already on the target counts as
+    /// succeeded from this report alone).
+    public var version: String?
+    /// Milliseconds (Unix) when its gateway first saw it; nil: unknown (taken as always known).
+    /// A plan's device set is fixed when each stage starts: devices first seen later are left out
+    /// unless the plan is dynamic.
+    public var firstSeen: Int64?
 
-    public init(id: String, hardware: String? = nil, variant: String? = nil, tags: Set<String> = [], gateway: String) {
+    public init(id: String, hardware: String? = nil, variant: String? = nil, tags: Set<String> = [], gateway: String,
+                version: String? = nil, firstSeen: Int64? = nil) {
         self.id = id
         self.hardware = hardware
         self.variant = variant
         self.tags = tags
         self.gateway = gateway
+        self.version = version
+        self.firstSeen = firstSeen
     }
 }
 
@@ -45,6 +55,18 @@ public struct DeviceSelector: Sendable, Hashable, CustomStringConvertible {
             terms[key, default: []].insert(pieces[1].trimmingSpaces().lowercased())
         }
         self.terms = terms
+    }
+
+    /// The selector keys for which `device` reports no value, so it cannot match them
+    /// (`tag` and `gateway` always have one: no tags is a value).
+    public func unknownKeys(_ device: DeviceFacts) -> [String] {
+        terms.keys.sorted().filter { key in
+            switch key {
+            case "hardware": device.hardware == nil
+            case "variant": device.variant == nil
+            default: false
+            }
+        }
     }
 
     public func matches(_ device: DeviceFacts) -> Bool {

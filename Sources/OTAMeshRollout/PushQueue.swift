@@ -48,7 +48,7 @@ public enum PushQueue {
     /// rollout; device id → segment); candidates with an outcome of this gateway still before
     /// `installing` count as transferring too.
     public static func next(view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
-                            limits: Limits = .unlimited, running: [String: String] = [:]) -> [Start] {
+                            limits: Limits = .unlimited, running: [String: String] = [:], available: Bool = true) -> [Start] {
         guard let plan = view.plan else { return [] }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         var busy = running
@@ -74,7 +74,7 @@ public enum PushQueue {
             for segment in turn where total < limits.maxConcurrent && perSegment[segment, default: 0] < limits.maxPerSegment {
                 while let candidate = queues[segment]?.popFirst() {
                     let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                                               inFlightHere: inFlight, now: now, gateway: gateway)
+                                               inFlightHere: inFlight, now: now, gateway: gateway, available: available)
                     if case .start(let outcome) = decision {
                         starts.append(Start(device: candidate.facts.id, outcome: outcome, push: true))
                         inFlight += 1
@@ -93,7 +93,7 @@ public enum PushQueue {
         for segment in queues.keys.sorted() {
             for candidate in queues[segment] ?? [] {
                 let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                                           inFlightHere: inFlight, now: now, gateway: gateway)
+                                           inFlightHere: inFlight, now: now, gateway: gateway, available: available)
                 if case .alreadyCurrent(let outcome) = decision { starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false)) }
             }
         }

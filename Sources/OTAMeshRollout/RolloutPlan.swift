@@ -49,10 +49,15 @@ public struct RolloutPlan: Sendable, Hashable {
     /// Seconds from the first offer until the device must report the new version.
     public var deviceTimeoutSeconds: Int64
     public var window: MaintenanceWindow?
+    /// Whether devices first seen after a stage began still join it. False (the default): each
+    /// stage's device set is fixed when the stage starts, so a rollout ends.
+    public var dynamic: Bool
 
     public init(id: String, target: RolloutTarget, selector: DeviceSelector = DeviceSelector(), stages: [Int],
                 soakSeconds: Int64 = 600, successPercent: Int = 95, maxFailurePercent: Int? = 5, maxFailures: Int? = nil,
-                minFinished: Int = 5, concurrency: Int = 4, deviceTimeoutSeconds: Int64 = 1800, window: MaintenanceWindow? = nil) {
+                minFinished: Int = 5, concurrency: Int = 4, deviceTimeoutSeconds: Int64 = 1800, window: MaintenanceWindow? = nil,
+                dynamic: Bool = false) {
+        self.dynamic = dynamic
         self.id = id
         self.target = target
         self.selector = selector
@@ -131,7 +136,15 @@ public struct RolloutPlan: Sendable, Hashable {
         object["concurrency"] = .integer(Int64(concurrency))
         object["deviceTimeout"] = .integer(deviceTimeoutSeconds)
         if let window { object["window"] = .string(window.description) }
+        if dynamic { object["dynamic"] = .bool(true) }
         return .object(object)
+    }
+
+    /// An optional boolean: absent or null is false, anything but true/false is refused.
+    static func flag(_ value: JSONValue?, _ key: String) throws(RolloutError) -> Bool {
+        guard let value, value != .null else { return false }
+        guard case .bool(let flag) = value else { throw .invalidPlan(field: key, reason: "not true or false") }
+        return flag
     }
 
     public init(json: JSONValue) throws(RolloutError) {
@@ -170,7 +183,7 @@ public struct RolloutPlan: Sendable, Hashable {
             selector: selector, stages: stages, soakSeconds: try integer("soak"), successPercent: Int(clamping: try integer("success")),
             maxFailurePercent: try optionalInteger("maxFailurePercent"), maxFailures: try optionalInteger("maxFailures"),
             minFinished: Int(clamping: try integer("minFinished")), concurrency: Int(clamping: try integer("concurrency")),
-            deviceTimeoutSeconds: try integer("deviceTimeout"), window: window)
+            deviceTimeoutSeconds: try integer("deviceTimeout"), window: window, dynamic: try Self.flag(json["dynamic"], "dynamic"))
         try validate()
     }
 }

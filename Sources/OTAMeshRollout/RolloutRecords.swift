@@ -12,6 +12,7 @@ import OTAMeshTrust
 /// | `ro/ID/n` | the census: matching devices per stage, `3,12,40,80` |
 /// | `ro/ID/h` | the halt flag: `EPOCH AT REASON` |
 /// | `ro/ID/s` | the stage register: `STAGE SINCE` |
+/// | `ro/ID/f` | the completion mark: `AT SUCCEEDED FAILED` |
 public enum RolloutRecords {
     public static let prefix = "ro/"
     /// Bytes of envelope per part (the part header and key stay well inside 1200 B).
@@ -61,6 +62,10 @@ public enum RolloutRecords {
 
     public static func stage(_ mark: StageMark, rollout: String) -> (key: String, value: [UInt8]) {
         ("\(prefix)\(rollout)/s", Array("\(mark.stage) \(mark.since)".utf8))
+    }
+
+    public static func completion(_ mark: CompletionMark, rollout: String) -> (key: String, value: [UInt8]) {
+        ("\(prefix)\(rollout)/f", Array("\(mark.at) \(mark.succeeded) \(mark.failed)".utf8))
     }
 
     // MARK: Decoding (what a gateway reads)
@@ -136,6 +141,14 @@ public enum RolloutRecords {
                     continue
                 }
                 state.setStage(StageMark(stage: stage, since: since, gateway: entry.owner))
+            case "f":
+                guard words.count == 3, let at = Int64(words[0]), at >= 0, let succeeded = Int(words[1]), succeeded >= 0,
+                    let failed = Int(words[2]), failed >= 0
+                else {
+                    decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'AT SUCCEEDED FAILED'"))
+                    continue
+                }
+                state.setCompletion(CompletionMark(at: at, gateway: entry.owner, succeeded: succeeded, failed: failed))
             default:
                 decoded.problems.append(.invalidRecord(key: entry.key, reason: "unknown kind '\(fields[1])'"))
                 continue

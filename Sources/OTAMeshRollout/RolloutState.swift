@@ -137,6 +137,29 @@ public struct StageMark: Sendable, Hashable, Comparable {
     }
 }
 
+/// The completion mark: a rollout whose last stage finished (every targeted device succeeded
+/// or failed) is over for good. Written by the first gateway that sees it with fresh evidence
+/// (the stage rule's majority); later devices, halts or failures no longer change it.
+public struct CompletionMark: Sendable, Hashable, Comparable {
+    /// Milliseconds (Unix) when the rollout was seen complete.
+    public var at: Int64
+    public var gateway: String
+    /// Devices succeeded and failed (this epoch) when it completed.
+    public var succeeded: Int
+    public var failed: Int
+
+    public init(at: Int64, gateway: String, succeeded: Int, failed: Int) {
+        (self.at, self.gateway, self.succeeded, self.failed) = (at, gateway, succeeded, failed)
+    }
+
+    /// The earliest mark wins (then gateway, counts), so every replica keeps the same one.
+    public static func < (a: CompletionMark, b: CompletionMark) -> Bool {
+        if a.at != b.at { return a.at > b.at }
+        if a.gateway != b.gateway { return a.gateway > b.gateway }
+        return (a.succeeded, a.failed) > (b.succeeded, b.failed)
+    }
+}
+
 /// One signed command's body with every signature seen for it. Copies of the same body merge by
 /// union of signatures (m-of-n approval collects them); at most ``maxSignatures`` are kept,
 /// the smallest by (key id, signature), so the merge stays a join.
@@ -201,6 +224,7 @@ public struct RolloutState: Sendable, Hashable {
     public private(set) var census: [String: Census] = [:]
     public private(set) var halt: HaltMark?
     public private(set) var stage: StageMark?
+    public private(set) var completion: CompletionMark?
 
     public init(id: String) {
         self.id = id
@@ -215,6 +239,7 @@ public struct RolloutState: Sendable, Hashable {
         for (gateway, entry) in other.census { setCensus(entry, gateway: gateway) }
         if let mark = other.halt { setHalt(mark) }
         if let mark = other.stage { setStage(mark) }
+        if let mark = other.completion { setCompletion(mark) }
     }
 
     /// Adds (or unions into) a command copy.
@@ -254,6 +279,11 @@ public struct RolloutState: Sendable, Hashable {
     public mutating func setStage(_ mark: StageMark) {
         if let held = stage, held >= mark { return }
         stage = mark
+    }
+
+    public mutating func setCompletion(_ mark: CompletionMark) {
+        if let held = completion, held >= mark { return }
+        completion = mark
     }
 }
 

@@ -24,6 +24,35 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var concurrency: Int
         public var deviceTimeout: Int64
         public var window: String?
+        /// Devices first seen after a stage began still join it (else the set is fixed per stage).
+        public var dynamic: Bool?
+    }
+
+    /// A site admin key that signed a command, with the name the site trust file gives it.
+    public struct Signer: Codable, Sendable, Equatable {
+        public var keyID: String
+        public var name: String?
+
+        public init(keyID: String, name: String?) {
+            self.keyID = keyID
+            self.name = name
+        }
+
+        /// `alice (1f2e3d4c)`, or the short key id alone.
+        public var label: String { name.map { "\($0) (\(keyID.prefix(8)))" } ?? String(keyID.prefix(16)) }
+    }
+
+    /// The completion mark: the rollout is over, with these counts.
+    public struct Completion: Codable, Sendable, Equatable {
+        /// Milliseconds since the Unix epoch.
+        public var at: Int64
+        public var gateway: String
+        public var succeeded: Int
+        public var failed: Int
+
+        public init(at: Int64, gateway: String, succeeded: Int, failed: Int) {
+            (self.at, self.gateway, self.succeeded, self.failed) = (at, gateway, succeeded, failed)
+        }
     }
 
     public struct Halt: Codable, Sendable, Equatable {
@@ -62,6 +91,8 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var stage: Int?
         /// Seconds since the Unix epoch.
         public var issued: Int64
+        /// The site admins whose signatures it carries.
+        public var signers: [Signer]?
     }
 
     public var id: String
@@ -72,6 +103,12 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     public var approvals: Int
     public var threshold: Int
     public var planProblem: String?
+    /// Seconds since the Unix epoch when the plan was issued (its author's clock), and who
+    /// signed it: the first signer is the author as far as the records tell.
+    public var planIssued: Int64?
+    public var planSigners: [Signer]?
+    /// Set once the rollout is over (terminal): `completed`, or `completed with N failed`.
+    public var completion: Completion?
     /// The current stage, 0-based.
     public var stage: Int
     /// Milliseconds since the Unix epoch when the current stage began.
@@ -88,7 +125,12 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     /// Every device's outcome, sorted by start; nil unless asked for (`?outcomes=1`).
     public var outcomes: [Outcome]?
 
-    public init(view: RolloutView, state: RolloutState, trust: SiteTrust, outcomes withOutcomes: Bool = false) {
+    /// `names`: admin names by key id (from the site trust file), for the audit trail.
+    public init(view: RolloutView, state: RolloutState, trust: SiteTrust, outcomes withOutcomes: Bool = false, names: [String: String] = [:]) {
+        func signers(_ copies: [CommandCopy]) -> [Signer] {
+            Set(copies.flatMap { $0.signatures.map(\.keyID) }).filter { trust.admins[$0] != nil }.sorted()
+                .map { Signer(keyID: $0, name: names[$0]) }
+        }
         id = view.id
         mode = view.mode.rawValue
         plan = view.plan.map { plan in
@@ -96,7 +138,8 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
                                 version: plan.target.version, hardware: plan.target.hardware),
                  select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
                  maxFailurePercent: plan.maxFailurePercent, maxFailures: plan.maxFailures, minFinished: plan.minFinished,
-                 concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description)
+                 concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description,
+                 dynamic: plan.dynamic ? true : nil)
         }
         // Approvals: trusted admin keys among the signatures of the plan copy in use (or of the
         // best-signed copy while it awaits approval). Counted by key id; validity is what the
@@ -107,6 +150,9 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
             Set(a.signatures.map(\.keyID)).intersection(trust.admins.keys).count < Set(b.signatures.map(\.keyID)).intersection(trust.admins.keys).count
         }
         approvals = best.map { Set($0.signatures.map(\.keyID)).intersection(trust.admins.keys).count } ?? 0
+        planSigners = best.map { signers([$0]) }
+        planIssued = best.flatMap { $0.signed["issued"]?.stringValue.flatMap(ISOTime.parse) }
+        completion = view.completion.map { Completion(at: $0.at, gateway: $0.gateway, succeeded: $0.succeeded, failed: $0.failed) }
         threshold = trust.threshold
         planProblem = view.planProblem
         stage = view.stage
@@ -114,7 +160,10 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         stages = view.stages
         gateways = view.gateways
         halt = view.halt.map { Halt(epoch: $0.epoch, at: $0.at, gateway: $0.gateway, reason: $0.reason) }
-        controls = view.controls.map { Control(sequence: $0.sequence, kind: $0.kind.rawValue, stage: $0.stage, issued: $0.issued) }
+        controls = view.controls.map { control in
+            let copies = (state.commands[control.sequence] ?? [:]).values.filter { $0.kind == control.kind.commandKind }
+            return Control(sequence: control.sequence, kind: control.kind.rawValue, stage: control.stage, issued: control.issued, signers: signers(copies))
+        }
         pending = view.pending
         lastSequence = view.lastSequence
         finished = view.finished

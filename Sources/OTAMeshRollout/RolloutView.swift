@@ -28,7 +28,7 @@ public struct VerificationCache: Sendable {
 /// whether the plan is approved, the mode, the stage and the progress per stage and gateway.
 /// Pure: the clock comes in as `now` (milliseconds since the Unix epoch).
 public struct RolloutView: Sendable {
-    public enum Mode: String, Sendable, Codable {
+    public enum Mode: String, Sendable, Codable, CaseIterable {
         case awaitingApproval = "awaiting approval"
         case running, paused, halted, aborted, completed
     }
@@ -65,11 +65,18 @@ public struct RolloutView: Sendable {
         public var kind: String
         public var bodyHash: String
         public var problem: String
+        /// Key ids of the site admins that signed it so far.
+        public var signers: [String]?
+        /// For a pending advance: the stage index it asks for.
+        public var stage: Int?
     }
 
     public let id: String
     public let plan: RolloutPlan?
     public let planHash: String?
+    /// Seconds (Unix) the approved plan was issued: of several rollouts covering a device, the
+    /// newest approved one governs it.
+    public let planIssued: Int64
     /// Why the plan does not (yet) run, e.g. `1 valid signature(s) …, 2 required`.
     public let planProblem: String?
     public let controls: [RolloutControl]
@@ -85,6 +92,8 @@ public struct RolloutView: Sendable {
     public let halt: HaltMark?
     public let stage: Int
     public let stageSince: Int64?
+    /// Set once the rollout finished its last stage: terminal, whatever comes later.
+    public let completion: CompletionMark?
     public let stages: [StageProgress]
     /// Per gateway (any with a census or an outcome that counts): its progress in the current stage.
     public var gateways: [String: GatewayProgress] {
@@ -121,6 +130,7 @@ public struct RolloutView: Sendable {
         id = state.id
         var plan: RolloutPlan?
         var planHash: String?
+        var planIssued: Int64 = 0
         var planProblem: String? = "no plan received"
         var controls: [RolloutControl] = []
         var pending: [Pending] = []
@@ -131,7 +141,9 @@ public struct RolloutView: Sendable {
             for (hash, copy) in copies.sorted(by: { $0.key < $1.key }) {
                 switch cache.verify(copy, hash: hash, trust: trust) {
                 case .failure(let error):
-                    pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description))
+                    pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description,
+                                           signers: copy.signatures.map(\.keyID).filter { trust.admins[$0] != nil }.uniqueSorted(),
+                                           stage: copy.signed["payload"]?["stage"]?.integerValue.flatMap { Int(exactly: $0) }))
                     if sequence == 1, plan == nil, let unsigned = try? RolloutPlan(json: copy.signed["payload"] ?? .null), unsigned.id == state.id {
                         planProblem = error.description
                         planHash = planHash ?? hash
@@ -144,6 +156,7 @@ public struct RolloutView: Sendable {
                             guard parsed.id == state.id else { throw .invalidPlan(field: "id", reason: "\(parsed.id) under rollout \(state.id)") }
                             plan = parsed
                             planHash = hash
+                            planIssued = ISOTime.parse(command.issued) ?? 0
                             planProblem = nil
                         } catch {
                             pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description))
@@ -160,6 +173,7 @@ public struct RolloutView: Sendable {
         pending.removeAll { entry in entry.sequence == 1 ? (plan != nil && planHash == entry.bodyHash) : false }
         self.plan = plan
         self.planHash = planHash
+        self.planIssued = planIssued
         self.planProblem = planProblem
         self.controls = controls.sorted { ($0.sequence, $0.kind.safety) < ($1.sequence, $1.kind.safety) }
         self.pending = pending
@@ -203,10 +217,15 @@ public struct RolloutView: Sendable {
         self.finished = finished
         self.failed = failed
 
-        if plan == nil {
-            mode = .awaitingApproval
-        } else if controls.contains(where: { $0.kind == .abort }) {
+        // A valid abort retires the rollout, also one whose plan was never approved (an approval
+        // arriving later must not start it). A completion mark is terminal too.
+        completion = plan == nil ? nil : state.completion
+        if controls.contains(where: { $0.kind == .abort }) {
             mode = .aborted
+        } else if plan == nil {
+            mode = .awaitingApproval
+        } else if completion != nil {
+            mode = .completed
         } else if halt != nil {
             mode = .halted
         } else if let latest = self.controls.last(where: { $0.kind != .advance }), latest.kind == .pause {
@@ -235,7 +254,7 @@ public struct RolloutView: Sendable {
     /// The halt this gateway must set now, if failures passed the threshold and no halt of the
     /// current control epoch is known. Any gateway may halt: it is the safe direction.
     public func haltDue(now: Int64, gateway: String) -> HaltMark? {
-        guard plan != nil, mode == .running || mode == .paused || mode == .completed, let reason = thresholdCrossed else { return nil }
+        guard plan != nil, completion == nil, mode == .running || mode == .paused || mode == .completed, let reason = thresholdCrossed else { return nil }
         return HaltMark(epoch: controlEpoch, at: now, gateway: gateway, reason: reason)
     }
 
@@ -257,6 +276,33 @@ public struct RolloutView: Sendable {
         return StageMark(stage: stage + 1, since: now, gateway: gateway)
     }
 
+    /// The completion mark this gateway writes now: the last stage runs, none of its devices is
+    /// in flight, every targeted one finished, and the evidence is fresh (the majority rule of
+    /// ``stageDue(now:gateway:members:censusGateways:)``). Once written the rollout is over.
+    public func completionDue(now: Int64, gateway: String, members: Int, censusGateways: Int) -> CompletionMark? {
+        guard plan != nil, completion == nil, mode == .completed, stageSince != nil else { return nil }
+        guard censusGateways * 2 > max(members, censusByGateway.count, 1) else { return nil }
+        return CompletionMark(at: now, gateway: gateway, succeeded: finished - failed, failed: failed)
+    }
+
+    /// Whether `device` belongs to the device set of the current stage: every device first seen
+    /// before the stage began (the set is fixed when each stage starts), or any device when the
+    /// plan is dynamic.
+    public func inDeviceSet(_ device: DeviceFacts) -> Bool {
+        guard let plan, !plan.dynamic, let since = stageSince, let firstSeen = device.firstSeen else { return true }
+        return firstSeen <= since
+    }
+
+    /// Whether the rollout still takes devices: approved, neither aborted nor completed.
+    public var isOpen: Bool { plan != nil && mode != .aborted && mode != .completed }
+
+    /// Whether this rollout covers `device` (open, and its selector matches): of several that
+    /// do, the newest approved one governs the device (``RolloutGovernance``).
+    public func covers(_ device: DeviceFacts) -> Bool {
+        guard isOpen, let plan else { return false }
+        return plan.selector.matches(device)
+    }
+
     /// What a gateway does for one of its devices.
     public enum DeviceDecision: Sendable, Equatable {
         /// The rollout does not apply (selector, stage, or no approved plan).
@@ -276,28 +322,41 @@ public struct RolloutView: Sendable {
         case wait(String)
     }
 
-    public func decide(_ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String) -> DeviceDecision {
+    /// `available`: this gateway trusts the target and holds its image; without both no device
+    /// starts here (it would only fail for want of the bytes).
+    public func decide(_ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String,
+                       available: Bool = true) -> DeviceDecision {
         guard let plan else { return .notSelected("rollout \(id) is not approved") }
         if let outcome {
             if outcome.phase == .succeeded { return .succeeded }
             if !outcome.phase.isFinished { return .inFlight(outcome) }
             if outcome.epoch >= retryEpoch { return .failedBefore("failed \(plan.target.path): \(outcome.detail)") }
         }
+        // Over for good: new devices are released to other rollouts and manual assignments.
+        if mode == .aborted { return .notSelected("rollout \(id) was aborted") }
+        if mode == .completed { return .notSelected("rollout \(id) completed") }
         guard plan.selector.matches(device) else { return .notSelected("does not match \(plan.selector)") }
         let bucket = StageSelection.bucket(rollout: id, device: device.id)
         guard bucket < plan.bound(ofStage: stage) else {
             let later = StageSelection.firstStage(ofBucket: bucket, stages: plan.stages).map { "stage \($0 + 1)" } ?? "no stage"
             return .notSelected("bucket \(bucket) is in \(later); stage \(stage + 1) of \(plan.stages.count) runs")
         }
-        if let version, let wanted = plan.target.version, version == wanted {
+        guard inDeviceSet(device) else {
+            return .notSelected("first seen after stage \(stage + 1) began: the plan's device set is fixed when each stage starts (not --dynamic)")
+        }
+        if let version = version ?? device.version, let wanted = plan.target.version, version == wanted {
             return .alreadyCurrent(DeviceOutcome(epoch: retryEpoch, phase: .succeeded, bucket: bucket, gateway: gateway, started: now, updated: now, detail: "already ran \(version)"))
         }
         switch mode {
-        case .running, .completed: break
+        case .running: break
         case .awaitingApproval: return .wait("awaiting approval")
         case .paused: return .wait("rollout paused")
         case .aborted: return .wait("rollout aborted")
+        case .completed: return .wait("rollout completed")
         case .halted: return .wait("rollout halted: \(halt?.reason ?? "")")
+        }
+        guard available else {
+            return .wait("\(plan.target.path) is not ready on this gateway (not in its trusted metadata with sha256 \(plan.target.sha256.prefix(16))…, or its image is not cached yet)")
         }
         if let window = plan.window, !window.contains(milliseconds: now) { return .wait("outside the maintenance window \(window) UTC") }
         guard inFlightHere < plan.concurrency else { return .wait("\(inFlightHere) updates in flight on this gateway (concurrency \(plan.concurrency))") }
@@ -348,4 +407,8 @@ public struct RolloutView: Sendable {
         }
         return perStage
     }
+}
+
+extension Sequence where Element == String {
+    func uniqueSorted() -> [String] { Array(Set(self)).sorted() }
 }

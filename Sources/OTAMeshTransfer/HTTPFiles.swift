@@ -38,9 +38,10 @@ public struct HTTPFiles: RemoteFiles {
 
     /// Sends one request and returns the answer whatever its status; throws only when there is
     /// no answer (connection, timeout) or its body exceeds `maxLength`.
-    public func exchange(_ path: String, method: String = "GET", body: [UInt8]? = nil, contentType: String? = nil,
+    /// `query` (already encoded, without `?`) is appended as it is.
+    public func exchange(_ path: String, query: String? = nil, method: String = "GET", body: [UInt8]? = nil, contentType: String? = nil,
                          maxLength: Int64 = 64 << 20) async throws(TrustError) -> Answer {
-        let url = "\(baseURL)/\(Self.escapePath(path))"
+        let url = "\(baseURL)/\(Self.escapePath(path))" + (query.map { "?\($0)" } ?? "")
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
         for header in headers { request.headers.add(name: header.name, value: header.value) }

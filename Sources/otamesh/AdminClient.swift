@@ -98,7 +98,9 @@ struct AdminClient: Sendable {
     }
 
     private func send(_ method: String, _ path: String, body: [UInt8]?, maxLength: Int64) async throws -> [UInt8] {
-        let answer = try await files.exchange(path, method: method, body: body, maxLength: maxLength)
+        // The admin API's own paths carry plain queries (`rollouts/ID?outcomes=1`): only the path is escaped.
+        let parts = path.split(separator: "?", maxSplits: 1).map(String.init)
+        let answer = try await files.exchange(parts.first ?? path, query: parts.count > 1 ? parts[1] : nil, method: method, body: body, maxLength: maxLength)
         guard (200..<300).contains(answer.status) else {
             throw AdminAPIError(method: method, path: "/api/v1/\(path)", status: answer.status,
                                 message: answer.text.trimmingCharacters(in: .whitespacesAndNewlines))

@@ -89,11 +89,17 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Site trust file: the admin keys rollouts must be signed with (default DATA/keys/site-trust.json).")
     var siteTrust: String?
 
-    @Option(help: "Pushes to push devices at once, all rollouts together (default 8).")
+    @Option(help: "Pushes to push devices at once, all rollouts together (default 32).")
     var pushMaxConcurrent: String?
 
-    @Option(help: "Pushes at once per network segment (default 4).")
+    @Option(help: "Pushes at once per network segment (default 16).")
     var pushMaxPerSegment: String?
+
+    @Option(help: "URL to POST a JSON event to when a rollout is approved, halts, completes or is aborted.")
+    var alertsWebhook: String?
+
+    @Option(name: .customLong("device-admission"), help: "open (every device is updated) or known (only devices an admin added or accepted; default open).")
+    var deviceAdmission: String?
 
     @Option(help: "Retry a push device that cannot be reached this long before it took the image, e.g. 30s (default 30s).")
     var pushRetryTimeout: String?
@@ -114,6 +120,7 @@ struct AgentCommand: AsyncParsableCommand {
             ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
             ("push.max_concurrent", pushMaxConcurrent), ("push.max_per_segment", pushMaxPerSegment),
             ("push.retry_timeout", pushRetryTimeout), ("push.deadline", pushDeadline),
+            ("alerts.webhook", alertsWebhook), ("devices.admission", deviceAdmission),
         ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()

@@ -9,7 +9,7 @@ import OTAMeshTrust
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Add or remove push devices, tag devices for rollout selectors, or assign firmware to one device by hand.",
-        subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self, Add.self, Remove.self])
+        subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self, Add.self, Remove.self, Accept.self])
 
     static func registry(_ options: ConfigOptions) throws -> (DeviceRegistry, AgentConfiguration) {
         let configuration = try options.load()

@@ -53,14 +53,11 @@ struct RolloutCommand: AsyncParsableCommand {
         return site
     }
 
-    /// The status line after a command: mode, approvals, and what still waits.
+    /// The status line after a command: mode, approvals, and what still waits — about the
+    /// command just sent (`sequence`), never another one.
     static func report(_ status: RolloutStatus, sequence: Int64?) {
-        Output.out("  mode \(status.mode), \(RolloutText.approvals(status))")
-        if let hint = RolloutText.awaitingHint(status) {
-            Output.out("  \(hint)")
-        } else if let sequence, let pending = status.pending.first(where: { $0.sequence == sequence }) {
-            Output.out("  #\(sequence) awaits approval (\(pending.problem)): run `otamesh rollout approve \(status.id) --sequence \(sequence)` with another admin key")
-        }
+        Output.out("  mode \(RolloutText.modeText(status)), \(RolloutText.approvals(status))")
+        if let sequence, let hint = RolloutText.approvalHint(status, sequence: sequence) { Output.out("  \(hint)") }
     }
 
     // MARK: start
@@ -85,20 +82,25 @@ struct RolloutCommand: AsyncParsableCommand {
         @Option(help: "Device updates each gateway drives at once.") var concurrency = 4
         @Option(help: "From the first offer until a device must run the new version: 30m, 2h.") var deviceTimeout = "30m"
         @Option(help: "Daily UTC window HH:MM-HH:MM in which new device updates may start, e.g. 22:00-04:00.") var window: String?
-        @Flag(help: "Print the new rollout's status as JSON.") var json = false
+        @Flag(help: "Devices first seen after a stage began still join it (default: each stage's device set is fixed when it starts).")
+        var dynamic = false
+        @Flag(help: "Show what the plan would select (per stage and gateway, devices left out, warnings); sign and send nothing.")
+        var dryRun = false
+        @Flag(help: "Print the new rollout's status (with --dry-run: the preview) as JSON.") var json = false
 
         var options: RolloutText.StartOptions {
             RolloutText.StartOptions(target: target, select: select, stages: stages, soak: soak, success: success, maxFailures: maxFailures,
-                                     minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window)
+                                     minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window, dynamic: dynamic)
         }
 
         func run() async throws {
             try await RolloutCommand.run("start") {
                 let options = self.options
-                let (signer, keySource) = try signing.sendingSigner()
                 // Every option is checked before the gateway is asked anything.
                 let id = RolloutText.newID()
                 _ = try options.plan(id: id, target: RolloutTarget(path: target, sha256: String(repeating: "0", count: 64), length: 1))
+                if dryRun { return try await preview(id: id) }
+                let (signer, keySource) = try signing.sendingSigner()
                 let client = try api.client()
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
                 let targets = try await client.get([TargetInfo].self, "targets")
@@ -118,6 +120,22 @@ struct RolloutCommand: AsyncParsableCommand {
                     + "stages \(plan.stages.map { "\($0)%" }.joined(separator: ","))")
                 RolloutCommand.report(status, sequence: 1)
             }
+        }
+
+        /// `--dry-run`: the gateway's preview of the plan; nothing is signed or sent.
+        func preview(id: String) async throws {
+            let client = try api.client()
+            let targets = try await client.get([TargetInfo].self, "targets")
+            let info = try RolloutText.target(target, in: targets)
+            let plan = try options.plan(
+                id: id, target: RolloutTarget(path: info.path, sha256: info.sha256, length: info.length, version: info.version, hardware: info.hardware))
+            let bytes = try await client.post("rollouts/preview", body: plan.json.canonicalBytes)
+            if json {
+                Output.out(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+                return
+            }
+            let preview = try client.decode(RolloutPreview.self, bytes, what: "POST /api/v1/rollouts/preview")
+            Output.out(RolloutText.preview(preview, plan: plan))
         }
     }
 
@@ -140,6 +158,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource)
                 let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
                 let number = try RolloutText.approvalSequence(requested: sequence, status: status)
+                try RolloutText.checkApprovable(number, status: status)
                 let file = "rollout \(id) command #\(number)"
                 var command = try SignedCommand(bytes: try await client.get("rollouts/\(id)/commands/\(number)"), file: file)
                 guard command.sequence == number, command.site == site.site else {
@@ -149,7 +168,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 guard !command.signatures.contains(where: { $0.keyID == keyID }) else {
                     throw RolloutText.Invalid(option: "approve", reason: "\(file) is signed by this key (\(keySource)) already: another admin key must approve it")
                 }
-                Output.out("approving \(command.kind) #\(number) of \(id): \(Self.describe(command))")
+                Output.out("signing \(RolloutText.commandName(command.kind)) #\(number) of \(id): \(Self.describe(command))")
                 try command.sign(with: signer)
                 let after = try RolloutCommand.decodeStatus(client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
                                                             what: "POST /api/v1/rollouts/\(id)/commands")
@@ -165,7 +184,7 @@ struct RolloutCommand: AsyncParsableCommand {
                     + "for \(plan.selector), stages \(plan.stages.map { "\($0)%" }.joined(separator: ","))"
             }
             if let control = try? RolloutControl(command: command) {
-                return control.kind.rawValue + (control.stage.map { " to stage \($0 + 1)" } ?? "")
+                return control.kind.rawValue + (control.stage.map { " to stage \($0 + 1)" } ?? "") + " — " + RolloutText.meaning(control.kind)
             }
             return String(decoding: command.payload.canonicalBytes, as: UTF8.self)
         }
@@ -255,6 +274,7 @@ struct RolloutCommand: AsyncParsableCommand {
         @OptionGroup var api: AdminOptions
         @Argument(help: "Rollout id (default: every rollout).") var id: String?
         @Flag(help: "Print the RolloutStatus JSON.") var json = false
+        @Flag(help: "List each device's attempt: gateway, phase, start, last change, why it failed.") var devices = false
         @Flag(help: "Refresh until the rollout completes or is aborted (Ctrl-C stops).") var watch = false
         @Option(help: "Time between refreshes with --watch: 1s, 5s.") var interval = "2s"
 
@@ -287,22 +307,24 @@ struct RolloutCommand: AsyncParsableCommand {
         /// The text to show, and whether watching may stop (the rollout completed or was aborted).
         func render(_ client: AdminClient, bars: Bool) async throws -> (String, Bool) {
             if let id {
-                let bytes = try await client.get("rollouts/\(id)")
+                let bytes = try await client.get("rollouts/\(id)" + (devices ? "?outcomes=1" : ""))
                 let status = try RolloutCommand.decodeStatus(client, bytes, what: "GET /api/v1/rollouts/\(id)")
                 let done = status.mode == RolloutView.Mode.completed.rawValue || status.mode == RolloutView.Mode.aborted.rawValue
                 if json { return (String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), done) }
-                return (RolloutText.status(status, bars: bars), done)
+                return (RolloutText.status(status, bars: bars) + (devices ? "\n" + RolloutText.devices(status) : ""), done)
             }
-            let bytes = try await client.get("rollouts")
+            let bytes = try await client.get("rollouts" + (devices ? "?outcomes=1" : ""))
             let list = try client.decode(RolloutList.self, bytes, what: "GET /api/v1/rollouts")
             if json { return (String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), false) }
             guard !list.rollouts.isEmpty else { return ("no rollouts", false) }
-            return (list.rollouts.sorted { $0.id < $1.id }.map { RolloutText.status($0, bars: bars) }.joined(separator: "\n\n"), false)
+            return (RolloutText.byStart(list.rollouts).map { RolloutText.status($0, bars: bars) + (devices ? "\n" + RolloutText.devices($0) : "") }
+                .joined(separator: "\n\n"), false)
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One line per rollout: id, mode, target, stage, succeeded and failed devices.")
+        static let configuration = CommandConfiguration(
+            abstract: "One line per rollout, oldest first: id, mode, target, stage, succeeded and failed devices, start time and author.")
         @OptionGroup var api: AdminOptions
         @Flag(help: "Print the {\"rollouts\": [RolloutStatus]} JSON.") var json = false
 
@@ -340,6 +362,7 @@ extension ControlCommand {
             let client = try api.client()
             let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
             let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
+            try RolloutText.checkOpen(status, for: kind.rawValue)
             let stage = kind == .advance
                 ? try RolloutText.advanceStage(requested: requested, current: status.stage, count: status.plan?.stages.count ?? status.stages.count)
                 : nil

@@ -130,6 +130,7 @@ enum RolloutText {
         var concurrency = 4
         var deviceTimeout = "30m"
         var window: String?
+        var dynamic = false
 
         /// The plan these options describe for `target` (as looked up on the gateway), validated.
         func plan(id: String, target: RolloutTarget) throws -> RolloutPlan {
@@ -144,7 +145,8 @@ enum RolloutText {
                 selector: try RolloutText.selector(select), stages: try RolloutText.stages(stages),
                 soakSeconds: try RolloutText.duration(soak, option: "--soak"), successPercent: try RolloutText.percent(success, option: "--success"),
                 maxFailurePercent: failures.percent, maxFailures: failures.count, minFinished: minFinished, concurrency: concurrency,
-                deviceTimeoutSeconds: timeout, window: try window.map { (text) throws -> MaintenanceWindow in try MaintenanceWindow(parsing: text) })
+                deviceTimeoutSeconds: timeout, window: try window.map { (text) throws -> MaintenanceWindow in try MaintenanceWindow(parsing: text) },
+                dynamic: dynamic)
             try plan.validate()
             return plan
         }
@@ -170,16 +172,65 @@ enum RolloutText {
         return current + 1
     }
 
-    /// The sequence `approve` co-signs unless `--sequence` says: the plan (1) while it awaits
-    /// approval, else the highest pending sequence.
+    /// The commands of `status` that await signatures: the plan (1) while the rollout awaits
+    /// approval, and every pending control — none once the rollout is over.
+    static func awaiting(_ status: RolloutStatus) -> [(sequence: Int64, kind: String)] {
+        guard !isTerminal(status) else { return [] }
+        var found: [Int64: String] = [:]
+        if status.mode == RolloutView.Mode.awaitingApproval.rawValue { found[1] = RolloutPlan.commandKind }
+        for pending in status.pending where found[pending.sequence] == nil { found[pending.sequence] = pending.kind }
+        return found.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    /// The sequence `approve` co-signs: `--sequence`, else the one command awaiting signatures.
+    /// With several awaiting, the admin must say which: signing the wrong one could start a
+    /// rollout another admin meant to cancel.
     static func approvalSequence(requested: Int64?, status: RolloutStatus) throws(Invalid) -> Int64 {
         if let requested {
             guard requested >= 1 else { throw Invalid(option: "--sequence", reason: "sequences start at 1 (the plan)") }
             return requested
         }
-        if status.mode == RolloutView.Mode.awaitingApproval.rawValue { return 1 }
-        if let highest = status.pending.map(\.sequence).max() { return highest }
+        let waiting = awaiting(status)
+        if waiting.count == 1 { return waiting[0].sequence }
+        if waiting.count > 1 {
+            let listed = waiting.map { "#\($0.sequence) \(commandName($0.kind))" }.joined(separator: ", ")
+            throw Invalid(option: "--sequence", reason: "\(waiting.count) commands of \(status.id) await approval (\(listed)): say which one to sign with --sequence N")
+        }
+        if isTerminal(status) { throw Invalid(option: "approve", reason: "rollout \(status.id) is \(modeText(status)): it is over, nothing to approve") }
         throw Invalid(option: "--sequence", reason: "nothing of rollout \(status.id) awaits approval (\(approvals(status))); give --sequence N to co-sign a command anyway")
+    }
+
+    /// Refuses signing the plan of a rollout that is over (an aborted plan stays aborted).
+    static func checkApprovable(_ sequence: Int64, status: RolloutStatus) throws(Invalid) {
+        guard isTerminal(status) else { return }
+        throw Invalid(option: "approve", reason: "rollout \(status.id) is \(modeText(status)): it is over; signing #\(sequence) would change nothing")
+    }
+
+    /// Refuses a control for a rollout that is over.
+    static func checkOpen(_ status: RolloutStatus, for control: String) throws(Invalid) {
+        guard isTerminal(status) else { return }
+        throw Invalid(option: control, reason: "rollout \(status.id) is \(modeText(status)): it is over; start a new rollout (otamesh rollout start) instead")
+    }
+
+    static func isTerminal(_ status: RolloutStatus) -> Bool {
+        status.mode == RolloutView.Mode.aborted.rawValue || status.completion != nil
+    }
+
+    /// `the plan`, `abort`, `retry-failed`: a command kind as an admin names it.
+    static func commandName(_ kind: String) -> String {
+        if kind == RolloutPlan.commandKind { return "the plan" }
+        return RolloutControl.Kind(commandKind: kind)?.rawValue ?? kind
+    }
+
+    /// What a control does once it carries enough signatures.
+    static func meaning(_ kind: RolloutControl.Kind) -> String {
+        switch kind {
+        case .pause: "no new device update starts until a resume"
+        case .resume: "device updates start again"
+        case .abort: "the rollout stops for good (also one never approved)"
+        case .advance: "the stage advances now, without soak or success rules"
+        case .retryFailed: "failures so far are forgiven and failed devices are offered the image again"
+        }
     }
 
     // MARK: Rendering
@@ -215,10 +266,47 @@ enum RolloutText {
 
     static func approvals(_ status: RolloutStatus) -> String { "approvals \(status.approvals) of \(status.threshold)" }
 
-    /// The hint when the plan still needs signatures, else nil.
-    static func awaitingHint(_ status: RolloutStatus) -> String? {
-        guard status.mode == RolloutView.Mode.awaitingApproval.rawValue else { return nil }
-        return "awaiting approval: run `otamesh rollout approve \(status.id)` with another admin key"
+    /// `mode`, or `completed with N failed` for a rollout that ended with failures.
+    static func modeText(_ status: RolloutStatus) -> String {
+        if let completion = status.completion, completion.failed > 0 { return "completed with \(completion.failed) failed" }
+        return status.mode
+    }
+
+    /// The hint for one command that still needs signatures, naming it and its sequence, so the
+    /// admin who follows it signs exactly that command. Nil when it needs none.
+    static func approvalHint(_ status: RolloutStatus, sequence: Int64) -> String? {
+        guard let entry = awaiting(status).first(where: { $0.sequence == sequence }) else { return nil }
+        let problem = status.pending.first { $0.sequence == sequence }?.problem ?? status.planProblem
+        return "\(commandName(entry.kind)) #\(sequence) awaits approval\(problem.map { " (\($0))" } ?? ""): another admin co-signs it with "
+            + "`otamesh rollout approve \(status.id) --sequence \(sequence)`"
+    }
+
+    /// The hints for every command that still needs signatures.
+    static func awaitingHints(_ status: RolloutStatus) -> [String] {
+        awaiting(status).compactMap { approvalHint(status, sequence: $0.sequence) }
+    }
+
+    /// What a halted rollout's admins can do next.
+    static func haltedNextStep(_ status: RolloutStatus) -> String? {
+        guard status.mode == RolloutView.Mode.halted.rawValue else { return nil }
+        let signatures = status.threshold == 1 ? "1 admin signature" : "\(status.threshold) admin signatures"
+        return "next: `otamesh rollout retry-failed \(status.id)` forgives the \(status.failed) failure\(status.failed == 1 ? "" : "s") and offers the image again, "
+            + "or `otamesh rollout resume \(status.id)` continues without forgiving them (it halts again while they pass the threshold); "
+            + "`otamesh rollout abort \(status.id)` ends it. Each needs \(signatures)."
+    }
+
+    /// Terminal-safe text: control characters (C0, DEL, C1) of device- or peer-supplied strings
+    /// shown as `\u{…}` escapes, so nothing a device reports can drive the admin's terminal.
+    static func printable(_ text: String, limit: Int = 160) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars.prefix(limit) {
+            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.properties.generalCategory == .format {
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     /// One rollout in full: plan, mode, approvals, stages (with bars when `bars`), gateways,
@@ -226,7 +314,7 @@ enum RolloutText {
     static func status(_ status: RolloutStatus, bars: Bool) -> String {
         var lines: [String] = []
         let stageCount = status.plan?.stages.count ?? status.stages.count
-        var head = "\(status.id)  \(status.mode)"
+        var head = "\(status.id)  \(modeText(status))"
         if stageCount > 0 {
             let percent = status.plan.map { $0.stages[max(0, min(status.stage, $0.stages.count - 1))] }
             head += "  stage \(status.stage + 1)/\(stageCount)" + (percent.map { " (\($0)%)" } ?? "")
@@ -248,9 +336,16 @@ enum RolloutText {
             lines.append("  plan      none usable" + (status.planProblem.map { ": \($0)" } ?? ""))
         }
         lines.append("  \(approvals(status))" + (status.planProblem.map { status.plan == nil ? "" : "  (\($0))" } ?? ""))
+        if let signers = status.planSigners, !signers.isEmpty {
+            lines.append("  signed    the plan by \(signers.map(\.label).joined(separator: ", "))" + (status.planIssued.map { ", issued \(time(milliseconds: $0 * 1000))" } ?? ""))
+        }
+        if let completion = status.completion {
+            lines.append("  completed at \(time(milliseconds: completion.at)) (seen by \(completion.gateway)): \(completion.succeeded) succeeded, \(completion.failed) failed")
+        }
         lines.append("  finished  \(status.finished) (\(status.finished - status.failed) succeeded, \(status.failed) failed)")
         if let halt = status.halt {
-            lines.append("  halted    by \(halt.gateway) at \(time(milliseconds: halt.at)): \(halt.reason)")
+            lines.append("  halted    by \(halt.gateway) at \(time(milliseconds: halt.at)): \(printable(halt.reason, limit: 300))")
+            if let next = haltedNextStep(status) { lines.append("  \(next)") }
         }
         if !status.stages.isEmpty {
             var rows = [["STAGE", "PERCENT", "TARGETED", "SUCCEEDED", "FAILED", "IN FLIGHT"]]
@@ -275,25 +370,65 @@ enum RolloutText {
         }
         for control in status.controls.sorted(by: { $0.sequence < $1.sequence }) {
             lines.append("  control   #\(control.sequence) \(control.kind)" + (control.stage.map { " to stage \($0 + 1)" } ?? "")
-                + " issued \(time(milliseconds: control.issued * 1000))")
+                + " issued \(time(milliseconds: control.issued * 1000))"
+                + (control.signers.map { $0.isEmpty ? "" : " by \($0.map(\.label).joined(separator: ", "))" } ?? ""))
         }
         for pending in status.pending.sorted(by: { $0.sequence < $1.sequence }) {
-            lines.append("  pending   #\(pending.sequence) \(pending.kind): \(pending.problem)")
+            lines.append("  pending   #\(pending.sequence) \(commandName(pending.kind))" + (pending.stage.map { " to stage \($0 + 1)" } ?? "")
+                + ": \(pending.problem)" + (pending.signers.map { $0.isEmpty ? "" : " (signed by \($0.map { String($0.prefix(16)) }.joined(separator: ", ")))" } ?? ""))
         }
-        if let hint = awaitingHint(status) { lines.append("  \(hint)") }
+        for hint in awaitingHints(status) { lines.append("  \(hint)") }
         return lines.joined(separator: "\n")
     }
 
-    /// `rollout list`: one line per rollout (id, mode, target, stage k/n, succeeded/failed).
+    /// Rollouts by the time their plan was issued (oldest first), then id.
+    static func byStart(_ statuses: [RolloutStatus]) -> [RolloutStatus] {
+        statuses.sorted { ($0.planIssued ?? .max, $0.id) < ($1.planIssued ?? .max, $1.id) }
+    }
+
+    /// `rollout list`: one line per rollout, oldest first (id, mode, target, stage k/n,
+    /// succeeded/failed, when it was issued and by whom).
     static func list(_ statuses: [RolloutStatus]) -> String {
         guard !statuses.isEmpty else { return "no rollouts" }
-        var rows = [["ID", "MODE", "TARGET", "STAGE", "SUCCEEDED", "FAILED"]]
-        for status in statuses.sorted(by: { $0.id < $1.id }) {
+        var rows = [["ID", "MODE", "TARGET", "STAGE", "SUCCEEDED", "FAILED", "STARTED", "AUTHOR"]]
+        for status in byStart(statuses) {
             let count = status.plan?.stages.count ?? status.stages.count
-            rows.append([status.id, status.mode, status.plan?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
-                         "\(status.finished - status.failed)", "\(status.failed)"])
+            rows.append([status.id, modeText(status), status.plan?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
+                         "\(status.finished - status.failed)", "\(status.failed)", status.planIssued.map { time(milliseconds: $0 * 1000) } ?? "-",
+                         status.planSigners?.first.map(\.label) ?? "-"])
         }
         return table(rows, indent: "").joined(separator: "\n")
+    }
+
+    /// `rollout status --devices`: each device's attempt, the oldest start first.
+    static func devices(_ status: RolloutStatus) -> String {
+        guard let outcomes = status.outcomes, !outcomes.isEmpty else { return "  no device attempts yet" }
+        var rows = [["DEVICE", "GATEWAY", "PHASE", "STARTED", "UPDATED", "DETAIL"]]
+        for outcome in outcomes.sorted(by: { ($0.started, $0.device) < ($1.started, $1.device) }) {
+            rows.append([printable(outcome.device, limit: 64), printable(outcome.gateway, limit: 64), outcome.phase, time(milliseconds: outcome.started),
+                         time(milliseconds: outcome.updated), printable(outcome.detail)])
+        }
+        return table(rows, indent: "  ").joined(separator: "\n")
+    }
+
+    /// `rollout start --dry-run`: what the plan would select, per stage and gateway, and why
+    /// devices are left out.
+    static func preview(_ preview: RolloutPreview, plan: RolloutPlan) -> String {
+        var lines = ["dry run: \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector) — nothing was signed or sent",
+                     "  \(preview.matching) of \(preview.devices) known devices match"
+                        + (preview.alreadyCurrent > 0 ? ", \(preview.alreadyCurrent) already run the target" : "")
+                        + (preview.inferredHardware > 0 ? ", \(preview.inferredHardware) by hardware inferred from the image they run" : "")]
+        var rows = [["STAGE", "PERCENT", "DEVICES"]]
+        for (index, percent) in plan.stages.enumerated() { rows.append(["\(index + 1)", "\(percent)%", "\(preview.perStage[index])"]) }
+        lines += table(rows, indent: "  ")
+        if !preview.gateways.isEmpty {
+            var gateways = [["GATEWAY"] + plan.stages.indices.map { "STAGE \($0 + 1)" }]
+            for name in preview.gateways.keys.sorted() { gateways.append([printable(name, limit: 64)] + preview.gateways[name]!.map(String.init)) }
+            lines += table(gateways, indent: "  ")
+        }
+        for (key, count) in preview.leftOut.sorted(by: { $0.key < $1.key }) { lines.append("  left out  \(count) without \(key)") }
+        for warning in preview.warnings { lines.append("warning: \(warning)") }
+        return lines.joined(separator: "\n")
     }
 
     /// Columns padded to their widest cell (the last column unpadded), plus an optional

@@ -98,6 +98,11 @@ struct RolloutTests {
         #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "awaiting approval" }, "the plan reaches the other gateway")
         let early = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "1.0.0", deadline: 2)
         #expect(early.0 != 0, "no device may update before the plan has its second signature: \(early.1.suffix(800))")
+        // Before signing, admin B previews the selection at the gateway that serves the devices.
+        let (previewed, preview, previewErr) = try site.rollout(
+            ["start", "--dry-run", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100"], at: site.gw2)
+        #expect(previewed == 0, "\(preview) \(previewErr)")
+        #expect(preview.contains("4 of 4 known devices match") && preview.contains("nothing was signed or sent"), "\(preview)")
 
         // Admin B approves at the other gateway; the devices of gw2 update, stage by stage.
         let (approved, approveOut, approveErr) = try site.rollout(["approve", id], at: site.gw2, key: "admin-b")
@@ -108,6 +113,14 @@ struct RolloutTests {
                 "both gateways see the rollout complete: \(String(describing: site.status(id, at: site.gw1)))")
         let stages = site.status(id, at: site.gw1)?["stages"] as? [[String: Any]] ?? []
         #expect(stages.last?["succeeded"] as? Int == 4 && stages.last?["failed"] as? Int == 0, "\(stages)")
+        let (listed, devices, listErr) = try site.rollout(["status", id, "--devices"], at: site.gw1)
+        #expect(listed == 0 && devices.components(separatedBy: " succeeded ").count - 1 == 4, "each device's attempt is listed: \(devices) \(listErr)")
+        #expect(devices.contains("signed    the plan by"), "who signed: \(devices)")
+
+        // Completed is terminal: devices seen for the first time now are not taken by it.
+        let newcomers = try site.fleet(base: "24:0a:c4:71:00:00", count: 2, version: "1.0.0", deadline: 3)
+        #expect(newcomers.0 != 0, "a completed rollout took new devices: \(newcomers.1.suffix(800))")
+        #expect(site.mode(id, at: site.gw2) == "completed" && site.status(id, at: site.gw2)?["completion"] != nil)
 
         // A second release whose install fails on every device (the flash write is corrupted):
         // the first failure crosses max-failures 0 and the halt reaches both gateways.
@@ -130,5 +143,38 @@ struct RolloutTests {
         let (resumed, resumeOut, _) = try site.rollout(["resume", id2], at: site.gw2, key: "admin-a")
         #expect(resumed == 0, "\(resumeOut)")
         #expect(site.mode(id2, at: site.gw2) == "halted", "one of two signatures does not resume")
+    }
+
+    @Test("aborting a plan that awaits approval: the hint names the abort, approve asks which command, the signed abort retires the plan")
+    func abortBeforeApproval() throws {
+        let site = try Site()
+        let (started, out, err) = try site.rollout(
+            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s"], at: site.gw1, key: "admin-a")
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(Site.id(in: out))
+        #expect(out.contains("the plan #1 awaits approval") && out.contains("approve \(id) --sequence 1"), "\(out)")
+
+        // Admin A changes their mind: the hint after the abort is about the abort, not the plan.
+        let (aborted, abortOut, abortErr) = try site.rollout(["abort", id], at: site.gw1, key: "admin-a")
+        #expect(aborted == 0, "\(abortOut) \(abortErr)")
+        #expect(abortOut.contains("abort #2 awaits approval") && abortOut.contains("approve \(id) --sequence 2"), "\(abortOut)")
+        #expect(!abortOut.contains("approve \(id)`"), "a hint that would co-sign the plan: \(abortOut)")
+
+        // Admin B runs a bare approve: refused, it names both commands.
+        #expect(waitUntil(timeout: 20) { (site.status(id, at: site.gw2)?["pending"] as? [Any])?.isEmpty == false })
+        let (bare, bareOut, bareErr) = try site.rollout(["approve", id], at: site.gw2, key: "admin-b")
+        #expect(bare != 0, "\(bareOut)")
+        #expect(bareErr.contains("#1 the plan, #2 abort") && bareErr.contains("--sequence"), "\(bareErr)")
+        let (signed, signedOut, signedErr) = try site.rollout(["approve", id, "--sequence", "2"], at: site.gw2, key: "admin-b")
+        #expect(signed == 0, "\(signedOut) \(signedErr)")
+        #expect(signedOut.contains("signing abort #2 of \(id)") && signedOut.contains("stops for good"), "\(signedOut)")
+        #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw1) == "aborted" && site.mode(id, at: site.gw2) == "aborted" },
+                "a fully signed abort retires a never-approved plan everywhere: \(String(describing: site.status(id, at: site.gw1)))")
+
+        // Nothing can bring it back: approving the plan now is refused, and no device updates.
+        let (late, lateOut, lateErr) = try site.rollout(["approve", id, "--sequence", "1"], at: site.gw1, key: "admin-b")
+        #expect(late != 0 && lateErr.contains("aborted"), "\(lateOut) \(lateErr)")
+        let fleet = try site.fleet(base: "24:0a:c4:72:00:00", count: 2, version: "1.0.0", deadline: 3)
+        #expect(fleet.0 != 0, "an aborted plan updated devices: \(fleet.1.suffix(800))")
     }
 }

@@ -172,7 +172,7 @@ struct RolloutCLITests {
         // A control: the next sequence, its stage 0-based on the wire.
         let control = RolloutControl(rollout: plan.id, sequence: 2, kind: .advance, stage: 2, issued: 1_700_000_100).command(site: "hq")
         #expect(control.kind == "rollout.advance" && control.payload["stage"]?.integerValue == 2 && control.payload["rollout"]?.stringValue == plan.id)
-        #expect(RolloutCommand.Approve.describe(control) == "advance to stage 3")
+        #expect(RolloutCommand.Approve.describe(control) == "advance to stage 3 — the stage advances now, without soak or success rules")
     }
 
     @Test("rollout ids: r- and 12 lower-case hex digits, fresh each time")
@@ -200,10 +200,21 @@ struct RolloutCLITests {
         #expect(parsed.id == "r-0123456789ab" && parsed.stage == 3)
     }
 
-    @Test("approve: the plan while it awaits approval, else the highest pending command")
+    @Test("approve: the one command awaiting signatures; with several, --sequence is required")
     func approvalSequence() throws {
-        let awaiting = try Self.status(mode: "awaiting approval", approvals: 1)
+        let awaiting = try Self.status(mode: "awaiting approval", approvals: 1, pending: "[]")
         #expect(try RolloutText.approvalSequence(requested: nil, status: awaiting) == 1)
+        // The trap: an abort of a plan still awaiting approval. Approving "the rollout" must not
+        // silently co-sign the plan the first admin tried to cancel.
+        let abortPending = try Self.status(mode: "awaiting approval", approvals: 1, pending: Self.pendingAbort)
+        #expect(throws: RolloutText.Invalid(option: "--sequence", reason: "2 commands of r-0123456789ab await approval (#1 the plan, #2 abort): say which one to sign with --sequence N")) {
+            try RolloutText.approvalSequence(requested: nil, status: abortPending)
+        }
+        #expect(try RolloutText.approvalSequence(requested: 2, status: abortPending) == 2)
+        let aborted = try Self.status(mode: "aborted", pending: "[]")
+        #expect(throws: RolloutText.Invalid.self) { try RolloutText.approvalSequence(requested: nil, status: aborted) }
+        #expect(throws: RolloutText.Invalid.self) { try RolloutText.checkApprovable(1, status: aborted) }
+        #expect(throws: RolloutText.Invalid.self) { try RolloutText.checkOpen(aborted, for: "resume") }
         let running = try Self.status()
         #expect(try RolloutText.approvalSequence(requested: nil, status: running) == 4)
         #expect(try RolloutText.approvalSequence(requested: 2, status: running) == 2)
@@ -264,16 +275,65 @@ struct RolloutCLITests {
         #expect(lines.contains("  GATEWAY  TARGETED  SUCCEEDED  FAILED  IN FLIGHT"))
         #expect(lines.firstIndex(of: "  gw-a     18        7          0       2")! < lines.firstIndex(of: "  gw-b     12        5          1       2")!)
         #expect(lines.contains("  control   #2 pause issued 2023-11-14T22:15:00Z"))
-        #expect(lines.contains("  pending   #4 rollout.pause: 1 valid signature(s) from distinct site admin keys, 2 required"))
+        #expect(lines.contains("  pending   #4 pause: 1 valid signature(s) from distinct site admin keys, 2 required"))
+        #expect(lines.contains("  pause #4 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 4`"))
         #expect(!plain.contains("[#") && !plain.contains("awaiting approval"))
 
         let terminal = RolloutText.status(try Self.status(), bars: true)
         #expect(terminal.contains("  2 *    10%      30        12         1       4          [########!>>.........]"), "\(terminal)")
         #expect(terminal.contains("  1      1%       3         3          0       0          [####################]"))
 
-        let awaiting = RolloutText.status(try Self.status(mode: "awaiting approval", approvals: 1), bars: false)
+        let awaiting = RolloutText.status(try Self.status(mode: "awaiting approval", approvals: 1, pending: "[]"), bars: false)
         #expect(awaiting.contains("  approvals 1 of 2"))
-        #expect(awaiting.hasSuffix("  awaiting approval: run `otamesh rollout approve r-0123456789ab` with another admin key"))
+        #expect(awaiting.hasSuffix("  the plan #1 awaits approval: another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 1`"))
+    }
+
+    static let pendingAbort = #"[{"sequence": 2, "kind": "rollout.abort", "bodyHash": "y", "problem": "1 valid signature(s) from distinct site admin keys, 2 required", "signers": ["aaaa"]}]"#
+
+    @Test("after an abort of a plan awaiting approval, the hint names the abort, never a bare approve")
+    func abortHint() throws {
+        let status = try Self.status(mode: "awaiting approval", approvals: 1, pending: Self.pendingAbort)
+        let hint = try #require(RolloutText.approvalHint(status, sequence: 2))
+        #expect(hint == "abort #2 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 2`")
+        let text = RolloutText.status(status, bars: false)
+        #expect(!text.contains("rollout approve r-0123456789ab`"), "a hint without --sequence: \(text)")
+        // Once aborted, no hint at all: nothing is left to approve.
+        #expect(RolloutText.awaitingHints(try Self.status(mode: "aborted", pending: Self.pendingAbort)).isEmpty)
+    }
+
+    @Test("a halted rollout's status says the next step and how many signatures it needs")
+    func haltedNextStep() throws {
+        let text = RolloutText.status(try Self.status(mode: "halted", pending: "[]", halt: true), bars: false)
+        #expect(text.contains("next: `otamesh rollout retry-failed r-0123456789ab` forgives the 1 failure and offers the image again, or `otamesh rollout resume r-0123456789ab` continues without forgiving them"))
+        #expect(text.contains("Each needs 2 admin signatures."))
+    }
+
+    @Test("rollout status --devices: each attempt, device strings shown without terminal control sequences")
+    func devicesText() throws {
+        var status = try Self.status()
+        status.outcomes = [
+            RolloutStatus.Outcome(device: "dev\u{1b}[2J1", gateway: "gw-a", epoch: 1, phase: "failed", started: 1_700_000_000_000, updated: 1_700_000_060_000,
+                                  detail: "device reported: \u{1b}]0;pwned\u{07}flash\nerror\u{9b}31m"),
+            RolloutStatus.Outcome(device: "dev-2", gateway: "gw-b", epoch: 1, phase: "succeeded", started: 1_699_999_000_000, updated: 1_700_000_000_000, detail: "2.1.0"),
+        ]
+        let text = RolloutText.devices(status)
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x9b })
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(lines.count == 3, "an LF in a device string must not forge a line")
+        #expect(lines[0].hasPrefix("  DEVICE"))
+        #expect(lines[1].hasPrefix("  dev-2") && lines[1].contains("succeeded"))
+        #expect(lines[2].contains("dev\\u{1b}[2J1") && lines[2].contains("failed") && lines[2].contains("2023-11-14T22:14:20Z"))
+    }
+
+    @Test("completed with failures says so; the completion is shown")
+    func completedText() throws {
+        var status = try Self.status(mode: "completed", pending: "[]")
+        status.completion = RolloutStatus.Completion(at: 1_700_000_000_000, gateway: "gw-a", succeeded: 28, failed: 2)
+        #expect(RolloutText.modeText(status) == "completed with 2 failed")
+        let text = RolloutText.status(status, bars: false)
+        #expect(text.hasPrefix("r-0123456789ab  completed with 2 failed"))
+        #expect(text.contains("  completed at 2023-11-14T22:13:20Z (seen by gw-a): 28 succeeded, 2 failed"))
+        #expect(throws: RolloutText.Invalid.self) { try RolloutText.checkOpen(status, for: "pause") }
     }
 
     @Test("rollout list: one line per rollout")
@@ -281,9 +341,19 @@ struct RolloutCLITests {
         #expect(RolloutText.list([]) == "no rollouts")
         let text = RolloutText.list([try Self.status()])
         #expect(text == """
-            ID              MODE     TARGET               STAGE  SUCCEEDED  FAILED
-            r-0123456789ab  running  esp32/app/2.1.0.bin  2/4    15         1
+            ID              MODE     TARGET               STAGE  SUCCEEDED  FAILED  STARTED  AUTHOR
+            r-0123456789ab  running  esp32/app/2.1.0.bin  2/4    15         1       -        -
             """)
+        // Oldest plan first (not by id), with who signed it.
+        var older = try Self.status()
+        older.id = "r-ffffffffffff"
+        older.planIssued = 1_600_000_000
+        older.planSigners = [RolloutStatus.Signer(keyID: "0123456789abcdef0123", name: "alice")]
+        var newer = try Self.status()
+        newer.planIssued = 1_700_000_000
+        let lines = RolloutText.list([newer, older]).split(separator: "\n")
+        #expect(lines[1].hasPrefix("r-ffffffffffff") && lines[1].hasSuffix("2020-09-13T12:26:40Z  alice (01234567)"))
+        #expect(lines[2].hasPrefix("r-0123456789ab"))
         let list = try JSONDecoder().decode(RolloutList.self, from: Data(#"{"rollouts": []}"#.utf8))
         #expect(list.rollouts.isEmpty)
     }

@@ -108,6 +108,7 @@ enum Op: Sendable, Hashable, CustomStringConvertible {
     case halt(HaltMark)
     case stage(StageMark)
     case command(CommandCopy)
+    case completion(CompletionMark)
 
     func apply(to state: inout RolloutState) {
         switch self {
@@ -116,6 +117,7 @@ enum Op: Sendable, Hashable, CustomStringConvertible {
         case let .halt(mark): state.setHalt(mark)
         case let .stage(mark): state.setStage(mark)
         case let .command(copy): state.add(copy)
+        case let .completion(mark): state.setCompletion(mark)
         }
     }
 
@@ -126,6 +128,7 @@ enum Op: Sendable, Hashable, CustomStringConvertible {
         case let .halt(m): "halt(e\(m.epoch) at\(m.at) \(m.gateway) '\(m.reason)')"
         case let .stage(m): "stage(\(m.stage) since\(m.since) \(m.gateway))"
         case let .command(copy): "command(#\(copy.sequence) \(copy.kind) \(copy.bodyHash.prefix(8)) sigs \(copy.signatures.count))"
+        case let .completion(m): "completion(at\(m.at) \(m.gateway) \(m.succeeded)/\(m.failed))"
         }
     }
 }
@@ -168,7 +171,7 @@ enum Gens {
     /// tie-breaks of every join are exercised.
     static let op = Generator<Op, Shrink.None<Op>> { rng in
         let t = Fixture.now
-        switch Int.random(in: 0..<10, using: &rng) {
+        switch Int.random(in: 0..<11, using: &rng) {
         case 0...3:
             return .outcome(pick(devices, &rng), DeviceOutcome(
                 epoch: Int64.random(in: 1...3, using: &rng), phase: pick(DeviceOutcome.Phase.allCases, &rng),
@@ -184,6 +187,9 @@ enum Gens {
         case 6:
             return .stage(StageMark(stage: Int.random(in: 0...3, using: &rng), since: t + Int64.random(in: 0...2, using: &rng),
                                     gateway: pick(gateways, &rng)))
+        case 10:
+            return .completion(CompletionMark(at: t + Int64.random(in: 0...2, using: &rng), gateway: pick(gateways, &rng),
+                                              succeeded: Int.random(in: 0...2, using: &rng), failed: Int.random(in: 0...1, using: &rng)))
         case 7:
             let count = Int.random(in: 1...12, using: &rng)
             return .command(CommandCopy(signed: Pool.planBody, signatures: Set(Pool.junk.shuffled(using: &rng).prefix(count))))

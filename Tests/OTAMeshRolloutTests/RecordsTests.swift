@@ -30,6 +30,10 @@ struct RecordsTests {
             let record = RolloutRecords.stage(stage, rollout: id)
             entries.append(.init(key: record.key, owner: stage.gateway, value: record.value))
         }
+        if let completion = state.completion {
+            let record = RolloutRecords.completion(completion, rollout: id)
+            entries.append(.init(key: record.key, owner: completion.gateway, value: record.value))
+        }
         for (sequence, copies) in state.commands {
             for (hash, copy) in copies {
                 for part in RolloutRecords.command(copy, rollout: id) {

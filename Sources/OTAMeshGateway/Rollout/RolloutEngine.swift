@@ -69,6 +69,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     let secrets: DeviceSecretStore?
     /// Simultaneous pushes of this gateway, all rollouts together, and per segment.
     let pushLimits: PushQueue.Limits
+    /// What this gateway trusts and holds (nil: not known, every target counts as ready —
+    /// for tests without a store).
+    let catalog: @Sendable () -> ServingCatalog?
+    /// Where rollout events go (approved, halted, completed, aborted): the webhook notifier.
+    let events: @Sendable ([RolloutEvent]) -> Void
+    /// `known`: only devices an admin added or accepted take part in rollouts.
+    let admission: DeviceAdmission
 
     struct Cached {
         var decoded = RolloutRecords.Decoded()
@@ -81,6 +88,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var haltsSeen: [String: HaltMark] = [:]
         /// Pushes running in this process, by "rollout device": the device's segment.
         var pushing: [String: String] = [:]
+        /// Each rollout's milestones at the last upkeep (nil until the first: what was already
+        /// there at start is not announced again).
+        var milestones: [String: RolloutEvent.Milestones]?
         /// Those of them whose image has crossed (the device reported `installing`): they wait
         /// for the reboot and use no bandwidth, so the push limits no longer count them.
         var transferred: Set<String> = []
@@ -93,7 +103,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
                 now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
                 image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
-                pushLimits: PushQueue.Limits = .unlimited) {
+                pushLimits: PushQueue.Limits = .unlimited, catalog: @escaping @Sendable () -> ServingCatalog? = { nil },
+                events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open) {
+        self.admission = admission
+        self.catalog = catalog
+        self.events = events
         self.adapters = Dictionary(adapters.map { ($0.family, $0) }, uniquingKeysWith: { first, _ in first })
         self.image = image
         self.secrets = secrets
@@ -167,6 +181,24 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
     }
 
+    // MARK: Preview
+
+    /// What `plan` would select among this gateway's devices (`--dry-run`), with a warning when
+    /// this gateway could not start any device for want of the target.
+    public func preview(_ plan: RolloutPlan) -> RolloutPreview {
+        let records = registry.all()
+        let facts = records.map { record in
+            inferred(DeviceFacts(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
+                                 version: record.version, firstSeen: Int64(record.firstSeen * 1000)))
+        }
+        let guessed = Set(zip(records, facts).compactMap { $0.hardware == nil && $1.hardware != nil ? $0.id : nil })
+        var preview = RolloutPreview(plan: plan, devices: facts, inferredHardware: guessed)
+        if !available(plan.target) {
+            preview.warnings.append("\(gateway) does not hold \(plan.target.path) (sha256 \(plan.target.sha256.prefix(16))…) yet: it starts no device until it does")
+        }
+        return preview
+    }
+
     // MARK: Admin commands
 
     public enum SubmitError: Error, CustomStringConvertible {
@@ -228,16 +260,29 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         let now = now()
         let members = store.aliveMembers()
         let snapshot = cached.withLockedValue { ($0.decoded, $0.views) }
+        let mine = devices.filter { $0.gateway == gateway && admitted($0.id) }.map(inferred)
+        let newest = RolloutGovernance.newestFirst(Array(snapshot.1.values))
+        let governing = Dictionary(mine.map { ($0.id, RolloutGovernance.governing($0, newestFirst: newest)) }, uniquingKeysWith: { a, _ in a })
         for (id, state) in snapshot.0.rollouts.sorted(by: { $0.key < $1.key }) {
             guard let view = snapshot.1[id] else { continue }
             republishCommands(id: id, state: state, decoded: snapshot.0)
             guard let plan = view.plan else { continue }
-            let mine = devices.filter { $0.gateway == gateway }
-            let census = RolloutView.census(of: mine, plan: plan)
+            // The rollout's devices here: those it governs that belong to its (fixed) device set,
+            // and any it already started, whatever has happened since.
+            let counted = mine.filter { device in
+                (governing[device.id] == id && view.inDeviceSet(device)) || state.outcomes[device.id]?.gateway == gateway
+            }
+            let census = RolloutView.census(of: counted, plan: plan)
             let (censusKey, censusValue) = RolloutRecords.census(census, rollout: id)
             write(censusKey, censusValue)
             for (device, outcome) in state.outcomes where outcome.gateway == gateway {
                 if let failed = view.timedOut(outcome, now: now) { record(failed, device: device, rollout: id) }
+            }
+            // Devices that already run the target count as succeeded from their last report.
+            for device in counted where state.outcomes[device.id] == nil && governing[device.id] == id {
+                if case .alreadyCurrent(let done) = view.decide(device, version: device.version, outcome: nil, inFlightHere: 0, now: now, gateway: gateway) {
+                    record(done, device: device.id, rollout: id)
+                }
             }
             startPushes(id: id, view: view, state: state)
             // Fresh evidence: census from gateways this one sees alive now (a partitioned minority
@@ -255,6 +300,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 write(key, value)
                 logger.warning("rollout halted: failure threshold crossed", metadata: ["rollout.id": "\(id)", "rollout.reason": "\(mark.reason)"])
             }
+            if let mark = state.outcomes.isEmpty ? nil : view.completionDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
+                let (key, value) = RolloutRecords.completion(mark, rollout: id)
+                write(key, value)
+                logger.notice("rollout completed", metadata: ["rollout.id": "\(id)", "rollout.succeeded": "\(mark.succeeded)", "rollout.failed": "\(mark.failed)"])
+            }
             if let halt = view.halt {
                 let first = cached.withLockedValue { cached -> Bool in
                     defer { cached.haltsSeen[id] = halt }
@@ -266,6 +316,23 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 }
             }
         }
+        announce(now: now)
+    }
+
+    /// Announces what changed since the last upkeep (nothing on the first: that is the baseline).
+    func announce(now: Int64) {
+        refresh(force: true)
+        let views = cached.withLockedValue { $0.views }
+        let found = cached.withLockedValue { cached -> [RolloutEvent] in
+            defer { cached.milestones = views.mapValues(RolloutEvent.Milestones.init) }
+            guard let before = cached.milestones else { return [] }
+            return views.keys.sorted().flatMap { id in RolloutEvent.changes(from: before[id], to: views[id]!, gateway: gateway, now: now) }
+        }
+        guard !found.isEmpty else { return }
+        for event in found {
+            logger.notice("rollout event", metadata: ["rollout.id": "\(event.rollout)", "rollout.event": "\(event.kind.rawValue)", "rollout.detail": "\(event.detail)"])
+        }
+        events(found)
     }
 
     func republishCommands(id: String, state: RolloutState, decoded: RolloutRecords.Decoded) {
@@ -304,12 +371,14 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// gateway's push limits (``pushLimits``) hold across all rollouts.
     func startPushes(id: String, view: RolloutView, state: RolloutState) {
         guard !adapters.isEmpty, let plan = view.plan else { return }
-        let devices = registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable }
+        let devices = registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable && (admission == .open || $0.admitted) }
         guard !devices.isEmpty else { return }
+        let newest = RolloutGovernance.newestFirst(cached.withLockedValue { Array($0.views.values) })
         let candidates = devices.map {
-            PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware)), version: $0.version,
+            PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware, version: $0.version)), version: $0.version,
                                 segment: $0.effectiveSegment)
-        }
+        }.filter { RolloutGovernance.governing($0.facts, newestFirst: newest) == id }
+        let ready = available(plan.target)
         var work: [(DeviceRecord, DeviceOutcome)] = []
         starting.withLock {
             // Fresh outcomes: pull devices may have taken slots since this upkeep began.
@@ -319,7 +388,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                     .map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
             }
             for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway,
-                                        limits: pushLimits, running: running) {
+                                        limits: pushLimits, running: running, available: ready) {
                 record(start.outcome, device: start.device, rollout: id)
                 if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
             }
@@ -421,8 +490,29 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     func facts(_ query: DeviceQuery) -> DeviceFacts {
         let known = registry.device(query.id)
-        return DeviceFacts(id: query.id, hardware: query.hardware ?? known?.hardware, variant: known?.variant,
-                           tags: Set(known?.tagList ?? []), gateway: gateway)
+        return inferred(DeviceFacts(id: query.id, hardware: query.hardware ?? known?.hardware, variant: known?.variant,
+                                    tags: Set(known?.tagList ?? []), gateway: gateway, version: query.version ?? known?.version,
+                                    firstSeen: known.map { Int64($0.firstSeen * 1000) }))
+    }
+
+    /// Whether rollouts may update the device: always with open admission, else only when an
+    /// admin added, assigned or accepted it.
+    func admitted(_ id: String) -> Bool {
+        admission == .open || (registry.device(id)?.admitted ?? false)
+    }
+
+    /// The facts with hardware inferred from the running image when the device reports none.
+    func inferred(_ facts: DeviceFacts) -> DeviceFacts {
+        guard facts.hardware == nil, facts.version != nil, let catalog = catalog() else { return facts }
+        return facts.inferringHardware(from: catalog.targets.values.map { ($0.version, $0.hardware) })
+    }
+
+    /// Whether this gateway trusts `target` (same path and SHA-256 in its verified metadata) and
+    /// holds its image.
+    func available(_ target: RolloutTarget) -> Bool {
+        guard let catalog = catalog() else { return true }
+        guard let served = catalog.targets[target.path], served.sha256 == target.sha256, catalog.blob(forTarget: target.path) != nil else { return false }
+        return true
     }
 
     public func answer(_ query: DeviceQuery) -> RolloutAnswer {
@@ -433,44 +523,45 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         refresh()
         let now = now()
         let (decoded, views) = cached.withLockedValue { ($0.decoded, $0.views) }
-        var hold: String?
-        // The oldest running rollout that selects the device decides.
-        let order = decoded.rollouts.keys.sorted { a, b in
-            let (sa, sb) = (decoded.rollouts[a]?.stage?.since ?? Int64.max, decoded.rollouts[b]?.stage?.since ?? Int64.max)
-            return sa != sb ? sa < sb : a < b
-        }
-        for id in order {
-            guard let state = decoded.rollouts[id] else { continue }
-            guard let view = views[id], let plan = view.plan else { continue }
-            let inFlight = state.outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
-            let outcome = state.outcomes[query.id]
-            if let outcome, outcome.gateway == gateway, let next = view.confirm(outcome, version: query.version, error: nil, now: now) {
-                record(next, device: query.id, rollout: id)
-                hold = hold ?? (next.phase == .succeeded ? "rollout \(id): runs \(plan.target.path)" : "rollout \(id): failed: \(next.detail)")
-                continue
+        let newest = RolloutGovernance.newestFirst(Array(views.values))
+        // An attempt in flight finishes under the rollout that started it, whichever governs now.
+        for view in newest {
+            guard let plan = view.plan, let outcome = decoded.rollouts[view.id]?.outcomes[query.id], !outcome.phase.isFinished else { continue }
+            if outcome.gateway == gateway, let next = view.confirm(outcome, version: query.version, error: nil, now: now) {
+                record(next, device: query.id, rollout: view.id)
+                return .hold(next.phase == .succeeded ? "rollout \(view.id): runs \(plan.target.path)" : "rollout \(view.id): failed: \(next.detail)")
             }
-            // A rollout the device is done with (succeeded, or failed and not retried) does not
-            // stand in the way of a later one.
-            switch view.decide(facts(query), version: query.version, outcome: outcome, inFlightHere: inFlight, now: now, gateway: gateway) {
-            case .notSelected: continue
-            case .start(let started):
-                record(started, device: query.id, rollout: id)
-                logger.info("rollout device started", metadata: ["rollout.id": "\(id)", "device.id": "\(query.id)", "rollout.stage": "\(view.stage + 1)"])
-                return .offer(path: plan.target.path, rollout: id)
-            case .inFlight:
-                return .offer(path: plan.target.path, rollout: id)
-            case .alreadyCurrent(let done):
-                record(done, device: query.id, rollout: id)
-                hold = hold ?? "rollout \(id): already runs \(plan.target.path)"
-            case .succeeded:
-                hold = hold ?? "rollout \(id): runs \(plan.target.path)"
-            case .failedBefore(let why):
-                hold = hold ?? "rollout \(id): \(why) (not offered again until retry-failed)"
-            case .wait(let why):
-                hold = hold ?? "rollout \(id): \(why)"
-            }
+            return .offer(path: plan.target.path, rollout: view.id)
         }
-        return hold.map(RolloutAnswer.hold) ?? .none
+        // Otherwise the newest approved open rollout that covers the device decides alone.
+        let facts = facts(query)
+        guard admitted(query.id) else {
+            return newest.contains(where: { $0.covers(facts) })
+                ? .hold("pending admission (devices.admission: known): an admin runs `otamesh device accept \(query.id)`") : .none
+        }
+        guard let view = newest.first(where: { $0.covers(facts) }), let plan = view.plan, let state = decoded.rollouts[view.id] else { return .none }
+        let id = view.id
+        let inFlight = state.outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
+        switch view.decide(facts, version: query.version, outcome: state.outcomes[query.id], inFlightHere: inFlight, now: now, gateway: gateway,
+                           available: available(plan.target)) {
+        case .notSelected:
+            return .none  // not (yet) in its stage or device set: manual assignments apply
+        case .start(let started):
+            record(started, device: query.id, rollout: id)
+            logger.info("rollout device started", metadata: ["rollout.id": "\(id)", "device.id": "\(query.id)", "rollout.stage": "\(view.stage + 1)"])
+            return .offer(path: plan.target.path, rollout: id)
+        case .inFlight:
+            return .offer(path: plan.target.path, rollout: id)
+        case .alreadyCurrent(let done):
+            record(done, device: query.id, rollout: id)
+            return .hold("rollout \(id): already runs \(plan.target.path)")
+        case .succeeded:
+            return .hold("rollout \(id): runs \(plan.target.path)")
+        case .failedBefore(let why):
+            return .hold("rollout \(id): \(why) (not offered again until retry-failed)")
+        case .wait(let why):
+            return .hold("rollout \(id): \(why)")
+        }
     }
 
     public func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool) {

@@ -16,6 +16,7 @@ import OTAMeshTrust
 /// | `GET /api/v1/rollouts`, `GET /api/v1/rollouts/{id}` | status; `?outcomes=1` adds every device's attempt (gateway, phase, start) |
 /// | `GET /api/v1/rollouts/{id}/commands/{seq}` | a command's envelope with every signature collected |
 /// | `POST /api/v1/rollouts` | a signed plan |
+/// | `POST /api/v1/rollouts/preview` | an unsigned plan's selection: devices per stage and gateway, left out, warnings |
 /// | `POST /api/v1/rollouts/{id}/commands` | a signed control, or another signature (approval) |
 /// | `POST /api/v1/rollouts/{id}/halt` | halt (no signature: the safe direction) |
 struct RolloutRoutes: AdminRouteSet {
@@ -60,6 +61,17 @@ struct RolloutRoutes: AdminRouteSet {
         }
         router.post("rollouts") { request, _ -> Response in
             try await submit(request, rollout: nil, created: true)
+        }
+        router.post("rollouts/preview") { request, _ -> Response in
+            guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
+            let body = try await request.body.collect(upTo: Self.maxCommandBytes)
+            let plan: RolloutPlan
+            do throws(RolloutError) {
+                let json: JSONValue
+                do { json = try JSONValue.parse(Array(body.readableBytesView)) } catch { throw .invalidPlan(field: "body", reason: "not JSON: \(error)") }
+                plan = try RolloutPlan(json: json)
+            } catch { return Self.text(.badRequest, "preview: \(error.description)") }
+            return try AdminRoutes.encoded(engine.preview(plan))
         }
         router.post("rollouts/{id}/commands") { request, context -> Response in
             try await submit(request, rollout: context.parameters.get("id") ?? "", created: false)

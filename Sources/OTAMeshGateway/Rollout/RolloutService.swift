@@ -30,14 +30,17 @@ struct RolloutService: Service {
     let engine: RolloutEngine
     let registry: DeviceRegistry
     let gateway: String
+    let metrics = RolloutMetrics()
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let devices = registry.all().map { device in
-                    DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(device.tagList), gateway: gateway)
+                    DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(device.tagList), gateway: gateway,
+                                version: device.version, firstSeen: Int64(device.firstSeen * 1000))
                 }
                 engine.upkeep(devices: devices)
+                metrics.update(statuses: engine.statuses(), devices: registry.all())
                 do { try await Task.sleep(for: .seconds(1)) } catch { break }
             }
         }

@@ -53,6 +53,10 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
     public var unconfirmable: Bool { optionMap[DeviceProbe.unconfirmable.0] == DeviceProbe.unconfirmable.1 }
 
     /// ``segment``, or the one derived from the address (``segment(forAddress:)``).
+    /// Registered or accepted by an admin (`otamesh device add`, `device accept`, `device
+    /// assign`): updated under `devices.admission: known`; any other device waits as pending.
+    public var admitted: Bool { source == "manual" || source == "accepted" || assignedTarget != nil }
+
     public var effectiveSegment: String { segment ?? Self.segment(forAddress: address) }
 
     public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String,
@@ -371,6 +375,35 @@ public final class DeviceRegistry: Sendable {
             throw RegistryError(path: path, reason: Self.describe(error))
         }
         state.withLockedValue { $0.devices[record.id] = record }
+    }
+
+    /// Admits a device that asked or was discovered (`otamesh device accept`), so rollouts
+    /// update it under `devices.admission: known`. False when no such device is known.
+    @discardableResult
+    public func accept(_ id: String) throws(RegistryError) -> Bool {
+        let changed: Bool
+        // A device seen by this process but not flushed yet is written now, accepted.
+        let unwritten = state.withLockedValue { $0.devices[id] }
+        do {
+            changed = try pool.write { db in
+                if try DeviceRecord.fetchOne(db, key: id) == nil {
+                    guard var record = unwritten else { return false }
+                    record.source = "accepted"
+                    try record.insert(db)
+                    return true
+                }
+                try db.execute(sql: "UPDATE device SET source = 'accepted' WHERE id = ? AND (source IS NULL OR source != 'manual')", arguments: [id])
+                return true
+            }
+        } catch {
+            throw RegistryError(path: path, reason: Self.describe(error))
+        }
+        if changed {
+            state.withLockedValue { state in
+                if state.devices[id]?.source != "manual" { state.devices[id]?.source = "accepted" }
+            }
+        }
+        return changed
     }
 
     /// Removes a device (and its assignment); false when there was none.
