@@ -12,7 +12,7 @@ struct RolloutTests {
         let gw2: Gateway
         let keys: String
 
-        init() throws {
+        init(gw1Extra: [String] = []) throws {
             dir = try TemporaryDirectory()
             keys = dir.file("admins")
             try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
@@ -42,7 +42,7 @@ struct RolloutTests {
                 #expect(status == 0, "\(args): \(out) \(err)")
             }
             let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
-            gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
+            gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common + gw1Extra)
             gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
         }
 
@@ -176,5 +176,66 @@ struct RolloutTests {
         #expect(late != 0 && lateErr.contains("aborted"), "\(lateOut) \(lateErr)")
         let fleet = try site.fleet(base: "24:0a:c4:72:00:00", count: 2, version: "1.0.0", deadline: 3)
         #expect(fleet.0 != 0, "an aborted plan updated devices: \(fleet.1.suffix(800))")
+    }
+
+    /// A webhook receiver on loopback: answers 500 to the first POST (the agent must retry),
+    /// 204 after, and appends each body as one line to `log`. Prints its port first.
+    static let receiver = """
+        import http.server, sys
+        log = sys.argv[1]
+        seen = [0]
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get('Content-Length', 0)))
+                seen[0] += 1
+                if seen[0] == 1:
+                    self.send_response(500); self.end_headers(); return
+                with open(log, 'ab') as f: f.write(body + b'\\n')
+                self.send_response(204); self.end_headers()
+            def log_message(self, *a): pass
+        s = http.server.HTTPServer(('127.0.0.1', 0), H)
+        print(s.server_address[1], flush=True)
+        s.serve_forever()
+        """
+
+    @Test("alerts: approval and halt reach alerts.webhook (retried after a 500), and /metrics shows the rollout's mode and devices")
+    func alertsAndMetrics() throws {
+        let scratch = try TemporaryDirectory()
+        let script = scratch.file("receiver.py")
+        try Self.receiver.write(toFile: script, atomically: true, encoding: .utf8)
+        let log = scratch.file("events.log")
+        let server = try Child("/usr/bin/env", ["python3", script, log])
+        defer { server.signal(SIGTERM); server.wait(timeout: 10) }
+        #expect(waitUntil(timeout: 10) { !server.stdout.text.isEmpty }, "the receiver did not start: \(server.stderr.text)")
+        let port = server.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)
+
+        let site = try Site(gw1Extra: ["--alerts-webhook", "http://127.0.0.1:\(port)/hook"])
+        let (started, out, err) = try site.rollout(
+            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s"], at: site.gw1, key: "admin-a")
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(Site.id(in: out))
+        #expect(try site.rollout(["approve", id], at: site.gw1, key: "admin-b").0 == 0)
+        #expect(try site.rollout(["halt", id, "--reason", "boot loops on floor 2"], at: site.gw1).0 == 0)
+        func events() -> [[String: Any]] {
+            guard let text = try? String(contentsOfFile: log, encoding: .utf8) else { return [] }
+            return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        }
+        #expect(waitUntil(timeout: 30) { events().contains { $0["kind"] as? String == "halted" } }, "events so far: \(events())")
+        let received = events()
+        let approved = received.first { $0["kind"] as? String == "approved" }
+        #expect(approved?["rollout"] as? String == id && approved?["id"] as? String == "\(id)/approved/1", "\(received)")
+        let halted = received.first { $0["kind"] as? String == "halted" }
+        #expect((halted?["detail"] as? String)?.contains("boot loops on floor 2") == true && halted?["gateway"] as? String == "gw1", "\(received)")
+
+        // Gauges follow within the agent's next upkeep.
+        func metrics() -> String { (try? runProgram("/usr/bin/curl", ["-s", "\(site.gw1.admin)/metrics"]))?.1 ?? "" }
+        var text = ""
+        let halted1 = waitUntil(timeout: 10) {
+            text = metrics()
+            return text.split(separator: "\n").contains { $0.hasPrefix("otamesh_rollout_mode{") && $0.contains(id) && $0.contains("mode=\"halted\"") && ($0.hasSuffix(" 1") || $0.hasSuffix(" 1.0")) }
+        }
+        #expect(halted1, "\(text.split(separator: "\n").filter { $0.contains("otamesh_rollout") })")
+        #expect(text.contains("otamesh_rollout_devices{"), "per-rollout device counts")
+        #expect(text.contains("otamesh_alert_webhooks_total"), "deliveries are counted")
     }
 }
