@@ -50,6 +50,7 @@ struct RolloutLifecycleEngineTests {
         #expect(engine.answer(E.query("dev-1", version: "2.0.0", address: "10.0.0.5")) == .hold("rollout \(r1.id): runs \(r1.target.path)"))
         site.clock.advance(seconds: 5)
         engine.upkeep(devices: Self.facts(registry))
+        #expect(registry.device("dev-1")?.lastAnswer == "rollout \(r1.id): succeeded: 2.0.0", "otamesh devices shows the outcome")
         let done = try #require(engine.status(r1.id))
         #expect(done.mode == "completed" && done.completion?.succeeded == 1, "\(done)")
 

@@ -352,6 +352,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     func record(_ outcome: DeviceOutcome, device: String, rollout: String) {
         let (key, value) = RolloutRecords.outcome(outcome, device: device, rollout: rollout)
         write(key, value)
+        if outcome.gateway == gateway {
+            registry.noteOutcome(device, answer: "rollout \(rollout): \(outcome.phase)" + (outcome.detail.isEmpty ? "" : ": \(outcome.detail)"))
+        }
         if outcome.phase.isFinished {
             logger.info("rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
         }

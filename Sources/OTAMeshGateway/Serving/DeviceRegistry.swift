@@ -272,6 +272,17 @@ public final class DeviceRegistry: Sendable {
         }
     }
 
+    /// A rollout outcome of this gateway's device becomes its last answer, so `otamesh devices`
+    /// shows where it stands under the rollout that governs it, not what it was told earlier.
+    public func noteOutcome(_ id: String, answer: String) {
+        state.withLockedValue { state in
+            guard var record = state.devices[id], record.lastAnswer != answer else { return }
+            record.lastAnswer = answer
+            state.devices[id] = record
+            state.dirty.insert(id)
+        }
+    }
+
     /// Writes the sightings recorded since the last flush in one transaction. Assignments and
     /// the other admin-owned columns are never overwritten by a flush.
     public func flush() throws(RegistryError) {
