@@ -235,7 +235,7 @@ struct RolloutEngineTests {
         engine.upkeep(devices: facts)
         #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
         // The registry learnt the version each push confirmed.
-        #expect(registry.device("push-ok")?.version == "2.0.0" && registry.device("push-ok")?.lastAnswer?.contains("pushed 2.0.0") == true)
+        #expect(registry.device("push-ok")?.version == "2.0.0" && registry.device("push-ok")?.lastAnswer?.contains("succeeded: 2.0.0") == true)
         #expect(registry.device("push-old")?.version == "1.0.0" && registry.device("push-refuses")?.version == "1.0.0")
     }
 

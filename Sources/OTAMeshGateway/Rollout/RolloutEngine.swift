@@ -81,7 +81,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var decoded = RolloutRecords.Decoded()
         var views: [String: RolloutView] = [:]
         var cache = VerificationCache()
-        var stale = true
+        /// Bumped after each write of this gateway lands in the store; `applied` is the generation
+        /// the cached state was read at. A refresh that began before a write landed cannot hide it.
+        var generation: UInt64 = 1
+        var applied: UInt64 = 0
         /// What this gateway last wrote, so unchanged values are not rewritten.
         var written: [String: [UInt8]] = [:]
         /// Halts already logged, by rollout.
@@ -124,16 +127,18 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     /// Re-reads the records when something changed (or on every upkeep tick).
     func refresh(force: Bool = false) {
-        let needed = cached.withLockedValue { $0.stale } || force
-        guard needed else { return }
+        let (needed, generation) = cached.withLockedValue { ($0.applied != $0.generation, $0.generation) }
+        guard needed || force else { return }
         let (entries, versions) = store.rolloutEntries()
         let decoded = RolloutRecords.decode(entries, versions: versions)
         cached.withLockedValue { cached in
+            // A concurrent refresh that read after more writes landed keeps its newer state.
+            guard generation >= cached.applied else { return }
+            cached.applied = generation
             cached.decoded = decoded
             var views: [String: RolloutView] = [:]
             for (id, state) in decoded.rollouts { views[id] = RolloutView(state: state, trust: trust, cache: &cached.cache) }
             cached.views = views
-            cached.stale = false
         }
     }
 
@@ -171,11 +176,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         let changed = cached.withLockedValue { cached -> Bool in
             guard cached.written[key] != value else { return false }
             cached.written[key] = value
-            cached.stale = true
             return true
         }
         guard changed else { return }
-        do { try store.putRecord(key, value) } catch {
+        do {
+            try store.putRecord(key, value)
+            cached.withLockedValue { $0.generation += 1 }
+        } catch {
             cached.withLockedValue { _ = $0.written.removeValue(forKey: key) }
             logger.error("rollout record not written", metadata: ["record.key": "\(key)", "error": "\(error)"])
         }
