@@ -52,6 +52,9 @@ public struct RolloutPlan: Sendable, Hashable {
     /// Whether devices first seen after a stage began still join it. False (the default): each
     /// stage's device set is fixed when the stage starts, so a rollout ends.
     public var dynamic: Bool
+    /// The key id of the admin who wrote the plan (shown as its author when that key's signature
+    /// is among the plan's valid ones); not part of any decision.
+    public var author: String?
 
     public init(id: String, target: RolloutTarget, selector: DeviceSelector = DeviceSelector(), stages: [Int],
                 soakSeconds: Int64 = 600, successPercent: Int = 95, maxFailurePercent: Int? = 5, maxFailures: Int? = nil,
@@ -137,6 +140,7 @@ public struct RolloutPlan: Sendable, Hashable {
         object["deviceTimeout"] = .integer(deviceTimeoutSeconds)
         if let window { object["window"] = .string(window.description) }
         if dynamic { object["dynamic"] = .bool(true) }
+        if let author { object["author"] = .string(author) }
         return .object(object)
     }
 
@@ -184,6 +188,7 @@ public struct RolloutPlan: Sendable, Hashable {
             maxFailurePercent: try optionalInteger("maxFailurePercent"), maxFailures: try optionalInteger("maxFailures"),
             minFinished: Int(clamping: try integer("minFinished")), concurrency: Int(clamping: try integer("concurrency")),
             deviceTimeoutSeconds: try integer("deviceTimeout"), window: window, dynamic: try Self.flag(json["dynamic"], "dynamic"))
+        author = try optionalString(json["author"], "author").map { String($0.prefix(128)) }
         try validate()
     }
 }

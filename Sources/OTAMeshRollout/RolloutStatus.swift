@@ -107,6 +107,10 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     /// signed it: the first signer is the author as far as the records tell.
     public var planIssued: Int64?
     public var planSigners: [Signer]?
+    /// The admin who wrote the plan (its `author`, when that key signed it), else nil.
+    public var planAuthor: Signer?
+    /// The plan as proposed while it is not valid yet (awaiting approval): what approving signs.
+    public var proposed: Plan?
     /// Set once the rollout is over (terminal): `completed`, or `completed with N failed`.
     public var completion: Completion?
     /// The current stage, 0-based.
@@ -133,7 +137,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         }
         id = view.id
         mode = view.mode.rawValue
-        plan = view.plan.map { plan in
+        func shown(_ plan: RolloutPlan) -> Plan {
             Plan(target: Target(path: plan.target.path, sha256: plan.target.sha256, length: plan.target.length,
                                 version: plan.target.version, hardware: plan.target.hardware),
                  select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
@@ -141,6 +145,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
                  concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description,
                  dynamic: plan.dynamic ? true : nil)
         }
+        plan = view.plan.map(shown)
         // Approvals: trusted admin keys among the signatures of the plan copy in use (or of the
         // best-signed copy while it awaits approval). Counted by key id; validity is what the
         // mode reflects.
@@ -150,7 +155,12 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
             Set(a.signatures.map(\.keyID)).intersection(trust.admins.keys).count < Set(b.signatures.map(\.keyID)).intersection(trust.admins.keys).count
         }
         approvals = best.map { Set($0.signatures.map(\.keyID)).intersection(trust.admins.keys).count } ?? 0
-        planSigners = best.map { signers([$0]) }
+        let planSigners = best.map { signers([$0]) }
+        self.planSigners = planSigners
+        // What the admins are asked to approve: the plan body as proposed, before it is valid.
+        let body = view.plan ?? best.flatMap { try? RolloutPlan(json: $0.signed["payload"] ?? .null) }
+        planAuthor = body?.author.flatMap { author in planSigners?.first { $0.keyID == author } }
+        proposed = view.plan == nil ? body.map(shown) : nil
         planIssued = best.flatMap { $0.signed["issued"]?.stringValue.flatMap(ISOTime.parse) }
         completion = view.completion.map { Completion(at: $0.at, gateway: $0.gateway, succeeded: $0.succeeded, failed: $0.failed) }
         threshold = trust.threshold

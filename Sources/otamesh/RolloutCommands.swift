@@ -108,7 +108,9 @@ struct RolloutCommand: AsyncParsableCommand {
                 let plan = try options.plan(
                     id: id, target: RolloutTarget(path: info.path, sha256: info.sha256, length: info.length, version: info.version, hardware: info.hardware))
                 if let warning = RolloutText.hardwareWarning(plan: plan) { Output.err(warning) }
-                var command = plan.command(site: site.site, issued: RolloutCommand.now())
+                var authored = plan
+                authored.author = signer?.publicKey.computedKeyID
+                var command = authored.command(site: site.site, issued: RolloutCommand.now())
                 if let signer { try command.sign(with: signer) }
                 let bytes = try await client.post("rollouts", body: command.bytes)
                 if json {

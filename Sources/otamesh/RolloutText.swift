@@ -321,7 +321,8 @@ enum RolloutText {
         }
         if let since = status.stageSince { head += " since \(time(milliseconds: since))" }
         lines.append(head)
-        if let plan = status.plan {
+        if let plan = status.plan ?? status.proposed {
+            if status.plan == nil { lines.append("  proposed  (not valid yet: \(status.planProblem ?? "awaiting approval"))") }
             let target = plan.target
             lines.append("  target    \(target.path)" + (target.version.map { "  version \($0)" } ?? "") + (target.hardware.map { "  hardware \($0)" } ?? "")
                 + "  sha256 \(target.sha256.prefix(16))…  \(target.length) bytes")
@@ -337,7 +338,7 @@ enum RolloutText {
         }
         lines.append("  \(approvals(status))" + (status.planProblem.map { status.plan == nil ? "" : "  (\($0))" } ?? ""))
         if let signers = status.planSigners, !signers.isEmpty {
-            lines.append("  signed    the plan by \(signers.map(\.label).joined(separator: ", "))" + (status.planIssued.map { ", issued \(time(milliseconds: $0 * 1000))" } ?? ""))
+            lines.append("  signed    the plan by \(signers.map(\.label).joined(separator: ", "))" + (status.planAuthor.map { " (written by \($0.label))" } ?? "") + (status.planIssued.map { ", issued \(time(milliseconds: $0 * 1000))" } ?? ""))
         }
         if let completion = status.completion {
             lines.append("  completed at \(time(milliseconds: completion.at)) (seen by \(completion.gateway)): \(completion.succeeded) succeeded, \(completion.failed) failed")
@@ -393,9 +394,9 @@ enum RolloutText {
         var rows = [["ID", "MODE", "TARGET", "STAGE", "SUCCEEDED", "FAILED", "STARTED", "AUTHOR"]]
         for status in byStart(statuses) {
             let count = status.plan?.stages.count ?? status.stages.count
-            rows.append([status.id, modeText(status), status.plan?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
+            rows.append([status.id, modeText(status), (status.plan ?? status.proposed)?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
                          "\(status.finished - status.failed)", "\(status.failed)", status.planIssued.map { time(milliseconds: $0 * 1000) } ?? "-",
-                         status.planSigners?.first.map(\.label) ?? "-"])
+                         (status.planAuthor ?? status.planSigners?.first).map(\.label) ?? "-"])
         }
         return table(rows, indent: "").joined(separator: "\n")
     }
