@@ -74,6 +74,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `push: {arduino-ota: {retry_timeout: 2m}}`.
     public var pushRetryTimeoutByFamily: [String: Double] = [:]
     public var pushDeadlineByFamily: [String: Double] = [:]
+    /// Accept secret files (admin tokens, the site keyring, device secrets) that give group or
+    /// others access; by default they are refused (``PrivateFile``).
+    public var insecurePermissions = false
 
     /// The push limits the rollout engine holds every rollout's pushes to.
     public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
@@ -145,6 +148,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
         ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
         ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image; per family: 30s,arduino-ota=2m (default 30s)"),
+        ("security.insecurePermissions", "OTAMESH_INSECURE_PERMISSIONS", "--insecure-permissions", "accept secret files (tokens, keyring, device secrets) others can read: true or false (default false)"),
         ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version; per family: 10m,fetch-url=20m (default 10m)"),
     ]
 
@@ -287,6 +291,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "mdns": discoveryMDNS = true
             case "off": discoveryMDNS = false
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
+            }
+        case "security.insecurePermissions":
+            switch value.lowercased() {
+            case "true", "yes", "on", "1": insecurePermissions = true
+            case "false", "no", "off", "0": insecurePermissions = false
+            default: throw .invalid(source: source, key: key, reason: "expected true or false, got \(value)")
             }
         case "devices.discovery":
             switch value.lowercased() {

@@ -181,8 +181,18 @@ struct ReleaseCommand: ParsableCommand {
                 if let version = report.version ?? givenVersion { custom["version"] = .string(version) }
                 if let project = report.project { custom["project"] = .string(project) }
                 let repository = try Repository(directory: repo)
+                let replaced = try repository.targets()[target]
+                if let recorded = report.version ?? givenVersion, let named = ReleaseCommand.versionMismatch(path: target, version: recorded) {
+                    Output.err("warning: \(target) names version \(named), but the image is version \(recorded); devices and admins read the path")
+                }
                 try repository.add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)
-                Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                if let replaced {
+                    let was = replaced.custom?["version"]?.stringValue.map { "version \($0), " } ?? ""
+                    Output.out("replaced \(target) (was \(was)\(replaced.length) bytes, sha256 \(replaced.hashes["sha256"] ?? "?")): "
+                        + "\(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                } else {
+                    Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                }
                 try ReleaseCommand.reportUnsigned(repository)
             }
         }
@@ -237,5 +247,38 @@ struct ReleaseCommand: ParsableCommand {
                 Output.out("\(path)  \(target.length) bytes  \(custom)")
             }
         }
+    }
+
+    /// The version a target path names (`esp32/app/2.0.0.bin`, `fw/v2.1/app.bin`) when the image's
+    /// own `version` is not it; nil when the path names none or the image's version starts with one
+    /// it names (2.0.0 for 2.0.0-rc1, v-prefixes ignored).
+    static func versionMismatch(path: String, version: String) -> String? {
+        let own = version.hasPrefix("v") || version.hasPrefix("V") ? String(version.dropFirst()) : version
+        var named: [String] = []
+        for component in path.split(separator: "/") {
+            var text = Substring(component)
+            var current = ""
+            var dots = 0
+            func flush() {
+                while current.hasSuffix(".") { current.removeLast(); dots -= 1 }
+                if dots >= 1 { named.append(current) }
+                current = ""
+                dots = 0
+            }
+            while let character = text.first {
+                text = text.dropFirst()
+                if character.isASCII && character.isNumber {
+                    current.append(character)
+                } else if character == ".", !current.isEmpty, !current.hasSuffix(".") {
+                    current.append(character)
+                    dots += 1
+                } else {
+                    flush()
+                }
+            }
+            flush()
+        }
+        guard !named.isEmpty, !named.contains(where: { own.hasPrefix($0) }) else { return nil }
+        return named.first
     }
 }
