@@ -101,6 +101,22 @@ struct MeshTests {
         #expect(a.child.stderr.text.components(separatedBy: "gossip member failed").count == 2, "\(a.child.stderr.text)")
     }
 
+    @Test("a gateway without a trust root says so in its banner, takes nothing from peers and logs the hint once, not per round")
+    func noTrustRoot() throws {
+        let site = try Self.site()
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
+        defer { a.stop() }
+        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!])
+        defer { b.stop() }
+        #expect(b.child.stdout.text.contains("  trust root: none") && !a.child.stdout.text.contains("trust root: none"), "\(b.child.stdout.text)")
+        let hint = "no trusted TUF root: this gateway takes no signed metadata or images from its peers"
+        #expect(waitUntil(timeout: 20) { Self.status(b, of: "gw-a") == "alive" && b.child.stderr.text.contains(hint) }, "\(b.child.stderr.text)")
+        // Peer sync rounds run every 2 s: over three of them, no second hint, no refused refresh.
+        #expect(!waitUntil(timeout: 6) { b.child.stderr.text.components(separatedBy: hint).count > 2 })
+        #expect(!b.child.stderr.text.contains("signed metadata from a peer refused"), "\(b.child.stderr.text)")
+        #expect(Self.images(site.dir.file("b")).components(separatedBy: "  cached\n").count == 1)
+    }
+
     @Test("gateways without upstream get every released image and each new release from their peers, verified")
     func peerFetch() async throws {
         let site = try Self.site()
