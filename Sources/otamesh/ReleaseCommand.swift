@@ -28,10 +28,11 @@ struct ReleaseCommand: ParsableCommand {
             let repo = options.repo
             let roleName = role
             let keyFile = key
+            let insecure = options.insecurePermissions
             try ReleaseCommand.run("sign") {
-                let pem = try String(contentsOfFile: keyFile, encoding: .utf8)
+                let signer = try KeysCommand.readPrivateKey(keyFile, insecurePermissions: insecure)
                 let repository = try Repository(directory: repo)
-                try repository.sign(role: roleName, with: try KeyFile.parse(pem: pem, file: keyFile), now: ReleaseCommand.now)
+                try repository.sign(role: roleName, with: signer, now: ReleaseCommand.now)
                 try ReleaseCommand.reportUnsigned(repository)
             }
         }
@@ -49,6 +50,7 @@ struct ReleaseCommand: ParsableCommand {
 
         func run() throws {
             let repo = options.repo
+            let insecurePermissions = options.insecurePermissions
             let (generateSpecs, addSpecs, removeSpecs, thresholdSpecs) = (generate, addKey, removeKey, threshold)
             try ReleaseCommand.run("rotate-root") {
                 func pair(_ spec: String) throws -> (String, String?) {
@@ -67,7 +69,7 @@ struct ReleaseCommand: ParsableCommand {
                 for spec in addSpecs {
                     let (role, file) = try pair(spec)
                     guard let file else { throw ValidationError("--add-key takes ROLE=FILE") }
-                    add.append((role, try KeyFile.parse(pem: try String(contentsOfFile: file, encoding: .utf8), file: file), false))
+                    add.append((role, try KeysCommand.readPrivateKey(file, insecurePermissions: insecurePermissions), false))
                 }
                 let remove = try removeSpecs.map { spec -> (role: String, keyID: String) in
                     let (role, id) = try pair(spec)
@@ -90,6 +92,7 @@ struct ReleaseCommand: ParsableCommand {
 
     struct RepoOption: ParsableArguments {
         @Option(help: "Repository directory (default ./otamesh-repo).") var repo = "./otamesh-repo"
+        @Flag(help: "Accept private key files (--key, --add-key) that group or others can read.") var insecurePermissions = false
     }
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970) }
@@ -128,6 +131,7 @@ struct ReleaseCommand: ParsableCommand {
             let count = rootKeys
             let threshold = rootThreshold
             let keySpecs = key
+            let insecure = options.insecurePermissions
             try ReleaseCommand.run("init") {
                 var supplied: [String: [TUFSigner]] = [:]
                 for spec in keySpecs {
@@ -135,8 +139,7 @@ struct ReleaseCommand: ParsableCommand {
                     guard parts.count == 2, ["root", "targets", "snapshot", "timestamp"].contains(parts[0]) else {
                         throw ValidationError("--key takes ROLE=FILE with ROLE root, targets, snapshot or timestamp")
                     }
-                    let pem = try String(contentsOfFile: parts[1], encoding: .utf8)
-                    supplied[parts[0], default: []].append(try KeyFile.parse(pem: pem, file: parts[1]))
+                    supplied[parts[0], default: []].append(try KeysCommand.readPrivateKey(parts[1], insecurePermissions: insecure))
                 }
                 let repository = try Repository.initialise(
                     at: repo, keyType: type, rootKeyCount: max(count, supplied["root"]?.count ?? 0), rootThreshold: threshold,

@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `otamesh release` builds repositories that python-tuf's reference client (ngclient) and
 /// otamesh's own client accept, with generated or openssl-made keys of every supported type.
 @Suite("release repositories", .serialized)
@@ -47,6 +51,11 @@ struct ReleaseTests {
             #expect(openssl.wait() == 0, "\(openssl.stderr.text)")
             keyArguments += ["--key", "\(role)=\(file)"]
         }
+        // A key file others can read is refused (openssl writes them 0600), unless --insecure-permissions.
+        chmod(dir.file("root.pem"), 0o644)
+        let (open, _, openErr) = try run(["release", "init", "--repo", dir.file("open-repo")] + keyArguments)
+        #expect(open == 1 && openErr.contains("\(dir.file("root.pem")): mode 0644 gives group/other access"), "\(openErr)")
+        chmod(dir.file("root.pem"), 0o600)
         let published = try Self.makeRepository(dir, keyArguments)
         let (status, err) = try Self.ngclient(published, ["esp32/projectMM/2.1.0.bin"])
         #expect(status == 0, "\(err)")
