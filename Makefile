@@ -2,7 +2,7 @@
 #   make run    installs what is missing, builds, starts a gateway on embedded defaults
 #   make test   installs what is missing, builds, runs every test
 #   make demo   (root) the three-floors staged-rollout lab, narrated, then torn down
-# Other targets: make build, make release, make bench, make clean.
+# Other targets: make build, make release, make install, make bench, make clean.
 
 SHELL := /bin/bash
 SWIFT ?= swift
@@ -17,7 +17,7 @@ PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
 PYTHON ?= python3
 
-.PHONY: run test demo build release bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
+.PHONY: run test demo build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -46,6 +46,24 @@ build:
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static
 	@echo "binaries: $$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"
+
+# Installs the release binary, the systemd unit and a commented /etc/otamesh/otamesh.yaml (kept if
+# present), and creates the system user `otamesh`; then: systemctl enable --now otamesh.
+# PREFIX (default /usr/local) and DESTDIR as usual; never run by the tests.
+PREFIX ?= /usr/local
+
+install: release
+	@[ -n "$(DESTDIR)" ] || [ "$$(id -u)" = 0 ] || { echo "make install: run as root (or set DESTDIR)"; exit 2; }
+	@bin="$$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)"; \
+	  install -D -m 0755 "$$bin/otamesh" "$(DESTDIR)$(PREFIX)/bin/otamesh"
+	sed 's|/usr/local/bin/otamesh|$(PREFIX)/bin/otamesh|' packaging/otamesh.service > .otamesh.service.tmp
+	install -D -m 0644 .otamesh.service.tmp "$(DESTDIR)/etc/systemd/system/otamesh.service"; rm -f .otamesh.service.tmp
+	@[ -e "$(DESTDIR)/etc/otamesh/otamesh.yaml" ] || install -D -m 0644 packaging/otamesh.yaml "$(DESTDIR)/etc/otamesh/otamesh.yaml"
+	@if [ -z "$(DESTDIR)" ]; then \
+	  id -u otamesh >/dev/null 2>&1 || useradd --system --user-group --home-dir /var/lib/otamesh --no-create-home --shell /usr/sbin/nologin otamesh; \
+	  ! command -v systemctl >/dev/null || systemctl daemon-reload; \
+	fi
+	@echo "installed $(PREFIX)/bin/otamesh and otamesh.service; start it: systemctl enable --now otamesh"
 
 # Real peers the benchmarks measure against (installed only for make bench / bench-gossip).
 BENCH_APT_PACKAGES := nginx-light wrk serf

@@ -56,123 +56,43 @@ public struct Agent: Sendable {
         public let rollouts: String?
         /// Admin API token files created on this start (admin first), empty when both existed.
         public let tokensCreated: [String]
+        /// Whether a TUF root is trusted: without one a gateway serves no signed targets, takes
+        /// nothing from peers and no part in rollouts.
+        public let hasTrustRoot: Bool
     }
 
     /// Opens the store and serves until shutdown. `onReady` runs once the listener is bound.
+    ///
+    /// Start-up runs in three steps so that no failure leaves something half started: every file
+    /// is read and checked first (``AgentStartup``), then the listeners are bound (a bind that
+    /// fails closes those already bound), and only then do services start, under one service
+    /// group that stops them all if one of them (the admin listener) cannot start.
     public func run(onReady: @escaping @Sendable (Ready) -> Void) async throws {
-        let store = try BlobStore(
-            configuration: StoreConfiguration(
-                directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes,
-                partialMaxAge: configuration.partialMaxAge),
-            logger: logger)
+        let startup = try AgentStartup.load(configuration, logger: logger)
+        let listeners = try await bindListeners(startup)
+        let services: [any Service]
+        do {
+            if startup.keyringIsNew, let keyring = startup.keyring { try keyring.save(configuration.siteKeyringPath) }
+            services = try makeServices(startup, listeners)
+        } catch {
+            await listeners.close()
+            throw error
+        }
         let info = Gauge(label: "otamesh_agent_info", dimensions: [("node", configuration.nodeName)])
         info.record(1)
-        var rng = SystemRandomNumberGenerator()
-        let meshBox = NIOLockedValueBox<Mesh?>(nil)
-        let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
-        let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
-        let tuf = "\(configuration.dataDirectory)/tuf"
-        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: store, tufDirectory: tuf, gateway: configuration.nodeName)
-        let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: tokens,
-                                 routeSets: [rolloutRoutes]).router()
-        var services: [any Service] = []
-        try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
-        Self.keepVersionedRoot(tufDirectory: tuf)
-        if let metadataURL = configuration.upstreamMetadataURL {
-            guard DirectoryPersistence(directory: tuf).load("root.json") != nil else {
-                throw TrustError.notLoaded(role: Role.root, needs: "a trusted root: set trust.root (--trust-root FILE)")
-            }
-            services.append(UpstreamSync(
-                metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
-                patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
-        }
-        let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
-        let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
-        let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger,
-                                        idleTimeout: configuration.deviceIdleTimeout)
-        let plain = try await Self.listen("device.listen", configuration.deviceListen) {
-            try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
-        }
-        var channels: [any Channel] = [plain]
-        var tlsURL: String?
-        if let tlsListen = configuration.deviceTLSListen,
-            let context = try SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys").serverContext()
-        {
-            let secure = try await Self.listen("device.tlsListen", tlsListen) {
-                try await deviceServer.bind(host: tlsListen.host, port: tlsListen.port, tls: context)
-            }
-            channels.append(secure)
-            tlsURL = Self.url(secure, scheme: "https")
-        }
-        let deviceURL = Self.url(plain, scheme: "http")
-        let deviceTLSURL = tlsURL
-        services.append(DeviceService(api: api, channels: channels, store: store, tufDirectory: tuf, logger: logger))
-        if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: registry, logger: logger)) }
-        var mesh: Mesh?
-        var keyringCreated: String?
-        if let gossipListen = configuration.gossipListen {
-            let path = configuration.siteKeyringPath
-            let (keyring, created) = try SiteKeyringFile.loadOrCreate(path, site: "site-\(UInt32.random(in: .min ... .max, using: &rng))")
-            if created { keyringCreated = path }
-            let info = MemberInfo(httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
-                                  metadataVersion: PeerSync.metadataVersion(tufDirectory: tuf), keys: [])
-            let bound = try await Self.listen("gossip.listen", gossipListen) {
-                try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
-                                    keyringPath: path, info: info, seeds: configuration.gossipJoin, logger: logger)
-            }
-            mesh = bound
-            let peerSync = configuration.upstreamMetadataURL == nil
-                ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
-                : nil
-            services.append(MeshService(mesh: bound, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
-            if configuration.discoveryMDNS, let httpPort = plain.localAddress?.port {
-                let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: bound.me.port,
-                                             httpPort: UInt16(httpPort), addresses: [bound.me.host])
-                services.append(DiscoveryService(discovery: MDNSDiscovery(advert: advert, logger: logger), mesh: bound, logger: logger))
-            }
-        }
-        var rollouts: String?
-        if let mesh {
-            let path = configuration.siteTrustPath
-            if let data = FileManager.default.contents(atPath: path) {
-                let notifier = configuration.alertsWebhook.map { WebhookNotifier(url: $0, logger: logger) }
-                if let notifier { services.append(notifier) }
-                let trust = try SiteTrust(bytes: [UInt8](data.prefix(1 << 20)), file: path)
-                // Push adapters ("upgrade local"): registry devices of their family are pushed to.
-                let pushTiming = configuration.pushTiming(family:)
-                let engine = RolloutEngine(
-                    gateway: configuration.nodeName, trust: trust, store: mesh, registry: registry,
-                    now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
-                    adapters: [ProjectMMAdapter(timing: pushTiming("projectmm")), HTTPUploadAdapter(timing: pushTiming("http-upload")),
-                               ArduinoOTAAdapter(timing: pushTiming("arduino-ota")), FetchURLAdapter(timing: pushTiming("fetch-url"))],
-                    image: { [store] target in
-                        guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
-                        return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
-                                         file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
-                                         variant: target.hardware)
-                    },
-                    secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)),
-                    pushLimits: configuration.pushLimits, catalog: { [api] in api.catalog },
-                    events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
-                engineBox.withLockedValue { $0 = engine }
-                api.attach(engine)
-                services.append(RolloutService(engine: engine, registry: registry, gateway: configuration.nodeName))
-                rollouts = "site \(trust.site), \(trust.threshold) of \(trust.admins.count) admin keys (\(path); otamesh rollout)"
-            } else {
-                rollouts = "off: no site trust file at \(path) (otamesh keys site-trust, then restart)"
-            }
-        }
-        let gossip = mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
-        let site = mesh?.view().site
-        let createdKeyring = keyringCreated
-        let rolloutLine = rollouts
-        meshBox.withLockedValue { $0 = mesh }
-        let totals = try store.totals()
+        let gossip = listeners.mesh.map { "\($0.me.host.contains(":") ? "[\($0.me.host)]" : $0.me.host):\($0.me.port)" }
+        let site = listeners.mesh?.view().site
+        let createdKeyring = startup.keyringIsNew ? configuration.siteKeyringPath : nil
+        let rolloutLine = listeners.mesh == nil ? nil : rolloutsLine(startup)
+        let totals = try startup.store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL
+        let deviceURL = listeners.deviceURL
+        let deviceTLSURL = listeners.deviceTLSURL
+        let tokensCreated = startup.tokensCreated
+        let hasTrustRoot = startup.hasTrustRoot
         let app = Application(
-            router: router,
+            router: listeners.router,
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),
@@ -182,12 +102,141 @@ public struct Agent: Sendable {
                 let shown = host.contains(":") ? "[\(host)]" : host
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
-                              keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated))
+                              keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated,
+                              hasTrustRoot: hasTrustRoot))
             },
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as ServiceGroupError {
+            throw error
+        } catch let error as IOError {
+            // The admin listener binds inside the group: its failure ends the group (the others
+            // shut down) and is reported like the other listeners'.
+            throw ListenError(key: "admin.listen", address: configuration.adminListen,
+                              reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
+        }
+    }
+
+    /// What the ready banner says about rollouts.
+    func rolloutsLine(_ startup: AgentStartup) -> String {
+        let path = configuration.siteTrustPath
+        guard let trust = startup.siteTrust else { return "off: no site trust file at \(path) (otamesh keys site-trust, then restart)" }
+        guard startup.hasTrustRoot else {
+            return "off: no trusted TUF root in \(startup.tufDirectory) (start once with --trust-root FILE, or otamesh import --root FILE)"
+        }
+        return "site \(trust.site), \(trust.threshold) of \(trust.admins.count) admin keys (\(path); otamesh rollout)"
+    }
+
+    /// The sockets of a start, bound; ``close()`` releases them when the start fails after all.
+    struct Listeners {
+        var device: [any Channel] = []
+        var mesh: Mesh?
+        var deviceURL = ""
+        var deviceTLSURL: String?
+        var router: Router<BasicRequestContext>
+        var meshBox: NIOLockedValueBox<Mesh?>
+        var engineBox: NIOLockedValueBox<RolloutEngine?>
+        var api: DeviceAPI
+
+        func close() async {
+            for channel in device { try? await channel.close() }
+            await mesh?.close()
+        }
+    }
+
+    /// Binds the device listeners and the gossip port; on any failure closes what it bound.
+    func bindListeners(_ startup: AgentStartup) async throws -> Listeners {
+        let meshBox = NIOLockedValueBox<Mesh?>(nil)
+        let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
+        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: configuration.nodeName)
+        let router = AdminRoutes(store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
+                                 routeSets: [rolloutRoutes]).router()
+        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry)
+        var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
+        let deviceServer = DeviceServer(api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
+                                        idleTimeout: configuration.deviceIdleTimeout)
+        do {
+            let plain = try await Self.listen("device.listen", configuration.deviceListen) {
+                try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
+            }
+            listeners.device.append(plain)
+            listeners.deviceURL = Self.url(plain, scheme: "http")
+            if let tlsListen = configuration.deviceTLSListen, let context = startup.tlsContext {
+                let secure = try await Self.listen("device.tlsListen", tlsListen) {
+                    try await deviceServer.bind(host: tlsListen.host, port: tlsListen.port, tls: context)
+                }
+                listeners.device.append(secure)
+                listeners.deviceTLSURL = Self.url(secure, scheme: "https")
+            }
+            if let gossipListen = configuration.gossipListen, let keyring = startup.keyring {
+                let info = MemberInfo(httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
+                                      metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [])
+                listeners.mesh = try await Self.listen("gossip.listen", gossipListen) {
+                    try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
+                                        keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin, logger: logger)
+                }
+            }
+        } catch {
+            await listeners.close()
+            throw error
+        }
+        return listeners
+    }
+
+    /// The services of a started agent (nothing runs until the group starts them).
+    func makeServices(_ startup: AgentStartup, _ listeners: Listeners) throws -> [any Service] {
+        let store = startup.store
+        let tuf = startup.tufDirectory
+        var services: [any Service] = []
+        if let metadataURL = configuration.upstreamMetadataURL {
+            services.append(UpstreamSync(
+                metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
+                patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
+                store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
+        }
+        let api = listeners.api
+        services.append(DeviceService(api: api, channels: listeners.device, store: store, tufDirectory: tuf, logger: logger))
+        if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger)) }
+        guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }
+        let peerSync = configuration.upstreamMetadataURL == nil
+            ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
+            : nil
+        services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+        if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
+            let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: mesh.me.port,
+                                         httpPort: UInt16(httpPort), addresses: [mesh.me.host])
+            services.append(DiscoveryService(discovery: MDNSDiscovery(advert: advert, logger: logger), mesh: mesh, logger: logger))
+        }
+        listeners.meshBox.withLockedValue { $0 = mesh }
+        // Rollouts need the site's admin keys and a trusted root to check what they deliver.
+        guard let trust = startup.siteTrust, startup.hasTrustRoot else { return services }
+        let deviceURL = listeners.deviceURL
+        let notifier = configuration.alertsWebhook.map { WebhookNotifier(url: $0, logger: logger) }
+        if let notifier { services.append(notifier) }
+        // Push adapters ("upgrade local"): registry devices of their family are pushed to.
+        let pushTiming = configuration.pushTiming(family:)
+        let engine = RolloutEngine(
+            gateway: configuration.nodeName, trust: trust, store: mesh, registry: startup.registry,
+            now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
+            adapters: [ProjectMMAdapter(timing: pushTiming("projectmm")), HTTPUploadAdapter(timing: pushTiming("http-upload")),
+                       ArduinoOTAAdapter(timing: pushTiming("arduino-ota")), FetchURLAdapter(timing: pushTiming("fetch-url"))],
+            image: { [store] target in
+                guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
+                return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
+                                 file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
+                                 variant: target.hardware)
+            },
+            secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory),
+                                       allowOpenPermissions: configuration.insecurePermissions),
+            pushLimits: configuration.pushLimits, catalog: { [api] in api.catalog },
+            events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
+        listeners.engineBox.withLockedValue { $0 = engine }
+        api.attach(engine)
+        services.append(RolloutService(engine: engine, registry: startup.registry, gateway: configuration.nodeName))
+        return services
     }
 
     /// A listener that could not be opened, named by its configuration key and address.

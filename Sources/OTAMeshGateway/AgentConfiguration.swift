@@ -79,6 +79,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `open`: every device that asks is updated; `known`: only devices an admin registered or
     /// accepted (`otamesh device add`, `otamesh device accept`), the others wait as pending.
     public var deviceAdmission: DeviceAdmission = .open
+    /// Accept secret files (admin tokens, the site keyring, device secrets) that give group or
+    /// others access; by default they are refused (``PrivateFile``).
+    public var insecurePermissions = false
 
     /// The push limits the rollout engine holds every rollout's pushes to.
     public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
@@ -150,6 +153,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
         ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
         ("push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout", "retry a push device that cannot be reached this long before it took the image; per family: 30s,arduino-ota=2m (default 30s)"),
+        ("security.insecurePermissions", "OTAMESH_INSECURE_PERMISSIONS", "--insecure-permissions", "accept secret files (tokens, keyring, device secrets) others can read: true or false (default false)"),
         ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version; per family: 10m,fetch-url=20m (default 10m)"),
         ("alerts.webhook", "OTAMESH_ALERTS_WEBHOOK", "--alerts-webhook", "URL POSTed a JSON event when a rollout is approved, halts, completes or is aborted (default: none)"),
         ("devices.admission", "OTAMESH_DEVICE_ADMISSION", "--device-admission", "open (every device is updated) or known (only devices an admin added or accepted; default open)"),
@@ -300,6 +304,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "mdns": discoveryMDNS = true
             case "off": discoveryMDNS = false
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
+            }
+        case "security.insecurePermissions":
+            switch value.lowercased() {
+            case "true", "yes", "on", "1": insecurePermissions = true
+            case "false", "no", "off", "0": insecurePermissions = false
+            default: throw .invalid(source: source, key: key, reason: "expected true or false, got \(value)")
             }
         case "devices.discovery":
             switch value.lowercased() {

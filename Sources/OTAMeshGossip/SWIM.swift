@@ -48,6 +48,8 @@ public struct SWIMMember: Sendable, Equatable {
     public var metadata: [UInt8]
     /// When the status last changed (seconds).
     public var since: Double
+    /// Dead because it said so itself (a graceful leave), not because it stopped answering.
+    public var left = false
 
     public init(address: NodeAddress, incarnation: UInt64, status: Status, metadata: [UInt8], since: Double) {
         self.address = address
@@ -368,6 +370,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             known.metadata = meta
             if revived {
                 known.status = .alive
+                known.left = false
                 known.since = now
                 suspicions[node.name] = nil
                 events.append(.joined(node))
@@ -414,6 +417,7 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
         }
         guard var known = members[name], known.status != .dead, inc >= known.incarnation else { return }
         known.status = .dead
+        known.left = from == name
         known.incarnation = inc
         known.since = now
         reapDue = min(reapDue, now + settings.reapTimeout)
@@ -477,17 +481,19 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             switch member.status {
             case .alive: .alive(node: member.address, incarnation: member.incarnation, metadata: member.metadata)
             case .suspect: .suspect(node: member.address.name, incarnation: member.incarnation, from: me.name)
-            case .dead: .dead(node: member.address.name, incarnation: member.incarnation, from: me.name)
+            case .dead: .dead(node: member.address.name, incarnation: member.incarnation, from: member.left ? member.address.name : me.name)
             }
         }
     }
 
     /// Merges a peer's full state. As in memberlist, a remote "dead" only makes the member
-    /// suspect here: this node then checks for itself before declaring it failed.
+    /// suspect here: this node then checks for itself before declaring it failed. A member's
+    /// own "dead" (it left) is taken as said: there is nothing to check.
     public mutating func mergeState(_ messages: [WireMessage], now: Double) {
         for message in messages {
             switch message {
             case let .alive(node, inc, meta): applyAlive(node, incarnation: inc, metadata: meta, now: now)
+            case let .dead(name, inc, from) where from == name: applyDead(name, incarnation: inc, from: from, now: now)
             case let .suspect(name, inc, from), let .dead(name, inc, from): applySuspect(name, incarnation: inc, from: from, now: now)
             default: continue
             }

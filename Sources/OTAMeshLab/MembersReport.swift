@@ -51,11 +51,11 @@ public enum Convergence {
     }
 
     /// The observers (`by`, else every running gateway other than `target`) report it `failed`
-    /// (or no longer list it).
+    /// or `left` (a gateway stopped with SIGTERM says goodbye), or no longer list it.
     public static func failed(_ target: String, by: [String] = [], reports: [String: MembersReport?], running: [String]) -> [String] {
         observers(of: target, by: by, running: running).compactMap { name in
             guard let report = reports[name] ?? nil else { return "\(name): no members answer" }
-            guard let member = report.member(target), member.status != "failed" else { return nil }
+            guard let member = report.member(target), !["failed", "left"].contains(member.status) else { return nil }
             return "\(name) sees \(target) \(member.status)"
         }
     }

@@ -109,6 +109,8 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     public var planSigners: [Signer]?
     /// The admin who wrote the plan (its `author`, when that key signed it), else nil.
     public var planAuthor: Signer?
+    /// Admin names by key id, from the site trust file (to show who signed pending commands).
+    public var adminNames: [String: String]?
     /// The plan as proposed while it is not valid yet (awaiting approval): what approving signs.
     public var proposed: Plan?
     /// Set once the rollout is over (terminal): `completed`, or `completed with N failed`.
@@ -159,6 +161,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         self.planSigners = planSigners
         // What the admins are asked to approve: the plan body as proposed, before it is valid.
         let body = view.plan ?? best.flatMap { try? RolloutPlan(json: $0.signed["payload"] ?? .null) }
+        adminNames = names.isEmpty ? nil : names
         planAuthor = body?.author.flatMap { author in planSigners?.first { $0.keyID == author } }
         proposed = view.plan == nil ? body.map(shown) : nil
         planIssued = best.flatMap { $0.signed["issued"]?.stringValue.flatMap(ISOTime.parse) }

@@ -1,17 +1,42 @@
 /// Which admin keys a site trusts to sign operations (rollout plans and controls), and how
-/// many must agree: `{"site": "…", "threshold": m, "admins": {keyid: key}}`.
+/// many must agree: `{"site": "…", "threshold": m, "admins": {keyid: key}, "names": {keyid: name}}`.
+///
+/// `names` is optional (files from before it load unchanged) and sits beside `admins` rather
+/// than inside each key object: a key's id is the hash of its JSON, so a name inside it would
+/// give the key another id on gateways that do not know about names.
 public struct SiteTrust: Sendable, Equatable {
     public let site: String
     public let threshold: Int
     public let admins: [String: TUFKey]
+    /// Admin names by key id (the NAME of `otamesh keys generate --name NAME`); may be empty.
+    public let names: [String: String]
 
-    public init(site: String, threshold: Int, admins: [TUFKey]) throws(TrustError) {
-        guard threshold >= 1, threshold <= admins.count else {
-            throw .malformed(file: "site trust", reason: "threshold \(threshold) needs 1…\(admins.count) admin keys")
+    /// Refuses a key listed twice (by id or by key material) and a threshold outside 1…n
+    /// distinct keys: a file that says "2 of 2" must need two different admins.
+    public init(site: String, threshold: Int, admins: [TUFKey], names: [String: String] = [:], file: String = "site trust") throws(TrustError) {
+        var byID: [String: TUFKey] = [:]
+        var identities: [String: String] = [:]
+        for key in admins {
+            let id = key.computedKeyID
+            if byID[id] != nil { throw .malformed(file: file, reason: "admin key \(id) is listed twice") }
+            if let other = identities[key.identity] {
+                throw .malformed(file: file, reason: "admin key \(id) is the same key as \(other), listed twice")
+            }
+            byID[id] = key
+            identities[key.identity] = id
+        }
+        guard !byID.isEmpty else { throw .malformed(file: file, reason: "lists no admin keys") }
+        guard threshold >= 1, threshold <= byID.count else {
+            throw .malformed(file: file, reason: "threshold \(threshold) needs 1…\(byID.count) (the number of distinct admin keys listed)")
+        }
+        for (id, name) in names {
+            guard byID[id] != nil else { throw .malformed(file: file, reason: "names key \(id), which is not an admin key") }
+            guard !name.isEmpty, name.utf8.count <= 64 else { throw .malformed(file: file, reason: "the name of admin key \(id) must be 1 to 64 bytes") }
         }
         self.site = site
         self.threshold = threshold
-        self.admins = Dictionary(admins.map { ($0.computedKeyID, $0) }, uniquingKeysWith: { first, _ in first })
+        self.admins = byID
+        self.names = names
     }
 
     public init(bytes: [UInt8], file: String) throws(TrustError) {
@@ -21,13 +46,37 @@ public struct SiteTrust: Sendable, Equatable {
             throw .malformed(file: file, reason: "needs site and threshold")
         }
         let keys = try Parse.keys(json["admins"], file: file)
-        try self.init(site: site, threshold: Int(threshold), admins: Array(keys.values))
+        var names: [String: String] = [:]
+        if let listed = json["names"] {
+            guard let object = listed.objectValue else { throw .malformed(file: file, reason: "names must be an object of key id → name") }
+            for id in object.keys {
+                guard let name = object[id]?.stringValue else { throw .malformed(file: file, reason: "the name of admin key \(id) must be a string") }
+                names[id] = name
+            }
+        }
+        // Listed ids are recomputed from the keys (as always); names follow the recomputed id.
+        var renamed: [String: String] = [:]
+        for (listedID, key) in keys { if let name = names[listedID] { renamed[key.computedKeyID] = name } }
+        for (id, _) in names where keys[id] == nil {
+            throw .malformed(file: file, reason: "names key \(id), which is not an admin key")
+        }
+        try self.init(site: site, threshold: Int(clamping: threshold), admins: keys.keys.sorted().compactMap { keys[$0] }, names: renamed, file: file)
     }
+
+    /// The name the site trust file gives the admin key `keyID`, if any.
+    public func name(ofKey keyID: String) -> String? { names[keyID] }
 
     public var json: JSONValue {
         var admins = JSONObject()
         for (id, key) in self.admins { admins[id] = key.json }
-        return .object(["site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins)] as KeyValuePairs<String, JSONValue>)
+        guard !names.isEmpty else {
+            return .object(["site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins)] as KeyValuePairs<String, JSONValue>)
+        }
+        var named = JSONObject()
+        for (id, name) in names { named[id] = .string(name) }
+        return .object([
+            "site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins), "names": .object(named),
+        ] as KeyValuePairs<String, JSONValue>)
     }
 }
 

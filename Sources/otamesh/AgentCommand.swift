@@ -107,8 +107,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "One push's whole time, to the confirmed version, e.g. 10m (default 10m).")
     var pushDeadline: String?
 
+    @Flag(help: "Accept secret files (admin tokens, the site keyring, device secrets) that group or others can read.")
+    var insecurePermissions = false
+
     func run() async throws {
-        let configuration = try options.load(extra: [
+        let configuration = try options.load(command: "otamesh agent", extra: [
+            ("security.insecurePermissions", insecurePermissions ? "true" : nil),
             ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
             ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
             ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
@@ -138,6 +142,9 @@ struct AgentCommand: AsyncParsableCommand {
                 if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
                 if let created = ready.keyringCreated {
                     Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
+                }
+                if !ready.hasTrustRoot {
+                    Output.out("  trust root: none  (no signed targets, nothing from peers, no rollouts: --trust-root FILE or otamesh import --root FILE)")
                 }
                 if let rollouts = ready.rollouts { Output.out("  rollouts: \(rollouts)") }
                 if !ready.tokensCreated.isEmpty {

@@ -10,8 +10,9 @@ struct ConfigOptions: ParsableArguments {
     @Option(name: .long, help: "Data directory (default ./otamesh-data).")
     var dataDir: String?
 
-    /// Defaults < file < environment < these flags.
-    func load(extra: [(String, String?)] = []) throws -> AgentConfiguration {
+    /// Defaults < file < environment < these flags. A bad value ends the command with exit 2 and
+    /// one line `COMMAND: reason` on stderr.
+    func load(command: String = "otamesh", extra: [(String, String?)] = []) throws -> AgentConfiguration {
         var configuration = AgentConfiguration()
         let environment = ProcessInfo.processInfo.environment
         do {
@@ -28,7 +29,7 @@ struct ConfigOptions: ParsableArguments {
                 if let value { try configuration.set(key, value, source: "--\(key)") }
             }
         } catch let error as ConfigurationError {
-            Output.err("otamesh: \(error)")
+            Output.err("\(command): \(error)")
             throw ExitCode(2)
         }
         return configuration

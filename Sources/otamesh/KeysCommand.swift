@@ -18,6 +18,19 @@ struct KeysCommand: ParsableCommand {
         return [UInt8](data)
     }
 
+    /// Reads a private key file, refusing one that group or others can read (``PrivateFile``).
+    static func readPrivateKey(_ path: String, insecurePermissions: Bool) throws -> TUFSigner {
+        try PrivateFile.check(path, allowOpen: insecurePermissions)
+        return try KeyFile.parse(pem: String(decoding: try read(path), as: UTF8.self), file: path)
+    }
+
+    /// The admin name a public key file carries in its name: `alice.pub.json` → alice.
+    static func adminName(ofKeyFile path: String) -> String? {
+        var name = Substring(path.split(separator: "/").last ?? "")
+        for suffix in [".json", ".pub"] where name.hasSuffix(suffix) { name = name.dropLast(suffix.count) }
+        return name.isEmpty || name.utf8.count > 64 ? nil : String(name)
+    }
+
     struct Generate: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Generate a key pair: NAME.pem (private, 0600) and NAME.pub.json (public, for the trust file).")
@@ -46,16 +59,21 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "site-trust", abstract: "Write the site trust file: admin public keys and the m-of-n threshold.")
         @Option(help: "Site name.") var site: String
-        @Option(help: "Admin signatures required.") var threshold: Int
+        @Option(help: "Admin signatures required (at most the number of distinct keys).") var threshold: Int
         @Option(name: .shortAndLong, help: "Output file.") var output = "site-trust.json"
-        @Argument(help: "Admin public keys (NAME.pub.json).") var keys: [String]
+        @Argument(help: "Admin public keys (NAME.pub.json; NAME is kept as the admin's name in the file).") var keys: [String]
 
         func run() throws {
             try KeysCommand.run("site-trust") {
                 let admins = try keys.map { try TUFKey(json: try JSONValue.parse(try KeysCommand.read($0)), context: $0) }
-                let trust = try SiteTrust(site: site, threshold: threshold, admins: admins)
+                var names: [String: String] = [:]
+                for (key, file) in zip(admins, keys) {
+                    if let name = KeysCommand.adminName(ofKeyFile: file) { names[key.computedKeyID] = name }
+                }
+                let trust = try SiteTrust(site: site, threshold: threshold, admins: admins, names: names, file: output)
                 try Data(trust.json.prettyBytes).write(to: URL(fileURLWithPath: output))
-                Output.out("\(output): site \(site), \(threshold) of \(admins.count) admins")
+                let listed = trust.admins.keys.sorted().map { id in "\(trust.name(ofKey: id) ?? "?") \(id.prefix(12))" }
+                Output.out("\(output): site \(site), \(threshold) of \(trust.admins.count) admins (\(listed.joined(separator: ", ")))")
             }
         }
     }
@@ -72,10 +90,11 @@ struct KeysCommand: ParsableCommand {
         @Option(help: "Command kind, e.g. rollout.pause (new envelope).") var kind: String?
         @Option(help: "Payload JSON (new envelope).") var payload = "{}"
         @Option(name: .shortAndLong, help: "Output file (default: the --add-to file).") var output: String?
+        @Flag(help: "Accept a key file that group or others can read.") var insecurePermissions = false
 
         func run() throws {
             try KeysCommand.run("sign-command") {
-                let signer = try KeyFile.parse(pem: String(decoding: try KeysCommand.read(key), as: UTF8.self), file: key)
+                let signer = try KeysCommand.readPrivateKey(key, insecurePermissions: insecurePermissions)
                 var command: SignedCommand
                 if let addTo {
                     command = try SignedCommand(bytes: try KeysCommand.read(addTo), file: addTo)

@@ -28,10 +28,11 @@ struct ReleaseCommand: ParsableCommand {
             let repo = options.repo
             let roleName = role
             let keyFile = key
+            let insecure = options.insecurePermissions
             try ReleaseCommand.run("sign") {
-                let pem = try String(contentsOfFile: keyFile, encoding: .utf8)
+                let signer = try KeysCommand.readPrivateKey(keyFile, insecurePermissions: insecure)
                 let repository = try Repository(directory: repo)
-                try repository.sign(role: roleName, with: try KeyFile.parse(pem: pem, file: keyFile), now: ReleaseCommand.now)
+                try repository.sign(role: roleName, with: signer, now: ReleaseCommand.now)
                 try ReleaseCommand.reportUnsigned(repository)
             }
         }
@@ -49,6 +50,7 @@ struct ReleaseCommand: ParsableCommand {
 
         func run() throws {
             let repo = options.repo
+            let insecurePermissions = options.insecurePermissions
             let (generateSpecs, addSpecs, removeSpecs, thresholdSpecs) = (generate, addKey, removeKey, threshold)
             try ReleaseCommand.run("rotate-root") {
                 func pair(_ spec: String) throws -> (String, String?) {
@@ -67,7 +69,7 @@ struct ReleaseCommand: ParsableCommand {
                 for spec in addSpecs {
                     let (role, file) = try pair(spec)
                     guard let file else { throw ValidationError("--add-key takes ROLE=FILE") }
-                    add.append((role, try KeyFile.parse(pem: try String(contentsOfFile: file, encoding: .utf8), file: file), false))
+                    add.append((role, try KeysCommand.readPrivateKey(file, insecurePermissions: insecurePermissions), false))
                 }
                 let remove = try removeSpecs.map { spec -> (role: String, keyID: String) in
                     let (role, id) = try pair(spec)
@@ -90,6 +92,7 @@ struct ReleaseCommand: ParsableCommand {
 
     struct RepoOption: ParsableArguments {
         @Option(help: "Repository directory (default ./otamesh-repo).") var repo = "./otamesh-repo"
+        @Flag(help: "Accept private key files (--key, --add-key) that group or others can read.") var insecurePermissions = false
     }
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970) }
@@ -128,6 +131,7 @@ struct ReleaseCommand: ParsableCommand {
             let count = rootKeys
             let threshold = rootThreshold
             let keySpecs = key
+            let insecure = options.insecurePermissions
             try ReleaseCommand.run("init") {
                 var supplied: [String: [TUFSigner]] = [:]
                 for spec in keySpecs {
@@ -135,8 +139,7 @@ struct ReleaseCommand: ParsableCommand {
                     guard parts.count == 2, ["root", "targets", "snapshot", "timestamp"].contains(parts[0]) else {
                         throw ValidationError("--key takes ROLE=FILE with ROLE root, targets, snapshot or timestamp")
                     }
-                    let pem = try String(contentsOfFile: parts[1], encoding: .utf8)
-                    supplied[parts[0], default: []].append(try KeyFile.parse(pem: pem, file: parts[1]))
+                    supplied[parts[0], default: []].append(try KeysCommand.readPrivateKey(parts[1], insecurePermissions: insecure))
                 }
                 let repository = try Repository.initialise(
                     at: repo, keyType: type, rootKeyCount: max(count, supplied["root"]?.count ?? 0), rootThreshold: threshold,
@@ -181,8 +184,18 @@ struct ReleaseCommand: ParsableCommand {
                 if let version = report.version ?? givenVersion { custom["version"] = .string(version) }
                 if let project = report.project { custom["project"] = .string(project) }
                 let repository = try Repository(directory: repo)
+                let replaced = try repository.targets()[target]
+                if let recorded = report.version ?? givenVersion, let named = ReleaseCommand.versionMismatch(path: target, version: recorded) {
+                    Output.err("warning: \(target) names version \(named), but the image is version \(recorded); devices and admins read the path")
+                }
                 try repository.add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)
-                Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                if let replaced {
+                    let was = replaced.custom?["version"]?.stringValue.map { "version \($0), " } ?? ""
+                    Output.out("replaced \(target) (was \(was)\(replaced.length) bytes, sha256 \(replaced.hashes["sha256"] ?? "?")): "
+                        + "\(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                } else {
+                    Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                }
                 try ReleaseCommand.reportUnsigned(repository)
             }
         }
@@ -237,5 +250,38 @@ struct ReleaseCommand: ParsableCommand {
                 Output.out("\(path)  \(target.length) bytes  \(custom)")
             }
         }
+    }
+
+    /// The version a target path names (`esp32/app/2.0.0.bin`, `fw/v2.1/app.bin`) when the image's
+    /// own `version` is not it; nil when the path names none or the image's version starts with one
+    /// it names (2.0.0 for 2.0.0-rc1, v-prefixes ignored).
+    static func versionMismatch(path: String, version: String) -> String? {
+        let own = version.hasPrefix("v") || version.hasPrefix("V") ? String(version.dropFirst()) : version
+        var named: [String] = []
+        for component in path.split(separator: "/") {
+            var text = Substring(component)
+            var current = ""
+            var dots = 0
+            func flush() {
+                while current.hasSuffix(".") { current.removeLast(); dots -= 1 }
+                if dots >= 1 { named.append(current) }
+                current = ""
+                dots = 0
+            }
+            while let character = text.first {
+                text = text.dropFirst()
+                if character.isASCII && character.isNumber {
+                    current.append(character)
+                } else if character == ".", !current.isEmpty, !current.hasSuffix(".") {
+                    current.append(character)
+                    dots += 1
+                } else {
+                    flush()
+                }
+            }
+            flush()
+        }
+        guard !named.isEmpty, !named.contains(where: { own.hasPrefix($0) }) else { return nil }
+        return named.first
     }
 }

@@ -396,6 +396,9 @@ struct SigningKeyOptions: ParsableArguments {
     @Flag(name: .customLong("skip-admin-check"), help: ArgumentHelp(visibility: .hidden))
     var skipAdminCheck = false
 
+    @Flag(help: "Accept a key file that group or others can read.")
+    var insecurePermissions = false
+
     /// Whether the CLI checks the key against the site's admins before sending.
     var checksAdmin: Bool { !unsigned && !skipAdminCheck }
 
@@ -408,7 +411,8 @@ struct SigningKeyOptions: ParsableArguments {
 
     /// The signer and where it came from (a file name or variable name, for messages).
     func signer() throws -> (TUFSigner, String) {
-        let found = try SigningKeyLookup.resolve(keyFile: key, environment: ProcessInfo.processInfo.environment) { path in
+        let found = try SigningKeyLookup.resolve(keyFile: key, environment: ProcessInfo.processInfo.environment) { [insecurePermissions] path in
+            try PrivateFile.check(path, allowOpen: insecurePermissions)
             guard let data = FileManager.default.contents(atPath: path) else {
                 throw RolloutText.Invalid(option: "admin key", reason: "cannot read \(path)")
             }

@@ -376,7 +376,7 @@ enum RolloutText {
         }
         for pending in status.pending.sorted(by: { $0.sequence < $1.sequence }) {
             lines.append("  pending   #\(pending.sequence) \(commandName(pending.kind))" + (pending.stage.map { " to stage \($0 + 1)" } ?? "")
-                + ": \(pending.problem)" + (pending.signers.map { $0.isEmpty ? "" : " (signed by \($0.map { String($0.prefix(16)) }.joined(separator: ", ")))" } ?? ""))
+                + ": \(pending.problem)" + (pending.signers.map { $0.isEmpty ? "" : " (signed by \($0.map { RolloutStatus.Signer(keyID: $0, name: status.adminNames?[$0]).label }.joined(separator: ", ")))" } ?? ""))
         }
         for hint in awaitingHints(status) { lines.append("  \(hint)") }
         return lines.joined(separator: "\n")

@@ -155,6 +155,7 @@ extension AgentTests {
         // Configured files: an operator's own admin token is used as it is; a missing read token is created there.
         let own = "operator-chosen-token-0123456789"
         try Data("\(own)\n".utf8).write(to: URL(fileURLWithPath: dir.file("admin.token")))
+        chmod(dir.file("admin.token"), 0o600)  // a token file others can read is refused (StartupFailureTests)
         let configured = try Gateway.start(data: dir.file("data2"), extra: ["--admin-token-file", dir.file("admin.token"),
                                                                             "--admin-read-token-file", dir.file("sub/read.token")])
         defer { configured.stop() }
@@ -165,6 +166,7 @@ extension AgentTests {
 
         // A token too short to be safe: the agent says which file and exits.
         try Data("short\n".utf8).write(to: URL(fileURLWithPath: dir.file("weak.token")))
+        chmod(dir.file("weak.token"), 0o600)
         let (status, _, err) = try run(["agent", "--data-dir", dir.file("data3"), "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0",
                                         "--device-tls-listen", "off", "--gossip-listen", "off", "--discovery", "off",
                                         "--admin-token-file", dir.file("weak.token")], timeout: 30)

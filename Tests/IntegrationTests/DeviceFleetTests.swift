@@ -133,4 +133,22 @@ struct DeviceFleetTests {
         let (status, out, err) = try runProgram(Binaries.devicesim, ["self-test"])
         #expect(status == 0, "\(out) \(err)")
     }
+
+    @Test("two fleets run at once without --mac-base never share a device id at the gateway")
+    func distinctDefaultMACs() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("data")
+        let gateway = try Gateway.start(data: data)
+        defer { gateway.stop() }
+        let args = ["run", "--family", "esp32-httpupdate", "--count", "3", "--gateway", gateway.device, "--polls", "1", "--timeout", "2", "--burst"]
+        let fleets = try (0..<2).map { _ in try Child(Binaries.devicesim, args) }
+        for fleet in fleets { #expect(fleet.wait(timeout: 60) >= 0) }
+        var ids: Set<String> = []
+        #expect(waitUntil(timeout: 10) {
+            ids = Set(((try? run(["devices", "--data-dir", data, "--json"]).1) ?? "").split(separator: "\n").compactMap {
+                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String
+            })
+            return ids.count == 6
+        }, "\(ids)")
+    }
 }

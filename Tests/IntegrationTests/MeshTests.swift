@@ -57,7 +57,7 @@ struct MeshTests {
 
     static func images(_ data: String) -> String { (try? run(["images", "--data-dir", data]).1) ?? "" }
 
-    @Test("gateways joined through static peers all see each other; a SIGKILLed one is declared failed, and rejoins when restarted")
+    @Test("gateways joined through static peers all see each other; a SIGKILLed one is declared failed, rejoins when restarted, and shows as left after SIGTERM")
     func membershipAndFailure() throws {
         let site = try Self.site()
         let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring])
@@ -90,9 +90,31 @@ struct MeshTests {
         let address = Self.members(a)["gw-c"]?["address"] as? String
         #expect(address == c.gossip, "\(address ?? "-") vs \(c.gossip ?? "-")")
 
-        // A graceful stop says goodbye: failed at once, no suspicion period.
+        // A graceful stop says goodbye: left (not failed) at once, no suspicion period.
         c.stop()
-        #expect(waitUntil(timeout: 3) { Self.status(a, of: "gw-c") == "failed" })
+        #expect(waitUntil(timeout: 3) { Self.status(a, of: "gw-c") == "left" && Self.status(b, of: "gw-c") == "left" },
+                "a: \(Self.members(a)) b: \(Self.members(b))")
+        let (_, after, _) = try run(["members", "--admin", a.admin] + a.tokenArguments)
+        #expect(after.contains("gw-c  left"), "\(after)")
+        // Its SIGKILL above was a failure; this leave is not another.
+        #expect(waitUntil(timeout: 3) { a.child.stderr.text.contains("gossip member left") })
+        #expect(a.child.stderr.text.components(separatedBy: "gossip member failed").count == 2, "\(a.child.stderr.text)")
+    }
+
+    @Test("a gateway without a trust root says so in its banner, takes nothing from peers and logs the hint once, not per round")
+    func noTrustRoot() throws {
+        let site = try Self.site()
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
+        defer { a.stop() }
+        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!])
+        defer { b.stop() }
+        #expect(b.child.stdout.text.contains("  trust root: none") && !a.child.stdout.text.contains("trust root: none"), "\(b.child.stdout.text)")
+        let hint = "no trusted TUF root: this gateway takes no signed metadata or images from its peers"
+        #expect(waitUntil(timeout: 20) { Self.status(b, of: "gw-a") == "alive" && b.child.stderr.text.contains(hint) }, "\(b.child.stderr.text)")
+        // Peer sync rounds run every 2 s: over three of them, no second hint, no refused refresh.
+        #expect(!waitUntil(timeout: 6) { b.child.stderr.text.components(separatedBy: hint).count > 2 })
+        #expect(!b.child.stderr.text.contains("signed metadata from a peer refused"), "\(b.child.stderr.text)")
+        #expect(Self.images(site.dir.file("b")).components(separatedBy: "  cached\n").count == 1)
     }
 
     @Test("gateways without upstream get every released image and each new release from their peers, verified")
@@ -156,6 +178,16 @@ struct MeshTests {
         #expect(Self.members(a)["gw-x"] == nil && Self.members(b)["gw-x"] == nil)
         #expect(Self.members(intruder).isEmpty)
         #expect(a.child.process.isRunning && intruder.child.process.isRunning)
+        // Both sides say what is wrong, once, and not as "no answer yet".
+        let warning = "uses another site key: copy the site's keyring"
+        #expect(waitUntil(timeout: 10) {
+            a.child.stderr.text.contains("a gateway at 127.0.0.1 \(warning)") && intruder.child.stderr.text.contains("a gateway at \(a.gossip!) \(warning)")
+        }, "a: \(a.child.stderr.text)\nx: \(intruder.child.stderr.text)")
+        #expect(a.child.stderr.text.components(separatedBy: "a gateway at 127.0.0.1 \(warning)").count == 2, "\(a.child.stderr.text)")
+        #expect(intruder.child.stderr.text.components(separatedBy: warning).count == 2, "\(intruder.child.stderr.text)")
+        #expect(!intruder.child.stderr.text.contains("no answer yet"), "\(intruder.child.stderr.text)")
+        let metrics = (try? runProgram("/usr/bin/curl", ["-s", "\(intruder.admin)/metrics"]).1) ?? ""
+        #expect(metrics.contains("otamesh_gossip_key_mismatch_peers_total 1"), "\(metrics)")
     }
 
     func sendUDP(port: UInt16, bytes: [UInt8]) {

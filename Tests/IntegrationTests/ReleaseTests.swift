@@ -1,6 +1,10 @@
 import Foundation
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `otamesh release` builds repositories that python-tuf's reference client (ngclient) and
 /// otamesh's own client accept, with generated or openssl-made keys of every supported type.
 @Suite("release repositories", .serialized)
@@ -47,6 +51,11 @@ struct ReleaseTests {
             #expect(openssl.wait() == 0, "\(openssl.stderr.text)")
             keyArguments += ["--key", "\(role)=\(file)"]
         }
+        // A key file others can read is refused (openssl writes them 0600), unless --insecure-permissions.
+        chmod(dir.file("root.pem"), 0o644)
+        let (open, _, openErr) = try run(["release", "init", "--repo", dir.file("open-repo")] + keyArguments)
+        #expect(open == 1 && openErr.contains("\(dir.file("root.pem")): mode 0644 gives group/other access"), "\(openErr)")
+        chmod(dir.file("root.pem"), 0o600)
         let published = try Self.makeRepository(dir, keyArguments)
         let (status, err) = try Self.ngclient(published, ["esp32/projectMM/2.1.0.bin"])
         #expect(status == 0, "\(err)")
@@ -93,5 +102,29 @@ struct ReleaseTests {
         #expect(escape == 1 && escapeErr.contains("target paths are relative"))
         let (again, _, againErr) = try run(["release", "init", "--repo", repo])
         #expect(again == 1 && againErr.contains("already holds a repository"))
+    }
+
+    @Test("release add over an existing path says it replaces it; a path naming another version than the image's is warned about")
+    func replaceAndVersionWarning() throws {
+        let dir = try TemporaryDirectory()
+        let repo = dir.file("repo")
+        #expect(try run(["release", "init", "--repo", repo]).0 == 0)
+        var images: [String: String] = [:]
+        for version in ["1.9.0", "2.0.0"] {
+            images[version] = dir.file("app-\(version).bin")
+            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", version, "--size", "60000", "-o", images[version]!])
+            #expect(made.0 == 0, "\(made.2)")
+        }
+        // The path names 2.0.0, the image says 1.9.0: added, with a warning on stderr.
+        let (first, firstOut, firstErr) = try run(["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", images["1.9.0"]!])
+        #expect(first == 0 && firstOut.hasPrefix("added esp32/app/2.0.0.bin: "), "\(firstOut)")
+        #expect(firstErr == "warning: esp32/app/2.0.0.bin names version 2.0.0, but the image is version 1.9.0; devices and admins read the path\n", "\(firstErr)")
+        // The right image over it: replaced, says what was there, no warning.
+        let (second, secondOut, secondErr) = try run(["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", images["2.0.0"]!])
+        #expect(second == 0 && secondErr.isEmpty, "\(secondErr)")
+        #expect(secondOut.hasPrefix("replaced esp32/app/2.0.0.bin (was version 1.9.0, "), "\(secondOut)")
+        // Paths that name no version, or the image's own, are quiet.
+        let (third, _, thirdErr) = try run(["release", "add", "--repo", repo, "--path", "esp32/app/latest.bin", images["2.0.0"]!])
+        #expect(third == 0 && thirdErr.isEmpty, "\(thirdErr)")
     }
 }

@@ -115,7 +115,7 @@ struct RolloutTests {
         #expect(stages.last?["succeeded"] as? Int == 4 && stages.last?["failed"] as? Int == 0, "\(stages)")
         let (listed, devices, listErr) = try site.rollout(["status", id, "--devices"], at: site.gw1)
         #expect(listed == 0 && devices.components(separatedBy: " succeeded ").count - 1 == 4, "each device's attempt is listed: \(devices) \(listErr)")
-        #expect(devices.contains("signed    the plan by") && devices.contains("(written by "), "who signed and who wrote it: \(devices)")
+        #expect(devices.contains("signed    the plan by ") && devices.contains("admin-a (") && devices.contains("admin-b (") && devices.contains("(written by admin-a ("), "who signed and who wrote it: \(devices)")
 
         // Completed is terminal: devices seen for the first time now are not taken by it.
         let newcomers = try site.fleet(base: "24:0a:c4:71:00:00", count: 2, version: "1.0.0", deadline: 3)

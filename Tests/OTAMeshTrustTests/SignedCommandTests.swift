@@ -65,6 +65,39 @@ struct SignedCommandTests {
         #expect(throws: TrustError.self) { try Self.site(admins, threshold: 3) }
     }
 
+    @Test("site trust: a key listed twice and a threshold above the distinct keys are refused, written or loaded")
+    func siteTrustDuplicates() throws {
+        let alice = TUFSigner.ed25519(.init())
+        let bob = TUFSigner.ed25519(.init())
+        let id = alice.publicKey.computedKeyID
+        #expect(throws: TrustError.malformed(file: "site trust", reason: "admin key \(id) is listed twice")) {
+            try SiteTrust(site: "s", threshold: 2, admins: [alice.publicKey, alice.publicKey])
+        }
+        #expect(throws: TrustError.malformed(file: "t.json", reason: "threshold 3 needs 1…2 (the number of distinct admin keys listed)")) {
+            try SiteTrust(site: "s", threshold: 3, admins: [alice.publicKey, bob.publicKey], file: "t.json")
+        }
+        // One key under two ids in a file (as an edited file could list it) counts once.
+        let key = String(decoding: alice.publicKey.json.canonicalBytes, as: UTF8.self)
+        let file = #"{"site": "s", "threshold": 2, "admins": {"a": \#(key), "b": \#(key)}}"#
+        #expect(throws: TrustError.self) { try SiteTrust(bytes: Array(file.utf8), file: "t.json") }
+        #expect(throws: TrustError.self) { try SiteTrust(bytes: Array("not json".utf8), file: "t.json") }
+    }
+
+    @Test("site trust: admin names travel with the file, old files without names load, names(ofKey:) answers")
+    func siteTrustNames() throws {
+        let alice = TUFSigner.ed25519(.init())
+        let bob = TUFSigner.ecdsaP256(.init())
+        let (a, b) = (alice.publicKey.computedKeyID, bob.publicKey.computedKeyID)
+        let named = try SiteTrust(site: "s", threshold: 1, admins: [alice.publicKey, bob.publicKey], names: [a: "alice"])
+        let loaded = try SiteTrust(bytes: named.json.prettyBytes, file: "t.json")
+        #expect(loaded == named && loaded.name(ofKey: a) == "alice" && loaded.name(ofKey: b) == nil)
+        // A file from before names: the same admins, no names.
+        let old = try SiteTrust(site: "s", threshold: 1, admins: [alice.publicKey, bob.publicKey])
+        #expect(old.json["names"] == nil)
+        #expect(try SiteTrust(bytes: old.json.prettyBytes, file: "t.json").names.isEmpty)
+        #expect(throws: TrustError.self) { try SiteTrust(site: "s", threshold: 1, admins: [alice.publicKey], names: [b: "bob"]) }
+    }
+
     @Test("PEM keys round trip for every type, in openssl's formats")
     func keyFiles() throws {
         for type in KeyFile.KeyType.allCases {

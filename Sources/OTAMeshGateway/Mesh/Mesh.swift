@@ -44,6 +44,8 @@ public final class Mesh: Sendable {
     let clock = ContinuousClock()
     let epoch: ContinuousClock.Instant
     let keyringPath: String?
+    /// Peers found to use another site key, each reported once (``noteForeignKey(_:)``).
+    let keyMismatches = NIOLockedValueBox(KeyMismatchReports())
 
     let received = Counter(label: "otamesh_gossip_packets_received_total")
     let sent = Counter(label: "otamesh_gossip_packets_sent_total")
@@ -166,6 +168,13 @@ public final class Mesh: Sendable {
         }
     }
 
+    /// Closes the sockets of a mesh that never ran (a start that failed after binding it):
+    /// NIO requires every async channel to be finished, not just dropped.
+    func close() async {
+        try? await tcp.executeThenClose { _ in }
+        try? await udp.withLockedValue { $0 }.executeThenClose { _, _ in }
+    }
+
     /// Receives until cancelled (then says goodbye while the socket is still open). NIO closes
     /// a UDP channel on a send error it does not class as recoverable — a firewall's EPERM, a
     /// vanished route's ENETUNREACH — which would silence this gateway for good; so a closed
@@ -219,7 +228,10 @@ public final class Mesh: Sendable {
         do {
             for try await envelope in inbound {
                 received.increment()
-                guard let messages = open(Array(envelope.data.readableBytesView), from: "\(envelope.remoteAddress)") else { continue }
+                let source = Self.shown(envelope.remoteAddress)
+                guard case .messages(let messages) = open(Array(envelope.data.readableBytesView), from: source) else {
+                    continue
+                }
                 let replies = state.withLockedValue { state in
                     defer { state.noteArrivals() }
                     return state.node.receive(messages, now: now)
@@ -231,19 +243,30 @@ public final class Mesh: Sendable {
         }
     }
 
-    /// Opens and decodes a packet or frame; nil (counted and logged at debug) when it is not ours.
-    func open(_ bytes: [UInt8], from source: String) -> [WireMessage]? {
+    /// What became of a packet or frame.
+    enum Opened {
+        case messages([WireMessage])
+        /// Well formed for this wire version, but no site key opens it: a gateway with another key.
+        case foreignKey
+        case dropped
+    }
+
+    /// Opens and decodes a packet or frame; anything not ours is counted and logged at debug,
+    /// and a sender with another site key is reported once (`reportAs`, default `source`).
+    func open(_ bytes: [UInt8], from source: String, reportAs: String? = nil) -> Opened {
         let keyring = state.withLockedValue { $0.keyring.keyring }
         switch keyring.open(bytes) {
         case .failure(let rejection):
             Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", rejection.label)]).increment()
             logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(rejection)"])
-            return nil
+            guard rejection == .unauthenticated else { return .dropped }
+            noteForeignKey(reportAs ?? source)
+            return .foreignKey
         case .success(let payload):
-            do { return try WireCodec.decode(payload) } catch {
+            do { return .messages(try WireCodec.decode(payload)) } catch {
                 Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", "malformed")]).increment()
                 logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(error)"])
-                return nil
+                return .dropped
             }
         }
     }
@@ -301,7 +324,12 @@ public final class Mesh: Sendable {
         switch event {
         case .joined(let node): logger.info("gossip member alive", metadata: ["member": "\(node)"])
         case .suspected(let name): logger.notice("gossip member suspect", metadata: ["member": "\(name)"])
-        case .failed(let name): logger.warning("gossip member failed", metadata: ["member": "\(name)"])
+        case .failed(let name):
+            if state.withLockedValue({ $0.node.swim.members[name]?.left }) == true {
+                logger.notice("gossip member left", metadata: ["member": "\(name)"])
+            } else {
+                logger.warning("gossip member failed", metadata: ["member": "\(name)"])
+            }
         case .refuted(let incarnation): logger.notice("gossip: refuted a suspicion of this node", metadata: ["incarnation": "\(incarnation)"])
         }
     }
@@ -310,8 +338,9 @@ public final class Mesh: Sendable {
         let members = state.withLockedValue { $0.node.swim.others }
         for status in [SWIMMember.Status.alive, .suspect, .dead] {
             Gauge(label: "otamesh_gossip_members", dimensions: [("status", Self.statusName(status))])
-                .record(members.filter { $0.status == status }.count)
+                .record(members.filter { $0.status == status && !$0.left }.count)
         }
+        Gauge(label: "otamesh_gossip_members", dimensions: [("status", "left")]).record(members.filter(\.left).count)
     }
 
     static func statusName(_ status: SWIMMember.Status) -> String {
@@ -342,6 +371,8 @@ public final class Mesh: Sendable {
                 if await pushPull(with: address) {
                     _ = state.withLockedValue { $0.joined.insert(seed) }
                     reported.remove(seed)
+                } else if usesForeignKey("\(Self.shown(address))") {
+                    // Reported once by pushPull as a gateway with another site key.
                 } else if reported.insert(seed).inserted {
                     logger.warning("gossip.join \(seed): no answer yet; retrying")
                 }
@@ -378,7 +409,7 @@ public final class Mesh: Sendable {
                 try await channel.executeThenClose { inbound, outbound in
                     var frames = FrameReader(inbound.makeAsyncIterator())
                     try await self.writeLeg(self.state.withLockedValue { $0.node.pushPullRequest() }, outbound)
-                    let reply = try await self.readLeg(&frames, from: key)
+                    let reply = try await self.readLeg(&frames, from: key, reportAs: Self.shown(address))
                     let finish = self.state.withLockedValue { state in
                         defer { state.noteArrivals() }
                         return state.node.completePushPull(reply, now: self.now)
@@ -390,6 +421,7 @@ public final class Mesh: Sendable {
             return true
         } catch {
             pushPullFailures.increment()
+            if case MeshError.peerRefusedKey = error { noteForeignKey(Self.shown(address)) }
             logger.debug("gossip push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
             return false
         }
@@ -410,11 +442,17 @@ public final class Mesh: Sendable {
     /// The responder's side of a push-pull.
     func answer(_ connection: Stream) async {
         let peer = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
+        // The initiator's port is an ephemeral one: a mismatch is reported by its IP.
+        let host = Self.shown(connection.channel.remoteAddress, port: false)
         do {
             try await withDeadline(Self.streamTimeout) {
                 try await connection.executeThenClose { inbound, outbound in
                     var frames = FrameReader(inbound.makeAsyncIterator())
-                    let request = try await self.readLeg(&frames, from: peer)
+                    let request: [WireMessage]
+                    do { request = try await self.readLeg(&frames, from: peer, reportAs: host) } catch MeshError.foreignKey(let who) {
+                        await Self.refuseKey(outbound)
+                        throw MeshError.foreignKey(who)
+                    }
                     try await self.writeLeg(self.state.withLockedValue { $0.node.answerPushPull(request, now: self.now) }, outbound)
                     let finish = try await self.readLeg(&frames, from: peer)
                     self.state.withLockedValue { state in
@@ -443,13 +481,18 @@ public final class Mesh: Sendable {
         }
     }
 
-    func readLeg(_ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String) async throws -> [WireMessage] {
+    func readLeg(_ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String,
+                 reportAs: String? = nil) async throws -> [WireMessage] {
         var messages: [WireMessage] = []
         for _ in 0..<Self.maxFrames {
             let frame = try await frames.next(limit: Self.maxFrame)
-            guard let decoded = open(frame, from: peer) else { throw MeshError.stream("\(peer): a frame was rejected") }
-            if decoded.isEmpty { return messages }
-            messages += decoded
+            switch open(frame, from: peer, reportAs: reportAs) {
+            case .messages(let decoded):
+                if decoded.isEmpty { return messages }
+                messages += decoded
+            case .foreignKey: throw MeshError.foreignKey(reportAs ?? peer)
+            case .dropped: throw MeshError.stream("\(peer): a frame was rejected")
+            }
         }
         throw MeshError.stream("\(peer): more than \(Self.maxFrames) frames in one leg")
     }
@@ -467,7 +510,7 @@ public final class Mesh: Sendable {
             let members = state.node.swim.others.map { member in
                 let info = MemberInfo.decode(member.metadata)
                 return MemberView(
-                    name: member.address.name, status: Self.statusName(member.status), address: member.address.hostPort,
+                    name: member.address.name, status: member.left ? "left" : Self.statusName(member.status), address: member.address.hostPort,
                     http: info?.httpPort.map { "http://\(member.address.ip.count == 16 ? "[\(member.address.host)]" : member.address.host):\($0)" },
                     version: info?.software, metadataVersion: info?.metadataVersion, incarnation: member.incarnation, since: max(0, now - member.since),
                     images: images(of: member.address.name), keys: info?.keys)
@@ -522,131 +565,5 @@ extension Mesh {
             state.node.records.records.map { RecordView($0, receivedAt: state.arrivals["\($0.owner) \($0.key)"]) }
         }
     }
-
-    // MARK: Site key rotation
-
-    static func latestRotation(_ records: [ReplicatedRecords.Record]) -> KeyRotation? {
-        records.filter { $0.key == KeyRotation.recordKey }.compactMap { KeyRotation.decode($0.value) }.max { $0.id < $1.id }
-    }
-
-    /// Starts rotating the site key (``KeyRotation``): a new key, installed here at once and
-    /// spread through the mesh; ``followRotation()`` takes it through its phases.
-    public func startRotation(nowMilliseconds: UInt64) throws -> KeyRotation {
-        let rotation = try state.withLockedValue { state in
-            let current = state.keyring.keyring.keys.map(SiteKeyring.fingerprint)
-            let latest = Self.latestRotation(state.node.records.records).map(\.id) ?? 0
-            let rotation = KeyRotation(id: max(nowMilliseconds, latest + 1), key: SiteKeyring.generateKey(), retire: current)
-            try state.node.put(KeyRotation.recordKey, rotation.encoded())
-            return rotation
-        }
-        logger.notice("site key rotation started", metadata: ["key": "\(rotation.fingerprint)"])
-        followRotation()
-        return rotation
-    }
-
-    /// Applies the newest rotation's phase to this gateway's keyring (saved to its file), and —
-    /// on the gateway that started it — moves it to the next phase once every live member
-    /// reports the current one.
-    func followRotation() {
-        let (changed, saved) = state.withLockedValue { state -> (String?, SiteKeyringFile?) in
-            let records = state.node.records.records
-            guard let rotation = Self.latestRotation(records) else { return (nil, nil) }
-            let ring = rotation.applied(to: state.keyring.keyring)
-            var changed: String?
-            if ring != state.keyring.keyring {
-                state.keyring.keyring = ring
-                state.info.keys = ring.keys.map(SiteKeyring.fingerprint)
-                state.node.updateMetadata(state.info.encoded())
-                changed = "\(rotation.phase)"
-            }
-            let owner = records.first { $0.key == KeyRotation.recordKey && KeyRotation.decode($0.value) == rotation }?.owner
-            if owner == me.name {
-                let reports = [state.info.keys] + state.node.swim.others.filter { $0.status == .alive }
-                    .map { MemberInfo.decode($0.metadata)?.keys ?? [] }
-                if let next = rotation.advanced(members: reports) {
-                    _ = try? state.node.put(KeyRotation.recordKey, next.encoded())
-                    logger.notice("site key rotation advanced", metadata: ["key": "\(rotation.fingerprint)", "phase": "\(next.phase)"])
-                }
-            }
-            return (changed, changed == nil ? nil : state.keyring)
-        }
-        guard let changed, let saved, let keyringPath else { return }
-        do {
-            try saved.save(keyringPath)
-            logger.notice("site keyring updated", metadata: ["phase": "\(changed)", "keys": "\(saved.keyring.keys.map(SiteKeyring.fingerprint))"])
-        } catch {
-            logger.error("site keyring not saved; the rotation holds until restart", metadata: ["error": "\(error)"])
-        }
-    }
 }
 
-public enum MeshError: Error, Sendable, CustomStringConvertible {
-    case bind(String)
-    case stream(String)
-    case timeout
-
-    public var description: String {
-        switch self {
-        case .bind(let why): "gossip: cannot listen: \(why)"
-        case .stream(let why): "gossip stream: \(why)"
-        case .timeout: "gossip stream: timed out"
-        }
-    }
-}
-
-/// Keeps the UDP socket alive through send errors: a `sendto` refused by a firewall (EPERM) or
-/// an unreachable route reaches the pipeline as an error, which would otherwise end the async
-/// channel's inbound stream — and with it all gossip. Counted and logged at debug instead.
-final class DatagramErrors: ChannelInboundHandler, Sendable {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    typealias InboundOut = AddressedEnvelope<ByteBuffer>
-    let logger: Logger
-
-    init(logger: Logger) {
-        self.logger = logger
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        Counter(label: "otamesh_gossip_send_failures_total").increment()
-        logger.debug("gossip UDP error (socket kept)", metadata: ["error": "\(error)"])
-    }
-}
-
-/// Length-prefixed frames (u32 big-endian) out of a byte stream.
-struct FrameReader<Source: AsyncIteratorProtocol> where Source.Element == ByteBuffer {
-    var source: Source
-    var buffer = ByteBuffer()
-
-    init(_ source: Source) {
-        self.source = source
-    }
-
-    mutating func next(limit: Int) async throws -> [UInt8] {
-        while true {
-            if let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) {
-                guard Int(length) <= limit else { throw MeshError.stream("frame of \(length) bytes (limit \(limit))") }
-                if buffer.readableBytes >= 4 + Int(length) {
-                    buffer.moveReaderIndex(forwardBy: 4)
-                    return buffer.readBytes(length: Int(length))!
-                }
-            }
-            guard var more = try await source.next() else { throw MeshError.stream("closed mid-frame") }
-            buffer.discardReadBytes()
-            buffer.writeBuffer(&more)
-        }
-    }
-}
-
-/// Runs `body`, failing with ``MeshError/timeout`` when it takes longer than `limit`.
-func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        defer { group.cancelAll() }
-        guard let first = try await group.next(), let value = first else { throw MeshError.timeout }
-        return value
-    }
-}

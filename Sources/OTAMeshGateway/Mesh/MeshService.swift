@@ -33,6 +33,7 @@ struct MeshService: Service {
     func upkeep() async {
         var generation = -1
         var lastSync: SyncInputs?
+        var hintedNoRoot = false
         while !Task.isCancelled {
             if store.generation != generation {
                 generation = store.generation
@@ -50,6 +51,10 @@ struct MeshService: Service {
                                         peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
                 if inputs != lastSync {
                     let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
+                    if report.noTrustRoot, !hintedNoRoot {
+                        hintedNoRoot = true
+                        logger.warning("\(PeerSync.noTrustRootHint)")
+                    }
                     if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["fetched": "\(report.fetched.joined(separator: ","))"]) }
                     // A failed round is retried on the next tick even if nothing changed.
                     lastSync = report.failures.isEmpty ? inputs : nil

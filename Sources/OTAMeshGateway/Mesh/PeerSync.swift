@@ -33,10 +33,21 @@ struct PeerSync: Sendable {
         var metadataFrom: String?
         var fetched: [String] = []
         var failures: [String] = []
+        /// This gateway trusts no TUF root, so it can take nothing from peers (nothing was tried).
+        var noTrustRoot = false
     }
+
+    /// Logged once by ``MeshService`` while a gateway has no trusted root.
+    static let noTrustRootHint =
+        "no trusted TUF root: this gateway takes no signed metadata or images from its peers and no part in rollouts; "
+        + "give it the site's root.json (otamesh agent --trust-root FILE, or otamesh import --root FILE) and restart"
 
     func round(peers: [Peer], now: Int64) async -> Report {
         var report = Report()
+        guard DirectoryPersistence(directory: tufDirectory).load("root.json") != nil else {
+            report.noTrustRoot = true
+            return report
+        }
         let mine = Self.metadataVersion(tufDirectory: tufDirectory)
         for peer in peers.filter({ $0.metadataVersion > mine }).sorted(by: { $0.metadataVersion > $1.metadataVersion }) {
             var updater = Updater(metadata: HTTPFiles(baseURL: "\(peer.http)/v1/tuf"), targets: HTTPFiles(baseURL: "\(peer.http)/v1/targets"),

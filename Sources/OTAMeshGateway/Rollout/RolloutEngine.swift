@@ -156,13 +156,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         return cached.withLockedValue { cached in
             cached.views.keys.sorted().compactMap { id in
                 guard let state = cached.decoded.rollouts[id], let view = cached.views[id] else { return nil }
-                return RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes)
+                return RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes, names: trust.names)
             }
         }
     }
 
     public func status(_ id: String, outcomes: Bool = false) -> RolloutStatus? {
-        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust, outcomes: outcomes) }
+        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust, outcomes: outcomes, names: trust.names) }
     }
 
     /// The collected envelope (all signatures) of one command, for approval.

@@ -19,8 +19,7 @@ public enum DeviceSecretError: Error, Sendable, Equatable, CustomStringConvertib
         switch self {
         case let .unreadable(path, reason): "device secrets \(path): cannot read: \(reason)"
         case let .malformed(path, reason): "device secrets \(path): \(reason)"
-        case let .tooOpen(path, mode):
-            "device secrets \(path): mode \(String(mode, radix: 8)) lets others read it; it must be 600 (chmod 600 \(path))"
+        case let .tooOpen(path, mode): "device secrets \(PrivateFileError(path: path, mode: mode))"
         case let .unwritable(path, reason): "device secrets \(path): cannot write: \(reason)"
         }
     }
@@ -50,8 +49,12 @@ public final class DeviceSecretStore: Sendable {
     }
     private let loaded = NIOLockedValueBox(Loaded())
 
-    public init(path: String) {
+    /// Accepts a file others can read (``PrivateFile``): the agent's `--insecure-permissions`.
+    let allowOpen: Bool
+
+    public init(path: String, allowOpenPermissions: Bool = false) {
         self.path = path
+        allowOpen = allowOpenPermissions
     }
 
     /// `DATA/keys/device-secrets.json`.
@@ -69,7 +72,7 @@ public final class DeviceSecretStore: Sendable {
 
     /// Sets a device's user and password (the file is replaced atomically; nothing changes on error).
     public func set(_ id: String, user: String, password: String) throws(DeviceSecretError) {
-        var all = try Self.read(path) ?? [:]
+        var all = try Self.read(path, allowOpen: allowOpen) ?? [:]
         all[id] = Secret(user: user, password: password)
         try write(all)
     }
@@ -77,7 +80,7 @@ public final class DeviceSecretStore: Sendable {
     /// Removes a device's secret; false when it had none.
     @discardableResult
     public func remove(_ id: String) throws(DeviceSecretError) -> Bool {
-        guard var all = try Self.read(path), all[id] != nil else { return false }
+        guard var all = try Self.read(path, allowOpen: allowOpen), all[id] != nil else { return false }
         all[id] = nil
         try write(all)
         return true
@@ -89,7 +92,7 @@ public final class DeviceSecretStore: Sendable {
     private func current() throws(DeviceSecretError) -> [String: Secret] {
         let stamp = Self.stamp(path)
         if let cached = loaded.withLockedValue({ $0.stamp == stamp && !stamp.isEmpty ? $0.secrets : nil }) { return cached }
-        let secrets = try Self.read(path) ?? [:]
+        let secrets = try Self.read(path, allowOpen: allowOpen) ?? [:]
         loaded.withLockedValue { $0 = Loaded(stamp: stamp, secrets: secrets) }
         return secrets
     }
@@ -103,7 +106,7 @@ public final class DeviceSecretStore: Sendable {
     }
 
     /// The file's secrets; nil when there is no file.
-    static func read(_ path: String) throws(DeviceSecretError) -> [String: Secret]? {
+    static func read(_ path: String, allowOpen: Bool = false) throws(DeviceSecretError) -> [String: Secret]? {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             if errno == ENOENT { return nil }
@@ -113,7 +116,7 @@ public final class DeviceSecretStore: Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else { throw .unreadable(path: path, reason: String(cString: strerror(errno))) }
         guard (info.st_mode & S_IFMT) == S_IFREG else { throw .unreadable(path: path, reason: "not a regular file") }
-        guard info.st_mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: UInt32(info.st_mode & 0o777)) }
+        guard allowOpen || !PrivateFile.isOpen(mode: info.st_mode) else { throw .tooOpen(path: path, mode: UInt32(info.st_mode & 0o777)) }
         guard info.st_size <= 4 << 20 else { throw .malformed(path: path, reason: "larger than 4 MiB") }
         var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
         var offset = 0

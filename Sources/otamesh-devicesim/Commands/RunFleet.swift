@@ -3,6 +3,10 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `run`: emulate N devices of one family against a gateway, one JSON line per event on stdout
 /// and a summary line at the end. Exit 0 when the run's goal was met.
 struct RunFleet: AsyncParsableCommand {
@@ -57,7 +61,7 @@ struct RunFleet: AsyncParsableCommand {
     var powerLossAtByte: Int?
     @Option(help: "Seed for identities' images and random fault offsets.") var seed: UInt64 = 1
 
-    @Option(name: .customLong("mac-base"), help: "First device's MAC (default by family: 5C:CF:7F:00:00:00 ESP8266, 24:0A:C4:00:00:00 otherwise).")
+    @Option(name: .customLong("mac-base"), help: "First device's MAC (default: 5C:CF:7F ESP8266, 24:0A:C4 otherwise, then 3 bytes from this process id, so two fleets never share a MAC).")
     var macBase: String?
     @Option(name: .customLong("free-space"), help: "httpUpdate x-*-free-space (default 1044480 ESP8266, 1310720 ESP32).")
     var freeSpace: Int?
@@ -104,7 +108,7 @@ struct RunFleet: AsyncParsableCommand {
         faults.corruptFlash = corruptFlash
         faults.powerLossAtByte = powerLossAtByte
         let isESP8266 = family == .esp8266HTTPUpdate || family == .esp8266FOTA
-        let defaultBase = isESP8266 ? "5C:CF:7F:00:00:00" : "24:0A:C4:00:00:00"
+        let defaultBase = DeviceIdentity.defaultBase(esp8266: isESP8266, processID: getpid())
         let settings = RunSettings(
             family: family,
             gateway: Endpoint.parse(gateway)!,

@@ -13,6 +13,15 @@ struct DeviceIdentity: Sendable, Equatable {
         mac = [base[0], base[1], base[2], UInt8(low >> 16 & 0xFF), UInt8(low >> 8 & 0xFF), UInt8(low & 0xFF)]
     }
 
+    /// The first MAC of a fleet when `--mac-base` is not given: the family's vendor prefix, then
+    /// the process id in the upper 12 of the low 24 bits — fleets run at once have distinct ids,
+    /// so their devices never share a MAC (4 096 devices per fleet before two ranges could meet).
+    static func defaultBase(esp8266: Bool, processID: Int32) -> String {
+        let prefix: [UInt8] = esp8266 ? [0x5C, 0xCF, 0x7F] : [0x24, 0x0A, 0xC4]
+        let low = (UInt32(bitPattern: processID) & 0xFFF) << 12
+        return format(prefix + [UInt8(low >> 16 & 0xFF), UInt8(low >> 8 & 0xFF), UInt8(low & 0xFF)], upper: true)
+    }
+
     /// `WiFi.macAddress()`: `%02X:%02X:…` (upper case, colons).
     var macUpper: String { Self.format(mac, upper: true) }
     /// The gateway's normalised device id (lower case, colons).

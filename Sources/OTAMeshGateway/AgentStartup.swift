@@ -1,0 +1,102 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import OTAMeshGossip
+import OTAMeshStore
+import OTAMeshTrust
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the agent loads from disk before it opens a socket. Each step that can fail
+/// (store, tokens, trust root, site keyring, site trust, site CA, device registry) fails here,
+/// while nothing asynchronous runs yet, so a bad file ends the start with its one-line reason
+/// and nothing to tear down.
+struct AgentStartup {
+    let store: BlobStore
+    let tokens: AdminTokens
+    let tokensCreated: [String]
+    let tufDirectory: String
+    let registry: DeviceRegistry
+    let catalog: ServingCatalog
+    /// The HTTPS context for device.tlsListen, nil when HTTPS is off or no certificate exists yet.
+    let tlsContext: NIOSSLContext?
+    /// The gossip keyring (nil with gossip off) and whether it is new: a new one is written only
+    /// once every listener is bound.
+    let keyring: SiteKeyringFile?
+    let keyringIsNew: Bool
+    /// The site trust rollouts are checked against; nil with gossip off or no file (`trustMissing`).
+    let siteTrust: SiteTrust?
+    /// Whether the data directory holds a trusted TUF root (no root: no rollouts, no peer metadata).
+    let hasTrustRoot: Bool
+
+    static func load(_ configuration: AgentConfiguration, logger: Logger) throws -> AgentStartup {
+        let allowOpen = configuration.insecurePermissions
+        let store = try BlobStore(
+            configuration: StoreConfiguration(
+                directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes,
+                partialMaxAge: configuration.partialMaxAge),
+            logger: logger)
+        for path in [configuration.adminTokenPath, configuration.adminReadTokenPath] { try PrivateFile.check(path, allowOpen: allowOpen) }
+        let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
+        let tuf = "\(configuration.dataDirectory)/tuf"
+        try Agent.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
+        Agent.keepVersionedRoot(tufDirectory: tuf)
+        let hasTrustRoot = DirectoryPersistence(directory: tuf).load("root.json") != nil
+        if configuration.upstreamMetadataURL != nil, !hasTrustRoot {
+            throw TrustError.notLoaded(role: Role.root, needs: "a trusted root: set trust.root (--trust-root FILE)")
+        }
+        let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+        let catalog = try ServingCatalog.load(store: store, tufDirectory: tuf)
+        let tlsContext = configuration.deviceTLSListen == nil
+            ? nil : try SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys").serverContext()
+        var keyring: SiteKeyringFile?
+        var keyringIsNew = false
+        var siteTrust: SiteTrust?
+        if configuration.gossipListen != nil {
+            (keyring, keyringIsNew) = try loadKeyring(configuration)
+            siteTrust = try loadSiteTrust(configuration.siteTrustPath)
+        }
+        return AgentStartup(store: store, tokens: tokens, tokensCreated: tokensCreated, tufDirectory: tuf, registry: registry, catalog: catalog,
+                            tlsContext: tlsContext, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
+    }
+
+    /// The site keyring, or a new site's (in memory; saved once the listeners are bound). A
+    /// gateway told to join others never founds a site of its own: without the site's keyring
+    /// its packets could not be read by them, nor theirs by it.
+    static func loadKeyring(_ configuration: AgentConfiguration) throws -> (SiteKeyringFile, Bool) {
+        let path = configuration.siteKeyringPath
+        if access(path, F_OK) == 0 {
+            try PrivateFile.check(path, allowOpen: configuration.insecurePermissions)
+            return (try SiteKeyringFile.load(path), false)
+        }
+        guard configuration.gossipJoin.isEmpty else { throw StartupError.noKeyringToJoin(path: path, join: configuration.gossipJoin) }
+        return (SiteKeyringFile.generate(site: "site-\(UInt32.random(in: .min ... .max))"), true)
+    }
+
+    /// The site trust file, if there is one; a file that exists but cannot be used stops the start.
+    static func loadSiteTrust(_ path: String) throws -> SiteTrust? {
+        guard access(path, F_OK) == 0 else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrustError.fetch(file: path, reason: "cannot read the site trust file: \(String(cString: strerror(errno)))")
+        }
+        guard data.count <= 1 << 20 else { throw TrustError.malformed(file: path, reason: "larger than 1 MiB") }
+        return try SiteTrust(bytes: [UInt8](data), file: path)
+    }
+}
+
+/// Why the agent does not start, beyond a file's own error.
+public enum StartupError: Error, Sendable, Equatable, CustomStringConvertible {
+    case noKeyringToJoin(path: String, join: [String])
+
+    public var description: String {
+        switch self {
+        case let .noKeyringToJoin(path, join):
+            "no site keyring at \(path), so this gateway could not talk to \(join.joined(separator: ", ")): copy the site's keyring "
+                + "from a gateway of the site (its DATA/keys/site.keyring, or the file `otamesh keys site-keyring --out FILE` made) "
+                + "to \(path), or point --site-keyring at it"
+        }
+    }
+}
