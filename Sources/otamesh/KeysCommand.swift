@@ -47,6 +47,10 @@ struct KeysCommand: ParsableCommand {
                 guard !FileManager.default.fileExists(atPath: "\(base).pem") else {
                     throw TrustError.malformed(file: "\(base).pem", reason: "exists; refusing to overwrite a private key")
                 }
+                // A new key directory is made private (0700), as a user would make it for keys.
+                if !FileManager.default.fileExists(atPath: dir) {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                }
                 let signer = try KeyFile.generate(keyType)
                 try FileSystem.write("\(base).pem", Array(KeyFile.pem(signer).utf8), mode: 0o600)
                 try FileSystem.write("\(base).pub.json", signer.publicKey.json.prettyBytes)

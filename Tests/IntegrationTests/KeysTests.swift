@@ -27,6 +27,10 @@ struct KeysTests {
         let (replay, _, replayErr) = try run(["keys", "verify-command", "--trust", trust, "--last", "3", command])
         #expect(replay == 1 && replayErr.contains("replayed (sequence 3 already accepted)"))
         #expect(try run(["keys", "generate", "--name", "alice", "--dir", dir.path]).0 == 1, "never overwrites a private key")
+        // A key directory that does not exist yet is made, private.
+        #expect(try run(["keys", "generate", "--name", "carol", "--dir", dir.file("new/keys")]).0 == 0)
+        let dirMode = (try FileManager.default.attributesOfItem(atPath: dir.file("new/keys"))[.posixPermissions] as? Int) ?? 0
+        #expect(dirMode == 0o700 && FileManager.default.fileExists(atPath: dir.file("new/keys/carol.pem")))
     }
 
     @Test("site-trust refuses a key listed twice and a threshold above the distinct keys; keeps each admin's name")
