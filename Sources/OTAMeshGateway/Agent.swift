@@ -71,9 +71,11 @@ public struct Agent: Sendable {
         let startup = try AgentStartup.load(configuration, logger: logger)
         let listeners = try await bindListeners(startup)
         let services: [any Service]
+        let totals: (count: Int, bytes: Int64)
         do {
             if startup.keyringIsNew, let keyring = startup.keyring { try keyring.save(configuration.siteKeyringPath) }
             services = try makeServices(startup, listeners)
+            totals = try startup.store.totals()
         } catch {
             await listeners.close()
             throw error
@@ -84,7 +86,6 @@ public struct Agent: Sendable {
         let site = listeners.mesh?.view().site
         let createdKeyring = startup.keyringIsNew ? configuration.siteKeyringPath : nil
         let rolloutLine = listeners.mesh == nil ? nil : rolloutsLine(startup)
-        let totals = try startup.store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL
         let deviceURL = listeners.deviceURL
