@@ -92,12 +92,14 @@ public struct Agent: Sendable {
         let deviceTLSURL = listeners.deviceTLSURL
         let tokensCreated = startup.tokensCreated
         let hasTrustRoot = startup.hasTrustRoot
+        let adminStarted = NIOLockedValueBox(false)
         let app = Application(
             router: listeners.router,
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),
             onServerRunning: { channel in
+                adminStarted.withLockedValue { $0 = true }
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
@@ -111,9 +113,7 @@ public struct Agent: Sendable {
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
-        } catch let error as ServiceGroupError {
-            throw error
-        } catch let error as IOError {
+        } catch let error as IOError where !adminStarted.withLockedValue({ $0 }) {
             // The admin listener binds inside the group: its failure ends the group (the others
             // shut down) and is reported like the other listeners'.
             throw ListenError(key: "admin.listen", address: configuration.adminListen,
