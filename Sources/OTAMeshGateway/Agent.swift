@@ -71,9 +71,11 @@ public struct Agent: Sendable {
         let startup = try AgentStartup.load(configuration, logger: logger)
         let listeners = try await bindListeners(startup)
         let services: [any Service]
+        let totals: (count: Int, bytes: Int64)
         do {
             if startup.keyringIsNew, let keyring = startup.keyring { try keyring.save(configuration.siteKeyringPath) }
             services = try makeServices(startup, listeners)
+            totals = try startup.store.totals()
         } catch {
             await listeners.close()
             throw error
@@ -84,19 +86,20 @@ public struct Agent: Sendable {
         let site = listeners.mesh?.view().site
         let createdKeyring = startup.keyringIsNew ? configuration.siteKeyringPath : nil
         let rolloutLine = listeners.mesh == nil ? nil : rolloutsLine(startup)
-        let totals = try startup.store.totals()
         let dataDirectory = configuration.dataDirectory
         let upstream = configuration.upstreamMetadataURL
         let deviceURL = listeners.deviceURL
         let deviceTLSURL = listeners.deviceTLSURL
         let tokensCreated = startup.tokensCreated
         let hasTrustRoot = startup.hasTrustRoot
+        let adminStarted = NIOLockedValueBox(false)
         let app = Application(
             router: listeners.router,
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),
             onServerRunning: { channel in
+                adminStarted.withLockedValue { $0 = true }
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
@@ -110,9 +113,7 @@ public struct Agent: Sendable {
             configuration: .init(services: [app] + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
-        } catch let error as ServiceGroupError {
-            throw error
-        } catch let error as IOError {
+        } catch let error as IOError where !adminStarted.withLockedValue({ $0 }) {
             // The admin listener binds inside the group: its failure ends the group (the others
             // shut down) and is reported like the other listeners'.
             throw ListenError(key: "admin.listen", address: configuration.adminListen,

@@ -61,7 +61,7 @@ struct StartupFailureTests {
         }
     }
 
-    @Test("a bad keyring, trust root, token file or config: the reason, exit 1 or 2, nothing left running")
+    @Test("a bad keyring, trust root, data directory, site CA certificate or config: the reason, exit 1 or 2")
     func badFiles() throws {
         let dir = try TemporaryDirectory()
         // Site keyring: not a keyring.
@@ -81,6 +81,14 @@ struct StartupFailureTests {
         try "x".write(toFile: dir.file("plain-file"), atomically: true, encoding: .utf8)
         ended = try Self.start(data: dir.file("plain-file"), [])
         #expect(ended.reason?.contains("exists and is not a directory") == true, "\(ended)")
+
+        // Site CA: a gateway certificate that is not one (device HTTPS on).
+        let tlsData = dir.file("d4")
+        try FileManager.default.createDirectory(atPath: "\(tlsData)/keys", withIntermediateDirectories: true)
+        for name in ["site-ca.pem", "gateway.pem", "gateway.key"] { try "garbage".write(toFile: "\(tlsData)/keys/\(name)", atomically: true, encoding: .utf8) }
+        chmod("\(tlsData)/keys/gateway.key", 0o600)
+        ended = try Self.start(data: tlsData, ["--device-tls-listen", "127.0.0.1:0"])
+        #expect(ended.reason?.contains("cannot load the gateway certificate") == true, "\(ended)")
 
         // Config file: not YAML.
         let config = dir.file("otamesh.yaml")
