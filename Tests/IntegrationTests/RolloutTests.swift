@@ -12,7 +12,7 @@ struct RolloutTests {
         let gw2: Gateway
         let keys: String
 
-        init(gw1Extra: [String] = []) throws {
+        init(gw1Extra: [String] = [], gw2Extra: [String] = []) throws {
             dir = try TemporaryDirectory()
             keys = dir.file("admins")
             try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
@@ -43,7 +43,7 @@ struct RolloutTests {
             }
             let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
             gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common + gw1Extra)
-            gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
+            gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common + gw2Extra)
         }
 
         deinit {
@@ -237,5 +237,28 @@ struct RolloutTests {
         #expect(halted1, "\(text.split(separator: "\n").filter { $0.contains("otamesh_rollout") })")
         #expect(text.contains("otamesh_rollout_devices{"), "per-rollout device counts")
         #expect(text.contains("otamesh_alert_webhooks_total"), "deliveries are counted")
+    }
+
+    @Test("devices.admission known: devices that only asked wait as pending until `otamesh device accept`, then update")
+    func admission() throws {
+        let site = try Site(gw2Extra: ["--device-admission", "known"])
+        let (started, out, err) = try site.rollout(
+            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s"], at: site.gw1, key: "admin-a")
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(Site.id(in: out))
+        #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "awaiting approval" }, "the plan reaches the other gateway")
+        #expect(try site.rollout(["approve", id], at: site.gw2, key: "admin-b").0 == 0)
+        #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "running" })
+        let pending = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 3)
+        #expect(pending.0 != 0, "devices nobody admitted were updated: \(pending.1.suffix(800))")
+        let (listed, devices, _) = try run(["devices", "--data-dir", site.dir.file("d2")])
+        #expect(listed == 0 && devices.contains("pending admission"), "\(devices)")
+
+        let (accepted, acceptOut, acceptErr) = try run(["device", "accept", "24:0a:c4:73:00:00,24:0a:c4:73:00:01", "--data-dir", site.dir.file("d2")])
+        #expect(accepted == 0 && acceptOut.contains("accepted"), "\(acceptOut) \(acceptErr)")
+        let (unknown, _, unknownErr) = try run(["device", "accept", "24:0a:c4:73:99:99", "--data-dir", site.dir.file("d2")])
+        #expect(unknown != 0 && unknownErr.contains("no device 24:0a:c4:73:99:99"), "\(unknownErr)")
+        let updated = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 30)
+        #expect(updated.0 == 0, "accepted devices update: \(updated.1.suffix(800))")
     }
 }
