@@ -140,7 +140,7 @@ public struct StageMark: Sendable, Hashable, Comparable {
 /// The completion mark: a rollout whose last stage finished (every targeted device succeeded
 /// or failed) is over for good. Written by the first gateway that sees it with fresh evidence
 /// (the stage rule's majority); later devices, halts or failures no longer change it.
-public struct CompletionMark: Sendable, Hashable, Comparable {
+public struct CompletionMark: Sendable, Hashable, Comparable, Codable {
     /// Milliseconds (Unix) when the rollout was seen complete.
     public var at: Int64
     public var gateway: String

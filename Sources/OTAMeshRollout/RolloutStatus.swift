@@ -43,17 +43,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     }
 
     /// The completion mark: the rollout is over, with these counts.
-    public struct Completion: Codable, Sendable, Equatable {
-        /// Milliseconds since the Unix epoch.
-        public var at: Int64
-        public var gateway: String
-        public var succeeded: Int
-        public var failed: Int
-
-        public init(at: Int64, gateway: String, succeeded: Int, failed: Int) {
-            (self.at, self.gateway, self.succeeded, self.failed) = (at, gateway, succeeded, failed)
-        }
-    }
+    public typealias Completion = CompletionMark
 
     public struct Halt: Codable, Sendable, Equatable {
         public var epoch: Int64
@@ -165,7 +155,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         planAuthor = body?.author.flatMap { author in planSigners?.first { $0.keyID == author } }
         proposed = view.plan == nil ? body.map(shown) : nil
         planIssued = best.flatMap { $0.signed["issued"]?.stringValue.flatMap(ISOTime.parse) }
-        completion = view.completion.map { Completion(at: $0.at, gateway: $0.gateway, succeeded: $0.succeeded, failed: $0.failed) }
+        completion = view.completion
         threshold = trust.threshold
         planProblem = view.planProblem
         stage = view.stage
