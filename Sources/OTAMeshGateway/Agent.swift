@@ -73,8 +73,11 @@ public struct Agent: Sendable {
         let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
         let tuf = "\(configuration.dataDirectory)/tuf"
         let rolloutRoutes = RolloutRoutes(engine: engineBox, store: store, tufDirectory: tuf, gateway: configuration.nodeName)
+        let deviceBox = NIOLockedValueBox<DeviceRegistry?>(nil)
+        let siteRoutes = SiteRoutes(registry: deviceBox, mesh: meshBox, gateway: configuration.nodeName, store: store, tufDirectory: tuf)
+        let signatures = SignedRequestGuard(trust: { engineBox.withLockedValue { $0?.trust } }, clock: { Int64(BlobStore.wallClock()) })
         let router = AdminRoutes(store: store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: tokens,
-                                 routeSets: [rolloutRoutes]).router()
+                                 signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]).router()
         var services: [any Service] = []
         try Self.installTrustRoot(configuration.trustRoot, tufDirectory: tuf)
         Self.keepVersionedRoot(tufDirectory: tuf)
@@ -88,6 +91,7 @@ public struct Agent: Sendable {
                 store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
         }
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+        deviceBox.withLockedValue { $0 = registry }
         let api = DeviceAPI(catalog: try ServingCatalog.load(store: store, tufDirectory: tuf), registry: registry)
         let deviceServer = DeviceServer(api: api, blobPath: { [store] in store.path(ofHex: $0) }, logger: logger,
                                         idleTimeout: configuration.deviceIdleTimeout)
@@ -126,6 +130,7 @@ public struct Agent: Sendable {
                 ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
                 : nil
             services.append(MeshService(mesh: bound, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+            services.append(DeviceSummaryService(mesh: bound, registry: registry, logger: logger))
             if configuration.discoveryMDNS, let httpPort = plain.localAddress?.port {
                 let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: bound.me.port,
                                              httpPort: UInt16(httpPort), addresses: [bound.me.host])
@@ -177,6 +182,7 @@ public struct Agent: Sendable {
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
+                AdminAddress.record(host: host, port: port, dataDirectory: dataDirectory)
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
                               keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated))
