@@ -99,7 +99,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 // Every option is checked before the gateway is asked anything.
                 let id = RolloutText.newID()
                 _ = try options.plan(id: id, target: RolloutTarget(path: target, sha256: String(repeating: "0", count: 64), length: 1))
-                let client = try api.client()
+                let client = try api.client(key: signing.key)
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
                 let targets = try await client.get([TargetInfo].self, "targets")
                 let info = try RolloutText.target(target, in: targets)
@@ -136,7 +136,7 @@ struct RolloutCommand: AsyncParsableCommand {
             try await RolloutCommand.run("approve") {
                 try RolloutText.checkID(id)
                 let (signer, keySource) = try signing.signer()
-                let client = try api.client()
+                let client = try api.client(key: signing.key)
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource)
                 let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
                 let number = try RolloutText.approvalSequence(requested: sequence, status: status)
@@ -337,7 +337,7 @@ extension ControlCommand {
         try await RolloutCommand.run(kind.rawValue) {
             try RolloutText.checkID(id)
             let (signer, keySource) = try signing.sendingSigner()
-            let client = try api.client()
+            let client = try api.client(key: signing.key)
             let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
             let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
             let stage = kind == .advance

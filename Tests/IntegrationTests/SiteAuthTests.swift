@@ -70,7 +70,14 @@ struct SiteAuthTests {
         let (fromEnvironment, envOut, envErr) = try run(["members", "--admin", site.gw2.admin, "--data-dir", nowhere],
                                                         environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
         #expect(fromEnvironment == 0, "\(envOut) \(envErr)")
-        // A site-wide write: a record put through gw2 with the key.
+        // Rollout commands: their --key signs the command and, with no token, each request too.
+        let (listed, listOut, listErr) = try run(["rollout", "list", "--admin", site.gw2.admin, "--data-dir", nowhere],
+                                                 environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
+        #expect(listed == 0, "\(listOut) \(listErr)")
+        let (_, startOut, startErr) = try run(["rollout", "start", "--target", "esp32/app/9.9.9.bin", "--select", "hardware=esp32", "--stages", "100",
+                                               "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem", "--data-dir", nowhere])
+        #expect(!startErr.contains("401") && !startErr.contains("no admin API token") && startErr.contains("9.9.9"),
+                "authenticated by the key; refused only for its unknown target: \(startOut) \(startErr)")
         let (rogue, _, rogueErr) = try run(["members", "--admin", site.gw2.admin, "--key", "\(site.keys)/rogue.pem", "--data-dir", nowhere])
         #expect(rogue == 1 && rogueErr.contains("HTTP 401") && rogueErr.contains("is not an admin key of site auth-site"), "\(rogueErr)")
         #expect(!FileManager.default.fileExists(atPath: nowhere), "a client command creates no data directory")
