@@ -30,7 +30,7 @@ struct SiteRoutes: AdminRouteSet {
         api.get("devices") { _, _ -> Response in
             let local = registry.withLockedValue { $0 }?.all() ?? []
             let meshNow = mesh.withLockedValue { $0 }
-            let remote = meshNow?.records(prefix: DeviceSummaries.prefix) ?? []
+            let remote = meshNow?.records(prefix: "dv") ?? []  // dv/ summaries and dv.run
             let devices = DeviceSummaries.merge(gateway: gateway, local: local, remote: remote)
             return try AdminRoutes.encoded(SiteDevices(gateway: gateway, site: meshNow != nil, devices: devices))
         }

@@ -51,6 +51,29 @@ struct SiteViewTests {
         #expect(!FileManager.default.fileExists(atPath: site.dir.file("nowhere")))
     }
 
+    @Test("a restarted gateway's device changes reach the site: a device removed while it was down disappears from the other gateway's view")
+    func restartedGateway() throws {
+        let dir = try TemporaryDirectory()
+        #expect(try run(["keys", "site-keyring", "--out", dir.file("site.keyring"), "--site", "restart-site"]).0 == 0)
+        let common = ["--site-keyring", dir.file("site.keyring")]
+        let gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
+        defer { gw1.stop() }
+        try Self.addDevice("bb:00:00:00:00:01", data: dir.file("d2"), hardware: "esp32", version: "1.0.0")
+        try Self.addDevice("bb:00:00:00:00:02", data: dir.file("d2"), hardware: "esp32", version: "1.0.0")
+        func ids() -> [String] {
+            guard let (status, out, _) = try? run(["devices", "--site", "--data-dir", dir.file("d1"), "--json"], timeout: 20), status == 0 else { return ["?"] }
+            return out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String }.sorted()
+        }
+        let first = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
+        #expect(waitUntil(timeout: 30) { ids() == ["bb:00:00:00:00:01", "bb:00:00:00:00:02"] }, "\(ids())")
+        first.stop()
+        let (removed, out, err) = try run(["device", "remove", "--data-dir", dir.file("d2"), "bb:00:00:00:00:02"])
+        #expect(removed == 0, "\(out) \(err)")
+        let second = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
+        defer { second.stop() }
+        #expect(waitUntil(timeout: 30) { ids() == ["bb:00:00:00:00:01"] }, "the retraction of the restarted gateway wins: \(ids())")
+    }
+
     @Test("otamesh import while the agent runs goes through it: the image is listed and served at once; a bad bundle is refused")
     func importIntoRunningAgent() async throws {
         let dir = try TemporaryDirectory()

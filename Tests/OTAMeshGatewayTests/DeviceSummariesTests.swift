@@ -96,4 +96,26 @@ struct DeviceSummariesTests {
         let mine = try #require(site.first { $0.id == "mine" })
         #expect(mine.gateway == "gw1" && mine.lastSeen == 5_555 && mine.version == "3.0.0" && mine.gateways == ["gw1"])
     }
+
+    @Test("a restarted gateway's run: once it announces it, its records of earlier runs are skipped; before, they still show")
+    func runs() throws {
+        func record(_ device: DeviceRecord, run: UInt64?) throws -> (owner: String, key: String, value: [UInt8]) {
+            var summary = DeviceSummary(device)
+            summary.run = run
+            return ("gw2", "dv/\(device.id)", try #require(DeviceSummaries.encode(summary)))
+        }
+        let old = try record(Self.device("removed-while-down", seen: 600), run: 100)
+        let legacy = try record(Self.device("from-old-code", seen: 600), run: nil)
+        let kept = try record(Self.device("kept", seen: 900), run: 200)
+        #expect(DeviceSummaries.merge(gateway: "gw1", local: [], remote: [old, legacy, kept]).map(\.id) == ["from-old-code", "kept", "removed-while-down"])
+        let announced = ("gw2", DeviceSummaries.runKey, Array("200".utf8))
+        #expect(DeviceSummaries.merge(gateway: "gw1", local: [], remote: [old, legacy, kept, announced]).map(\.id) == ["kept"])
+        // Another gateway's run says nothing about gw2's records; garbage runs are ignored.
+        let other = ("gw3", DeviceSummaries.runKey, Array("999".utf8))
+        let garbage = ("gw2", DeviceSummaries.runKey, Array("not a number".utf8))
+        #expect(DeviceSummaries.merge(gateway: "gw1", local: [], remote: [old, kept, other, garbage]).count == 2)
+        // Writes carry the run; a new run rewrites every device.
+        let writes = DeviceSummaries.writes(devices: [Self.device("kept", seen: 900)], published: [kept.key: kept.value], run: 300)
+        #expect(writes.count == 1 && DeviceSummaries.decode(key: writes[0].key, value: writes[0].value)?.run == 300)
+    }
 }

@@ -13,8 +13,13 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     public var lastSeen: Double
     /// What the gateway last answered it, or the last push outcome.
     public var lastAnswer: String?
+    /// The run of the gateway that wrote it (its start, Unix microseconds; see
+    /// ``DeviceSummaries/runKey``); nil from gateways that do not say.
+    public var run: UInt64?
 
-    public init(id: String, family: String, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?) {
+    public init(id: String, family: String, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?,
+                run: UInt64? = nil) {
+        self.run = run
         self.id = id
         self.family = family
         self.hardware = hardware
@@ -39,7 +44,7 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id = "i", family = "f", hardware = "h", variant = "r", version = "v", lastSeen = "s", lastAnswer = "a"
+        case id = "i", family = "f", hardware = "h", variant = "r", version = "v", lastSeen = "s", lastAnswer = "a", run = "e"
     }
 
     /// At most `count` characters (Unicode scalars), nil for nil or empty.
@@ -58,6 +63,10 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
 ///
 /// Records `dv/DEVICE-ID` (owner: the gateway that saw the device), value the compact JSON of a
 /// ``DeviceSummary``; an empty value retracts a device (removed from that gateway's registry).
+/// A restarted gateway no longer knows which records it wrote before, so it cannot retract a
+/// device removed while it was down: instead it numbers its run (``runKey``) and, once it has
+/// republished every device it has, announces the run; readers skip that gateway's records of
+/// earlier runs.
 /// Bounds: ``maxPerGateway`` devices per gateway (the most recently seen), ``maxValue`` bytes per
 /// record, ``maxWritesPerTick`` records written per tick, and a record is rewritten only when
 /// its summary changes (`lastSeen` counts in steps of ``seenGranularity``). Pure.
@@ -67,6 +76,9 @@ public enum DeviceSummaries {
     public static let maxValue = 1_000
     public static let maxWritesPerTick = 20
     public static let seenGranularity: Double = 300
+    /// The record announcing a gateway's current run (decimal microseconds): its `dv/` records of
+    /// earlier runs are stale.
+    public static let runKey = "dv.run"
 
     /// The record key of a device, nil when the id does not fit a key (such a device is left out).
     public static func key(_ id: String) -> String? {
@@ -109,18 +121,21 @@ public enum DeviceSummaries {
         return DeviceSummary(id: summary.id, family: DeviceSummary.limit(summary.family, 32) ?? "?",
                              hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
                              version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
-                             lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120))
+                             lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
     }
 
     /// What to write so that this gateway's `dv/` records say `devices`: `published` maps keys
     /// to what they hold now. New and changed summaries first (most recently seen first), then
     /// retractions; at most `limit` writes (the rest follow on the next tick).
-    public static func writes(devices: [DeviceRecord], published: [String: [UInt8]], limit: Int = maxWritesPerTick) -> [(key: String, value: [UInt8])] {
+    public static func writes(devices: [DeviceRecord], published: [String: [UInt8]], run: UInt64? = nil,
+                              limit: Int = maxWritesPerTick) -> [(key: String, value: [UInt8])] {
         let kept = devices.sorted { ($0.lastSeen, $1.id) > ($1.lastSeen, $0.id) }.prefix(maxPerGateway)
         var wanted: [String: [UInt8]] = [:]
         var order: [String] = []
         for device in kept {
-            guard let key = key(device.id), let value = encode(DeviceSummary(device)) else { continue }
+            var summary = DeviceSummary(device)
+            summary.run = run
+            guard let key = key(device.id), let value = encode(summary) else { continue }
             wanted[key] = value
             order.append(key)
         }
@@ -144,8 +159,12 @@ public enum DeviceSummaries {
             summary.lastSeen = record.lastSeen.isFinite ? max(0, record.lastSeen) : 0
             sightings[record.id, default: []].append((gateway, summary))
         }
+        var runs: [String: UInt64] = [:]
+        for entry in remote where entry.key == runKey && entry.value.count <= 20 {
+            runs[entry.owner] = UInt64(String(decoding: entry.value, as: UTF8.self))
+        }
         for entry in remote where entry.owner != gateway {
-            guard let summary = decode(key: entry.key, value: entry.value) else { continue }
+            guard let summary = decode(key: entry.key, value: entry.value), (summary.run ?? 0) >= (runs[entry.owner] ?? 0) else { continue }
             sightings[summary.id, default: []].append((entry.owner, summary))
         }
         return sightings.keys.sorted().compactMap { id in

@@ -11,20 +11,28 @@ struct DeviceSummaryService: Service {
     let logger: Logger
 
     func run() async throws {
+        let run = UInt64(max(0, BlobStore.wallClock()) * 1_000_000)
         await cancelWhenGracefulShutdown {
+            var announced = false
             while !Task.isCancelled {
-                publish()
+                announced = publish(run: run, announced: announced)
                 do { try await Task.sleep(for: .seconds(2)) } catch { return }
             }
         }
     }
 
-    func publish() {
-        let writes = DeviceSummaries.writes(devices: registry.all(), published: mesh.ownRecords(prefix: DeviceSummaries.prefix))
-        guard !writes.isEmpty else { return }
+    /// One tick; once every device is republished, announces the run (once), so peers drop
+    /// what this gateway wrote before it restarted. Returns whether the run is announced.
+    func publish(run: UInt64, announced: Bool) -> Bool {
+        var writes = DeviceSummaries.writes(devices: registry.all(), published: mesh.ownRecords(prefix: DeviceSummaries.prefix), run: run)
+        let caughtUp = writes.isEmpty
+        if caughtUp && !announced { writes = [(DeviceSummaries.runKey, Array(String(run).utf8))] }
+        guard !writes.isEmpty else { return announced }
         do { try mesh.put(all: writes) } catch {
             logger.error("cannot gossip device summaries", metadata: ["error": "\(error)"])
+            return announced
         }
+        return announced || caughtUp
     }
 }
 
