@@ -164,8 +164,11 @@ struct AdminClient: Sendable {
         try await send("GET", path, body: nil, maxLength: maxLength)
     }
 
-    func post(_ path: String, body: [UInt8]? = nil, contentType: String? = nil, maxLength: Int64 = 16 << 20) async throws -> [UInt8] {
-        try await send("POST", path, body: body, contentType: contentType, maxLength: maxLength)
+    /// POST; `timeout` bounds the whole exchange (a bundle import verifies and stores everything
+    /// before it answers).
+    func post(_ path: String, body: [UInt8]? = nil, contentType: String? = nil, maxLength: Int64 = 16 << 20,
+              timeout: Int64 = 30) async throws -> [UInt8] {
+        try await send("POST", path, body: body, contentType: contentType, maxLength: maxLength, timeout: timeout)
     }
 
     /// GET and decode JSON.
@@ -209,12 +212,14 @@ struct AdminClient: Sendable {
     /// 5-second probe, not after the HTTP client's 30 s of connection retries.
     static let answering = AnsweringBases()
 
-    private func send(_ method: String, _ path: String, body: [UInt8]?, contentType: String? = nil, maxLength: Int64) async throws -> [UInt8] {
+    private func send(_ method: String, _ path: String, body: [UInt8]?, contentType: String? = nil, maxLength: Int64,
+                      timeout: Int64 = 30) async throws -> [UInt8] {
         if !Self.answering.contains(base) {
             guard await Self.answers(base) else { throw AdminUnreachable(url: base) }
             Self.answering.insert(base)
         }
-        let files = HTTPFiles(baseURL: "\(base)/api/v1", headers: [(name: "Authorization", value: try authorization(method, path, body: body))])
+        let files = HTTPFiles(baseURL: "\(base)/api/v1", timeout: .seconds(timeout),
+                              headers: [(name: "Authorization", value: try authorization(method, path, body: body))])
         let answer: HTTPFiles.Answer
         do {
             answer = try await files.exchange(path, method: method, body: body, contentType: contentType, maxLength: maxLength)

@@ -76,7 +76,7 @@ struct ImportCommand: AsyncParsableCommand {
         if let rootBytes {
             _ = try await client.post("trust-root", body: rootBytes)
         }
-        let answer = try await client.post("bundles", body: archive, contentType: "application/x-tar")
+        let answer = try await client.post("bundles", body: archive, contentType: "application/x-tar", timeout: 600)
         Self.print(try client.decode(Bundles.ImportReport.self, answer, what: "POST /api/v1/bundles"), via: client.base)
     }
 
