@@ -135,7 +135,8 @@ public enum SignedRequestError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case .malformed(let why): "malformed \(SignedRequest.scheme) header: \(why)"
-        case .noSiteTrust: "this gateway has no site trust file, so it accepts no signed requests (use its token, or give it the site trust)"
+        case .noSiteTrust:
+            "this gateway has loaded no site trust (it needs gossip on and a site trust file), so it accepts no signed requests: use its token, or give it the site trust and restart it"
         case let .unknownKey(keyID, site): "key \(keyID.prefix(16))… is not an admin key of site \(site)"
         case let .stale(time, now):
             "signed at \(time), \(time < now ? "\(now - time) s ago" : "\(time - now) s ahead"): more than \(SignedRequest.maxSkew) s off this gateway's clock (check both clocks)"

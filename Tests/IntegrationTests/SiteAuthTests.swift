@@ -90,6 +90,9 @@ struct SiteAuthTests {
         #expect(status == 0 && out.contains("\"node\":\"gw2\""), "\(out) \(err)")
         // A stopped gateway: its port answers no more.
         let stopped = try Gateway.start(data: site.dir.file("d3"), extra: ["--gossip-listen", "off"])
+        // A gateway without site trust takes its token only, and says why.
+        let (untrusting, _, untrustingErr) = try run(["members", "--admin", stopped.admin, "--key", "\(site.keys)/admin-a.pem"])
+        #expect(untrusting == 1 && untrustingErr.contains("HTTP 401") && untrustingErr.contains("loaded no site trust"), "\(untrustingErr)")
         stopped.stop()
         let (down, _, downErr) = try run(["members", "--admin", stopped.admin, "--key", "\(site.keys)/admin-a.pem"])
         #expect(down == 1 && downErr.contains("no gateway answers at \(stopped.admin): is it running? (--admin URL)"), "\(downErr)")

@@ -123,8 +123,9 @@ struct SiteViewTests {
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         // A port nothing listens on, so no gateway of this machine answers.
         let nobody = "http://127.0.0.1:9"
-        for command in ["devices", "devices --site", "images", "cache ls", "members", "rollout list", "rollout status r-0123456789ab"] {
-            let admin = command.hasPrefix("images") || command.hasPrefix("cache") ? "" : " --admin \(nobody)"
+        for command in ["devices", "devices --site", "images", "cache ls", "members", "rollout list", "rollout status r-0123456789ab",
+                        "keys site-ca --export-pem"] {
+            let admin = command.hasPrefix("images") || command.hasPrefix("cache") || command.hasPrefix("keys") ? "" : " --admin \(nobody)"
             let script = "cd '\(empty)' && exec env -u OTAMESH_CONFIG -u OTAMESH_DATA_DIR -u OTAMESH_TOKEN '\(Binaries.otamesh)' \(command)\(admin)"
             let (status, out, err) = try runProgram("/bin/sh", ["-c", script], timeout: 30)
             #expect(status != 0, "\(command): \(out)")
