@@ -227,6 +227,7 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Halt a rollout at once through any gateway (admin token, no signing key); `resume` continues it.",
             discussion: "Example: otamesh rollout halt r-0123456789ab --reason 'boot loops on floor 2'")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Argument(help: "Rollout id.") var id: String
         @Option(help: "Why (shown in every gateway's status).") var reason = "halted by an operator (otamesh rollout halt)"
 
@@ -235,7 +236,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 try RolloutText.checkID(id)
                 let text = reason.trimmingCharacters(in: .whitespacesAndNewlines)
                 guard !text.isEmpty else { throw RolloutText.Invalid(option: "--reason", reason: "empty") }
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let body = try JSONEncoder().encode(["reason": text])
                 let bytes = try await client.post("rollouts/\(id)/halt", body: Array(body))
                 Output.out("rollout \(id): halted (\(text))")
@@ -253,6 +254,7 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Show a rollout (or all): mode, approvals, progress per stage and gateway, halt, pending commands.",
             discussion: "Example: otamesh rollout status r-0123456789ab --watch")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Argument(help: "Rollout id (default: every rollout).") var id: String?
         @Flag(help: "Print the RolloutStatus JSON.") var json = false
         @Flag(help: "Refresh until the rollout completes or is aborted (Ctrl-C stops).") var watch = false
@@ -263,7 +265,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 if let id { try RolloutText.checkID(id) }
                 let pause = try RolloutText.duration(interval, option: "--interval")
                 guard pause >= 1 else { throw RolloutText.Invalid(option: "--interval", reason: "at least 1s") }
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let terminal = isatty(STDOUT_FILENO) != 0
                 var last = ""
                 while true {
@@ -304,11 +306,12 @@ struct RolloutCommand: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One line per rollout: id, mode, target, stage, succeeded and failed devices.")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Flag(help: "Print the {\"rollouts\": [RolloutStatus]} JSON.") var json = false
 
         func run() async throws {
             try await RolloutCommand.run("list") {
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let bytes = try await client.get("rollouts")
                 let list = try client.decode(RolloutList.self, bytes, what: "GET /api/v1/rollouts")
                 Output.out(json ? String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : RolloutText.list(list.rollouts))

@@ -74,6 +74,9 @@ struct SiteAuthTests {
         let (listed, listOut, listErr) = try run(["rollout", "list", "--admin", site.gw2.admin, "--data-dir", nowhere],
                                                  environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
         #expect(listed == 0, "\(listOut) \(listErr)")
+        let (status, statusOut, statusErr) = try run(["rollout", "status", "--admin", site.gw1.admin, "--key", "\(site.keys)/admin-a.pem",
+                                                       "--data-dir", nowhere])
+        #expect(status == 0, "rollout status takes --key too: \(statusOut) \(statusErr)")
         let (_, startOut, startErr) = try run(["rollout", "start", "--target", "esp32/app/9.9.9.bin", "--select", "hardware=esp32", "--stages", "100",
                                                "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem", "--data-dir", nowhere])
         #expect(!startErr.contains("401") && !startErr.contains("no admin API token") && startErr.contains("9.9.9"),
