@@ -30,7 +30,9 @@ struct ImportCommand: AsyncParsableCommand {
         commandName: "import",
         abstract: "Import an update bundle: verify everything against the trusted root, then store targets and metadata.",
         discussion: """
-            The first import needs --root: the site's root.json, provisioned out of band. While an agent runs on the data directory             (or with --admin URL), the bundle goes to it through its admin API (POST /api/v1/bundles; its admin token or a site admin             key: --key FILE), and it serves the images at once.
+            The first import needs --root: the site's root.json, provisioned out of band. While an agent runs on the data directory \
+            (or with --admin URL), the bundle goes to it through its admin API (POST /api/v1/bundles; its admin token or a site admin \
+            key: --key FILE), and it serves the images at once.
             """)
 
     @OptionGroup var api: AdminOptions

@@ -99,7 +99,9 @@ struct DevicesCommand: AsyncParsableCommand {
         commandName: "devices",
         abstract: "List devices: family, hardware, version, address, last seen, assignment, tags, segment, source, proxy, last answer (never passwords).",
         discussion: """
-            Without --site, the devices of the gateway whose data directory is --data-dir (./otamesh-data by default). With --site, or             when there is no data directory here, every device of the site with the gateway that last saw it, asked of a running gateway             (--admin URL; a token, or a site admin key: --key FILE).
+            Without --site, the devices of the gateway whose data directory is --data-dir (./otamesh-data by default). With --site, or \
+            when there is no data directory here, every device of the site with the gateway that last saw it, asked of a running gateway \
+            (--admin URL; a token, or a site admin key: --key FILE).
             """)
     @OptionGroup var api: AdminOptions
     @OptionGroup var adminKey: AdminKeyOption
