@@ -310,7 +310,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["OTAMeshStore", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshStore", "OTAMeshTrust", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -144,24 +144,42 @@ public enum AdminTokenError: Error, Sendable, Equatable, CustomStringConvertible
     }
 }
 
-/// Bearer-token check for every route of the group it is added to (`/api/v1`): GET and HEAD
-/// need the read-only or the admin token, any other method the admin token. 401 (with
-/// `WWW-Authenticate: Bearer`) when the token is missing or unknown, 403 when a read-only token
-/// tries to change something. Tokens are never logged.
+/// The check in front of every route of the group it is added to (`/api/v1`). Two credentials:
+/// a bearer token (GET and HEAD need the read-only or the admin token, any other method the
+/// admin token), or a request signed with a site admin key (`Authorization: OTAMesh-Sig …`,
+/// ``SignedRequestGuard``), which grants the admin role on every gateway of the site. 401 (with
+/// `WWW-Authenticate`) when the credential is missing, unknown or does not check out, with the
+/// reason; 403 when a read-only token tries to change something. Credentials are never logged.
 public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
     let tokens: AdminTokens
+    let signatures: SignedRequestGuard?
 
-    public init(tokens: AdminTokens) {
+    public init(tokens: AdminTokens, signatures: SignedRequestGuard? = nil) {
         self.tokens = tokens
+        self.signatures = signatures
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let presented = request.headers[.authorization].flatMap(AdminTokens.bearerToken)
+        let header = request.headers[.authorization]
+        if let header, SignedRequest.isSigned(header) {
+            let credentials: SignedRequest.Credentials
+            do throws(SignedRequestError) {
+                guard let signatures else { throw .noSiteTrust }
+                credentials = try signatures.check(header, method: request.method.rawValue, target: request.head.path ?? request.uri.description)
+            } catch {
+                context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): signed request refused: \(error)")
+                return Self.unauthorized("signed request refused: \(error)", scheme: SignedRequest.scheme)
+            }
+            var verified = request
+            verified.body = SignedRequestGuard.verifyingBody(request.body, expected: credentials.bodySHA256)
+            return try await next(verified, context)
+        }
+        let presented = header.flatMap(AdminTokens.bearerToken)
         guard let presented else {
-            context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): no bearer token")
+            context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): no credential")
             return Self.unauthorized(
-                "missing bearer token: \(request.uri.path) needs `Authorization: Bearer TOKEN` with the gateway's admin token "
-                    + "(DATA/keys/admin.token), or its read-only token (DATA/keys/read.token) for GET")
+                "missing bearer token or site admin signature: \(request.uri.path) needs a request signed with a site admin key (otamesh … --key FILE), "
+                    + "or `Authorization: Bearer TOKEN` with the gateway's admin token (DATA/keys/admin.token), or its read-only token (DATA/keys/read.token) for GET")
         }
         switch tokens.role(of: presented) {
         case nil:
@@ -178,9 +196,9 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
     /// GET and HEAD only read.
     static func isRead(_ method: HTTPRequest.Method) -> Bool { method == .get || method == .head }
 
-    static func unauthorized(_ message: String) -> Response {
+    static func unauthorized(_ message: String, scheme: String = "Bearer") -> Response {
         var response = text(.unauthorized, message)
-        response.headers[.wwwAuthenticate] = "Bearer"
+        response.headers[.wwwAuthenticate] = scheme
         return response
     }
 

@@ -8,7 +8,7 @@ import OTAMeshStore
 import Prometheus
 
 /// The admin API's authenticated group, `/api/v1`: every route registered on it needs a bearer
-/// token (``AdminAuth``). Register more routes with a `register(on:)` of your own and one line in
+/// token or a site admin signature (``AdminAuth``). Register more routes with a `register(on:)` of your own and one line in
 /// ``AdminRoutes/router()``.
 public typealias AdminAPIGroup = RouterGroup<BasicRequestContext>
 
@@ -27,6 +27,8 @@ struct AdminRoutes: Sendable {
     /// The mesh, once bound (the admin router is built before it).
     let mesh: NIOLockedValueBox<Mesh?>
     let tokens: AdminTokens
+    /// Checks requests signed with a site admin key (nil: only tokens are accepted).
+    var signatures: SignedRequestGuard? = nil
     /// More `/api/v1` routes (e.g. rollouts), registered after this type's own, behind the same tokens.
     var routeSets: [any AdminRouteSet] = []
 
@@ -43,7 +45,7 @@ struct AdminRoutes: Sendable {
         router.get("/healthz") { _, _ -> Response in
             Self.json(["status": "ok", "node": nodeName])
         }
-        let api = Self.authenticatedGroup(of: router, tokens: tokens)
+        let api = Self.authenticatedGroup(of: router, tokens: tokens, signatures: signatures)
         register(on: api)
         for routeSet in routeSets { routeSet.register(on: api) }
         return router
@@ -52,8 +54,8 @@ struct AdminRoutes: Sendable {
     /// `/api/v1` with the token check in front. The middleware is added before any route, so it
     /// guards every route registered on the group afterwards (Hummingbird wraps a route in the
     /// middleware the group has when the route is added).
-    static func authenticatedGroup(of router: Router<BasicRequestContext>, tokens: AdminTokens) -> AdminAPIGroup {
-        router.group("api/v1").add(middleware: AdminAuth<BasicRequestContext>(tokens: tokens))
+    static func authenticatedGroup(of router: Router<BasicRequestContext>, tokens: AdminTokens, signatures: SignedRequestGuard? = nil) -> AdminAPIGroup {
+        router.group("api/v1").add(middleware: AdminAuth<BasicRequestContext>(tokens: tokens, signatures: signatures))
     }
 
     /// The cache and mesh routes.

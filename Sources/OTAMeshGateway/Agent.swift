@@ -103,6 +103,7 @@ public struct Agent: Sendable {
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
+                AdminAddress.record(host: host, port: port, dataDirectory: dataDirectory)
                 onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
                               keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated,
@@ -153,8 +154,12 @@ public struct Agent: Sendable {
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
         let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: configuration.nodeName)
+        let siteRoutes = SiteRoutes(registry: NIOLockedValueBox<DeviceRegistry?>(startup.registry), mesh: meshBox, gateway: configuration.nodeName,
+                                    store: startup.store, tufDirectory: startup.tufDirectory)
+        // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
+        let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { Int64(BlobStore.wallClock()) })
         let router = AdminRoutes(store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
-                                 routeSets: [rolloutRoutes]).router()
+                                 signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]).router()
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
         let deviceServer = DeviceServer(api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
@@ -206,6 +211,7 @@ public struct Agent: Sendable {
             ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
             : nil
         services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+        services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
             let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: mesh.me.port,
                                          httpPort: UInt16(httpPort), addresses: [mesh.me.host])

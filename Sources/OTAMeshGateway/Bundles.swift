@@ -10,7 +10,7 @@ import Glibc
 /// every target is found and checked through the signed metadata).
 public enum Bundles {
     /// What an import did.
-    public struct ImportReport: Sendable, Equatable {
+    public struct ImportReport: Codable, Sendable, Equatable {
         public var targets: [String] = []
         public var newBlobs: [String] = []
         public var metadataUpdated = false

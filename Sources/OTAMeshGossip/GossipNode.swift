@@ -43,6 +43,9 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     public var name: String { swim.me.name }
 
+    /// See ``ReplicatedRecords/startVersions(after:)``.
+    public mutating func startRecordVersions(after floor: UInt64) { records.startVersions(after: floor) }
+
     /// Writes one of this node's records and starts spreading it. A key or value the wire
     /// cannot carry is refused here, so no queued update can ever make a packet unencodable.
     @discardableResult

@@ -46,6 +46,15 @@ public struct ReplicatedRecords: Sendable, Equatable {
         self.owner = owner
     }
 
+    /// Numbers this node's next records above `floor`. A restarted node starts from nothing, and
+    /// peers still hold its records of the last run at their old versions: a counter restarted
+    /// at 1 would lose to them (and their digests would claim its new records) until it passed
+    /// them. Starting above a clock reading taken at start (the gateway uses microseconds)
+    /// keeps one owner's versions increasing across restarts.
+    public mutating func startVersions(after floor: UInt64) {
+        counter = max(counter, floor)
+    }
+
     /// Writes (or overwrites) one of this node's records.
     @discardableResult
     public mutating func put(_ key: String, _ value: [UInt8]) -> Record {

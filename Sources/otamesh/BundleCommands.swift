@@ -22,32 +22,69 @@ struct ExportCommand: AsyncParsableCommand {
     }
 }
 
-/// `otamesh import`: verify a bundle against the gateway's trusted root, then store it.
+/// `otamesh import`: verify a bundle against the gateway's trusted root, then store it — through
+/// the running agent's admin API when one holds the data directory (or `--admin URL` is given),
+/// else directly into the data directory.
 struct ImportCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Import an update bundle: verify everything against the trusted root, then store targets and metadata.",
-        discussion: "The first import needs --root: the site's root.json, provisioned out of band.")
+        discussion: """
+            The first import needs --root: the site's root.json, provisioned out of band. While an agent runs on the data directory \
+            (or with --admin URL), the bundle goes to it through its admin API (POST /api/v1/bundles; its admin token or a site admin \
+            key: --key FILE), and it serves the images at once.
+            """)
 
-    @OptionGroup var options: ConfigOptions
+    @OptionGroup var api: AdminOptions
+    @OptionGroup var adminKey: AdminKeyOption
     @Option(help: "Trusted root.json to install when the gateway has none yet.") var root: String?
     @Argument(help: "Bundle file (.tar).") var bundle: String
 
     func run() async throws {
-        let store = try CacheCommand.open(options)
-        let tuf = "\(store.configuration.directory)/tuf"
+        let configuration = try api.config.load()
         try await reporting("otamesh import \(bundle)") {
-            try FileManager.default.createDirectory(atPath: tuf, withIntermediateDirectories: true)
-            if let root, !FileManager.default.fileExists(atPath: "\(tuf)/root.json") {
-                guard let bytes = FileManager.default.contents(atPath: root) else { throw TrustError.fetch(file: root, reason: "cannot read") }
-                _ = try RootMetadata(bytes: [UInt8](bytes), file: root)
-                try DirectoryPersistence(directory: tuf).save("root.json", [UInt8](bytes))
-            }
             guard let archive = FileManager.default.contents(atPath: bundle) else { throw TrustError.fetch(file: bundle, reason: "cannot read") }
-            let report = try await Bundles.importBundle(
-                [UInt8](archive), file: bundle, tufDirectory: tuf, store: store, now: Int64(Date().timeIntervalSince1970))
-            Output.out("imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")")
+            let rootBytes = try root.map { path in
+                guard let bytes = FileManager.default.contents(atPath: path) else { throw TrustError.fetch(file: path, reason: "cannot read") }
+                _ = try RootMetadata(bytes: [UInt8](bytes), file: path)
+                return [UInt8](bytes)
+            }
+            if api.admin == nil {
+                do {
+                    let store = try BlobStore(configuration: StoreConfiguration(
+                        directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes, partialMaxAge: configuration.partialMaxAge))
+                    try await importDirectly([UInt8](archive), rootBytes: rootBytes, store: store)
+                    return
+                } catch StoreError.locked {
+                    // An agent runs on this data directory: go through it.
+                }
+            }
+            try await importThroughAgent([UInt8](archive), rootBytes: rootBytes)
         }
+    }
+
+    func importDirectly(_ archive: [UInt8], rootBytes: [UInt8]?, store: BlobStore) async throws {
+        let tuf = "\(store.configuration.directory)/tuf"
+        try FileManager.default.createDirectory(atPath: tuf, withIntermediateDirectories: true)
+        if let rootBytes, !FileManager.default.fileExists(atPath: "\(tuf)/root.json") {
+            try DirectoryPersistence(directory: tuf).save("root.json", rootBytes)
+        }
+        let report = try await Bundles.importBundle(archive, file: bundle, tufDirectory: tuf, store: store, now: Int64(Date().timeIntervalSince1970))
+        Self.print(report, via: nil)
+    }
+
+    func importThroughAgent(_ archive: [UInt8], rootBytes: [UInt8]?) async throws {
+        let client = try api.client(key: adminKey.key)
+        if let rootBytes {
+            _ = try await client.post("trust-root", body: rootBytes)
+        }
+        let answer = try await client.post("bundles", body: archive, contentType: "application/x-tar", timeout: 600)
+        Self.print(try client.decode(Bundles.ImportReport.self, answer, what: "POST /api/v1/bundles"), via: client.base)
+    }
+
+    static func print(_ report: Bundles.ImportReport, via agent: String?) {
+        Output.out("imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")"
+            + (agent.map { " through the running agent at \($0)" } ?? ""))
     }
 }
 
@@ -71,7 +108,7 @@ struct ImagesCommand: ParsableCommand {
     }
 
     func run() throws {
-        let store = try CacheCommand.open(options, mode: .readOnly)
+        let store = try CacheCommand.open(options, mode: .readOnly, command: "otamesh images")
         let images = try reporting("otamesh images") {
             try Bundles.images(tufDirectory: "\(store.configuration.directory)/tuf", store: store)
         }

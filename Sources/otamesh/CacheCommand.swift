@@ -9,8 +9,14 @@ struct CacheCommand: ParsableCommand {
         subcommands: [List.self, Add.self, Verify.self, GC.self, Pin.self, Unpin.self, Remove.self])
 
     /// Opens the store named by the options; errors become one line on stderr and exit 1.
-    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = []) throws -> BlobStore {
+    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = [],
+                     command: String = "otamesh cache") throws -> BlobStore {
         let configuration = try options.load(extra: extra)
+        // Reading never creates a data directory; say plainly that there is none.
+        if mode == .readOnly, !FileManager.default.fileExists(atPath: "\(configuration.dataDirectory)/catalog.sqlite") {
+            Output.err("\(command): no gateway data at \(configuration.dataDirectory): give --data-dir DIR of a gateway")
+            throw ExitCode(1)
+        }
         do {
             return try BlobStore(
                 configuration: StoreConfiguration(
@@ -38,7 +44,7 @@ struct CacheCommand: ParsableCommand {
         @Flag(help: "One JSON object per blob, one per line.") var json = false
 
         func run() throws {
-            let store = try CacheCommand.open(options, mode: .readOnly)
+            let store = try CacheCommand.open(options, mode: .readOnly, command: "otamesh cache ls")
             let blobs = try CacheCommand.run("ls") { try store.list() }
             for blob in blobs {
                 if json {

@@ -92,28 +92,89 @@ extension DeviceCommand {
     }
 }
 
-/// `otamesh devices`: every device the gateway has seen or been told about.
-struct DevicesCommand: ParsableCommand {
+/// `otamesh devices`: every device the gateway has seen or been told about; `--site`: every
+/// device of the site, through any gateway's admin API. Reads only: never creates a data directory.
+struct DevicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "devices", abstract: "List devices: family, hardware, version, address, last seen, assignment, tags, segment, source, proxy, last answer (never passwords).")
-    @OptionGroup var options: ConfigOptions
+        commandName: "devices",
+        abstract: "List devices: family, hardware, version, address, last seen, assignment, tags, segment, source, proxy, last answer (never passwords).",
+        discussion: """
+            Without --site, the devices of the gateway whose data directory is --data-dir (./otamesh-data by default). With --site, or \
+            when there is no data directory here, every device of the site with the gateway that last saw it, asked of a running gateway \
+            (--admin URL; a token, or a site admin key: --key FILE).
+            """)
+    @OptionGroup var api: AdminOptions
+    @OptionGroup var adminKey: AdminKeyOption
+    @Flag(help: "Every device of the site (from any gateway, through its admin API), with the gateway that last saw it.") var site = false
     @Flag(help: "One JSON object per device, one per line.") var json = false
 
-    func run() throws {
-        let (registry, _) = try DeviceCommand.registry(options)
-        let devices = try reporting("otamesh devices") { try registry.list() }
+    func run() async throws {
+        let configuration = try api.config.load()
+        let path = "\(configuration.dataDirectory)/devices.sqlite"
+        if !site, FileManager.default.fileExists(atPath: path) {
+            let registry = try reporting("otamesh devices") { try DeviceRegistry(path: path) }
+            try listLocal(try reporting("otamesh devices") { try registry.list() })
+            return
+        }
+        try await reporting("otamesh devices") {
+            let view: SiteDevices
+            do {
+                let client = try api.client(key: adminKey.key)
+                view = try client.decode(SiteDevices.self, try await client.get("devices"), what: "GET /api/v1/devices")
+            } catch let unreachable as AdminUnreachable where !site {
+                throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: "no gateway answers at \(unreachable.url)")
+            } catch is AdminCredentialLookup.Missing where !site {
+                let url = try api.address()
+                let reason = await AdminClient.answers(url)
+                    ? "no token or site admin key for the gateway at \(url): --token-file FILE or --key FILE"
+                    : "no gateway answers at \(url)"
+                throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: reason)
+            }
+            listSite(view)
+        }
+    }
+
+    func listLocal(_ devices: [DeviceRecord]) throws {
         for device in devices {
             if json {
                 Output.out(Output.jsonLine(device))
             } else {
                 let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
-                Output.out([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
+                Output.out(Output.printable([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
                             seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
                             "segment \(device.effectiveSegment)", "source \(device.source ?? "-")", device.proxy.map { "proxy \($0)" } ?? "-",
                             device.unconfirmable ? "not pushed (confirm=none: no version endpoint)" : nil,
-                            device.lastAnswer ?? "-"].compactMap { $0 }.joined(separator: "  "))
+                            device.lastAnswer ?? "-"].compactMap { $0 }.joined(separator: "  ")))
             }
         }
         if !json { Output.out("\(devices.count) devices") }
+    }
+
+    func listSite(_ view: SiteDevices) {
+        if json {
+            for device in view.devices { Output.out(Output.jsonLine(device)) }
+            return
+        }
+        let rows = [["DEVICE", "GATEWAY", "FAMILY", "HARDWARE", "VERSION", "LAST SEEN", "LAST ANSWER"]] + view.devices.map { device in
+            let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
+            let gateways = device.gateways.count > 1 ? "\(device.gateway) (+\(device.gateways.dropFirst().joined(separator: ",")))" : device.gateway
+            return [device.id, gateways, device.family, device.hardware ?? "-", device.version ?? "-", seen, device.lastAnswer ?? "-"].map(Output.printable)
+        }
+        let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            Output.out(row.enumerated().map { $0.offset == 6 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  "))
+        }
+        let gateways = Set(view.devices.flatMap(\.gateways)).count
+        Output.out("\(view.devices.count) devices of the site, on \(gateways) gateways (as gateway \(Output.printable(view.gateway)) sees them\(view.site ? "" : "; its gossip is off, so only its own"))")
+    }
+}
+
+/// A read-only command found nothing to read: no data directory here and no gateway to ask.
+struct NoGatewayData: Error, CustomStringConvertible {
+    let dataDirectory: String
+    let reason: String
+    var description: String {
+        "no gateway data at \(dataDirectory) (and \(reason)): give --data-dir DIR of a gateway, or --admin URL of a running one"
     }
 }

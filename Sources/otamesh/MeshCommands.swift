@@ -39,14 +39,15 @@ struct SiteKeyringCommand: ParsableCommand {
 struct MembersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "members", abstract: "List the gateways of the mesh: state, addresses and the images each holds.",
-        discussion: "Needs the gateway's admin or read-only token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token).")
+        discussion: "Needs the gateway's admin or read-only token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token), or a site admin key (--key FILE).")
     @OptionGroup var api: AdminOptions
+    @OptionGroup var adminKey: AdminKeyOption
     @Flag(help: "Print JSON.") var json = false
 
     func run() async throws {
         let asJSON = json
         try await reporting("otamesh members") {
-            let bytes = try await api.client().get("members")
+            let bytes = try await api.client(key: adminKey.key).get("members")
             if asJSON {
                 Output.out(String(decoding: bytes, as: UTF8.self))
                 return
@@ -74,15 +75,16 @@ struct RotateSiteCommand: AsyncParsableCommand {
         discussion: """
             Asks the local gateway to start the rotation and follows it until every live gateway holds only the new key. \
             Gateways that are down meanwhile keep the old key and cannot rejoin: copy the new keyring file to them.
-            Needs the gateway's admin token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token).
+            Needs the gateway's admin token (--token-file, OTAMESH_TOKEN, or DATA/keys/admin.token), or a site admin key (--key FILE).
             """)
     @OptionGroup var api: AdminOptions
+    @OptionGroup var adminKey: AdminKeyOption
     @Option(help: "Give up following after this long (the rotation itself goes on), e.g. 2m.") var timeout = "2m"
 
     func run() async throws {
         guard let limit = AgentConfiguration.parseDuration(timeout) else { throw ValidationError("--timeout: expected a duration like 90s or 2m") }
         try await reporting("otamesh keys rotate-site") {
-            let client = try api.client()
+            let client = try api.client(key: adminKey.key)
             let started = try JSONDecoder().decode([String: String].self, from: Data(try await client.post("site/rotate")))
             guard let key = started["key"] else { throw RotationError(message: "the gateway did not say which key it made") }
             Output.out("rotation to key \(key) started")

@@ -101,7 +101,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 _ = try options.plan(id: id, target: RolloutTarget(path: target, sha256: String(repeating: "0", count: 64), length: 1))
                 if dryRun { return try await preview(id: id) }
                 let (signer, keySource) = try signing.sendingSigner()
-                let client = try api.client()
+                let client = try api.client(key: signing.key)
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
                 let targets = try await client.get([TargetInfo].self, "targets")
                 let info = try RolloutText.target(target, in: targets)
@@ -126,7 +126,7 @@ struct RolloutCommand: AsyncParsableCommand {
 
         /// `--dry-run`: the gateway's preview of the plan; nothing is signed or sent.
         func preview(id: String) async throws {
-            let client = try api.client()
+            let client = try api.client(key: signing.key)
             let targets = try await client.get([TargetInfo].self, "targets")
             let info = try RolloutText.target(target, in: targets)
             let plan = try options.plan(
@@ -156,7 +156,7 @@ struct RolloutCommand: AsyncParsableCommand {
             try await RolloutCommand.run("approve") {
                 try RolloutText.checkID(id)
                 let (signer, keySource) = try signing.signer()
-                let client = try api.client()
+                let client = try api.client(key: signing.key)
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource)
                 let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
                 let number = try RolloutText.approvalSequence(requested: sequence, status: status)
@@ -248,6 +248,7 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Halt a rollout at once through any gateway (admin token, no signing key); `resume` continues it.",
             discussion: "Example: otamesh rollout halt r-0123456789ab --reason 'boot loops on floor 2'")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Argument(help: "Rollout id.") var id: String
         @Option(help: "Why (shown in every gateway's status).") var reason = "halted by an operator (otamesh rollout halt)"
 
@@ -256,7 +257,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 try RolloutText.checkID(id)
                 let text = reason.trimmingCharacters(in: .whitespacesAndNewlines)
                 guard !text.isEmpty else { throw RolloutText.Invalid(option: "--reason", reason: "empty") }
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let body = try JSONEncoder().encode(["reason": text])
                 let bytes = try await client.post("rollouts/\(id)/halt", body: Array(body))
                 Output.out("rollout \(id): halted (\(text))")
@@ -274,6 +275,7 @@ struct RolloutCommand: AsyncParsableCommand {
             abstract: "Show a rollout (or all): mode, approvals, progress per stage and gateway, halt, pending commands.",
             discussion: "Example: otamesh rollout status r-0123456789ab --watch")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Argument(help: "Rollout id (default: every rollout).") var id: String?
         @Flag(help: "Print the RolloutStatus JSON.") var json = false
         @Flag(help: "List each device's attempt: gateway, phase, start, last change, why it failed.") var devices = false
@@ -285,7 +287,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 if let id { try RolloutText.checkID(id) }
                 let pause = try RolloutText.duration(interval, option: "--interval")
                 guard pause >= 1 else { throw RolloutText.Invalid(option: "--interval", reason: "at least 1s") }
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let terminal = isatty(STDOUT_FILENO) != 0
                 var last = ""
                 while true {
@@ -328,11 +330,12 @@ struct RolloutCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "One line per rollout, oldest first: id, mode, target, stage, succeeded and failed devices, start time and author.")
         @OptionGroup var api: AdminOptions
+        @OptionGroup var adminKey: AdminKeyOption
         @Flag(help: "Print the {\"rollouts\": [RolloutStatus]} JSON.") var json = false
 
         func run() async throws {
             try await RolloutCommand.run("list") {
-                let client = try api.client()
+                let client = try api.client(key: adminKey.key)
                 let bytes = try await client.get("rollouts")
                 let list = try client.decode(RolloutList.self, bytes, what: "GET /api/v1/rollouts")
                 Output.out(json ? String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) : RolloutText.list(list.rollouts))
@@ -361,7 +364,7 @@ extension ControlCommand {
         try await RolloutCommand.run(kind.rawValue) {
             try RolloutText.checkID(id)
             let (signer, keySource) = try signing.sendingSigner()
-            let client = try api.client()
+            let client = try api.client(key: signing.key)
             let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
             let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
             try RolloutText.checkOpen(status, for: kind.rawValue)

@@ -149,7 +149,8 @@ struct CLIBadInputTests {
         #expect(err == "otamesh cache: data directory \(dir.file("not-a-dir")): exists and is not a directory\n")
         let (lsStatus, _, lsErr) = try run(["cache", "ls", "--data-dir", dir.file("nowhere")])
         #expect(lsStatus == 1)
-        #expect(lsErr == "otamesh cache: data directory \(dir.file("nowhere")): does not exist\n")
+        #expect(lsErr == "otamesh cache ls: no gateway data at \(dir.file("nowhere")): give --data-dir DIR of a gateway\n")
+        #expect(!FileManager.default.fileExists(atPath: dir.file("nowhere")))
         if TestEnvironment.isRoot {
             let readOnly = try Tmpfs(at: dir.file("ro"), size: "1m", readOnly: true)
             let (roStatus, _, roErr) = try run(["cache", "add", "--data-dir", "\(readOnly.path)/data", file])

@@ -19,6 +19,28 @@ struct ReplicatedRecordsTests {
         #expect(!forged, "only the owner writes its records")
     }
 
+    @Test("a restarted owner numbered from its start time: its new records win at peers holding the last run's, by rumour and by anti-entropy")
+    func restart() {
+        var before = ReplicatedRecords(owner: "gw-1")
+        before.startVersions(after: 1_000)
+        for value in 0..<50 { before.put("dv/aa", [UInt8(value)]) }
+        var peer = ReplicatedRecords(owner: "gw-2")
+        peer.apply(before.delta(for: peer.digest(), maxRecords: 100))
+        #expect(peer.get("dv/aa", owner: "gw-1")?.value == [49])
+
+        var after = ReplicatedRecords(owner: "gw-1")  // the restart: nothing kept
+        after.startVersions(after: 2_000)
+        after.startVersions(after: 1_500)  // never backwards
+        let rumour = after.put("dv/aa", [200])
+        #expect(rumour.version == 2_001)
+        #expect(peer.merge(rumour) && peer.get("dv/aa", owner: "gw-1")?.value == [200])
+        after.put("dv/bb", [7])
+        var late = ReplicatedRecords(owner: "gw-3")
+        late.apply(before.delta(for: late.digest(), maxRecords: 100))
+        late.apply(after.delta(for: late.digest(), maxRecords: 100))
+        #expect(late.get("dv/aa", owner: "gw-1")?.value == [200] && late.get("dv/bb", owner: "gw-1")?.value == [7])
+    }
+
     @Test("anti-entropy with truncated deltas, rumours out of order and random exchanges: all replicas converge")
     func convergence() {
         var random = SplitMix64(seed: 11)

@@ -118,6 +118,8 @@ public final class Mesh: Sendable {
         state = NIOLockedValueBox(State(
             node: Node(me: me, metadata: info.encoded(), settings: settings, random: SystemRandomNumberGenerator()),
             keyring: keyring, info: info))
+        // Record versions keep increasing across restarts (peers hold the last run's records).
+        state.withLockedValue { $0.node.startRecordVersions(after: UInt64(max(0, BlobStore.wallClock()) * 1_000_000)) }
     }
 
     /// The IP peers should dial: the configured one, the listen address if specific, else the

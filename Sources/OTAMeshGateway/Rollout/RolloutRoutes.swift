@@ -108,7 +108,7 @@ struct RolloutRoutes: AdminRouteSet {
     }
 
     static func off() -> Response {
-        text(.serviceUnavailable, "rollouts are off on this gateway: it needs gossip and a site trust file (otamesh keys site-trust; site.trust)")
+        text(.serviceUnavailable, "rollouts are off on this gateway: it needs gossip, a site trust file (otamesh keys site-trust; site.trust) and a trusted TUF root (--trust-root FILE, or otamesh import --root FILE)")
     }
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {

@@ -1,0 +1,70 @@
+import Logging
+import OTAMeshGossip
+import OTAMeshStore
+import ServiceLifecycle
+
+/// Gossips a summary of this gateway's devices (``DeviceSummaries``) every two seconds: only
+/// what changed, at most ``DeviceSummaries/maxWritesPerTick`` records a tick.
+struct DeviceSummaryService: Service {
+    let mesh: Mesh
+    let registry: DeviceRegistry
+    let logger: Logger
+
+    func run() async throws {
+        let run = UInt64(max(0, BlobStore.wallClock()) * 1_000_000)
+        await cancelWhenGracefulShutdown {
+            var announced = false
+            while !Task.isCancelled {
+                announced = publish(run: run, announced: announced)
+                do { try await Task.sleep(for: .seconds(2)) } catch { return }
+            }
+        }
+    }
+
+    /// One tick; once every device is republished, announces the run (once), so peers drop
+    /// what this gateway wrote before it restarted. Returns whether the run is announced.
+    func publish(run: UInt64, announced: Bool) -> Bool {
+        var writes = DeviceSummaries.writes(devices: registry.all(), published: mesh.ownRecords(prefix: DeviceSummaries.prefix), run: run)
+        let caughtUp = writes.isEmpty
+        if caughtUp && !announced { writes = [(DeviceSummaries.runKey, Array(String(run).utf8))] }
+        guard !writes.isEmpty else { return announced }
+        do { try mesh.put(all: writes) } catch {
+            logger.error("cannot gossip device summaries", metadata: ["error": "\(error)"])
+            return announced
+        }
+        return announced || caughtUp
+    }
+}
+
+extension Mesh {
+    /// This gateway's own records under `prefix`: key → value.
+    func ownRecords(prefix: String) -> [String: [UInt8]] {
+        state.withLockedValue { state in
+            var own: [String: [UInt8]] = [:]
+            for record in state.node.records.records where record.owner == me.name && record.key.hasPrefix(prefix) {
+                own[record.key] = record.value
+            }
+            return own
+        }
+    }
+
+    /// Every record under `prefix`, of every owner.
+    func records(prefix: String) -> [(owner: String, key: String, value: [UInt8])] {
+        state.withLockedValue { state in
+            state.node.records.records.filter { $0.key.hasPrefix(prefix) }.map { ($0.owner, $0.key, $0.value) }
+        }
+    }
+
+    /// Writes several of this gateway's records and gossips them in one go.
+    func put(all entries: [(key: String, value: [UInt8])]) throws {
+        let packets = try state.withLockedValue { state in
+            let at = BlobStore.wallClock()
+            for entry in entries {
+                let record = try state.node.put(entry.key, entry.value)
+                state.arrivals["\(record.owner) \(record.key)"] = at
+            }
+            return state.node.gossipNow()
+        }
+        send(packets)
+    }
+}

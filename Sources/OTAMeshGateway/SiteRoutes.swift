@@ -1,0 +1,84 @@
+import Foundation
+import Hummingbird
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import OTAMeshStore
+import OTAMeshTrust
+
+/// The site view and air-gapped import on the admin API (docs/operations.md):
+///
+/// | route | role | what |
+/// |---|---|---|
+/// | `GET /api/v1/devices` | read | every device of the site (``SiteDevices``): this gateway's registry merged with every gateway's `dv/` records |
+/// | `POST /api/v1/bundles` | admin | an update bundle (tar, at most ``maxBundleBytes``), verified and imported into this agent's store |
+/// | `POST /api/v1/trust-root` | admin | the site's root.json, installed when this gateway trusts none yet |
+struct SiteRoutes: AdminRouteSet {
+    /// The agent's device registry, once opened (the admin router is built before it).
+    let registry: NIOLockedValueBox<DeviceRegistry?>
+    let mesh: NIOLockedValueBox<Mesh?>
+    let gateway: String
+    let store: BlobStore
+    let tufDirectory: String
+    /// One import at a time: two would race on the trusted metadata files.
+    let importing = NIOLockedValueBox(false)
+
+    /// The largest bundle the API takes (the import verifies it in memory).
+    static let maxBundleBytes = 512 << 20
+
+    func register(on api: AdminAPIGroup) {
+        api.get("devices") { _, _ -> Response in
+            let local = registry.withLockedValue { $0 }?.all() ?? []
+            let meshNow = mesh.withLockedValue { $0 }
+            let remote = meshNow?.records(prefix: "dv") ?? []  // dv/ summaries and dv.run
+            let devices = DeviceSummaries.merge(gateway: gateway, local: local, remote: remote)
+            return try AdminRoutes.encoded(SiteDevices(gateway: gateway, site: meshNow != nil, devices: devices))
+        }
+        api.post("bundles") { request, _ -> Response in
+            let claimed = importing.withLockedValue { busy in
+                if busy { return false }
+                busy = true
+                return true
+            }
+            guard claimed else { return Self.text(.conflict, "another bundle import is running on this gateway; try again when it has finished") }
+            defer { importing.withLockedValue { $0 = false } }
+            let body: ByteBuffer
+            do { body = try await request.body.collect(upTo: Self.maxBundleBytes) } catch is NIOTooManyBytesError {
+                return Self.text(.contentTooLarge, "bundle larger than \(Self.maxBundleBytes) bytes: import it with the agent stopped (otamesh import --data-dir DIR)")
+            }
+            do {
+                let report = try await Bundles.importBundle(Array(body.readableBytesView), file: "uploaded bundle", tufDirectory: tufDirectory,
+                                                            store: store, now: Int64(BlobStore.wallClock()))
+                return try AdminRoutes.encoded(report)
+            } catch let error as TrustError {
+                return Self.text(.unprocessableContent, "bundle refused: \(error)")
+            } catch let error as StoreError {
+                return Self.text(.internalServerError, "bundle verified but not stored: \(error)")
+            }
+        }
+        api.post("trust-root") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 20)
+            let bytes = Array(body.readableBytesView)
+            do {
+                _ = try RootMetadata(bytes: bytes, file: "uploaded root.json")
+            } catch {
+                return Self.text(.unprocessableContent, "root refused: \(error)")
+            }
+            let persistence = DirectoryPersistence(directory: tufDirectory)
+            if let trusted = persistence.load("root.json") {
+                return trusted == bytes
+                    ? AdminRoutes.json(["root": "already trusted"])
+                    : Self.text(.conflict, "this gateway already trusts a root: a new one only arrives by signed rotation (in a bundle)")
+            }
+            let root = try RootMetadata(bytes: bytes, file: "uploaded root.json")
+            mkdir(tufDirectory, 0o755)
+            try persistence.save("root.json", bytes)
+            try persistence.save("\(root.version).root.json", bytes)
+            return AdminRoutes.json(["root": "installed"])
+        }
+    }
+
+    static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    }
+}
