@@ -153,7 +153,12 @@ public struct Agent: Sendable {
     func bindListeners(_ startup: AgentStartup) async throws -> Listeners {
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
-        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: configuration.nodeName)
+        let name = configuration.nodeName
+        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: name,
+                                          siteDevices: { [registry = startup.registry] in
+                                              guard let mesh = meshBox.withLockedValue({ $0 }) else { return [] }
+                                              return DeviceSummaries.merge(gateway: name, local: registry.all(), remote: mesh.records(prefix: "dv"))
+                                          })
         let siteRoutes = SiteRoutes(registry: NIOLockedValueBox<DeviceRegistry?>(startup.registry), mesh: meshBox, gateway: configuration.nodeName,
                                     store: startup.store, tufDirectory: startup.tufDirectory)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.

@@ -103,6 +103,14 @@ struct RolloutTests {
             ["start", "--dry-run", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100"], at: site.gw2)
         #expect(previewed == 0, "\(preview) \(previewErr)")
         #expect(preview.contains("4 of 4 known devices match") && preview.contains("nothing was signed or sent"), "\(preview)")
+        // Any gateway previews the whole site: gw1 counts gw2's devices from their gossiped summaries.
+        var sitePreview = ""
+        let seenAtGW1 = waitUntil(timeout: 30) {
+            sitePreview = (try? site.rollout(["start", "--dry-run", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100"],
+                                             at: site.gw1))?.1 ?? ""
+            return sitePreview.contains("4 of 4 known devices match")
+        }
+        #expect(seenAtGW1 && sitePreview.contains("  gw2 "), "\(sitePreview)")
 
         // Admin B approves at the other gateway; the devices of gw2 update, stage by stage.
         let (approved, approveOut, approveErr) = try site.rollout(["approve", id], at: site.gw2, key: "admin-b")

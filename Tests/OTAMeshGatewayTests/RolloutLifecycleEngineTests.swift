@@ -156,4 +156,22 @@ struct RolloutLifecycleEngineTests {
         #expect(events.map(\.kind) == [.approved, .halted])
         #expect(events.last?.id == "\(plan.id)/halted/1" && events.last?.detail.contains("boot loops") == true)
     }
+
+    @Test("a preview counts the devices other gateways gossip, by their tags too, at the gateway that saw them")
+    func sitePreview() throws {
+        let site = try E.Site()
+        let (engine, registry) = try Self.engine(site)
+        Self.see(registry, "dev-1", at: 1)
+        var record = DeviceRecord(id: "dev-9", family: "generic", hardware: "esp32", version: "1.0.0", address: "10.0.1.9", firstSeen: 1, lastSeen: 600)
+        record.tags = "floor2"
+        // As another gateway's dv/ record carries it, through encode and decode.
+        let value = try #require(DeviceSummaries.encode(DeviceSummary(record)))
+        let merged = DeviceSummaries.merge(gateway: "gw1", local: registry.all(), remote: [(owner: "gw2", key: "dv/dev-9", value: value)])
+        #expect(merged.first { $0.id == "dev-9" }?.tags == "floor2")
+        var plan = site.plan()
+        plan.selector = try DeviceSelector(parsing: "tag=floor2")
+        let preview = engine.preview(plan, site: merged)
+        #expect(preview.devices == 2 && preview.matching == 1)
+        #expect(preview.gateways["gw2"] == [1] && preview.gateways["gw1"] == [0])
+    }
 }

@@ -13,6 +13,8 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     public var lastSeen: Double
     /// What the gateway last answered it, or the last push outcome.
     public var lastAnswer: String?
+    /// The admin's tags (comma-separated), so a rollout preview at any gateway can select by tag.
+    public var tags: String?
     /// The run of the gateway that wrote it (its start, Unix microseconds; see
     /// ``DeviceSummaries/runKey``); nil from gateways that do not say.
     public var run: UInt64?
@@ -41,10 +43,11 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
         let seen = record.lastSeen.isFinite ? max(0, record.lastSeen) : 0
         lastSeen = (seen / DeviceSummaries.seenGranularity).rounded(.down) * DeviceSummaries.seenGranularity
         lastAnswer = Self.limit(record.lastAnswer, 120)
+        tags = Self.limit(record.tags, 120)
     }
 
     enum CodingKeys: String, CodingKey {
-        case id = "i", family = "f", hardware = "h", variant = "r", version = "v", lastSeen = "s", lastAnswer = "a", run = "e"
+        case id = "i", family = "f", hardware = "h", variant = "r", version = "v", lastSeen = "s", lastAnswer = "a", run = "e", tags = "t"
     }
 
     /// At most `count` characters (Unicode scalars), nil for nil or empty.
@@ -96,7 +99,9 @@ public enum DeviceSummaries {
         for step in 0..<4 {
             if let data = try? encoder.encode(candidate), data.count <= maxValue { return Array(data) }
             switch step {
-            case 0: candidate.lastAnswer = DeviceSummary.limit(candidate.lastAnswer, 24)
+            case 0:
+                candidate.lastAnswer = DeviceSummary.limit(candidate.lastAnswer, 24)
+                candidate.tags = DeviceSummary.limit(candidate.tags, 24)
             case 1:
                 candidate.variant = nil
                 candidate.hardware = DeviceSummary.limit(candidate.hardware, 16)
@@ -118,10 +123,12 @@ public enum DeviceSummaries {
             prefix + summary.id == key, summary.lastSeen.isFinite, summary.lastSeen >= 0
         else { return nil }
         // Bounds again: a peer may run other code, or be hostile.
-        return DeviceSummary(id: summary.id, family: DeviceSummary.limit(summary.family, 32) ?? "?",
-                             hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
-                             version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
-                             lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
+        var bounded = DeviceSummary(id: summary.id, family: DeviceSummary.limit(summary.family, 32) ?? "?",
+                                    hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
+                                    version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
+                                    lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
+        bounded.tags = DeviceSummary.limit(summary.tags, 120)
+        return bounded
     }
 
     /// What to write so that this gateway's `dv/` records say `devices`: `published` maps keys
@@ -193,6 +200,7 @@ public struct SiteDevice: Codable, Sendable, Equatable {
     public var version: String?
     public var lastSeen: Double
     public var lastAnswer: String?
+    public var tags: String?
 
     public init(summary: DeviceSummary, gateway: String, gateways: [String]) {
         id = summary.id
@@ -204,6 +212,7 @@ public struct SiteDevice: Codable, Sendable, Equatable {
         version = summary.version
         lastSeen = summary.lastSeen
         lastAnswer = summary.lastAnswer
+        tags = summary.tags
     }
 }
 

@@ -190,15 +190,23 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     // MARK: Preview
 
-    /// What `plan` would select among this gateway's devices (`--dry-run`), with a warning when
-    /// this gateway could not start any device for want of the target.
-    public func preview(_ plan: RolloutPlan) -> RolloutPreview {
+    /// What `plan` would select (`--dry-run`): this gateway's devices, and those other gateways
+    /// gossip (`site`, the `dv/` summaries: a device counts at the gateway that saw it last), with
+    /// a warning when this gateway could not start any device for want of the target.
+    public func preview(_ plan: RolloutPlan, site: [SiteDevice] = []) -> RolloutPreview {
         let records = registry.all()
-        let facts = records.map { record in
-            inferred(DeviceFacts(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
-                                 version: record.version, firstSeen: Int64(record.firstSeen * 1000)))
+        var reported = records.map { record in
+            DeviceFacts(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
+                        version: record.version, firstSeen: Int64(record.firstSeen * 1000))
         }
-        let guessed = Set(zip(records, facts).compactMap { $0.hardware == nil && $1.hardware != nil ? $0.id : nil })
+        let mine = Set(records.map(\.id))
+        for device in site where device.gateway != gateway && !mine.contains(device.id) {
+            let tags = (device.tags ?? "").split(separator: ",").map(String.init)
+            reported.append(DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(tags), gateway: device.gateway,
+                                        version: device.version))
+        }
+        let facts = reported.map(inferred)
+        let guessed = Set(zip(reported, facts).compactMap { $0.hardware == nil && $1.hardware != nil ? $0.id : nil })
         var preview = RolloutPreview(plan: plan, devices: facts, inferredHardware: guessed)
         if !available(plan.target) {
             preview.warnings.append("\(gateway) does not hold \(plan.target.path) (sha256 \(plan.target.sha256.prefix(16))…) yet: it starts no device until it does")

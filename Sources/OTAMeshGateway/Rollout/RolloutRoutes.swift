@@ -24,6 +24,8 @@ struct RolloutRoutes: AdminRouteSet {
     let store: BlobStore
     let tufDirectory: String
     let gateway: String
+    /// The site's devices as gossiped (`dv/` summaries), for previews; empty without gossip.
+    var siteDevices: @Sendable () -> [SiteDevice] = { [] }
 
     static let maxCommandBytes = 64 * 1024
 
@@ -71,7 +73,7 @@ struct RolloutRoutes: AdminRouteSet {
                 do { json = try JSONValue.parse(Array(body.readableBytesView)) } catch { throw .invalidPlan(field: "body", reason: "not JSON: \(error)") }
                 plan = try RolloutPlan(json: json)
             } catch { return Self.text(.badRequest, "preview: \(error.description)") }
-            return try AdminRoutes.encoded(engine.preview(plan))
+            return try AdminRoutes.encoded(engine.preview(plan, site: siteDevices()))
         }
         router.post("rollouts/{id}/commands") { request, context -> Response in
             try await submit(request, rollout: context.parameters.get("id") ?? "", created: false)
