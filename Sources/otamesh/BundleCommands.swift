@@ -75,11 +75,17 @@ struct ImportCommand: AsyncParsableCommand {
 
     func importThroughAgent(_ archive: [UInt8], rootBytes: [UInt8]?) async throws {
         let client = try api.client(key: adminKey.key)
+        var installedRoot = false
         if let rootBytes {
-            _ = try await client.post("trust-root", body: rootBytes)
+            let answer = try await client.post("trust-root", body: rootBytes)
+            installedRoot = (try? client.decode([String: String].self, answer, what: "POST /api/v1/trust-root"))?["root"] == "installed"
         }
         let answer = try await client.post("bundles", body: archive, contentType: "application/x-tar", timeout: 600)
         Self.print(try client.decode(Bundles.ImportReport.self, answer, what: "POST /api/v1/bundles"), via: client.base)
+        if installedRoot {
+            // The agent decided at start that it had no root: rollouts and peer sync wait for a restart.
+            Output.out("the agent trusted no root until now: restart it (e.g. systemctl restart otamesh) so that it takes part in rollouts and syncs from its peers")
+        }
     }
 
     static func print(_ report: Bundles.ImportReport, via agent: String?) {
