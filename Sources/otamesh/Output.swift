@@ -11,15 +11,15 @@ enum Output {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// `text` safe to print: control characters (C0, DEL, C1), bidirectional overrides and line
-    /// separators become `\u{XX}`, so a device's strings can neither move the cursor, recolour
+    /// `text` safe to print: control characters (C0, DEL, C1), format characters (bidirectional
+    /// overrides, zero-width marks) and line separators become `\u{XX}`, so a device's strings can neither move the cursor, recolour
     /// the terminal, reorder text nor forge extra lines.
     static func printable(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
             let value = scalar.value
             if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
-                || value == 0x2028 || value == 0x2029 || value == 0x200E || value == 0x200F {
+                || value == 0x2028 || value == 0x2029 || scalar.properties.generalCategory == .format {
                 out += "\\u{\(String(value, radix: 16))}"
             } else {
                 out.unicodeScalars.append(scalar)

@@ -295,18 +295,12 @@ enum RolloutText {
             + "`otamesh rollout abort \(status.id)` ends it. Each needs \(signatures)."
     }
 
-    /// Terminal-safe text: control characters (C0, DEL, C1) of device- or peer-supplied strings
-    /// shown as `\u{…}` escapes, so nothing a device reports can drive the admin's terminal.
+    /// Terminal-safe text of at most `limit` characters (``Output/printable(_:)``), for device-
+    /// or peer-supplied strings in a table.
     static func printable(_ text: String, limit: Int = 160) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars.prefix(limit) {
-            if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar.properties.generalCategory == .format {
-                out += "\\u{" + String(scalar.value, radix: 16) + "}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        var head = String.UnicodeScalarView()
+        head.append(contentsOf: text.unicodeScalars.prefix(limit))
+        return Output.printable(String(head))
     }
 
     /// One rollout in full: plan, mode, approvals, stages (with bars when `bars`), gateways,
