@@ -414,7 +414,9 @@ enum RolloutText {
                         + (preview.alreadyCurrent > 0 ? ", \(preview.alreadyCurrent) already run the target" : "")
                         + (preview.inferredHardware > 0 ? ", \(preview.inferredHardware) by hardware inferred from the image they run" : "")]
         var rows = [["STAGE", "PERCENT", "DEVICES"]]
-        for (index, percent) in plan.stages.enumerated() { rows.append(["\(index + 1)", "\(percent)%", "\(preview.perStage[index])"]) }
+        for (index, percent) in plan.stages.enumerated() {
+            rows.append(["\(index + 1)", "\(percent)%", preview.perStage.indices.contains(index) ? "\(preview.perStage[index])" : "?"])
+        }
         lines += table(rows, indent: "  ")
         if !preview.gateways.isEmpty {
             var gateways = [["GATEWAY"] + plan.stages.indices.map { "STAGE \($0 + 1)" }]
