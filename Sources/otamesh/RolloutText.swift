@@ -310,7 +310,7 @@ enum RolloutText {
         let stageCount = status.plan?.stages.count ?? status.stages.count
         var head = "\(status.id)  \(modeText(status))"
         if stageCount > 0 {
-            let percent = status.plan.map { $0.stages[max(0, min(status.stage, $0.stages.count - 1))] }
+            let percent = status.plan.flatMap { $0.stages.isEmpty ? nil : $0.stages[max(0, min(status.stage, $0.stages.count - 1))] }
             head += "  stage \(status.stage + 1)/\(stageCount)" + (percent.map { " (\($0)%)" } ?? "")
         }
         if let since = status.stageSince { head += " since \(time(milliseconds: since))" }
