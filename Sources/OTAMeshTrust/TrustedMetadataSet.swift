@@ -119,18 +119,7 @@ public struct TrustedMetadataSet: Sendable {
     public mutating func updateDelegatedTargets(_ bytes: [UInt8], role: String, delegator: String) throws(TrustError) {
         guard let snapshot else { throw .notLoaded(role: role, needs: "snapshot") }
         try checkFinalSnapshot()
-        let keys: RoleKeys
-        let keyring: [String: TUFKey]
-        if delegator == Role.root {
-            keys = root.roles[Role.targets]!
-            keyring = root.keys
-        } else {
-            guard let parent = targets[delegator], let delegations = parent.delegations,
-                let delegated = delegations.roles.first(where: { $0.name == role })
-            else { throw .notLoaded(role: role, needs: "its delegator \(delegator)") }
-            keys = delegated.keys
-            keyring = delegations.keys
-        }
+        let (keys, keyring) = try delegationKeys(role: role, delegator: delegator)
         guard let meta = snapshot.meta["\(role).json"] else { throw .missingMeta(role: Role.snapshot, file: "\(role).json") }
         try Self.checkBytes(bytes, file: "\(role).json", length: meta.length, hashes: meta.hashes)
         let new = try TargetsMetadata(bytes: bytes, file: "\(role).json")
@@ -138,6 +127,29 @@ public struct TrustedMetadataSet: Sendable {
         guard new.version == meta.version else { throw .versionMismatch(role: role, expected: meta.version, found: new.version) }
         try checkExpiry(new.envelope.common, role: role)
         targets[role] = new
+    }
+
+    /// The keys and threshold `delegator` gives `role` (the root's for top-level targets).
+    func delegationKeys(role: String, delegator: String) throws(TrustError) -> (RoleKeys, [String: TUFKey]) {
+        if delegator == Role.root {
+            guard let keys = root.roles[Role.targets] else { throw .notLoaded(role: role, needs: "targets keys in root") }
+            return (keys, root.keys)
+        }
+        guard let parent = targets[delegator], let delegations = parent.delegations,
+            let delegated = delegations.roles.first(where: { $0.name == role })
+        else { throw .notLoaded(role: role, needs: "its delegator \(delegator)") }
+        return (delegated.keys, delegations.keys)
+    }
+
+    /// Checks a role already trusted through one delegator against another that reaches it too
+    /// (a diamond: `parent-a` and `parent-b` both delegate `release`, each with its own keys).
+    /// Trust in a role is trust through the path that leads to it: metadata verified with the keys
+    /// `parent-a` delegated must not answer for `parent-b`'s paths unless `parent-b`'s keys and
+    /// threshold verify it as well.
+    public func verifyTrusted(role: String, delegator: String) throws(TrustError) {
+        guard let loaded = targets[role] else { throw .notLoaded(role: role, needs: "its metadata") }
+        let (keys, keyring) = try delegationKeys(role: role, delegator: delegator)
+        try loaded.envelope.verify(role: role, keys: keys, keyring: keyring)
     }
 
     func checkExpiry(_ common: CommonFields, role: String) throws(TrustError) {

@@ -109,7 +109,11 @@ public struct Updater {
     @discardableResult
     private mutating func loadTargets(role: String, delegator: String) async throws(TrustError) -> TargetsMetadata {
         guard var set = trusted else { throw .notLoaded(role: role, needs: "refresh") }
-        if let loaded = set.targets[role] { return loaded }
+        if let loaded = set.targets[role] {
+            // Reached again, maybe through another delegator: it must verify against this one.
+            try set.verifyTrusted(role: role, delegator: delegator)
+            return loaded
+        }
         let persisted = "\(Self.encode(role)).json"
         if let local = persistence.load(persisted) {
             var trial = set
