@@ -24,7 +24,7 @@ public enum Bundles {
         let rootBytes = try DirectoryFiles(root: metadataDir).read("1.root.json", maxLength: 1 << 20)
         let persistence = MemoryPersistence(files: ["root.json": rootBytes])
         var updater = Updater(metadata: DirectoryFiles(root: metadataDir), targets: DirectoryFiles(root: "\(published)/targets"),
-                              persistence: persistence, now: now)
+                              persistence: persistence, rootHistory: persistence, now: now)
         try await updater.refresh()
         let paths = requested.isEmpty ? (updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []) : requested
         var entries: [Tar.Entry] = []
@@ -62,7 +62,7 @@ public enum Bundles {
         for name in ["timestamp.json", "snapshot.json", "targets.json"] { staged.files[name] = trusted.load(name) }
         let before = staged.files
         var updater = Updater(metadata: MemoryFiles(files: metadataFiles), targets: MemoryFiles(files: targetFiles),
-                              persistence: staged, now: now)
+                              persistence: staged, rootHistory: staged, now: now)
         try await updater.refresh()
         var verified: [(TargetFile, [UInt8])] = []
         for path in paths {

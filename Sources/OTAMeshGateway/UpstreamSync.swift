@@ -71,8 +71,9 @@ public struct UpstreamSync: Service {
 
     /// One refresh and fetch.
     public func syncOnce(now: Int64) async throws -> Report {
+        let mirror = DirectoryPersistence(directory: tufDirectory)
         var updater = Updater(metadata: HTTPFiles(baseURL: metadataURL), targets: HTTPFiles(baseURL: targetsURL),
-                              persistence: DirectoryPersistence(directory: tufDirectory), now: now)
+                              persistence: mirror, rootHistory: mirror, now: now)
         try await updater.refresh()
         let listed = updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []
         var report = Report()

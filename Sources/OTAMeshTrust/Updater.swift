@@ -29,12 +29,17 @@ public struct Updater {
     public let metadata: any RemoteFiles
     public let targetFiles: any RemoteFiles
     public let persistence: any MetadataPersistence
+    /// Where every trusted root version (`N.root.json`) is kept, for serving the chain to peers
+    /// and for export; nil: not kept. Never the trusted-metadata directory itself unless the
+    /// caller says so: a client's metadata directory holds exactly the trusted role files.
+    public let rootHistory: (any MetadataPersistence)?
     public let limits: UpdaterLimits
     public let now: Int64
     public private(set) var trusted: TrustedMetadataSet?
 
     public init(metadata: any RemoteFiles, targets: any RemoteFiles, persistence: any MetadataPersistence,
-                limits: UpdaterLimits = UpdaterLimits(), now: Int64) {
+                rootHistory: (any MetadataPersistence)? = nil, limits: UpdaterLimits = UpdaterLimits(), now: Int64) {
+        self.rootHistory = rootHistory
         self.metadata = metadata
         self.targetFiles = targets
         self.persistence = persistence
@@ -65,8 +70,9 @@ public struct Updater {
             }
             guard case .rotated = try set.updateRoot(bytes) else { break }
             try persistence.save("root.json", bytes)
-            // Every trusted root version is kept, so this gateway can serve the chain to peers.
-            try persistence.save(name, bytes)
+            // Every trusted root version is kept (where the caller says), so a gateway can serve
+            // the chain to peers.
+            try rootHistory?.save(name, bytes)
         }
         // §5.3.11 fast-forward attack recovery: new timestamp or snapshot keys void the cached files.
         if set.root.version != original.version,

@@ -52,11 +52,21 @@ struct TUFCommand: AsyncParsableCommand {
 
     func refreshed() async throws -> Updater {
         guard let metadataUrl else { throw ValidationError("refresh needs --metadata-url") }
+        // The metadata directory holds exactly the trusted role files (what the conformance suite
+        // inspects); every root version goes to METADATA_DIR.roots/ beside it.
+        let history = Self.historyDirectory(metadataDir)
+        try FileManager.default.createDirectory(atPath: history, withIntermediateDirectories: true)
         var updater = Updater(
             metadata: HTTPFiles(baseURL: metadataUrl), targets: HTTPFiles(baseURL: targetBaseUrl ?? metadataUrl),
-            persistence: DirectoryPersistence(directory: metadataDir), now: Int64(Date().timeIntervalSince1970))
+            persistence: DirectoryPersistence(directory: metadataDir), rootHistory: DirectoryPersistence(directory: history),
+            now: Int64(Date().timeIntervalSince1970))
         try await updater.refresh()
         return updater
+    }
+
+    /// `DIR.roots`: where the root history of metadata directory `DIR` is kept.
+    static func historyDirectory(_ metadataDir: String) -> String {
+        (metadataDir.hasSuffix("/") ? String(metadataDir.dropLast()) : metadataDir) + ".roots"
     }
 
     func download() async throws {

@@ -50,8 +50,9 @@ struct PeerSync: Sendable {
         }
         let mine = Self.metadataVersion(tufDirectory: tufDirectory)
         for peer in peers.filter({ $0.metadataVersion > mine }).sorted(by: { $0.metadataVersion > $1.metadataVersion }) {
+            let mirror = DirectoryPersistence(directory: tufDirectory)
             var updater = Updater(metadata: HTTPFiles(baseURL: "\(peer.http)/v1/tuf"), targets: HTTPFiles(baseURL: "\(peer.http)/v1/targets"),
-                                  persistence: DirectoryPersistence(directory: tufDirectory), now: now)
+                                  persistence: mirror, rootHistory: mirror, now: now)
             do {
                 try await updater.refresh()
                 metadataRefreshes.increment()
