@@ -51,6 +51,36 @@ public struct JSONLogHandler: LogHandler {
     }
 }
 
+/// A text log handler whose lines are safe on a terminal: the message and every metadata value
+/// (device ids, versions, error texts a device sent) pass through ``terminalSafe(_:)``.
+public struct TerminalSafeLogHandler<Inner: LogHandler>: LogHandler {
+    public var inner: Inner
+
+    public init(_ inner: Inner) { self.inner = inner }
+
+    public var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+
+    public var logLevel: Logger.Level {
+        get { inner.logLevel }
+        set { inner.logLevel = newValue }
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var safe = event
+        safe.message = Logger.Message(stringLiteral: terminalSafe("\(event.message)"))
+        safe.metadata = event.metadata.map { $0.mapValues { .string(terminalSafe("\($0)")) } }
+        inner.log(event: safe)
+    }
+}
+
 /// Installs the process-wide log handler once, at startup, from the configuration.
 public enum LogSetup {
     public static func bootstrap(format: LogFormat, level: String) {
@@ -62,7 +92,7 @@ public enum LogSetup {
                 handler.logLevel = parsed
                 return handler
             case .text:
-                var handler = StreamLogHandler.standardError(label: label)
+                var handler = TerminalSafeLogHandler(StreamLogHandler.standardError(label: label))
                 handler.logLevel = parsed
                 return handler
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshFirmware
 
 /// Unbuffered writes to stdout/stderr, so a reader on a pipe sees each line at once.
 enum Output {
@@ -11,29 +12,16 @@ enum Output {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    /// `text` safe to print: control characters (C0, DEL, C1), format characters (bidirectional
-    /// overrides, zero-width marks) and line separators become `\u{XX}`, so a device's strings can neither move the cursor, recolour
-    /// the terminal, reorder text nor forge extra lines.
-    static func printable(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            let value = scalar.value
-            if value < 0x20 || (0x7F...0x9F).contains(value) || (0x202A...0x202E).contains(value) || (0x2066...0x2069).contains(value)
-                || value == 0x2028 || value == 0x2029 || scalar.properties.generalCategory == .format {
-                out += "\\u{\(String(value, radix: 16))}"
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
+    /// `text` safe to print (``terminalSafe(_:)``): what a device or a peer sent can neither move
+    /// the cursor, recolour the terminal, reorder text nor forge extra lines.
+    static func printable(_ text: String) -> String { terminalSafe(text) }
 
     /// Encodes a value as one line of JSON with sorted keys.
     static func jsonLine(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        return terminalSafeJSON(String(decoding: data, as: UTF8.self))
     }
 }
 

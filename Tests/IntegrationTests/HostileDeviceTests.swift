@@ -1,0 +1,50 @@
+import Foundation
+import OTAMeshTestSupport
+import Testing
+
+/// What a device sends is printed safely: the issue's own requests (a screen clear, a terminal
+/// retitle, colours, a forged line, a C1 CSI) leave no control sequence in `otamesh devices`,
+/// its `--json`, `--site`, or the agent's log.
+@Suite("hostile device strings")
+struct HostileDeviceTests {
+    static let requests = [
+        "/v1/devices/dev%1b%5b2J1/update?hardware=esp32%1b%5d0;pwned%07&version=1.0%1b%5b31mRED",
+        "/v1/devices/dev%0a99%20devices/update?hardware=esp32&version=1.0",
+        "/v1/devices/dev-c1/update?hardware=esp32%c2%9b31m&version=1.0%e2%80%ae",
+    ]
+
+    /// ESC, BEL, LF-in-a-field, the C1 CSI and the right-to-left override.
+    static func unsafe(_ text: String) -> Bool {
+        text.unicodeScalars.contains { [0x1B, 0x07, 0x9B, 0x202E].contains($0.value) }
+    }
+
+    @Test("otamesh devices (text, --json, --site) and the agent's log carry no control sequence a device sent")
+    func printedSafely() throws {
+        let dir = try TemporaryDirectory()
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--node-name", "gw1"])
+        defer { gateway.stop() }
+        for path in Self.requests {
+            let (status, _, err) = try runProgram("/usr/bin/curl", ["-s", "-o", "/dev/null", "\(gateway.device)\(path)"])
+            #expect(status == 0, "\(err)")
+        }
+        var listing = ""
+        let listed = waitUntil(timeout: 20) {
+            listing = (try? run(["devices", "--data-dir", dir.file("d")]))?.1 ?? ""
+            return listing.contains("3 devices")
+        }
+        #expect(listed, "\(listing)")
+        #expect(!Self.unsafe(listing), "\(listing.debugDescription)")
+        let lines = listing.split(separator: "\n")
+        #expect(lines.count == 4 && !lines.contains { $0.hasPrefix("99 devices") }, "an LF in an id forged a line: \(listing.debugDescription)")
+        #expect(listing.contains("dev\\u{1b}[2J1"), "the id is shown, escaped")
+
+        let (jsonStatus, json, _) = try run(["devices", "--data-dir", dir.file("d"), "--json"])
+        #expect(jsonStatus == 0 && !Self.unsafe(json), "\(json.debugDescription)")
+        #expect(json.contains("\\u009b") && json.contains("\\u202e"), "C1 and bidi characters are escaped in JSON: \(json)")
+        for line in json.split(separator: "\n") { #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) != nil, "still JSON: \(line)") }
+
+        let (siteStatus, site, siteErr) = try run(["devices", "--site", "--admin", gateway.admin] + gateway.tokenArguments)
+        #expect(siteStatus == 0 && !Self.unsafe(site), "\(site.debugDescription) \(siteErr)")
+        #expect(!Self.unsafe(gateway.child.stderr.text + gateway.child.stdout.text), "the agent's log")
+    }
+}
