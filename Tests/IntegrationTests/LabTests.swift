@@ -90,12 +90,8 @@ struct LabTests {
         return runner
     }
 
-    @Test("two gateways and an origin in namespaces; torn down by SIGTERM and by lab down after a crash")
+    @Test("two gateways and an origin in namespaces; torn down by SIGTERM and by lab down after a crash", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func lab() throws {
-        if let reason = Self.missingPrerequisite() {
-            print("skipping the lab integration test: \(reason)")
-            return
-        }
         let dir = try TemporaryDirectory()
         let topology = dir.file("itest.yaml")
         try Self.topology().write(toFile: topology, atomically: true, encoding: .utf8)
@@ -223,12 +219,8 @@ struct LabTests {
         return (status, out + err, state, dir)
     }
 
-    @Test("three-floors: three gateways find each other through mDNS, end with the same images, detect a SIGKILL and rejoin")
+    @Test("three-floors: three gateways find each other through mDNS, end with the same images, detect a SIGKILL and rejoin", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func threeFloors() throws {
-        if let reason = Self.missingPrerequisite() {
-            print("skipping the three-floors lab: \(reason)")
-            return
-        }
         let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Topologies/three-floors.yaml", timeout: 300)
         #expect(status == 0 && output.contains("5/5 steps passed"), "\(output)")
         let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
@@ -237,12 +229,8 @@ struct LabTests {
         withExtendedLifetime(directory) {}
     }
 
-    @Test("mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges")
+    @Test("mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func meshFaults() throws {
-        if let reason = Self.missingPrerequisite() {
-            print("skipping the mesh-faults lab: \(reason)")
-            return
-        }
         let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Tests/Fixtures/lab/mesh-faults.yaml", timeout: 600)
         #expect(status == 0 && output.contains("17/17 steps passed"), "\(output)")
         // gw2 was killed twice during its 6 MB download; the one that finished resumed.
@@ -256,12 +244,8 @@ struct LabTests {
         withExtendedLifetime(directory) {}
     }
 
-    @Test("three-floors-rollout: 1 % → 100 % on every floor; a failing floor halts the next rollout everywhere, nothing starts after; outsiders are refused")
+    @Test("three-floors-rollout: 1 % → 100 % on every floor; a failing floor halts the next rollout everywhere, nothing starts after; outsiders are refused", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func threeFloorsRollout() throws {
-        if let reason = Self.missingPrerequisite() {
-            print("skipping the three-floors rollout lab: \(reason)")
-            return
-        }
         let topology = "\(Binaries.packageRoot.path)/Topologies/three-floors-rollout.yaml"
         let (status, output, state, directory) = try Self.labRun(topology, timeout: 180)
         let steps = (try? TopologyFileSteps.count(topology)) ?? 0

@@ -9,12 +9,9 @@ import Glibc
 /// The probe binary against no daemon at all: runs anywhere, as any user.
 @Suite("mDNS probe without a daemon")
 struct ProbeTests {
-    @Test("without a reachable daemon the probe warns once, keeps retrying, and stops cleanly")
+    @Test("without a reachable daemon the probe warns once, keeps retrying, and stops cleanly",
+          .enabled(if: FileManager.default.isExecutableFile(atPath: AvahiLab.probe), "otamesh-mdns-probe is not built (swift build builds it)"))
     func noDaemon() throws {
-        guard FileManager.default.isExecutableFile(atPath: AvahiLab.probe) else {
-            print("skipped: \(AvahiLab.probe) is not built (swift build --product otamesh-mdns-probe)")
-            return
-        }
         // A bus address that cannot exist: nothing is contacted, nothing is sent.
         let child = try Child(AvahiLab.probe, ["--name", "gw-a", "--site", "lab", "--gossip-port", "7946", "--http-port", "8080",
                                                "--address", "10.250.0.11", "--seconds", "60", "--debug"],

@@ -83,7 +83,11 @@ struct BlobStoreTests {
         let expected = ExpectedContent(digest: try digest(of: bytes), size: Int64(bytes.count))
         do {
             let store = try openStore(dir)
-            guard case .receive(let ingest) = try store.beginIngest(expected: expected) else { return }
+            let begun = try store.beginIngest(expected: expected)
+            guard case .receive(let ingest) = begun else {
+                Issue.record("a fresh store did not start receiving \(expected.digest.hex): \(begun)")
+                return
+            }
             try ingest.write(bytes[0..<100_000])
         }
         // Flip a byte in the partial on disk.
