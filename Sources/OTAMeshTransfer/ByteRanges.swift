@@ -57,7 +57,25 @@ public enum RangeRequest: Sendable, Equatable {
                 ranges.append(ByteRange(first: first, last: last))
             }
         }
-        return ranges.isEmpty ? .unsatisfiable : .partial(ranges)
+        return ranges.isEmpty ? .unsatisfiable : .partial(coalesced(ranges))
+    }
+
+    /// Ranges as asked, unless some overlap: then merged (sorted, overlapping or touching ones
+    /// joined), so a request can never make the server send more than the representation once —
+    /// `bytes=0-,0-,…` sixteen times is one range, not sixteen copies (RFC 9110 §14.2 allows
+    /// coalescing).
+    static func coalesced(_ ranges: [ByteRange]) -> [ByteRange] {
+        let sorted = ranges.sorted { ($0.first, $0.last) < ($1.first, $1.last) }
+        guard zip(sorted, sorted.dropFirst()).contains(where: { $1.first <= $0.last }) else { return ranges }
+        var merged: [ByteRange] = []
+        for range in sorted {
+            if let last = merged.last, range.first <= last.last + 1 {
+                merged[merged.count - 1] = ByteRange(first: last.first, last: max(last.last, range.last))
+            } else {
+                merged.append(range)
+            }
+        }
+        return merged
     }
 }
 

@@ -17,6 +17,21 @@ struct ByteRangeTests {
         #expect(ByteRange(first: 10, last: 19).contentRange(total: 100) == "bytes 10-19/100")
     }
 
+    @Test("overlapping ranges are coalesced: never more than the representation once (bytes=0-,0-,… sent 16× before)")
+    func overlapping() {
+        let sixteen = "bytes=" + Array(repeating: "0-", count: 16).joined(separator: ",")
+        #expect(RangeRequest.parse(sixteen, length: 1_000) == .partial([ByteRange(first: 0, last: 999)]))
+        #expect(RangeRequest.parse("bytes=500-599,0-99,50-149", length: 1_000) == .partial([ByteRange(first: 0, last: 149), ByteRange(first: 500, last: 599)]))
+        #expect(RangeRequest.parse("bytes=-100,900-", length: 1_000) == .partial([ByteRange(first: 900, last: 999)]))
+        // Disjoint ranges keep the order they were asked in.
+        #expect(RangeRequest.parse("bytes=500-599,0-99", length: 1_000) == .partial([ByteRange(first: 500, last: 599), ByteRange(first: 0, last: 99)]))
+        for _ in 0..<200 {
+            let specs = (0..<Int.random(in: 1...16)).map { _ in "\(Int.random(in: 0..<1_000))-\(Int.random(in: 0..<1_200))" }
+            guard case .partial(let ranges) = RangeRequest.parse("bytes=" + specs.joined(separator: ","), length: 1_000) else { continue }
+            #expect(ranges.reduce(0) { $0 + $1.count } <= 1_000, "\(specs)")
+        }
+    }
+
     @Test("malformed headers are ignored (full response), unsatisfiable ones are 416", arguments: [
         ("bytes=", RangeRequest.full), ("bytes=5-2", .full), ("bytes=99999999999999999999-", .full), ("bytes=a-b", .full),
         ("items=0-5", .full), ("bytes=0-5,", .full), ("bytes=--5", .full), ("bytes=1000-", .unsatisfiable),
