@@ -169,7 +169,6 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
         }
-        server.bytesSent.increment(by: Int(clamping: length))
         let channel = context.channel
         inFlight += 1
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -196,13 +195,19 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // the first full segment of the body instead of a packet of its own; uncorking when the
             // write completes pushes the last partial segment.
             let corked = file != nil && (try? context.channel.syncOptions?.setOption(Self.cork, value: 1)) != nil
+            // Bytes are counted once written (each segment's write completed), not when the
+            // response starts: a client that stalls or leaves adds only what it was sent.
+            let sent = server.bytesSent
             for segment in response.body {
+                let written = context.eventLoop.makePromise(of: Void.self)
                 switch segment {
                 case .bytes(let bytes):
-                    context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+                    written.futureResult.whenSuccess { sent.increment(by: bytes.count) }
+                    context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: written)
                 case .file(let range):
+                    written.futureResult.whenSuccess { sent.increment(by: Int(clamping: range.count)) }
                     let region = FileRegion(fileHandle: file!, readerIndex: Int(range.first), endIndex: Int(range.last) + 1)
-                    context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: nil)
+                    context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written)
                 }
             }
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { result in
@@ -226,13 +231,15 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 switch segment {
                 case .bytes(let bytes):
                     return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
+                        .map { handler.server.bytesSent.increment(by: bytes.count) }
                 case .file(let range):
                     return handler.server.fileIO.readChunked(
                         fileHandle: file!, fromOffset: range.first, byteCount: Int(range.count), chunkSize: 64 << 10,
                         allocator: context.channel.allocator, eventLoop: context.eventLoop
                     ) { chunk in
                         let (handler, context) = loopBound.value
-                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk))))
+                        let count = chunk.readableBytes
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk)))).map { handler.server.bytesSent.increment(by: count) }
                     }
                 }
             }
