@@ -129,3 +129,20 @@ public struct CacheEntry: Codable, Sendable, Equatable {
         pins = record.pins
     }
 }
+
+/// Answers HEAD on every GET route of the admin API (RFC 9110 §9.3.2: the GET's status and
+/// headers, no body), which Hummingbird's router does not do by itself. Authorization sees a GET:
+/// a read-only token may make it.
+struct HeadAsGet<Inner: HTTPResponder>: HTTPResponder {
+    typealias Context = Inner.Context
+    let inner: Inner
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        guard request.method == .head else { return try await inner.respond(to: request, context: context) }
+        var head = request.head
+        head.method = .get
+        var response = try await inner.respond(to: Request(head: head, body: request.body), context: context)
+        response.body = ResponseBody()
+        return response
+    }
+}

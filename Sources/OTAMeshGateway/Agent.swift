@@ -94,7 +94,7 @@ public struct Agent: Sendable {
         let hasTrustRoot = startup.hasTrustRoot
         let adminStarted = NIOLockedValueBox(false)
         let app = Application(
-            router: listeners.router,
+            responder: HeadAsGet(inner: listeners.router.buildResponder()),
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),

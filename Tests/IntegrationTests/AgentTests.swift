@@ -106,6 +106,8 @@ extension AgentTests {
 
         // Open endpoints.
         #expect(try await Self.request("GET", "\(url)/healthz", authorization: nil).0 == 200)
+        #expect(try await Self.request("HEAD", "\(url)/healthz", authorization: nil).0 == 200)
+        #expect(try await Self.request("HEAD", "\(url)/no-such-route", authorization: nil).0 == 404)
         #expect(try await Self.request("GET", "\(url)/metrics", authorization: nil).0 == 200)
 
         // Reads: either token; nothing else.
@@ -116,6 +118,10 @@ extension AgentTests {
             #expect(unknown == 401 && unknownChallenge == "Bearer" && unknownBody.contains("unknown bearer token"), "\(path): \(unknown)")
             #expect(try await Self.request("GET", "\(url)/api/v1/\(path)", authorization: "Basic \(admin)").0 == 401)
             #expect(try await Self.request("GET", "\(url)/api/v1/\(path)", authorization: "Bearer \(read)").0 == 200, "\(path)")
+            // HEAD on a read route: the GET's status with the read token, no body (404 before).
+            let (headStatus, headBody, _) = try await Self.request("HEAD", "\(url)/api/v1/\(path)", authorization: "Bearer \(read)")
+            #expect(headStatus == 200 && headBody.isEmpty, "HEAD \(path): \(headStatus)")
+            #expect(try await Self.request("HEAD", "\(url)/api/v1/\(path)", authorization: nil).0 == 401)
             #expect(try await Self.request("GET", "\(url)/api/v1/\(path)", authorization: "bearer \(admin)").0 == 200, "\(path)")
         }
         // Writes: the admin token only.
