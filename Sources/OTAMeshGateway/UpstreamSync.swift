@@ -44,6 +44,9 @@ public struct UpstreamSync: Service {
     public struct Report: Sendable, Equatable {
         public var targets: [String] = []
         public var added: [String] = []
+        /// Targets that failed on their own (bad bytes, a 4xx, a metadata problem), with why;
+        /// the others were still fetched.
+        public var failed: [String: String] = [:]
     }
 
     public func run() async throws {
@@ -63,6 +66,10 @@ public struct UpstreamSync: Service {
             if !report.added.isEmpty {
                 logger.info("upstream sync added targets", metadata: ["targets": "\(report.added.joined(separator: ","))"])
             }
+            for (path, why) in report.failed.sorted(by: { $0.key < $1.key }) {
+                failures.increment()
+                logger.error("upstream target failed", metadata: ["target.path": "\(path)", "error": "\(why)", "upstream": "\(metadataURL)"])
+            }
         } catch {
             failures.increment()
             logger.error("upstream sync failed", metadata: ["error": "\(error)", "upstream": "\(metadataURL)"])
@@ -78,15 +85,24 @@ public struct UpstreamSync: Service {
         let listed = updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []
         var report = Report()
         for path in listed where patterns.isEmpty || patterns.contains(where: { Glob.matches(pattern: $0, path: path) }) {
-            guard let info = try await updater.targetInfo(path), let hex = info.hashes["sha256"] else { continue }
-            let expected = ExpectedContent(digest: try BlobDigest(hex: hex), size: info.length)
-            report.targets.append(path)
-            if try store.blob(expected.digest) != nil { continue }
-            // Streamed into the store, resumed across failures and restarts; committed only when
-            // every byte matches the signed length and SHA-256.
-            let url = "\(targetsURL.hasSuffix("/") ? String(targetsURL.dropLast()) : targetsURL)/\(HTTPFiles.escapePath(updater.remotePath(of: info)))"
-            _ = try await fetch.fetch(url, expected: expected, into: store)
-            report.added.append(path)
+            // Each target's failure is its own: a bad or missing file does not keep the later
+            // targets from arriving. Only an upstream that stopped answering (a network failure
+            // past the retry timeout) ends the round: the next targets could only wait as long.
+            do {
+                guard let info = try await updater.targetInfo(path), let hex = info.hashes["sha256"] else { continue }
+                let expected = ExpectedContent(digest: try BlobDigest(hex: hex), size: info.length)
+                report.targets.append(path)
+                if try store.blob(expected.digest) != nil { continue }
+                // Streamed into the store, resumed across failures and restarts; committed only when
+                // every byte matches the signed length and SHA-256.
+                let url = "\(targetsURL.hasSuffix("/") ? String(targetsURL.dropLast()) : targetsURL)/\(HTTPFiles.escapePath(updater.remotePath(of: info)))"
+                _ = try await fetch.fetch(url, expected: expected, into: store)
+                report.added.append(path)
+            } catch let error as FetchError where error.failure.isRetryable {
+                throw error
+            } catch {
+                report.failed[path] = "\(error)"
+            }
         }
         return report
     }

@@ -46,6 +46,36 @@ struct UpstreamSyncTests {
         #expect(!metrics.contains("otamesh_upstream_failures_total 1"))
     }
 
+    @Test("one target that fails (gone from the server) does not keep the later targets from arriving; it is logged and counted")
+    func failingTargetIsItsOwn() async throws {
+        let dir = try TemporaryDirectory()
+        let repo = dir.file("repo")
+        let site = dir.file("site")
+        #expect(try run(["release", "init", "--repo", repo]).0 == 0)
+        #expect(try run(["release", "add", "--repo", repo, "--path", "a-first/broken.bin", "\(Self.fixtures)/esp/esp32c6.bin"]).0 == 0)
+        #expect(try run(["release", "add", "--repo", repo, "--path", "w800/app_ota.img", "\(Self.fixtures)/wm/w800_app_ota.img"]).0 == 0)
+        #expect(try run(["release", "publish", "--repo", repo, site]).0 == 0)
+        // The first target (in sync order) is gone from the target server: a 404, not retryable.
+        try FileManager.default.removeItem(atPath: "\(site)/targets/a-first")
+        let server = try TUFCLITests.StaticServer(directory: site)
+        let data = dir.file("gateway")
+        let (agent, url) = try AgentTests.start(data: data, extra: [
+            "--trust-root", "\(site)/metadata/1.root.json", "--upstream-metadata-url", "\(server.url)/metadata",
+            "--upstream-targets-url", "\(server.url)/targets", "--upstream-interval", "1s",
+        ])
+        defer {
+            agent.signal(SIGTERM)
+            agent.wait(timeout: 30)
+        }
+        func images() throws -> String { try run(["images", "--data-dir", data]).1 }
+        #expect(waitUntil(timeout: 30) { ((try? images()) ?? "").split(separator: "\n").contains { $0.hasPrefix("w800/app_ota.img ") && $0.hasSuffix("bytes  cached") } },
+                "the later target arrives: \((try? images()) ?? "") \(agent.stderr.text.suffix(1500))")
+        #expect(waitUntil(timeout: 10) { agent.stderr.text.contains("upstream target failed") && agent.stderr.text.contains("a-first/broken.bin") },
+                "\(agent.stderr.text.suffix(1500))")
+        let (_, metrics) = try await AgentTests.get("\(url)/metrics")
+        #expect(metrics.contains("otamesh_upstream_failures_total"), "counted")
+    }
+
     @Test("upstream without a trusted root refuses to start, saying what is missing")
     func noRoot() throws {
         let dir = try TemporaryDirectory()
