@@ -38,6 +38,23 @@ struct DeviceRegistryTests {
         #expect(agent.assignment(for: "aa:bb:cc:dd:ee:ff") == nil)
     }
 
+    @Test("what a device sends is bounded before it is stored; an over-long id or one with NUL is answered but not kept")
+    func bounded() throws {
+        let dir = try TemporaryDirectory()
+        let registry = try DeviceRegistry(path: dir.file("devices.sqlite"))
+        let huge = String(repeating: "x", count: 25_000)
+        registry.observe(DeviceSighting(id: "dev-1", family: huge, hardware: huge, version: huge, address: huge, answer: huge, variant: huge), at: 1)
+        registry.observe(DeviceSighting(id: String(repeating: "i", count: 25_000), family: "generic", address: "10.0.0.1", answer: ""), at: 1)
+        registry.observe(DeviceSighting(id: "dev\u{0}2", family: "generic", address: "10.0.0.2", answer: ""), at: 1)
+        try registry.flush()
+        let stored = try registry.list()
+        #expect(stored.map(\.id) == ["dev-1"])
+        let device = try #require(stored.first)
+        #expect(device.version?.count == DeviceSighting.maxField && device.hardware?.count == DeviceSighting.maxField && device.variant?.count == DeviceSighting.maxField)
+        #expect(device.family.count <= 32 && device.address.count <= 64 && (device.lastAnswer?.count ?? 0) <= 200)
+        #expect(registry.all().map(\.id) == ["dev-1"], "memory and SQLite agree")
+    }
+
     @Test("a registry path that cannot be opened is an error naming it")
     func unusable() throws {
         let dir = try TemporaryDirectory()

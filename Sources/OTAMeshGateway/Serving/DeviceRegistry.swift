@@ -136,13 +136,29 @@ public struct DeviceSighting: Sendable, Equatable {
                 source: String = "request", options: [String: String] = [:]) {
         self.options = options
         self.id = id
-        self.family = family
-        self.hardware = hardware
-        self.version = version
-        self.address = address
-        self.answer = answer
-        self.variant = variant
+        // Everything a device sends is bounded before it is stored (a 25,000-character version
+        // must not sit in memory and on disk); the id is checked by ``isStorable``.
+        self.family = Self.bounded(family, 32)
+        self.hardware = hardware.map { Self.bounded($0, Self.maxField) }
+        self.version = version.map { Self.bounded($0, Self.maxField) }
+        self.address = Self.bounded(address, 64)
+        self.answer = Self.bounded(answer, 200)
+        self.variant = variant.map { Self.bounded($0, Self.maxField) }
         self.source = source
+    }
+
+    public static let maxID = 128
+    public static let maxField = 64
+
+    /// An id the registry keeps: 1 to ``maxID`` bytes without NUL (SQLite and memory must agree
+    /// on every key); another sighting is answered but not stored.
+    public var isStorable: Bool { !id.isEmpty && id.utf8.count <= Self.maxID && !id.utf8.contains(0) }
+
+    static func bounded(_ text: String, _ limit: Int) -> String {
+        guard text.unicodeScalars.count > limit else { return text }
+        var scalars = String.UnicodeScalarView()
+        scalars.append(contentsOf: text.unicodeScalars.prefix(limit))
+        return String(scalars)
     }
 }
 
@@ -229,6 +245,7 @@ public final class DeviceRegistry: Sendable {
 
     /// Records a sighting in memory; ``flush()`` persists it.
     public func observe(_ sighting: DeviceSighting, at time: Double) {
+        guard sighting.isStorable else { return }
         state.withLockedValue { state in
             var record = state.devices[sighting.id]
                 ?? DeviceRecord(id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time,
