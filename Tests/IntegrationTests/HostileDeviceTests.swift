@@ -48,3 +48,36 @@ struct HostileDeviceTests {
         #expect(!Self.unsafe(gateway.child.stderr.text + gateway.child.stdout.text), "the agent's log")
     }
 }
+
+/// A malformed request gets 400 with `Connection: close`, and the connection is closed.
+@Suite("malformed device requests")
+struct MalformedRequestTests {
+    static let client = """
+        import socket, sys
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+        s.sendall(b"GARBAGE \\x01\\x02 NOT HTTP\\r\\n\\r\\n")
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    print("EOF", data.split(b"\\r\\n")[0].decode())
+                    break
+                data += chunk
+        except socket.timeout:
+            print("OPEN", data.split(b"\\r\\n")[0].decode())
+        """
+
+    @Test("a request that is not HTTP is answered 400 and the connection closed, not left open")
+    func closedAfter400() throws {
+        let dir = try TemporaryDirectory()
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
+        defer { gateway.stop() }
+        let script = dir.file("client.py")
+        try Self.client.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = String(gateway.device.split(separator: ":").last ?? "")
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 30)
+        #expect(status == 0, "\(err)")
+        #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "EOF HTTP/1.1 400 Bad Request", "\(out)")
+    }
+}

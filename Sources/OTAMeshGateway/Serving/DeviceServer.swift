@@ -87,6 +87,12 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A malformed request (the protocol error handler already answered 400 with
+    /// `Connection: close`) or a broken connection: close it, as the 400 said.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head): self.head = head
