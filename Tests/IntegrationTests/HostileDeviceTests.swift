@@ -80,4 +80,35 @@ struct MalformedRequestTests {
         #expect(status == 0, "\(err)")
         #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "EOF HTTP/1.1 400 Bad Request", "\(out)")
     }
+
+    static let trickler = """
+        import socket, sys, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+        s.sendall(b"POST /v1/devices/d1/update HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 1000\\r\\n\\r\\n")
+        start = time.monotonic()
+        for i in range(40):  # at most 40 s, one byte a second
+            try:
+                s.sendall(b"x")
+                if s.recv(1) == b"":
+                    print("CLOSED", int(time.monotonic() - start)); sys.exit(0)
+            except socket.timeout:
+                pass
+            except OSError:
+                print("CLOSED", int(time.monotonic() - start)); sys.exit(0)
+        print("OPEN")
+        """
+
+    @Test("a request body trickled a byte at a time does not hold the connection past the body deadline")
+    func trickledBody() throws {
+        let dir = try TemporaryDirectory()
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
+        defer { gateway.stop() }
+        let script = dir.file("trickle.py")
+        try Self.trickler.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = String(gateway.device.split(separator: ":").last ?? "")
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 90)
+        #expect(status == 0, "\(err)")
+        let words = out.split(separator: " ")
+        #expect(words.first == "CLOSED" && (Int(words.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99) <= 30, "\(out)")
+    }
 }

@@ -73,6 +73,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var head: HTTPRequestHead?
     /// Responses being written (the idle timeout must not cut a slow download).
     private var inFlight = 0
+    /// Closes a connection whose request body does not end within ``bodyDeadline``: the idle
+    /// timeout alone lets a body trickled one byte every few seconds hold the socket forever.
+    private var bodyTimer: Scheduled<Void>?
+    static let bodyDeadline = TimeAmount.seconds(10)
 
     init(server: DeviceServer, isTLS: Bool) {
         self.server = server
@@ -93,11 +97,23 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.close(promise: nil)
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        bodyTimer?.cancel()
+        bodyTimer = nil
+        context.fireChannelInactive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .head(let head): self.head = head
+        case .head(let head):
+            self.head = head
+            let channel = context.channel
+            bodyTimer?.cancel()
+            bodyTimer = context.eventLoop.scheduleTask(in: Self.bodyDeadline) { channel.close(promise: nil) }
         case .body: break  // device routes take no bodies; ignore (bounded by the decoder)
         case .end:
+            bodyTimer?.cancel()
+            bodyTimer = nil
             guard let head else { return }
             self.head = nil
             respond(context: context, head: head)
