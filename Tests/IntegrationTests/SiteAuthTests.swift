@@ -50,13 +50,7 @@ struct SiteAuthTests {
     }
 
     static func request(_ method: String, _ url: String, authorization: String?, body: Data? = nil) async throws -> (Int, String, String?) {
-        var request = URLRequest(url: URL(string: url)!)
-        request.httpMethod = method
-        request.httpBody = body
-        if let authorization { request.setValue(authorization, forHTTPHeaderField: "Authorization") }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let http = response as? HTTPURLResponse
-        return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "WWW-Authenticate"))
+        try await AgentTests.request(method, url, authorization: authorization, body: body)
     }
 
     static var now: Int64 { Int64(Date().timeIntervalSince1970) }
