@@ -95,6 +95,8 @@ public struct Agent: Sendable {
         let adminStarted = NIOLockedValueBox(false)
         let app = Application(
             responder: HeadAsGet(inner: listeners.router.buildResponder()),
+            // An idle admin connection is closed: without it, idle sockets piled up on this port forever.
+            server: .http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000)))),
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),

@@ -24,6 +24,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var deviceTLSListen: ListenAddress? = ListenAddress(host: "0.0.0.0", port: 8443)
     /// Seconds a device connection may send nothing (with no response in flight) before it is closed.
     public var deviceIdleTimeout: Double = 120
+    /// Seconds an admin API connection may stay idle before it is closed.
+    public var adminIdleTimeout: Double = 60
     /// Cache quota in bytes (nil = unlimited).
     public var cacheQuotaBytes: Int64? = 8 << 30
     /// Partials older than this (seconds) are dropped by garbage collection.
@@ -131,6 +133,7 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("device.listen", "OTAMESH_DEVICE_LISTEN", "--device-listen", "device HTTP HOST:PORT (default 0.0.0.0:8070)"),
         ("device.tlsListen", "OTAMESH_DEVICE_TLS_LISTEN", "--device-tls-listen", "device HTTPS HOST:PORT or off (default 0.0.0.0:8443, once the site CA exists)"),
         ("device.idleTimeout", "OTAMESH_DEVICE_IDLE_TIMEOUT", "--device-idle-timeout", "close device connections idle this long, never during a download (default 2m)"),
+        ("admin.idleTimeout", "OTAMESH_ADMIN_IDLE_TIMEOUT", "--admin-idle-timeout", "close admin API connections idle this long (default 1m)"),
         ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
         ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
         ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
@@ -209,11 +212,11 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT or off, got \(value)")
             }
             deviceTLSListen = address
-        case "device.idleTimeout":
+        case "device.idleTimeout", "admin.idleTimeout":
             guard let seconds = Self.parseDuration(value), seconds >= 1 else {
                 throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 2m, got \(value)")
             }
-            deviceIdleTimeout = seconds
+            if key == "device.idleTimeout" { deviceIdleTimeout = seconds } else { adminIdleTimeout = seconds }
         case "cache.quota":
             if value.lowercased() == "unlimited" {
                 cacheQuotaBytes = nil

@@ -30,6 +30,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Close device connections that send nothing this long, never during a download (default 2m).")
     var deviceIdleTimeout: String?
 
+    @Option(help: "Close admin API connections that stay idle this long (default 1m).")
+    var adminIdleTimeout: String?
+
     @Option(help: "Cache quota: bytes, 512MiB, 8GiB or unlimited (default 8GiB).")
     var cacheQuota: String?
 
@@ -114,7 +117,7 @@ struct AgentCommand: AsyncParsableCommand {
         let configuration = try options.load(command: "otamesh agent", extra: [
             ("security.insecurePermissions", insecurePermissions ? "true" : nil),
             ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
-            ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
+            ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout), ("admin.idleTimeout", adminIdleTimeout),
             ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),

@@ -111,4 +111,27 @@ struct MalformedRequestTests {
         let words = out.split(separator: " ")
         #expect(words.first == "CLOSED" && (Int(words.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99) <= 30, "\(out)")
     }
+
+    static let idler = """
+        import socket, sys, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+        start = time.monotonic()
+        try:
+            print("CLOSED" if s.recv(1) == b"" else "DATA", int(time.monotonic() - start))
+        except socket.timeout:
+            print("OPEN")
+        """
+
+    @Test("an idle connection to the admin API is closed after admin.idleTimeout")
+    func adminIdle() throws {
+        let dir = try TemporaryDirectory()
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off", "--admin-idle-timeout", "2s"])
+        defer { gateway.stop() }
+        let script = dir.file("idle.py")
+        try Self.idler.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = String(gateway.admin.split(separator: ":").last ?? "")
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 60)
+        #expect(status == 0, "\(err)")
+        #expect(out.hasPrefix("CLOSED"), "\(out)")
+    }
 }

@@ -115,7 +115,8 @@ struct ConfigurationTests {
         let documented = AgentConfiguration.keys.filter { $0.file.hasPrefix("admin.") }.map { "\($0.file) \($0.env) \($0.flag)" }
         #expect(documented == ["admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
                                "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
-                               "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file"])
+                               "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
+                               "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout"])
     }
 
     @Test("admin tokens: generated 32 random bytes as base64url, compared by role, files read strictly")
