@@ -68,6 +68,7 @@ public struct Agent: Sendable {
     /// fails closes those already bound), and only then do services start, under one service
     /// group that stops them all if one of them (the admin listener) cannot start.
     public func run(onReady: @escaping @Sendable (Ready) -> Void) async throws {
+        Self.raiseFileLimit(logger: logger)
         let startup = try AgentStartup.load(configuration, logger: logger)
         let listeners = try await bindListeners(startup)
         let services: [any Service]
@@ -251,6 +252,23 @@ public struct Agent: Sendable {
         api.attach(engine)
         services.append(RolloutService(engine: engine, registry: startup.registry, gateway: configuration.nodeName))
         return services
+    }
+
+    /// Raises the soft limit on open files to the hard one (at most 1,048,576): every device,
+    /// admin and gossip connection is a file descriptor, and the common soft limit of 1,024 let
+    /// about 1,100 idle connections stop a gateway. Never lowers it; a failure only logs.
+    static func raiseFileLimit(logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        let wanted = min(limit.rlim_max, 1 << 20)
+        guard limit.rlim_cur < wanted else { return }
+        let before = limit.rlim_cur
+        limit.rlim_cur = wanted
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
+            logger.debug("open files limit raised", metadata: ["limit.before": "\(before)", "limit.now": "\(wanted)"])
+        } else {
+            logger.warning("open files limit not raised", metadata: ["limit.soft": "\(before)", "errno": "\(errno)"])
+        }
     }
 
     /// A listener that could not be opened, named by its configuration key and address.

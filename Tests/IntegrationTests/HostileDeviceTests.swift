@@ -135,3 +135,23 @@ struct MalformedRequestTests {
         #expect(out.hasPrefix("CLOSED"), "\(out)")
     }
 }
+
+/// The agent raises its soft limit on open files to the hard one at start.
+@Suite("open files limit")
+struct FileLimitTests {
+    @Test("started with nofile 256:4096, the agent runs with a soft limit of 4096")
+    func raised() throws {
+        let dir = try TemporaryDirectory()
+        let child = try Child("/usr/bin/prlimit", ["--nofile=256:4096", Binaries.otamesh, "agent", "--data-dir", dir.file("d"),
+                                                   "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0", "--device-tls-listen", "off",
+                                                   "--gossip-listen", "off", "--discovery", "off", "--device-discovery", "off"])
+        defer {
+            child.signal(SIGTERM)
+            child.wait(timeout: 30)
+        }
+        #expect(waitUntil(timeout: 30) { child.stdout.text.contains("ready") || !child.process.isRunning }, "\(child.stderr.text)")
+        let limits = (try? String(contentsOfFile: "/proc/\(child.pid)/limits", encoding: .utf8)) ?? ""
+        let line = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map(String.init) ?? ""
+        #expect(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst(3).prefix(2) == ["4096", "4096"], "\(line)")
+    }
+}
