@@ -159,10 +159,9 @@ public struct Agent: Sendable {
         let name = configuration.nodeName
         let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: name,
                                           siteDevices: { [registry = startup.registry] in
-                                              guard let mesh = meshBox.withLockedValue({ $0 }) else { return [] }
-                                              return DeviceSummaries.merge(gateway: name, local: registry.all(), remote: mesh.records(prefix: "dv"))
+                                              SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: meshBox.withLockedValue { $0 })
                                           })
-        let siteRoutes = SiteRoutes(registry: NIOLockedValueBox<DeviceRegistry?>(startup.registry), mesh: meshBox, gateway: configuration.nodeName,
+        let siteRoutes = SiteRoutes(registry: startup.registry, mesh: meshBox, gateway: name,
                                     store: startup.store, tufDirectory: startup.tufDirectory)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
         let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { Int64(BlobStore.wallClock()) })

@@ -14,8 +14,8 @@ import OTAMeshTrust
 /// | `POST /api/v1/bundles` | admin | an update bundle (tar, at most ``maxBundleBytes``), verified and imported into this agent's store |
 /// | `POST /api/v1/trust-root` | admin | the site's root.json, installed when this gateway trusts none yet |
 struct SiteRoutes: AdminRouteSet {
-    /// The agent's device registry, once opened (the admin router is built before it).
-    let registry: NIOLockedValueBox<DeviceRegistry?>
+    /// The agent's device registry (opened before any listener).
+    let registry: DeviceRegistry
     let mesh: NIOLockedValueBox<Mesh?>
     let gateway: String
     let store: BlobStore
@@ -28,11 +28,9 @@ struct SiteRoutes: AdminRouteSet {
 
     func register(on api: AdminAPIGroup) {
         api.get("devices") { _, _ -> Response in
-            let local = registry.withLockedValue { $0 }?.all() ?? []
             let meshNow = mesh.withLockedValue { $0 }
-            let remote = meshNow?.records(prefix: "dv") ?? []  // dv/ summaries and dv.run
-            let devices = DeviceSummaries.merge(gateway: gateway, local: local, remote: remote)
-            return try AdminRoutes.encoded(SiteDevices(gateway: gateway, site: meshNow != nil, devices: devices))
+            return try AdminRoutes.encoded(SiteDevices(gateway: gateway, site: meshNow != nil,
+                                                       devices: Self.siteDevices(gateway: gateway, registry: registry, mesh: meshNow)))
         }
         api.post("bundles") { request, _ -> Response in
             let claimed = importing.withLockedValue { busy in
@@ -76,6 +74,12 @@ struct SiteRoutes: AdminRouteSet {
             try persistence.save("\(root.version).root.json", bytes)
             return AdminRoutes.json(["root": "installed"])
         }
+    }
+
+    /// The site's devices as `gateway` sees them: its registry merged with every gateway's `dv/`
+    /// summaries (and their `dv.run` marks); its own only while gossip is off.
+    static func siteDevices(gateway: String, registry: DeviceRegistry, mesh: Mesh?) -> [SiteDevice] {
+        DeviceSummaries.merge(gateway: gateway, local: registry.all(), remote: mesh?.records(prefix: "dv") ?? [])
     }
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {

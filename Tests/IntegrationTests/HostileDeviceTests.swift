@@ -68,15 +68,21 @@ struct MalformedRequestTests {
             print("OPEN", data.split(b"\\r\\n")[0].decode())
         """
 
-    @Test("a request that is not HTTP is answered 400 and the connection closed, not left open")
-    func closedAfter400() throws {
+    /// Runs a python socket client against a fresh gateway's device port (or, with `admin`, its
+    /// admin port): (exit status, stdout, stderr).
+    static func runClient(_ source: String, admin: Bool = false, extra: [String] = [], timeout: Double) throws -> (Int32, String, String) {
         let dir = try TemporaryDirectory()
-        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"] + extra)
         defer { gateway.stop() }
         let script = dir.file("client.py")
-        try Self.client.write(toFile: script, atomically: true, encoding: .utf8)
-        let port = String(gateway.device.split(separator: ":").last ?? "")
-        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 30)
+        try source.write(toFile: script, atomically: true, encoding: .utf8)
+        let port = String((admin ? gateway.admin : gateway.device).split(separator: ":").last ?? "")
+        return try runProgram("/usr/bin/env", ["python3", script, port], timeout: timeout)
+    }
+
+    @Test("a request that is not HTTP is answered 400 and the connection closed, not left open")
+    func closedAfter400() throws {
+        let (status, out, err) = try Self.runClient(Self.client, timeout: 30)
         #expect(status == 0, "\(err)")
         #expect(out.trimmingCharacters(in: .whitespacesAndNewlines) == "EOF HTTP/1.1 400 Bad Request", "\(out)")
     }
@@ -100,13 +106,7 @@ struct MalformedRequestTests {
 
     @Test("a request body trickled a byte at a time does not hold the connection past the body deadline")
     func trickledBody() throws {
-        let dir = try TemporaryDirectory()
-        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
-        defer { gateway.stop() }
-        let script = dir.file("trickle.py")
-        try Self.trickler.write(toFile: script, atomically: true, encoding: .utf8)
-        let port = String(gateway.device.split(separator: ":").last ?? "")
-        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 90)
+        let (status, out, err) = try Self.runClient(Self.trickler, timeout: 90)
         #expect(status == 0, "\(err)")
         let words = out.split(separator: " ")
         #expect(words.first == "CLOSED" && (Int(words.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 99) <= 30, "\(out)")
@@ -124,13 +124,7 @@ struct MalformedRequestTests {
 
     @Test("an idle connection to the admin API is closed after admin.idleTimeout")
     func adminIdle() throws {
-        let dir = try TemporaryDirectory()
-        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off", "--admin-idle-timeout", "2s"])
-        defer { gateway.stop() }
-        let script = dir.file("idle.py")
-        try Self.idler.write(toFile: script, atomically: true, encoding: .utf8)
-        let port = String(gateway.admin.split(separator: ":").last ?? "")
-        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, port], timeout: 60)
+        let (status, out, err) = try Self.runClient(Self.idler, admin: true, extra: ["--admin-idle-timeout", "2s"], timeout: 60)
         #expect(status == 0, "\(err)")
         #expect(out.hasPrefix("CLOSED"), "\(out)")
     }

@@ -336,7 +336,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     /// Announces what changed since the last upkeep (nothing on the first: that is the baseline).
     func announce(now: Int64) {
-        refresh(force: true)
+        refresh()  // only if this upkeep wrote something: it began with a full refresh
         let views = cached.withLockedValue { $0.views }
         let found = cached.withLockedValue { cached -> [RolloutEvent] in
             defer { cached.milestones = views.mapValues(RolloutEvent.Milestones.init) }

@@ -35,12 +35,13 @@ struct RolloutService: Service {
     func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let devices = registry.all().map { device in
+                let records = registry.all()
+                let devices = records.map { device in
                     DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(device.tagList), gateway: gateway,
                                 version: device.version, firstSeen: Int64(device.firstSeen * 1000))
                 }
                 engine.upkeep(devices: devices)
-                metrics.update(statuses: engine.statuses(), devices: registry.all())
+                metrics.update(statuses: engine.statuses(), devices: records)
                 do { try await Task.sleep(for: .seconds(1)) } catch { break }
             }
         }
