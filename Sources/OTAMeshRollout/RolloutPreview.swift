@@ -67,9 +67,16 @@ public struct RolloutPreview: Codable, Sendable, Equatable {
         if let last = plan.stages.last, last < 100 {
             warnings.append("the last stage is \(last)%: about \(100 - last)% of the matching devices are never updated by this rollout")
         }
-        if let hardware = plan.target.hardware?.lowercased(), let wanted = plan.selector.terms["hardware"], !wanted.contains(hardware) {
-            warnings.append("\(plan.target.path) is for hardware \(hardware), the selector picks \(wanted.sorted().joined(separator: ", "))")
-        }
+        if let mismatch = plan.hardwareMismatch { warnings.append(mismatch) }
         self.warnings = warnings
+    }
+}
+
+extension RolloutPlan {
+    /// Why the selector and the target's hardware disagree (the target is for hardware the
+    /// selector does not pick), or nil.
+    public var hardwareMismatch: String? {
+        guard let hardware = target.hardware?.lowercased(), let wanted = selector.terms["hardware"], !wanted.contains(hardware) else { return nil }
+        return "\(target.path) is for hardware \(hardware), the selector picks \(wanted.sorted().joined(separator: ", "))"
     }
 }

@@ -154,8 +154,7 @@ enum RolloutText {
 
     /// A warning when the selector names hardware the target's metadata says it is not for.
     static func hardwareWarning(plan: RolloutPlan) -> String? {
-        guard let hardware = plan.target.hardware?.lowercased(), let wanted = plan.selector.terms["hardware"], !wanted.contains(hardware) else { return nil }
-        return "warning: \(plan.target.path) is for hardware \(hardware), the selector picks \(wanted.sorted().joined(separator: ", "))"
+        plan.hardwareMismatch.map { "warning: \($0)" }
     }
 
     /// The 0-based stage `advance --stage N` (1-based) means; default: the one after the current.
