@@ -195,10 +195,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// a warning when this gateway could not start any device for want of the target.
     public func preview(_ plan: RolloutPlan, site: [SiteDevice] = []) -> RolloutPreview {
         let records = registry.all()
-        var reported = records.map { record in
-            DeviceFacts(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
-                        version: record.version, firstSeen: Int64(record.firstSeen * 1000))
-        }
+        var reported = records.map { DeviceFacts($0, gateway: gateway) }
         let mine = Set(records.map(\.id))
         for device in site where device.gateway != gateway && !mine.contains(device.id) {
             let tags = (device.tags ?? "").split(separator: ",").map(String.init)

@@ -36,14 +36,18 @@ struct RolloutService: Service {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 let records = registry.all()
-                let devices = records.map { device in
-                    DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(device.tagList), gateway: gateway,
-                                version: device.version, firstSeen: Int64(device.firstSeen * 1000))
-                }
-                engine.upkeep(devices: devices)
+                engine.upkeep(devices: records.map { DeviceFacts($0, gateway: gateway) })
                 metrics.update(statuses: engine.statuses(), devices: records)
                 do { try await Task.sleep(for: .seconds(1)) } catch { break }
             }
         }
+    }
+}
+
+extension DeviceFacts {
+    /// What rollouts know of a registry device served by `gateway`.
+    init(_ record: DeviceRecord, gateway: String) {
+        self.init(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
+                  version: record.version, firstSeen: Int64(record.firstSeen * 1000))
     }
 }
