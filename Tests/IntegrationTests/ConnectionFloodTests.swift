@@ -197,4 +197,29 @@ struct ConnectionFloodTests {
         let (status, _, _) = try runProgram("/usr/bin/curl", ["-sf", "-o", "/dev/null", "\(gateway.admin)/healthz"])
         #expect(status == 0)
     }
+
+    @Test("admin API: 400 idle or trickling connections are shed; the admin still gets answers")
+    func adminFlood() throws {
+        let dir = try TemporaryDirectory()
+        let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
+        defer { gateway.stop() }
+        let port = try #require(URL(string: gateway.admin)?.port)
+        let script = dir.file("attacker.py")
+        try Self.attacker.write(toFile: script, atomically: true, encoding: .utf8)
+        let flood = try Child("/usr/bin/env", ["python3", script, "\(port)", "400", "8"])
+        defer { flood.signal(SIGKILL); flood.wait() }
+        #expect(waitUntil(timeout: 30) { flood.stdout.text.contains("flooding") || !flood.process.isRunning })
+        var answered = 0
+        for _ in 0..<5 {
+            let (status, body, _) = try runProgram("/usr/bin/curl", ["-sf", "--max-time", "5", "-H", "Authorization: Bearer \(gateway.readToken)",
+                                                                   "\(gateway.admin)/api/v1/cache"])
+            if status == 0 && body.hasPrefix("[") { answered += 1 }
+        }
+        #expect(answered == 5, "the admin API answered \(answered) of 5 requests during the flood")
+        flood.wait(timeout: 30)
+        let metrics = try runProgram("/usr/bin/curl", ["-s", "\(gateway.admin)/metrics"]).1
+        let shed = Self.metric(metrics, "otamesh_connections_shed_total{listener=\"admin\"}") ?? 0
+        #expect(shed > 100, "admin connections shed: \(shed)")
+        #expect(gateway.child.process.isRunning)
+    }
 }
