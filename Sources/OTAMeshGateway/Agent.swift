@@ -141,7 +141,7 @@ public struct Agent: Sendable {
         var mesh: Mesh?
         var deviceURL = ""
         var deviceTLSURL: String?
-        var router: Router<BasicRequestContext>
+        var router: Router<AdminRequestContext>
         var meshBox: NIOLockedValueBox<Mesh?>
         var engineBox: NIOLockedValueBox<RolloutEngine?>
         var api: DeviceAPI
