@@ -1,4 +1,5 @@
 import Foundation
+import OTAMeshGateway
 import Testing
 
 @testable import otamesh
@@ -44,5 +45,19 @@ struct AdminCATests {
             let error = #expect(throws: AdminTransportClient.BadCA.self) { try AdminTransportClient.verifying(caFile: file) }
             #expect(error?.description.hasPrefix("site CA certificate \(file): ") == true, "\(String(describing: error))")
         }
+    }
+
+    @Test("otamesh keys site-ca without --address names loopback and admin.listen's own address (not all interfaces)")
+    func certificateAddresses() throws {
+        var configuration = AgentConfiguration(nodeName: "gw-1")
+        #expect(SiteCACommand.defaultAddresses(configuration) == ["127.0.0.1", "::1"])
+        try configuration.set("admin.listen", "0.0.0.0:8071", source: "test")
+        #expect(SiteCACommand.defaultAddresses(configuration) == ["127.0.0.1", "::1"])
+        try configuration.set("admin.listen", "[::]:8071", source: "test")
+        #expect(SiteCACommand.defaultAddresses(configuration) == ["127.0.0.1", "::1"])
+        try configuration.set("admin.listen", "192.168.1.10:8071", source: "test")
+        #expect(SiteCACommand.defaultAddresses(configuration) == ["127.0.0.1", "::1", "192.168.1.10"])
+        try configuration.set("admin.listen", "gw-1.lan:8071", source: "test")
+        #expect(SiteCACommand.defaultAddresses(configuration) == ["127.0.0.1", "::1"], "a name is no address")
     }
 }
