@@ -77,4 +77,27 @@ struct AdminTLSTests {
         #expect(AdminAddress.url(lan.adminListen, scheme: lan.adminScheme) == "https://127.0.0.1:8071")
         #expect(try configuration("[::1]:8071", tls: "on").adminScheme == "https")
     }
+
+    @Test("the gateway certificate: the admin listener's TLS configuration, and which addresses and names it covers")
+    func gatewayCertificate() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("otamesh-admin-tls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ca = SiteCA(keysDirectory: "\(dir)/keys")
+        #expect(!ca.hasGatewayCertificate)
+        #expect(try ca.serverConfiguration() == nil)
+        #expect(ca.gatewayCertificateCovers("127.0.0.1") == nil, "no certificate: unknown, not false")
+        _ = try ca.ensure(names: ["gw-1.lan"], addresses: ["192.0.2.10", "::1"])
+        #expect(ca.hasGatewayCertificate)
+        #expect(try ca.serverConfiguration() != nil)
+        #expect(ca.gatewayCertificateCovers("192.0.2.10") == true)
+        #expect(ca.gatewayCertificateCovers("0:0:0:0:0:0:0:1") == true, "IPv6 compared as an address")
+        #expect(ca.gatewayCertificateCovers("GW-1.lan") == true)
+        #expect(ca.gatewayCertificateCovers("127.0.0.1") == false)
+        #expect(ca.gatewayCertificateCovers("other.lan") == false)
+        // A damaged certificate file stops the start with the file and why, never a crash.
+        try Data("-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n".utf8).write(to: URL(fileURLWithPath: ca.gatewayCertPath))
+        let failure = #expect(throws: SiteCA.Failure.self) { try ca.serverConfiguration() }
+        #expect(failure?.file == ca.gatewayCertPath)
+    }
 }
