@@ -148,5 +148,10 @@ struct AdminTLSTests {
             return ((try? Self.curl(["-o", "/dev/null", "-H", "Authorization: Bearer \(gateway.token)", cache]))?.1 ?? 0) == 200
         }
         #expect(accepted)
+        // A signed request that does not check out counts too, under its own label.
+        let (_, signed, _) = try Self.curl(["-o", "/dev/null", "-H", "Authorization: OTAMesh-Sig keyid=x,sig=y", cache])
+        #expect(signed == 401)
+        let (_, _, after) = try Self.curl(["\(gateway.admin)/metrics"])
+        #expect(after.contains(#"otamesh_admin_auth_failures_total{credential="signature"} 1"#), "\(after)")
     }
 }
