@@ -2,7 +2,7 @@
 #   make run    installs what is missing, builds, starts a gateway on embedded defaults
 #   make test   installs what is missing, builds, runs every test
 #   make demo   (root) the three-floors staged-rollout lab, narrated, then torn down
-# Other targets: make build, make release, make install, make bench, make clean.
+# Other targets: make soak (root, SOAK_MINUTES=10), make build, make release, make install, make bench, make clean.
 
 SHELL := /bin/bash
 SWIFT ?= swift
@@ -17,7 +17,7 @@ PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
 PYTHON ?= python3
 
-.PHONY: run test demo build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
+.PHONY: run test demo soak build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -37,6 +37,20 @@ demo: deps build
 	@bin="$$($(SWIFT) build --show-bin-path)"; \
 	  "$$bin/otamesh" lab down $(DEMO_TOPOLOGY) >/dev/null; \
 	  "$$bin/otamesh" lab run $(DEMO_TOPOLOGY) --narrate --timeout 300
+
+# A long fault-injected run of the whole mesh (root; docs/soak.md): SOAK_MINUTES (default 10) of
+# gateway SIGKILLs and restarts, partitions, 10-30 % loss, a full disk and failing devices under
+# staged rollouts on Topologies/soak-campus-32.yaml, every invariant checked; summary table at the
+# end and in /tmp/otamesh-lab/soak-campus-32/soak-summary.md. SOAK_SEED picks the schedule.
+SOAK_MINUTES ?= 10
+SOAK_SEED ?= 1
+SOAK_TOPOLOGY := Topologies/soak-campus-32.yaml
+
+soak: deps build
+	@[ "$$(id -u)" = 0 ] || { echo "make soak: run as root (the lab creates network namespaces)"; exit 2; }
+	@bin="$$($(SWIFT) build --show-bin-path)"; \
+	  "$$bin/otamesh" lab down $(SOAK_TOPOLOGY) >/dev/null; \
+	  "$$bin/otamesh" lab soak $(SOAK_TOPOLOGY) --duration $(SOAK_MINUTES)m --seed $(SOAK_SEED)
 
 build:
 	@command -v $(SWIFT) >/dev/null || { echo "make: Swift 6.x toolchain not found (expected 'swift' on PATH, e.g. /opt/swift/usr/bin)"; exit 1; }

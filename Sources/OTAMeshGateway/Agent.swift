@@ -70,9 +70,17 @@ public struct Agent: Sendable {
     /// fails closes those already bound), and only then do services start, under one service
     /// group that stops them all if one of them (the admin listener) cannot start.
     public func run(onReady: @escaping @Sendable (Ready) -> Void) async throws {
-        Self.raiseFileLimit(logger: logger)
+        let fileLimit = Self.raiseFileLimit(logger: logger)
+        let limits = ConnectionLimits.derived(fileLimit: fileLimit, deviceTotal: configuration.deviceMaxConnections,
+                                              devicePerAddress: configuration.deviceMaxConnectionsPerAddress)
+        logger.debug("connection caps", metadata: [
+            "limit.files": "\(fileLimit)", "device": "\(limits.device.total) (\(limits.device.perAddress) per address)",
+            "admin": "\(limits.admin.total)", "gossip": "\(limits.gossip.total)"])
+        let gates = Gates(device: ConnectionGate(listener: "device", limits: limits.device, logger: logger),
+                      admin: ConnectionGate(listener: "admin", limits: limits.admin, logger: logger),
+                      gossip: ConnectionGate(listener: "gossip", limits: limits.gossip, logger: logger))
         let startup = try AgentStartup.load(configuration, logger: logger)
-        let listeners = try await bindListeners(startup)
+        let listeners = try await bindListeners(startup, gates: gates)
         let services: [any Service]
         let totals: (count: Int, bytes: Int64)
         do {
@@ -97,7 +105,10 @@ public struct Agent: Sendable {
         let hasTrustRoot = startup.hasTrustRoot
         let adminStarted = NIOLockedValueBox(false)
         // An idle admin connection is closed: without it, idle sockets piled up on this port forever.
-        let http1 = HTTPServerBuilder.http1(configuration: .init(idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000))))
+        // Connections over the admin cap shed the oldest idle one (``ConnectionGate``); with TLS
+        // the gate sits behind the TLS handler, counting each connection all the same.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionGateHandler(gate: gates.admin)],
+                                                                 idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000))))
         let server: HTTPServerBuilder
         do {
             server = try startup.adminTLS.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
@@ -146,6 +157,13 @@ public struct Agent: Sendable {
         return "site \(trust.site), \(trust.threshold) of \(trust.admins.count) admin keys (\(path); otamesh rollout)"
     }
 
+    /// The connection caps of the listeners (``ConnectionGate``).
+    struct Gates {
+        var device: ConnectionGate
+        var admin: ConnectionGate
+        var gossip: ConnectionGate
+    }
+
     /// The sockets of a start, bound; ``close()`` releases them when the start fails after all.
     struct Listeners {
         var device: [any Channel] = []
@@ -164,7 +182,7 @@ public struct Agent: Sendable {
     }
 
     /// Binds the device listeners and the gossip port; on any failure closes what it bound.
-    func bindListeners(_ startup: AgentStartup) async throws -> Listeners {
+    func bindListeners(_ startup: AgentStartup, gates: Gates) async throws -> Listeners {
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
         let name = configuration.nodeName
@@ -181,7 +199,7 @@ public struct Agent: Sendable {
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
         let deviceServer = DeviceServer(api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
-                                        idleTimeout: configuration.deviceIdleTimeout)
+                                        idleTimeout: configuration.deviceIdleTimeout, gate: gates.device)
         do {
             let plain = try await Self.listen("device.listen", configuration.deviceListen) {
                 try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
@@ -200,7 +218,8 @@ public struct Agent: Sendable {
                                       metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [])
                 listeners.mesh = try await Self.listen("gossip.listen", gossipListen) {
                     try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
-                                        keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin, logger: logger)
+                                        keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin,
+                                        gate: gates.gossip, logger: logger)
                 }
             }
         } catch {
@@ -267,17 +286,21 @@ public struct Agent: Sendable {
     /// Raises the soft limit on open files to the hard one (at most 1,048,576): every device,
     /// admin and gossip connection is a file descriptor, and the common soft limit of 1,024 let
     /// about 1,100 idle connections stop a gateway. Never lowers it; a failure only logs.
-    static func raiseFileLimit(logger: Logger) {
+    /// Returns the soft limit in force afterwards (the connection caps are derived from it).
+    @discardableResult
+    static func raiseFileLimit(logger: Logger) -> Int {
         var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
         let wanted = min(limit.rlim_max, 1 << 20)
-        guard limit.rlim_cur < wanted else { return }
+        guard limit.rlim_cur < wanted else { return Int(clamping: limit.rlim_cur) }
         let before = limit.rlim_cur
         limit.rlim_cur = wanted
         if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 {
             logger.debug("open files limit raised", metadata: ["limit.before": "\(before)", "limit.now": "\(wanted)"])
+            return Int(clamping: wanted)
         } else {
             logger.warning("open files limit not raised", metadata: ["limit.soft": "\(before)", "errno": "\(errno)"])
+            return Int(clamping: before)
         }
     }
 

@@ -32,6 +32,11 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Serve the admin API in clear text on a non-loopback address all the same (its tokens
     /// then cross the network readable); refused at start without it.
     public var adminInsecureClearText = false
+    /// Device connections at once, both device listeners together (nil: derived from the
+    /// open-files limit, ``ConnectionLimits``).
+    public var deviceMaxConnections: Int?
+    /// Device connections at once from one address (nil: derived).
+    public var deviceMaxConnectionsPerAddress: Int?
     /// Cache quota in bytes (nil = unlimited).
     public var cacheQuotaBytes: Int64? = 8 << 30
     /// Partials older than this (seconds) are dropped by garbage collection.
@@ -87,6 +92,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `open`: every device that asks is updated; `known`: only devices an admin registered or
     /// accepted (`otamesh device add`, `otamesh device accept`), the others wait as pending.
     public var deviceAdmission: DeviceAdmission = .open
+    /// Caps on devices no admin vouched for (`devices.maxUnknown`, `devices.maxUnknownPerAddress`).
+    public var unknownDeviceLimits = DeviceRegistry.UnknownLimits()
     /// Accept secret files (admin tokens, the site keyring, device secrets) that give group or
     /// others access; by default they are refused (``PrivateFile``).
     public var insecurePermissions = false
@@ -142,6 +149,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("admin.idleTimeout", "OTAMESH_ADMIN_IDLE_TIMEOUT", "--admin-idle-timeout", "close admin API connections idle this long (default 1m)"),
         ("admin.tls", "OTAMESH_ADMIN_TLS", "--admin-tls", "admin API over HTTPS with the site CA's gateway certificate: auto (when admin.listen is not loopback), on or off (default auto)"),
         ("admin.insecureClearText", "OTAMESH_ADMIN_INSECURE_CLEAR_TEXT", "--admin-insecure-clear-text", "serve the admin API in clear text on a non-loopback address anyway: true or false (default false; refused otherwise)"),
+        ("device.maxConnections", "OTAMESH_DEVICE_MAX_CONNECTIONS", "--device-max-connections", "device connections at once; over it the oldest idle one is closed (default: from the open-files limit)"),
+        ("device.maxConnectionsPerAddress", "OTAMESH_DEVICE_MAX_CONNECTIONS_PER_ADDRESS", "--device-max-connections-per-address", "device connections at once from one address (default: a quarter of device.maxConnections, at most 256)"),
         ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
         ("cache.partialMaxAge", "OTAMESH_PARTIAL_MAX_AGE", "--partial-max-age", "drop partial downloads older than this: 30m, 12h, 7d (default 7d)"),
         ("log.level", "OTAMESH_LOG_LEVEL", "--log-level", "trace…critical (default info)"),
@@ -167,6 +176,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("security.insecurePermissions", "OTAMESH_INSECURE_PERMISSIONS", "--insecure-permissions", "accept secret files (tokens, keyring, device secrets) others can read: true or false (default false)"),
         ("push.deadline", "OTAMESH_PUSH_DEADLINE", "--push-deadline", "one push's whole time, to the confirmed version; per family: 10m,fetch-url=20m (default 10m)"),
         ("alerts.webhook", "OTAMESH_ALERTS_WEBHOOK", "--alerts-webhook", "URL POSTed a JSON event when a rollout is approved, halts, completes or is aborted (default: none)"),
+        ("devices.maxUnknown", "OTAMESH_DEVICES_MAX_UNKNOWN", "--devices-max-unknown", "devices kept that no admin added, accepted, assigned or tagged; over it the oldest is forgotten (default 20000)"),
+        ("devices.maxUnknownPerAddress", "OTAMESH_DEVICES_MAX_UNKNOWN_PER_ADDRESS", "--devices-max-unknown-per-address", "the same, per client address (default 1000)"),
         ("devices.admission", "OTAMESH_DEVICE_ADMISSION", "--device-admission", "open (every device is updated) or known (only devices an admin added or accepted; default open)"),
     ]
 
@@ -225,6 +236,16 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 2m, got \(value)")
             }
             if key == "device.idleTimeout" { deviceIdleTimeout = seconds } else { adminIdleTimeout = seconds }
+        case "devices.maxUnknown", "devices.maxUnknownPerAddress":
+            guard let count = Int(value), (1...10_000_000).contains(count) else {
+                throw .invalid(source: source, key: key, reason: "expected a number of devices from 1 to 10000000, got \(value)")
+            }
+            if key == "devices.maxUnknown" { unknownDeviceLimits.total = count } else { unknownDeviceLimits.perAddress = count }
+        case "device.maxConnections", "device.maxConnectionsPerAddress":
+            guard let count = Int(value), (1...1_000_000).contains(count) else {
+                throw .invalid(source: source, key: key, reason: "expected a number of connections from 1 to 1000000, got \(value)")
+            }
+            if key == "device.maxConnections" { deviceMaxConnections = count } else { deviceMaxConnectionsPerAddress = count }
         case "cache.quota":
             if value.lowercased() == "unlimited" {
                 cacheQuotaBytes = nil

@@ -55,6 +55,7 @@ struct AgentStartup {
             throw TrustError.notLoaded(role: Role.root, needs: "a trusted root: set trust.root (--trust-root FILE)")
         }
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+        registry.unknownLimits = configuration.unknownDeviceLimits
         let catalog = try ServingCatalog.load(store: store, tufDirectory: tuf)
         let tlsContext = configuration.deviceTLSListen == nil
             ? nil : try siteCA.serverContext()

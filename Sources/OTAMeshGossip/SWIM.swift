@@ -85,7 +85,11 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     public private(set) var metadata: [UInt8]
     /// Every other member this node knows (never this node itself).
     public private(set) var members: SWIMMemberTable
-    /// 0 = healthy; each missed nack raises it (Lifeguard), each good probe lowers it.
+    /// Lifeguard's local health score: 0 = healthy. A failed probe raises it by the helpers that
+    /// neither acked nor nacked (by one when there was no helper to ask), as does refuting a
+    /// suspicion about this node (all suggest the fault is ours: slow, overloaded or cut off);
+    /// each acked probe lowers it by one. Probe interval and timeout
+    /// scale by 1 + score, so an unhealthy node accuses others more slowly.
     public private(set) var awareness = 0
     public private(set) var events: [Event] = []
 
@@ -254,8 +258,10 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
             awareness = max(0, awareness - 1)
             return
         }
-        // Lifeguard: helpers that neither acked nor nacked suggest the fault is ours.
-        if finished.indirectSent, finished.nacks < finished.expectedNacks { awareness = min(settings.awarenessMax - 1, awareness + 1) }
+        // Lifeguard (as memberlist): each helper that neither acked nor nacked suggests the fault
+        // is ours; with no helper to ask, any failed probe counts once.
+        let missed = finished.expectedNacks > 0 ? max(0, finished.expectedNacks - finished.nacks) : 1
+        awareness = min(settings.awarenessMax - 1, awareness + missed)
         guard var member = members[finished.target], member.status == .alive else { return }
         member.status = .suspect
         member.since = now
@@ -431,6 +437,8 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     mutating func refute(above inc: UInt64) {
         guard inc >= incarnation else { return }
         incarnation = inc + 1
+        // Lifeguard (memberlist's refute): being accused suggests this node is the slow one.
+        awareness = min(settings.awarenessMax - 1, awareness + 1)
         events.append(.refuted(incarnation: incarnation))
         enqueue(.alive(node: me, incarnation: incarnation, metadata: metadata), about: me.name)
     }

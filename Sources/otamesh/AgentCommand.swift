@@ -39,6 +39,18 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Serve the admin API in clear text on a non-loopback address anyway (its tokens cross the network readable; refused otherwise).")
     var adminInsecureClearText = false
 
+    @Option(help: "Device connections at once; over it the oldest idle one is closed (default: from the open-files limit).")
+    var deviceMaxConnections: String?
+
+    @Option(help: "Devices kept that no admin added, accepted, assigned or tagged; over it the oldest is forgotten (default 20000).")
+    var devicesMaxUnknown: String?
+
+    @Option(help: "The same, per client address (default 1000).")
+    var devicesMaxUnknownPerAddress: String?
+
+    @Option(help: "Device connections at once from one address (default: a quarter of --device-max-connections, at most 256).")
+    var deviceMaxConnectionsPerAddress: String?
+
     @Option(help: "Cache quota: bytes, 512MiB, 8GiB or unlimited (default 8GiB).")
     var cacheQuota: String?
 
@@ -125,6 +137,8 @@ struct AgentCommand: AsyncParsableCommand {
             ("admin.tls", adminTls), ("admin.insecureClearText", adminInsecureClearText ? "true" : nil),
             ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
             ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout), ("admin.idleTimeout", adminIdleTimeout),
+            ("device.maxConnections", deviceMaxConnections), ("device.maxConnectionsPerAddress", deviceMaxConnectionsPerAddress),
+            ("devices.maxUnknown", devicesMaxUnknown), ("devices.maxUnknownPerAddress", devicesMaxUnknownPerAddress),
             ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
             ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
             ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),

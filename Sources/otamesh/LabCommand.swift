@@ -15,7 +15,7 @@ struct LabCommand: AsyncParsableCommand {
         subcommands: subcommands)
 
     /// The lab's subcommands; `lab simulate` joins this list.
-    static let subcommands: [any ParsableCommand.Type] = [Up.self, Run.self, Down.self, SimulateCommand.self]
+    static let subcommands: [any ParsableCommand.Type] = [Up.self, Run.self, Soak.self, Down.self, SimulateCommand.self]
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -82,6 +82,50 @@ struct LabCommand: AsyncParsableCommand {
                     return 1
                 }
                 let report = runner.runScenario(timeout: limit)
+                runner.tearDown()
+                return report.passed ? 0 : 1
+            }
+            if status != 0 { throw ExitCode(status) }
+        }
+    }
+
+    struct Soak: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Bring a topology up and run a seeded schedule of faults and rollouts for a set time, checking the soak's invariants; print a summary table, tear down (exit 0 only if every invariant held).",
+            discussion: "Faults: SIGKILL and restart of gateways, a minority partitioned off and healed, 10-30 % loss on the backbone, the last gateway's disk filled, device groups corrupting their flash (docs/soak.md).")
+
+        @OptionGroup var lab: LabOptionsGroup
+
+        @Option(help: "How long the faults and rollouts run: 10m, 1h (default 10m).")
+        var duration: String = "10m"
+
+        @Option(help: "Seed of the fault schedule (the same seed, the same schedule; default 1).")
+        var seed: UInt64 = 1
+
+        func validate() throws {
+            guard let seconds = LabDuration.seconds(duration), seconds >= 120 else {
+                throw ValidationError("--duration expects a duration of at least 2m, like 10m or 1h")
+            }
+        }
+
+        func run() async throws {
+            let (topology, binaries, options, stop) = try lab.prepare()
+            let seconds = LabDuration.seconds(duration) ?? 600
+            let seed = self.seed
+            guard topology.origin?.releases.isEmpty == false, !topology.devices.isEmpty else {
+                Output.err("otamesh lab soak: \(topology.source) needs origin releases and devices for its rollouts (see Topologies/soak-campus-32.yaml)")
+                throw ExitCode(2)
+            }
+            let status = await LabThread.run { () -> Int32 in
+                let runner: LabRunner
+                do {
+                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
+                    try runner.up()
+                } catch {
+                    Output.err("otamesh lab soak: \(error)")
+                    return 1
+                }
+                let report = runner.runSoak(seconds: seconds, seed: seed)
                 runner.tearDown()
                 return report.passed ? 0 : 1
             }

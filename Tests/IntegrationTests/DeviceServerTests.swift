@@ -22,12 +22,12 @@ struct DeviceServerTests {
         let espSHA: String
     }
 
-    static func site() throws -> Site {
+    static func site(bigSize: Int = 3 << 20) throws -> Site {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
         let repo = dir.file("repo")
         let big = dir.file("blob.bin")
-        let bytes = patterned(3 << 20, seed: 42)
+        let bytes = patterned(bigSize, seed: 42)
         try Data(bytes).write(to: URL(fileURLWithPath: big))
         let esp = "\(fixtures)/esp/esp32s3.bin"
         for args in [
@@ -200,9 +200,9 @@ struct DeviceServerTests {
         #expect(err == "otamesh agent: device.listen 127.0.0.1:\(port): cannot listen: Address already in use (errno 98)\n")
     }
 
-    @Test("an idle device connection is closed after device.idleTimeout; a slow download outlasting it is not cut")
+    @Test("an idle device connection, or one trickling its request head, is closed after device.idleTimeout; a slow download outlasting it is not cut")
     func idleTimeout() throws {
-        let site = try Self.site()
+        let site = try Self.site(bigSize: Self.slowSize)
         let gateway = try Gateway.start(data: site.data, extra: ["--device-idle-timeout", "1s"])
         defer { gateway.stop() }
         let port = UInt16(gateway.device.split(separator: ":").last!)!
@@ -223,34 +223,65 @@ struct DeviceServerTests {
         let started = Date()
         #expect(recv(fd, &byte, 1, 0) == 0)
         #expect(Date().timeIntervalSince(started) < 8)
-        // A reader with a 4 KiB receive buffer taking 320 KiB at ~100 KiB/s needs ~3 s, past the
-        // 1 s idle timeout: every byte must still arrive. (On loopback the server's send buffer
-        // may absorb the whole response; the in-flight guard covers links where it cannot.)
-        let slow = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(slow) }
-        var small: Int32 = 4096
-        setsockopt(slow, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
-        setsockopt(slow, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let slowConnected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(slow, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+
+        // A head trickled a byte every 200 ms (each byte resets a plain read timeout) is still
+        // closed: the request must be complete within the idle timeout.
+        let trickler = Self.openConnection(port)
+        defer { close(trickler) }
+        var trickleClosed = false
+        let trickleStart = Date()
+        for byte in Array("GET /v1/targets/big/blob.bin HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".utf8) {
+            var one = byte
+            if send(trickler, &one, 1, Int32(MSG_NOSIGNAL)) != 1 { trickleClosed = true; break }
+            var pollFD = pollfd(fd: trickler, events: Int16(POLLIN), revents: 0)
+            if poll(&pollFD, 1, 200) > 0, recv(trickler, &one, 1, Int32(MSG_DONTWAIT)) <= 0 { trickleClosed = true; break }
         }
-        #expect(slowConnected)
-        let request = Array("GET /v1/targets/big/blob.bin HTTP/1.1\r\nHost: gw\r\nRange: bytes=0-327679\r\n\r\n".utf8)
+        #expect(trickleClosed, "a trickled request head held the connection past the idle timeout")
+        #expect(Date().timeIntervalSince(trickleStart) < 6)
+
+        // The in-flight guard: a 16 MiB response to a reader with an 8 KiB receive buffer taking
+        // ~4 MiB/s. The kernel holds at most tcp_wmem's 4 MiB of it on the gateway's side, so
+        // when the 1 s idle timer comes due the gateway is provably still writing (checked
+        // below); a connection cut then would truncate the body.
+        let slow = Self.openConnection(port, receiveBuffer: 4096)
+        defer { close(slow) }
+        let request = Array("GET /v1/targets/big/blob.bin HTTP/1.1\r\nHost: gw\r\n\r\n".utf8)
         #expect(send(slow, request, request.count, 0) == request.count)
         var received: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
+        received.reserveCapacity(17 << 20)
+        var chunk = [UInt8](repeating: 0, count: 16384)
         let readStart = Date()
-        while Date().timeIntervalSince(readStart) < 30 {
+        var atDeadline: Int?
+        while Date().timeIntervalSince(readStart) < 60 {
             let n = recv(slow, &chunk, chunk.count, 0)
             if n <= 0 { break }
             received += chunk[0..<n]
-            if let end = Self.find(Array("\r\n\r\n".utf8), in: received), received.count - end - 4 >= 327_680 { break }
-            usleep(40_000)  // the slow link: ~100 KiB/s
+            if atDeadline == nil, Date().timeIntervalSince(readStart) > 1.5 { atDeadline = received.count }
+            if let end = Self.find(Array("\r\n\r\n".utf8), in: Array(received.prefix(1024))), received.count - end - 4 >= Self.slowSize { break }
+            usleep(4_000)
         }
-        let bodyStart = (Self.find(Array("\r\n\r\n".utf8), in: received) ?? received.count) + 4
-        #expect(Date().timeIntervalSince(readStart) > 1.5)
-        #expect(received.count - bodyStart == 327_680)
-        #expect(Array(received[min(bodyStart, received.count)...]) == Array(patterned(3 << 20, seed: 42).prefix(327_680)))
+        let bodyStart = (Self.find(Array("\r\n\r\n".utf8), in: Array(received.prefix(1024))) ?? received.count) + 4
+        let unread = Self.slowSize - (try #require(atDeadline, "the read took longer than 1.5 s") - bodyStart)
+        #expect(unread > (4 << 20) + (1 << 19), "only \(unread) bytes were left 0.5 s past the idle timeout: the kernel may have buffered them all")
+        #expect(received.count - bodyStart == Self.slowSize, "the slow download was cut")
+        #expect(Array(received[min(bodyStart, received.count)...]) == Array(patterned(Self.slowSize, seed: 42)))
+    }
+
+    static let slowSize = 16 << 20
+
+    static func openConnection(_ port: UInt16, receiveBuffer: Int32? = nil) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        return fd
     }
 
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {

@@ -55,12 +55,14 @@ struct Gateway {
 
     struct StartFailure: Error { let message: String }
 
-    static func start(data: String, extra: [String] = []) throws -> Gateway {
+    /// `wrapper` runs the agent through another program (`prlimit --nofile=256:256 --`).
+    static func start(data: String, extra: [String] = [], wrapper: [String] = []) throws -> Gateway {
         // Gossip on a free loopback port, no mDNS (tests never reach avahi in the host namespace).
         let mesh = extra.contains("--gossip-listen") ? [] : ["--gossip-listen", "127.0.0.1:0"]
         let discovery = extra.contains("--discovery") ? [] : ["--discovery", "off"]
         let adminListen = extra.contains("--admin-listen") ? [] : ["--admin-listen", "127.0.0.1:0"]
-        let child = try Child(Binaries.otamesh, ["agent", "--data-dir", data] + adminListen
+        let command = wrapper + [Binaries.otamesh]
+        let child = try Child(command[0], Array(command.dropFirst()) + ["agent", "--data-dir", data] + adminListen
                                   + ["--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
         // "data dir:" is the last line the agent prints when ready (after the URLs and gossip).
         let ready = waitUntil(timeout: 30) { child.stdout.text.contains("  data dir: ") || !child.process.isRunning }

@@ -6,6 +6,47 @@ import Testing
 /// The registry as the agent and `otamesh device assign` share it: two handles on one database.
 @Suite("device registry")
 struct DeviceRegistryTests {
+    @Test("invented ids from one address forget that address's oldest unknown devices, in memory and on disk; vouched-for devices stay")
+    func unknownDevicesAreCapped() throws {
+        let dir = try TemporaryDirectory()
+        let path = dir.file("devices.sqlite")
+        let agent = try DeviceRegistry(path: path)
+        agent.unknownLimits = .init(total: 50, perAddress: 10)
+        let cli = try DeviceRegistry(path: path)
+        func sighting(_ id: String, _ address: String) -> DeviceSighting {
+            DeviceSighting(id: id, family: "generic", version: "1.0", address: address, answer: "no assignment")
+        }
+        agent.observe(sighting("lobby-sensor", "10.0.0.7"), at: 1)
+        agent.observe(sighting("accepted-one", "10.0.0.66"), at: 1)
+        try agent.flush()
+        try cli.accept("accepted-one")
+        try agent.reloadAssignments()
+        for n in 0..<200 {
+            agent.observe(sighting("fake-\(n)", "10.0.0.66"), at: Double(2 + n))
+            if n % 37 == 0 { try agent.flush() }
+        }
+        try agent.flush()
+        let fakes = agent.all().filter { $0.id.hasPrefix("fake-") }.map(\.id).sorted()
+        #expect(fakes.count == 10, "one address keeps at most perAddress unknown devices")
+        #expect(Set(fakes) == Set((190..<200).map { "fake-\($0)" }), "the newest stay, the oldest were forgotten")
+        #expect(agent.device("lobby-sensor") != nil, "another address's device is untouched")
+        #expect(agent.device("accepted-one") != nil, "an accepted device is never forgotten")
+        let stored = try cli.list().map(\.id)
+        #expect(stored.filter { $0.hasPrefix("fake-") }.count == 10, "forgotten devices are gone from disk too: \(stored.count) rows")
+        try agent.reloadAssignments()
+        #expect(agent.all().count == 12, "a reload does not bring forgotten devices back")
+        #expect(agent.evictions == 190)
+
+        // Many addresses: the total cap forgets the oldest unknown device anywhere.
+        for n in 0..<100 { agent.observe(sighting("wide-\(n)", "10.1.\(n / 250).\(n % 250)"), at: Double(300 + n)) }
+        try agent.flush()
+        let unknown = agent.all().filter { !$0.admitted }
+        #expect(unknown.count <= 50)
+        #expect(agent.device("wide-99") != nil && agent.device("wide-0") == nil)
+        #expect(agent.device("accepted-one") != nil)
+        #expect(try cli.list().filter { !$0.admitted }.count == unknown.count)
+    }
+
     @Test("sightings are batched; a flush never overwrites an assignment the CLI made meanwhile")
     func agentAndCLI() throws {
         let dir = try TemporaryDirectory()

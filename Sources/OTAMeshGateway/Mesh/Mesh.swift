@@ -38,6 +38,8 @@ public final class Mesh: Sendable {
     let udp: NIOLockedValueBox<Datagrams>
     let udpHost: String
     let tcp: NIOAsyncChannel<Stream, Never>
+    /// Inbound streams not yet authenticated (``PreAuthSlot``).
+    let unauthenticatedStreams = NIOLockedValueBox(0)
     let group: any EventLoopGroup
     let seeds: [String]
     let logger: Logger
@@ -56,14 +58,17 @@ public final class Mesh: Sendable {
     /// Most bytes in one push-pull frame, and frames in one leg: bounds what a peer can make us hold.
     static let maxFrame = 1 << 20
     static let maxFrames = 512
+    /// Inbound streams whose first frame no site key has opened yet, at once: each may buffer up
+    /// to ``maxFrame`` before it can be authenticated, so without a cap 200 streams held 200 MB.
+    static let maxUnauthenticatedStreams = 16
     /// memberlist's TCPTimeout.
     static let streamTimeout: Duration = .seconds(10)
 
     /// Binds UDP and TCP on `listen` (port 0: one free port for both) and starts no traffic yet.
     public static func bind(
         listen: ListenAddress, advertise: String?, name: String, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
-        seeds: [String], settings: SWIMSettings = SWIMSettings(), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        seeds: [String], settings: SWIMSettings = SWIMSettings(), gate: ConnectionGate? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) async throws -> Mesh {
         var port = listen.port
         var lastError: (any Error)?
@@ -71,7 +76,10 @@ public final class Mesh: Sendable {
             let tcp: NIOAsyncChannel<Stream, Never> = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .bind(host: listen.host, port: port) { channel in
-                    channel.eventLoop.makeCompletedFuture { try Stream(wrappingChannelSynchronously: channel) }
+                    channel.eventLoop.makeCompletedFuture {
+                        if let gate { try channel.pipeline.syncOperations.addHandler(ConnectionGateHandler(gate: gate)) }
+                        return try Stream(wrappingChannelSynchronously: channel)
+                    }
                 }
             let bound = tcp.channel.localAddress?.port ?? port
             do {
@@ -446,12 +454,19 @@ public final class Mesh: Sendable {
         let peer = "\(connection.channel.remoteAddress.map { "\($0)" } ?? "?")"
         // The initiator's port is an ephemeral one: a mismatch is reported by its IP.
         let host = Self.shown(connection.channel.remoteAddress, port: false)
+        let slot = PreAuthSlot(mesh: self)
+        guard slot.taken else {
+            Counter(label: "otamesh_gossip_streams_refused_total").increment()
+            try? await connection.executeThenClose { _, _ in }
+            return
+        }
+        defer { slot.release() }
         do {
             try await withDeadline(Self.streamTimeout) {
                 try await connection.executeThenClose { inbound, outbound in
                     var frames = FrameReader(inbound.makeAsyncIterator())
                     let request: [WireMessage]
-                    do { request = try await self.readLeg(&frames, from: peer, reportAs: host) } catch MeshError.foreignKey(let who) {
+                    do { request = try await self.readLeg(&frames, from: peer, reportAs: host, authenticated: slot.release) } catch MeshError.foreignKey(let who) {
                         await Self.refuseKey(outbound)
                         throw MeshError.foreignKey(who)
                     }
@@ -483,13 +498,15 @@ public final class Mesh: Sendable {
         }
     }
 
+    /// Reads one leg; `authenticated` runs once the first frame opened with a site key.
     func readLeg(_ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String,
-                 reportAs: String? = nil) async throws -> [WireMessage] {
+                 reportAs: String? = nil, authenticated: () -> Void = {}) async throws -> [WireMessage] {
         var messages: [WireMessage] = []
         for _ in 0..<Self.maxFrames {
             let frame = try await frames.next(limit: Self.maxFrame)
             switch open(frame, from: peer, reportAs: reportAs) {
             case .messages(let decoded):
+                authenticated()
                 if decoded.isEmpty { return messages }
                 messages += decoded
             case .foreignKey: throw MeshError.foreignKey(reportAs ?? peer)

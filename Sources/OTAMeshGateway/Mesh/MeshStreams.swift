@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Why the gossip shell could not bind or finish an exchange.
@@ -78,5 +79,30 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable ()
         defer { group.cancelAll() }
         guard let first = try await group.next(), let value = first else { throw MeshError.timeout }
         return value
+    }
+}
+
+extension Mesh {
+    /// One of ``maxUnauthenticatedStreams`` places for an inbound stream not yet authenticated;
+    /// released once its first frame opens, or when it ends.
+    final class PreAuthSlot: Sendable {
+        let mesh: Mesh
+        let taken: Bool
+        private let held: NIOLockedValueBox<Bool>
+
+        init(mesh: Mesh) {
+            self.mesh = mesh
+            taken = mesh.unauthenticatedStreams.withLockedValue { count in
+                guard count < Mesh.maxUnauthenticatedStreams else { return false }
+                count += 1
+                return true
+            }
+            held = NIOLockedValueBox(taken)
+        }
+
+        func release() {
+            guard held.withLockedValue({ held in defer { held = false }; return held }) else { return }
+            mesh.unauthenticatedStreams.withLockedValue { $0 -= 1 }
+        }
     }
 }

@@ -182,8 +182,39 @@ public final class DeviceRegistry: Sendable {
         var dirty: Set<String> = []
         /// Taken by a flush that has not written them yet (memory is newer than the database).
         var flushing: Set<String> = []
+        /// Devices no admin vouched for, oldest first (``UnknownLimits``); ids no longer unknown
+        /// are skipped when met.
+        var unknownOrder: [String] = []
+        var unknownHead = 0
+        var unknown: Set<String> = []
+        var unknownAt: [String: [String]] = [:]
+        /// Evicted from memory, to be deleted by the next flush.
+        var evicted: Set<String> = []
+        var evictions = 0
     }
     private let state = NIOLockedValueBox(State())
+
+    /// How many devices that no admin added, accepted, assigned or tagged the registry keeps: a
+    /// LAN neighbour inventing ids must not fill memory and the data disk. Over a cap the oldest
+    /// such device (of the same address first) is forgotten; it is registered again when it asks.
+    public struct UnknownLimits: Sendable, Equatable {
+        public var total: Int
+        public var perAddress: Int
+        public init(total: Int = 20_000, perAddress: Int = 1_000) {
+            self.total = max(1, total)
+            self.perAddress = max(1, perAddress)
+        }
+    }
+    private let limits: NIOLockedValueBox<UnknownLimits> = NIOLockedValueBox(UnknownLimits())
+
+    /// The caps on unknown devices (config `devices.maxUnknown`, `devices.maxUnknownPerAddress`).
+    public var unknownLimits: UnknownLimits {
+        get { limits.withLockedValue { $0 } }
+        set { limits.withLockedValue { $0 = newValue } }
+    }
+
+    /// Unknown devices forgotten to stay within ``unknownLimits`` since start.
+    public var evictions: Int { state.withLockedValue { $0.evictions } }
 
     public init(path: String) throws(RegistryError) {
         self.path = path
@@ -246,7 +277,9 @@ public final class DeviceRegistry: Sendable {
     /// Records a sighting in memory; ``flush()`` persists it.
     public func observe(_ sighting: DeviceSighting, at time: Double) {
         guard sighting.isStorable else { return }
+        let limits = unknownLimits
         state.withLockedValue { state in
+            if state.devices[sighting.id] == nil { Self.makeRoom(&state, forUnknown: sighting.id, at: sighting.address, limits: limits) }
             var record = state.devices[sighting.id]
                 ?? DeviceRecord(id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time,
                                 source: sighting.source)
@@ -264,6 +297,40 @@ public final class DeviceRegistry: Sendable {
             state.devices[sighting.id] = record
             state.dirty.insert(sighting.id)
         }
+    }
+
+    /// Registers `id` as a new unknown device from `address`, forgetting the oldest unknown ones
+    /// over the caps (of this address first, then of all).
+    private static func makeRoom(_ state: inout State, forUnknown id: String, at address: String, limits: UnknownLimits) {
+        func isUnknown(_ id: String, at address: String? = nil) -> Bool {
+            guard let record = state.devices[id], !record.admitted, record.tags == nil else { return false }
+            return address == nil || record.address == address
+        }
+        func evict(_ victim: String) {
+            state.devices[victim] = nil
+            state.dirty.remove(victim)
+            state.unknown.remove(victim)
+            state.evicted.insert(victim)
+            state.evictions += 1
+        }
+        var mine = (state.unknownAt[address] ?? []).filter { isUnknown($0, at: address) }
+        while mine.count >= limits.perAddress { evict(mine.removeFirst()) }
+        while state.unknown.count >= limits.total, state.unknownHead < state.unknownOrder.count {
+            let oldest = state.unknownOrder[state.unknownHead]
+            state.unknownHead += 1
+            guard state.unknown.remove(oldest) != nil else { continue }
+            if isUnknown(oldest) { evict(oldest) }
+        }
+        if state.unknownHead > 1024, state.unknownHead * 2 > state.unknownOrder.count {
+            state.unknownOrder.removeFirst(state.unknownHead)
+            state.unknownHead = 0
+        }
+        mine.append(id)
+        state.unknownAt[address] = mine
+        if state.unknownAt.count > 2 * limits.total { state.unknownAt = state.unknownAt.filter { !$0.value.isEmpty } }
+        state.unknown.insert(id)
+        state.unknownOrder.append(id)
+        state.evicted.remove(id)
     }
 
     /// The device as last seen (memory).
@@ -303,17 +370,23 @@ public final class DeviceRegistry: Sendable {
     /// Writes the sightings recorded since the last flush in one transaction. Assignments and
     /// the other admin-owned columns are never overwritten by a flush.
     public func flush() throws(RegistryError) {
-        let pending: [DeviceRecord] = state.withLockedValue { state in
+        let (pending, evicted): ([DeviceRecord], Set<String>) = state.withLockedValue { state in
             defer {
                 state.flushing.formUnion(state.dirty)
                 state.dirty.removeAll()
+                state.evicted.removeAll()
             }
-            return state.dirty.compactMap { state.devices[$0] }
+            return (state.dirty.compactMap { state.devices[$0] }, state.evicted)
         }
-        guard !pending.isEmpty else { return }
+        guard !pending.isEmpty || !evicted.isEmpty else { return }
         defer { state.withLockedValue { state in for record in pending { state.flushing.remove(record.id) } } }
         do {
             try pool.write { db in
+                // Forgotten unknown devices, unless an admin vouched for one in the meantime.
+                for id in evicted {
+                    try db.execute(sql: "DELETE FROM device WHERE id = ? AND (source IS NULL OR source IN ('request', 'mdns')) AND assignedTarget IS NULL AND tags IS NULL",
+                                   arguments: [id])
+                }
                 for record in pending {
                     try db.execute(
                         sql: """
@@ -330,7 +403,10 @@ public final class DeviceRegistry: Sendable {
                 }
             }
         } catch {
-            state.withLockedValue { state in for record in pending { state.dirty.insert(record.id) } }
+            state.withLockedValue { state in
+                for record in pending { state.dirty.insert(record.id) }
+                for id in evicted where state.devices[id] == nil { state.evicted.insert(id) }
+            }
             throw RegistryError(path: path, reason: Self.describe(error))
         }
     }
@@ -347,6 +423,8 @@ public final class DeviceRegistry: Sendable {
             var stored = Set<String>()
             for row in rows {
                 stored.insert(row.id)
+                // Forgotten (over the unknown caps) and not deleted yet: stays forgotten.
+                if state.evicted.contains(row.id) && row.source != "manual" && row.source != "accepted" && row.assignedTarget == nil && row.tags == nil { continue }
                 guard var known = state.devices[row.id], state.dirty.contains(row.id) || state.flushing.contains(row.id) else {
                     state.devices[row.id] = row  // the database is as new as memory: it holds the admin's changes too
                     continue

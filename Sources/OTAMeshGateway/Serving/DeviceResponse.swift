@@ -130,4 +130,9 @@ public struct DeviceResponse: Sendable, Equatable {
     }
 
     public static func notFound(_ what: String) -> DeviceResponse { text(404, "not found: \(what)\n") }
+
+    /// 503: the gateway cannot serve this now (out of descriptors, the blob just evicted).
+    public static func unavailable(retryAfter seconds: Int) -> DeviceResponse {
+        text(503, "busy: try again in \(seconds) s\n", extra: [("Retry-After", String(seconds))])
+    }
 }

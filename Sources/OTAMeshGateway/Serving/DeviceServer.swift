@@ -22,14 +22,18 @@ public final class DeviceServer: Sendable {
     let fileIO: NonBlockingFileIO
     let threadPool: NIOThreadPool
     let dates = HTTPDateCache()
-    /// A connection that sends nothing for this long, with no response in flight, is closed
-    /// (a slow download in progress is never cut).
+    /// A connection that completes no request for this long, with no response in flight, is
+    /// closed — also one trickling a request head a byte at a time (a slow download in progress
+    /// is never cut).
     let idleTimeout: TimeAmount
+    /// Caps the connections of both device listeners (plain and TLS); nil: uncapped.
+    let gate: ConnectionGate?
     let requests = Counter(label: "otamesh_device_requests_total")
     let bytesSent = Counter(label: "otamesh_device_bytes_sent_total")
 
     public init(api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
-                idleTimeout: Double = 120, threadPool: NIOThreadPool = .singleton) {
+                idleTimeout: Double = 120, gate: ConnectionGate? = nil, threadPool: NIOThreadPool = .singleton) {
+        self.gate = gate
         self.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         self.api = api
         self.blobPath = blobPath
@@ -49,11 +53,13 @@ public final class DeviceServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let gate = server.gate {
+                        try channel.pipeline.syncOperations.addHandler(ConnectionGateHandler(gate: gate))
+                    }
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
                     }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: server.idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(
                         DeviceHTTPHandler(server: server, isTLS: tls != nil))
                 }
@@ -72,7 +78,18 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let isTLS: Bool
     private var head: HTTPRequestHead?
     /// Responses being written (the idle timeout must not cut a slow download).
-    private var inFlight = 0
+    private var inFlight = 0 {
+        didSet {
+            guard (oldValue == 0) != (inFlight == 0), let context else { return }
+            server.gate?.setBusy(context.channel, inFlight > 0)
+            if inFlight == 0 { awaitRequest(context) }
+        }
+    }
+    private var context: ChannelHandlerContext?
+    /// Closes a connection that completes no request head within the idle timeout while no
+    /// response is in flight: a read timeout alone is reset by every byte, so a head trickled a
+    /// byte at a time would hold the socket forever.
+    private var requestTimer: Scheduled<Void>?
     /// Closes a connection whose request body does not end within ``bodyDeadline``: the idle
     /// timeout alone lets a body trickled one byte every few seconds hold the socket forever.
     private var bodyTimer: Scheduled<Void>?
@@ -83,12 +100,26 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.isTLS = isTLS
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            if inFlight == 0 { context.close(promise: nil) }
-            return
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        awaitRequest(context)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// (Re)arms the wait for the next request head, unless one is pending or a response is out.
+    private func awaitRequest(_ context: ChannelHandlerContext) {
+        requestTimer?.cancel()
+        requestTimer = nil
+        guard inFlight == 0, head == nil else { return }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let channel = context.channel
+        requestTimer = context.eventLoop.scheduleTask(in: server.idleTimeout) {
+            let handler = handler.value
+            if handler.inFlight == 0, handler.head == nil { channel.close(promise: nil) }
         }
-        context.fireUserInboundEventTriggered(event)
     }
 
     /// A malformed request (the protocol error handler already answered 400 with
@@ -100,6 +131,8 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         bodyTimer?.cancel()
         bodyTimer = nil
+        requestTimer?.cancel()
+        requestTimer = nil
         context.fireChannelInactive()
     }
 
@@ -107,6 +140,8 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            requestTimer?.cancel()
+            requestTimer = nil
             let channel = context.channel
             bodyTimer?.cancel()
             bodyTimer = context.eventLoop.scheduleTask(in: Self.bodyDeadline) { channel.close(promise: nil) }
@@ -159,7 +194,11 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func write(_ response: DeviceResponse, for head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Opening an image that failed for want of descriptors is tried this often, 20 ms apart.
+    static let openAttempts = 25
+
+    private func write(_ response: DeviceResponse, for head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext,
+                       attempt: Int = 0) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(response.headers.count + 4)
         headers.add(name: "Server", value: "otamesh")
@@ -170,26 +209,41 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             headers.add(name: "Content-Length", value: String(length))
         }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let sendsBody = head.method != .HEAD && length > 0
+        var file: NIOFileHandle?
+        if sendsBody, let sha256 = response.blobSHA256, response.body.contains(where: { if case .file = $0 { true } else { false } }) {
+            do {
+                file = try NIOFileHandle(_deprecatedPath: server.blobPath(sha256))
+            } catch let error as IOError where [EMFILE, ENFILE].contains(error.errnoCode) && attempt < Self.openAttempts {
+                // Out of descriptors: idle connections give theirs up (their closes complete on
+                // their own event loops), then the open is tried again.
+                server.gate?.shedIdle(8)
+                inFlight += 1  // busy meanwhile: never shed itself
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: .milliseconds(20)) {
+                    let (handler, context) = loopBound.value
+                    handler.inFlight -= 1
+                    guard context.channel.isActive else { return }
+                    handler.write(response, for: head, keepAlive: keepAlive, context: context, attempt: attempt + 1)
+                }
+                return
+            } catch {
+                // Still out of descriptors, or the blob vanished between catalog and open
+                // (evicted): nothing is out yet, so the device is told to come back.
+                server.logger.warning("cannot open blob to serve", metadata: ["blob.sha256": "\(sha256)", "error": "\(error)"])
+                write(.unavailable(retryAfter: 5), for: head, keepAlive: false, context: context)
+                return
+            }
+        }
         let status = HTTPResponseStatus(statusCode: response.status)
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
 
         let closeAfter: @Sendable (any Channel) -> Void = { channel in if !keepAlive { channel.close(promise: nil) } }
-        guard head.method != .HEAD, length > 0 else {
+        guard sendsBody else {
             let channel = context.channel
             context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in closeAfter(channel) }
+            awaitRequest(context)
             return
-        }
-        var file: NIOFileHandle?
-        if let sha256 = response.blobSHA256, response.body.contains(where: { if case .file = $0 { true } else { false } }) {
-            do {
-                file = try NIOFileHandle(_deprecatedPath: server.blobPath(sha256))
-            } catch {
-                // The blob vanished between catalog and open (evicted): the head is already out,
-                // so the only honest thing is to cut the connection short of Content-Length.
-                server.logger.warning("blob disappeared while serving", metadata: ["blob.sha256": "\(sha256)"])
-                context.close(promise: nil)
-                return
-            }
         }
         let channel = context.channel
         inFlight += 1
