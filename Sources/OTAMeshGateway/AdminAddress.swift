@@ -6,15 +6,16 @@ import Glibc
 
 /// Where a data directory's running agent answers: the agent writes its admin API URL to
 /// `DATA/admin.url` once the listener is up, so CLI commands given only `--data-dir` (or
-/// `--config`) find it even on a port chosen at start (`admin.listen: 127.0.0.1:0`).
+/// `--config`) find it even on a port chosen at start (`admin.listen: 127.0.0.1:0`), and its
+/// scheme: `https://` when the admin API speaks TLS (`admin.tls`).
 public enum AdminAddress {
     /// The file an agent writes when its admin listener is up.
     public static func recordedPath(dataDirectory: String) -> String { "\(dataDirectory)/admin.url" }
 
     /// Writes `DATA/admin.url` (mode 0644; the URL is no secret). Failing to write it only
     /// means CLI commands need `--admin URL`, so it never stops the agent.
-    public static func record(host: String, port: Int, dataDirectory: String) {
-        let text = url(ListenAddress(host: host, port: port)) + "\n"
+    public static func record(host: String, port: Int, scheme: String = "http", dataDirectory: String) {
+        let text = url(ListenAddress(host: host, port: port), scheme: scheme) + "\n"
         let path = recordedPath(dataDirectory: dataDirectory)
         let temporary = "\(path).tmp"
         guard FileManager.default.createFile(atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: 0o644]) else { return }
@@ -23,7 +24,7 @@ public enum AdminAddress {
 
     /// `DATA/admin.url` when it holds a plausible URL, else `admin.listen` made reachable.
     public static func resolve(_ configuration: AgentConfiguration) -> String {
-        recorded(dataDirectory: configuration.dataDirectory) ?? url(configuration.adminListen)
+        recorded(dataDirectory: configuration.dataDirectory) ?? url(configuration.adminListen, scheme: configuration.adminScheme)
     }
 
     /// The URL in `DATA/admin.url`, if the file holds one (at most 512 bytes read).
@@ -38,9 +39,9 @@ public enum AdminAddress {
         return text
     }
 
-    /// `http://HOST:PORT`, with an all-interfaces host replaced by loopback.
-    public static func url(_ listen: ListenAddress) -> String {
+    /// `SCHEME://HOST:PORT` (http or https), with an all-interfaces host replaced by loopback.
+    public static func url(_ listen: ListenAddress, scheme: String = "http") -> String {
         let host = listen.host == "0.0.0.0" || listen.host.isEmpty ? "127.0.0.1" : listen.host == "::" ? "::1" : listen.host
-        return "http://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)"
+        return "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(listen.port)"
     }
 }

@@ -1,6 +1,8 @@
 import Crypto
 import Foundation
 import Hummingbird
+import Metrics
+import NIOConcurrencyHelpers
 import NIOCore
 import OTAMeshTrust
 
@@ -150,16 +152,32 @@ public enum AdminTokenError: Error, Sendable, Equatable, CustomStringConvertible
 /// ``SignedRequestGuard``), which grants the admin role on every gateway of the site. 401 (with
 /// `WWW-Authenticate`) when the credential is missing, unknown or does not check out, with the
 /// reason; 403 when a read-only token tries to change something. Credentials are never logged.
+///
+/// Each unknown token and each refused signature counts in `otamesh_admin_auth_failures_total`
+/// and against the client's address (``AuthFailureLimiter``): a client that failed too often is
+/// answered 429 with `Retry-After`, its credential not looked at, until it may try again
+/// (`otamesh_admin_auth_limited_total`).
 public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
     let tokens: AdminTokens
     let signatures: SignedRequestGuard?
+    let limiter: AuthLimiterBox
 
-    public init(tokens: AdminTokens, signatures: SignedRequestGuard? = nil) {
+    public init(tokens: AdminTokens, signatures: SignedRequestGuard? = nil, limiter: AuthLimiterBox = AuthLimiterBox()) {
         self.tokens = tokens
         self.signatures = signatures
+        self.limiter = limiter
     }
 
     public func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let client = (context as? any RemoteAddressRequestContext)?.remoteAddress?.ipAddress ?? "unknown"
+        if case let .limited(retryAfter) = limiter.decision(for: client) {
+            limiter.limited.increment()
+            context.logger.debug("admin API: 429 \(request.method) \(request.uri.path): too many failed credentials from \(client)")
+            var response = Self.text(.tooManyRequests,
+                                     "too many failed credentials from \(client): try again in \(retryAfter) s (the admin and read-only tokens are in the gateway's DATA/keys/)")
+            response.headers[.retryAfter] = "\(retryAfter)"
+            return response
+        }
         let header = request.headers[.authorization]
         if let header, SignedRequest.isSigned(header) {
             let credentials: SignedRequest.Credentials
@@ -167,6 +185,7 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
                 guard let signatures else { throw .noSiteTrust }
                 credentials = try signatures.check(header, method: request.method.rawValue, target: request.head.path ?? request.uri.description)
             } catch {
+                limiter.recordFailure(from: client, credential: "signature")
                 context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): signed request refused: \(error)")
                 return Self.unauthorized("signed request refused: \(error)", scheme: SignedRequest.scheme)
             }
@@ -183,7 +202,8 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
         }
         switch tokens.role(of: presented) {
         case nil:
-            context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): unknown bearer token")
+            limiter.recordFailure(from: client, credential: "token")
+            context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): unknown bearer token from \(client)")
             return Self.unauthorized("unknown bearer token: it is neither this gateway's admin token nor its read-only token")
         case .readOnly? where !Self.isRead(request.method):
             context.logger.debug("admin API: 403 \(request.method) \(request.uri.path): read-only token")
@@ -205,5 +225,50 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
         Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
                  body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+    }
+}
+
+/// The admin API's failed-credential limiter, shared by every request (one per listener), with
+/// its clock and its counters.
+public final class AuthLimiterBox: Sendable {
+    let state: NIOLockedValueBox<AuthFailureLimiter>
+    let clock: @Sendable () -> Double
+    let limited = Counter(label: "otamesh_admin_auth_limited_total")
+
+    /// `clock`: seconds on a monotonic clock (default: the system's uptime clock).
+    public init(_ limiter: AuthFailureLimiter = AuthFailureLimiter(),
+                clock: @escaping @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }) {
+        state = NIOLockedValueBox(limiter)
+        self.clock = clock
+        // Shown at 0 from the start, so a rate over them works before the first failure.
+        for credential in ["token", "signature"] { _ = Self.failures(credential) }
+    }
+
+    static func failures(_ credential: String) -> Counter {
+        Counter(label: "otamesh_admin_auth_failures_total", dimensions: [("credential", credential)])
+    }
+
+    func decision(for client: String) -> AuthFailureLimiter.Decision {
+        let now = clock()
+        return state.withLockedValue { $0.decision(for: client, now: now) }
+    }
+
+    /// Counts one failed credential (`token` or `signature`) from `client`.
+    func recordFailure(from client: String, credential: String) {
+        Self.failures(credential).increment()
+        let now = clock()
+        state.withLockedValue { $0.recordFailure(from: client, now: now) }
+    }
+}
+
+/// The admin API's request context: Hummingbird's basic one, plus the client's address (the
+/// failed-credential limit is kept per client).
+public struct AdminRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }

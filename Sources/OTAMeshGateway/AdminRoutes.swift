@@ -10,7 +10,7 @@ import Prometheus
 /// The admin API's authenticated group, `/api/v1`: every route registered on it needs a bearer
 /// token or a site admin signature (``AdminAuth``). Register more routes with a `register(on:)` of your own and one line in
 /// ``AdminRoutes/router()``.
-public typealias AdminAPIGroup = RouterGroup<BasicRequestContext>
+public typealias AdminAPIGroup = RouterGroup<AdminRequestContext>
 
 /// Routes that live in the authenticated `/api/v1` group, added through ``AdminRoutes/routeSets``.
 protocol AdminRouteSet: Sendable {
@@ -32,8 +32,8 @@ struct AdminRoutes: Sendable {
     /// More `/api/v1` routes (e.g. rollouts), registered after this type's own, behind the same tokens.
     var routeSets: [any AdminRouteSet] = []
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<AdminRequestContext> {
+        let router = Router(context: AdminRequestContext.self)
         router.get("/metrics") { _, _ -> Response in
             var buffer = [UInt8]()
             registry.emit(into: &buffer)
@@ -54,8 +54,8 @@ struct AdminRoutes: Sendable {
     /// `/api/v1` with the token check in front. The middleware is added before any route, so it
     /// guards every route registered on the group afterwards (Hummingbird wraps a route in the
     /// middleware the group has when the route is added).
-    static func authenticatedGroup(of router: Router<BasicRequestContext>, tokens: AdminTokens, signatures: SignedRequestGuard? = nil) -> AdminAPIGroup {
-        router.group("api/v1").add(middleware: AdminAuth<BasicRequestContext>(tokens: tokens, signatures: signatures))
+    static func authenticatedGroup(of router: Router<AdminRequestContext>, tokens: AdminTokens, signatures: SignedRequestGuard? = nil) -> AdminAPIGroup {
+        router.group("api/v1").add(middleware: AdminAuth<AdminRequestContext>(tokens: tokens, signatures: signatures))
     }
 
     /// The cache and mesh routes.

@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import Metrics
 import NIOConcurrencyHelpers
@@ -102,11 +104,22 @@ public struct Agent: Sendable {
         let tokensCreated = startup.tokensCreated
         let hasTrustRoot = startup.hasTrustRoot
         let adminStarted = NIOLockedValueBox(false)
+        // An idle admin connection is closed: without it, idle sockets piled up on this port forever.
+        // Connections over the admin cap shed the oldest idle one (``ConnectionGate``); with TLS
+        // the gate sits behind the TLS handler, counting each connection all the same.
+        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionGateHandler(gate: gates.admin)],
+                                                                 idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000))))
+        let server: HTTPServerBuilder
+        do {
+            server = try startup.adminTLS.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
+        } catch {
+            await listeners.close()
+            throw ListenError(key: "admin.listen", address: configuration.adminListen, reason: "cannot set up TLS: \(error)")
+        }
+        let scheme = startup.adminTLS == nil ? "http" : "https"
         let app = Application(
             responder: HeadAsGet(inner: listeners.router.buildResponder()),
-            // An idle admin connection is closed: without it, idle sockets piled up on this port forever.
-            server: .http1(configuration: .init(additionalChannelHandlers: [ConnectionGateHandler(gate: gates.admin)],
-                                                idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000)))),
+            server: server,
             configuration: .init(
                 address: .hostname(configuration.adminListen.host, port: configuration.adminListen.port),
                 serverName: "otamesh"),
@@ -115,8 +128,8 @@ public struct Agent: Sendable {
                 let port = channel.localAddress?.port ?? 0
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
-                AdminAddress.record(host: host, port: port, dataDirectory: dataDirectory)
-                onReady(Ready(adminURL: "http://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
+                AdminAddress.record(host: host, port: port, scheme: scheme, dataDirectory: dataDirectory)
+                onReady(Ready(adminURL: "\(scheme)://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
                               blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
                               keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated,
                               hasTrustRoot: hasTrustRoot))
@@ -157,7 +170,7 @@ public struct Agent: Sendable {
         var mesh: Mesh?
         var deviceURL = ""
         var deviceTLSURL: String?
-        var router: Router<BasicRequestContext>
+        var router: Router<AdminRequestContext>
         var meshBox: NIOLockedValueBox<Mesh?>
         var engineBox: NIOLockedValueBox<RolloutEngine?>
         var api: DeviceAPI

@@ -26,6 +26,12 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var deviceIdleTimeout: Double = 120
     /// Seconds an admin API connection may stay idle before it is closed.
     public var adminIdleTimeout: Double = 60
+    /// Whether the admin API speaks HTTPS with the site CA's gateway certificate: `auto` when
+    /// ``adminListen`` is not a loopback address (see ``adminTransport(hasCertificate:)``).
+    public var adminTLS: AdminTLSMode = .auto
+    /// Serve the admin API in clear text on a non-loopback address all the same (its tokens
+    /// then cross the network readable); refused at start without it.
+    public var adminInsecureClearText = false
     /// Device connections at once, both device listeners together (nil: derived from the
     /// open-files limit, ``ConnectionLimits``).
     public var deviceMaxConnections: Int?
@@ -141,6 +147,8 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("device.tlsListen", "OTAMESH_DEVICE_TLS_LISTEN", "--device-tls-listen", "device HTTPS HOST:PORT or off (default 0.0.0.0:8443, once the site CA exists)"),
         ("device.idleTimeout", "OTAMESH_DEVICE_IDLE_TIMEOUT", "--device-idle-timeout", "close device connections idle this long, never during a download (default 2m)"),
         ("admin.idleTimeout", "OTAMESH_ADMIN_IDLE_TIMEOUT", "--admin-idle-timeout", "close admin API connections idle this long (default 1m)"),
+        ("admin.tls", "OTAMESH_ADMIN_TLS", "--admin-tls", "admin API over HTTPS with the site CA's gateway certificate: auto (when admin.listen is not loopback), on or off (default auto)"),
+        ("admin.insecureClearText", "OTAMESH_ADMIN_INSECURE_CLEAR_TEXT", "--admin-insecure-clear-text", "serve the admin API in clear text on a non-loopback address anyway: true or false (default false; refused otherwise)"),
         ("device.maxConnections", "OTAMESH_DEVICE_MAX_CONNECTIONS", "--device-max-connections", "device connections at once; over it the oldest idle one is closed (default: from the open-files limit)"),
         ("device.maxConnectionsPerAddress", "OTAMESH_DEVICE_MAX_CONNECTIONS_PER_ADDRESS", "--device-max-connections-per-address", "device connections at once from one address (default: a quarter of device.maxConnections, at most 256)"),
         ("cache.quota", "OTAMESH_CACHE_QUOTA", "--cache-quota", "cache size limit: bytes or 512MiB, 8GiB, unlimited (default 8GiB)"),
@@ -329,12 +337,19 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "off": discoveryMDNS = false
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
             }
-        case "security.insecurePermissions":
+        case "security.insecurePermissions", "admin.insecureClearText":
+            let flag: Bool
             switch value.lowercased() {
-            case "true", "yes", "on", "1": insecurePermissions = true
-            case "false", "no", "off", "0": insecurePermissions = false
+            case "true", "yes", "on", "1": flag = true
+            case "false", "no", "off", "0": flag = false
             default: throw .invalid(source: source, key: key, reason: "expected true or false, got \(value)")
             }
+            if key == "admin.insecureClearText" { adminInsecureClearText = flag } else { insecurePermissions = flag }
+        case "admin.tls":
+            guard let mode = AdminTLSMode(rawValue: value.lowercased()) else {
+                throw .invalid(source: source, key: key, reason: "expected auto, on or off, got \(value)")
+            }
+            adminTLS = mode
         case "devices.discovery":
             switch value.lowercased() {
             case "mdns": deviceDiscoveryMDNS = true

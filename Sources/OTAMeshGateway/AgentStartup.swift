@@ -23,6 +23,9 @@ struct AgentStartup {
     let catalog: ServingCatalog
     /// The HTTPS context for device.tlsListen, nil when HTTPS is off or no certificate exists yet.
     let tlsContext: NIOSSLContext?
+    /// The admin API's TLS configuration, nil when it is served in clear text
+    /// (``AgentConfiguration/adminTransport(hasCertificate:certificatePath:)``).
+    let adminTLS: TLSConfiguration?
     /// The gossip keyring (nil with gossip off) and whether it is new: a new one is written only
     /// once every listener is bound.
     let keyring: SiteKeyringFile?
@@ -33,6 +36,9 @@ struct AgentStartup {
     let hasTrustRoot: Bool
 
     static func load(_ configuration: AgentConfiguration, logger: Logger) throws -> AgentStartup {
+        // First, before anything is created: an admin listener that would expose its tokens is refused.
+        let siteCA = SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys")
+        let adminTLS = try loadAdminTLS(configuration, siteCA: siteCA, logger: logger)
         let allowOpen = configuration.insecurePermissions
         let store = try BlobStore(
             configuration: StoreConfiguration(
@@ -52,7 +58,7 @@ struct AgentStartup {
         registry.unknownLimits = configuration.unknownDeviceLimits
         let catalog = try ServingCatalog.load(store: store, tufDirectory: tuf)
         let tlsContext = configuration.deviceTLSListen == nil
-            ? nil : try SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys").serverContext()
+            ? nil : try siteCA.serverContext()
         var keyring: SiteKeyringFile?
         var keyringIsNew = false
         var siteTrust: SiteTrust?
@@ -61,7 +67,27 @@ struct AgentStartup {
             siteTrust = try loadSiteTrust(configuration.siteTrustPath)
         }
         return AgentStartup(store: store, tokens: tokens, tokensCreated: tokensCreated, tufDirectory: tuf, registry: registry, catalog: catalog,
-                            tlsContext: tlsContext, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
+                            tlsContext: tlsContext, adminTLS: adminTLS, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
+    }
+
+    /// The admin API's TLS configuration when it is to speak HTTPS; throws ``AdminListenRefused``
+    /// when the configuration asks for clear text off loopback without forcing it, or for HTTPS
+    /// without a certificate. Warns when the certificate does not name the address listened on
+    /// (clients that connect to that address would refuse it).
+    static func loadAdminTLS(_ configuration: AgentConfiguration, siteCA: SiteCA, logger: Logger) throws -> TLSConfiguration? {
+        let transport = try configuration.adminTransport(hasCertificate: siteCA.hasGatewayCertificate, certificatePath: siteCA.gatewayCertPath)
+        if transport == .clearText, !AgentConfiguration.isLoopback(configuration.adminListen.host) {
+            logger.warning("admin API in clear text on a non-loopback address (admin.insecureClearText): its tokens cross the network readable",
+                           metadata: ["admin.listen": "\(configuration.adminListen)"])
+        }
+        guard transport == .tls else { return nil }
+        let host = configuration.adminListen.host
+        let anyAddress = host == "0.0.0.0" || host == "::"
+        if !anyAddress, siteCA.gatewayCertificateCovers(host) == false {
+            logger.warning("the gateway certificate does not name the admin address: clients that connect to it will refuse the certificate (otamesh keys site-ca --address \(host) … reissues it)",
+                           metadata: ["admin.listen": "\(configuration.adminListen)", "certificate": "\(siteCA.gatewayCertPath)"])
+        }
+        return try siteCA.serverConfiguration()
     }
 
     /// The site keyring, or a new site's (in memory; saved once the listeners are bound). A

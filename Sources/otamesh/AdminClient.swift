@@ -1,5 +1,8 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOSSL
 import OTAMeshGateway
 import OTAMeshTransfer
 import OTAMeshTrust
@@ -25,12 +28,27 @@ struct AdminOptions: ParsableArguments {
             + "without a token, a site admin key signs each request (--key FILE, $OTAMESH_ADMIN_KEY, $OTAMESH_ADMIN_KEY_FILE)."))
     var tokenFile: String?
 
+    @Option(help: ArgumentHelp(
+        "Site CA certificate (PEM) an https:// admin API is verified against.",
+        discussion: "Default: $OTAMESH_ADMIN_CA, else DATA/keys/site-ca.pem. On another machine: `otamesh keys site-ca --export-pem > site-ca.pem` on the gateway."))
+    var ca: String?
+
     @OptionGroup var config: ConfigOptions
 
     /// The admin API URL as described above (reads, never creates, the data directory).
     func address() throws -> String {
         if let admin { return admin }
         return AdminAddress.resolve(try config.load())
+    }
+
+    /// How the CLI reaches `url`: plain HTTP, or HTTPS verified against the site CA that
+    /// ``AdminCALookup`` finds.
+    func transport(for url: String) throws -> AdminTransportClient {
+        guard AdminCALookup.isHTTPS(url) else { return .plain }
+        let path = try AdminCALookup.resolve(ca: ca, environment: ProcessInfo.processInfo.environment, url: url) {
+            "\(try config.load().dataDirectory)/keys/site-ca.pem"
+        }
+        return try AdminTransportClient.verifying(caFile: path)
     }
 
     /// The client with the credential ``AdminCredentialLookup`` finds; `key` is a `--key FILE`
@@ -41,7 +59,90 @@ struct AdminOptions: ParsableArguments {
             let configuration = try config.load()
             return [configuration.adminTokenPath, configuration.adminReadTokenPath]
         }
-        return AdminClient(admin: try address(), credential: credential.credential)
+        let url = try address()
+        return AdminClient(admin: url, credential: credential.credential, transport: try transport(for: url))
+    }
+}
+
+/// Which site CA certificate the CLI verifies an https:// admin API against: `--ca FILE`, else
+/// `$OTAMESH_ADMIN_CA`, else the data directory's `keys/site-ca.pem` when it exists. Without one
+/// the CLI refuses to talk HTTPS (it never falls back to the system's trust store, nor to no
+/// verification).
+enum AdminCALookup {
+    static func isHTTPS(_ url: String) -> Bool { url.lowercased().hasPrefix("https://") }
+
+    struct Missing: Error, CustomStringConvertible {
+        let url: String
+        let tried: String
+        var description: String {
+            "\(url) speaks HTTPS, and no site CA certificate to verify it against: give --ca FILE or set OTAMESH_ADMIN_CA "
+                + "(on the gateway: otamesh keys site-ca --export-pem > site-ca.pem); none at \(tried)"
+        }
+    }
+
+    /// The CA file to use; `dataDirectoryCA()` is evaluated only when needed (it loads the configuration).
+    static func resolve(ca: String?, environment: [String: String], url: String, dataDirectoryCA: () throws -> String) throws -> String {
+        if let ca { return ca }
+        if let file = environment["OTAMESH_ADMIN_CA"], !file.isEmpty { return file }
+        let path = try dataDirectoryCA()
+        guard access(path, F_OK) == 0 else { throw Missing(url: url, tried: path) }
+        return path
+    }
+}
+
+/// The HTTP client an admin API URL is reached with: the process's shared one for http://, or
+/// one that trusts the site CA alone (hostname checked) for https://. Clients are kept for the
+/// life of the process, one per CA file.
+struct AdminTransportClient: Sendable {
+    let client: HTTPClient
+    /// The CA file the client trusts, nil for plain HTTP.
+    let caFile: String?
+
+    static let plain = AdminTransportClient(client: .shared, caFile: nil)
+
+    /// A site CA file that cannot be used.
+    struct BadCA: Error, CustomStringConvertible {
+        let file: String
+        let reason: String
+        var description: String { "site CA certificate \(file): \(reason) (on the gateway: otamesh keys site-ca --export-pem > site-ca.pem)" }
+    }
+
+    private static let clients = AdminHTTPSClients()
+
+    static func verifying(caFile: String) throws -> AdminTransportClient {
+        if let client = clients.get(caFile) { return AdminTransportClient(client: client, caFile: caFile) }
+        guard access(caFile, R_OK) == 0 else { throw BadCA(file: caFile, reason: "cannot read it: \(String(cString: strerror(errno)))") }
+        let certificates: [NIOSSLCertificate]
+        do { certificates = try NIOSSLCertificate.fromPEMFile(caFile) } catch {
+            throw BadCA(file: caFile, reason: "not a certificate in PEM: \(error)")
+        }
+        guard !certificates.isEmpty else { throw BadCA(file: caFile, reason: "holds no certificate") }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(certificates)
+        tls.certificateVerification = .fullVerification
+        tls.minimumTLSVersion = .tlsv12
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        // A refused certificate is reported at once with its reason, not retried until a timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        let client = clients.insert(caFile) { HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration) }
+        return AdminTransportClient(client: client, caFile: caFile)
+    }
+}
+
+/// The HTTPS clients of this process by CA file (never shut down: they live as long as the process).
+final class AdminHTTPSClients: @unchecked Sendable {
+    private let lock = NSLock()
+    private var clients: [String: HTTPClient] = [:]
+
+    func get(_ file: String) -> HTTPClient? { lock.withLock { clients[file] } }
+
+    func insert(_ file: String, _ make: () -> HTTPClient) -> HTTPClient {
+        lock.withLock {
+            if let existing = clients[file] { return existing }
+            let client = make()
+            clients[file] = client
+            return client
+        }
     }
 }
 
@@ -150,10 +251,12 @@ struct AdminClient: Sendable {
 
     let base: String
     let credential: Credential
+    let transport: AdminTransportClient
 
-    init(admin: String, credential: Credential) {
+    init(admin: String, credential: Credential, transport: AdminTransportClient = .plain) {
         base = admin.hasSuffix("/") ? String(admin.dropLast()) : admin
         self.credential = credential
+        self.transport = transport
     }
 
     init(admin: String, token: String) {
@@ -183,9 +286,28 @@ struct AdminClient: Sendable {
     }
 
     /// Whether anything answers `GET URL/healthz` (open, no credential needed).
-    static func answers(_ url: String) async -> Bool {
+    static func answers(_ url: String, transport: AdminTransportClient = .plain) async -> Bool {
+        await probe(url, transport: transport) == nil
+    }
+
+    /// nil when something answers `GET URL/healthz`; else why not: ``AdminUnreachable``, or
+    /// ``AdminTLSRefused`` when the TLS handshake failed (a certificate the site CA did not
+    /// issue or that does not name the host, or no HTTPS there at all).
+    static func probe(_ url: String, transport: AdminTransportClient) async -> (any Error)? {
         let base = url.hasSuffix("/") ? String(url.dropLast()) : url
-        return (try? await HTTPFiles(baseURL: base, timeout: .seconds(5)).exchange("healthz", maxLength: 4096)) != nil
+        var request = HTTPClientRequest(url: "\(base)/healthz")
+        request.method = .GET
+        do {
+            let response = try await transport.client.execute(request, timeout: .seconds(5))
+            _ = try await response.body.collect(upTo: 4096)
+            return nil
+        } catch let error as NIOSSLError {
+            return AdminTLSRefused(url: base, caFile: transport.caFile, reason: AdminTLSRefused.explain(error))
+        } catch let error as NIOSSLExtraError {
+            return AdminTLSRefused(url: base, caFile: transport.caFile, reason: AdminTLSRefused.explain(error))
+        } catch {
+            return AdminUnreachable(url: base)
+        }
     }
 
     /// The request target as it goes on the wire (what a signature covers): the base URL's own
@@ -223,10 +345,10 @@ struct AdminClient: Sendable {
     private func send(_ method: String, _ path: String, body: [UInt8]?, contentType: String? = nil, maxLength: Int64,
                       timeout: Int64 = 30) async throws -> [UInt8] {
         if !Self.answering.contains(base) {
-            guard await Self.answers(base) else { throw AdminUnreachable(url: base) }
+            if let failure = await Self.probe(base, transport: transport) { throw failure }
             Self.answering.insert(base)
         }
-        let files = HTTPFiles(baseURL: "\(base)/api/v1", timeout: .seconds(timeout),
+        let files = HTTPFiles(baseURL: "\(base)/api/v1", client: transport.client, timeout: .seconds(timeout),
                               headers: [(name: "Authorization", value: try authorization(method, path, body: body))])
         let answer: HTTPFiles.Answer
         do {
@@ -246,7 +368,38 @@ struct AdminClient: Sendable {
 /// No answer from the admin API at all (refused, unreachable, timed out).
 struct AdminUnreachable: Error, CustomStringConvertible {
     let url: String
-    var description: String { "no gateway answers at \(url): is it running? (--admin URL)" }
+    var description: String {
+        let hint = AdminCALookup.isHTTPS(url) ? "" : "; an admin API off loopback speaks HTTPS: https://"
+        return "no gateway answers at \(url): is it running? (--admin URL)\(hint)"
+    }
+}
+
+/// The TLS handshake with an https:// admin API failed: the gateway is not the one the site CA
+/// vouches for (or speaks no HTTPS there). Nothing was sent: no credential left this machine.
+struct AdminTLSRefused: Error, CustomStringConvertible {
+    let url: String
+    let caFile: String?
+    let reason: String
+
+    var description: String {
+        "\(url): refused the gateway's TLS connection, nothing sent: \(reason) "
+            + "(verified against the site CA \(caFile ?? "?"); --ca FILE names the site's CA certificate)"
+    }
+
+    static func explain(_ error: NIOSSLExtraError) -> String {
+        error == .failedToValidateHostname
+            ? "its certificate does not name this host (on the gateway, otamesh keys site-ca --address IP --name NAME reissues it; use an address it names)"
+            : "\(error)"
+    }
+
+    static func explain(_ error: NIOSSLError) -> String {
+        let text = "\(error)"
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "its certificate was not issued by this site CA" }
+        if text.contains("WRONG_VERSION_NUMBER") || text.contains("PACKET_LENGTH_TOO_LONG") || text.contains("HTTP_REQUEST") {
+            return "it does not speak HTTPS there (its admin API may be plain http://)"
+        }
+        return text
+    }
 }
 
 /// The admin API said no: the method and path, the status, the gateway's reason, and a hint.

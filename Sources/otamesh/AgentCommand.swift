@@ -33,6 +33,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Close admin API connections that stay idle this long (default 1m).")
     var adminIdleTimeout: String?
 
+    @Option(help: "Admin API over HTTPS with the site CA's gateway certificate: auto (when --admin-listen is not loopback), on or off (default auto).")
+    var adminTls: String?
+
+    @Flag(help: "Serve the admin API in clear text on a non-loopback address anyway (its tokens cross the network readable; refused otherwise).")
+    var adminInsecureClearText = false
+
     @Option(help: "Device connections at once; over it the oldest idle one is closed (default: from the open-files limit).")
     var deviceMaxConnections: String?
 
@@ -128,6 +134,7 @@ struct AgentCommand: AsyncParsableCommand {
     func run() async throws {
         let configuration = try options.load(command: "otamesh agent", extra: [
             ("security.insecurePermissions", insecurePermissions ? "true" : nil),
+            ("admin.tls", adminTls), ("admin.insecureClearText", adminInsecureClearText ? "true" : nil),
             ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
             ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout), ("admin.idleTimeout", adminIdleTimeout),
             ("device.maxConnections", deviceMaxConnections), ("device.maxConnectionsPerAddress", deviceMaxConnectionsPerAddress),
@@ -150,27 +157,38 @@ struct AgentCommand: AsyncParsableCommand {
         let node = configuration.nodeName
         let adminToken = configuration.adminTokenPath
         try await reporting("otamesh agent") {
-            try await agent.run { ready in
-                let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
-                Output.out("otamesh agent \(node) ready")
-                Output.out("  device HTTP: \(ready.deviceURL)  (GET /v1/targets/PATH, /v1/blobs/sha256/HEX, /v1/devices/ID/update)")
-                if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
-                Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz; /api/v1/cache, /api/v1/members with a bearer token)")
-                if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
-                if let created = ready.keyringCreated {
-                    Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
-                }
-                if !ready.hasTrustRoot {
-                    Output.out("  trust root: none  (no signed targets, nothing from peers, no rollouts: --trust-root FILE or otamesh import --root FILE)")
-                }
-                if let rollouts = ready.rollouts { Output.out("  rollouts: \(rollouts)") }
-                if !ready.tokensCreated.isEmpty {
-                    let shown = ready.tokensCreated.map { "\($0) (\($0 == adminToken ? "admin" : "read-only"))" }
-                    Output.out("  new admin API tokens: \(shown.joined(separator: ", "))  (0600; send Authorization: Bearer TOKEN to /api/v1)")
-                }
-                if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
-                Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
+            do {
+                try await run(agent, node: node, adminToken: adminToken)
+            } catch let refused as AdminListenRefused {
+                // A configuration that would expose the admin tokens: a usage error, like a bad value.
+                Output.err("otamesh agent: \(refused)")
+                throw ExitCode(2)
             }
+        }
+    }
+
+    func run(_ agent: Agent, node: String, adminToken: String) async throws {
+        try await agent.run { ready in
+            let dir = URL(fileURLWithPath: ready.dataDirectory).standardizedFileURL.path
+            Output.out("otamesh agent \(node) ready")
+            Output.out("  device HTTP: \(ready.deviceURL)  (GET /v1/targets/PATH, /v1/blobs/sha256/HEX, /v1/devices/ID/update)")
+            if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
+            let verify = ready.adminURL.hasPrefix("https://") ? "; HTTPS: verify with the site CA, DATA/keys/site-ca.pem or --ca FILE" : ""
+            Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz; /api/v1/cache, /api/v1/members with a bearer token\(verify))")
+            if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
+            if let created = ready.keyringCreated {
+                Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")
+            }
+            if !ready.hasTrustRoot {
+                Output.out("  trust root: none  (no signed targets, nothing from peers, no rollouts: --trust-root FILE or otamesh import --root FILE)")
+            }
+            if let rollouts = ready.rollouts { Output.out("  rollouts: \(rollouts)") }
+            if !ready.tokensCreated.isEmpty {
+                let shown = ready.tokensCreated.map { "\($0) (\($0 == adminToken ? "admin" : "read-only"))" }
+                Output.out("  new admin API tokens: \(shown.joined(separator: ", "))  (0600; send Authorization: Bearer TOKEN to /api/v1)")
+            }
+            if let upstream = ready.upstream { Output.out("  upstream sync: \(upstream)") }
+            Output.out("  data dir: \(dir)  (\(ready.blobCount) blobs, \(ready.cacheBytes) bytes)")
         }
     }
 }

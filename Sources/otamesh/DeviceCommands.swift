@@ -125,7 +125,7 @@ struct DevicesCommand: AsyncParsableCommand {
                 throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: "no gateway answers at \(unreachable.url)")
             } catch is AdminCredentialLookup.Missing where !site {
                 let url = try api.address()
-                let reason = await AdminClient.answers(url)
+                let reason = await AdminClient.answers(url, transport: (try? api.transport(for: url)) ?? .plain)
                     ? "no token or site admin key for the gateway at \(url): --token-file FILE or --key FILE"
                     : "no gateway answers at \(url)"
                 throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: reason)

@@ -138,10 +138,10 @@ struct SiteCACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "site-ca",
         abstract: "Create the site CA (once) and issue this gateway a certificate for its names and addresses.",
-        discussion: "Files go to DATA_DIR/keys/ (keys 0600). The agent serves HTTPS on device.tlsListen once they exist.")
+        discussion: "Files go to DATA_DIR/keys/ (keys 0600). The agent serves HTTPS on device.tlsListen once they exist, and on admin.listen when that is not loopback (admin.tls). Name every address and name clients reach the gateway at.")
     @OptionGroup var options: ConfigOptions
     @Option(help: "DNS name for the gateway certificate (repeatable; default: node name and localhost).") var name: [String] = []
-    @Option(help: "IP address for the gateway certificate (repeatable; default 127.0.0.1 and ::1).") var address: [String] = []
+    @Option(help: "IP address for the gateway certificate (repeatable; default 127.0.0.1, ::1 and admin.listen's address when it names one).") var address: [String] = []
     @Flag(help: "Print the site CA certificate (PEM) for devices and change nothing.") var exportPem = false
 
     func run() throws {
@@ -154,11 +154,20 @@ struct SiteCACommand: ParsableCommand {
             }
             try FileSystem.makeDirectory(configuration.dataDirectory)
             let names = name.isEmpty ? Array(Set([configuration.nodeName, "localhost"])).sorted() : name
-            let addresses = address.isEmpty ? ["127.0.0.1", "::1"] : address
+            let addresses = address.isEmpty ? Self.defaultAddresses(configuration) : address
             let report = try ca.ensure(names: names, addresses: addresses)
             if report.createdCA { Output.out("created site CA \(ca.caCertPath)") }
             Output.out("gateway certificate \(ca.gatewayCertPath) for \((names + addresses).joined(separator: ", ")), valid until \(ISO8601DateFormatter().string(from: report.notAfter))")
             Output.out("devices pin: otamesh keys site-ca --export-pem > ca.pem")
         }
+    }
+
+    /// Loopback, and the admin API's own address when admin.listen names one (not all
+    /// interfaces): the CLI checks that the certificate names the address it connects to.
+    static func defaultAddresses(_ configuration: AgentConfiguration) -> [String] {
+        var addresses = ["127.0.0.1", "::1"]
+        let host = configuration.adminListen.host
+        if host != "0.0.0.0", host != "::", SiteCA.isIPAddress(host), !addresses.contains(host) { addresses.append(host) }
+        return addresses
     }
 }

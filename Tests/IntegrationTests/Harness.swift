@@ -60,16 +60,19 @@ struct Gateway {
         // Gossip on a free loopback port, no mDNS (tests never reach avahi in the host namespace).
         let mesh = extra.contains("--gossip-listen") ? [] : ["--gossip-listen", "127.0.0.1:0"]
         let discovery = extra.contains("--discovery") ? [] : ["--discovery", "off"]
+        let adminListen = extra.contains("--admin-listen") ? [] : ["--admin-listen", "127.0.0.1:0"]
         let command = wrapper + [Binaries.otamesh]
-        let child = try Child(command[0], Array(command.dropFirst()) + ["agent", "--data-dir", data, "--admin-listen", "127.0.0.1:0",
-                                                 "--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
+        let child = try Child(command[0], Array(command.dropFirst()) + ["agent", "--data-dir", data] + adminListen
+                                  + ["--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
         // "data dir:" is the last line the agent prints when ready (after the URLs and gossip).
         let ready = waitUntil(timeout: 30) { child.stdout.text.contains("  data dir: ") || !child.process.isRunning }
         func url(_ marker: String, _ scheme: String) -> String? {
             guard let line = child.stdout.lines.first(where: { $0.contains(marker) }) else { return nil }
             return line.split(separator: " ").first(where: { $0.hasPrefix(scheme + "://") }).map(String.init)
         }
-        guard ready, child.process.isRunning, let admin = url("admin API + metrics: ", "http"), let device = url("device HTTP: ", "http")
+        // The admin API speaks HTTPS off loopback (admin.tls): its URL is https:// then.
+        let admin = url("admin API + metrics: ", "http") ?? url("admin API + metrics: ", "https")
+        guard ready, child.process.isRunning, let admin, let device = url("device HTTP: ", "http")
         else {
             child.signal(SIGKILL)
             child.wait()

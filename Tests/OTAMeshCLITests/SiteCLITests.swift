@@ -67,15 +67,22 @@ struct SiteCLITests {
         var configuration = AgentConfiguration()
         try configuration.set("dataDir", dir, source: "test")
         #expect(AdminAddress.resolve(configuration) == "http://127.0.0.1:8071")
+        // All interfaces: made loopback, and HTTPS, which the admin API speaks off loopback (admin.tls auto).
         try configuration.set("admin.listen", ":9000", source: "test")
-        #expect(AdminAddress.resolve(configuration) == "http://127.0.0.1:9000")
+        #expect(AdminAddress.resolve(configuration) == "https://127.0.0.1:9000")
         try configuration.set("admin.listen", "[::]:9000", source: "test")
+        #expect(AdminAddress.resolve(configuration) == "https://[::1]:9000")
+        try configuration.set("admin.tls", "off", source: "test")
         #expect(AdminAddress.resolve(configuration) == "http://[::1]:9000")
         AdminAddress.record(host: "0.0.0.0", port: 41_234, dataDirectory: dir)
         #expect(AdminAddress.resolve(configuration) == "http://127.0.0.1:41234")
+        AdminAddress.record(host: "0.0.0.0", port: 41_235, scheme: "https", dataDirectory: dir)
+        #expect(AdminAddress.resolve(configuration) == "https://127.0.0.1:41235", "the running agent's scheme wins")
         try Data("garbage\u{1b}\n".utf8).write(to: URL(fileURLWithPath: AdminAddress.recordedPath(dataDirectory: dir)))
         #expect(AdminAddress.resolve(configuration) == "http://[::1]:9000", "an unreadable admin.url is ignored")
-        #expect(AdminUnreachable(url: "http://127.0.0.1:1").description == "no gateway answers at http://127.0.0.1:1: is it running? (--admin URL)")
+        #expect(AdminUnreachable(url: "http://127.0.0.1:1").description
+            == "no gateway answers at http://127.0.0.1:1: is it running? (--admin URL); an admin API off loopback speaks HTTPS: https://")
+        #expect(AdminUnreachable(url: "https://127.0.0.1:1").description == "no gateway answers at https://127.0.0.1:1: is it running? (--admin URL)")
     }
 
     @Test("device strings print with control characters, bidi overrides and line separators escaped")

@@ -116,7 +116,9 @@ struct ConfigurationTests {
         #expect(documented == ["admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
                                "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
                                "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
-                               "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout"])
+                               "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout",
+                               "admin.tls OTAMESH_ADMIN_TLS --admin-tls",
+                               "admin.insecureClearText OTAMESH_ADMIN_INSECURE_CLEAR_TEXT --admin-insecure-clear-text"])
     }
 
     @Test("admin tokens: generated 32 random bytes as base64url, compared by role, files read strictly")

@@ -103,21 +103,60 @@ public struct SiteCA: Sendable {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// Whether this gateway has a certificate from the site CA (`otamesh keys site-ca` ran).
+    public var hasGatewayCertificate: Bool {
+        FileManager.default.fileExists(atPath: gatewayCertPath) && FileManager.default.fileExists(atPath: gatewayKeyPath)
+    }
+
     /// The TLS server context for :8443, or nil when this gateway has no certificate yet.
     public func serverContext() throws -> NIOSSLContext? {
-        guard FileManager.default.fileExists(atPath: gatewayCertPath), FileManager.default.fileExists(atPath: gatewayKeyPath) else {
-            return nil
+        guard let configuration = try serverConfiguration() else { return nil }
+        do { return try NIOSSLContext(configuration: configuration) } catch {
+            throw Failure(file: gatewayCertPath, reason: "cannot load the gateway certificate: \(error)")
         }
+    }
+
+    /// The TLS server configuration with this gateway's certificate (and the CA's, so a client
+    /// gets the chain), TLS 1.2 at least; nil when this gateway has no certificate yet.
+    public func serverConfiguration() throws -> TLSConfiguration? {
+        guard hasGatewayCertificate else { return nil }
         do {
             let chain = try NIOSSLCertificate.fromPEMFile(gatewayCertPath) + NIOSSLCertificate.fromPEMFile(caCertPath)
             var configuration = TLSConfiguration.makeServerConfiguration(
                 certificateChain: chain.map { .certificate($0) },
                 privateKey: .privateKey(try NIOSSLPrivateKey(file: gatewayKeyPath, format: .pem)))
             configuration.minimumTLSVersion = .tlsv12
-            return try NIOSSLContext(configuration: configuration)
+            // Fail here, at start, rather than on the first connection.
+            _ = try NIOSSLContext(configuration: configuration)
+            return configuration
         } catch {
             throw Failure(file: gatewayCertPath, reason: "cannot load the gateway certificate: \(error)")
         }
+    }
+
+    /// The IP addresses and DNS names the gateway certificate is issued for (its subject
+    /// alternative names), IP addresses in their usual text form.
+    public func gatewayNames() throws -> (addresses: [String], names: [String]) {
+        let certificate = try loadCertificate(gatewayCertPath)
+        var addresses: [String] = []
+        var names: [String] = []
+        guard let alternatives = try? certificate.extensions.subjectAlternativeNames else { return ([], []) }
+        for name in alternatives {
+            switch name {
+            case let .dnsName(dns): names.append(dns)
+            case let .ipAddress(octets): if let text = Self.ipText(Array(octets.bytes)) { addresses.append(text) }
+            default: break
+            }
+        }
+        return (addresses, names)
+    }
+
+    /// Whether the gateway certificate names `host` (an IP literal compared as an address, a
+    /// name case-insensitively); nil when the certificate cannot be read.
+    public func gatewayCertificateCovers(_ host: String) -> Bool? {
+        guard let (addresses, names) = try? gatewayNames() else { return nil }
+        if let bytes = Self.ipBytes(host) { return addresses.contains { Self.ipBytes($0) == bytes } }
+        return names.contains { $0.lowercased() == host.lowercased() }
     }
 
     func loadKey(_ path: String) throws -> P256.Signing.PrivateKey {
@@ -139,6 +178,21 @@ public struct SiteCA: Sendable {
             throw Failure(file: path, reason: "cannot write: \(error)")
         }
     }
+
+    /// The text form of 4 or 16 address bytes.
+    static func ipText(_ bytes: [UInt8]) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let family = bytes.count == 4 ? AF_INET : bytes.count == 16 ? AF_INET6 : -1
+        guard family != -1 else { return nil }
+        let text: String? = bytes.withUnsafeBytes { raw in
+            guard inet_ntop(family, raw.baseAddress, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        return text
+    }
+
+    /// Whether `text` is an IPv4 or IPv6 address literal.
+    public static func isIPAddress(_ text: String) -> Bool { ipBytes(text) != nil }
 
     /// The 4 or 16 bytes of an IP literal.
     static func ipBytes(_ text: String) -> [UInt8]? {
