@@ -178,6 +178,7 @@ let package = Package(
             name: "OTAMeshLab",
             dependencies: [
                 "OTAMeshRollout",
+                "OTAMeshSimulation",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

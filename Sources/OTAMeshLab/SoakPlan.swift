@@ -1,3 +1,5 @@
+import OTAMeshSimulation
+
 /// What a soak does and when: a seeded, reproducible schedule of faults and rollouts over a
 /// lab (`otamesh lab soak`, `make soak`). Pure: the same inputs and seed give the same plan.
 ///
@@ -75,7 +77,7 @@ public struct SoakPlan: Sendable, Equatable {
     public let quietFrom: Double
 
     public init(_ inputs: Inputs, seed: UInt64) {
-        var random = SoakRandom(seed: seed)
+        var random = SimulationRandom(seed: seed)
         let tail = min(180, inputs.seconds / 4)
         let quiet = max(60, inputs.seconds - tail)
         var events: [Event] = []
@@ -167,23 +169,10 @@ public struct SoakPlan: Sendable, Equatable {
     }
 }
 
-/// SplitMix64: the soak's seeded generator (the schedule repeats for a seed).
-public struct SoakRandom: RandomNumberGenerator, Sendable {
-    var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension RandomNumberGenerator {
     /// Uniform in [low, high).
     mutating func uniform(_ low: Double, _ high: Double) -> Double {
-        low + Double(next() >> 11) / Double(1 << 53) * (high - low)
+        low + Double(next() >> 11) * 0x1.0p-53 * (high - low)
     }
 
     mutating func pick<T>(_ items: [T]) -> T? {

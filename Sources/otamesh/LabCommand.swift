@@ -72,20 +72,7 @@ struct LabCommand: AsyncParsableCommand {
                 Output.err("otamesh lab run: \(topology.source) has no scenario")
                 throw ExitCode(2)
             }
-            let status = await LabThread.run { () -> Int32 in
-                let runner: LabRunner
-                do {
-                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
-                    try runner.up()
-                } catch {
-                    Output.err("otamesh lab run: \(error)")
-                    return 1
-                }
-                let report = runner.runScenario(timeout: limit)
-                runner.tearDown()
-                return report.passed ? 0 : 1
-            }
-            if status != 0 { throw ExitCode(status) }
+            try await LabOptionsGroup.withLab("otamesh lab run", topology, binaries, options, stop) { $0.runScenario(timeout: limit).passed }
         }
     }
 
@@ -116,20 +103,7 @@ struct LabCommand: AsyncParsableCommand {
                 Output.err("otamesh lab soak: \(topology.source) needs origin releases and devices for its rollouts (see Topologies/soak-campus-32.yaml)")
                 throw ExitCode(2)
             }
-            let status = await LabThread.run { () -> Int32 in
-                let runner: LabRunner
-                do {
-                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
-                    try runner.up()
-                } catch {
-                    Output.err("otamesh lab soak: \(error)")
-                    return 1
-                }
-                let report = runner.runSoak(seconds: seconds, seed: seed)
-                runner.tearDown()
-                return report.passed ? 0 : 1
-            }
-            if status != 0 { throw ExitCode(status) }
+            try await LabOptionsGroup.withLab("otamesh lab soak", topology, binaries, options, stop) { $0.runSoak(seconds: seconds, seed: seed).passed }
         }
     }
 
@@ -191,6 +165,26 @@ struct LabOptionsGroup: ParsableArguments {
     /// Until the agent has the mesh flags: start gateways without gossip, keyring, discovery and joins.
     @Flag(name: .customLong("without-mesh"), help: ArgumentHelp(visibility: .hidden))
     var withoutMesh = false
+
+    /// Brings the lab up on the lab thread, runs `body` (whether it passed), tears down; exit 1
+    /// when the lab did not come up or `body` did not pass.
+    static func withLab(_ command: String, _ topology: Topology, _ binaries: LabBinaries, _ options: LabOptions, _ stop: StopSignal,
+                        _ body: @escaping @Sendable (LabRunner) -> Bool) async throws {
+        let status = await LabThread.run { () -> Int32 in
+            let runner: LabRunner
+            do {
+                runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
+                try runner.up()
+            } catch {
+                Output.err("\(command): \(error)")
+                return 1
+            }
+            let passed = body(runner)
+            runner.tearDown()
+            return passed ? 0 : 1
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
 
     static func requireRoot() throws {
         guard geteuid() == 0 else {
