@@ -10,8 +10,8 @@ struct CacheCommand: ParsableCommand {
 
     /// Opens the store named by the options; errors become one line on stderr and exit 1.
     static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = [],
-                     command: String = "otamesh cache") throws -> BlobStore {
-        let configuration = try options.load(extra: extra)
+                     flags: [String: String] = [:], command: String = "otamesh cache") throws -> BlobStore {
+        let configuration = try options.load(extra: extra, flags: flags)
         // Reading never creates a data directory; say plainly that there is none.
         if mode == .readOnly, !FileManager.default.fileExists(atPath: "\(configuration.dataDirectory)/catalog.sqlite") {
             Output.err("\(command): no gateway data at \(configuration.dataDirectory): give --data-dir DIR of a gateway")
@@ -119,7 +119,7 @@ struct CacheCommand: ParsableCommand {
         @Option(help: "Quota for this run: bytes, 512MiB, 8GiB (default: the configured quota).") var quota: String?
 
         func run() throws {
-            let store = try CacheCommand.open(options, extra: [("cache.quota", quota)])
+            let store = try CacheCommand.open(options, extra: [("cache.quota", quota)], flags: ["cache.quota": "--quota"])
             let report = try CacheCommand.run("gc") { try store.collectGarbage() }
             for digest in report.evicted { Output.out("evicted sha256:\(digest)") }
             for id in report.stalePartials { Output.out("dropped partial \(id)") }

@@ -12,7 +12,9 @@ struct ConfigOptions: ParsableArguments {
 
     /// Defaults < file < environment < these flags. A bad value ends the command with exit 2 and
     /// one line `COMMAND: reason` on stderr.
-    func load(command: String = "otamesh", extra: [(String, String?)] = []) throws -> AgentConfiguration {
+    /// `extra`: (key, value) from the command's own flags; an error names the flag as typed —
+    /// the agent's flag for the key, or the one `flags` gives (`cache gc --quota`).
+    func load(command: String = "otamesh", extra: [(String, String?)] = [], flags: [String: String] = [:]) throws -> AgentConfiguration {
         var configuration = AgentConfiguration()
         let environment = ProcessInfo.processInfo.environment
         do {
@@ -26,7 +28,9 @@ struct ConfigOptions: ParsableArguments {
             try configuration.apply(environment: environment)
             if let dataDir { try configuration.set("dataDir", dataDir, source: "--data-dir") }
             for (key, value) in extra {
-                if let value { try configuration.set(key, value, source: "--\(key)") }
+                // Named as the user typed it: the flag of the key (`--device-max-connections`).
+                let flag = flags[key] ?? AgentConfiguration.keys.first { $0.file == key }?.flag ?? "--\(key)"
+                if let value { try configuration.set(key, value, source: flag) }
             }
         } catch let error as ConfigurationError {
             Output.err("\(command): \(error)")

@@ -169,6 +169,6 @@ struct CLIBadInputTests {
         #expect(err.hasPrefix("otamesh: \(config): cache.qouta: unknown configuration key 'cache.qouta'"))
         let (status2, _, err2) = try run(["agent", "--data-dir", dir.file("d"), "--cache-quota", "lots"])
         #expect(status2 == 2)
-        #expect(err2 == "otamesh agent: --cache.quota: expected a size like 512MiB, 8GiB or unlimited, got lots\n")
+        #expect(err2 == "otamesh agent: --cache-quota: expected a size like 512MiB, 8GiB or unlimited, got lots\n", "named as typed")
     }
 }
