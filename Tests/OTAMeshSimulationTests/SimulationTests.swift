@@ -85,7 +85,7 @@ struct SimulationTests {
     func partitionHeals() {
         var configuration = Self.configuration(40)
         configuration.rejoinInterval = 30
-        let result = PartitionExperiment(configuration: configuration, duration: 30, limit: 300).run()
+        let result = PartitionExperiment(configuration: configuration, duration: 45, limit: 300).run()
         #expect(result.deadPairs == result.crossPairs, "each side declared the other dead: \(result)")
         #expect(result.membershipSeconds.map { $0 <= 2 * 30 } == true, "within two rejoin intervals: \(result)")
         // Records written during the partition crossed by push-pull only (a record learned by
