@@ -124,6 +124,12 @@ public enum LabCleanup {
         let namespaces = cleaner.all().filter { $0.hasPrefix(prefix) || recorded.contains($0) }.sorted()
         let killed = cleaner.killProcesses(in: namespaces, grace: 5)
         cleaner.delete(namespaces)
+        // A soak's small disk, left mounted by a runner that died.
+        for root in stateRoots {
+            for mount in LabRunner.mounts(under: "\(root)/gw/") {
+                if (try? shell.run(Invocation(["umount", "-l", mount], mayFail: true)))?.status == 0 { output("unmounted \(mount)") }
+            }
+        }
         let left = cleaner.all().filter { $0.hasPrefix(prefix) || recorded.contains($0) }
         for root in stateRoots where left.isEmpty { unlink(LabPaths(root: root).record) }
         for namespace in namespaces where !left.contains(namespace) { output("removed namespace \(namespace)") }

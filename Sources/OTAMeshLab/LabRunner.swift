@@ -116,6 +116,8 @@ public final class LabRunner {
         let existing = NamespaceCleaner(shell: shell).existing(prefix: layout.prefix)
         guard existing.isEmpty else { throw LabError.busy(namespaces: existing) }
         let files = FileManager.default
+        // A soak that died left its small disk mounted on a gateway's data directory.
+        for mount in Self.mounts(under: "\(paths.root)/gw/") { _ = try? shell.run(Invocation(["umount", "-l", mount], mayFail: true)) }
         for path in [paths.logs, "\(paths.root)/gw", paths.origin, paths.keyring, paths.admin, paths.rollouts, paths.record] {
             try? files.removeItem(atPath: path)
         }
@@ -131,6 +133,18 @@ public final class LabRunner {
         try LabRecord(name: topology.name, prefix: layout.prefix, namespaces: layout.namespaces, runner: getpid(), started: started)
             .write(paths.record)
         ownsLab = true
+    }
+
+    /// Mount points below `prefix` (from /proc/self/mounts; octal escapes left as they are,
+    /// the lab's paths have none).
+    static func mounts(under prefix: String) -> [String] {
+        let table = (try? String(contentsOfFile: "/proc/self/mounts", encoding: .utf8)) ?? ""
+        return table.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ")
+            guard fields.count > 1 else { return nil }
+            let point = String(fields[1])
+            return point.hasPrefix(prefix) ? point : nil
+        }.sorted().reversed()
     }
 
     func createNetwork() throws(LabError) {

@@ -210,6 +210,7 @@ extension LabRunner {
         let data = paths.dataDirectory(gateway)
         supervisor.stop(gateway, grace: 30)
         let saved = data + ".before-tmpfs"
+        try shell.run(Invocation(["rm", "-rf", saved]))
         try shell.run(Invocation(["mv", data, saved]))
         try shell.run(Invocation(["mkdir", "-p", data]))
         try shell.run(Invocation(["mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "otamesh-soak", data]))
