@@ -6,7 +6,7 @@ import OTAMeshTrust
 
 /// Seeds only Swift can make — sealed gossip packets, commands signed by the fuzz trust's
 /// admin, rollout records — by target and file name. Deterministic (fixed keys, nonces and
-/// times), so rewriting them (OTAMESH_FUZZ_WRITE_SEEDS=1 swift test --filter "fuzz corpora")
+/// times), so rewriting them (OTAMESH_FUZZ_WRITE_SEEDS=1 swift test --filter FuzzCorpusTests)
 /// changes nothing unless the encoders changed.
 public enum FuzzSeeds {
     static let issued: Int64 = 1_795_000_000
