@@ -2,7 +2,7 @@
 """Writes the file-based seed corpora of the fuzz targets (Sources/OTAMeshFuzz/FuzzTargets.swift)
 from the other fixtures: Tests/Fixtures/fuzz/<target>/seed-*. Seeds the Swift code must make
 (sealed gossip packets, signed commands, rollout records) come from the OTAMeshFuzzTests test
-`writeGeneratedSeeds` (OTAMESH_FUZZ_WRITE_SEEDS=1). Reproducers a fuzz run found are kept
+`generatedSeeds` (OTAMESH_FUZZ_WRITE_SEEDS=1 swift test --filter FuzzCorpusTests). Reproducers a fuzz run found are kept
 beside them as crash-*/finding-* and never rewritten here. Run from the repository root:
 
     python3 Tests/Fixtures/fuzz/generate.py
