@@ -2,7 +2,7 @@
 #   make run    installs what is missing, builds, starts a gateway on embedded defaults
 #   make test   installs what is missing, builds, runs every test
 #   make demo   (root) the three-floors staged-rollout lab, narrated, then torn down
-# Other targets: make soak (root, SOAK_MINUTES=10), make build, make release, make install, make bench, make clean.
+# Other targets: make soak (root, SOAK_MINUTES=10), make fuzz (FUZZ_SECONDS=60), make build, make release, make install, make bench, make clean.
 
 SHELL := /bin/bash
 SWIFT ?= swift
@@ -17,7 +17,7 @@ PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
 PYTHON ?= python3
 
-.PHONY: run test demo soak build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
+.PHONY: run test demo soak fuzz build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
@@ -92,6 +92,15 @@ bench-gossip: deps
 	$(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --product otamesh
 	python3 Benchmarks/gossip_compare.py --otamesh "$$($(SWIFT) build -c release --static-swift-stdlib --scratch-path .build-static --show-bin-path)/otamesh" --out Benchmarks/results/gossip.md
 
+# libFuzzer on every parser that takes outside bytes (Sources/OTAMeshFuzz; docs/robustness.md):
+# FUZZ_SECONDS each (default 60), FUZZ_TARGETS= a subset. Not part of `make test`, which only
+# replays the seed corpora in Tests/Fixtures/fuzz. Findings go to fuzz-findings/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+
+fuzz: deps
+	SWIFT="$(SWIFT)" FUZZ_SECONDS="$(FUZZ_SECONDS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" Fuzz/run.sh
+
 # The gossip simulator's tables (N = 100, 1,000, 10,000; 0 % and 10 % loss), release build.
 bench-sim:
 	Benchmarks/simulate.sh 1 Benchmarks/results/simulate.txt
@@ -131,4 +140,4 @@ pip-install:
 	fi
 
 clean:
-	rm -rf .build .build-static .build-* .test-output.log
+	rm -rf .build .build-static .build-* .test-output.log fuzz-findings

@@ -229,6 +229,23 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Fuzz targets (pure: the real parsers on arbitrary bytes); replayed by the tests, run
+        // under libFuzzer by `make fuzz` through the otamesh-fuzz driver below.
+        .target(
+            name: "OTAMeshFuzz",
+            dependencies: [
+                "OTAMeshDevices",
+                "OTAMeshDiscovery",
+                "OTAMeshFirmware",
+                "OTAMeshGateway",
+                "OTAMeshGossip",
+                "OTAMeshLab",
+                "OTAMeshRollout",
+                "OTAMeshTrust",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "OTAMeshBench",
             dependencies: [
@@ -314,9 +331,25 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "OTAMeshFuzzTests",
+            dependencies: ["OTAMeshFuzz"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: ["OTAMeshStore", "OTAMeshTrust", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]
 )
+
+// The libFuzzer driver: linked with -sanitize=fuzzer (libFuzzer brings the process's main), so
+// it exists only when OTAMESH_FUZZ=1 — `make fuzz` sets it and builds into .build-fuzz; a plain
+// `swift build` never tries to link it.
+if Context.environment["OTAMESH_FUZZ"] == "1" {
+    package.targets += [
+        .target(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(name: "otamesh-fuzz", dependencies: ["OTAMeshFuzz", "CLibFuzzer"], path: "Fuzz/otamesh-fuzz", swiftSettings: strict),
+    ]
+    package.products += [.executable(name: "otamesh-fuzz", targets: ["otamesh-fuzz"])]
+}

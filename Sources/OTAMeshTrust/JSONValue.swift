@@ -141,6 +141,41 @@ extension JSONValue {
         out.append(UInt8(ascii: "\""))
     }
 
+    /// Compact JSON for transport: the canonical form (no whitespace, sorted keys) but with
+    /// control characters escaped (`\n`, `\u0001`, …), so it is valid JSON that ``parse(_:maxDepth:)``
+    /// reads back to the same value — canonical bytes with a control character in a string are
+    /// not. Byte for byte the canonical form whenever no string holds a control character.
+    public var compactBytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        writeCompact(into: &out)
+        return out
+    }
+
+    func writeCompact(into out: inout [UInt8]) {
+        switch self {
+        case .string(let s): Self.writeEscapedString(s, into: &out)
+        case .array(let items):
+            out.append(UInt8(ascii: "["))
+            for (index, item) in items.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                item.writeCompact(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let object):
+            out.append(UInt8(ascii: "{"))
+            for (index, member) in object.members.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                Self.writeEscapedString(member.key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                member.value.writeCompact(into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        default:
+            writeCanonical(into: &out)
+        }
+    }
+
     /// Pretty JSON for files people read (2-space indent, sorted keys, standard escapes).
     public var prettyBytes: [UInt8] {
         var out: [UInt8] = []

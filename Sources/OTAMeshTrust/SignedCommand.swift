@@ -141,12 +141,13 @@ public struct SignedCommand: Sendable {
     /// An envelope from its parts (as replicated by gossip); same checks as ``init(bytes:file:)``.
     public init(signed: JSONValue, signatures: [MetadataSignature]) throws(TrustError) {
         let envelope = JSONValue.object(["signed": signed, "signatures": .array([])] as KeyValuePairs<String, JSONValue>)
-        try self.init(bytes: envelope.canonicalBytes, file: "command")
+        try self.init(bytes: envelope.compactBytes, file: "command")
         self.signatures = signatures
     }
 
-    /// The envelope as compact canonical JSON (what gossip carries).
-    public var compactBytes: [UInt8] { envelope.canonicalBytes }
+    /// The envelope as compact JSON (what gossip carries): the canonical form, control characters
+    /// escaped so it parses back (signatures are over the canonical form of `signed`, not these bytes).
+    public var compactBytes: [UInt8] { envelope.compactBytes }
 
     /// Adds one admin's signature (replacing an earlier one by the same key).
     public mutating func sign(with signer: TUFSigner) throws {

@@ -131,7 +131,7 @@ struct RolloutCommand: AsyncParsableCommand {
             let info = try RolloutText.target(target, in: targets)
             let plan = try options.plan(
                 id: id, target: RolloutTarget(path: info.path, sha256: info.sha256, length: info.length, version: info.version, hardware: info.hardware))
-            let bytes = try await client.post("rollouts/preview", body: plan.json.canonicalBytes)
+            let bytes = try await client.post("rollouts/preview", body: plan.json.compactBytes)
             if json {
                 Output.out(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
                 return

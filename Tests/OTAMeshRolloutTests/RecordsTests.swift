@@ -93,6 +93,18 @@ struct RecordsTests {
         #expect(decoded.problems.contains { "\($0)".contains("do not hash to") })
     }
 
+    @Test("a command with a control character in a string replicates (fuzz finding: its canonical bytes did not parse)")
+    func commandWithControlCharacter() throws {
+        let payload = JSONValue.object(["rollout": .string(Fixture.rollout), "note": .string("line 1\nline 2\u{01}")])
+        let command = SignedCommand(site: Fixture.site, sequence: 2, kind: "rollout.pause", payload: payload, issued: Fixture.issued)
+        let copy = Fixture.signed(command, by: [Fixture.a, Fixture.b])
+        #expect(copy.command != nil)
+        let entries = RolloutRecords.command(copy, rollout: Fixture.rollout).map { RolloutRecords.Entry(key: $0.key, owner: "gw-a", value: $0.value) }
+        let decoded = RolloutRecords.decode(entries)
+        #expect(decoded.problems.isEmpty, "\(decoded.problems)")
+        #expect(decoded.rollouts[Fixture.rollout]?.commands[2]?[copy.bodyHash] == copy)
+    }
+
     @Test("a command filed under another sequence than it carries is refused")
     func commandUnderWrongSequence() {
         let pause = Pool.copies[3]

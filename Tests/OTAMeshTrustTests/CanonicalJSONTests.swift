@@ -28,6 +28,16 @@ struct CanonicalJSONTests {
         }
     }
 
+    @Test("compact JSON parses back to the value, control characters included (fuzz finding), and is canonical without them")
+    func compactRoundTrip() throws {
+        let value = JSONValue.object(["note": .string("line 1\nline 2\u{01}\t\"q\" \\"), "a": .array([.integer(-1), .null, .bool(true)])])
+        #expect(throws: JSONError.self) { try JSONValue.parse(value.canonicalBytes) }  // securesystemslib writes them raw
+        #expect(try JSONValue.parse(value.compactBytes) == value)
+        #expect(try JSONValue.parse(value.compactBytes).canonicalBytes == value.canonicalBytes)
+        let plain = JSONValue.object(["b": .string("é \"x\" \\ /"), "a": .array([.integer(7), .object([:] as KeyValuePairs<String, JSONValue>)])])
+        #expect(plain.compactBytes == plain.canonicalBytes)
+    }
+
     @Test("keys that Swift String equality would merge stay distinct")
     func scalarKeys() throws {
         let value = try JSONValue.parse(Array(#"{"e\u0301":1,"\u00e9":2}"#.utf8))
