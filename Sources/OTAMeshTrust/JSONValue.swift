@@ -107,26 +107,33 @@ extension JSONValue {
         return out
     }
 
-    func writeCanonical(into out: inout [UInt8]) {
+    func writeCanonical(into out: inout [UInt8]) { write(into: &out, escapingControls: false) }
+
+    /// Sorted keys, no whitespace; strings canonical (only `"` and `\` escaped) or, escaping
+    /// controls, valid JSON for transport (``compactBytes``).
+    func write(into out: inout [UInt8], escapingControls: Bool) {
+        func string(_ s: String) {
+            if escapingControls { Self.writeEscapedString(s, into: &out) } else { Self.writeCanonicalString(s, into: &out) }
+        }
         switch self {
         case .null: out += Array("null".utf8)
         case .bool(let b): out += Array((b ? "true" : "false").utf8)
         case .integer(let n): out += Array(String(n).utf8)
-        case .string(let s): Self.writeCanonicalString(s, into: &out)
+        case .string(let s): string(s)
         case .array(let items):
             out.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                item.writeCanonical(into: &out)
+                item.write(into: &out, escapingControls: escapingControls)
             }
             out.append(UInt8(ascii: "]"))
         case .object(let object):
             out.append(UInt8(ascii: "{"))
             for (index, member) in object.members.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.writeCanonicalString(member.key, into: &out)
+                string(member.key)
                 out.append(UInt8(ascii: ":"))
-                member.value.writeCanonical(into: &out)
+                member.value.write(into: &out, escapingControls: escapingControls)
             }
             out.append(UInt8(ascii: "}"))
         }
@@ -148,32 +155,8 @@ extension JSONValue {
     public var compactBytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
-        writeCompact(into: &out)
+        write(into: &out, escapingControls: true)
         return out
-    }
-
-    func writeCompact(into out: inout [UInt8]) {
-        switch self {
-        case .string(let s): Self.writeEscapedString(s, into: &out)
-        case .array(let items):
-            out.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                item.writeCompact(into: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        case .object(let object):
-            out.append(UInt8(ascii: "{"))
-            for (index, member) in object.members.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                Self.writeEscapedString(member.key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                member.value.writeCompact(into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        default:
-            writeCanonical(into: &out)
-        }
     }
 
     /// Pretty JSON for files people read (2-space indent, sorted keys, standard escapes).
