@@ -325,11 +325,7 @@ public enum FuzzTargets {
         let dialect: ArduinoOTADialect = setup & 1 == 0 ? .arduino : .esphome
         let credentials = setup & 2 == 0 ? nil : PushCredentials(username: "", password: "pw")
         var push = ArduinoOTAPush(image: pushImage, target: device("arduino-ota"), dialect: dialect, credentials: credentials, now: 0)
-        var clock: Int64 = 0
-        var steps = 0
-        while !input.isEmpty, steps < 512 {
-            steps += 1
-            clock += Int64(input.byte()) * 250
+        feed(&input) { input, clock in
             let event: ArduinoOTAPush.Event
             switch input.pick(14) {
             case 0: event = .started
@@ -351,6 +347,16 @@ public enum FuzzTargets {
         }
     }
 
+    /// Feeds a push state machine events drawn from the input: at most 512, each 0–63.75 s
+    /// after the one before.
+    static func feed(_ input: inout FuzzInput, _ step: (inout FuzzInput, Int64) -> Void) {
+        var clock: Int64 = 0
+        for _ in 0..<512 where !input.isEmpty {
+            clock += Int64(input.byte()) * 250
+            step(&input, clock)
+        }
+    }
+
     /// projectMM's `GET /api/state` answer.
     @Sendable static func projectMMStatus(_ data: [UInt8]) {
         guard let status = try? ProjectMMStatus.parse(data) else { return }
@@ -368,11 +374,7 @@ public enum FuzzTargets {
         let setup = input.byte()
         let dialect: HTTPUploadPush.Dialect = setup & 1 == 0 ? .updateServer : .elegantOTA3
         var push = HTTPUploadPush(image: pushImage, target: device("http-upload"), authenticates: setup & 2 != 0, dialect: dialect, now: 0)
-        var clock: Int64 = 0
-        var steps = 0
-        while !input.isEmpty, steps < 512 {
-            steps += 1
-            clock += Int64(input.byte()) * 250
+        feed(&input) { input, clock in
             let event: HTTPUploadPush.Event
             switch input.pick(10) {
             case 0: event = .started
