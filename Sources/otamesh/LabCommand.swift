@@ -33,22 +33,12 @@ struct LabCommand: AsyncParsableCommand {
         func run() async throws {
             let (topology, binaries, options, stop) = try lab.prepare()
             let limit = LabDuration.seconds(duration) ?? 604_800
-            let status = await LabThread.run { () -> Int32 in
-                let runner: LabRunner
-                do {
-                    runner = try LabRunner(topology: topology, binaries: binaries, options: options, stop: stop, print: { Output.out($0) })
-                    try runner.up()
-                } catch {
-                    Output.err("otamesh lab up: \(error)")
-                    return 1
-                }
+            try await LabOptionsGroup.withLab("otamesh lab up", topology, binaries, options, stop) { runner in
                 for line in runner.directory { Output.out(line) }
                 Output.out("lab \(topology.name) is up (Ctrl-C or SIGTERM tears it down)")
                 runner.hold(limit: limit)
-                runner.tearDown()
-                return 0
+                return true
             }
-            if status != 0 { throw ExitCode(status) }
         }
     }
 
@@ -167,7 +157,7 @@ struct LabOptionsGroup: ParsableArguments {
     var withoutMesh = false
 
     /// Brings the lab up on the lab thread, runs `body` (whether it passed), tears down; exit 1
-    /// when the lab did not come up or `body` did not pass.
+    /// when the lab did not come up or `body` did not pass. `lab up`, `run` and `soak` share it.
     static func withLab(_ command: String, _ topology: Topology, _ binaries: LabBinaries, _ options: LabOptions, _ stop: StopSignal,
                         _ body: @escaping @Sendable (LabRunner) -> Bool) async throws {
         let status = await LabThread.run { () -> Int32 in
