@@ -45,12 +45,9 @@ public struct SoakLedger: Sendable {
     }
 
     /// One agent process's memory and descriptors over its life: `(seconds, RSS KiB, fds)`.
-    public struct Samples: Sendable, Equatable {
+    public struct Samples: Sendable {
         public var points: [(at: Double, rssKiB: Int, fds: Int)] = []
         public init() {}
-        public static func == (a: Samples, b: Samples) -> Bool {
-            a.points.map { [$0.at, Double($0.rssKiB), Double($0.fds)] } == b.points.map { [$0.at, Double($0.rssKiB), Double($0.fds)] }
-        }
     }
 
     /// A leak shows as RSS still rising once the agent has warmed up: the median of the last

@@ -146,6 +146,9 @@ public struct SoakPlan: Sendable, Equatable {
         quietFrom = quiet
     }
 
+    /// "4 device faults, 6 kills, …" (for the summary lines).
+    public var tally: String { counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ") }
+
     /// How many events of each kind (for the summary).
     public var counts: [String: Int] {
         var counts: [String: Int] = [:]

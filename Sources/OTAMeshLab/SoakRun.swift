@@ -7,7 +7,6 @@ import Glibc
 /// What a soak found.
 public struct SoakReport: Sendable {
     public var ledger: SoakLedger
-    public var lines: [String]
     public var passed: Bool { ledger.passed }
 }
 
@@ -39,8 +38,7 @@ extension LabRunner {
         let plan = SoakPlan(SoakPlan.Inputs(seconds: seconds, gateways: gateways, network: network.name,
                                             baselineLoss: network.shape.lossPercent ?? 0, deviceGroups: topology.devices.map(\.name),
                                             targets: targets, diskGateway: disk), seed: seed)
-        let counts = plan.counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
-        print("soak: \(LabDuration.text(seconds)), seed \(seed), \(gateways.count) gateways; plan: \(counts); quiet from \(Int(plan.quietFrom))s")
+        print("soak: \(LabDuration.text(seconds)), seed \(seed), \(gateways.count) gateways; plan: \(plan.tally); quiet from \(Int(plan.quietFrom))s")
 
         do {
             _ = try wait(for: .converged, timeout: 240)
@@ -51,10 +49,9 @@ extension LabRunner {
         }
         let start = Date()
         var lastSample = Date.distantPast
-        for event in plan.events {
-            // Until the event is due: rollouts sampled (the halt check), the minority watched,
-            // memory sampled every 10 s.
-            while Date().timeIntervalSince(start) < event.at, stop.requested == nil {
+        // Until `time`: rollouts sampled (the halt check), a minority watched, memory every 10 s.
+        func observe(until time: Double) {
+            while Date().timeIntervalSince(start) < time, stop.requested == nil {
                 sampleRollouts()
                 watchMinority(state)
                 if Date().timeIntervalSince(lastSample) >= 10 {
@@ -63,6 +60,9 @@ extension LabRunner {
                 }
                 usleep(1_000_000)
             }
+        }
+        for event in plan.events {
+            observe(until: event.at)
             if stop.requested != nil { break }
             let line = String(format: "[%6.1fs] ", Date().timeIntervalSince(start)) + event.action.summary
             let detail = perform(event.action, state: state)
@@ -73,14 +73,7 @@ extension LabRunner {
             }
         }
         // The quiet tail: until the planned end, then settle.
-        while Date().timeIntervalSince(start) < seconds, stop.requested == nil {
-            sampleRollouts()
-            if Date().timeIntervalSince(lastSample) >= 10 {
-                sampleProcesses(state, at: Date().timeIntervalSince(start))
-                lastSample = Date()
-            }
-            usleep(1_000_000)
-        }
+        observe(until: seconds)
         settle(state)
         return finishSoak(state, plan: plan, seconds: seconds, seed: seed)
     }
@@ -303,9 +296,8 @@ extension LabRunner {
         }
         if let mount = state.diskMount { _ = try? shell.run(Invocation(["umount", mount], mayFail: true)) }
 
-        let counts = plan.counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         var lines = ["## Soak: \(topology.name), \(LabDuration.text(seconds)), seed \(seed)", "",
-                     "\(topology.gateways.count) gateways, \(topology.devices.reduce(0) { $0 + $1.count }) devices; \(counts)"
+                     "\(topology.gateways.count) gateways, \(topology.devices.reduce(0) { $0 + $1.count }) devices; \(plan.tally)"
                         + (state.rolloutStartsFailed > 0 ? "; \(state.rolloutStartsFailed) rollout starts refused" : "") + ".", ""]
         lines += state.ledger.table()
         if !memory.isEmpty { lines += ["", "RSS (after warm-up → end): " + memory.sorted().prefix(40).joined(separator: ", ")] }
@@ -314,6 +306,6 @@ extension LabRunner {
         let summary = "\(paths.root)/soak-summary.md"
         try? (lines + ["", "Events:"] + state.log).joined(separator: "\n").write(toFile: summary, atomically: true, encoding: .utf8)
         print("soak summary and event log: \(summary)")
-        return SoakReport(ledger: state.ledger, lines: lines)
+        return SoakReport(ledger: state.ledger)
     }
 }

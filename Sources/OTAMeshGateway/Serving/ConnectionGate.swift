@@ -27,11 +27,6 @@ public final class ConnectionGate: Sendable {
         open = Gauge(label: "otamesh_connections", dimensions: [("listener", listener)])
     }
 
-    public var limits: ConnectionCap { state.withLockedValue { $0.budget.limits } }
-
-    /// Connections held now.
-    public var count: Int { state.withLockedValue { $0.budget.count } }
-
     /// A new connection: admitted (closing what it sheds) or closed. Returns whether admitted.
     @discardableResult
     func admit(_ channel: any Channel) -> Bool {

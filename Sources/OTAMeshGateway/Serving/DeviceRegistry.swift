@@ -325,9 +325,17 @@ public final class DeviceRegistry: Sendable {
             state.unknownOrder.removeFirst(state.unknownHead)
             state.unknownHead = 0
         }
+        if state.unknownAt.count > 2 * limits.total {
+            // Lists of addresses whose devices were all forgotten or vouched for hold only stale
+            // ids: rebuilt from the devices still unknown, in arrival order.
+            var rebuilt: [String: [String]] = [:]
+            for known in state.unknownOrder[state.unknownHead...] where state.unknown.contains(known) && isUnknown(known) {
+                rebuilt[state.devices[known]!.address, default: []].append(known)
+            }
+            state.unknownAt = rebuilt
+        }
         mine.append(id)
         state.unknownAt[address] = mine
-        if state.unknownAt.count > 2 * limits.total { state.unknownAt = state.unknownAt.filter { !$0.value.isEmpty } }
         state.unknown.insert(id)
         state.unknownOrder.append(id)
         state.evicted.remove(id)
