@@ -52,7 +52,7 @@ public enum FuzzSeeds {
                                     updated: FuzzTargets.now * 1000 + 5000, detail: "2.0.0")
         let records = [
             RolloutRecords.outcome(outcome, device: "aa:bb:cc:dd:ee:ff", rollout: plan.id),
-            RolloutRecords.census([3, 12, 40], rollout: plan.id),
+            RolloutRecords.census([3, 12, 40], at: 1_733_000_000_000, rollout: plan.id),
             RolloutRecords.halt(HaltMark(epoch: 0, at: FuzzTargets.now * 1000, gateway: "gw-2", reason: "2 failures"), rollout: plan.id),
             RolloutRecords.stage(StageMark(stage: 1, since: FuzzTargets.now * 1000, gateway: "gw-1"), rollout: plan.id),
             RolloutRecords.completion(CompletionMark(at: FuzzTargets.now * 1000, gateway: "gw-1", succeeded: 40, failed: 0), rollout: plan.id),

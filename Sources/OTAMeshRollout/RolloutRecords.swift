@@ -52,8 +52,9 @@ public enum RolloutRecords {
                 Array("\(outcome.epoch) \(outcome.phase) \(outcome.bucket) \(outcome.started) \(outcome.updated) \(detail)".utf8))
     }
 
-    public static func census(_ perStage: [Int], rollout: String) -> (key: String, value: [UInt8]) {
-        ("\(prefix)\(rollout)/n", Array(perStage.map(String.init).joined(separator: ",").utf8))
+    /// `COUNTS AT`: the counts per stage, comma-separated, and when they were written (ms).
+    public static func census(_ perStage: [Int], at: Int64, rollout: String) -> (key: String, value: [UInt8]) {
+        ("\(prefix)\(rollout)/n", Array("\(perStage.map(String.init).joined(separator: ",")) \(at)".utf8))
     }
 
     public static func halt(_ mark: HaltMark, rollout: String) -> (key: String, value: [UInt8]) {
@@ -122,12 +123,18 @@ public enum RolloutRecords {
                 state.record(DeviceOutcome(epoch: epoch, phase: phase, bucket: bucket, gateway: entry.owner, started: started,
                                            updated: updated, detail: words.count > 5 ? String(words[5]) : ""), device: device)
             case "n":
-                let counts = text.split(separator: ",").compactMap { Int($0) }
-                guard !counts.isEmpty, counts.count == text.split(separator: ",").count, counts.allSatisfy({ (0...maxCensusCount).contains($0) }) else {
-                    decoded.problems.append(.invalidRecord(key: entry.key, reason: "census is not comma-separated counts"))
+                // `COUNTS AT`; a census without its time (older gateways) counts as written at 0.
+                let countsText = words.first ?? ""
+                let fieldsText = countsText.split(separator: ",", omittingEmptySubsequences: false)
+                let counts = fieldsText.compactMap { Int($0) }
+                let at = words.count == 2 ? Int64(words[1]) : 0
+                guard !counts.isEmpty, counts.count == fieldsText.count, counts.allSatisfy({ (0...maxCensusCount).contains($0) }),
+                    words.count <= 2, let at, at >= 0
+                else {
+                    decoded.problems.append(.invalidRecord(key: entry.key, reason: "census is not 'COUNTS AT' (comma-separated counts, milliseconds)"))
                     continue
                 }
-                state.setCensus(Census(version: versions["\(entry.owner) \(entry.key)"] ?? 1, perStage: counts), gateway: entry.owner)
+                state.setCensus(Census(version: versions["\(entry.owner) \(entry.key)"] ?? 1, perStage: counts, at: at), gateway: entry.owner)
             case "h":
                 guard words.count >= 2, let epoch = Int64(words[0]), let at = Int64(words[1]), at >= 0 else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'EPOCH AT REASON'"))

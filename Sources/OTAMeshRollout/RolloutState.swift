@@ -83,10 +83,15 @@ public struct Census: Sendable, Hashable {
     public var version: UInt64
     /// Matching devices with `bucket < stages[k] × 100`, for each stage k.
     public var perStage: [Int]
+    /// When its gateway wrote it (milliseconds, the writer's clock; 0 from a record without a
+    /// time): a census written before the pending decision's evidence point does not count
+    /// (``RolloutView/evidenceSince``).
+    public var at: Int64
 
-    public init(version: UInt64, perStage: [Int]) {
+    public init(version: UInt64, perStage: [Int], at: Int64 = 0) {
         self.version = version
         self.perStage = perStage
+        self.at = at
     }
 }
 
@@ -266,7 +271,11 @@ public struct RolloutState: Sendable, Hashable {
             // One writer numbers its census; equal versions with different counts cannot come
             // from it, but are still merged deterministically.
             if held.version > entry.version { return }
-            if held.version == entry.version, !held.perStage.lexicographicallyPrecedes(entry.perStage) { return }
+            if held.version == entry.version,
+                !(held.perStage.lexicographicallyPrecedes(entry.perStage) || (held.perStage == entry.perStage && held.at < entry.at))
+            {
+                return
+            }
         }
         census[gateway] = entry
     }

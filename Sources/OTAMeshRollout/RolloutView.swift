@@ -258,11 +258,38 @@ public struct RolloutView: Sendable {
         return HaltMark(epoch: controlEpoch, at: now, gateway: gateway, reason: reason)
     }
 
+    /// The moment from which a census counts as evidence for the decision pending now: the end
+    /// of the current stage's soak (for its advance) or the last stage's start (for the
+    /// completion). A census written earlier may come from the far side of a cut that has heard
+    /// nothing from here since — SWIM keeps such a side alive for up to its suspicion timeout —
+    /// so only later ones count; every gateway writes its census again once this point passes
+    /// (``censusStale(_:now:)``), and a side cut off before it cannot receive those.
+    public var evidenceSince: Int64? {
+        guard let plan, let since = stageSince, completion == nil else { return nil }
+        return stage < plan.stages.count - 1 ? since + plan.soakSeconds * 1000 : since
+    }
+
+    /// Whether a gateway whose census is `own` must write it again now (with the same counts) so
+    /// that it counts as fresh evidence: a decision is pending and `own` predates its evidence point.
+    public func censusStale(_ own: Census?, now: Int64) -> Bool {
+        guard mode == .running || mode == .completed, let point = evidenceSince, now >= point else { return false }
+        return (own?.at ?? -1) < point
+    }
+
+    /// Census writers among `alive` (the gateways this one sees alive, itself included) whose
+    /// census is fresh evidence (written at or after ``evidenceSince``): what `stageDue` and
+    /// `completionDue` take as `censusGateways`.
+    public func freshCensusGateways(alive: Set<String>) -> Int {
+        guard let point = evidenceSince else { return 0 }
+        return censusByGateway.filter { alive.contains($0.key) && $0.value.at >= point }.count
+    }
+
     /// The stage mark this gateway writes now: stage 0 once the plan is approved; the next stage
     /// once soak time has passed, the success condition holds and the evidence is fresh:
-    /// `censusGateways` (census writers this gateway sees alive now) is a majority of both the
-    /// `members` it sees alive (itself included) and every gateway that ever wrote a census for
-    /// this rollout, so a partitioned minority never advances, however long the cut.
+    /// `censusGateways` (``freshCensusGateways(alive:)``: census written after the soak ended by
+    /// gateways this one sees alive now) is a majority of both the `members` it sees alive
+    /// (itself included) and every gateway that ever wrote a census for this rollout, so a
+    /// partitioned minority never advances, however long the cut and however fresh its SWIM view.
     public func stageDue(now: Int64, gateway: String, members: Int, censusGateways: Int) -> StageMark? {
         guard let plan, mode == .running else { return nil }
         guard let since = stageSince else { return StageMark(stage: 0, since: now, gateway: gateway) }

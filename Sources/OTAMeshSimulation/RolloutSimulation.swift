@@ -293,11 +293,12 @@ public struct RolloutSimulation: Sendable {
         var view = refreshView(gateway)
         guard let plan = view.plan else { return }
         let name = names[gateway]
-        if !gateways[gateway].wroteCensus {
+        let own = gateways[gateway].state.census[name]
+        if !gateways[gateway].wroteCensus || view.censusStale(own, now: millis) {
             let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
             let census = RolloutView.census(of: Array(facts[mine]), plan: plan)
             gateways[gateway].wroteCensus = true
-            write(.census(Census(version: 1, perStage: census)), at: gateway)
+            write(.census(Census(version: (own?.version ?? 0) + 1, perStage: census, at: millis)), at: gateway)
         }
         for device in gateways[gateway].inFlight.sorted() {
             guard let outcome = gateways[gateway].state.outcomes[facts[device].id], let timedOut = view.timedOut(outcome, now: millis) else { continue }
@@ -333,9 +334,10 @@ public struct RolloutSimulation: Sendable {
         }
         view = refreshView(gateway)
         let alive = aliveView(gateway)
-        let fresh = alive.acrossCut
-            ? gateways[gateway].state.census.count
-            : gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false }.count
+        let seen = alive.acrossCut
+            ? Set(gateways[gateway].state.census.keys)
+            : Set(gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false })
+        let fresh = view.freshCensusGateways(alive: seen)
         let members = scenario.stageMembers == .alive ? alive.count : scenario.gateways
         if let mark = view.stageDue(now: millis, gateway: name, members: members, censusGateways: fresh) {
             noteAdvance(mark, by: gateway)
@@ -401,7 +403,7 @@ public struct RolloutSimulation: Sendable {
             let (key, value) = RolloutRecords.outcome(outcome, device: facts[device].id, rollout: Self.rolloutID)
             return key.utf8.count + value.count + framing
         case .census(let census):
-            let (key, value) = RolloutRecords.census(census.perStage, rollout: Self.rolloutID)
+            let (key, value) = RolloutRecords.census(census.perStage, at: census.at, rollout: Self.rolloutID)
             return key.utf8.count + value.count + framing
         case .halt(let mark):
             let (key, value) = RolloutRecords.halt(mark, rollout: Self.rolloutID)

@@ -68,9 +68,9 @@ struct RolloutEngineTests {
             return (engine, store, registry)
         }
 
-        func plan(_ id: String = "r-0123456789ab", stages: [Int] = [100], maxFailures: Int? = 0, concurrency: Int = 10) -> RolloutPlan {
+        func plan(_ id: String = "r-0123456789ab", stages: [Int] = [100], maxFailures: Int? = 0, concurrency: Int = 10, soak: Int64 = 0) -> RolloutPlan {
             RolloutPlan(id: id, target: RolloutTarget(path: "esp32/app/2.0.0.bin", sha256: String(repeating: "ab", count: 32), length: 1000, version: "2.0.0"),
-                        selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: stages, soakSeconds: 0, successPercent: 50,
+                        selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: stages, soakSeconds: soak, successPercent: 50,
                         maxFailurePercent: nil, maxFailures: maxFailures, minFinished: 1, concurrency: concurrency, deviceTimeoutSeconds: 60)
         }
 
@@ -120,6 +120,48 @@ struct RolloutEngineTests {
         #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .succeeded)
         engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
         #expect(engine.status(plan.id)?.mode == "completed")
+    }
+
+    @Test("a gateway cut off 15 s before a stage is due, still seeing the others alive, does not advance; the connected majority does")
+    func minorityCutBeforeDueDoesNotAdvance() throws {
+        let site = try Site()
+        let gateways = try ["gw1", "gw2", "gw3"].map { try site.gateway($0, alive: 3) }
+        func sync(_ group: [Int]) {
+            for a in group { for b in group where a < b { gateways[a].1.sync(with: gateways[b].1) } }
+        }
+        func upkeep(_ group: [Int]) { for index in group { gateways[index].0.upkeep(devices: []) } }
+        let plan = site.plan(stages: [1, 100], soak: 60)
+        _ = try gateways[0].0.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        for _ in 0..<3 {
+            upkeep([0, 1, 2])
+            sync([0, 1, 2])
+        }
+        #expect(gateways.allSatisfy { $0.0.status(plan.id)?.mode == "running" && $0.0.status(plan.id)?.stage == 0 })
+
+        // 45 s into the 60 s soak all is well; then gw1 is cut off. SWIM would keep gw2 and gw3
+        // alive in its view for up to its suspicion timeout, and every census it holds is theirs.
+        site.clock.advance(seconds: 45)
+        upkeep([0, 1, 2])
+        sync([0, 1, 2])
+        for _ in 0..<20 {
+            site.clock.advance(seconds: 1)
+            upkeep([0])
+        }
+        #expect(gateways[0].0.status(plan.id)?.stage == 0, "gw1 has no census from after the soak but its own")
+
+        // The connected majority rewrites its census after the soak and advances.
+        for _ in 0..<3 {
+            upkeep([1, 2])
+            sync([1, 2])
+            site.clock.advance(seconds: 1)
+        }
+        #expect(gateways[1].0.status(plan.id)?.stage == 1 && gateways[2].0.status(plan.id)?.stage == 1)
+        #expect(gateways[0].0.status(plan.id)?.stage == 0)
+
+        // Healed, gw1 learns the advance.
+        sync([0, 1, 2])
+        upkeep([0])
+        #expect(gateways[0].0.status(plan.id)?.stage == 1)
     }
 
     @Test("a plan signed by no site admin is refused; one signed by an unknown key too")

@@ -180,7 +180,8 @@ enum Gens {
         case 4:
             return .census(pick(gateways, &rng), Census(
                 version: UInt64.random(in: 0...3, using: &rng),
-                perStage: (0..<Int.random(in: 1...3, using: &rng)).map { _ in Int.random(in: 0...4, using: &rng) }))
+                perStage: (0..<Int.random(in: 1...3, using: &rng)).map { _ in Int.random(in: 0...4, using: &rng) },
+                at: t + Int64.random(in: 0...2, using: &rng)))
         case 5:
             return .halt(HaltMark(epoch: Int64.random(in: 1...3, using: &rng), at: t + Int64.random(in: 0...2, using: &rng),
                                   gateway: pick(gateways, &rng), reason: pick(reasons, &rng)))

@@ -167,6 +167,56 @@ struct HaltStageTests {
         #expect(F.view(state).stageDue(now: soaked + 24 * F.hour, gateway: "gw-1", members: 1, censusGateways: 1) == nil)
     }
 
+    @Test("only census written after the soak ended is evidence: a side cut off before then, still seen alive, never advances")
+    func freshEvidence() throws {
+        let soaked = F.now + 600_000
+        let all: Set<String> = ["gw-1", "gw-2", "gw-3"]
+        var state = Self.state(F.plan(stages: [10, 50, 100], soak: 600, success: 90), succeeded: 9)
+        state.setCensus(Census(version: 1, perStage: [10, 50, 100], at: F.now + 1000), gateway: "gw-1")
+        for gateway in ["gw-2", "gw-3"] { state.setCensus(Census(version: 1, perStage: [0, 0, 0], at: F.now + 1000), gateway: gateway) }
+        let soaking = F.view(state)
+        #expect(soaking.evidenceSince == soaked)
+        #expect(!soaking.censusStale(state.census["gw-1"], now: soaked - 1), "no decision is pending while the stage soaks")
+        #expect(soaking.censusStale(state.census["gw-1"], now: soaked), "once the soak ends every gateway writes its census again")
+        #expect(soaking.freshCensusGateways(alive: all) == 0, "census from before the soak ended is no evidence")
+
+        // gw-1 was cut off from gw-2 and gw-3 just before the soak ended; SWIM still shows them
+        // alive. Its own rewrite is fresh, theirs cannot arrive: 1 of 3, no advance.
+        state.setCensus(Census(version: 2, perStage: [10, 50, 100], at: soaked), gateway: "gw-1")
+        let cut = F.view(state)
+        #expect(!cut.censusStale(state.census["gw-1"], now: soaked + 5000), "written once per evidence point, not every tick")
+        #expect(cut.freshCensusGateways(alive: all) == 1)
+        #expect(cut.stageDue(now: soaked + 1000, gateway: "gw-1", members: 3, censusGateways: cut.freshCensusGateways(alive: all)) == nil)
+
+        // Connected, gw-2's rewrite arrives: 2 of 3 fresh, the stage advances.
+        state.setCensus(Census(version: 2, perStage: [0, 0, 0], at: soaked + 400), gateway: "gw-2")
+        let joined = F.view(state)
+        #expect(joined.freshCensusGateways(alive: all) == 2)
+        #expect(joined.freshCensusGateways(alive: ["gw-1", "gw-3"]) == 1, "a writer this gateway does not see alive does not count")
+        let mark = try #require(joined.stageDue(now: soaked + 1000, gateway: "gw-1", members: 3, censusGateways: 2))
+
+        // The next decision needs evidence from after the next soak; the last stage's completion,
+        // evidence from after the last stage began.
+        state.setStage(mark)
+        #expect(F.view(state).evidenceSince == soaked + 1000 + 600_000)
+        #expect(F.view(state).freshCensusGateways(alive: all) == 0)
+        state.setStage(StageMark(stage: 2, since: soaked + 2000, gateway: "gw-2"))
+        #expect(F.view(state).evidenceSince == soaked + 2000)
+    }
+
+    @Test("census records carry their time; one without (older gateways) counts as written at 0; a bad one is a problem")
+    func censusRecords() {
+        let (key, value) = RolloutRecords.census([3, 12, 40], at: 1_733_000_000_123, rollout: F.rollout)
+        #expect(String(decoding: value, as: UTF8.self) == "3,12,40 1733000000123")
+        let decoded = RolloutRecords.decode([.init(key: key, owner: "gw-1", value: value), .init(key: key, owner: "gw-2", value: Array("3,12,40".utf8))])
+        #expect(decoded.rollouts[F.rollout]?.census["gw-1"]?.at == 1_733_000_000_123)
+        #expect(decoded.rollouts[F.rollout]?.census["gw-2"]?.at == 0)
+        for bad in ["3,12,40 soon", "3,12,40 -1", "3,,40 5", "3,12,40 5 6", ""] {
+            let problems = RolloutRecords.decode([.init(key: key, owner: "gw-1", value: Array(bad.utf8))]).problems
+            #expect(problems.count == 1, "'\(bad)'")
+        }
+    }
+
     @Test("a signed advance raises the stage (clamped to the last), never lowers it, and needs the threshold")
     func advanceControl() {
         var state = Self.staged(succeeded: 0)

@@ -18,7 +18,7 @@ struct RecordsTests {
             entries.append(.init(key: record.key, owner: outcome.gateway, value: record.value))
         }
         for (gateway, census) in state.census {
-            let record = RolloutRecords.census(census.perStage, rollout: id)
+            let record = RolloutRecords.census(census.perStage, at: census.at, rollout: id)
             entries.append(.init(key: record.key, owner: gateway, value: record.value))
             versions["\(gateway) \(record.key)"] = census.version
         }

@@ -285,8 +285,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 (governing[device.id] == id && view.inDeviceSet(device)) || state.outcomes[device.id]?.gateway == gateway
             }
             let census = RolloutView.census(of: counted, plan: plan)
-            let (censusKey, censusValue) = RolloutRecords.census(census, rollout: id)
-            write(censusKey, censusValue)
+            let own = state.census[gateway]
+            if own?.perStage != census || view.censusStale(own, now: now) {
+                let (censusKey, censusValue) = RolloutRecords.census(census, at: now, rollout: id)
+                write(censusKey, censusValue)
+            }
             for (device, outcome) in state.outcomes where outcome.gateway == gateway {
                 if let failed = view.timedOut(outcome, now: now) { record(failed, device: device, rollout: id) }
             }
@@ -297,10 +300,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 }
             }
             startPushes(id: id, view: view, state: state)
-            // Fresh evidence: census from gateways this one sees alive now (a partitioned minority
-            // holds the other side's old census, which must not count); stageDue also takes the
-            // majority over every census writer, since SWIM forgets the other side of a long cut.
-            let fresh = state.census.keys.filter { members.contains($0) }.count
+            // Fresh evidence: census written after the pending decision's evidence point by
+            // gateways this one sees alive now (a side cut off before that point holds only older
+            // census from the other); stageDue also takes the majority over every census writer,
+            // since SWIM forgets the other side of a long cut.
+            // (This tick's own rewrite counts from the next tick, a second later.)
+            let fresh = view.freshCensusGateways(alive: members)
             if let mark = view.stageDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
                 write(key, value)
