@@ -219,7 +219,7 @@ public struct Agent: Sendable {
                 listeners.mesh = try await Self.listen("gossip.listen", gossipListen) {
                     try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
                                         keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin,
-                                        gate: gates.gossip, logger: logger)
+                                        gate: gates.gossip, journalPath: "\(configuration.dataDirectory)/gossip/records.journal", logger: logger)
                 }
             }
         } catch {

@@ -46,6 +46,10 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// See ``ReplicatedRecords/startVersions(after:)``.
     public mutating func startRecordVersions(after floor: UInt64) { records.startVersions(after: floor) }
 
+    /// See ``ReplicatedRecords/restore(_:)``: the node's own records from its disk, before it
+    /// writes or gossips anything. Peers that lack them get them by push-pull.
+    public mutating func restoreRecords(_ saved: [ReplicatedRecords.Record]) { records.restore(saved) }
+
     /// Writes one of this node's records and starts spreading it. A key or value the wire
     /// cannot carry is refused here, so no queued update can ever make a packet unencodable.
     @discardableResult
@@ -176,14 +180,8 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
             default: continue
             }
         }
-        var news: [ReplicatedRecords.Record] = []
-        for record in delta.records where records.get(record.key, owner: record.owner).map({ $0.version < record.version }) ?? true
-            && record.owner != name
-        {
-            news.append(record)
-        }
+        let news = records.apply(delta)
         changes += news
-        records.apply(delta)
         // What push-pull brought is passed on as rumour too, so news that reached one side of a
         // healed partition (a rollout halt, say) crosses in rounds, not push-pull periods. A
         // large catch-up is left to push-pull, to keep the broadcast queue bounded.

@@ -41,6 +41,9 @@ public struct ReplicatedRecords: Sendable, Equatable {
     var complete: [String: UInt64] = [:]
     /// This node's own version counter.
     var counter: UInt64 = 0
+    /// Versions up to this were numbered by this node's earlier runs (``restore(_:)``,
+    /// ``startVersions(after:)``); everything this run writes is numbered above.
+    var earlierRuns: UInt64 = 0
 
     public init(owner: String) {
         self.owner = owner
@@ -51,8 +54,25 @@ public struct ReplicatedRecords: Sendable, Equatable {
     /// at 1 would lose to them (and their digests would claim its new records) until it passed
     /// them. Starting above a clock reading taken at start (the gateway uses microseconds)
     /// keeps one owner's versions increasing across restarts.
+    /// Call before the first ``put(_:_:)``.
     public mutating func startVersions(after floor: UInt64) {
         counter = max(counter, floor)
+        earlierRuns = counter
+    }
+
+    /// Takes back the records this node wrote in earlier runs (from its own disk), at their
+    /// versions, before it writes anything: a restarted gateway that forgot its own halt or
+    /// approval would act against it, and its digest — which claims every one of its versions up
+    /// to its counter — would tell a peer that never had them that nothing is missing. Records of
+    /// other owners are ignored. Call before the first ``put(_:_:)``.
+    public mutating func restore(_ saved: [Record]) {
+        for record in saved where record.owner == owner {
+            let slot = Slot(owner: owner, key: record.key)
+            if let held = latest[slot], held.version >= record.version { continue }
+            latest[slot] = record
+            counter = max(counter, record.version)
+        }
+        earlierRuns = counter
     }
 
     /// Writes (or overwrites) one of this node's records.
@@ -70,10 +90,12 @@ public struct ReplicatedRecords: Sendable, Equatable {
     /// Every record, ordered by owner, then key.
     public var records: [Record] { latest.values.sorted { ($0.owner, $0.key) < ($1.owner, $1.key) } }
 
-    /// Merges one record (from a rumour); true when it was news.
+    /// Merges one record (from a rumour); true when it was news. Only this node writes its
+    /// records, but one of its earlier runs that a peer still holds and this node lacks (its
+    /// disk lost, or behind) is taken back.
     @discardableResult
     public mutating func merge(_ record: Record) -> Bool {
-        guard record.owner != owner else { return false }  // only this node writes its records
+        guard record.owner != owner || record.version <= earlierRuns else { return false }
         let slot = Slot(owner: record.owner, key: record.key)
         if let held = latest[slot], held.version >= record.version { return false }
         latest[slot] = record
@@ -112,11 +134,14 @@ public struct ReplicatedRecords: Sendable, Equatable {
         return Delta(records: records, upTo: upTo)
     }
 
-    /// Applies a delta computed against this node's digest (or an older one).
-    public mutating func apply(_ delta: Delta) {
-        for record in delta.records { merge(record) }
+    /// Applies a delta computed against this node's digest (or an older one); returns the
+    /// records that were news.
+    @discardableResult
+    public mutating func apply(_ delta: Delta) -> [Record] {
+        let news = delta.records.filter { merge($0) }
         for (source, version) in delta.upTo where source != owner {
             complete[source] = max(complete[source] ?? 0, version)
         }
+        return news
     }
 }

@@ -153,6 +153,43 @@ struct RolloutTests {
         #expect(site.mode(id2, at: site.gw2) == "halted", "one of two signatures does not resume")
     }
 
+    @Test("a gateway SIGKILLed after it approved and halted a rollout comes back with both, alone, and a new gateway joining only it learns them")
+    func restartKeepsOwnRecords() throws {
+        let site = try Site()
+        let (started, out, err) = try site.rollout(
+            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100"], at: site.gw1, key: "admin-a")
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(Site.id(in: out), "no rollout id in: \(out)")
+        let (approved, approveOut, approveErr) = try site.rollout(["approve", id], at: site.gw1, key: "admin-b")
+        #expect(approved == 0, "\(approveOut) \(approveErr)")
+        #expect(try site.rollout(["halt", id, "--reason", "boot loops on floor 2"], at: site.gw1).0 == 0)
+        #expect(waitUntil(timeout: 30) { site.mode(id, at: site.gw2) == "halted" }, "\(String(describing: site.status(id, at: site.gw2)))")
+
+        // gw1 wrote the plan's signatures and the halt. With gw2 gone it has no peer to relearn
+        // them from: after a SIGKILL they must come from its own disk.
+        site.gw2.stop()
+        site.gw1.child.signal(SIGKILL)
+        site.gw1.child.wait(timeout: 30)
+        let common = ["--site-keyring", site.dir.file("site.keyring"), "--site-trust", site.dir.file("site-trust.json")]
+        let gw1 = try Gateway.start(data: site.dir.file("d1"), extra: ["--node-name", "gw1"] + common)
+        defer { gw1.stop() }
+        #expect(gw1.child.stdout.text.contains("gossip records restored") || gw1.child.stderr.text.contains("gossip records restored"),
+                "the agent says it restored its records")
+        let status = try #require(site.status(id, at: gw1))
+        #expect(status["mode"] as? String == "halted", "\(status)")
+        #expect(status["approvals"] as? Int == 2, "\(status)")
+        #expect(((status["halt"] as? [String: Any])?["reason"] as? String)?.contains("boot loops on floor 2") == true, "\(status)")
+
+        // A gateway that never met gw1 before joins only it: the restarted owner's digest must
+        // not tell it that nothing older is missing.
+        let (imported, importOut, importErr) = try run(["import", "--data-dir", site.dir.file("d3"), "--root", site.dir.file("pub/metadata/1.root.json"),
+                                                        site.dir.file("b.tar")])
+        #expect(imported == 0, "\(importOut) \(importErr)")
+        let gw3 = try Gateway.start(data: site.dir.file("d3"), extra: ["--node-name", "gw3", "--join", gw1.gossip!] + common)
+        defer { gw3.stop() }
+        #expect(waitUntil(timeout: 30) { site.mode(id, at: gw3) == "halted" }, "\(String(describing: site.status(id, at: gw3)))")
+    }
+
     @Test("aborting a plan that awaits approval: the hint names the abort, approve asks which command, the signed abort retires the plan")
     func abortBeforeApproval() throws {
         let site = try Site()

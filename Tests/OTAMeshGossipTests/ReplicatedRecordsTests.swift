@@ -97,4 +97,47 @@ struct ReplicatedRecordsTests {
         #expect(reader.digest()["gw-1"] == 10 && reader.records.count == 10)
         #expect(writer.delta(for: reader.digest(), maxRecords: 100).records.isEmpty)
     }
+
+    @Test("a restarted owner restored from its disk holds its records at their versions, numbers new ones above, and a fresh peer gets all of them")
+    func restoreFromDisk() {
+        var before = ReplicatedRecords(owner: "gw-1")
+        before.startVersions(after: 1_000)
+        let halt = before.put("ro/r1/h", Array("1 5 halted".utf8))
+        let census = before.put("ro/r1/n", Array("3 5".utf8))
+
+        var after = ReplicatedRecords(owner: "gw-1")
+        after.restore([halt, census, ReplicatedRecords.Record(key: "ro/r1/h", owner: "gw-9", version: 7, value: [])])
+        after.startVersions(after: 900)  // a clock behind the last run's versions
+        #expect(after.get("ro/r1/h", owner: "gw-1") == halt && after.records.count == 2, "only its own records come back")
+        let next = after.put("ro/r1/n", Array("4 9".utf8))
+        #expect(next.version > census.version, "new records are numbered above the restored ones")
+
+        // A peer that never had anything, exchanging with the restarted owner only, gets the
+        // halt too: the owner's digest claims versions it really holds.
+        var fresh = ReplicatedRecords(owner: "gw-3")
+        fresh.apply(after.delta(for: fresh.digest(), maxRecords: 100))
+        #expect(fresh.get("ro/r1/h", owner: "gw-1")?.value == halt.value)
+        #expect(fresh.get("ro/r1/n", owner: "gw-1")?.value == next.value)
+    }
+
+    @Test("an owner that lost its disk takes back its earlier runs' records from a peer, never a version of this run")
+    func takeBackEarlierRuns() {
+        var before = ReplicatedRecords(owner: "gw-1")
+        before.startVersions(after: 1_000)
+        let halt = before.put("ro/r1/h", Array("1 5 halted".utf8))
+        var peer = ReplicatedRecords(owner: "gw-2")
+        peer.apply(before.delta(for: peer.digest(), maxRecords: 100))
+
+        var after = ReplicatedRecords(owner: "gw-1")  // disk lost: nothing restored
+        after.startVersions(after: 2_000)
+        let news = after.apply(peer.delta(for: [:], maxRecords: 100))
+        #expect(news == [halt] && after.get("ro/r1/h", owner: "gw-1") == halt)
+        let older = after.merge(ReplicatedRecords.Record(key: "ro/r1/h", owner: "gw-1", version: 1_000, value: [9]))
+        #expect(!older, "not newer than what it holds")
+        let thisRun = after.merge(ReplicatedRecords.Record(key: "ro/r1/x", owner: "gw-1", version: 2_001, value: [9]))
+        #expect(!thisRun, "versions above its start are its own to write")
+        let rewritten = after.put("ro/r1/h", Array("2 9 halted again".utf8))
+        let again = after.merge(halt)
+        #expect(!again && after.get("ro/r1/h", owner: "gw-1") == rewritten, "an older copy never replaces its own newer write")
+    }
 }

@@ -60,7 +60,7 @@ extension Mesh {
         let packets = try state.withLockedValue { state in
             let at = BlobStore.wallClock()
             for entry in entries {
-                let record = try state.node.put(entry.key, entry.value)
+                let record = try state.put(entry.key, entry.value)
                 state.arrivals["\(record.owner) \(record.key)"] = at
             }
             return state.node.gossipNow()

@@ -15,7 +15,7 @@ extension Mesh {
             let current = state.keyring.keyring.keys.map(SiteKeyring.fingerprint)
             let latest = Self.latestRotation(state.node.records.records).map(\.id) ?? 0
             let rotation = KeyRotation(id: max(nowMilliseconds, latest + 1), key: SiteKeyring.generateKey(), retire: current)
-            try state.node.put(KeyRotation.recordKey, rotation.encoded())
+            try state.put(KeyRotation.recordKey, rotation.encoded())
             return rotation
         }
         logger.notice("site key rotation started", metadata: ["key": "\(rotation.fingerprint)"])
@@ -43,7 +43,7 @@ extension Mesh {
                 let reports = [state.info.keys] + state.node.swim.others.filter { $0.status == .alive }
                     .map { MemberInfo.decode($0.metadata)?.keys ?? [] }
                 if let next = rotation.advanced(members: reports) {
-                    _ = try? state.node.put(KeyRotation.recordKey, next.encoded())
+                    _ = try? state.put(KeyRotation.recordKey, next.encoded())
                     logger.notice("site key rotation advanced", metadata: ["key": "\(rotation.fingerprint)", "phase": "\(next.phase)"])
                 }
             }

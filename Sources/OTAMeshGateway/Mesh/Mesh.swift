@@ -25,6 +25,22 @@ public final class Mesh: Sendable {
         /// When each record version first arrived here (wall clock, seconds), by "owner key".
         var arrivals: [String: Double] = [:]
 
+        /// This gateway's own durable records on disk (nil: kept in memory only, as in tests).
+        var journal: RecordJournalFile?
+        /// Whether the journal's last write or sync failed (logged once per streak).
+        var journalFailing = false
+        var journalFailure: StoreError?
+
+        /// Writes one of this gateway's records: journalled (if durable), then spread. A journal
+        /// that cannot write (a full disk) does not stop the record — a halt must still travel;
+        /// the failure is logged and the journal rewritten once there is room.
+        @discardableResult
+        mutating func put(_ key: String, _ value: [UInt8]) throws(WireError) -> ReplicatedRecords.Record {
+            let record = try node.put(key, value)
+            do throws(StoreError) { try journal?.append(record) } catch { journalFailure = error }
+            return record
+        }
+
         /// Stamps the records that were news since the last call.
         mutating func noteArrivals() {
             let now = BlobStore.wallClock()
@@ -67,9 +83,19 @@ public final class Mesh: Sendable {
     /// Binds UDP and TCP on `listen` (port 0: one free port for both) and starts no traffic yet.
     public static func bind(
         listen: ListenAddress, advertise: String?, name: String, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
-        seeds: [String], settings: SWIMSettings = SWIMSettings(), gate: ConnectionGate? = nil,
+        seeds: [String], settings: SWIMSettings = SWIMSettings(), gate: ConnectionGate? = nil, journalPath: String? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) async throws -> Mesh {
+        // The records this gateway wrote before it restarted, before it says anything.
+        var journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])?
+        if let journalPath {
+            journal = try RecordJournalFile.open(path: journalPath, owner: name) { problem in
+                logger.warning("gossip records journal damaged", metadata: ["problem": "\(problem)"])
+            }
+            if let count = journal?.records.count, count > 0 {
+                logger.info("gossip records restored", metadata: ["records": "\(count)", "path": "\(journalPath)"])
+            }
+        }
         var port = listen.port
         var lastError: (any Error)?
         for _ in 0..<8 {
@@ -87,7 +113,7 @@ public final class Mesh: Sendable {
                 let ip = try advertisedIP(listen: listen, configured: advertise)
                 let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
                 return Mesh(me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
-                            settings: settings, group: group, logger: logger)
+                            settings: settings, journal: journal, group: group, logger: logger)
             } catch {
                 // Port 0 gave a TCP port whose UDP twin is taken: try another.
                 try? await tcp.channel.close()
@@ -111,7 +137,8 @@ public final class Mesh: Sendable {
     }
 
     init(me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
-         seeds: [String], settings: SWIMSettings, group: any EventLoopGroup, logger: Logger) {
+         seeds: [String], settings: SWIMSettings, journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])? = nil,
+         group: any EventLoopGroup, logger: Logger) {
         self.me = me
         self.udp = NIOLockedValueBox(udp)
         udpHost = udp.channel.localAddress?.ipAddress ?? "0.0.0.0"
@@ -126,8 +153,13 @@ public final class Mesh: Sendable {
         state = NIOLockedValueBox(State(
             node: Node(me: me, metadata: info.encoded(), settings: settings, random: SystemRandomNumberGenerator()),
             keyring: keyring, info: info))
-        // Record versions keep increasing across restarts (peers hold the last run's records).
-        state.withLockedValue { $0.node.startRecordVersions(after: UInt64(max(0, BlobStore.wallClock()) * 1_000_000)) }
+        // Record versions keep increasing across restarts (peers hold the last run's records),
+        // and the records of earlier runs are this gateway's again.
+        state.withLockedValue { state in
+            state.journal = journal?.file
+            state.node.restoreRecords(journal?.records ?? [])
+            state.node.startRecordVersions(after: UInt64(max(0, BlobStore.wallClock()) * 1_000_000))
+        }
     }
 
     /// The IP peers should dial: the configured one, the listen address if specific, else the
@@ -176,11 +208,13 @@ public final class Mesh: Sendable {
         } catch {
             logger.error("gossip stopped", metadata: ["error": "\(error)"])
         }
+        state.withLockedValue { $0.journal?.close() }
     }
 
     /// Closes the sockets of a mesh that never ran (a start that failed after binding it):
     /// NIO requires every async channel to be finished, not just dropped.
     func close() async {
+        state.withLockedValue { $0.journal?.close() }
         try? await tcp.executeThenClose { _ in }
         try? await udp.withLockedValue { $0 }.executeThenClose { _, _ in }
     }
@@ -324,10 +358,29 @@ public final class Mesh: Sendable {
                 if ticks % 20 == 0 {
                     recordGauges()
                     followRotation()
+                    syncJournal()
                 }
                 do { try await Task.sleep(for: .milliseconds(50)) } catch { break }
             }
         }
+    }
+
+    /// Makes the journal's appends durable (once a second) and reports a journal that cannot
+    /// write, once when it starts failing and once when it has caught up.
+    func syncJournal() {
+        let (failure, recovered) = state.withLockedValue { state -> (StoreError?, Bool) in
+            guard state.journal != nil else { return (nil, false) }
+            do throws(StoreError) { try state.journal?.sync() } catch { state.journalFailure = error }
+            let failure = state.journalFailure
+            state.journalFailure = nil
+            defer { state.journalFailing = failure != nil || state.journal?.behind == true }
+            return (state.journalFailing ? nil : failure, state.journalFailing && failure == nil && state.journal?.behind == false)
+        }
+        if let failure {
+            logger.error("gossip records journal cannot write: this gateway's records stay in memory and are written once the disk has room",
+                         metadata: ["error": "\(failure)"])
+        }
+        if recovered { logger.notice("gossip records journal written again") }
     }
 
     func log(_ event: SWIM<SystemRandomNumberGenerator>.Event) {
@@ -546,8 +599,8 @@ public final class Mesh: Sendable {
             let owner = me.name
             let current = Set(state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
                 .map { String($0.key.dropFirst(5)) })
-            for hex in held.subtracting(current).sorted() { _ = try? state.node.put("held/\(hex)", [1]) }
-            for hex in current.subtracting(held).sorted() { _ = try? state.node.put("held/\(hex)", [0]) }
+            for hex in held.subtracting(current).sorted() { _ = try? state.put("held/\(hex)", [1]) }
+            for hex in current.subtracting(held).sorted() { _ = try? state.put("held/\(hex)", [0]) }
         }
     }
 
@@ -569,7 +622,7 @@ extension Mesh {
     /// Writes one of this gateway's records (spread to every member).
     public func put(_ key: String, _ value: [UInt8]) throws -> RecordView {
         let (view, packets) = try state.withLockedValue { state in
-            let record = try state.node.put(key, value)
+            let record = try state.put(key, value)
             let at = BlobStore.wallClock()
             state.arrivals["\(record.owner) \(record.key)"] = at
             return (RecordView(record, receivedAt: at), state.node.gossipNow())
