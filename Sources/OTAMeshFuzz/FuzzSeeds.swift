@@ -88,6 +88,11 @@ public enum FuzzSeeds {
             "records": [1] + (try! WireCodec.encode(records2)),
             "sealed-packet": [0] + FuzzTargets.keyring.seal(try! WireCodec.encode(probe), nonce: Array(repeating: 2, count: 12)),
         ]
-        return ["signed-command": signedCommand, "rollout-records": rolloutRecords, "gossip-packet": gossip]
+        let journalRecords = lines.prefix(6).enumerated().map { ReplicatedRecords.Record(key: $1.0, owner: $1.1, version: UInt64($0 + 1), value: $1.2) }
+        let journal: [String: [UInt8]] = [
+            "rollout": RecordJournal.file(journalRecords),
+            "torn": Array(RecordJournal.file(journalRecords).dropLast(3)),
+        ]
+        return ["signed-command": signedCommand, "rollout-records": rolloutRecords, "gossip-packet": gossip, "records-journal": journal]
     }
 }

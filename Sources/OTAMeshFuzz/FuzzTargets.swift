@@ -24,6 +24,7 @@ public enum FuzzTargets {
         "xz": xz,
         "device-routes": deviceRoutes,
         "gossip-packet": gossipPacket,
+        "records-journal": recordsJournal,
         "tuf-metadata": tufMetadata,
         "canonical-json": canonicalJSON,
         "signed-command": signedCommand,
@@ -163,6 +164,15 @@ public enum FuzzTargets {
             }
         }
         decodeRollouts(entries)
+    }
+
+    /// `DATA/gossip/records.journal` as a starting agent reads it: any bytes decode (stopping at
+    /// the first bad entry), and what decoded, rewritten as a compaction does, reads back the same.
+    @Sendable static func recordsJournal(_ data: [UInt8]) {
+        let loaded = RecordJournal.decode(data)
+        precondition(loaded.validLength <= data.count, "RecordJournal: valid length past the end")
+        let again = RecordJournal.decode(RecordJournal.file(loaded.records))
+        precondition(again.records == loaded.records && again.problem == nil, "RecordJournal: a rewrite does not read back the same")
     }
 
     // MARK: Trust

@@ -91,7 +91,8 @@ public enum RecordJournal {
             defer { at += length }
             return Array(body[at..<(at + length)])
         }
-        guard let owner = field(1), let key = field(1), !key.isEmpty, let value = field(2), at == body.count,
+        guard let owner = field(1), let key = field(1), !key.isEmpty, key.count <= WireCodec.maxKey, let value = field(2),
+            value.count <= WireCodec.maxValue, at == body.count,
             let ownerText = String(validating: owner, as: UTF8.self), let keyText = String(validating: key, as: UTF8.self)
         else { return nil }
         return ReplicatedRecords.Record(key: keyText, owner: ownerText, version: version, value: value)

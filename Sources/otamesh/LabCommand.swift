@@ -69,7 +69,7 @@ struct LabCommand: AsyncParsableCommand {
     struct Soak: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Bring a topology up and run a seeded schedule of faults and rollouts for a set time, checking the soak's invariants; print a summary table, tear down (exit 0 only if every invariant held).",
-            discussion: "Faults: SIGKILL and restart of gateways, a minority partitioned off and healed, 10-30 % loss on the backbone, the last gateway's disk filled, device groups corrupting their flash (docs/soak.md).")
+            discussion: "Faults: SIGKILL and restart of gateways, a minority partitioned off and healed, 10-30 % loss on the backbone, the last gateway's disk filled, device groups corrupting their flash (docs/lab.md, section Soak).")
 
         @OptionGroup var lab: LabOptionsGroup
 
