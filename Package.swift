@@ -281,7 +281,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGossipTests",
-            dependencies: ["OTAMeshGossip", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshGossip", "OTAMeshTestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
