@@ -47,10 +47,16 @@ let package = Package(
             providers: [.apt(["libavahi-compat-libdnssd-dev"])]
         ),
 
-        // Pure cores.
+        // Pure cores. OTAMeshCommon: the small helpers every module may use (hex, terminal-safe
+        // text, the seeded generator, the retry policy), so no module depends on another for them.
+        .target(
+            name: "OTAMeshCommon",
+            swiftSettings: strict
+        ),
         .target(
             name: "OTAMeshFirmware",
             dependencies: [
+                "OTAMeshCommon",
                 "CLZMA",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -60,7 +66,7 @@ let package = Package(
         .target(
             name: "OTAMeshTrust",
             dependencies: [
-                "OTAMeshFirmware",
+                "OTAMeshCommon",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ],
@@ -69,7 +75,7 @@ let package = Package(
 
         .target(
             name: "OTAMeshGossip",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["OTAMeshCommon", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
 
@@ -77,7 +83,7 @@ let package = Package(
             name: "OTAMeshRollout",
             dependencies: [
                 "OTAMeshTrust",
-                "OTAMeshFirmware",
+                "OTAMeshCommon",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
@@ -86,6 +92,7 @@ let package = Package(
         .target(
             name: "OTAMeshSimulation",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshGossip",
                 "OTAMeshRollout",
                 "OTAMeshTrust",
@@ -107,7 +114,7 @@ let package = Package(
         .target(
             name: "OTAMeshStore",
             dependencies: [
-                "OTAMeshFirmware",
+                "OTAMeshCommon",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,6 +125,7 @@ let package = Package(
         .target(
             name: "OTAMeshTransfer",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshTrust",
                 "OTAMeshStore",
                 .product(name: "Logging", package: "swift-log"),
@@ -129,9 +137,9 @@ let package = Package(
         .target(
             name: "OTAMeshDevices",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshFirmware",
                 "OTAMeshRollout",
-                "OTAMeshTransfer",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -143,6 +151,7 @@ let package = Package(
         .target(
             name: "OTAMeshGateway",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
@@ -177,6 +186,7 @@ let package = Package(
         .target(
             name: "OTAMeshLab",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshRollout",
                 "OTAMeshSimulation",
                 .product(name: "Yams", package: "Yams"),
@@ -234,6 +244,7 @@ let package = Package(
         .target(
             name: "OTAMeshFuzz",
             dependencies: [
+                "OTAMeshCommon",
                 "OTAMeshDevices",
                 "OTAMeshDiscovery",
                 "OTAMeshFirmware",
@@ -260,38 +271,38 @@ let package = Package(
         // Tests mirror Sources/; OTAMeshTestSupport holds what several test targets share.
         .target(
             name: "OTAMeshTestSupport",
-            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["OTAMeshCommon", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/OTAMeshTestSupport",
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshFirmwareTests",
-            dependencies: ["OTAMeshFirmware", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshTrustTests",
-            dependencies: ["OTAMeshTrust", "OTAMeshTestSupport", .product(name: "_CryptoExtras", package: "swift-crypto")],
+            dependencies: ["OTAMeshCommon", "OTAMeshTrust", "OTAMeshTestSupport", .product(name: "_CryptoExtras", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshTransferTests",
-            dependencies: ["OTAMeshTransfer", "OTAMeshStore", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshTransfer", "OTAMeshStore", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshGossipTests",
-            dependencies: ["OTAMeshGossip", "OTAMeshTestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["OTAMeshCommon", "OTAMeshGossip", "OTAMeshTestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshDiscoveryTests",
-            dependencies: ["OTAMeshDiscovery", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshDiscovery", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshSimulationTests",
-            dependencies: ["OTAMeshSimulation", "OTAMeshGossip", "OTAMeshRollout", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshSimulation", "OTAMeshGossip", "OTAMeshRollout", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
@@ -301,14 +312,14 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA",
+            dependencies: ["OTAMeshCommon", "OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA",
                            .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshRolloutTests",
             dependencies: [
-                "OTAMeshRollout",
+                "OTAMeshCommon", "OTAMeshRollout",
                 "OTAMeshTrust",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
@@ -337,7 +348,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["OTAMeshStore", "OTAMeshTrust", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshStore", "OTAMeshTrust", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
     ]

@@ -85,18 +85,6 @@ extension ArraySlice<UInt8> {
     }
 }
 
-/// Lowercase hex of a byte sequence.
-public func hexString(_ bytes: some Sequence<UInt8>) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(64)
-    for byte in bytes {
-        out.append(digits[Int(byte >> 4)])
-        out.append(digits[Int(byte & 0x0F)])
-    }
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// `0x`-prefixed lowercase hex of an integer, e.g. `0x81`.
 func hex(_ value: some BinaryInteger) -> String {
     "0x" + String(value, radix: 16)

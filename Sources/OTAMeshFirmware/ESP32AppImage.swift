@@ -1,4 +1,5 @@
 import Crypto
+import OTAMeshCommon
 
 /// One loadable segment of an Espressif image: where it loads and where its bytes sit in the file.
 public struct ESPSegment: Sendable, Equatable {

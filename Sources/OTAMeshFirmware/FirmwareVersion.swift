@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// An ESP8266 NONOS IoT_Demo firmware version, `[v|b]N.N.NtPTYPE(o|l|a|n)`,
 /// e.g. `v1.0.2t45772(a)` (Espressif FOTA guide, Appendix I).
 public struct ESP8266FOTAVersion: Sendable, Hashable, CustomStringConvertible {
@@ -184,16 +186,5 @@ public enum VariantCompatibility {
     /// True when firmware built for `firmware` may be installed on a device running `device`.
     public static func isCompatible(device: String, firmware: String) -> Bool {
         identity(device) == identity(firmware)
-    }
-}
-
-extension StringProtocol {
-    /// The text without leading and trailing whitespace.
-    public func trimmingWhitespace() -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
-        else { return "" }
-        return String(String.UnicodeScalarView(scalars[first...last]))
     }
 }

@@ -1,4 +1,5 @@
 import Crypto
+import OTAMeshCommon
 
 /// Detects an image's format from its leading bytes and checks everything the format
 /// carries. Pure: it works on bytes in memory and never throws — a broken image yields a

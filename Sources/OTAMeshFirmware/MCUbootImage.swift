@@ -1,4 +1,5 @@
 import Crypto
+import OTAMeshCommon
 
 /// An MCUboot image: `image_header`, the image body, then the TLV area — an optional
 /// protected block (info magic 0x6908, covered by the hash) and the unprotected block

@@ -7,6 +7,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshDiscovery
 import OTAMeshStore

@@ -1,4 +1,5 @@
 import Logging
+import OTAMeshCommon
 import OTAMeshFirmware
 
 #if canImport(Glibc)

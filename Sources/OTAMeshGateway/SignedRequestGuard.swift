@@ -2,6 +2,7 @@ import Crypto
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
+import OTAMeshCommon
 import OTAMeshFirmware
 import OTAMeshTrust
 

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshSimulation
 
 /// What a soak does and when: a seeded, reproducible schedule of faults and rollouts over a
@@ -77,7 +78,7 @@ public struct SoakPlan: Sendable, Equatable {
     public let quietFrom: Double
 
     public init(_ inputs: Inputs, seed: UInt64) {
-        var random = SimulationRandom(seed: seed)
+        var random = SplitMix64(seed: seed)
         let tail = min(180, inputs.seconds / 4)
         let quiet = max(60, inputs.seconds - tail)
         var events: [Event] = []

@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 import OTAMeshTrust
 
 /// One device's progress in one rollout, written by the gateway that drives the device.

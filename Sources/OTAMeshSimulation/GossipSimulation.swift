@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshGossip
 
 /// A deterministic discrete-event simulation of a gossip cluster over the real, pure
@@ -16,7 +17,7 @@ import OTAMeshGossip
 /// crashed node, and — while ``countingFalsePositives`` is on — which nodes wrongly suspected or
 /// declared dead a live one.
 public struct GossipSimulation: Sendable {
-    public typealias Node = GossipNode<SimulationRandom>
+    public typealias Node = GossipNode<SplitMix64>
 
     enum Payload: Sendable {
         case messages([WireMessage])
@@ -78,9 +79,9 @@ public struct GossipSimulation: Sendable {
     var partitions: [(start: Double, end: Double, inGroup: [Bool])] = []
     var tickStart: [Double]
     var nextRejoinAt: [Double]
-    var lossRandom: SimulationRandom
-    var latencyRandom: SimulationRandom
-    var nonceRandom: SimulationRandom
+    var lossRandom: SplitMix64
+    var latencyRandom: SplitMix64
+    var nonceRandom: SplitMix64
     let keyring: SiteKeyring
 
     public init(_ configuration: SimulationConfiguration) {
@@ -93,15 +94,15 @@ public struct GossipSimulation: Sendable {
         let membership = SWIMMembership(addresses.map { SWIMMember(address: $0, incarnation: 0, status: .alive, metadata: metadata, since: 0) })
         nodes = addresses.enumerated().map { index, address in
             Node(me: address, metadata: metadata, settings: configuration.effectiveSettings,
-                 random: SimulationRandom(seed: configuration.seed, stream: RandomStream.nodeBase + UInt64(index)), membership: membership)
+                 random: SplitMix64(seed: configuration.seed, stream: RandomStream.nodeBase + UInt64(index)), membership: membership)
         }
         crashed = Array(repeating: false, count: count)
         liveCount = count
-        lossRandom = SimulationRandom(seed: configuration.seed, stream: RandomStream.loss)
-        latencyRandom = SimulationRandom(seed: configuration.seed, stream: RandomStream.latency)
-        nonceRandom = SimulationRandom(seed: configuration.seed, stream: RandomStream.nonce)
+        lossRandom = SplitMix64(seed: configuration.seed, stream: RandomStream.loss)
+        latencyRandom = SplitMix64(seed: configuration.seed, stream: RandomStream.latency)
+        nonceRandom = SplitMix64(seed: configuration.seed, stream: RandomStream.nonce)
         keyring = try! SiteKeyring(primary: [UInt8](repeating: 0x5A, count: 32))  // 32 bytes: cannot fail
-        var setup = SimulationRandom(seed: configuration.seed, stream: RandomStream.setup)
+        var setup = SplitMix64(seed: configuration.seed, stream: RandomStream.setup)
         tickStart = []
         nextRejoinAt = []
         for index in 0..<count {
@@ -262,7 +263,7 @@ public struct GossipSimulation: Sendable {
         partitions.contains { $0.start <= now && now < $0.end && $0.inGroup[a] != $0.inGroup[b] }
     }
 
-    func latency(_ random: inout SimulationRandom) -> Double {
+    func latency(_ random: inout SplitMix64) -> Double {
         let network = configuration.network
         guard network.jitter > 0 else { return network.latency }
         return max(0, network.latency + network.jitter * (2 * random.unit() - 1))
@@ -270,7 +271,7 @@ public struct GossipSimulation: Sendable {
 
     // MARK: Packets and streams
 
-    mutating func send(_ outbound: [SWIM<SimulationRandom>.Outbound], from: Int) {
+    mutating func send(_ outbound: [SWIM<SplitMix64>.Outbound], from: Int) {
         for packet in outbound {
             traffic.packets += 1
             guard let to = index(of: packet.to), !isPartitioned(from, to) else {

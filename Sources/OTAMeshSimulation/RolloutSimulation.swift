@@ -1,4 +1,5 @@
 import Crypto
+import OTAMeshCommon
 import OTAMeshRollout
 import OTAMeshTrust
 
@@ -110,9 +111,9 @@ public struct RolloutSimulation: Sendable {
     var queue = EventQueue<Event>()
     var now = 0.0
     let inGroup: [Bool]
-    var lossRandom: SimulationRandom
-    var peerRandom: SimulationRandom
-    var deviceRandom: SimulationRandom
+    var lossRandom: SplitMix64
+    var peerRandom: SplitMix64
+    var deviceRandom: SplitMix64
     let retransmits: Int
     let window = 10.0
     var windows: [[Int]]
@@ -145,7 +146,7 @@ public struct RolloutSimulation: Sendable {
         self.scenario = scenario
         let count = scenario.gateways
         names = (0..<count).map { "gw-" + Self.padded($0, count - 1) }
-        var setup = SimulationRandom(seed: scenario.seed, stream: RandomStream.setup)
+        var setup = SplitMix64(seed: scenario.seed, stream: RandomStream.setup)
         // Three admins, any two sign: keys drawn from the seed, so a run signs the same bytes.
         let admins: [TUFSigner] = (0..<3).map { _ in
             let raw = (0..<4).flatMap { _ in withUnsafeBytes(of: setup.next().littleEndian, Array.init) }
@@ -186,9 +187,9 @@ public struct RolloutSimulation: Sendable {
         var group = [Bool](repeating: false, count: count)
         for index in scenario.partition?.group ?? [] where index < count { group[index] = true }
         inGroup = group
-        lossRandom = SimulationRandom(seed: scenario.seed, stream: RandomStream.loss)
-        peerRandom = SimulationRandom(seed: scenario.seed, stream: RandomStream.latency)
-        deviceRandom = SimulationRandom(seed: scenario.seed, stream: RandomStream.nonce)
+        lossRandom = SplitMix64(seed: scenario.seed, stream: RandomStream.loss)
+        peerRandom = SplitMix64(seed: scenario.seed, stream: RandomStream.latency)
+        deviceRandom = SplitMix64(seed: scenario.seed, stream: RandomStream.nonce)
         windows = Array(repeating: [], count: count)
         lastOutcome = Array(repeating: -1, count: facts.count)
         forwarded = Array(repeating: [], count: count)

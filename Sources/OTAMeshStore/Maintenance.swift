@@ -1,6 +1,6 @@
 import Crypto
 import GRDB
-import OTAMeshFirmware
+import OTAMeshCommon
 
 #if canImport(Glibc)
 import Glibc

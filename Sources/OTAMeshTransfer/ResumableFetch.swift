@@ -3,7 +3,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
-import OTAMeshFirmware
+import OTAMeshCommon
 import OTAMeshStore
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 
 /// Top-level role names.
 public enum Role {

@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 
 #if canImport(Glibc)
 import Glibc

@@ -197,4 +197,4 @@ extension Envelope {
     }
 }
 
-import OTAMeshFirmware
+import OTAMeshCommon

@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 
 /// An admin API request signed with a site admin key (docs/protocol.md, "Signed admin API
 /// requests"): any gateway that trusts the key accepts it, so an admin needs no per-gateway

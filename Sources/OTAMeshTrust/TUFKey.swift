@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 import _CryptoExtras
 
 /// A public key as TUF metadata lists it: `{"keytype", "scheme", "keyval": {"public"}}`.

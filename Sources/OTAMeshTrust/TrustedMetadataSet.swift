@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 
 /// The metadata a client trusts, and the only way to add to it (TUF 1.0 §5.3–5.6).
 ///

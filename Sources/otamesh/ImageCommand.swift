@@ -1,6 +1,7 @@
 import ArgumentParser
 import Crypto
 import Foundation
+import OTAMeshCommon
 import OTAMeshFirmware
 
 struct ImageCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshFirmware
 
 /// Unbuffered writes to stdout/stderr, so a reader on a pipe sees each line at once.

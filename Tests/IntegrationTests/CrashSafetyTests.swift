@@ -1,4 +1,5 @@
 import Foundation
+import OTAMeshCommon
 import OTAMeshStore
 import Testing
 

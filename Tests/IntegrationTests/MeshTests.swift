@@ -1,4 +1,5 @@
 import Foundation
+import OTAMeshCommon
 import Testing
 
 #if canImport(Glibc)

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshFirmware
 import Testing
 

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshRollout
 import OTAMeshTrust
 import PropertyBased
@@ -37,7 +38,7 @@ struct MergeLawTests {
     @Test("the state built from operations does not depend on their order or on repeats")
     func orderFree() async {
         await propertyCheck(count: 150, input: Gens.ops(), Gen.uint64()) { ops, seed in
-            var rng = SplitMix(seed)
+            var rng = SplitMix64(seed: seed)
             let repeated = (ops + ops.filter { _ in Bool.random(using: &rng) }).shuffled(using: &rng)
             #expect(Gens.state(repeated) == Gens.state(ops))
         }
@@ -46,7 +47,7 @@ struct MergeLawTests {
     @Test("replicas converge: random order, duplicates, drops redelivered later and partial gossip in between")
     func convergence() async {
         await propertyCheck(count: 100, input: Gens.ops(0...30), Gen.uint64()) { ops, seed in
-            var rng = SplitMix(seed)
+            var rng = SplitMix64(seed: seed)
             let reference = Gens.state(ops)
             let replicaCount = 4
             // Each replica's delivery schedule: every operation once in random order, some
@@ -102,7 +103,7 @@ struct MergeLawTests {
     @Test("a copy keeps at most 16 signatures, the smallest, whatever order the junk arrived in")
     func signatureCap() async {
         await propertyCheck(count: 100, input: Gen.uint64()) { seed in
-            var rng = SplitMix(seed)
+            var rng = SplitMix64(seed: seed)
             var state = RolloutState(id: Fixture.rollout)
             for entry in Pool.junk.shuffled(using: &rng) {
                 state.add(CommandCopy(signed: Pool.planBody, signatures: [entry]))

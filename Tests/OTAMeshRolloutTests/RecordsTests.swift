@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshRollout
 import OTAMeshTrust
 import PropertyBased
@@ -47,7 +48,7 @@ struct RecordsTests {
     @Test("encoding every component and decoding the shuffled records, with repeats, gives the same state")
     func roundTrip() async {
         await propertyCheck(count: 150, input: Gens.ops(0...25), Gen.uint64()) { ops, seed in
-            var rng = SplitMix(seed)
+            var rng = SplitMix64(seed: seed)
             let state = Gens.state(ops)
             let (entries, versions) = Self.records(of: state)
             let delivered = (entries + entries.filter { _ in rng.next() % 3 == 0 }).shuffled(using: &rng)

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshTestSupport
 import Testing

@@ -57,19 +57,6 @@ public func patterned(_ count: Int, seed: UInt64) -> [UInt8] {
     return bytes
 }
 
-/// Deterministic RNG for reproducible fuzz rounds and kill points.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Polls `condition` until it holds or `timeout` seconds pass; returns whether it held.
 /// This waits on a condition with a deadline — never a sleep standing in for one.
 @discardableResult

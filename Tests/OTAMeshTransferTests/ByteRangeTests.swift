@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshTestSupport
 import Testing
 

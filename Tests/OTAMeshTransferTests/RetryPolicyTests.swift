@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Testing
 
 @testable import OTAMeshTransfer

@@ -1,5 +1,5 @@
 import Crypto
-import OTAMeshFirmware
+import OTAMeshCommon
 import Testing
 
 @testable import OTAMeshTrust

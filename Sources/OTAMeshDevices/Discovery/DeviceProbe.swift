@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// What an mDNS announcement and the probes that follow it say about a device on a device
 /// segment: which push family serves it, its identity, hardware, variant and version. Pure:
 /// the gateway's discovery shell browses, resolves, runs the requests ``requests(for:)`` names
@@ -207,7 +209,7 @@ public enum DeviceProbe {
 
     /// A version token from TXT or a body: printable, no spaces, at most 64 characters.
     static func clean(_ text: String) -> String? {
-        let trimmed = text.trimmingWhitespaceAndNewlines()
+        let trimmed = text.trimmingWhitespace()
         guard !trimmed.isEmpty, trimmed.count <= 64, trimmed.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != "<" }) else { return nil }
         return trimmed
     }
@@ -220,14 +222,5 @@ public enum DeviceProbe {
     static func isUploadForm(_ body: [UInt8]) -> Bool {
         let text = String(decoding: body.prefix(64 << 10), as: UTF8.self).lowercased()
         return text.contains("<form") && (text.contains("type='file'") || text.contains("type=\"file\"") || text.contains("type=file"))
-    }
-}
-
-extension String {
-    func trimmingWhitespaceAndNewlines() -> String {
-        var scalars = Substring(self)
-        while let first = scalars.first, first.isWhitespace { scalars.removeFirst() }
-        while let last = scalars.last, last.isWhitespace { scalars.removeLast() }
-        return String(scalars)
     }
 }

@@ -1,5 +1,4 @@
 import OTAMeshRollout
-import OTAMeshTransfer
 
 /// One push to an ArduinoOTA device ("upgrade local": the gateway plays the host tool), as a
 /// pure state machine: the shell feeds it events (image facts, datagrams, TCP bytes, version

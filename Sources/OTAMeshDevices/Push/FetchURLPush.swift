@@ -1,5 +1,4 @@
 import OTAMeshRollout
-import OTAMeshTransfer
 
 /// One push to a device that only takes "fetch this URL" commands (family `fetch-url`), as a
 /// pure state machine: the shell feeds it events (the command's answer, version probes, clock

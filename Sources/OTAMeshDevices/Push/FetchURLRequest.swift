@@ -1,4 +1,4 @@
-import OTAMeshFirmware
+import OTAMeshCommon
 
 /// A fetch-url device's command as its registry options configure it (``FetchURLAdapter``),
 /// validated: the method, the path, the body template with its placeholders, the content type,

@@ -1,5 +1,4 @@
 import OTAMeshRollout
-import OTAMeshTransfer
 
 /// One push to a device with an HTTP upload form (ESP8266HTTPUpdateServer, the ESP32 ports of
 /// it), as a pure state machine: the shell feeds it events (upload progress and answer, version

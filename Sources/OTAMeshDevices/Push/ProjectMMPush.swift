@@ -1,6 +1,5 @@
-import OTAMeshFirmware
+import OTAMeshCommon
 import OTAMeshRollout
-import OTAMeshTransfer
 
 /// One push to a projectMM device, as a pure state machine: the shell feeds it events (HTTP
 /// answers, failed connections, clock ticks) with the time, and executes the actions it returns.

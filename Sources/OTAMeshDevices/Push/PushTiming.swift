@@ -1,4 +1,4 @@
-import OTAMeshTransfer
+import OTAMeshCommon
 
 /// Timeouts and intervals of one push, milliseconds: the same knobs for every push family
 /// (``ProjectMMPush/Timing`` and ``HTTPUploadPush/Timing`` are this type).

@@ -1,5 +1,6 @@
 import Crypto
 import NIOConcurrencyHelpers
+import OTAMeshCommon
 import OTAMeshFirmware
 import OTAMeshStore
 

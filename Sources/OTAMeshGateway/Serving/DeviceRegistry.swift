@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshFirmware
 import OTAMeshStore

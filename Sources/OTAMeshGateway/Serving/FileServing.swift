@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshTransfer
 import OTAMeshTrust
 

@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// Fault injection for one device: which link faults hit which image offsets, and whether the
 /// flash write corrupts a byte. Offsets count image bytes (the body bytes of a download, summed
 /// over the Range requests of one), so the same option means the same thing in every family.
@@ -42,7 +44,7 @@ struct FaultState: Sendable {
 
     init(plan: FaultPlan, seed: UInt64, device: Int) {
         self.plan = plan
-        rng = SplitMix64(seed: seed, stream: UInt64(device))
+        rng = SplitMix64(seed: seed, stream: UInt64(device), mixer: 0x9E37_79B9_7F4A_7C15)
         dropsLeft = plan.drops
     }
 

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshFirmware
 
 /// One JSON object on one line, keys in insertion order (so the output reads the same way every

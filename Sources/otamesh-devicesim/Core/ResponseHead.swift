@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshFirmware
 
 /// An HTTP/1.x response head as the device firmwares read it: status code, headers in order
