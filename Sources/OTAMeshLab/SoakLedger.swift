@@ -37,9 +37,19 @@ public struct SoakLedger: Sendable {
         return lines
     }
 
-    /// Stages a minority may show while cut off: at most the highest any gateway had reached
-    /// when the partition began (what was already decided may still arrive; nothing new).
-    /// Returns the rollouts whose stage a minority gateway advanced past that.
+    /// The stage a minority may show per rollout while cut off: the highest any gateway had when
+    /// the cut began (what was decided may still arrive), or one more when that stage's soak had
+    /// ended (`dueAt`, Unix seconds) by the time the cut was complete — a majority's census
+    /// written after the soak may then have reached the minority before the cut, and its advance
+    /// rests on the same evidence as the majority's. A minority cut off before the soak ended
+    /// never advances (the rule the hour soak found broken, then fixed).
+    public static func minorityLimit(highest: [String: Int], dueAt: [String: Double], cutComplete: Double) -> [String: Int] {
+        highest.reduce(into: [:]) { limit, entry in
+            limit[entry.key] = entry.value + (dueAt[entry.key].map { $0 <= cutComplete } == true ? 1 : 0)
+        }
+    }
+
+    /// The rollouts whose stage a minority gateway shows past its limit (``minorityLimit(highest:dueAt:cutComplete:)``).
     public static func minorityAdvanced(atPartition: [String: Int], now: [String: Int]) -> [String] {
         now.compactMap { rollout, stage in stage > (atPartition[rollout] ?? -1) ? rollout : nil }.sorted()
     }

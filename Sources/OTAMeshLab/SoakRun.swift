@@ -95,10 +95,14 @@ extension LabRunner {
             case .partition(let minority):
                 let rest = topology.gateways.map(\.name).filter { !minority.contains($0) }
                 sampleRollouts()
-                state.stagesAtPartition = highestStages()
+                let highest = highestStages()
+                let due = stagesDue(highest)
                 state.minority = minority
                 _ = try perform(.partition([minority, rest]), remaining: 30)
-                return "stages then: " + state.stagesAtPartition.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                state.stagesAtPartition = SoakLedger.minorityLimit(highest: highest, dueAt: due, cutComplete: Date().timeIntervalSince1970)
+                return "stages then: " + highest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+                    + "; may reach: " + state.stagesAtPartition.filter { highest[$0.key] != $0.value }.sorted { $0.key < $1.key }
+                    .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             case .heal:
                 watchMinority(state)
                 state.minority = []
@@ -165,6 +169,19 @@ extension LabRunner {
             stages[name] = track.latest.values.map(\.stage).filter { $0 < 1000 }.max() ?? -1
         }
         return stages
+    }
+
+    /// When the highest stage of each rollout had soaked (its earliest start at any gateway plus
+    /// the plan's soak, Unix seconds), for rollouts with a stage after it.
+    func stagesDue(_ highest: [String: Int]) -> [String: Double] {
+        var due: [String: Double] = [:]
+        for (name, track) in rollouts {
+            guard let stage = highest[name] else { continue }
+            let at = track.latest.values.filter { $0.stage == stage && $0.stage < $0.stages.count - 1 }
+            guard let since = at.compactMap(\.stageSince).min(), let soak = at.compactMap({ $0.plan?.soak }).first else { continue }
+            due[name] = Double(since) / 1000 + Double(soak)
+        }
+        return due
     }
 
     /// While a minority is cut off, none of its gateways may show a stage past what any

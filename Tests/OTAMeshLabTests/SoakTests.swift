@@ -65,6 +65,13 @@ struct SoakTests {
         #expect(SoakLedger.minorityAdvanced(atPartition: [:], now: ["s3": 0]) == ["s3"], "a rollout started while cut off is new")
     }
 
+    @Test("a minority cut off once a stage had soaked may take the next stage (the evidence may have reached it); cut off before, it may not")
+    func minorityLimit() {
+        let limit = SoakLedger.minorityLimit(highest: ["s1": 0, "s2": 1, "s3": 2], dueAt: ["s1": 100, "s2": 200], cutComplete: 150)
+        #expect(limit == ["s1": 1, "s2": 1, "s3": 2], "s1 had soaked at 100, before the cut was complete at 150; s2 was due at 200; s3 is on its last stage")
+        #expect(SoakLedger.minorityAdvanced(atPartition: limit, now: ["s1": 1, "s2": 2, "s3": 2]) == ["s2"])
+    }
+
     @Test("RSS that keeps rising after warm-up is a leak; a step at start-up is not")
     func leaks() {
         func series(_ rss: (Int) -> Int) -> SoakLedger.Samples {
