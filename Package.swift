@@ -327,18 +327,18 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshDevicesTests",
-            dependencies: ["OTAMeshDevices", "OTAMeshRollout", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["OTAMeshCommon", "OTAMeshDevices", "OTAMeshRollout", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strict
         ),
         .testTarget(
             name: "OTAMeshLabTests",
-            dependencies: ["OTAMeshLab", "OTAMeshRollout", "OTAMeshTestSupport"],
+            dependencies: ["OTAMeshCommon", "OTAMeshLab", "OTAMeshRollout", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         // The CLI's pure parts (option parsing, rendering), tested through @testable import of the executable.
         .testTarget(
             name: "OTAMeshCLITests",
-            dependencies: ["otamesh", "OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust"],
+            dependencies: ["OTAMeshCommon", "otamesh", "OTAMeshGateway", "OTAMeshRollout", "OTAMeshTrust"],
             swiftSettings: strict
         ),
         .testTarget(

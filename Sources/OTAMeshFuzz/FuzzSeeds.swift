@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Crypto
 import OTAMeshGateway
 import OTAMeshGossip
@@ -70,7 +71,7 @@ public enum FuzzSeeds {
         let me = NodeAddress(name: "gw-1", ip: [127, 0, 0, 1], port: 7946)
         let peer = NodeAddress(name: "gw-2", ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port: 7947)
         let member = MemberInfo(httpPort: 8070, software: "otamesh 1.0", metadataVersion: 1, keys: ["ab12"])
-        let summary = DeviceSummary(id: "aa:bb:cc:dd:ee:ff", family: "esp-httpupdate", hardware: "esp32", variant: "esp32", version: "1.0.0",
+        let summary = DeviceSummary(id: "aa:bb:cc:dd:ee:ff", family: DeviceFamily(rawValue: "esp-httpupdate"), hardware: "esp32", variant: "esp32", version: "1.0.0",
                                     lastSeen: 1_795_000_000, lastAnswer: "up to date")
         let rotation = KeyRotation(id: 7, key: Array(repeating: 9, count: 32), phase: .use, retire: ["abcd"])
         let probe: [WireMessage] = [.ping(sequence: 1, target: peer, source: me), .pingRequest(sequence: 2, target: peer, requester: me),

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Crypto
 import OTAMeshDevices
 import OTAMeshDiscovery
@@ -31,7 +32,7 @@ public enum FuzzTargets {
         "rollout-records": rolloutRecords,
         "config-yaml": configYAML,
         "topology": topology,
-        "arduino-ota": arduinoOTA,
+        DeviceFamily.arduinoOTA.rawValue: arduinoOTA,
         "projectmm-status": projectMMStatus,
         "http-upload-answer": httpUploadAnswer,
         "bundle-tar": bundleTar,
@@ -318,7 +319,7 @@ public enum FuzzTargets {
 
     static let pushImage = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
                                      url: "http://127.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
-    static func device(_ family: String) -> PushTarget {
+    static func device(_ family: DeviceFamily) -> PushTarget {
         PushTarget(id: "d-1", family: family, host: "127.0.0.1", port: 80, variant: "esp32", version: "1.0.0")
     }
     static let chips: [String?] = ["esp32", "esp8266", "esp32s3", nil]
@@ -334,7 +335,7 @@ public enum FuzzTargets {
         let setup = input.byte()
         let dialect: ArduinoOTADialect = setup & 1 == 0 ? .arduino : .esphome
         let credentials = setup & 2 == 0 ? nil : PushCredentials(username: "", password: "pw")
-        var push = ArduinoOTAPush(image: pushImage, target: device("arduino-ota"), dialect: dialect, credentials: credentials, now: 0)
+        var push = ArduinoOTAPush(image: pushImage, target: device(.arduinoOTA), dialect: dialect, credentials: credentials, now: 0)
         feed(&input) { input, clock in
             let event: ArduinoOTAPush.Event
             switch input.pick(14) {
@@ -383,7 +384,7 @@ public enum FuzzTargets {
         var input = FuzzInput(data)
         let setup = input.byte()
         let dialect: HTTPUploadPush.Dialect = setup & 1 == 0 ? .updateServer : .elegantOTA3
-        var push = HTTPUploadPush(image: pushImage, target: device("http-upload"), authenticates: setup & 2 != 0, dialect: dialect, now: 0)
+        var push = HTTPUploadPush(image: pushImage, target: device(.httpUpload), authenticates: setup & 2 != 0, dialect: dialect, now: 0)
         feed(&input) { input, clock in
             let event: HTTPUploadPush.Event
             switch input.pick(10) {

@@ -266,8 +266,8 @@ public struct Agent: Sendable {
         let engine = RolloutEngine(
             gateway: configuration.nodeName, trust: trust, store: mesh, registry: startup.registry,
             now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
-            adapters: [ProjectMMAdapter(timing: pushTiming("projectmm")), HTTPUploadAdapter(timing: pushTiming("http-upload")),
-                       ArduinoOTAAdapter(timing: pushTiming("arduino-ota")), FetchURLAdapter(timing: pushTiming("fetch-url"))],
+            adapters: [ProjectMMAdapter(timing: pushTiming(.projectMM)), HTTPUploadAdapter(timing: pushTiming(.httpUpload)),
+                       ArduinoOTAAdapter(timing: pushTiming(.arduinoOTA)), FetchURLAdapter(timing: pushTiming(.fetchURL))],
             image: { [store] target in
                 guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
                 return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,

@@ -86,8 +86,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Each adapter's own retry policy: per-family overrides of ``pushRetryTimeout`` and
     /// ``pushDeadline`` (family → seconds), from `push.retry_timeout: 30s,arduino-ota=2m` or
     /// `push: {arduino-ota: {retry_timeout: 2m}}`.
-    public var pushRetryTimeoutByFamily: [String: Double] = [:]
-    public var pushDeadlineByFamily: [String: Double] = [:]
+    public var pushRetryTimeoutByFamily: [DeviceFamily: Double] = [:]
+    public var pushDeadlineByFamily: [DeviceFamily: Double] = [:]
     /// Called (POST, JSON) when a rollout is approved, halts, completes or is aborted.
     public var alertsWebhook: String?
     /// `open`: every device that asks is updated; `known`: only devices an admin registered or
@@ -104,7 +104,7 @@ public struct AgentConfiguration: Sendable, Equatable {
 
     /// One push family's timing: its retry timeout and deadline (the family's own, else the
     /// gateway's), the rest default.
-    public func pushTiming(family: String) -> PushTiming {
+    public func pushTiming(family: DeviceFamily) -> PushTiming {
         var timing = PushTiming()
         timing.retry.retryTimeout = pushRetryTimeoutByFamily[family] ?? pushRetryTimeout
         timing.deadline = Int64((pushDeadlineByFamily[family] ?? pushDeadline) * 1000)
@@ -373,10 +373,10 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// `30s`, `arduino-ota=2m` or `30s,arduino-ota=2m,fetch-url=5m`: the value for every family
     /// (nil when not given) and the families' own. All or nothing: one bad item changes nothing.
     static func familyDurations(_ value: String, minimum: Double, key: String, source: String) throws(ConfigurationError)
-        -> (Double?, [String: Double])
+        -> (Double?, [DeviceFamily: Double])
     {
         var all: Double?
-        var families: [String: Double] = [:]
+        var families: [DeviceFamily: Double] = [:]
         let items = value.split(separator: ",").map { $0.trimmingWhitespace() }.filter { !$0.isEmpty }
         guard !items.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a duration like 30s or 2m, got \(value)") }
         for item in items {
@@ -390,11 +390,11 @@ public struct AgentConfiguration: Sendable, Equatable {
                 all = seconds
                 continue
             }
-            guard PushFamily.all.contains(pair[0]) else {
-                throw .invalid(source: source, key: key, reason: "unknown push family \(pair[0]) (\(PushFamily.all.joined(separator: ", ")))")
+            guard let family = DeviceFamily(known: pair[0]), family.isPush else {
+                throw .invalid(source: source, key: key, reason: "unknown push family \(pair[0]) (\(DeviceFamily.names(DeviceFamily.push)))")
             }
-            guard families[pair[0]] == nil else { throw .invalid(source: source, key: key, reason: "\(pair[0]) given twice in \(value)") }
-            families[pair[0]] = seconds
+            guard families[family] == nil else { throw .invalid(source: source, key: key, reason: "\(pair[0]) given twice in \(value)") }
+            families[family] = seconds
         }
         return (all, families)
     }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 
 /// A long-running process of the lab: started inside its namespace as a supervised child of the
@@ -225,19 +226,19 @@ public struct Launches: Sendable {
               let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return nil }
         if group.isPush, let address = host.attachments.first?.address {
             // Twins on their own ports, announced through the device host's avahi-daemon.
-            var argv = [binaries.devicesim, "serve", "--family", group.family, "--count", "\(group.count)",
+            var argv = [binaries.devicesim, "serve", "--family", group.family.rawValue, "--count", "\(group.count)",
                         "--listen-base", "\(address):\(Self.pushBasePort(group: index))", "--duration", "604800",
                         "--announce", "--name-prefix", group.name, "--variant", group.variant ?? "esp32",
                         "--step-ms", "100", "--reboot-delay-ms", "200", "--reboot-ms", "1000"]
             if let version = group.version { argv += ["--version", version] }
             if let fail = group.fail { argv += ["--fail", fail] }
             // ArduinoOTA twins serve /version on a second port per device, announced as TXT http_port.
-            if group.family == "arduino-ota" { argv += ["--http-base", "\(Self.pushBasePort(group: index) + 500)"] }
+            if group.family == .arduinoOTA { argv += ["--http-base", "\(Self.pushBasePort(group: index) + 500)"] }
             return Launch(label: "dev-\(group.name)", namespace: host.namespace,
                           environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(host.label))", "AVAHI_COMPAT_NOWARN=1"], argv: argv,
                           log: paths.log("dev-\(group.name)"), ready: .logContains("\"listening\""))
         }
-        var argv = [binaries.devicesim, "run", "--family", group.family, "--count", "\(group.count)", "--gateway", url,
+        var argv = [binaries.devicesim, "run", "--family", group.family.rawValue, "--count", "\(group.count)", "--gateway", url,
                     "--mac-base", Self.macBase(group: index), "--interval", "\(group.interval)", "--deadline", "604800",
                     "--seed", "\(index + 1)"]
         if let version = group.version { argv += ["--version", version] }

@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// A lab: L2 networks, an origin TUF repository, gateways, emulated devices and a scenario.
 /// Parsed and validated by ``TopologyFile``; addresses are assigned by ``LabLayout``.
 public struct Topology: Sendable, Equatable {
@@ -92,25 +94,24 @@ public struct Gateway: Sendable, Equatable {
 
 /// `count` emulated devices of one family on a device segment, pointed at their gateway.
 public struct DeviceGroup: Sendable, Equatable {
-    public static let families = ["esp8266-httpupdate", "esp32-httpupdate", "esp-https-ota", "esp8266-fota", "wiphone", "generic"]
-        + pushFamilies
+    public static let families: [DeviceFamily] = DeviceFamily.pull + pushFamilies
     /// Families of devices that cannot fetch ("upgrade local"): the lab serves them as
     /// `otamesh-devicesim serve` twins that announce themselves by mDNS; their gateway finds,
     /// probes and pushes to them.
-    public static let pushFamilies = ["projectmm", "http-upload", "arduino-ota"]
+    public static let pushFamilies: [DeviceFamily] = [.projectMM, .httpUpload, .arduinoOTA]
     /// The `fail` faults each push family's twin knows.
-    public static let pushFaults: [String: [String]] = [
-        "projectmm": ["refuse-501", "refuse-400", "refuse-500", "die-mid-transfer", "reboot-old", "wrong-variant"],
-        "http-upload": ["update-error", "die-mid-transfer", "reboot-old"],
-        "arduino-ota": ["refuse", "die-mid-transfer", "reboot-old", "wrong-variant"],
+    public static let pushFaults: [DeviceFamily: [String]] = [
+        .projectMM: ["refuse-501", "refuse-400", "refuse-500", "die-mid-transfer", "reboot-old", "wrong-variant"],
+        .httpUpload: ["update-error", "die-mid-transfer", "reboot-old"],
+        .arduinoOTA: ["refuse", "die-mid-transfer", "reboot-old", "wrong-variant"],
     ]
     /// Families that talk HTTPS and get `--insecure-http` (the lab's gateways serve plain HTTP).
-    public static let tlsFamilies: Set<String> = ["esp-https-ota", "wiphone"]
+    public static let tlsFamilies: Set<DeviceFamily> = [.espHTTPSOTA, .wiphone]
 
     public var name: String
     public var network: String
     public var gateway: String
-    public var family: String
+    public var family: DeviceFamily
     public var count: Int
     public var version: String?
     /// Seconds between polls.
@@ -127,7 +128,7 @@ public struct DeviceGroup: Sendable, Equatable {
     /// A group of push devices (served twins), not polling ones.
     public var isPush: Bool { Self.pushFamilies.contains(family) }
 
-    public init(name: String, network: String, gateway: String, family: String, count: Int, version: String? = nil,
+    public init(name: String, network: String, gateway: String, family: DeviceFamily, count: Int, version: String? = nil,
                 interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil) {
         self.variant = variant
         self.fail = fail

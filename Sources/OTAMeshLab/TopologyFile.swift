@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 import Yams
 
@@ -195,9 +196,9 @@ public enum TopologyFile {
                 throw gatewayField.fail("gateway '\(gatewayName)' is not on network '\(network)', so its devices there cannot reach it")
             }
             let familyField = try fields.required("family")
-            let family = try familyField.string()
-            guard DeviceGroup.families.contains(family) else {
-                throw familyField.fail("unknown family '\(family)' (known: \(DeviceGroup.families.joined(separator: ", ")))")
+            let familyName = try familyField.string()
+            guard let family = DeviceFamily(known: familyName), DeviceGroup.families.contains(family) else {
+                throw familyField.fail("unknown family '\(familyName)' (known: \(DeviceFamily.names(DeviceGroup.families)))")
             }
             let push = DeviceGroup.pushFamilies.contains(family)
             for key in push ? ["interval", "hardware", "faults"] : ["variant", "fail"] {
@@ -214,7 +215,7 @@ public enum TopologyFile {
             }
             devices.append(DeviceGroup(
                 name: name, network: network, gateway: gatewayName, family: family,
-                count: try fields["count"]?.int(in: 1...(family == "arduino-ota" ? 500 : 1000)) ?? 1,
+                count: try fields["count"]?.int(in: 1...(family == .arduinoOTA ? 500 : 1000)) ?? 1,
                 version: try fields["version"]?.string(),
                 interval: try fields["interval"]?.duration() ?? 5,
                 hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import ArgumentParser
 import Foundation
 import OTAMeshDevices
@@ -14,7 +15,7 @@ extension DeviceCommand {
             abstract: "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Device id (a MAC in any spelling, or a name).") var id: String
-        @Option(help: "Push family: projectmm, http-upload, fetch-url, … (the agent's adapters).") var family: String
+        @Option(help: "Push family: \(DeviceFamily.names(DeviceFamily.push)), … (the agent's adapters).") var family: String
         @Option(help: "HOST or HOST:PORT the gateway reaches the device at (port 80 by default).") var address: String
         @Option(help: "Hardware key rollouts select on (esp32, esp8266, …).") var hardware: String?
         @Option(help: "Firmware variant the device runs (projectMM's esp32-eth, …).") var variant: String?
@@ -47,13 +48,13 @@ extension DeviceCommand {
             guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
             if user != nil, passwordEnv == nil, passwordFile == nil { throw ValidationError("--user needs --password-env or --password-file") }
             let options = try DevicePush.options(deviceOptions)
-            if family == "fetch-url" {
+            if DeviceFamily(rawValue: family) == .fetchURL {
                 do { _ = try FetchURLRequest(options: options) } catch { throw ValidationError("--option: \(error)") }
             }
-            if family == "http-upload", let dialect = options["dialect"], HTTPUploadPush.Dialect(rawValue: dialect) == nil {
+            if DeviceFamily(rawValue: family) == .httpUpload, let dialect = options["dialect"], HTTPUploadPush.Dialect(rawValue: dialect) == nil {
                 throw ValidationError("--option dialect=\(dialect): http-upload knows update-server and elegantota3")
             }
-            if family == "arduino-ota", let dialect = options["dialect"], ArduinoOTADialect(rawValue: dialect) == nil {
+            if DeviceFamily(rawValue: family) == .arduinoOTA, let dialect = options["dialect"], ArduinoOTADialect(rawValue: dialect) == nil {
                 throw ValidationError("--option dialect=\(dialect): arduino-ota knows arduino and esphome")
             }
         }
@@ -89,7 +90,7 @@ extension DeviceCommand {
             let deviceID = DeviceRegistry.normalizedID(id)
             let tagList = Self.tagList(tags)
             let record = DeviceRecord(
-                id: deviceID, family: family, hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(), lastSeen: 0,
+                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(), lastSeen: 0,
                 tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,
                 options: DeviceRecord.encodeOptions(try DevicePush.options(deviceOptions)), segment: segment)
             try reporting("otamesh device add") {

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import ArgumentParser
 import Foundation
 import OTAMeshGateway
@@ -140,7 +141,7 @@ struct DevicesCommand: AsyncParsableCommand {
                 Output.out(Output.jsonLine(device))
             } else {
                 let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
-                Output.out(Output.printable([device.id, device.family, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
+                Output.out(Output.printable([device.id, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
                             seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
                             "segment \(device.effectiveSegment)", "source \(device.source ?? "-")", device.proxy.map { "proxy \($0)" } ?? "-",
                             device.unconfirmable ? "not pushed (confirm=none: no version endpoint)" : nil,
@@ -158,7 +159,7 @@ struct DevicesCommand: AsyncParsableCommand {
         let rows = [["DEVICE", "GATEWAY", "FAMILY", "HARDWARE", "VERSION", "LAST SEEN", "LAST ANSWER"]] + view.devices.map { device in
             let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
             let gateways = device.gateways.count > 1 ? "\(device.gateway) (+\(device.gateways.dropFirst().joined(separator: ",")))" : device.gateway
-            return [device.id, gateways, device.family, device.hardware ?? "-", device.version ?? "-", seen, device.lastAnswer ?? "-"].map(Output.printable)
+            return [device.id, gateways, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", seen, device.lastAnswer ?? "-"].map(Output.printable)
         }
         let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import ArgumentParser
 import Foundation
 import OTAMeshDevices
@@ -9,7 +10,7 @@ struct DevicePush: AsyncParsableCommand {
         commandName: "push",
         abstract: "Push an image to one push device now (projectmm, fetch-url: its URL; http-upload, arduino-ota: the file) and wait for its version after reboot.")
 
-    @Option(help: "Device family: projectmm, http-upload, arduino-ota, fetch-url.") var family = "projectmm"
+    @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.push)).") var family = DeviceFamily.projectMM
     @Option(help: "The device: HOST or HOST:PORT (port 80 by default; arduino-ota: the OTA port, 3232, or 8266 for an esp8266 variant).") var address: String
     @Option(help: "Device id for the output.") var id = "device"
     @Option(help: "projectmm, fetch-url: the image URL the device fetches (http:// or https://, as the device reaches it).") var url: String?
@@ -37,20 +38,20 @@ struct DevicePush: AsyncParsableCommand {
 
     func validate() throws {
         switch family {
-        case "projectmm":
+        case .projectMM:
             guard url != nil, variant != nil else { throw ValidationError("--family projectmm needs --url and --variant") }
-        case "fetch-url":
+        case .fetchURL:
             guard url != nil else { throw ValidationError("--family fetch-url needs --url") }
             do { _ = try FetchURLRequest(options: try DevicePush.options(deviceOptions)) } catch let error as FetchURLRequest.OptionError {
                 throw ValidationError("--option: \(error)")
             }
             try validateCredentials()
-        case "http-upload":
+        case .httpUpload:
             guard file != nil else { throw ValidationError("--family http-upload needs --file") }
             try validateCredentials()
             guard dialect.map({ HTTPUploadPush.Dialect(rawValue: $0) != nil }) ?? true else { throw ValidationError("--dialect: update-server or elegantota3") }
             guard uploadPath?.hasPrefix("/") ?? true, versionPath.hasPrefix("/") else { throw ValidationError("--upload-path and --version-path start with /") }
-        case "arduino-ota":
+        case .arduinoOTA:
             guard file != nil else { throw ValidationError("--family arduino-ota needs --file") }
             guard ArduinoOTADialect(rawValue: dialect ?? "arduino") != nil else { throw ValidationError("--dialect: arduino or esphome") }
             guard user == nil else { throw ValidationError("--family arduino-ota has no user: the password alone (--password-env or --password-file)") }
@@ -85,9 +86,9 @@ struct DevicePush: AsyncParsableCommand {
     }
 
     func run() async throws {
-        if family == "http-upload" { return try await pushUpload() }
-        if family == "arduino-ota" { return try await pushArduinoOTA() }
-        if family == "fetch-url" { return try await pushFetchURL() }
+        if family == .httpUpload { return try await pushUpload() }
+        if family == .arduinoOTA { return try await pushArduinoOTA() }
+        if family == .fetchURL { return try await pushFetchURL() }
         var timing = ProjectMMPush.Timing()
         timing.pollInterval = Int64(pollMS)
         timing.deadline = Int64(deadline * 1000)
@@ -104,7 +105,7 @@ struct DevicePush: AsyncParsableCommand {
 
     /// The password of --password-env / --password-file (never an argument: those show in `ps`).
     func credentials() throws -> PushCredentials? {
-        guard let user = user ?? (family == "arduino-ota" ? "" : nil) else { return nil }
+        guard let user = user ?? (family == .arduinoOTA ? "" : nil) else { return nil }
         if let passwordEnv {
             guard let password = ProcessInfo.processInfo.environment[passwordEnv] else {
                 throw ValidationError("--password-env: \(passwordEnv) is not set")

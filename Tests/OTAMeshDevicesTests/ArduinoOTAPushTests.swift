@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import Testing
@@ -11,7 +12,7 @@ struct ArduinoOTAPushTests {
     static let facts = ArduinoOTAPush.ImageFacts(size: 1000, md5: md5, chip: "esp32")
     static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
                                  file: "/dev/null", url: nil, variant: "esp32")
-    static let device = PushTarget(id: "lamp-1", family: "arduino-ota", host: "10.0.1.6", port: 3232, variant: "esp32", version: "1.0.0")
+    static let device = PushTarget(id: "lamp-1", family: .arduinoOTA, host: "10.0.1.6", port: 3232, variant: "esp32", version: "1.0.0")
 
     static func machine(_ dialect: ArduinoOTADialect, password: String? = nil, target: PushTarget = device, image: PushImage = image,
                         timing: PushTiming = PushTiming()) -> ArduinoOTAPush {
@@ -333,7 +334,7 @@ struct ArduinoOTAPushTests {
     @Test("an image for another chip than the device's variant is refused before anything is sent")
     func wrongChip() {
         for dialect in ArduinoOTADialect.allCases {
-            var push = Self.machine(dialect, target: PushTarget(id: "d", family: "arduino-ota", host: "h", port: 8266, variant: "esp8266"))
+            var push = Self.machine(dialect, target: PushTarget(id: "d", family: .arduinoOTA, host: "h", port: 8266, variant: "esp8266"))
             _ = push.handle(.started, now: 0)
             let actions = push.handle(.imageRead(Self.facts), now: 1)
             let failure = Self.failure(actions)
@@ -348,7 +349,7 @@ struct ArduinoOTAPushTests {
         #expect(Self.failure(labelled.handle(.imageRead(Self.facts), now: 1))?.reason.contains("built for esp32 (its header) but labelled variant esp32s3") == true)
         // Variants with -eth and board suffixes compare by chip; unknown variants are not judged.
         for variant in ["esp32-eth", "ESP32", "d1_mini"] {
-            var push = Self.machine(.arduino, target: PushTarget(id: "d", family: "arduino-ota", host: "h", port: 3232, variant: variant))
+            var push = Self.machine(.arduino, target: PushTarget(id: "d", family: .arduinoOTA, host: "h", port: 3232, variant: variant))
             _ = push.handle(.started, now: 0)
             #expect(push.handle(.imageRead(Self.facts), now: 1) == [.listen], "\(variant)")
         }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import Testing
 
@@ -23,7 +24,7 @@ struct DeviceProbeTests {
         let requests = DeviceProbe.requests(for: service)
         #expect(requests.contains(Request(port: 10_000, path: "/api/state")))
         let device = try DeviceProbe.classify(service, answers: [Request(port: 10_000, path: "/api/state"): (200, Self.projectMMState)]).get()
-        #expect(device.family == "projectmm")
+        #expect(device.family == .projectMM)
         #expect(device.id == "mdns:f3-panel-0")
         #expect(device.address == "10.77.3.200:10000")
         #expect(device.version == "1.4.0")
@@ -41,13 +42,13 @@ struct DeviceProbeTests {
             Request(port: 80, path: "/version"): (200, Array("{\"version\":\"2.1.0\"}".utf8)),
         ]
         let device = try DeviceProbe.classify(service, answers: answers).get()
-        #expect(device.family == "http-upload")
+        #expect(device.family == .httpUpload)
         #expect(device.version == "2.1.0")
         #expect(device.hardware == "esp8266")
         var guarded = answers
         guarded[Request(port: 80, path: "/update")] = (401, [])
         let locked = try DeviceProbe.classify(service, answers: guarded).get()
-        #expect(locked.family == "http-upload")
+        #expect(locked.family == .httpUpload)
         #expect(locked.note.contains("password required"))
     }
 
@@ -74,7 +75,7 @@ struct DeviceProbeTests {
         // The TXT says the version; the probe still asks the endpoint a push would confirm by.
         #expect(DeviceProbe.requests(for: service) == [Request(port: 8080, path: "/version")])
         let device = try DeviceProbe.classify(service, answers: [Request(port: 8080, path: "/version"): (200, Array("3.2.1\n".utf8))]).get()
-        #expect(device.family == "arduino-ota")
+        #expect(device.family == .arduinoOTA)
         #expect(device.address == "10.0.0.9:3232")
         #expect(device.hardware == "esp32")
         #expect(device.version == "3.2.1")
@@ -99,7 +100,7 @@ struct DeviceProbeTests {
         let form = Array("<form method='POST' enctype='multipart/form-data'><input type='file' name='firmware'></form>".utf8)
         let upload = try DeviceProbe.classify(Self.http("lamp", port: 80), answers: [Request(port: 80, path: "/update"): (200, form),
                                                                                      Request(port: 80, path: "/version"): (404, [])]).get()
-        #expect(upload.family == "http-upload" && upload.options == ["confirm": "none"])
+        #expect(upload.family == .httpUpload && upload.options == ["confirm": "none"])
     }
 
     @Test("_esphomelib._tcp is the esphome dialect, identified by its MAC; OTA on the platform's port, not the announced API port")

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import Testing
@@ -8,7 +9,7 @@ import Testing
 struct FetchURLPushTests {
     static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab12", length: 1000, version: "2.0.0",
                                  file: "/dev/null", url: "http://10.0.1.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
-    static let device = PushTarget(id: "lamp-1", family: "fetch-url", host: "10.0.1.6", port: 80, version: "1.0.0")
+    static let device = PushTarget(id: "lamp-1", family: .fetchURL, host: "10.0.1.6", port: 80, version: "1.0.0")
 
     static func failure(_ actions: [FetchURLPush.Action]) -> PushFailure? {
         for case .failed(let failure) in actions { return failure }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import Testing
@@ -8,7 +9,7 @@ import Testing
 struct HTTPUploadPushTests {
     static let image = PushImage(path: "lamp/esp8266/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
                                  file: "/dev/null", url: nil, variant: "esp8266")
-    static let device = PushTarget(id: "lamp-1", family: "http-upload", host: "10.0.1.6", port: 80, version: "1.0.0")
+    static let device = PushTarget(id: "lamp-1", family: .httpUpload, host: "10.0.1.6", port: 80, version: "1.0.0")
     static let success = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
 
     static func failure(_ actions: [HTTPUploadPush.Action]) -> PushFailure? {

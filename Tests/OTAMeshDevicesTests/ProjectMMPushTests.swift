@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import Testing
@@ -7,7 +8,7 @@ import Testing
 struct ProjectMMPushTests {
     static let image = PushImage(path: "projectmm/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
                                  file: "/dev/null", url: "http://10.0.0.1:8070/v1/targets/projectmm/esp32/2.0.0.bin", variant: "esp32")
-    static let device = PushTarget(id: "mm-1", family: "projectmm", host: "10.0.1.5", port: 80, variant: "esp32", version: "1.0.0")
+    static let device = PushTarget(id: "mm-1", family: .projectMM, host: "10.0.1.5", port: 80, variant: "esp32", version: "1.0.0")
 
     static func status(_ phase: String, bytes: Int64 = 0, total: Int64 = 0, version: String = "1.0.0", firmware: String = "esp32") -> ProjectMMPush.Event {
         .status(ProjectMMStatus(phase: .init(phase), bytes: bytes, total: total, version: version, firmware: firmware))
@@ -97,7 +98,7 @@ struct ProjectMMPushTests {
         _ = push.handle(.started, now: 0)
         #expect(Self.failure(push.handle(Self.status("idle"), now: 1))?.kind == .refused)
 
-        var unknown = ProjectMMPush(image: Self.image, target: PushTarget(id: "x", family: "projectmm", host: "h", port: 80), now: 0)
+        var unknown = ProjectMMPush(image: Self.image, target: PushTarget(id: "x", family: .projectMM, host: "h", port: 80), now: 0)
         _ = unknown.handle(.started, now: 0)
         let bare = ProjectMMPush.Event.status(ProjectMMStatus(phase: .idle, version: "1.0.0", firmware: nil))
         #expect(Self.failure(unknown.handle(bare, now: 1))?.reason.contains("no firmware variant") == true)

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import PropertyBased
@@ -34,7 +35,7 @@ struct PushRobustnessTests {
 
     static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
                                  url: "http://10.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
-    static func device(_ family: String) -> PushTarget {
+    static func device(_ family: DeviceFamily) -> PushTarget {
         PushTarget(id: "d-1", family: family, host: "10.0.1.6", port: 80, variant: "esp32", version: "1.0.0")
     }
 
@@ -142,7 +143,7 @@ struct PushRobustnessTests {
     func projectMM() async {
         var tally = Tally()
         await propertyCheck(count: 800, input: Self.projectMMEvents) { events in
-            var push = ProjectMMPush(image: Self.image, target: Self.device("projectmm"), now: 0)
+            var push = ProjectMMPush(image: Self.image, target: Self.device(.projectMM), now: 0)
             tally.add(Self.drive(events, machine: "projectmm", handle: { push.handle($0, now: $1) }, ending: { action in
                 switch action {
                 case .succeeded(let version): .succeeded(version)
@@ -183,7 +184,7 @@ struct PushRobustnessTests {
         var tally = Tally()
         await propertyCheck(count: 800, input: Self.uploadEvents) { events in
             for dialect in HTTPUploadPush.Dialect.allCases {
-                var push = HTTPUploadPush(image: Self.image, target: Self.device("http-upload"), authenticates: false, dialect: dialect, now: 0)
+                var push = HTTPUploadPush(image: Self.image, target: Self.device(.httpUpload), authenticates: false, dialect: dialect, now: 0)
                 tally.add(Self.drive(events, machine: "http-upload \(dialect)", handle: { push.handle($0, now: $1) }, ending: { action in
                     switch action {
                     case .succeeded(let version): .succeeded(version)
@@ -233,7 +234,7 @@ struct PushRobustnessTests {
         await propertyCheck(count: 800, input: Self.otaEvents) { events in
             for dialect in [ArduinoOTADialect.arduino, .esphome] {
                 for credentials in [nil, PushCredentials(username: "", password: "pw")] {
-                    var push = ArduinoOTAPush(image: Self.image, target: Self.device("arduino-ota"), dialect: dialect, credentials: credentials, now: 0)
+                    var push = ArduinoOTAPush(image: Self.image, target: Self.device(.arduinoOTA), dialect: dialect, credentials: credentials, now: 0)
                     tally.add(Self.drive(events, machine: "arduino-ota \(dialect)", handle: { push.handle($0, now: $1) }, ending: { action in
                         switch action {
                         case .succeeded(let version): .succeeded(version)
@@ -269,7 +270,7 @@ struct PushRobustnessTests {
         let request = try FetchURLRequest(options: [:])
         var tally = Tally()
         await propertyCheck(count: 800, input: Self.fetchEvents) { events in
-            var push = FetchURLPush(image: Self.image, target: Self.device("fetch-url"), request: request, authenticates: false, now: 0)
+            var push = FetchURLPush(image: Self.image, target: Self.device(.fetchURL), request: request, authenticates: false, now: 0)
             tally.add(Self.drive(events, machine: "fetch-url", handle: { push.handle($0, now: $1) }, ending: { action in
                 switch action {
                 case .succeeded(let version): .succeeded(version)
@@ -312,18 +313,18 @@ struct PushRobustnessTests {
 
     @Test("discovery probes: any announcement and any answers give a push device of a known family, or a reason to ignore it")
     func probes() async {
-        var found = Set<String>()
+        var found = Set<DeviceFamily>()
         await propertyCheck(count: 1500, input: Self.service) { input in
             let (service, answers) = input
             switch DeviceProbe.classify(service, answers: answers) {
             case .success(let device):
-                #expect(PushFamily.all.contains(device.family) && !device.id.isEmpty, "\(device)")
+                #expect(device.family.isPush && !device.id.isEmpty, "\(device)")
                 found.insert(device.family)
             case .failure(let ignored):
                 #expect(!ignored.reason.isEmpty)
             }
         }
-        #expect(found == ["projectmm", "http-upload", "arduino-ota"], "the runs reached every family discovery finds")
+        #expect(found == [.projectMM, .httpUpload, .arduinoOTA], "the runs reached every family discovery finds")
     }
 
     /// projectMM's `/api/state` with its values swapped for odd ones (huge, negative, wrong

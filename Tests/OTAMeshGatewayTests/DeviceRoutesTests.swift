@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshTransfer
 import Testing
 
@@ -128,7 +129,7 @@ struct DeviceRoutesTests {
         #expect(offer.status == 200)
         let body = offer.body.compactMap { if case .bytes(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }.joined()
         #expect(body == "{\"sha256\":\"\(Self.blob.sha256)\",\"size\":1000,\"url\":\"http://gw:8070/v1/targets/esp32/app/2.0.0.bin?device=aa%3Abb%3Acc%3Add%3Aee%3Aff\",\"version\":\"2.0.0\"}\n")
-        #expect(sighting == DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: "generic", hardware: "esp32", version: "1.0.0",
+        #expect(sighting == DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0",
                                            address: "10.0.0.7", answer: "offered esp32/app/2.0.0.bin"))
         for query in ["hardware=esp32&version=2.0.0", "hardware=esp32s3&version=1.0.0"] {
             #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/devices/aa:bb:cc:dd:ee:ff/update?\(query)"), context: ctx)).0.status == 204)
@@ -154,7 +155,7 @@ struct DeviceRoutesTests {
                                          digests: { _ in .init(md5: Self.md5, appendedDigest: nil) })
         let (offer, sighting) = Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: known))
         #expect(offer.status == 200 && offer.header("x-md5") == Self.md5 && offer.contentLength == 1000)
-        #expect(sighting?.family == "esp8266-httpupdate" && sighting?.hardware == "esp8266")
+        #expect(sighting?.family == .esp8266HTTPUpdate && sighting?.hardware == "esp8266")
 
         var same = Self.espHeaders
         same["x-esp8266-sketch-md5"] = Self.md5
@@ -202,7 +203,7 @@ struct DeviceRoutesTests {
         let (ini, sighting) = Self.response(DeviceRoutes.handle(request, context: ctx))
         let text = ini.body.compactMap { if case .bytes(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }.joined()
         #expect(text == "version=2.0.0\nurl=https://gw.site/v1/targets/esp32/app/2.0.0.bin\n")
-        #expect(sighting?.id == "ip:10.0.0.7" && sighting?.family == "wiphone")
+        #expect(sighting?.id == "ip:10.0.0.7" && sighting?.family == .wiphone)
         let other = DeviceRequest(method: "GET", path: "/v1/wiphone/WiPhone-phone.ini", clientAddress: "10.0.0.8", isTLS: true)
         let (none, _) = Self.response(DeviceRoutes.handle(other, context: ctx))
         #expect(none.status == 200 && none.contentLength == 0)

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 import Testing
 
@@ -8,7 +9,7 @@ import Testing
 @Suite("device summaries")
 struct DeviceSummariesTests {
     static func device(_ id: String, seen: Double, version: String = "1.0.0", hardware: String? = "esp32") -> DeviceRecord {
-        DeviceRecord(id: id, family: "generic", hardware: hardware, version: version, address: "10.0.0.7", firstSeen: 1, lastSeen: seen,
+        DeviceRecord(id: id, family: .generic, hardware: hardware, version: version, address: "10.0.0.7", firstSeen: 1, lastSeen: seen,
                      lastAnswer: "up to date")
     }
 
@@ -49,13 +50,13 @@ struct DeviceSummariesTests {
         #expect(published.count == 2_000 && ticks == 100)
         #expect(published["dv/dev-00099"] == nil && published["dv/dev-02099"] != nil, "the least recently seen are left out")
 
-        let hostile = DeviceRecord(id: "evil", family: String(repeating: "f", count: 500), hardware: String(repeating: "\u{1b}[31m", count: 300),
+        let hostile = DeviceRecord(id: "evil", family: DeviceFamily(rawValue: String(repeating: "f", count: 500)), hardware: String(repeating: "\u{1b}[31m", count: 300),
                                    version: String(repeating: "9", count: 5_000), address: "x", firstSeen: 0, lastSeen: .infinity,
                                    lastAnswer: String(repeating: "é", count: 10_000))
         let write = try #require(DeviceSummaries.writes(devices: [hostile], published: [:]).first)
         #expect(write.value.count <= DeviceSummaries.maxValue)
         let decoded = try #require(DeviceSummaries.decode(key: write.key, value: write.value))
-        #expect(decoded.version?.count == 64 && decoded.family.count == 32 && decoded.lastSeen == 0)
+        #expect(decoded.version?.count == 64 && decoded.family.rawValue.count == 32 && decoded.lastSeen == 0)
         #expect(DeviceSummaries.writes(devices: [Self.device(String(repeating: "x", count: 300), seen: 1), Self.device("line\nbreak", seen: 1)],
                                        published: [:]).isEmpty)
     }

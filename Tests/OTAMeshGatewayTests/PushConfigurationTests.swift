@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import Testing
@@ -11,7 +12,7 @@ struct PushConfigurationTests {
     func defaults() {
         let config = AgentConfiguration(nodeName: "gw-1")
         #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 32, maxPerSegment: 16))
-        for family in PushFamily.all {
+        for family in DeviceFamily.push {
             #expect(config.pushTiming(family: family).retry.retryTimeout == 30 && config.pushTiming(family: family).deadline == 600_000)
         }
     }
@@ -29,7 +30,7 @@ struct PushConfigurationTests {
         try config.apply(environment: ["OTAMESH_PUSH_MAX_PER_SEGMENT": "3"])
         try config.set("push.deadline", "90s", source: "--push-deadline")
         #expect(config.pushLimits == PushQueue.Limits(maxConcurrent: 20, maxPerSegment: 3))
-        #expect(config.pushTiming(family: "projectmm").retry.retryTimeout == 120 && config.pushTiming(family: "projectmm").deadline == 90_000)
+        #expect(config.pushTiming(family: .projectMM).retry.retryTimeout == 120 && config.pushTiming(family: .projectMM).deadline == 90_000)
     }
 
     @Test("each adapter has its own retry policy: a family's value beats the gateway's, in the nested file form, the list form and the environment")
@@ -45,9 +46,9 @@ struct PushConfigurationTests {
             """, source: "otamesh.yaml")
         try config.apply(environment: ["OTAMESH_PUSH_RETRY_TIMEOUT": "projectmm=10s"])
         try config.set("push.deadline", "5m,http-upload=1m", source: "--push-deadline")
-        let timing = Dictionary(uniqueKeysWithValues: PushFamily.all.map { ($0, config.pushTiming(family: $0)) })
-        #expect(timing.mapValues(\.retry.retryTimeout) == ["projectmm": 10, "http-upload": 45, "arduino-ota": 120, "fetch-url": 45])
-        #expect(timing.mapValues(\.deadline) == ["projectmm": 300_000, "http-upload": 60_000, "arduino-ota": 300_000, "fetch-url": 1_200_000])
+        let timing = Dictionary(uniqueKeysWithValues: DeviceFamily.push.map { ($0, config.pushTiming(family: $0)) })
+        #expect(timing.mapValues(\.retry.retryTimeout) == [.projectMM: 10, .httpUpload: 45, .arduinoOTA: 120, .fetchURL: 45])
+        #expect(timing.mapValues(\.deadline) == [.projectMM: 300_000, .httpUpload: 60_000, .arduinoOTA: 300_000, .fetchURL: 1_200_000])
     }
 
     @Test("bad values are errors naming the source and key, and change nothing")

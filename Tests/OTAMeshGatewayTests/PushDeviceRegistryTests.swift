@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 import GRDB
 import OTAMeshDevices
@@ -45,20 +46,20 @@ struct PushDeviceRegistryTests {
         let agent = try DeviceRegistry(path: path)
         let cli = try DeviceRegistry(path: path)
 
-        try cli.add(DeviceRecord(id: "lamp-1", family: "fetch-url", hardware: "esp32", address: "10.77.3.20:8080", firstSeen: 5, lastSeen: 0,
+        try cli.add(DeviceRecord(id: "lamp-1", family: .fetchURL, hardware: "esp32", address: "10.77.3.20:8080", firstSeen: 5, lastSeen: 0,
                                  tags: "lobby", proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/api/ota", "method": "PUT"])))
         #expect(agent.device("lamp-1") == nil)
         try agent.reloadAssignments()
         let added = try #require(agent.device("lamp-1"))
-        #expect(added.source == "manual" && added.family == "fetch-url" && added.address == "10.77.3.20:8080" && added.proxy == "http://10.77.0.1:3128")
+        #expect(added.source == "manual" && added.family == .fetchURL && added.address == "10.77.3.20:8080" && added.proxy == "http://10.77.0.1:3128")
         #expect(added.optionMap == ["path": "/api/ota", "method": "PUT"] && added.effectiveSegment == "10.77.3.0/24")
         #expect(added.options == "{\"method\":\"PUT\",\"path\":\"/api/ota\"}", "stored with sorted keys")
 
         // Redefined: new address, family, options, proxy and segment reach the agent; tags stay.
-        try cli.add(DeviceRecord(id: "lamp-1", family: "http-upload", address: "10.77.4.21", firstSeen: 6, lastSeen: 0, segment: "annex"))
+        try cli.add(DeviceRecord(id: "lamp-1", family: .httpUpload, address: "10.77.4.21", firstSeen: 6, lastSeen: 0, segment: "annex"))
         try agent.reloadAssignments()
         let changed = try #require(agent.device("lamp-1"))
-        #expect(changed.family == "http-upload" && changed.address == "10.77.4.21" && changed.proxy == nil && changed.options == nil)
+        #expect(changed.family == .httpUpload && changed.address == "10.77.4.21" && changed.proxy == nil && changed.options == nil)
         #expect(changed.segment == "annex" && changed.effectiveSegment == "annex" && changed.tags == "lobby" && changed.hardware == "esp32")
 
         // A push confirmed a version: it is flushed, and a reload does not take it back.
@@ -74,7 +75,7 @@ struct PushDeviceRegistryTests {
         #expect(agent.device("lamp-1") == nil, "removed by the CLI, gone from the agent")
 
         // A sighting not yet flushed is not dropped by a reload.
-        agent.observe(DeviceSighting(id: "ip:10.0.0.5", family: "generic", address: "10.0.0.5", answer: "no assignment"), at: 60)
+        agent.observe(DeviceSighting(id: "ip:10.0.0.5", family: .generic, address: "10.0.0.5", answer: "no assignment"), at: 60)
         try agent.reloadAssignments()
         #expect(agent.device("ip:10.0.0.5")?.source == "request")
         try agent.flush()
@@ -86,7 +87,7 @@ struct PushDeviceRegistryTests {
         let dir = try TemporaryDirectory()
         let path = dir.file("devices.sqlite")
         let agent = try DeviceRegistry(path: path)
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "discovered",
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
                                      source: "mdns", options: ["dialect": "arduino", "version_port": "8080"]), at: 10)
         // A reload before the flush must not drop what the announcement said.
         try agent.reloadAssignments()
@@ -106,16 +107,16 @@ struct PushDeviceRegistryTests {
         #expect(agent.device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
 
         // The announcement changes: what it says now replaces what it said (confirm=none gone), also on disk.
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "discovered",
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
                                      source: "mdns", options: ["dialect": "arduino", "confirm": "none"]), at: 20)
         try agent.flush()
         #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "confirm": "none", "version_port": "9090"])
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "discovered",
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
                                      source: "mdns", options: ["dialect": "arduino"]), at: 30)
         try agent.flush()
         #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
         // A device's own request (not discovery) leaves the announced options alone.
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: "arduino-ota", address: "10.77.3.9:3232", answer: "GET /"), at: 40)
+        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "GET /"), at: 40)
         try agent.flush()
         #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
     }
@@ -136,7 +137,7 @@ struct PushDeviceRegistryTests {
         let dir = try TemporaryDirectory()
         let secrets = DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: dir.path))
         try secrets.set("lamp-1", user: "ota", password: "pw-lamp-1")
-        let record = DeviceRecord(id: "lamp-1", family: "fetch-url", address: "10.77.3.20:8080", firstSeen: 1, lastSeen: 0,
+        let record = DeviceRecord(id: "lamp-1", family: .fetchURL, address: "10.77.3.20:8080", firstSeen: 1, lastSeen: 0,
                                   proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/x"]))
         let target = try PushTarget(record, secrets: secrets)
         #expect(target.host == "10.77.3.20" && target.port == 8080 && target.proxy == "http://10.77.0.1:3128" && target.options == ["path": "/x"])

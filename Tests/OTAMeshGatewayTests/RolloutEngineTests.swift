@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
 import OTAMeshDevices
@@ -82,11 +83,11 @@ struct RolloutEngineTests {
     }
 
     static func query(_ id: String, version: String = "1.0.0", address: String) -> DeviceQuery {
-        DeviceQuery(id: id, family: "generic", hardware: "esp32", version: version, address: address)
+        DeviceQuery(id: id, family: .generic, hardware: "esp32", version: version, address: address)
     }
 
     static func see(_ registry: DeviceRegistry, _ id: String, address: String) {
-        registry.observe(DeviceSighting(id: id, family: "generic", hardware: "esp32", version: "1.0.0", address: address, answer: ""), at: 1)
+        registry.observe(DeviceSighting(id: id, family: .generic, hardware: "esp32", version: "1.0.0", address: address, answer: ""), at: 1)
     }
 
     @Test("a pull device is offered the target once the plan is approved, and succeeds when it reports the new version")
@@ -238,7 +239,7 @@ struct RolloutEngineTests {
 
     /// A push family whose devices install and report what `reports` says.
     struct FakeAdapter: PushAdapter {
-        let family = "fake-push"
+        let family = DeviceFamily(rawValue: "fake-push")
         let reports: @Sendable (String) -> String
         let pushed = NIOLockedValueBox<[String]>([])
         func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
@@ -256,7 +257,7 @@ struct RolloutEngineTests {
         let adapter = FakeAdapter(reports: { $0 == "push-old" ? "1.0.0" : "2.0.0" })
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
         for id in ["push-ok", "push-old", "push-refuses"] {
-            registry.observe(DeviceSighting(id: id, family: "fake-push", hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1)
+            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "fake-push"), hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1)
         }
         let plan = site.plan(maxFailures: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -283,7 +284,7 @@ struct RolloutEngineTests {
 
     /// A push family whose pushes hold until released: to see how many run at once.
     struct HeldAdapter: PushAdapter {
-        let family = "held-push"
+        let family = DeviceFamily(rawValue: "held-push")
         /// Report the image as crossed (installing) before holding: the device "reboots".
         var crossed = false
         let running = NIOLockedValueBox<Set<String>>([])
@@ -321,7 +322,7 @@ struct RolloutEngineTests {
         let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
         for id in ids {
             let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
-            registry.observe(DeviceSighting(id: id, family: "held-push", hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
+            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
         }
         let plan = site.plan(maxFailures: 10, concurrency: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -352,7 +353,7 @@ struct RolloutEngineTests {
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
         let ids = (0..<10).map { "a\($0)" }
         for id in ids {
-            registry.observe(DeviceSighting(id: id, family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
+            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
         }
         let plan = site.plan(maxFailures: 10, concurrency: 6)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -376,9 +377,9 @@ struct RolloutEngineTests {
         let adapter = HeldAdapter()
         adapter.released.withLockedValue { $0 = true }
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
-        registry.observe(DeviceSighting(id: "blind", family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
+        registry.observe(DeviceSighting(id: "blind", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
                                         source: "mdns", options: ["confirm": "none"]), at: 1)
-        registry.observe(DeviceSighting(id: "seen", family: "held-push", hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
+        registry.observe(DeviceSighting(id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
                                         source: "mdns"), at: 1)
         let plan = site.plan(maxFailures: 10, concurrency: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -408,12 +409,12 @@ struct RolloutEngineTests {
 
     @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")
     func pushTargetPorts() throws {
-        func target(_ family: String, _ address: String, variant: String? = nil) throws -> PushTarget {
+        func target(_ family: DeviceFamily, _ address: String, variant: String? = nil) throws -> PushTarget {
             try PushTarget(DeviceRecord(id: "d", family: family, address: address, firstSeen: 0, lastSeen: 0, variant: variant))
         }
-        #expect(try target("projectmm", "10.0.0.5").port == 80)
-        #expect(try target("arduino-ota", "10.0.0.5").port == 3232)
-        #expect(try target("arduino-ota", "10.0.0.5", variant: "esp8266").port == 8266)
-        #expect(try target("arduino-ota", "10.0.0.5:3300", variant: "esp8266").port == 3300)
+        #expect(try target(.projectMM, "10.0.0.5").port == 80)
+        #expect(try target(.arduinoOTA, "10.0.0.5").port == 3232)
+        #expect(try target(.arduinoOTA, "10.0.0.5", variant: "esp8266").port == 8266)
+        #expect(try target(.arduinoOTA, "10.0.0.5:3300", variant: "esp8266").port == 3300)
     }
 }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
 import OTAMeshDevices
@@ -30,7 +31,7 @@ struct RolloutLifecycleEngineTests {
     }
 
     static func see(_ registry: DeviceRegistry, _ id: String, version: String = "1.0.0", at seconds: Double) {
-        registry.observe(DeviceSighting(id: id, family: "generic", hardware: "esp32", version: version, address: "10.0.0.\(id.count)", answer: ""), at: seconds)
+        registry.observe(DeviceSighting(id: id, family: .generic, hardware: "esp32", version: version, address: "10.0.0.\(id.count)", answer: ""), at: seconds)
     }
 
     static func facts(_ registry: DeviceRegistry) -> [DeviceFacts] {
@@ -162,7 +163,7 @@ struct RolloutLifecycleEngineTests {
         let site = try E.Site()
         let (engine, registry) = try Self.engine(site)
         Self.see(registry, "dev-1", at: 1)
-        var record = DeviceRecord(id: "dev-9", family: "generic", hardware: "esp32", version: "1.0.0", address: "10.0.1.9", firstSeen: 1, lastSeen: 600)
+        var record = DeviceRecord(id: "dev-9", family: .generic, hardware: "esp32", version: "1.0.0", address: "10.0.1.9", firstSeen: 1, lastSeen: 600)
         record.tags = "floor2"
         // As another gateway's dv/ record carries it, through encode and decode.
         let value = try #require(DeviceSummaries.encode(DeviceSummary(record)))

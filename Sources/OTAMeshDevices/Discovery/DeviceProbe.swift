@@ -72,7 +72,7 @@ public enum DeviceProbe {
     /// What the gateway learned.
     public struct Device: Sendable, Equatable {
         public var id: String
-        public var family: String
+        public var family: DeviceFamily
         /// `HOST:PORT` the adapter talks to.
         public var address: String
         public var hardware: String?
@@ -132,13 +132,13 @@ public enum DeviceProbe {
             }
             if service.txt["auth_upload"] == "yes" { note += ", password required" }
             let hardware = board.map(chip).flatMap { $0.hasPrefix("esp") ? $0 : nil } ?? service.txt["platform"].map { $0.lowercased() } ?? board.map(chip)
-            return .success(Device(id: id, family: "arduino-ota", address: address, hardware: hardware,
+            return .success(Device(id: id, family: .arduinoOTA, address: address, hardware: hardware,
                                    variant: board.flatMap(clean), version: version, options: options, note: note))
         case "_http._tcp":
             if let state = answer(answers, Request(port: service.port, path: "/api/state")),
                let status = try? ProjectMMStatus.parse(state) {
                 let variant = status.firmware
-                return .success(Device(id: id, family: "projectmm", address: service.endpoint, hardware: variant.map(chip),
+                return .success(Device(id: id, family: .projectMM, address: service.endpoint, hardware: variant.map(chip),
                                        variant: variant, version: status.version, options: [:], note: "mDNS _http._tcp, projectMM /api/state"))
             }
             let update = answers[Request(port: service.port, path: "/update")] ?? nil
@@ -148,7 +148,7 @@ public enum DeviceProbe {
                 let board = service.txt["board"] ?? service.txt["chip"]
                 var note = "mDNS _http._tcp, upload form at /update" + (guarded ? ", password required" : "")
                 if version == nil { note += ", no version at GET /version: confirm=none" }
-                return .success(Device(id: id, family: "http-upload", address: service.endpoint, hardware: board.map(chip),
+                return .success(Device(id: id, family: .httpUpload, address: service.endpoint, hardware: board.map(chip),
                                        variant: board.flatMap(clean), version: version,
                                        options: version == nil ? [unconfirmable.0: unconfirmable.1] : [:], note: note))
             }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -23,7 +24,7 @@ import Glibc
 /// ignored), and the options `dialect` (`arduino` | `esphome`), `version_port` (default 80) and
 /// `version_path` (default `/version`).
 public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
-    public let family = "arduino-ota"
+    public let family = DeviceFamily.arduinoOTA
     public var timing: ArduinoOTAPush.Timing
     public var timeouts: ArduinoOTAPush.Timeouts
     /// Per request of the version probe.

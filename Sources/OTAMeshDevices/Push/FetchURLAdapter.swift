@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -13,7 +14,7 @@ import OTAMeshRollout
 /// Confirmation: `GET version_path` on the device (on `version_port` when set): a JSON object's
 /// `version` (and `variant` or `firmware`, when present), or the first line of a plain-text body.
 public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
-    public let family = "fetch-url"
+    public let family = DeviceFamily.fetchURL
     public var timing: FetchURLPush.Timing
     /// Per request (connect + answer).
     public var requestTimeout: Duration

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -21,7 +22,7 @@ import Glibc
 /// options `dialect` (`update-server`, the default, or `elegantota3`: ElegantOTA 3's
 /// `GET /ota/start?mode=fr&hash=MD5` before `POST /ota/upload`), `upload_path` and `version_path`.
 public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
-    public let family = "http-upload"
+    public let family = DeviceFamily.httpUpload
     public var timing: HTTPUploadPush.Timing
     /// Per request (connect + answer) of the version probe; the upload gets ``uploadTimeout``.
     public var requestTimeout: Duration

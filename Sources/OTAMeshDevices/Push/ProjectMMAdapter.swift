@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -7,7 +8,7 @@ import OTAMeshRollout
 /// Pushes to projectMM devices over HTTP: the shell that runs ``ProjectMMPush``. Requests go to
 /// `http://HOST:PORT` of the target (through its HTTP proxy when it names one).
 public struct ProjectMMAdapter: PushAdapter {
-    public let family = "projectmm"
+    public let family = DeviceFamily.projectMM
     public var timing: ProjectMMPush.Timing
     /// Per request (connect + answer).
     public var requestTimeout: Duration

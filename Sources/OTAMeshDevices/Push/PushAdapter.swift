@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshRollout
 
 /// The image a push adapter sends: a verified blob of the cache, and the URL devices that fetch
@@ -30,7 +31,7 @@ public struct PushImage: Sendable, Equatable {
 /// device registry, so this module does not depend on it.
 public struct PushTarget: Sendable, Equatable {
     public var id: String
-    public var family: String
+    public var family: DeviceFamily
     public var host: String
     public var port: Int
     /// The firmware variant the registry last saw, if any.
@@ -46,7 +47,7 @@ public struct PushTarget: Sendable, Equatable {
     /// `version_port`, `dialect`, …); each adapter documents the keys it reads.
     public var options: [String: String]
 
-    public init(id: String, family: String, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil,
+    public init(id: String, family: DeviceFamily, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil,
                 credentials: PushCredentials? = nil, options: [String: String] = [:]) {
         self.id = id
         self.family = family
@@ -97,16 +98,11 @@ public struct PushFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(kind.rawValue): \(reason)" }
 }
 
-/// The push families this build has adapters for (the registry's `family` of a push device).
-public enum PushFamily {
-    public static let all = ["projectmm", "http-upload", "arduino-ota", "fetch-url"]
-}
-
 /// One device family's push protocol ("Upgrade local": the gateway plays the phone app). The
 /// rollout engine drives any registered adapter through this interface.
 public protocol PushAdapter: Sendable {
     /// The device family (the registry's `family`) this adapter serves.
-    var family: String { get }
+    var family: DeviceFamily { get }
 
     /// Sends `image` to `device` and waits until it reports the version it runs after its
     /// reboot; returns that version. Calls `progress` with `.downloading` when bytes start to

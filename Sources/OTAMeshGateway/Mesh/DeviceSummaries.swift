@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 
 /// One device as the site view shows it: what a gateway knows of it, compact enough to gossip.
@@ -5,7 +6,7 @@ import Foundation
 /// record; printing still escapes them (the CLI does).
 public struct DeviceSummary: Codable, Sendable, Equatable {
     public var id: String
-    public var family: String
+    public var family: DeviceFamily
     public var hardware: String?
     public var variant: String?
     public var version: String?
@@ -19,7 +20,7 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     /// ``DeviceSummaries/runKey``); nil from gateways that do not say.
     public var run: UInt64?
 
-    public init(id: String, family: String, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?,
+    public init(id: String, family: DeviceFamily, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?,
                 run: UInt64? = nil) {
         self.run = run
         self.id = id
@@ -36,7 +37,7 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     /// its record every second).
     public init(_ record: DeviceRecord) {
         id = record.id
-        family = Self.limit(record.family, 32) ?? "?"
+        family = DeviceFamily(rawValue: Self.limit(record.family.rawValue, 32) ?? "?")
         hardware = Self.limit(record.hardware, 48)
         variant = Self.limit(record.variant, 48)
         version = Self.limit(record.version, 64)
@@ -109,7 +110,7 @@ public enum DeviceSummaries {
                 candidate.lastAnswer = nil
                 candidate.hardware = nil
                 candidate.version = DeviceSummary.limit(candidate.version, 16)
-                candidate.family = DeviceSummary.limit(candidate.family, 16) ?? "?"
+                candidate.family = DeviceFamily(rawValue: DeviceSummary.limit(candidate.family.rawValue, 16) ?? "?")
             }
         }
         return nil
@@ -123,7 +124,7 @@ public enum DeviceSummaries {
             prefix + summary.id == key, summary.lastSeen.isFinite, summary.lastSeen >= 0
         else { return nil }
         // Bounds again: a peer may run other code, or be hostile.
-        var bounded = DeviceSummary(id: summary.id, family: DeviceSummary.limit(summary.family, 32) ?? "?",
+        var bounded = DeviceSummary(id: summary.id, family: DeviceFamily(rawValue: DeviceSummary.limit(summary.family.rawValue, 32) ?? "?"),
                                     hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
                                     version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
                                     lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
@@ -194,7 +195,7 @@ public struct SiteDevice: Codable, Sendable, Equatable {
     public var gateway: String
     /// Every gateway that knows the device, most recent sighting first.
     public var gateways: [String]
-    public var family: String
+    public var family: DeviceFamily
     public var hardware: String?
     public var variant: String?
     public var version: String?

@@ -108,7 +108,7 @@ final class RolloutMetrics: Sendable {
         }
         var counts: [[String]: Int] = [:]
         for device in devices {
-            let family = Self.label(device.family)
+            let family = Self.label(device.family.rawValue)
             var key = [family, Self.label(device.version ?? "unknown")]
             if counts[key] == nil, counts.count >= Self.maxVersionSeries { key = [family, "other"] }
             counts[key, default: 0] += 1

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
 import OTAMeshDevices
@@ -17,12 +18,12 @@ public protocol RolloutRecordStore: Sendable {
 /// A device as the device routes see it on one request.
 public struct DeviceQuery: Sendable, Equatable {
     public var id: String
-    public var family: String
+    public var family: DeviceFamily
     public var hardware: String?
     public var version: String?
     public var address: String
 
-    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String = "") {
+    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String = "") {
         self.id = id
         self.family = family
         self.hardware = hardware
@@ -63,7 +64,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     let now: @Sendable () -> Int64
     let logger: Logger
     /// Push adapters by device family, and where a verified blob lives (nil: not cached).
-    let adapters: [String: any PushAdapter]
+    let adapters: [DeviceFamily: any PushAdapter]
     let image: @Sendable (RolloutTarget) -> PushImage?
     /// Push devices' credentials (nil: none configured).
     let secrets: DeviceSecretStore?

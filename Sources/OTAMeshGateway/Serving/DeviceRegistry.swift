@@ -7,13 +7,15 @@ import OTAMeshStore
 import NIOConcurrencyHelpers
 
 /// One device as the gateway knows it.
+extension DeviceFamily: DatabaseValueConvertible {}
+
 public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, PersistableRecord {
     public static let databaseTableName = "device"
 
     /// Lower-case MAC (`aa:bb:cc:dd:ee:ff`), a path id, or `ip:ADDRESS`.
     public var id: String
-    /// `esp8266-httpupdate`, `esp32-httpupdate`, `esp-https-ota`, `esp8266-fota`, `wiphone`, `generic`.
-    public var family: String
+    /// A pull family (``DeviceFamily/pull``) or a push family (``DeviceFamily/push``).
+    public var family: DeviceFamily
     public var hardware: String?
     public var version: String?
     public var address: String
@@ -60,7 +62,7 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
 
     public var effectiveSegment: String { segment ?? Self.segment(forAddress: address) }
 
-    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String,
+    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String,
                 firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
                 tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
                 source: String? = nil, announced: String? = nil) {
@@ -119,7 +121,7 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
 /// What one request told the gateway about a device.
 public struct DeviceSighting: Sendable, Equatable {
     public var id: String
-    public var family: String
+    public var family: DeviceFamily
     public var hardware: String?
     public var version: String?
     public var address: String
@@ -133,13 +135,13 @@ public struct DeviceSighting: Sendable, Equatable {
     /// (`source` mdns) replaces them, empty or not; another leaves them unchanged when empty.
     public var options: [String: String]
 
-    public init(id: String, family: String, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
+    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
                 source: String = "request", options: [String: String] = [:]) {
         self.options = options
         self.id = id
         // Everything a device sends is bounded before it is stored (a 25,000-character version
         // must not sit in memory and on disk); the id is checked by ``isStorable``.
-        self.family = Self.bounded(family, 32)
+        self.family = DeviceFamily(rawValue: Self.bounded(family.rawValue, 32))
         self.hardware = hardware.map { Self.bounded($0, Self.maxField) }
         self.version = version.map { Self.bounded($0, Self.maxField) }
         self.address = Self.bounded(address, 64)
@@ -542,7 +544,7 @@ public final class DeviceRegistry: Sendable {
         do {
             try pool.write { db in
                 if try DeviceRecord.fetchOne(db, key: id) == nil {
-                    var fresh = DeviceRecord(id: id, family: "unknown", address: "", firstSeen: time, lastSeen: 0)
+                    var fresh = DeviceRecord(id: id, family: DeviceFamily(rawValue: "unknown"), address: "", firstSeen: time, lastSeen: 0)
                     fresh[keyPath: field] = value
                     try fresh.insert(db)
                 } else {

@@ -90,7 +90,7 @@ public enum DeviceRoutes {
         case "tuf" where rest.count == 2:
             guard let bytes = TUFMirror.file(named: rest[1], in: context.catalog.metadata) else { return plain(.notFound("metadata \(rest[1])")) }
             return plain(DeviceResponse(status: 200, headers: [("Content-Type", "application/json")], body: [.bytes(bytes)]))
-        case "wiphone" where rest.last == WiPhoneManifest.fileName && (rest.count == 2 || rest.count == 3):
+        case DeviceFamily.wiphone.rawValue where rest.last == WiPhoneManifest.fileName && (rest.count == 2 || rest.count == 3):
             let id = rest.count == 3 ? DeviceRegistry.normalizedID(rest[1]) : "ip:\(request.clientAddress)"
             return wiphone(request, id: id, context: context)
         default:
@@ -145,7 +145,7 @@ public enum DeviceRoutes {
     /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
     /// content (MD5 / SHA-256) or version differs from what the device runs.
     public static func decide(id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
-                              family: String = "generic", address: String = "", context: Context) -> Decision {
+                              family: DeviceFamily = .generic, address: String = "", context: Context) -> Decision {
         decideTarget(id: id, hardware: hardware, version: version, running: running, family: family, address: address, context: context).decision
     }
 
@@ -153,7 +153,7 @@ public enum DeviceRoutes {
     /// device decides what it is offered (and hears what came of it); manual assignments
     /// (`otamesh device assign`) apply to devices no rollout covers.
     static func decideTarget(id: String, hardware: String?, version: String?, running: RunningDigests,
-                             family: String, address: String, context: Context) -> (decision: Decision, path: String?) {
+                             family: DeviceFamily, address: String, context: Context) -> (decision: Decision, path: String?) {
         let query = DeviceQuery(id: id, family: family, hardware: hardware, version: version, address: address)
         let path: String
         var rollout: String?
@@ -199,7 +199,7 @@ public enum DeviceRoutes {
     }
 
     /// ``decide`` for a device that reports `hardware` and `version` as query parameters.
-    static func decideReported(_ request: DeviceRequest, id: String, family: String, context: Context) -> (Decision, DeviceSighting) {
+    static func decideReported(_ request: DeviceRequest, id: String, family: DeviceFamily, context: Context) -> (Decision, DeviceSighting) {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
         let decision = decide(id: id, hardware: hardware, version: version, family: family, address: request.clientAddress, context: context)
@@ -210,7 +210,7 @@ public enum DeviceRoutes {
     // MARK: Generic JSON manifest
 
     static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
-        let (decision, sighting) = decideReported(request, id: id, family: "generic", context: context)
+        let (decision, sighting) = decideReported(request, id: id, family: .generic, context: context)
         guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
         let url = targetURL(request, target) + "?device=" + PercentEncoding.encode(Substring(id))
         let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(url)),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
@@ -225,9 +225,9 @@ public enum DeviceRoutes {
     static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let (decision, path) = decideTarget(id: id, hardware: hardware, version: version, running: RunningDigests(), family: "esp-https-ota",
+        let (decision, path) = decideTarget(id: id, hardware: hardware, version: version, running: RunningDigests(), family: .espHTTPSOTA,
                                             address: request.clientAddress, context: context)
-        var sighting = DeviceSighting(id: id, family: "esp-https-ota", hardware: hardware, version: version,
+        var sighting = DeviceSighting(id: id, family: .espHTTPSOTA, hardware: hardware, version: version,
                                       address: request.clientAddress, answer: decision.answer)
         // The device reads the image's app description and decides itself, so a device already
         // running the assigned version still gets the image (it stops after the header); the
@@ -287,7 +287,7 @@ public enum DeviceRoutes {
     /// requested name is served.
     static func fota(_ request: DeviceRequest, id: String, file: String, context: Context) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        var decision = decide(id: id, hardware: nil, version: version, family: "esp8266-fota", address: request.clientAddress, context: context)
+        var decision = decide(id: id, hardware: nil, version: version, family: .esp8266FOTA, address: request.clientAddress, context: context)
         var served: (ServedTarget, ServedBlob)?
         if case .offer(let target, _) = decision {
             let base = target.path.split(separator: "/").dropLast().joined(separator: "/")
@@ -299,7 +299,7 @@ public enum DeviceRoutes {
                 decision = .nothing("assigned \(target.path) has no \(file) beside it in the cache")
             }
         }
-        let sighting = DeviceSighting(id: id, family: "esp8266-fota", version: version, address: request.clientAddress,
+        let sighting = DeviceSighting(id: id, family: .esp8266FOTA, version: version, address: request.clientAddress,
                                       answer: decision.answer)
         guard let (target, blob) = served else {
             return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting)
@@ -313,9 +313,9 @@ public enum DeviceRoutes {
 
     static func wiphone(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: nil, version: version, family: "wiphone", address: request.clientAddress, context: context)
+        let decision = decide(id: id, hardware: nil, version: version, family: .wiphone, address: request.clientAddress, context: context)
         // The phone does not say what it runs; it compares the offered version itself.
-        var sighting = DeviceSighting(id: id, family: "wiphone", version: version, address: request.clientAddress,
+        var sighting = DeviceSighting(id: id, family: .wiphone, version: version, address: request.clientAddress,
                                       answer: decision.answer)
         if case .offer(let target, _) = decision { sighting.answer = "offered \(target.path) version \(target.version ?? "?") (the phone compares)" }
         guard case .offer(let target, _) = decision, let targetVersion = target.version else {
@@ -330,8 +330,8 @@ public enum DeviceRoutes {
 /// What the Arduino cores' httpUpdate sends about the device (esp8266/Arduino
 /// ESP8266httpUpdate.cpp, espressif/arduino-esp32 HTTPUpdate.cpp; see docs/devices.md).
 struct ESPUpdateHeaders: Sendable {
-    /// `esp8266-httpupdate` or `esp32-httpupdate`.
-    let family: String
+    /// ``DeviceFamily/esp8266HTTPUpdate`` or ``DeviceFamily/esp32HTTPUpdate``.
+    let family: DeviceFamily
     let staMAC: String
     let freeSpace: Int64?
     /// Lower-case hex MD5 of the running sketch (ESP8266; ESP32 core 2.x).
@@ -348,12 +348,12 @@ struct ESPUpdateHeaders: Sendable {
         let prefix: String
         if let mac = headers["x-esp8266-sta-mac"] {
             prefix = "x-esp8266-"
-            family = "esp8266-httpupdate"
+            family = .esp8266HTTPUpdate
             staMAC = mac
             chip = "esp8266"
         } else if let mac = headers["x-esp32-sta-mac"] {
             prefix = "x-esp32-"
-            family = "esp32-httpupdate"
+            family = .esp32HTTPUpdate
             staMAC = mac
             chip = nil
         } else {

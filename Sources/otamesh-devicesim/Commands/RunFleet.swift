@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import ArgumentParser
 import NIOCore
 import NIOPosix
@@ -25,7 +26,7 @@ struct RunFleet: AsyncParsableCommand {
             told "no update"; otherwise: no device ended failed), 1 otherwise.
             """)
 
-    @Option(help: "Device family: \(Family.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.pull)).")
     var family: String
     @Option(help: "Number of devices.") var count = 1
     @Option(help: "The gateway's plain-HTTP device URL.") var gateway = "http://127.0.0.1:8070"
@@ -75,8 +76,8 @@ struct RunFleet: AsyncParsableCommand {
     @Flag(help: "Start every device at once (default: first polls spread over one interval).") var burst = false
 
     func validate() throws {
-        guard Family(rawValue: family) != nil else {
-            throw ValidationError("unknown --family '\(family)' (known: \(Family.allCases.map(\.rawValue).joined(separator: ", ")))")
+        guard let known = DeviceFamily(known: family), DeviceFamily.pull.contains(known) else {
+            throw ValidationError("unknown --family '\(family)' (known: \(DeviceFamily.names(DeviceFamily.pull)))")
         }
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard interval >= 0 else { throw ValidationError("--interval must be ≥ 0") }
@@ -89,7 +90,7 @@ struct RunFleet: AsyncParsableCommand {
         if let tlsGateway, Endpoint.parse(tlsGateway)?.isTLS != true { throw ValidationError("--tls-gateway must be an https:// URL") }
         if let macBase, DeviceIdentity.parseMAC(macBase) == nil { throw ValidationError("--mac-base must be a MAC such as AA:BB:CC:00:00:00") }
         guard FOTASlotChoice(rawValue: fotaSlot) != nil else { throw ValidationError("--fota-slot must be user1, user2 or mixed") }
-        let family = Family(rawValue: family)!
+        let family = DeviceFamily(rawValue: family)
         if family.usesTLS && !insecureHTTP {
             guard tlsGateway != nil, ca != nil else {
                 throw ValidationError("\(family.rawValue) talks HTTPS: give --tls-gateway URL and --ca FILE (or --insecure-http)")
@@ -98,7 +99,7 @@ struct RunFleet: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let family = Family(rawValue: family)!
+        let family = DeviceFamily(rawValue: family)
         var faults = FaultPlan()
         faults.dropAtByte = dropAtByte
         faults.drops = drops ?? (dropAtByte == nil ? 0 : 1)

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import Foundation
 import ArgumentParser
 import NIOPosix
@@ -41,7 +42,7 @@ struct ServeTwins: AsyncParsableCommand {
                        firmware), reboot-old, wrong-variant.
             """)
 
-    @Option(help: "Device family: projectmm, http-upload, arduino-ota, fetch-url.") var family = "projectmm"
+    @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.push)).") var family = DeviceFamily.projectMM.rawValue
     @Option(help: "Number of devices.") var count = 1
     @Option(name: .customLong("listen-base"), help: "HOST:PORT of the first device; the next ones take the following ports (port 0: any free port each).")
     var listenBase = "127.0.0.1:0"
@@ -67,23 +68,23 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "fetch-url: the command's path.") var path = "/ota"
 
     func validate() throws {
-        guard ["projectmm", "http-upload", "arduino-ota", "fetch-url"].contains(family) else {
-            throw ValidationError("serve knows --family projectmm, http-upload, arduino-ota and fetch-url")
+        guard let pushFamily = DeviceFamily(known: family), pushFamily.isPush else {
+            throw ValidationError("serve knows --family \(DeviceFamily.names(DeviceFamily.push))")
         }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
-        let known = switch family {
-        case "projectmm": ProjectMMFault.allCases.map(\.rawValue)
-        case "http-upload": HTTPUploadFault.allCases.map(\.rawValue)
-        case "fetch-url": FetchURLFault.allCases.map(\.rawValue)
+        let known = switch pushFamily {
+        case .projectMM: ProjectMMFault.allCases.map(\.rawValue)
+        case .httpUpload: HTTPUploadFault.allCases.map(\.rawValue)
+        case .fetchURL: FetchURLFault.allCases.map(\.rawValue)
         default: ArduinoOTAFault.allCases.map(\.rawValue)
         }
         guard known.contains(fail) else {
             throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
         }
-        guard HTTPUploadDialect(rawValue: dialect) != nil, dialect == "update-server" || family == "http-upload" else {
+        guard HTTPUploadDialect(rawValue: dialect) != nil, dialect == "update-server" || DeviceFamily(rawValue: family) == .httpUpload else {
             throw ValidationError("--dialect: update-server or elegantota3, for --family http-upload")
         }
-        guard family == "arduino-ota" || (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
+        guard DeviceFamily(rawValue: family) == .arduinoOTA || (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
         guard (0...65535).contains(httpBase) else { throw ValidationError("--http-base must be a port") }
         guard Self.split(listenBase) != nil else { throw ValidationError("--listen-base must be HOST:PORT") }
         guard stepMS >= 0, rebootDelayMS >= 0, rebootMS >= 0, duration > 0, timeout > 0 else {
@@ -91,7 +92,7 @@ struct ServeTwins: AsyncParsableCommand {
         }
         if let rate, rate < 1 { throw ValidationError("--rate must be ≥ 1") }
         if announce, Self.split(listenBase)?.1 == 0 { throw ValidationError("--announce needs a fixed --listen-base port") }
-        if announce, family == "arduino-ota", httpBase == 0 { throw ValidationError("--announce of arduino-ota twins needs a fixed --http-base port") }
+        if announce, DeviceFamily(rawValue: family) == .arduinoOTA, httpBase == 0 { throw ValidationError("--announce of arduino-ota twins needs a fixed --http-base port") }
     }
 
     /// The mDNS announcements of the twins (``announce``): one per device, on its own port.
@@ -99,7 +100,7 @@ struct ServeTwins: AsyncParsableCommand {
         guard announce else { return [] }
         let prefix = namePrefix ?? family
         return (0..<count).map { index in
-            if family == "arduino-ota" {
+            if DeviceFamily(rawValue: family) == .arduinoOTA {
                 // As ArduinoOTA's MDNS.enableArduino: board, tcp_check, ssh_upload, auth_upload; the
                 // twin adds the port of its /version server (real firmware that serves one would too).
                 let txt = ["board": variant, "tcp_check": "no", "ssh_upload": "no", "auth_upload": password == nil ? "no" : "yes",
@@ -107,7 +108,7 @@ struct ServeTwins: AsyncParsableCommand {
                 return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_arduino._tcp", port: UInt16(basePort + index), txt: txt)
             }
             var txt: [String: String] = [:]
-            if family == "http-upload" { txt["board"] = variant }
+            if DeviceFamily(rawValue: family) == .httpUpload { txt["board"] = variant }
             return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_http._tcp", port: UInt16(basePort + index), txt: txt)
         }
     }
@@ -133,9 +134,9 @@ struct ServeTwins: AsyncParsableCommand {
     func run() async throws {
         let (host, basePort) = Self.split(listenBase)!
         try await announcing(host: host, basePort: basePort) { [self] in
-            if family == "http-upload" { return try await runHTTPUpload(host: host, basePort: basePort) }
-            if family == "arduino-ota" { return try await runArduinoOTA(host: host, basePort: basePort) }
-            if family == "fetch-url" { return try await runFetchURL(host: host, basePort: basePort) }
+            if DeviceFamily(rawValue: family) == .httpUpload { return try await runHTTPUpload(host: host, basePort: basePort) }
+            if DeviceFamily(rawValue: family) == .arduinoOTA { return try await runArduinoOTA(host: host, basePort: basePort) }
+            if DeviceFamily(rawValue: family) == .fetchURL { return try await runFetchURL(host: host, basePort: basePort) }
             try await runProjectMM(host: host, basePort: basePort)
         }
     }

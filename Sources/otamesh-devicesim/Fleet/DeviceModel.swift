@@ -1,14 +1,10 @@
+import OTAMeshCommon
 import OTAMeshFirmware
 
-/// The device families `run` emulates.
-enum Family: String, CaseIterable, Sendable {
-    case esp8266HTTPUpdate = "esp8266-httpupdate"
-    case esp32HTTPUpdate = "esp32-httpupdate"
-    case espHTTPSOTA = "esp-https-ota"
-    case esp8266FOTA = "esp8266-fota"
-    case wiphone
-    case generic
+/// The device families `run` emulates: every pull family (``DeviceFamily/pull``).
+typealias Family = DeviceFamily
 
+extension DeviceFamily {
     /// Families whose real firmware talks HTTPS only.
     var usesTLS: Bool { self == .espHTTPSOTA || self == .wiphone }
 }

@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// Runs many emulated devices in one process: one Swift task per device, sleeping between
 /// polls (no thread per device, no busy waiting); all network I/O is SwiftNIO on a shared
 /// event loop group.
@@ -72,7 +74,7 @@ struct Fleet: Sendable {
         case .espHTTPSOTA: HTTPSOTADevice(identity: identity, settings: settings)
         case .esp8266FOTA: FOTADevice(identity: identity, settings: settings)
         case .wiphone: WiPhoneDevice(identity: identity, settings: settings)
-        case .generic: GenericDevice(identity: identity, settings: settings)
+        default: GenericDevice(identity: identity, settings: settings)  // .generic (run accepts pull families only)
         }
     }
 
