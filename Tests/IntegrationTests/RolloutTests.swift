@@ -292,6 +292,10 @@ struct RolloutTests {
         #expect(started == 0, "\(out) \(err)")
         let id = try #require(Site.id(in: out))
         #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "awaiting approval" }, "the plan reaches the other gateway")
+        // The devices ask once before the plan is approved: a plan's device set holds the devices
+        // first seen before its stage began (rollouts.md), so they belong to it whatever the
+        // moment the stage mark is written (asking only after "running" raced it).
+        _ = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 1)
         #expect(try site.rollout(["approve", id], at: site.gw2, key: "admin-b").0 == 0)
         #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "running" })
         let pending = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 3)
@@ -304,6 +308,7 @@ struct RolloutTests {
         let (unknown, _, unknownErr) = try run(["device", "accept", "24:0a:c4:73:99:99", "--data-dir", site.dir.file("d2")])
         #expect(unknown != 0 && unknownErr.contains("no device 24:0a:c4:73:99:99"), "\(unknownErr)")
         let updated = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 30)
-        #expect(updated.0 == 0, "accepted devices update: \(updated.1.suffix(800))")
+        let after = updated.0 == 0 ? "" : ((try? run(["devices", "--data-dir", site.dir.file("d2")]))?.1 ?? "") + "\n\(String(describing: site.status(id, at: site.gw2)))"
+        #expect(updated.0 == 0, "accepted devices update: \(updated.1.suffix(800))\n\(after)")
     }
 }

@@ -300,7 +300,7 @@ public struct ArduinoOTAPush: Sendable {
 
     // MARK: the image
 
-    private mutating func imageRead(_ facts: ImageFacts, now: Int64) -> [Action] {
+    mutating func imageRead(_ facts: ImageFacts, now: Int64) -> [Action] {
         self.facts = facts
         guard facts.size > 0 else { return fail(.refused, "image \(image.path) is empty") }
         if dialect == .esphome, facts.size > Int64(UInt32.max) {
@@ -321,7 +321,7 @@ public struct ArduinoOTAPush: Sendable {
     // MARK: links and retries
 
     /// Sets up the link of the dialect (again, after a backoff).
-    private mutating func link(now: Int64) -> [Action] {
+    mutating func link(now: Int64) -> [Action] {
         stage = .linking
         acknowledgements = .init()
         buffer = []
@@ -334,7 +334,7 @@ public struct ArduinoOTAPush: Sendable {
         }
     }
 
-    private mutating func retry(_ reason: String, now: Int64) -> [Action] {
+    mutating func retry(_ reason: String, now: Int64) -> [Action] {
         attempts += 1
         switch timing.networkRetry(reason, attempt: attempts, started: started, now: now, random: random) {
         case .success(let until):
@@ -346,20 +346,20 @@ public struct ArduinoOTAPush: Sendable {
         }
     }
 
-    private mutating func expect(_ deadline: Int64) -> [Action] {
+    mutating func expect(_ deadline: Int64) -> [Action] {
         stepDeadline = deadline
         return [.wait(until: deadline)]
     }
 
     // MARK: arduino
 
-    private mutating func invite(now: Int64) -> [Action] {
+    mutating func invite(now: Int64) -> [Action] {
         stage = .inviting
         let message = ArduinoOTAWire.invitation(hostPort: hostPort, size: facts?.size ?? 0, md5: facts?.md5 ?? "")
         return [.sendDatagram(message)] + expect(now + timeouts.reply)
     }
 
-    private mutating func answered(_ reply: ArduinoOTAWire.Reply, now: Int64) -> [Action] {
+    mutating func answered(_ reply: ArduinoOTAWire.Reply, now: Int64) -> [Action] {
         switch (stage, reply) {
         case (_, .ok):
             stage = .awaitingDevice
@@ -385,20 +385,20 @@ public struct ArduinoOTAPush: Sendable {
     }
 
     /// A client nonce: any 32 hex digits do (the device checks only the length).
-    private func cnonce() -> String {
+    func cnonce() -> String {
         ArduinoOTAWire.md5Hex(Array("\(facts?.md5 ?? "")\(facts?.size ?? 0)\(nonceSeed)".utf8))
     }
 
     // MARK: the image flows
 
-    private mutating func stream(now: Int64) -> [Action] {
+    mutating func stream(now: Int64) -> [Action] {
         stage = .streaming
         lastActivity = now
         allSent = false
         return [.streamImage, .wait(until: now + timeouts.stall)]
     }
 
-    private mutating func streamed(_ bytes: [UInt8], now: Int64) -> [Action] {
+    mutating func streamed(_ bytes: [UInt8], now: Int64) -> [Action] {
         switch dialect {
         case .arduino:
             acknowledgements.add(bytes)
@@ -414,7 +414,7 @@ public struct ArduinoOTAPush: Sendable {
         }
     }
 
-    private mutating func sentAll(now: Int64) -> [Action] {
+    mutating func sentAll(now: Int64) -> [Action] {
         allSent = true
         let progress = report(.downloading) + report(.installing)
         switch dialect {
@@ -430,7 +430,7 @@ public struct ArduinoOTAPush: Sendable {
 
     /// The device's error so far, as a failure: arduino's Update.printError text, or an
     /// ESPHome error code at the head of the buffer.
-    private func pendingError() -> PushFailure? {
+    func pendingError() -> PushFailure? {
         switch dialect {
         case .arduino:
             guard let text = acknowledgements.error else { return nil }
@@ -442,103 +442,20 @@ public struct ArduinoOTAPush: Sendable {
         }
     }
 
-    // MARK: esphome
-
-    private mutating func handshake(now: Int64) -> [Action] {
-        var actions: [Action] = []
-        while case .handshaking(let step) = stage, !buffer.isEmpty {
-            if step != .nonce, let failure = pendingError() { return actions + fail(failure.kind, failure.reason) }
-            guard buffer.count >= step.length else { break }
-            let answer = Array(buffer.prefix(step.length))
-            buffer.removeFirst(step.length)
-            actions += answered(step, answer, now: now)
-        }
-        return Self.lastWaitOnly(actions)
-    }
-
-    /// Several answers in one read: only the last step's wait counts.
-    static func lastWaitOnly(_ actions: [Action]) -> [Action] {
-        guard let last = actions.lastIndex(where: { if case .wait = $0 { true } else { false } }) else { return actions }
-        return actions.enumerated().filter { index, action in
-            if case .wait = action { return index == last }
-            return true
-        }.map(\.element)
-    }
-
-    private mutating func answered(_ step: ESPHomeStep, _ answer: [UInt8], now: Int64) -> [Action] {
-        typealias Code = ArduinoOTAWire.ESPHomeCode
-        func unexpected() -> [Action] {
-            fail(.refused, "unexpected answer 0x\(String(answer[0], radix: 16, uppercase: true)) to \(step.name) (not an ESPHome native OTA device?)")
-        }
-        switch step {
-        case .version:
-            guard answer[0] == Code.ok else { return unexpected() }
-            guard answer[1] == ArduinoOTAWire.esphomeVersion else {
-                return fail(.refused, "device speaks ESPHome OTA version \(answer[1]); otamesh speaks version 1")
-            }
-            stage = .handshaking(.features)
-            return [.send([0x00])] + expect(now + timeouts.reply)
-        case .features:
-            guard answer[0] == Code.headerOK else { return unexpected() }
-            stage = .handshaking(.auth)
-            return expect(now + timeouts.reply)
-        case .auth:
-            switch answer[0] {
-            case Code.authOK:
-                return sendSize(now: now)
-            case Code.requestAuth:
-                guard credentials != nil else {
-                    return fail(.refused, "authentication failed: the device wants a password and none is configured")
-                }
-                stage = .handshaking(.nonce)
-                return expect(now + timeouts.reply)
-            default:
-                return unexpected()
-            }
-        case .nonce:
-            let nonce = String(decoding: answer, as: UTF8.self)
-            guard nonce.utf8.count == 32, let credentials else { return unexpected() }
-            stage = .handshaking(.authResult)
-            return [.send(ArduinoOTAWire.esphomeAuth(password: credentials.password, nonce: nonce, cnonce: cnonce()))] + expect(now + timeouts.reply)
-        case .authResult:
-            guard answer[0] == Code.authOK else { return unexpected() }
-            return sendSize(now: now)
-        case .prepare:
-            guard answer[0] == Code.updatePrepareOK else { return unexpected() }
-            stage = .handshaking(.md5)
-            return [.send(Array((facts?.md5 ?? "").utf8))] + expect(now + timeouts.reply)
-        case .md5:
-            guard answer[0] == Code.binMD5OK else { return unexpected() }
-            return stream(now: now)
-        case .receiveOK:
-            guard answer[0] == Code.receiveOK else { return unexpected() }
-            stage = .handshaking(.endOK)
-            return expect(now + timeouts.result)
-        case .endOK:
-            guard answer[0] == Code.updateEndOK else { return unexpected() }
-            return [.send([Code.ok])] + took(now: now)
-        }
-    }
-
-    private mutating func sendSize(now: Int64) -> [Action] {
-        stage = .handshaking(.prepare)
-        return [.send(ArduinoOTAWire.esphomeSize(facts?.size ?? 0))] + expect(now + timeouts.reply)
-    }
-
     // MARK: after the transfer
 
-    private mutating func report(_ phase: DeviceOutcome.Phase) -> [Action] {
+    mutating func report(_ phase: DeviceOutcome.Phase) -> [Action] {
         reported.insert(phase.rawValue).inserted ? [.progress(phase)] : []
     }
 
     /// The device took the image and restarts: close the link, poll its version.
-    private mutating func took(now: Int64) -> [Action] {
+    mutating func took(now: Int64) -> [Action] {
         stage = .confirming
         confirmation = RebootConfirmation(expected: image.version ?? "?", before: target.version, since: now)
         return [.closeLink] + report(.downloading) + report(.installing) + [.wait(until: now + timing.pollInterval)]
     }
 
-    private mutating func confirm(_ version: String, variant: String?, now: Int64) -> [Action] {
+    mutating func confirm(_ version: String, variant: String?, now: Int64) -> [Action] {
         let verdict = confirmation?.reported(version, now: now, timing: timing)
         if case .confirmed = verdict, let variant, let deviceChip = ArduinoOTAWire.chip(ofVariant: variant),
            let imageChip = facts?.chip ?? image.variant.flatMap(ArduinoOTAWire.chip(ofVariant:)), deviceChip != imageChip {
@@ -547,7 +464,7 @@ public struct ArduinoOTAPush: Sendable {
         return judge(verdict, now: now)
     }
 
-    private mutating func judge(_ verdict: RebootConfirmation.Verdict?, now: Int64) -> [Action] {
+    mutating func judge(_ verdict: RebootConfirmation.Verdict?, now: Int64) -> [Action] {
         switch verdict {
         case .confirmed(let version)?:
             stage = .done
@@ -559,7 +476,7 @@ public struct ArduinoOTAPush: Sendable {
         }
     }
 
-    private mutating func fail(_ kind: PushFailure.Kind, _ reason: String) -> [Action] {
+    mutating func fail(_ kind: PushFailure.Kind, _ reason: String) -> [Action] {
         stage = .done
         return [.closeLink, .failed(PushFailure(kind, reason))]
     }

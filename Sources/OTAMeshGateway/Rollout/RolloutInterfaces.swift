@@ -1,0 +1,49 @@
+import OTAMeshCommon
+import OTAMeshRollout
+
+/// What the rollout engine needs from the mesh: the `ro/` records of every owner, a way to
+/// write this gateway's own, and how many members it sees alive.
+public protocol RolloutRecordStore: Sendable {
+    /// Every `ro/` record, and each one's version by "owner key".
+    func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64])
+    func putRecord(_ key: String, _ value: [UInt8]) throws
+    /// Names of the members alive in this gateway's view, itself included.
+    func aliveMembers() -> Set<String>
+}
+
+/// A device as the device routes see it on one request.
+public struct DeviceQuery: Sendable, Equatable {
+    public var id: String
+    public var family: DeviceFamily
+    public var hardware: String?
+    public var version: String?
+    public var address: String
+
+    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String = "") {
+        self.id = id
+        self.family = family
+        self.hardware = hardware
+        self.version = version
+        self.address = address
+    }
+}
+
+/// What the rollouts say about one device on one request.
+public enum RolloutAnswer: Sendable, Equatable {
+    /// Offer this target path (a new or an in-flight attempt).
+    case offer(path: String, rollout: String)
+    /// A rollout covers the device but nothing is offered now, and why.
+    case hold(String)
+    /// No rollout covers the device: manual assignments apply.
+    case none
+}
+
+/// The device side of rollouts: what the device routes ask on each request, and what they tell.
+public protocol DeviceRollouts: Sendable {
+    func answer(_ query: DeviceQuery) -> RolloutAnswer
+    /// The routes served (`upToDate: false`) or found current (`true`) the offered target.
+    func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool)
+    /// A blob body started (`completed: false`) or finished going out whole to `device` (when
+    /// the route knows it) at `address`.
+    func transfer(sha256: String, device: String?, address: String, completed: Bool)
+}
