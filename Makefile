@@ -2,7 +2,7 @@
 #   make run    installs what is missing, builds, starts a gateway on embedded defaults
 #   make test   installs what is missing, builds, runs every test
 #   make demo   (root) the three-floors staged-rollout lab, narrated, then torn down
-# Other targets: make soak (root, SOAK_MINUTES=10), make fuzz (FUZZ_SECONDS=60), make build, make release, make install, make bench, make clean.
+# Other targets: make soak (root, SOAK_MINUTES=10), make fuzz (FUZZ_SECONDS=60), make format, make lint, make build, make release, make install, make bench, make clean.
 
 SHELL := /bin/bash
 SWIFT ?= swift
@@ -17,15 +17,24 @@ PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
 PYTHON ?= python3
 
-.PHONY: run test demo soak fuzz build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
+.PHONY: run test lint format demo soak fuzz build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean
 
 run: deps build
 	@echo "starting otamesh agent (Ctrl-C stops it)"
 	@exec "$$($(SWIFT) build --show-bin-path)/otamesh" agent $(ARGS)
 
-test: deps build
+test: deps lint build
 	OTAMESH_BIN_DIR="$$($(SWIFT) build --show-bin-path)" $(SWIFT) test 2>&1 | tee .test-output.log; \
 	  exit $${PIPESTATUS[0]}
+
+# The tree is formatted by .swift-format (swift-format, part of the toolchain): `make format`
+# rewrites it, `make lint` (run by `make test`) fails on any file that is not.
+FORMATTED = Sources Tests Benchmarks Fuzz Package.swift
+lint:
+	@$(SWIFT) format lint --strict --recursive --parallel $(FORMATTED) || { echo "make lint: run 'make format'"; exit 1; }
+
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(FORMATTED)
 
 # A narrated staged rollout on three floors of emulated devices (Topologies/three-floors-rollout.yaml):
 # 1 % → 100 %, then a failing floor halts the next rollout everywhere. Root only (network

@@ -312,8 +312,11 @@ let package = Package(
         ),
         .testTarget(
             name: "OTAMeshGatewayTests",
-            dependencies: ["OTAMeshCommon", "OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer", "OTAMeshTestSupport", "CDNSSD", "CLZMA",
-                           .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "OTAMeshCommon", "OTAMeshGateway", "OTAMeshDevices", "OTAMeshRollout", "OTAMeshTrust", "OTAMeshGossip", "OTAMeshStore", "OTAMeshTransfer",
+                "OTAMeshTestSupport", "CDNSSD", "CLZMA",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

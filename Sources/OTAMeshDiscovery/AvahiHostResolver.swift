@@ -55,7 +55,11 @@ public final class AvahiHostResolver: Sendable {
         let finished = await withCheckedContinuation { (continuation: CheckedContinuation<Bool?, Never>) in
             let once = Mutex(false)
             let resume: @Sendable (Bool?) -> Void = { value in
-                if once.withLock({ let first = !$0; $0 = true; return first }) { continuation.resume(returning: value) }
+                if once.withLock({
+                    let first = !$0; $0 = true; return first
+                }) {
+                    continuation.resume(returning: value)
+                }
             }
             process.terminationHandler = { _ in resume(true) }
             do { try process.run() } catch {

@@ -16,8 +16,10 @@ public struct DiscoveryAdvert: Sendable, Equatable {
     /// IPv4/IPv6 literals this node's gossip listens on: what peers should dial.
     public var addresses: [String]
 
-    public init(nodeName: String, siteID: String, protocolVersion: Int = DiscoveryTXT.protocolVersion,
-                gossipPort: UInt16, httpPort: UInt16, addresses: [String]) {
+    public init(
+        nodeName: String, siteID: String, protocolVersion: Int = DiscoveryTXT.protocolVersion,
+        gossipPort: UInt16, httpPort: UInt16, addresses: [String]
+    ) {
         self.nodeName = nodeName
         self.siteID = siteID
         self.protocolVersion = protocolVersion

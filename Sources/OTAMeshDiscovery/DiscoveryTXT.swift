@@ -82,7 +82,9 @@ public enum DiscoveryTXT {
     /// The peer a resolved instance describes. `resolvedPort` is the SRV port (used when `gp`
     /// is absent); `hostAddresses` are addresses learned another way (none with Avahi's compat
     /// layer), dialled after the TXT ones. The node name is `id`, else the instance name.
-    public static func peer(instance: String, txt: [UInt8], resolvedPort: UInt16, hostAddresses: [String])
+    public static func peer(
+        instance: String, txt: [UInt8], resolvedPort: UInt16, hostAddresses: [String]
+    )
         -> Result<DiscoveredPeer, DiscoveryRejection>
     {
         let pairs = decode(txt)
@@ -116,8 +118,10 @@ public enum DiscoveryTXT {
         }
         guard !addresses.isEmpty else { return .failure(.noUsableAddress(advertised: pairs["addr"] ?? "")) }
 
-        return .success(DiscoveredPeer(nodeName: name, addresses: addresses, gossipPort: gossipPort, httpPort: httpPort,
-                                       protocolVersion: version, siteHash: site))
+        return .success(
+            DiscoveredPeer(
+                nodeName: name, addresses: addresses, gossipPort: gossipPort, httpPort: httpPort,
+                protocolVersion: version, siteHash: site))
     }
 
     /// 1…64 bytes of UTF-8 (the gossip wire's limit) without control characters.

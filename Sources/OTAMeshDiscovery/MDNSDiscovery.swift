@@ -30,12 +30,14 @@ public final class MDNSDiscovery: Sendable {
         if let problem = advert.problem {
             logger.error("mDNS: not advertising this node (browsing only): \(problem)")
         }
-        let announcements = advert.problem == nil
+        let announcements =
+            advert.problem == nil
             ? [ServiceAnnouncement(name: advert.instanceName, type: Self.serviceType, port: advert.gossipPort, txtRecord: DiscoveryTXT.encode(advert))]
             : []
         // Resolves stay open: a handful of gateways, each reported again when its advert changes.
-        let loop = ServiceLoop(types: [Self.serviceType], announcements: announcements, refresh: nil, logger: logger,
-                               advertising: advert.problem == nil ? advert.instanceName : nil)
+        let loop = ServiceLoop(
+            types: [Self.serviceType], announcements: announcements, refresh: nil, logger: logger,
+            advertising: advert.problem == nil ? advert.instanceName : nil)
         await ServiceLoop.onThread(named: "otamesh-mdns") { stop in
             loop.run(until: stop) { PeerFilter(advert: advert, logger: logger, onPeer: onPeer).handle }
         }
@@ -68,8 +70,9 @@ final class PeerFilter {
             if name == advert.instanceName {
                 logger.debug("mDNS: registration confirmed", metadata: ["instance": "\(name)", "type": "\(MDNSDiscovery.serviceType)"])
             } else {
-                logger.warning("mDNS: another host advertises our instance name; the daemon renamed ours",
-                               metadata: ["wanted": "\(advert.instanceName)", "instance": "\(name)"])
+                logger.warning(
+                    "mDNS: another host advertises our instance name; the daemon renamed ours",
+                    metadata: ["wanted": "\(advert.instanceName)", "instance": "\(name)"])
             }
         case .removed(_, let name):
             reported[name] = nil
@@ -82,15 +85,18 @@ final class PeerFilter {
                 rejections[name] = nil
                 guard reported[name] != peer else { return }
                 reported[name] = peer
-                logger.info("mDNS: discovered peer", metadata: [
-                    "peer": "\(peer.nodeName)", "addresses": "\(peer.addresses.joined(separator: ","))",
-                    "gossip_port": "\(peer.gossipPort)", "http_port": "\(peer.httpPort)",
-                ])
+                logger.info(
+                    "mDNS: discovered peer",
+                    metadata: [
+                        "peer": "\(peer.nodeName)", "addresses": "\(peer.addresses.joined(separator: ","))",
+                        "gossip_port": "\(peer.gossipPort)", "http_port": "\(peer.httpPort)",
+                    ])
                 onPeer(peer)
             case .failure(.ownName) where name != (registeredName ?? advert.instanceName):
                 if rejections[name] != .ownName {
-                    logger.warning("mDNS: another gateway advertises this node's name; node names must be unique",
-                                   metadata: ["instance": "\(name)", "node": "\(advert.nodeName)"])
+                    logger.warning(
+                        "mDNS: another gateway advertises this node's name; node names must be unique",
+                        metadata: ["instance": "\(name)", "node": "\(advert.nodeName)"])
                 }
                 rejections[name] = .ownName
             case .failure(let rejection):
@@ -122,8 +128,10 @@ struct MDNSAvailability: Sendable {
         if state == .unavailable {
             return Line(level: .debug, message: "mDNS still unavailable: \(reason); next try in \(delay.seconds) s")
         }
-        return Line(level: .warning, message: "mDNS unavailable: \(reason); retrying every "
-            + "\(DiscoveryBackoff.initial.seconds) s doubling to \(DiscoveryBackoff.maximum.seconds) s, static join addresses still work")
+        return Line(
+            level: .warning,
+            message: "mDNS unavailable: \(reason); retrying every "
+                + "\(DiscoveryBackoff.initial.seconds) s doubling to \(DiscoveryBackoff.maximum.seconds) s, static join addresses still work")
     }
 
     mutating func succeeded(advertising instance: String?, browsing types: String = MDNSDiscovery.serviceType) -> Line {

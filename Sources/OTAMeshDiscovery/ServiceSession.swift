@@ -100,8 +100,10 @@ final class ServiceSession {
         var reported: ResolvedService?
     }
 
-    init(types: [String], announcements: [ServiceAnnouncement], refresh: Duration?, logger: Logger,
-         onEvent: @escaping (ServiceDiscovery.Event) -> Void) {
+    init(
+        types: [String], announcements: [ServiceAnnouncement], refresh: Duration?, logger: Logger,
+        onEvent: @escaping (ServiceDiscovery.Event) -> Void
+    ) {
         self.types = types
         self.announcements = announcements
         self.refresh = refresh
@@ -114,12 +116,14 @@ final class ServiceSession {
         for announcement in announcements {
             var ref: DNSServiceRef?
             let error = announcement.txtRecord.withUnsafeBytes { raw in
-                DNSServiceRegister(&ref, 0, 0, announcement.name, announcement.type, nil, nil, announcement.port.bigEndian,
-                                   UInt16(raw.count), raw.baseAddress, { _, _, error, name, _, _, context in
-                                       guard let context else { return }
-                                       Unmanaged<ServiceSession>.fromOpaque(context).takeUnretainedValue()
-                                           .registered(error: error, name: name.map { String(cString: $0) })
-                                   }, Unmanaged.passUnretained(self).toOpaque())
+                DNSServiceRegister(
+                    &ref, 0, 0, announcement.name, announcement.type, nil, nil, announcement.port.bigEndian,
+                    UInt16(raw.count), raw.baseAddress,
+                    { _, _, error, name, _, _, context in
+                        guard let context else { return }
+                        Unmanaged<ServiceSession>.fromOpaque(context).takeUnretainedValue()
+                            .registered(error: error, name: name.map { String(cString: $0) })
+                    }, Unmanaged.passUnretained(self).toOpaque())
             }
             guard error == DNSSDError.noError, let ref else { return "DNSServiceRegister \(announcement.type): \(DNSSDError.describe(error))" }
             registrations.append(ref)
@@ -127,11 +131,13 @@ final class ServiceSession {
         for type in types {
             let context = Context(session: self, key: Key(type: type, name: ""))
             var ref: DNSServiceRef?
-            let error = DNSServiceBrowse(&ref, 0, 0, type, "local.", { _, flags, _, error, name, _, _, context in
-                guard let context else { return }
-                let browse = Unmanaged<Context>.fromOpaque(context).takeUnretainedValue()
-                browse.session.browsed(type: browse.key.type, flags: flags, error: error, name: name.map { String(cString: $0) })
-            }, Unmanaged.passUnretained(context).toOpaque())
+            let error = DNSServiceBrowse(
+                &ref, 0, 0, type, "local.",
+                { _, flags, _, error, name, _, _, context in
+                    guard let context else { return }
+                    let browse = Unmanaged<Context>.fromOpaque(context).takeUnretainedValue()
+                    browse.session.browsed(type: browse.key.type, flags: flags, error: error, name: name.map { String(cString: $0) })
+                }, Unmanaged.passUnretained(context).toOpaque())
             guard error == DNSSDError.noError, let ref else { return "DNSServiceBrowse \(type): \(DNSSDError.describe(error))" }
             browseContexts.append(context)
             browsers.append(ref)
@@ -250,12 +256,14 @@ final class ServiceSession {
             }
             let context = Context(session: self, key: key)
             var ref: DNSServiceRef?
-            let error = DNSServiceResolve(&ref, 0, 0, key.name, key.type, "local.", { _, _, _, error, _, host, port, length, txt, context in
-                guard let context else { return }
-                let resolve = Unmanaged<Context>.fromOpaque(context).takeUnretainedValue()
-                let bytes = txt.map { Array(UnsafeBufferPointer(start: $0, count: Int(length))) } ?? []
-                resolve.session.resolved(resolve, error: error, host: host.map { String(cString: $0) } ?? "", port: port, txt: bytes)
-            }, Unmanaged.passUnretained(context).toOpaque())
+            let error = DNSServiceResolve(
+                &ref, 0, 0, key.name, key.type, "local.",
+                { _, _, _, error, _, host, port, length, txt, context in
+                    guard let context else { return }
+                    let resolve = Unmanaged<Context>.fromOpaque(context).takeUnretainedValue()
+                    let bytes = txt.map { Array(UnsafeBufferPointer(start: $0, count: Int(length))) } ?? []
+                    resolve.session.resolved(resolve, error: error, host: host.map { String(cString: $0) } ?? "", port: port, txt: bytes)
+                }, Unmanaged.passUnretained(context).toOpaque())
             guard error == DNSSDError.noError, let ref else {
                 instances[key]?.resolveAt = now + Self.resolveRetry
                 continue
@@ -373,8 +381,9 @@ public final class ServiceDiscovery: Sendable {
 
     /// Runs until the task is cancelled; then withdraws the announcements.
     public func run(onEvent: @escaping @Sendable (Event) -> Void) async {
-        let loop = ServiceLoop(types: types, announcements: announcements, refresh: Self.refresh, logger: logger,
-                               advertising: announcements.isEmpty ? nil : "\(announcements.count) services")
+        let loop = ServiceLoop(
+            types: types, announcements: announcements, refresh: Self.refresh, logger: logger,
+            advertising: announcements.isEmpty ? nil : "\(announcements.count) services")
         await ServiceLoop.onThread(named: "otamesh-mdns-services") { stop in loop.run(until: stop) { onEvent } }
     }
 }

@@ -200,7 +200,8 @@ public struct ESP32AppImage: Sendable, Equatable {
                 wide ^= data.loadUnaligned(fromByteOffset: index, as: UInt64.self)
                 index += 8
             }
-            var folded = UInt8(truncatingIfNeeded: wide) ^ UInt8(truncatingIfNeeded: wide >> 8)
+            var folded =
+                UInt8(truncatingIfNeeded: wide) ^ UInt8(truncatingIfNeeded: wide >> 8)
                 ^ UInt8(truncatingIfNeeded: wide >> 16) ^ UInt8(truncatingIfNeeded: wide >> 24)
                 ^ UInt8(truncatingIfNeeded: wide >> 32) ^ UInt8(truncatingIfNeeded: wide >> 40)
                 ^ UInt8(truncatingIfNeeded: wide >> 48) ^ UInt8(truncatingIfNeeded: wide >> 56)

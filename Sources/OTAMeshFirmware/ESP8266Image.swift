@@ -55,8 +55,9 @@ public struct ESP8266Image: Sendable, Equatable {
         let sizeFreq = try reader.u8("image header")
         let entry = try reader.u32("image header")
         guard count >= 1, count <= ESP32AppImage.maxSegments else {
-            throw .invalidField(format: .esp8266, field: "segment count", value: String(count),
-                                reason: "must be 1...\(ESP32AppImage.maxSegments)")
+            throw .invalidField(
+                format: .esp8266, field: "segment count", value: String(count),
+                reason: "must be 1...\(ESP32AppImage.maxSegments)")
         }
         var segments: [ESPSegment] = []
         var checksum = ESP32AppImage.checksumSeed

@@ -131,8 +131,9 @@ public struct MCUbootImage: Sendable, Equatable {
         }
         let total = Int(try reader.u16(what))
         if let declaredSize, declaredSize != total {
-            throw .invalidField(format: .mcuboot, field: "protected TLV size", value: String(total),
-                                reason: "header says ih_protect_tlv_size \(declaredSize)")
+            throw .invalidField(
+                format: .mcuboot, field: "protected TLV size", value: String(total),
+                reason: "header says ih_protect_tlv_size \(declaredSize)")
         }
         guard total >= 4 else {
             throw .invalidField(format: .mcuboot, field: "\(what) length", value: String(total), reason: "shorter than its own header")
@@ -144,8 +145,9 @@ public struct MCUbootImage: Sendable, Equatable {
             let type = try reader.u16("TLV entry")
             let length = Int(try reader.u16("TLV entry"))
             guard reader.offset + length <= end else {
-                throw .invalidField(format: .mcuboot, field: "TLV \(hex(type)) length", value: String(length),
-                                    reason: "runs past the end of the TLV area")
+                throw .invalidField(
+                    format: .mcuboot, field: "TLV \(hex(type)) length", value: String(length),
+                    reason: "runs past the end of the TLV area")
             }
             entries.append(TLV(type: type, protected: protected, value: Array(try reader.slice(length, "TLV \(hex(type))"))))
         }

@@ -72,16 +72,20 @@ public struct WMOTAImage: Sendable, Equatable {
         let prefix = nested ? "inner " : ""
         let headerChecksum = jamCRC(bytes.prefix(60))
         if headerChecksum != storedHeaderChecksum {
-            problems.append(.checksumMismatch(format: .wmOTA, what: "\(prefix)header checksum (hd_checksum)",
-                                              stored: storedHeaderChecksum, computed: headerChecksum))
+            problems.append(
+                .checksumMismatch(
+                    format: .wmOTA, what: "\(prefix)header checksum (hd_checksum)",
+                    stored: storedHeaderChecksum, computed: headerChecksum))
         }
         let signatureBytes = attributes & 0x100 != 0 ? signatureSize : 0
         let payload = try reader.slice(imageLength, "\(prefix)payload (img_len \(imageLength))")
         try reader.skip(signatureBytes, "\(prefix)signature")
         let payloadChecksum = jamCRC(payload)
         if payloadChecksum != originalChecksum {
-            problems.append(.checksumMismatch(format: .wmOTA, what: "\(prefix)payload checksum (org_checksum)",
-                                              stored: originalChecksum, computed: payloadChecksum))
+            problems.append(
+                .checksumMismatch(
+                    format: .wmOTA, what: "\(prefix)payload checksum (org_checksum)",
+                    stored: originalChecksum, computed: payloadChecksum))
         }
 
         let gzip = attributes & 0x1_0000 != 0
@@ -113,8 +117,10 @@ public struct WMOTAImage: Sendable, Equatable {
             // Legacy W800 SDK gzip OTA: outer checksums verified; the inner image is not decoded.
             compression = .gzip
         default:
-            problems.append(.invalidField(format: .wmOTA, field: "img_attr", value: hex(attributes),
-                                          reason: "unknown compression (gzip bit \(gzip ? 1 : 0), compress_type \(compressType))"))
+            problems.append(
+                .invalidField(
+                    format: .wmOTA, field: "img_attr", value: hex(attributes),
+                    reason: "unknown compression (gzip bit \(gzip ? 1 : 0), compress_type \(compressType))"))
         }
         return WMOTAImage(
             attributes: attributes, imageAddress: imageAddress, imageLength: imageLength, headerAddress: headerAddress,

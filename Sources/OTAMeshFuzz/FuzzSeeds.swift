@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Crypto
+import OTAMeshCommon
 import OTAMeshGateway
 import OTAMeshGossip
 import OTAMeshRollout
@@ -21,20 +21,24 @@ public enum FuzzSeeds {
 
     static let plan = RolloutPlan(
         id: "r-0123456789ab",
-        target: RolloutTarget(path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32), length: 1_234_567,
-                              version: "2.0.0", hardware: "esp32"),
+        target: RolloutTarget(
+            path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32), length: 1_234_567,
+            version: "2.0.0", hardware: "esp32"),
         selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: [10, 50, 100], window: try! MaintenanceWindow(parsing: "22:00-06:00"))
 
     public static func generated() -> [String: [String: [UInt8]]] {
         let planCommand = signed(plan.command(site: "fuzz-site", issued: issued))
         let pause = signed(RolloutControl(rollout: plan.id, sequence: 2, kind: .pause, issued: issued).command(site: "fuzz-site"))
         let advance = signed(RolloutControl(rollout: plan.id, sequence: 3, kind: .advance, stage: 1, issued: issued).command(site: "fuzz-site"))
-        let credentials = try! SignedRequest.sign(with: signer, method: "POST", target: "/api/v1/rollouts", body: Array("{}".utf8),
-                                                  time: FuzzTargets.now, nonce: "00112233445566778899aabbccddeeff")
+        let credentials = try! SignedRequest.sign(
+            with: signer, method: "POST", target: "/api/v1/rollouts", body: Array("{}".utf8),
+            time: FuzzTargets.now, nonce: "00112233445566778899aabbccddeeff")
         // Regression (canonical JSON with a control character did not parse back, so such a
         // command never replicated): a control with a multi-line note.
-        let note = signed(SignedCommand(site: "fuzz-site", sequence: 4, kind: "rollout.pause",
-                                        payload: .object(["rollout": .string(plan.id), "note": .string("line 1\nline 2\u{01}")]), issued: issued))
+        let note = signed(
+            SignedCommand(
+                site: "fuzz-site", sequence: 4, kind: "rollout.pause",
+                payload: .object(["rollout": .string(plan.id), "note": .string("line 1\nline 2\u{01}")]), issued: issued))
         var signedCommand: [String: [UInt8]] = [
             "control-character": [0] + note.bytes,
             "plan": [0] + planCommand.bytes,
@@ -49,8 +53,9 @@ public enum FuzzSeeds {
         for copy in [CommandCopy(planCommand), CommandCopy(pause), CommandCopy(advance)] {
             for part in RolloutRecords.command(copy, rollout: plan.id) { lines.append((part.key, "gw-1", part.value)) }
         }
-        let outcome = DeviceOutcome(epoch: 0, phase: .succeeded, bucket: 3, gateway: "gw-1", started: FuzzTargets.now * 1000,
-                                    updated: FuzzTargets.now * 1000 + 5000, detail: "2.0.0")
+        let outcome = DeviceOutcome(
+            epoch: 0, phase: .succeeded, bucket: 3, gateway: "gw-1", started: FuzzTargets.now * 1000,
+            updated: FuzzTargets.now * 1000 + 5000, detail: "2.0.0")
         let records = [
             RolloutRecords.outcome(outcome, device: "aa:bb:cc:dd:ee:ff", rollout: plan.id),
             RolloutRecords.census([3, 12, 40], at: 1_733_000_000_000, rollout: plan.id),
@@ -71,17 +76,26 @@ public enum FuzzSeeds {
         let me = NodeAddress(name: "gw-1", ip: [127, 0, 0, 1], port: 7946)
         let peer = NodeAddress(name: "gw-2", ip: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], port: 7947)
         let member = MemberInfo(httpPort: 8070, software: "otamesh 1.0", metadataVersion: 1, keys: ["ab12"])
-        let summary = DeviceSummary(id: "aa:bb:cc:dd:ee:ff", family: DeviceFamily(rawValue: "esp-httpupdate"), hardware: "esp32", variant: "esp32", version: "1.0.0",
-                                    lastSeen: 1_795_000_000, lastAnswer: "up to date")
+        let summary = DeviceSummary(
+            id: "aa:bb:cc:dd:ee:ff", family: DeviceFamily(rawValue: "esp-httpupdate"), hardware: "esp32", variant: "esp32", version: "1.0.0",
+            lastSeen: 1_795_000_000, lastAnswer: "up to date")
         let rotation = KeyRotation(id: 7, key: Array(repeating: 9, count: 32), phase: .use, retire: ["abcd"])
-        let probe: [WireMessage] = [.ping(sequence: 1, target: peer, source: me), .pingRequest(sequence: 2, target: peer, requester: me),
-                                    .ack(sequence: 1, from: peer), .nack(sequence: 2, from: peer)]
-        let state: [WireMessage] = [.alive(node: me, incarnation: 3, metadata: member.encoded()), .suspect(node: "gw-2", incarnation: 1, from: "gw-1"),
-                                    .dead(node: "gw-3", incarnation: 9, from: "gw-1"), .digest(owner: "gw-1", version: 12),
-                                    .covered(owner: "gw-2", version: 4)]
-        let records2: [WireMessage] = [.record(key: DeviceSummaries.prefix + summary.id, owner: "gw-1", version: 5,
-                                               value: DeviceSummaries.encode(summary) ?? []),
-                                       .record(key: "keyring/rotation", owner: "gw-1", version: 6, value: rotation.encoded())]
+        let probe: [WireMessage] = [
+            .ping(sequence: 1, target: peer, source: me), .pingRequest(sequence: 2, target: peer, requester: me),
+            .ack(sequence: 1, from: peer), .nack(sequence: 2, from: peer),
+        ]
+        let state: [WireMessage] = [
+            .alive(node: me, incarnation: 3, metadata: member.encoded()), .suspect(node: "gw-2", incarnation: 1, from: "gw-1"),
+            .dead(node: "gw-3", incarnation: 9, from: "gw-1"), .digest(owner: "gw-1", version: 12),
+            .covered(owner: "gw-2", version: 4),
+        ]
+        let records2: [WireMessage] =
+            [
+                .record(
+                    key: DeviceSummaries.prefix + summary.id, owner: "gw-1", version: 5,
+                    value: DeviceSummaries.encode(summary) ?? []),
+                .record(key: "keyring/rotation", owner: "gw-1", version: 6, value: rotation.encoded()),
+            ]
             + lines.prefix(6).enumerated().map { .record(key: $1.0, owner: $1.1, version: UInt64($0 + 1), value: $1.2) }
         let gossip: [String: [UInt8]] = [
             "probe": [1] + (try! WireCodec.encode(probe)),

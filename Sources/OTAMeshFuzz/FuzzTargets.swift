@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Crypto
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshDiscovery
 import OTAMeshFirmware
@@ -88,8 +88,10 @@ public enum FuzzTargets {
         catalog.metadata = ["root.json": Array("{\"signed\":{}}".utf8), "1.root.json": Array("{}".utf8), "timestamp.json": Array("{}".utf8)]
         return catalog
     }()
-    static let assigned = ["aa:bb:cc:dd:ee:ff": "esp32/app/2.0.0.bin", "phone-1": "wiphone/2.0.0.bin", "fota-1": "esp8266/user1.bin",
-                           "ip:10.0.0.7": "wiphone/2.0.0.bin"]
+    static let assigned = [
+        "aa:bb:cc:dd:ee:ff": "esp32/app/2.0.0.bin", "phone-1": "wiphone/2.0.0.bin", "fota-1": "esp8266/user1.bin",
+        "ip:10.0.0.7": "wiphone/2.0.0.bin",
+    ]
 
     /// A device request as text: `METHOD TARGET` on the first line (a trailing ` TLS` marks
     /// HTTPS), then `name: value` header lines. The target is split and percent-decoded as the
@@ -111,9 +113,11 @@ public enum FuzzTargets {
         let (path, query) = DeviceRequest.splitTarget(target)
         let request = DeviceRequest(method: method, path: path, query: query, headers: headers, clientAddress: "10.0.0.7", isTLS: tls)
         for known in [false, true] {
-            let context = DeviceRoutes.Context(catalog: catalog, assignment: { assigned[$0] }, digests: { sha in
-                known && sha == blob.sha256 ? .init(md5: String(repeating: "cd", count: 16), appendedDigest: String(repeating: "ef", count: 32)) : nil
-            })
+            let context = DeviceRoutes.Context(
+                catalog: catalog, assignment: { assigned[$0] },
+                digests: { sha in
+                    known && sha == blob.sha256 ? .init(md5: String(repeating: "cd", count: 16), appendedDigest: String(repeating: "ef", count: 32)) : nil
+                })
             switch DeviceRoutes.handle(request, context: context) {
             case .response(let response, _):
                 _ = response.contentLength
@@ -262,8 +266,9 @@ public enum FuzzTargets {
         let parts = RolloutRecords.command(copy, rollout: "r-0123456789ab")
         if parts.count <= RolloutRecords.maxParts {
             let decoded = RolloutRecords.decode(parts.map { RolloutRecords.Entry(key: $0.key, owner: "gw-1", value: $0.value) })
-            precondition(decoded.rollouts["r-0123456789ab"]?.commands[copy.sequence]?[copy.bodyHash] == copy,
-                         "a command's rollout records do not decode back to it: \(decoded.problems)")
+            precondition(
+                decoded.rollouts["r-0123456789ab"]?.commands[copy.sequence]?[copy.bodyHash] == copy,
+                "a command's rollout records do not decode back to it: \(decoded.problems)")
         }
         var cache = VerificationCache()
         var state = RolloutState(id: command.payload["id"]?.stringValue ?? "r-0123456789ab")
@@ -278,8 +283,10 @@ public enum FuzzTargets {
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             let fields = line.split(separator: UInt8(ascii: "\t"), maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3 else { continue }
-            entries.append(.init(key: String(decoding: fields[0], as: UTF8.self), owner: String(decoding: fields[1], as: UTF8.self),
-                                 value: Array(fields[2])))
+            entries.append(
+                .init(
+                    key: String(decoding: fields[0], as: UTF8.self), owner: String(decoding: fields[1], as: UTF8.self),
+                    value: Array(fields[2])))
         }
         decodeRollouts(entries)
     }
@@ -317,8 +324,9 @@ public enum FuzzTargets {
 
     // MARK: Push devices
 
-    static let pushImage = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
-                                     url: "http://127.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
+    static let pushImage = PushImage(
+        path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
+        url: "http://127.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
     static func device(_ family: DeviceFamily) -> PushTarget {
         PushTarget(id: "d-1", family: family, host: "127.0.0.1", port: 80, variant: "esp32", version: "1.0.0")
     }

@@ -173,8 +173,9 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
         if case let .limited(retryAfter) = limiter.decision(for: client) {
             limiter.limited.increment()
             context.logger.debug("admin API: 429 \(request.method) \(request.uri.path): too many failed credentials from \(client)")
-            var response = Self.text(.tooManyRequests,
-                                     "too many failed credentials from \(client): try again in \(retryAfter) s (the admin and read-only tokens are in the gateway's DATA/keys/)")
+            var response = Self.text(
+                .tooManyRequests,
+                "too many failed credentials from \(client): try again in \(retryAfter) s (the admin and read-only tokens are in the gateway's DATA/keys/)")
             response.headers[.retryAfter] = "\(retryAfter)"
             return response
         }
@@ -198,7 +199,8 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
             context.logger.debug("admin API: 401 \(request.method) \(request.uri.path): no credential")
             return Self.unauthorized(
                 "missing bearer token or site admin signature: \(request.uri.path) needs a request signed with a site admin key (otamesh … --key FILE), "
-                    + "or `Authorization: Bearer TOKEN` with the gateway's admin token (DATA/keys/admin.token), or its read-only token (DATA/keys/read.token) for GET")
+                    + "or `Authorization: Bearer TOKEN` with the gateway's admin token (DATA/keys/admin.token), or its read-only token (DATA/keys/read.token) for GET"
+            )
         }
         switch tokens.role(of: presented) {
         case nil:
@@ -223,8 +225,9 @@ public struct AdminAuth<Context: RequestContext>: RouterMiddleware {
     }
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
-        Response(status: status, headers: [.contentType: "text/plain; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
+        Response(
+            status: status, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: message + "\n")))
     }
 }
 
@@ -236,8 +239,10 @@ public final class AuthLimiterBox: Sendable {
     let limited = Counter(label: "otamesh_admin_auth_limited_total")
 
     /// `clock`: seconds on a monotonic clock (default: the system's uptime clock).
-    public init(_ limiter: AuthFailureLimiter = AuthFailureLimiter(),
-                clock: @escaping @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }) {
+    public init(
+        _ limiter: AuthFailureLimiter = AuthFailureLimiter(),
+        clock: @escaping @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+    ) {
         state = NIOLockedValueBox(limiter)
         self.clock = clock
         // Shown at 0 from the start, so a rate over them works before the first failure.

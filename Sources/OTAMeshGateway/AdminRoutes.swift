@@ -86,8 +86,9 @@ struct AdminRoutes: Sendable {
             do {
                 return try Self.encoded(try mesh.put(key, Array(body.readableBytesView)))
             } catch let error as WireError {
-                return Response(status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
-                                body: .init(byteBuffer: ByteBuffer(string: "record \(key): \(error)\n")))
+                return Response(
+                    status: .badRequest, headers: [.contentType: "text/plain; charset=utf-8"],
+                    body: .init(byteBuffer: ByteBuffer(string: "record \(key): \(error)\n")))
             }
         }
         api.get("members") { _, _ -> Response in
@@ -97,8 +98,9 @@ struct AdminRoutes: Sendable {
     }
 
     static func gossipOff() -> Response {
-        Response(status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
-                 body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
+        Response(
+            status: .serviceUnavailable, headers: [.contentType: "text/plain; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(string: "gossip is off on this gateway (gossip.listen: off)\n")))
     }
 
     static func encoded(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {

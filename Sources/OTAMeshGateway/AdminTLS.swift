@@ -33,7 +33,8 @@ extension AgentConfiguration {
         switch adminTLS {
         case .on:
             guard hasCertificate else {
-                throw AdminListenRefused(listen: adminListen, reason: "admin.tls is on but this gateway has no certificate from the site CA at \(certificatePath): \(issue)")
+                throw AdminListenRefused(
+                    listen: adminListen, reason: "admin.tls is on but this gateway has no certificate from the site CA at \(certificatePath): \(issue)")
             }
             return .tls
         case .off:

@@ -12,8 +12,8 @@ import OTAMeshDevices
 import OTAMeshDiscovery
 import OTAMeshStore
 import OTAMeshTransfer
-import Prometheus
 import OTAMeshTrust
+import Prometheus
 import ServiceLifecycle
 
 #if canImport(Glibc)
@@ -72,14 +72,19 @@ public struct Agent: Sendable {
     /// group that stops them all if one of them (the admin listener) cannot start.
     public func run(onReady: @escaping @Sendable (Ready) -> Void) async throws {
         let fileLimit = Self.raiseFileLimit(logger: logger)
-        let limits = ConnectionLimits.derived(fileLimit: fileLimit, deviceTotal: configuration.deviceMaxConnections,
-                                              devicePerAddress: configuration.deviceMaxConnectionsPerAddress)
-        logger.debug("connection caps", metadata: [
-            "limit.files": "\(fileLimit)", "device": "\(limits.device.total) (\(limits.device.perAddress) per address)",
-            "admin": "\(limits.admin.total)", "gossip": "\(limits.gossip.total)"])
-        let gates = Gates(device: ConnectionGate(listener: "device", limits: limits.device, logger: logger),
-                      admin: ConnectionGate(listener: "admin", limits: limits.admin, logger: logger),
-                      gossip: ConnectionGate(listener: "gossip", limits: limits.gossip, logger: logger))
+        let limits = ConnectionLimits.derived(
+            fileLimit: fileLimit, deviceTotal: configuration.deviceMaxConnections,
+            devicePerAddress: configuration.deviceMaxConnectionsPerAddress)
+        logger.debug(
+            "connection caps",
+            metadata: [
+                "limit.files": "\(fileLimit)", "device": "\(limits.device.total) (\(limits.device.perAddress) per address)",
+                "admin": "\(limits.admin.total)", "gossip": "\(limits.gossip.total)",
+            ])
+        let gates = Gates(
+            device: ConnectionGate(listener: "device", limits: limits.device, logger: logger),
+            admin: ConnectionGate(listener: "admin", limits: limits.admin, logger: logger),
+            gossip: ConnectionGate(listener: "gossip", limits: limits.gossip, logger: logger))
         let startup = try AgentStartup.load(configuration, logger: logger)
         let listeners = try await bindListeners(startup, gates: gates)
         let services: [any Service]
@@ -108,8 +113,10 @@ public struct Agent: Sendable {
         // An idle admin connection is closed: without it, idle sockets piled up on this port forever.
         // Connections over the admin cap shed the oldest idle one (``ConnectionGate``); with TLS
         // the gate sits behind the TLS handler, counting each connection all the same.
-        let http1 = HTTPServerBuilder.http1(configuration: .init(additionalChannelHandlers: [ConnectionGateHandler(gate: gates.admin)],
-                                                                 idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000))))
+        let http1 = HTTPServerBuilder.http1(
+            configuration: .init(
+                additionalChannelHandlers: [ConnectionGateHandler(gate: gates.admin)],
+                idleTimeout: .milliseconds(Int64(configuration.adminIdleTimeout * 1000))))
         let server: HTTPServerBuilder
         do {
             server = try startup.adminTLS.map { try HTTPServerBuilder.tls(http1, tlsConfiguration: $0) } ?? http1
@@ -130,10 +137,12 @@ public struct Agent: Sendable {
                 let host = channel.localAddress?.ipAddress ?? "?"
                 let shown = host.contains(":") ? "[\(host)]" : host
                 AdminAddress.record(host: host, port: port, scheme: scheme, dataDirectory: dataDirectory)
-                onReady(Ready(adminURL: "\(scheme)://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
-                              blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
-                              keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated,
-                              hasTrustRoot: hasTrustRoot))
+                onReady(
+                    Ready(
+                        adminURL: "\(scheme)://\(shown):\(port)", deviceURL: deviceURL, deviceTLSURL: deviceTLSURL, dataDirectory: dataDirectory,
+                        blobCount: totals.count, cacheBytes: totals.bytes, upstream: upstream, gossip: gossip, site: site,
+                        keyringCreated: createdKeyring, rollouts: rolloutLine, tokensCreated: tokensCreated,
+                        hasTrustRoot: hasTrustRoot))
             },
             logger: logger)
         let group = ServiceGroup(
@@ -143,8 +152,9 @@ public struct Agent: Sendable {
         } catch let error as IOError where !adminStarted.withLockedValue({ $0 }) {
             // The admin listener binds inside the group: its failure ends the group (the others
             // shut down) and is reported like the other listeners'.
-            throw ListenError(key: "admin.listen", address: configuration.adminListen,
-                              reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
+            throw ListenError(
+                key: "admin.listen", address: configuration.adminListen,
+                reason: "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))")
         }
     }
 
@@ -187,20 +197,25 @@ public struct Agent: Sendable {
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
         let name = configuration.nodeName
-        let rolloutRoutes = RolloutRoutes(engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: name,
-                                          siteDevices: { [registry = startup.registry] in
-                                              SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: meshBox.withLockedValue { $0 })
-                                          })
-        let siteRoutes = SiteRoutes(registry: startup.registry, mesh: meshBox, gateway: name,
-                                    store: startup.store, tufDirectory: startup.tufDirectory)
+        let rolloutRoutes = RolloutRoutes(
+            engine: engineBox, store: startup.store, tufDirectory: startup.tufDirectory, gateway: name,
+            siteDevices: { [registry = startup.registry] in
+                SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: meshBox.withLockedValue { $0 })
+            })
+        let siteRoutes = SiteRoutes(
+            registry: startup.registry, mesh: meshBox, gateway: name,
+            store: startup.store, tufDirectory: startup.tufDirectory)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
         let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { Int64(BlobStore.wallClock()) })
-        let router = AdminRoutes(store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
-                                 signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]).router()
+        let router = AdminRoutes(
+            store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
+            signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]
+        ).router()
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
-        let deviceServer = DeviceServer(api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
-                                        idleTimeout: configuration.deviceIdleTimeout, gate: gates.device)
+        let deviceServer = DeviceServer(
+            api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
+            idleTimeout: configuration.deviceIdleTimeout, gate: gates.device)
         do {
             let plain = try await Self.listen("device.listen", configuration.deviceListen) {
                 try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
@@ -215,12 +230,14 @@ public struct Agent: Sendable {
                 listeners.deviceTLSURL = Self.url(secure, scheme: "https")
             }
             if let gossipListen = configuration.gossipListen, let keyring = startup.keyring {
-                let info = MemberInfo(httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
-                                      metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [])
+                let info = MemberInfo(
+                    httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
+                    metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [])
                 listeners.mesh = try await Self.listen("gossip.listen", gossipListen) {
-                    try await Mesh.bind(listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
-                                        keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin,
-                                        gate: gates.gossip, journalPath: "\(configuration.dataDirectory)/gossip/records.journal", logger: logger)
+                    try await Mesh.bind(
+                        listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
+                        keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin,
+                        gate: gates.gossip, journalPath: "\(configuration.dataDirectory)/gossip/records.journal", logger: logger)
                 }
             }
         } catch {
@@ -236,23 +253,28 @@ public struct Agent: Sendable {
         let tuf = startup.tufDirectory
         var services: [any Service] = []
         if let metadataURL = configuration.upstreamMetadataURL {
-            services.append(UpstreamSync(
-                metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
-                patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
+            services.append(
+                UpstreamSync(
+                    metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
+                    patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
+                    store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
         }
         let api = listeners.api
         services.append(DeviceService(api: api, channels: listeners.device, store: store, tufDirectory: tuf, logger: logger))
         if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger)) }
         guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }
-        let peerSync = configuration.upstreamMetadataURL == nil
-            ? PeerSync(tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30), logger: logger)
+        let peerSync =
+            configuration.upstreamMetadataURL == nil
+            ? PeerSync(
+                tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
+                logger: logger)
             : nil
         services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
-            let advert = DiscoveryAdvert(nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: mesh.me.port,
-                                         httpPort: UInt16(httpPort), addresses: [mesh.me.host])
+            let advert = DiscoveryAdvert(
+                nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: mesh.me.port,
+                httpPort: UInt16(httpPort), addresses: [mesh.me.host])
             services.append(DiscoveryService(discovery: MDNSDiscovery(advert: advert, logger: logger), mesh: mesh, logger: logger))
         }
         listeners.meshBox.withLockedValue { $0 = mesh }
@@ -266,16 +288,20 @@ public struct Agent: Sendable {
         let engine = RolloutEngine(
             gateway: configuration.nodeName, trust: trust, store: mesh, registry: startup.registry,
             now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
-            adapters: [ProjectMMAdapter(timing: pushTiming(.projectMM)), HTTPUploadAdapter(timing: pushTiming(.httpUpload)),
-                       ArduinoOTAAdapter(timing: pushTiming(.arduinoOTA)), FetchURLAdapter(timing: pushTiming(.fetchURL))],
+            adapters: [
+                ProjectMMAdapter(timing: pushTiming(.projectMM)), HTTPUploadAdapter(timing: pushTiming(.httpUpload)),
+                ArduinoOTAAdapter(timing: pushTiming(.arduinoOTA)), FetchURLAdapter(timing: pushTiming(.fetchURL)),
+            ],
             image: { [store] target in
                 guard let digest = try? BlobDigest(hex: target.sha256), (try? store.blob(digest)) != nil else { return nil }
-                return PushImage(path: target.path, sha256: target.sha256, length: target.length, version: target.version,
-                                 file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
-                                 variant: target.hardware)
+                return PushImage(
+                    path: target.path, sha256: target.sha256, length: target.length, version: target.version,
+                    file: store.path(ofHex: target.sha256), url: "\(deviceURL)/v1/targets/\(target.path)",
+                    variant: target.hardware)
             },
-            secrets: DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory),
-                                       allowOpenPermissions: configuration.insecurePermissions),
+            secrets: DeviceSecretStore(
+                path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory),
+                allowOpenPermissions: configuration.insecurePermissions),
             pushLimits: configuration.pushLimits, catalog: { [api] in api.catalog },
             events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
         listeners.engineBox.withLockedValue { $0 = engine }
@@ -324,8 +350,9 @@ public struct Agent: Sendable {
     static func fetcher(_ configuration: AgentConfiguration, logger: Logger, retryTimeout: Double? = nil) -> ResumableFetch {
         var policy = RetryPolicy()
         policy.retryTimeout = min(configuration.transferRetryTimeout, retryTimeout ?? .infinity)
-        return ResumableFetch(policy: policy, proxies: configuration.proxySettings(environment: ProcessInfo.processInfo.environment),
-                              logger: logger)
+        return ResumableFetch(
+            policy: policy, proxies: configuration.proxySettings(environment: ProcessInfo.processInfo.environment),
+            logger: logger)
     }
 
     static func url(_ channel: any Channel, scheme: String) -> String {

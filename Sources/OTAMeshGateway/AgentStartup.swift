@@ -57,7 +57,8 @@ struct AgentStartup {
         let registry = try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
         registry.unknownLimits = configuration.unknownDeviceLimits
         let catalog = try ServingCatalog.load(store: store, tufDirectory: tuf)
-        let tlsContext = configuration.deviceTLSListen == nil
+        let tlsContext =
+            configuration.deviceTLSListen == nil
             ? nil : try siteCA.serverContext()
         var keyring: SiteKeyringFile?
         var keyringIsNew = false
@@ -66,8 +67,9 @@ struct AgentStartup {
             (keyring, keyringIsNew) = try loadKeyring(configuration)
             siteTrust = try loadSiteTrust(configuration.siteTrustPath)
         }
-        return AgentStartup(store: store, tokens: tokens, tokensCreated: tokensCreated, tufDirectory: tuf, registry: registry, catalog: catalog,
-                            tlsContext: tlsContext, adminTLS: adminTLS, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
+        return AgentStartup(
+            store: store, tokens: tokens, tokensCreated: tokensCreated, tufDirectory: tuf, registry: registry, catalog: catalog,
+            tlsContext: tlsContext, adminTLS: adminTLS, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
     }
 
     /// The admin API's TLS configuration when it is to speak HTTPS; throws ``AdminListenRefused``
@@ -77,15 +79,17 @@ struct AgentStartup {
     static func loadAdminTLS(_ configuration: AgentConfiguration, siteCA: SiteCA, logger: Logger) throws -> TLSConfiguration? {
         let transport = try configuration.adminTransport(hasCertificate: siteCA.hasGatewayCertificate, certificatePath: siteCA.gatewayCertPath)
         if transport == .clearText, !AgentConfiguration.isLoopback(configuration.adminListen.host) {
-            logger.warning("admin API in clear text on a non-loopback address (admin.insecureClearText): its tokens cross the network readable",
-                           metadata: ["admin.listen": "\(configuration.adminListen)"])
+            logger.warning(
+                "admin API in clear text on a non-loopback address (admin.insecureClearText): its tokens cross the network readable",
+                metadata: ["admin.listen": "\(configuration.adminListen)"])
         }
         guard transport == .tls else { return nil }
         let host = configuration.adminListen.host
         let anyAddress = host == "0.0.0.0" || host == "::"
         if !anyAddress, siteCA.gatewayCertificateCovers(host) == false {
-            logger.warning("the gateway certificate does not name the admin address: clients that connect to it will refuse the certificate (otamesh keys site-ca --address \(host) … reissues it)",
-                           metadata: ["admin.listen": "\(configuration.adminListen)", "certificate": "\(siteCA.gatewayCertPath)"])
+            logger.warning(
+                "the gateway certificate does not name the admin address: clients that connect to it will refuse the certificate (otamesh keys site-ca --address \(host) … reissues it)",
+                metadata: ["admin.listen": "\(configuration.adminListen)", "certificate": "\(siteCA.gatewayCertPath)"])
         }
         return try siteCA.serverConfiguration()
     }

@@ -23,8 +23,9 @@ public enum Bundles {
         let metadataDir = "\(published)/metadata"
         let rootBytes = try DirectoryFiles(root: metadataDir).read("1.root.json", maxLength: 1 << 20)
         let persistence = MemoryPersistence(files: ["root.json": rootBytes])
-        var updater = Updater(metadata: DirectoryFiles(root: metadataDir), targets: DirectoryFiles(root: "\(published)/targets"),
-                              persistence: persistence, rootHistory: persistence, now: now)
+        var updater = Updater(
+            metadata: DirectoryFiles(root: metadataDir), targets: DirectoryFiles(root: "\(published)/targets"),
+            persistence: persistence, rootHistory: persistence, now: now)
         try await updater.refresh()
         let paths = requested.isEmpty ? (updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []) : requested
         var entries: [Tar.Entry] = []
@@ -48,9 +49,11 @@ public enum Bundles {
         var targetFiles: [String: [UInt8]] = [:]
         var paths: [String] = []
         for entry in entries {
-            if entry.path.hasPrefix("metadata/") { metadataFiles[String(entry.path.dropFirst(9))] = entry.bytes }
-            else if entry.path.hasPrefix("targets/") { targetFiles[String(entry.path.dropFirst(8))] = entry.bytes }
-            else if entry.path == "targets.list" {
+            if entry.path.hasPrefix("metadata/") {
+                metadataFiles[String(entry.path.dropFirst(9))] = entry.bytes
+            } else if entry.path.hasPrefix("targets/") {
+                targetFiles[String(entry.path.dropFirst(8))] = entry.bytes
+            } else if entry.path == "targets.list" {
                 paths = String(decoding: entry.bytes, as: UTF8.self).split(separator: "\n").map(String.init).filter { !$0.isEmpty }
             }
         }
@@ -61,8 +64,9 @@ public enum Bundles {
         let staged = MemoryPersistence(files: ["root.json": root])
         for name in ["timestamp.json", "snapshot.json", "targets.json"] { staged.files[name] = trusted.load(name) }
         let before = staged.files
-        var updater = Updater(metadata: MemoryFiles(files: metadataFiles), targets: MemoryFiles(files: targetFiles),
-                              persistence: staged, rootHistory: staged, now: now)
+        var updater = Updater(
+            metadata: MemoryFiles(files: metadataFiles), targets: MemoryFiles(files: targetFiles),
+            persistence: staged, rootHistory: staged, now: now)
         try await updater.refresh()
         var verified: [(TargetFile, [UInt8])] = []
         for path in paths {

@@ -49,7 +49,6 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
-
 /// Which devices a gateway updates (`devices.admission`).
 public enum DeviceAdmission: String, Sendable, CaseIterable {
     /// Every device that asks (the default).

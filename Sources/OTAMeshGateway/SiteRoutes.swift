@@ -29,8 +29,10 @@ struct SiteRoutes: AdminRouteSet {
     func register(on api: AdminAPIGroup) {
         api.get("devices") { _, _ -> Response in
             let meshNow = mesh.withLockedValue { $0 }
-            return try AdminRoutes.encoded(SiteDevices(gateway: gateway, site: meshNow != nil,
-                                                       devices: Self.siteDevices(gateway: gateway, registry: registry, mesh: meshNow)))
+            return try AdminRoutes.encoded(
+                SiteDevices(
+                    gateway: gateway, site: meshNow != nil,
+                    devices: Self.siteDevices(gateway: gateway, registry: registry, mesh: meshNow)))
         }
         api.post("bundles") { request, _ -> Response in
             let claimed = importing.withLockedValue { busy in
@@ -42,11 +44,13 @@ struct SiteRoutes: AdminRouteSet {
             defer { importing.withLockedValue { $0 = false } }
             let body: ByteBuffer
             do { body = try await request.body.collect(upTo: Self.maxBundleBytes) } catch is NIOTooManyBytesError {
-                return Self.text(.contentTooLarge, "bundle larger than \(Self.maxBundleBytes) bytes: import it with the agent stopped (otamesh import --data-dir DIR)")
+                return Self.text(
+                    .contentTooLarge, "bundle larger than \(Self.maxBundleBytes) bytes: import it with the agent stopped (otamesh import --data-dir DIR)")
             }
             do {
-                let report = try await Bundles.importBundle(Array(body.readableBytesView), file: "uploaded bundle", tufDirectory: tufDirectory,
-                                                            store: store, now: Int64(BlobStore.wallClock()))
+                let report = try await Bundles.importBundle(
+                    Array(body.readableBytesView), file: "uploaded bundle", tufDirectory: tufDirectory,
+                    store: store, now: Int64(BlobStore.wallClock()))
                 return try AdminRoutes.encoded(report)
             } catch let error as TrustError {
                 return Self.text(.unprocessableContent, "bundle refused: \(error)")

@@ -28,8 +28,10 @@ public struct UpstreamSync: Service {
     let failures = Counter(label: "otamesh_upstream_failures_total")
     let lastSuccess = Gauge(label: "otamesh_upstream_last_success_timestamp_seconds")
 
-    public init(metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
-                store: BlobStore, fetch: ResumableFetch = ResumableFetch(), logger: Logger) {
+    public init(
+        metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
+        store: BlobStore, fetch: ResumableFetch = ResumableFetch(), logger: Logger
+    ) {
         self.metadataURL = metadataURL
         self.targetsURL = targetsURL
         self.patterns = patterns
@@ -79,8 +81,9 @@ public struct UpstreamSync: Service {
     /// One refresh and fetch.
     public func syncOnce(now: Int64) async throws -> Report {
         let mirror = DirectoryPersistence(directory: tufDirectory)
-        var updater = Updater(metadata: HTTPFiles(baseURL: metadataURL), targets: HTTPFiles(baseURL: targetsURL),
-                              persistence: mirror, rootHistory: mirror, now: now)
+        var updater = Updater(
+            metadata: HTTPFiles(baseURL: metadataURL), targets: HTTPFiles(baseURL: targetsURL),
+            persistence: mirror, rootHistory: mirror, now: now)
         try await updater.refresh()
         let listed = updater.trusted?.targets[Role.targets]?.targets.keys.sorted() ?? []
         var report = Report()

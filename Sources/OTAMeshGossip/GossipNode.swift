@@ -35,8 +35,10 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     /// A node that joins through seeds, or one that starts from a shared converged view of the
     /// cluster (see ``SWIM/init(me:metadata:settings:random:membership:)``).
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
-                membership: SWIMMembership? = nil) {
+    public init(
+        me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+        membership: SWIMMembership? = nil
+    ) {
         swim = SWIM(me: me, metadata: metadata, settings: settings, random: random, membership: membership)
         records = ReplicatedRecords(owner: me.name)
     }
@@ -95,8 +97,9 @@ public struct GossipNode<Random: RandomNumberGenerator & Sendable>: Sendable {
     public mutating func gossipNow() -> [SWIM<Random>.Outbound] { swim.gossip() }
 
     mutating func spread(_ record: ReplicatedRecords.Record) {
-        swim.publish(.record(key: record.key, owner: record.owner, version: record.version, value: record.value),
-                     subject: "record \(record.owner) \(record.key)")
+        swim.publish(
+            .record(key: record.key, owner: record.owner, version: record.version, value: record.value),
+            subject: "record \(record.owner) \(record.key)")
     }
 
     // MARK: Push-pull

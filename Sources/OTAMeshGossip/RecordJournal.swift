@@ -55,11 +55,13 @@ public enum RecordJournal {
         var newest: [String: ReplicatedRecords.Record] = [:]
         var entries = 0
         func loaded(_ valid: Int, _ problem: String?, torn: Bool = false) -> Loaded {
-            Loaded(records: newest.values.sorted { ($0.owner, $0.key) < ($1.owner, $1.key) }, entries: entries, validLength: valid, problem: problem,
-                   tornTail: torn)
+            Loaded(
+                records: newest.values.sorted { ($0.owner, $0.key) < ($1.owner, $1.key) }, entries: entries, validLength: valid, problem: problem,
+                tornTail: torn)
         }
         guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else {
-            return loaded(0, bytes.isEmpty ? nil : "offset 0: not an otamesh records journal (no '\(String(decoding: magic.dropLast(), as: UTF8.self))' header)")
+            return loaded(
+                0, bytes.isEmpty ? nil : "offset 0: not an otamesh records journal (no '\(String(decoding: magic.dropLast(), as: UTF8.self))' header)")
         }
         var offset = magic.count
         while offset < bytes.count {

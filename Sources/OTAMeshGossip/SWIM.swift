@@ -73,8 +73,10 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     /// starts from that shared view of the cluster. If the view lists this node it is taken as
     /// converged: this node keeps the listed incarnation and announces nothing (unless its
     /// metadata differs), as if it had been a member all along.
-    public init(me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
-                membership: SWIMMembership? = nil) {
+    public init(
+        me: NodeAddress, metadata: [UInt8] = [], settings: SWIMSettings = SWIMSettings(), random: Random,
+        membership: SWIMMembership? = nil
+    ) {
         self.me = me
         self.metadata = metadata
         self.settings = settings
@@ -109,8 +111,12 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
     public mutating func join(_ seeds: [NodeAddress], now: Double) -> [Outbound] {
         seeds.filter { $0.name != me.name }.map { seed in
             sequence &+= 1
-            return Outbound(to: seed, messages: [.ping(sequence: sequence, target: seed, source: me),
-                                                 .alive(node: me, incarnation: incarnation, metadata: metadata)])
+            return Outbound(
+                to: seed,
+                messages: [
+                    .ping(sequence: sequence, target: seed, source: me),
+                    .alive(node: me, incarnation: incarnation, metadata: metadata),
+                ])
         }
     }
 
@@ -428,13 +434,14 @@ public struct SWIM<Random: RandomNumberGenerator & Sendable>: Sendable {
 
     /// This node's view for a full-state exchange: itself and every member it knows.
     public func stateMessages() -> [WireMessage] {
-        [.alive(node: me, incarnation: incarnation, metadata: metadata)] + others.map { member in
-            switch member.status {
-            case .alive: .alive(node: member.address, incarnation: member.incarnation, metadata: member.metadata)
-            case .suspect: .suspect(node: member.address.name, incarnation: member.incarnation, from: me.name)
-            case .dead: .dead(node: member.address.name, incarnation: member.incarnation, from: member.left ? member.address.name : me.name)
+        [.alive(node: me, incarnation: incarnation, metadata: metadata)]
+            + others.map { member in
+                switch member.status {
+                case .alive: .alive(node: member.address, incarnation: member.incarnation, metadata: member.metadata)
+                case .suspect: .suspect(node: member.address.name, incarnation: member.incarnation, from: me.name)
+                case .dead: .dead(node: member.address.name, incarnation: member.incarnation, from: member.left ? member.address.name : me.name)
+                }
             }
-        }
     }
 
     /// Merges a peer's full state. As in memberlist, a remote "dead" only makes the member

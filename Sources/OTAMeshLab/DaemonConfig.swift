@@ -10,8 +10,10 @@ public enum DaemonConfig {
     /// service activation), resolves the relative `system.d` include, and drops the legacy and
     /// local includes, which could add listeners of their own. Service policies (avahi's) stay.
     public static func dbus(adapting system: String, socket: String) -> String {
-        let dropped = ["<user>", "<fork/>", "<standard_system_servicedirs/>", "<servicehelper>", "<pidfile>", "<syslog/>",
-                       "/etc/dbus-1/system.conf", "system-local.conf", "if_selinux_enabled", "<servicedir>"]
+        let dropped = [
+            "<user>", "<fork/>", "<standard_system_servicedirs/>", "<servicehelper>", "<pidfile>", "<syslog/>",
+            "/etc/dbus-1/system.conf", "system-local.conf", "if_selinux_enabled", "<servicedir>",
+        ]
         var lines: [String] = []
         var listening = false
         for line in system.split(separator: "\n", omittingEmptySubsequences: false).map(String.init) {
@@ -21,8 +23,10 @@ public enum DaemonConfig {
                 listening = true
                 continue
             }
-            lines.append(line.replacingOccurrences(of: "<includedir>system.d</includedir>",
-                                                   with: "<includedir>/usr/share/dbus-1/system.d</includedir>"))
+            lines.append(
+                line.replacingOccurrences(
+                    of: "<includedir>system.d</includedir>",
+                    with: "<includedir>/usr/share/dbus-1/system.d</includedir>"))
         }
         if !listening, let end = lines.lastIndex(where: { $0.contains("</busconfig>") }) {
             lines.insert("  <listen>unix:path=\(socket)</listen>", at: end)

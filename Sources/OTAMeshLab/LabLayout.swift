@@ -104,8 +104,9 @@ public struct LabLayout: Sendable, Equatable {
                 address = explicit
             } else {
                 guard let assigned = net.subnet.host(number) else {
-                    throw TopologyError(file: topology.source, key: key,
-                                        reason: "host .\(number) does not fit in \(network) (\(net.subnet)); give an explicit address")
+                    throw TopologyError(
+                        file: topology.source, key: key,
+                        reason: "host .\(number) does not fit in \(network) (\(net.subnet)); give an explicit address")
                 }
                 address = assigned
             }
@@ -119,8 +120,9 @@ public struct LabLayout: Sendable, Equatable {
         }
 
         if let origin = topology.origin {
-            let attachment = try attach(origin.network, hostIndex: 0, explicit: origin.address, number: Self.originHost,
-                                        owner: "the origin", key: origin.address == nil ? "origin" : "origin.address")
+            let attachment = try attach(
+                origin.network, hostIndex: 0, explicit: origin.address, number: Self.originHost,
+                owner: "the origin", key: origin.address == nil ? "origin" : "origin.address")
             self.origin = Host(role: .origin, label: "origin", namespace: prefix + "or", index: 0, attachments: [attachment])
         } else {
             origin = nil
@@ -130,13 +132,16 @@ public struct LabLayout: Sendable, Equatable {
             var attachments: [Attachment] = []
             for network in gateway.networks {
                 let explicit = gateway.addresses[network]
-                attachments.append(try attach(
-                    network, hostIndex: index + 1, explicit: explicit, number: Self.firstGatewayHost + index,
-                    owner: "gateway \(gateway.name)",
-                    key: explicit == nil ? "gateways.\(gateway.name)" : "gateways.\(gateway.name).address.\(network)"))
+                attachments.append(
+                    try attach(
+                        network, hostIndex: index + 1, explicit: explicit, number: Self.firstGatewayHost + index,
+                        owner: "gateway \(gateway.name)",
+                        key: explicit == nil ? "gateways.\(gateway.name)" : "gateways.\(gateway.name).address.\(network)"))
             }
-            gateways.append(Host(role: .gateway(gateway.name), label: gateway.name, namespace: prefix + "g\(index + 1)",
-                                 index: index + 1, attachments: attachments))
+            gateways.append(
+                Host(
+                    role: .gateway(gateway.name), label: gateway.name, namespace: prefix + "g\(index + 1)",
+                    index: index + 1, attachments: attachments))
         }
         self.gateways = gateways
         var deviceHosts: [Host] = []
@@ -144,10 +149,13 @@ public struct LabLayout: Sendable, Equatable {
         for network in segments {
             let hostIndex = topology.gateways.count + 1 + deviceHosts.count
             let key = "devices[\(topology.devices.firstIndex { $0.network == network } ?? 0)]"
-            let attachment = try attach(network, hostIndex: hostIndex, explicit: nil, number: Self.deviceHost,
-                                        owner: "the devices", key: key)
-            deviceHosts.append(Host(role: .devices(network: network), label: "devices-\(network)",
-                                    namespace: prefix + "d\(networkIndex[network] ?? 0)", index: hostIndex, attachments: [attachment]))
+            let attachment = try attach(
+                network, hostIndex: hostIndex, explicit: nil, number: Self.deviceHost,
+                owner: "the devices", key: key)
+            deviceHosts.append(
+                Host(
+                    role: .devices(network: network), label: "devices-\(network)",
+                    namespace: prefix + "d\(networkIndex[network] ?? 0)", index: hostIndex, attachments: [attachment]))
         }
         self.deviceHosts = deviceHosts
         for namespace in [switchNamespace] + hosts.map(\.namespace) where namespace.count > 15 {

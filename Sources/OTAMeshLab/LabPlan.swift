@@ -51,8 +51,11 @@ public struct LabPlan: Sendable {
         let sw = layout.switchNamespace
         for namespace in layout.namespaces {
             commands.append(Invocation(["ip", "netns", "add", namespace]))
-            commands.append(Invocation(["ip", "netns", "exec", namespace, "sysctl", "-q", "-w",
-                                        "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]))
+            commands.append(
+                Invocation([
+                    "ip", "netns", "exec", namespace, "sysctl", "-q", "-w",
+                    "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1",
+                ]))
             commands.append(Invocation(["ip", "-n", namespace, "link", "set", "lo", "up"]))
         }
         for (_, bridge) in layout.bridges {
@@ -61,12 +64,18 @@ public struct LabPlan: Sendable {
         }
         for host in layout.hosts {
             for attachment in host.attachments {
-                commands.append(Invocation(["ip", "-n", sw, "link", "add", attachment.port, "type", "veth",
-                                            "peer", "name", attachment.interface, "netns", host.namespace]))
+                commands.append(
+                    Invocation([
+                        "ip", "-n", sw, "link", "add", attachment.port, "type", "veth",
+                        "peer", "name", attachment.interface, "netns", host.namespace,
+                    ]))
                 commands.append(Invocation(["ip", "-n", sw, "link", "set", attachment.port, "master", attachment.bridge]))
                 commands.append(Invocation(["ip", "-n", sw, "link", "set", attachment.port, "up"]))
-                commands.append(Invocation(["ip", "-n", host.namespace, "addr", "add",
-                                            "\(attachment.address)/\(attachment.prefixLength)", "dev", attachment.interface]))
+                commands.append(
+                    Invocation([
+                        "ip", "-n", host.namespace, "addr", "add",
+                        "\(attachment.address)/\(attachment.prefixLength)", "dev", attachment.interface,
+                    ]))
                 commands.append(Invocation(["ip", "-n", host.namespace, "link", "set", attachment.interface, "up"]))
             }
         }
@@ -112,14 +121,19 @@ public struct LabPlan: Sendable {
         case .fallback:
             for port in ports {
                 if let rate = shape.rate {
-                    commands.append(Invocation(["tc", "-n", sw, "qdisc", "replace", "dev", port, "root", "tbf",
-                                                "rate", rate.description, "burst", "\(Self.burstBytes(rate))", "latency", "100ms"]))
+                    commands.append(
+                        Invocation([
+                            "tc", "-n", sw, "qdisc", "replace", "dev", port, "root", "tbf",
+                            "rate", rate.description, "burst", "\(Self.burstBytes(rate))", "latency", "100ms",
+                        ]))
                 } else {
                     commands.append(Invocation(["tc", "-n", sw, "qdisc", "del", "dev", port, "root"], mayFail: true))
                 }
             }
-            commands.append(Invocation(["ip", "netns", "exec", sw, "nft", "-f", "-"],
-                                       stdin: lossRuleset(network, percent: shape.lossPercent ?? 0, ports: ports)))
+            commands.append(
+                Invocation(
+                    ["ip", "netns", "exec", sw, "nft", "-f", "-"],
+                    stdin: lossRuleset(network, percent: shape.lossPercent ?? 0, ports: ports)))
         }
         return commands
     }
@@ -186,7 +200,8 @@ public struct LabPlan: Sendable {
     public var heal: [Invocation] { layout.gateways.map { healing($0.namespace) } }
 
     private func healing(_ namespace: String) -> Invocation {
-        Invocation(["ip", "netns", "exec", namespace, "nft", "-f", "-"],
-                   stdin: "table \(Self.partitionTable) {}\ndelete table \(Self.partitionTable)\n")
+        Invocation(
+            ["ip", "netns", "exec", namespace, "nft", "-f", "-"],
+            stdin: "table \(Self.partitionTable) {}\ndelete table \(Self.partitionTable)\n")
     }
 }

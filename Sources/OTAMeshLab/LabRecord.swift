@@ -38,7 +38,8 @@ public struct LabRecord: Codable, Sendable, Equatable {
     /// Whether the recorded runner still runs (an otamesh process, not a recycled pid).
     public var runnerIsAlive: Bool {
         guard runner > 0, runner != getpid(), kill(runner, 0) == 0,
-              let cmdline = FileManager.default.contents(atPath: "/proc/\(runner)/cmdline") else { return false }
+            let cmdline = FileManager.default.contents(atPath: "/proc/\(runner)/cmdline")
+        else { return false }
         return String(decoding: cmdline, as: UTF8.self).contains("otamesh")
     }
 }
@@ -103,8 +104,10 @@ public enum LabCleanup {
     /// Stops recorded runners that still run (they tear down themselves), then kills whatever
     /// runs in the remaining namespaces starting with `prefix` or listed in a record, deletes
     /// those namespaces and the records.
-    public static func down(prefix: String, stateRoots: [String], shell: Shell = Shell(),
-                            output: (String) -> Void) -> Summary {
+    public static func down(
+        prefix: String, stateRoots: [String], shell: Shell = Shell(),
+        output: (String) -> Void
+    ) -> Summary {
         let cleaner = NamespaceCleaner(shell: shell)
         var recorded: [String] = []
         var stopped = 0

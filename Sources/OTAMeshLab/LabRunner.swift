@@ -60,8 +60,10 @@ public final class LabRunner {
     /// The progress line last printed per rollout (narration prints a line only when it changed).
     var progressPrinted: [String: String] = [:]
 
-    public init(topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
-                print: @escaping (String) -> Void) throws(LabError) {
+    public init(
+        topology: Topology, binaries: LabBinaries, options: LabOptions, stop: StopSignal,
+        print: @escaping (String) -> Void
+    ) throws(LabError) {
         do { plan = try LabPlan(topology) } catch { throw LabError.topology(error) }
         paths = LabPaths(root: options.stateRoot)
         launches = Launches(plan: plan, paths: paths, binaries: binaries, mesh: options.mesh)
@@ -264,8 +266,9 @@ public final class LabRunner {
             let upstream = topology.gateway(named: host.label)?.upstream == true ? "  upstream" : ""
             lines.append("  \(host.label)  \(host.namespace)  \(addresses)\(upstream)")
             if let first = host.attachments.first {
-                lines.append("      devices http://\(first.address):\(GatewayPorts.device)  admin \(GatewayPorts.adminURL) "
-                             + "(ip netns exec \(host.namespace) curl -s \(GatewayPorts.adminURL)/healthz)")
+                lines.append(
+                    "      devices http://\(first.address):\(GatewayPorts.device)  admin \(GatewayPorts.adminURL) "
+                        + "(ip netns exec \(host.namespace) curl -s \(GatewayPorts.adminURL)/healthz)")
             }
         }
         for host in layout.deviceHosts {

@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Foundation
+import OTAMeshCommon
 
 /// A long-running process of the lab: started inside its namespace as a supervised child of the
 /// runner, output appended to a log file in the state directory.
@@ -74,8 +74,12 @@ public struct Launches: Sendable {
         var commands = LabAdmin.allCases.map { admin in
             Invocation([binaries.otamesh, "keys", "generate", "--name", admin.rawValue, "--dir", paths.admin])
         }
-        commands.append(Invocation([binaries.otamesh, "keys", "site-trust", "--site", site, "--threshold", "\(LabAdmin.threshold)",
-                                    "-o", paths.siteTrust] + LabAdmin.trusted.map(paths.adminPublicKey)))
+        commands.append(
+            Invocation(
+                [
+                    binaries.otamesh, "keys", "site-trust", "--site", site, "--threshold", "\(LabAdmin.threshold)",
+                    "-o", paths.siteTrust,
+                ] + LabAdmin.trusted.map(paths.adminPublicKey)))
         return commands
     }
 
@@ -83,7 +87,8 @@ public struct Launches: Sendable {
     /// its admin token file and (unless unsigned) an admin's key file.
     public func rolloutCommand(_ arguments: [String], at gateway: String, signer: LabAdmin?, unsigned: Bool = false) -> Invocation? {
         guard let host = layout.gateway(gateway) else { return nil }
-        var argv = ["ip", "netns", "exec", host.namespace, binaries.otamesh, "rollout"] + arguments
+        var argv =
+            ["ip", "netns", "exec", host.namespace, binaries.otamesh, "rollout"] + arguments
             + ["--admin", GatewayPorts.adminURL, "--token-file", paths.adminToken(gateway)]
         if unsigned {
             argv.append("--unsigned")
@@ -107,11 +112,19 @@ public struct Launches: Sendable {
                 image = file.hasPrefix("/") ? file : "\(topology.baseDirectory)/\(file)"
             case .made(let chip, let version, let size):
                 image = "\(paths.originImages)/\(index)-\(chip)-\(version).bin"
-                commands.append(Invocation(exec + [binaries.devicesim, "make-image", "--chip", chip, "--version", version, "--size", "\(size)",
-                                                   "--seed", "\(index + 1)", "-o", image]))
+                commands.append(
+                    Invocation(
+                        exec + [
+                            binaries.devicesim, "make-image", "--chip", chip, "--version", version, "--size", "\(size)",
+                            "--seed", "\(index + 1)", "-o", image,
+                        ]))
             }
-            commands.append(Invocation(exec + [binaries.otamesh, "release", "add", "--repo", paths.originRepository,
-                                               "--path", release.path, image]))
+            commands.append(
+                Invocation(
+                    exec + [
+                        binaries.otamesh, "release", "add", "--repo", paths.originRepository,
+                        "--path", release.path, image,
+                    ]))
         }
         commands.append(Invocation(exec + [binaries.otamesh, "release", "publish", "--repo", paths.originRepository, paths.originSite]))
         return commands
@@ -163,12 +176,15 @@ public struct Launches: Sendable {
     /// is the gateway's own directory, so daemons in different namespaces never collide.
     public func avahi(_ gateway: String) -> Launch? {
         guard let host = mdnsHost(gateway) else { return nil }
-        let script = "mkdir -p /run/avahi-daemon && mount --bind \"$1\" /run/avahi-daemon && "
+        let script =
+            "mkdir -p /run/avahi-daemon && mount --bind \"$1\" /run/avahi-daemon && "
             + "exec avahi-daemon -f \"$2\" --no-drop-root --no-chroot --no-rlimits"
         return Launch(
             label: "\(gateway).avahi", namespace: host.namespace, environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(gateway))"],
-            argv: ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "avahi-lab",
-                   paths.avahiRuntime(gateway), paths.avahiConfig(gateway)],
+            argv: [
+                "unshare", "--mount", "--propagation", "private", "sh", "-c", script, "avahi-lab",
+                paths.avahiRuntime(gateway), paths.avahiConfig(gateway),
+            ],
             log: paths.log("\(gateway).avahi"), ready: .logContains("Server startup complete"))
     }
 
@@ -196,15 +212,19 @@ public struct Launches: Sendable {
             "--device-tls-listen", "off",
         ]
         if mesh {
-            arguments += ["--gossip-listen", "0.0.0.0:\(GatewayPorts.gossip)", "--gossip-advertise", "\(advertise)",
-                          "--site-keyring", paths.keyring, "--discovery", "mdns"]
+            arguments += [
+                "--gossip-listen", "0.0.0.0:\(GatewayPorts.gossip)", "--gossip-advertise", "\(advertise)",
+                "--site-keyring", paths.keyring, "--discovery", "mdns",
+            ]
             for peer in gateway.join {
                 if let address = layout.address(of: peer, from: name) { arguments += ["--join", "\(address):\(GatewayPorts.gossip)"] }
             }
         }
         if gateway.upstream, let origin = originURL {
-            arguments += ["--upstream-metadata-url", "\(origin)/metadata", "--upstream-targets-url", "\(origin)/targets",
-                          "--upstream-interval", "2s"]
+            arguments += [
+                "--upstream-metadata-url", "\(origin)/metadata", "--upstream-targets-url", "\(origin)/targets",
+                "--upstream-interval", "2s",
+            ]
         }
         if topology.origin != nil { arguments += ["--trust-root", paths.trustRoot] }
         // Rollouts need gossip and the site trust (the lab's admins).
@@ -223,30 +243,37 @@ public struct Launches: Sendable {
     /// for a week (the lab ends it sooner). MACs are locally administered and unique per group.
     public func devices(_ group: DeviceGroup) -> Launch? {
         guard let host = layout.deviceHost(on: group.network), let url = deviceURL(group.gateway, on: group.network),
-              let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return nil }
+            let index = topology.devices.firstIndex(where: { $0.name == group.name })
+        else { return nil }
         if group.isPush, let address = host.attachments.first?.address {
             // Twins on their own ports, announced through the device host's avahi-daemon.
-            var argv = [binaries.devicesim, "serve", "--family", group.family.rawValue, "--count", "\(group.count)",
-                        "--listen-base", "\(address):\(Self.pushBasePort(group: index))", "--duration", "604800",
-                        "--announce", "--name-prefix", group.name, "--variant", group.variant ?? "esp32",
-                        "--step-ms", "100", "--reboot-delay-ms", "200", "--reboot-ms", "1000"]
+            var argv = [
+                binaries.devicesim, "serve", "--family", group.family.rawValue, "--count", "\(group.count)",
+                "--listen-base", "\(address):\(Self.pushBasePort(group: index))", "--duration", "604800",
+                "--announce", "--name-prefix", group.name, "--variant", group.variant ?? "esp32",
+                "--step-ms", "100", "--reboot-delay-ms", "200", "--reboot-ms", "1000",
+            ]
             if let version = group.version { argv += ["--version", version] }
             if let fail = group.fail { argv += ["--fail", fail] }
             // ArduinoOTA twins serve /version on a second port per device, announced as TXT http_port.
             if group.family == .arduinoOTA { argv += ["--http-base", "\(Self.pushBasePort(group: index) + 500)"] }
-            return Launch(label: "dev-\(group.name)", namespace: host.namespace,
-                          environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(host.label))", "AVAHI_COMPAT_NOWARN=1"], argv: argv,
-                          log: paths.log("dev-\(group.name)"), ready: .logContains("\"listening\""))
+            return Launch(
+                label: "dev-\(group.name)", namespace: host.namespace,
+                environment: ["DBUS_SYSTEM_BUS_ADDRESS=\(paths.busAddress(host.label))", "AVAHI_COMPAT_NOWARN=1"], argv: argv,
+                log: paths.log("dev-\(group.name)"), ready: .logContains("\"listening\""))
         }
-        var argv = [binaries.devicesim, "run", "--family", group.family.rawValue, "--count", "\(group.count)", "--gateway", url,
-                    "--mac-base", Self.macBase(group: index), "--interval", "\(group.interval)", "--deadline", "604800",
-                    "--seed", "\(index + 1)"]
+        var argv = [
+            binaries.devicesim, "run", "--family", group.family.rawValue, "--count", "\(group.count)", "--gateway", url,
+            "--mac-base", Self.macBase(group: index), "--interval", "\(group.interval)", "--deadline", "604800",
+            "--seed", "\(index + 1)",
+        ]
         if let version = group.version { argv += ["--version", version] }
         if let hardware = group.hardware { argv += ["--hardware", hardware] }
         argv += group.faults.map(\.flag)
         if DeviceGroup.tlsFamilies.contains(group.family) { argv.append("--insecure-http") }
-        return Launch(label: "dev-\(group.name)", namespace: host.namespace, environment: [], argv: argv,
-                      log: paths.log("dev-\(group.name)"), ready: .immediately)
+        return Launch(
+            label: "dev-\(group.name)", namespace: host.namespace, environment: [], argv: argv,
+            log: paths.log("dev-\(group.name)"), ready: .immediately)
     }
 
     /// Push twins of group `index` listen from this port up (groups ≤ 1000 devices; arduino-ota

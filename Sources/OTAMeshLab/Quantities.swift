@@ -32,7 +32,8 @@ public struct IPv4Subnet: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let address = IPv4Address(String(parts[0])), let length = Int(parts[1]),
-              (8...30).contains(length) else { return nil }
+            (8...30).contains(length)
+        else { return nil }
         let mask = Self.mask(length)
         guard address.value & ~mask == 0 else { return nil }
         network = address
@@ -81,7 +82,8 @@ public struct LinkRate: Sendable, Hashable, CustomStringConvertible {
         let units: [(String, Double)] = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1)]
         let lower = text.lowercased()
         guard let (unit, scale) = units.first(where: { lower.hasSuffix($0.0) }),
-              let number = Double(lower.dropLast(unit.count)), number.isFinite, number > 0 else { return nil }
+            let number = Double(lower.dropLast(unit.count)), number.isFinite, number > 0
+        else { return nil }
         let bits = number * scale
         guard bits >= 8_000, bits <= 100e9 else { return nil }
         bitsPerSecond = UInt64(bits.rounded())
@@ -106,7 +108,8 @@ public enum LabDuration {
         let lower = text.lowercased().trimmingCharacters(in: " ")
         if let bare = Double(lower) { return bare.isFinite && bare >= 0 ? bare : nil }
         guard let (unit, scale) = units.first(where: { lower.hasSuffix($0.0) }),
-              let number = Double(lower.dropLast(unit.count)), number.isFinite, number >= 0 else { return nil }
+            let number = Double(lower.dropLast(unit.count)), number.isFinite, number >= 0
+        else { return nil }
         return number * scale
     }
 

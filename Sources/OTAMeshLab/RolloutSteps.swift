@@ -16,8 +16,9 @@ extension LabRunner {
         let result = try rolloutCLI(arguments, at: [gateway], signer: signer).first ?? nil
         guard let result else { throw LabError.commandTimedOut(command: "otamesh rollout \(arguments.first ?? "") at \(gateway)", seconds: 30) }
         guard result.status == 0 else {
-            throw LabError.state("otamesh rollout \(arguments.first ?? "") at \(gateway) failed (exit \(result.status)): "
-                                 + Self.oneLine(result.errors.isEmpty ? result.output : result.errors))
+            throw LabError.state(
+                "otamesh rollout \(arguments.first ?? "") at \(gateway) failed (exit \(result.status)): "
+                    + Self.oneLine(result.errors.isEmpty ? result.output : result.errors))
         }
         return result.output
     }
@@ -229,8 +230,9 @@ extension LabRunner {
         switch event {
         case .planKnown:
             if let spread = track.planSpread(running) {
-                print("  ✓ \(name): every gateway (\(running.count)) has the approved plan, "
-                      + "\(Self.bounds(track.planSpreadLowerBound(running), spread)) after the last signature")
+                print(
+                    "  ✓ \(name): every gateway (\(running.count)) has the approved plan, "
+                        + "\(Self.bounds(track.planSpreadLowerBound(running), spread)) after the last signature")
             }
         case .stage(let stage, let gateway):
             let percent = track.latest[gateway]?.stages.count ?? 0 > stage ? track.latest[gateway]!.stages[stage].percent : 0
@@ -242,9 +244,10 @@ extension LabRunner {
             let after = track.haltKnownTime(gateway).map { $0 - Double(track.halt?.at ?? 0) / 1000 } ?? 0
             print("     \(gateway) knows the halt (by +\(Self.seconds(after)))")
             if let spread = track.haltSpread(running) {
-                print("  ✓ \(name): the halt reached all \(running.count) gateways "
-                      + "\(Self.bounds(track.haltSpreadLowerBound(running) ?? 0, spread.last)) after it was set; "
-                      + "no gateway starts a new device update now")
+                print(
+                    "  ✓ \(name): the halt reached all \(running.count) gateways "
+                        + "\(Self.bounds(track.haltSpreadLowerBound(running) ?? 0, spread.last)) after it was set; "
+                        + "no gateway starts a new device update now")
             }
         }
     }
@@ -307,8 +310,9 @@ extension LabRunner {
         let running = runningGateways
         var problems: [String] = []
         let round = pollRounds.count > 0 ? pollRounds.seconds / Double(pollRounds.count) : 0
-        print("rollouts (a time a–b: the last query that had not seen it began at a, the first that had ended at b; "
-              + "a round of every gateway took \(Self.seconds(round)) on average; \(paths.rollouts)):")
+        print(
+            "rollouts (a time a–b: the last query that had not seen it began at a, the first that had ended at b; "
+                + "a round of every gateway took \(Self.seconds(round)) on average; \(paths.rollouts)):")
         for name in rolloutOrder {
             guard let track = rollouts[name] else { continue }
             var parts = ["  \(name) \(track.id): \(track.modes[track.at] ?? "?")"]

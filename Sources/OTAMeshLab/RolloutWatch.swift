@@ -174,11 +174,13 @@ public struct RolloutTrack: Sendable {
         var entry: [String: Any] = [
             "name": name, "id": id, "at": at, "target": target, "firstSignatureSent": firstSent, "lastSignatureSent": lastSent,
             "planKnownAfter": planKnown.mapValues { ($0 - lastSent).rounded3 },
-            "stageSeenAfter": stageSeen.mapValues { stages in Dictionary(uniqueKeysWithValues: stages.map { ("\($0.key + 1)", ($0.value - lastSent).rounded3) }) },
+            "stageSeenAfter": stageSeen.mapValues { stages in Dictionary(uniqueKeysWithValues: stages.map { ("\($0.key + 1)", ($0.value - lastSent).rounded3) })
+            },
             "modes": modes,
             "updatesStarted": updatesStarted,
             "outcomes": outcomes.values.sorted { $0.started < $1.started }.map {
-                ["device": $0.device, "gateway": $0.gateway, "phase": $0.phase, "started": $0.started, "updated": $0.updated, "detail": $0.detail] as [String: Any]
+                ["device": $0.device, "gateway": $0.gateway, "phase": $0.phase, "started": $0.started, "updated": $0.updated, "detail": $0.detail]
+                    as [String: Any]
             },
         ]
         if let spread = planSpread(gateways) {
@@ -187,9 +189,10 @@ public struct RolloutTrack: Sendable {
         }
         if let halt {
             entry["halt"] = ["epoch": halt.epoch, "at": halt.at, "gateway": halt.gateway, "reason": halt.reason] as [String: Any]
-            entry["haltKnownAfter"] = Dictionary(uniqueKeysWithValues: gateways.compactMap { gateway in
-                haltKnownTime(gateway).map { (gateway, ($0 - Double(halt.at) / 1000).rounded3) }
-            })
+            entry["haltKnownAfter"] = Dictionary(
+                uniqueKeysWithValues: gateways.compactMap { gateway in
+                    haltKnownTime(gateway).map { (gateway, ($0 - Double(halt.at) / 1000).rounded3) }
+                })
             if let spread = haltSpread(gateways) {
                 entry["haltEverywhereAfter"] = spread.last.rounded3
                 entry["haltEverywhereAfterAtLeast"] = (haltSpreadLowerBound(gateways) ?? 0).rounded3

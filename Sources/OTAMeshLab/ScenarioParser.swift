@@ -1,14 +1,20 @@
 /// Parses `scenario:`: a list of one-key mappings (`- kill: gw2`), see docs/lab.md.
 enum ScenarioParser {
-    static let stepKeys = ["wait", "kill", "stop", "start", "partition", "heal", "loss", "rate", "delay", "sleep",
-                           "rollout", "halt", "resume", "devices", "say"]
-    static let rolloutKeys = ["name", "target", "select", "stages", "soak", "success", "max-failures", "min-finished", "concurrency",
-                              "device-timeout", "at", "signed-by"]
+    static let stepKeys = [
+        "wait", "kill", "stop", "start", "partition", "heal", "loss", "rate", "delay", "sleep",
+        "rollout", "halt", "resume", "devices", "say",
+    ]
+    static let rolloutKeys = [
+        "name", "target", "select", "stages", "soak", "success", "max-failures", "min-finished", "concurrency",
+        "device-timeout", "at", "signed-by",
+    ]
     /// What `otamesh rollout status` reports as `mode`.
     static let rolloutModes = ["awaiting approval", "running", "paused", "halted", "aborted", "completed"]
 
-    static func parse(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway], devices: [DeviceGroup] = [],
-                      origin: Origin? = nil) throws(TopologyError) -> [ScenarioStep] {
+    static func parse(
+        _ cursor: YAMLCursor, networks: [Network], gateways: [Gateway], devices: [DeviceGroup] = [],
+        origin: Origin? = nil
+    ) throws(TopologyError) -> [ScenarioStep] {
         var context = Context(gateways: gateways, devices: devices, origin: origin)
         var steps: [ScenarioStep] = []
         for entry in try cursor.sequence() {
@@ -48,8 +54,9 @@ enum ScenarioParser {
         func startedRollout(_ cursor: YAMLCursor) throws(TopologyError) -> String {
             let name = try cursor.string()
             guard started.contains(name) else {
-                throw cursor.fail("no earlier step starts rollout '\(name)'"
-                                  + (started.isEmpty ? "" : " (started before this step: \(started.joined(separator: ", ")))"))
+                throw cursor.fail(
+                    "no earlier step starts rollout '\(name)'"
+                        + (started.isEmpty ? "" : " (started before this step: \(started.joined(separator: ", ")))"))
             }
             return name
         }
@@ -81,7 +88,10 @@ enum ScenarioParser {
             switch key {
             case "rollout": return .rollout(try rollout(value))
             case "wait":
-                guard value.node.mapping != nil, let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode", "discovered", "at"])["rollout"] else {
+                guard value.node.mapping != nil,
+                    let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode", "discovered", "at"])[
+                        "rollout"]
+                else {
                     return nil
                 }
                 let fields = try value.mapping(allowed: ["rollout", "mode", "timeout"])
@@ -96,8 +106,9 @@ enum ScenarioParser {
                 return .rolloutMode(name, mode: mode, timeout: timeout)
             case "halt":
                 let fields = try value.mapping(allowed: ["rollout", "at", "reason"])
-                return .halt(try startedRollout(fields.required("rollout")), at: try gateway(fields.required("at")),
-                             reason: try fields["reason"]?.string() ?? "halted by the lab scenario")
+                return .halt(
+                    try startedRollout(fields.required("rollout")), at: try gateway(fields.required("at")),
+                    reason: try fields["reason"]?.string() ?? "halted by the lab scenario")
             case "resume":
                 let fields = try value.mapping(allowed: ["rollout", "at", "signed-by"])
                 let signers = try Self.signers(fields["signed-by"], default: .admins(LabAdmin.trusted))

@@ -53,21 +53,24 @@ extension LabRunner {
                 }
             }
             unexpected += reportUnexpectedExits()
-            let result = StepResult(index: index + 1, summary: step.summary, passed: passed, detail: detail,
-                                    started: started, duration: elapsed - started)
+            let result = StepResult(
+                index: index + 1, summary: step.summary, passed: passed, detail: detail,
+                started: started, duration: elapsed - started)
             results.append(result)
             // Narrated, a `say` is its own line already.
             if case .say = step, narrate, passed { continue }
-            print("[\(String(format: "%7.1f", result.started))s] \(result.index)/\(steps.count) \(passed ? "ok  " : "FAIL") "
-                  + "\(step.summary) (\(String(format: "%.1f", result.duration))s)" + (detail.isEmpty ? "" : ": \(detail)"))
+            print(
+                "[\(String(format: "%7.1f", result.started))s] \(result.index)/\(steps.count) \(passed ? "ok  " : "FAIL") "
+                    + "\(step.summary) (\(String(format: "%.1f", result.duration))s)" + (detail.isEmpty ? "" : ": \(detail)"))
             if !passed { break }
         }
         var report = ScenarioReport(results: results, total: steps.count, unexpectedExits: unexpected)
         report.rolloutProblems = finishRollouts()
         let passedCount = results.filter(\.passed).count
-        print("summary: \(passedCount)/\(steps.count) steps passed" + (unexpected > 0 ? ", \(unexpected) unexpected exits" : "")
-              + (report.rolloutProblems.isEmpty ? "" : ", \(report.rolloutProblems.count) rollout problems")
-              + " in \(String(format: "%.1f", elapsed))s — \(report.passed ? "PASS" : "FAIL")")
+        print(
+            "summary: \(passedCount)/\(steps.count) steps passed" + (unexpected > 0 ? ", \(unexpected) unexpected exits" : "")
+                + (report.rolloutProblems.isEmpty ? "" : ", \(report.rolloutProblems.count) rollout problems")
+                + " in \(String(format: "%.1f", elapsed))s — \(report.passed ? "PASS" : "FAIL")")
         return report
     }
 
@@ -203,8 +206,9 @@ extension LabRunner {
     /// end: the answer describes the gateway at some moment in between.
     public func adminGetTimed(_ gateways: [String], _ path: String) -> [(body: String?, began: Date, ended: Date)] {
         let invocations = gateways.map { gateway in
-            Invocation(["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5"]
-                        + authorization(gateway) + ["\(GatewayPorts.adminURL)\(path)"], mayFail: true)
+            Invocation(
+                ["ip", "netns", "exec", layout.gateway(gateway)?.namespace ?? "-", "curl", "-sf", "--max-time", "5"]
+                    + authorization(gateway) + ["\(GatewayPorts.adminURL)\(path)"], mayFail: true)
         }
         let now = Date()
         guard let results = try? shell.runConcurrently(invocations, timeout: 8) else { return gateways.map { _ in (nil, now, Date()) } }

@@ -78,8 +78,9 @@ public struct Shell: Sendable {
         }
         return started.enumerated().map { index, item in
             guard let status = item.process.poll() else { return nil }
-            return CommandResult(status: status, output: Self.read(item.base + ".out"), errors: Self.read(item.base + ".err"),
-                                 began: item.began, ended: ended[index] ?? Date())
+            return CommandResult(
+                status: status, output: Self.read(item.base + ".out"), errors: Self.read(item.base + ".err"),
+                began: item.began, ended: ended[index] ?? Date())
         }
     }
 

@@ -61,8 +61,10 @@ public struct SoakPlan: Sendable, Equatable {
         /// The gateway whose data directory sits on a small filesystem that can be filled.
         public var diskGateway: String?
 
-        public init(seconds: Double, gateways: [String], network: String, baselineLoss: Double, deviceGroups: [String], targets: [String],
-                    diskGateway: String?) {
+        public init(
+            seconds: Double, gateways: [String], network: String, baselineLoss: Double, deviceGroups: [String], targets: [String],
+            diskGateway: String?
+        ) {
             self.seconds = seconds
             self.gateways = gateways
             self.network = network
@@ -154,19 +156,20 @@ public struct SoakPlan: Sendable, Equatable {
     public var counts: [String: Int] {
         var counts: [String: Int] = [:]
         for event in events {
-            let kind = switch event.action {
-            case .kill: "kills"
-            case .restart: "restarts"
-            case .partition: "partitions"
-            case .heal: "heals"
-            case .loss: "loss changes"
-            case .fillDisk: "disk fills"
-            case .freeDisk: "disk frees"
-            case .deviceFault: "device faults"
-            case .deviceRestore: "device restores"
-            case .rollout: "rollouts"
-            case .halt: "halts"
-            }
+            let kind =
+                switch event.action {
+                case .kill: "kills"
+                case .restart: "restarts"
+                case .partition: "partitions"
+                case .heal: "heals"
+                case .loss: "loss changes"
+                case .fillDisk: "disk fills"
+                case .freeDisk: "disk frees"
+                case .deviceFault: "device faults"
+                case .deviceRestore: "device restores"
+                case .rollout: "rollouts"
+                case .halt: "halts"
+                }
             counts[kind, default: 0] += 1
         }
         return counts

@@ -35,9 +35,11 @@ extension LabRunner {
         let network = topology.networks.first { $0.name == "backbone" } ?? topology.networks[0]
         let disk = topology.gateways.last { !$0.upstream }?.name
         let targets = topology.origin?.releases.map(\.path) ?? []
-        let plan = SoakPlan(SoakPlan.Inputs(seconds: seconds, gateways: gateways, network: network.name,
-                                            baselineLoss: network.shape.lossPercent ?? 0, deviceGroups: topology.devices.map(\.name),
-                                            targets: targets, diskGateway: disk), seed: seed)
+        let plan = SoakPlan(
+            SoakPlan.Inputs(
+                seconds: seconds, gateways: gateways, network: network.name,
+                baselineLoss: network.shape.lossPercent ?? 0, deviceGroups: topology.devices.map(\.name),
+                targets: targets, diskGateway: disk), seed: seed)
         print("soak: \(LabDuration.text(seconds)), seed \(seed), \(gateways.count) gateways; plan: \(plan.tally); quiet from \(Int(plan.quietFrom))s")
 
         do {
@@ -101,7 +103,8 @@ extension LabRunner {
                 _ = try perform(.partition([minority, rest]), remaining: 30)
                 state.stagesAtPartition = SoakLedger.minorityLimit(highest: highest, dueAt: due, cutComplete: Date().timeIntervalSince1970)
                 return "stages then: " + highest.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                    + "; may reach: " + state.stagesAtPartition.filter { highest[$0.key] != $0.value }.sorted { $0.key < $1.key }
+                    + "; may reach: "
+                    + state.stagesAtPartition.filter { highest[$0.key] != $0.value }.sorted { $0.key < $1.key }
                     .map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             case .heal:
                 watchMinority(state)
@@ -123,9 +126,10 @@ extension LabRunner {
             case .rollout(let name, let target):
                 let at = runningGateways.filter { !state.minority.contains($0) }.first ?? runningGateways.first ?? ""
                 let hardware = target.split(separator: "/").first.map(String.init) ?? "esp32"
-                let spec = RolloutSpec(name: name, target: target, select: "hardware=\(hardware)", stages: [10, 50, 100], soak: 5,
-                                       success: nil, maxFailures: ["25%"], minFinished: 1, concurrency: 4, deviceTimeout: 120,
-                                       at: at, signers: .admins(LabAdmin.trusted))
+                let spec = RolloutSpec(
+                    name: name, target: target, select: "hardware=\(hardware)", stages: [10, 50, 100], soak: 5,
+                    success: nil, maxFailures: ["25%"], minFinished: 1, concurrency: 4, deviceTimeout: 120,
+                    at: at, signers: .admins(LabAdmin.trusted))
                 return try perform(.rollout(spec), remaining: 60)
             case .halt(let name):
                 guard rollouts[name] != nil, let at = runningGateways.filter({ !state.minority.contains($0) }).last else { return "not started; skipped" }
@@ -150,11 +154,14 @@ extension LabRunner {
         let data = paths.dataDirectory(gateway)
         let verify = try? shell.run(Invocation([launches.binaries.otamesh, "cache", "verify", "--data-dir", data], mayFail: true), timeout: 120)
         let verified = verify?.status == 0
-        state.ledger.check(.storeVerifies, verified, "\(gateway): \(verify.map { ($0.errors + $0.output).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "verify timed out")")
+        state.ledger.check(
+            .storeVerifies, verified,
+            "\(gateway): \(verify.map { ($0.errors + $0.output).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "verify timed out")")
         let listing = try? shell.run(Invocation([launches.binaries.otamesh, "cache", "ls", "--data-dir", data, "--json"], mayFail: true), timeout: 60)
-        let after = Set((listing?.output ?? "").split(separator: "\n").compactMap { line -> String? in
-            (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["sha256"] as? String
-        })
+        let after = Set(
+            (listing?.output ?? "").split(separator: "\n").compactMap { line -> String? in
+                (try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])?["sha256"] as? String
+            })
         if let before {
             let lost = before.subtracting(after)
             state.ledger.check(.nothingLost, lost.isEmpty, "\(gateway): \(lost.count) committed blobs gone after SIGKILL")
@@ -192,8 +199,9 @@ extension LabRunner {
             var now: [String: Int] = [:]
             for (name, track) in rollouts { if let stage = track.latest[gateway]?.stage, stage < 1000 { now[name] = stage } }
             let advanced = SoakLedger.minorityAdvanced(atPartition: state.stagesAtPartition, now: now)
-            state.ledger.check(.minorityStill, advanced.isEmpty,
-                               "\(gateway) (cut off) advanced \(advanced.joined(separator: ",")) past stage \(advanced.map { state.stagesAtPartition[$0] ?? -1 })")
+            state.ledger.check(
+                .minorityStill, advanced.isEmpty,
+                "\(gateway) (cut off) advanced \(advanced.joined(separator: ",")) past stage \(advanced.map { state.stagesAtPartition[$0] ?? -1 })")
         }
     }
 
@@ -202,8 +210,9 @@ extension LabRunner {
         for gateway in topology.gateways.map(\.name) {
             guard let pid = supervisor.child(gateway)?.process.pid, supervisor.isRunning(gateway) else { continue }
             let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-            guard let rss = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
-                .flatMap({ Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") })
+            guard
+                let rss = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+                    .flatMap({ Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") })
             else { continue }
             let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
             state.samples[gateway, default: SoakLedger.Samples()].points.append((time, rss, fds))
@@ -307,15 +316,19 @@ extension LabRunner {
         // Every store once more, after a clean stop of everything.
         supervisor.stopAll(grace: 30)
         for gateway in topology.gateways.map(\.name) {
-            let verify = try? shell.run(Invocation([launches.binaries.otamesh, "cache", "verify", "--data-dir", paths.dataDirectory(gateway)],
-                                                   mayFail: true), timeout: 120)
+            let verify = try? shell.run(
+                Invocation(
+                    [launches.binaries.otamesh, "cache", "verify", "--data-dir", paths.dataDirectory(gateway)],
+                    mayFail: true), timeout: 120)
             state.ledger.check(.storeVerifies, verify?.status == 0, "\(gateway) at the end: \(verify?.errors ?? "timed out")")
         }
         if let mount = state.diskMount { _ = try? shell.run(Invocation(["umount", mount], mayFail: true)) }
 
-        var lines = ["## Soak: \(topology.name), \(LabDuration.text(seconds)), seed \(seed)", "",
-                     "\(topology.gateways.count) gateways, \(topology.devices.reduce(0) { $0 + $1.count }) devices; \(plan.tally)"
-                        + (state.rolloutStartsFailed > 0 ? "; \(state.rolloutStartsFailed) rollout starts refused" : "") + ".", ""]
+        var lines = [
+            "## Soak: \(topology.name), \(LabDuration.text(seconds)), seed \(seed)", "",
+            "\(topology.gateways.count) gateways, \(topology.devices.reduce(0) { $0 + $1.count }) devices; \(plan.tally)"
+                + (state.rolloutStartsFailed > 0 ? "; \(state.rolloutStartsFailed) rollout starts refused" : "") + ".", "",
+        ]
         lines += state.ledger.table()
         if !memory.isEmpty { lines += ["", "RSS (after warm-up → end): " + memory.sorted().prefix(40).joined(separator: ", ")] }
         lines += ["", "Result: " + (state.ledger.passed ? "PASS" : "FAIL")]

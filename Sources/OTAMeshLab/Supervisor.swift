@@ -55,8 +55,9 @@ final class Supervisor {
         }
         if let failure { throw failure }
         if let late = pending.first {
-            throw LabError.notReady(label: late.label, reason: "not ready within \(LabDuration.text(timeout)): \(logTail(late.label))",
-                                    log: late.log)
+            throw LabError.notReady(
+                label: late.label, reason: "not ready within \(LabDuration.text(timeout)): \(logTail(late.label))",
+                log: late.log)
         }
     }
 

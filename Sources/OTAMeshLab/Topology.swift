@@ -128,8 +128,10 @@ public struct DeviceGroup: Sendable, Equatable {
     /// A group of push devices (served twins), not polling ones.
     public var isPush: Bool { Self.pushFamilies.contains(family) }
 
-    public init(name: String, network: String, gateway: String, family: DeviceFamily, count: Int, version: String? = nil,
-                interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil) {
+    public init(
+        name: String, network: String, gateway: String, family: DeviceFamily, count: Int, version: String? = nil,
+        interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil
+    ) {
         self.variant = variant
         self.fail = fail
         self.name = name
@@ -208,8 +210,10 @@ public struct RolloutSpec: Sendable, Equatable {
 
     /// `otamesh rollout start` options (without key, admin URL and token).
     public var startArguments: [String] {
-        var arguments = ["--target", target, "--select", select, "--stages", stages.map(String.init).joined(separator: ","),
-                         "--soak", "\(Int(soak.rounded(.up)))s"]
+        var arguments = [
+            "--target", target, "--select", select, "--stages", stages.map(String.init).joined(separator: ","),
+            "--soak", "\(Int(soak.rounded(.up)))s",
+        ]
         if let success { arguments += ["--success", "\(success)%"] }
         for limit in maxFailures { arguments += ["--max-failures", limit] }
         if let minFinished { arguments += ["--min-finished", "\(minFinished)"] }

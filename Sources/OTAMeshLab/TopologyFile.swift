@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Foundation
+import OTAMeshCommon
 import Yams
 
 /// Reads a topology YAML file into a validated ``Topology``. Unknown keys, dangling
@@ -44,9 +44,10 @@ public enum TopologyFile {
         let origin = try top["origin"].map { cursor throws(TopologyError) in try parseOrigin(cursor, networks: networks) }
         let gateways = try parseGateways(top.required("gateways"), networks: networks, origin: origin)
         let devices = try top["devices"].map { cursor throws(TopologyError) in try parseDevices(cursor, networks: networks, gateways: gateways) } ?? []
-        let scenario = try top["scenario"].map { cursor throws(TopologyError) in
-            try ScenarioParser.parse(cursor, networks: networks, gateways: gateways, devices: devices, origin: origin)
-        } ?? []
+        let scenario =
+            try top["scenario"].map { cursor throws(TopologyError) in
+                try ScenarioParser.parse(cursor, networks: networks, gateways: gateways, devices: devices, origin: origin)
+            } ?? []
 
         let topology = Topology(
             source: source, baseDirectory: baseDirectory, name: name, shortName: shortName, site: site,
@@ -69,7 +70,9 @@ public enum TopologyFile {
         guard !pairs.isEmpty else { throw cursor.fail("a lab needs at least one network") }
         for (name, entry) in pairs {
             if let problem = YAMLCursor.nameProblem(name, maxLength: 12, what: "network name") { throw entry.fail(problem) }
-            guard name.first?.isLetter == true, name != "lo" else { throw entry.fail("network name '\(name)' must start with a letter and not be 'lo' (it names interfaces)") }
+            guard name.first?.isLetter == true, name != "lo" else {
+                throw entry.fail("network name '\(name)' must start with a letter and not be 'lo' (it names interfaces)")
+            }
             let fields = try entry.mapping(allowed: ["subnet", "rate", "delay", "loss"])
             let subnetField = try fields.required("subnet")
             let text = try subnetField.string()
@@ -119,8 +122,9 @@ public enum TopologyFile {
                 image = .file(try file.string())
             case (nil, let make?):
                 let made = try make.mapping(allowed: ["chip", "version", "size"])
-                image = .made(chip: try made["chip"]?.string() ?? "esp32", version: try made.required("version").string(),
-                              size: try made["size"]?.int(in: 1...(256 << 20)) ?? 4_096)
+                image = .made(
+                    chip: try made["chip"]?.string() ?? "esp32", version: try made.required("version").string(),
+                    size: try made["size"]?.int(in: 1...(256 << 20)) ?? 4_096)
             default:
                 throw entry.fail("give exactly one of 'image' (a file) or 'make' ({chip, version, size})")
             }
@@ -182,7 +186,9 @@ public enum TopologyFile {
     static func parseDevices(_ cursor: YAMLCursor, networks: [Network], gateways: [Gateway]) throws(TopologyError) -> [DeviceGroup] {
         var devices: [DeviceGroup] = []
         for entry in try cursor.sequence() {
-            let fields = try entry.mapping(allowed: ["name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults", "variant", "fail"])
+            let fields = try entry.mapping(allowed: [
+                "name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults", "variant", "fail",
+            ])
             let nameField = try fields.required("name")
             let name = try nameField.name(maxLength: 32, what: "device name")
             if devices.contains(where: { $0.name == name }) { throw nameField.fail("device name '\(name)' is used twice") }
@@ -213,14 +219,15 @@ public enum TopologyFile {
                 guard known.contains(text) else { throw field.fail("unknown \(family) fault '\(text)' (known: \(known.joined(separator: ", ")))") }
                 fail = text
             }
-            devices.append(DeviceGroup(
-                name: name, network: network, gateway: gatewayName, family: family,
-                count: try fields["count"]?.int(in: 1...(family == .arduinoOTA ? 500 : 1000)) ?? 1,
-                version: try fields["version"]?.string(),
-                interval: try fields["interval"]?.duration() ?? 5,
-                hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),
-                faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? [],
-                variant: try fields["variant"]?.name(maxLength: 32, what: "variant"), fail: fail))
+            devices.append(
+                DeviceGroup(
+                    name: name, network: network, gateway: gatewayName, family: family,
+                    count: try fields["count"]?.int(in: 1...(family == .arduinoOTA ? 500 : 1000)) ?? 1,
+                    version: try fields["version"]?.string(),
+                    interval: try fields["interval"]?.duration() ?? 5,
+                    hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),
+                    faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? [],
+                    variant: try fields["variant"]?.name(maxLength: 32, what: "variant"), fail: fail))
         }
         return devices
     }

@@ -15,8 +15,10 @@ public struct DeviceFacts: Sendable, Hashable {
     /// unless the plan is dynamic.
     public var firstSeen: Int64?
 
-    public init(id: String, hardware: String? = nil, variant: String? = nil, tags: Set<String> = [], gateway: String,
-                version: String? = nil, firstSeen: Int64? = nil) {
+    public init(
+        id: String, hardware: String? = nil, variant: String? = nil, tags: Set<String> = [], gateway: String,
+        version: String? = nil, firstSeen: Int64? = nil
+    ) {
         self.id = id
         self.hardware = hardware
         self.variant = variant

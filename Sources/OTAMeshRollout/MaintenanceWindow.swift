@@ -18,7 +18,9 @@ public struct MaintenanceWindow: Sendable, Hashable, CustomStringConvertible {
         let parts = text.split(separator: "-")
         func minutes(_ part: Substring) -> Int? {
             let hm = part.split(separator: ":")
-            guard hm.count == 2, hm[0].count <= 2, hm[1].count == 2, let h = Int(hm[0]), let m = Int(hm[1]), (0..<24).contains(h), (0..<60).contains(m) else { return nil }
+            guard hm.count == 2, hm[0].count <= 2, hm[1].count == 2, let h = Int(hm[0]), let m = Int(hm[1]), (0..<24).contains(h), (0..<60).contains(m) else {
+                return nil
+            }
             return h * 60 + m
         }
         guard parts.count == 2, let start = minutes(parts[0]), let end = minutes(parts[1]) else {

@@ -47,8 +47,10 @@ public enum PushQueue {
     /// The devices to start now. `running` names the pushes transferring on this gateway (any
     /// rollout; device id → segment); candidates with an outcome of this gateway still before
     /// `installing` count as transferring too.
-    public static func next(view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
-                            limits: Limits = .unlimited, running: [String: String] = [:], available: Bool = true) -> [Start] {
+    public static func next(
+        view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
+        limits: Limits = .unlimited, running: [String: String] = [:], available: Bool = true
+    ) -> [Start] {
         guard let plan = view.plan else { return [] }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         var busy = running
@@ -73,8 +75,9 @@ public enum PushQueue {
                 .sorted { (perSegment[$0, default: 0], $0) < (perSegment[$1, default: 0], $1) }
             for segment in turn where total < limits.maxConcurrent && perSegment[segment, default: 0] < limits.maxPerSegment {
                 while let candidate = queues[segment]?.popFirst() {
-                    let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                                               inFlightHere: inFlight, now: now, gateway: gateway, available: available)
+                    let decision = view.decide(
+                        candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
+                        inFlightHere: inFlight, now: now, gateway: gateway, available: available)
                     if case .start(let outcome) = decision {
                         starts.append(Start(device: candidate.facts.id, outcome: outcome, push: true))
                         inFlight += 1
@@ -92,8 +95,9 @@ public enum PushQueue {
         // Devices left in the queues that already run the target are recorded now; they need no slot.
         for segment in queues.keys.sorted() {
             for candidate in queues[segment] ?? [] {
-                let decision = view.decide(candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                                           inFlightHere: inFlight, now: now, gateway: gateway, available: available)
+                let decision = view.decide(
+                    candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
+                    inFlightHere: inFlight, now: now, gateway: gateway, available: available)
                 if case .alreadyCurrent(let outcome) = decision { starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false)) }
             }
         }

@@ -49,18 +49,23 @@ public struct RolloutEvent: Codable, Sendable, Equatable {
         let target = view.plan?.target.path
         var events: [RolloutEvent] = []
         if after.approved, before?.approved != true {
-            events.append(RolloutEvent(kind: .approved, rollout: view.id, target: target, gateway: gateway, at: now,
-                                       detail: "plan approved\(view.plan.map { " for \($0.selector)" } ?? "")", milestone: "1"))
+            events.append(
+                RolloutEvent(
+                    kind: .approved, rollout: view.id, target: target, gateway: gateway, at: now,
+                    detail: "plan approved\(view.plan.map { " for \($0.selector)" } ?? "")", milestone: "1"))
         }
         if let epoch = after.haltEpoch, before?.haltEpoch != epoch, let halt = view.halt {
             events.append(RolloutEvent(kind: .halted, rollout: view.id, target: target, gateway: gateway, at: now, detail: halt.reason, milestone: "\(epoch)"))
         }
         if after.completed, before?.completed != true, let completion = view.completion {
-            events.append(RolloutEvent(kind: .completed, rollout: view.id, target: target, gateway: gateway, at: now,
-                                       detail: "\(completion.succeeded) succeeded, \(completion.failed) failed", milestone: "1"))
+            events.append(
+                RolloutEvent(
+                    kind: .completed, rollout: view.id, target: target, gateway: gateway, at: now,
+                    detail: "\(completion.succeeded) succeeded, \(completion.failed) failed", milestone: "1"))
         }
         if after.aborted, before?.aborted != true {
-            events.append(RolloutEvent(kind: .aborted, rollout: view.id, target: target, gateway: gateway, at: now, detail: "aborted by signed command", milestone: "1"))
+            events.append(
+                RolloutEvent(kind: .aborted, rollout: view.id, target: target, gateway: gateway, at: now, detail: "aborted by signed command", milestone: "1"))
         }
         return events
     }

@@ -56,10 +56,12 @@ public struct RolloutPlan: Sendable, Hashable {
     /// is among the plan's valid ones); not part of any decision.
     public var author: String?
 
-    public init(id: String, target: RolloutTarget, selector: DeviceSelector = DeviceSelector(), stages: [Int],
-                soakSeconds: Int64 = 600, successPercent: Int = 95, maxFailurePercent: Int? = 5, maxFailures: Int? = nil,
-                minFinished: Int = 5, concurrency: Int = 4, deviceTimeoutSeconds: Int64 = 1800, window: MaintenanceWindow? = nil,
-                dynamic: Bool = false) {
+    public init(
+        id: String, target: RolloutTarget, selector: DeviceSelector = DeviceSelector(), stages: [Int],
+        soakSeconds: Int64 = 600, successPercent: Int = 95, maxFailurePercent: Int? = 5, maxFailures: Int? = nil,
+        minFinished: Int = 5, concurrency: Int = 4, deviceTimeoutSeconds: Int64 = 1800, window: MaintenanceWindow? = nil,
+        dynamic: Bool = false
+    ) {
         self.dynamic = dynamic
         self.id = id
         self.target = target
@@ -179,7 +181,8 @@ public struct RolloutPlan: Sendable, Hashable {
             stages.append(stage)
         }
         let selector = try DeviceSelector(parsing: optionalString(json["select"], "select") ?? "")
-        let window: MaintenanceWindow? = try optionalString(json["window"], "window").map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text) }
+        let window: MaintenanceWindow? = try optionalString(json["window"], "window").map { (text) throws(RolloutError) in try MaintenanceWindow(parsing: text)
+        }
         let version = try optionalString(t["version"], "target.version")
         let hardware = try optionalString(t["hardware"], "target.hardware")
         self.init(

@@ -58,7 +58,9 @@ public struct RolloutPreview: Codable, Sendable, Equatable {
         if matching == 0 {
             warnings.append("the selection (\(plan.selector)) matches none of the \(devices.count) devices known here")
         } else if perStage.first == 0 {
-            warnings.append("stage 1 (\(plan.stages[0])%) selects no device of the \(matching) matching: it would only soak; raise it or use --stages with a larger first stage")
+            warnings.append(
+                "stage 1 (\(plan.stages[0])%) selects no device of the \(matching) matching: it would only soak; raise it or use --stages with a larger first stage"
+            )
         }
         for (key, count) in leftOut.sorted(by: { $0.key < $1.key }) {
             let why = key == "hardware" ? " (Arduino ESP32 HTTPUpdate and plain HTTP pulls send no chip model; see docs/devices.md)" : ""

@@ -48,8 +48,10 @@ public enum RolloutRecords {
 
     public static func outcome(_ outcome: DeviceOutcome, device: String, rollout: String) -> (key: String, value: [UInt8]) {
         let detail = DeviceOutcome.recordable(outcome.detail)
-        return ("\(prefix)\(rollout)/d/\(device)",
-                Array("\(outcome.epoch) \(outcome.phase) \(outcome.bucket) \(outcome.started) \(outcome.updated) \(detail)".utf8))
+        return (
+            "\(prefix)\(rollout)/d/\(device)",
+            Array("\(outcome.epoch) \(outcome.phase) \(outcome.bucket) \(outcome.started) \(outcome.updated) \(detail)".utf8)
+        )
     }
 
     /// `COUNTS AT`: the counts per stage, comma-separated, and when they were written (ms).
@@ -115,13 +117,16 @@ public enum RolloutRecords {
             case "d":
                 let device = fields.count > 2 ? String(fields[2]) : ""
                 guard !device.isEmpty, words.count >= 5, let epoch = Int64(words[0]), let phase = DeviceOutcome.Phase(name: String(words[1])),
-                    let bucket = Int(words[2]), (0..<StageSelection.buckets).contains(bucket), let started = Int64(words[3]), started >= 0, let updated = Int64(words[4]), updated >= 0
+                    let bucket = Int(words[2]), (0..<StageSelection.buckets).contains(bucket), let started = Int64(words[3]), started >= 0,
+                    let updated = Int64(words[4]), updated >= 0
                 else {
                     decoded.problems.append(.invalidRecord(key: entry.key, reason: "not 'EPOCH PHASE BUCKET STARTED UPDATED DETAIL'"))
                     continue
                 }
-                state.record(DeviceOutcome(epoch: epoch, phase: phase, bucket: bucket, gateway: entry.owner, started: started,
-                                           updated: updated, detail: words.count > 5 ? String(words[5]) : ""), device: device)
+                state.record(
+                    DeviceOutcome(
+                        epoch: epoch, phase: phase, bucket: bucket, gateway: entry.owner, started: started,
+                        updated: updated, detail: words.count > 5 ? String(words[5]) : ""), device: device)
             case "n":
                 // `COUNTS AT`; a census without its time (older gateways) counts as written at 0.
                 let countsText = words.first ?? ""
@@ -166,7 +171,8 @@ public enum RolloutRecords {
         for (slot, pieces) in parts.sorted(by: { $0.key < $1.key }) {
             let words = slot.split(separator: " ")
             let (owner, id) = (String(words[0]), String(words[1]))
-            guard let first = pieces[0], pieces.count == first.count, (0..<first.count).allSatisfy({ pieces[$0]?.hash == first.hash && pieces[$0]?.count == first.count })
+            guard let first = pieces[0], pieces.count == first.count,
+                (0..<first.count).allSatisfy({ pieces[$0]?.hash == first.hash && pieces[$0]?.count == first.count })
             else { continue }  // still arriving
             let bytes = (0..<first.count).flatMap { Array(pieces[$0]!.bytes) }
             guard String(RolloutHash.hex(bytes).prefix(16)) == first.hash else {
@@ -175,7 +181,9 @@ public enum RolloutRecords {
             }
             do {
                 let copy = CommandCopy(try SignedCommand(bytes: bytes, file: "\(prefix)\(id)/c/\(words[2])"))
-                guard copy.sequence == Int64(words[2]) else { throw TrustError.malformed(file: "command", reason: "sequence \(copy.sequence) under key \(words[2])") }
+                guard copy.sequence == Int64(words[2]) else {
+                    throw TrustError.malformed(file: "command", reason: "sequence \(copy.sequence) under key \(words[2])")
+                }
                 var state = decoded.rollouts[id] ?? RolloutState(id: id)
                 state.add(copy)
                 decoded.rollouts[id] = state

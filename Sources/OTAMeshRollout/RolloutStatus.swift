@@ -130,12 +130,14 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         id = view.id
         mode = view.mode.rawValue
         func shown(_ plan: RolloutPlan) -> Plan {
-            Plan(target: Target(path: plan.target.path, sha256: plan.target.sha256, length: plan.target.length,
-                                version: plan.target.version, hardware: plan.target.hardware),
-                 select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
-                 maxFailurePercent: plan.maxFailurePercent, maxFailures: plan.maxFailures, minFinished: plan.minFinished,
-                 concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description,
-                 dynamic: plan.dynamic ? true : nil)
+            Plan(
+                target: Target(
+                    path: plan.target.path, sha256: plan.target.sha256, length: plan.target.length,
+                    version: plan.target.version, hardware: plan.target.hardware),
+                select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
+                maxFailurePercent: plan.maxFailurePercent, maxFailures: plan.maxFailures, minFinished: plan.minFinished,
+                concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description,
+                dynamic: plan.dynamic ? true : nil)
         }
         plan = view.plan.map(shown)
         // Approvals: trusted admin keys among the signatures of the plan copy in use (or of the
@@ -143,9 +145,11 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         // mode reflects.
         let copies = state.commands[1].map { Array($0.values) } ?? []
         let inUse = view.planHash.flatMap { hash in copies.first { $0.bodyHash == hash } }
-        let best = inUse ?? copies.max { a, b in
-            Set(a.signatures.map(\.keyID)).intersection(trust.admins.keys).count < Set(b.signatures.map(\.keyID)).intersection(trust.admins.keys).count
-        }
+        let best =
+            inUse
+            ?? copies.max { a, b in
+                Set(a.signatures.map(\.keyID)).intersection(trust.admins.keys).count < Set(b.signatures.map(\.keyID)).intersection(trust.admins.keys).count
+            }
         approvals = best.map { Set($0.signatures.map(\.keyID)).intersection(trust.admins.keys).count } ?? 0
         let planSigners = best.map { signers([$0]) }
         self.planSigners = planSigners
@@ -171,10 +175,12 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         lastSequence = view.lastSequence
         finished = view.finished
         failed = view.failed
-        outcomes = withOutcomes
+        outcomes =
+            withOutcomes
             ? state.outcomes.map { device, outcome in
-                Outcome(device: device, gateway: outcome.gateway, epoch: outcome.epoch, phase: outcome.phase.description,
-                        started: outcome.started, updated: outcome.updated, detail: outcome.detail)
+                Outcome(
+                    device: device, gateway: outcome.gateway, epoch: outcome.epoch, phase: outcome.phase.description,
+                    started: outcome.started, updated: outcome.updated, detail: outcome.detail)
             }.sorted { ($0.started, $0.device) < ($1.started, $1.device) }
             : nil
     }

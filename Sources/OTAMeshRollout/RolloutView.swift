@@ -7,7 +7,9 @@ public struct VerificationCache: Sendable {
 
     /// `hash`: the copy's body hash when the caller holds it (hashing the body is the costly part).
     mutating func verify(_ copy: CommandCopy, hash: String? = nil, trust: SiteTrust) -> Result<SignedCommand, TrustError> {
-        let key = (hash ?? copy.bodyHash) + "/" + copy.signatures.sorted().map { $0.keyID + ":" + String($0.signature.count) + ":" + String($0.signature.hashValue) }.joined(separator: ",")
+        let key =
+            (hash ?? copy.bodyHash) + "/"
+            + copy.signatures.sorted().map { $0.keyID + ":" + String($0.signature.count) + ":" + String($0.signature.hashValue) }.joined(separator: ",")
         if let known = results[key] { return known }
         let result: Result<SignedCommand, TrustError>
         if let command = copy.command {
@@ -141,9 +143,11 @@ public struct RolloutView: Sendable {
             for (hash, copy) in copies.sorted(by: { $0.key < $1.key }) {
                 switch cache.verify(copy, hash: hash, trust: trust) {
                 case .failure(let error):
-                    pending.append(Pending(sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description,
-                                           signers: copy.signatures.map(\.keyID).filter { trust.admins[$0] != nil }.uniqueSorted(),
-                                           stage: copy.signed["payload"]?["stage"]?.integerValue.flatMap { Int(exactly: $0) }))
+                    pending.append(
+                        Pending(
+                            sequence: sequence, kind: copy.kind, bodyHash: hash, problem: error.description,
+                            signers: copy.signatures.map(\.keyID).filter { trust.admins[$0] != nil }.uniqueSorted(),
+                            stage: copy.signed["payload"]?["stage"]?.integerValue.flatMap { Int(exactly: $0) }))
                     if sequence == 1, plan == nil, let unsigned = try? RolloutPlan(json: copy.signed["payload"] ?? .null), unsigned.id == state.id {
                         planProblem = error.description
                         planHash = planHash ?? hash
@@ -203,9 +207,10 @@ public struct RolloutView: Sendable {
         if let plan {
             stages = plan.stages.enumerated().map { index, percent in
                 let slots = 0..<min(max(percent, 0), OutcomeTally.slots)
-                return StageProgress(percent: percent, targeted: state.census.values.reduce(0) { $0 + ($1.perStage.count > index ? $1.perStage[index] : 0) },
-                                     succeeded: tally.succeeded[slots].reduce(0, +), failed: failures[slots].reduce(0, +),
-                                     inFlight: tally.inFlight[slots].reduce(0, +))
+                return StageProgress(
+                    percent: percent, targeted: state.census.values.reduce(0) { $0 + ($1.perStage.count > index ? $1.perStage[index] : 0) },
+                    succeeded: tally.succeeded[slots].reduce(0, +), failed: failures[slots].reduce(0, +),
+                    inFlight: tally.inFlight[slots].reduce(0, +))
             }
             let succeeded = tally.succeeded.reduce(0, +)
             failed = failures.reduce(0, +)
@@ -230,7 +235,9 @@ public struct RolloutView: Sendable {
             mode = .halted
         } else if let latest = self.controls.last(where: { $0.kind != .advance }), latest.kind == .pause {
             mode = .paused
-        } else if let last = stages.last, stage == stages.count - 1, last.inFlight == 0, last.succeeded + last.failed >= last.targeted, last.targeted > 0 || last.succeeded > 0 {
+        } else if let last = stages.last, stage == stages.count - 1, last.inFlight == 0, last.succeeded + last.failed >= last.targeted,
+            last.targeted > 0 || last.succeeded > 0
+        {
             mode = .completed
         } else {
             mode = .running
@@ -351,8 +358,10 @@ public struct RolloutView: Sendable {
 
     /// `available`: this gateway trusts the target and holds its image; without both no device
     /// starts here (it would only fail for want of the bytes).
-    public func decide(_ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String,
-                       available: Bool = true) -> DeviceDecision {
+    public func decide(
+        _ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String,
+        available: Bool = true
+    ) -> DeviceDecision {
         guard let plan else { return .notSelected("rollout \(id) is not approved") }
         if let outcome {
             if outcome.phase == .succeeded { return .succeeded }
@@ -372,7 +381,9 @@ public struct RolloutView: Sendable {
             return .notSelected("first seen after stage \(stage + 1) began: the plan's device set is fixed when each stage starts (not --dynamic)")
         }
         if let version = version ?? device.version, let wanted = plan.target.version, version == wanted {
-            return .alreadyCurrent(DeviceOutcome(epoch: retryEpoch, phase: .succeeded, bucket: bucket, gateway: gateway, started: now, updated: now, detail: "already ran \(version)"))
+            return .alreadyCurrent(
+                DeviceOutcome(
+                    epoch: retryEpoch, phase: .succeeded, bucket: bucket, gateway: gateway, started: now, updated: now, detail: "already ran \(version)"))
         }
         switch mode {
         case .running: break
@@ -383,7 +394,9 @@ public struct RolloutView: Sendable {
         case .halted: return .wait("rollout halted: \(halt?.reason ?? "")")
         }
         guard available else {
-            return .wait("\(plan.target.path) is not ready on this gateway (not in its trusted metadata with sha256 \(plan.target.sha256.prefix(16))…, or its image is not cached yet)")
+            return .wait(
+                "\(plan.target.path) is not ready on this gateway (not in its trusted metadata with sha256 \(plan.target.sha256.prefix(16))…, or its image is not cached yet)"
+            )
         }
         if let window = plan.window, !window.contains(milliseconds: now) { return .wait("outside the maintenance window \(window) UTC") }
         guard inFlightHere < plan.concurrency else { return .wait("\(inFlightHere) updates in flight on this gateway (concurrency \(plan.concurrency))") }

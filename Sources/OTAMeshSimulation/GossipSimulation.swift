@@ -93,8 +93,9 @@ public struct GossipSimulation: Sendable {
         let metadata = [UInt8](repeating: 0x6D, count: configuration.metadataBytes)
         let membership = SWIMMembership(addresses.map { SWIMMember(address: $0, incarnation: 0, status: .alive, metadata: metadata, since: 0) })
         nodes = addresses.enumerated().map { index, address in
-            Node(me: address, metadata: metadata, settings: configuration.effectiveSettings,
-                 random: SplitMix64(seed: configuration.seed, stream: RandomStream.nodeBase + UInt64(index)), membership: membership)
+            Node(
+                me: address, metadata: metadata, settings: configuration.effectiveSettings,
+                random: SplitMix64(seed: configuration.seed, stream: RandomStream.nodeBase + UInt64(index)), membership: membership)
         }
         crashed = Array(repeating: false, count: count)
         liveCount = count
@@ -119,8 +120,9 @@ public struct GossipSimulation: Sendable {
 
     /// Node `index`'s address: `node-index` at 10.x.y.z:7946.
     public static func address(_ index: Int) -> NodeAddress {
-        NodeAddress(name: "node-\(index)", ip: [10, UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index)],
-                    port: 7946)
+        NodeAddress(
+            name: "node-\(index)", ip: [10, UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index)],
+            port: 7946)
     }
 
     /// The node an address belongs to, if it is one of this simulation's.
@@ -149,8 +151,10 @@ public struct GossipSimulation: Sendable {
         }
         var held = [Double?](repeating: nil, count: nodes.count)
         held[node] = now
-        records.append(RecordSpread(owner: node, key: key, version: record.version, writtenAt: now, heldAt: held,
-                                    liveHolders: crashed[node] ? 0 : 1))
+        records.append(
+            RecordSpread(
+                owner: node, key: key, version: record.version, writtenAt: now, heldAt: held,
+                liveHolders: crashed[node] ? 0 : 1))
         // A new record leaves at once (the shell's put does the same).
         if !crashed[node] { send(nodes[node].gossipNow(), from: node) }
         return record
@@ -191,8 +195,9 @@ public struct GossipSimulation: Sendable {
         for subject in detections.keys.sorted() where detections[subject]?.declaredDeadAt[node] != nil {
             detections[subject]?.declaredDeadBy -= 1
         }
-        detections[node] = Detection(crashedAt: now, suspectedAt: Array(repeating: nil, count: nodes.count),
-                                     declaredDeadAt: Array(repeating: nil, count: nodes.count), declaredDeadBy: 0)
+        detections[node] = Detection(
+            crashedAt: now, suspectedAt: Array(repeating: nil, count: nodes.count),
+            declaredDeadAt: Array(repeating: nil, count: nodes.count), declaredDeadBy: 0)
     }
 
     // MARK: Events
@@ -381,7 +386,8 @@ public struct GossipSimulation: Sendable {
         let changes = nodes[observer].takeRecordChanges()
         guard !changes.isEmpty, !records.isEmpty else { return }
         for change in changes {
-            for index in records.indices where records[index].heldAt[observer] == nil && records[index].key == change.key
+            for index in records.indices
+            where records[index].heldAt[observer] == nil && records[index].key == change.key
                 && change.version >= records[index].version && change.owner == addresses[records[index].owner].name
             {
                 records[index].heldAt[observer] = now

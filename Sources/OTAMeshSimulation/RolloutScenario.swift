@@ -70,13 +70,16 @@ public struct RolloutScenario: Sendable, Equatable {
     /// Give up at this simulated time whatever happened.
     public var limit: Double
 
-    public init(gateways: Int = 1_000, devicesPerGateway: Int = 100, seed: UInt64 = 1, loss: Double = 0.1, otherHardwareEvery: Int = 20,
-                stages: [Int] = [1, 10, 50, 100], soakSeconds: Int64 = 60, successPercent: Int = 90, maxFailures: Int? = 100,
-                maxFailurePercent: Int? = nil, minFinished: Int = 0, concurrency: Int = 4, installSeconds: ClosedRange<Double> = 5...30,
-                badGateways: Range<Int> = 0..<0, badFailure: Double = 1, failure: Double = 0, partition: Partition? = nil,
-                deadAfterSeconds: Double = 20, stageMembers: StageMembers = .alive, rumour: RumourRecords = .all, rejoinSeconds: Double = 2, gossipInterval: Double = 0.2, fanout: Int = 3,
-                packetBytes: Int = 1_400, retransmitMult: Int = 4, pushPullInterval: Double = 30, upkeepInterval: Double = 1,
-                latency: Double = 0.001, planAt: Double = 0.5, limit: Double = 1_800) {
+    public init(
+        gateways: Int = 1_000, devicesPerGateway: Int = 100, seed: UInt64 = 1, loss: Double = 0.1, otherHardwareEvery: Int = 20,
+        stages: [Int] = [1, 10, 50, 100], soakSeconds: Int64 = 60, successPercent: Int = 90, maxFailures: Int? = 100,
+        maxFailurePercent: Int? = nil, minFinished: Int = 0, concurrency: Int = 4, installSeconds: ClosedRange<Double> = 5...30,
+        badGateways: Range<Int> = 0..<0, badFailure: Double = 1, failure: Double = 0, partition: Partition? = nil,
+        deadAfterSeconds: Double = 20, stageMembers: StageMembers = .alive, rumour: RumourRecords = .all, rejoinSeconds: Double = 2,
+        gossipInterval: Double = 0.2, fanout: Int = 3,
+        packetBytes: Int = 1_400, retransmitMult: Int = 4, pushPullInterval: Double = 30, upkeepInterval: Double = 1,
+        latency: Double = 0.001, planAt: Double = 0.5, limit: Double = 1_800
+    ) {
         self.gateways = gateways
         self.devicesPerGateway = devicesPerGateway
         self.seed = seed
@@ -114,13 +117,16 @@ public struct RolloutScenario: Sendable, Equatable {
     /// threshold in stage 1 (about 50 of 950 devices) and cross it in stage 2. The last 10 % of the
     /// gateways are cut off from t = 40 s to 100 s: after stage 1 has finished, across the
     /// majority's advance to stage 2 and its halt.
-    public static func halting(gateways: Int = 1_000, devicesPerGateway: Int = 100, loss: Double = 0.1, seed: UInt64 = 1,
-                               stageMembers: StageMembers = .alive, rumour: RumourRecords = .all) -> RolloutScenario {
+    public static func halting(
+        gateways: Int = 1_000, devicesPerGateway: Int = 100, loss: Double = 0.1, seed: UInt64 = 1,
+        stageMembers: StageMembers = .alive, rumour: RumourRecords = .all
+    ) -> RolloutScenario {
         let tenth = max(1, gateways / 10)
-        return RolloutScenario(gateways: gateways, devicesPerGateway: devicesPerGateway, seed: seed, loss: loss,
-                               badGateways: tenth..<(tenth + max(1, gateways / 20)),
-                               partition: Partition(from: 40, until: 100, group: Set((gateways - tenth)..<gateways)), stageMembers: stageMembers,
-                               rumour: rumour)
+        return RolloutScenario(
+            gateways: gateways, devicesPerGateway: devicesPerGateway, seed: seed, loss: loss,
+            badGateways: tenth..<(tenth + max(1, gateways / 20)),
+            partition: Partition(from: 40, until: 100, group: Set((gateways - tenth)..<gateways)), stageMembers: stageMembers,
+            rumour: rumour)
     }
 
     /// The update gossip retransmits per gateway: `retransmitMult × ⌈log10(G + 1)⌉`.

@@ -28,8 +28,9 @@ public struct RolloutSimulation: Sendable {
     public static let site = "sim-site"
     /// 2026-11-23T00:00:00Z in milliseconds: simulated time 0.
     public static let epochMillis: Int64 = 1_795_392_000_000
-    public static let target = RolloutTarget(path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32),
-                                             length: 1_234_567, version: "2.0.0", hardware: "esp32")
+    public static let target = RolloutTarget(
+        path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32),
+        length: 1_234_567, version: "2.0.0", hardware: "esp32")
 
     enum Record: Sendable {
         case command(CommandCopy)
@@ -154,10 +155,11 @@ public struct RolloutSimulation: Sendable {
             return .ed25519(try! Curve25519.Signing.PrivateKey(rawRepresentation: raw))
         }
         trust = try! SiteTrust(site: Self.site, threshold: 2, admins: admins.map(\.publicKey))  // three distinct keys, threshold 2
-        let plan = RolloutPlan(id: Self.rolloutID, target: Self.target, selector: DeviceSelector(terms: ["hardware": ["esp32"]]),
-                               stages: scenario.stages, soakSeconds: scenario.soakSeconds, successPercent: scenario.successPercent,
-                               maxFailurePercent: scenario.maxFailurePercent, maxFailures: scenario.maxFailures,
-                               minFinished: scenario.minFinished, concurrency: scenario.concurrency, deviceTimeoutSeconds: 1_800)
+        let plan = RolloutPlan(
+            id: Self.rolloutID, target: Self.target, selector: DeviceSelector(terms: ["hardware": ["esp32"]]),
+            stages: scenario.stages, soakSeconds: scenario.soakSeconds, successPercent: scenario.successPercent,
+            maxFailurePercent: scenario.maxFailurePercent, maxFailures: scenario.maxFailures,
+            minFinished: scenario.minFinished, concurrency: scenario.concurrency, deviceTimeoutSeconds: 1_800)
         var command = plan.command(site: Self.site, issued: Self.epochMillis / 1000)
         for admin in admins.prefix(2) { try! command.sign(with: admin) }  // Ed25519 signing does not fail
         planCopy = CommandCopy(command)
@@ -179,8 +181,9 @@ public struct RolloutSimulation: Sendable {
         retransmits = limit
         gateways = (0..<count).map { gateway in
             let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
-            return Gateway(state: RolloutState(id: Self.rolloutID), held: [Int32](repeating: 0, count: count),
-                           lanes: Array(repeating: Lane(), count: limit), untouched: mine.sorted { (buckets[$0], $0) < (buckets[$1], $1) })
+            return Gateway(
+                state: RolloutState(id: Self.rolloutID), held: [Int32](repeating: 0, count: count),
+                lanes: Array(repeating: Lane(), count: limit), untouched: mine.sorted { (buckets[$0], $0) < (buckets[$1], $1) })
         }
         logs = Array(repeating: [], count: count)
         sums = Array(repeating: [0], count: count)
@@ -313,8 +316,9 @@ public struct RolloutSimulation: Sendable {
             let device = gateways[gateway].untouched[index]
             guard buckets[device] < bound else { break }
             let held = gateways[gateway].state.outcomes[facts[device].id]
-            let decision = view.decide(facts[device], version: "1.9.0", outcome: held, inFlightHere: gateways[gateway].inFlight.count,
-                                       now: millis, gateway: name)
+            let decision = view.decide(
+                facts[device], version: "1.9.0", outcome: held, inFlightHere: gateways[gateway].inFlight.count,
+                now: millis, gateway: name)
             switch decision {
             case .start(let outcome):
                 if gateways[gateway].state.halt.map({ $0.epoch >= view.controlEpoch }) == true { startsAfterHalt += 1 }
@@ -335,7 +339,8 @@ public struct RolloutSimulation: Sendable {
         }
         view = refreshView(gateway)
         let alive = aliveView(gateway)
-        let seen = alive.acrossCut
+        let seen =
+            alive.acrossCut
             ? Set(gateways[gateway].state.census.keys)
             : Set(gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false })
         let fresh = view.freshCensusGateways(alive: seen)
@@ -369,8 +374,10 @@ public struct RolloutSimulation: Sendable {
     mutating func finish(_ device: Int, at gateway: Int, fails: Bool) {
         guard let outcome = gateways[gateway].state.outcomes[facts[device].id] else { return }
         let view = refreshView(gateway)
-        let next = fails ? view.confirm(outcome, version: nil, error: "flash write failed", now: millis)
-                         : view.confirm(outcome, version: Self.target.version, error: nil, now: millis)
+        let next =
+            fails
+            ? view.confirm(outcome, version: nil, error: "flash write failed", now: millis)
+            : view.confirm(outcome, version: Self.target.version, error: nil, now: millis)
         guard let next else { return }
         record(next, device: device, at: gateway)
     }

@@ -89,10 +89,12 @@ public struct SimulationConfiguration: Sendable, Equatable {
     public var rejoinInterval: Double?
     public var seeds: [Int]
 
-    public init(nodes: Int, seed: UInt64 = 1, model: SimulationModel = .full, network: NetworkConditions = NetworkConditions(),
-                settings: SWIMSettings = SWIMSettings(),
-                tickInterval: Double = 0.05, path: PacketPath = .counted, metadataBytes: Int = 0,
-                rejoinInterval: Double? = nil, seeds: [Int] = []) {
+    public init(
+        nodes: Int, seed: UInt64 = 1, model: SimulationModel = .full, network: NetworkConditions = NetworkConditions(),
+        settings: SWIMSettings = SWIMSettings(),
+        tickInterval: Double = 0.05, path: PacketPath = .counted, metadataBytes: Int = 0,
+        rejoinInterval: Double? = nil, seeds: [Int] = []
+    ) {
         self.nodes = nodes
         self.seed = seed
         self.model = model

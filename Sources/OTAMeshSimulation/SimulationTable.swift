@@ -4,40 +4,52 @@ public enum SimulationTable {
     /// The dissemination table: a header line, then one line per result.
     public static func dissemination(_ results: [DisseminationResult]) -> [String] {
         render(
-            [("N", 6), ("loss", 5), ("model", 11), ("rounds→99.9%", 0), ("rounds→100%", 0), ("time→99.9%", 0), ("time→100%", 0), ("periods→100%", 0),
-             ("bytes/s/node", 0), ("udp", 7), ("push-pull", 0), ("goal(⌈log2N⌉+4)", 0), ("met", 3)],
+            [
+                ("N", 6), ("loss", 5), ("model", 11), ("rounds→99.9%", 0), ("rounds→100%", 0), ("time→99.9%", 0), ("time→100%", 0), ("periods→100%", 0),
+                ("bytes/s/node", 0), ("udp", 7), ("push-pull", 0), ("goal(⌈log2N⌉+4)", 0), ("met", 3),
+            ],
             results.map { result in
-                [count(result.nodes), percent(result.lossPercent), result.model.rawValue, result.rounds999.map(String.init) ?? "—",
-                 result.rounds100.map(String.init) ?? "—", seconds(result.seconds999), seconds(result.seconds100),
-                 fixed(result.probePeriods100, 1), count(Int(result.bytesPerSecondPerNode.rounded())),
-                 count(Int(result.udpBytesPerSecondPerNode.rounded())), count(Int(result.streamBytesPerSecondPerNode.rounded())),
-                 String(result.goalRounds), result.goalMet.map { $0 ? "yes" : "NO" } ?? "—"]
+                [
+                    count(result.nodes), percent(result.lossPercent), result.model.rawValue, result.rounds999.map(String.init) ?? "—",
+                    result.rounds100.map(String.init) ?? "—", seconds(result.seconds999), seconds(result.seconds100),
+                    fixed(result.probePeriods100, 1), count(Int(result.bytesPerSecondPerNode.rounded())),
+                    count(Int(result.udpBytesPerSecondPerNode.rounded())), count(Int(result.streamBytesPerSecondPerNode.rounded())),
+                    String(result.goalRounds), result.goalMet.map { $0 ? "yes" : "NO" } ?? "—",
+                ]
             })
     }
 
     /// The failure-detection table: a header line, then one line per result.
     public static func failureDetection(_ results: [FailureDetectionResult]) -> [String] {
         render(
-            [("N", 6), ("loss", 5), ("1st suspect", 0), ("1st dead", 8), ("dead p50", 8), ("dead max", 8), ("declared by", 0), ("bound", 8),
-             ("soak", 6), ("FP suspected", 22), ("FP dead", 18)],
+            [
+                ("N", 6), ("loss", 5), ("1st suspect", 0), ("1st dead", 8), ("dead p50", 8), ("dead max", 8), ("declared by", 0), ("bound", 8),
+                ("soak", 6), ("FP suspected", 22), ("FP dead", 18),
+            ],
             results.map { result in
-                [count(result.nodes), percent(result.lossPercent), seconds(result.firstSuspectedSeconds), seconds(result.firstDeadSeconds),
-                 seconds(result.deadP50Seconds), seconds(result.deadMaxSeconds), "\(result.declaredDeadBy)/\(result.observers)",
-                 seconds(result.boundSeconds), seconds(result.soakSeconds, digits: 0),
-                 ratio(result.falseSuspectedRate, result.falseSuspectedPairs), ratio(result.falseDeadRate, result.falseDeadPairs)]
+                [
+                    count(result.nodes), percent(result.lossPercent), seconds(result.firstSuspectedSeconds), seconds(result.firstDeadSeconds),
+                    seconds(result.deadP50Seconds), seconds(result.deadMaxSeconds), "\(result.declaredDeadBy)/\(result.observers)",
+                    seconds(result.boundSeconds), seconds(result.soakSeconds, digits: 0),
+                    ratio(result.falseSuspectedRate, result.falseSuspectedPairs), ratio(result.falseDeadRate, result.falseDeadPairs),
+                ]
             })
     }
 
     /// The partition/heal table: a header line, then one line per result.
     public static func partition(_ results: [PartitionResult]) -> [String] {
         render(
-            [("N", 6), ("loss", 5), ("partition", 0), ("rejoin", 6), ("records", 9), ("membership", 0), ("suspected pairs", 0),
-             ("dead pairs", 10), ("cross pairs", 11)],
+            [
+                ("N", 6), ("loss", 5), ("partition", 0), ("rejoin", 6), ("records", 9), ("membership", 0), ("suspected pairs", 0),
+                ("dead pairs", 10), ("cross pairs", 11),
+            ],
             results.map { result in
-                [count(result.nodes), percent(result.lossPercent), seconds(result.partitionSeconds, digits: 0),
-                 result.rejoinSeconds.map { seconds($0, digits: 0) } ?? "off", seconds(result.recordsSeconds),
-                 result.membershipSeconds.map { "≤ " + seconds($0) } ?? "never", count(result.suspectedPairs), count(result.deadPairs),
-                 count(result.crossPairs)]
+                [
+                    count(result.nodes), percent(result.lossPercent), seconds(result.partitionSeconds, digits: 0),
+                    result.rejoinSeconds.map { seconds($0, digits: 0) } ?? "off", seconds(result.recordsSeconds),
+                    result.membershipSeconds.map { "≤ " + seconds($0) } ?? "never", count(result.suspectedPairs), count(result.deadPairs),
+                    count(result.crossPairs),
+                ]
             })
     }
 
@@ -52,9 +64,13 @@ public enum SimulationTable {
         let stages = Set(results.flatMap { result in result.advances.map { $0.stage } }).sorted()
         for stage in stages {
             let percent = results.lazy.compactMap { $0.advances.first { $0.stage == stage }?.percent }.first ?? 0
-            rows.append(("stage \(stage + 1) (\(percent) %) from", cell { result in
-                result.advances.first { $0.stage == stage }.map { "\(seconds($0.at)) by \($0.gateway) (\(count($0.writers)) wrote it)" } ?? "—"
-            }))
+            rows.append(
+                (
+                    "stage \(stage + 1) (\(percent) %) from",
+                    cell { result in
+                        result.advances.first { $0.stage == stage }.map { "\(seconds($0.at)) by \($0.gateway) (\(count($0.writers)) wrote it)" } ?? "—"
+                    }
+                ))
         }
         rows += [
             ("threshold first crossed", cell { seconds($0.thresholdAt) }),

@@ -126,7 +126,9 @@ public enum ResumeCheck {
         let rangePart = body[..<slash]
         let totalPart = body[body.index(after: slash)...]
         let total: Int64?
-        if totalPart == "*" { total = nil } else {
+        if totalPart == "*" {
+            total = nil
+        } else {
             guard totalPart.allSatisfy(\.isASCIIDigitCharacter), let n = Int64(totalPart) else { return nil }
             total = n
         }

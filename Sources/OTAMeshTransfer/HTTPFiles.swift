@@ -39,8 +39,10 @@ public struct HTTPFiles: RemoteFiles {
     /// Sends one request and returns the answer whatever its status; throws only when there is
     /// no answer (connection, timeout) or its body exceeds `maxLength`.
     /// `query` (already encoded, without `?`) is appended as it is.
-    public func exchange(_ path: String, query: String? = nil, method: String = "GET", body: [UInt8]? = nil, contentType: String? = nil,
-                         maxLength: Int64 = 64 << 20) async throws(TrustError) -> Answer {
+    public func exchange(
+        _ path: String, query: String? = nil, method: String = "GET", body: [UInt8]? = nil, contentType: String? = nil,
+        maxLength: Int64 = 64 << 20
+    ) async throws(TrustError) -> Answer {
         let url = "\(baseURL)/\(Self.escapePath(path))" + (query.map { "?\($0)" } ?? "")
         var request = HTTPClientRequest(url: url)
         request.method = HTTPMethod(rawValue: method)
@@ -60,8 +62,9 @@ public struct HTTPFiles: RemoteFiles {
         }
         do {
             let collected = try await response.body.collect(upTo: Int(clamping: maxLength))
-            return Answer(status: Int(response.status.code), body: Array(collected.readableBytesView),
-                          contentType: response.headers.first(name: "content-type"))
+            return Answer(
+                status: Int(response.status.code), body: Array(collected.readableBytesView),
+                contentType: response.headers.first(name: "content-type"))
         } catch is NIOTooManyBytesError {
             throw .tooLarge(file: path, limit: maxLength)
         } catch {

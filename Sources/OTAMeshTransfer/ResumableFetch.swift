@@ -56,11 +56,13 @@ public struct ResumableFetch: Sendable {
     public var random: @Sendable () -> Double
     public var sleep: @Sendable (Double) async throws -> Void
 
-    public init(policy: RetryPolicy = RetryPolicy(), minBytesPerSecond: Double = 100, stallWindow: Double = 60,
-                connectTimeout: Double = 10, proxies: ProxySettings = ProxySettings(), logger: Logger = Logger(label: "otamesh.transfer"),
-                now: @escaping @Sendable () -> Double = ResumableFetch.monotonic,
-                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-                sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) }) {
+    public init(
+        policy: RetryPolicy = RetryPolicy(), minBytesPerSecond: Double = 100, stallWindow: Double = 60,
+        connectTimeout: Double = 10, proxies: ProxySettings = ProxySettings(), logger: Logger = Logger(label: "otamesh.transfer"),
+        now: @escaping @Sendable () -> Double = ResumableFetch.monotonic,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        sleep: @escaping @Sendable (Double) async throws -> Void = { try await Task.sleep(for: .milliseconds(Int64($0 * 1000))) }
+    ) {
         self.policy = policy
         self.minBytesPerSecond = minBytesPerSecond
         self.stallWindow = stallWindow
@@ -139,8 +141,11 @@ public struct ResumableFetch: Sendable {
             switch policy.decide(failure, attempt: attempt, elapsed: now() - started, random: random()) {
             case .retry(let wait):
                 Self.retries.increment()
-                logger.info("transfer interrupted; resuming", metadata: [
-                    "url": "\(url)", "offset": "\(ingest.offset)", "failure": "\(failure)", "wait_s": "\(wait)"])
+                logger.info(
+                    "transfer interrupted; resuming",
+                    metadata: [
+                        "url": "\(url)", "offset": "\(ingest.offset)", "failure": "\(failure)", "wait_s": "\(wait)",
+                    ])
                 try await sleep(wait)
             case .fail(let reason):
                 Self.failures.increment()
@@ -220,4 +225,3 @@ public struct ResumableFetch: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 }
-

@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Crypto
+import OTAMeshCommon
 import _CryptoExtras
 
 /// Private keys on disk as PEM, readable and writable by the openssl CLI:

@@ -226,8 +226,10 @@ public struct TargetsMetadata: Sendable {
                 guard (paths == nil) != (prefixes == nil) else {
                     throw .malformed(file: file, reason: "delegated role \(name) needs exactly one of paths, path_hash_prefixes")
                 }
-                roles.append(DelegatedRole(name: name, keys: roleKeys, terminating: role["terminating"]?.boolValue ?? false,
-                                           paths: paths, pathHashPrefixes: prefixes))
+                roles.append(
+                    DelegatedRole(
+                        name: name, keys: roleKeys, terminating: role["terminating"]?.boolValue ?? false,
+                        paths: paths, pathHashPrefixes: prefixes))
             }
             delegations = Delegations(keys: keys, roles: roles)
         } else {

@@ -24,9 +24,10 @@ public struct ExpiryPolicy: Sendable, Equatable {
     }
 
     var json: JSONValue {
-        .object([
-            "root": .integer(root), "targets": .integer(targets), "snapshot": .integer(snapshot), "timestamp": .integer(timestamp),
-        ] as KeyValuePairs<String, JSONValue>)
+        .object(
+            [
+                "root": .integer(root), "targets": .integer(targets), "snapshot": .integer(snapshot), "timestamp": .integer(timestamp),
+            ] as KeyValuePairs<String, JSONValue>)
     }
 
     init(json: JSONValue?) {
@@ -85,10 +86,11 @@ public struct Repository {
         var roles = JSONObject()
         for (role, signers) in roleKeys {
             for signer in signers { keys[signer.publicKey.computedKeyID] = signer.publicKey.json }
-            roles[role] = .object([
-                "keyids": .array(signers.map { .string($0.publicKey.computedKeyID) }),
-                "threshold": .integer(Int64(role == Role.root ? rootThreshold : 1)),
-            ] as KeyValuePairs<String, JSONValue>)
+            roles[role] = .object(
+                [
+                    "keyids": .array(signers.map { .string($0.publicKey.computedKeyID) }),
+                    "threshold": .integer(Int64(role == Role.root ? rootThreshold : 1)),
+                ] as KeyValuePairs<String, JSONValue>)
         }
         var root = repository.common(Role.root, version: 1, now: now)
         root["consistent_snapshot"] = .bool(true)
@@ -126,9 +128,10 @@ public struct Repository {
         try Self.checkTargetPath(path)
         var entry = JSONObject()
         entry["length"] = .integer(Int64(bytes.count))
-        entry["hashes"] = .object([
-            "sha256": .string(hexString(SHA256.hash(data: bytes))), "sha512": .string(hexString(SHA512.hash(data: bytes))),
-        ] as KeyValuePairs<String, JSONValue>)
+        entry["hashes"] = .object(
+            [
+                "sha256": .string(hexString(SHA256.hash(data: bytes))), "sha512": .string(hexString(SHA512.hash(data: bytes))),
+            ] as KeyValuePairs<String, JSONValue>)
         if let custom { entry["custom"] = custom }
         let destination = "\(targetsDir)/\(path)"
         try FileSystem.makeDirectories(for: destination)
@@ -237,10 +240,11 @@ public struct Repository {
     }
 
     static func metaEntry(version: Int64, bytes: [UInt8]) -> JSONValue {
-        .object([
-            "version": .integer(version), "length": .integer(Int64(bytes.count)),
-            "hashes": .object(["sha256": .string(hexString(SHA256.hash(data: bytes)))] as KeyValuePairs<String, JSONValue>),
-        ] as KeyValuePairs<String, JSONValue>)
+        .object(
+            [
+                "version": .integer(version), "length": .integer(Int64(bytes.count)),
+                "hashes": .object(["sha256": .string(hexString(SHA256.hash(data: bytes)))] as KeyValuePairs<String, JSONValue>),
+            ] as KeyValuePairs<String, JSONValue>)
     }
 
     /// Signs `signed` with every key of `role` found in keys/ and writes metadata/<role>.json.
@@ -306,8 +310,10 @@ public struct Repository {
     @discardableResult
     /// `add` entries with `persist` false (keys the admin keeps elsewhere) sign this rotation
     /// from memory and are not written to keys/.
-    public func rotateRoot(add: [(role: String, signer: TUFSigner, persist: Bool)], remove: [(role: String, keyID: String)],
-                           thresholds: [String: Int], now: Int64) throws -> Int64 {
+    public func rotateRoot(
+        add: [(role: String, signer: TUFSigner, persist: Bool)], remove: [(role: String, keyID: String)],
+        thresholds: [String: Int], now: Int64
+    ) throws -> Int64 {
         let source = DirectoryFiles(root: metadataDir)
         let old = try RootMetadata(bytes: source.read("root.json", maxLength: 64 << 20))
         var keys = old.envelope.signed["keys"]?.objectValue ?? JSONObject()
@@ -337,8 +343,9 @@ public struct Repository {
             guard value.threshold >= 1, value.threshold <= value.keyIDs.count else {
                 throw TrustError.malformed(file: "root.json", reason: "\(role) threshold \(value.threshold) with \(value.keyIDs.count) keys")
             }
-            roleObject[role] = .object(["keyids": .array(value.keyIDs.map { .string($0) }), "threshold": .integer(Int64(value.threshold))]
-                as KeyValuePairs<String, JSONValue>)
+            roleObject[role] = .object(
+                ["keyids": .array(value.keyIDs.map { .string($0) }), "threshold": .integer(Int64(value.threshold))]
+                    as KeyValuePairs<String, JSONValue>)
         }
         let used = Set(roles.values.flatMap(\.keyIDs))
         for id in keys.keys where !used.contains(id) { keys[id] = nil }

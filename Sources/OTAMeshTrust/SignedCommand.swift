@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// Which admin keys a site trusts to sign operations (rollout plans and controls), and how
 /// many must agree: `{"site": "…", "threshold": m, "admins": {keyid: key}, "names": {keyid: name}}`.
 ///
@@ -74,9 +76,10 @@ public struct SiteTrust: Sendable, Equatable {
         }
         var named = JSONObject()
         for (id, name) in names { named[id] = .string(name) }
-        return .object([
-            "site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins), "names": .object(named),
-        ] as KeyValuePairs<String, JSONValue>)
+        return .object(
+            [
+                "site": .string(site), "threshold": .integer(Int64(threshold)), "admins": .object(admins), "names": .object(named),
+            ] as KeyValuePairs<String, JSONValue>)
     }
 }
 
@@ -104,10 +107,11 @@ public struct SignedCommand: Sendable {
         self.kind = kind
         self.issued = ISOTime.format(issued)
         self.payload = payload
-        self.signed = .object([
-            "_type": .string(Self.type), "site": .string(site), "sequence": .integer(sequence), "kind": .string(kind),
-            "issued": .string(self.issued), "payload": payload,
-        ] as KeyValuePairs<String, JSONValue>)
+        self.signed = .object(
+            [
+                "_type": .string(Self.type), "site": .string(site), "sequence": .integer(sequence), "kind": .string(kind),
+                "issued": .string(self.issued), "payload": payload,
+            ] as KeyValuePairs<String, JSONValue>)
         self.signatures = []
     }
 
@@ -160,12 +164,14 @@ public struct SignedCommand: Sendable {
     public var bytes: [UInt8] { envelope.prettyBytes }
 
     var envelope: JSONValue {
-        JSONValue.object([
-            "signed": signed,
-            "signatures": .array(signatures.map {
-                .object(["keyid": .string($0.keyID), "sig": .string(hexString($0.signature))] as KeyValuePairs<String, JSONValue>)
-            }),
-        ] as KeyValuePairs<String, JSONValue>)
+        JSONValue.object(
+            [
+                "signed": signed,
+                "signatures": .array(
+                    signatures.map {
+                        .object(["keyid": .string($0.keyID), "sig": .string(hexString($0.signature))] as KeyValuePairs<String, JSONValue>)
+                    }),
+            ] as KeyValuePairs<String, JSONValue>)
     }
 
     /// Accepts the command only if it is for this site, signed by at least `threshold` distinct
@@ -196,5 +202,3 @@ extension Envelope {
         self.common = CommonFields(type: signed["_type"]?.stringValue ?? "", specVersion: "", version: 1, expires: "", expiresAt: .max)
     }
 }
-
-import OTAMeshCommon

@@ -47,8 +47,10 @@ public enum SignedRequest {
 
     /// Signs a request: `target` is the path and query exactly as they go on the wire
     /// (`/api/v1/devices?site=1`).
-    public static func sign(with signer: TUFSigner, method: String, target: String, body: [UInt8], time: Int64,
-                            nonce: String) throws -> Credentials {
+    public static func sign(
+        with signer: TUFSigner, method: String, target: String, body: [UInt8], time: Int64,
+        nonce: String
+    ) throws -> Credentials {
         let bodySHA256 = hexString(SHA256.hash(data: body))
         let signature = try signer.sign(message(method: method, target: target, time: time, nonce: nonce, bodySHA256: bodySHA256))
         return Credentials(keyID: signer.publicKey.computedKeyID, time: time, nonce: nonce, bodySHA256: bodySHA256, signature: signature)
@@ -87,7 +89,8 @@ public enum SignedRequest {
         func hex(_ name: String, bytes: ClosedRange<Int>) throws(SignedRequestError) -> String {
             guard let value = fields[name] else { throw .malformed("no \(name)=") }
             guard let decoded = Hex.decode(value), bytes.contains(decoded.count) else {
-                throw .malformed("\(name)= needs \(bytes.lowerBound == bytes.upperBound ? "\(bytes.lowerBound)" : "\(bytes.lowerBound)…\(bytes.upperBound)") bytes of hex")
+                throw .malformed(
+                    "\(name)= needs \(bytes.lowerBound == bytes.upperBound ? "\(bytes.lowerBound)" : "\(bytes.lowerBound)…\(bytes.upperBound)") bytes of hex")
             }
             return value.lowercased()
         }

@@ -29,10 +29,11 @@ public struct TUFKey: Sendable, Hashable {
         self.keyType = keyType
         self.scheme = scheme
         self.publicValue = publicValue
-        self.json = .object([
-            "keytype": .string(keyType), "scheme": .string(scheme),
-            "keyval": .object(["public": .string(publicValue)]) as JSONValue,
-        ] as KeyValuePairs<String, JSONValue>)
+        self.json = .object(
+            [
+                "keytype": .string(keyType), "scheme": .string(scheme),
+                "keyval": .object(["public": .string(publicValue)]) as JSONValue,
+            ] as KeyValuePairs<String, JSONValue>)
     }
 
     /// SHA-256 of the canonical JSON of the key object: the key id securesystemslib assigns.

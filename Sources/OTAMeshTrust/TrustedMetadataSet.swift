@@ -67,8 +67,9 @@ public struct TrustedMetadataSet: Sendable {
             }
             if new.version == trusted.version { return false }
             guard new.snapshotMeta.version >= trusted.snapshotMeta.version else {
-                throw .metaRollback(role: Role.timestamp, file: "snapshot.json", trusted: trusted.snapshotMeta.version,
-                                    offered: new.snapshotMeta.version)
+                throw .metaRollback(
+                    role: Role.timestamp, file: "snapshot.json", trusted: trusted.snapshotMeta.version,
+                    offered: new.snapshotMeta.version)
             }
         }
         timestamp = new

@@ -37,8 +37,10 @@ public struct Updater {
     public let now: Int64
     public private(set) var trusted: TrustedMetadataSet?
 
-    public init(metadata: any RemoteFiles, targets: any RemoteFiles, persistence: any MetadataPersistence,
-                rootHistory: (any MetadataPersistence)? = nil, limits: UpdaterLimits = UpdaterLimits(), now: Int64) {
+    public init(
+        metadata: any RemoteFiles, targets: any RemoteFiles, persistence: any MetadataPersistence,
+        rootHistory: (any MetadataPersistence)? = nil, limits: UpdaterLimits = UpdaterLimits(), now: Int64
+    ) {
         self.rootHistory = rootHistory
         self.metadata = metadata
         self.targetFiles = targets

@@ -74,8 +74,9 @@ LoggingSystem.bootstrap { label in
 }
 let logger = Logger(label: "otamesh-mdns-probe")
 
-let advert = DiscoveryAdvert(nodeName: options.name, siteID: options.site, gossipPort: options.gossipPort,
-                             httpPort: options.httpPort, addresses: options.addresses)
+let advert = DiscoveryAdvert(
+    nodeName: options.name, siteID: options.site, gossipPort: options.gossipPort,
+    httpPort: options.httpPort, addresses: options.addresses)
 let (stops, stopper) = AsyncStream.makeStream(of: Stop.self)
 let seen = Mutex<Set<String>>([])
 let expect = options.expect

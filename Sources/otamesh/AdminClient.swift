@@ -17,20 +17,28 @@ import Glibc
 /// else the URL the agent of the data directory wrote to `DATA/admin.url` when it started, else
 /// `admin.listen` of the configuration (all interfaces → loopback), else http://127.0.0.1:8071.
 struct AdminOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "The gateway's admin API URL.",
-        discussion: "Default: DATA/admin.url (written by a running agent of --data-dir / --config), else admin.listen of the configuration, else http://127.0.0.1:8071."))
+    @Option(
+        help: ArgumentHelp(
+            "The gateway's admin API URL.",
+            discussion:
+                "Default: DATA/admin.url (written by a running agent of --data-dir / --config), else admin.listen of the configuration, else http://127.0.0.1:8071."
+        ))
     var admin: String?
 
-    @Option(help: ArgumentHelp(
-        "File holding the admin API bearer token.",
-        discussion: "Default: $OTAMESH_TOKEN, else DATA/keys/admin.token, else DATA/keys/read.token (admin.token_file / admin.read_token_file when configured); "
-            + "without a token, a site admin key signs each request (--key FILE, $OTAMESH_ADMIN_KEY, $OTAMESH_ADMIN_KEY_FILE)."))
+    @Option(
+        help: ArgumentHelp(
+            "File holding the admin API bearer token.",
+            discussion:
+                "Default: $OTAMESH_TOKEN, else DATA/keys/admin.token, else DATA/keys/read.token (admin.token_file / admin.read_token_file when configured); "
+                + "without a token, a site admin key signs each request (--key FILE, $OTAMESH_ADMIN_KEY, $OTAMESH_ADMIN_KEY_FILE)."))
     var tokenFile: String?
 
-    @Option(help: ArgumentHelp(
-        "Site CA certificate (PEM) an https:// admin API is verified against.",
-        discussion: "Default: $OTAMESH_ADMIN_CA, else DATA/keys/site-ca.pem. On another machine: `otamesh keys site-ca --export-pem > site-ca.pem` on the gateway."))
+    @Option(
+        help: ArgumentHelp(
+            "Site CA certificate (PEM) an https:// admin API is verified against.",
+            discussion:
+                "Default: $OTAMESH_ADMIN_CA, else DATA/keys/site-ca.pem. On another machine: `otamesh keys site-ca --export-pem > site-ca.pem` on the gateway.")
+    )
     var ca: String?
 
     @OptionGroup var config: ConfigOptions
@@ -149,7 +157,8 @@ final class AdminHTTPSClients: @unchecked Sendable {
 /// `--key FILE` for commands that talk to the admin API but sign nothing else (rollout commands
 /// have their own `--key`, which signs their commands).
 struct AdminKeyOption: ParsableArguments {
-    @Option(help: "Site admin private key (PEM) that signs each admin API request, instead of a token (default: $OTAMESH_ADMIN_KEY, else $OTAMESH_ADMIN_KEY_FILE).")
+    @Option(
+        help: "Site admin private key (PEM) that signs each admin API request, instead of a token (default: $OTAMESH_ADMIN_KEY, else $OTAMESH_ADMIN_KEY_FILE).")
     var key: String?
 }
 
@@ -269,8 +278,10 @@ struct AdminClient: Sendable {
 
     /// POST; `timeout` bounds the whole exchange (a bundle import verifies and stores everything
     /// before it answers).
-    func post(_ path: String, body: [UInt8]? = nil, contentType: String? = nil, maxLength: Int64 = 16 << 20,
-              timeout: Int64 = 30) async throws -> [UInt8] {
+    func post(
+        _ path: String, body: [UInt8]? = nil, contentType: String? = nil, maxLength: Int64 = 16 << 20,
+        timeout: Int64 = 30
+    ) async throws -> [UInt8] {
         try await send("POST", path, body: body, contentType: contentType, maxLength: maxLength, timeout: timeout)
     }
 
@@ -333,8 +344,10 @@ struct AdminClient: Sendable {
         switch credential {
         case .token(let token): return "Bearer \(token)"
         case .key(let signer):
-            return try SignedRequest.sign(with: signer, method: method, target: target(path), body: body ?? [],
-                                          time: Int64(Date().timeIntervalSince1970), nonce: SignedRequest.nonce()).header
+            return try SignedRequest.sign(
+                with: signer, method: method, target: target(path), body: body ?? [],
+                time: Int64(Date().timeIntervalSince1970), nonce: SignedRequest.nonce()
+            ).header
         }
     }
 
@@ -342,14 +355,17 @@ struct AdminClient: Sendable {
     /// 5-second probe, not after the HTTP client's 30 s of connection retries.
     static let answering = AnsweringBases()
 
-    private func send(_ method: String, _ path: String, body: [UInt8]?, contentType: String? = nil, maxLength: Int64,
-                      timeout: Int64 = 30) async throws -> [UInt8] {
+    private func send(
+        _ method: String, _ path: String, body: [UInt8]?, contentType: String? = nil, maxLength: Int64,
+        timeout: Int64 = 30
+    ) async throws -> [UInt8] {
         if !Self.answering.contains(base) {
             if let failure = await Self.probe(base, transport: transport) { throw failure }
             Self.answering.insert(base)
         }
-        let files = HTTPFiles(baseURL: "\(base)/api/v1", client: transport.client, timeout: .seconds(timeout),
-                              headers: [(name: "Authorization", value: try authorization(method, path, body: body))])
+        let files = HTTPFiles(
+            baseURL: "\(base)/api/v1", client: transport.client, timeout: .seconds(timeout),
+            headers: [(name: "Authorization", value: try authorization(method, path, body: body))])
         let answer: HTTPFiles.Answer
         do {
             let (route, query) = Self.split(path)
@@ -358,8 +374,9 @@ struct AdminClient: Sendable {
             throw AdminUnreachable(url: base)
         }
         guard (200..<300).contains(answer.status) else {
-            throw AdminAPIError(method: method, path: "/api/v1/\(path)", status: answer.status,
-                                message: answer.text.trimmingCharacters(in: .whitespacesAndNewlines))
+            throw AdminAPIError(
+                method: method, path: "/api/v1/\(path)", status: answer.status,
+                message: answer.text.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         return answer.body
     }

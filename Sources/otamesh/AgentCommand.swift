@@ -132,24 +132,27 @@ struct AgentCommand: AsyncParsableCommand {
     var insecurePermissions = false
 
     func run() async throws {
-        let configuration = try options.load(command: "otamesh agent", extra: [
-            ("security.insecurePermissions", insecurePermissions ? "true" : nil),
-            ("admin.tls", adminTls), ("admin.insecureClearText", adminInsecureClearText ? "true" : nil),
-            ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
-            ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout), ("admin.idleTimeout", adminIdleTimeout),
-            ("device.maxConnections", deviceMaxConnections), ("device.maxConnectionsPerAddress", deviceMaxConnectionsPerAddress),
-            ("devices.maxUnknown", devicesMaxUnknown), ("devices.maxUnknownPerAddress", devicesMaxUnknownPerAddress),
-            ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
-            ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
-            ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
-            ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
-            ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
-            ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
-            ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
-            ("push.max_concurrent", pushMaxConcurrent), ("push.max_per_segment", pushMaxPerSegment),
-            ("push.retry_timeout", pushRetryTimeout), ("push.deadline", pushDeadline),
-            ("alerts.webhook", alertsWebhook), ("devices.admission", deviceAdmission),
-        ])
+        let configuration = try options.load(
+            command: "otamesh agent",
+            extra: [
+                ("security.insecurePermissions", insecurePermissions ? "true" : nil),
+                ("admin.tls", adminTls), ("admin.insecureClearText", adminInsecureClearText ? "true" : nil),
+                ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
+                ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
+                ("admin.idleTimeout", adminIdleTimeout),
+                ("device.maxConnections", deviceMaxConnections), ("device.maxConnectionsPerAddress", deviceMaxConnectionsPerAddress),
+                ("devices.maxUnknown", devicesMaxUnknown), ("devices.maxUnknownPerAddress", devicesMaxUnknownPerAddress),
+                ("cache.quota", cacheQuota), ("cache.partialMaxAge", partialMaxAge),
+                ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
+                ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
+                ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
+                ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
+                ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
+                ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
+                ("push.max_concurrent", pushMaxConcurrent), ("push.max_per_segment", pushMaxPerSegment),
+                ("push.retry_timeout", pushRetryTimeout), ("push.deadline", pushDeadline),
+                ("alerts.webhook", alertsWebhook), ("devices.admission", deviceAdmission),
+            ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()
         let logger = Logger(label: "otamesh.agent")

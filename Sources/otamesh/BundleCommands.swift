@@ -51,8 +51,9 @@ struct ImportCommand: AsyncParsableCommand {
             }
             if api.admin == nil {
                 do {
-                    let store = try BlobStore(configuration: StoreConfiguration(
-                        directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes, partialMaxAge: configuration.partialMaxAge))
+                    let store = try BlobStore(
+                        configuration: StoreConfiguration(
+                            directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes, partialMaxAge: configuration.partialMaxAge))
                     try await importDirectly([UInt8](archive), rootBytes: rootBytes, store: store)
                     return
                 } catch StoreError.locked {
@@ -84,13 +85,15 @@ struct ImportCommand: AsyncParsableCommand {
         Self.print(try client.decode(Bundles.ImportReport.self, answer, what: "POST /api/v1/bundles"), via: client.base)
         if installedRoot {
             // The agent decided at start that it had no root: rollouts and peer sync wait for a restart.
-            Output.out("the agent trusted no root until now: restart it (e.g. systemctl restart otamesh) so that it takes part in rollouts and syncs from its peers")
+            Output.out(
+                "the agent trusted no root until now: restart it (e.g. systemctl restart otamesh) so that it takes part in rollouts and syncs from its peers")
         }
     }
 
     static func print(_ report: Bundles.ImportReport, via agent: String?) {
-        Output.out("imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")"
-            + (agent.map { " through the running agent at \($0)" } ?? ""))
+        Output.out(
+            "imported \(report.targets.count) targets (\(report.newBlobs.count) new)\(report.metadataUpdated ? ", metadata updated" : "")"
+                + (agent.map { " through the running agent at \($0)" } ?? ""))
     }
 }
 
@@ -120,13 +123,16 @@ struct ImagesCommand: ParsableCommand {
         }
         for (target, cached) in images {
             let custom = target.custom
-            let line = Line(path: target.path, length: target.length, sha256: target.hashes["sha256"],
-                            format: custom?["format"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
-                            version: custom?["version"]?.stringValue, project: custom?["project"]?.stringValue, cached: cached)
+            let line = Line(
+                path: target.path, length: target.length, sha256: target.hashes["sha256"],
+                format: custom?["format"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
+                version: custom?["version"]?.stringValue, project: custom?["project"]?.stringValue, cached: cached)
             if json {
                 Output.out(Output.jsonLine(line))
             } else {
-                Output.out("\(line.path)  \(line.version ?? "-")  \(line.hardware ?? "-")  \(line.format ?? "-")  \(line.length) bytes  \(cached ? "cached" : "not cached")")
+                Output.out(
+                    "\(line.path)  \(line.version ?? "-")  \(line.hardware ?? "-")  \(line.format ?? "-")  \(line.length) bytes  \(cached ? "cached" : "not cached")"
+                )
             }
         }
     }

@@ -9,8 +9,10 @@ struct CacheCommand: ParsableCommand {
         subcommands: [List.self, Add.self, Verify.self, GC.self, Pin.self, Unpin.self, Remove.self])
 
     /// Opens the store named by the options; errors become one line on stderr and exit 1.
-    static func open(_ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = [],
-                     flags: [String: String] = [:], command: String = "otamesh cache") throws -> BlobStore {
+    static func open(
+        _ options: ConfigOptions, mode: BlobStore.Mode = .readWrite, extra: [(String, String?)] = [],
+        flags: [String: String] = [:], command: String = "otamesh cache"
+    ) throws -> BlobStore {
         let configuration = try options.load(extra: extra, flags: flags)
         // Reading never creates a data directory; say plainly that there is none.
         if mode == .readOnly, !FileManager.default.fileExists(atPath: "\(configuration.dataDirectory)/catalog.sqlite") {

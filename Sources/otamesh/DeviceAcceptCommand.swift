@@ -18,7 +18,8 @@ extension DeviceCommand {
                 var unknown: [String] = []
                 for id in ids {
                     if try registry.accept(id) {
-                        Output.out("\(id): accepted" + (configuration.deviceAdmission == .open ? " (devices.admission is open: every device is updated anyway)" : ""))
+                        Output.out(
+                            "\(id): accepted" + (configuration.deviceAdmission == .open ? " (devices.admission is open: every device is updated anyway)" : ""))
                     } else {
                         unknown.append(id)
                     }
@@ -34,5 +35,7 @@ extension DeviceCommand {
 struct DeviceAcceptError: Error, CustomStringConvertible {
     let ids: [String]
     let data: String
-    var description: String { "no device \(ids.joined(separator: ", ")) in \(data)/devices.sqlite (see otamesh devices; a device is listed once it asked or was discovered)" }
+    var description: String {
+        "no device \(ids.joined(separator: ", ")) in \(data)/devices.sqlite (see otamesh devices; a device is listed once it asked or was discovered)"
+    }
 }

@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshGateway
 import OTAMeshStore
@@ -12,7 +12,8 @@ import OTAMeshTransfer
 extension DeviceCommand {
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
+            abstract:
+                "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
         @OptionGroup var options: ConfigOptions
         @Option(help: "Device id (a MAC in any spelling, or a name).") var id: String
         @Option(help: "Push family: \(DeviceFamily.names(DeviceFamily.push)), … (the agent's adapters).") var family: String
@@ -23,14 +24,18 @@ extension DeviceCommand {
         @Option(help: "Comma-separated tags (letters, digits, - and _).") var tags: String?
         @Option(help: "HTTP proxy the device is reached through: http://HOST:PORT.") var proxy: String?
         @Option(help: "Network segment name for push limits (default: derived from the address, e.g. 10.77.3.0/24).") var segment: String?
-        @Option(name: .customLong("option"), help: "Adapter option key=value (e.g. fetch-url's path=/ota, http-upload's dialect=elegantota3 or upload_path=/update); repeatable.")
+        @Option(
+            name: .customLong("option"),
+            help: "Adapter option key=value (e.g. fetch-url's path=/ota, http-upload's dialect=elegantota3 or upload_path=/update); repeatable.")
         var deviceOptions: [String] = []
         @Option(help: "User for the device's password (default admin).") var user: String?
         @Option(name: .customLong("password-env"), help: "Name of the environment variable holding the device's password.") var passwordEnv: String?
         @Option(name: .customLong("password-file"), help: "File holding the device's password (first line).") var passwordFile: String?
 
         func validate() throws {
-            guard !DeviceRegistry.normalizedID(id).isEmpty, !id.contains(where: \.isWhitespace) else { throw ValidationError("--id: a device id without spaces") }
+            guard !DeviceRegistry.normalizedID(id).isEmpty, !id.contains(where: \.isWhitespace) else {
+                throw ValidationError("--id: a device id without spaces")
+            }
             guard !family.isEmpty, family.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ValidationError("--family: letters, digits, - and _")
             }
@@ -39,7 +44,9 @@ extension DeviceCommand {
                 throw ValidationError("--address: HOST or HOST:PORT (port 1…65535), got \(address)")
             }
             if let proxy {
-                guard proxy.hasPrefix("http://"), ProxySettings.parse(proxy) != nil else { throw ValidationError("--proxy: expected http://HOST:PORT, got \(proxy)") }
+                guard proxy.hasPrefix("http://"), ProxySettings.parse(proxy) != nil else {
+                    throw ValidationError("--proxy: expected http://HOST:PORT, got \(proxy)")
+                }
             }
             if let segment, segment.isEmpty || segment.contains(where: \.isWhitespace) { throw ValidationError("--segment: a name without spaces") }
             for tag in Self.tagList(tags) where !tag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
@@ -90,7 +97,8 @@ extension DeviceCommand {
             let deviceID = DeviceRegistry.normalizedID(id)
             let tagList = Self.tagList(tags)
             let record = DeviceRecord(
-                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(), lastSeen: 0,
+                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(),
+                lastSeen: 0,
                 tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,
                 options: DeviceRecord.encodeOptions(try DevicePush.options(deviceOptions)), segment: segment)
             try reporting("otamesh device add") {
@@ -101,8 +109,9 @@ extension DeviceCommand {
                 try registry.add(record)
             }
             let shown = registry.device(deviceID) ?? record
-            Output.out("\(deviceID): \(family) at \(address), segment \(shown.effectiveSegment)" + (proxy.map { ", proxy \($0)" } ?? "")
-                       + (password == nil ? "" : ", password stored"))
+            Output.out(
+                "\(deviceID): \(family) at \(address), segment \(shown.effectiveSegment)" + (proxy.map { ", proxy \($0)" } ?? "")
+                    + (password == nil ? "" : ", password stored"))
         }
     }
 

@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshGateway
 import OTAMeshStore
 import OTAMeshTrust
@@ -126,7 +126,8 @@ struct DevicesCommand: AsyncParsableCommand {
                 throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: "no gateway answers at \(unreachable.url)")
             } catch is AdminCredentialLookup.Missing where !site {
                 let url = try api.address()
-                let reason = await AdminClient.answers(url, transport: (try? api.transport(for: url)) ?? .plain)
+                let reason =
+                    await AdminClient.answers(url, transport: (try? api.transport(for: url)) ?? .plain)
                     ? "no token or site admin key for the gateway at \(url): --token-file FILE or --key FILE"
                     : "no gateway answers at \(url)"
                 throw NoGatewayData(dataDirectory: configuration.dataDirectory, reason: reason)
@@ -141,11 +142,15 @@ struct DevicesCommand: AsyncParsableCommand {
                 Output.out(Output.jsonLine(device))
             } else {
                 let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
-                Output.out(Output.printable([device.id, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
+                Output.out(
+                    Output.printable(
+                        [
+                            device.id, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", device.address.isEmpty ? "-" : device.address,
                             seen, device.assignedTarget.map { "assigned \($0)" } ?? "unassigned", device.tags.map { "tags \($0)" } ?? "-",
                             "segment \(device.effectiveSegment)", "source \(device.source ?? "-")", device.proxy.map { "proxy \($0)" } ?? "-",
                             device.unconfirmable ? "not pushed (confirm=none: no version endpoint)" : nil,
-                            device.lastAnswer ?? "-"].compactMap { $0 }.joined(separator: "  ")))
+                            device.lastAnswer ?? "-",
+                        ].compactMap { $0 }.joined(separator: "  ")))
             }
         }
         if !json { Output.out("\(devices.count) devices") }
@@ -156,18 +161,24 @@ struct DevicesCommand: AsyncParsableCommand {
             for device in view.devices { Output.out(Output.jsonLine(device)) }
             return
         }
-        let rows = [["DEVICE", "GATEWAY", "FAMILY", "HARDWARE", "VERSION", "LAST SEEN", "LAST ANSWER"]] + view.devices.map { device in
-            let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
-            let gateways = device.gateways.count > 1 ? "\(device.gateway) (+\(device.gateways.dropFirst().joined(separator: ",")))" : device.gateway
-            return [device.id, gateways, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", seen, device.lastAnswer ?? "-"].map(Output.printable)
-        }
+        let rows =
+            [["DEVICE", "GATEWAY", "FAMILY", "HARDWARE", "VERSION", "LAST SEEN", "LAST ANSWER"]]
+            + view.devices.map { device in
+                let seen = device.lastSeen > 0 ? ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: device.lastSeen)) : "never"
+                let gateways = device.gateways.count > 1 ? "\(device.gateway) (+\(device.gateways.dropFirst().joined(separator: ",")))" : device.gateway
+                return [device.id, gateways, device.family.rawValue, device.hardware ?? "-", device.version ?? "-", seen, device.lastAnswer ?? "-"].map(
+                    Output.printable)
+            }
         let widths = (0..<7).map { column in rows.map { $0[column].count }.max() ?? 0 }
         for row in rows {
-            Output.out(row.enumerated().map { $0.offset == 6 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  "))
+            Output.out(
+                row.enumerated().map { $0.offset == 6 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                    .joined(separator: "  "))
         }
         let gateways = Set(view.devices.flatMap(\.gateways)).count
-        Output.out("\(view.devices.count) devices of the site, on \(gateways) gateways (as gateway \(Output.printable(view.gateway)) sees them\(view.site ? "" : "; its gossip is off, so only its own"))")
+        Output.out(
+            "\(view.devices.count) devices of the site, on \(gateways) gateways (as gateway \(Output.printable(view.gateway)) sees them\(view.site ? "" : "; its gossip is off, so only its own"))"
+        )
     }
 }
 

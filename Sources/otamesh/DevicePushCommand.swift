@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshDevices
 
 /// `otamesh device push`: one push by hand, outside a rollout — to try a device, or to test an
@@ -8,7 +8,8 @@ import OTAMeshDevices
 struct DevicePush: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "push",
-        abstract: "Push an image to one push device now (projectmm, fetch-url: its URL; http-upload, arduino-ota: the file) and wait for its version after reboot.")
+        abstract:
+            "Push an image to one push device now (projectmm, fetch-url: its URL; http-upload, arduino-ota: the file) and wait for its version after reboot.")
 
     @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.push)).") var family = DeviceFamily.projectMM
     @Option(help: "The device: HOST or HOST:PORT (port 80 by default; arduino-ota: the OTA port, 3232, or 8266 for an esp8266 variant).") var address: String
@@ -17,23 +18,40 @@ struct DevicePush: AsyncParsableCommand {
     @Option(help: "http-upload, arduino-ota: the image file to upload.") var file: String?
     @Option(help: "The version the image carries (success = the device reports it after reboot).") var version: String
     @Option(help: "projectmm, arduino-ota, fetch-url: the image's firmware variant (esp32, esp32-eth, esp32s3-n16r8, esp8266, …).") var variant: String?
-    @Option(name: .customLong("device-variant"), help: "arduino-ota: the variant the device is known to run (an image for another chip is refused before sending).") var deviceVariant: String?
-    @Option(help: "arduino-ota: wire dialect, arduino (UDP invitation, espota.py, the default) or esphome (ESPHome native OTA); http-upload: update-server (ESP8266HTTPUpdateServer, ElegantOTA 2, the default) or elegantota3 (ElegantOTA 3: GET /ota/start, POST /ota/upload).") var dialect: String?
-    @Option(help: "http-upload, fetch-url: basic-auth user (the password comes from --password-env or --password-file, never the command line).") var user: String?
-    @Option(name: .customLong("password-env"), help: "http-upload, fetch-url, arduino-ota: name of the environment variable holding the password.") var passwordEnv: String?
+    @Option(
+        name: .customLong("device-variant"), help: "arduino-ota: the variant the device is known to run (an image for another chip is refused before sending).")
+    var deviceVariant: String?
+    @Option(
+        help:
+            "arduino-ota: wire dialect, arduino (UDP invitation, espota.py, the default) or esphome (ESPHome native OTA); http-upload: update-server (ESP8266HTTPUpdateServer, ElegantOTA 2, the default) or elegantota3 (ElegantOTA 3: GET /ota/start, POST /ota/upload)."
+    ) var dialect: String?
+    @Option(help: "http-upload, fetch-url: basic-auth user (the password comes from --password-env or --password-file, never the command line).") var user:
+        String?
+    @Option(name: .customLong("password-env"), help: "http-upload, fetch-url, arduino-ota: name of the environment variable holding the password.")
+    var passwordEnv: String?
     @Option(name: .customLong("password-file"), help: "http-upload, fetch-url, arduino-ota: file holding the password (first line).") var passwordFile: String?
     @Option(name: .customLong("upload-path"), help: "http-upload: the upload form's path (default /update; elegantota3: /ota/upload).") var uploadPath: String?
-    @Option(name: .customLong("version-path"), help: "http-upload, arduino-ota: the path answering the running version (JSON {\"version\"} or plain text).") var versionPath = "/version"
+    @Option(name: .customLong("version-path"), help: "http-upload, arduino-ota: the path answering the running version (JSON {\"version\"} or plain text).")
+    var versionPath = "/version"
     @Option(name: .customLong("version-port"), help: "arduino-ota: the HTTP port answering the version.") var versionPort = 80
     @Option(help: "HTTP proxy the device is reached through (http://HOST:PORT).") var proxy: String?
-    @Option(name: .customLong("option"), help: "A device option key=value, as the registry holds them (fetch-url: method, path, body, content_type, accept, version_path, version_port, reboot_grace; http-upload: dialect, upload_path, version_path; arduino-ota: dialect, ota_port, version_port, version_path); repeatable.")
+    @Option(
+        name: .customLong("option"),
+        help:
+            "A device option key=value, as the registry holds them (fetch-url: method, path, body, content_type, accept, version_path, version_port, reboot_grace; http-upload: dialect, upload_path, version_path; arduino-ota: dialect, ota_port, version_port, version_path); repeatable."
+    )
     var deviceOptions: [String] = []
     @Option(name: .customLong("poll-ms"), help: "Status (version) poll interval, milliseconds.") var pollMS = 1000
     @Option(help: "Seconds until the push fails as timeout.") var deadline = 600.0
     @Option(help: "Seconds the device may be unreachable once it accepted.") var unreachable = 120.0
     @Option(name: .customLong("retry-timeout"), help: "Seconds to retry an unreachable device before it accepted.") var retryTimeout = 30.0
-    @Option(name: .customLong("reboot-grace"), help: "http-upload, arduino-ota, fetch-url: seconds the old version may still answer after the upload before it counts as rebooted-into-old.") var rebootGrace = 30.0
-    @Option(name: .customLong("request-timeout"), help: "Seconds per HTTP request; arduino-ota: also per OTA answer (invitation, connect back, handshake step, no progress).") var requestTimeout = 5.0
+    @Option(
+        name: .customLong("reboot-grace"),
+        help: "http-upload, arduino-ota, fetch-url: seconds the old version may still answer after the upload before it counts as rebooted-into-old.")
+    var rebootGrace = 30.0
+    @Option(
+        name: .customLong("request-timeout"),
+        help: "Seconds per HTTP request; arduino-ota: also per OTA answer (invitation, connect back, handshake step, no progress).") var requestTimeout = 5.0
     @Option(name: .customLong("result-timeout"), help: "arduino-ota: seconds from the last image byte to the device's result.") var resultTimeout = 60.0
 
     func validate() throws {
@@ -56,7 +74,9 @@ struct DevicePush: AsyncParsableCommand {
             guard ArduinoOTADialect(rawValue: dialect ?? "arduino") != nil else { throw ValidationError("--dialect: arduino or esphome") }
             guard user == nil else { throw ValidationError("--family arduino-ota has no user: the password alone (--password-env or --password-file)") }
             guard passwordEnv == nil || passwordFile == nil else { throw ValidationError("--password-env or --password-file, not both") }
-            guard versionPath.hasPrefix("/"), (1...65535).contains(versionPort) else { throw ValidationError("--version-path starts with /; --version-port is a port") }
+            guard versionPath.hasPrefix("/"), (1...65535).contains(versionPort) else {
+                throw ValidationError("--version-path starts with /; --version-port is a port")
+            }
             guard resultTimeout > 0 else { throw ValidationError("--result-timeout > 0") }
         default:
             throw ValidationError("--family: projectmm, http-upload, arduino-ota or fetch-url")
@@ -131,8 +151,9 @@ struct DevicePush: AsyncParsableCommand {
         timing.rebootGrace = Int64(rebootGrace * 1000)
         let adapter = FetchURLAdapter(timing: timing, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)))
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
-        let target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy, credentials: try credentials(),
-                                options: try Self.options(deviceOptions))
+        let target = PushTarget(
+            id: id, family: family, host: host, port: port, proxy: proxy, credentials: try credentials(),
+            options: try Self.options(deviceOptions))
         let url = url ?? ""
         let path = URL(string: url)?.path ?? url
         let image = PushImage(path: path, sha256: "", length: 0, version: version, file: "", url: url, variant: variant)
@@ -146,8 +167,9 @@ struct DevicePush: AsyncParsableCommand {
         timing.unreachableLimit = Int64(unreachable * 1000)
         timing.retry.retryTimeout = retryTimeout
         timing.rebootGrace = Int64(rebootGrace * 1000)
-        let adapter = HTTPUploadAdapter(timing: timing, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                        versionPath: versionPath, credentials: try credentials())
+        let adapter = HTTPUploadAdapter(
+            timing: timing, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+            versionPath: versionPath, credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
         var target = PushTarget(id: id, family: family, host: host, port: port, proxy: proxy, options: try Self.options(deviceOptions))
         if let dialect { target.options["dialect"] = dialect }
@@ -171,12 +193,14 @@ struct DevicePush: AsyncParsableCommand {
         timeouts.connectBack = timeouts.reply
         timeouts.stall = timeouts.reply
         timeouts.result = Int64(resultTimeout * 1000)
-        let adapter = ArduinoOTAAdapter(timing: timing, timeouts: timeouts, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
-                                        dialect: ArduinoOTADialect(rawValue: dialect ?? "arduino") ?? .arduino, versionPort: versionPort, versionPath: versionPath,
-                                        credentials: try credentials())
+        let adapter = ArduinoOTAAdapter(
+            timing: timing, timeouts: timeouts, requestTimeout: .milliseconds(Int64(requestTimeout * 1000)),
+            dialect: ArduinoOTADialect(rawValue: dialect ?? "arduino") ?? .arduino, versionPort: versionPort, versionPath: versionPath,
+            credentials: try credentials())
         let (host, port) = PushTarget.hostAndPort(address, defaultPort: ArduinoOTAAdapter.defaultPort(variant: deviceVariant ?? variant))
-        let target = PushTarget(id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy,
-                                options: try Self.options(deviceOptions))
+        let target = PushTarget(
+            id: id, family: family, host: host, port: port, variant: deviceVariant, proxy: proxy,
+            options: try Self.options(deviceOptions))
         let file = file ?? ""
         let length = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)?.int64Value ?? 0
         let name = URL(fileURLWithPath: file).lastPathComponent

@@ -7,7 +7,9 @@ import OTAMeshTrust
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys", abstract: "Admin keys, the site trust file, admin-signed commands, the site CA and the gossip keyring.",
-        subcommands: [Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self, SiteKeyringCommand.self, RotateSiteCommand.self])
+        subcommands: [
+            Generate.self, SiteTrustFile.self, SignCommand.self, VerifyCommand.self, SiteCACommand.self, SiteKeyringCommand.self, RotateSiteCommand.self,
+        ])
 
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {
         try reporting("otamesh keys \(what)", body)
@@ -104,8 +106,9 @@ struct KeysCommand: ParsableCommand {
                     command = try SignedCommand(bytes: try KeysCommand.read(addTo), file: addTo)
                 } else {
                     guard let site, let sequence, let kind else { throw ValidationError("a new command needs --site, --sequence and --kind") }
-                    command = SignedCommand(site: site, sequence: sequence, kind: kind, payload: try JSONValue.parse(Array(payload.utf8)),
-                                            issued: Int64(Date().timeIntervalSince1970))
+                    command = SignedCommand(
+                        site: site, sequence: sequence, kind: kind, payload: try JSONValue.parse(Array(payload.utf8)),
+                        issued: Int64(Date().timeIntervalSince1970))
                 }
                 try command.sign(with: signer)
                 guard let destination = output ?? addTo else { throw ValidationError("--output is required for a new command") }
@@ -138,10 +141,13 @@ struct SiteCACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "site-ca",
         abstract: "Create the site CA (once) and issue this gateway a certificate for its names and addresses.",
-        discussion: "Files go to DATA_DIR/keys/ (keys 0600). The agent serves HTTPS on device.tlsListen once they exist, and on admin.listen when that is not loopback (admin.tls). Name every address and name clients reach the gateway at.")
+        discussion:
+            "Files go to DATA_DIR/keys/ (keys 0600). The agent serves HTTPS on device.tlsListen once they exist, and on admin.listen when that is not loopback (admin.tls). Name every address and name clients reach the gateway at."
+    )
     @OptionGroup var options: ConfigOptions
     @Option(help: "DNS name for the gateway certificate (repeatable; default: node name and localhost).") var name: [String] = []
-    @Option(help: "IP address for the gateway certificate (repeatable; default 127.0.0.1, ::1 and admin.listen's address when it names one).") var address: [String] = []
+    @Option(help: "IP address for the gateway certificate (repeatable; default 127.0.0.1, ::1 and admin.listen's address when it names one).") var address:
+        [String] = []
     @Flag(help: "Print the site CA certificate (PEM) for devices and change nothing.") var exportPem = false
 
     func run() throws {
@@ -157,7 +163,9 @@ struct SiteCACommand: ParsableCommand {
             let addresses = address.isEmpty ? Self.defaultAddresses(configuration) : address
             let report = try ca.ensure(names: names, addresses: addresses)
             if report.createdCA { Output.out("created site CA \(ca.caCertPath)") }
-            Output.out("gateway certificate \(ca.gatewayCertPath) for \((names + addresses).joined(separator: ", ")), valid until \(ISO8601DateFormatter().string(from: report.notAfter))")
+            Output.out(
+                "gateway certificate \(ca.gatewayCertPath) for \((names + addresses).joined(separator: ", ")), valid until \(ISO8601DateFormatter().string(from: report.notAfter))"
+            )
             Output.out("devices pin: otamesh keys site-ca --export-pem > ca.pem")
         }
     }

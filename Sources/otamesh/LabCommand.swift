@@ -68,8 +68,11 @@ struct LabCommand: AsyncParsableCommand {
 
     struct Soak: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Bring a topology up and run a seeded schedule of faults and rollouts for a set time, checking the soak's invariants; print a summary table, tear down (exit 0 only if every invariant held).",
-            discussion: "Faults: SIGKILL and restart of gateways, a minority partitioned off and healed, 10-30 % loss on the backbone, the last gateway's disk filled, device groups corrupting their flash (docs/lab.md, section Soak).")
+            abstract:
+                "Bring a topology up and run a seeded schedule of faults and rollouts for a set time, checking the soak's invariants; print a summary table, tear down (exit 0 only if every invariant held).",
+            discussion:
+                "Faults: SIGKILL and restart of gateways, a minority partitioned off and healed, 10-30 % loss on the backbone, the last gateway's disk filled, device groups corrupting their flash (docs/lab.md, section Soak)."
+        )
 
         @OptionGroup var lab: LabOptionsGroup
 
@@ -131,8 +134,9 @@ struct LabCommand: AsyncParsableCommand {
             if summary.namespacesRemoved.isEmpty && summary.runnersStopped == 0 {
                 Output.out("nothing to clean up (no \(prefix)* namespaces, no running lab)")
             } else {
-                Output.out("cleaned up: \(summary.runnersStopped) runners stopped, \(summary.processesKilled) processes killed, "
-                           + "\(summary.namespacesRemoved.count) namespaces removed")
+                Output.out(
+                    "cleaned up: \(summary.runnersStopped) runners stopped, \(summary.processesKilled) processes killed, "
+                        + "\(summary.namespacesRemoved.count) namespaces removed")
             }
         }
     }
@@ -158,8 +162,10 @@ struct LabOptionsGroup: ParsableArguments {
 
     /// Brings the lab up on the lab thread, runs `body` (whether it passed), tears down; exit 1
     /// when the lab did not come up or `body` did not pass. `lab up`, `run` and `soak` share it.
-    static func withLab(_ command: String, _ topology: Topology, _ binaries: LabBinaries, _ options: LabOptions, _ stop: StopSignal,
-                        _ body: @escaping @Sendable (LabRunner) -> Bool) async throws {
+    static func withLab(
+        _ command: String, _ topology: Topology, _ binaries: LabBinaries, _ options: LabOptions, _ stop: StopSignal,
+        _ body: @escaping @Sendable (LabRunner) -> Bool
+    ) async throws {
         let status = await LabThread.run { () -> Int32 in
             let runner: LabRunner
             do {

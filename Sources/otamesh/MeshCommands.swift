@@ -54,14 +54,19 @@ struct MembersCommand: AsyncParsableCommand {
             }
             let view = try JSONDecoder().decode(MeshView.self, from: Data(bytes))
             Output.out("\(view.node) (this gateway)  \(view.address)  site \(view.site)  \(view.images.count) images  keys \(view.keys.joined(separator: ","))")
-            let rows = [["NAME", "STATE", "GOSSIP", "HTTP", "VERSION", "IMAGES"]] + view.members.map { member in
-                [member.name, member.status, member.address, member.http ?? "-", member.version ?? "-",
-                 member.images.isEmpty ? "0" : "\(member.images.count) (\(member.images.map { String($0.prefix(12)) }.joined(separator: " ")))"]
-            }
+            let rows =
+                [["NAME", "STATE", "GOSSIP", "HTTP", "VERSION", "IMAGES"]]
+                + view.members.map { member in
+                    [
+                        member.name, member.status, member.address, member.http ?? "-", member.version ?? "-",
+                        member.images.isEmpty ? "0" : "\(member.images.count) (\(member.images.map { String($0.prefix(12)) }.joined(separator: " ")))",
+                    ]
+                }
             let widths = (0..<6).map { column in rows.map { $0[column].count }.max() ?? 0 }
             for row in rows {
-                Output.out(row.enumerated().map { $0.offset == 5 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                    .joined(separator: "  "))
+                Output.out(
+                    row.enumerated().map { $0.offset == 5 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                        .joined(separator: "  "))
             }
         }
     }

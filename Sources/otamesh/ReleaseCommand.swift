@@ -191,8 +191,9 @@ struct ReleaseCommand: ParsableCommand {
                 try repository.add(bytes: bytes, path: target, custom: .object(custom), now: ReleaseCommand.now)
                 if let replaced {
                     let was = replaced.custom?["version"]?.stringValue.map { "version \($0), " } ?? ""
-                    Output.out("replaced \(target) (was \(was)\(replaced.length) bytes, sha256 \(replaced.hashes["sha256"] ?? "?")): "
-                        + "\(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
+                    Output.out(
+                        "replaced \(target) (was \(was)\(replaced.length) bytes, sha256 \(replaced.hashes["sha256"] ?? "?")): "
+                            + "\(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
                 } else {
                     Output.out("added \(target): \(report.format.rawValue), \(bytes.count) bytes, sha256 \(report.sha256)")
                 }

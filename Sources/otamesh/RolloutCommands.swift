@@ -48,7 +48,8 @@ struct RolloutCommand: AsyncParsableCommand {
         let keyID = signer.publicKey.computedKeyID
         guard site.admins.contains(keyID) else {
             throw RolloutText.Invalid(
-                option: "admin key", reason: "\(keySource) (key id \(keyID.prefix(16))…) is not one of the \(site.admins.count) admin keys of site \(site.site)")
+                option: "admin key", reason: "\(keySource) (key id \(keyID.prefix(16))…) is not one of the \(site.admins.count) admin keys of site \(site.site)"
+            )
         }
         return site
     }
@@ -89,8 +90,9 @@ struct RolloutCommand: AsyncParsableCommand {
         @Flag(help: "Print the new rollout's status (with --dry-run: the preview) as JSON.") var json = false
 
         var options: RolloutText.StartOptions {
-            RolloutText.StartOptions(target: target, select: select, stages: stages, soak: soak, success: success, maxFailures: maxFailures,
-                                     minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window, dynamic: dynamic)
+            RolloutText.StartOptions(
+                target: target, select: select, stages: stages, soak: soak, success: success, maxFailures: maxFailures,
+                minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window, dynamic: dynamic)
         }
 
         func run() async throws {
@@ -118,8 +120,9 @@ struct RolloutCommand: AsyncParsableCommand {
                     return
                 }
                 let status = try RolloutCommand.decodeStatus(client, bytes, what: "POST /api/v1/rollouts")
-                Output.out("rollout \(id): \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector), "
-                    + "stages \(plan.stages.map { "\($0)%" }.joined(separator: ","))")
+                Output.out(
+                    "rollout \(id): \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector), "
+                        + "stages \(plan.stages.map { "\($0)%" }.joined(separator: ","))")
                 RolloutCommand.report(status, sequence: 1)
             }
         }
@@ -146,7 +149,8 @@ struct RolloutCommand: AsyncParsableCommand {
     struct Approve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Add this admin's signature to a rollout's plan or control (m-of-n approval).",
-            discussion: "Default: the plan while it awaits approval, else the highest pending command. Example: otamesh rollout approve r-0123456789ab --key bob.pem")
+            discussion:
+                "Default: the plan while it awaits approval, else the highest pending command. Example: otamesh rollout approve r-0123456789ab --key bob.pem")
         @OptionGroup var api: AdminOptions
         @OptionGroup var signing: SigningKeyOptions
         @Argument(help: "Rollout id (r- and 12 hex digits).") var id: String
@@ -168,12 +172,14 @@ struct RolloutCommand: AsyncParsableCommand {
                 }
                 let keyID = signer.publicKey.computedKeyID
                 guard !command.signatures.contains(where: { $0.keyID == keyID }) else {
-                    throw RolloutText.Invalid(option: "approve", reason: "\(file) is signed by this key (\(keySource)) already: another admin key must approve it")
+                    throw RolloutText.Invalid(
+                        option: "approve", reason: "\(file) is signed by this key (\(keySource)) already: another admin key must approve it")
                 }
                 Output.out("signing \(RolloutText.commandName(command.kind)) #\(number) of \(id): \(Self.describe(command))")
                 try command.sign(with: signer)
-                let after = try RolloutCommand.decodeStatus(client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
-                                                            what: "POST /api/v1/rollouts/\(id)/commands")
+                let after = try RolloutCommand.decodeStatus(
+                    client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
+                    what: "POST /api/v1/rollouts/\(id)/commands")
                 Output.out("rollout \(id): \(command.kind) #\(number) now has \(command.signatures.count) signature(s)")
                 RolloutCommand.report(after, sequence: number)
             }
@@ -321,8 +327,10 @@ struct RolloutCommand: AsyncParsableCommand {
             let list = try client.decode(RolloutList.self, bytes, what: "GET /api/v1/rollouts")
             if json { return (String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), false) }
             guard !list.rollouts.isEmpty else { return ("no rollouts", false) }
-            return (RolloutText.byStart(list.rollouts).map { RolloutText.status($0, bars: bars) + (devices ? "\n" + RolloutText.devices($0) : "") }
-                .joined(separator: "\n\n"), false)
+            return (
+                RolloutText.byStart(list.rollouts).map { RolloutText.status($0, bars: bars) + (devices ? "\n" + RolloutText.devices($0) : "") }
+                    .joined(separator: "\n\n"), false
+            )
         }
     }
 
@@ -368,15 +376,17 @@ extension ControlCommand {
             let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
             let status = try await client.get(RolloutStatus.self, "rollouts/\(id)")
             try RolloutText.checkOpen(status, for: kind.rawValue)
-            let stage = kind == .advance
+            let stage =
+                kind == .advance
                 ? try RolloutText.advanceStage(requested: requested, current: status.stage, count: status.plan?.stages.count ?? status.stages.count)
                 : nil
             let sequence = status.lastSequence + 1
             let control = RolloutControl(rollout: id, sequence: sequence, kind: kind, stage: stage, issued: RolloutCommand.now())
             var command = control.command(site: site.site)
             if let signer { try command.sign(with: signer) }
-            let after = try RolloutCommand.decodeStatus(client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
-                                                        what: "POST /api/v1/rollouts/\(id)/commands")
+            let after = try RolloutCommand.decodeStatus(
+                client, try await client.post("rollouts/\(id)/commands", body: command.bytes),
+                what: "POST /api/v1/rollouts/\(id)/commands")
             Output.out("rollout \(id): \(kind.rawValue)\(stage.map { " to stage \($0 + 1)" } ?? "") sent as #\(sequence)")
             RolloutCommand.report(after, sequence: sequence)
         }
@@ -433,7 +443,9 @@ enum SigningKeyLookup {
 
     static let missing = RolloutText.Invalid(
         option: "admin key",
-        reason: "none given: use --key FILE (a PEM private key from `otamesh keys generate`), or set OTAMESH_ADMIN_KEY to the PEM text or OTAMESH_ADMIN_KEY_FILE to its file")
+        reason:
+            "none given: use --key FILE (a PEM private key from `otamesh keys generate`), or set OTAMESH_ADMIN_KEY to the PEM text or OTAMESH_ADMIN_KEY_FILE to its file"
+    )
 
     static func resolve(keyFile: String?, environment: [String: String], read: (String) throws -> String) throws -> Found {
         if let keyFile { return Found(pem: try read(keyFile), source: keyFile) }

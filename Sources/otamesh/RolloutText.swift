@@ -62,7 +62,9 @@ enum RolloutText {
         for value in values {
             let trimmed = value.trimmingCharacters(in: .whitespaces)
             if trimmed.hasSuffix("%") {
-                guard percentValue == nil else { throw Invalid(option: "--max-failures", reason: "a percentage given twice (\(values.joined(separator: ", ")))") }
+                guard percentValue == nil else {
+                    throw Invalid(option: "--max-failures", reason: "a percentage given twice (\(values.joined(separator: ", ")))")
+                }
                 percentValue = try percent(trimmed, option: "--max-failures")
             } else {
                 guard count == nil else {
@@ -193,10 +195,13 @@ enum RolloutText {
         if waiting.count == 1 { return waiting[0].sequence }
         if waiting.count > 1 {
             let listed = waiting.map { "#\($0.sequence) \(commandName($0.kind))" }.joined(separator: ", ")
-            throw Invalid(option: "--sequence", reason: "\(waiting.count) commands of \(status.id) await approval (\(listed)): say which one to sign with --sequence N")
+            throw Invalid(
+                option: "--sequence", reason: "\(waiting.count) commands of \(status.id) await approval (\(listed)): say which one to sign with --sequence N")
         }
         if isTerminal(status) { throw Invalid(option: "approve", reason: "rollout \(status.id) is \(modeText(status)): it is over, nothing to approve") }
-        throw Invalid(option: "--sequence", reason: "nothing of rollout \(status.id) awaits approval (\(approvals(status))); give --sequence N to co-sign a command anyway")
+        throw Invalid(
+            option: "--sequence",
+            reason: "nothing of rollout \(status.id) awaits approval (\(approvals(status))); give --sequence N to co-sign a command anyway")
     }
 
     /// Refuses signing the plan of a rollout that is over (an aborted plan stays aborted).
@@ -289,7 +294,8 @@ enum RolloutText {
     static func haltedNextStep(_ status: RolloutStatus) -> String? {
         guard status.mode == RolloutView.Mode.halted.rawValue else { return nil }
         let signatures = status.threshold == 1 ? "1 admin signature" : "\(status.threshold) admin signatures"
-        return "next: `otamesh rollout retry-failed \(status.id)` forgives the \(status.failed) failure\(status.failed == 1 ? "" : "s") and offers the image again, "
+        return
+            "next: `otamesh rollout retry-failed \(status.id)` forgives the \(status.failed) failure\(status.failed == 1 ? "" : "s") and offers the image again, "
             + "or `otamesh rollout resume \(status.id)` continues without forgiving them (it halts again while they pass the threshold); "
             + "`otamesh rollout abort \(status.id)` ends it. Each needs \(signatures)."
     }
@@ -317,24 +323,30 @@ enum RolloutText {
         if let plan = status.plan ?? status.proposed {
             if status.plan == nil { lines.append("  proposed  (not valid yet: \(status.planProblem ?? "awaiting approval"))") }
             let target = plan.target
-            lines.append("  target    \(target.path)" + (target.version.map { "  version \($0)" } ?? "") + (target.hardware.map { "  hardware \($0)" } ?? "")
-                + "  sha256 \(target.sha256.prefix(16))…  \(target.length) bytes")
+            lines.append(
+                "  target    \(target.path)" + (target.version.map { "  version \($0)" } ?? "") + (target.hardware.map { "  hardware \($0)" } ?? "")
+                    + "  sha256 \(target.sha256.prefix(16))…  \(target.length) bytes")
             lines.append("  devices   \(plan.select.isEmpty ? "all devices" : plan.select)")
             var failures: [String] = []
             if let percent = plan.maxFailurePercent { failures.append("\(percent)%") }
             if let count = plan.maxFailures { failures.append("\(count)") }
-            lines.append("  rules     stages \(plan.stages.map { "\($0)%" }.joined(separator: ",")), soak \(durationText(plan.soak)), success \(plan.success)%, "
-                + "max failures \(failures.isEmpty ? "none" : failures.joined(separator: " or ")) after \(plan.minFinished) finished, "
-                + "concurrency \(plan.concurrency), device timeout \(durationText(plan.deviceTimeout))" + (plan.window.map { ", window \($0) UTC" } ?? ""))
+            lines.append(
+                "  rules     stages \(plan.stages.map { "\($0)%" }.joined(separator: ",")), soak \(durationText(plan.soak)), success \(plan.success)%, "
+                    + "max failures \(failures.isEmpty ? "none" : failures.joined(separator: " or ")) after \(plan.minFinished) finished, "
+                    + "concurrency \(plan.concurrency), device timeout \(durationText(plan.deviceTimeout))" + (plan.window.map { ", window \($0) UTC" } ?? ""))
         } else {
             lines.append("  plan      none usable" + (status.planProblem.map { ": \($0)" } ?? ""))
         }
         lines.append("  \(approvals(status))" + (status.planProblem.map { status.plan == nil ? "" : "  (\($0))" } ?? ""))
         if let signers = status.planSigners, !signers.isEmpty {
-            lines.append("  signed    the plan by \(signers.map(\.label).joined(separator: ", "))" + (status.planAuthor.map { " (written by \($0.label))" } ?? "") + (status.planIssued.map { ", issued \(time(milliseconds: $0 * 1000))" } ?? ""))
+            lines.append(
+                "  signed    the plan by \(signers.map(\.label).joined(separator: ", "))" + (status.planAuthor.map { " (written by \($0.label))" } ?? "")
+                    + (status.planIssued.map { ", issued \(time(milliseconds: $0 * 1000))" } ?? ""))
         }
         if let completion = status.completion {
-            lines.append("  completed at \(time(milliseconds: completion.at)) (seen by \(completion.gateway)): \(completion.succeeded) succeeded, \(completion.failed) failed")
+            lines.append(
+                "  completed at \(time(milliseconds: completion.at)) (seen by \(completion.gateway)): \(completion.succeeded) succeeded, \(completion.failed) failed"
+            )
         }
         lines.append("  finished  \(status.finished) (\(status.finished - status.failed) succeeded, \(status.failed) failed)")
         if let halt = status.halt {
@@ -344,8 +356,10 @@ enum RolloutText {
         if !status.stages.isEmpty {
             var rows = [["STAGE", "PERCENT", "TARGETED", "SUCCEEDED", "FAILED", "IN FLIGHT"]]
             for (index, stage) in status.stages.enumerated() {
-                rows.append(["\(index + 1)\(index == status.stage ? " *" : "")", "\(stage.percent)%", "\(stage.targeted)", "\(stage.succeeded)",
-                             "\(stage.failed)", "\(stage.inFlight)"])
+                rows.append([
+                    "\(index + 1)\(index == status.stage ? " *" : "")", "\(stage.percent)%", "\(stage.targeted)", "\(stage.succeeded)",
+                    "\(stage.failed)", "\(stage.inFlight)",
+                ])
             }
             let bar: (Int) -> String? = { row in
                 guard bars, row > 0 else { return nil }
@@ -363,13 +377,19 @@ enum RolloutText {
             lines += table(rows, indent: "  ")
         }
         for control in status.controls.sorted(by: { $0.sequence < $1.sequence }) {
-            lines.append("  control   #\(control.sequence) \(control.kind)" + (control.stage.map { " to stage \($0 + 1)" } ?? "")
-                + " issued \(time(milliseconds: control.issued * 1000))"
-                + (control.signers.map { $0.isEmpty ? "" : " by \($0.map(\.label).joined(separator: ", "))" } ?? ""))
+            lines.append(
+                "  control   #\(control.sequence) \(control.kind)" + (control.stage.map { " to stage \($0 + 1)" } ?? "")
+                    + " issued \(time(milliseconds: control.issued * 1000))"
+                    + (control.signers.map { $0.isEmpty ? "" : " by \($0.map(\.label).joined(separator: ", "))" } ?? ""))
         }
         for pending in status.pending.sorted(by: { $0.sequence < $1.sequence }) {
-            lines.append("  pending   #\(pending.sequence) \(commandName(pending.kind))" + (pending.stage.map { " to stage \($0 + 1)" } ?? "")
-                + ": \(pending.problem)" + (pending.signers.map { $0.isEmpty ? "" : " (signed by \($0.map { RolloutStatus.Signer(keyID: $0, name: status.adminNames?[$0]).label }.joined(separator: ", ")))" } ?? ""))
+            lines.append(
+                "  pending   #\(pending.sequence) \(commandName(pending.kind))" + (pending.stage.map { " to stage \($0 + 1)" } ?? "")
+                    + ": \(pending.problem)"
+                    + (pending.signers.map {
+                        $0.isEmpty
+                            ? "" : " (signed by \($0.map { RolloutStatus.Signer(keyID: $0, name: status.adminNames?[$0]).label }.joined(separator: ", ")))"
+                    } ?? ""))
         }
         for hint in awaitingHints(status) { lines.append("  \(hint)") }
         return lines.joined(separator: "\n")
@@ -387,9 +407,11 @@ enum RolloutText {
         var rows = [["ID", "MODE", "TARGET", "STAGE", "SUCCEEDED", "FAILED", "STARTED", "AUTHOR"]]
         for status in byStart(statuses) {
             let count = status.plan?.stages.count ?? status.stages.count
-            rows.append([status.id, modeText(status), (status.plan ?? status.proposed)?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
-                         "\(status.finished - status.failed)", "\(status.failed)", status.planIssued.map { time(milliseconds: $0 * 1000) } ?? "-",
-                         (status.planAuthor ?? status.planSigners?.first).map(\.label) ?? "-"])
+            rows.append([
+                status.id, modeText(status), (status.plan ?? status.proposed)?.target.path ?? "-", count > 0 ? "\(status.stage + 1)/\(count)" : "-",
+                "\(status.finished - status.failed)", "\(status.failed)", status.planIssued.map { time(milliseconds: $0 * 1000) } ?? "-",
+                (status.planAuthor ?? status.planSigners?.first).map(\.label) ?? "-",
+            ])
         }
         return table(rows, indent: "").joined(separator: "\n")
     }
@@ -399,8 +421,10 @@ enum RolloutText {
         guard let outcomes = status.outcomes, !outcomes.isEmpty else { return "  no device attempts yet" }
         var rows = [["DEVICE", "GATEWAY", "PHASE", "STARTED", "UPDATED", "DETAIL"]]
         for outcome in outcomes.sorted(by: { ($0.started, $0.device) < ($1.started, $1.device) }) {
-            rows.append([printable(outcome.device, limit: 64), printable(outcome.gateway, limit: 64), outcome.phase, time(milliseconds: outcome.started),
-                         time(milliseconds: outcome.updated), printable(outcome.detail)])
+            rows.append([
+                printable(outcome.device, limit: 64), printable(outcome.gateway, limit: 64), outcome.phase, time(milliseconds: outcome.started),
+                time(milliseconds: outcome.updated), printable(outcome.detail),
+            ])
         }
         return table(rows, indent: "  ").joined(separator: "\n")
     }
@@ -408,10 +432,12 @@ enum RolloutText {
     /// `rollout start --dry-run`: what the plan would select, per stage and gateway, and why
     /// devices are left out.
     static func preview(_ preview: RolloutPreview, plan: RolloutPlan) -> String {
-        var lines = ["dry run: \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector) — nothing was signed or sent",
-                     "  \(preview.matching) of \(preview.devices) known devices match"
-                        + (preview.alreadyCurrent > 0 ? ", \(preview.alreadyCurrent) already run the target" : "")
-                        + (preview.inferredHardware > 0 ? ", \(preview.inferredHardware) by hardware inferred from the image they run" : "")]
+        var lines = [
+            "dry run: \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector) — nothing was signed or sent",
+            "  \(preview.matching) of \(preview.devices) known devices match"
+                + (preview.alreadyCurrent > 0 ? ", \(preview.alreadyCurrent) already run the target" : "")
+                + (preview.inferredHardware > 0 ? ", \(preview.inferredHardware) by hardware inferred from the image they run" : ""),
+        ]
         var rows = [["STAGE", "PERCENT", "DEVICES"]]
         for (index, percent) in plan.stages.enumerated() {
             rows.append(["\(index + 1)", "\(percent)%", preview.perStage.indices.contains(index) ? "\(preview.perStage[index])" : "?"])

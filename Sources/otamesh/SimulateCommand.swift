@@ -86,7 +86,8 @@ struct SimulateCommand: ParsableCommand {
                 }
                 for lossRate in losses {
                     let configuration = SimulationConfiguration(
-                        nodes: count, seed: seed, model: model(nodes: count, loss: lossRate), network: NetworkConditions(loss: lossRate, latency: network.latency, jitter: network.jitter),
+                        nodes: count, seed: seed, model: model(nodes: count, loss: lossRate),
+                        network: NetworkConditions(loss: lossRate, latency: network.latency, jitter: network.jitter),
                         path: path, rejoinInterval: rejoinSeconds)
                     let clock = ContinuousClock()
                     let started = clock.now
@@ -140,8 +141,10 @@ struct SimulateCommand: ParsableCommand {
         for lossRate in losses {
             let clock = ContinuousClock()
             let started = clock.now
-            var simulation = RolloutSimulation(RolloutScenario.halting(gateways: gateways, devicesPerGateway: devices, loss: lossRate, seed: seed,
-                                                                               stageMembers: stageMembers, rumour: rumour))
+            var simulation = RolloutSimulation(
+                RolloutScenario.halting(
+                    gateways: gateways, devicesPerGateway: devices, loss: lossRate, seed: seed,
+                    stageMembers: stageMembers, rumour: rumour))
             let result = simulation.run()
             Output.err("simulate rollout G=\(gateways) D=\(devices) loss=\(lossRate * 100)%: wall \(clock.now - started)")
             if json { Output.out(Output.jsonLine(Tagged(experiment: "rollout", result: result))) }
@@ -150,11 +153,15 @@ struct SimulateCommand: ParsableCommand {
         guard !json else { return }
         let scenario = RolloutScenario.halting(gateways: gateways, devicesPerGateway: devices, seed: seed)
         let bad = scenario.badGateways
-        let cut = scenario.partition.map { "gateways \($0.group.min() ?? 0)…\($0.group.max() ?? 0) cut off from \(Int($0.start)) s to \(Int($0.end)) s" } ?? "no partition"
-        Output.out("Rollout: stages \(scenario.stages.map(String.init).joined(separator: ",")) %, soak \(scenario.soakSeconds) s, success \(scenario.successPercent) %, "
-            + "halt above \(scenario.maxFailures.map(String.init) ?? "—") failures, concurrency \(scenario.concurrency); devices take "
-            + "\(Int(scenario.installSeconds.lowerBound))–\(Int(scenario.installSeconds.upperBound)) s; gateways \(bad.lowerBound)…\(bad.upperBound - 1) fail every device; "
-            + "\(cut); rumour fanout \(scenario.fanout) every \(scenario.gossipInterval) s, push-pull every \(Int(scenario.pushPullInterval)) s; stageDue counts \(stageMembers.rawValue) members; rumour carries \(rumour == .all ? "every record" : "marks only"); seed \(seed)")
+        let cut =
+            scenario.partition.map { "gateways \($0.group.min() ?? 0)…\($0.group.max() ?? 0) cut off from \(Int($0.start)) s to \(Int($0.end)) s" }
+            ?? "no partition"
+        Output.out(
+            "Rollout: stages \(scenario.stages.map(String.init).joined(separator: ",")) %, soak \(scenario.soakSeconds) s, success \(scenario.successPercent) %, "
+                + "halt above \(scenario.maxFailures.map(String.init) ?? "—") failures, concurrency \(scenario.concurrency); devices take "
+                + "\(Int(scenario.installSeconds.lowerBound))–\(Int(scenario.installSeconds.upperBound)) s; gateways \(bad.lowerBound)…\(bad.upperBound - 1) fail every device; "
+                + "\(cut); rumour fanout \(scenario.fanout) every \(scenario.gossipInterval) s, push-pull every \(Int(scenario.pushPullInterval)) s; stageDue counts \(stageMembers.rawValue) members; rumour carries \(rumour == .all ? "every record" : "marks only"); seed \(seed)"
+        )
         for line in SimulationTable.rollout(results) { Output.out(line) }
     }
 

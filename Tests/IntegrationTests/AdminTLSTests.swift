@@ -79,8 +79,9 @@ struct AdminTLSTests {
         let nowhere = dir.file("nowhere")
         let remote = try run(["members", "--admin", url, "--data-dir", nowhere, "--ca", "\(data)/keys/site-ca.pem"] + gateway.tokenArguments)
         #expect(remote.0 == 0 && remote.1.contains("gw-tls"), "\(remote)")
-        let fromEnvironment = try run(["members", "--admin", url, "--data-dir", nowhere] + gateway.tokenArguments,
-                                      environment: ["OTAMESH_ADMIN_CA": "\(data)/keys/site-ca.pem"])
+        let fromEnvironment = try run(
+            ["members", "--admin", url, "--data-dir", nowhere] + gateway.tokenArguments,
+            environment: ["OTAMESH_ADMIN_CA": "\(data)/keys/site-ca.pem"])
         #expect(fromEnvironment.0 == 0, "\(fromEnvironment)")
 
         // Another site's CA: the gateway is not verified, nothing is sent.
@@ -107,8 +108,9 @@ struct AdminTLSTests {
         #expect(made.0 == 0, "\(made)")
         let gateway = try Gateway.start(data: data, extra: ["--admin-listen", "0.0.0.0:0", "--gossip-listen", "off"])
         defer { gateway.stop() }
-        let members = try run(["members", "--admin", Self.loopback(gateway.admin), "--data-dir", dir.file("nowhere"), "--ca", "\(data)/keys/site-ca.pem"]
-                              + gateway.tokenArguments)
+        let members = try run(
+            ["members", "--admin", Self.loopback(gateway.admin), "--data-dir", dir.file("nowhere"), "--ca", "\(data)/keys/site-ca.pem"]
+                + gateway.tokenArguments)
         #expect(members.0 == 1 && members.2.contains("does not name this host"), "\(members)")
     }
 

@@ -84,7 +84,9 @@ struct AgentTests {
 }
 
 extension AgentTests {
-    @Test("admin API tokens: created 0600 on first start and announced before 'data dir:'; /api/v1 answers 401 without a known token, 403 to a read-only write, 200 otherwise; /metrics and /healthz stay open")
+    @Test(
+        "admin API tokens: created 0600 on first start and announced before 'data dir:'; /api/v1 answers 401 without a known token, 403 to a read-only write, 200 otherwise; /metrics and /healthz stay open"
+    )
     func bearerTokens() async throws {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
@@ -162,8 +164,12 @@ extension AgentTests {
         let own = "operator-chosen-token-0123456789"
         try Data("\(own)\n".utf8).write(to: URL(fileURLWithPath: dir.file("admin.token")))
         chmod(dir.file("admin.token"), 0o600)  // a token file others can read is refused (StartupFailureTests)
-        let configured = try Gateway.start(data: dir.file("data2"), extra: ["--admin-token-file", dir.file("admin.token"),
-                                                                            "--admin-read-token-file", dir.file("sub/read.token")])
+        let configured = try Gateway.start(
+            data: dir.file("data2"),
+            extra: [
+                "--admin-token-file", dir.file("admin.token"),
+                "--admin-read-token-file", dir.file("sub/read.token"),
+            ])
         defer { configured.stop() }
         #expect(configured.child.stdout.text.contains("new admin API tokens: \(dir.file("sub/read.token")) (read-only)"))
         #expect(configured.token == own && FileManager.default.fileExists(atPath: dir.file("sub/read.token")))
@@ -173,9 +179,12 @@ extension AgentTests {
         // A token too short to be safe: the agent says which file and exits.
         try Data("short\n".utf8).write(to: URL(fileURLWithPath: dir.file("weak.token")))
         chmod(dir.file("weak.token"), 0o600)
-        let (status, _, err) = try run(["agent", "--data-dir", dir.file("data3"), "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0",
-                                        "--device-tls-listen", "off", "--gossip-listen", "off", "--discovery", "off",
-                                        "--admin-token-file", dir.file("weak.token")], timeout: 30)
+        let (status, _, err) = try run(
+            [
+                "agent", "--data-dir", dir.file("data3"), "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0",
+                "--device-tls-listen", "off", "--gossip-listen", "off", "--discovery", "off",
+                "--admin-token-file", dir.file("weak.token"),
+            ], timeout: 30)
         #expect(status != 0 && err.contains("admin API token file \(dir.file("weak.token")): a token needs 16 to 512 characters"), "\(err)")
     }
 }

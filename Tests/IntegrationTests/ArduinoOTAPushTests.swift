@@ -34,12 +34,16 @@ struct ArduinoOTAPushIntegrationTests {
         try push(file, to: twin.address, http: twin.http, dialect: dialect, extra: extra)
     }
 
-    static func push(_ file: String, to address: String, http: String?, dialect: String, extra: [String]) throws -> (Int32, [String], [String: String], String) {
+    static func push(_ file: String, to address: String, http: String?, dialect: String, extra: [String]) throws -> (Int32, [String], [String: String], String)
+    {
         let httpPort = http.flatMap { $0.split(separator: ":").last.map(String.init) } ?? "80"
-        let arguments = ["device", "push", "--family", "arduino-ota", "--address", address, "--id", "ota", "--dialect", dialect,
-                         "--file", file, "--version", "2.0.0", "--variant", "esp32", "--version-port", httpPort,
-                         "--poll-ms", "100", "--deadline", "120", "--unreachable", "30", "--retry-timeout", "3",
-                         "--request-timeout", "3", "--reboot-grace", "5", "--result-timeout", "10"] + extra
+        let arguments =
+            [
+                "device", "push", "--family", "arduino-ota", "--address", address, "--id", "ota", "--dialect", dialect,
+                "--file", file, "--version", "2.0.0", "--variant", "esp32", "--version-port", httpPort,
+                "--poll-ms", "100", "--deadline", "120", "--unreachable", "30", "--retry-timeout", "3",
+                "--request-timeout", "3", "--reboot-grace", "5", "--result-timeout", "10",
+            ] + extra
         let (status, out, err) = try run(arguments, timeout: 180)
         let lines = out.split(separator: "\n").map(String.init)
         let outcome = lines.last.flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: String] } ?? ["stderr": err]
@@ -124,7 +128,8 @@ struct ArduinoOTAPushIntegrationTests {
         let twin = try Self.start([])
         defer { twin.stop() }
         let otaPort = String(twin.address.split(separator: ":").last ?? "")
-        let (status, _, outcome, _) = try Self.push(image, to: "127.0.0.1:6053", http: twin.http, dialect: "esphome", extra: ["--option", "ota_port=\(otaPort)"])
+        let (status, _, outcome, _) = try Self.push(
+            image, to: "127.0.0.1:6053", http: twin.http, dialect: "esphome", extra: ["--option", "ota_port=\(otaPort)"])
         #expect(status == 0 && outcome["version"] == "2.0.0", "\(outcome) \(twin.child.stdout.text)")
         let (badStatus, _, bad, _) = try Self.push(image, to: twin.address, http: twin.http, dialect: "esphome", extra: ["--option", "ota_port=70000"])
         #expect(badStatus == 1 && bad["kind"] == "refused" && bad["reason"] == "option ota_port '70000' is not a port", "\(bad)")
@@ -145,7 +150,9 @@ struct ArduinoOTAPushIntegrationTests {
     @Test("the real host tool: python3 -m espota updates the twin; a wrong password leaves it on its version")
     func espotaHostTool() throws {
         let probe = try runProgram("/usr/bin/env", ["python3", "-c", "import espota, esphome.core, esphome.helpers"])
-        try #require(probe.0 == 0, """
+        try #require(
+            probe.0 == 0,
+            """
             python3 cannot import espota (PyPI espota==0.5.0 with esphome==2026.6.5, installed with --no-deps by `make deps`): \(probe.2)
             """)
         let dir = try TemporaryDirectory()

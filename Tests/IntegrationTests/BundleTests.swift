@@ -114,8 +114,10 @@ struct RootRotationTests {
         #expect(try run(["import", "--data-dir", data, "--root", "\(published)/metadata/1.root.json", bundle]).0 == 0)
         let oldRoot = try #require(try Self.rootKeyIDs(repo, role: "root").first)
         let oldTimestamp = try #require(try Self.rootKeyIDs(repo, role: "timestamp").first)
-        let (status, out, err) = try run(["release", "rotate-root", "--repo", repo, "--generate", "root", "--remove-key", "root=\(oldRoot)",
-                                          "--generate", "timestamp=ecdsa", "--remove-key", "timestamp=\(oldTimestamp)"])
+        let (status, out, err) = try run([
+            "release", "rotate-root", "--repo", repo, "--generate", "root", "--remove-key", "root=\(oldRoot)",
+            "--generate", "timestamp=ecdsa", "--remove-key", "timestamp=\(oldTimestamp)",
+        ])
         #expect(status == 0 && out.hasPrefix("root v2 signed"), "\(err)")
         #expect(try run(["release", "publish", "--repo", repo, dir.file("published2")]).0 == 0)
         #expect(try run(["export", "--published", dir.file("published2"), dir.file("bundle2.tar")]).0 == 0)

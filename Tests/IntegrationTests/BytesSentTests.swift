@@ -23,8 +23,10 @@ struct BytesSentTests {
             #expect(made.0 == 0, "\(made.2)")
             steps.append(["release", "add", "--repo", repo, "--path", "esp32/\(name).bin", image])
         }
-        steps += [["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-                  ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")]]
+        steps += [
+            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+            ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
+        ]
         for args in steps {
             let (status, out, err) = try run(args, timeout: 300)
             #expect(status == 0, "\(args): \(out) \(err)")
@@ -34,8 +36,12 @@ struct BytesSentTests {
         let before = try #require(Self.metric(gateway.admin))
 
         // Read 64 KiB of the big image, then hang up.
-        let (partial, _, partialErr) = try runProgram("/usr/bin/curl", ["-s", "-r", "0-", "--max-filesize", "100000000", "-o", "/dev/null",
-                                                                       "--limit-rate", "1M", "--max-time", "1", "\(gateway.device)/v1/targets/esp32/big.bin"])
+        let (partial, _, partialErr) = try runProgram(
+            "/usr/bin/curl",
+            [
+                "-s", "-r", "0-", "--max-filesize", "100000000", "-o", "/dev/null",
+                "--limit-rate", "1M", "--max-time", "1", "\(gateway.device)/v1/targets/esp32/big.bin",
+            ])
         #expect(partial != 0, "the client was meant to give up early: \(partialErr)")
         // Then a whole small image: once it is counted, everything before it is too.
         let small = try Data(contentsOf: URL(fileURLWithPath: dir.file("small.bin"))).count

@@ -74,7 +74,8 @@ struct CLIBadInputTests {
     func oversizedImage() throws {
         let dir = try TemporaryDirectory()
         let huge = dir.file("huge.bin")
-        FileManager.default.createFile(atPath: huge, contents: Data(try Data(contentsOf: Binaries.packageRoot.appendingPathComponent("Tests/Fixtures/esp/esp32.bin"))))
+        FileManager.default.createFile(
+            atPath: huge, contents: Data(try Data(contentsOf: Binaries.packageRoot.appendingPathComponent("Tests/Fixtures/esp/esp32.bin"))))
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: huge))
         try handle.truncate(atOffset: 600 << 20)  // sparse: 600 MiB that start like an ESP32 image
         try handle.close()
@@ -110,14 +111,17 @@ struct CLIBadInputTests {
         let wrong = String(repeating: "ab", count: 32)
         let (status, _, err) = try run(["cache", "add", "--data-dir", dir.file("data"), "--sha256", wrong, file])
         #expect(status == 1)
-        #expect(err == "otamesh cache add \(file): content sha256 mismatch: expected \(wrong), got \(sha256Hex(try Data(contentsOf: URL(fileURLWithPath: file))))\n")
+        #expect(
+            err == "otamesh cache add \(file): content sha256 mismatch: expected \(wrong), got \(sha256Hex(try Data(contentsOf: URL(fileURLWithPath: file))))\n"
+        )
         let (_, listing, _) = try run(["cache", "ls", "--data-dir", dir.file("data")])
         #expect(listing == "0 blobs, 0 bytes\n")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir.file("data/partial")).isEmpty)
     }
 
-    @Test("cache add on a full disk: one ENOSPC line, exit 1, store as it was",
-          .enabled(if: TestEnvironment.isRoot, "needs root to mount a small tmpfs"))
+    @Test(
+        "cache add on a full disk: one ENOSPC line, exit 1, store as it was",
+        .enabled(if: TestEnvironment.isRoot, "needs root to mount a small tmpfs"))
     func addNoSpace() throws {
         let dir = try TemporaryDirectory()
         let disk = try Tmpfs(at: dir.file("disk"), size: "3m")

@@ -69,22 +69,26 @@ struct ConnectionFloodTests {
     static func procStatus(_ pid: Int32) -> (fds: Int, rssKiB: Int) {
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let rss = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+        let rss =
+            status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { Int($0.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") } ?? -1
         return (fds, rss)
     }
 
-    @Test("at nofile 256, 2,000 idle or trickling connections leave downloads served and the agent alive",
-          .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
+    @Test(
+        "at nofile 256, 2,000 idle or trickling connections leave downloads served and the agent alive",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
     func floodKeepsServing() throws {
         let dir = try TemporaryDirectory()
         let repo = dir.file("repo")
         let image = dir.file("app.bin")
         let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "1.0.0", "--size", "2000000", "-o", image])
         #expect(made.0 == 0, "\(made.2)")
-        for args in [["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app.bin", image],
-                     ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-                     ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")]] {
+        for args in [
+            ["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app.bin", image],
+            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+            ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
+        ] {
             let (status, out, err) = try run(args, timeout: 300)
             #expect(status == 0, "\(args): \(out) \(err)")
         }
@@ -100,10 +104,11 @@ struct ConnectionFloodTests {
         defer { flood.signal(SIGKILL); flood.wait() }
         #expect(waitUntil(timeout: 30) { flood.stdout.text.contains("flooding") || !flood.process.isRunning }, "the flood started: \(flood.stderr.text)")
         // The caps are at work before the first download.
-        #expect(waitUntil(timeout: 20) {
-            let text = (try? runProgram("/usr/bin/curl", ["-s", "\(gateway.admin)/metrics"]).1) ?? ""
-            return (Self.metric(text, "otamesh_connections_shed_total{listener=\"device\"}") ?? 0) > 100
-        }, "connections are being shed")
+        #expect(
+            waitUntil(timeout: 20) {
+                let text = (try? runProgram("/usr/bin/curl", ["-s", "\(gateway.admin)/metrics"]).1) ?? ""
+                return (Self.metric(text, "otamesh_connections_shed_total{listener=\"device\"}") ?? 0) > 100
+            }, "connections are being shed")
 
         var served = 0
         var worst = 0.0
@@ -123,12 +128,14 @@ struct ConnectionFloodTests {
         let stats = flood.stdout.lines.last ?? ""
         #expect(gateway.child.process.isRunning, "the agent is alive after the flood: \(gateway.child.stderr.text.suffix(2000))")
         #expect(peak.fds <= 256)
-        let (afterStatus, _, _) = try runProgram("/usr/bin/curl", ["-sf", "--max-time", "10", "-o", dir.file("after.bin"), "\(gateway.device)/v1/targets/esp32/app.bin"])
+        let (afterStatus, _, _) = try runProgram(
+            "/usr/bin/curl", ["-sf", "--max-time", "10", "-o", dir.file("after.bin"), "\(gateway.device)/v1/targets/esp32/app.bin"])
         #expect(afterStatus == 0, "a download after the flood")
         let metrics = try runProgram("/usr/bin/curl", ["-s", "\(gateway.admin)/metrics"]).1
         let shed = Self.metric(metrics, "otamesh_connections_shed_total{listener=\"device\"}") ?? 0
         let refused = Self.metric(metrics, "otamesh_connections_refused_total{listener=\"device\"}") ?? 0
-        print("""
+        print(
+            """
             connection flood at nofile 256: \(served)/12 downloads of 2 MB served, slowest \(String(format: "%.2f", worst)) s; \
             agent fds \(before.fds) → peak \(peak.fds), RSS \(before.rssKiB / 1024) → peak \(peak.rssKiB / 1024) MiB; \
             shed \(Int(shed)), refused \(Int(refused)); attacker \(stats)
@@ -175,11 +182,12 @@ struct ConnectionFloodTests {
         let flood = try Child("/usr/bin/env", ["python3", script, "\(port)", "200"])
         defer { flood.signal(SIGKILL); flood.wait() }
         var peak = before
-        #expect(waitUntil(timeout: 60) {
-            let now = Self.procStatus(gateway.child.pid)
-            peak = (max(peak.fds, now.fds), max(peak.rssKiB, now.rssKiB))
-            return flood.stdout.text.contains("held") || !flood.process.isRunning
-        })
+        #expect(
+            waitUntil(timeout: 60) {
+                let now = Self.procStatus(gateway.child.pid)
+                peak = (max(peak.fds, now.fds), max(peak.rssKiB, now.rssKiB))
+                return flood.stdout.text.contains("held") || !flood.process.isRunning
+            })
         for _ in 0..<10 {
             let now = Self.procStatus(gateway.child.pid)
             peak = (max(peak.fds, now.fds), max(peak.rssKiB, now.rssKiB))
@@ -189,8 +197,9 @@ struct ConnectionFloodTests {
         let metrics = try runProgram("/usr/bin/curl", ["-s", "\(gateway.admin)/metrics"]).1
         let refusedStreams = Self.metric(metrics, "otamesh_gossip_streams_refused_total") ?? 0
         let shed = Self.metric(metrics, "otamesh_connections_shed_total{listener=\"gossip\"}") ?? 0
-        print("gossip pre-auth flood: \(flood.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)); RSS \(before.rssKiB / 1024) → peak \(peak.rssKiB / 1024) MiB, "
-              + "fds peak \(peak.fds); streams refused \(Int(refusedStreams)), connections shed \(Int(shed))")
+        print(
+            "gossip pre-auth flood: \(flood.stdout.text.trimmingCharacters(in: .whitespacesAndNewlines)); RSS \(before.rssKiB / 1024) → peak \(peak.rssKiB / 1024) MiB, "
+                + "fds peak \(peak.fds); streams refused \(Int(refusedStreams)), connections shed \(Int(shed))")
         #expect(peak.rssKiB - before.rssKiB < 64 * 1024, "RSS grew \((peak.rssKiB - before.rssKiB) / 1024) MiB")
         #expect(refusedStreams + shed > 0, "the caps were at work")
         #expect(gateway.child.process.isRunning)
@@ -211,8 +220,12 @@ struct ConnectionFloodTests {
         #expect(waitUntil(timeout: 30) { flood.stdout.text.contains("flooding") || !flood.process.isRunning })
         var answered = 0
         for _ in 0..<5 {
-            let (status, body, _) = try runProgram("/usr/bin/curl", ["-sf", "--max-time", "5", "-H", "Authorization: Bearer \(gateway.readToken)",
-                                                                   "\(gateway.admin)/api/v1/cache"])
+            let (status, body, _) = try runProgram(
+                "/usr/bin/curl",
+                [
+                    "-sf", "--max-time", "5", "-H", "Authorization: Bearer \(gateway.readToken)",
+                    "\(gateway.admin)/api/v1/cache",
+                ])
             if status == 0 && body.hasPrefix("[") { answered += 1 }
         }
         #expect(answered == 5, "the admin API answered \(answered) of 5 requests during the flood")

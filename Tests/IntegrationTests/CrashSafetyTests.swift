@@ -43,9 +43,11 @@ struct CrashSafetyTests {
             // is complete (fsync/verify window), or once it was renamed (rename→commit window).
             let phase = rng.next() % 10
             let threshold = phase < 2 ? Int64(source.size) : Int64(rng.next() % UInt64(source.size))
-            let child = try Child(Binaries.otamesh, [
-                "cache", "add", "--json", "--data-dir", data, "--sha256", source.digest, "--size", String(source.size), source.path,
-            ])
+            let child = try Child(
+                Binaries.otamesh,
+                [
+                    "cache", "add", "--json", "--data-dir", data, "--sha256", source.digest, "--size", String(source.size), source.path,
+                ])
             let reached = waitUntil(timeout: 30) {
                 !child.process.isRunning || (fileSize(partial) ?? -1) >= min(threshold, Int64(source.size))
             }

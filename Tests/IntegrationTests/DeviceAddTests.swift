@@ -11,18 +11,21 @@ struct DeviceAddTests {
         let data = dir.file("data")
         let secrets = "\(data)/keys/device-secrets.json"
         let base = ["device", "add", "--data-dir", data, "--id", "lamp-1", "--family", "fetch-url", "--address", "10.77.3.20:8080"]
-        for (extra, words) in [(["--option", "body={\"url\":\"{uri}\"}"], "unknown placeholder {uri}"),
-                               (["--option", "method=FETCH"], "option method"),
-                               (["--proxy", "proxy:3128"], "--proxy"),
-                               (["--password-env", "OTAMESH_TEST_UNSET_PASSWORD"], "is not set")] {
+        for (extra, words) in [
+            (["--option", "body={\"url\":\"{uri}\"}"], "unknown placeholder {uri}"),
+            (["--option", "method=FETCH"], "option method"),
+            (["--proxy", "proxy:3128"], "--proxy"),
+            (["--password-env", "OTAMESH_TEST_UNSET_PASSWORD"], "is not set"),
+        ] {
             let (status, _, err) = try run(base + extra)
             #expect(status != 0 && err.contains(words), "\(extra): \(err)")
         }
         #expect(!FileManager.default.fileExists(atPath: secrets))
         #expect(try run(["devices", "--data-dir", data]).1.contains("lamp-1") == false, "bad input wrote nothing")
 
-        let (added, out, err) = try run(base + ["--option", "path=/api/ota", "--proxy", "http://10.77.0.1:3128", "--password-env", "LAMP_PW"],
-                                        environment: ["LAMP_PW": "pw-lamp-77"])
+        let (added, out, err) = try run(
+            base + ["--option", "path=/api/ota", "--proxy", "http://10.77.0.1:3128", "--password-env", "LAMP_PW"],
+            environment: ["LAMP_PW": "pw-lamp-77"])
         #expect(added == 0 && out.contains("segment 10.77.3.0/24") && out.contains("password stored"), "\(out) \(err)")
         let (_, listed, _) = try run(["devices", "--data-dir", data])
         let (_, json, _) = try run(["devices", "--data-dir", data, "--json"])

@@ -25,12 +25,18 @@ struct DeviceFleetTests {
             for args in [
                 ["release", "init", "--repo", repo],
                 ["release", "add", "--repo", repo, "--path", "esp32/fleet/2.0.0.bin", esp32],
-                ["release", "add", "--repo", repo, "--path", "esp8266/sketch/2.0.0.bin", "--version", "2.0.0",
-                 "\(DeviceFleetTests.fixtures)/esp/esp8266-v1-0x00000.bin"],
-                ["release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user1.bin", "--version", "v1.0.3t45772(a)",
-                 "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user1.bin"],
-                ["release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user2.bin", "--version", "v1.0.3t45772(a)",
-                 "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user2.bin"],
+                [
+                    "release", "add", "--repo", repo, "--path", "esp8266/sketch/2.0.0.bin", "--version", "2.0.0",
+                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v1-0x00000.bin",
+                ],
+                [
+                    "release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user1.bin", "--version", "v1.0.3t45772(a)",
+                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user1.bin",
+                ],
+                [
+                    "release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user2.bin", "--version", "v1.0.3t45772(a)",
+                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user2.bin",
+                ],
                 ["release", "publish", "--repo", repo, dir.file("pub")],
                 ["export", "--published", dir.file("pub"), dir.file("b.tar")],
                 ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
@@ -56,15 +62,20 @@ struct DeviceFleetTests {
 
         /// Runs a fleet until every device updated and was then told "no update"; returns the summary.
         func fleet(_ family: String, base: String, count: Int = 3, version: String, extra: [String] = []) throws -> [String: Any] {
-            let args = ["run", "--family", family, "--count", "\(count)", "--mac-base", base, "--version", version,
-                        "--gateway", gateway.device, "--tls-gateway", gateway.tls ?? "", "--ca", ca,
-                        "--interval", "0.2", "--until-updated", "--deadline", "60", "--timeout", "2", "--quiet"] + extra
+            let args =
+                [
+                    "run", "--family", family, "--count", "\(count)", "--mac-base", base, "--version", version,
+                    "--gateway", gateway.device, "--tls-gateway", gateway.tls ?? "", "--ca", ca,
+                    "--interval", "0.2", "--until-updated", "--deadline", "60", "--timeout", "2", "--quiet",
+                ] + extra
             let (status, out, err) = try runProgram(Binaries.devicesim, args, timeout: 90)
-            let summary = out.split(separator: "\n").compactMap { line -> [String: Any]? in
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                    object["summary"] as? Bool == true else { return nil }
-                return object
-            }.last ?? [:]
+            let summary =
+                out.split(separator: "\n").compactMap { line -> [String: Any]? in
+                    guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                        object["summary"] as? Bool == true
+                    else { return nil }
+                    return object
+                }.last ?? [:]
             #expect(status == 0, "\(family) \(extra): \(out.suffix(3000)) \(err.suffix(2000))")
             #expect(summary["updated"] as? Int == count, "\(family) \(extra): \(summary)")
             return summary
@@ -84,8 +95,10 @@ struct DeviceFleetTests {
             ("esp8266-httpupdate", "5c:cf:7f:01:00:00", "esp8266/sketch/2.0.0.bin", "1.0.0", ["--new-version", "2.0.0"], "2.0.0"),
             ("esp32-httpupdate", "24:0a:c4:02:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", [], "2.0.0"),
             ("esp-https-ota", "24:0a:c4:03:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--max-request-size", "32768"], "2.0.0"),
-            ("esp8266-fota", "5c:cf:7f:04:00:00", "esp8266/fota/v1.0.3/user1.bin", "v1.0.2t45772(a)",
-             ["--new-version", "v1.0.3t45772(a)", "--fota-slot", "mixed"], "v1.0.3t45772(a)"),
+            (
+                "esp8266-fota", "5c:cf:7f:04:00:00", "esp8266/fota/v1.0.3/user1.bin", "v1.0.2t45772(a)",
+                ["--new-version", "v1.0.3t45772(a)", "--fota-slot", "mixed"], "v1.0.3t45772(a)"
+            ),
             ("wiphone", "24:0a:c4:05:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", [], "2.0.0"),
             ("generic", "24:0a:c4:06:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--hardware", "esp32"], "2.0.0"),
         ]
@@ -98,10 +111,11 @@ struct DeviceFleetTests {
         var devices: [[String: Any]] = []
         let settled = waitUntil(timeout: 10) {
             devices = (try? site.devices()) ?? []
-            return devices.count == 18 && devices.allSatisfy {
-                let answer = $0["lastAnswer"] as? String ?? ""
-                return $0["family"] as? String == "wiphone" ? answer.contains("version 2.0.0 (the phone compares)") : answer.hasPrefix("up to date")
-            }
+            return devices.count == 18
+                && devices.allSatisfy {
+                    let answer = $0["lastAnswer"] as? String ?? ""
+                    return $0["family"] as? String == "wiphone" ? answer.contains("version 2.0.0 (the phone compares)") : answer.hasPrefix("up to date")
+                }
         }
         #expect(settled, "\(devices)")
         let families8266 = devices.filter { ($0["family"] as? String) == "esp8266-fota" }
@@ -112,14 +126,20 @@ struct DeviceFleetTests {
     func faults() throws {
         let site = try Site()
         let runs: [(family: String, base: String, target: String, version: String, extra: [String])] = [
-            ("esp-https-ota", "24:0a:c4:11:00:00", "esp32/fleet/2.0.0.bin", "1.0.0",
-             ["--max-request-size", "32768", "--ota-resumption", "--power-loss-at-byte", "70000"]),
+            (
+                "esp-https-ota", "24:0a:c4:11:00:00", "esp32/fleet/2.0.0.bin", "1.0.0",
+                ["--max-request-size", "32768", "--ota-resumption", "--power-loss-at-byte", "70000"]
+            ),
             ("esp32-httpupdate", "24:0a:c4:12:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--drops", "2", "--seed", "5"]),
             ("generic", "24:0a:c4:13:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--corrupt-flash", "--hardware", "esp32"]),
-            ("esp8266-fota", "5c:cf:7f:14:00:00", "esp8266/fota/v1.0.3/user1.bin", "v1.0.2t45772(a)",
-             ["--new-version", "v1.0.3t45772(a)", "--power-loss-at-byte", "100"]),
-            ("esp8266-httpupdate", "5c:cf:7f:15:00:00", "esp8266/sketch/2.0.0.bin", "1.0.0",
-             ["--new-version", "2.0.0", "--stall-at-byte", "50", "--stall-seconds", "3"]),
+            (
+                "esp8266-fota", "5c:cf:7f:14:00:00", "esp8266/fota/v1.0.3/user1.bin", "v1.0.2t45772(a)",
+                ["--new-version", "v1.0.3t45772(a)", "--power-loss-at-byte", "100"]
+            ),
+            (
+                "esp8266-httpupdate", "5c:cf:7f:15:00:00", "esp8266/sketch/2.0.0.bin", "1.0.0",
+                ["--new-version", "2.0.0", "--stall-at-byte", "50", "--stall-seconds", "3"]
+            ),
         ]
         for r in runs {
             try site.assign(base: r.base, count: 2, target: r.target)
@@ -144,11 +164,13 @@ struct DeviceFleetTests {
         let fleets = try (0..<2).map { _ in try Child(Binaries.devicesim, args) }
         for fleet in fleets { #expect(fleet.wait(timeout: 60) >= 0) }
         var ids: Set<String> = []
-        #expect(waitUntil(timeout: 10) {
-            ids = Set(((try? run(["devices", "--data-dir", data, "--json"]).1) ?? "").split(separator: "\n").compactMap {
-                (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String
-            })
-            return ids.count == 6
-        }, "\(ids)")
+        #expect(
+            waitUntil(timeout: 10) {
+                ids = Set(
+                    ((try? run(["devices", "--data-dir", data, "--json"]).1) ?? "").split(separator: "\n").compactMap {
+                        (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String
+                    })
+                return ids.count == 6
+            }, "\(ids)")
     }
 }

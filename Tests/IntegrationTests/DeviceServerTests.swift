@@ -43,8 +43,9 @@ struct DeviceServerTests {
             let (status, out, err) = try run(args)
             #expect(status == 0, "\(args): \(out) \(err)")
         }
-        return Site(dir: dir, data: data, big: big, bigSHA: sha256Hex(Data(bytes)), esp: esp,
-                    espSHA: sha256Hex(try Data(contentsOf: URL(fileURLWithPath: esp))))
+        return Site(
+            dir: dir, data: data, big: big, bigSHA: sha256Hex(Data(bytes)), esp: esp,
+            espSHA: sha256Hex(try Data(contentsOf: URL(fileURLWithPath: esp))))
     }
 
     static func curl(_ args: [String]) throws -> (Int32, String, String) {
@@ -156,8 +157,10 @@ struct DeviceServerTests {
         #expect(try Self.curl(["-o", "/dev/null", firmware]).0 != 0)
 
         // An ESP8266 asks over plain HTTP; both devices appear in the registry with what they reported.
-        let (_, code, _) = try Self.curl(["-o", "/dev/null", "-w", "%{http_code}", "-H", "x-ESP8266-STA-MAC: 11:22:33:44:55:66",
-                                          "-H", "x-ESP8266-version: 0.9", "\(gateway.device)/v1/esp/update"])
+        let (_, code, _) = try Self.curl([
+            "-o", "/dev/null", "-w", "%{http_code}", "-H", "x-ESP8266-STA-MAC: 11:22:33:44:55:66",
+            "-H", "x-ESP8266-version: 0.9", "\(gateway.device)/v1/esp/update",
+        ])
         #expect(code == "304")
         var listing = ""
         let registered = waitUntil(timeout: 10) {
@@ -194,8 +197,11 @@ struct DeviceServerTests {
         let gateway = try Gateway.start(data: site.data)
         defer { gateway.stop() }
         let port = gateway.device.split(separator: ":").last!
-        let (status, _, err) = try run(["agent", "--data-dir", site.dir.file("other"), "--admin-listen", "127.0.0.1:0",
-                                        "--device-listen", "127.0.0.1:\(port)", "--device-tls-listen", "off"], timeout: 30)
+        let (status, _, err) = try run(
+            [
+                "agent", "--data-dir", site.dir.file("other"), "--admin-listen", "127.0.0.1:0",
+                "--device-listen", "127.0.0.1:\(port)", "--device-tls-listen", "off",
+            ], timeout: 30)
         #expect(status == 1)
         #expect(err == "otamesh agent: device.listen 127.0.0.1:\(port): cannot listen: Address already in use (errno 98)\n")
     }

@@ -16,9 +16,13 @@ struct FetchURLPushIntegrationTests {
     }
 
     static func push(url: String, to address: String, extra: [String] = []) throws -> (Int32, [String], [String: String]) {
-        try PushTwin.push(family: "fetch-url", id: "fu", to: address, ["--url", url, "--version", "2.0.0", "--variant", "esp32",
-                                                                        "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
-                                                                        "--retry-timeout", "3", "--request-timeout", "5", "--reboot-grace", "5"] + extra)
+        try PushTwin.push(
+            family: "fetch-url", id: "fu", to: address,
+            [
+                "--url", url, "--version", "2.0.0", "--variant", "esp32",
+                "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                "--retry-timeout", "3", "--request-timeout", "5", "--reboot-grace", "5",
+            ] + extra)
     }
 
     @Test("a push succeeds on the new version (JSON and form commands, basic auth); every fault gives its typed failure")
@@ -36,10 +40,13 @@ struct FetchURLPushIntegrationTests {
         good.stop()
 
         let form = try Self.start(["--method", "PUT", "--path", "/api/upgrade", "--user", "admin", "--password", "fetch-secret-3"])
-        let (formStatus, _, formOutcome) = try Self.push(url: site.url, to: form.address, extra: [
-            "--option", "method=PUT", "--option", "path=/api/upgrade", "--option", "content_type=application/x-www-form-urlencoded",
-            "--option", "body=firmware={url}&v={version}", "--option", "accept=202",
-            "--user", "admin", "--password-file", passwordFile])
+        let (formStatus, _, formOutcome) = try Self.push(
+            url: site.url, to: form.address,
+            extra: [
+                "--option", "method=PUT", "--option", "path=/api/upgrade", "--option", "content_type=application/x-www-form-urlencoded",
+                "--option", "body=firmware={url}&v={version}", "--option", "accept=202",
+                "--user", "admin", "--password-file", passwordFile,
+            ])
         #expect(formStatus == 0 && formOutcome["version"] == "2.0.0", "\(formOutcome) \(form.child.stdout.text)")
         form.stop()
 
@@ -64,8 +71,10 @@ struct FetchURLPushIntegrationTests {
 
     @Test("a bad template is refused by the CLI before anything is sent, naming the option")
     func badTemplate() throws {
-        let (status, _, err) = try run(["device", "push", "--family", "fetch-url", "--address", "127.0.0.1:1", "--url", "http://x/y",
-                                        "--version", "2", "--option", "body={\"url\":\"{uri}\"}"])
+        let (status, _, err) = try run([
+            "device", "push", "--family", "fetch-url", "--address", "127.0.0.1:1", "--url", "http://x/y",
+            "--version", "2", "--option", "body={\"url\":\"{uri}\"}",
+        ])
         #expect(status != 0)
         #expect(err.contains("unknown placeholder {uri}"), "\(err)")
     }

@@ -17,9 +17,13 @@ struct HTTPUploadPushIntegrationTests {
 
     /// `otamesh device push --family http-upload`: (exit status, progress lines, the outcome object).
     static func push(file: String, to address: String, extra: [String] = []) throws -> (Int32, [String], [String: String]) {
-        try PushTwin.push(family: "http-upload", id: "up", to: address, ["--file", file, "--version", "2.0.0",
-                                                                          "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
-                                                                          "--retry-timeout", "3", "--request-timeout", "5", "--reboot-grace", "5"] + extra)
+        try PushTwin.push(
+            family: "http-upload", id: "up", to: address,
+            [
+                "--file", file, "--version", "2.0.0",
+                "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                "--retry-timeout", "3", "--request-timeout", "5", "--reboot-grace", "5",
+            ] + extra)
     }
 
     /// An ESP32 app image of version 2.0.0 (`size` bytes) and a file holding the twin's password.
@@ -89,13 +93,20 @@ struct HTTPUploadPushIntegrationTests {
         good.stop()
 
         let cases: [(twin: [String], push: [String], kind: String, words: String)] = [
-            (elegant + ["--fail", "update-error"], ["--dialect", "elegantota3"], "refused",
-             "device refused to start the update (HTTP 400 from GET /ota/start): ERROR[4]: Not Enough Space"),
-            (elegant + ["--variant", "esp32s3"], ["--dialect", "elegantota3"], "refused", "device refused the image (HTTP 400 from POST /ota/upload): ERROR[11]"),
+            (
+                elegant + ["--fail", "update-error"], ["--dialect", "elegantota3"], "refused",
+                "device refused to start the update (HTTP 400 from GET /ota/start): ERROR[4]: Not Enough Space"
+            ),
+            (
+                elegant + ["--variant", "esp32s3"], ["--dialect", "elegantota3"], "refused",
+                "device refused the image (HTTP 400 from POST /ota/upload): ERROR[11]"
+            ),
             (elegant + ["--fail", "die-mid-transfer"], ["--dialect", "elegantota3"], "network", "connection lost during POST /ota/upload"),
             (elegant + ["--fail", "reboot-old"], ["--dialect", "elegantota3"], "rebooted-into-old", "1.0.0, not 2.0.0"),
-            (elegant + ["--user", "admin", "--password", "twin-secret-7"], ["--dialect", "elegantota3"], "refused",
-             "authentication failed (HTTP 401 from GET /ota/start)"),
+            (
+                elegant + ["--user", "admin", "--password", "twin-secret-7"], ["--dialect", "elegantota3"], "refused",
+                "authentication failed (HTTP 401 from GET /ota/start)"
+            ),
             (elegant, [], "refused", "POST /update answered 404: no upload form there (an ElegantOTA 3 device needs the option dialect=elegantota3)"),
             ([], ["--dialect", "elegantota3"], "refused", "GET /ota/start answered 404: the device runs no ElegantOTA 3"),
         ]
@@ -115,7 +126,8 @@ struct HTTPUploadPushIntegrationTests {
         let twin = try Self.start(["--user", "admin", "--password", "twin-secret-7"])
         defer { twin.stop() }
         let curl = { (extra: [String]) throws -> (Int32, String, String) in
-            try runProgram("/usr/bin/curl", ["-sS", "--max-time", "30", "-w", "\n%{http_code}"] + extra + ["-F", "image=@\(file)", "http://\(twin.address)/update"])
+            try runProgram(
+                "/usr/bin/curl", ["-sS", "--max-time", "30", "-w", "\n%{http_code}"] + extra + ["-F", "image=@\(file)", "http://\(twin.address)/update"])
         }
         let (_, anonymous, _) = try curl([])
         #expect(anonymous.hasSuffix("401") && twin.count("installed") == 0, "no credentials, no update: \(anonymous)")

@@ -62,8 +62,10 @@ struct Gateway {
         let discovery = extra.contains("--discovery") ? [] : ["--discovery", "off"]
         let adminListen = extra.contains("--admin-listen") ? [] : ["--admin-listen", "127.0.0.1:0"]
         let command = wrapper + [Binaries.otamesh]
-        let child = try Child(command[0], Array(command.dropFirst()) + ["agent", "--data-dir", data] + adminListen
-                                  + ["--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
+        let child = try Child(
+            command[0],
+            Array(command.dropFirst()) + ["agent", "--data-dir", data] + adminListen
+                + ["--device-listen", "127.0.0.1:0", "--device-tls-listen", "127.0.0.1:0"] + mesh + discovery + extra)
         // "data dir:" is the last line the agent prints when ready (after the URLs and gossip).
         let ready = waitUntil(timeout: 30) { child.stdout.text.contains("  data dir: ") || !child.process.isRunning }
         func url(_ marker: String, _ scheme: String) -> String? {
@@ -80,9 +82,10 @@ struct Gateway {
         }
         let gossip = child.stdout.lines.first { $0.contains("  gossip: ") }.flatMap { $0.split(separator: " ").dropFirst().first.map(String.init) }
         func value(_ flag: String) -> String? { extra.firstIndex(of: flag).flatMap { extra.indices.contains($0 + 1) ? extra[$0 + 1] : nil } }
-        return Gateway(child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"), gossip: gossip,
-                       tokenFile: value("--admin-token-file") ?? "\(data)/keys/admin.token",
-                       readTokenFile: value("--admin-read-token-file") ?? "\(data)/keys/read.token")
+        return Gateway(
+            child: child, admin: admin, device: device, tls: url("device HTTPS: ", "https"), gossip: gossip,
+            tokenFile: value("--admin-token-file") ?? "\(data)/keys/admin.token",
+            readTokenFile: value("--admin-read-token-file") ?? "\(data)/keys/read.token")
     }
 
     /// SIGTERM and wait.

@@ -136,9 +136,13 @@ struct FileLimitTests {
     @Test("started with nofile 256:4096, the agent runs with a soft limit of 4096")
     func raised() throws {
         let dir = try TemporaryDirectory()
-        let child = try Child("/usr/bin/prlimit", ["--nofile=256:4096", Binaries.otamesh, "agent", "--data-dir", dir.file("d"),
-                                                   "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0", "--device-tls-listen", "off",
-                                                   "--gossip-listen", "off", "--discovery", "off", "--device-discovery", "off"])
+        let child = try Child(
+            "/usr/bin/prlimit",
+            [
+                "--nofile=256:4096", Binaries.otamesh, "agent", "--data-dir", dir.file("d"),
+                "--admin-listen", "127.0.0.1:0", "--device-listen", "127.0.0.1:0", "--device-tls-listen", "off",
+                "--gossip-listen", "off", "--discovery", "off", "--device-discovery", "off",
+            ])
         defer {
             child.signal(SIGTERM)
             child.wait(timeout: 30)

@@ -37,8 +37,10 @@ struct LabTests {
     /// Why this machine cannot run the test, or nil.
     static func missingPrerequisite() -> String? {
         guard TestEnvironment.isRoot else { return "not root" }
-        for tool in ["/usr/sbin/ip", "/usr/sbin/tc", "/usr/sbin/nft", "/usr/bin/dbus-daemon", "/usr/sbin/avahi-daemon", "/usr/bin/avahi-browse",
-                     "/usr/bin/curl", "/usr/bin/setpriv", "/usr/bin/unshare"]
+        for tool in [
+            "/usr/sbin/ip", "/usr/sbin/tc", "/usr/sbin/nft", "/usr/bin/dbus-daemon", "/usr/sbin/avahi-daemon", "/usr/bin/avahi-browse",
+            "/usr/bin/curl", "/usr/bin/setpriv", "/usr/bin/unshare",
+        ]
         where !FileManager.default.isExecutableFile(atPath: tool) {
             return "\(tool) is missing (make deps)"
         }
@@ -70,7 +72,8 @@ struct LabTests {
     /// Alive and not a zombie.
     static func alive(_ pid: Int32) -> Bool {
         guard kill(pid, 0) == 0, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return false }
+            let close = stat.lastIndex(of: ")")
+        else { return false }
         return !stat[close...].hasPrefix(") Z")
     }
 
@@ -90,7 +93,9 @@ struct LabTests {
         return runner
     }
 
-    @Test("two gateways and an origin in namespaces; torn down by SIGTERM and by lab down after a crash", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
+    @Test(
+        "two gateways and an origin in namespaces; torn down by SIGTERM and by lab down after a crash",
+        .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func lab() throws {
         let dir = try TemporaryDirectory()
         let topology = dir.file("itest.yaml")
@@ -131,15 +136,27 @@ struct LabTests {
         }
         // The upstream gateway fetched the release from the origin.
         let digest = sha256Hex(try Data(contentsOf: URL(fileURLWithPath: Self.fixture)))
-        #expect(waitUntil(timeout: 60) {
-            Self.sh(["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw1") + ["http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
-        }, "itgw1 did not fetch the release: \(Self.sh(["tail", "-5", "\(state)/logs/itgw1.log"]).1)")
+        #expect(
+            waitUntil(timeout: 60) {
+                Self.sh(
+                    ["ip", "netns", "exec", "otl-it-g1", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw1") + [
+                        "http://127.0.0.1:8071/api/v1/cache"
+                    ]
+                ).1.contains(digest)
+            }, "itgw1 did not fetch the release: \(Self.sh(["tail", "-5", "\(state)/logs/itgw1.log"]).1)")
         // itgw2 has no upstream and no static join: it found itgw1 through mDNS (Avahi in both
         // namespaces) and took the signed metadata and the image from it.
-        #expect(waitUntil(timeout: 60) {
-            Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + ["http://127.0.0.1:8071/api/v1/cache"]).1.contains(digest)
-        }, "itgw2 did not get the release from its peer: \(Self.sh(["tail", "-8", "\(state)/logs/itgw2.log"]).1)")
-        let members = Self.sh(["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + ["http://127.0.0.1:8071/api/v1/members"]).1
+        #expect(
+            waitUntil(timeout: 60) {
+                Self.sh(
+                    ["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + [
+                        "http://127.0.0.1:8071/api/v1/cache"
+                    ]
+                ).1.contains(digest)
+            }, "itgw2 did not get the release from its peer: \(Self.sh(["tail", "-8", "\(state)/logs/itgw2.log"]).1)")
+        let members = Self.sh(
+            ["ip", "netns", "exec", "otl-it-g2", "curl", "-sf", "--max-time", "3"] + Self.readToken(state, "itgw2") + ["http://127.0.0.1:8071/api/v1/members"]
+        ).1
         #expect(members.contains("\"name\":\"itgw1\"") && members.contains("\"status\":\"alive\""), "\(members)")
         #expect((try? String(contentsOfFile: "\(state)/logs/itgw2.log", encoding: .utf8))?.contains("mDNS: discovered peer") == true)
         // Only the upstream gateway reaches the origin.
@@ -214,12 +231,15 @@ struct LabTests {
     static func labRun(_ topology: String, timeout: Double) throws -> (Int32, String, String, TemporaryDirectory) {
         let dir = try TemporaryDirectory()
         let state = dir.file("state")
-        let (status, out, err) = try runProgram(Binaries.otamesh, ["lab", "run", topology, "--state", state, "--timeout", "\(Int(timeout))"],
-                                                 timeout: timeout + 120)
+        let (status, out, err) = try runProgram(
+            Binaries.otamesh, ["lab", "run", topology, "--state", state, "--timeout", "\(Int(timeout))"],
+            timeout: timeout + 120)
         return (status, out + err, state, dir)
     }
 
-    @Test("three-floors: three gateways find each other through mDNS, end with the same images, detect a SIGKILL and rejoin", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
+    @Test(
+        "three-floors: three gateways find each other through mDNS, end with the same images, detect a SIGKILL and rejoin",
+        .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func threeFloors() throws {
         let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Topologies/three-floors.yaml", timeout: 300)
         #expect(status == 0 && output.contains("5/5 steps passed"), "\(output)")
@@ -229,7 +249,9 @@ struct LabTests {
         withExtendedLifetime(directory) {}
     }
 
-    @Test("mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
+    @Test(
+        "mesh-faults: a peer fetch over a slow link survives two SIGKILLs, a partition heals, 20 % loss still converges",
+        .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func meshFaults() throws {
         let (status, output, state, directory) = try Self.labRun("\(Binaries.packageRoot.path)/Tests/Fixtures/lab/mesh-faults.yaml", timeout: 600)
         #expect(status == 0 && output.contains("17/17 steps passed"), "\(output)")
@@ -244,7 +266,9 @@ struct LabTests {
         withExtendedLifetime(directory) {}
     }
 
-    @Test("three-floors-rollout: 1 % → 100 % on every floor; a failing floor halts the next rollout everywhere, nothing starts after; outsiders are refused", .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
+    @Test(
+        "three-floors-rollout: 1 % → 100 % on every floor; a failing floor halts the next rollout everywhere, nothing starts after; outsiders are refused",
+        .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
     func threeFloorsRollout() throws {
         let topology = "\(Binaries.packageRoot.path)/Topologies/three-floors-rollout.yaml"
         let (status, output, state, directory) = try Self.labRun(topology, timeout: 180)
@@ -261,9 +285,10 @@ struct LabTests {
         #expect((r1["updatesStarted"] as? Int) == 12, "\(r1)")
         // Floor 3's devices fetch nothing: gw3 found them by mDNS, probed them and pushed 2.0.0 to each.
         let gw3 = (try? String(contentsOfFile: "\(state)/logs/gw3.log", encoding: .utf8)) ?? ""
-        let found = Set(gw3.split(separator: "\n").filter { $0.contains("found a push device") }.compactMap { line in
-            line.split(separator: " ").first { $0.hasPrefix("device.id=") }.map(String.init)
-        })
+        let found = Set(
+            gw3.split(separator: "\n").filter { $0.contains("found a push device") }.compactMap { line in
+                line.split(separator: " ").first { $0.hasPrefix("device.id=") }.map(String.init)
+            })
         #expect(found.count == 4, "\(gw3.suffix(3_000))")
         // Two projectMM devices (they fetched the gateway's URL) and two ArduinoOTA ones (the image
         // went over espota's invitation and connection back) came back on 2.0.0.

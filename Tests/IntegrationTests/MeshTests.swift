@@ -22,8 +22,10 @@ struct MeshTests {
 
         var root: String { "\(published)/metadata/1.root.json" }
         var upstream: [String] {
-            ["--trust-root", root, "--upstream-metadata-url", "\(server.url)/metadata", "--upstream-targets-url", "\(server.url)/targets",
-             "--upstream-interval", "1s"]
+            [
+                "--trust-root", root, "--upstream-metadata-url", "\(server.url)/metadata", "--upstream-targets-url", "\(server.url)/targets",
+                "--upstream-interval", "1s",
+            ]
         }
 
         func release(_ path: String, _ image: String) throws {
@@ -58,7 +60,8 @@ struct MeshTests {
 
     static func images(_ data: String) -> String { (try? run(["images", "--data-dir", data]).1) ?? "" }
 
-    @Test("gateways joined through static peers all see each other; a SIGKILLed one is declared failed, rejoins when restarted, and shows as left after SIGTERM")
+    @Test(
+        "gateways joined through static peers all see each other; a SIGKILLed one is declared failed, rejoins when restarted, and shows as left after SIGTERM")
     func membershipAndFailure() throws {
         let site = try Self.site()
         let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring])
@@ -69,10 +72,11 @@ struct MeshTests {
         var c = try Gateway.start(data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", b.gossip!])
         defer { c.stop() }
         let all = [("gw-a", a), ("gw-b", b)]
-        #expect(waitUntil(timeout: 20) {
-            all.allSatisfy { name, gateway in Set(Self.members(gateway).keys) == Set(["gw-a", "gw-b", "gw-c"]).subtracting([name]) }
-                && Self.members(c).count == 2 && Self.members(c).values.allSatisfy { $0["status"] as? String == "alive" }
-        }, "a: \(Self.members(a)) c: \(Self.members(c))")
+        #expect(
+            waitUntil(timeout: 20) {
+                all.allSatisfy { name, gateway in Set(Self.members(gateway).keys) == Set(["gw-a", "gw-b", "gw-c"]).subtracting([name]) }
+                    && Self.members(c).count == 2 && Self.members(c).values.allSatisfy { $0["status"] as? String == "alive" }
+            }, "a: \(Self.members(a)) c: \(Self.members(c))")
         let (_, table, _) = try run(["members", "--admin", c.admin] + c.tokenArguments)
         #expect(table.contains("gw-c (this gateway)") && table.contains("gw-a  alive") && table.contains("site test-site"), "\(table)")
 
@@ -93,8 +97,9 @@ struct MeshTests {
 
         // A graceful stop says goodbye: left (not failed) at once, no suspicion period.
         c.stop()
-        #expect(waitUntil(timeout: 3) { Self.status(a, of: "gw-c") == "left" && Self.status(b, of: "gw-c") == "left" },
-                "a: \(Self.members(a)) b: \(Self.members(b))")
+        #expect(
+            waitUntil(timeout: 3) { Self.status(a, of: "gw-c") == "left" && Self.status(b, of: "gw-c") == "left" },
+            "a: \(Self.members(a)) b: \(Self.members(b))")
         let (_, after, _) = try run(["members", "--admin", a.admin] + a.tokenArguments)
         #expect(after.contains("gw-c  left"), "\(after)")
         // Its SIGKILL above was a failure; this leave is not another.
@@ -123,16 +128,25 @@ struct MeshTests {
         let site = try Self.site()
         let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
         defer { a.stop() }
-        let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--trust-root", site.root,
-                                                                   "--join", a.gossip!])
+        let b = try Gateway.start(
+            data: site.dir.file("b"),
+            extra: [
+                "--node-name", "gw-b", "--site-keyring", site.keyring, "--trust-root", site.root,
+                "--join", a.gossip!,
+            ])
         defer { b.stop() }
         // gw-c reaches only gw-b, which has no upstream either: images travel two hops.
-        let c = try Gateway.start(data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--trust-root", site.root,
-                                                                   "--join", b.gossip!])
+        let c = try Gateway.start(
+            data: site.dir.file("c"),
+            extra: [
+                "--node-name", "gw-c", "--site-keyring", site.keyring, "--trust-root", site.root,
+                "--join", b.gossip!,
+            ])
         defer { c.stop() }
         func cached(_ data: String) -> Int { Self.images(data).components(separatedBy: "  cached\n").count - 1 }
-        #expect(waitUntil(timeout: 40) { cached(site.dir.file("b")) == 2 && cached(site.dir.file("c")) == 2 },
-                "b: \(Self.images(site.dir.file("b"))) c: \(Self.images(site.dir.file("c")))")
+        #expect(
+            waitUntil(timeout: 40) { cached(site.dir.file("b")) == 2 && cached(site.dir.file("c")) == 2 },
+            "b: \(Self.images(site.dir.file("b"))) c: \(Self.images(site.dir.file("c")))")
         #expect(b.child.stdout.text.isEmpty == false)
         #expect(b.child.stderr.text.contains("image fetched from a peer") && b.child.stderr.text.contains("signed metadata refreshed from a peer"))
 
@@ -142,9 +156,10 @@ struct MeshTests {
         #expect(Self.images(site.dir.file("c")).contains("esp32/app/2.0.0.bin  3.0.0-rc.1+build.42  esp32c6  esp32-app"))
         // gw-c serves the release to its devices, byte for byte.
         let served = site.dir.file("served.bin")
-        #expect(waitUntil(timeout: 10) {
-            (try? runProgram("/usr/bin/curl", ["-sf", "-o", served, "\(c.device)/v1/targets/esp32/app/2.0.0.bin"]).0) == 0
-        })
+        #expect(
+            waitUntil(timeout: 10) {
+                (try? runProgram("/usr/bin/curl", ["-sf", "-o", served, "\(c.device)/v1/targets/esp32/app/2.0.0.bin"]).0) == 0
+            })
         #expect(FileManager.default.contents(atPath: served) == FileManager.default.contents(atPath: "\(Self.fixtures)/esp/esp32c6.bin"))
         let (_, metrics) = try await AgentTests.get("\(c.admin)/metrics")
         #expect(metrics.contains("otamesh_peer_fetches_total{result=\"ok\"} 3"), "\(metrics)")
@@ -172,18 +187,21 @@ struct MeshTests {
         let b = try Gateway.start(data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!])
         defer { b.stop() }
         #expect(waitUntil(timeout: 20) { Self.status(a, of: "gw-b") == "alive" })
-        #expect(waitUntil(timeout: 10) {
-            let metrics = (try? runProgram("/usr/bin/curl", ["-s", "\(a.admin)/metrics"]).1) ?? ""
-            return metrics.contains("otamesh_gossip_dropped_total{reason=\"unauthenticated\"}") && metrics.contains("otamesh_gossip_dropped_total{reason=\"too_short\"}")
-        })
+        #expect(
+            waitUntil(timeout: 10) {
+                let metrics = (try? runProgram("/usr/bin/curl", ["-s", "\(a.admin)/metrics"]).1) ?? ""
+                return metrics.contains("otamesh_gossip_dropped_total{reason=\"unauthenticated\"}")
+                    && metrics.contains("otamesh_gossip_dropped_total{reason=\"too_short\"}")
+            })
         #expect(Self.members(a)["gw-x"] == nil && Self.members(b)["gw-x"] == nil)
         #expect(Self.members(intruder).isEmpty)
         #expect(a.child.process.isRunning && intruder.child.process.isRunning)
         // Both sides say what is wrong, once, and not as "no answer yet".
         let warning = "uses another site key: copy the site's keyring"
-        #expect(waitUntil(timeout: 10) {
-            a.child.stderr.text.contains("a gateway at 127.0.0.1 \(warning)") && intruder.child.stderr.text.contains("a gateway at \(a.gossip!) \(warning)")
-        }, "a: \(a.child.stderr.text)\nx: \(intruder.child.stderr.text)")
+        #expect(
+            waitUntil(timeout: 10) {
+                a.child.stderr.text.contains("a gateway at 127.0.0.1 \(warning)") && intruder.child.stderr.text.contains("a gateway at \(a.gossip!) \(warning)")
+            }, "a: \(a.child.stderr.text)\nx: \(intruder.child.stderr.text)")
         #expect(a.child.stderr.text.components(separatedBy: "a gateway at 127.0.0.1 \(warning)").count == 2, "\(a.child.stderr.text)")
         #expect(intruder.child.stderr.text.components(separatedBy: warning).count == 2, "\(intruder.child.stderr.text)")
         #expect(!intruder.child.stderr.text.contains("no answer yet"), "\(intruder.child.stderr.text)")

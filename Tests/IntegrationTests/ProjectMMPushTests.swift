@@ -43,15 +43,23 @@ struct ProjectMMPushIntegrationTests {
     }
 
     static func start(_ extra: [String]) throws -> PushTwin {
-        try PushTwin.start(family: "projectmm", ["--version", "1.0.0", "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
-                                                 "--rate", "400000", "--duration", "300"] + extra)
+        try PushTwin.start(
+            family: "projectmm",
+            [
+                "--version", "1.0.0", "--step-ms", "50", "--reboot-delay-ms", "600", "--reboot-ms", "800",
+                "--rate", "400000", "--duration", "300",
+            ] + extra)
     }
 
     /// `otamesh device push`: (exit status, progress lines, the outcome object).
     static func push(url: String, to address: String) throws -> (Int32, [String], [String: String]) {
-        try PushTwin.push(family: "projectmm", id: "mm", to: address, ["--url", url, "--version", "2.0.0", "--variant", "esp32",
-                                                                        "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
-                                                                        "--retry-timeout", "3", "--request-timeout", "5"])
+        try PushTwin.push(
+            family: "projectmm", id: "mm", to: address,
+            [
+                "--url", url, "--version", "2.0.0", "--variant", "esp32",
+                "--poll-ms", "100", "--deadline", "120", "--unreachable", "30",
+                "--retry-timeout", "3", "--request-timeout", "5",
+            ])
     }
 
     @Test("a push succeeds on the new version; every failure mode of the twin gives its typed failure")

@@ -44,8 +44,10 @@ struct ReleaseTests {
     func opensslKeys() throws {
         let dir = try TemporaryDirectory()
         var keyArguments: [String] = []
-        for (role, algorithm) in [("root", ["-algorithm", "ed25519"]), ("targets", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
-                                  ("snapshot", ["-algorithm", "ed25519"]), ("timestamp", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])] {
+        for (role, algorithm) in [
+            ("root", ["-algorithm", "ed25519"]), ("targets", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+            ("snapshot", ["-algorithm", "ed25519"]), ("timestamp", ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]),
+        ] {
             let file = dir.file("\(role).pem")
             let openssl = try Child("/usr/bin/openssl", ["genpkey"] + algorithm + ["-out", file])
             #expect(openssl.wait() == 0, "\(openssl.stderr.text)")
@@ -97,7 +99,10 @@ struct ReleaseTests {
         #expect(try run(["release", "init", "--repo", repo]).0 == 0)
         let (status, _, err) = try run(["release", "add", "--repo", repo, "--path", "x.bin", "\(Self.fixtures)/esp/esp32.badsum-rehash.bin"])
         #expect(status == 1)
-        #expect(err == "otamesh release add: \(Self.fixtures)/esp/esp32.badsum-rehash.bin: not a valid image: ESP32 image checksum mismatch: stored 0xb0, computed 0xb1\n")
+        #expect(
+            err
+                == "otamesh release add: \(Self.fixtures)/esp/esp32.badsum-rehash.bin: not a valid image: ESP32 image checksum mismatch: stored 0xb0, computed 0xb1\n"
+        )
         let (escape, _, escapeErr) = try run(["release", "add", "--repo", repo, "--path", "../x.bin", "\(Self.fixtures)/esp/esp32.bin"])
         #expect(escape == 1 && escapeErr.contains("target paths are relative"))
         let (again, _, againErr) = try run(["release", "init", "--repo", repo])
@@ -118,7 +123,8 @@ struct ReleaseTests {
         // The path names 2.0.0, the image says 1.9.0: added, with a warning on stderr.
         let (first, firstOut, firstErr) = try run(["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", images["1.9.0"]!])
         #expect(first == 0 && firstOut.hasPrefix("added esp32/app/2.0.0.bin: "), "\(firstOut)")
-        #expect(firstErr == "warning: esp32/app/2.0.0.bin names version 2.0.0, but the image is version 1.9.0; devices and admins read the path\n", "\(firstErr)")
+        #expect(
+            firstErr == "warning: esp32/app/2.0.0.bin names version 2.0.0, but the image is version 1.9.0; devices and admins read the path\n", "\(firstErr)")
         // The right image over it: replaced, says what was there, no warning.
         let (second, secondOut, secondErr) = try run(["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", images["2.0.0"]!])
         #expect(second == 0 && secondErr.isEmpty, "\(secondErr)")

@@ -31,8 +31,10 @@ struct RolloutTests {
                 ["keys", "generate", "--name", "admin-a", "--dir", keys],
                 ["keys", "generate", "--name", "admin-b", "--dir", keys],
                 ["keys", "generate", "--name", "rogue", "--dir", keys],
-                ["keys", "site-trust", "--site", "rollout-site", "--threshold", "2", "-o", dir.file("site-trust.json"),
-                 "\(keys)/admin-a.pub.json", "\(keys)/admin-b.pub.json"],
+                [
+                    "keys", "site-trust", "--site", "rollout-site", "--threshold", "2", "-o", dir.file("site-trust.json"),
+                    "\(keys)/admin-a.pub.json", "\(keys)/admin-b.pub.json",
+                ],
             ]
             for name in ["d1", "d2"] {
                 steps.append(["import", "--data-dir", dir.file(name), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
@@ -65,8 +67,11 @@ struct RolloutTests {
 
         /// Runs `count` generic ESP32 devices of gw2 from `version` until each updated (or the deadline).
         func fleet(base: String, count: Int, version: String, deadline: Int, extra: [String] = []) throws -> (Int32, String) {
-            let args = ["run", "--family", "generic", "--hardware", "esp32", "--count", "\(count)", "--mac-base", base, "--version", version,
-                        "--gateway", gw2.device, "--interval", "0.2", "--until-updated", "--deadline", "\(deadline)", "--timeout", "2", "--quiet"] + extra
+            let args =
+                [
+                    "run", "--family", "generic", "--hardware", "esp32", "--count", "\(count)", "--mac-base", base, "--version", version,
+                    "--gateway", gw2.device, "--interval", "0.2", "--until-updated", "--deadline", "\(deadline)", "--timeout", "2", "--quiet",
+                ] + extra
             let (status, out, err) = try runProgram(Binaries.devicesim, args, timeout: Double(deadline + 30))
             return (status, out + err)
         }
@@ -83,16 +88,19 @@ struct RolloutTests {
 
         // Refused everywhere: a plan signed only by a key outside the site trust.
         for gateway in [site.gw1, site.gw2] {
-            let (status, out, err) = try site.rollout(["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100"],
-                                                      at: gateway, key: "rogue")
+            let (status, out, err) = try site.rollout(
+                ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "100"],
+                at: gateway, key: "rogue")
             #expect(status != 0, "a plan signed by a rogue key must be refused: \(out)")
-            #expect((out + err).contains("admin") , "\(out) \(err)")
+            #expect((out + err).contains("admin"), "\(out) \(err)")
         }
 
         // Admin A starts; the site needs two admins, so nothing is offered yet.
         let (started, out, err) = try site.rollout(
-            ["start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100", "--soak", "1s",
-             "--success", "50%", "--max-failures", "0", "--min-finished", "1", "--concurrency", "4"], at: site.gw1, key: "admin-a")
+            [
+                "start", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100", "--soak", "1s",
+                "--success", "50%", "--max-failures", "0", "--min-finished", "1", "--concurrency", "4",
+            ], at: site.gw1, key: "admin-a")
         #expect(started == 0, "\(out) \(err)")
         let id = try #require(Site.id(in: out), "no rollout id in: \(out)")
         #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw2) == "awaiting approval" }, "the plan reaches the other gateway")
@@ -106,8 +114,10 @@ struct RolloutTests {
         // Any gateway previews the whole site: gw1 counts gw2's devices from their gossiped summaries.
         var sitePreview = ""
         let seenAtGW1 = waitUntil(timeout: 30) {
-            sitePreview = (try? site.rollout(["start", "--dry-run", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100"],
-                                             at: site.gw1))?.1 ?? ""
+            sitePreview =
+                (try? site.rollout(
+                    ["start", "--dry-run", "--target", "esp32/app/2.0.0.bin", "--select", "hardware=esp32", "--stages", "50,100"],
+                    at: site.gw1))?.1 ?? ""
             return sitePreview.contains("4 of 4 known devices match")
         }
         #expect(seenAtGW1 && sitePreview.contains("  gw2 "), "\(sitePreview)")
@@ -117,13 +127,16 @@ struct RolloutTests {
         #expect(approved == 0, "\(approveOut) \(approveErr)")
         let fleet = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "1.0.0", deadline: 60)
         #expect(fleet.0 == 0, "every selected device updates once approved: \(fleet.1.suffix(1500))")
-        #expect(waitUntil(timeout: 30) { site.mode(id, at: site.gw1) == "completed" && site.mode(id, at: site.gw2) == "completed" },
-                "both gateways see the rollout complete: \(String(describing: site.status(id, at: site.gw1)))")
+        #expect(
+            waitUntil(timeout: 30) { site.mode(id, at: site.gw1) == "completed" && site.mode(id, at: site.gw2) == "completed" },
+            "both gateways see the rollout complete: \(String(describing: site.status(id, at: site.gw1)))")
         let stages = site.status(id, at: site.gw1)?["stages"] as? [[String: Any]] ?? []
         #expect(stages.last?["succeeded"] as? Int == 4 && stages.last?["failed"] as? Int == 0, "\(stages)")
         let (listed, devices, listErr) = try site.rollout(["status", id, "--devices"], at: site.gw1)
         #expect(listed == 0 && devices.components(separatedBy: " succeeded ").count - 1 == 4, "each device's attempt is listed: \(devices) \(listErr)")
-        #expect(devices.contains("signed    the plan by ") && devices.contains("admin-a (") && devices.contains("admin-b (") && devices.contains("(written by admin-a ("), "who signed and who wrote it: \(devices)")
+        #expect(
+            devices.contains("signed    the plan by ") && devices.contains("admin-a (") && devices.contains("admin-b (")
+                && devices.contains("(written by admin-a ("), "who signed and who wrote it: \(devices)")
 
         // Completed is terminal: devices seen for the first time now are not taken by it.
         let newcomers = try site.fleet(base: "24:0a:c4:71:00:00", count: 2, version: "1.0.0", deadline: 3)
@@ -133,18 +146,23 @@ struct RolloutTests {
         // A second release whose install fails on every device (the flash write is corrupted):
         // the first failure crosses max-failures 0 and the halt reaches both gateways.
         let (second, secondOut, secondErr) = try site.rollout(
-            ["start", "--target", "esp32/app/3.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s",
-             "--max-failures", "0", "--min-finished", "1", "--concurrency", "1"], at: site.gw1, key: "admin-a")
+            [
+                "start", "--target", "esp32/app/3.0.0.bin", "--select", "hardware=esp32", "--stages", "100", "--soak", "1s",
+                "--max-failures", "0", "--min-finished", "1", "--concurrency", "1",
+            ], at: site.gw1, key: "admin-a")
         #expect(second == 0, "\(secondOut) \(secondErr)")
         let id2 = try #require(Site.id(in: secondOut))
         #expect(try site.rollout(["approve", id2], at: site.gw1, key: "admin-b").0 == 0)
         _ = try site.fleet(base: "24:0a:c4:70:00:00", count: 4, version: "2.0.0", deadline: 15, extra: ["--corrupt-flash"])
-        #expect(waitUntil(timeout: 30) { site.mode(id2, at: site.gw1) == "halted" && site.mode(id2, at: site.gw2) == "halted" },
-                "the halt reaches every gateway: \(String(describing: site.status(id2, at: site.gw1)))")
+        #expect(
+            waitUntil(timeout: 30) { site.mode(id2, at: site.gw1) == "halted" && site.mode(id2, at: site.gw2) == "halted" },
+            "the halt reaches every gateway: \(String(describing: site.status(id2, at: site.gw1)))")
         let halted = site.status(id2, at: site.gw2) ?? [:]
         #expect((halted["failed"] as? Int ?? 0) >= 1)
         // Concurrency 1: the one device in flight failed, and no other started after the halt.
-        let started2 = (halted["stages"] as? [[String: Any]])?.last.map { ($0["succeeded"] as? Int ?? 0) + ($0["failed"] as? Int ?? 0) + ($0["inFlight"] as? Int ?? 0) }
+        let started2 = (halted["stages"] as? [[String: Any]])?.last.map {
+            ($0["succeeded"] as? Int ?? 0) + ($0["failed"] as? Int ?? 0) + ($0["inFlight"] as? Int ?? 0)
+        }
         #expect(started2 == 1, "no new device update starts after the halt: \(halted)")
 
         // An unsigned resume is impossible; a resume signed by one admin of two stays pending.
@@ -173,8 +191,9 @@ struct RolloutTests {
         let common = ["--site-keyring", site.dir.file("site.keyring"), "--site-trust", site.dir.file("site-trust.json")]
         let gw1 = try Gateway.start(data: site.dir.file("d1"), extra: ["--node-name", "gw1"] + common)
         defer { gw1.stop() }
-        #expect(gw1.child.stdout.text.contains("gossip records restored") || gw1.child.stderr.text.contains("gossip records restored"),
-                "the agent says it restored its records")
+        #expect(
+            gw1.child.stdout.text.contains("gossip records restored") || gw1.child.stderr.text.contains("gossip records restored"),
+            "the agent says it restored its records")
         let status = try #require(site.status(id, at: gw1))
         #expect(status["mode"] as? String == "halted", "\(status)")
         #expect(status["approvals"] as? Int == 2, "\(status)")
@@ -182,8 +201,10 @@ struct RolloutTests {
 
         // A gateway that never met gw1 before joins only it: the restarted owner's digest must
         // not tell it that nothing older is missing.
-        let (imported, importOut, importErr) = try run(["import", "--data-dir", site.dir.file("d3"), "--root", site.dir.file("pub/metadata/1.root.json"),
-                                                        site.dir.file("b.tar")])
+        let (imported, importOut, importErr) = try run([
+            "import", "--data-dir", site.dir.file("d3"), "--root", site.dir.file("pub/metadata/1.root.json"),
+            site.dir.file("b.tar"),
+        ])
         #expect(imported == 0, "\(importOut) \(importErr)")
         let gw3 = try Gateway.start(data: site.dir.file("d3"), extra: ["--node-name", "gw3", "--join", gw1.gossip!] + common)
         defer { gw3.stop() }
@@ -213,8 +234,9 @@ struct RolloutTests {
         let (signed, signedOut, signedErr) = try site.rollout(["approve", id, "--sequence", "2"], at: site.gw2, key: "admin-b")
         #expect(signed == 0, "\(signedOut) \(signedErr)")
         #expect(signedOut.contains("signing abort #2 of \(id)") && signedOut.contains("stops for good"), "\(signedOut)")
-        #expect(waitUntil(timeout: 20) { site.mode(id, at: site.gw1) == "aborted" && site.mode(id, at: site.gw2) == "aborted" },
-                "a fully signed abort retires a never-approved plan everywhere: \(String(describing: site.status(id, at: site.gw1)))")
+        #expect(
+            waitUntil(timeout: 20) { site.mode(id, at: site.gw1) == "aborted" && site.mode(id, at: site.gw2) == "aborted" },
+            "a fully signed abort retires a never-approved plan everywhere: \(String(describing: site.status(id, at: site.gw1)))")
 
         // Nothing can bring it back: approving the plan now is refused, and no device updates.
         let (late, lateOut, lateErr) = try site.rollout(["approve", id, "--sequence", "1"], at: site.gw1, key: "admin-b")
@@ -277,7 +299,9 @@ struct RolloutTests {
         var text = ""
         let halted1 = waitUntil(timeout: 10) {
             text = metrics()
-            return text.split(separator: "\n").contains { $0.hasPrefix("otamesh_rollout_mode{") && $0.contains(id) && $0.contains("mode=\"halted\"") && ($0.hasSuffix(" 1") || $0.hasSuffix(" 1.0")) }
+            return text.split(separator: "\n").contains {
+                $0.hasPrefix("otamesh_rollout_mode{") && $0.contains(id) && $0.contains("mode=\"halted\"") && ($0.hasSuffix(" 1") || $0.hasSuffix(" 1.0"))
+            }
         }
         #expect(halted1, "\(text.split(separator: "\n").filter { $0.contains("otamesh_rollout") })")
         #expect(text.contains("otamesh_rollout_devices{"), "per-rollout device counts")
@@ -308,7 +332,9 @@ struct RolloutTests {
         let (unknown, _, unknownErr) = try run(["device", "accept", "24:0a:c4:73:99:99", "--data-dir", site.dir.file("d2")])
         #expect(unknown != 0 && unknownErr.contains("no device 24:0a:c4:73:99:99"), "\(unknownErr)")
         let updated = try site.fleet(base: "24:0a:c4:73:00:00", count: 2, version: "1.0.0", deadline: 30)
-        let after = updated.0 == 0 ? "" : ((try? run(["devices", "--data-dir", site.dir.file("d2")]))?.1 ?? "") + "\n\(String(describing: site.status(id, at: site.gw2)))"
+        let after =
+            updated.0 == 0
+            ? "" : ((try? run(["devices", "--data-dir", site.dir.file("d2")]))?.1 ?? "") + "\n\(String(describing: site.status(id, at: site.gw2)))"
         #expect(updated.0 == 0, "accepted devices update: \(updated.1.suffix(800))\n\(after)")
     }
 }

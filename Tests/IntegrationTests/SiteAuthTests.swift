@@ -33,8 +33,10 @@ struct SiteAuthTests {
                 let (status, out, err) = try run(args)
                 #expect(status == 0, "\(args): \(out) \(err)")
             }
-            let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json"),
-                          "--trust-root", dir.file("pub/metadata/1.root.json")]
+            let common = [
+                "--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json"),
+                "--trust-root", dir.file("pub/metadata/1.root.json"),
+            ]
             gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
             gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
         }
@@ -65,20 +67,27 @@ struct SiteAuthTests {
             #expect(out.contains("\"site\":\"auth-site\""), "\(out)")
         }
         // The same key from the environment, as rollout commands take it.
-        let (fromEnvironment, envOut, envErr) = try run(["members", "--admin", site.gw2.admin, "--data-dir", nowhere],
-                                                        environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
+        let (fromEnvironment, envOut, envErr) = try run(
+            ["members", "--admin", site.gw2.admin, "--data-dir", nowhere],
+            environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
         #expect(fromEnvironment == 0, "\(envOut) \(envErr)")
         // Rollout commands: their --key signs the command and, with no token, each request too.
-        let (listed, listOut, listErr) = try run(["rollout", "list", "--admin", site.gw2.admin, "--data-dir", nowhere],
-                                                 environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
+        let (listed, listOut, listErr) = try run(
+            ["rollout", "list", "--admin", site.gw2.admin, "--data-dir", nowhere],
+            environment: ["OTAMESH_ADMIN_KEY_FILE": "\(site.keys)/admin-a.pem"])
         #expect(listed == 0, "\(listOut) \(listErr)")
-        let (status, statusOut, statusErr) = try run(["rollout", "status", "--admin", site.gw1.admin, "--key", "\(site.keys)/admin-a.pem",
-                                                       "--data-dir", nowhere])
+        let (status, statusOut, statusErr) = try run([
+            "rollout", "status", "--admin", site.gw1.admin, "--key", "\(site.keys)/admin-a.pem",
+            "--data-dir", nowhere,
+        ])
         #expect(status == 0, "rollout status takes --key too: \(statusOut) \(statusErr)")
-        let (_, startOut, startErr) = try run(["rollout", "start", "--target", "esp32/app/9.9.9.bin", "--select", "hardware=esp32", "--stages", "100",
-                                               "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem", "--data-dir", nowhere])
-        #expect(!startErr.contains("401") && !startErr.contains("no admin API token") && startErr.contains("9.9.9"),
-                "authenticated by the key; refused only for its unknown target: \(startOut) \(startErr)")
+        let (_, startOut, startErr) = try run([
+            "rollout", "start", "--target", "esp32/app/9.9.9.bin", "--select", "hardware=esp32", "--stages", "100",
+            "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem", "--data-dir", nowhere,
+        ])
+        #expect(
+            !startErr.contains("401") && !startErr.contains("no admin API token") && startErr.contains("9.9.9"),
+            "authenticated by the key; refused only for its unknown target: \(startOut) \(startErr)")
         let (rogue, _, rogueErr) = try run(["members", "--admin", site.gw2.admin, "--key", "\(site.keys)/rogue.pem", "--data-dir", nowhere])
         #expect(rogue == 1 && rogueErr.contains("HTTP 401") && rogueErr.contains("is not an admin key of site auth-site"), "\(rogueErr)")
         #expect(!FileManager.default.fileExists(atPath: nowhere), "a client command creates no data directory")
@@ -111,8 +120,9 @@ struct SiteAuthTests {
         }
         // Accepted: a read and a write (the admin role), each signed once.
         #expect(try await Self.request("GET", "\(url)/api/v1/members", authorization: try header("GET", "/api/v1/members")).0 == 200)
-        let write = try await Self.request("POST", "\(url)/api/v1/records/signed-put", authorization: try header("POST", "/api/v1/records/signed-put", body: "v1"),
-                                           body: Data("v1".utf8))
+        let write = try await Self.request(
+            "POST", "\(url)/api/v1/records/signed-put", authorization: try header("POST", "/api/v1/records/signed-put", body: "v1"),
+            body: Data("v1".utf8))
         #expect(write.0 == 200, "\(write.1)")
 
         let stale = try await Self.request("GET", "\(url)/api/v1/members", authorization: try header("GET", "/api/v1/members", time: Self.now - 600))
@@ -123,11 +133,14 @@ struct SiteAuthTests {
         #expect(replay.0 == 401 && replay.1.contains("replay"), "\(replay)")
         let elsewhere = try await Self.request("GET", "\(url)/api/v1/cache", authorization: try header("GET", "/api/v1/members"))
         #expect(elsewhere.0 == 401 && elsewhere.1.contains("does not match this request"), "\(elsewhere)")
-        let tampered = try await Self.request("POST", "\(url)/api/v1/records/signed-put", authorization: try header("POST", "/api/v1/records/signed-put", body: "v2"),
-                                              body: Data("v3".utf8))
+        let tampered = try await Self.request(
+            "POST", "\(url)/api/v1/records/signed-put", authorization: try header("POST", "/api/v1/records/signed-put", body: "v2"),
+            body: Data("v3".utf8))
         #expect(tampered.0 == 401 && tampered.1.contains("the body is not the one signed"), "\(tampered)")
-        let rogue = try SignedRequest.sign(with: try site.signer("rogue"), method: "GET", target: "/api/v1/members", body: [], time: Self.now,
-                                           nonce: SignedRequest.nonce()).header
+        let rogue = try SignedRequest.sign(
+            with: try site.signer("rogue"), method: "GET", target: "/api/v1/members", body: [], time: Self.now,
+            nonce: SignedRequest.nonce()
+        ).header
         let foreign = try await Self.request("GET", "\(url)/api/v1/members", authorization: rogue)
         #expect(foreign.0 == 401 && foreign.1.contains("is not an admin key of site auth-site"), "\(foreign)")
         let garbled = try await Self.request("GET", "\(url)/api/v1/members", authorization: "OTAMesh-Sig keyid=zz")

@@ -11,8 +11,10 @@ import Glibc
 @Suite("site view and live import", .serialized)
 struct SiteViewTests {
     static func addDevice(_ id: String, data: String, hardware: String, version: String) throws {
-        let (status, out, err) = try run(["device", "add", "--data-dir", data, "--id", id, "--family", "projectmm", "--address", "127.0.0.1:9",
-                                          "--hardware", hardware, "--version", version])
+        let (status, out, err) = try run([
+            "device", "add", "--data-dir", data, "--id", id, "--family", "projectmm", "--address", "127.0.0.1:9",
+            "--hardware", hardware, "--version", version,
+        ])
         #expect(status == 0, "\(out) \(err)")
     }
 
@@ -40,13 +42,17 @@ struct SiteViewTests {
             #expect(complete, "\(data): \(last)")
         }
         // The table, through the other gateway with a site admin key and no token.
-        let (status, out, err) = try run(["devices", "--site", "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem",
-                                          "--data-dir", site.dir.file("nowhere")])
+        let (status, out, err) = try run([
+            "devices", "--site", "--admin", site.gw2.admin, "--key", "\(site.keys)/admin-a.pem",
+            "--data-dir", site.dir.file("nowhere"),
+        ])
         #expect(status == 0 && out.contains("3 devices of the site, on 2 gateways (as gateway gw2 sees them)"), "\(out) \(err)")
         #expect(out.contains("aa:00:00:00:00:01") && out.contains("gw1"), "\(out)")
         // Without --site and without a data directory: the site view of the running gateway it names.
-        let (fallback, fallbackOut, fallbackErr) = try run(["devices", "--admin", site.gw1.admin, "--key", "\(site.keys)/admin-a.pem",
-                                                            "--data-dir", site.dir.file("nowhere")])
+        let (fallback, fallbackOut, fallbackErr) = try run([
+            "devices", "--admin", site.gw1.admin, "--key", "\(site.keys)/admin-a.pem",
+            "--data-dir", site.dir.file("nowhere"),
+        ])
         #expect(fallback == 0 && fallbackOut.contains("3 devices of the site"), "\(fallbackOut) \(fallbackErr)")
         #expect(!FileManager.default.fileExists(atPath: site.dir.file("nowhere")))
     }
@@ -62,7 +68,8 @@ struct SiteViewTests {
         try Self.addDevice("bb:00:00:00:00:02", data: dir.file("d2"), hardware: "esp32", version: "1.0.0")
         func ids() -> [String] {
             guard let (status, out, _) = try? run(["devices", "--site", "--data-dir", dir.file("d1"), "--json"], timeout: 20), status == 0 else { return ["?"] }
-            return out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String }.sorted()
+            return out.split(separator: "\n").compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["id"] as? String }
+                .sorted()
         }
         let first = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
         #expect(waitUntil(timeout: 30) { ids() == ["bb:00:00:00:00:01", "bb:00:00:00:00:02"] }, "\(ids())")
@@ -81,8 +88,10 @@ struct SiteViewTests {
         let image = dir.file("esp32-2.0.0.bin")
         let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "70000", "-o", image])
         #expect(made.0 == 0, "\(made.2)")
-        for args in [["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", image],
-                     ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")]] {
+        for args in [
+            ["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", image],
+            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
+        ] {
             let (status, out, err) = try run(args)
             #expect(status == 0, "\(args): \(out) \(err)")
         }
@@ -113,7 +122,9 @@ struct SiteViewTests {
         #expect(bad == 1 && badErr.contains("HTTP 422") && badErr.contains("bundle refused"), "\(badErr)")
         // Without an agent, import still works directly.
         gateway.stop()
-        let (direct, directOut, directErr) = try run(["import", "--data-dir", dir.file("data2"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        let (direct, directOut, directErr) = try run([
+            "import", "--data-dir", dir.file("data2"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar"),
+        ])
         #expect(direct == 0 && directOut.contains("imported 1 targets (1 new)") && !directOut.contains("through"), "\(directOut) \(directErr)")
     }
 
@@ -124,8 +135,10 @@ struct SiteViewTests {
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
         // A port nothing listens on, so no gateway of this machine answers.
         let nobody = "http://127.0.0.1:9"
-        for command in ["devices", "devices --site", "images", "cache ls", "members", "rollout list", "rollout status r-0123456789ab",
-                        "keys site-ca --export-pem"] {
+        for command in [
+            "devices", "devices --site", "images", "cache ls", "members", "rollout list", "rollout status r-0123456789ab",
+            "keys site-ca --export-pem",
+        ] {
             let admin = command.hasPrefix("images") || command.hasPrefix("cache") || command.hasPrefix("keys") ? "" : " --admin \(nobody)"
             let script = "cd '\(empty)' && exec env -u OTAMESH_CONFIG -u OTAMESH_DATA_DIR -u OTAMESH_TOKEN '\(Binaries.otamesh)' \(command)\(admin)"
             let (status, out, err) = try runProgram("/bin/sh", ["-c", script], timeout: 30)

@@ -33,8 +33,9 @@ struct StartupFailureTests {
         if !has("--gossip-listen") { arguments += ["--gossip-listen", gossip ? "127.0.0.1:0" : "off"] }
         let child = try Child(Binaries.otamesh, arguments + extra)
         let status = child.wait(timeout: 30)
-        return Ended(exitedNormally: status != -1 && child.process.terminationReason == .exit, status: status,
-                     stderr: child.stderr.text, stdout: child.stdout.text)
+        return Ended(
+            exitedNormally: status != -1 && child.process.terminationReason == .exit, status: status,
+            stderr: child.stderr.text, stdout: child.stdout.text)
     }
 
     /// An admin key's public JSON, made by `otamesh keys generate`.
@@ -103,8 +104,10 @@ struct StartupFailureTests {
         let running = try Gateway.start(data: dir.file("running"))
         defer { running.stop() }
         func hostPort(_ url: String) -> String { String(url.split(separator: "/").last ?? "") }
-        let taken = [("--device-listen", "device.listen", hostPort(running.device)), ("--admin-listen", "admin.listen", hostPort(running.admin)),
-                     ("--gossip-listen", "gossip.listen", running.gossip!)]
+        let taken = [
+            ("--device-listen", "device.listen", hostPort(running.device)), ("--admin-listen", "admin.listen", hostPort(running.admin)),
+            ("--gossip-listen", "gossip.listen", running.gossip!),
+        ]
         for (flag, key, address) in taken {
             for run in 1...3 {
                 let ended = try Self.start(data: dir.file("other"), [flag, address])
@@ -130,8 +133,9 @@ struct StartupFailureTests {
         for file in ["keys/admin.token", "keys/site.keyring"] {
             chmod("\(data)/\(file)", 0o644)
             let ended = try Self.start(data: data, [])
-            #expect(ended.reason == "otamesh agent: \(data)/\(file): mode 0644 gives group/other access; chmod 600 it, or pass --insecure-permissions",
-                    "\(ended)")
+            #expect(
+                ended.reason == "otamesh agent: \(data)/\(file): mode 0644 gives group/other access; chmod 600 it, or pass --insecure-permissions",
+                "\(ended)")
             let accepted = try Gateway.start(data: data, extra: ["--insecure-permissions"])
             accepted.stop()
             chmod("\(data)/\(file)", 0o600)

@@ -68,9 +68,11 @@ struct TUFCLITests {
         let (refresh, _, refreshErr) = try run(["tuf", "--metadata-dir", meta, "--metadata-url", "\(server.url)/metadata", "refresh"])
         #expect(refresh == 0, "\(refreshErr)")
         #expect(Set(listing(meta)) == ["root.json", "timestamp.json", "snapshot.json", "targets.json"])
-        let download = ["tuf", "--metadata-dir", meta, "--metadata-url", "\(server.url)/metadata",
-                        "--target-name", "esp32/projectMM/2.1.0.bin", "--target-base-url", "\(server.url)/targets",
-                        "--target-dir", targets, "download"]
+        let download = [
+            "tuf", "--metadata-dir", meta, "--metadata-url", "\(server.url)/metadata",
+            "--target-name", "esp32/projectMM/2.1.0.bin", "--target-base-url", "\(server.url)/targets",
+            "--target-dir", targets, "download",
+        ]
         let (status, _, err) = try run(download)
         #expect(status == 0, "\(err)")
         #expect(listing(targets) == ["esp32%2FprojectMM%2F2.1.0.bin"])
@@ -86,13 +88,15 @@ struct TUFCLITests {
         #expect(missingErr.contains("esp32/projectMM/9.9.9.bin: no trusted targets metadata lists this target"))
     }
 
-    @Test("attacks over HTTP exit 1 and name what failed", arguments: [
-        ("expired-timestamp", "timestamp.json: expired at"),
-        ("rollback-timestamp", "timestamp.json: rollback"),
-        ("mix-and-match", "targets.json: version"),
-        ("threshold-not-met", "targets.json: 1 valid signature(s) from distinct trusted keys, 2 required"),
-        ("timestamp-too-large", "timestamp.json: larger than the 16384-byte limit"),
-    ])
+    @Test(
+        "attacks over HTTP exit 1 and name what failed",
+        arguments: [
+            ("expired-timestamp", "timestamp.json: expired at"),
+            ("rollback-timestamp", "timestamp.json: rollback"),
+            ("mix-and-match", "targets.json: version"),
+            ("threshold-not-met", "targets.json: 1 valid signature(s) from distinct trusted keys, 2 required"),
+            ("timestamp-too-large", "timestamp.json: larger than the 16384-byte limit"),
+        ])
     func attacks(scenario: String, message: String) throws {
         let dir = try TemporaryDirectory()
         let server = try StaticServer(directory: "\(Self.fixtures)/\(scenario)/server")

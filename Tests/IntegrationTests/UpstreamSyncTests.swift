@@ -22,10 +22,12 @@ struct UpstreamSyncTests {
         #expect(try run(["release", "publish", "--repo", repo, site]).0 == 0)
         let server = try TUFCLITests.StaticServer(directory: site)
         let data = dir.file("gateway")
-        let (agent, url) = try AgentTests.start(data: data, extra: [
-            "--trust-root", "\(site)/metadata/1.root.json", "--upstream-metadata-url", "\(server.url)/metadata",
-            "--upstream-targets-url", "\(server.url)/targets", "--upstream-targets", "esp32/*/*,w800/*", "--upstream-interval", "1s",
-        ])
+        let (agent, url) = try AgentTests.start(
+            data: data,
+            extra: [
+                "--trust-root", "\(site)/metadata/1.root.json", "--upstream-metadata-url", "\(server.url)/metadata",
+                "--upstream-targets-url", "\(server.url)/targets", "--upstream-targets", "esp32/*/*,w800/*", "--upstream-interval", "1s",
+            ])
         defer {
             agent.signal(SIGTERM)
             agent.wait(timeout: 30)
@@ -59,19 +61,25 @@ struct UpstreamSyncTests {
         try FileManager.default.removeItem(atPath: "\(site)/targets/a-first")
         let server = try TUFCLITests.StaticServer(directory: site)
         let data = dir.file("gateway")
-        let (agent, url) = try AgentTests.start(data: data, extra: [
-            "--trust-root", "\(site)/metadata/1.root.json", "--upstream-metadata-url", "\(server.url)/metadata",
-            "--upstream-targets-url", "\(server.url)/targets", "--upstream-interval", "1s",
-        ])
+        let (agent, url) = try AgentTests.start(
+            data: data,
+            extra: [
+                "--trust-root", "\(site)/metadata/1.root.json", "--upstream-metadata-url", "\(server.url)/metadata",
+                "--upstream-targets-url", "\(server.url)/targets", "--upstream-interval", "1s",
+            ])
         defer {
             agent.signal(SIGTERM)
             agent.wait(timeout: 30)
         }
         func images() throws -> String { try run(["images", "--data-dir", data]).1 }
-        #expect(waitUntil(timeout: 30) { ((try? images()) ?? "").split(separator: "\n").contains { $0.hasPrefix("w800/app_ota.img ") && $0.hasSuffix("bytes  cached") } },
-                "the later target arrives: \((try? images()) ?? "") \(agent.stderr.text.suffix(1500))")
-        #expect(waitUntil(timeout: 10) { agent.stderr.text.contains("upstream target failed") && agent.stderr.text.contains("a-first/broken.bin") },
-                "\(agent.stderr.text.suffix(1500))")
+        #expect(
+            waitUntil(timeout: 30) {
+                ((try? images()) ?? "").split(separator: "\n").contains { $0.hasPrefix("w800/app_ota.img ") && $0.hasSuffix("bytes  cached") }
+            },
+            "the later target arrives: \((try? images()) ?? "") \(agent.stderr.text.suffix(1500))")
+        #expect(
+            waitUntil(timeout: 10) { agent.stderr.text.contains("upstream target failed") && agent.stderr.text.contains("a-first/broken.bin") },
+            "\(agent.stderr.text.suffix(1500))")
         let (_, metrics) = try await AgentTests.get("\(url)/metrics")
         #expect(metrics.contains("otamesh_upstream_failures_total"), "counted")
     }
@@ -79,8 +87,12 @@ struct UpstreamSyncTests {
     @Test("upstream without a trusted root refuses to start, saying what is missing")
     func noRoot() throws {
         let dir = try TemporaryDirectory()
-        let child = try Child(Binaries.otamesh, ["agent", "--data-dir", dir.file("data"), "--admin-listen", "127.0.0.1:0",
-                                                  "--upstream-metadata-url", "http://127.0.0.1:9/metadata"])
+        let child = try Child(
+            Binaries.otamesh,
+            [
+                "agent", "--data-dir", dir.file("data"), "--admin-listen", "127.0.0.1:0",
+                "--upstream-metadata-url", "http://127.0.0.1:9/metadata",
+            ])
         #expect(child.wait(timeout: 30) == 1)
         #expect(child.stderr.text.contains("a trusted root: set trust.root (--trust-root FILE)"))
     }

@@ -12,10 +12,13 @@ struct RolloutCLITests {
     static let sha = String(repeating: "ab", count: 32)
 
     static func targets() throws -> [TargetInfo] {
-        try JSONDecoder().decode([TargetInfo].self, from: Data("""
-            [{"path": "esp32/app/2.1.0.bin", "sha256": "\(sha)", "length": 1234567, "version": "2.1.0", "hardware": "esp32", "cached": true},
-             {"path": "w800/app.img", "sha256": "\(String(repeating: "cd", count: 32))", "length": 99, "cached": false}]
-            """.utf8))
+        try JSONDecoder().decode(
+            [TargetInfo].self,
+            from: Data(
+                """
+                [{"path": "esp32/app/2.1.0.bin", "sha256": "\(sha)", "length": 1234567, "version": "2.1.0", "hardware": "esp32", "cached": true},
+                 {"path": "w800/app.img", "sha256": "\(String(repeating: "cd", count: 32))", "length": 99, "cached": false}]
+                """.utf8))
     }
 
     static func target(_ info: TargetInfo) -> RolloutTarget {
@@ -89,9 +92,12 @@ struct RolloutCLITests {
             "--device-timeout", "45m", "--window", "22:00-04:00", "--key", "alice.pem", "--token-file", "t", "--admin", "http://127.0.0.1:9",
         ])
         let options = command.options
-        #expect(options == RolloutText.StartOptions(target: "esp32/app/2.1.0.bin", select: "hardware=esp32,tag=floor2", stages: "1,10,50,100",
-                                                   soak: "10m", success: "95%", maxFailures: ["5%", "3"], minFinished: 5, concurrency: 4,
-                                                   deviceTimeout: "45m", window: "22:00-04:00"))
+        #expect(
+            options
+                == RolloutText.StartOptions(
+                    target: "esp32/app/2.1.0.bin", select: "hardware=esp32,tag=floor2", stages: "1,10,50,100",
+                    soak: "10m", success: "95%", maxFailures: ["5%", "3"], minFinished: 5, concurrency: 4,
+                    deviceTimeout: "45m", window: "22:00-04:00"))
         #expect(command.signing.key == "alice.pem" && command.api.tokenFile == "t" && command.api.admin == "http://127.0.0.1:9")
         let info = try RolloutText.target("esp32/app/2.1.0.bin", in: try Self.targets())
         let plan = try options.plan(id: "r-0123456789ab", target: Self.target(info))
@@ -144,7 +150,9 @@ struct RolloutCLITests {
         do {
             _ = try RolloutText.target("esp32/app/9.bin", in: try Self.targets())
         } catch {
-            #expect("\(error)" == "--target: 'esp32/app/9.bin' is not a trusted target on this gateway (known: esp32/app/2.1.0.bin, w800/app.img; see otamesh images)")
+            #expect(
+                "\(error)"
+                    == "--target: 'esp32/app/9.bin' is not a trusted target on this gateway (known: esp32/app/2.1.0.bin, w800/app.img; see otamesh images)")
         }
         let mismatch = try RolloutText.StartOptions(target: "p", select: "hardware=esp8266")
             .plan(id: "r-0123456789ab", target: RolloutTarget(path: "p", sha256: Self.sha, length: 1, hardware: "esp32"))
@@ -207,7 +215,10 @@ struct RolloutCLITests {
         // The trap: an abort of a plan still awaiting approval. Approving "the rollout" must not
         // silently co-sign the plan the first admin tried to cancel.
         let abortPending = try Self.status(mode: "awaiting approval", approvals: 1, pending: Self.pendingAbort)
-        #expect(throws: RolloutText.Invalid(option: "--sequence", reason: "2 commands of r-0123456789ab await approval (#1 the plan, #2 abort): say which one to sign with --sequence N")) {
+        #expect(
+            throws: RolloutText.Invalid(
+                option: "--sequence", reason: "2 commands of r-0123456789ab await approval (#1 the plan, #2 abort): say which one to sign with --sequence N")
+        ) {
             try RolloutText.approvalSequence(requested: nil, status: abortPending)
         }
         #expect(try RolloutText.approvalSequence(requested: 2, status: abortPending) == 2)
@@ -234,29 +245,35 @@ struct RolloutCLITests {
             let bar = RolloutText.progressBar(succeeded: s, failed: f, inFlight: i, targeted: t, width: 17)
             #expect(bar.count == 19, "\(bar)")
         }
-        #expect(RolloutText.durationText(600) == "10m" && RolloutText.durationText(7200) == "2h" && RolloutText.durationText(45) == "45s"
-            && RolloutText.durationText(5400) == "90m" && RolloutText.durationText(86_400) == "1d" && RolloutText.durationText(0) == "0s")
+        #expect(
+            RolloutText.durationText(600) == "10m" && RolloutText.durationText(7200) == "2h" && RolloutText.durationText(45) == "45s"
+                && RolloutText.durationText(5400) == "90m" && RolloutText.durationText(86_400) == "1d" && RolloutText.durationText(0) == "0s")
     }
 
     /// A status as the admin API sends it.
     static func status(mode: String = "running", approvals: Int = 2, pending: String? = nil, halt: Bool = false) throws -> RolloutStatus {
-        let pendingJSON = pending ?? #"[{"sequence": 4, "kind": "rollout.pause", "bodyHash": "x", "problem": "1 valid signature(s) from distinct site admin keys, 2 required"}]"#
+        let pendingJSON =
+            pending
+            ?? #"[{"sequence": 4, "kind": "rollout.pause", "bodyHash": "x", "problem": "1 valid signature(s) from distinct site admin keys, 2 required"}]"#
         let haltJSON = halt ? #"{"epoch": 1, "at": 1700000000000, "gateway": "gw-b", "reason": "4 failures > 3"}"# : "null"
-        return try JSONDecoder().decode(RolloutStatus.self, from: Data("""
-            {"id": "r-0123456789ab", "mode": "\(mode)",
-             "plan": {"target": {"path": "esp32/app/2.1.0.bin", "sha256": "\(sha)", "length": 1234567, "version": "2.1.0", "hardware": "esp32"},
-                      "select": "hardware=esp32,tag=floor2", "stages": [1, 10, 50, 100], "soak": 600, "success": 95, "maxFailurePercent": 5,
-                      "maxFailures": 3, "minFinished": 5, "concurrency": 4, "deviceTimeout": 1800, "window": "22:00-04:00"},
-             "approvals": \(approvals), "threshold": 2, "stage": 1, "stageSince": 1700000000000,
-             "stages": [{"percent": 1, "targeted": 3, "succeeded": 3, "failed": 0, "inFlight": 0},
-                        {"percent": 10, "targeted": 30, "succeeded": 12, "failed": 1, "inFlight": 4},
-                        {"percent": 50, "targeted": 150, "succeeded": 12, "failed": 1, "inFlight": 4},
-                        {"percent": 100, "targeted": 300, "succeeded": 12, "failed": 1, "inFlight": 4}],
-             "gateways": {"gw-b": {"targeted": 12, "succeeded": 5, "failed": 1, "inFlight": 2}, "gw-a": {"targeted": 18, "succeeded": 7, "failed": 0, "inFlight": 2}},
-             "halt": \(haltJSON),
-             "controls": [{"sequence": 2, "kind": "pause", "issued": 1700000100}, {"sequence": 3, "kind": "resume", "issued": 1700000200}],
-             "pending": \(pendingJSON), "lastSequence": 4, "finished": 16, "failed": 1}
-            """.utf8))
+        return try JSONDecoder().decode(
+            RolloutStatus.self,
+            from: Data(
+                """
+                {"id": "r-0123456789ab", "mode": "\(mode)",
+                 "plan": {"target": {"path": "esp32/app/2.1.0.bin", "sha256": "\(sha)", "length": 1234567, "version": "2.1.0", "hardware": "esp32"},
+                          "select": "hardware=esp32,tag=floor2", "stages": [1, 10, 50, 100], "soak": 600, "success": 95, "maxFailurePercent": 5,
+                          "maxFailures": 3, "minFinished": 5, "concurrency": 4, "deviceTimeout": 1800, "window": "22:00-04:00"},
+                 "approvals": \(approvals), "threshold": 2, "stage": 1, "stageSince": 1700000000000,
+                 "stages": [{"percent": 1, "targeted": 3, "succeeded": 3, "failed": 0, "inFlight": 0},
+                            {"percent": 10, "targeted": 30, "succeeded": 12, "failed": 1, "inFlight": 4},
+                            {"percent": 50, "targeted": 150, "succeeded": 12, "failed": 1, "inFlight": 4},
+                            {"percent": 100, "targeted": 300, "succeeded": 12, "failed": 1, "inFlight": 4}],
+                 "gateways": {"gw-b": {"targeted": 12, "succeeded": 5, "failed": 1, "inFlight": 2}, "gw-a": {"targeted": 18, "succeeded": 7, "failed": 0, "inFlight": 2}},
+                 "halt": \(haltJSON),
+                 "controls": [{"sequence": 2, "kind": "pause", "issued": 1700000100}, {"sequence": 3, "kind": "resume", "issued": 1700000200}],
+                 "pending": \(pendingJSON), "lastSequence": 4, "finished": 16, "failed": 1}
+                """.utf8))
     }
 
     @Test("rollout status: plan, mode, approvals, stages (bars only for a terminal), gateways, halt, controls, pending")
@@ -266,7 +283,10 @@ struct RolloutCLITests {
         #expect(lines[0] == "r-0123456789ab  running  stage 2/4 (10%) since 2023-11-14T22:13:20Z")
         #expect(lines[1] == "  target    esp32/app/2.1.0.bin  version 2.1.0  hardware esp32  sha256 abababababababab…  1234567 bytes")
         #expect(lines[2] == "  devices   hardware=esp32,tag=floor2")
-        #expect(lines[3] == "  rules     stages 1%,10%,50%,100%, soak 10m, success 95%, max failures 5% or 3 after 5 finished, concurrency 4, device timeout 30m, window 22:00-04:00 UTC")
+        #expect(
+            lines[3]
+                == "  rules     stages 1%,10%,50%,100%, soak 10m, success 95%, max failures 5% or 3 after 5 finished, concurrency 4, device timeout 30m, window 22:00-04:00 UTC"
+        )
         #expect(lines.contains("  approvals 2 of 2"))
         #expect(lines.contains("  finished  16 (15 succeeded, 1 failed)"))
         #expect(lines.contains("  halted    by gw-b at 2023-11-14T22:13:20Z: 4 failures > 3"))
@@ -276,7 +296,10 @@ struct RolloutCLITests {
         #expect(lines.firstIndex(of: "  gw-a     18        7          0       2")! < lines.firstIndex(of: "  gw-b     12        5          1       2")!)
         #expect(lines.contains("  control   #2 pause issued 2023-11-14T22:15:00Z"))
         #expect(lines.contains("  pending   #4 pause: 1 valid signature(s) from distinct site admin keys, 2 required"))
-        #expect(lines.contains("  pause #4 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 4`"))
+        #expect(
+            lines.contains(
+                "  pause #4 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 4`"
+            ))
         #expect(!plain.contains("[#") && !plain.contains("awaiting approval"))
 
         let terminal = RolloutText.status(try Self.status(), bars: true)
@@ -288,13 +311,17 @@ struct RolloutCLITests {
         #expect(awaiting.hasSuffix("  the plan #1 awaits approval: another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 1`"))
     }
 
-    static let pendingAbort = #"[{"sequence": 2, "kind": "rollout.abort", "bodyHash": "y", "problem": "1 valid signature(s) from distinct site admin keys, 2 required", "signers": ["aaaa"]}]"#
+    static let pendingAbort =
+        #"[{"sequence": 2, "kind": "rollout.abort", "bodyHash": "y", "problem": "1 valid signature(s) from distinct site admin keys, 2 required", "signers": ["aaaa"]}]"#
 
     @Test("after an abort of a plan awaiting approval, the hint names the abort, never a bare approve")
     func abortHint() throws {
         let status = try Self.status(mode: "awaiting approval", approvals: 1, pending: Self.pendingAbort)
         let hint = try #require(RolloutText.approvalHint(status, sequence: 2))
-        #expect(hint == "abort #2 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 2`")
+        #expect(
+            hint
+                == "abort #2 awaits approval (1 valid signature(s) from distinct site admin keys, 2 required): another admin co-signs it with `otamesh rollout approve r-0123456789ab --sequence 2`"
+        )
         let text = RolloutText.status(status, bars: false)
         #expect(!text.contains("rollout approve r-0123456789ab`"), "a hint without --sequence: \(text)")
         // Once aborted, no hint at all: nothing is left to approve.
@@ -304,7 +331,10 @@ struct RolloutCLITests {
     @Test("a halted rollout's status says the next step and how many signatures it needs")
     func haltedNextStep() throws {
         let text = RolloutText.status(try Self.status(mode: "halted", pending: "[]", halt: true), bars: false)
-        #expect(text.contains("next: `otamesh rollout retry-failed r-0123456789ab` forgives the 1 failure and offers the image again, or `otamesh rollout resume r-0123456789ab` continues without forgiving them"))
+        #expect(
+            text.contains(
+                "next: `otamesh rollout retry-failed r-0123456789ab` forgives the 1 failure and offers the image again, or `otamesh rollout resume r-0123456789ab` continues without forgiving them"
+            ))
         #expect(text.contains("Each needs 2 admin signatures."))
     }
 
@@ -312,9 +342,11 @@ struct RolloutCLITests {
     func devicesText() throws {
         var status = try Self.status()
         status.outcomes = [
-            RolloutStatus.Outcome(device: "dev\u{1b}[2J1", gateway: "gw-a", epoch: 1, phase: "failed", started: 1_700_000_000_000, updated: 1_700_000_060_000,
-                                  detail: "device reported: \u{1b}]0;pwned\u{07}flash\nerror\u{9b}31m"),
-            RolloutStatus.Outcome(device: "dev-2", gateway: "gw-b", epoch: 1, phase: "succeeded", started: 1_699_999_000_000, updated: 1_700_000_000_000, detail: "2.1.0"),
+            RolloutStatus.Outcome(
+                device: "dev\u{1b}[2J1", gateway: "gw-a", epoch: 1, phase: "failed", started: 1_700_000_000_000, updated: 1_700_000_060_000,
+                detail: "device reported: \u{1b}]0;pwned\u{07}flash\nerror\u{9b}31m"),
+            RolloutStatus.Outcome(
+                device: "dev-2", gateway: "gw-b", epoch: 1, phase: "succeeded", started: 1_699_999_000_000, updated: 1_700_000_000_000, detail: "2.1.0"),
         ]
         let text = RolloutText.devices(status)
         #expect(!text.unicodeScalars.contains { $0.value == 0x1b || $0.value == 0x07 || $0.value == 0x9b })
@@ -340,10 +372,11 @@ struct RolloutCLITests {
     func listText() throws {
         #expect(RolloutText.list([]) == "no rollouts")
         let text = RolloutText.list([try Self.status()])
-        #expect(text == """
-            ID              MODE     TARGET               STAGE  SUCCEEDED  FAILED  STARTED  AUTHOR
-            r-0123456789ab  running  esp32/app/2.1.0.bin  2/4    15         1       -        -
-            """)
+        #expect(
+            text == """
+                ID              MODE     TARGET               STAGE  SUCCEEDED  FAILED  STARTED  AUTHOR
+                r-0123456789ab  running  esp32/app/2.1.0.bin  2/4    15         1       -        -
+                """)
         // Oldest plan first (not by id), with who signed it.
         var older = try Self.status()
         older.id = "r-ffffffffffff"
@@ -368,10 +401,12 @@ struct RolloutCLITests {
         try Data("admin-token-0123456789abcdef\n".utf8).write(to: URL(fileURLWithPath: admin))
         try Data("read-token-0123456789abcdef\n".utf8).write(to: URL(fileURLWithPath: read))
         let both = { [admin, read] }
-        #expect(try AdminTokenLookup.resolve(tokenFile: read, environment: ["OTAMESH_TOKEN": "env-token-0123456789abc"], candidates: both)
-            == .init(token: "read-token-0123456789abcdef", source: read))
-        #expect(try AdminTokenLookup.resolve(tokenFile: nil, environment: ["OTAMESH_TOKEN": " env-token-0123456789abc\n"], candidates: both)
-            == .init(token: "env-token-0123456789abc", source: "OTAMESH_TOKEN"))
+        #expect(
+            try AdminTokenLookup.resolve(tokenFile: read, environment: ["OTAMESH_TOKEN": "env-token-0123456789abc"], candidates: both)
+                == .init(token: "read-token-0123456789abcdef", source: read))
+        #expect(
+            try AdminTokenLookup.resolve(tokenFile: nil, environment: ["OTAMESH_TOKEN": " env-token-0123456789abc\n"], candidates: both)
+                == .init(token: "env-token-0123456789abc", source: "OTAMESH_TOKEN"))
         #expect(try AdminTokenLookup.resolve(tokenFile: nil, environment: ["OTAMESH_TOKEN": ""], candidates: both).source == admin)
         #expect(try AdminTokenLookup.resolve(tokenFile: nil, environment: [:], candidates: { ["\(dir)/missing", read] }).source == read)
         #expect(throws: AdminTokenError.self) { try AdminTokenLookup.resolve(tokenFile: "\(dir)/missing", environment: [:], candidates: both) }
@@ -388,12 +423,15 @@ struct RolloutCLITests {
     @Test("admin signing key: --key, then OTAMESH_ADMIN_KEY (PEM text), then OTAMESH_ADMIN_KEY_FILE; a clear error without one")
     func signingKeyLookup() throws {
         let read: (String) throws -> String = { "PEM of \($0)" }
-        #expect(try SigningKeyLookup.resolve(keyFile: "a.pem", environment: ["OTAMESH_ADMIN_KEY": "-----BEGIN x"], read: read)
-            == .init(pem: "PEM of a.pem", source: "a.pem"))
-        #expect(try SigningKeyLookup.resolve(keyFile: nil, environment: ["OTAMESH_ADMIN_KEY": "-----BEGIN x", "OTAMESH_ADMIN_KEY_FILE": "b.pem"], read: read)
-            == .init(pem: "-----BEGIN x", source: "$OTAMESH_ADMIN_KEY"))
-        #expect(try SigningKeyLookup.resolve(keyFile: nil, environment: ["OTAMESH_ADMIN_KEY_FILE": "b.pem"], read: read)
-            == .init(pem: "PEM of b.pem", source: "b.pem"))
+        #expect(
+            try SigningKeyLookup.resolve(keyFile: "a.pem", environment: ["OTAMESH_ADMIN_KEY": "-----BEGIN x"], read: read)
+                == .init(pem: "PEM of a.pem", source: "a.pem"))
+        #expect(
+            try SigningKeyLookup.resolve(keyFile: nil, environment: ["OTAMESH_ADMIN_KEY": "-----BEGIN x", "OTAMESH_ADMIN_KEY_FILE": "b.pem"], read: read)
+                == .init(pem: "-----BEGIN x", source: "$OTAMESH_ADMIN_KEY"))
+        #expect(
+            try SigningKeyLookup.resolve(keyFile: nil, environment: ["OTAMESH_ADMIN_KEY_FILE": "b.pem"], read: read)
+                == .init(pem: "PEM of b.pem", source: "b.pem"))
         #expect(throws: SigningKeyLookup.missing) { try SigningKeyLookup.resolve(keyFile: nil, environment: [:], read: read) }
         #expect(SigningKeyLookup.missing.description.contains("--key FILE") && SigningKeyLookup.missing.description.contains("OTAMESH_ADMIN_KEY_FILE"))
         #expect(throws: RolloutText.Invalid.self) { try SigningKeyLookup.resolve(keyFile: nil, environment: ["OTAMESH_ADMIN_KEY": "alice.pem"], read: read) }
@@ -406,7 +444,9 @@ struct RolloutCLITests {
     @Test("admin API errors carry the gateway's reason and a hint for 401")
     func apiErrors() {
         let unauthorized = AdminAPIError(method: "GET", path: "/api/v1/rollouts", status: 401, message: "unknown bearer token: …")
-        #expect(unauthorized.description == "GET /api/v1/rollouts: HTTP 401: unknown bearer token: … (give the gateway's token: --token-file FILE or OTAMESH_TOKEN)")
+        #expect(
+            unauthorized.description == "GET /api/v1/rollouts: HTTP 401: unknown bearer token: … (give the gateway's token: --token-file FILE or OTAMESH_TOKEN)"
+        )
         let forbidden = AdminAPIError(method: "POST", path: "/api/v1/rollouts", status: 403, message: "plan: 1 valid signature(s), 2 required")
         #expect(forbidden.description == "POST /api/v1/rollouts: HTTP 403: plan: 1 valid signature(s), 2 required")
     }

@@ -80,8 +80,9 @@ struct SiteCLITests {
         #expect(AdminAddress.resolve(configuration) == "https://127.0.0.1:41235", "the running agent's scheme wins")
         try Data("garbage\u{1b}\n".utf8).write(to: URL(fileURLWithPath: AdminAddress.recordedPath(dataDirectory: dir)))
         #expect(AdminAddress.resolve(configuration) == "http://[::1]:9000", "an unreadable admin.url is ignored")
-        #expect(AdminUnreachable(url: "http://127.0.0.1:1").description
-            == "no gateway answers at http://127.0.0.1:1: is it running? (--admin URL); an admin API off loopback speaks HTTPS: https://")
+        #expect(
+            AdminUnreachable(url: "http://127.0.0.1:1").description
+                == "no gateway answers at http://127.0.0.1:1: is it running? (--admin URL); an admin API off loopback speaks HTTPS: https://")
         #expect(AdminUnreachable(url: "https://127.0.0.1:1").description == "no gateway answers at https://127.0.0.1:1: is it running? (--admin URL)")
     }
 

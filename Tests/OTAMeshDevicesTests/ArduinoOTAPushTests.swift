@@ -10,14 +10,18 @@ struct ArduinoOTAPushTests {
     static let password = "s3cret-ota-pass"
     static let md5 = "0123456789abcdef0123456789abcdef"
     static let facts = ArduinoOTAPush.ImageFacts(size: 1000, md5: md5, chip: "esp32")
-    static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
-                                 file: "/dev/null", url: nil, variant: "esp32")
+    static let image = PushImage(
+        path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
+        file: "/dev/null", url: nil, variant: "esp32")
     static let device = PushTarget(id: "lamp-1", family: .arduinoOTA, host: "10.0.1.6", port: 3232, variant: "esp32", version: "1.0.0")
 
-    static func machine(_ dialect: ArduinoOTADialect, password: String? = nil, target: PushTarget = device, image: PushImage = image,
-                        timing: PushTiming = PushTiming()) -> ArduinoOTAPush {
-        ArduinoOTAPush(image: image, target: target, dialect: dialect,
-                       credentials: password.map { PushCredentials(username: "", password: $0) }, timing: timing, now: 0, nonceSeed: 7)
+    static func machine(
+        _ dialect: ArduinoOTADialect, password: String? = nil, target: PushTarget = device, image: PushImage = image,
+        timing: PushTiming = PushTiming()
+    ) -> ArduinoOTAPush {
+        ArduinoOTAPush(
+            image: image, target: target, dialect: dialect,
+            credentials: password.map { PushCredentials(username: "", password: $0) }, timing: timing, now: 0, nonceSeed: 7)
     }
 
     static func failure(_ actions: [ArduinoOTAPush.Action]) -> PushFailure? {
@@ -43,7 +47,8 @@ struct ArduinoOTAPushTests {
         var push = machine(.arduino, password: password)
         #expect(push.handle(.started, now: 0) == [.readImage])
         #expect(push.handle(.imageRead(facts), now: 5) == [.listen])
-        #expect(push.handle(.listening(port: 4321), now: 10)
+        #expect(
+            push.handle(.listening(port: 4321), now: 10)
                 == [.sendDatagram(bytes("0 4321 1000 \(md5)\n")), .wait(until: 10_010)])
         return push
     }
@@ -178,7 +183,9 @@ struct ArduinoOTAPushTests {
         var closedQuietly = streaming()
         _ = closedQuietly.handle(.sent, now: 40)
         let quiet = Self.failure(closedQuietly.handle(.closed("EOF", sentBytes: 1000), now: 41))
-        #expect(quiet?.kind == .network && quiet?.reason == "connection lost after all 1000 bytes were sent, before the device answered OK: EOF", "\(String(describing: quiet))")
+        #expect(
+            quiet?.kind == .network && quiet?.reason == "connection lost after all 1000 bytes were sent, before the device answered OK: EOF",
+            "\(String(describing: quiet))")
 
         var noResult = streaming()
         _ = noResult.handle(.sent, now: 40)
@@ -339,14 +346,16 @@ struct ArduinoOTAPushTests {
             let actions = push.handle(.imageRead(Self.facts), now: 1)
             let failure = Self.failure(actions)
             #expect(failure?.kind == .refused, "\(dialect)")
-            #expect(failure?.reason.contains("device variant esp8266 (esp8266) is not compatible with the image, built for esp32 (its header)") == true,
-                    "\(String(describing: failure))")
+            #expect(
+                failure?.reason.contains("device variant esp8266 (esp8266) is not compatible with the image, built for esp32 (its header)") == true,
+                "\(String(describing: failure))")
             #expect(!actions.contains(.listen) && !actions.contains(.connect))
         }
         // The header decides against a wrong label.
         var labelled = Self.machine(.arduino, image: PushImage(path: "x.bin", sha256: "", length: 1, version: "2", file: "", url: nil, variant: "esp32s3"))
         _ = labelled.handle(.started, now: 0)
-        #expect(Self.failure(labelled.handle(.imageRead(Self.facts), now: 1))?.reason.contains("built for esp32 (its header) but labelled variant esp32s3") == true)
+        #expect(
+            Self.failure(labelled.handle(.imageRead(Self.facts), now: 1))?.reason.contains("built for esp32 (its header) but labelled variant esp32s3") == true)
         // Variants with -eth and board suffixes compare by chip; unknown variants are not judged.
         for variant in ["esp32-eth", "ESP32", "d1_mini"] {
             var push = Self.machine(.arduino, target: PushTarget(id: "d", family: .arduinoOTA, host: "h", port: 3232, variant: variant))
@@ -391,8 +400,9 @@ struct ArduinoOTAPushTests {
             _ = old.handle(.versionFailed("refused"), now: 1200)
             _ = old.handle(.tick, now: 2200)
             let failure = Self.failure(old.handle(.version("1.0.0", variant: nil), now: 2300))
-            #expect(failure?.kind == .rebootedIntoOld && failure?.reason == "device rebooted and reports 1.0.0, not 2.0.0 (it ran 1.0.0 before)",
-                    "\(String(describing: failure))")
+            #expect(
+                failure?.kind == .rebootedIntoOld && failure?.reason == "device rebooted and reports 1.0.0, not 2.0.0 (it ran 1.0.0 before)",
+                "\(String(describing: failure))")
 
             var other = took(dialect)
             let variant = Self.failure(other.handle(.version("2.0.0", variant: "esp32s3-n16r8"), now: 1200))
@@ -409,7 +419,8 @@ struct ArduinoOTAPushTests {
     func adapterOptions() async {
         let adapter = ArduinoOTAAdapter(credentials: PushCredentials(username: "", password: Self.password))
         #expect(!"\(adapter)".contains(Self.password) && "\(adapter)".contains("password set"))
-        for (options, words) in [(["dialect": "bogus"], "unknown ArduinoOTA dialect 'bogus'"), (["version_port": "http"], "version_port 'http' is not a port")] {
+        for (options, words) in [(["dialect": "bogus"], "unknown ArduinoOTA dialect 'bogus'"), (["version_port": "http"], "version_port 'http' is not a port")]
+        {
             var device = Self.device
             device.options = options
             do {

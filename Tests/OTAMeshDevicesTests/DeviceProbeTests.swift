@@ -13,7 +13,8 @@ struct DeviceProbeTests {
     }
 
     /// A projectMM `/api/state` answer, trimmed to the FirmwareUpdate module.
-    static let projectMMState = Array("""
+    static let projectMMState = Array(
+        """
         {"modules":[{"name":"FirmwareUpdate","type":"FirmwareUpdateModule","status":"idle","controls":[
         {"name":"version","type":"display","value":"1.4.0"},{"name":"firmware","type":"display","value":"esp32-eth"}]}]}
         """.utf8)
@@ -70,8 +71,9 @@ struct DeviceProbeTests {
 
     @Test("_arduino._tcp is ArduinoOTA: board → hardware, TXT version, password flag, version port")
     func arduino() throws {
-        let service = DeviceProbe.Service(type: "_arduino._tcp", name: "esp-kitchen", address: "10.0.0.9", port: 3232,
-                                          txt: ["board": "esp32dev", "auth_upload": "yes", "version": "3.2.1", "http_port": "8080"])
+        let service = DeviceProbe.Service(
+            type: "_arduino._tcp", name: "esp-kitchen", address: "10.0.0.9", port: 3232,
+            txt: ["board": "esp32dev", "auth_upload": "yes", "version": "3.2.1", "http_port": "8080"])
         // The TXT says the version; the probe still asks the endpoint a push would confirm by.
         #expect(DeviceProbe.requests(for: service) == [Request(port: 8080, path: "/version")])
         let device = try DeviceProbe.classify(service, answers: [Request(port: 8080, path: "/version"): (200, Array("3.2.1\n".utf8))]).get()
@@ -86,8 +88,9 @@ struct DeviceProbeTests {
     @Test("a device whose version no endpoint answers is registered with confirm=none: a push to it could not be confirmed")
     func unconfirmable() throws {
         // Plain ArduinoOTA announces board and auth only; nothing answers GET :80/version.
-        let plain = DeviceProbe.Service(type: "_arduino._tcp", name: "esp-garage", address: "10.0.0.8", port: 8266,
-                                        txt: ["board": "nodemcuv2", "auth_upload": "no", "tcp_check": "no", "ssh_upload": "no"])
+        let plain = DeviceProbe.Service(
+            type: "_arduino._tcp", name: "esp-garage", address: "10.0.0.8", port: 8266,
+            txt: ["board": "nodemcuv2", "auth_upload": "no", "tcp_check": "no", "ssh_upload": "no"])
         #expect(DeviceProbe.requests(for: plain) == [Request(port: 80, path: "/version")])
         let device = try DeviceProbe.classify(plain, answers: [Request(port: 80, path: "/version"): nil]).get()
         #expect(device.options == ["dialect": "arduino", "confirm": "none"] && device.version == nil)
@@ -98,17 +101,25 @@ struct DeviceProbeTests {
 
         // An upload form without /version: the same.
         let form = Array("<form method='POST' enctype='multipart/form-data'><input type='file' name='firmware'></form>".utf8)
-        let upload = try DeviceProbe.classify(Self.http("lamp", port: 80), answers: [Request(port: 80, path: "/update"): (200, form),
-                                                                                     Request(port: 80, path: "/version"): (404, [])]).get()
+        let upload = try DeviceProbe.classify(
+            Self.http("lamp", port: 80),
+            answers: [
+                Request(port: 80, path: "/update"): (200, form),
+                Request(port: 80, path: "/version"): (404, []),
+            ]
+        ).get()
         #expect(upload.family == .httpUpload && upload.options == ["confirm": "none"])
     }
 
     @Test("_esphomelib._tcp is the esphome dialect, identified by its MAC; OTA on the platform's port, not the announced API port")
     func esphome() throws {
         // As ESPHome announces itself: the API port, ESPHome's own version, the project's version.
-        let service = DeviceProbe.Service(type: "_esphomelib._tcp", name: "livingroom", address: "fd00::9", port: 6053,
-                                          txt: ["mac": "AABBCCDDEEFF", "platform": "ESP32", "board": "esp32dev", "version": "2024.6.1",
-                                                "project_name": "acme.lamp", "project_version": "1.4.0", "network": "wifi"])
+        let service = DeviceProbe.Service(
+            type: "_esphomelib._tcp", name: "livingroom", address: "fd00::9", port: 6053,
+            txt: [
+                "mac": "AABBCCDDEEFF", "platform": "ESP32", "board": "esp32dev", "version": "2024.6.1",
+                "project_name": "acme.lamp", "project_version": "1.4.0", "network": "wifi",
+            ])
         #expect(DeviceProbe.requests(for: service) == [Request(port: 80, path: "/version")])
         let device = try DeviceProbe.classify(service, answers: [:]).get()
         #expect(device.id == "aa:bb:cc:dd:ee:ff")
@@ -120,15 +131,18 @@ struct DeviceProbeTests {
 
         // ESP8266 without a project version: OTA on 8266; the version from the firmware's own
         // /version when it announces http_port, else unknown (never ESPHome's version).
-        let plain = DeviceProbe.Service(type: "_esphomelib._tcp", name: "porch", address: "10.0.0.7", port: 6053,
-                                        txt: ["mac": "112233445566", "platform": "ESP8266", "board": "nodemcuv2", "version": "2024.6.1"])
+        let plain = DeviceProbe.Service(
+            type: "_esphomelib._tcp", name: "porch", address: "10.0.0.7", port: 6053,
+            txt: ["mac": "112233445566", "platform": "ESP8266", "board": "nodemcuv2", "version": "2024.6.1"])
         #expect(DeviceProbe.requests(for: plain) == [Request(port: 80, path: "/version")])
         let unknown = try DeviceProbe.classify(plain, answers: [:]).get()
         #expect(unknown.address == "10.0.0.7:8266" && unknown.version == nil && unknown.hardware == "esp8266")
         var served = plain
         served.txt["http_port"] = "80"
         #expect(DeviceProbe.requests(for: served) == [Request(port: 80, path: "/version")])
-        let answered = try DeviceProbe.classify(served, answers: [Request(port: 80, path: "/version"): (200, Array(#"{"id":"text_sensor-fw","state":"1.3.9","value":"1.3.9"}"#.utf8))]).get()
+        let answered = try DeviceProbe.classify(
+            served, answers: [Request(port: 80, path: "/version"): (200, Array(#"{"id":"text_sensor-fw","state":"1.3.9","value":"1.3.9"}"#.utf8))]
+        ).get()
         #expect(answered.version == "1.3.9" && answered.options == ["dialect": "esphome", "version_port": "80"])
 
         for (platform, port) in [("RP2", 2040), ("BK7231N", 8892), ("RTL8710BN", 8892)] {

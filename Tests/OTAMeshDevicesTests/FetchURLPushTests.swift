@@ -7,8 +7,9 @@ import Testing
 /// transition, every failure mode, every template error.
 @Suite("fetch-url push")
 struct FetchURLPushTests {
-    static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab12", length: 1000, version: "2.0.0",
-                                 file: "/dev/null", url: "http://10.0.1.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
+    static let image = PushImage(
+        path: "lamp/esp32/2.0.0.bin", sha256: "ab12", length: 1000, version: "2.0.0",
+        file: "/dev/null", url: "http://10.0.1.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
     static let device = PushTarget(id: "lamp-1", family: .fetchURL, host: "10.0.1.6", port: 80, version: "1.0.0")
 
     static func failure(_ actions: [FetchURLPush.Action]) -> PushFailure? {
@@ -33,8 +34,9 @@ struct FetchURLPushTests {
     @Test("the default command: POST /ota with {\"url\":…} as JSON")
     func defaultCommand() throws {
         var push = try Self.machine()
-        let command = FetchURLPush.Command(method: "POST", path: "/ota", contentType: "application/json",
-                                           body: "{\"url\":\"http://10.0.1.1:8070/v1/targets/lamp/esp32/2.0.0.bin\"}")
+        let command = FetchURLPush.Command(
+            method: "POST", path: "/ota", contentType: "application/json",
+            body: "{\"url\":\"http://10.0.1.1:8070/v1/targets/lamp/esp32/2.0.0.bin\"}")
         #expect(push.handle(.started, now: 0) == [.send(command)])
     }
 
@@ -52,9 +54,11 @@ struct FetchURLPushTests {
     @Test("each failure mode: refused (with status and body), 401, rebooted-into-old (seen or after the grace), wrong variant, timeout")
     func failures() throws {
         // 4xx / 5xx: refused with the status and an excerpt of the body.
-        for (status, body, words) in [(403, "{\"error\":\"OTA is disabled\"}", "HTTP 403 from POST /ota: {\"error\":\"OTA is disabled\"}"),
-                                      (500, "<h1>boom</h1>", "HTTP 500 from POST /ota: boom"),
-                                      (301, "", "HTTP 301 from POST /ota")] {
+        for (status, body, words) in [
+            (403, "{\"error\":\"OTA is disabled\"}", "HTTP 403 from POST /ota: {\"error\":\"OTA is disabled\"}"),
+            (500, "<h1>boom</h1>", "HTTP 500 from POST /ota: boom"),
+            (301, "", "HTTP 301 from POST /ota"),
+        ] {
             var push = try Self.machine()
             _ = push.handle(.started, now: 0)
             let failure = Self.failure(push.handle(.answered(status: status, body: body), now: 5))
@@ -82,7 +86,8 @@ struct FetchURLPushTests {
         _ = stuck.handle(.tick, now: 6000)
         let never = Self.failure(stuck.handle(.version(.init(version: "1.0.0")), now: 6010))
         #expect(never?.kind == .rebootedIntoOld, "\(String(describing: never))")
-        #expect(never?.reason == "device still reports 1.0.0, not 2.0.0, 5 s after it took the command "
+        #expect(
+            never?.reason == "device still reports 1.0.0, not 2.0.0, 5 s after it took the command "
                 + "(it rebooted into its old firmware, or its download of the image failed) (it ran 1.0.0 before)")
 
         // Gone for longer than the unreachable limit.
@@ -151,8 +156,12 @@ struct FetchURLPushTests {
         var image = Self.image
         image.url = "http://gw/a b\"c?x=1&y=2"
         let values = FetchURLRequest.values(image: image, device: Self.device)
-        let json = try FetchURLRequest(options: ["body": "{\"u\":\"{url}\",\"v\":\"{version}\",\"s\":{size},\"h\":\"{sha256}\",\"d\":\"{device}\",\"p\":\"{path}\"}"])
-        #expect(json.renderedBody(values) == "{\"u\":\"http://gw/a b\\\"c?x=1&y=2\",\"v\":\"2.0.0\",\"s\":1000,\"h\":\"ab12\",\"d\":\"lamp-1\",\"p\":\"lamp/esp32/2.0.0.bin\"}")
+        let json = try FetchURLRequest(options: [
+            "body": "{\"u\":\"{url}\",\"v\":\"{version}\",\"s\":{size},\"h\":\"{sha256}\",\"d\":\"{device}\",\"p\":\"{path}\"}"
+        ])
+        #expect(
+            json.renderedBody(values)
+                == "{\"u\":\"http://gw/a b\\\"c?x=1&y=2\",\"v\":\"2.0.0\",\"s\":1000,\"h\":\"ab12\",\"d\":\"lamp-1\",\"p\":\"lamp/esp32/2.0.0.bin\"}")
         let form = try FetchURLRequest(options: ["body": "url={url}&v={version}", "content_type": "application/x-www-form-urlencoded"])
         #expect(form.renderedBody(values) == "url=http%3A%2F%2Fgw%2Fa%20b%22c%3Fx%3D1%26y%3D2&v=2.0.0")
         let text = try FetchURLRequest(options: ["body": "{url}", "content_type": "text/plain"])
@@ -181,7 +190,8 @@ struct FetchURLPushTests {
         for (options, expected) in cases {
             #expect(throws: expected, "\(options)") { try FetchURLRequest(options: options) }
         }
-        #expect(FetchURLRequest.OptionError.unknownPlaceholder(option: "body", placeholder: "uri").description
+        #expect(
+            FetchURLRequest.OptionError.unknownPlaceholder(option: "body", placeholder: "uri").description
                 == "option body: unknown placeholder {uri} (known: {url}, {version}, {sha256}, {size}, {path}, {device})")
         #expect(FetchURLRequest.OptionError.badMethod("FETCH").description.contains("GET, POST, PUT, PATCH"))
     }

@@ -7,8 +7,9 @@ import Testing
 /// transition and every failure mode.
 @Suite("HTTP upload push")
 struct HTTPUploadPushTests {
-    static let image = PushImage(path: "lamp/esp8266/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
-                                 file: "/dev/null", url: nil, variant: "esp8266")
+    static let image = PushImage(
+        path: "lamp/esp8266/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
+        file: "/dev/null", url: nil, variant: "esp8266")
     static let device = PushTarget(id: "lamp-1", family: .httpUpload, host: "10.0.1.6", port: 80, version: "1.0.0")
     static let success = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
 
@@ -42,7 +43,8 @@ struct HTTPUploadPushTests {
         var push = HTTPUploadPush(image: Self.image, target: Self.device, authenticates: false, now: 0)
         _ = push.handle(.started, now: 0)
         // No sending/sent seen (a tiny body): the answer still reports both phases.
-        #expect(push.handle(.uploaded(status: 200, body: "Update Success! Rebooting..."), now: 5)
+        #expect(
+            push.handle(.uploaded(status: 200, body: "Update Success! Rebooting..."), now: 5)
                 == [.progress(.downloading), .progress(.installing), .wait(until: 1005)])
         _ = push.handle(.tick, now: 1005)
         #expect(push.handle(.version("2.0.0"), now: 1010) == [.succeeded(version: "2.0.0")])
@@ -102,7 +104,10 @@ struct HTTPUploadPushTests {
             (400, "MD5 parameter invalid", "device refused to start the update (HTTP 400 from GET /ota/start): MD5 parameter invalid"),
             (400, "ERROR[4]: Not Enough Space\n", "(HTTP 400 from GET /ota/start): ERROR[4]: Not Enough Space"),
             (401, "", "authentication failed (HTTP 401 from GET /ota/start): the device wants a user and password and none is configured"),
-            (404, "Not found", "GET /ota/start answered 404: the device runs no ElegantOTA 3 (dialect elegantota3); for ESP8266HTTPUpdateServer or ElegantOTA 2 use dialect update-server"),
+            (
+                404, "Not found",
+                "GET /ota/start answered 404: the device runs no ElegantOTA 3 (dialect elegantota3); for ESP8266HTTPUpdateServer or ElegantOTA 2 use dialect update-server"
+            ),
             (200, "Started", "device refused to start the update (HTTP 200 from GET /ota/start): Started"),
         ]
         for (status, body, words) in starts {

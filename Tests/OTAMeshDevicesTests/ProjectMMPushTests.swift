@@ -6,8 +6,9 @@ import Testing
 /// The projectMM push state machine, driven by hand: every transition and every failure mode.
 @Suite("projectMM push")
 struct ProjectMMPushTests {
-    static let image = PushImage(path: "projectmm/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
-                                 file: "/dev/null", url: "http://10.0.0.1:8070/v1/targets/projectmm/esp32/2.0.0.bin", variant: "esp32")
+    static let image = PushImage(
+        path: "projectmm/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0",
+        file: "/dev/null", url: "http://10.0.0.1:8070/v1/targets/projectmm/esp32/2.0.0.bin", variant: "esp32")
     static let device = PushTarget(id: "mm-1", family: .projectMM, host: "10.0.1.5", port: 80, variant: "esp32", version: "1.0.0")
 
     static func status(_ phase: String, bytes: Int64 = 0, total: Int64 = 0, version: String = "1.0.0", firmware: String = "esp32") -> ProjectMMPush.Event {
@@ -71,7 +72,8 @@ struct ProjectMMPushTests {
     @Test("a fast device whose rebooting phase the polls miss still reports both progress phases")
     func missedPhases() {
         var push = Self.following()
-        #expect(push.handle(Self.status("idle", version: "2.0.0"), now: 1030) == [.progress(.downloading), .progress(.installing), .succeeded(version: "2.0.0")])
+        #expect(
+            push.handle(Self.status("idle", version: "2.0.0"), now: 1030) == [.progress(.downloading), .progress(.installing), .succeeded(version: "2.0.0")])
     }
 
     @Test("incompatible variants are refused before anything is sent")
@@ -121,9 +123,11 @@ struct ProjectMMPushTests {
         #expect(push.handle(Self.status("idle", version: "2.0.0"), now: 1) == [.succeeded(version: "2.0.0")])
     }
 
-    @Test("400, 500, 501 and other answers to the POST are refusals naming the status and reason", arguments: [
-        (400, "not http"), (500, "out of memory"), (501, "no OTA"), (404, "expected 202"),
-    ])
+    @Test(
+        "400, 500, 501 and other answers to the POST are refusals naming the status and reason",
+        arguments: [
+            (400, "not http"), (500, "out of memory"), (501, "no OTA"), (404, "expected 202"),
+        ])
     func refusals(status: Int, words: String) {
         var push = ProjectMMPush(image: Self.image, target: Self.device, now: 0)
         _ = push.handle(.started, now: 0)
@@ -252,7 +256,9 @@ struct ProjectMMPushTests {
         _ = downloading.handle(Self.status("flashing", bytes: 10, total: 1000), now: 1000)
         #expect(downloading.handle(.statusFailed("refused"), now: 2000) == [.wait(until: 3000)])
         let lost = Self.failure(downloading.handle(.statusFailed("refused"), now: 7001))
-        #expect(lost?.kind == .network && lost?.reason.contains("unreachable for 5 s after phase flashing at 10 of 1000 bytes") == true, "\(String(describing: lost))")
+        #expect(
+            lost?.kind == .network && lost?.reason.contains("unreachable for 5 s after phase flashing at 10 of 1000 bytes") == true,
+            "\(String(describing: lost))")
 
         var rebooting = machine()
         _ = rebooting.handle(Self.status("rebooting", bytes: 1000, total: 1000), now: 1000)
@@ -293,7 +299,9 @@ struct ProjectMMPushTests {
     @Test("registry addresses split into host and port")
     func addresses() {
         #expect(PushTarget.hostAndPort("10.0.0.5", defaultPort: 80).host == "10.0.0.5" && PushTarget.hostAndPort("10.0.0.5", defaultPort: 80).port == 80)
-        #expect(PushTarget.hostAndPort("127.0.0.1:18000", defaultPort: 80).host == "127.0.0.1" && PushTarget.hostAndPort("127.0.0.1:18000", defaultPort: 80).port == 18000)
+        #expect(
+            PushTarget.hostAndPort("127.0.0.1:18000", defaultPort: 80).host == "127.0.0.1"
+                && PushTarget.hostAndPort("127.0.0.1:18000", defaultPort: 80).port == 18000)
         #expect(PushTarget.hostAndPort("[::1]:8080", defaultPort: 80).host == "::1" && PushTarget.hostAndPort("[::1]:8080", defaultPort: 80).port == 8080)
         #expect(PushTarget.hostAndPort("fe80::1", defaultPort: 80).host == "fe80::1" && PushTarget.hostAndPort("fe80::1", defaultPort: 80).port == 80)
     }

@@ -18,9 +18,11 @@ struct PushRobustnessTests {
         (0..<Int.random(in: 0...count, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
-    static let words = ["OK", "ERR", "AUTH", "FAIL", "Update Success! Rebooting...", "Update error: ERROR[4]: x", "200", "1024",
-                        "{", "}", "\"version\"", "\"status\"", ":", ",", "\"2.0.0\"", "\"1.0.0\"", "null", "\n", "\r\n", " ", "<html>",
-                        "Authentication Failed", "\u{0}", "ü", "99999999999999999999", "-1", "0"]
+    static let words = [
+        "OK", "ERR", "AUTH", "FAIL", "Update Success! Rebooting...", "Update error: ERROR[4]: x", "200", "1024",
+        "{", "}", "\"version\"", "\"status\"", ":", ",", "\"2.0.0\"", "\"1.0.0\"", "null", "\n", "\r\n", " ", "<html>",
+        "Authentication Failed", "\u{0}", "ü", "99999999999999999999", "-1", "0",
+    ]
 
     /// Text from the device: near-miss protocol words, or random bytes read as UTF-8.
     static func text(_ rng: inout RNG) -> String {
@@ -33,8 +35,9 @@ struct PushRobustnessTests {
     static let variants: [String?] = ["esp32", "esp32-eth", "esp32s3", "esp8266", nil, ""]
     static let statuses = [200, 202, 204, 301, 400, 401, 403, 404, 500, 501, 503, 0, -1, 999]
 
-    static let image = PushImage(path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
-                                 url: "http://10.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
+    static let image = PushImage(
+        path: "lamp/esp32/2.0.0.bin", sha256: "ab", length: 1000, version: "2.0.0", file: "/dev/null",
+        url: "http://10.0.0.1:8070/v1/targets/lamp/esp32/2.0.0.bin", variant: "esp32")
     static func device(_ family: DeviceFamily) -> PushTarget {
         PushTarget(id: "d-1", family: family, host: "10.0.1.6", port: 80, variant: "esp32", version: "1.0.0")
     }
@@ -104,8 +107,10 @@ struct PushRobustnessTests {
     }
 
     /// Feeds one generated push to a machine (`handle`), checking the laws after every event.
-    static func drive<Event, Action>(_ events: [(Event, Int64)], machine: String, handle: (Event, Int64) -> [Action],
-                                     ending: (Action) -> Ending?, reported: (Event) -> String?) -> Laws {
+    static func drive<Event, Action>(
+        _ events: [(Event, Int64)], machine: String, handle: (Event, Int64) -> [Action],
+        ending: (Action) -> Ending?, reported: (Event) -> String?
+    ) -> Laws {
         var laws = Laws()
         var now: Int64 = 0
         for (step, (event, wait)) in events.enumerated() {
@@ -119,9 +124,12 @@ struct PushRobustnessTests {
     static func projectMMEvent(_ rng: inout RNG) -> ProjectMMPush.Event {
         switch Int.random(in: 0..<6, using: &rng) {
         case 0: .started
-        case 1: .status(ProjectMMStatus(phase: .init(pick(["idle", "starting", "downloading", "flashing", "rebooting", "error", "x", ""], &rng)),
-                                        bytes: Int64.random(in: -5...2000, using: &rng), total: pick([0, 1000, -1, .max], &rng),
-                                        version: pick(versions, &rng), firmware: pick(variants, &rng)))
+        case 1:
+            .status(
+                ProjectMMStatus(
+                    phase: .init(pick(["idle", "starting", "downloading", "flashing", "rebooting", "error", "x", ""], &rng)),
+                    bytes: Int64.random(in: -5...2000, using: &rng), total: pick([0, 1000, -1, .max], &rng),
+                    version: pick(versions, &rng), firmware: pick(variants, &rng)))
         case 2: .statusFailed(text(&rng))
         case 3: .posted(status: pick(statuses, &rng), body: text(&rng))
         case 4: .postFailed(text(&rng))
@@ -133,9 +141,11 @@ struct PushRobustnessTests {
         func state(_ phase: String, _ bytes: Int64, version: String) -> ProjectMMPush.Event {
             .status(ProjectMMStatus(phase: .init(phase), bytes: bytes, total: 1000, version: version, firmware: "esp32"))
         }
-        let path: [ProjectMMPush.Event] = [.started, state("idle", 0, version: "1.0.0"), .posted(status: 202, body: "{\"ok\":true}"), .tick,
-                                           state("downloading", 500, version: "1.0.0"), .tick, state("rebooting", 1000, version: "1.0.0"),
-                                           .statusFailed("connection refused"), .tick, state("idle", 0, version: "2.0.0")]
+        let path: [ProjectMMPush.Event] = [
+            .started, state("idle", 0, version: "1.0.0"), .posted(status: 202, body: "{\"ok\":true}"), .tick,
+            state("downloading", 500, version: "1.0.0"), .tick, state("rebooting", 1000, version: "1.0.0"),
+            .statusFailed("connection refused"), .tick, state("idle", 0, version: "2.0.0"),
+        ]
         return mixed(path, &rng, random: projectMMEvent)
     }
 
@@ -144,13 +154,16 @@ struct PushRobustnessTests {
         var tally = Tally()
         await propertyCheck(count: 800, input: Self.projectMMEvents) { events in
             var push = ProjectMMPush(image: Self.image, target: Self.device(.projectMM), now: 0)
-            tally.add(Self.drive(events, machine: "projectmm", handle: { push.handle($0, now: $1) }, ending: { action in
-                switch action {
-                case .succeeded(let version): .succeeded(version)
-                case .failed(let failure): .failed(failure)
-                default: nil
-                }
-            }, reported: { if case .status(let status) = $0 { status.version } else { nil } }))
+            tally.add(
+                Self.drive(
+                    events, machine: "projectmm", handle: { push.handle($0, now: $1) },
+                    ending: { action in
+                        switch action {
+                        case .succeeded(let version): .succeeded(version)
+                        case .failed(let failure): .failed(failure)
+                        default: nil
+                        }
+                    }, reported: { if case .status(let status) = $0 { status.version } else { nil } }))
         }
         #expect(tally.succeeded > 0 && tally.failed > 0, "\(tally)")
     }
@@ -173,9 +186,11 @@ struct PushRobustnessTests {
 
     static let uploadEvents = Generator<[(HTTPUploadPush.Event, Int64)], Shrink.None<[(HTTPUploadPush.Event, Int64)]>> { rng in
         // One path for both dialects: update-server ignores the start's answer.
-        let path: [HTTPUploadPush.Event] = [.started, .startAnswered(status: 200, body: "OK"), .sending, .sent,
-                                            .uploaded(status: 200, body: pick(["OK", "Update Success! Rebooting..."], &rng)),
-                                            .tick, .versionFailed("connection refused"), .tick, .version("2.0.0")]
+        let path: [HTTPUploadPush.Event] = [
+            .started, .startAnswered(status: 200, body: "OK"), .sending, .sent,
+            .uploaded(status: 200, body: pick(["OK", "Update Success! Rebooting..."], &rng)),
+            .tick, .versionFailed("connection refused"), .tick, .version("2.0.0"),
+        ]
         return mixed(path, &rng, random: uploadEvent)
     }
 
@@ -185,13 +200,16 @@ struct PushRobustnessTests {
         await propertyCheck(count: 800, input: Self.uploadEvents) { events in
             for dialect in HTTPUploadPush.Dialect.allCases {
                 var push = HTTPUploadPush(image: Self.image, target: Self.device(.httpUpload), authenticates: false, dialect: dialect, now: 0)
-                tally.add(Self.drive(events, machine: "http-upload \(dialect)", handle: { push.handle($0, now: $1) }, ending: { action in
-                    switch action {
-                    case .succeeded(let version): .succeeded(version)
-                    case .failed(let failure): .failed(failure)
-                    default: nil
-                    }
-                }, reported: { if case .version(let version) = $0 { version } else { nil } }))
+                tally.add(
+                    Self.drive(
+                        events, machine: "http-upload \(dialect)", handle: { push.handle($0, now: $1) },
+                        ending: { action in
+                            switch action {
+                            case .succeeded(let version): .succeeded(version)
+                            case .failed(let failure): .failed(failure)
+                            default: nil
+                            }
+                        }, reported: { if case .version(let version) = $0 { version } else { nil } }))
             }
         }
         #expect(tally.succeeded > 0 && tally.failed > 0, "\(tally)")
@@ -219,12 +237,17 @@ struct PushRobustnessTests {
 
     static let otaEvents = Generator<[(ArduinoOTAPush.Event, Int64)], Shrink.None<[(ArduinoOTAPush.Event, Int64)]>> { rng in
         let facts = ArduinoOTAPush.Event.imageRead(.init(size: 1000, md5: md5, chip: "esp32"))
-        let arduino: [ArduinoOTAPush.Event] = [.started, facts, .listening(port: 4321)]
+        let arduino: [ArduinoOTAPush.Event] =
+            [.started, facts, .listening(port: 4321)]
             + (Bool.random(using: &rng) ? [.datagram(Array("AUTH \(String(repeating: "a1", count: 16))".utf8))] : [])
-            + [.datagram(Array("OK".utf8)), .connected, .sending, .received(Array("1460".utf8)), .sent, .received(Array("1000OK".utf8)),
-               .tick, .versionFailed("connection refused"), .tick, .version("2.0.0", variant: "esp32")]
-        let esphome: [ArduinoOTAPush.Event] = [.started, facts, .connected, .received([0x00, 0x01]), .received([64, 65]), .received([66]),
-                                               .received([67]), .sending, .sent, .received([68]), .received([69]), .tick, .version("2.0.0", variant: nil)]
+            + [
+                .datagram(Array("OK".utf8)), .connected, .sending, .received(Array("1460".utf8)), .sent, .received(Array("1000OK".utf8)),
+                .tick, .versionFailed("connection refused"), .tick, .version("2.0.0", variant: "esp32"),
+            ]
+        let esphome: [ArduinoOTAPush.Event] = [
+            .started, facts, .connected, .received([0x00, 0x01]), .received([64, 65]), .received([66]),
+            .received([67]), .sending, .sent, .received([68]), .received([69]), .tick, .version("2.0.0", variant: nil),
+        ]
         return mixed(Bool.random(using: &rng) ? arduino : esphome, &rng, random: otaEvent)
     }
 
@@ -235,13 +258,16 @@ struct PushRobustnessTests {
             for dialect in [ArduinoOTADialect.arduino, .esphome] {
                 for credentials in [nil, PushCredentials(username: "", password: "pw")] {
                     var push = ArduinoOTAPush(image: Self.image, target: Self.device(.arduinoOTA), dialect: dialect, credentials: credentials, now: 0)
-                    tally.add(Self.drive(events, machine: "arduino-ota \(dialect)", handle: { push.handle($0, now: $1) }, ending: { action in
-                        switch action {
-                        case .succeeded(let version): .succeeded(version)
-                        case .failed(let failure): .failed(failure)
-                        default: nil
-                        }
-                    }, reported: { if case .version(let version, _) = $0 { version } else { nil } }))
+                    tally.add(
+                        Self.drive(
+                            events, machine: "arduino-ota \(dialect)", handle: { push.handle($0, now: $1) },
+                            ending: { action in
+                                switch action {
+                                case .succeeded(let version): .succeeded(version)
+                                case .failed(let failure): .failed(failure)
+                                default: nil
+                                }
+                            }, reported: { if case .version(let version, _) = $0 { version } else { nil } }))
                 }
             }
         }
@@ -260,8 +286,10 @@ struct PushRobustnessTests {
     }
 
     static let fetchEvents = Generator<[(FetchURLPush.Event, Int64)], Shrink.None<[(FetchURLPush.Event, Int64)]>> { rng in
-        let path: [FetchURLPush.Event] = [.started, .answered(status: 202, body: "{\"ok\":true}"), .tick, .version(.init(version: "1.0.0")), .tick,
-                                          .versionFailed("connection refused"), .tick, .version(.init(version: "2.0.0", variant: "esp32"))]
+        let path: [FetchURLPush.Event] = [
+            .started, .answered(status: 202, body: "{\"ok\":true}"), .tick, .version(.init(version: "1.0.0")), .tick,
+            .versionFailed("connection refused"), .tick, .version(.init(version: "2.0.0", variant: "esp32")),
+        ]
         return mixed(path, &rng, random: fetchEvent)
     }
 
@@ -271,41 +299,52 @@ struct PushRobustnessTests {
         var tally = Tally()
         await propertyCheck(count: 800, input: Self.fetchEvents) { events in
             var push = FetchURLPush(image: Self.image, target: Self.device(.fetchURL), request: request, authenticates: false, now: 0)
-            tally.add(Self.drive(events, machine: "fetch-url", handle: { push.handle($0, now: $1) }, ending: { action in
-                switch action {
-                case .succeeded(let version): .succeeded(version)
-                case .failed(let failure): .failed(failure)
-                default: nil
-                }
-            }, reported: { if case .version(let answer) = $0 { answer.version } else { nil } }))
+            tally.add(
+                Self.drive(
+                    events, machine: "fetch-url", handle: { push.handle($0, now: $1) },
+                    ending: { action in
+                        switch action {
+                        case .succeeded(let version): .succeeded(version)
+                        case .failed(let failure): .failed(failure)
+                        default: nil
+                        }
+                    }, reported: { if case .version(let answer) = $0 { answer.version } else { nil } }))
         }
         #expect(tally.succeeded > 0 && tally.failed > 0, "\(tally)")
     }
 
-    static let goodState = #"{"modules":[{"name":"FirmwareUpdate","type":"FirmwareUpdateModule","status":"idle","controls":[{"name":"version","value":"1.0.0"},{"name":"firmware","value":"esp32"}]}]}"#
+    static let goodState =
+        #"{"modules":[{"name":"FirmwareUpdate","type":"FirmwareUpdateModule","status":"idle","controls":[{"name":"version","value":"1.0.0"},{"name":"firmware","value":"esp32"}]}]}"#
 
     static let service = Generator<(DeviceProbe.Service, DeviceProbe.Answers), Shrink.None<(DeviceProbe.Service, DeviceProbe.Answers)>> { rng in
         let keys = ["board", "version", "mac", "auth_upload", "http_port", "platform", "chip", "x", ""]
         var txt: [String: String] = [:]
         for _ in 0..<Int.random(in: 0...5, using: &rng) {
-            txt[pick(keys, &rng)] = pick(["esp32", "yes", "80", "-1", "99999999", "aa:bb:cc:dd:ee:ff", "2.0.0", "", "\u{0}"], &rng) + (Bool.random(using: &rng) ? text(&rng) : "")
+            txt[pick(keys, &rng)] =
+                pick(["esp32", "yes", "80", "-1", "99999999", "aa:bb:cc:dd:ee:ff", "2.0.0", "", "\u{0}"], &rng) + (Bool.random(using: &rng) ? text(&rng) : "")
         }
-        let service = DeviceProbe.Service(type: pick(["_http._tcp", "_arduino._tcp", "_esphomelib._tcp", "_ipp._tcp", ""], &rng),
-                                          name: pick(["lamp", "", "a b", "ü", String(repeating: "x", count: 300)], &rng),
-                                          address: pick(["10.0.0.9", "fd00::9", "", "host"], &rng), port: pick([80, 3232, 0, -1, 70000], &rng), txt: txt)
+        let service = DeviceProbe.Service(
+            type: pick(["_http._tcp", "_arduino._tcp", "_esphomelib._tcp", "_ipp._tcp", ""], &rng),
+            name: pick(["lamp", "", "a b", "ü", String(repeating: "x", count: 300)], &rng),
+            address: pick(["10.0.0.9", "fd00::9", "", "host"], &rng), port: pick([80, 3232, 0, -1, 70000], &rng), txt: txt)
         var answers: DeviceProbe.Answers = [:]
         for request in DeviceProbe.requests(for: service) where Bool.random(using: &rng) {
             // Half the answers are what a real device of the kind sends, so every family is reached.
             if Bool.random(using: &rng) {
-                answers[request] = (status: 200, body: request.path == "/api/state" ? Array(goodState.utf8)
-                    : request.path == "/update" ? Array("<form method='POST'><input type='file' name='firmware'></form>".utf8) : Array("1.0.0\n".utf8))
+                answers[request] = (
+                    status: 200,
+                    body: request.path == "/api/state"
+                        ? Array(goodState.utf8)
+                        : request.path == "/update" ? Array("<form method='POST'><input type='file' name='firmware'></form>".utf8) : Array("1.0.0\n".utf8)
+                )
                 continue
             }
-            let body: [UInt8] = switch Int.random(in: 0..<3, using: &rng) {
-            case 0: bytes(&rng, upTo: 300)
-            case 1: Array(text(&rng).utf8)
-            default: projectMMState(&rng)
-            }
+            let body: [UInt8] =
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0: bytes(&rng, upTo: 300)
+                case 1: Array(text(&rng).utf8)
+                default: projectMMState(&rng)
+                }
             answers[request] = Bool.random(using: &rng) ? (status: pick([200, 200, 200] + statuses, &rng), body: body) : nil
         }
         return (service, answers)
@@ -330,11 +369,14 @@ struct PushRobustnessTests {
     /// projectMM's `/api/state` with its values swapped for odd ones (huge, negative, wrong
     /// types, deep nesting), or cut short.
     static func projectMMState(_ rng: inout RNG) -> [UInt8] {
-        let odd = ["1", "-1", "1e99", "-1e99", "9223372036854775807", "18446744073709551616", "0.5", "\"x\"", "null", "[]", "{}", "true",
-                   "{\"bytes\":1e300,\"total\":-5}", "{\"value\":\"7\",\"max\":[1]}"]
+        let odd = [
+            "1", "-1", "1e99", "-1e99", "9223372036854775807", "18446744073709551616", "0.5", "\"x\"", "null", "[]", "{}", "true",
+            "{\"bytes\":1e300,\"total\":-5}", "{\"value\":\"7\",\"max\":[1]}",
+        ]
         let text = ["\"esp32\"", "\"esp32-eth\"", "\"2.0.0\"", "\"\"", "1", "null", "[\"a\"]"]
         let children = Int.random(in: 0..<6, using: &rng) == 0 ? String(repeating: "{\"children\":[", count: 12) + String(repeating: "]}", count: 12) + "," : ""
-        let json = "{\"modules\":[\(children){\"name\":\"System\",\"type\":\"SystemModule\",\"controls\":[{\"name\":\"firmware\",\"value\":\(pick(text, &rng))}]},"
+        let json =
+            "{\"modules\":[\(children){\"name\":\"System\",\"type\":\"SystemModule\",\"controls\":[{\"name\":\"firmware\",\"value\":\(pick(text, &rng))}]},"
             + "{\"name\":\"FirmwareUpdate\",\"type\":\(pick(["\"FirmwareUpdateModule\"", "\"FirmwareUpdateModule\"", "1", "null"], &rng)),"
             + "\"status\":\(pick(["\"downloading\"", "\"error: x\"", "\"\"", "3", "null"], &rng)),\"controls\":["
             + "{\"name\":\"version\",\"value\":\(pick(text, &rng))},"

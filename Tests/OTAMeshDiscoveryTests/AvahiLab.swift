@@ -80,9 +80,13 @@ struct AvahiLab {
     /// Starts the probe in `name`'s namespace, talking to that namespace's avahi-daemon.
     func probe(on name: String, node: String, site: String, gossipPort: UInt16, httpPort: UInt16) throws -> Child {
         guard let lab = nodes[name] else { throw Failure(description: "no node \(name)") }
-        return try Child("/bin/bash", [Self.script, "exec", directory, name, Self.probe, "--name", node, "--site", site,
-                                       "--gossip-port", "\(gossipPort)", "--http-port", "\(httpPort)",
-                                       "--address", lab.address, "--seconds", "120", "--debug"])
+        return try Child(
+            "/bin/bash",
+            [
+                Self.script, "exec", directory, name, Self.probe, "--name", node, "--site", site,
+                "--gossip-port", "\(gossipPort)", "--http-port", "\(httpPort)",
+                "--address", lab.address, "--seconds", "120", "--debug",
+            ])
     }
 
     /// Runs a command in `name`'s namespace to completion.

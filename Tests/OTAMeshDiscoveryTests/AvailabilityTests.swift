@@ -18,7 +18,8 @@ struct AvailabilityTests {
         #expect(availability.succeeded(advertising: "gw-a") == .init(level: .info, message: "mDNS: advertising \"gw-a\" and browsing _otamesh._tcp"))
         let first = availability.failed("browse failed: kDNSServiceErr_Unknown", retryIn: .seconds(1))
         #expect(first.level == .warning)
-        #expect(first.message == "mDNS unavailable: browse failed: kDNSServiceErr_Unknown; retrying every 1 s doubling to 30 s, static join addresses still work")
+        #expect(
+            first.message == "mDNS unavailable: browse failed: kDNSServiceErr_Unknown; retrying every 1 s doubling to 30 s, static join addresses still work")
         #expect(availability.failed("DNSServiceRegister: kDNSServiceErr_Unknown", retryIn: .seconds(2)).level == .debug)
         #expect(availability.failed("DNSServiceRegister: kDNSServiceErr_Unknown", retryIn: .seconds(4)).level == .debug)
         #expect(availability.succeeded(advertising: nil) == .init(level: .info, message: "mDNS available again: browsing _otamesh._tcp"))

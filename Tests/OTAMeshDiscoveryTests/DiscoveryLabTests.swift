@@ -14,8 +14,9 @@ struct DiscoveryLabTests {
     static let site = "lab-site"
     static let siteHash = DiscoveryAdvert.siteHash(of: site)
 
-    @Test("two gateways of one site find each other; a third site's gateway is seen and ignored",
-          .enabled(if: AvahiLab.unavailableReason == nil, "needs root, ip netns, avahi-daemon, dbus and the otamesh-mdns-probe build"))
+    @Test(
+        "two gateways of one site find each other; a third site's gateway is seen and ignored",
+        .enabled(if: AvahiLab.unavailableReason == nil, "needs root, ip netns, avahi-daemon, dbus and the otamesh-mdns-probe build"))
     func discovery() throws {
         let directory = try TemporaryDirectory()
         let lab = try AvahiLab.up(directory.path, ["A", "B", "C"])
@@ -46,10 +47,18 @@ struct DiscoveryLabTests {
         try #require(met, "\(context)")
         #expect(screened, "\(context)")
 
-        #expect(Set(AvahiLab.peers(a)) == [DiscoveredPeer(nodeName: "gw-b", addresses: ["10.250.0.12"], gossipPort: 7947,
-                                                          httpPort: 8081, protocolVersion: 1, siteHash: Self.siteHash)], "\(context)")
-        #expect(Set(AvahiLab.peers(b)) == [DiscoveredPeer(nodeName: "gw-a", addresses: ["10.250.0.11"], gossipPort: 7946,
-                                                          httpPort: 8080, protocolVersion: 1, siteHash: Self.siteHash)], "\(context)")
+        #expect(
+            Set(AvahiLab.peers(a)) == [
+                DiscoveredPeer(
+                    nodeName: "gw-b", addresses: ["10.250.0.12"], gossipPort: 7947,
+                    httpPort: 8081, protocolVersion: 1, siteHash: Self.siteHash)
+            ], "\(context)")
+        #expect(
+            Set(AvahiLab.peers(b)) == [
+                DiscoveredPeer(
+                    nodeName: "gw-a", addresses: ["10.250.0.11"], gossipPort: 7946,
+                    httpPort: 8080, protocolVersion: 1, siteHash: Self.siteHash)
+            ], "\(context)")
         #expect(AvahiLab.peers(c).isEmpty, "\(context)")
         for probe in [a, b, c] {
             #expect(probe.stderr.text.contains("reason=this node's own name"), "\(context)")
@@ -65,8 +74,10 @@ struct DiscoveryLabTests {
         for (node, address, gossip, http) in [("gw-a", "10.250.0.11", 7946, 8080), ("gw-b", "10.250.0.12", 7947, 8081)] {
             let line = resolved.first { $0.split(separator: ";").dropFirst(3).first == Substring(node) }
             #expect(line != nil, "\(listing)")
-            for item in ["\"id=\(node)\"", "\"v=1\"", "\"site=\(Self.siteHash)\"", "\"gp=\(gossip)\"", "\"hp=\(http)\"", "\"addr=\(address)\"",
-                         ";\(address);\(gossip);"] {
+            for item in [
+                "\"id=\(node)\"", "\"v=1\"", "\"site=\(Self.siteHash)\"", "\"gp=\(gossip)\"", "\"hp=\(http)\"", "\"addr=\(address)\"",
+                ";\(address);\(gossip);",
+            ] {
                 #expect(line?.contains(item) == true, "\(item) in \(line ?? "")")
             }
         }
@@ -82,14 +93,16 @@ struct DiscoveryLabTests {
         for (node, address, gossip) in [("gw-a", "10.250.0.11", 7946), ("gw-b", "10.250.0.12", 7947)] {
             let entry = browsed.first { $0.key.hasPrefix("\(node).") }?.value
             let txt = entry?["txt"] as? [String: String]
-            #expect(entry?["port"] as? Int == gossip && txt?["id"] == node && txt?["addr"] == address && txt?["site"] == Self.siteHash,
-                    "\(node) in \(zout) \(zerr)")
+            #expect(
+                entry?["port"] as? Int == gossip && txt?["id"] == node && txt?["addr"] == address && txt?["site"] == Self.siteHash,
+                "\(node) in \(zout) \(zerr)")
         }
     }
 
-    @Test("avahi-daemon stopped (TERM) or crashing (KILL) under a running node: one warning, then rediscovery",
-          .enabled(if: AvahiLab.unavailableReason == nil, "needs root, ip netns, avahi-daemon, dbus and the otamesh-mdns-probe build"),
-          arguments: ["TERM", "KILL"])
+    @Test(
+        "avahi-daemon stopped (TERM) or crashing (KILL) under a running node: one warning, then rediscovery",
+        .enabled(if: AvahiLab.unavailableReason == nil, "needs root, ip netns, avahi-daemon, dbus and the otamesh-mdns-probe build"),
+        arguments: ["TERM", "KILL"])
     func daemonRestart(signal: String) throws {
         let directory = try TemporaryDirectory()
         let lab = try AvahiLab.up(directory.path, ["A", "B"])
@@ -105,9 +118,10 @@ struct DiscoveryLabTests {
         probes.append(b)
         func context() -> String { "A:\n\(a.stdout.text)\(a.stderr.text)\nB:\n\(b.stdout.text)\(b.stderr.text)\n\(lab.logs())" }
 
-        try #require(waitUntil(timeout: 30) {
-            AvahiLab.peers(a).count == 1 && AvahiLab.peers(b).count == 1
-        }, "\(context())")
+        try #require(
+            waitUntil(timeout: 30) {
+                AvahiLab.peers(a).count == 1 && AvahiLab.peers(b).count == 1
+            }, "\(context())")
 
         try lab.stopAvahi("A", signal: signal)
         try #require(waitUntil(timeout: 15) { a.stderr.text.contains("mDNS unavailable") }, "\(context())")

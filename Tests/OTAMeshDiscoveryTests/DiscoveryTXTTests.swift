@@ -6,8 +6,9 @@ import Testing
 
 @Suite("discovery TXT record")
 struct DiscoveryTXTTests {
-    static let advert = DiscoveryAdvert(nodeName: "gw-a", siteID: "lab", gossipPort: 7946, httpPort: 8080,
-                                        addresses: ["10.250.0.11", "FD00:0:0::0001"])
+    static let advert = DiscoveryAdvert(
+        nodeName: "gw-a", siteID: "lab", gossipPort: 7946, httpPort: 8080,
+        addresses: ["10.250.0.11", "FD00:0:0::0001"])
 
     /// A TXT record from strings, as a peer would send it.
     static func txt(_ items: [String]) -> [UInt8] {
@@ -31,12 +32,16 @@ struct DiscoveryTXTTests {
     func roundTrip() throws {
         let bytes = DiscoveryTXT.encode(Self.advert)
         #expect(!String(decoding: bytes, as: UTF8.self).contains("lab"))
-        #expect(DiscoveryTXT.decode(bytes) == [
-            "id": "gw-a", "v": "1", "site": "669eb18319d980c8", "gp": "7946", "hp": "8080", "addr": "10.250.0.11,fd00::1",
-        ])
+        #expect(
+            DiscoveryTXT.decode(bytes) == [
+                "id": "gw-a", "v": "1", "site": "669eb18319d980c8", "gp": "7946", "hp": "8080", "addr": "10.250.0.11,fd00::1",
+            ])
         let peer = try DiscoveryTXT.peer(instance: "gw-a", txt: bytes, resolvedPort: 7946, hostAddresses: []).get()
-        #expect(peer == DiscoveredPeer(nodeName: "gw-a", addresses: ["10.250.0.11", "fd00::1"], gossipPort: 7946, httpPort: 8080,
-                                       protocolVersion: 1, siteHash: "669eb18319d980c8"))
+        #expect(
+            peer
+                == DiscoveredPeer(
+                    nodeName: "gw-a", addresses: ["10.250.0.11", "fd00::1"], gossipPort: 7946, httpPort: 8080,
+                    protocolVersion: 1, siteHash: "669eb18319d980c8"))
     }
 
     @Test("encode keeps whole addresses that fit one 255-byte string and drops undialable ones")
@@ -85,8 +90,10 @@ struct DiscoveryTXTTests {
             for key in pairs.keys {
                 #expect(!key.isEmpty && !key.contains("=") && key == key.lowercased())
             }
-            if case .success(let peer) = DiscoveryTXT.peer(instance: "gw", txt: bytes, resolvedPort: UInt16(truncatingIfNeeded: random.next()),
-                                                           hostAddresses: []) {
+            if case .success(let peer) = DiscoveryTXT.peer(
+                instance: "gw", txt: bytes, resolvedPort: UInt16(truncatingIfNeeded: random.next()),
+                hostAddresses: [])
+            {
                 accepted += 1
                 #expect(peer.gossipPort != 0 && peer.httpPort != 0 && !peer.addresses.isEmpty && peer.protocolVersion == 1)
             }
@@ -114,8 +121,10 @@ struct DiscoveryTXTTests {
             (with("gp= 80"), .invalidValue(key: "gp", value: " 80")),
             (without("hp"), .missingKey("hp")),
             (with("hp=http"), .invalidValue(key: "hp", value: "http")),
-            (with("addr=127.0.0.1,::1,fe80::1,ff02::fb,224.0.0.251,0.0.0.0,gw-b.local,10.0.0.1%lab0"),
-             .noUsableAddress(advertised: "127.0.0.1,::1,fe80::1,ff02::fb,224.0.0.251,0.0.0.0,gw-b.local,10.0.0.1%lab0")),
+            (
+                with("addr=127.0.0.1,::1,fe80::1,ff02::fb,224.0.0.251,0.0.0.0,gw-b.local,10.0.0.1%lab0"),
+                .noUsableAddress(advertised: "127.0.0.1,::1,fe80::1,ff02::fb,224.0.0.251,0.0.0.0,gw-b.local,10.0.0.1%lab0")
+            ),
             (without("addr"), .noUsableAddress(advertised: "")),
         ]
         for (items, rejection) in cases {
@@ -127,8 +136,10 @@ struct DiscoveryTXTTests {
 
     @Test("fallbacks: SRV port for gp, instance name for id, host addresses after addr (deduplicated)")
     func fallbacks() throws {
-        let peer = try Self.peer(Self.valid.filter { !$0.hasPrefix("gp=") && !$0.hasPrefix("id=") }, resolvedPort: 9000,
-                                 hosts: ["10.250.0.12", "::ffff:10.250.0.99", "fe80::2"]).get()
+        let peer = try Self.peer(
+            Self.valid.filter { !$0.hasPrefix("gp=") && !$0.hasPrefix("id=") }, resolvedPort: 9000,
+            hosts: ["10.250.0.12", "::ffff:10.250.0.99", "fe80::2"]
+        ).get()
         #expect(peer.nodeName == "gw-b" && peer.gossipPort == 9000)
         #expect(peer.addresses == ["10.250.0.12", "10.250.0.99"])
         let spaced = try Self.peer(with: "addr= 10.0.0.1 ,garbage, 2001:DB8::1").get()

@@ -51,8 +51,9 @@ struct EsptoolCrossCheckTests {
         if let elf = esptool.elfSHA256 { #expect(report.elfSHA256 == elf, "\(name): ELF SHA-256") }
         if let segments = esptool.segments { #expect(report.details["segments"] == String(segments), "\(name): segments") }
         if let stored = esptool.checksumStored, let computed = esptool.checksumComputed, stored != computed {
-            #expect(report.problems.contains("ESP32 image checksum mismatch: stored \(hex(stored)), computed \(hex(computed))")
-                || report.problems.contains("ESP8266 image checksum mismatch: stored \(hex(stored)), computed \(hex(computed))"),
+            #expect(
+                report.problems.contains("ESP32 image checksum mismatch: stored \(hex(stored)), computed \(hex(computed))")
+                    || report.problems.contains("ESP8266 image checksum mismatch: stored \(hex(stored)), computed \(hex(computed))"),
                 "\(name): \(report.problems)")
         }
     }

@@ -71,8 +71,9 @@ struct AdminTLSTests {
 
     @Test("the URL CLI commands fall back to: https when the admin API would speak TLS")
     func fallbackURL() throws {
-        #expect(AdminAddress.url(try configuration("127.0.0.1:8071").adminListen, scheme: try configuration("127.0.0.1:8071").adminScheme)
-            == "http://127.0.0.1:8071")
+        #expect(
+            AdminAddress.url(try configuration("127.0.0.1:8071").adminListen, scheme: try configuration("127.0.0.1:8071").adminScheme)
+                == "http://127.0.0.1:8071")
         let lan = try configuration("0.0.0.0:8071")
         #expect(AdminAddress.url(lan.adminListen, scheme: lan.adminScheme) == "https://127.0.0.1:8071")
         #expect(try configuration("[::1]:8071", tls: "on").adminScheme == "https")

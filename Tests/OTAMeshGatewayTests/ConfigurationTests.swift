@@ -19,18 +19,19 @@ struct ConfigurationTests {
     @Test("file < environment < flags")
     func layering() throws {
         var config = AgentConfiguration(nodeName: "gw-1")
-        try config.apply(yaml: """
-            dataDir: /var/lib/otamesh
-            nodeName: roof
-            admin:
-              listen: 0.0.0.0:9000
-            cache:
-              quota: 512MiB
-              partialMaxAge: 12h
-            log:
-              level: debug
-              format: json
-            """, source: "otamesh.yaml")
+        try config.apply(
+            yaml: """
+                dataDir: /var/lib/otamesh
+                nodeName: roof
+                admin:
+                  listen: 0.0.0.0:9000
+                cache:
+                  quota: 512MiB
+                  partialMaxAge: 12h
+                log:
+                  level: debug
+                  format: json
+                """, source: "otamesh.yaml")
         #expect(config.dataDirectory == "/var/lib/otamesh")
         #expect(config.nodeName == "roof")
         #expect(config.adminListen == ListenAddress(host: "0.0.0.0", port: 9000))
@@ -64,17 +65,18 @@ struct ConfigurationTests {
         #expect(config.deviceListen == ListenAddress(host: "0.0.0.0", port: 8070))
         #expect(config.deviceTLSListen == ListenAddress(host: "0.0.0.0", port: 8443))
         #expect(config.deviceIdleTimeout == 120 && config.transferRetryTimeout == 300)
-        try config.apply(yaml: """
-            device:
-              listen: 10.0.0.2:80
-              tlsListen: off
-              idleTimeout: 30s
-            upstream:
-              proxy: http://proxy.site:3128
-              noProxy: .lan, 10.0.0.5
-            transfer:
-              retryTimeout: 10m
-            """, source: "otamesh.yaml")
+        try config.apply(
+            yaml: """
+                device:
+                  listen: 10.0.0.2:80
+                  tlsListen: off
+                  idleTimeout: 30s
+                upstream:
+                  proxy: http://proxy.site:3128
+                  noProxy: .lan, 10.0.0.5
+                transfer:
+                  retryTimeout: 10m
+                """, source: "otamesh.yaml")
         #expect(config.deviceListen == ListenAddress(host: "10.0.0.2", port: 80))
         #expect(config.deviceTLSListen == nil)
         #expect(config.deviceIdleTimeout == 30 && config.transferRetryTimeout == 600)
@@ -82,10 +84,13 @@ struct ConfigurationTests {
         let proxies = config.proxySettings(environment: ["HTTP_PROXY": "http://other:8080", "NO_PROXY": "*"])
         #expect(proxies.proxy(forURL: "http://upstream.example/metadata") == .init(host: "proxy.site", port: 3128))
         #expect(proxies.proxy(forURL: "http://gw.site.lan/x") == nil)
-        #expect(AgentConfiguration(nodeName: "x").proxySettings(environment: ["https_proxy": "p:1"])
-            .proxy(forURL: "https://u/") == .init(host: "p", port: 1))
-        for (key, value) in [("device.listen", "nowhere"), ("device.tlsListen", "on"), ("device.idleTimeout", "0s"),
-                             ("upstream.proxy", "socks5://p:1"), ("transfer.retryTimeout", "soon")] {
+        #expect(
+            AgentConfiguration(nodeName: "x").proxySettings(environment: ["https_proxy": "p:1"])
+                .proxy(forURL: "https://u/") == .init(host: "p", port: 1))
+        for (key, value) in [
+            ("device.listen", "nowhere"), ("device.tlsListen", "on"), ("device.idleTimeout", "0s"),
+            ("upstream.proxy", "socks5://p:1"), ("transfer.retryTimeout", "soon"),
+        ] {
             #expect(throws: ConfigurationError.self, "\(key)=\(value)") { try config.set(key, value, source: "--x") }
         }
     }
@@ -98,12 +103,13 @@ struct ConfigurationTests {
         #expect(config.adminReadTokenPath == "./otamesh-data/keys/read.token")
         try config.set("dataDir", "/var/lib/otamesh", source: "--data-dir")
         #expect(config.adminTokenPath == "/var/lib/otamesh/keys/admin.token" && config.adminReadTokenPath == "/var/lib/otamesh/keys/read.token")
-        try config.apply(yaml: """
-            admin:
-              listen: 127.0.0.1:8071
-              token_file: /etc/otamesh/admin.token
-              read_token_file: /etc/otamesh/read.token
-            """, source: "otamesh.yaml")
+        try config.apply(
+            yaml: """
+                admin:
+                  listen: 127.0.0.1:8071
+                  token_file: /etc/otamesh/admin.token
+                  read_token_file: /etc/otamesh/read.token
+                """, source: "otamesh.yaml")
         #expect(config.adminTokenPath == "/etc/otamesh/admin.token" && config.adminReadTokenPath == "/etc/otamesh/read.token")
         try config.apply(environment: ["OTAMESH_ADMIN_TOKEN_FILE": "/run/secrets/admin", "OTAMESH_ADMIN_READ_TOKEN_FILE": "/run/secrets/read"])
         #expect(config.adminTokenPath == "/run/secrets/admin" && config.adminReadTokenPath == "/run/secrets/read")
@@ -114,12 +120,15 @@ struct ConfigurationTests {
             try config.apply(yaml: "admin:\n  tokenFile: x\n", source: "f.yaml")
         }
         let documented = AgentConfiguration.keys.filter { $0.file.hasPrefix("admin.") }.map { "\($0.file) \($0.env) \($0.flag)" }
-        #expect(documented == ["admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
-                               "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
-                               "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
-                               "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout",
-                               "admin.tls OTAMESH_ADMIN_TLS --admin-tls",
-                               "admin.insecureClearText OTAMESH_ADMIN_INSECURE_CLEAR_TEXT --admin-insecure-clear-text"])
+        #expect(
+            documented == [
+                "admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
+                "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
+                "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
+                "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout",
+                "admin.tls OTAMESH_ADMIN_TLS --admin-tls",
+                "admin.insecureClearText OTAMESH_ADMIN_INSECURE_CLEAR_TEXT --admin-insecure-clear-text",
+            ])
     }
 
     @Test("admin tokens: generated 32 random bytes as base64url, compared by role, files read strictly")

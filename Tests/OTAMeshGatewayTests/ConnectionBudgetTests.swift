@@ -1,4 +1,5 @@
 import Testing
+
 @testable import OTAMeshGateway
 
 @Suite("Connection caps")

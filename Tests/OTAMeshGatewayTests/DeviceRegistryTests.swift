@@ -55,8 +55,10 @@ struct DeviceRegistryTests {
         let agent = try DeviceRegistry(path: path)
         let cli = try DeviceRegistry(path: path)
 
-        agent.observe(DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0",
-                                     address: "10.0.0.7", answer: "no assignment"), at: 100)
+        agent.observe(
+            DeviceSighting(
+                id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0",
+                address: "10.0.0.7", answer: "no assignment"), at: 100)
         #expect(try cli.list().isEmpty, "nothing is written before a flush")
         try agent.flush()
         #expect(try cli.list().map(\.id) == ["aa:bb:cc:dd:ee:ff"])
@@ -64,8 +66,10 @@ struct DeviceRegistryTests {
         try cli.assign("aa:bb:cc:dd:ee:ff", target: "esp32/app/2.0.0.bin", at: 101)
         try cli.assign("new-device", target: "esp32/app/2.0.0.bin", at: 101)
         // The agent sees the device again before it re-reads assignments, then flushes.
-        agent.observe(DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: .generic, version: "1.0.1", address: "10.0.0.7",
-                                     answer: "no assignment"), at: 102)
+        agent.observe(
+            DeviceSighting(
+                id: "aa:bb:cc:dd:ee:ff", family: .generic, version: "1.0.1", address: "10.0.0.7",
+                answer: "no assignment"), at: 102)
         try agent.flush()
         let stored = try #require(try cli.list().first { $0.id == "aa:bb:cc:dd:ee:ff" })
         #expect(stored.assignedTarget == "esp32/app/2.0.0.bin")
@@ -85,14 +89,17 @@ struct DeviceRegistryTests {
         let dir = try TemporaryDirectory()
         let registry = try DeviceRegistry(path: dir.file("devices.sqlite"))
         let huge = String(repeating: "x", count: 25_000)
-        registry.observe(DeviceSighting(id: "dev-1", family: DeviceFamily(rawValue: huge), hardware: huge, version: huge, address: huge, answer: huge, variant: huge), at: 1)
+        registry.observe(
+            DeviceSighting(id: "dev-1", family: DeviceFamily(rawValue: huge), hardware: huge, version: huge, address: huge, answer: huge, variant: huge), at: 1)
         registry.observe(DeviceSighting(id: String(repeating: "i", count: 25_000), family: .generic, address: "10.0.0.1", answer: ""), at: 1)
         registry.observe(DeviceSighting(id: "dev\u{0}2", family: .generic, address: "10.0.0.2", answer: ""), at: 1)
         try registry.flush()
         let stored = try registry.list()
         #expect(stored.map(\.id) == ["dev-1"])
         let device = try #require(stored.first)
-        #expect(device.version?.count == DeviceSighting.maxField && device.hardware?.count == DeviceSighting.maxField && device.variant?.count == DeviceSighting.maxField)
+        #expect(
+            device.version?.count == DeviceSighting.maxField && device.hardware?.count == DeviceSighting.maxField
+                && device.variant?.count == DeviceSighting.maxField)
         #expect(device.family.rawValue.count <= 32 && device.address.count <= 64 && (device.lastAnswer?.count ?? 0) <= 200)
         #expect(registry.all().map(\.id) == ["dev-1"], "memory and SQLite agree")
     }

@@ -81,10 +81,12 @@ struct DeviceRoutesTests {
         #expect(beyond.status == 416 && beyond.header("content-range") == "bytes */1000" && beyond.contentLength == 0)
     }
 
-    @Test("malformed Range headers are ignored (200), never a crash", arguments: [
-        "bytes=", "bytes=5-2", "bytes=99999999999999999999-", "bytes=-", "bytes=a-b", "items=0-1", "bytes=0-1,,", "bytes= - ",
-        "1,000 ranges",
-    ])
+    @Test(
+        "malformed Range headers are ignored (200), never a crash",
+        arguments: [
+            "bytes=", "bytes=5-2", "bytes=99999999999999999999-", "bytes=-", "bytes=a-b", "items=0-1", "bytes=0-1,,", "bytes= - ",
+            "1,000 ranges",
+        ])
     func malformed(_ label: String) {
         let header = label == "1,000 ranges" ? "bytes=" + Array(repeating: "1-2", count: 1000).joined(separator: ",") : label
         let answer = FileServing.respond(to: Self.get("/x", headers: ["range": header]), blob: Self.blob)
@@ -124,13 +126,20 @@ struct DeviceRoutesTests {
     @Test("JSON manifest: 204 when unassigned, same version or incompatible hardware; else version, url, sha256, size")
     func jsonManifest() {
         let ctx = Self.context()
-        let (offer, sighting) = Self.response(DeviceRoutes.handle(
-            Self.get("/v1/devices/AA-BB-CC-DD-EE-FF/update?hardware=esp32&version=1.0.0", headers: ["host": "gw:8070"]), context: ctx))
+        let (offer, sighting) = Self.response(
+            DeviceRoutes.handle(
+                Self.get("/v1/devices/AA-BB-CC-DD-EE-FF/update?hardware=esp32&version=1.0.0", headers: ["host": "gw:8070"]), context: ctx))
         #expect(offer.status == 200)
         let body = offer.body.compactMap { if case .bytes(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }.joined()
-        #expect(body == "{\"sha256\":\"\(Self.blob.sha256)\",\"size\":1000,\"url\":\"http://gw:8070/v1/targets/esp32/app/2.0.0.bin?device=aa%3Abb%3Acc%3Add%3Aee%3Aff\",\"version\":\"2.0.0\"}\n")
-        #expect(sighting == DeviceSighting(id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0",
-                                           address: "10.0.0.7", answer: "offered esp32/app/2.0.0.bin"))
+        #expect(
+            body
+                == "{\"sha256\":\"\(Self.blob.sha256)\",\"size\":1000,\"url\":\"http://gw:8070/v1/targets/esp32/app/2.0.0.bin?device=aa%3Abb%3Acc%3Add%3Aee%3Aff\",\"version\":\"2.0.0\"}\n"
+        )
+        #expect(
+            sighting
+                == DeviceSighting(
+                    id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0",
+                    address: "10.0.0.7", answer: "offered esp32/app/2.0.0.bin"))
         for query in ["hardware=esp32&version=2.0.0", "hardware=esp32s3&version=1.0.0"] {
             #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/devices/aa:bb:cc:dd:ee:ff/update?\(query)"), context: ctx)).0.status == 204)
         }
@@ -148,11 +157,13 @@ struct DeviceRoutesTests {
     @Test("Arduino httpUpdate: MD5 first, then 200 with x-MD5; 304 when the sketch MD5 matches, space is short or mode is spiffs")
     func httpUpdate() {
         let esp32 = ServedTarget(path: Self.target.path, sha256: Self.blob.sha256, size: 1000, version: "2.0.0", hardware: "esp8266")
-        let ctx = DeviceRoutes.Context(catalog: ServingCatalog(blobs: [Self.blob], targets: [esp32]),
-                                       assignment: { $0 == "aa:bb:cc:dd:ee:ff" ? esp32.path : nil })
+        let ctx = DeviceRoutes.Context(
+            catalog: ServingCatalog(blobs: [Self.blob], targets: [esp32]),
+            assignment: { $0 == "aa:bb:cc:dd:ee:ff" ? esp32.path : nil })
         #expect(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: ctx) == .needDigests(Self.blob.sha256))
-        let known = DeviceRoutes.Context(catalog: ctx.catalog, assignment: ctx.assignment,
-                                         digests: { _ in .init(md5: Self.md5, appendedDigest: nil) })
+        let known = DeviceRoutes.Context(
+            catalog: ctx.catalog, assignment: ctx.assignment,
+            digests: { _ in .init(md5: Self.md5, appendedDigest: nil) })
         let (offer, sighting) = Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: Self.espHeaders), context: known))
         #expect(offer.status == 200 && offer.header("x-md5") == Self.md5 && offer.contentLength == 1000)
         #expect(sighting?.family == .esp8266HTTPUpdate && sighting?.hardware == "esp8266")
@@ -173,8 +184,10 @@ struct DeviceRoutesTests {
     @Test("ESP32 HTTPUpdate: 304 when the running sketch's SHA-256 is the image's appended digest (or its file hash)")
     func esp32SHA() {
         for reported in [Self.appended.uppercased(), Self.blob.sha256.uppercased()] {
-            let headers = ["x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-free-space": "1900000",
-                           "x-esp32-sketch-sha256": reported]
+            let headers = [
+                "x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-free-space": "1900000",
+                "x-esp32-sketch-sha256": reported,
+            ]
             #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: headers), context: Self.context())).0.status == 304)
         }
         let other = ["x-esp32-sta-mac": "AA:BB:CC:DD:EE:FF", "x-esp32-mode": "sketch", "x-esp32-sketch-sha256": String(repeating: "A", count: 64)]
@@ -185,10 +198,12 @@ struct DeviceRoutesTests {
     func fota() {
         let user1 = ServedBlob(sha256: String(repeating: "01", count: 32), size: 300, addedAt: 0)
         let user2 = ServedBlob(sha256: String(repeating: "02", count: 32), size: 310, addedAt: 0)
-        let catalog = ServingCatalog(blobs: [user1, user2], targets: [
-            ServedTarget(path: "fota/v1.0.3/user1.bin", sha256: user1.sha256, size: 300, version: "v1.0.3t45772(a)"),
-            ServedTarget(path: "fota/v1.0.3/user2.bin", sha256: user2.sha256, size: 310, version: "v1.0.3t45772(a)"),
-        ])
+        let catalog = ServingCatalog(
+            blobs: [user1, user2],
+            targets: [
+                ServedTarget(path: "fota/v1.0.3/user1.bin", sha256: user1.sha256, size: 300, version: "v1.0.3t45772(a)"),
+                ServedTarget(path: "fota/v1.0.3/user2.bin", sha256: user2.sha256, size: 310, version: "v1.0.3t45772(a)"),
+            ])
         let ctx = DeviceRoutes.Context(catalog: catalog, assignment: { _ in "fota/v1.0.3/user1.bin" })
         let head = Self.response(DeviceRoutes.handle(Self.get("/v1/fota/dev1/user2.bin?version=v1.0.2t45772(a)", method: "HEAD"), context: ctx)).0
         #expect(head.status == 200 && head.contentLength == 310 && head.blobSHA256 == user2.sha256)
@@ -198,8 +213,9 @@ struct DeviceRoutesTests {
     @Test("WiPhone: top-level version and url keys (NanoIni section 0), empty ini when nothing is assigned")
     func wiphone() {
         let ctx = Self.context(assigned: ["ip:10.0.0.7": Self.target.path])
-        let request = DeviceRequest(method: "GET", path: "/v1/wiphone/WiPhone-phone.ini", headers: ["host": "gw.site"],
-                                    clientAddress: "10.0.0.7", isTLS: true)
+        let request = DeviceRequest(
+            method: "GET", path: "/v1/wiphone/WiPhone-phone.ini", headers: ["host": "gw.site"],
+            clientAddress: "10.0.0.7", isTLS: true)
         let (ini, sighting) = Self.response(DeviceRoutes.handle(request, context: ctx))
         let text = ini.body.compactMap { if case .bytes(let b) = $0 { String(decoding: b, as: UTF8.self) } else { nil } }.joined()
         #expect(text == "version=2.0.0\nurl=https://gw.site/v1/targets/esp32/app/2.0.0.bin\n")

@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Foundation
+import OTAMeshCommon
 import Testing
 
 @testable import OTAMeshGateway
@@ -9,8 +9,9 @@ import Testing
 @Suite("device summaries")
 struct DeviceSummariesTests {
     static func device(_ id: String, seen: Double, version: String = "1.0.0", hardware: String? = "esp32") -> DeviceRecord {
-        DeviceRecord(id: id, family: .generic, hardware: hardware, version: version, address: "10.0.0.7", firstSeen: 1, lastSeen: seen,
-                     lastAnswer: "up to date")
+        DeviceRecord(
+            id: id, family: .generic, hardware: hardware, version: version, address: "10.0.0.7", firstSeen: 1, lastSeen: seen,
+            lastAnswer: "up to date")
     }
 
     static func published(_ writes: [(key: String, value: [UInt8])], onto current: [String: [UInt8]] = [:]) -> [String: [UInt8]] {
@@ -24,8 +25,9 @@ struct DeviceSummariesTests {
         let first = DeviceSummaries.writes(devices: [Self.device("a", seen: 1_000), Self.device("b", seen: 1_100)], published: [:])
         #expect(first.map(\.key) == ["dv/b", "dv/a"], "most recently seen first")
         var published = Self.published(first)
-        #expect(DeviceSummaries.writes(devices: [Self.device("a", seen: 1_000 + 150), Self.device("b", seen: 1_100)], published: published).isEmpty,
-                "a poll in the same five minutes rewrites nothing")
+        #expect(
+            DeviceSummaries.writes(devices: [Self.device("a", seen: 1_000 + 150), Self.device("b", seen: 1_100)], published: published).isEmpty,
+            "a poll in the same five minutes rewrites nothing")
         let upgraded = DeviceSummaries.writes(devices: [Self.device("a", seen: 1_000, version: "2.0.0"), Self.device("b", seen: 1_100)], published: published)
         #expect(upgraded.map(\.key) == ["dv/a"])
         published = Self.published(upgraded, onto: published)
@@ -50,15 +52,19 @@ struct DeviceSummariesTests {
         #expect(published.count == 2_000 && ticks == 100)
         #expect(published["dv/dev-00099"] == nil && published["dv/dev-02099"] != nil, "the least recently seen are left out")
 
-        let hostile = DeviceRecord(id: "evil", family: DeviceFamily(rawValue: String(repeating: "f", count: 500)), hardware: String(repeating: "\u{1b}[31m", count: 300),
-                                   version: String(repeating: "9", count: 5_000), address: "x", firstSeen: 0, lastSeen: .infinity,
-                                   lastAnswer: String(repeating: "é", count: 10_000))
+        let hostile = DeviceRecord(
+            id: "evil", family: DeviceFamily(rawValue: String(repeating: "f", count: 500)), hardware: String(repeating: "\u{1b}[31m", count: 300),
+            version: String(repeating: "9", count: 5_000), address: "x", firstSeen: 0, lastSeen: .infinity,
+            lastAnswer: String(repeating: "é", count: 10_000))
         let write = try #require(DeviceSummaries.writes(devices: [hostile], published: [:]).first)
         #expect(write.value.count <= DeviceSummaries.maxValue)
         let decoded = try #require(DeviceSummaries.decode(key: write.key, value: write.value))
         #expect(decoded.version?.count == 64 && decoded.family.rawValue.count == 32 && decoded.lastSeen == 0)
-        #expect(DeviceSummaries.writes(devices: [Self.device(String(repeating: "x", count: 300), seen: 1), Self.device("line\nbreak", seen: 1)],
-                                       published: [:]).isEmpty)
+        #expect(
+            DeviceSummaries.writes(
+                devices: [Self.device(String(repeating: "x", count: 300), seen: 1), Self.device("line\nbreak", seen: 1)],
+                published: [:]
+            ).isEmpty)
     }
 
     @Test("a peer's record is refused when it is not a summary, names another device, or is too large")

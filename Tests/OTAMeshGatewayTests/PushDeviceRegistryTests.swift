@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import Foundation
 import GRDB
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshTestSupport
 import Testing
@@ -23,10 +23,11 @@ struct PushDeviceRegistryTests {
             let pool = try DatabasePool(path: path)
             try DeviceRegistry.migrator.migrate(pool, upTo: "v2: tags and variant")
             try pool.write { db in
-                try db.execute(sql: """
-                    INSERT INTO device (id, family, version, address, firstSeen, lastSeen, assignedTarget, tags, variant)
-                    VALUES ('aa:bb:cc:dd:ee:01', 'generic', '1.0.0', '10.77.3.9', 1, 2, 'esp32/app/2.0.0.bin', 'lobby', 'esp32')
-                    """)
+                try db.execute(
+                    sql: """
+                        INSERT INTO device (id, family, version, address, firstSeen, lastSeen, assignedTarget, tags, variant)
+                        VALUES ('aa:bb:cc:dd:ee:01', 'generic', '1.0.0', '10.77.3.9', 1, 2, 'esp32/app/2.0.0.bin', 'lobby', 'esp32')
+                        """)
             }
             try pool.close()
         }
@@ -46,8 +47,10 @@ struct PushDeviceRegistryTests {
         let agent = try DeviceRegistry(path: path)
         let cli = try DeviceRegistry(path: path)
 
-        try cli.add(DeviceRecord(id: "lamp-1", family: .fetchURL, hardware: "esp32", address: "10.77.3.20:8080", firstSeen: 5, lastSeen: 0,
-                                 tags: "lobby", proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/api/ota", "method": "PUT"])))
+        try cli.add(
+            DeviceRecord(
+                id: "lamp-1", family: .fetchURL, hardware: "esp32", address: "10.77.3.20:8080", firstSeen: 5, lastSeen: 0,
+                tags: "lobby", proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/api/ota", "method": "PUT"])))
         #expect(agent.device("lamp-1") == nil)
         try agent.reloadAssignments()
         let added = try #require(agent.device("lamp-1"))
@@ -87,8 +90,10 @@ struct PushDeviceRegistryTests {
         let dir = try TemporaryDirectory()
         let path = dir.file("devices.sqlite")
         let agent = try DeviceRegistry(path: path)
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
-                                     source: "mdns", options: ["dialect": "arduino", "version_port": "8080"]), at: 10)
+        agent.observe(
+            DeviceSighting(
+                id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
+                source: "mdns", options: ["dialect": "arduino", "version_port": "8080"]), at: 10)
         // A reload before the flush must not drop what the announcement said.
         try agent.reloadAssignments()
         try agent.flush()
@@ -107,12 +112,16 @@ struct PushDeviceRegistryTests {
         #expect(agent.device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
 
         // The announcement changes: what it says now replaces what it said (confirm=none gone), also on disk.
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
-                                     source: "mdns", options: ["dialect": "arduino", "confirm": "none"]), at: 20)
+        agent.observe(
+            DeviceSighting(
+                id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
+                source: "mdns", options: ["dialect": "arduino", "confirm": "none"]), at: 20)
         try agent.flush()
         #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "confirm": "none", "version_port": "9090"])
-        agent.observe(DeviceSighting(id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
-                                     source: "mdns", options: ["dialect": "arduino"]), at: 30)
+        agent.observe(
+            DeviceSighting(
+                id: "mdns:esp-kitchen", family: .arduinoOTA, address: "10.77.3.9:3232", answer: "discovered",
+                source: "mdns", options: ["dialect": "arduino"]), at: 30)
         try agent.flush()
         #expect(try DeviceRegistry(path: path).device("mdns:esp-kitchen")?.optionMap == ["dialect": "arduino", "version_port": "9090"])
         // A device's own request (not discovery) leaves the announced options alone.
@@ -137,8 +146,9 @@ struct PushDeviceRegistryTests {
         let dir = try TemporaryDirectory()
         let secrets = DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: dir.path))
         try secrets.set("lamp-1", user: "ota", password: "pw-lamp-1")
-        let record = DeviceRecord(id: "lamp-1", family: .fetchURL, address: "10.77.3.20:8080", firstSeen: 1, lastSeen: 0,
-                                  proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/x"]))
+        let record = DeviceRecord(
+            id: "lamp-1", family: .fetchURL, address: "10.77.3.20:8080", firstSeen: 1, lastSeen: 0,
+            proxy: "http://10.77.0.1:3128", options: DeviceRecord.encodeOptions(["path": "/x"]))
         let target = try PushTarget(record, secrets: secrets)
         #expect(target.host == "10.77.3.20" && target.port == 8080 && target.proxy == "http://10.77.0.1:3128" && target.options == ["path": "/x"])
         #expect(target.credentials == PushCredentials(username: "ota", password: "pw-lamp-1"))

@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshGossip
 import OTAMeshRollout
@@ -25,8 +25,10 @@ struct RolloutEngineTests {
         }
         func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64]) {
             records.withLockedValue { records in
-                (records.records.map { RolloutRecords.Entry(key: $0.key, owner: $0.owner, value: $0.value) },
-                 Dictionary(uniqueKeysWithValues: records.records.map { ("\($0.owner) \($0.key)", $0.version) }))
+                (
+                    records.records.map { RolloutRecords.Entry(key: $0.key, owner: $0.owner, value: $0.value) },
+                    Dictionary(uniqueKeysWithValues: records.records.map { ("\($0.owner) \($0.key)", $0.version) })
+                )
             }
         }
         func putRecord(_ key: String, _ value: [UInt8]) throws { records.withLockedValue { _ = $0.put(key, value) } }
@@ -57,22 +59,26 @@ struct RolloutEngineTests {
             dir = try TemporaryDirectory()
         }
 
-        func gateway(_ name: String, alive: Int = 2, adapters: [any PushAdapter] = [],
-                     pushLimits: PushQueue.Limits = .unlimited) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
+        func gateway(
+            _ name: String, alive: Int = 2, adapters: [any PushAdapter] = [],
+            pushLimits: PushQueue.Limits = .unlimited
+        ) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
             let store = MemoryStore(owner: name, alive: alive)
             let registry = try DeviceRegistry(path: dir.file("\(name).sqlite"))
             let clock = clock
-            let engine = RolloutEngine(gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
-                                       logger: Logger(label: "test"), adapters: adapters,
-                                       image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) },
-                                       pushLimits: pushLimits)
+            let engine = RolloutEngine(
+                gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
+                logger: Logger(label: "test"), adapters: adapters,
+                image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) },
+                pushLimits: pushLimits)
             return (engine, store, registry)
         }
 
         func plan(_ id: String = "r-0123456789ab", stages: [Int] = [100], maxFailures: Int? = 0, concurrency: Int = 10, soak: Int64 = 0) -> RolloutPlan {
-            RolloutPlan(id: id, target: RolloutTarget(path: "esp32/app/2.0.0.bin", sha256: String(repeating: "ab", count: 32), length: 1000, version: "2.0.0"),
-                        selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: stages, soakSeconds: soak, successPercent: 50,
-                        maxFailurePercent: nil, maxFailures: maxFailures, minFinished: 1, concurrency: concurrency, deviceTimeoutSeconds: 60)
+            RolloutPlan(
+                id: id, target: RolloutTarget(path: "esp32/app/2.0.0.bin", sha256: String(repeating: "ab", count: 32), length: 1000, version: "2.0.0"),
+                selector: try! DeviceSelector(parsing: "hardware=esp32"), stages: stages, soakSeconds: soak, successPercent: 50,
+                maxFailurePercent: nil, maxFailures: maxFailures, minFinished: 1, concurrency: concurrency, deviceTimeoutSeconds: 60)
         }
 
         func signed(_ command: SignedCommand, by signers: [Int]) throws -> [UInt8] {
@@ -117,7 +123,10 @@ struct RolloutEngineTests {
         engine.transfer(sha256: plan.target.sha256, device: nil, address: "10.0.0.1", completed: true)
         #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .installing)
         // After the reboot it reports 2.0.0.
-        if case .hold = engine.answer(Self.query("dev-1", version: "2.0.0", address: "10.0.0.1")) {} else { Issue.record("a device on the target is not offered it again") }
+        if case .hold = engine.answer(Self.query("dev-1", version: "2.0.0", address: "10.0.0.1")) {
+        } else {
+            Issue.record("a device on the target is not offered it again")
+        }
         #expect(engine.state(plan.id)?.0.outcomes["dev-1"]?.phase == .succeeded)
         engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
         #expect(engine.status(plan.id)?.mode == "completed")
@@ -234,7 +243,9 @@ struct RolloutEngineTests {
         let failed = engine.state(plan.id)?.0.outcomes.values.filter { $0.phase == .failed } ?? []
         #expect(failed.count == 2 && failed.allSatisfy { $0.detail.contains("no confirmation within 60 s") })
         // Slots are free again.
-        #expect(devices.compactMap { d -> Bool? in if case .offer = engine.answer(Self.query(d.id, address: "10.0.1.\(d.id.last!)")) { true } else { nil } }.count == 2)
+        #expect(
+            devices.compactMap { d -> Bool? in if case .offer = engine.answer(Self.query(d.id, address: "10.0.1.\(d.id.last!)")) { true } else { nil } }.count
+                == 2)
     }
 
     /// A push family whose devices install and report what `reports` says.
@@ -257,7 +268,9 @@ struct RolloutEngineTests {
         let adapter = FakeAdapter(reports: { $0 == "push-old" ? "1.0.0" : "2.0.0" })
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
         for id in ["push-ok", "push-old", "push-refuses"] {
-            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "fake-push"), hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1)
+            registry.observe(
+                DeviceSighting(id: id, family: DeviceFamily(rawValue: "fake-push"), hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1
+            )
         }
         let plan = site.plan(maxFailures: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -322,7 +335,9 @@ struct RolloutEngineTests {
         let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
         for id in ids {
             let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
-            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
+            registry.observe(
+                DeviceSighting(
+                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
         }
         let plan = site.plan(maxFailures: 10, concurrency: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -345,7 +360,9 @@ struct RolloutEngineTests {
         try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
     }
 
-    @Test("pushes whose image crossed leave their slot to the next device: the push limits count transfers, the rollout's concurrency every device in flight; each device once")
+    @Test(
+        "pushes whose image crossed leave their slot to the next device: the push limits count transfers, the rollout's concurrency every device in flight; each device once"
+    )
     func crossedPushesFreeSlots() async throws {
         let site = try Site()
         var adapter = HeldAdapter()
@@ -353,7 +370,9 @@ struct RolloutEngineTests {
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
         let ids = (0..<10).map { "a\($0)" }
         for id in ids {
-            registry.observe(DeviceSighting(id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
+            registry.observe(
+                DeviceSighting(
+                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
         }
         let plan = site.plan(maxFailures: 10, concurrency: 6)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
@@ -377,10 +396,14 @@ struct RolloutEngineTests {
         let adapter = HeldAdapter()
         adapter.released.withLockedValue { $0 = true }
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
-        registry.observe(DeviceSighting(id: "blind", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
-                                        source: "mdns", options: ["confirm": "none"]), at: 1)
-        registry.observe(DeviceSighting(id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
-                                        source: "mdns"), at: 1)
+        registry.observe(
+            DeviceSighting(
+                id: "blind", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
+                source: "mdns", options: ["confirm": "none"]), at: 1)
+        registry.observe(
+            DeviceSighting(
+                id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
+                source: "mdns"), at: 1)
         let plan = site.plan(maxFailures: 10, concurrency: 10)
         _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
         let facts = ["blind", "seen"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }

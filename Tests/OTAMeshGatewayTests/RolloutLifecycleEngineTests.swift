@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import OTAMeshTestSupport
@@ -17,12 +17,15 @@ struct RolloutLifecycleEngineTests {
 
     static let v3 = RolloutTarget(path: "esp32/app/3.0.0.bin", sha256: String(repeating: "cd", count: 32), length: 1000, version: "3.0.0")
 
-    static func engine(_ site: E.Site, catalog: (@Sendable () -> ServingCatalog?)? = nil, admission: DeviceAdmission = .open,
-                       events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }) throws -> (RolloutEngine, DeviceRegistry) {
+    static func engine(
+        _ site: E.Site, catalog: (@Sendable () -> ServingCatalog?)? = nil, admission: DeviceAdmission = .open,
+        events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }
+    ) throws -> (RolloutEngine, DeviceRegistry) {
         let registry = try DeviceRegistry(path: site.dir.file("gw1-\(UInt32.random(in: 0 ... .max)).sqlite"))
         let clock = site.clock
-        let engine = RolloutEngine(gateway: "gw1", trust: site.trust, store: E.MemoryStore(owner: "gw1", alive: 1), registry: registry,
-                                   now: { clock.now }, logger: Logger(label: "test"), catalog: catalog ?? { nil }, events: events, admission: admission)
+        let engine = RolloutEngine(
+            gateway: "gw1", trust: site.trust, store: E.MemoryStore(owner: "gw1", alive: 1), registry: registry,
+            now: { clock.now }, logger: Logger(label: "test"), catalog: catalog ?? { nil }, events: events, admission: admission)
         return (engine, registry)
     }
 
@@ -132,7 +135,9 @@ struct RolloutLifecycleEngineTests {
         let plan = site.plan()
         try Self.start(engine, site, plan, issued: site.clock.now / 1000)
         engine.upkeep(devices: Self.facts(registry))
-        #expect(engine.answer(E.query("dev-1", address: "10.0.0.5")) == .hold("pending admission (devices.admission: known): an admin runs `otamesh device accept dev-1`"))
+        #expect(
+            engine.answer(E.query("dev-1", address: "10.0.0.5"))
+                == .hold("pending admission (devices.admission: known): an admin runs `otamesh device accept dev-1`"))
         #expect(engine.status(plan.id)?.stages.last?.targeted == 0, "a pending device is not counted")
         #expect(try registry.accept("dev-1"))
         #expect(try !registry.accept("dev-unknown"))

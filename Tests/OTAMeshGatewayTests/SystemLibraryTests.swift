@@ -23,9 +23,12 @@ struct SystemLibraryTests {
         #expect(kDNSServiceErr_NoError == 0)
         #expect(Int32(kDNSServiceErr_Unsupported) == -65544)
         // Resolving the function symbol proves the library linked.
-        let register: (UnsafeMutablePointer<DNSServiceRef?>?, DNSServiceFlags, UInt32, UnsafePointer<CChar>?,
-                       UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UInt16, UInt16,
-                       UnsafeRawPointer?, DNSServiceRegisterReply?, UnsafeMutableRawPointer?) -> DNSServiceErrorType = DNSServiceRegister
+        let register:
+            (
+                UnsafeMutablePointer<DNSServiceRef?>?, DNSServiceFlags, UInt32, UnsafePointer<CChar>?,
+                UnsafePointer<CChar>?, UnsafePointer<CChar>?, UnsafePointer<CChar>?, UInt16, UInt16,
+                UnsafeRawPointer?, DNSServiceRegisterReply?, UnsafeMutableRawPointer?
+            ) -> DNSServiceErrorType = DNSServiceRegister
         _ = register
     }
 }

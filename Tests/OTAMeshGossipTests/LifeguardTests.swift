@@ -20,8 +20,10 @@ struct LifeguardTests {
 
     /// Runs gw-1 from `start` for `seconds` in 10 ms steps; `answer` sees every packet it sends
     /// and returns what comes back (nothing: lost).
-    static func run(_ node: inout Node, from start: Double, for seconds: Double,
-                    answer: (Node.Outbound) -> [WireMessage]) -> (end: Double, probes: [(at: Double, score: Int)], sent: [Node.Outbound]) {
+    static func run(
+        _ node: inout Node, from start: Double, for seconds: Double,
+        answer: (Node.Outbound) -> [WireMessage]
+    ) -> (end: Double, probes: [(at: Double, score: Int)], sent: [Node.Outbound]) {
         var now = start
         var probes: [(at: Double, score: Int)] = []
         var sent: [Node.Outbound] = []

@@ -13,8 +13,10 @@ struct RecordJournalTests {
 
     @Test("entries appended in any order read back as the newest record per key")
     func roundTrip() throws {
-        let records = [Self.record("ro/r1/n", 5, "3 5"), Self.record("ro/r1/h", 7, "1 5 halted"), Self.record("ro/r1/n", 9, "4 9"),
-                       Self.record("ro/r1/n", 6, "3 6"), Self.record("site/rotation", 8, String(repeating: "k", count: 1_200))]
+        let records = [
+            Self.record("ro/r1/n", 5, "3 5"), Self.record("ro/r1/h", 7, "1 5 halted"), Self.record("ro/r1/n", 9, "4 9"),
+            Self.record("ro/r1/n", 6, "3 6"), Self.record("site/rotation", 8, String(repeating: "k", count: 1_200)),
+        ]
         var bytes = RecordJournal.magic
         for record in records { bytes += try #require(RecordJournal.entry(record)) }
         let loaded = RecordJournal.decode(bytes)
@@ -22,8 +24,9 @@ struct RecordJournalTests {
         #expect(loaded.records == [records[1], records[2], records[4]])
         #expect(RecordJournal.decode(RecordJournal.file(loaded.records)).records == loaded.records, "a rewrite keeps exactly the newest")
         #expect(RecordJournal.decode([]).problem == nil && RecordJournal.decode([]).records.isEmpty, "a missing journal is an empty one")
-        #expect(RecordJournal.entry(Self.record("", 1, "x")) == nil && RecordJournal.entry(Self.record("k", 1, String(repeating: "v", count: 1_201))) == nil,
-                "what the wire cannot carry is never journalled")
+        #expect(
+            RecordJournal.entry(Self.record("", 1, "x")) == nil && RecordJournal.entry(Self.record("k", 1, String(repeating: "v", count: 1_201))) == nil,
+            "what the wire cannot carry is never journalled")
     }
 
     @Test("a torn last entry keeps every entry before it; damage in the middle stops there and says where and why")

@@ -35,7 +35,8 @@ struct SimulatedNetwork {
     /// `count` nodes that know nobody, or, `converged`, that all start from one shared snapshot
     /// listing every one of them alive.
     init(count: Int, seed: UInt64 = 1, converged: Bool = false) {
-        let membership = converged
+        let membership =
+            converged
             ? SWIMMembership((1...count).map { SWIMMember(address: Self.address($0), incarnation: 0, status: .alive, metadata: [], since: 0) })
             : nil
         for i in 1...count {
@@ -76,7 +77,8 @@ struct SimulatedNetwork {
             inFlight.removeAll { $0.at <= now }
             for packet in due where !down.contains(packet.to) && !cut(packet.from, packet.to) {
                 guard case .success(let payload) = keyring.open(packet.bytes), let messages = try? WireCodec.decode(payload),
-                    var node = nodes[packet.to] else { continue }
+                    var node = nodes[packet.to]
+                else { continue }
                 let out = node.receive(messages, now: now)
                 nodes[packet.to] = node
                 send(out, from: packet.to)
@@ -175,7 +177,8 @@ struct SWIMTests {
 
     @Test("a suspicion times out at the timeout for the cluster's current size, also after it shrank; the dead are forgotten on time")
     func suspicionFollowsClusterSize() {
-        let snapshot = SWIMMembership((1...40).map { SWIMMember(address: SimulatedNetwork.address($0), incarnation: 0, status: .alive, metadata: [], since: 0) })
+        let snapshot = SWIMMembership(
+            (1...40).map { SWIMMember(address: SimulatedNetwork.address($0), incarnation: 0, status: .alive, metadata: [], since: 0) })
         var swim = SWIM(me: SimulatedNetwork.address(1), random: SplitMix64(seed: 1), membership: snapshot)
         swim.applySuspect("gw-2", incarnation: 0, from: "gw-3", now: 0)  // one confirmation
         _ = swim.tick(now: 0.05)  // the earliest deadline is now known, for 40 members

@@ -36,25 +36,28 @@ struct WireCodecTests {
     func size() {
         let long = String(repeating: "n", count: 65)
         let v4 = NodeAddress(name: "é-node", ip: [10, 0, 0, 9], port: 1)
-        var messages = Self.every + [
-            .alive(node: v4, incarnation: 0, metadata: []),
-            .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_200)),
-            .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_201)),
-            .record(key: "", owner: "o", version: 1, value: []),
-            .record(key: String(repeating: "k", count: 64), owner: "o", version: 1, value: [UInt8](repeating: 0, count: 1_201)),
-            .suspect(node: long, incarnation: 1, from: "a"),
-            .dead(node: "a", incarnation: 1, from: ""),
-            .digest(owner: long, version: 1),
-            .ping(sequence: 1, target: NodeAddress(name: "x", ip: [1, 2, 3], port: 1), source: v4),
-            .nack(sequence: 1, from: NodeAddress(name: long, ip: [1, 2, 3, 4], port: 1)),
-        ]
+        var messages =
+            Self.every + [
+                .alive(node: v4, incarnation: 0, metadata: []),
+                .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_200)),
+                .alive(node: v4, incarnation: 0, metadata: [UInt8](repeating: 1, count: 1_201)),
+                .record(key: "", owner: "o", version: 1, value: []),
+                .record(key: String(repeating: "k", count: 64), owner: "o", version: 1, value: [UInt8](repeating: 0, count: 1_201)),
+                .suspect(node: long, incarnation: 1, from: "a"),
+                .dead(node: "a", incarnation: 1, from: ""),
+                .digest(owner: long, version: 1),
+                .ping(sequence: 1, target: NodeAddress(name: "x", ip: [1, 2, 3], port: 1), source: v4),
+                .nack(sequence: 1, from: NodeAddress(name: long, ip: [1, 2, 3, 4], port: 1)),
+            ]
         var random = SplitMix64(seed: 8)
         for _ in 0..<500 {
             let name = String(repeating: "ü", count: Int(random.next() % 40))
             let value = [UInt8](repeating: 7, count: Int(random.next() % 1_300))
             messages.append(.record(key: name, owner: "gw", version: random.next(), value: value))
-            messages.append(.alive(node: NodeAddress(name: name, ip: [UInt8](repeating: 1, count: Int(random.next() % 20)), port: 9),
-                                   incarnation: 1, metadata: value))
+            messages.append(
+                .alive(
+                    node: NodeAddress(name: name, ip: [UInt8](repeating: 1, count: Int(random.next() % 20)), port: 9),
+                    incarnation: 1, metadata: value))
         }
         for message in messages {
             let encoded = try? WireCodec.encode([message])

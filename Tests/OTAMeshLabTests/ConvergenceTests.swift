@@ -17,7 +17,8 @@ struct ConvergenceTests {
 
     @Test("the members answer decodes")
     func decode() {
-        let json = #"{"node":"gw1","members":[{"name":"gw2","status":"suspect","address":"10.77.0.12:7946","http":"http://10.77.0.12:8070","images":["\#(Self.a)"]}],"images":["\#(Self.a)"]}"#
+        let json =
+            #"{"node":"gw1","members":[{"name":"gw2","status":"suspect","address":"10.77.0.12:7946","http":"http://10.77.0.12:8070","images":["\#(Self.a)"]}],"images":["\#(Self.a)"]}"#
         let decoded = MembersReport.decode(Data(json.utf8))
         #expect(decoded?.node == "gw1" && decoded?.member("gw2")?.status == "suspect" && decoded?.member("gw2")?.images == [Self.a])
         #expect(MembersReport.decode(Data("not json".utf8)) == nil)
@@ -31,14 +32,18 @@ struct ConvergenceTests {
             "gw2": report("gw2", [("gw1", "alive"), ("gw3", "suspect")], images: [Self.a]),
             "gw3": nil,
         ]
-        #expect(Convergence.converged(reports: reports, running: ["gw1", "gw2", "gw3"], expectedImages: expected)
-            == ["gw2 sees gw3 suspect", "gw2 lacks 1/2 images", "gw3: no members answer"])
+        #expect(
+            Convergence.converged(reports: reports, running: ["gw1", "gw2", "gw3"], expectedImages: expected)
+                == ["gw2 sees gw3 suspect", "gw2 lacks 1/2 images", "gw3: no members answer"])
         reports["gw2"] = report("gw2", [("gw1", "alive"), ("gw3", "alive")], images: [Self.b, Self.a])
         reports["gw3"] = report("gw3", [("gw1", "alive"), ("gw2", "alive"), ("gw3", "alive")], images: [Self.a, Self.b])
         #expect(Convergence.converged(reports: reports, running: ["gw1", "gw2", "gw3"], expectedImages: expected).isEmpty)
         // A stopped gateway is not expected to answer or be seen.
-        #expect(Convergence.converged(reports: ["gw1": report("gw1", [("gw2", "failed")], images: [Self.a, Self.b])],
-                                      running: ["gw1"], expectedImages: expected).isEmpty)
+        #expect(
+            Convergence.converged(
+                reports: ["gw1": report("gw1", [("gw2", "failed")], images: [Self.a, Self.b])],
+                running: ["gw1"], expectedImages: expected
+            ).isEmpty)
     }
 
     @Test("failed and alive are judged by the others")

@@ -1,8 +1,8 @@
 import Foundation
+import OTAMeshRollout
 import Testing
 
 @testable import OTAMeshLab
-import OTAMeshRollout
 
 @Suite("rollout watch")
 struct RolloutWatchTests {
@@ -51,11 +51,15 @@ struct RolloutWatchTests {
         #expect(abs(track.planSpreadLowerBound(["gw1", "gw2"]) - 0.25) < 1e-9)
 
         let halt = RolloutSnapshot.Halt(epoch: 1, at: 110_000, gateway: "gw2", reason: "1 devices failed")
-        let events = track.observe("gw2", Self.snapshot(mode: "halted", stage: 1, halt: halt, outcomes: [
-            Self.outcome("d1", "gw2", started: 109_000, phase: "failed"),
-            Self.outcome("d2", "gw1", started: 110_100),
-            Self.outcome("d3", "gw1", started: 111_000, phase: "succeeded", detail: "already ran 3.0.0"),
-        ]), at: 110.2)
+        let events = track.observe(
+            "gw2",
+            Self.snapshot(
+                mode: "halted", stage: 1, halt: halt,
+                outcomes: [
+                    Self.outcome("d1", "gw2", started: 109_000, phase: "failed"),
+                    Self.outcome("d2", "gw1", started: 110_100),
+                    Self.outcome("d3", "gw1", started: 111_000, phase: "succeeded", detail: "already ran 3.0.0"),
+                ]), at: 110.2)
         #expect(events == [.halt(halt), .haltKnown(gateway: "gw2")])
         // gw2 set the halt: it knew at the mark's own time; gw1 not yet.
         #expect(track.haltKnownTime("gw2") == 110)

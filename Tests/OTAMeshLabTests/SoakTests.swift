@@ -6,8 +6,9 @@ import Testing
 struct SoakTests {
     static let gateways = (1...32).map { String(format: "gw%02d", $0) }
     static func inputs(_ seconds: Double) -> SoakPlan.Inputs {
-        SoakPlan.Inputs(seconds: seconds, gateways: gateways, network: "backbone", baselineLoss: 1, deviceGroups: ["f1", "f2", "f3", "f4"],
-                        targets: ["esp32/app/2.0.0.bin", "esp32/app/3.0.0.bin"], diskGateway: "gw32")
+        SoakPlan.Inputs(
+            seconds: seconds, gateways: gateways, network: "backbone", baselineLoss: 1, deviceGroups: ["f1", "f2", "f3", "f4"],
+            targets: ["esp32/app/2.0.0.bin", "esp32/app/3.0.0.bin"], diskGateway: "gw32")
     }
 
     @Test("the same seed gives the same schedule; another seed another")

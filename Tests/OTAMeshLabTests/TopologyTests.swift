@@ -55,128 +55,193 @@ struct TopologyTests {
         #expect(topology.gateway(named: "gw3")?.join == ["gw1"])
         #expect(topology.devices.map(\.count) == [2, 2, 2])
         #expect(topology.origin?.releases.last?.image == .made(chip: "esp32", version: "2.0.0", size: 4_096))
-        #expect(topology.scenario == [
-            .wait(.converged, timeout: 60), .kill("gw2"), .wait(.failed("gw2"), timeout: 60), .start("gw2"), .wait(.converged, timeout: 60),
-        ])
+        #expect(
+            topology.scenario == [
+                .wait(.converged, timeout: 60), .kill("gw2"), .wait(.failed("gw2"), timeout: 60), .start("gw2"), .wait(.converged, timeout: 60),
+            ])
     }
 
     @Test("every scenario step kind parses")
     func steps() throws {
-        let topology = try parse(minimal + """
+        let topology = try parse(
+            minimal + """
 
-            scenario:
-              - wait: converged
-              - wait: { alive: gw2, timeout: 90s }
-              - wait: { failed: gw2, by: [gw1] }
-              - stop: gw2
-              - partition: [[gw1], [gw2]]
-              - heal
-              - heal: true
-              - loss: { network: backbone, percent: 20 }
-              - rate: { network: backbone, rate: 1mbit }
-              - rate: { network: backbone, rate: unlimited }
-              - delay: { network: backbone, delay: 50ms }
-              - sleep: 1m
-            """)
-        #expect(topology.scenario == [
-            .wait(.converged, timeout: 60), .wait(.alive("gw2"), timeout: 90), .wait(.failed("gw2", by: ["gw1"]), timeout: 60), .stop("gw2"), .partition([["gw1"], ["gw2"]]),
-            .heal, .heal, .link(network: "backbone", .loss(20)), .link(network: "backbone", .rate(LinkRate(bitsPerSecond: 1_000_000))),
-            .link(network: "backbone", .rate(nil)), .link(network: "backbone", .delay(0.05)), .sleep(60),
-        ])
+                scenario:
+                  - wait: converged
+                  - wait: { alive: gw2, timeout: 90s }
+                  - wait: { failed: gw2, by: [gw1] }
+                  - stop: gw2
+                  - partition: [[gw1], [gw2]]
+                  - heal
+                  - heal: true
+                  - loss: { network: backbone, percent: 20 }
+                  - rate: { network: backbone, rate: 1mbit }
+                  - rate: { network: backbone, rate: unlimited }
+                  - delay: { network: backbone, delay: 50ms }
+                  - sleep: 1m
+                """)
+        #expect(
+            topology.scenario == [
+                .wait(.converged, timeout: 60), .wait(.alive("gw2"), timeout: 90), .wait(.failed("gw2", by: ["gw1"]), timeout: 60), .stop("gw2"),
+                .partition([["gw1"], ["gw2"]]),
+                .heal, .heal, .link(network: "backbone", .loss(20)), .link(network: "backbone", .rate(LinkRate(bitsPerSecond: 1_000_000))),
+                .link(network: "backbone", .rate(nil)), .link(network: "backbone", .delay(0.05)), .sleep(60),
+            ])
         #expect(topology.shortName == "mini" && topology.site == "mini")
     }
 
     @Test("rollout steps, device hardware and faults")
     func rolloutSteps() throws {
-        let topology = try parse(minimal + """
+        let topology = try parse(
+            minimal + """
 
-            devices:
-              - { name: d1, network: backbone, gateway: gw2, family: generic, hardware: esp32, faults: [corrupt-flash] }
-            scenario:
-              - say: Watch this.
-              - rollout: { name: r1, target: esp32/app/1.0.0.bin, select: hardware=esp32, stages: [1, 100], soak: 3s, success: 90%,
-                           max-failures: [0, 5%], min-finished: 2, concurrency: 3, device-timeout: 2m, at: gw1, signed-by: [admin-a, admin-b] }
-              - wait: { rollout: r1, mode: completed, timeout: 90s }
-              - halt: { rollout: r1, at: gw2 }
-              - resume: { rollout: r1, signed-by: rogue }
-              - resume: { rollout: r1, signed-by: nobody }
-              - resume: { rollout: r1, at: gw2, signed-by: [admin-b, admin-a] }
-              - devices: { group: d1, version: 2.0.0 }
-              - rollout: { name: r2, target: esp32/app/1.0.0.bin, stages: [100], at: gw2, signed-by: nobody }
-            """)
+                devices:
+                  - { name: d1, network: backbone, gateway: gw2, family: generic, hardware: esp32, faults: [corrupt-flash] }
+                scenario:
+                  - say: Watch this.
+                  - rollout: { name: r1, target: esp32/app/1.0.0.bin, select: hardware=esp32, stages: [1, 100], soak: 3s, success: 90%,
+                               max-failures: [0, 5%], min-finished: 2, concurrency: 3, device-timeout: 2m, at: gw1, signed-by: [admin-a, admin-b] }
+                  - wait: { rollout: r1, mode: completed, timeout: 90s }
+                  - halt: { rollout: r1, at: gw2 }
+                  - resume: { rollout: r1, signed-by: rogue }
+                  - resume: { rollout: r1, signed-by: nobody }
+                  - resume: { rollout: r1, at: gw2, signed-by: [admin-b, admin-a] }
+                  - devices: { group: d1, version: 2.0.0 }
+                  - rollout: { name: r2, target: esp32/app/1.0.0.bin, stages: [100], at: gw2, signed-by: nobody }
+                """)
         #expect(topology.devices[0].hardware == "esp32" && topology.devices[0].faults == [.corruptFlash])
-        let spec = RolloutSpec(name: "r1", target: "esp32/app/1.0.0.bin", select: "hardware=esp32", stages: [1, 100], soak: 3, success: 90,
-                               maxFailures: ["0", "5%"], minFinished: 2, concurrency: 3, deviceTimeout: 120, at: "gw1",
-                               signers: .admins([.adminA, .adminB]))
-        #expect(topology.scenario == [
-            .say("Watch this."), .rollout(spec), .rolloutMode("r1", mode: "completed", timeout: 90),
-            .halt("r1", at: "gw2", reason: "halted by the lab scenario"),
-            .resume("r1", at: "gw1", signers: .admins([.rogue])), .resume("r1", at: "gw1", signers: .nobody),
-            .resume("r1", at: "gw2", signers: .admins([.adminB, .adminA])),
-            .devices(group: "d1", faults: [], version: "2.0.0"),
-            .rollout(RolloutSpec(name: "r2", target: "esp32/app/1.0.0.bin", select: "", stages: [100], soak: 2, success: nil, maxFailures: [],
-                                 minFinished: nil, concurrency: nil, deviceTimeout: nil, at: "gw2", signers: .nobody)),
-        ])
-        #expect(spec.startArguments == ["--target", "esp32/app/1.0.0.bin", "--select", "hardware=esp32", "--stages", "1,100", "--soak", "3s",
-                                        "--success", "90%", "--max-failures", "0", "--max-failures", "5%", "--min-finished", "2",
-                                        "--concurrency", "3", "--device-timeout", "120s"])
+        let spec = RolloutSpec(
+            name: "r1", target: "esp32/app/1.0.0.bin", select: "hardware=esp32", stages: [1, 100], soak: 3, success: 90,
+            maxFailures: ["0", "5%"], minFinished: 2, concurrency: 3, deviceTimeout: 120, at: "gw1",
+            signers: .admins([.adminA, .adminB]))
+        #expect(
+            topology.scenario == [
+                .say("Watch this."), .rollout(spec), .rolloutMode("r1", mode: "completed", timeout: 90),
+                .halt("r1", at: "gw2", reason: "halted by the lab scenario"),
+                .resume("r1", at: "gw1", signers: .admins([.rogue])), .resume("r1", at: "gw1", signers: .nobody),
+                .resume("r1", at: "gw2", signers: .admins([.adminB, .adminA])),
+                .devices(group: "d1", faults: [], version: "2.0.0"),
+                .rollout(
+                    RolloutSpec(
+                        name: "r2", target: "esp32/app/1.0.0.bin", select: "", stages: [100], soak: 2, success: nil, maxFailures: [],
+                        minFinished: nil, concurrency: nil, deviceTimeout: nil, at: "gw2", signers: .nobody)),
+            ])
+        #expect(
+            spec.startArguments == [
+                "--target", "esp32/app/1.0.0.bin", "--select", "hardware=esp32", "--stages", "1,100", "--soak", "3s",
+                "--success", "90%", "--max-failures", "0", "--max-failures", "5%", "--min-finished", "2",
+                "--concurrency", "3", "--device-timeout", "120s",
+            ])
         #expect(Signers.nobody.mustBeRefused && Signers.admins([.rogue]).mustBeRefused && !Signers.admins([.adminA]).mustBeRefused)
     }
 
-    @Test("rollout step errors", arguments: [
-        ("  - wait: { rollout: r9, mode: completed }", "scenario[0].wait.rollout: no earlier step starts rollout 'r9'"),
-        ("  - rollout: { name: r1, target: esp32/app/9.bin, stages: [100], at: gw1 }", "scenario[0].rollout.target: 'esp32/app/9.bin' is not one of the origin's releases"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50, 10, 100], at: gw1 }", "scenario[0].rollout.stages[1]: stages rise"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50], at: gw1 }", "scenario[0].rollout.stages: the last stage must be 100"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: mallory }", "unknown signer 'mallory'"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: [admin-a, rogue] }", "'rogue' alone or by 'nobody'"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, max-failures: lots }", "expected a count like 0 or a share like 5%"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, colour: red }", "scenario[0].rollout.colour: unknown key 'colour'"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - wait: { rollout: r1, mode: done }", "scenario[1].wait.mode: unknown mode 'done'"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - resume: { rollout: r1 }", "scenario[1].resume: missing required key 'at'"),
-        ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: rogue }\n  - halt: { rollout: r1, at: gw1 }", "no earlier step starts rollout 'r1'"),
-        ("  - devices: { group: nope }", "scenario[0].devices.group: unknown device group 'nope'"),
-        ("  - devices: { group: d1, faults: [explode] }", "scenario[0].devices.faults[0]: unknown fault 'explode' (known: corrupt-flash)"),
-    ])
+    @Test(
+        "rollout step errors",
+        arguments: [
+            ("  - wait: { rollout: r9, mode: completed }", "scenario[0].wait.rollout: no earlier step starts rollout 'r9'"),
+            (
+                "  - rollout: { name: r1, target: esp32/app/9.bin, stages: [100], at: gw1 }",
+                "scenario[0].rollout.target: 'esp32/app/9.bin' is not one of the origin's releases"
+            ),
+            ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50, 10, 100], at: gw1 }", "scenario[0].rollout.stages[1]: stages rise"),
+            ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [50], at: gw1 }", "scenario[0].rollout.stages: the last stage must be 100"),
+            ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: mallory }", "unknown signer 'mallory'"),
+            ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: [admin-a, rogue] }", "'rogue' alone or by 'nobody'"),
+            (
+                "  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, max-failures: lots }",
+                "expected a count like 0 or a share like 5%"
+            ),
+            ("  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, colour: red }", "scenario[0].rollout.colour: unknown key 'colour'"),
+            (
+                "  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - wait: { rollout: r1, mode: done }",
+                "scenario[1].wait.mode: unknown mode 'done'"
+            ),
+            (
+                "  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1 }\n  - resume: { rollout: r1 }",
+                "scenario[1].resume: missing required key 'at'"
+            ),
+            (
+                "  - rollout: { name: r1, target: esp32/app/1.0.0.bin, stages: [100], at: gw1, signed-by: rogue }\n  - halt: { rollout: r1, at: gw1 }",
+                "no earlier step starts rollout 'r1'"
+            ),
+            ("  - devices: { group: nope }", "scenario[0].devices.group: unknown device group 'nope'"),
+            ("  - devices: { group: d1, faults: [explode] }", "scenario[0].devices.faults[0]: unknown fault 'explode' (known: corrupt-flash)"),
+        ])
     func rolloutErrors(step: String, expected: String) {
         let text = minimal + "\ndevices:\n  - { name: d1, network: backbone, gateway: gw2, family: generic }\nscenario:\n" + step
         let error = failure(text)
         #expect(error?.description.contains(expected) == true, "got: \(error?.description ?? "no error")")
     }
 
-    @Test("errors name the file, the key and why", arguments: [
-        (minimal + "\nextra: 1", "t.yaml:12: extra: unknown key 'extra'"),
-        (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "10.77.100.1/24"), "t.yaml:4: networks.uplink.subnet: expected an IPv4 subnet"),
-        (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "10.77.0.128/25"), "networks.uplink.subnet: 10.77.0.128/25 overlaps network 'backbone'"),
-        (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "8.8.8.0/24"), "networks.uplink.subnet: 8.8.8.0/24 is not private address space"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone, floor9]"), "gateways.gw2.networks[1]: unknown network 'floor9' (known: backbone, uplink)"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], upstream: true"), "gateways.gw2.upstream: an upstream gateway must be on the origin's network 'uplink'"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], join: [gw9]"), "gateways.gw2.join[0]: unknown gateway 'gw9' (known: gw1, gw2)"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], address: { backbone: 10.77.0.11 }"), "gateways.gw2.address.backbone: 10.77.0.11 on backbone is already gateway gw1's"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], address: { backbone: 10.77.1.5 }"), "10.77.1.5 is not a host address of backbone"),
-        (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], adress: {}"), "gateways.gw2.adress: unknown key 'adress' (known: networks, upstream, join, address)"),
-        (minimal.replacingOccurrences(of: "name: mini", with: "name: Mini Lab"), "name: topology name 'Mini Lab' must be"),
-        (minimal.replacingOccurrences(of: "name: mini", with: "name: mini\nshort: toolong"), "short: short name 'toolong' must be 1…4 characters"),
-        (minimal.replacingOccurrences(of: "image: fw.bin", with: "image: fw.bin, make: { version: 1.0.0 }"), "origin.releases[0]: give exactly one of 'image'"),
-        (minimal + "\nscenario:\n  - kill: gw7", "scenario[0].kill: unknown gateway 'gw7'"),
-        (minimal + "\nscenario:\n  - explode: gw1", "scenario[0].explode: unknown key 'explode'"),
-        (minimal + "\nscenario:\n  - { kill: gw1, start: gw1 }", "scenario[0]: a step has exactly one key"),
-        (minimal + "\nscenario:\n  - partition: [[gw1], [gw1, gw2]]", "scenario[0].partition[1][0]: gateway 'gw1' is in two groups"),
-        (minimal + "\nscenario:\n  - partition: [[gw1, gw2]]", "scenario[0].partition: a partition needs at least two groups"),
-        (minimal + "\nscenario:\n  - wait: { failed: gw2, alive: gw1 }", "scenario[0].wait: give exactly one of converged, failed, alive or discovered"),
-        (minimal + "\nscenario:\n  - wait: { converged: true, by: [gw1] }", "scenario[0].wait.by: 'by' goes with failed or alive"),
-        (minimal + "\nscenario:\n  - wait: { failed: gw1, by: [gw3] }", "scenario[0].wait.by[0]: unknown gateway 'gw3'"),
-        (minimal + "\nscenario:\n  - wait: { converged: true, timeout: soon }", "scenario[0].wait.timeout: expected a duration"),
-        (minimal + "\nscenario:\n  - loss: { network: backbone, percent: 120 }", "scenario[0].loss.percent: expected a percentage 0…100"),
-        (minimal + "\ndevices:\n  - { name: d, network: uplink, gateway: gw2, family: esp32-httpupdate }", "devices[0].gateway: gateway 'gw2' is not on network 'uplink'"),
-        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: toaster }", "devices[0].family: unknown family 'toaster'"),
-        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, fail: explode }", "devices[0].fail: unknown projectmm fault 'explode' (known: refuse-501"),
-        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, interval: 1s }", "devices[0].interval: 'interval' does not apply to push family projectmm"),
-        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: generic, variant: esp32 }", "devices[0].variant: 'variant' does not apply to polling family generic"),
-        (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: http-upload }\nscenario:\n  - devices: { group: d, faults: [corrupt-flash] }", "faults do not apply to push family http-upload"),
-        ("name: x\nnetworks: {}\ngateways: {}", "t.yaml:2: networks: a lab needs at least one network"),
-        ("name: [x", "t.yaml: not valid YAML"),
-    ])
+    @Test(
+        "errors name the file, the key and why",
+        arguments: [
+            (minimal + "\nextra: 1", "t.yaml:12: extra: unknown key 'extra'"),
+            (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "10.77.100.1/24"), "t.yaml:4: networks.uplink.subnet: expected an IPv4 subnet"),
+            (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "10.77.0.128/25"), "networks.uplink.subnet: 10.77.0.128/25 overlaps network 'backbone'"),
+            (minimal.replacingOccurrences(of: "10.77.100.0/24", with: "8.8.8.0/24"), "networks.uplink.subnet: 8.8.8.0/24 is not private address space"),
+            (
+                minimal.replacingOccurrences(of: "[backbone]", with: "[backbone, floor9]"),
+                "gateways.gw2.networks[1]: unknown network 'floor9' (known: backbone, uplink)"
+            ),
+            (
+                minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], upstream: true"),
+                "gateways.gw2.upstream: an upstream gateway must be on the origin's network 'uplink'"
+            ),
+            (minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], join: [gw9]"), "gateways.gw2.join[0]: unknown gateway 'gw9' (known: gw1, gw2)"),
+            (
+                minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], address: { backbone: 10.77.0.11 }"),
+                "gateways.gw2.address.backbone: 10.77.0.11 on backbone is already gateway gw1's"
+            ),
+            (
+                minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], address: { backbone: 10.77.1.5 }"),
+                "10.77.1.5 is not a host address of backbone"
+            ),
+            (
+                minimal.replacingOccurrences(of: "[backbone]", with: "[backbone], adress: {}"),
+                "gateways.gw2.adress: unknown key 'adress' (known: networks, upstream, join, address)"
+            ),
+            (minimal.replacingOccurrences(of: "name: mini", with: "name: Mini Lab"), "name: topology name 'Mini Lab' must be"),
+            (minimal.replacingOccurrences(of: "name: mini", with: "name: mini\nshort: toolong"), "short: short name 'toolong' must be 1…4 characters"),
+            (
+                minimal.replacingOccurrences(of: "image: fw.bin", with: "image: fw.bin, make: { version: 1.0.0 }"),
+                "origin.releases[0]: give exactly one of 'image'"
+            ),
+            (minimal + "\nscenario:\n  - kill: gw7", "scenario[0].kill: unknown gateway 'gw7'"),
+            (minimal + "\nscenario:\n  - explode: gw1", "scenario[0].explode: unknown key 'explode'"),
+            (minimal + "\nscenario:\n  - { kill: gw1, start: gw1 }", "scenario[0]: a step has exactly one key"),
+            (minimal + "\nscenario:\n  - partition: [[gw1], [gw1, gw2]]", "scenario[0].partition[1][0]: gateway 'gw1' is in two groups"),
+            (minimal + "\nscenario:\n  - partition: [[gw1, gw2]]", "scenario[0].partition: a partition needs at least two groups"),
+            (minimal + "\nscenario:\n  - wait: { failed: gw2, alive: gw1 }", "scenario[0].wait: give exactly one of converged, failed, alive or discovered"),
+            (minimal + "\nscenario:\n  - wait: { converged: true, by: [gw1] }", "scenario[0].wait.by: 'by' goes with failed or alive"),
+            (minimal + "\nscenario:\n  - wait: { failed: gw1, by: [gw3] }", "scenario[0].wait.by[0]: unknown gateway 'gw3'"),
+            (minimal + "\nscenario:\n  - wait: { converged: true, timeout: soon }", "scenario[0].wait.timeout: expected a duration"),
+            (minimal + "\nscenario:\n  - loss: { network: backbone, percent: 120 }", "scenario[0].loss.percent: expected a percentage 0…100"),
+            (
+                minimal + "\ndevices:\n  - { name: d, network: uplink, gateway: gw2, family: esp32-httpupdate }",
+                "devices[0].gateway: gateway 'gw2' is not on network 'uplink'"
+            ),
+            (minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: toaster }", "devices[0].family: unknown family 'toaster'"),
+            (
+                minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, fail: explode }",
+                "devices[0].fail: unknown projectmm fault 'explode' (known: refuse-501"
+            ),
+            (
+                minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: projectmm, interval: 1s }",
+                "devices[0].interval: 'interval' does not apply to push family projectmm"
+            ),
+            (
+                minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: generic, variant: esp32 }",
+                "devices[0].variant: 'variant' does not apply to polling family generic"
+            ),
+            (
+                minimal
+                    + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: http-upload }\nscenario:\n  - devices: { group: d, faults: [corrupt-flash] }",
+                "faults do not apply to push family http-upload"
+            ),
+            ("name: x\nnetworks: {}\ngateways: {}", "t.yaml:2: networks: a lab needs at least one network"),
+            ("name: [x", "t.yaml: not valid YAML"),
+        ])
     func errors(text: String, expected: String) {
         let error = failure(text)
         #expect(error?.description.contains(expected) == true, "got: \(error?.description ?? "no error")")

@@ -35,8 +35,9 @@ struct ControlTests {
         #expect(problem.contains("1 valid signature(s)") && problem.contains("2 required"), "\(problem)")
         #expect(view.planHash == state.commands[1]?.keys.first)
         #expect(view.pending.map(\.sequence) == [1])
-        #expect(view.decide(F.facts(Self.early), version: nil, outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
-            == .notSelected("rollout \(F.rollout) is not approved"))
+        #expect(
+            view.decide(F.facts(Self.early), version: nil, outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
+                == .notSelected("rollout \(F.rollout) is not approved"))
         #expect(view.stageDue(now: F.now, gateway: "gw-1", members: 1, censusGateways: 1) == nil)
 
         state.merge(F.state(F.planCopy(by: [F.b])))
@@ -176,8 +177,9 @@ struct ControlTests {
         try! bad.sign(with: F.a)
         try! bad.sign(with: F.b)
         state.add(CommandCopy(bad))
-        var unknown = SignedCommand(site: F.site, sequence: 4, kind: "rollout.explode",
-                                    payload: .object(["rollout": .string(F.rollout)] as KeyValuePairs<String, JSONValue>), issued: F.issued)
+        var unknown = SignedCommand(
+            site: F.site, sequence: 4, kind: "rollout.explode",
+            payload: .object(["rollout": .string(F.rollout)] as KeyValuePairs<String, JSONValue>), issued: F.issued)
         try! unknown.sign(with: F.a)
         try! unknown.sign(with: F.b)
         state.add(CommandCopy(unknown))

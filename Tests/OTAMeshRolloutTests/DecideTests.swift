@@ -16,15 +16,18 @@ struct DecideTests {
         return F.view(state)
     }
 
-    static func decide(_ view: RolloutView, version: String? = "1.0.0", outcome: DeviceOutcome? = nil, inFlightHere: Int = 0,
-                       now: Int64 = F.now, facts: DeviceFacts = F.facts(device)) -> RolloutView.DeviceDecision {
+    static func decide(
+        _ view: RolloutView, version: String? = "1.0.0", outcome: DeviceOutcome? = nil, inFlightHere: Int = 0,
+        now: Int64 = F.now, facts: DeviceFacts = F.facts(device)
+    ) -> RolloutView.DeviceDecision {
         view.decide(facts, version: version, outcome: outcome, inFlightHere: inFlightHere, now: now, gateway: "gw-1")
     }
 
     @Test("a selected device starts an attempt: offered, in this epoch, with its bucket")
     func start() {
-        #expect(Self.decide(Self.view(F.plan()), now: F.now + 7)
-            == .start(DeviceOutcome(epoch: 1, phase: .offered, bucket: Self.bucket, gateway: "gw-1", started: F.now + 7, updated: F.now + 7)))
+        #expect(
+            Self.decide(Self.view(F.plan()), now: F.now + 7)
+                == .start(DeviceOutcome(epoch: 1, phase: .offered, bucket: Self.bucket, gateway: "gw-1", started: F.now + 7, updated: F.now + 7)))
     }
 
     @Test("the gateway's concurrency limit makes further devices wait")
@@ -56,9 +59,12 @@ struct DecideTests {
     @Test("a device already running the target version is recorded as a success, not updated")
     func alreadyCurrent() {
         let view = Self.view(F.plan())
-        #expect(Self.decide(view, version: "2.0.0", now: F.now + 3)
-            == .alreadyCurrent(DeviceOutcome(epoch: 1, phase: .succeeded, bucket: Self.bucket, gateway: "gw-1", started: F.now + 3,
-                                             updated: F.now + 3, detail: "already ran 2.0.0")))
+        #expect(
+            Self.decide(view, version: "2.0.0", now: F.now + 3)
+                == .alreadyCurrent(
+                    DeviceOutcome(
+                        epoch: 1, phase: .succeeded, bucket: Self.bucket, gateway: "gw-1", started: F.now + 3,
+                        updated: F.now + 3, detail: "already ran 2.0.0")))
         guard case .start = Self.decide(view, version: "2.0.1") else {
             Issue.record("another version is updated")
             return
@@ -135,8 +141,11 @@ struct DecideTests {
         let downloading = F.outcome(Self.device, .downloading, started: F.now, updated: F.now + 60_000)
         #expect(view.timedOut(downloading, now: F.now + 1_800_000) == nil)
         let failed = view.timedOut(downloading, now: F.now + 1_800_001)
-        #expect(failed == DeviceOutcome(epoch: 1, phase: .failed, bucket: Self.bucket, gateway: "gw-1", started: F.now,
-                                        updated: F.now + 1_800_001, detail: "no confirmation within 1800 s (last: downloading)"))
+        #expect(
+            failed
+                == DeviceOutcome(
+                    epoch: 1, phase: .failed, bucket: Self.bucket, gateway: "gw-1", started: F.now,
+                    updated: F.now + 1_800_001, detail: "no confirmation within 1800 s (last: downloading)"))
         #expect(view.timedOut(F.outcome(Self.device, .succeeded), now: F.now + 10 * F.hour) == nil)
         // A timed-out failure loses to a later success report from the device.
         var state = F.approved()

@@ -21,15 +21,19 @@ enum Fixture {
     static let now: Int64 = issued * 1000
     static let hour: Int64 = 3_600_000
 
-    static let target = RolloutTarget(path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32),
-                                      length: 1_234_567, version: "2.0.0", hardware: "esp32")
+    static let target = RolloutTarget(
+        path: "esp32/app-2.0.0.bin", sha256: String(repeating: "5e", count: 32),
+        length: 1_234_567, version: "2.0.0", hardware: "esp32")
 
-    static func plan(id: String = rollout, stages: [Int] = [10, 50, 100], soak: Int64 = 600, success: Int = 90,
-                     maxFailurePercent: Int? = nil, maxFailures: Int? = nil, minFinished: Int = 0, concurrency: Int = 4,
-                     timeout: Int64 = 1800, window: MaintenanceWindow? = nil, selector: DeviceSelector = DeviceSelector()) -> RolloutPlan {
-        RolloutPlan(id: id, target: target, selector: selector, stages: stages, soakSeconds: soak, successPercent: success,
-                    maxFailurePercent: maxFailurePercent, maxFailures: maxFailures, minFinished: minFinished,
-                    concurrency: concurrency, deviceTimeoutSeconds: timeout, window: window)
+    static func plan(
+        id: String = rollout, stages: [Int] = [10, 50, 100], soak: Int64 = 600, success: Int = 90,
+        maxFailurePercent: Int? = nil, maxFailures: Int? = nil, minFinished: Int = 0, concurrency: Int = 4,
+        timeout: Int64 = 1800, window: MaintenanceWindow? = nil, selector: DeviceSelector = DeviceSelector()
+    ) -> RolloutPlan {
+        RolloutPlan(
+            id: id, target: target, selector: selector, stages: stages, soakSeconds: soak, successPercent: success,
+            maxFailurePercent: maxFailurePercent, maxFailures: maxFailures, minFinished: minFinished,
+            concurrency: concurrency, deviceTimeoutSeconds: timeout, window: window)
     }
 
     static func signed(_ command: SignedCommand, by signers: [TUFSigner]) -> CommandCopy {
@@ -42,8 +46,10 @@ enum Fixture {
         signed(plan.command(site: site, issued: issued), by: signers)
     }
 
-    static func control(_ kind: RolloutControl.Kind, _ sequence: Int64, stage: Int? = nil, by signers: [TUFSigner],
-                        rollout: String = rollout, issued: Int64 = issued) -> CommandCopy {
+    static func control(
+        _ kind: RolloutControl.Kind, _ sequence: Int64, stage: Int? = nil, by signers: [TUFSigner],
+        rollout: String = rollout, issued: Int64 = issued
+    ) -> CommandCopy {
         signed(RolloutControl(rollout: rollout, sequence: sequence, kind: kind, stage: stage, issued: issued).command(site: site), by: signers)
     }
 
@@ -79,13 +85,15 @@ enum Fixture {
         DeviceFacts(id: id, hardware: hardware, tags: tags, gateway: gateway)
     }
 
-    static func outcome(_ device: String, _ phase: DeviceOutcome.Phase, epoch: Int64 = 1, gateway: String = "gw-1",
-                        started: Int64 = now, updated: Int64? = nil, detail: String = "") -> DeviceOutcome {
-        DeviceOutcome(epoch: epoch, phase: phase, bucket: StageSelection.bucket(rollout: rollout, device: device), gateway: gateway,
-                      started: started, updated: updated ?? started, detail: detail)
+    static func outcome(
+        _ device: String, _ phase: DeviceOutcome.Phase, epoch: Int64 = 1, gateway: String = "gw-1",
+        started: Int64 = now, updated: Int64? = nil, detail: String = ""
+    ) -> DeviceOutcome {
+        DeviceOutcome(
+            epoch: epoch, phase: phase, bucket: StageSelection.bucket(rollout: rollout, device: device), gateway: gateway,
+            started: started, updated: updated ?? started, detail: detail)
     }
 }
-
 
 // MARK: Random rollout state
 
@@ -138,8 +146,9 @@ enum Pool {
     ]
     static let planBody = copies[0].signed
     static let junk: [CommandCopy.SignatureEntry] = (0..<24).map { i in
-        CommandCopy.SignatureEntry(keyID: String(repeating: String(i % 16, radix: 16), count: 64),
-                                   signature: [UInt8](repeating: UInt8(i), count: 8 + i % 5))
+        CommandCopy.SignatureEntry(
+            keyID: String(repeating: String(i % 16, radix: 16), count: 64),
+            signature: [UInt8](repeating: UInt8(i), count: 8 + i % 5))
     }
 }
 
@@ -148,9 +157,11 @@ enum Gens {
     static let gateways = ["gw-a", "gw-b", "gw-c"]
     static let buckets = [0, 17, 999, 5000, 9999]
     /// Details as devices report them, including a multi-line error and an overlong version.
-    static let details = ["", "2.0.0", "device reported: flash write failed", "no confirmation within 1800 s (last: offered)",
-                          "device reported: E (1234) esp_ota_ops: OTA image has invalid magic byte\nabort()",
-                          "already ran " + String(repeating: "2.0.0-rc.1+build.", count: 12)]
+    static let details = [
+        "", "2.0.0", "device reported: flash write failed", "no confirmation within 1800 s (last: offered)",
+        "device reported: E (1234) esp_ota_ops: OTA image has invalid magic byte\nabort()",
+        "already ran " + String(repeating: "2.0.0-rc.1+build.", count: 12),
+    ]
     static let reasons = ["", "3 devices failed, more than the 2 allowed", "2 of 4 finished devices failed, more than 25%"]
 
     static func pick<T>(_ items: [T], _ rng: inout any SeededRandomNumberGenerator) -> T { items.randomElement(using: &rng)! }
@@ -161,24 +172,34 @@ enum Gens {
         let t = Fixture.now
         switch Int.random(in: 0..<11, using: &rng) {
         case 0...3:
-            return .outcome(pick(devices, &rng), DeviceOutcome(
-                epoch: Int64.random(in: 1...3, using: &rng), phase: pick(DeviceOutcome.Phase.allCases, &rng),
-                bucket: pick(buckets, &rng), gateway: pick(gateways, &rng), started: t + Int64.random(in: 0...2, using: &rng),
-                updated: t + Int64.random(in: 0...3, using: &rng), detail: pick(details, &rng)))
+            return .outcome(
+                pick(devices, &rng),
+                DeviceOutcome(
+                    epoch: Int64.random(in: 1...3, using: &rng), phase: pick(DeviceOutcome.Phase.allCases, &rng),
+                    bucket: pick(buckets, &rng), gateway: pick(gateways, &rng), started: t + Int64.random(in: 0...2, using: &rng),
+                    updated: t + Int64.random(in: 0...3, using: &rng), detail: pick(details, &rng)))
         case 4:
-            return .census(pick(gateways, &rng), Census(
-                version: UInt64.random(in: 0...3, using: &rng),
-                perStage: (0..<Int.random(in: 1...3, using: &rng)).map { _ in Int.random(in: 0...4, using: &rng) },
-                at: t + Int64.random(in: 0...2, using: &rng)))
+            return .census(
+                pick(gateways, &rng),
+                Census(
+                    version: UInt64.random(in: 0...3, using: &rng),
+                    perStage: (0..<Int.random(in: 1...3, using: &rng)).map { _ in Int.random(in: 0...4, using: &rng) },
+                    at: t + Int64.random(in: 0...2, using: &rng)))
         case 5:
-            return .halt(HaltMark(epoch: Int64.random(in: 1...3, using: &rng), at: t + Int64.random(in: 0...2, using: &rng),
-                                  gateway: pick(gateways, &rng), reason: pick(reasons, &rng)))
+            return .halt(
+                HaltMark(
+                    epoch: Int64.random(in: 1...3, using: &rng), at: t + Int64.random(in: 0...2, using: &rng),
+                    gateway: pick(gateways, &rng), reason: pick(reasons, &rng)))
         case 6:
-            return .stage(StageMark(stage: Int.random(in: 0...3, using: &rng), since: t + Int64.random(in: 0...2, using: &rng),
-                                    gateway: pick(gateways, &rng)))
+            return .stage(
+                StageMark(
+                    stage: Int.random(in: 0...3, using: &rng), since: t + Int64.random(in: 0...2, using: &rng),
+                    gateway: pick(gateways, &rng)))
         case 10:
-            return .completion(CompletionMark(at: t + Int64.random(in: 0...2, using: &rng), gateway: pick(gateways, &rng),
-                                              succeeded: Int.random(in: 0...2, using: &rng), failed: Int.random(in: 0...1, using: &rng)))
+            return .completion(
+                CompletionMark(
+                    at: t + Int64.random(in: 0...2, using: &rng), gateway: pick(gateways, &rng),
+                    succeeded: Int.random(in: 0...2, using: &rng), failed: Int.random(in: 0...1, using: &rng)))
         case 7:
             let count = Int.random(in: 1...12, using: &rng)
             return .command(CommandCopy(signed: Pool.planBody, signatures: Set(Pool.junk.shuffled(using: &rng).prefix(count))))

@@ -66,8 +66,9 @@ struct HaltStageTests {
         #expect(view.mode == .halted && view.halt == mark)
         #expect(view.haltDue(now: F.now + 6000, gateway: "gw-3") == nil, "already halted in this epoch")
         let fresh = Self.early[20]
-        #expect(view.decide(F.facts(fresh), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
-            == .wait("rollout halted: 3 devices failed, more than the 2 allowed"))
+        #expect(
+            view.decide(F.facts(fresh), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
+                == .wait("rollout halted: 3 devices failed, more than the 2 allowed"))
         let flying = try #require(state.outcomes.values.first { $0.phase == .installing })
         #expect(view.decide(F.facts(Self.early[5]), version: "1.0.0", outcome: flying, inFlightHere: 1, now: F.now, gateway: "gw-1") == .inFlight(flying))
         #expect(view.stageDue(now: F.now + 24 * F.hour, gateway: "gw-1", members: 1, censusGateways: 1) == nil)
@@ -120,12 +121,15 @@ struct HaltStageTests {
         let old = try #require(state.outcomes[failedDevice])
         #expect(old.phase == .failed && old.epoch == 1)
         let later = F.now + 1000
-        #expect(view.decide(F.facts(failedDevice), version: "1.0.0", outcome: old, inFlightHere: 0, now: later, gateway: "gw-2")
-            == .start(DeviceOutcome(epoch: 5, phase: .offered, bucket: old.bucket, gateway: "gw-2", started: later, updated: later)))
+        #expect(
+            view.decide(F.facts(failedDevice), version: "1.0.0", outcome: old, inFlightHere: 0, now: later, gateway: "gw-2")
+                == .start(DeviceOutcome(epoch: 5, phase: .offered, bucket: old.bucket, gateway: "gw-2", started: later, updated: later)))
 
         // A failure of the current epoch is final until the next retry.
-        let again = DeviceOutcome(epoch: 5, phase: .failed, bucket: old.bucket, gateway: "gw-2", started: later, updated: later + 1, detail: "device reported: checksum")
-        guard case .failedBefore(let why) = view.decide(F.facts(failedDevice), version: "1.0.0", outcome: again, inFlightHere: 0, now: later, gateway: "gw-2") else {
+        let again = DeviceOutcome(
+            epoch: 5, phase: .failed, bucket: old.bucket, gateway: "gw-2", started: later, updated: later + 1, detail: "device reported: checksum")
+        guard case .failedBefore(let why) = view.decide(F.facts(failedDevice), version: "1.0.0", outcome: again, inFlightHere: 0, now: later, gateway: "gw-2")
+        else {
             Issue.record("a failure of the current epoch is not offered again")
             return
         }
@@ -252,8 +256,9 @@ struct HaltStageTests {
         let view = F.view(Self.staged(succeeded: 0))
         let device = Self.late[0]
         let bucket = StageSelection.bucket(rollout: F.rollout, device: device)
-        #expect(view.decide(F.facts(device), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
-            == .notSelected("bucket \(bucket) is in stage 3; stage 1 of 3 runs"))
+        #expect(
+            view.decide(F.facts(device), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
+                == .notSelected("bucket \(bucket) is in stage 3; stage 1 of 3 runs"))
     }
 
     @Test("the rollout completes when the last stage's devices all finished")

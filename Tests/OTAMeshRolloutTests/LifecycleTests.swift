@@ -23,8 +23,9 @@ struct LifecycleTests {
         let view = F.view(state)
         #expect(view.plan != nil && view.mode == .aborted)
         #expect(!view.covers(F.facts(Self.stageOne[0])))
-        #expect(view.decide(F.facts(Self.stageOne[0]), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
-            == .notSelected("rollout \(F.rollout) was aborted"))
+        #expect(
+            view.decide(F.facts(Self.stageOne[0]), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
+                == .notSelected("rollout \(F.rollout) was aborted"))
     }
 
     @Test("an aborted rollout records no new success for a device that already runs the target")
@@ -65,8 +66,9 @@ struct LifecycleTests {
         #expect(view.haltDue(now: F.now + 20, gateway: "gw-1") == nil)
         #expect(view.completion == mark)
         #expect(!view.isOpen)
-        #expect(view.decide(F.facts("dev-9"), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
-            == .notSelected("rollout \(F.rollout) completed"))
+        #expect(
+            view.decide(F.facts("dev-9"), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1")
+                == .notSelected("rollout \(F.rollout) completed"))
     }
 
     @Test("each stage's device set is fixed when the stage starts, unless the plan is dynamic")
@@ -90,7 +92,9 @@ struct LifecycleTests {
             if dynamic {
                 guard case .start = decision else { Issue.record("a dynamic plan left out a new device: \(decision)"); continue }
             } else {
-                guard case .notSelected(let why) = decision, why.contains("fixed") else { Issue.record("a fixed plan took a new device: \(decision)"); continue }
+                guard case .notSelected(let why) = decision, why.contains("fixed") else {
+                    Issue.record("a fixed plan took a new device: \(decision)"); continue
+                }
             }
             #expect(view.inDeviceSet(late) == dynamic)
         }
@@ -101,15 +105,21 @@ struct LifecycleTests {
         var state = F.approved(F.plan(stages: [100]))
         state.setStage(StageMark(stage: 0, since: F.now, gateway: "gw-1"))
         let view = F.view(state)
-        guard case .wait(let why) = view.decide(F.facts("dev-1"), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1",
-                                                available: false) else {
+        guard
+            case .wait(let why) = view.decide(
+                F.facts("dev-1"), version: "1.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1",
+                available: false)
+        else {
             Issue.record("started without the image")
             return
         }
         #expect(why.contains("not ready on this gateway"))
         // A device already on the target still counts, image or not.
-        guard case .alreadyCurrent = view.decide(F.facts("dev-1"), version: "2.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1",
-                                                 available: false) else {
+        guard
+            case .alreadyCurrent = view.decide(
+                F.facts("dev-1"), version: "2.0.0", outcome: nil, inFlightHere: 0, now: F.now, gateway: "gw-1",
+                available: false)
+        else {
             Issue.record("a device on the target was not counted")
             return
         }
@@ -161,7 +171,9 @@ struct LifecycleTests {
         #expect(preview.devices == 47 && preview.matching == 41)
         #expect(preview.leftOut == ["hardware": 5], "the esp8266 device reports hardware: it is not left out, it does not match")
         #expect(preview.alreadyCurrent == 1)
-        let expected = plan.stages.map { percent in devices.filter { $0.hardware == "esp32" && StageSelection.bucket(rollout: plan.id, device: $0.id) < percent * 100 }.count }
+        let expected = plan.stages.map { percent in
+            devices.filter { $0.hardware == "esp32" && StageSelection.bucket(rollout: plan.id, device: $0.id) < percent * 100 }.count
+        }
         #expect(preview.perStage == expected)
         #expect(preview.gateways.values.map { $0.last! }.reduce(0, +) == expected.last!)
         #expect(preview.warnings.contains { $0.contains("5 devices report no hardware") && $0.contains("Arduino ESP32 HTTPUpdate") })

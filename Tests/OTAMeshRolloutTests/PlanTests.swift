@@ -26,9 +26,10 @@ struct PlanTests {
         let sha = String((0..<64).map { _ in Array("0123456789abcdefABCDEF").randomElement(using: &rng)! })
         return RolloutPlan(
             id: id,
-            target: RolloutTarget(path: "fw/app-\(Int.random(in: 1...99, using: &rng)).bin", sha256: sha, length: Int64.random(in: 1...(1 << 40), using: &rng),
-                                  version: Bool.random(using: &rng) ? "2.\(Int.random(in: 0...9, using: &rng)).0" : nil,
-                                  hardware: Bool.random(using: &rng) ? "esp32" : nil),
+            target: RolloutTarget(
+                path: "fw/app-\(Int.random(in: 1...99, using: &rng)).bin", sha256: sha, length: Int64.random(in: 1...(1 << 40), using: &rng),
+                version: Bool.random(using: &rng) ? "2.\(Int.random(in: 0...9, using: &rng)).0" : nil,
+                hardware: Bool.random(using: &rng) ? "esp32" : nil),
             selector: DeviceSelector(terms: terms), stages: stages, soakSeconds: Int64.random(in: 0...86_400, using: &rng),
             successPercent: Int.random(in: 0...100, using: &rng),
             maxFailurePercent: Bool.random(using: &rng) ? Int.random(in: 0...100, using: &rng) : nil,
@@ -186,8 +187,10 @@ struct PlanTests {
         let night = try MaintenanceWindow(parsing: "22:00-04:00")
         #expect(night.start == 22 * 60 && night.end == 4 * 60 && night.description == "22:00-04:00")
         func at(_ h: Int64, _ m: Int64 = 0, day: Int64 = 0) -> Int64 { Fixture.now + day * 24 * Fixture.hour + h * Fixture.hour + m * 60_000 }
-        for (time, inside) in [(at(22), true), (at(23, 30), true), (at(0), true), (at(3, 59), true), (at(4), false),
-                               (at(12), false), (at(21, 59), false), (at(23, day: 40), true), (at(5, day: 40), false)] {
+        for (time, inside) in [
+            (at(22), true), (at(23, 30), true), (at(0), true), (at(3, 59), true), (at(4), false),
+            (at(12), false), (at(21, 59), false), (at(23, day: 40), true), (at(5, day: 40), false),
+        ] {
             #expect(night.contains(milliseconds: time) == inside, "\(time)")
         }
         let day = try MaintenanceWindow(parsing: "9:05-17:30")

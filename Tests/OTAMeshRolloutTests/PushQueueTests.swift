@@ -21,8 +21,10 @@ struct PushQueueTests {
         }
     }
 
-    static func next(_ candidates: [PushQueue.Candidate], view: RolloutView = view(), outcomes: [String: DeviceOutcome] = [:],
-                     limits: PushQueue.Limits, running: [String: String] = [:]) -> [PushQueue.Start] {
+    static func next(
+        _ candidates: [PushQueue.Candidate], view: RolloutView = view(), outcomes: [String: DeviceOutcome] = [:],
+        limits: PushQueue.Limits, running: [String: String] = [:]
+    ) -> [PushQueue.Start] {
         PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: F.now, gateway: "gw-1", limits: limits, running: running)
     }
 

@@ -9,9 +9,11 @@ import Testing
 struct RobustnessTests {
     typealias F = Fixture
 
-    static let tokens = ["0", "1", "-1", "2", "19", "20", "9999", "10000", "9223372036854775807", "-9223372036854775808",
-                         "99999999999999999999", "offered", "downloading", "installing", "failed", "succeeded", "x", "",
-                         "3,4", "1,,2", "ü", "\n", "\u{0}", " "]
+    static let tokens = [
+        "0", "1", "-1", "2", "19", "20", "9999", "10000", "9223372036854775807", "-9223372036854775808",
+        "99999999999999999999", "offered", "downloading", "installing", "failed", "succeeded", "x", "",
+        "3,4", "1,,2", "ü", "\n", "\u{0}", " ",
+    ]
     static let ids = [F.rollout, F.rollout, F.rollout, "r-ffffffffffff", "r-xyz", "", "r-0123456789AB"]
     static let kinds = ["c", "d", "n", "h", "s", "q", ""]
     static let owners = ["gw-a", "gw-b", "gw-c"]
@@ -27,8 +29,10 @@ struct RobustnessTests {
     }
 
     /// Bits of JSON, to build envelopes that are almost commands.
-    static let jsonBits = ["{", "}", "[", "]", ",", ":", "\"signed\"", "\"signatures\"", "\"_type\"", "\"otamesh-command\"", "\"site\"",
-                           "\"sequence\"", "\"kind\"", "\"issued\"", "\"payload\"", "\"2026-11-23T00:00:00Z\"", "1", "-1", "null", "\"keyid\"", "\"sig\""]
+    static let jsonBits = [
+        "{", "}", "[", "]", ",", ":", "\"signed\"", "\"signatures\"", "\"_type\"", "\"otamesh-command\"", "\"site\"",
+        "\"sequence\"", "\"kind\"", "\"issued\"", "\"payload\"", "\"2026-11-23T00:00:00Z\"", "1", "-1", "null", "\"keyid\"", "\"sig\"",
+    ]
 
     /// A command part whose header hash matches its bytes, so the envelope parser sees them.
     static func commandPart(_ rng: inout any SeededRandomNumberGenerator) -> [UInt8] {
@@ -59,7 +63,8 @@ struct RobustnessTests {
         } else if key.hasSuffix("/h") {
             text = "\(pick(extremes, &rng)) \(pick(extremes, &rng)) too many failures"
         } else {
-            text = "\(pick(extremes, &rng)) \(pick(DeviceOutcome.Phase.allCases, &rng)) \(Int.random(in: 0...9999, using: &rng)) "
+            text =
+                "\(pick(extremes, &rng)) \(pick(DeviceOutcome.Phase.allCases, &rng)) \(Int.random(in: 0...9999, using: &rng)) "
                 + "\(pick(extremes, &rng)) \(pick(extremes, &rng)) detail"
         }
         return Array(text.utf8)
@@ -105,7 +110,9 @@ struct RobustnessTests {
                 }
                 #expect(key.hasPrefix("ro/") && !reason.isEmpty)
             }
-            let accepted = decoded.rollouts.values.contains { !$0.outcomes.isEmpty || !$0.census.isEmpty || $0.halt != nil || $0.stage != nil || !$0.commands.isEmpty }
+            let accepted = decoded.rollouts.values.contains {
+                !$0.outcomes.isEmpty || !$0.census.isEmpty || $0.halt != nil || $0.stage != nil || !$0.commands.isEmpty
+            }
             if !entry.key.hasPrefix("ro/") {
                 #expect(decoded.problems.isEmpty && decoded.rollouts.isEmpty)
             } else if Self.isCommandKey(entry.key) {
@@ -149,10 +156,14 @@ struct RobustnessTests {
 
     // MARK: Plan JSON
 
-    static let interestingIntegers: [Int64] = [0, 1, -1, 5, 20, 21, 99, 100, 101, 1000, 1001, 86_400, Int64(Int32.max),
-                                               Int64.max, Int64.min, Int64.max / 1000, Int64.max / 100]
-    static let interestingStrings = ["", "r-0123456789ab", "r-0123456789AB", "hardware=esp32", "colour=red", "22:00-04:00", "25:00-01:00",
-                                     String(repeating: "ab", count: 32), String(repeating: "AB", count: 32), "2.0.0", "esp32", "=", ","]
+    static let interestingIntegers: [Int64] = [
+        0, 1, -1, 5, 20, 21, 99, 100, 101, 1000, 1001, 86_400, Int64(Int32.max),
+        Int64.max, Int64.min, Int64.max / 1000, Int64.max / 100,
+    ]
+    static let interestingStrings = [
+        "", "r-0123456789ab", "r-0123456789AB", "hardware=esp32", "colour=red", "22:00-04:00", "25:00-01:00",
+        String(repeating: "ab", count: 32), String(repeating: "AB", count: 32), "2.0.0", "esp32", "=", ",",
+    ]
 
     static func json(_ rng: inout any SeededRandomNumberGenerator, depth: Int = 0) -> JSONValue {
         switch Int.random(in: 0..<(depth < 3 ? 7 : 4), using: &rng) {
@@ -168,18 +179,23 @@ struct RobustnessTests {
         }
     }
 
-    static let planKeys = ["id", "target", "select", "stages", "soak", "success", "maxFailurePercent", "maxFailures", "minFinished",
-                           "concurrency", "deviceTimeout", "window", "path", "sha256", "length", "version", "hardware", "extra"]
+    static let planKeys = [
+        "id", "target", "select", "stages", "soak", "success", "maxFailurePercent", "maxFailures", "minFinished",
+        "concurrency", "deviceTimeout", "window", "path", "sha256", "length", "version", "hardware", "extra",
+    ]
 
     /// A real plan's JSON with one to three fields removed or replaced (at the top or in target).
     static let planJSON = Generator<JSONValue, Shrink.None<JSONValue>> { rng in
         if Int.random(in: 0..<5, using: &rng) == 0 { return json(&rng) }
-        let base = F.plan(maxFailurePercent: 5, maxFailures: 3, window: try! MaintenanceWindow(parsing: "22:00-04:00"),
-                          selector: try! DeviceSelector(parsing: "hardware=esp32,tag=floor2"))
+        let base = F.plan(
+            maxFailurePercent: 5, maxFailures: 3, window: try! MaintenanceWindow(parsing: "22:00-04:00"),
+            selector: try! DeviceSelector(parsing: "hardware=esp32,tag=floor2"))
         var object = base.json.objectValue!
         for _ in 0..<Int.random(in: 1...3, using: &rng) {
             let key = pick(planKeys, &rng)
-            let value: JSONValue? = Int.random(in: 0..<4, using: &rng) == 0 ? nil
+            let value: JSONValue? =
+                Int.random(in: 0..<4, using: &rng) == 0
+                ? nil
                 : Bool.random(using: &rng) ? .integer(pick(interestingIntegers, &rng)) : json(&rng)
             if ["path", "sha256", "length", "version", "hardware"].contains(key) {
                 var target = object["target"]?.objectValue ?? JSONObject()

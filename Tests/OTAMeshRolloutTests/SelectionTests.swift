@@ -71,7 +71,9 @@ struct SelectionTests {
             let view = Fixture.view(state)
             try #require(view.mode == .running && view.stage == stage)
             let starting = devices.filter {
-                if case .start = view.decide(Fixture.facts($0), version: "1.0.0", outcome: nil, inFlightHere: 0, now: Fixture.now, gateway: "gw-1") { return true }
+                if case .start = view.decide(Fixture.facts($0), version: "1.0.0", outcome: nil, inFlightHere: 0, now: Fixture.now, gateway: "gw-1") {
+                    return true
+                }
                 return false
             }
             #expect(Set(starting) == Set(devices.filter { StageSelection.bucket(rollout: plan.id, device: $0) < plan.stages[stage] * 100 }))

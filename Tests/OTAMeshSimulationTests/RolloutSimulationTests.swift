@@ -10,9 +10,10 @@ import Testing
 @Suite("Rollout simulator")
 struct RolloutSimulationTests {
     static func scenario(bad: Range<Int> = 0..<0, seed: UInt64 = 1, members: StageMembers = .known) -> RolloutScenario {
-        RolloutScenario(gateways: 40, devicesPerGateway: 25, seed: seed, loss: 0.1, stages: [10, 50, 100], soakSeconds: 60,
-                        successPercent: 80, maxFailures: 20, badGateways: bad, partition: Partition(from: 40, until: 100, group: Set(36..<40)), stageMembers: members,
-                        limit: 900)
+        RolloutScenario(
+            gateways: 40, devicesPerGateway: 25, seed: seed, loss: 0.1, stages: [10, 50, 100], soakSeconds: 60,
+            successPercent: 80, maxFailures: 20, badGateways: bad, partition: Partition(from: 40, until: 100, group: Set(36..<40)), stageMembers: members,
+            limit: 900)
     }
 
     /// Every gateway's full state, rebuilt from the records it holds, is the same; and the view

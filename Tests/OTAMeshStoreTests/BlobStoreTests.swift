@@ -234,8 +234,9 @@ struct BlobStoreTests {
         }
     }
 
-    @Test("a full disk (ENOSPC) fails the add with a clear error and leaves the store as it was",
-          .enabled(if: TestEnvironment.isRoot, "needs root to mount a small tmpfs"))
+    @Test(
+        "a full disk (ENOSPC) fails the add with a clear error and leaves the store as it was",
+        .enabled(if: TestEnvironment.isRoot, "needs root to mount a small tmpfs"))
     func noSpace() throws {
         let dir = try TemporaryDirectory()
         let tmpfs = try Tmpfs(at: dir.file("small"), size: "2m")

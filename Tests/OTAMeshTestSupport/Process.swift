@@ -71,4 +71,3 @@ public final class Child: @unchecked Sendable {
         return process.terminationStatus
     }
 }
-

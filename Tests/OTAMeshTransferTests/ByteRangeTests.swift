@@ -33,11 +33,13 @@ struct ByteRangeTests {
         }
     }
 
-    @Test("malformed headers are ignored (full response), unsatisfiable ones are 416", arguments: [
-        ("bytes=", RangeRequest.full), ("bytes=5-2", .full), ("bytes=99999999999999999999-", .full), ("bytes=a-b", .full),
-        ("items=0-5", .full), ("bytes=0-5,", .full), ("bytes=--5", .full), ("bytes=1000-", .unsatisfiable),
-        ("bytes=-0", .unsatisfiable), ("bytes=2000-3000", .unsatisfiable),
-    ])
+    @Test(
+        "malformed headers are ignored (full response), unsatisfiable ones are 416",
+        arguments: [
+            ("bytes=", RangeRequest.full), ("bytes=5-2", .full), ("bytes=99999999999999999999-", .full), ("bytes=a-b", .full),
+            ("items=0-5", .full), ("bytes=0-5,", .full), ("bytes=--5", .full), ("bytes=1000-", .unsatisfiable),
+            ("bytes=-0", .unsatisfiable), ("bytes=2000-3000", .unsatisfiable),
+        ])
     func malformed(header: String, expected: RangeRequest) {
         #expect(RangeRequest.parse(header, length: 1_000) == expected)
     }
@@ -61,15 +63,19 @@ struct ByteRangeTests {
     func resume() {
         #expect(ResumeCheck.check(status: 206, contentRange: "bytes 500-999/1000", offset: 500, total: 1_000) == .append)
         #expect(ResumeCheck.check(status: 200, contentRange: nil, offset: 500, total: 1_000) == .restart)
-        #expect(ResumeCheck.check(status: 206, contentRange: "bytes 400-999/1000", offset: 500, total: 1_000)
+        #expect(
+            ResumeCheck.check(status: 206, contentRange: "bytes 400-999/1000", offset: 500, total: 1_000)
                 == .fail("server sent bytes 400-999/1000, requested bytes=500-"))
-        #expect(ResumeCheck.check(status: 206, contentRange: "bytes 500-999/2000", offset: 500, total: 1_000)
+        #expect(
+            ResumeCheck.check(status: 206, contentRange: "bytes 500-999/2000", offset: 500, total: 1_000)
                 == .fail("Content-Range total 2000 differs from the signed length 1000"))
-        #expect(ResumeCheck.check(status: 206, contentRange: "bytes 500-999/*", offset: 500, total: 1_000)
+        #expect(
+            ResumeCheck.check(status: 206, contentRange: "bytes 500-999/*", offset: 500, total: 1_000)
                 == .fail("Content-Range total * differs from the signed length 1000"))
         #expect(ResumeCheck.check(status: 206, contentRange: nil, offset: 500, total: 1_000) == .fail("206 without a valid Content-Range"))
         #expect(ResumeCheck.check(status: 416, contentRange: "bytes */1000", offset: 1_000, total: 1_000) == .append)
-        #expect(ResumeCheck.check(status: 416, contentRange: "bytes */1200", offset: 1_000, total: 1_000)
+        #expect(
+            ResumeCheck.check(status: 416, contentRange: "bytes */1200", offset: 1_000, total: 1_000)
                 == .fail("416 Range Not Satisfiable for bytes=1000- of 1000"))
         #expect(ResumeCheck.parseContentRange("bytes 5-2/10") == nil)
         #expect(ResumeCheck.parseContentRange("bytes 1-2/x") == nil)

@@ -135,10 +135,12 @@ struct ResumableFetchTests {
         #expect(try store.read(expected.digest) == bytes)
     }
 
-    @Test("non-network failures make exactly one request and fail with their reason", arguments: [
-        (["--status", "404"], "HTTP 404"), (["--status", "403"], "HTTP 403"),
-        (["--corrupt"], "sha256 mismatch"), (["--extra", "10"], "Content-Length 2097162 differs from the signed length 2097152"),
-    ])
+    @Test(
+        "non-network failures make exactly one request and fail with their reason",
+        arguments: [
+            (["--status", "404"], "HTTP 404"), (["--status", "403"], "HTTP 403"),
+            (["--corrupt"], "sha256 mismatch"), (["--extra", "10"], "Content-Length 2097162 differs from the signed length 2097152"),
+        ])
     func notRetried(flags: [String], reason: String) async throws {
         let server = try FaultServer(file: file, flags)
         let store = try store()
@@ -155,8 +157,9 @@ struct ResumableFetchTests {
         #expect(try store.list().isEmpty)
     }
 
-    @Test("a full disk (ENOSPC) fails at once: one request, the reason named, nothing left behind",
-          .enabled(if: TestEnvironment.isRoot, "mounting a small tmpfs needs root"))
+    @Test(
+        "a full disk (ENOSPC) fails at once: one request, the reason named, nothing left behind",
+        .enabled(if: TestEnvironment.isRoot, "mounting a small tmpfs needs root"))
     func diskFull() async throws {
         let disk = try Tmpfs(at: dir.file("small"), size: "1m")
         let store = try BlobStore(configuration: StoreConfiguration(directory: disk.path + "/data"))

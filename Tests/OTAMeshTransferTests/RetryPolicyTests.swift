@@ -1,16 +1,19 @@
 import OTAMeshCommon
+import OTAMeshTestSupport
 import Testing
 
 @testable import OTAMeshTransfer
 
 @Suite("retry-timeout policy")
 struct RetryPolicyTests {
-    @Test("network-class failures resume; anything else fails at once", arguments: [
-        (TransferFailure.network("connection reset"), true), (.network("DNS: no such host"), true),
-        (.stalled(bytesPerSecond: 3), true), (.http(status: 500, retryAfter: nil), true), (.http(status: 503, retryAfter: 2), true),
-        (.http(status: 404, retryAfter: nil), false), (.http(status: 416, retryAfter: nil), false), (.http(status: 403, retryAfter: nil), false),
-        (.integrity("sha256 mismatch"), false), (.local("No space left on device (ENOSPC)"), false),
-    ])
+    @Test(
+        "network-class failures resume; anything else fails at once",
+        arguments: [
+            (TransferFailure.network("connection reset"), true), (.network("DNS: no such host"), true),
+            (.stalled(bytesPerSecond: 3), true), (.http(status: 500, retryAfter: nil), true), (.http(status: 503, retryAfter: 2), true),
+            (.http(status: 404, retryAfter: nil), false), (.http(status: 416, retryAfter: nil), false), (.http(status: 403, retryAfter: nil), false),
+            (.integrity("sha256 mismatch"), false), (.local("No space left on device (ENOSPC)"), false),
+        ])
     func classification(failure: TransferFailure, retryable: Bool) {
         #expect(failure.isRetryable == retryable)
         let decision = RetryPolicy().decide(failure, attempt: 1, elapsed: 0, random: 0.5)
@@ -37,7 +40,8 @@ struct RetryPolicyTests {
         #expect(policy.decide(.http(status: 503, retryAfter: 5), attempt: 1, elapsed: 0, random: 0) == .retry(after: 5))
         #expect(policy.decide(.http(status: 503, retryAfter: 86_400), attempt: 1, elapsed: 0, random: 0) == .retry(after: 60))
         policy.retryTimeout = 30
-        #expect(policy.decide(.network("timeout"), attempt: 2, elapsed: 29.9, random: 1)
+        #expect(
+            policy.decide(.network("timeout"), attempt: 2, elapsed: 29.9, random: 1)
                 == .fail(reason: "network: timeout; retry timeout of 30 s reached"))
         policy.maxReconnects = 3
         #expect(policy.decide(.network("reset"), attempt: 4, elapsed: 0, random: 0) == .fail(reason: "network: reset; gave up after 3 reconnects"))
@@ -68,5 +72,3 @@ struct RetryPolicyTests {
         #expect(detector.check(at: 12) == nil)
     }
 }
-
-import OTAMeshTestSupport

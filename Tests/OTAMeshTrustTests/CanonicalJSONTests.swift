@@ -46,10 +46,12 @@ struct CanonicalJSONTests {
         #expect(value["e\u{301}"] == .integer(1))
     }
 
-    @Test("strict parsing: duplicates, floats, depth, bad escapes and garbage are errors", arguments: [
-        #"{"a":1,"a":2}"#, "1.5", "1e3", "[01]", #""\u12""#, #""\ud800""#, "[1,]", "{", "tru", "\"a\u{01}\"", #""\x""#,
-        String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "", "1 2", #""\u+123""#,
-    ])
+    @Test(
+        "strict parsing: duplicates, floats, depth, bad escapes and garbage are errors",
+        arguments: [
+            #"{"a":1,"a":2}"#, "1.5", "1e3", "[01]", #""\u12""#, #""\ud800""#, "[1,]", "{", "tru", "\"a\u{01}\"", #""\x""#,
+            String(repeating: "[", count: 100) + String(repeating: "]", count: 100), "", "1 2", #""\u+123""#,
+        ])
     func rejects(text: String) {
         #expect(throws: JSONError.self) { try JSONValue.parse(Array(text.utf8)) }
     }

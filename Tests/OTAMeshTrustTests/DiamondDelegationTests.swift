@@ -29,8 +29,10 @@ struct DiamondDelegationTests {
         return .object(keys)
     }
     static func role(_ name: String, _ signers: [TUFSigner], paths: [String]) -> JSONValue {
-        object(["name": .string(name), "keyids": ids(signers), "threshold": .integer(1), "terminating": .bool(false),
-                "paths": .array(paths.map { .string($0) })])
+        object([
+            "name": .string(name), "keyids": ids(signers), "threshold": .integer(1), "terminating": .bool(false),
+            "paths": .array(paths.map { .string($0) }),
+        ])
     }
     static func targets(_ files: [String: [UInt8]], delegating: [(String, [TUFSigner], [String])] = []) -> JSONValue {
         var listed = JSONObject()
@@ -56,24 +58,34 @@ struct DiamondDelegationTests {
         let top = try KeyFile.generate(.ed25519), a = try KeyFile.generate(.ed25519), b = try KeyFile.generate(.ed25519)
         let ra = try KeyFile.generate(.ed25519), rb = try KeyFile.generate(.ed25519)
         func roleKeys(_ signer: TUFSigner) -> JSONValue { object(["keyids": ids([signer]), "threshold": .integer(1)]) }
-        let rootSigned = object(["_type": .string("root"), "spec_version": .string("1.0.31"), "version": .integer(1), "expires": expires,
-                                 "consistent_snapshot": .bool(false), "keys": keys([root, timestamp, snapshot, top]),
-                                 "roles": object(["root": roleKeys(root), "timestamp": roleKeys(timestamp), "snapshot": roleKeys(snapshot),
-                                                  "targets": roleKeys(top)])])
-        let meta = object(["targets.json": object(["version": .integer(1)]), "parent-a.json": object(["version": .integer(1)]),
-                           "parent-b.json": object(["version": .integer(1)]), "release.json": object(["version": .integer(1)])])
+        let rootSigned = object([
+            "_type": .string("root"), "spec_version": .string("1.0.31"), "version": .integer(1), "expires": expires,
+            "consistent_snapshot": .bool(false), "keys": keys([root, timestamp, snapshot, top]),
+            "roles": object([
+                "root": roleKeys(root), "timestamp": roleKeys(timestamp), "snapshot": roleKeys(snapshot),
+                "targets": roleKeys(top),
+            ]),
+        ])
+        let meta = object([
+            "targets.json": object(["version": .integer(1)]), "parent-a.json": object(["version": .integer(1)]),
+            "parent-b.json": object(["version": .integer(1)]), "release.json": object(["version": .integer(1)]),
+        ])
         let snapshotSigned = object(["_type": .string("snapshot"), "spec_version": .string("1.0.31"), "version": .integer(1), "expires": expires, "meta": meta])
-        let timestampSigned = object(["_type": .string("timestamp"), "spec_version": .string("1.0.31"), "version": .integer(1), "expires": expires,
-                                      "meta": object(["snapshot.json": object(["version": .integer(1)])])])
+        let timestampSigned = object([
+            "_type": .string("timestamp"), "spec_version": .string("1.0.31"), "version": .integer(1), "expires": expires,
+            "meta": object(["snapshot.json": object(["version": .integer(1)])]),
+        ])
         let files: [String: [UInt8]] = [
             "1.root.json": try Repository.envelope(rootSigned, signers: [root]),
             "timestamp.json": try Repository.envelope(timestampSigned, signers: [timestamp]),
             "snapshot.json": try Repository.envelope(snapshotSigned, signers: [snapshot]),
-            "targets.json": try Repository.envelope(targets([:], delegating: [("parent-a", [a], ["team-a/*"]), ("parent-b", [b], ["team-b/*"])]), signers: [top]),
+            "targets.json": try Repository.envelope(
+                targets([:], delegating: [("parent-a", [a], ["team-a/*"]), ("parent-b", [b], ["team-b/*"])]), signers: [top]),
             "parent-a.json": try Repository.envelope(targets([:], delegating: [("release", [ra], ["team-a/*"])]), signers: [a]),
             "parent-b.json": try Repository.envelope(targets([:], delegating: [("release", [rb], ["team-b/*"])]), signers: [b]),
-            "release.json": try Repository.envelope(targets(["team-a/app.bin": Array("a".utf8), "team-b/app.bin": Array("b".utf8)]),
-                                                    signers: releaseSigners(ra, rb)),
+            "release.json": try Repository.envelope(
+                targets(["team-a/app.bin": Array("a".utf8), "team-b/app.bin": Array("b".utf8)]),
+                signers: releaseSigners(ra, rb)),
         ]
         return (Remote(files: files), files["1.root.json"]!)
     }

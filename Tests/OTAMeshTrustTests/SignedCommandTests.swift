@@ -12,8 +12,9 @@ struct SignedCommandTests {
     }
 
     static func command(sequence: Int64 = 5, site: String = "building-7") -> SignedCommand {
-        SignedCommand(site: site, sequence: sequence, kind: "rollout.pause",
-                      payload: .object(["rollout": .string("r-42")] as KeyValuePairs<String, JSONValue>), issued: now)
+        SignedCommand(
+            site: site, sequence: sequence, kind: "rollout.pause",
+            payload: .object(["rollout": .string("r-42")] as KeyValuePairs<String, JSONValue>), issued: now)
     }
 
     @Test("m-of-n admins: accepted at the threshold with any key types, refused below it")

@@ -17,16 +17,18 @@ struct SignedRequestTests {
         let admins: [TUFSigner] = [.ed25519(.init()), .ecdsaP256(.init()), try KeyFile.generate(.rsa)]
         let trust = try Self.trust(admins)
         for admin in admins {
-            let signed = try SignedRequest.sign(with: admin, method: "post", target: "/api/v1/records/x", body: Array("hello".utf8),
-                                                time: Self.now, nonce: "abcdef0123456789")
+            let signed = try SignedRequest.sign(
+                with: admin, method: "post", target: "/api/v1/records/x", body: Array("hello".utf8),
+                time: Self.now, nonce: "abcdef0123456789")
             let parsed = try SignedRequest.parse(signed.header)
             #expect(parsed == signed)
             #expect(parsed.bodySHA256 == hexStringForTest(SHA256.hash(data: Array("hello".utf8))))
             let key = try SignedRequest.verify(parsed, method: "POST", target: "/api/v1/records/x", trust: trust, now: Self.now + 299)
             #expect(key == admin.publicKey)
         }
-        #expect(try SignedRequest.sign(with: admins[0], method: "GET", target: "/", body: [], time: 1, nonce: "nonce-123").bodySHA256
-                    == SignedRequest.emptyBodySHA256)
+        #expect(
+            try SignedRequest.sign(with: admins[0], method: "GET", target: "/", body: [], time: 1, nonce: "nonce-123").bodySHA256
+                == SignedRequest.emptyBodySHA256)
     }
 
     @Test("another key, another time, another method or path, or an edited signature: refused with the reason")

@@ -95,8 +95,10 @@ public enum DeviceProbe {
     public static func requests(for service: Service) -> [Request] {
         switch service.type {
         case "_http._tcp":
-            return [Request(port: service.port, path: "/api/state"), Request(port: service.port, path: "/update"),
-                    Request(port: service.port, path: "/version")]
+            return [
+                Request(port: service.port, path: "/api/state"), Request(port: service.port, path: "/update"),
+                Request(port: service.port, path: "/version"),
+            ]
         case "_arduino._tcp", "_esphomelib._tcp":
             // Always: whether the version endpoint answers decides whether a push can be confirmed.
             return [Request(port: httpPort(service) ?? 80, path: "/version")]
@@ -128,18 +130,24 @@ public enum DeviceProbe {
                 let platform = service.txt["platform"] ?? ""
                 let otaPort = esphomeOTAPort(platform: platform)
                 address = Service.endpoint(service.address, otaPort)
-                note += ", ESPHome \(service.txt["version"].flatMap(clean) ?? "?"), API port \(service.port), OTA port \(otaPort) (\(platform.isEmpty ? "platform unknown" : platform) default)"
+                note +=
+                    ", ESPHome \(service.txt["version"].flatMap(clean) ?? "?"), API port \(service.port), OTA port \(otaPort) (\(platform.isEmpty ? "platform unknown" : platform) default)"
             }
             if service.txt["auth_upload"] == "yes" { note += ", password required" }
             let hardware = board.map(chip).flatMap { $0.hasPrefix("esp") ? $0 : nil } ?? service.txt["platform"].map { $0.lowercased() } ?? board.map(chip)
-            return .success(Device(id: id, family: .arduinoOTA, address: address, hardware: hardware,
-                                   variant: board.flatMap(clean), version: version, options: options, note: note))
+            return .success(
+                Device(
+                    id: id, family: .arduinoOTA, address: address, hardware: hardware,
+                    variant: board.flatMap(clean), version: version, options: options, note: note))
         case "_http._tcp":
             if let state = answer(answers, Request(port: service.port, path: "/api/state")),
-               let status = try? ProjectMMStatus.parse(state) {
+                let status = try? ProjectMMStatus.parse(state)
+            {
                 let variant = status.firmware
-                return .success(Device(id: id, family: .projectMM, address: service.endpoint, hardware: variant.map(chip),
-                                       variant: variant, version: status.version, options: [:], note: "mDNS _http._tcp, projectMM /api/state"))
+                return .success(
+                    Device(
+                        id: id, family: .projectMM, address: service.endpoint, hardware: variant.map(chip),
+                        variant: variant, version: status.version, options: [:], note: "mDNS _http._tcp, projectMM /api/state"))
             }
             let update = answers[Request(port: service.port, path: "/update")] ?? nil
             let guarded = update?.status == 401
@@ -148,9 +156,11 @@ public enum DeviceProbe {
                 let board = service.txt["board"] ?? service.txt["chip"]
                 var note = "mDNS _http._tcp, upload form at /update" + (guarded ? ", password required" : "")
                 if version == nil { note += ", no version at GET /version: confirm=none" }
-                return .success(Device(id: id, family: .httpUpload, address: service.endpoint, hardware: board.map(chip),
-                                       variant: board.flatMap(clean), version: version,
-                                       options: version == nil ? [unconfirmable.0: unconfirmable.1] : [:], note: note))
+                return .success(
+                    Device(
+                        id: id, family: .httpUpload, address: service.endpoint, hardware: board.map(chip),
+                        variant: board.flatMap(clean), version: version,
+                        options: version == nil ? [unconfirmable.0: unconfirmable.1] : [:], note: note))
             }
             return ignored("neither projectMM (/api/state) nor an upload form (/update): not a push device")
         default:

@@ -1,9 +1,9 @@
-import OTAMeshCommon
 import AsyncHTTPClient
 import Crypto
 import Foundation
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshRollout
 import Synchronization
 
@@ -35,8 +35,10 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
     /// The OTA password (a device's own, from the registry, comes first).
     public var credentials: PushCredentials?
 
-    public init(timing: ArduinoOTAPush.Timing = .init(), timeouts: ArduinoOTAPush.Timeouts = .init(), requestTimeout: Duration = .seconds(5),
-                dialect: ArduinoOTADialect = .arduino, versionPort: Int = 80, versionPath: String = "/version", credentials: PushCredentials? = nil) {
+    public init(
+        timing: ArduinoOTAPush.Timing = .init(), timeouts: ArduinoOTAPush.Timeouts = .init(), requestTimeout: Duration = .seconds(5),
+        dialect: ArduinoOTADialect = .arduino, versionPort: Int = 80, versionPath: String = "/version", credentials: PushCredentials? = nil
+    ) {
         self.timing = timing
         self.timeouts = timeouts
         self.requestTimeout = requestTimeout
@@ -60,7 +62,8 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
     /// Bytes per write of the image (one chunk in flight at a time).
     static let chunkSize = 16 << 10
 
-    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String
+    {
         var dialect = dialect
         if let name = device.options["dialect"] {
             guard let named = ArduinoOTADialect(rawValue: name) else {
@@ -90,16 +93,19 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
         }
     }
 
-    private func run(_ image: PushImage, to device: PushTarget, dialect: ArduinoOTADialect, credentials: PushCredentials?, versionURL: String,
-                     client: HTTPClient, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
+    private func run(
+        _ image: PushImage, to device: PushTarget, dialect: ArduinoOTADialect, credentials: PushCredentials?, versionURL: String,
+        client: HTTPClient, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
+    ) async -> Result<String, PushFailure> {
         let (events, continuation) = AsyncStream<OTALink.Tagged>.makeStream()
         let link = OTALink(device: device, events: continuation, connectTimeout: .milliseconds(timeouts.reply))
         defer {
             link.close()
             continuation.finish()
         }
-        var machine = ArduinoOTAPush(image: image, target: device, dialect: dialect, credentials: credentials, timing: timing, timeouts: timeouts,
-                                     now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1), nonceSeed: UInt64.random(in: 0...UInt64.max))
+        var machine = ArduinoOTAPush(
+            image: image, target: device, dialect: dialect, credentials: credentials, timing: timing, timeouts: timeouts,
+            now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1), nonceSeed: UInt64.random(in: 0...UInt64.max))
         var timer: Task<Void, Never>?
         defer { timer?.cancel() }
         var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())

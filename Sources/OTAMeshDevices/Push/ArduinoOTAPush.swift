@@ -188,8 +188,10 @@ public struct ArduinoOTAPush: Sendable {
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter; `nonceSeed` the client
     /// nonce of the challenge answers.
-    public init(image: PushImage, target: PushTarget, dialect: ArduinoOTADialect, credentials: PushCredentials?,
-                timing: Timing = Timing(), timeouts: Timeouts = Timeouts(), now: Int64, random: Double = 0.5, nonceSeed: UInt64 = 0) {
+    public init(
+        image: PushImage, target: PushTarget, dialect: ArduinoOTADialect, credentials: PushCredentials?,
+        timing: Timing = Timing(), timeouts: Timeouts = Timeouts(), now: Int64, random: Double = 0.5, nonceSeed: UInt64 = 0
+    ) {
         self.image = image
         self.target = target
         self.dialect = dialect
@@ -243,14 +245,18 @@ public struct ArduinoOTAPush: Sendable {
         case (.awaitingDevice, .connected):
             return stream(now: now)
         case (.awaitingDevice, .tick) where now >= stepDeadline:
-            return fail(.refused, "device accepted the invitation but did not connect back to port \(hostPort) within \(timeouts.connectBack / 1000) s"
-                        + " (ESP32 answers OK before Update.begin: the image may not fit its OTA partition; or a firewall blocks the device's connection)")
+            return fail(
+                .refused,
+                "device accepted the invitation but did not connect back to port \(hostPort) within \(timeouts.connectBack / 1000) s"
+                    + " (ESP32 answers OK before Update.begin: the image may not fit its OTA partition; or a firewall blocks the device's connection)")
         case (.handshaking, .received(let bytes)):
             buffer += bytes.prefix(4096)
             return handshake(now: now)
         case (.handshaking(let step), .closed(let reason, _)):
             if let failure = pendingError() { return fail(failure.kind, failure.reason) }
-            if step.afterData { return fail(.network, "connection lost after all \(facts?.size ?? 0) bytes were sent, before the device confirmed \(step.name): \(reason)") }
+            if step.afterData {
+                return fail(.network, "connection lost after all \(facts?.size ?? 0) bytes were sent, before the device confirmed \(step.name): \(reason)")
+            }
             return retry("connection closed during the handshake (waiting for \(step.name)): \(reason)", now: now)
         case (.handshaking(let step), .tick) where now >= stepDeadline:
             if step.afterData {
@@ -311,9 +317,12 @@ public struct ArduinoOTAPush: Sendable {
             return fail(.refused, "image \(image.path) is built for \(headerChip) (its header) but labelled variant \(image.variant ?? "")")
         }
         if let deviceVariant = target.variant, let deviceChip = ArduinoOTAWire.chip(ofVariant: deviceVariant), let imageChip = facts.chip ?? variantChip,
-           deviceChip != imageChip {
+            deviceChip != imageChip
+        {
             let source = facts.chip != nil ? "its header" : "variant \(image.variant ?? "")"
-            return fail(.refused, "device variant \(deviceVariant) (\(deviceChip)) is not compatible with the image, built for \(imageChip) (\(source)); nothing was sent")
+            return fail(
+                .refused,
+                "device variant \(deviceVariant) (\(deviceChip)) is not compatible with the image, built for \(imageChip) (\(source)); nothing was sent")
         }
         return link(now: now)
     }
@@ -458,7 +467,8 @@ public struct ArduinoOTAPush: Sendable {
     mutating func confirm(_ version: String, variant: String?, now: Int64) -> [Action] {
         let verdict = confirmation?.reported(version, now: now, timing: timing)
         if case .confirmed = verdict, let variant, let deviceChip = ArduinoOTAWire.chip(ofVariant: variant),
-           let imageChip = facts?.chip ?? image.variant.flatMap(ArduinoOTAWire.chip(ofVariant:)), deviceChip != imageChip {
+            let imageChip = facts?.chip ?? image.variant.flatMap(ArduinoOTAWire.chip(ofVariant:)), deviceChip != imageChip
+        {
             return fail(.rebootedIntoOld, "device came back running \(version) as variant \(variant), not compatible with the image (\(imageChip))")
         }
         return judge(verdict, now: now)

@@ -1,8 +1,8 @@
-import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OTAMeshCommon
 import OTAMeshRollout
 
 /// Pushes to devices that only take "fetch this URL" commands (family `fetch-url`): the shell
@@ -39,7 +39,8 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
         return HTTPUploadAdapter.version(fromBody: text).map { FetchURLPush.Reported(version: $0) }
     }
 
-    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String
+    {
         let request: FetchURLRequest
         do { request = try FetchURLRequest(options: device.options) } catch {
             throw PushFailure(.refused, "device \(device.id): \(error)")
@@ -49,28 +50,34 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
         }
     }
 
-    private func run(_ image: PushImage, to device: PushTarget, request: FetchURLRequest, client: HTTPClient,
-                     progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
+    private func run(
+        _ image: PushImage, to device: PushTarget, request: FetchURLRequest, client: HTTPClient,
+        progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
+    ) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         var versionTarget = device
         if let port = request.versionPort { versionTarget.port = port }
         let versionURL = PushHTTPShell.base(of: versionTarget) + request.versionPath
         let authorization = device.credentials?.authorization
-        var machine = FetchURLPush(image: image, target: device, request: request, authenticates: authorization != nil, timing: timing,
-                                   now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        var machine = FetchURLPush(
+            image: image, target: device, request: request, authenticates: authorization != nil, timing: timing,
+            now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        return await PushHTTPShell.drive(first, timing: timing, step: { action in
-            switch action {
-            case .progress(let phase): .progress(phase)
-            case .succeeded(let version): .succeeded(version)
-            case .failed(let failure): .failed(failure)
-            case .wait(let until): .wait(until: until)
-            case .send, .fetchVersion: .perform
-            }
-        }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) }, perform: { action in
-            if case .send(let command) = action { return await send(command, client: client, base: base, authorization: authorization) }
-            return await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization)
-        }, progress: progress)
+        return await PushHTTPShell.drive(
+            first, timing: timing,
+            step: { action in
+                switch action {
+                case .progress(let phase): .progress(phase)
+                case .succeeded(let version): .succeeded(version)
+                case .failed(let failure): .failed(failure)
+                case .wait(let until): .wait(until: until)
+                case .send, .fetchVersion: .perform
+                }
+            }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) },
+            perform: { action in
+                if case .send(let command) = action { return await send(command, client: client, base: base, authorization: authorization) }
+                return await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization)
+            }, progress: progress)
     }
 
     private func send(_ command: FetchURLPush.Command, client: HTTPClient, base: String, authorization: String?) async -> FetchURLPush.Event {

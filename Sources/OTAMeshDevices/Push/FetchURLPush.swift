@@ -94,8 +94,10 @@ public struct FetchURLPush: Sendable {
     var lastVersion: String?
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter.
-    public init(image: PushImage, target: PushTarget, request: FetchURLRequest, authenticates: Bool, timing: Timing = Timing(),
-                now: Int64, random: Double = 0.5) {
+    public init(
+        image: PushImage, target: PushTarget, request: FetchURLRequest, authenticates: Bool, timing: Timing = Timing(),
+        now: Int64, random: Double = 0.5
+    ) {
         self.image = image
         self.target = target
         self.request = request
@@ -108,8 +110,9 @@ public struct FetchURLPush: Sendable {
     /// The command for this image and device.
     public var command: Command {
         let values = FetchURLRequest.values(image: image, device: target)
-        return Command(method: request.method, path: request.renderedPath(values), contentType: request.contentType,
-                       body: request.method == "GET" ? "" : request.renderedBody(values))
+        return Command(
+            method: request.method, path: request.renderedPath(values), contentType: request.contentType,
+            body: request.method == "GET" ? "" : request.renderedBody(values))
     }
 
     /// `METHOD /path` without its query (query strings may carry the URL; kept out of reasons).
@@ -190,7 +193,8 @@ public struct FetchURLPush: Sendable {
         let expected = image.version ?? "?"
         if reported.version == image.version {
             if let variant = reported.variant, let imageVariant = image.variant, !ProjectMMVariant.compatible(variant, imageVariant) {
-                return fail(.rebootedIntoOld, "device came back running \(reported.version) as variant \(variant), not compatible with image variant \(imageVariant)")
+                return fail(
+                    .rebootedIntoOld, "device came back running \(reported.version) as variant \(variant), not compatible with image variant \(imageVariant)")
             }
             stage = .done
             return report(.downloading) + report(.installing) + [.succeeded(version: reported.version)]
@@ -202,8 +206,10 @@ public struct FetchURLPush: Sendable {
         // The HTTP client retries a refused connect, so a short restart may pass unseen: the old
         // version still after the grace is judged like a seen reboot (as for HTTP upload).
         if now - acceptedAt > rebootGrace {
-            return fail(.rebootedIntoOld, "device still reports \(reported.version), not \(expected), \(rebootGrace / 1000) s after it took the command "
-                + "(it rebooted into its old firmware, or its download of the image failed)\(before)")
+            return fail(
+                .rebootedIntoOld,
+                "device still reports \(reported.version), not \(expected), \(rebootGrace / 1000) s after it took the command "
+                    + "(it rebooted into its old firmware, or its download of the image failed)\(before)")
         }
         return [.wait(until: now + timing.pollInterval)]
     }

@@ -69,9 +69,11 @@ public struct FetchURLRequest: Sendable, Equatable {
         }
     }
 
-    public init(method: String = "POST", path: String = "/ota", body: String = FetchURLRequest.defaultBody,
-                contentType: String = "application/json", accept: Set<Int>? = nil, versionPath: String = "/version",
-                versionPort: Int? = nil, rebootGrace: Int64? = nil) {
+    public init(
+        method: String = "POST", path: String = "/ota", body: String = FetchURLRequest.defaultBody,
+        contentType: String = "application/json", accept: Set<Int>? = nil, versionPath: String = "/version",
+        versionPort: Int? = nil, rebootGrace: Int64? = nil
+    ) {
         self.method = method
         self.path = path
         self.body = body
@@ -136,8 +138,10 @@ public struct FetchURLRequest: Sendable, Equatable {
 
     /// The values of the placeholders for one push.
     public static func values(image: PushImage, device: PushTarget) -> [String: String] {
-        ["url": image.url ?? "", "version": image.version ?? "", "sha256": image.sha256, "size": String(image.length),
-         "path": image.path, "device": device.id]
+        [
+            "url": image.url ?? "", "version": image.version ?? "", "sha256": image.sha256, "size": String(image.length),
+            "path": image.path, "device": device.id,
+        ]
     }
 
     /// The command's path with its placeholders filled (percent-encoded).

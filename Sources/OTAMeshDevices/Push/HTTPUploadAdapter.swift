@@ -1,8 +1,8 @@
-import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OTAMeshCommon
 import OTAMeshRollout
 import Synchronization
 
@@ -35,8 +35,10 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
     /// registry, come first).
     public var credentials: PushCredentials?
 
-    public init(timing: HTTPUploadPush.Timing = .init(), requestTimeout: Duration = .seconds(5), uploadTimeout: Duration = .seconds(300),
-                uploadPath: String = "/update", versionPath: String = "/version", credentials: PushCredentials? = nil) {
+    public init(
+        timing: HTTPUploadPush.Timing = .init(), requestTimeout: Duration = .seconds(5), uploadTimeout: Duration = .seconds(300),
+        uploadPath: String = "/update", versionPath: String = "/version", credentials: PushCredentials? = nil
+    ) {
         self.timing = timing
         self.requestTimeout = requestTimeout
         self.uploadTimeout = uploadTimeout
@@ -59,18 +61,22 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             return (object?["version"] as? String ?? object?["value"] as? String).flatMap { $0.isEmpty || $0.count > 64 ? nil : $0 }
         }
         guard let line = text.split(whereSeparator: \.isNewline).first.map(String.init), !line.isEmpty, line.count <= 64,
-              !line.contains("<") else { return nil }
+            !line.contains("<")
+        else { return nil }
         return line
     }
 
-    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String
+    {
         try await PushHTTPShell.withClient(for: device, requestTimeout: requestTimeout) { client in
             await run(image, to: device, client: client, progress: progress)
         }
     }
 
-    private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
-                     progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
+    private func run(
+        _ image: PushImage, to device: PushTarget, client: HTTPClient,
+        progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
+    ) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         let credentials = device.credentials ?? credentials
         var dialect = HTTPUploadPush.Dialect.updateServer
@@ -83,8 +89,9 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         }
         let uploadPath = device.options["upload_path"] ?? (dialect == .updateServer ? uploadPath : dialect.uploadPath)
         let versionPath = device.options["version_path"] ?? versionPath
-        var machine = HTTPUploadPush(image: image, target: device, authenticates: credentials != nil, dialect: dialect, uploadPath: uploadPath,
-                                     timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        var machine = HTTPUploadPush(
+            image: image, target: device, authenticates: credentials != nil, dialect: dialect, uploadPath: uploadPath,
+            timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
         var md5: Result<String, MultipartFileBody.Unreadable>?
         let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
@@ -111,11 +118,12 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             case .start:
                 // The image's MD5, read once (a retried start reuses it).
                 if md5 == nil {
-                    md5 = switch ArduinoOTAAdapter.facts(of: image.file) {
-                    case .imageRead(let facts): .success(facts.md5)
-                    case .imageUnreadable(let reason): .failure(MultipartFileBody.Unreadable(reason: reason))
-                    default: .failure(MultipartFileBody.Unreadable(reason: "cannot read \(image.file)"))
-                    }
+                    md5 =
+                        switch ArduinoOTAAdapter.facts(of: image.file) {
+                        case .imageRead(let facts): .success(facts.md5)
+                        case .imageUnreadable(let reason): .failure(MultipartFileBody.Unreadable(reason: reason))
+                        default: .failure(MultipartFileBody.Unreadable(reason: "cannot read \(image.file)"))
+                        }
                 }
                 switch md5 {
                 case .success(let hash)?:
@@ -214,7 +222,9 @@ struct MultipartFileBody: AsyncSequence, Sendable {
     init(file: String, fileName: String, boundary: String, events: AsyncStream<HTTPUploadPush.Event>.Continuation) {
         self.file = file
         let safeName = fileName.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" }
-        head = Array("--\(boundary)\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n".utf8)
+        head = Array(
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"firmware\"; filename=\"\(safeName)\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                .utf8)
         tail = Array("\r\n--\(boundary)--\r\n".utf8)
         self.events = events
     }

@@ -97,8 +97,10 @@ public struct HTTPUploadPush: Sendable {
     var confirmation: RebootConfirmation?
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter.
-    public init(image: PushImage, target: PushTarget, authenticates: Bool, dialect: Dialect = .updateServer, uploadPath: String? = nil,
-                timing: Timing = Timing(), now: Int64, random: Double = 0.5) {
+    public init(
+        image: PushImage, target: PushTarget, authenticates: Bool, dialect: Dialect = .updateServer, uploadPath: String? = nil,
+        timing: Timing = Timing(), now: Int64, random: Double = 0.5
+    ) {
         self.image = image
         self.target = target
         self.authenticates = authenticates
@@ -193,8 +195,10 @@ public struct HTTPUploadPush: Sendable {
         case 401:
             return fail(.refused, "authentication failed (HTTP 401 from GET /ota/start): \(authenticationWhy)")
         case 404:
-            return fail(.refused, "GET /ota/start answered 404: the device runs no ElegantOTA 3 (dialect \(Dialect.elegantOTA3.rawValue)); "
-                + "for ESP8266HTTPUpdateServer or ElegantOTA 2 use dialect \(Dialect.updateServer.rawValue)")
+            return fail(
+                .refused,
+                "GET /ota/start answered 404: the device runs no ElegantOTA 3 (dialect \(Dialect.elegantOTA3.rawValue)); "
+                    + "for ESP8266HTTPUpdateServer or ElegantOTA 2 use dialect \(Dialect.updateServer.rawValue)")
         default:
             return fail(.refused, "device refused to start the update (HTTP \(status) from GET /ota/start)\(saidSuffix)")
         }
@@ -234,8 +238,10 @@ public struct HTTPUploadPush: Sendable {
         case 400 where dialect == .elegantOTA3:
             return fail(.refused, "device refused the image (HTTP 400 from POST \(uploadPath))\(saidSuffix)")
         case 404 where dialect == .updateServer:
-            return fail(.refused, "POST \(uploadPath) answered 404: no upload form there (an ElegantOTA 3 device needs the option "
-                + "dialect=\(Dialect.elegantOTA3.rawValue))")
+            return fail(
+                .refused,
+                "POST \(uploadPath) answered 404: no upload form there (an ElegantOTA 3 device needs the option "
+                    + "dialect=\(Dialect.elegantOTA3.rawValue))")
         default:
             return fail(.refused, "HTTP \(status) from POST \(uploadPath)\(saidSuffix)")
         }

@@ -1,8 +1,8 @@
-import OTAMeshCommon
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import OTAMeshCommon
 import OTAMeshRollout
 
 /// Pushes to projectMM devices over HTTP: the shell that runs ``ProjectMMPush``. Requests go to
@@ -18,29 +18,35 @@ public struct ProjectMMAdapter: PushAdapter {
         self.requestTimeout = requestTimeout
     }
 
-    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+    public func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String
+    {
         try await PushHTTPShell.withClient(for: device, requestTimeout: requestTimeout) { client in
             await run(image, to: device, client: client, progress: progress)
         }
     }
 
-    private func run(_ image: PushImage, to device: PushTarget, client: HTTPClient,
-                     progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async -> Result<String, PushFailure> {
+    private func run(
+        _ image: PushImage, to device: PushTarget, client: HTTPClient,
+        progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
+    ) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
         var machine = ProjectMMPush(image: image, target: device, timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
         let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        return await PushHTTPShell.drive(first, timing: timing, step: { action in
-            switch action {
-            case .progress(let phase): .progress(phase)
-            case .succeeded(let version): .succeeded(version)
-            case .failed(let failure): .failed(failure)
-            case .wait(let until): .wait(until: until)
-            case .fetchStatus, .post: .perform
-            }
-        }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) }, perform: { action in
-            if case .post(let body) = action { return await post(client, base: base, body: body) }
-            return await fetchStatus(client, base: base)
-        }, progress: progress)
+        return await PushHTTPShell.drive(
+            first, timing: timing,
+            step: { action in
+                switch action {
+                case .progress(let phase): .progress(phase)
+                case .succeeded(let version): .succeeded(version)
+                case .failed(let failure): .failed(failure)
+                case .wait(let until): .wait(until: until)
+                case .fetchStatus, .post: .perform
+                }
+            }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) },
+            perform: { action in
+                if case .post(let body) = action { return await post(client, base: base, body: body) }
+                return await fetchStatus(client, base: base)
+            }, progress: progress)
     }
 
     private func fetchStatus(_ client: HTTPClient, base: String) async -> ProjectMMPush.Event {

@@ -244,7 +244,9 @@ public struct ProjectMMPush: Sendable {
         // The poll may not see the restart itself: HTTP clients retry a refused connect.
         let tookWhole = sawRebooting || (previous.map { $0.total > 0 && $0.bytes >= $0.total } ?? false)
         if !tookWhole {
-            let during = previous.flatMap { $0.phase == .idle ? nil : $0 }.map { " during \($0.phase)\($0.total > 0 ? " at \($0.bytes) of \($0.total) bytes" : "")" } ?? ""
+            let during =
+                previous.flatMap { $0.phase == .idle ? nil : $0 }.map { " during \($0.phase)\($0.total > 0 ? " at \($0.bytes) of \($0.total) bytes" : "")" }
+                ?? ""
             let how = wasDown ? "went away" : "restarted"
             return fail(.network, "device \(how)\(during) and came back running \(running), not \(expected)")
         }

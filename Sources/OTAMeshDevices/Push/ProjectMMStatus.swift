@@ -105,8 +105,9 @@ public struct ProjectMMStatus: Sendable, Equatable {
                 total = number(progress["max"] ?? progress["total"]) ?? 0
             }
         }
-        return ProjectMMStatus(phase: Phase(firmwareModule["status"] as? String ?? "idle"), bytes: max(0, bytes), total: max(0, total),
-                               version: string("version"), firmware: string("firmware"))
+        return ProjectMMStatus(
+            phase: Phase(firmwareModule["status"] as? String ?? "idle"), bytes: max(0, bytes), total: max(0, total),
+            version: string("version"), firmware: string("firmware"))
     }
 }
 

@@ -47,8 +47,10 @@ public struct PushTarget: Sendable, Equatable {
     /// `version_port`, `dialect`, …); each adapter documents the keys it reads.
     public var options: [String: String]
 
-    public init(id: String, family: DeviceFamily, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil,
-                credentials: PushCredentials? = nil, options: [String: String] = [:]) {
+    public init(
+        id: String, family: DeviceFamily, host: String, port: Int, variant: String? = nil, version: String? = nil, proxy: String? = nil,
+        credentials: PushCredentials? = nil, options: [String: String] = [:]
+    ) {
         self.id = id
         self.family = family
         self.host = host

@@ -1,5 +1,5 @@
-import OTAMeshCommon
 import Foundation
+import OTAMeshCommon
 
 /// One device as the site view shows it: what a gateway knows of it, compact enough to gossip.
 /// Every string a device sent is bounded (``limit(_:_:)``), so a hostile device cannot bloat a
@@ -20,8 +20,10 @@ public struct DeviceSummary: Codable, Sendable, Equatable {
     /// ``DeviceSummaries/runKey``); nil from gateways that do not say.
     public var run: UInt64?
 
-    public init(id: String, family: DeviceFamily, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?,
-                run: UInt64? = nil) {
+    public init(
+        id: String, family: DeviceFamily, hardware: String?, variant: String?, version: String?, lastSeen: Double, lastAnswer: String?,
+        run: UInt64? = nil
+    ) {
         self.run = run
         self.id = id
         self.family = family
@@ -124,10 +126,11 @@ public enum DeviceSummaries {
             prefix + summary.id == key, summary.lastSeen.isFinite, summary.lastSeen >= 0
         else { return nil }
         // Bounds again: a peer may run other code, or be hostile.
-        var bounded = DeviceSummary(id: summary.id, family: DeviceFamily(rawValue: DeviceSummary.limit(summary.family.rawValue, 32) ?? "?"),
-                                    hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
-                                    version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
-                                    lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
+        var bounded = DeviceSummary(
+            id: summary.id, family: DeviceFamily(rawValue: DeviceSummary.limit(summary.family.rawValue, 32) ?? "?"),
+            hardware: DeviceSummary.limit(summary.hardware, 48), variant: DeviceSummary.limit(summary.variant, 48),
+            version: DeviceSummary.limit(summary.version, 64), lastSeen: summary.lastSeen,
+            lastAnswer: DeviceSummary.limit(summary.lastAnswer, 120), run: summary.run)
         bounded.tags = DeviceSummary.limit(summary.tags, 120)
         return bounded
     }
@@ -135,8 +138,10 @@ public enum DeviceSummaries {
     /// What to write so that this gateway's `dv/` records say `devices`: `published` maps keys
     /// to what they hold now. New and changed summaries first (most recently seen first), then
     /// retractions; at most `limit` writes (the rest follow on the next tick).
-    public static func writes(devices: [DeviceRecord], published: [String: [UInt8]], run: UInt64? = nil,
-                              limit: Int = maxWritesPerTick) -> [(key: String, value: [UInt8])] {
+    public static func writes(
+        devices: [DeviceRecord], published: [String: [UInt8]], run: UInt64? = nil,
+        limit: Int = maxWritesPerTick
+    ) -> [(key: String, value: [UInt8])] {
         let kept = devices.sorted { ($0.lastSeen, $1.id) > ($1.lastSeen, $0.id) }.prefix(maxPerGateway)
         var wanted: [String: [UInt8]] = [:]
         var order: [String] = []

@@ -113,7 +113,9 @@ extension Mesh {
                 try await connection.executeThenClose { inbound, outbound in
                     var frames = FrameReader(inbound.makeAsyncIterator())
                     let request: [WireMessage]
-                    do { request = try await self.readLeg(&frames, from: peer, reportAs: host, authenticated: slot.release) } catch MeshError.foreignKey(let who) {
+                    do { request = try await self.readLeg(&frames, from: peer, reportAs: host, authenticated: slot.release) } catch MeshError.foreignKey(
+                        let who)
+                    {
                         await Self.refuseKey(outbound)
                         throw MeshError.foreignKey(who)
                     }
@@ -146,8 +148,10 @@ extension Mesh {
     }
 
     /// Reads one leg; `authenticated` runs once the first frame opened with a site key.
-    func readLeg(_ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String,
-                 reportAs: String? = nil, authenticated: () -> Void = {}) async throws -> [WireMessage] {
+    func readLeg(
+        _ frames: inout FrameReader<NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator>, from peer: String,
+        reportAs: String? = nil, authenticated: () -> Void = {}
+    ) async throws -> [WireMessage] {
         var messages: [WireMessage] = []
         for _ in 0..<Self.maxFrames {
             let frame = try await frames.next(limit: Self.maxFrame)

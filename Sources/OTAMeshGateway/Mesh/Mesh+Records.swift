@@ -27,8 +27,9 @@ extension Mesh {
                     images: images(of: member.address.name), keys: info?.keys)
             }
             let rotation = Self.latestRotation(records).map { "\($0.fingerprint) \($0.phase)" }
-            return MeshView(node: me.name, site: state.keyring.site, address: me.hostPort, images: images(of: me.name), members: members,
-                            keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint), rotation: rotation)
+            return MeshView(
+                node: me.name, site: state.keyring.site, address: me.hostPort, images: images(of: me.name), members: members,
+                keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint), rotation: rotation)
         }
     }
 
@@ -36,8 +37,9 @@ extension Mesh {
     public func announceHoldings(_ held: Set<String>) {
         state.withLockedValue { state in
             let owner = me.name
-            let current = Set(state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
-                .map { String($0.key.dropFirst(5)) })
+            let current = Set(
+                state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
+                    .map { String($0.key.dropFirst(5)) })
             for hex in held.subtracting(current).sorted() { _ = try? state.put("held/\(hex)", [1]) }
             for hex in current.subtracting(held).sorted() { _ = try? state.put("held/\(hex)", [0]) }
         }
@@ -54,7 +56,6 @@ extension Mesh {
             state.node.updateMetadata(info.encoded())
         }
     }
-
 
     /// Writes one of this gateway's records (spread to every member).
     public func put(_ key: String, _ value: [UInt8]) throws -> RecordView {

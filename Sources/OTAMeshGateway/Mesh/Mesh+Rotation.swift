@@ -40,7 +40,9 @@ extension Mesh {
             }
             let owner = records.first { $0.key == KeyRotation.recordKey && KeyRotation.decode($0.value) == rotation }?.owner
             if owner == me.name {
-                let reports = [state.info.keys] + state.node.swim.others.filter { $0.status == .alive }
+                let reports =
+                    [state.info.keys]
+                    + state.node.swim.others.filter { $0.status == .alive }
                     .map { MemberInfo.decode($0.metadata)?.keys ?? [] }
                 if let next = rotation.advanced(members: reports) {
                     _ = try? state.put(KeyRotation.recordKey, next.encoded())
@@ -58,4 +60,3 @@ extension Mesh {
         }
     }
 }
-

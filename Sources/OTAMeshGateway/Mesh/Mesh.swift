@@ -112,8 +112,9 @@ public final class Mesh: Sendable {
                 let udp = try await bindDatagrams(host: listen.host, port: bound, group: group, logger: logger)
                 let ip = try advertisedIP(listen: listen, configured: advertise)
                 let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
-                return Mesh(me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
-                            settings: settings, journal: journal, group: group, logger: logger)
+                return Mesh(
+                    me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
+                    settings: settings, journal: journal, group: group, logger: logger)
             } catch {
                 // Port 0 gave a TCP port whose UDP twin is taken: try another.
                 try? await tcp.channel.close()
@@ -136,9 +137,11 @@ public final class Mesh: Sendable {
             }
     }
 
-    init(me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
-         seeds: [String], settings: SWIMSettings, journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])? = nil,
-         group: any EventLoopGroup, logger: Logger) {
+    init(
+        me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
+        seeds: [String], settings: SWIMSettings, journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])? = nil,
+        group: any EventLoopGroup, logger: Logger
+    ) {
         self.me = me
         self.udp = NIOLockedValueBox(udp)
         udpHost = udp.channel.localAddress?.ipAddress ?? "0.0.0.0"
@@ -150,9 +153,10 @@ public final class Mesh: Sendable {
         epoch = clock.now
         var info = info
         info.keys = keyring.keyring.keys.map(SiteKeyring.fingerprint)
-        state = NIOLockedValueBox(State(
-            node: Node(me: me, metadata: info.encoded(), settings: settings, random: SystemRandomNumberGenerator()),
-            keyring: keyring, info: info))
+        state = NIOLockedValueBox(
+            State(
+                node: Node(me: me, metadata: info.encoded(), settings: settings, random: SystemRandomNumberGenerator()),
+                keyring: keyring, info: info))
         // Record versions keep increasing across restarts (peers hold the last run's records),
         // and the records of earlier runs are this gateway's again.
         state.withLockedValue { state in
@@ -240,8 +244,9 @@ public final class Mesh: Sendable {
             // Under a firewall that refuses every send to one peer this repeats: warn once a minute.
             if lastWarning.map({ clock.now - $0 > .seconds(60) }) ?? true {
                 lastWarning = clock.now
-                logger.warning("gossip UDP socket closed by the system (a send refused: firewall or no route?); reopening",
-                               metadata: ["address": "\(udpHost):\(me.port)"])
+                logger.warning(
+                    "gossip UDP socket closed by the system (a send refused: firewall or no route?); reopening",
+                    metadata: ["address": "\(udpHost):\(me.port)"])
             }
             var delay = 0.1
             while !Task.isCancelled {
@@ -262,8 +267,10 @@ public final class Mesh: Sendable {
     /// suspicion timeout for a gateway that shut down on purpose.
     func leave() {
         let (targets, message) = state.withLockedValue { state in
-            (state.node.swim.others.filter { $0.status != .dead }.map(\.address),
-             WireMessage.dead(node: me.name, incarnation: state.node.swim.incarnation, from: me.name))
+            (
+                state.node.swim.others.filter { $0.status != .dead }.map(\.address),
+                WireMessage.dead(node: me.name, incarnation: state.node.swim.incarnation, from: me.name)
+            )
         }
         send(targets.map { SWIM<SystemRandomNumberGenerator>.Outbound(to: $0, messages: [message]) })
     }
@@ -377,8 +384,9 @@ public final class Mesh: Sendable {
             return (state.journalFailing ? nil : failure, state.journalFailing && failure == nil && state.journal?.behind == false)
         }
         if let failure {
-            logger.error("gossip records journal cannot write: this gateway's records stay in memory and are written once the disk has room",
-                         metadata: ["error": "\(failure)"])
+            logger.error(
+                "gossip records journal cannot write: this gateway's records stay in memory and are written once the disk has room",
+                metadata: ["error": "\(failure)"])
         }
         if recovered { logger.notice("gossip records journal written again") }
     }

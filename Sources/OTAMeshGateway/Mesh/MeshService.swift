@@ -47,8 +47,9 @@ struct MeshService: Service {
                 let peers = mesh.view().members.filter { $0.status == "alive" }.compactMap { member in
                     member.http.map { PeerSync.Peer(name: member.name, http: $0, metadataVersion: member.metadataVersion ?? 0, images: Set(member.images)) }
                 }
-                let inputs = SyncInputs(generation: store.generation, metadataVersion: version,
-                                        peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
+                let inputs = SyncInputs(
+                    generation: store.generation, metadataVersion: version,
+                    peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
                 if inputs != lastSync {
                     let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
                     if report.noTrustRoot, !hintedNoRoot {

@@ -101,7 +101,11 @@ extension Mesh {
         }
 
         func release() {
-            guard held.withLockedValue({ held in defer { held = false }; return held }) else { return }
+            guard
+                held.withLockedValue({ held in
+                    defer { held = false }; return held
+                })
+            else { return }
             mesh.unauthenticatedStreams.withLockedValue { $0 -= 1 }
         }
     }

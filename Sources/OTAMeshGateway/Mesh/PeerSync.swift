@@ -51,8 +51,9 @@ struct PeerSync: Sendable {
         let mine = Self.metadataVersion(tufDirectory: tufDirectory)
         for peer in peers.filter({ $0.metadataVersion > mine }).sorted(by: { $0.metadataVersion > $1.metadataVersion }) {
             let mirror = DirectoryPersistence(directory: tufDirectory)
-            var updater = Updater(metadata: HTTPFiles(baseURL: "\(peer.http)/v1/tuf"), targets: HTTPFiles(baseURL: "\(peer.http)/v1/targets"),
-                                  persistence: mirror, rootHistory: mirror, now: now)
+            var updater = Updater(
+                metadata: HTTPFiles(baseURL: "\(peer.http)/v1/tuf"), targets: HTTPFiles(baseURL: "\(peer.http)/v1/targets"),
+                persistence: mirror, rootHistory: mirror, now: now)
             do {
                 try await updater.refresh()
                 metadataRefreshes.increment()
@@ -74,12 +75,15 @@ struct PeerSync: Sendable {
             let holders = peers.filter { $0.images.contains(hex) }.shuffled()
             for holder in holders {
                 do {
-                    let outcome = try await fetch.fetch("\(holder.http)/v1/blobs/sha256/\(hex)", expected: ExpectedContent(digest: digest, size: target.length), into: store)
+                    let outcome = try await fetch.fetch(
+                        "\(holder.http)/v1/blobs/sha256/\(hex)", expected: ExpectedContent(digest: digest, size: target.length), into: store)
                     fetched.increment()
                     report.fetched.append(target.path)
-                    logger.info("image fetched from a peer", metadata: [
-                        "target": "\(target.path)", "peer": "\(holder.name)", "resumed from": "\(outcome.resumedFrom)", "requests": "\(outcome.requests)",
-                    ])
+                    logger.info(
+                        "image fetched from a peer",
+                        metadata: [
+                            "target": "\(target.path)", "peer": "\(holder.name)", "resumed from": "\(outcome.resumedFrom)", "requests": "\(outcome.requests)",
+                        ])
                     break
                 } catch {
                     failed.increment()

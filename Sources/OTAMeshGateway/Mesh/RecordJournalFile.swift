@@ -1,8 +1,9 @@
+import OTAMeshGossip
+import OTAMeshStore
+
 #if canImport(Glibc)
 import Glibc
 #endif
-import OTAMeshGossip
-import OTAMeshStore
 
 /// The gateway's own durable gossip records on disk (the ``RecordJournal`` format), at
 /// `DATA/gossip/records.journal`: every record the gateway writes, except those it rebuilds at

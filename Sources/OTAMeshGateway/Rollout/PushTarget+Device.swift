@@ -8,7 +8,8 @@ extension PushTarget {
     init(_ record: DeviceRecord, secrets: DeviceSecretStore? = nil) throws(DeviceSecretError) {
         let defaultPort = record.family == .arduinoOTA ? ArduinoOTAAdapter.defaultPort(variant: record.variant) : 80
         let (host, port) = PushTarget.hostAndPort(record.address, defaultPort: defaultPort)
-        self.init(id: record.id, family: record.family, host: host, port: port, variant: record.variant, version: record.version,
-                  proxy: record.proxy, credentials: try secrets?.credentials(for: record.id), options: record.optionMap)
+        self.init(
+            id: record.id, family: record.family, host: host, port: port, variant: record.variant, version: record.version,
+            proxy: record.proxy, credentials: try secrets?.credentials(for: record.id), options: record.optionMap)
     }
 }

@@ -101,8 +101,10 @@ final class RolloutMetrics: Sendable {
             }
             Gauge(label: "otamesh_rollout_stage", dimensions: [("rollout", status.id)]).record(status.plan == nil ? 0 : status.stage + 1)
             let last = status.stages.last
-            for (state, value) in [("targeted", last?.targeted ?? 0), ("succeeded", status.finished - status.failed), ("failed", status.failed),
-                                   ("in_flight", status.stages.last?.inFlight ?? 0)] {
+            for (state, value) in [
+                ("targeted", last?.targeted ?? 0), ("succeeded", status.finished - status.failed), ("failed", status.failed),
+                ("in_flight", status.stages.last?.inFlight ?? 0),
+            ] {
                 Gauge(label: "otamesh_rollout_devices", dimensions: [("rollout", status.id), ("state", state)]).record(value)
             }
         }

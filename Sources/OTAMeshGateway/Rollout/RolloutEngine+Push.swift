@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import OTAMeshTrust
@@ -19,8 +19,9 @@ extension RolloutEngine {
         guard !devices.isEmpty else { return }
         let newest = RolloutGovernance.newestFirst(cached.withLockedValue { Array($0.views.values) })
         let candidates = devices.map {
-            PushQueue.Candidate(facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware, version: $0.version)), version: $0.version,
-                                segment: $0.effectiveSegment)
+            PushQueue.Candidate(
+                facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware, version: $0.version)), version: $0.version,
+                segment: $0.effectiveSegment)
         }.filter { RolloutGovernance.governing($0.facts, newestFirst: newest) == id }
         let ready = available(plan.target)
         var work: [(DeviceRecord, DeviceOutcome)] = []
@@ -28,11 +29,14 @@ extension RolloutEngine {
             // Fresh outcomes: pull devices may have taken slots since this upkeep began.
             let outcomes = self.state(id)?.0.outcomes ?? state.outcomes
             let running = cached.withLockedValue { cached in
-                Dictionary(cached.pushing.filter { !cached.transferred.contains($0.key) }
-                    .map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
+                Dictionary(
+                    cached.pushing.filter { !cached.transferred.contains($0.key) }
+                        .map { (String($0.key.split(separator: " ", maxSplits: 1).last ?? ""), $0.value) }, uniquingKeysWith: { a, _ in a })
             }
-            for start in PushQueue.next(view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway,
-                                        limits: pushLimits, running: running, available: ready) {
+            for start in PushQueue.next(
+                view: view, candidates: candidates, outcomes: outcomes, now: now(), gateway: gateway,
+                limits: pushLimits, running: running, available: ready)
+            {
                 record(start.outcome, device: start.device, rollout: id)
                 if start.push, let device = devices.first(where: { $0.id == start.device }) { work.append((device, start.outcome)) }
             }
@@ -83,11 +87,13 @@ extension RolloutEngine {
                         self.advance(id: id, device: device.id, to: phase)
                         if crossed { self.refill(id) }
                     }
-                    self.registry.confirmed(device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
-                                            at: Double(self.now()) / 1000)
+                    self.registry.confirmed(
+                        device.id, version: version, variant: nil, answer: "pushed \(version) (rollout \(id))",
+                        at: Double(self.now()) / 1000)
                     current = self.state(id)?.0.outcomes[device.id] ?? current
                     guard let view = self.state(id)?.1 else { return }
-                    let confirmed = view.confirm(current, version: version, error: nil, now: self.now())
+                    let confirmed =
+                        view.confirm(current, version: version, error: nil, now: self.now())
                         ?? view.confirm(Self.installing(current), version: version, error: nil, now: self.now())
                     if let confirmed { self.record(confirmed, device: device.id, rollout: id) }
                 } catch {

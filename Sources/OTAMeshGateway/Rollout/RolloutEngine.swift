@@ -1,6 +1,6 @@
-import OTAMeshCommon
 import Logging
 import NIOConcurrencyHelpers
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshRollout
 import OTAMeshTrust
@@ -57,11 +57,13 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// concurrency slot (the mesh's lock is only ever taken inside it, never around it).
     let starting = NIOLock()
 
-    public init(gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
-                now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
-                image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
-                pushLimits: PushQueue.Limits = .unlimited, catalog: @escaping @Sendable () -> ServingCatalog? = { nil },
-                events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open) {
+    public init(
+        gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
+        now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
+        image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
+        pushLimits: PushQueue.Limits = .unlimited, catalog: @escaping @Sendable () -> ServingCatalog? = { nil },
+        events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open
+    ) {
         self.admission = admission
         self.catalog = catalog
         self.events = events
@@ -122,7 +124,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     /// The collected envelope (all signatures) of one command, for approval.
     public func envelope(_ id: String, sequence: Int64) -> SignedCommand? {
         guard let (state, view) = state(id), let copies = state.commands[sequence] else { return nil }
-        let chosen = sequence == 1 ? (view.planHash.flatMap { copies[$0] } ?? copies.values.min { $0.bodyHash < $1.bodyHash }) : copies.values.min { $0.bodyHash < $1.bodyHash }
+        let chosen =
+            sequence == 1
+            ? (view.planHash.flatMap { copies[$0] } ?? copies.values.min { $0.bodyHash < $1.bodyHash }) : copies.values.min { $0.bodyHash < $1.bodyHash }
         return chosen?.command
     }
 
@@ -153,14 +157,17 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         let mine = Set(records.map(\.id))
         for device in site where device.gateway != gateway && !mine.contains(device.id) {
             let tags = (device.tags ?? "").split(separator: ",").map(String.init)
-            reported.append(DeviceFacts(id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(tags), gateway: device.gateway,
-                                        version: device.version))
+            reported.append(
+                DeviceFacts(
+                    id: device.id, hardware: device.hardware, variant: device.variant, tags: Set(tags), gateway: device.gateway,
+                    version: device.version))
         }
         let facts = reported.map(inferred)
         let guessed = Set(zip(reported, facts).compactMap { $0.hardware == nil && $1.hardware != nil ? $0.id : nil })
         var preview = RolloutPreview(plan: plan, devices: facts, inferredHardware: guessed)
         if !available(plan.target) {
-            preview.warnings.append("\(gateway) does not hold \(plan.target.path) (sha256 \(plan.target.sha256.prefix(16))…) yet: it starts no device until it does")
+            preview.warnings.append(
+                "\(gateway) does not hold \(plan.target.path) (sha256 \(plan.target.sha256.prefix(16))…) yet: it starts no device until it does")
         }
         return preview
     }
@@ -202,8 +209,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         if let held = state(id)?.0.commands[command.sequence]?[copy.bodyHash] { copy.merge(held) }
         for (key, value) in RolloutRecords.command(copy, rollout: id) { write(key, value) }
         refresh(force: true)
-        logger.notice("rollout command accepted", metadata: ["rollout.id": "\(id)", "command.kind": "\(command.kind)", "command.sequence": "\(command.sequence)",
-                                                         "command.signatures": "\(copy.signatures.count)"])
+        logger.notice(
+            "rollout command accepted",
+            metadata: [
+                "rollout.id": "\(id)", "command.kind": "\(command.kind)", "command.sequence": "\(command.sequence)",
+                "command.signatures": "\(copy.signatures.count)",
+            ])
         return id
     }
 
@@ -263,8 +274,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             if let mark = view.stageDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
                 write(key, value)
-                logger.notice("rollout stage", metadata: ["rollout.id": "\(id)", "rollout.stage": "\(mark.stage + 1)/\(plan.stages.count)",
-                                                         "rollout.percent": "\(plan.stages[mark.stage])"])
+                logger.notice(
+                    "rollout stage",
+                    metadata: [
+                        "rollout.id": "\(id)", "rollout.stage": "\(mark.stage + 1)/\(plan.stages.count)",
+                        "rollout.percent": "\(plan.stages[mark.stage])",
+                    ])
             }
             if let mark = view.haltDue(now: now, gateway: gateway) {
                 let (key, value) = RolloutRecords.halt(mark, rollout: id)
@@ -274,7 +289,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             if let mark = state.outcomes.isEmpty ? nil : view.completionDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
                 let (key, value) = RolloutRecords.completion(mark, rollout: id)
                 write(key, value)
-                logger.notice("rollout completed", metadata: ["rollout.id": "\(id)", "rollout.succeeded": "\(mark.succeeded)", "rollout.failed": "\(mark.failed)"])
+                logger.notice(
+                    "rollout completed", metadata: ["rollout.id": "\(id)", "rollout.succeeded": "\(mark.succeeded)", "rollout.failed": "\(mark.failed)"])
             }
             if let halt = view.halt {
                 let first = cached.withLockedValue { cached -> Bool in
@@ -282,8 +298,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                     return cached.haltsSeen[id] != halt
                 }
                 if first {
-                    logger.warning("rollout halt known", metadata: ["rollout.id": "\(id)", "rollout.halt.by": "\(halt.gateway)", "rollout.halt.at": "\(halt.at)",
-                                                                   "rollout.reason": "\(halt.reason)"])
+                    logger.warning(
+                        "rollout halt known",
+                        metadata: [
+                            "rollout.id": "\(id)", "rollout.halt.by": "\(halt.gateway)", "rollout.halt.at": "\(halt.at)",
+                            "rollout.reason": "\(halt.reason)",
+                        ])
                 }
             }
         }
@@ -301,7 +321,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
         guard !found.isEmpty else { return }
         for event in found {
-            logger.notice("rollout event", metadata: ["rollout.id": "\(event.rollout)", "rollout.event": "\(event.kind.rawValue)", "rollout.detail": "\(event.detail)"])
+            logger.notice(
+                "rollout event", metadata: ["rollout.id": "\(event.rollout)", "rollout.event": "\(event.kind.rawValue)", "rollout.detail": "\(event.detail)"])
         }
         events(found)
     }
@@ -327,7 +348,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             registry.noteOutcome(device, answer: "rollout \(rollout): \(outcome.phase)" + (outcome.detail.isEmpty ? "" : ": \(outcome.detail)"))
         }
         if outcome.phase.isFinished {
-            logger.info("rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
+            logger.info(
+                "rollout device \(outcome.phase)", metadata: ["rollout.id": "\(rollout)", "device.id": "\(device)", "rollout.detail": "\(outcome.detail)"])
         }
         // A failure may cross the threshold: halt at once, before the next device could start.
         if outcome.phase == .failed, let view = state(rollout)?.1, let mark = view.haltDue(now: now(), gateway: gateway) {
@@ -341,9 +363,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     func facts(_ query: DeviceQuery) -> DeviceFacts {
         let known = registry.device(query.id)
-        return inferred(DeviceFacts(id: query.id, hardware: query.hardware ?? known?.hardware, variant: known?.variant,
-                                    tags: Set(known?.tagList ?? []), gateway: gateway, version: query.version ?? known?.version,
-                                    firstSeen: known.map { Int64($0.firstSeen * 1000) }))
+        return inferred(
+            DeviceFacts(
+                id: query.id, hardware: query.hardware ?? known?.hardware, variant: known?.variant,
+                tags: Set(known?.tagList ?? []), gateway: gateway, version: query.version ?? known?.version,
+                firstSeen: known.map { Int64($0.firstSeen * 1000) }))
     }
 
     /// Whether rollouts may update the device: always with open admission, else only when an
@@ -393,8 +417,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         guard let view = newest.first(where: { $0.covers(facts) }), let plan = view.plan, let state = decoded.rollouts[view.id] else { return .none }
         let id = view.id
         let inFlight = state.outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
-        switch view.decide(facts, version: query.version, outcome: state.outcomes[query.id], inFlightHere: inFlight, now: now, gateway: gateway,
-                           available: available(plan.target)) {
+        switch view.decide(
+            facts, version: query.version, outcome: state.outcomes[query.id], inFlightHere: inFlight, now: now, gateway: gateway,
+            available: available(plan.target))
+        {
         case .notSelected:
             return .none  // not (yet) in its stage or device set: manual assignments apply
         case .start(let started):
@@ -443,10 +469,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             let mine = state.outcomes.filter { $0.value.gateway == gateway && !$0.value.phase.isFinished }
             // The device the route named; else the one in-flight device at that address (several
             // devices behind one address cannot be told apart by it, so none is moved).
-            let devices = known.map { [$0] } ?? {
-                let here = mine.keys.filter { registry.device($0)?.address == address }
-                return here.count == 1 ? here : []
-            }()
+            let devices =
+                known.map { [$0] }
+                ?? {
+                    let here = mine.keys.filter { registry.device($0)?.address == address }
+                    return here.count == 1 ? here : []
+                }()
             for device in devices {
                 guard let outcome = mine[device] else { continue }
                 let phase: DeviceOutcome.Phase = completed ? .installing : .downloading

@@ -32,16 +32,20 @@ struct RolloutRoutes: AdminRouteSet {
     func register(on router: AdminAPIGroup) {
         router.get("site") { _, _ -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
-            return try AdminRoutes.encoded(SiteInfo(site: engine.trust.site, threshold: engine.trust.threshold,
-                                                    admins: engine.trust.admins.keys.sorted(), gateway: engine.gateway))
+            return try AdminRoutes.encoded(
+                SiteInfo(
+                    site: engine.trust.site, threshold: engine.trust.threshold,
+                    admins: engine.trust.admins.keys.sorted(), gateway: engine.gateway))
         }
         router.get("targets") { _, _ -> Response in
             let images = try await NIOThreadPool.singleton.runIfActive { try Bundles.images(tufDirectory: tufDirectory, store: store) }
-            return try AdminRoutes.encoded(images.compactMap { target, cached -> TargetInfo? in
-                guard let sha = target.hashes["sha256"] else { return nil }
-                return TargetInfo(path: target.path, sha256: sha.lowercased(), length: target.length,
-                                  version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached)
-            })
+            return try AdminRoutes.encoded(
+                images.compactMap { target, cached -> TargetInfo? in
+                    guard let sha = target.hashes["sha256"] else { return nil }
+                    return TargetInfo(
+                        path: target.path, sha256: sha.lowercased(), length: target.length,
+                        version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached)
+                })
         }
         router.get("rollouts") { request, _ -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
@@ -50,7 +54,9 @@ struct RolloutRoutes: AdminRouteSet {
         router.get("rollouts/{id}") { request, context -> Response in
             guard let engine = engine.withLockedValue({ $0 }) else { return Self.off() }
             let id = context.parameters.get("id") ?? ""
-            guard let status = engine.status(id, outcomes: Self.wantsOutcomes(request)) else { return Self.text(.notFound, "rollout \(id): not known on this gateway") }
+            guard let status = engine.status(id, outcomes: Self.wantsOutcomes(request)) else {
+                return Self.text(.notFound, "rollout \(id): not known on this gateway")
+            }
             return try AdminRoutes.encoded(status)
         }
         router.get("rollouts/{id}/commands/{sequence}") { _, context -> Response in
@@ -110,7 +116,10 @@ struct RolloutRoutes: AdminRouteSet {
     }
 
     static func off() -> Response {
-        text(.serviceUnavailable, "rollouts are off on this gateway: it needs gossip, a site trust file (otamesh keys site-trust; site.trust) and a trusted TUF root (--trust-root FILE, or otamesh import --root FILE)")
+        text(
+            .serviceUnavailable,
+            "rollouts are off on this gateway: it needs gossip, a site trust file (otamesh keys site-trust; site.trust) and a trusted TUF root (--trust-root FILE, or otamesh import --root FILE)"
+        )
     }
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {

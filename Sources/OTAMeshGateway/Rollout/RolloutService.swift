@@ -47,7 +47,8 @@ struct RolloutService: Service {
 extension DeviceFacts {
     /// What rollouts know of a registry device served by `gateway`.
     init(_ record: DeviceRecord, gateway: String) {
-        self.init(id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
-                  version: record.version, firstSeen: Int64(record.firstSeen * 1000))
+        self.init(
+            id: record.id, hardware: record.hardware, variant: record.variant, tags: Set(record.tagList), gateway: gateway,
+            version: record.version, firstSeen: Int64(record.firstSeen * 1000))
     }
 }

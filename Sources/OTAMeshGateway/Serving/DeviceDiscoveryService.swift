@@ -66,15 +66,19 @@ struct DeviceDiscoveryService: Service {
         switch DeviceProbe.classify(service, answers: answers) {
         case .success(let device):
             let before = registry.device(device.id)
-            registry.observe(DeviceSighting(id: device.id, family: device.family, hardware: device.hardware, version: device.version,
-                                            address: device.address, answer: "discovered: \(device.note)", variant: device.variant,
-                                            source: "mdns", options: device.options),
-                             at: Date().timeIntervalSince1970)
+            registry.observe(
+                DeviceSighting(
+                    id: device.id, family: device.family, hardware: device.hardware, version: device.version,
+                    address: device.address, answer: "discovered: \(device.note)", variant: device.variant,
+                    source: "mdns", options: device.options),
+                at: Date().timeIntervalSince1970)
             if before == nil || before?.version != device.version || before?.address != device.address {
-                logger.info("device discovery: found a push device", metadata: metadata.merging([
-                    "device.id": "\(device.id)", "device.family": "\(device.family)", "device.address": "\(device.address)",
-                    "device.version": "\(device.version ?? "?")", "device.variant": "\(device.variant ?? "?")",
-                ]) { a, _ in a })
+                logger.info(
+                    "device discovery: found a push device",
+                    metadata: metadata.merging([
+                        "device.id": "\(device.id)", "device.family": "\(device.family)", "device.address": "\(device.address)",
+                        "device.version": "\(device.version ?? "?")", "device.variant": "\(device.variant ?? "?")",
+                    ]) { a, _ in a })
             }
         case .failure(let ignored):
             logger.debug("device discovery: ignoring \(ignored)", metadata: metadata)

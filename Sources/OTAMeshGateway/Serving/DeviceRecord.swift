@@ -1,10 +1,10 @@
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshFirmware
 import OTAMeshStore
-import NIOConcurrencyHelpers
 
 extension DeviceFamily: DatabaseValueConvertible {}
 
@@ -61,10 +61,12 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
 
     public var effectiveSegment: String { segment ?? Self.segment(forAddress: address) }
 
-    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String,
-                firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
-                tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
-                source: String? = nil, announced: String? = nil) {
+    public init(
+        id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String,
+        firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
+        tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
+        source: String? = nil, announced: String? = nil
+    ) {
         self.announced = announced
         self.id = id
         self.family = family
@@ -95,7 +97,8 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
             var groups = host.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             if let gap = groups.firstIndex(of: ""), host.contains("::") {
                 let present = groups.filter { !$0.isEmpty }
-                groups = Array(groups[..<gap].filter { !$0.isEmpty }) + Array(repeating: "0", count: max(0, 8 - present.count))
+                groups =
+                    Array(groups[..<gap].filter { !$0.isEmpty }) + Array(repeating: "0", count: max(0, 8 - present.count))
                     + Array(groups[gap...].filter { !$0.isEmpty })
             }
             if groups.count >= 4, groups.prefix(4).allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy(\.isHexDigit) }) {
@@ -134,8 +137,10 @@ public struct DeviceSighting: Sendable, Equatable {
     /// (`source` mdns) replaces them, empty or not; another leaves them unchanged when empty.
     public var options: [String: String]
 
-    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
-                source: String = "request", options: [String: String] = [:]) {
+    public init(
+        id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,
+        source: String = "request", options: [String: String] = [:]
+    ) {
         self.options = options
         self.id = id
         // Everything a device sends is bounded before it is stored (a 25,000-character version

@@ -1,10 +1,10 @@
 import Foundation
 import GRDB
+import NIOConcurrencyHelpers
 import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshFirmware
 import OTAMeshStore
-import NIOConcurrencyHelpers
 
 /// One device as the gateway knows it.
 /// The device registry (`devices.sqlite` in the data directory, WAL). The agent keeps every
@@ -118,9 +118,11 @@ public final class DeviceRegistry: Sendable {
         let limits = unknownLimits
         state.withLockedValue { state in
             if state.devices[sighting.id] == nil { Self.makeRoom(&state, forUnknown: sighting.id, at: sighting.address, limits: limits) }
-            var record = state.devices[sighting.id]
-                ?? DeviceRecord(id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time,
-                                source: sighting.source)
+            var record =
+                state.devices[sighting.id]
+                ?? DeviceRecord(
+                    id: sighting.id, family: sighting.family, address: sighting.address, firstSeen: time, lastSeen: time,
+                    source: sighting.source)
             if record.source == nil { record.source = sighting.source }
             record.family = sighting.family
             if let hardware = sighting.hardware { record.hardware = hardware }
@@ -230,8 +232,10 @@ public final class DeviceRegistry: Sendable {
             try pool.write { db in
                 // Forgotten unknown devices, unless an admin vouched for one in the meantime.
                 for id in evicted {
-                    try db.execute(sql: "DELETE FROM device WHERE id = ? AND (source IS NULL OR source IN ('request', 'mdns')) AND assignedTarget IS NULL AND tags IS NULL",
-                                   arguments: [id])
+                    try db.execute(
+                        sql:
+                            "DELETE FROM device WHERE id = ? AND (source IS NULL OR source IN ('request', 'mdns')) AND assignedTarget IS NULL AND tags IS NULL",
+                        arguments: [id])
                 }
                 for record in pending {
                     try db.execute(
@@ -244,8 +248,10 @@ public final class DeviceRegistry: Sendable {
                               variant = COALESCE(excluded.variant, variant), source = COALESCE(source, excluded.source),
                               announced = excluded.announced
                             """,
-                        arguments: [record.id, record.family, record.hardware, record.version, record.address,
-                                    record.firstSeen, record.lastSeen, record.lastAnswer, record.variant, record.source, record.announced])
+                        arguments: [
+                            record.id, record.family, record.hardware, record.version, record.address,
+                            record.firstSeen, record.lastSeen, record.lastAnswer, record.variant, record.source, record.announced,
+                        ])
                 }
             }
         } catch {
@@ -270,7 +276,9 @@ public final class DeviceRegistry: Sendable {
             for row in rows {
                 stored.insert(row.id)
                 // Forgotten (over the unknown caps) and not deleted yet: stays forgotten.
-                if state.evicted.contains(row.id) && row.source != "manual" && row.source != "accepted" && row.assignedTarget == nil && row.tags == nil { continue }
+                if state.evicted.contains(row.id) && row.source != "manual" && row.source != "accepted" && row.assignedTarget == nil && row.tags == nil {
+                    continue
+                }
                 guard var known = state.devices[row.id], state.dirty.contains(row.id) || state.flushing.contains(row.id) else {
                     state.devices[row.id] = row  // the database is as new as memory: it holds the admin's changes too
                     continue
@@ -319,8 +327,10 @@ public final class DeviceRegistry: Sendable {
                           variant = COALESCE(excluded.variant, variant), tags = COALESCE(excluded.tags, tags),
                           proxy = excluded.proxy, options = excluded.options, segment = excluded.segment, source = excluded.source
                         """,
-                    arguments: [record.id, record.family, record.hardware, record.version, record.address, record.firstSeen, record.lastSeen,
-                                record.tags, record.variant, record.proxy, record.options, record.segment, record.source])
+                    arguments: [
+                        record.id, record.family, record.hardware, record.version, record.address, record.firstSeen, record.lastSeen,
+                        record.tags, record.variant, record.proxy, record.options, record.segment, record.source,
+                    ])
                 if let row = try DeviceRecord.fetchOne(db, key: record.id) { record = row }
             }
         } catch {
@@ -374,8 +384,10 @@ public final class DeviceRegistry: Sendable {
 
     /// Writes one admin-owned column of a device (registering a device never seen), then
     /// mirrors it in memory.
-    private func adminSet(_ id: String, at time: Double, column: String, _ value: String?,
-                          _ field: WritableKeyPath<DeviceRecord, String?>) throws(RegistryError) {
+    private func adminSet(
+        _ id: String, at time: Double, column: String, _ value: String?,
+        _ field: WritableKeyPath<DeviceRecord, String?>
+    ) throws(RegistryError) {
         do {
             try pool.write { db in
                 if try DeviceRecord.fetchOne(db, key: id) == nil {

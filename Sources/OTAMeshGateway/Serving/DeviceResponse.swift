@@ -13,8 +13,10 @@ public struct DeviceRequest: Sendable {
     /// True when the request came over TLS (:8443).
     public var isTLS: Bool
 
-    public init(method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
-                clientAddress: String = "127.0.0.1", isTLS: Bool = false) {
+    public init(
+        method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+        clientAddress: String = "127.0.0.1", isTLS: Bool = false
+    ) {
         self.method = method
         self.path = path
         self.query = query
@@ -120,8 +122,10 @@ public struct DeviceResponse: Sendable, Equatable {
     }
 
     /// A small body with its type.
-    public static func text(_ status: Int, _ body: String, type: String = "text/plain; charset=utf-8",
-                            extra: [(String, String)] = []) -> DeviceResponse {
+    public static func text(
+        _ status: Int, _ body: String, type: String = "text/plain; charset=utf-8",
+        extra: [(String, String)] = []
+    ) -> DeviceResponse {
         DeviceResponse(status: status, headers: [("Content-Type", type)] + extra, body: [.bytes(Array(body.utf8))])
     }
 

@@ -26,8 +26,10 @@ public enum DeviceRoutes {
         /// The rollouts, asked before manual assignments.
         public var rollouts: (any DeviceRollouts)?
 
-        public init(catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
-                    digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }, rollouts: (any DeviceRollouts)? = nil) {
+        public init(
+            catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
+            digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }, rollouts: (any DeviceRollouts)? = nil
+        ) {
             self.catalog = catalog
             self.assignment = assignment
             self.digests = digests
@@ -144,16 +146,20 @@ public enum DeviceRoutes {
 
     /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
     /// content (MD5 / SHA-256) or version differs from what the device runs.
-    public static func decide(id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
-                              family: DeviceFamily = .generic, address: String = "", context: Context) -> Decision {
+    public static func decide(
+        id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
+        family: DeviceFamily = .generic, address: String = "", context: Context
+    ) -> Decision {
         decideTarget(id: id, hardware: hardware, version: version, running: running, family: family, address: address, context: context).decision
     }
 
     /// ``decide``, also giving the target path considered. A running rollout that covers the
     /// device decides what it is offered (and hears what came of it); manual assignments
     /// (`otamesh device assign`) apply to devices no rollout covers.
-    static func decideTarget(id: String, hardware: String?, version: String?, running: RunningDigests,
-                             family: DeviceFamily, address: String, context: Context) -> (decision: Decision, path: String?) {
+    static func decideTarget(
+        id: String, hardware: String?, version: String?, running: RunningDigests,
+        family: DeviceFamily, address: String, context: Context
+    ) -> (decision: Decision, path: String?) {
         let query = DeviceQuery(id: id, family: family, hardware: hardware, version: version, address: address)
         let path: String
         var rollout: String?
@@ -203,8 +209,12 @@ public enum DeviceRoutes {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
         let decision = decide(id: id, hardware: hardware, version: version, family: family, address: request.clientAddress, context: context)
-        return (decision, DeviceSighting(id: id, family: family, hardware: hardware, version: version,
-                                         address: request.clientAddress, answer: decision.answer))
+        return (
+            decision,
+            DeviceSighting(
+                id: id, family: family, hardware: hardware, version: version,
+                address: request.clientAddress, answer: decision.answer)
+        )
     }
 
     // MARK: Generic JSON manifest
@@ -225,10 +235,12 @@ public enum DeviceRoutes {
     static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let (decision, path) = decideTarget(id: id, hardware: hardware, version: version, running: RunningDigests(), family: .espHTTPSOTA,
-                                            address: request.clientAddress, context: context)
-        var sighting = DeviceSighting(id: id, family: .espHTTPSOTA, hardware: hardware, version: version,
-                                      address: request.clientAddress, answer: decision.answer)
+        let (decision, path) = decideTarget(
+            id: id, hardware: hardware, version: version, running: RunningDigests(), family: .espHTTPSOTA,
+            address: request.clientAddress, context: context)
+        var sighting = DeviceSighting(
+            id: id, family: .espHTTPSOTA, hardware: hardware, version: version,
+            address: request.clientAddress, answer: decision.answer)
         // The device reads the image's app description and decides itself, so a device already
         // running the assigned version still gets the image (it stops after the header); the
         // registry records that it is up to date.
@@ -256,8 +268,9 @@ public enum DeviceRoutes {
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
         let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
-        var decision = decide(id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
-                              address: request.clientAddress, context: context)
+        var decision = decide(
+            id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
+            address: request.clientAddress, context: context)
         if case .offer(let target, _) = decision, context.digests(target.sha256) == nil {
             // x-MD5 and the digest comparison need the blob's MD5: computed once, off the loop.
             return .needDigests(target.sha256)
@@ -269,8 +282,9 @@ public enum DeviceRoutes {
                 decision = .nothing("incompatible: \(target.path) is \(blob.size) bytes, device has \(free) free")
             }
         }
-        var sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: esp.version,
-                                      address: request.clientAddress, answer: decision.answer)
+        var sighting = DeviceSighting(
+            id: id, family: esp.family, hardware: esp.chip, version: esp.version,
+            address: request.clientAddress, answer: decision.answer)
         if esp.version == nil, let md5 = esp.sketchMD5 { sighting.version = "md5:\(md5.lowercased())" }
         guard case .offer(let target, let blob) = decision, let md5 = context.digests(target.sha256)?.md5 else {
             return .response(.empty(304), sighting: sighting)
@@ -299,8 +313,9 @@ public enum DeviceRoutes {
                 decision = .nothing("assigned \(target.path) has no \(file) beside it in the cache")
             }
         }
-        let sighting = DeviceSighting(id: id, family: .esp8266FOTA, version: version, address: request.clientAddress,
-                                      answer: decision.answer)
+        let sighting = DeviceSighting(
+            id: id, family: .esp8266FOTA, version: version, address: request.clientAddress,
+            answer: decision.answer)
         guard let (target, blob) = served else {
             return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting)
         }
@@ -315,8 +330,9 @@ public enum DeviceRoutes {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
         let decision = decide(id: id, hardware: nil, version: version, family: .wiphone, address: request.clientAddress, context: context)
         // The phone does not say what it runs; it compares the offered version itself.
-        var sighting = DeviceSighting(id: id, family: .wiphone, version: version, address: request.clientAddress,
-                                      answer: decision.answer)
+        var sighting = DeviceSighting(
+            id: id, family: .wiphone, version: version, address: request.clientAddress,
+            answer: decision.answer)
         if case .offer(let target, _) = decision { sighting.answer = "offered \(target.path) version \(target.version ?? "?") (the phone compares)" }
         guard case .offer(let target, _) = decision, let targetVersion = target.version else {
             // An ini without keys reads as version "0" on the phone: no update, and no error shown.

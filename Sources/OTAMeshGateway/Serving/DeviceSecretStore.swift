@@ -101,8 +101,10 @@ public final class DeviceSecretStore: Sendable {
     static func stamp(_ path: String) -> [Int64] {
         var info = stat()
         guard stat(path, &info) == 0 else { return [] }
-        return [Int64(info.st_ino), Int64(info.st_size), Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
-                Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec)]
+        return [
+            Int64(info.st_ino), Int64(info.st_size), Int64(info.st_mtim.tv_sec) * 1_000_000_000 + Int64(info.st_mtim.tv_nsec),
+            Int64(info.st_ctim.tv_sec) * 1_000_000_000 + Int64(info.st_ctim.tv_nsec),
+        ]
     }
 
     /// The file's secrets; nil when there is no file.

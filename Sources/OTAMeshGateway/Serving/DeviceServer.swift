@@ -31,8 +31,10 @@ public final class DeviceServer: Sendable {
     let requests = Counter(label: "otamesh_device_requests_total")
     let bytesSent = Counter(label: "otamesh_device_bytes_sent_total")
 
-    public init(api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
-                idleTimeout: Double = 120, gate: ConnectionGate? = nil, threadPool: NIOThreadPool = .singleton) {
+    public init(
+        api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
+        idleTimeout: Double = 120, gate: ConnectionGate? = nil, threadPool: NIOThreadPool = .singleton
+    ) {
         self.gate = gate
         self.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         self.api = api
@@ -43,8 +45,10 @@ public final class DeviceServer: Sendable {
     }
 
     /// Binds `host:port` (port 0 = any free port) and returns the listening channel.
-    public func bind(host: String, port: Int, tls: NIOSSLContext? = nil,
-                     group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> any Channel {
+    public func bind(
+        host: String, port: Int, tls: NIOSSLContext? = nil,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+    ) async throws -> any Channel {
         let server = self
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -182,7 +186,9 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 let response: DeviceResponse
                 switch result {
                 case .success:
-                    if case .response(let answer) = api.handle(request) { response = answer } else {
+                    if case .response(let answer) = api.handle(request) {
+                        response = answer
+                    } else {
                         response = .text(500, "cannot compute the digests of \(sha256)\n")
                     }
                 case .failure(let error):
@@ -197,8 +203,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     /// Opening an image that failed for want of descriptors is tried this often, 20 ms apart.
     static let openAttempts = 25
 
-    private func write(_ response: DeviceResponse, for head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext,
-                       attempt: Int = 0) {
+    private func write(
+        _ response: DeviceResponse, for head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext,
+        attempt: Int = 0
+    ) {
         var headers = HTTPHeaders()
         headers.reserveCapacity(response.headers.count + 4)
         headers.add(name: "Server", value: "otamesh")

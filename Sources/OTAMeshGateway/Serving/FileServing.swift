@@ -28,8 +28,10 @@ public struct ServedBlob: Sendable, Equatable {
 public enum FileServing {
     /// Builds the response to GET or HEAD for `blob`. `extra` headers (x-MD5, Content-Disposition)
     /// are added to every 200/206.
-    public static func respond(to request: DeviceRequest, blob: ServedBlob, contentType: String = "application/octet-stream",
-                               extra: [(String, String)] = [], boundarySeed: String? = nil) -> DeviceResponse {
+    public static func respond(
+        to request: DeviceRequest, blob: ServedBlob, contentType: String = "application/octet-stream",
+        extra: [(String, String)] = [], boundarySeed: String? = nil
+    ) -> DeviceResponse {
         let lastModified = blob.lastModified
         let validators: [(String, String)] = [("ETag", blob.etag), ("Last-Modified", lastModified)]
         if let inm = request.header("if-none-match"), matches(inm, etag: blob.etag) {
@@ -42,25 +44,30 @@ public enum FileServing {
         let common = [("Accept-Ranges", "bytes")] + validators
         switch ranges {
         case .full:
-            return DeviceResponse(status: 200, headers: [("Content-Type", contentType)] + common + extra,
-                                  blobSHA256: blob.sha256, body: blob.size > 0 ? [.file(ByteRange(first: 0, last: blob.size - 1))] : [])
+            return DeviceResponse(
+                status: 200, headers: [("Content-Type", contentType)] + common + extra,
+                blobSHA256: blob.sha256, body: blob.size > 0 ? [.file(ByteRange(first: 0, last: blob.size - 1))] : [])
         case .unsatisfiable:
             return DeviceResponse(status: 416, headers: [("Content-Range", "bytes */\(blob.size)")] + common)
         case .partial(let list) where list.count == 1:
             let range = list[0]
-            return DeviceResponse(status: 206, headers: [("Content-Type", contentType), ("Content-Range", range.contentRange(total: blob.size))] + common + extra,
-                                  blobSHA256: blob.sha256, body: [.file(range)])
+            return DeviceResponse(
+                status: 206, headers: [("Content-Type", contentType), ("Content-Range", range.contentRange(total: blob.size))] + common + extra,
+                blobSHA256: blob.sha256, body: [.file(range)])
         case .partial(let list):
             let boundary = "otamesh-" + String((boundarySeed ?? blob.sha256).prefix(24))
             var body: [DeviceResponse.Segment] = []
             for (index, range) in list.enumerated() {
-                let head = (index == 0 ? "" : "\r\n") + "--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: \(range.contentRange(total: blob.size))\r\n\r\n"
+                let head =
+                    (index == 0 ? "" : "\r\n")
+                    + "--\(boundary)\r\nContent-Type: \(contentType)\r\nContent-Range: \(range.contentRange(total: blob.size))\r\n\r\n"
                 body.append(.bytes(Array(head.utf8)))
                 body.append(.file(range))
             }
             body.append(.bytes(Array("\r\n--\(boundary)--\r\n".utf8)))
-            return DeviceResponse(status: 206, headers: [("Content-Type", "multipart/byteranges; boundary=\(boundary)")] + common + extra,
-                                  blobSHA256: blob.sha256, body: body)
+            return DeviceResponse(
+                status: 206, headers: [("Content-Type", "multipart/byteranges; boundary=\(boundary)")] + common + extra,
+                blobSHA256: blob.sha256, body: body)
         }
     }
 
@@ -89,4 +96,3 @@ public enum HTTPDate {
         return "\(weekday), \(two(day)) \(months[Int(month - 1)]) \(year) \(two(secondOfDay / 3600)):\(two(secondOfDay / 60 % 60)):\(two(secondOfDay % 60)) GMT"
     }
 }
-

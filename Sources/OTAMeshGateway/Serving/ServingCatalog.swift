@@ -51,10 +51,11 @@ public struct ServingCatalog: Sendable {
         for (file, _) in try Bundles.images(tufDirectory: tufDirectory, store: store) {
             guard let sha256 = file.hashes["sha256"] else { continue }
             let custom = file.custom?.objectValue
-            targets.append(ServedTarget(
-                path: file.path, sha256: sha256.lowercased(), size: file.length,
-                version: custom?["version"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
-                format: custom?["format"]?.stringValue))
+            targets.append(
+                ServedTarget(
+                    path: file.path, sha256: sha256.lowercased(), size: file.length,
+                    version: custom?["version"]?.stringValue, hardware: custom?["hardware"]?.stringValue,
+                    format: custom?["format"]?.stringValue))
         }
         var catalog = ServingCatalog(blobs: blobs, targets: targets)
         for name in FileSystem.list(tufDirectory, regularFilesOnly: true) where name.hasSuffix(".json") {

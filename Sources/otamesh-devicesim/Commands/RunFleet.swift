@@ -1,8 +1,8 @@
-import OTAMeshCommon
 import ArgumentParser
 import NIOCore
 import NIOPosix
 import NIOSSL
+import OTAMeshCommon
 
 #if canImport(Glibc)
 import Glibc
@@ -46,7 +46,8 @@ struct RunFleet: AsyncParsableCommand {
     @Option(help: "Stop the run after this many seconds (goal not met if devices are still going).") var deadline: Double?
     @Option(name: .customLong("max-request-size"), help: "esp-https-ota max_http_request_size (partial download chunk).")
     var maxRequestSize = HTTPSOTAPlan.defaultRequestSize
-    @Flag(name: .customLong("ota-resumption"), help: "esp-https-ota: emulate ota_resumption (resume from the last completed request after a drop or power loss).")
+    @Flag(
+        name: .customLong("ota-resumption"), help: "esp-https-ota: emulate ota_resumption (resume from the last completed request after a drop or power loss).")
     var otaResumption = false
     @Option(help: "Device read timeout in seconds (no bytes for this long fails the request).") var timeout = 5.0
 
@@ -62,7 +63,9 @@ struct RunFleet: AsyncParsableCommand {
     var powerLossAtByte: Int?
     @Option(help: "Seed for identities' images and random fault offsets.") var seed: UInt64 = 1
 
-    @Option(name: .customLong("mac-base"), help: "First device's MAC (default: 5C:CF:7F ESP8266, 24:0A:C4 otherwise, then 3 bytes from this process id, so two fleets never share a MAC).")
+    @Option(
+        name: .customLong("mac-base"),
+        help: "First device's MAC (default: 5C:CF:7F ESP8266, 24:0A:C4 otherwise, then 3 bytes from this process id, so two fleets never share a MAC).")
     var macBase: String?
     @Option(name: .customLong("free-space"), help: "httpUpdate x-*-free-space (default 1044480 ESP8266, 1310720 ESP32).")
     var freeSpace: Int?
@@ -137,8 +140,9 @@ struct RunFleet: AsyncParsableCommand {
                 throw ValidationError("cannot load --ca \(ca): \(error)")
             }
         }
-        let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: tls,
-                                  connectTimeout: .milliseconds(Int64(timeout * 1000)))
+        let transport = Transport(
+            group: MultiThreadedEventLoopGroup.singleton, tls: tls,
+            connectTimeout: .milliseconds(Int64(timeout * 1000)))
         let sink = EventSink(quiet: quiet)
         let fleet = Fleet(
             settings: settings, count: count, interval: .milliseconds(Int64(interval * 1000)),

@@ -51,14 +51,18 @@ struct SelfTest: ParsableCommand {
         expect(HTTPSOTAPlan.allRanges(imageLength: 1000, maxRequestSize: 65536), [nil], "small image: no Range")
         expect(HTTPSOTAPlan.allRanges(imageLength: 65536, maxRequestSize: 65536), [nil], "image == max: no Range")
         expect(HTTPSOTAPlan.allRanges(imageLength: 65537, maxRequestSize: 65536), ["bytes=0-65535", "bytes=65536-"], "max + 1")
-        expect(HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536),
-               ["bytes=0-65535", "bytes=65536-131071", "bytes=131072-"], "three requests")
-        expect(HTTPSOTAPlan.allRanges(imageLength: 200_000, maxRequestSize: 65536),
-               ["bytes=0-65535", "bytes=65536-131071", "bytes=131072-196607", "bytes=196608-"], "four requests")
-        expect(HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536, resumeAt: 131072),
-               ["bytes=131072-150000"], "resume: a last first range ends at image_length")
-        expect(HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536, resumeAt: 65536),
-               ["bytes=65536-131071", "bytes=131072-"], "resume mid-image")
+        expect(
+            HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536),
+            ["bytes=0-65535", "bytes=65536-131071", "bytes=131072-"], "three requests")
+        expect(
+            HTTPSOTAPlan.allRanges(imageLength: 200_000, maxRequestSize: 65536),
+            ["bytes=0-65535", "bytes=65536-131071", "bytes=131072-196607", "bytes=196608-"], "four requests")
+        expect(
+            HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536, resumeAt: 131072),
+            ["bytes=131072-150000"], "resume: a last first range ends at image_length")
+        expect(
+            HTTPSOTAPlan.allRanges(imageLength: 150_000, maxRequestSize: 65536, resumeAt: 65536),
+            ["bytes=65536-131071", "bytes=131072-"], "resume mid-image")
         expect(HTTPSOTAPlan.resumeOffset(lastCompleteRequestEnd: 512), 0, "resume below IMAGE_HEADER_SIZE")
 
         // Request bytes.
@@ -67,12 +71,15 @@ struct SelfTest: ParsableCommand {
         expect(identity.esp8266SoftAPMAC, "5E:CF:7F:00:01:00", "ESP8266 soft-AP MAC")
         expect(identity.esp8266ChipID, "256", "ESP8266 chip id")
         let gateway = Endpoint.parse("http://127.0.0.1:18070")!
-        expect(String(decoding: FOTADevice.request(method: "HEAD", target: "/v1/fota/x/user2.bin?version=1", host: "127.0.0.1", port: 80), as: UTF8.self)
-            .hasPrefix("HEAD /v1/fota/x/user2.bin?version=1 HTTP/1.0\r\nHost: 127.0.0.1:80\r\nConnection: keep-alive\r\n"), true, "FOTA request")
-        expect(String(decoding: HTTPSOTADevice.request(method: "GET", endpoint: gateway.with(target: "/f"), range: "bytes=0-65535"), as: UTF8.self),
-               "GET /f HTTP/1.1\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nHost: 127.0.0.1:18070\r\nRange: bytes=0-65535\r\n\r\n", "esp_http_client request")
-        expect(String(decoding: WiPhoneDevice.iniRequest(path: "/p.ini", host: "gw:8443"), as: UTF8.self),
-               "GET /p.ini HTTP/1.1\r\nHost: gw:8443\r\nConnection: close\r\n\r\n", "WiPhone ini request")
+        expect(
+            String(decoding: FOTADevice.request(method: "HEAD", target: "/v1/fota/x/user2.bin?version=1", host: "127.0.0.1", port: 80), as: UTF8.self)
+                .hasPrefix("HEAD /v1/fota/x/user2.bin?version=1 HTTP/1.0\r\nHost: 127.0.0.1:80\r\nConnection: keep-alive\r\n"), true, "FOTA request")
+        expect(
+            String(decoding: HTTPSOTADevice.request(method: "GET", endpoint: gateway.with(target: "/f"), range: "bytes=0-65535"), as: UTF8.self),
+            "GET /f HTTP/1.1\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nHost: 127.0.0.1:18070\r\nRange: bytes=0-65535\r\n\r\n", "esp_http_client request")
+        expect(
+            String(decoding: WiPhoneDevice.iniRequest(path: "/p.ini", host: "gw:8443"), as: UTF8.self),
+            "GET /p.ini HTTP/1.1\r\nHost: gw:8443\r\nConnection: close\r\n\r\n", "WiPhone ini request")
         expect(FOTADevice.atoi(" 123abc"), 123, "atoi")
         expect(Endpoint.parse("https://127.0.0.1:18443/v1/x?y=1")?.hostHeader, "127.0.0.1:18443", "Host header with port")
         expect(Endpoint.parse("https://gw.example/v1")?.hostHeader, "gw.example", "Host header without default port")

@@ -1,8 +1,8 @@
-import OTAMeshCommon
-import Foundation
 import ArgumentParser
-import NIOPosix
+import Foundation
 import Logging
+import NIOPosix
+import OTAMeshCommon
 import OTAMeshDiscovery
 
 /// `serve`: push-family twins, each an HTTP server on its own loopback port, until
@@ -49,10 +49,14 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "The version the devices run at start.") var version = "1.0.0"
     @Option(help: "The firmware variant key the devices report (esp32, esp32-eth, esp32s3-n16r8, …).") var variant = "esp32"
     @Option(name: .customLong("new-version"), help: "Version reported after installing an image that embeds none.") var newVersion: String?
-    @Option(help: "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")); fetch-url \(FetchURLFault.allCases.map(\.rawValue).joined(separator: ", ")).") var fail = "none"
+    @Option(
+        help:
+            "Fault: projectmm \(ProjectMMFault.allCases.map(\.rawValue).joined(separator: ", ")); http-upload \(HTTPUploadFault.allCases.map(\.rawValue).joined(separator: ", ")); arduino-ota \(ArduinoOTAFault.allCases.map(\.rawValue).joined(separator: ", ")); fetch-url \(FetchURLFault.allCases.map(\.rawValue).joined(separator: ", "))."
+    ) var fail = "none"
     @Option(help: "http-upload: update-server (ESP8266HTTPUpdateServer) or elegantota3 (ElegantOTA 3).") var dialect = "update-server"
     @Option(help: "http-upload, fetch-url: the basic-auth user the device wants (with --password).") var user: String?
-    @Option(help: "http-upload, fetch-url: the basic-auth password the device wants; arduino-ota: the OTA password (a test twin's, not a secret).") var password: String?
+    @Option(help: "http-upload, fetch-url: the basic-auth password the device wants; arduino-ota: the OTA password (a test twin's, not a secret).")
+    var password: String?
     @Option(name: .customLong("http-base"), help: "arduino-ota: port of the first device's HTTP /version server (0: any free port each).") var httpBase = 0
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
@@ -60,7 +64,10 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "Read the image at most this many bytes per second.") var rate: Int?
     @Option(help: "Download read timeout in seconds.") var timeout = 10.0
     @Option(help: "Stop serving after this many seconds.") var duration = 600.0
-    @Flag(help: "Announce each device by mDNS through avahi-daemon, as the real firmware does (projectmm, http-upload: _http._tcp; arduino-ota: _arduino._tcp with board, auth_upload and http_port); needs fixed ports.")
+    @Flag(
+        help:
+            "Announce each device by mDNS through avahi-daemon, as the real firmware does (projectmm, http-upload: _http._tcp; arduino-ota: _arduino._tcp with board, auth_upload and http_port); needs fixed ports."
+    )
     var announce = false
     @Option(name: .customLong("name-prefix"), help: "mDNS instance names: PREFIX-0, PREFIX-1, … (default: the family).") var namePrefix: String?
 
@@ -72,19 +79,22 @@ struct ServeTwins: AsyncParsableCommand {
             throw ValidationError("serve knows --family \(DeviceFamily.names(DeviceFamily.push))")
         }
         guard count >= 1, count <= 10_000 else { throw ValidationError("--count must be 1…10000") }
-        let known = switch pushFamily {
-        case .projectMM: ProjectMMFault.allCases.map(\.rawValue)
-        case .httpUpload: HTTPUploadFault.allCases.map(\.rawValue)
-        case .fetchURL: FetchURLFault.allCases.map(\.rawValue)
-        default: ArduinoOTAFault.allCases.map(\.rawValue)
-        }
+        let known =
+            switch pushFamily {
+            case .projectMM: ProjectMMFault.allCases.map(\.rawValue)
+            case .httpUpload: HTTPUploadFault.allCases.map(\.rawValue)
+            case .fetchURL: FetchURLFault.allCases.map(\.rawValue)
+            default: ArduinoOTAFault.allCases.map(\.rawValue)
+            }
         guard known.contains(fail) else {
             throw ValidationError("unknown --fail '\(fail)' (known: \(known.joined(separator: ", ")))")
         }
         guard HTTPUploadDialect(rawValue: dialect) != nil, dialect == "update-server" || DeviceFamily(rawValue: family) == .httpUpload else {
             throw ValidationError("--dialect: update-server or elegantota3, for --family http-upload")
         }
-        guard DeviceFamily(rawValue: family) == .arduinoOTA || (user == nil) == (password == nil) else { throw ValidationError("--user and --password go together") }
+        guard DeviceFamily(rawValue: family) == .arduinoOTA || (user == nil) == (password == nil) else {
+            throw ValidationError("--user and --password go together")
+        }
         guard (0...65535).contains(httpBase) else { throw ValidationError("--http-base must be a port") }
         guard Self.split(listenBase) != nil else { throw ValidationError("--listen-base must be HOST:PORT") }
         guard stepMS >= 0, rebootDelayMS >= 0, rebootMS >= 0, duration > 0, timeout > 0 else {
@@ -92,7 +102,9 @@ struct ServeTwins: AsyncParsableCommand {
         }
         if let rate, rate < 1 { throw ValidationError("--rate must be ≥ 1") }
         if announce, Self.split(listenBase)?.1 == 0 { throw ValidationError("--announce needs a fixed --listen-base port") }
-        if announce, DeviceFamily(rawValue: family) == .arduinoOTA, httpBase == 0 { throw ValidationError("--announce of arduino-ota twins needs a fixed --http-base port") }
+        if announce, DeviceFamily(rawValue: family) == .arduinoOTA, httpBase == 0 {
+            throw ValidationError("--announce of arduino-ota twins needs a fixed --http-base port")
+        }
     }
 
     /// The mDNS announcements of the twins (``announce``): one per device, on its own port.
@@ -103,8 +115,10 @@ struct ServeTwins: AsyncParsableCommand {
             if DeviceFamily(rawValue: family) == .arduinoOTA {
                 // As ArduinoOTA's MDNS.enableArduino: board, tcp_check, ssh_upload, auth_upload; the
                 // twin adds the port of its /version server (real firmware that serves one would too).
-                let txt = ["board": variant, "tcp_check": "no", "ssh_upload": "no", "auth_upload": password == nil ? "no" : "yes",
-                           "http_port": String(httpBase + index)]
+                let txt = [
+                    "board": variant, "tcp_check": "no", "ssh_upload": "no", "auth_upload": password == nil ? "no" : "yes",
+                    "http_port": String(httpBase + index),
+                ]
                 return ServiceAnnouncement(name: "\(prefix)-\(index)", type: "_arduino._tcp", port: UInt16(basePort + index), txt: txt)
             }
             var txt: [String: String] = [:]
@@ -149,8 +163,9 @@ struct ServeTwins: AsyncParsableCommand {
         let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: nil, connectTimeout: .milliseconds(Int64(timeout * 1000)))
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
-            ProjectMMTwin(id: "projectmm-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index,
-                          settings: settings, transport: transport, sink: sink)
+            ProjectMMTwin(
+                id: "projectmm-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index,
+                settings: settings, transport: transport, sink: sink)
         }
         try await serve(twins, run: { try await $0.run(ready: { _ in }) }, stop: { await $0.stop() })
     }
@@ -158,7 +173,8 @@ struct ServeTwins: AsyncParsableCommand {
     private func runHTTPUpload(host: String, basePort: Int) async throws {
         let chip = String(variant.split(separator: "-").first ?? "esp32")
         let settings = HTTPUploadSettings(
-            dialect: HTTPUploadDialect(rawValue: dialect) ?? .updateServer, version: version, chip: chip, newVersion: newVersion, fault: HTTPUploadFault(rawValue: fail) ?? .none,
+            dialect: HTTPUploadDialect(rawValue: dialect) ?? .updateServer, version: version, chip: chip, newVersion: newVersion,
+            fault: HTTPUploadFault(rawValue: fail) ?? .none,
             username: user, password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
@@ -174,8 +190,9 @@ struct ServeTwins: AsyncParsableCommand {
             password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
-            ArduinoOTATwin(id: "arduino-ota-\(index)", host: host, otaPort: basePort == 0 ? 0 : basePort + index,
-                           httpPort: httpBase == 0 ? 0 : httpBase + index, settings: settings, sink: sink)
+            ArduinoOTATwin(
+                id: "arduino-ota-\(index)", host: host, otaPort: basePort == 0 ? 0 : basePort + index,
+                httpPort: httpBase == 0 ? 0 : httpBase + index, settings: settings, sink: sink)
         }
         try await serve(twins, run: { try await $0.run() }, stop: { await $0.stop() })
     }
@@ -188,15 +205,18 @@ struct ServeTwins: AsyncParsableCommand {
         let transport = Transport(group: MultiThreadedEventLoopGroup.singleton, tls: nil, connectTimeout: .milliseconds(Int64(timeout * 1000)))
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
-            FetchURLTwin(id: "fetch-url-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings,
-                         transport: transport, sink: sink)
+            FetchURLTwin(
+                id: "fetch-url-\(index)", host: host, port: basePort == 0 ? 0 : basePort + index, settings: settings,
+                transport: transport, sink: sink)
         }
         try await serve(twins, run: { try await $0.run() }, stop: { await $0.stop() })
     }
 
     /// Runs every twin until `--duration` has passed, then stops them all.
-    private func serve<Twin: Sendable>(_ twins: [Twin], run: @escaping @Sendable (Twin) async throws -> Void,
-                                       stop: @escaping @Sendable (Twin) async -> Void) async throws {
+    private func serve<Twin: Sendable>(
+        _ twins: [Twin], run: @escaping @Sendable (Twin) async throws -> Void,
+        stop: @escaping @Sendable (Twin) async -> Void
+    ) async throws {
         let duration = duration
         try await withThrowingTaskGroup(of: Void.self) { group in
             for twin in twins {

@@ -67,8 +67,9 @@ struct ResponseHead: Sendable, Equatable {
             let value = line[line.index(after: colon)...].trimmingWhitespace()
             headers.append((name, value))
         }
-        return ResponseHead(version: String(parts[0]), status: status, reason: parts.count > 2 ? String(parts[2]) : "",
-                            headers: headers, raw: raw)
+        return ResponseHead(
+            version: String(parts[0]), status: status, reason: parts.count > 2 ? String(parts[2]) : "",
+            headers: headers, raw: raw)
     }
 
     /// Whether the head contains `needle` byte for byte (case-sensitive), e.g. the NONOS FOTA

@@ -25,7 +25,8 @@ enum WiPhoneRules {
 
     /// (major, minor, bugfix, rc) as the phone's `sscanf` reads them.
     static func numbers(_ bytes: [UInt8]) -> [UInt32] {
-        let format: [ScanItem] = contains(bytes, "rc")
+        let format: [ScanItem] =
+            contains(bytes, "rc")
             ? [.unsigned, .literal(0x2E), .unsigned, .literal(0x2E), .unsigned, .literal(0x72), .literal(0x63), .unsigned]
             : [.unsigned, .literal(0x2E), .unsigned, .literal(0x2E), .unsigned]
         var values = scan(bytes, format)

@@ -91,8 +91,10 @@ struct ArduinoHTTPUpdateClient: Sendable {
     }
 
     /// One `httpUpdate.update()`: the request, the checks, the download into flash.
-    func run(_ context: PollContext, endpoint: Endpoint, running: RunningImage, currentVersion: String,
-             faults: inout FaultState) async -> Outcome {
+    func run(
+        _ context: PollContext, endpoint: Endpoint, running: RunningImage, currentVersion: String,
+        faults: inout FaultState
+    ) async -> Outcome {
         let request = request(endpoint: endpoint, running: running, currentVersion: currentVersion)
         do {
             return try await context.exchange(endpoint, request: request) { io, head in
@@ -137,13 +139,17 @@ struct ArduinoHTTPUpdateClient: Sendable {
             try await reader.read(&io, length: min(isESP8266 ? 4 : 1, length), faults: &faults) { received += $0 }
             guard let first = received.first, first == 0xE9 || (isESP8266 && first == 0x1F), !isESP8266 || received.count == 4 else {
                 context.bytes += reader.delivered
-                return .failed(stage: "download", reason: "HTTP_UE_BIN_VERIFY_HEADER_FAILED (first byte \(received.first.map { "0x" + String($0, radix: 16) } ?? "none"))",
-                               code: Self.verifyHeaderFailed)
+                return .failed(
+                    stage: "download", reason: "HTTP_UE_BIN_VERIFY_HEADER_FAILED (first byte \(received.first.map { "0x" + String($0, radix: 16) } ?? "none"))",
+                    code: Self.verifyHeaderFailed)
             }
             if isESP8266, first == 0xE9, ImageFacts.esp8266MagicFlashSize(received[3] >> 4) > chipSize {
                 context.bytes += reader.delivered
-                return .failed(stage: "download", reason: "HTTP_UE_BIN_FOR_WRONG_FLASH (image wants \(ImageFacts.esp8266MagicFlashSize(received[3] >> 4)) bytes of flash, chip has \(chipSize))",
-                               code: Self.binForWrongFlash)
+                return .failed(
+                    stage: "download",
+                    reason:
+                        "HTTP_UE_BIN_FOR_WRONG_FLASH (image wants \(ImageFacts.esp8266MagicFlashSize(received[3] >> 4)) bytes of flash, chip has \(chipSize))",
+                    code: Self.binForWrongFlash)
             }
             // runUpdate: Update.begin, Update.setMD5 (exactly 32 characters), Update.writeStream.
             let expectedMD5 = head.header("x-MD5") ?? ""

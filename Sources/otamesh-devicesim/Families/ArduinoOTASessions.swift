@@ -31,7 +31,9 @@ extension ArduinoOTATwin {
         case .md5(let expected, let calculated)?:
             answer = settings.chip == "esp8266" ? "ERROR[7]: MD5 Failed: expected:\(expected), calculated:\(calculated)\r\n" : "MD5 Check Failed\r\n"
         case .image(let problem)?:
-            answer = settings.chip == "esp8266" ? "ERROR[10]: \(problem)\r\n" : (image.first == 0xE9 ? "Could Not Activate The Firmware\r\n" : "Wrong Magic Byte\r\n")
+            answer =
+                settings.chip == "esp8266"
+                ? "ERROR[10]: \(problem)\r\n" : (image.first == 0xE9 ? "Could Not Activate The Firmware\r\n" : "Wrong Magic Byte\r\n")
         }
         try? await channel.writeAndFlush(ByteBuffer(string: answer)).get()
         try? await channel.close()

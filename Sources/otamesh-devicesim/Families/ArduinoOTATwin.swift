@@ -136,9 +136,11 @@ actor ArduinoOTATwin {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(TwinSessionHandler.idleLimit(), TwinSessionHandler(twin: self) { channel, bytes in
-                            await self.serveESPHome(on: channel, bytes: bytes)
-                        })
+                        try channel.pipeline.syncOperations.addHandlers(
+                            TwinSessionHandler.idleLimit(),
+                            TwinSessionHandler(twin: self) { channel, bytes in
+                                await self.serveESPHome(on: channel, bytes: bytes)
+                            })
                     }
                 }
                 .bind(host: host, port: otaPort).get()
@@ -254,8 +256,12 @@ actor ArduinoOTATwin {
         switch invitation {
         case .idle:
             guard !busy, let invitation = ArduinoOTAInvitation.parse(bytes) else { return (nil, nil) }
-            event("invitation", [("command", String(invitation.command)), ("port", String(invitation.port)),
-                                 ("size", String(invitation.size)), ("md5", invitation.md5)])
+            event(
+                "invitation",
+                [
+                    ("command", String(invitation.command)), ("port", String(invitation.port)),
+                    ("size", String(invitation.size)), ("md5", invitation.md5),
+                ])
             if settings.password != nil {
                 let nonce = ImageFacts.md5Hex(Array(String(UInt64.random(in: 0...UInt64.max)).utf8))
                 self.invitation = .waitingAuth(nonce: nonce, invitation: invitation)
@@ -297,9 +303,11 @@ actor ArduinoOTATwin {
                     .connectTimeout(.seconds(5))
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandlers(TwinSessionHandler.idleLimit(), TwinSessionHandler(twin: self) { channel, bytes in
-                                await self.receiveClassic(invitation, on: channel, bytes: bytes)
-                            })
+                            try channel.pipeline.syncOperations.addHandlers(
+                                TwinSessionHandler.idleLimit(),
+                                TwinSessionHandler(twin: self) { channel, bytes in
+                                    await self.receiveClassic(invitation, on: channel, bytes: bytes)
+                                })
                         }
                     }
                     .connect(to: address).get()
@@ -323,8 +331,9 @@ struct ArduinoOTAInvitation: Sendable, Equatable {
         let text = String(decoding: bytes.prefix(256), as: UTF8.self)
         let parts = text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\r" }).map(String.init)
         guard parts.count >= 4, let command = Int(parts[0]), command == 0 || command == 100,
-              let port = Int(parts[1]), (1...65535).contains(port), let size = Int(parts[2]), size > 0, size <= 64 << 20,
-              parts[3].count == 32 else { return nil }
+            let port = Int(parts[1]), (1...65535).contains(port), let size = Int(parts[2]), size > 0, size <= 64 << 20,
+            parts[3].count == 32
+        else { return nil }
         return ArduinoOTAInvitation(command: command, port: port, size: size, md5: parts[3])
     }
 }

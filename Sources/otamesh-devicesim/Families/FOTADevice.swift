@@ -22,7 +22,8 @@ struct FOTADevice: EmulatedDevice {
     private(set) var runningSlot: Int
     private var faults: FaultState
 
-    static let headBlock = "Connection: keep-alive\r\nCache-Control: no-cache\r\n"
+    static let headBlock =
+        "Connection: keep-alive\r\nCache-Control: no-cache\r\n"
         + "User-Agent: Mozilla/5.0 (Windows NT 5.1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/30.0.1599.101 Safari/537.36 \r\n"
         + "Accept: */*\r\nAccept-Encoding: gzip,deflate,sdch\r\nAccept-Language: zh-CN,zh;q=0.8\r\n\r\n"
 
@@ -54,7 +55,9 @@ struct FOTADevice: EmulatedDevice {
         let endpoint = context.endpoint(target: target, tls: false)
         do {
             // 1. HEAD: the app learns the length.
-            let head = try await context.exchange(endpoint, request: Self.request(method: "HEAD", target: target, host: endpoint.host, port: endpoint.port)) { _, head in head }
+            let head = try await context.exchange(endpoint, request: Self.request(method: "HEAD", target: target, host: endpoint.host, port: endpoint.port)) {
+                _, head in head
+            }
             context.decided(status: head.status)
             guard head.status == 200 else {
                 report.outcome = .noUpdate(reason: "HEAD \(wantedFile): \(head.status)")
@@ -102,8 +105,9 @@ struct FOTADevice: EmulatedDevice {
             switch error {
             case .powerLoss(let at): report.outcome = .powerLoss(atByte: at)
             default:
-                report.outcome = .failed(stage: context.decisionMS == nil ? "check" : "download",
-                                         reason: "upgrade failed (device_upgrade_failed): \(error)", code: nil)
+                report.outcome = .failed(
+                    stage: context.decisionMS == nil ? "check" : "download",
+                    reason: "upgrade failed (device_upgrade_failed): \(error)", code: nil)
             }
         } catch {
             report.outcome = .failed(stage: "check", reason: "\(error)", code: nil)

@@ -95,7 +95,9 @@ actor FetchURLTwin: RebootingHTTPTwin {
         func form(_ text: Substring) -> String? {
             var first: String?
             for pair in text.split(separator: "&") {
-                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0) }
+                let parts = pair.split(separator: "=", maxSplits: 1).map {
+                    String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String($0)
+                }
                 guard parts.count == 2 else { continue }
                 if parts[0] == "url" { return parts[1] }
                 if first == nil, isHTTP(parts[1]) { first = parts[1] }
@@ -157,10 +159,13 @@ actor FetchURLTwin: RebootingHTTPTwin {
     }
 
     /// One GET of the image (Content-Length required); `dropHalfway` closes the link at half.
-    nonisolated static func download(_ endpoint: Endpoint, transport: Transport, timeout: Duration, dropHalfway: Bool) async throws
+    nonisolated static func download(
+        _ endpoint: Endpoint, transport: Transport, timeout: Duration, dropHalfway: Bool
+    ) async throws
         -> (image: [UInt8], problem: String?)
     {
-        let request = Array("GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array(
+            "GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nConnection: close\r\n\r\n".utf8)
         return try await transport.withConnection(to: endpoint, idleTimeout: timeout) { io in
             try await io.send(request)
             let head = try await io.readHead()
@@ -184,8 +189,9 @@ enum FetchURLRoutes {
         let (status, text): (Int, String)
         let path = head.uri.split(separator: "?").first.map(String.init) ?? ""
         if head.method.rawValue == settings.method, path == settings.path {
-            (status, text) = await twin.command(authorization: head.headers.first(name: "Authorization"), uri: head.uri,
-                                                contentType: head.headers.first(name: "Content-Type"), body: body)
+            (status, text) = await twin.command(
+                authorization: head.headers.first(name: "Authorization"), uri: head.uri,
+                contentType: head.headers.first(name: "Content-Type"), body: body)
         } else if head.method == .GET, path == "/version" {
             (status, text) = await twin.authorized(head.headers.first(name: "Authorization")) ? (200, await twin.versionJSON()) : (401, "")
         } else {

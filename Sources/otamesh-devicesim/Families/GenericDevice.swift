@@ -29,7 +29,9 @@ struct GenericDevice: EmulatedDevice {
     }
 
     static func request(_ endpoint: Endpoint, accept: String) -> [UInt8] {
-        Array("GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: \(userAgent)\r\nAccept: \(accept)\r\nConnection: close\r\n\r\n".utf8)
+        Array(
+            "GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: \(userAgent)\r\nAccept: \(accept)\r\nConnection: close\r\n\r\n".utf8
+        )
     }
 
     mutating func poll(_ context: PollContext) async -> PollReport {

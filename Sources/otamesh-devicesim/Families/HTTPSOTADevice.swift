@@ -57,7 +57,8 @@ struct HTTPSOTADevice: EmulatedDevice {
     }
 
     func url(_ context: PollContext) -> Endpoint {
-        let target = "/v1/devices/\(identity.id)/firmware?version=\(QueryEncoding.encode(running.version))&hardware=\(QueryEncoding.encode(context.settings.hardware))"
+        let target =
+            "/v1/devices/\(identity.id)/firmware?version=\(QueryEncoding.encode(running.version))&hardware=\(QueryEncoding.encode(context.settings.hardware))"
         return context.endpoint(target: target, tls: !context.settings.insecureHTTP)
     }
 
@@ -110,7 +111,8 @@ struct HTTPSOTADevice: EmulatedDevice {
             guard probe.status == 200 || probe.status == 206 else {
                 context.decided(status: probe.status)
                 if probe.status == 404 || probe.status == 403 {
-                    throw Failure.noUpdate("esp_https_ota_begin: Received incorrect http status \(probe.status) (HEAD \(head.status)): no image for this device")
+                    throw Failure.noUpdate(
+                        "esp_https_ota_begin: Received incorrect http status \(probe.status) (HEAD \(head.status)): no image for this device")
                 }
                 throw Failure.fail("esp_https_ota_begin: Received incorrect http status \(probe.status) (HEAD \(head.status))")
             }
@@ -138,8 +140,9 @@ struct HTTPSOTADevice: EmulatedDevice {
         var isFirst = true
         var fellBack = false
         while true {
-            let outcome = try await fetch(context, endpoint: &endpoint, range: range, imageLength: imageLength,
-                                          written: written, headerPhase: isFirst && written == 0)
+            let outcome = try await fetch(
+                context, endpoint: &endpoint, range: range, imageLength: imageLength,
+                written: written, headerPhase: isFirst && written == 0)
             switch outcome {
             case .rangeNotSatisfiable where settings.otaResumption && !fellBack && written > 0:
                 // "Falling back to OTA without resumption and restarting download from beginning".

@@ -61,7 +61,8 @@ actor HTTPUploadTwin: RebootingHTTPTwin {
     static let successText = "<META http-equiv=\"refresh\" content=\"15;URL=/\">Update Success! Rebooting..."
     /// ElegantOTA 3's page (the real one is a gzip-compressed single-page app).
     static let elegantHTML = "<!DOCTYPE html><html><head><title>ElegantOTA</title></head><body><div id=\"app\"></div></body></html>"
-    static let formHTML = "<!DOCTYPE html><html><body><form method='POST' action='' enctype='multipart/form-data'>Firmware:<br>"
+    static let formHTML =
+        "<!DOCTYPE html><html><body><form method='POST' action='' enctype='multipart/form-data'>Firmware:<br>"
         + "<input type='file' accept='.bin,.bin.gz' name='firmware'><input type='submit' value='Update Firmware'></form></body></html>"
 
     init(id: String, host: String, port: Int, settings: HTTPUploadSettings, sink: EventSink) {
@@ -232,7 +233,8 @@ actor HTTPUploadTwin: RebootingHTTPTwin {
         let delimiter = Array("--\(boundary)".utf8)
         let closing = Array("\r\n--\(boundary)".utf8)
         guard let start = find(delimiter, in: body, from: 0),
-              let headEnd = find(Array("\r\n\r\n".utf8), in: body, from: start + delimiter.count) else { return nil }
+            let headEnd = find(Array("\r\n\r\n".utf8), in: body, from: start + delimiter.count)
+        else { return nil }
         let head = String(decoding: body[(start + delimiter.count)..<headEnd], as: UTF8.self)
         guard head.contains("filename="), !head.contains("name=\"filesystem\"") else { return nil }
         let dataStart = headEnd + 4
@@ -305,8 +307,9 @@ final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
                 case (.GET, "/ota/start") where elegant:
                     (status, text) = await twin.start(authorization: head.headers.first(name: "Authorization"), query: parts.count > 1 ? parts[1] : "")
                 case (.POST, "/update") where !elegant, (.POST, "/ota/upload") where elegant:
-                    (status, text, reboot) = await twin.upload(authorization: head.headers.first(name: "Authorization"),
-                                                                contentType: head.headers.first(name: "Content-Type"), body: body)
+                    (status, text, reboot) = await twin.upload(
+                        authorization: head.headers.first(name: "Authorization"),
+                        contentType: head.headers.first(name: "Content-Type"), body: body)
                 case (.GET, "/version"):
                     (status, text) = (200, await twin.currentVersion() + "\n")
                 default:
@@ -321,7 +324,8 @@ final class HTTPUploadHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     static func respond(_ context: ChannelHandlerContext, status: Int, text: String) {
-        TwinConnection.respond(context, status: status, contentType: status == 200 && !text.hasPrefix("<") ? "text/plain" : "text/html",
-                               text: text, extra: status == 401 ? [("WWW-Authenticate", "Basic realm=\"Login Required\"")] : [])
+        TwinConnection.respond(
+            context, status: status, contentType: status == 200 && !text.hasPrefix("<") ? "text/plain" : "text/html",
+            text: text, extra: status == 401 ? [("WWW-Authenticate", "Basic realm=\"Login Required\"")] : [])
     }
 }

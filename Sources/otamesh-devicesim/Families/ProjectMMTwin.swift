@@ -148,8 +148,9 @@ actor ProjectMMTwin: RebootingHTTPTwin {
         try? await Task.sleep(for: .milliseconds(settings.stepMS))
         let image: [UInt8]
         do {
-            let result = try await Self.download(endpoint, transport: transport, settings: settings,
-                                                 began: { await self.began(total: $0) }, progress: { await self.progress($0) })
+            let result = try await Self.download(
+                endpoint, transport: transport, settings: settings,
+                began: { await self.began(total: $0) }, progress: { await self.progress($0) })
             if result.died {
                 event("power-loss", [("at", String(result.image.count))])
                 restart(into: nil)
@@ -192,7 +193,8 @@ actor ProjectMMTwin: RebootingHTTPTwin {
         _ endpoint: Endpoint, transport: Transport, settings: ProjectMMSettings,
         began: @Sendable (Int) async -> Void, progress: @Sendable (Int) async -> Void
     ) async throws -> (image: [UInt8], died: Bool, problem: String?) {
-        let request = Array("GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nConnection: close\r\n\r\n".utf8)
+        let request = Array(
+            "GET \(endpoint.target) HTTP/1.1\r\nHost: \(endpoint.hostHeader)\r\nUser-Agent: ESP32 HTTP Client/1.0\r\nConnection: close\r\n\r\n".utf8)
         return try await transport.withConnection(to: endpoint, idleTimeout: settings.timeout) { io in
             try await io.send(request)
             let head = try await io.readHead()

@@ -71,7 +71,8 @@ struct WiPhoneDevice: EmulatedDevice {
         }
         // hasJustUpdated()
         if hadJustUpdated == "yes" {
-            var reason = pendingVerify
+            var reason =
+                pendingVerify
                 ? "booted after the update; no OTA check on this boot; committed (esp_ota_mark_app_valid_cancel_rollback)"
                 : "hadJustUpdated=yes but the running image is not pending verify (a previous install failed): the phone does not check again until the user resets its OTA settings"
             if newVersion == oldVersion && !newVersion.isEmpty { reason += "; Rollback (-900)" }

@@ -46,7 +46,8 @@ struct BodyReader {
         }
         // A fault exactly at the end of this response still fires (e.g. a stall between requests).
         if let fault = faults.next(from: imageOffset + delivered, to: imageOffset + delivered),
-           fault.kind != .drop || length == nil {
+            fault.kind != .drop || length == nil
+        {
             try await apply(fault.kind, at: imageOffset + delivered, io: &io, faults: &faults)
         }
     }

@@ -73,7 +73,8 @@ final class Transport: Sendable {
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
         if let receiveBuffer {
-            bootstrap = bootstrap
+            bootstrap =
+                bootstrap
                 .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: receiveBuffer))
                 .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer * 2))
         }
@@ -184,8 +185,10 @@ struct ConnectionIO {
     private var pending: ArraySlice<UInt8> = []
     private(set) var eof = false
 
-    init(inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-         watchdog: IdleWatchdog, isTLS: Bool) {
+    init(
+        inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+        watchdog: IdleWatchdog, isTLS: Bool
+    ) {
         self.inbound = inbound
         self.outbound = outbound
         self.watchdog = watchdog
@@ -242,7 +245,8 @@ struct ConnectionIO {
             }
             guard buffer.count <= 16 << 10 else { throw TransferError.headTooLarge }
             guard let chunk = try await read(phase: phase) else {
-                throw buffer.isEmpty ? TransferError.badResponse("connection closed before any response")
+                throw buffer.isEmpty
+                    ? TransferError.badResponse("connection closed before any response")
                     : TransferError.badResponse("connection closed inside the response head")
             }
             buffer += chunk
