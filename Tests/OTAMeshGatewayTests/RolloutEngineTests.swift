@@ -59,12 +59,13 @@ struct RolloutEngineTests {
             dir = try TemporaryDirectory()
         }
 
+        /// A gateway's engine; `restarting` gives it the records and registry of an earlier one.
         func gateway(
             _ name: String, alive: Int = 2, adapters: [any PushAdapter] = [],
-            pushLimits: PushQueue.Limits = .unlimited
+            pushLimits: PushQueue.Limits = .unlimited, restarting: (MemoryStore, DeviceRegistry)? = nil
         ) throws -> (RolloutEngine, MemoryStore, DeviceRegistry) {
-            let store = MemoryStore(owner: name, alive: alive)
-            let registry = try DeviceRegistry(path: dir.file("\(name).sqlite"))
+            let store = restarting?.0 ?? MemoryStore(owner: name, alive: alive)
+            let registry = try restarting?.1 ?? DeviceRegistry(path: dir.file("\(name).sqlite"))
             let clock = clock
             let engine = RolloutEngine(
                 gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
@@ -262,37 +263,49 @@ struct RolloutEngineTests {
         }
     }
 
+    /// Runs `body` while the engine's pushes run, as ``RolloutService`` runs them, then stops them.
+    static func withPushes(_ engine: RolloutEngine, _ body: () async throws -> Void) async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await engine.runPushes() }
+            defer { group.cancelAll() }
+            try await body()
+        }
+    }
+
     @Test("push devices are queued for their adapter: success on the new version, failure on the old one or a refusal")
     func pushDevices() async throws {
         let site = try Site()
         let adapter = FakeAdapter(reports: { $0 == "push-old" ? "1.0.0" : "2.0.0" })
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
-        for id in ["push-ok", "push-old", "push-refuses"] {
-            registry.observe(
-                DeviceSighting(id: id, family: DeviceFamily(rawValue: "fake-push"), hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""), at: 1
-            )
+        try await Self.withPushes(engine) {
+            for id in ["push-ok", "push-old", "push-refuses"] {
+                registry.observe(
+                    DeviceSighting(id: id, family: DeviceFamily(rawValue: "fake-push"), hardware: "esp32", version: "1.0.0", address: "10.0.2.1", answer: ""),
+                    at: 1
+                )
+            }
+            let plan = site.plan(maxFailures: 10)
+            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            let facts = ["push-ok", "push-old", "push-refuses"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+            engine.upkeep(devices: facts)  // stage 0 begins
+            engine.upkeep(devices: facts)  // pushes start
+            // The pushes run as tasks: wait for their outcomes (deadline 10 s) without holding a thread.
+            var finished = false
+            for _ in 0..<1000 where !finished {
+                finished = (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase.isFinished }.count ?? 0) == 3
+                if !finished { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(finished)
+            let outcomes = engine.state(plan.id)?.0.outcomes ?? [:]
+            #expect(outcomes["push-ok"]?.phase == .succeeded)
+            #expect(outcomes["push-old"]?.phase == .failed && outcomes["push-old"]?.detail.contains("rebooted into 1.0.0") == true)
+            #expect(outcomes["push-refuses"]?.phase == .failed && outcomes["push-refuses"]?.detail.contains("refused") == true)
+            engine.upkeep(devices: facts)
+            #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
+            // The registry learnt the version each push confirmed.
+            #expect(registry.device("push-ok")?.version == "2.0.0" && registry.device("push-ok")?.lastAnswer?.contains("succeeded: 2.0.0") == true)
+            #expect(registry.device("push-old")?.version == "1.0.0" && registry.device("push-refuses")?.version == "1.0.0")
         }
-        let plan = site.plan(maxFailures: 10)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
-        let facts = ["push-ok", "push-old", "push-refuses"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
-        engine.upkeep(devices: facts)  // stage 0 begins
-        engine.upkeep(devices: facts)  // pushes start
-        // The pushes run as tasks: wait for their outcomes (deadline 10 s) without holding a thread.
-        var finished = false
-        for _ in 0..<1000 where !finished {
-            finished = (engine.state(plan.id)?.0.outcomes.values.filter { $0.phase.isFinished }.count ?? 0) == 3
-            if !finished { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(finished)
-        let outcomes = engine.state(plan.id)?.0.outcomes ?? [:]
-        #expect(outcomes["push-ok"]?.phase == .succeeded)
-        #expect(outcomes["push-old"]?.phase == .failed && outcomes["push-old"]?.detail.contains("rebooted into 1.0.0") == true)
-        #expect(outcomes["push-refuses"]?.phase == .failed && outcomes["push-refuses"]?.detail.contains("refused") == true)
-        engine.upkeep(devices: facts)
-        #expect(adapter.pushed.withLockedValue { $0.sorted() } == ["push-ok", "push-old", "push-refuses"], "each device is pushed once")
-        // The registry learnt the version each push confirmed.
-        #expect(registry.device("push-ok")?.version == "2.0.0" && registry.device("push-ok")?.lastAnswer?.contains("succeeded: 2.0.0") == true)
-        #expect(registry.device("push-old")?.version == "1.0.0" && registry.device("push-refuses")?.version == "1.0.0")
     }
 
     /// A push family whose pushes hold until released: to see how many run at once.
@@ -332,32 +345,35 @@ struct RolloutEngineTests {
         let site = try Site()
         let adapter = HeldAdapter()
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
-        let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
-        for id in ids {
-            let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
-            registry.observe(
-                DeviceSighting(
-                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""), at: 1)
-        }
-        let plan = site.plan(maxFailures: 10, concurrency: 10)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
-        let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
-        engine.upkeep(devices: facts)
-        engine.upkeep(devices: facts)
-        var seen = false
-        for _ in 0..<1000 where !seen {
-            seen = adapter.running.withLockedValue { $0.count } == 3
-            if !seen { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(seen, "three pushes run: \(adapter.started.withLockedValue { $0 })")
-        engine.upkeep(devices: facts)
-        engine.upkeep(devices: facts)
-        let running = adapter.running.withLockedValue { $0 }
-        #expect(running.count == 3, "the gateway cap holds across upkeeps: \(running)")
-        #expect(running.filter { $0.hasPrefix("a") }.count <= 2 && running.filter { $0.hasPrefix("b") }.count <= 2, "per segment: \(running)")
-        #expect(!running.filter { $0.hasPrefix("a") }.isEmpty && !running.filter { $0.hasPrefix("b") }.isEmpty, "both segments progress: \(running)")
+        try await Self.withPushes(engine) {
+            let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
+            for id in ids {
+                let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
+                registry.observe(
+                    DeviceSighting(
+                        id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""),
+                    at: 1)
+            }
+            let plan = site.plan(maxFailures: 10, concurrency: 10)
+            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+            engine.upkeep(devices: facts)
+            engine.upkeep(devices: facts)
+            var seen = false
+            for _ in 0..<1000 where !seen {
+                seen = adapter.running.withLockedValue { $0.count } == 3
+                if !seen { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(seen, "three pushes run: \(adapter.started.withLockedValue { $0 })")
+            engine.upkeep(devices: facts)
+            engine.upkeep(devices: facts)
+            let running = adapter.running.withLockedValue { $0 }
+            #expect(running.count == 3, "the gateway cap holds across upkeeps: \(running)")
+            #expect(running.filter { $0.hasPrefix("a") }.count <= 2 && running.filter { $0.hasPrefix("b") }.count <= 2, "per segment: \(running)")
+            #expect(!running.filter { $0.hasPrefix("a") }.isEmpty && !running.filter { $0.hasPrefix("b") }.isEmpty, "both segments progress: \(running)")
 
-        try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
+            try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
+        }
     }
 
     @Test(
@@ -368,26 +384,29 @@ struct RolloutEngineTests {
         var adapter = HeldAdapter()
         adapter.crossed = true
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
-        let ids = (0..<10).map { "a\($0)" }
-        for id in ids {
-            registry.observe(
-                DeviceSighting(
-                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""), at: 1)
-        }
-        let plan = site.plan(maxFailures: 10, concurrency: 6)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
-        let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
-        var six = false
-        for _ in 0..<1000 where !six {
-            engine.upkeep(devices: facts)
-            six = adapter.running.withLockedValue { $0.count } == 6
-            if !six { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(six, "six devices rebooting at once though two may transfer per segment: \(adapter.started.withLockedValue { $0 })")
-        for _ in 0..<5 { engine.upkeep(devices: facts) }
-        #expect(adapter.running.withLockedValue { $0.count } == 6, "the rollout's concurrency of 6 still holds")
+        try await Self.withPushes(engine) {
+            let ids = (0..<10).map { "a\($0)" }
+            for id in ids {
+                registry.observe(
+                    DeviceSighting(
+                        id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""),
+                    at: 1)
+            }
+            let plan = site.plan(maxFailures: 10, concurrency: 6)
+            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+            var six = false
+            for _ in 0..<1000 where !six {
+                engine.upkeep(devices: facts)
+                six = adapter.running.withLockedValue { $0.count } == 6
+                if !six { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(six, "six devices rebooting at once though two may transfer per segment: \(adapter.started.withLockedValue { $0 })")
+            for _ in 0..<5 { engine.upkeep(devices: facts) }
+            #expect(adapter.running.withLockedValue { $0.count } == 6, "the rollout's concurrency of 6 still holds")
 
-        try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
+            try await Self.releaseAll(adapter, engine: engine, rollout: plan.id, facts: facts)
+        }
     }
 
     @Test("a push device discovery could not find a version endpoint for (confirm=none) is left out of rollouts until the admin sets confirm=version")
@@ -396,38 +415,109 @@ struct RolloutEngineTests {
         let adapter = HeldAdapter()
         adapter.released.withLockedValue { $0 = true }
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
-        registry.observe(
-            DeviceSighting(
-                id: "blind", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
-                source: "mdns", options: ["confirm": "none"]), at: 1)
-        registry.observe(
-            DeviceSighting(
-                id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
-                source: "mdns"), at: 1)
-        let plan = site.plan(maxFailures: 10, concurrency: 10)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
-        let facts = ["blind", "seen"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
-        var done = false
-        for _ in 0..<1000 where !done {
-            engine.upkeep(devices: facts)
-            done = engine.state(plan.id)?.0.outcomes["seen"]?.phase == .succeeded
-            if !done { try await Task.sleep(for: .milliseconds(10)) }
-        }
-        #expect(done)
-        #expect(adapter.started.withLockedValue { $0 } == ["seen"] && engine.state(plan.id)?.0.outcomes["blind"] == nil)
+        try await Self.withPushes(engine) {
+            registry.observe(
+                DeviceSighting(
+                    id: "blind", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.2", answer: "",
+                    source: "mdns", options: ["confirm": "none"]), at: 1)
+            registry.observe(
+                DeviceSighting(
+                    id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
+                    source: "mdns"), at: 1)
+            let plan = site.plan(maxFailures: 10, concurrency: 10)
+            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            let facts = ["blind", "seen"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+            var done = false
+            for _ in 0..<1000 where !done {
+                engine.upkeep(devices: facts)
+                done = engine.state(plan.id)?.0.outcomes["seen"]?.phase == .succeeded
+                if !done { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(done)
+            #expect(adapter.started.withLockedValue { $0 } == ["seen"] && engine.state(plan.id)?.0.outcomes["blind"] == nil)
 
-        // The admin names the endpoint: the device takes part.
-        var record = try #require(registry.device("blind"))
-        record.options = DeviceRecord.encodeOptions(["confirm": "version", "version_port": "8080"])
-        try registry.add(record)
-        try registry.reloadAssignments()
-        done = false
-        for _ in 0..<1000 where !done {
-            engine.upkeep(devices: facts)
-            done = engine.state(plan.id)?.0.outcomes["blind"]?.phase == .succeeded
-            if !done { try await Task.sleep(for: .milliseconds(10)) }
+            // The admin names the endpoint: the device takes part.
+            var record = try #require(registry.device("blind"))
+            record.options = DeviceRecord.encodeOptions(["confirm": "version", "version_port": "8080"])
+            try registry.add(record)
+            try registry.reloadAssignments()
+            done = false
+            for _ in 0..<1000 where !done {
+                engine.upkeep(devices: facts)
+                done = engine.state(plan.id)?.0.outcomes["blind"]?.phase == .succeeded
+                if !done { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(done, "pushed once the admin set confirm=version")
         }
-        #expect(done, "pushed once the admin set confirm=version")
+    }
+
+    /// A push that holds until the device answers, and ends when cancelled, as the real
+    /// adapters do (they fail with "push cancelled").
+    struct AnsweringAdapter: PushAdapter {
+        let family = DeviceFamily(rawValue: "held-push")
+        let answered = NIOLockedValueBox(false)
+        let running = NIOLockedValueBox<Set<String>>([])
+        let started = NIOLockedValueBox<[String]>([])
+        func push(_ image: PushImage, to device: PushTarget, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void) async throws(PushFailure) -> String {
+            running.withLockedValue { _ = $0.insert(device.id) }
+            started.withLockedValue { $0.append(device.id) }
+            defer { running.withLockedValue { _ = $0.remove(device.id) } }
+            progress(.downloading)
+            for _ in 0..<12_000 where !answered.withLockedValue({ $0 }) {  // 60 s at most
+                do { try await Task.sleep(for: .milliseconds(5)) } catch { throw PushFailure(.timeout, "push cancelled") }
+            }
+            return "2.0.0"
+        }
+    }
+
+    @Test(
+        "stopping the pushes waits until each has ended and counts no failure: the attempts stay in flight, and the next start takes them up and finishes them"
+    )
+    func stoppingPushesKeepsAttempts() async throws {
+        let site = try Site()
+        let adapter = AnsweringAdapter()
+        let (engine, store, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
+        for id in ["p1", "p2"] {
+            registry.observe(
+                DeviceSighting(
+                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""),
+                at: 1)
+        }
+        let plan = site.plan(maxFailures: 0, concurrency: 10)
+        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        let facts = ["p1", "p2"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await engine.runPushes() }
+            var both = false
+            for _ in 0..<1000 where !both {
+                engine.upkeep(devices: facts)
+                both = adapter.running.withLockedValue { $0.count } == 2
+                if !both { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(both, "both pushes run: \(adapter.started.withLockedValue { $0 })")
+            group.cancelAll()  // the agent stops
+        }
+        // The runner returned only after both pushes had ended.
+        #expect(adapter.running.withLockedValue { $0 }.isEmpty)
+        let stopped = engine.state(plan.id)?.0.outcomes ?? [:]
+        #expect(stopped.count == 2 && stopped.values.allSatisfy { !$0.phase.isFinished }, "still in flight, not failed: \(stopped)")
+        engine.upkeep(devices: facts)
+        #expect(engine.state(plan.id)?.1.halt == nil, "max-failures 0: one counted failure would have halted it")
+        #expect(adapter.started.withLockedValue { $0.count } == 2, "a stopped gateway starts no push")
+
+        // The next start: the same records and registry, a new engine.
+        adapter.answered.withLockedValue { $0 = true }
+        let (restarted, _, _) = try site.gateway("gw1", alive: 1, adapters: [adapter], restarting: (store, registry))
+        try await Self.withPushes(restarted) {
+            var done = false
+            for _ in 0..<1000 where !done {
+                restarted.upkeep(devices: facts)
+                done = restarted.state(plan.id)?.0.outcomes.values.filter { $0.phase == .succeeded }.count == 2
+                if !done { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            #expect(done, "taken up again and finished: \(String(describing: restarted.state(plan.id)?.0.outcomes))")
+        }
+        #expect(adapter.started.withLockedValue { $0.sorted() } == ["p1", "p1", "p2", "p2"])
     }
 
     @Test("push targets from registry records: port 80 by default, ArduinoOTA's 3232 / 8266 for arduino-ota")

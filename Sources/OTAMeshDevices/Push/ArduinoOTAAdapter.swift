@@ -106,51 +106,57 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
         var machine = ArduinoOTAPush(
             image: image, target: device, dialect: dialect, credentials: credentials, timing: timing, timeouts: timeouts,
             now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1), nonceSeed: UInt64.random(in: 0...UInt64.max))
-        var timer: Task<Void, Never>?
-        defer { timer?.cancel() }
-        var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        var iterator = events.makeAsyncIterator()
-        while true {
-            for action in pending {
-                switch action {
-                case .progress(let phase):
-                    progress(phase)
-                case .succeeded(let version):
-                    return .success(version)
-                case .failed(let failure):
-                    return .failure(failure)
-                case .wait(let until):
-                    timer?.cancel()
-                    timer = Task {
-                        guard await PushHTTPShell.wait(until: until) else { return }
-                        continuation.yield(.init(link: 0, event: .tick))
+        // Timers and the image stream run as children of this group: the push's end (or its
+        // cancellation) ends them. Only the latest timer's tick counts.
+        return await withDiscardingTaskGroup { group in
+            defer { group.cancelAll() }
+            var timer = 0
+            var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
+            var iterator = events.makeAsyncIterator()
+            while true {
+                for action in pending {
+                    switch action {
+                    case .progress(let phase):
+                        progress(phase)
+                    case .succeeded(let version):
+                        return .success(version)
+                    case .failed(let failure):
+                        return .failure(failure)
+                    case .wait(let until):
+                        timer += 1
+                        group.addTask { [timer] in
+                            guard await PushHTTPShell.wait(until: until) else { return }
+                            continuation.yield(.init(link: 0, event: .tick, timer: timer))
+                        }
+                    case .readImage:
+                        continuation.yield(.init(link: 0, event: Self.facts(of: image.file)))
+                    case .fetchVersion:
+                        continuation.yield(.init(link: 0, event: await fetchVersion(client, url: versionURL)))
+                    case .listen:
+                        await link.listen()
+                    case .connect:
+                        await link.connect()
+                    case .sendDatagram(let bytes):
+                        link.sendDatagram(bytes)
+                    case .send(let bytes):
+                        await link.send(bytes)
+                    case .streamImage:
+                        let generation = link.generation
+                        group.addTask { await link.stream(file: image.file, chunkSize: Self.chunkSize, generation: generation) }
+                    case .closeLink:
+                        link.close()
                     }
-                case .readImage:
-                    continuation.yield(.init(link: 0, event: Self.facts(of: image.file)))
-                case .fetchVersion:
-                    continuation.yield(.init(link: 0, event: await fetchVersion(client, url: versionURL)))
-                case .listen:
-                    await link.listen()
-                case .connect:
-                    await link.connect()
-                case .sendDatagram(let bytes):
-                    link.sendDatagram(bytes)
-                case .send(let bytes):
-                    await link.send(bytes)
-                case .streamImage:
-                    link.stream(file: image.file, chunkSize: Self.chunkSize)
-                case .closeLink:
-                    link.close()
                 }
+                if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
+                guard let tagged = await iterator.next() else { return .failure(PushHTTPShell.cancelled) }
+                // Events of a link closed since (a retry's old socket), and ticks of a timer
+                // replaced since, are dropped.
+                guard tagged.link == 0 || tagged.link == link.generation, tagged.timer == nil || tagged.timer == timer else {
+                    pending = []
+                    continue
+                }
+                pending = machine.handle(tagged.event, now: PushHTTPShell.milliseconds())
             }
-            if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
-            guard let tagged = await iterator.next() else { return .failure(PushHTTPShell.cancelled) }
-            // Events of a link closed since (a retry's old socket) are dropped.
-            guard tagged.link == 0 || tagged.link == link.generation else {
-                pending = []
-                continue
-            }
-            pending = machine.handle(tagged.event, now: PushHTTPShell.milliseconds())
         }
     }
 
@@ -205,6 +211,8 @@ final class OTALink: Sendable {
         /// 0: not of a socket (timer, file, version probe).
         var link: Int
         var event: ArduinoOTAPush.Event
+        /// A tick's timer (nil: not a tick).
+        var timer: Int? = nil
     }
 
     struct State: Sendable {
@@ -212,7 +220,6 @@ final class OTALink: Sendable {
         var datagram: (any Channel)?
         var listener: (any Channel)?
         var stream: (any Channel)?
-        var streaming: Task<Void, Never>?
     }
 
     let device: PushTarget
@@ -312,16 +319,16 @@ final class OTALink: Sendable {
         try? await channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
     }
 
-    /// Streams the file on the TCP connection, one chunk in flight at a time: `.sending` after
-    /// each chunk, `.sent` after the last.
-    func stream(file: String, chunkSize: Int) {
-        let link = generation
-        guard let channel = state.withLock({ $0.stream }) else {
+    /// Streams the file on the TCP connection of link `generation`, one chunk in flight at a
+    /// time: `.sending` after each chunk, `.sent` after the last. Ends when the file is sent,
+    /// the task is cancelled or the connection closes (``close()`` closes it).
+    func stream(file: String, chunkSize: Int, generation link: Int) async {
+        guard let channel = state.withLock({ $0.generation == link ? $0.stream : nil }) else {
             emit(.closed("no connection to stream the image on", sentBytes: 0), link: link)
             return
         }
         sent.store(0, ordering: .relaxed)
-        let task = Task {
+        do {
             let descriptor = open(file, O_RDONLY)
             guard descriptor >= 0 else {
                 emit(.closed("cannot open \(file)", sentBytes: 0), link: link)
@@ -348,7 +355,6 @@ final class OTALink: Sendable {
             }
             if !Task.isCancelled { emit(.sent, link: link) }
         }
-        state.withLock { $0.streaming = task }
     }
 
     /// Closes every socket of the link; later events of them are dropped.
@@ -358,7 +364,6 @@ final class OTALink: Sendable {
             state = State(generation: state.generation + 1)
             return old
         }
-        old.streaming?.cancel()
         for channel in [old.datagram, old.listener, old.stream].compactMap({ $0 }) { channel.close(promise: nil) }
     }
 

@@ -109,9 +109,15 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             pending = []
             switch request {
             case .upload:
-                for await event in upload(image, client: client, url: base + uploadPath, credentials: credentials) {
-                    for action in machine.handle(event, now: PushHTTPShell.milliseconds()) {
-                        if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
+                // The upload runs as a child task feeding its events here; a cancelled push
+                // cancels it with this task.
+                let (events, continuation) = AsyncStream<HTTPUploadPush.Event>.makeStream()
+                await withDiscardingTaskGroup { group in
+                    group.addTask { await upload(image, client: client, url: base + uploadPath, credentials: credentials, events: continuation) }
+                    for await event in events {
+                        for action in machine.handle(event, now: PushHTTPShell.milliseconds()) {
+                            if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
+                        }
                     }
                 }
                 if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
@@ -145,9 +151,12 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         return .failure(PushHTTPShell.tooManyRounds(rounds))
     }
 
-    /// Runs the upload; its events (`sending`, `sent`, then the answer or the failure) in order.
-    private func upload(_ image: PushImage, client: HTTPClient, url: String, credentials: PushCredentials?) -> AsyncStream<HTTPUploadPush.Event> {
-        let (events, continuation) = AsyncStream<HTTPUploadPush.Event>.makeStream()
+    /// Runs the upload, reporting its events (`sending`, `sent`, then the answer or the failure)
+    /// in order, and finishes `continuation` when it ends.
+    private func upload(
+        _ image: PushImage, client: HTTPClient, url: String, credentials: PushCredentials?, events continuation: AsyncStream<HTTPUploadPush.Event>.Continuation
+    ) async {
+        defer { continuation.finish() }
         let boundary = "otamesh-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let name = image.path.split(separator: "/").last.map(String.init) ?? "firmware.bin"
         let body = MultipartFileBody(file: image.file, fileName: name, boundary: boundary, events: continuation)
@@ -155,25 +164,17 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
         if let credentials { request.headers.add(name: "Authorization", value: credentials.authorization) }
-        let client = client
-        let timeout = uploadTimeout
-        let task = Task {
-            do {
-                let length = try body.length()
-                request.body = .stream(body, length: .known(length))
-                let response = try await client.execute(request, timeout: .init(timeout))
-                let answer = try await response.body.collect(upTo: 64 << 10)
-                continuation.yield(.uploaded(status: Int(response.status.code), body: String(buffer: answer)))
-            } catch let error as MultipartFileBody.Unreadable {
-                continuation.yield(.imageUnreadable(error.reason))
-            } catch {
-                continuation.yield(.uploadFailed(PushHTTPShell.describe(error), sentBytes: body.sent))
-            }
-            continuation.finish()
+        do {
+            let length = try body.length()
+            request.body = .stream(body, length: .known(length))
+            let response = try await client.execute(request, timeout: .init(uploadTimeout))
+            let answer = try await response.body.collect(upTo: 64 << 10)
+            continuation.yield(.uploaded(status: Int(response.status.code), body: String(buffer: answer)))
+        } catch let error as MultipartFileBody.Unreadable {
+            continuation.yield(.imageUnreadable(error.reason))
+        } catch {
+            continuation.yield(.uploadFailed(PushHTTPShell.describe(error), sentBytes: body.sent))
         }
-        // A cancelled push stops reading the events, which ends the upload too.
-        continuation.onTermination = { _ in task.cancel() }
-        return events
     }
 
     /// ElegantOTA 3's `GET /ota/start?mode=fr&hash=MD5`: the device begins the update and checks

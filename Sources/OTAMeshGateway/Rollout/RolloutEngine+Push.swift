@@ -14,7 +14,7 @@ extension RolloutEngine {
     /// taken up again, so a restart does not strand them until the device timeout. The
     /// gateway's push limits (``pushLimits``) hold across all rollouts.
     func startPushes(id: String, view: RolloutView, state: RolloutState) {
-        guard !adapters.isEmpty, let plan = view.plan else { return }
+        guard !adapters.isEmpty, pushes.accepting, let plan = view.plan else { return }
         let devices = registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable && (admission == .open || $0.admitted) }
         guard !devices.isEmpty else { return }
         let newest = RolloutGovernance.newestFirst(cached.withLockedValue { Array($0.views.values) })
@@ -70,8 +70,8 @@ extension RolloutEngine {
             }
             // A gateway listening on all interfaces names itself by its address on the device's segment.
             image.url = PushRoute.url(image.url, toward: target.host)
-            logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
-            Task { [self] in
+            let started = pushes.submit { [self, image] in
+                logger.info("rollout push started", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)", "device.family": "\(device.family)"])
                 defer {
                     cached.withLockedValue {
                         _ = $0.pushing.removeValue(forKey: slot)
@@ -97,9 +97,27 @@ extension RolloutEngine {
                         ?? view.confirm(Self.installing(current), version: version, error: nil, now: self.now())
                     if let confirmed { self.record(confirmed, device: device.id, rollout: id) }
                 } catch {
+                    // Stopped by the agent's shutdown, not by the device: the attempt stays in
+                    // flight, and the next start takes it up again.
+                    guard !Task.isCancelled else {
+                        self.logger.info(
+                            "rollout push interrupted by shutdown", metadata: ["rollout.id": "\(id)", "device.id": "\(device.id)"])
+                        return
+                    }
                     self.fail(self.state(id)?.0.outcomes[device.id] ?? current, device: device.id, rollout: id, reason: error.description)
                 }
             }
+            if !started { cached.withLockedValue { _ = $0.pushing.removeValue(forKey: slot) } }
+        }
+    }
+
+    /// Runs this gateway's pushes until the calling task is cancelled; then cancels those still
+    /// running and returns once every one has ended (their attempts stay in flight for the next
+    /// start). Without it, pushes queue and never run.
+    public func runPushes() async {
+        await pushes.run { [logger] running in
+            guard running > 0 else { return }
+            logger.info("stopping rollout pushes", metadata: ["pushes.running": "\(running)"])
         }
     }
 

@@ -53,6 +53,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         var transferred: Set<String> = []
     }
     let cached = NIOLockedValueBox(Cached())
+    /// Where this gateway's pushes run; ``runPushes()`` (``RolloutService``) drives it.
+    let pushes = PushRunner()
     /// Serialises decide-then-record, so simultaneous requests cannot both take the last
     /// concurrency slot (the mesh's lock is only ever taken inside it, never around it).
     let starting = NIOLock()
