@@ -83,7 +83,7 @@ struct SiteRoutes: AdminRouteSet {
     /// The site's devices as `gateway` sees them: its registry merged with every gateway's `dv/`
     /// summaries (and their `dv.run` marks); its own only while gossip is off.
     static func siteDevices(gateway: String, registry: DeviceRegistry, mesh: Mesh?) -> [SiteDevice] {
-        DeviceSummaries.merge(gateway: gateway, local: registry.all(), remote: mesh?.records(prefix: "dv") ?? [])
+        DeviceSummaries.merge(gateway: gateway, local: registry.all(), published: mesh?.view(of: DeviceSummaryChannel.self) ?? .init())
     }
 
     static func text(_ status: HTTPResponse.Status, _ message: String) -> Response {

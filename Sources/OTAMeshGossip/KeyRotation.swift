@@ -101,3 +101,42 @@ public struct KeyRotation: Sendable, Equatable {
         phase == .retire && members.allSatisfy { $0.first == fingerprint && !$0.contains { retire.contains($0) } }
     }
 }
+
+/// The site's key rotation as a gossip channel: the one record `site/rotation` of the gateway
+/// that started it; of several, the newest (highest `id`) counts.
+public enum KeyRotationChannel: GossipChannel {
+    public static let prefix = KeyRotation.recordKey
+    /// A restarted initiator must still know it owns the rotation, to take it to its end.
+    public static let durable = true
+    public static func encode(_ rotation: KeyRotation) -> [UInt8] { rotation.encoded() }
+    public static func decode(name: String, _ bytes: [UInt8]) -> KeyRotation? { name.isEmpty ? KeyRotation.decode(bytes) : nil }
+
+    /// The newest rotation and the gateway that started it (ties: the lower owner name).
+    public static func merge(_ records: [ChannelRecord<KeyRotation>]) -> (rotation: KeyRotation, owner: String)? {
+        records.max { ($0.value.id, $1.owner) < ($1.value.id, $0.owner) }.map { ($0.value, $0.owner) }
+    }
+}
+
+extension KeyRotation {
+    /// What a gateway does about the site's rotation, once: the keyring to use (nil: keep the
+    /// one it has) and, on the gateway that started the rotation, the next phase to write.
+    public struct Step: Sendable, Equatable {
+        public var keyring: SiteKeyring?
+        public var write: KeyRotation?
+    }
+
+    /// One step of following `latest` (``KeyRotationChannel``'s view) on gateway `me` holding
+    /// `keyring`; `others` are the key fingerprints every other live member reports. Pure.
+    public static func step(latest: (rotation: KeyRotation, owner: String)?, keyring: SiteKeyring, me: String, others: [[String]]) -> Step {
+        guard let (rotation, owner) = latest else { return Step() }
+        let ring = rotation.applied(to: keyring)
+        let write = owner == me ? rotation.advanced(members: [ring.keys.map(SiteKeyring.fingerprint)] + others) : nil
+        return Step(keyring: ring == keyring ? nil : ring, write: write)
+    }
+
+    /// A new rotation started at `now` (milliseconds) to `key`, retiring every key of `keyring`;
+    /// numbered after `latest` so it wins over any rotation started before.
+    public static func start(now: UInt64, key: [UInt8], keyring: SiteKeyring, latest: KeyRotation?) -> KeyRotation {
+        KeyRotation(id: max(now, (latest?.id ?? 0) + 1), key: key, retire: keyring.keys.map(SiteKeyring.fingerprint))
+    }
+}

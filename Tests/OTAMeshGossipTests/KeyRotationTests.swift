@@ -57,4 +57,66 @@ struct KeyRotationTests {
             _ = KeyRotation.decode(bytes)
         }
     }
+
+    @Test(
+        "one step on a gateway: any member applies the newest rotation; only the one that started it writes the next phase, once every live member reports it")
+    func step() throws {
+        let old = SiteKeyring.generateKey()
+        let ring = try SiteKeyring(primary: old)
+        let rotation = KeyRotation.start(now: 100, key: SiteKeyring.generateKey(), keyring: ring, latest: nil)
+        #expect(rotation.id == 100 && rotation.phase == .install && rotation.retire == [SiteKeyring.fingerprint(old)])
+        #expect(KeyRotation.start(now: 50, key: SiteKeyring.generateKey(), keyring: ring, latest: rotation).id == 101, "numbered after the newest")
+        #expect(KeyRotation.step(latest: nil, keyring: ring, me: "gw1", others: []) == KeyRotation.Step())
+
+        let lagging = [[SiteKeyring.fingerprint(old)]]
+        let follower = KeyRotation.step(latest: (rotation, "gw1"), keyring: ring, me: "gw2", others: [])
+        #expect(follower.keyring?.keys.contains(rotation.key) == true && follower.write == nil, "a follower installs, never writes")
+        let waiting = KeyRotation.step(latest: (rotation, "gw1"), keyring: ring, me: "gw1", others: lagging)
+        #expect(waiting.keyring != nil && waiting.write == nil, "the initiator waits for a member without the key")
+        let installed = try #require(follower.keyring)
+        let everyone = [installed.keys.map(SiteKeyring.fingerprint)]
+        let advancing = KeyRotation.step(latest: (rotation, "gw1"), keyring: installed, me: "gw1", others: everyone)
+        #expect(advancing.keyring == nil, "nothing left to change here")
+        #expect(advancing.write?.phase == .use)
+    }
+
+    @Test("the rotation channel: the newest rotation and who started it; other names and bytes are not rotations")
+    func channel() throws {
+        let first = KeyRotation(id: 1, key: SiteKeyring.generateKey(), retire: [])
+        let second = KeyRotation(id: 2, key: SiteKeyring.generateKey(), retire: [])
+        let records = [
+            ReplicatedRecords.Record(key: KeyRotation.recordKey, owner: "gw2", version: 3, value: second.encoded()),
+            ReplicatedRecords.Record(key: KeyRotation.recordKey, owner: "gw1", version: 9, value: first.encoded()),
+            ReplicatedRecords.Record(key: KeyRotation.recordKey, owner: "gw3", version: 1, value: [1, 2, 3]),
+            ReplicatedRecords.Record(key: KeyRotation.recordKey + "x", owner: "gw4", version: 1, value: second.encoded()),
+        ]
+        let latest = try #require(KeyRotationChannel.view(of: records))
+        #expect(latest.rotation == second && latest.owner == "gw2")
+        #expect(KeyRotationChannel.records(in: records).map(\.owner) == ["gw2", "gw1"])
+        #expect(KeyRotationChannel.durable)
+    }
+
+    @Test("channels may not share keys; a record is journalled as its channel says, an unclaimed key is kept")
+    func channels() throws {
+        enum A: GossipChannel {
+            static let prefix = "a/"
+            static let durable = false
+            static func encode(_ value: [UInt8]) -> [UInt8] { value }
+            static func decode(name: String, _ bytes: [UInt8]) -> [UInt8]? { bytes }
+            static func merge(_ records: [ChannelRecord<[UInt8]>]) -> Int { records.count }
+        }
+        enum AB: GossipChannel {
+            static let prefix = "a/b"
+            static let durable = true
+            static func encode(_ value: [UInt8]) -> [UInt8] { value }
+            static func decode(name: String, _ bytes: [UInt8]) -> [UInt8]? { bytes }
+            static func merge(_ records: [ChannelRecord<[UInt8]>]) -> Int { records.count }
+        }
+        #expect(throws: GossipChannels.Overlap.self) { try GossipChannels([A.self, AB.self]) }
+        let channels = try GossipChannels([A.self, KeyRotationChannel.self])
+        #expect(!channels.isDurable("a/x") && channels.isDurable(KeyRotation.recordKey) && channels.isDurable("other/x"))
+        #expect(
+            A.view(of: [ReplicatedRecords.Record(key: "a/1", owner: "gw1", version: 1, value: []), .init(key: "b/1", owner: "gw1", version: 1, value: [])]) == 1
+        )
+    }
 }

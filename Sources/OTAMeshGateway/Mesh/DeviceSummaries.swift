@@ -1,5 +1,6 @@
 import Foundation
 import OTAMeshCommon
+import OTAMeshGossip
 
 /// One device as the site view shows it: what a gateway knows of it, compact enough to gossip.
 /// Every string a device sent is bounded (``limit(_:_:)``), so a hostile device cannot bloat a
@@ -166,19 +167,21 @@ public enum DeviceSummaries {
     /// gateway's records. A device more than one gateway knows shows once: the most recent
     /// sighting wins (ties: the local gateway, then the lower name), and `gateways` lists them all.
     public static func merge(gateway: String, local: [DeviceRecord], remote: [(owner: String, key: String, value: [UInt8])]) -> [SiteDevice] {
+        let records = remote.map { ReplicatedRecords.Record(key: $0.key, owner: $0.owner, version: 0, value: $0.value) }
+        return merge(gateway: gateway, local: local, published: DeviceSummaryChannel.view(of: records))
+    }
+
+    /// The same, from the device summary channel's view of the mesh.
+    static func merge(gateway: String, local: [DeviceRecord], published: DeviceSummaryChannel.View) -> [SiteDevice] {
         var sightings: [String: [(gateway: String, summary: DeviceSummary)]] = [:]
         for record in local {
             var summary = DeviceSummary(record)
             summary.lastSeen = record.lastSeen.isFinite ? max(0, record.lastSeen) : 0
             sightings[record.id, default: []].append((gateway, summary))
         }
-        var runs: [String: UInt64] = [:]
-        for entry in remote where entry.key == runKey && entry.value.count <= 20 {
-            runs[entry.owner] = UInt64(String(decoding: entry.value, as: UTF8.self))
-        }
-        for entry in remote where entry.owner != gateway {
-            guard let summary = decode(key: entry.key, value: entry.value), (summary.run ?? 0) >= (runs[entry.owner] ?? 0) else { continue }
-            sightings[summary.id, default: []].append((entry.owner, summary))
+        for (owner, summary) in published.devices where owner != gateway {
+            guard (summary.run ?? 0) >= (published.runs[owner] ?? 0) else { continue }
+            sightings[summary.id, default: []].append((owner, summary))
         }
         return sightings.keys.sorted().compactMap { id in
             let all = sightings[id] ?? []

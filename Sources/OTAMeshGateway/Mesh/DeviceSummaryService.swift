@@ -24,7 +24,10 @@ struct DeviceSummaryService: Service {
     /// One tick; once every device is republished, announces the run (once), so peers drop
     /// what this gateway wrote before it restarted. Returns whether the run is announced.
     func publish(run: UInt64, announced: Bool) -> Bool {
-        var writes = DeviceSummaries.writes(devices: registry.all(), published: mesh.ownRecords(prefix: DeviceSummaries.prefix), run: run)
+        // As written (bytes), so that a summary is rewritten only when it changed.
+        let written = mesh.written(DeviceSummaryChannel.self)
+        let published = Dictionary(uniqueKeysWithValues: written.filter { $0.key.hasPrefix("/") }.map { (DeviceSummaryChannel.key($0.key), $0.value) })
+        var writes = DeviceSummaries.writes(devices: registry.all(), published: published, run: run)
         let caughtUp = writes.isEmpty
         if caughtUp && !announced { writes = [(DeviceSummaries.runKey, Array(String(run).utf8))] }
         guard !writes.isEmpty else { return announced }
@@ -37,24 +40,6 @@ struct DeviceSummaryService: Service {
 }
 
 extension Mesh {
-    /// This gateway's own records under `prefix`: key → value.
-    func ownRecords(prefix: String) -> [String: [UInt8]] {
-        state.withLockedValue { state in
-            var own: [String: [UInt8]] = [:]
-            for record in state.node.records.records where record.owner == me.name && record.key.hasPrefix(prefix) {
-                own[record.key] = record.value
-            }
-            return own
-        }
-    }
-
-    /// Every record under `prefix`, of every owner.
-    func records(prefix: String) -> [(owner: String, key: String, value: [UInt8])] {
-        state.withLockedValue { state in
-            state.node.records.records.filter { $0.key.hasPrefix(prefix) }.map { ($0.owner, $0.key, $0.value) }
-        }
-    }
-
     /// Writes several of this gateway's records and gossips them in one go.
     func put(all entries: [(key: String, value: [UInt8])]) throws {
         let packets = try state.withLockedValue { state in

@@ -15,9 +15,8 @@ extension Mesh {
         state.withLockedValue { state in
             let now = self.now
             let records = state.node.records.records
-            func images(of owner: String) -> [String] {
-                records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }.map { String($0.key.dropFirst(5)) }.sorted()
-            }
+            let held = Holdings.view(of: records)
+            func images(of owner: String) -> [String] { (held[owner] ?? []).sorted() }
             let members = state.node.swim.others.map { member in
                 let info = MemberInfo.decode(member.metadata)
                 return MemberView(
@@ -26,7 +25,7 @@ extension Mesh {
                     version: info?.software, metadataVersion: info?.metadataVersion, incarnation: member.incarnation, since: max(0, now - member.since),
                     images: images(of: member.address.name), keys: info?.keys)
             }
-            let rotation = Self.latestRotation(records).map { "\($0.fingerprint) \($0.phase)" }
+            let rotation = KeyRotationChannel.view(of: records).map { "\($0.rotation.fingerprint) \($0.rotation.phase)" }
             return MeshView(
                 node: me.name, site: state.keyring.site, address: me.hostPort, images: images(of: me.name), members: members,
                 keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint), rotation: rotation)
@@ -36,12 +35,9 @@ extension Mesh {
     /// Announces which verified images this gateway holds (SHA-256 hex), as records.
     public func announceHoldings(_ held: Set<String>) {
         state.withLockedValue { state in
-            let owner = me.name
-            let current = Set(
-                state.node.records.records.filter { $0.owner == owner && $0.key.hasPrefix("held/") && $0.value == [1] }
-                    .map { String($0.key.dropFirst(5)) })
-            for hex in held.subtracting(current).sorted() { _ = try? state.put("held/\(hex)", [1]) }
-            for hex in current.subtracting(held).sorted() { _ = try? state.put("held/\(hex)", [0]) }
+            let current = Holdings.merge(Holdings.records(in: state.node.records.records, owner: me.name))[me.name] ?? []
+            for hex in held.subtracting(current).sorted() { _ = try? state.put(Holdings.self, hex, true) }
+            for hex in current.subtracting(held).sorted() { _ = try? state.put(Holdings.self, hex, false) }
         }
     }
 
@@ -67,6 +63,22 @@ extension Mesh {
         }
         send(packets)
         return view
+    }
+
+    /// What the mesh's records of `channel` say now (``GossipChannel/merge(_:)``).
+    func view<C: GossipChannel>(of channel: C.Type) -> C.View {
+        state.withLockedValue { C.view(of: $0.node.records.records) }
+    }
+
+    /// This gateway's own records of `channel` as written: name → bytes.
+    func written<C: GossipChannel>(_ channel: C.Type) -> [String: [UInt8]] {
+        state.withLockedValue { state in
+            var own: [String: [UInt8]] = [:]
+            for record in state.node.records.records where record.owner == me.name && record.key.hasPrefix(C.prefix) {
+                own[String(record.key.dropFirst(C.prefix.count))] = record.value
+            }
+            return own
+        }
     }
 
     /// Every replicated record this gateway holds, with when it arrived.

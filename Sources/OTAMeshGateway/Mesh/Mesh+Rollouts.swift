@@ -5,18 +5,12 @@ import OTAMeshRollout
 /// through this store interface.
 extension Mesh: RolloutRecordStore {
     public func rolloutEntries() -> (entries: [RolloutRecords.Entry], versions: [String: UInt64]) {
-        state.withLockedValue { state in
-            var entries: [RolloutRecords.Entry] = []
-            var versions: [String: UInt64] = [:]
-            for record in state.node.records.records where record.key.hasPrefix(RolloutRecords.prefix) {
-                entries.append(RolloutRecords.Entry(key: record.key, owner: record.owner, value: record.value))
-                versions["\(record.owner) \(record.key)"] = record.version
-            }
-            return (entries, versions)
-        }
+        view(of: RolloutChannel.self)
     }
 
+    /// Writes one rollout record; a key outside the rollout channel is refused.
     public func putRecord(_ key: String, _ value: [UInt8]) throws {
+        guard key.hasPrefix(RolloutChannel.prefix) else { throw WireError.invalid("rollout record key \(key) is not under \(RolloutChannel.prefix)") }
         _ = try put(key, value)
     }
 

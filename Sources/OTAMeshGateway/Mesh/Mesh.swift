@@ -41,6 +41,12 @@ public final class Mesh: Sendable {
             return record
         }
 
+        /// Writes one of this gateway's records of `channel`.
+        @discardableResult
+        mutating func put<C: GossipChannel>(_ channel: C.Type, _ name: String, _ value: C.Value) throws(WireError) -> ReplicatedRecords.Record {
+            try put(C.key(name), C.encode(value))
+        }
+
         /// Stamps the records that were news since the last call.
         mutating func noteArrivals() {
             let now = BlobStore.wallClock()

@@ -24,10 +24,9 @@ struct RecordJournalFile: Sendable {
     /// An append failed (a full disk): the file is missing records until a rewrite succeeds.
     var behind = false
 
-    /// Keys of records a gateway rebuilds from its own state at start, so not journalled.
-    static func isDurable(_ key: String) -> Bool {
-        !key.hasPrefix("held/") && !key.hasPrefix(DeviceSummaries.prefix) && key != DeviceSummaries.runKey
-    }
+    /// Whether a record is journalled: not when its channel is rebuilt from the gateway's own
+    /// state at start (holdings, device summaries).
+    static func isDurable(_ key: String) -> Bool { MeshChannels.all.isDurable(key) }
 
     /// Reads the journal (a missing one is empty), rewrites it from what it held — dropping a
     /// torn last entry, and keeping a damaged file aside as `…damaged` first — and opens it for
