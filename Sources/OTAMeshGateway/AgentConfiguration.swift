@@ -88,8 +88,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Seconds one push may take, from the first request to the confirmed version.
     public var pushDeadline: Double = 600
     /// Each adapter's own retry policy: per-family overrides of ``pushRetryTimeout`` and
-    /// ``pushDeadline`` (family → seconds), from `push.retry_timeout: 30s,arduino-ota=2m` or
-    /// `push: {arduino-ota: {retry_timeout: 2m}}`.
+    /// ``pushDeadline`` (family → seconds), from `push.retryTimeout: 30s,arduino-ota=2m` or
+    /// `push: {arduino-ota: {retryTimeout: 2m}}`.
     public var pushRetryTimeoutByFamily: [DeviceFamily: Double] = [:]
     public var pushDeadlineByFamily: [DeviceFamily: Double] = [:]
     /// Called (POST, JSON) when a rollout is approved, halts, completes or is aborted.
@@ -147,11 +147,11 @@ public struct AgentConfiguration: Sendable, Equatable {
         ("nodeName", "OTAMESH_NODE_NAME", "--node-name", "this gateway's name (default: host name)"),
         ("admin.listen", "OTAMESH_ADMIN_LISTEN", "--admin-listen", "admin API and /metrics HOST:PORT (default 127.0.0.1:8071)"),
         (
-            "admin.token_file", "OTAMESH_ADMIN_TOKEN_FILE", "--admin-token-file",
+            "admin.tokenFile", "OTAMESH_ADMIN_TOKEN_FILE", "--admin-token-file",
             "admin API bearer token, role admin (default DATA/keys/admin.token, created if missing)"
         ),
         (
-            "admin.read_token_file", "OTAMESH_ADMIN_READ_TOKEN_FILE", "--admin-read-token-file",
+            "admin.readTokenFile", "OTAMESH_ADMIN_READ_TOKEN_FILE", "--admin-read-token-file",
             "admin API bearer token, role read-only: GET/HEAD (default DATA/keys/read.token, created if missing)"
         ),
         ("device.listen", "OTAMESH_DEVICE_LISTEN", "--device-listen", "device HTTP HOST:PORT (default 0.0.0.0:8070)"),
@@ -211,10 +211,10 @@ public struct AgentConfiguration: Sendable, Equatable {
             "site.trust", "OTAMESH_SITE_TRUST", "--site-trust",
             "site trust file: admin keys for rollouts (default DATA/keys/site-trust.json; rollouts off without one)"
         ),
-        ("push.max_concurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
-        ("push.max_per_segment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
+        ("push.maxConcurrent", "OTAMESH_PUSH_MAX_CONCURRENT", "--push-max-concurrent", "pushes to push devices at once, all rollouts together (default 32)"),
+        ("push.maxPerSegment", "OTAMESH_PUSH_MAX_PER_SEGMENT", "--push-max-per-segment", "pushes at once per network segment (default 16)"),
         (
-            "push.retry_timeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout",
+            "push.retryTimeout", "OTAMESH_PUSH_RETRY_TIMEOUT", "--push-retry-timeout",
             "retry a push device that cannot be reached this long before it took the image; per family: 30s,arduino-ota=2m (default 30s)"
         ),
         (
@@ -266,8 +266,33 @@ public struct AgentConfiguration: Sendable, Equatable {
         }
     }
 
+    /// Keys spelled otherwise before every key was lowerCamelCase: still accepted, with a
+    /// warning (``deprecations``).
+    public static let renamedKeys: [String: String] = [
+        "admin.token_file": "admin.tokenFile", "admin.read_token_file": "admin.readTokenFile",
+        "push.max_concurrent": "push.maxConcurrent", "push.max_per_segment": "push.maxPerSegment",
+        "push.retry_timeout": "push.retryTimeout",
+    ]
+
+    /// One warning per old key spelling that was used: `SOURCE: OLD is now spelled NEW`.
+    public private(set) var deprecations: [String] = []
+
+    /// The current spelling of `key` (nested per-family keys included), and whether it was an old one.
+    static func currentSpelling(_ key: String) -> String? {
+        if let renamed = renamedKeys[key] { return renamed }
+        let parts = key.split(separator: ".", omittingEmptySubsequences: false)
+        if parts.count == 3, parts[0] == "push", parts[2] == "retry_timeout" { return "push.\(parts[1]).retryTimeout" }
+        return nil
+    }
+
     /// Sets one key (`cache.quota`) from text.
     public mutating func set(_ key: String, _ value: String, source: String) throws(ConfigurationError) {
+        if let current = Self.currentSpelling(key) {
+            let place = source.hasSuffix(key) ? source : "\(source): \(key)"
+            let warning = "\(place) is now spelled \(current); the old spelling still works"
+            if !deprecations.contains(warning) { deprecations.append(warning) }
+            return try set(current, value, source: source)
+        }
         switch key {
         case "dataDir": dataDirectory = value
         case "nodeName": nodeName = value
@@ -276,10 +301,10 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected HOST:PORT, got \(value)")
             }
             adminListen = address
-        case "admin.token_file":
+        case "admin.tokenFile":
             guard !value.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a file path") }
             adminTokenFile = value
-        case "admin.read_token_file":
+        case "admin.readTokenFile":
             guard !value.isEmpty else { throw .invalid(source: source, key: key, reason: "expected a file path") }
             adminReadTokenFile = value
         case "device.listen":
@@ -378,12 +403,12 @@ public struct AgentConfiguration: Sendable, Equatable {
             }
             deviceAdmission = admission
         case "site.trust": siteTrust = value
-        case "push.max_concurrent", "push.max_per_segment":
+        case "push.maxConcurrent", "push.maxPerSegment":
             guard let number = Int(value.trimmingWhitespace()), (1...10_000).contains(number) else {
                 throw .invalid(source: source, key: key, reason: "expected a whole number 1…10000, got \(value)")
             }
-            if key == "push.max_concurrent" { pushMaxConcurrent = number } else { pushMaxPerSegment = number }
-        case "push.retry_timeout", "push.deadline":
+            if key == "push.maxConcurrent" { pushMaxConcurrent = number } else { pushMaxPerSegment = number }
+        case "push.retryTimeout", "push.deadline":
             let minimum: Double = key == "push.deadline" ? 1 : 0
             let (all, families) = try Self.familyDurations(value, minimum: minimum, key: key, source: source)
             if key == "push.deadline" {
@@ -419,9 +444,9 @@ public struct AgentConfiguration: Sendable, Equatable {
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
             }
         default:
-            // The nested file form of a family's own value: push.arduino-ota.retry_timeout.
+            // The nested file form of a family's own value: push.arduino-ota.retryTimeout.
             let parts = key.split(separator: ".", omittingEmptySubsequences: false)
-            if parts.count == 3, parts[0] == "push", parts[2] == "retry_timeout" || parts[2] == "deadline" {
+            if parts.count == 3, parts[0] == "push", parts[2] == "retryTimeout" || parts[2] == "deadline" {
                 guard !value.contains(","), !value.contains("=") else {
                     throw .invalid(source: source, key: key, reason: "expected one duration like 2m, got \(value)")
                 }

@@ -42,10 +42,21 @@ public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConverti
     public var description: String {
         switch self {
         case let .unknownKey(source, key):
-            "\(source): unknown configuration key '\(key)' (known: \(AgentConfiguration.keys.map(\.file).joined(separator: ", ")))"
+            if let meant = Self.meant(key) {
+                "\(source): unknown configuration key '\(key)'; did you mean \(meant)?"
+            } else {
+                "\(source): unknown configuration key '\(key)' (known: \(AgentConfiguration.keys.map(\.file).joined(separator: ", ")))"
+            }
         case let .invalid(source, _, reason): "\(source): \(reason)"
         case let .unreadable(path, reason): "config file \(path): \(reason)"
         }
+    }
+
+    /// The documented key `key` differs from only in case or underscores (`push.maxconcurrent`,
+    /// `device.idle_timeout`), if any.
+    static func meant(_ key: String) -> String? {
+        func folded(_ text: String) -> String { text.lowercased().replacingOccurrences(of: "_", with: "") }
+        return AgentConfiguration.keys.first { folded($0.file) == folded(key) }?.file
     }
 }
 

@@ -29,7 +29,7 @@ struct AdminOptions: ParsableArguments {
         help: ArgumentHelp(
             "File holding the admin API bearer token.",
             discussion:
-                "Default: $OTAMESH_TOKEN, else DATA/keys/admin.token, else DATA/keys/read.token (admin.token_file / admin.read_token_file when configured); "
+                "Default: $OTAMESH_TOKEN, else DATA/keys/admin.token, else DATA/keys/read.token (admin.tokenFile / admin.readTokenFile when configured); "
                 + "without a token, a site admin key signs each request (--key FILE, $OTAMESH_ADMIN_KEY, $OTAMESH_ADMIN_KEY_FILE)."))
     var tokenFile: String?
 

@@ -137,7 +137,7 @@ struct AgentCommand: AsyncParsableCommand {
             extra: [
                 ("security.insecurePermissions", insecurePermissions ? "true" : nil),
                 ("admin.tls", adminTls), ("admin.insecureClearText", adminInsecureClearText ? "true" : nil),
-                ("admin.listen", adminListen), ("admin.token_file", adminTokenFile), ("admin.read_token_file", adminReadTokenFile),
+                ("admin.listen", adminListen), ("admin.tokenFile", adminTokenFile), ("admin.readTokenFile", adminReadTokenFile),
                 ("device.listen", deviceListen), ("device.tlsListen", deviceTlsListen), ("device.idleTimeout", deviceIdleTimeout),
                 ("admin.idleTimeout", adminIdleTimeout),
                 ("device.maxConnections", deviceMaxConnections), ("device.maxConnectionsPerAddress", deviceMaxConnectionsPerAddress),
@@ -149,8 +149,8 @@ struct AgentCommand: AsyncParsableCommand {
                 ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
                 ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
                 ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),
-                ("push.max_concurrent", pushMaxConcurrent), ("push.max_per_segment", pushMaxPerSegment),
-                ("push.retry_timeout", pushRetryTimeout), ("push.deadline", pushDeadline),
+                ("push.maxConcurrent", pushMaxConcurrent), ("push.maxPerSegment", pushMaxPerSegment),
+                ("push.retryTimeout", pushRetryTimeout), ("push.deadline", pushDeadline),
                 ("alerts.webhook", alertsWebhook), ("devices.admission", deviceAdmission),
             ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)

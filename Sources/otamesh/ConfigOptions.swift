@@ -1,6 +1,10 @@
 import ArgumentParser
 import Foundation
 import OTAMeshGateway
+import Synchronization
+
+/// The old key spellings already warned about in this process.
+private let warnedDeprecations = Mutex<Set<String>>([])
 
 /// Options every command that touches a data directory shares.
 struct ConfigOptions: ParsableArguments {
@@ -35,6 +39,10 @@ struct ConfigOptions: ParsableArguments {
         } catch let error as ConfigurationError {
             Output.err("\(command): \(error)")
             throw ExitCode(2)
+        }
+        // Once per process: some commands read the configuration more than once.
+        for warning in configuration.deprecations where warnedDeprecations.withLock({ $0.insert(warning).inserted }) {
+            Output.err("\(command): warning: \(warning)")
         }
         return configuration
     }

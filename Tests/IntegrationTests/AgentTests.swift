@@ -149,7 +149,7 @@ extension AgentTests {
         #expect(readOnly == 1 && readOnlyErr.contains("HTTP 403") && readOnlyErr.contains("read-only token"), "\(readOnlyErr)")
     }
 
-    @Test("admin API tokens: kept across restarts; admin.token_file / admin.read_token_file override the paths; a bad token file stops the start")
+    @Test("admin API tokens: kept across restarts; admin.tokenFile / admin.readTokenFile override the paths; a bad token file stops the start")
     func tokenFiles() async throws {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")

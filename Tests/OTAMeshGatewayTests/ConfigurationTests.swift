@@ -107,24 +107,25 @@ struct ConfigurationTests {
             yaml: """
                 admin:
                   listen: 127.0.0.1:8071
-                  token_file: /etc/otamesh/admin.token
-                  read_token_file: /etc/otamesh/read.token
+                  tokenFile: /etc/otamesh/admin.token
+                  readTokenFile: /etc/otamesh/read.token
                 """, source: "otamesh.yaml")
         #expect(config.adminTokenPath == "/etc/otamesh/admin.token" && config.adminReadTokenPath == "/etc/otamesh/read.token")
         try config.apply(environment: ["OTAMESH_ADMIN_TOKEN_FILE": "/run/secrets/admin", "OTAMESH_ADMIN_READ_TOKEN_FILE": "/run/secrets/read"])
         #expect(config.adminTokenPath == "/run/secrets/admin" && config.adminReadTokenPath == "/run/secrets/read")
-        try config.set("admin.token_file", "./a.token", source: "--admin-token-file")
+        try config.set("admin.tokenFile", "./a.token", source: "--admin-token-file")
         #expect(config.adminTokenPath == "./a.token")
-        #expect(throws: ConfigurationError.self) { try config.set("admin.token_file", "", source: "--admin-token-file") }
-        #expect(throws: ConfigurationError.unknownKey(source: "f.yaml: admin.tokenFile", key: "admin.tokenFile")) {
-            try config.apply(yaml: "admin:\n  tokenFile: x\n", source: "f.yaml")
+        #expect(throws: ConfigurationError.self) { try config.set("admin.tokenFile", "", source: "--admin-token-file") }
+        let misspelt = #expect(throws: ConfigurationError.unknownKey(source: "f.yaml: admin.tokenfile", key: "admin.tokenfile")) {
+            try config.apply(yaml: "admin:\n  tokenfile: x\n", source: "f.yaml")
         }
+        #expect(misspelt?.description == "f.yaml: admin.tokenfile: unknown configuration key 'admin.tokenfile'; did you mean admin.tokenFile?")
         let documented = AgentConfiguration.keys.filter { $0.file.hasPrefix("admin.") }.map { "\($0.file) \($0.env) \($0.flag)" }
         #expect(
             documented == [
                 "admin.listen OTAMESH_ADMIN_LISTEN --admin-listen",
-                "admin.token_file OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
-                "admin.read_token_file OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
+                "admin.tokenFile OTAMESH_ADMIN_TOKEN_FILE --admin-token-file",
+                "admin.readTokenFile OTAMESH_ADMIN_READ_TOKEN_FILE --admin-read-token-file",
                 "admin.idleTimeout OTAMESH_ADMIN_IDLE_TIMEOUT --admin-idle-timeout",
                 "admin.tls OTAMESH_ADMIN_TLS --admin-tls",
                 "admin.insecureClearText OTAMESH_ADMIN_INSECURE_CLEAR_TEXT --admin-insecure-clear-text",

@@ -36,14 +36,14 @@ struct PushQueueTests {
         return counts
     }
 
-    @Test("per-segment cap: one segment with many devices starts at most max_per_segment")
+    @Test("per-segment cap: one segment with many devices starts at most maxPerSegment")
     func perSegment() {
         let candidates = Self.candidates(["10.0.1.0/24": 20])
         let starts = Self.next(candidates, limits: .init(maxConcurrent: 8, maxPerSegment: 4))
         #expect(starts.filter(\.push).count == 4)
     }
 
-    @Test("gateway cap: many segments together start at most max_concurrent")
+    @Test("gateway cap: many segments together start at most maxConcurrent")
     func gatewayCap() {
         let candidates = Self.candidates(["a": 5, "b": 5, "c": 5, "d": 5])
         let starts = Self.next(candidates, limits: .init(maxConcurrent: 6, maxPerSegment: 4))

@@ -124,8 +124,8 @@ gossip:
   listen: 127.0.0.1:7946
   join: [10.0.2.11:7946, "[::1]:7946"]
 push:
-  max_concurrent: 8
-  retry_timeout: 30s,arduino-ota=2m
+  maxConcurrent: 8
+  retryTimeout: 30s,arduino-ota=2m
   deadline: 10m,fetch-url=20m
 upstream:
   metadataURL: http://127.0.0.1:8000/metadata
