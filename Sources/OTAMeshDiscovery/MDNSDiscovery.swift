@@ -68,11 +68,11 @@ final class PeerFilter {
             guard name != registeredName else { return }
             registeredName = name
             if name == advert.instanceName {
-                logger.debug("mDNS: registration confirmed", metadata: ["instance": "\(name)", "type": "\(MDNSDiscovery.serviceType)"])
+                logger.debug("mDNS: registration confirmed", metadata: ["mdns.instance": "\(name)", "mdns.type": "\(MDNSDiscovery.serviceType)"])
             } else {
                 logger.warning(
                     "mDNS: another host advertises our instance name; the daemon renamed ours",
-                    metadata: ["wanted": "\(advert.instanceName)", "instance": "\(name)"])
+                    metadata: ["mdns.wanted": "\(advert.instanceName)", "mdns.instance": "\(name)"])
             }
         case .removed(_, let name):
             reported[name] = nil
@@ -88,20 +88,20 @@ final class PeerFilter {
                 logger.info(
                     "mDNS: discovered peer",
                     metadata: [
-                        "peer": "\(peer.nodeName)", "addresses": "\(peer.addresses.joined(separator: ","))",
-                        "gossip_port": "\(peer.gossipPort)", "http_port": "\(peer.httpPort)",
+                        "peer.name": "\(peer.nodeName)", "peer.addresses": "\(peer.addresses.joined(separator: ","))",
+                        "peer.gossipPort": "\(peer.gossipPort)", "peer.httpPort": "\(peer.httpPort)",
                     ])
                 onPeer(peer)
             case .failure(.ownName) where name != (registeredName ?? advert.instanceName):
                 if rejections[name] != .ownName {
                     logger.warning(
                         "mDNS: another gateway advertises this node's name; node names must be unique",
-                        metadata: ["instance": "\(name)", "node": "\(advert.nodeName)"])
+                        metadata: ["mdns.instance": "\(name)", "node.name": "\(advert.nodeName)"])
                 }
                 rejections[name] = .ownName
             case .failure(let rejection):
                 if rejections[name] != rejection {
-                    logger.debug("mDNS: ignoring instance", metadata: ["instance": "\(name)", "reason": "\(rejection)"])
+                    logger.debug("mDNS: ignoring instance", metadata: ["mdns.instance": "\(name)", "mdns.reason": "\(rejection)"])
                 }
                 rejections[name] = rejection
             }

@@ -213,7 +213,7 @@ final class ServiceSession {
         } else if var instance = instances[key] {
             instance.sightings -= 1
             if instance.sightings <= 0 {
-                logger.debug("mDNS: instance withdrawn", metadata: ["instance": "\(name)", "type": "\(type)"])
+                logger.debug("mDNS: instance withdrawn", metadata: ["mdns.instance": "\(name)", "mdns.type": "\(type)"])
                 stopResolving(key)
                 instances[key] = nil
                 if instance.reported != nil { onEvent(.removed(type: type, name: name)) }
@@ -227,7 +227,7 @@ final class ServiceSession {
         let key = context.key
         guard instances[key]?.context === context else { return }
         guard error == DNSSDError.noError, !host.isEmpty else {
-            logger.debug("mDNS: resolve failed; retrying", metadata: ["instance": "\(key.name)", "error": "\(DNSSDError.describe(error))"])
+            logger.debug("mDNS: resolve failed; retrying", metadata: ["mdns.instance": "\(key.name)", "error": "\(DNSSDError.describe(error))"])
             stopResolving(key)
             instances[key]?.resolveAt = .now + Self.resolveRetry
             return
@@ -295,7 +295,7 @@ final class ServiceSession {
             return
         }
         if let (key, _) = instances.first(where: { $0.value.resolver == ref }) {
-            logger.debug("mDNS: resolve lost; retrying", metadata: ["instance": "\(key.name)", "reason": "\(reason)"])
+            logger.debug("mDNS: resolve lost; retrying", metadata: ["mdns.instance": "\(key.name)", "mdns.reason": "\(reason)"])
             stopResolving(key)
             instances[key]?.resolveAt = .now + Self.resolveRetry
         }

@@ -78,8 +78,8 @@ public struct Agent: Sendable {
         logger.debug(
             "connection caps",
             metadata: [
-                "limit.files": "\(fileLimit)", "device": "\(limits.device.total) (\(limits.device.perAddress) per address)",
-                "admin": "\(limits.admin.total)", "gossip": "\(limits.gossip.total)",
+                "limit.files": "\(fileLimit)", "limit.device": "\(limits.device.total) (\(limits.device.perAddress) per address)",
+                "limit.admin": "\(limits.admin.total)", "limit.gossip": "\(limits.gossip.total)",
             ])
         let gates = Gates(
             device: ConnectionGate(listener: "device", limits: limits.device, logger: logger),
@@ -326,7 +326,7 @@ public struct Agent: Sendable {
             logger.debug("open files limit raised", metadata: ["limit.before": "\(before)", "limit.now": "\(wanted)"])
             return Int(clamping: wanted)
         } else {
-            logger.warning("open files limit not raised", metadata: ["limit.soft": "\(before)", "errno": "\(errno)"])
+            logger.warning("open files limit not raised", metadata: ["limit.soft": "\(before)", "error.errno": "\(errno)"])
             return Int(clamping: before)
         }
     }

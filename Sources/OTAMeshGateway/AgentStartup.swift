@@ -89,7 +89,7 @@ struct AgentStartup {
         if !anyAddress, siteCA.gatewayCertificateCovers(host) == false {
             logger.warning(
                 "the gateway certificate does not name the admin address: clients that connect to it will refuse the certificate (otamesh keys site-ca --address \(host) … reissues it)",
-                metadata: ["admin.listen": "\(configuration.adminListen)", "certificate": "\(siteCA.gatewayCertPath)"])
+                metadata: ["admin.listen": "\(configuration.adminListen)", "admin.certificate": "\(siteCA.gatewayCertPath)"])
         }
         return try siteCA.serverConfiguration()
     }

@@ -66,15 +66,15 @@ public struct UpstreamSync: Service {
             syncs.increment()
             lastSuccess.record(BlobStore.wallClock())
             if !report.added.isEmpty {
-                logger.info("upstream sync added targets", metadata: ["targets": "\(report.added.joined(separator: ","))"])
+                logger.info("upstream sync added targets", metadata: ["upstream.added": "\(report.added.joined(separator: ","))"])
             }
             for (path, why) in report.failed.sorted(by: { $0.key < $1.key }) {
                 failures.increment()
-                logger.error("upstream target failed", metadata: ["target.path": "\(path)", "error": "\(why)", "upstream": "\(metadataURL)"])
+                logger.error("upstream target failed", metadata: ["target.path": "\(path)", "error": "\(why)", "upstream.url": "\(metadataURL)"])
             }
         } catch {
             failures.increment()
-            logger.error("upstream sync failed", metadata: ["error": "\(error)", "upstream": "\(metadataURL)"])
+            logger.error("upstream sync failed", metadata: ["error": "\(error)", "upstream.url": "\(metadataURL)"])
         }
     }
 

@@ -97,8 +97,8 @@ extension BlobStore {
             logger.notice(
                 "reconciled data directory",
                 metadata: [
-                    "adopted": "\(report.adopted.count)", "quarantined": "\(report.quarantined.count)",
-                    "missing": "\(report.missing.count)", "orphanPartials": "\(report.orphanPartials.count)",
+                    "store.adopted": "\(report.adopted.count)", "store.quarantined": "\(report.quarantined.count)",
+                    "store.missing": "\(report.missing.count)", "store.orphanPartials": "\(report.orphanPartials.count)",
                 ])
         }
         return report

@@ -144,7 +144,7 @@ public struct ResumableFetch: Sendable {
                 logger.info(
                     "transfer interrupted; resuming",
                     metadata: [
-                        "url": "\(url)", "offset": "\(ingest.offset)", "failure": "\(failure)", "wait_s": "\(wait)",
+                        "transfer.url": "\(url)", "transfer.offset": "\(ingest.offset)", "transfer.failure": "\(failure)", "transfer.waitSeconds": "\(wait)",
                     ])
                 try await sleep(wait)
             case .fail(let reason):
@@ -177,7 +177,7 @@ public struct ResumableFetch: Sendable {
             case .append: break
             case .restart:
                 report.restarts += 1
-                logger.notice("server sent the whole representation (validator changed); starting over", metadata: ["url": "\(url)"])
+                logger.notice("server sent the whole representation (validator changed); starting over", metadata: ["transfer.url": "\(url)"])
                 try ingest.restart()
             case .fail(let reason):
                 throw AttemptFailure(failure: .integrity("\(url): \(reason)"))

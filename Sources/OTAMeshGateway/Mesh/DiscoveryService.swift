@@ -22,7 +22,7 @@ struct DiscoveryService: Service {
                 }
                 group.addTask {
                     for await peer in found {
-                        logger.debug("mDNS found a gateway", metadata: ["peer": "\(peer.nodeName)", "addresses": "\(peer.addresses)"])
+                        logger.debug("mDNS found a gateway", metadata: ["peer.name": "\(peer.nodeName)", "peer.addresses": "\(peer.addresses)"])
                         for address in peer.addresses {
                             guard let socket = try? SocketAddress(ipAddress: address, port: Int(peer.gossipPort)) else { continue }
                             await mesh.candidate(name: peer.nodeName, address: socket)

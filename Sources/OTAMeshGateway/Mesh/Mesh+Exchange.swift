@@ -79,7 +79,7 @@ extension Mesh {
         } catch {
             pushPullFailures.increment()
             if case MeshError.peerRefusedKey = error { noteForeignKey(Self.shown(address)) }
-            logger.debug("gossip push-pull failed", metadata: ["peer": "\(address)", "error": "\(error)"])
+            logger.debug("gossip push-pull failed", metadata: ["peer.address": "\(address)", "error": "\(error)"])
             return false
         }
     }
@@ -128,7 +128,7 @@ extension Mesh {
                 }
             }
         } catch {
-            logger.debug("gossip push-pull from a peer failed", metadata: ["peer": "\(peer)", "error": "\(error)"])
+            logger.debug("gossip push-pull from a peer failed", metadata: ["peer.address": "\(peer)", "error": "\(error)"])
         }
     }
 

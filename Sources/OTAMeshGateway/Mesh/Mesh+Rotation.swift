@@ -13,7 +13,7 @@ extension Mesh {
             try state.put(KeyRotationChannel.self, "", rotation)
             return rotation
         }
-        logger.notice("site key rotation started", metadata: ["key": "\(rotation.fingerprint)"])
+        logger.notice("site key rotation started", metadata: ["rotation.key": "\(rotation.fingerprint)"])
         followRotation()
         return rotation
     }
@@ -35,14 +35,15 @@ extension Mesh {
             }
             if let next = step.write, let rotation = latest?.rotation {
                 _ = try? state.put(KeyRotationChannel.self, "", next)
-                logger.notice("site key rotation advanced", metadata: ["key": "\(rotation.fingerprint)", "phase": "\(next.phase)"])
+                logger.notice("site key rotation advanced", metadata: ["rotation.key": "\(rotation.fingerprint)", "rotation.phase": "\(next.phase)"])
             }
             return (changed, changed == nil ? nil : state.keyring)
         }
         guard let changed, let saved, let keyringPath else { return }
         do {
             try saved.save(keyringPath)
-            logger.notice("site keyring updated", metadata: ["phase": "\(changed)", "keys": "\(saved.keyring.keys.map(SiteKeyring.fingerprint))"])
+            logger.notice(
+                "site keyring updated", metadata: ["rotation.phase": "\(changed)", "keyring.keys": "\(saved.keyring.keys.map(SiteKeyring.fingerprint))"])
         } catch {
             logger.error("site keyring not saved; the rotation holds until restart", metadata: ["error": "\(error)"])
         }

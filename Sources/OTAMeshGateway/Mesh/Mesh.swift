@@ -96,10 +96,10 @@ public final class Mesh: Sendable {
         var journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])?
         if let journalPath {
             journal = try RecordJournalFile.open(path: journalPath, owner: name) { problem in
-                logger.warning("gossip records journal damaged", metadata: ["problem": "\(problem)"])
+                logger.warning("gossip records journal damaged", metadata: ["journal.problem": "\(problem)"])
             }
             if let count = journal?.records.count, count > 0 {
-                logger.info("gossip records restored", metadata: ["records": "\(count)", "path": "\(journalPath)"])
+                logger.info("gossip records restored", metadata: ["journal.records": "\(count)", "journal.path": "\(journalPath)"])
             }
         }
         var port = listen.port
@@ -252,7 +252,7 @@ public final class Mesh: Sendable {
                 lastWarning = clock.now
                 logger.warning(
                     "gossip UDP socket closed by the system (a send refused: firewall or no route?); reopening",
-                    metadata: ["address": "\(udpHost):\(me.port)"])
+                    metadata: ["gossip.address": "\(udpHost):\(me.port)"])
             }
             var delay = 0.1
             while !Task.isCancelled {
@@ -315,14 +315,14 @@ public final class Mesh: Sendable {
         switch keyring.open(bytes) {
         case .failure(let rejection):
             Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", rejection.label)]).increment()
-            logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(rejection)"])
+            logger.debug("gossip packet dropped", metadata: ["packet.from": "\(source)", "packet.reason": "\(rejection)"])
             guard rejection == .unauthenticated else { return .dropped }
             noteForeignKey(reportAs ?? source)
             return .foreignKey
         case .success(let payload):
             do { return .messages(try WireCodec.decode(payload)) } catch {
                 Counter(label: "otamesh_gossip_dropped_total", dimensions: [("reason", "malformed")]).increment()
-                logger.debug("gossip packet dropped", metadata: ["from": "\(source)", "reason": "\(error)"])
+                logger.debug("gossip packet dropped", metadata: ["packet.from": "\(source)", "packet.reason": "\(error)"])
                 return .dropped
             }
         }
@@ -344,7 +344,7 @@ public final class Mesh: Sendable {
                 sentBytes.increment(by: bytes.count)
             } catch {
                 Counter(label: "otamesh_gossip_send_failures_total").increment()
-                logger.debug("gossip send failed", metadata: ["to": "\(packet.to)", "error": "\(error)"])
+                logger.debug("gossip send failed", metadata: ["packet.to": "\(packet.to)", "error": "\(error)"])
             }
         }
     }
@@ -399,15 +399,15 @@ public final class Mesh: Sendable {
 
     func log(_ event: SWIM<SystemRandomNumberGenerator>.Event) {
         switch event {
-        case .joined(let node): logger.info("gossip member alive", metadata: ["member": "\(node)"])
-        case .suspected(let name): logger.notice("gossip member suspect", metadata: ["member": "\(name)"])
+        case .joined(let node): logger.info("gossip member alive", metadata: ["member.name": "\(node)"])
+        case .suspected(let name): logger.notice("gossip member suspect", metadata: ["member.name": "\(name)"])
         case .failed(let name):
             if state.withLockedValue({ $0.node.swim.members[name]?.left }) == true {
-                logger.notice("gossip member left", metadata: ["member": "\(name)"])
+                logger.notice("gossip member left", metadata: ["member.name": "\(name)"])
             } else {
-                logger.warning("gossip member failed", metadata: ["member": "\(name)"])
+                logger.warning("gossip member failed", metadata: ["member.name": "\(name)"])
             }
-        case .refuted(let incarnation): logger.notice("gossip: refuted a suspicion of this node", metadata: ["incarnation": "\(incarnation)"])
+        case .refuted(let incarnation): logger.notice("gossip: refuted a suspicion of this node", metadata: ["member.incarnation": "\(incarnation)"])
         }
     }
 

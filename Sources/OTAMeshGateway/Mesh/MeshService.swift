@@ -56,7 +56,7 @@ struct MeshService: Service {
                         hintedNoRoot = true
                         logger.warning("\(PeerSync.noTrustRootHint)")
                     }
-                    if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["fetched": "\(report.fetched.joined(separator: ","))"]) }
+                    if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["peerSync.fetched": "\(report.fetched.joined(separator: ","))"]) }
                     // A failed round is retried on the next tick even if nothing changed.
                     lastSync = report.failures.isEmpty ? inputs : nil
                 }

@@ -58,11 +58,12 @@ struct PeerSync: Sendable {
                 try await updater.refresh()
                 metadataRefreshes.increment()
                 report.metadataFrom = peer.name
-                logger.info("signed metadata refreshed from a peer", metadata: ["peer": "\(peer.name)", "version": "\(peer.metadataVersion)"])
+                logger.info(
+                    "signed metadata refreshed from a peer", metadata: ["peer.name": "\(peer.name)", "peer.metadataVersion": "\(peer.metadataVersion)"])
                 break
             } catch {
                 report.failures.append("metadata from \(peer.name): \(error)")
-                logger.warning("signed metadata from a peer refused", metadata: ["peer": "\(peer.name)", "error": "\(error)"])
+                logger.warning("signed metadata from a peer refused", metadata: ["peer.name": "\(peer.name)", "error": "\(error)"])
             }
         }
         let wanted: [(TargetFile, inCache: Bool)]
@@ -82,13 +83,15 @@ struct PeerSync: Sendable {
                     logger.info(
                         "image fetched from a peer",
                         metadata: [
-                            "target": "\(target.path)", "peer": "\(holder.name)", "resumed from": "\(outcome.resumedFrom)", "requests": "\(outcome.requests)",
+                            "target.path": "\(target.path)", "peer.name": "\(holder.name)", "transfer.resumedFrom": "\(outcome.resumedFrom)",
+                            "transfer.requests": "\(outcome.requests)",
                         ])
                     break
                 } catch {
                     failed.increment()
                     report.failures.append("\(target.path) from \(holder.name): \(error)")
-                    logger.warning("image fetch from a peer failed", metadata: ["target": "\(target.path)", "peer": "\(holder.name)", "error": "\(error)"])
+                    logger.warning(
+                        "image fetch from a peer failed", metadata: ["target.path": "\(target.path)", "peer.name": "\(holder.name)", "error": "\(error)"])
                 }
             }
         }

@@ -49,7 +49,7 @@ public final class ConnectionGate: Sendable {
         case .refused(let why):
             refused.increment()
             // Rate of these is the attacker's: debug only, the counter tells the admin.
-            logger.debug("connection refused", metadata: ["listener": "\(listener)", "reason": "\(why)"])
+            logger.debug("connection refused", metadata: ["connection.listener": "\(listener)", "connection.reason": "\(why)"])
             channel.close(promise: nil)
             return false
         }
