@@ -276,6 +276,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(
+            name: "OTAMeshCommonTests",
+            dependencies: ["OTAMeshCommon"],
+            swiftSettings: strict
+        ),
+        .testTarget(
             name: "OTAMeshFirmwareTests",
             dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTestSupport"],
             swiftSettings: strict

@@ -3,6 +3,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 import Prometheus
@@ -72,7 +73,7 @@ struct AdminRoutes: Sendable {
         }
         api.post("site/rotate") { _, _ -> Response in
             guard let mesh = mesh.withLockedValue({ $0 }) else { return Self.gossipOff() }
-            let rotation = try mesh.startRotation(nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1_000))
+            let rotation = try mesh.startRotation(nowMilliseconds: UInt64(max(0, mesh.wallClock.now().milliseconds)))
             return Self.json(["key": rotation.fingerprint, "phase": "\(rotation.phase)"])
         }
         api.get("records") { _, _ -> Response in

@@ -26,6 +26,8 @@ public struct Agent: Sendable {
     public let configuration: AgentConfiguration
     let registry: PrometheusCollectorRegistry
     let logger: Logger
+    /// The one wall clock every part of the agent reads dates from.
+    let clock: WallClock
 
     /// Installs the Prometheus metrics backend; call once per process, before ``run(onReady:)``.
     public static func bootstrapMetrics() -> PrometheusCollectorRegistry {
@@ -34,7 +36,8 @@ public struct Agent: Sendable {
         return registry
     }
 
-    public init(configuration: AgentConfiguration, registry: PrometheusCollectorRegistry, logger: Logger) {
+    public init(configuration: AgentConfiguration, registry: PrometheusCollectorRegistry, logger: Logger, clock: WallClock = .system) {
+        self.clock = clock
         self.configuration = configuration
         self.registry = registry
         self.logger = logger
@@ -204,14 +207,14 @@ public struct Agent: Sendable {
             })
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
-            store: startup.store, tufDirectory: startup.tufDirectory)
+            store: startup.store, tufDirectory: startup.tufDirectory, clock: clock)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
-        let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { Int64(BlobStore.wallClock()) })
+        let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { [clock] in clock.now().wholeSeconds })
         let router = AdminRoutes(
             store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
             signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]
         ).router()
-        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry)
+        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, now: { [clock] in clock.now().seconds })
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
         let deviceServer = DeviceServer(
             api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
@@ -237,7 +240,7 @@ public struct Agent: Sendable {
                     try await Mesh.bind(
                         listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
                         keyringPath: configuration.siteKeyringPath, info: info, seeds: configuration.gossipJoin,
-                        gate: gates.gossip, journalPath: "\(configuration.dataDirectory)/gossip/records.journal", logger: logger)
+                        gate: gates.gossip, journalPath: "\(configuration.dataDirectory)/gossip/records.journal", wallClock: clock, logger: logger)
                 }
             }
         } catch {
@@ -257,7 +260,7 @@ public struct Agent: Sendable {
                 UpstreamSync(
                     metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
                     patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                    store: store, fetch: Self.fetcher(configuration, logger: logger), logger: logger))
+                    store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, logger: logger))
         }
         let api = listeners.api
         services.append(DeviceService(api: api, channels: listeners.device, store: store, tufDirectory: tuf, logger: logger))
@@ -287,7 +290,7 @@ public struct Agent: Sendable {
         let pushTiming = configuration.pushTiming(family:)
         let engine = RolloutEngine(
             gateway: configuration.nodeName, trust: trust, store: mesh, registry: startup.registry,
-            now: { Int64(BlobStore.wallClock() * 1000) }, logger: logger,
+            clock: clock, logger: logger,
             adapters: [
                 ProjectMMAdapter(timing: pushTiming(.projectMM)), HTTPUploadAdapter(timing: pushTiming(.httpUpload)),
                 ArduinoOTAAdapter(timing: pushTiming(.arduinoOTA)), FetchURLAdapter(timing: pushTiming(.fetchURL)),

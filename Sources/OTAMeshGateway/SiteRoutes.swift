@@ -3,6 +3,7 @@ import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshStore
 import OTAMeshTrust
 
@@ -20,6 +21,8 @@ struct SiteRoutes: AdminRouteSet {
     let gateway: String
     let store: BlobStore
     let tufDirectory: String
+    /// Now, for the TUF expiry checks of an imported bundle.
+    let clock: WallClock
     /// One import at a time: two would race on the trusted metadata files.
     let importing = NIOLockedValueBox(false)
 
@@ -50,7 +53,7 @@ struct SiteRoutes: AdminRouteSet {
             do {
                 let report = try await Bundles.importBundle(
                     Array(body.readableBytesView), file: "uploaded bundle", tufDirectory: tufDirectory,
-                    store: store, now: Int64(BlobStore.wallClock()))
+                    store: store, now: clock.now().wholeSeconds)
                 return try AdminRoutes.encoded(report)
             } catch let error as TrustError {
                 return Self.text(.unprocessableContent, "bundle refused: \(error)")

@@ -7,6 +7,7 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
+import OTAMeshCommon
 #endif
 
 /// Polls an upstream TUF repository: refreshes metadata through the full client workflow
@@ -23,6 +24,8 @@ public struct UpstreamSync: Service {
     public let logger: Logger
     /// Downloads targets: resumable, under the retry-timeout policy, through proxies.
     public let fetch: ResumableFetch
+    /// Now, for TUF expiry checks and the last-success gauge.
+    public let clock: WallClock
 
     let syncs = Counter(label: "otamesh_upstream_syncs_total")
     let failures = Counter(label: "otamesh_upstream_failures_total")
@@ -30,8 +33,9 @@ public struct UpstreamSync: Service {
 
     public init(
         metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
-        store: BlobStore, fetch: ResumableFetch = ResumableFetch(), logger: Logger
+        store: BlobStore, fetch: ResumableFetch = ResumableFetch(), clock: WallClock = .system, logger: Logger
     ) {
+        self.clock = clock
         self.metadataURL = metadataURL
         self.targetsURL = targetsURL
         self.patterns = patterns
@@ -62,9 +66,9 @@ public struct UpstreamSync: Service {
 
     func syncLogged() async {
         do {
-            let report = try await syncOnce(now: Int64(BlobStore.wallClock()))
+            let report = try await syncOnce(now: clock.now().wholeSeconds)
             syncs.increment()
-            lastSuccess.record(BlobStore.wallClock())
+            lastSuccess.record(clock.now().seconds)
             if !report.added.isEmpty {
                 logger.info("upstream sync added targets", metadata: ["upstream.added": "\(report.added.joined(separator: ","))"])
             }

@@ -6,6 +6,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import OTAMeshCommon
 #endif
 
 /// Where and how a store keeps its data.
@@ -56,7 +57,7 @@ public final class BlobStore: Sendable {
     /// Opens (creating if needed) the store in `configuration.directory`.
     public init(
         configuration: StoreConfiguration, mode: Mode = .readWrite, logger: Logger = Logger(label: "otamesh.store"),
-        now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }
+        now: @escaping @Sendable () -> Double = { WallClock.system.now().seconds }
     ) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
@@ -85,13 +86,6 @@ public final class BlobStore: Sendable {
     }
 
     deinit { try? flushAccesses() }
-
-    /// Seconds since the Unix epoch from the system clock.
-    public static func wallClock() -> Double {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
-    }
 
     // MARK: Paths
 

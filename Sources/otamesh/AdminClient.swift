@@ -9,6 +9,7 @@ import OTAMeshTrust
 
 #if canImport(Glibc)
 import Glibc
+import OTAMeshCommon
 #endif
 
 /// Options of every command that talks to a gateway's admin API: where it is, and which
@@ -346,7 +347,7 @@ struct AdminClient: Sendable {
         case .key(let signer):
             return try SignedRequest.sign(
                 with: signer, method: method, target: target(path), body: body ?? [],
-                time: Int64(Date().timeIntervalSince1970), nonce: SignedRequest.nonce()
+                time: WallClock.system.now().wholeSeconds, nonce: SignedRequest.nonce()
             ).header
         }
     }

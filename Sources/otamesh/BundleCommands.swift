@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshGateway
 import OTAMeshStore
 import OTAMeshTrust
@@ -15,7 +16,7 @@ struct ExportCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reporting("otamesh export") {
-            let bytes = try await Bundles.export(published: published, paths: target, now: Int64(Date().timeIntervalSince1970))
+            let bytes = try await Bundles.export(published: published, paths: target, now: WallClock.system.now().wholeSeconds)
             try Data(bytes).write(to: URL(fileURLWithPath: output))
             Output.out("wrote \(output) (\(bytes.count) bytes)")
         }
@@ -70,7 +71,7 @@ struct ImportCommand: AsyncParsableCommand {
         if let rootBytes, !FileManager.default.fileExists(atPath: "\(tuf)/root.json") {
             try DirectoryPersistence(directory: tuf).save("root.json", rootBytes)
         }
-        let report = try await Bundles.importBundle(archive, file: bundle, tufDirectory: tuf, store: store, now: Int64(Date().timeIntervalSince1970))
+        let report = try await Bundles.importBundle(archive, file: bundle, tufDirectory: tuf, store: store, now: WallClock.system.now().wholeSeconds)
         Self.print(report, via: nil)
     }
 

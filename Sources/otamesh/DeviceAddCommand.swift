@@ -97,7 +97,8 @@ extension DeviceCommand {
             let deviceID = DeviceRegistry.normalizedID(id)
             let tagList = Self.tagList(tags)
             let record = DeviceRecord(
-                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address, firstSeen: BlobStore.wallClock(),
+                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address,
+                firstSeen: WallClock.system.now().seconds,
                 lastSeen: 0,
                 tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,
                 options: DeviceRecord.encodeOptions(try DevicePush.options(deviceOptions)), segment: segment)

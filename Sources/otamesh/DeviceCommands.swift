@@ -45,7 +45,7 @@ struct DeviceCommand: ParsableCommand {
                     throw TrustError.targetNotFound(path: target)
                 }
                 for id in ids {
-                    try registry.assign(id, target: target, at: BlobStore.wallClock())
+                    try registry.assign(id, target: target, at: WallClock.system.now().seconds)
                     Output.out("\(id): assigned \(target)" + (cached ? "" : " (not in the cache yet: served once it arrives)"))
                 }
             }
@@ -61,7 +61,7 @@ struct DeviceCommand: ParsableCommand {
             let (registry, _) = try DeviceCommand.registry(options)
             let id = DeviceRegistry.normalizedID(device)
             try reporting("otamesh device unassign") {
-                try registry.assign(id, target: nil, at: BlobStore.wallClock())
+                try registry.assign(id, target: nil, at: WallClock.system.now().seconds)
                 Output.out("\(id): no assignment")
             }
         }
@@ -85,7 +85,7 @@ extension DeviceCommand {
             }
             try reporting("otamesh device tag") {
                 for id in ids {
-                    try registry.setTags(id, tags: tags, at: BlobStore.wallClock())
+                    try registry.setTags(id, tags: tags, at: WallClock.system.now().seconds)
                     Output.out("\(id): " + (tags.isEmpty ? "no tags" : "tags \(tags.map { $0.lowercased() }.sorted().joined(separator: ","))"))
                 }
             }

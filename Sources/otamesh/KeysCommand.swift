@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshGateway
 import OTAMeshTrust
 
@@ -108,7 +109,7 @@ struct KeysCommand: ParsableCommand {
                     guard let site, let sequence, let kind else { throw ValidationError("a new command needs --site, --sequence and --kind") }
                     command = SignedCommand(
                         site: site, sequence: sequence, kind: kind, payload: try JSONValue.parse(Array(payload.utf8)),
-                        issued: Int64(Date().timeIntervalSince1970))
+                        issued: WallClock.system.now().wholeSeconds)
                 }
                 try command.sign(with: signer)
                 guard let destination = output ?? addTo else { throw ValidationError("--output is required for a new command") }

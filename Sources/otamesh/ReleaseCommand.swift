@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshFirmware
 import OTAMeshGateway
 import OTAMeshTrust
@@ -95,7 +96,7 @@ struct ReleaseCommand: ParsableCommand {
         @Flag(help: "Accept private key files (--key, --add-key) that group or others can read.") var insecurePermissions = false
     }
 
-    static var now: Int64 { Int64(Date().timeIntervalSince1970) }
+    static var now: Int64 { WallClock.system.now().wholeSeconds }
 
     /// Runs a repository operation; failures are one line on stderr and exit 1.
     static func run<T>(_ what: String, _ body: () throws -> T) throws -> T {

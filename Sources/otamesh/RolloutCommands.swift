@@ -6,6 +6,7 @@ import OTAMeshTrust
 
 #if canImport(Glibc)
 import Glibc
+import OTAMeshCommon
 #endif
 
 /// `otamesh rollout …`: staged firmware rollouts through a gateway's admin API. Plans and
@@ -29,7 +30,7 @@ struct RolloutCommand: AsyncParsableCommand {
     }
 
     /// Seconds since the Unix epoch, the `issued` of new commands.
-    static func now() -> Int64 { Int64(Date().timeIntervalSince1970) }
+    static func now() -> Int64 { WallClock.system.now().wholeSeconds }
 
     static func decodeStatus(_ client: AdminClient, _ bytes: [UInt8], what: String) throws -> RolloutStatus {
         try client.decode(RolloutStatus.self, bytes, what: what)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshCommon
 import OTAMeshTransfer
 import OTAMeshTrust
 
@@ -59,7 +60,7 @@ struct TUFCommand: AsyncParsableCommand {
         var updater = Updater(
             metadata: HTTPFiles(baseURL: metadataUrl), targets: HTTPFiles(baseURL: targetBaseUrl ?? metadataUrl),
             persistence: DirectoryPersistence(directory: metadataDir), rootHistory: DirectoryPersistence(directory: history),
-            now: Int64(Date().timeIntervalSince1970))
+            now: WallClock.system.now().wholeSeconds)
         try await updater.refresh()
         return updater
     }

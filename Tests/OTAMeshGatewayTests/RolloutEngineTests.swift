@@ -68,7 +68,7 @@ struct RolloutEngineTests {
             let registry = try restarting?.1 ?? DeviceRegistry(path: dir.file("\(name).sqlite"))
             let clock = clock
             let engine = RolloutEngine(
-                gateway: name, trust: trust, store: store, registry: registry, now: { clock.now },
+                gateway: name, trust: trust, store: store, registry: registry, clock: WallClock { WallTime(milliseconds: clock.now) },
                 logger: Logger(label: "test"), adapters: adapters,
                 image: { PushImage(path: $0.path, sha256: $0.sha256, length: $0.length, version: $0.version, file: "/dev/null", url: nil) },
                 pushLimits: pushLimits)

@@ -25,7 +25,8 @@ struct RolloutLifecycleEngineTests {
         let clock = site.clock
         let engine = RolloutEngine(
             gateway: "gw1", trust: site.trust, store: E.MemoryStore(owner: "gw1", alive: 1), registry: registry,
-            now: { clock.now }, logger: Logger(label: "test"), catalog: catalog ?? { nil }, events: events, admission: admission)
+            clock: WallClock { WallTime(milliseconds: clock.now) }, logger: Logger(label: "test"), catalog: catalog ?? { nil }, events: events,
+            admission: admission)
         return (engine, registry)
     }
 

@@ -1,4 +1,5 @@
 import Logging
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 import ServiceLifecycle
@@ -11,7 +12,7 @@ struct DeviceSummaryService: Service {
     let logger: Logger
 
     func run() async throws {
-        let run = UInt64(max(0, BlobStore.wallClock()) * 1_000_000)
+        let run = mesh.wallClock.now().microseconds
         await cancelWhenGracefulShutdown {
             var announced = false
             while !Task.isCancelled {
@@ -43,7 +44,7 @@ extension Mesh {
     /// Writes several of this gateway's records and gossips them in one go.
     func put(all entries: [(key: String, value: [UInt8])]) throws {
         let packets = try state.withLockedValue { state in
-            let at = BlobStore.wallClock()
+            let at = wallClock.now().seconds
             for entry in entries {
                 let record = try state.put(entry.key, entry.value)
                 state.arrivals["\(record.owner) \(record.key)"] = at

@@ -3,6 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 
@@ -68,7 +69,7 @@ extension Mesh {
                     try await self.writeLeg(self.state.withLockedValue { $0.node.pushPullRequest() }, outbound)
                     let reply = try await self.readLeg(&frames, from: key, reportAs: Self.shown(address))
                     let finish = self.state.withLockedValue { state in
-                        defer { state.noteArrivals() }
+                        defer { state.noteArrivals(at: self.wallClock.now().seconds) }
                         return state.node.completePushPull(reply, now: self.now)
                     }
                     try await self.writeLeg(finish, outbound)
@@ -123,7 +124,7 @@ extension Mesh {
                     let finish = try await self.readLeg(&frames, from: peer)
                     self.state.withLockedValue { state in
                         state.node.finishPushPull(finish)
-                        state.noteArrivals()
+                        state.noteArrivals(at: self.wallClock.now().seconds)
                     }
                 }
             }

@@ -3,6 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 
@@ -57,7 +58,7 @@ extension Mesh {
     public func put(_ key: String, _ value: [UInt8]) throws -> RecordView {
         let (view, packets) = try state.withLockedValue { state in
             let record = try state.put(key, value)
-            let at = BlobStore.wallClock()
+            let at = wallClock.now().seconds
             state.arrivals["\(record.owner) \(record.key)"] = at
             return (RecordView(record, receivedAt: at), state.node.gossipNow())
         }

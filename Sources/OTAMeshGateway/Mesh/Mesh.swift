@@ -3,6 +3,7 @@ import Metrics
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 
@@ -48,13 +49,14 @@ public final class Mesh: Sendable {
         }
 
         /// Stamps the records that were news since the last call.
-        mutating func noteArrivals() {
-            let now = BlobStore.wallClock()
+        mutating func noteArrivals(at now: Double) {
             for record in node.takeRecordChanges() { arrivals["\(record.owner) \(record.key)"] = now }
         }
     }
 
     public let me: NodeAddress
+    /// Dates: when records arrived, and where this run's record versions start.
+    let wallClock: WallClock
     let state: NIOLockedValueBox<State>
     /// The UDP socket in use: reopened if the kernel makes NIO close it (see ``receiveLoop()``).
     let udp: NIOLockedValueBox<Datagrams>
@@ -90,7 +92,7 @@ public final class Mesh: Sendable {
     public static func bind(
         listen: ListenAddress, advertise: String?, name: String, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
         seeds: [String], settings: SWIMSettings = SWIMSettings(), gate: ConnectionGate? = nil, journalPath: String? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
+        wallClock: WallClock = .system, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) async throws -> Mesh {
         // The records this gateway wrote before it restarted, before it says anything.
         var journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])?
@@ -120,7 +122,7 @@ public final class Mesh: Sendable {
                 let me = NodeAddress(name: name, ip: ip, port: UInt16(bound))
                 return Mesh(
                     me: me, udp: udp, tcp: tcp, keyring: keyring, keyringPath: keyringPath, info: info, seeds: seeds,
-                    settings: settings, journal: journal, group: group, logger: logger)
+                    settings: settings, journal: journal, wallClock: wallClock, group: group, logger: logger)
             } catch {
                 // Port 0 gave a TCP port whose UDP twin is taken: try another.
                 try? await tcp.channel.close()
@@ -146,9 +148,10 @@ public final class Mesh: Sendable {
     init(
         me: NodeAddress, udp: Datagrams, tcp: NIOAsyncChannel<Stream, Never>, keyring: SiteKeyringFile, keyringPath: String?, info: MemberInfo,
         seeds: [String], settings: SWIMSettings, journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])? = nil,
-        group: any EventLoopGroup, logger: Logger
+        wallClock: WallClock = .system, group: any EventLoopGroup, logger: Logger
     ) {
         self.me = me
+        self.wallClock = wallClock
         self.udp = NIOLockedValueBox(udp)
         udpHost = udp.channel.localAddress?.ipAddress ?? "0.0.0.0"
         self.tcp = tcp
@@ -168,7 +171,7 @@ public final class Mesh: Sendable {
         state.withLockedValue { state in
             state.journal = journal?.file
             state.node.restoreRecords(journal?.records ?? [])
-            state.node.startRecordVersions(after: UInt64(max(0, BlobStore.wallClock()) * 1_000_000))
+            state.node.startRecordVersions(after: wallClock.now().microseconds)
         }
     }
 
@@ -290,7 +293,7 @@ public final class Mesh: Sendable {
                     continue
                 }
                 let replies = state.withLockedValue { state in
-                    defer { state.noteArrivals() }
+                    defer { state.noteArrivals(at: self.wallClock.now().seconds) }
                     return state.node.receive(messages, now: now)
                 }
                 send(replies)

@@ -1,4 +1,5 @@
 import Logging
+import OTAMeshCommon
 import OTAMeshStore
 import OTAMeshTrust
 import ServiceLifecycle
@@ -51,7 +52,7 @@ struct MeshService: Service {
                     generation: store.generation, metadataVersion: version,
                     peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
                 if inputs != lastSync {
-                    let report = await peerSync.round(peers: peers, now: Int64(BlobStore.wallClock()))
+                    let report = await peerSync.round(peers: peers, now: mesh.wallClock.now().wholeSeconds)
                     if report.noTrustRoot, !hintedNoRoot {
                         hintedNoRoot = true
                         logger.warning("\(PeerSync.noTrustRootHint)")

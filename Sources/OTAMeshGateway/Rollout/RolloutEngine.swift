@@ -14,7 +14,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     public let trust: SiteTrust
     let store: any RolloutRecordStore
     let registry: DeviceRegistry
-    let now: @Sendable () -> Int64
+    /// Dates of records and outcomes (milliseconds).
+    let clock: WallClock
+    func now() -> Int64 { clock.now().milliseconds }
     let logger: Logger
     /// Push adapters by device family, and where a verified blob lives (nil: not cached).
     let adapters: [DeviceFamily: any PushAdapter]
@@ -61,7 +63,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
 
     public init(
         gateway: String, trust: SiteTrust, store: any RolloutRecordStore, registry: DeviceRegistry,
-        now: @escaping @Sendable () -> Int64, logger: Logger, adapters: [any PushAdapter] = [],
+        clock: WallClock, logger: Logger, adapters: [any PushAdapter] = [],
         image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
         pushLimits: PushQueue.Limits = .unlimited, catalog: @escaping @Sendable () -> ServingCatalog? = { nil },
         events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open
@@ -77,7 +79,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         self.trust = trust
         self.store = store
         self.registry = registry
-        self.now = now
+        self.clock = clock
         self.logger = logger
     }
 

@@ -19,7 +19,7 @@ public final class DeviceAPI: Sendable {
     /// The rollout engine, once the mesh is up (nil: manual assignments only).
     let rollouts = NIOLockedValueBox<(any DeviceRollouts)?>(nil)
 
-    public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { BlobStore.wallClock() }) {
+    public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { WallClock.system.now().seconds }) {
         self.catalogBox = NIOLockedValueBox(catalog)
         self.registry = registry
         self.now = now

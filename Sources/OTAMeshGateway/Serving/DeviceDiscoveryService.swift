@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshDiscovery
 import ServiceLifecycle
@@ -71,7 +72,7 @@ struct DeviceDiscoveryService: Service {
                     id: device.id, family: device.family, hardware: device.hardware, version: device.version,
                     address: device.address, answer: "discovered: \(device.note)", variant: device.variant,
                     source: "mdns", options: device.options),
-                at: Date().timeIntervalSince1970)
+                at: WallClock.system.now().seconds)
             if before == nil || before?.version != device.version || before?.address != device.address {
                 logger.info(
                     "device discovery: found a push device",
