@@ -89,8 +89,7 @@ public struct FetchURLPush: Sendable {
     var attempts = 0
     var reported = Set<Int>()
     var acceptedAt: Int64 = 0
-    var downSince: Int64?
-    var wentDown = false
+    var presence = DevicePresence.answering
     var lastVersion: String?
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter.
@@ -187,8 +186,7 @@ public struct FetchURLPush: Sendable {
     }
 
     private mutating func confirm(_ reported: Reported, now: Int64) -> [Action] {
-        let wasDown = wentDown
-        downSince = nil
+        let wasDown = presence.answered()
         lastVersion = reported.version
         let expected = image.version ?? "?"
         if reported.version == image.version {
@@ -215,12 +213,9 @@ public struct FetchURLPush: Sendable {
     }
 
     private mutating func unreachable(_ reason: String, now: Int64) -> [Action] {
-        let since = downSince ?? now
-        downSince = since
         // Gone away after taking the command: it has the image and restarts.
         let actions = report(.installing)
-        wentDown = true
-        guard now - since <= timing.unreachableLimit else {
+        guard presence.missed(now: now) <= timing.unreachableLimit else {
             return fail(.timeout, "device did not answer a version within \(timing.unreachableLimit / 1000) s of going away: \(reason)")
         }
         return actions + [.wait(until: now + timing.pollInterval)]

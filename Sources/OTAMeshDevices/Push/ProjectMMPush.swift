@@ -66,8 +66,7 @@ public struct ProjectMMPush: Sendable {
     var reported = Set<Int>()
     var lastStatus: ProjectMMStatus?
     var sawRebooting = false
-    var downSince: Int64?
-    var wentDown = false
+    var presence = DevicePresence.answering
     /// When the device accepted, and when it last reported transfer bytes (how many).
     var acceptedAt: Int64 = 0
     var progressMark: (at: Int64, bytes: Int64)?
@@ -188,8 +187,7 @@ public struct ProjectMMPush: Sendable {
     }
 
     private mutating func follow(_ status: ProjectMMStatus, now: Int64) -> [Action] {
-        let wasDown = downSince != nil
-        downSince = nil
+        let wasDown = presence.answered()
         var actions: [Action] = []
         switch status.phase {
         case .error(let reason):
@@ -221,7 +219,7 @@ public struct ProjectMMPush: Sendable {
         case .idle:
             let previous = lastStatus
             lastStatus = status
-            return actions + finished(status, previous: previous, wasDown: wasDown || wentDown)
+            return actions + finished(status, previous: previous, wasDown: wasDown)
         }
         lastStatus = status
         return actions + [.wait(until: now + timing.pollInterval)]
@@ -254,10 +252,7 @@ public struct ProjectMMPush: Sendable {
     }
 
     private mutating func unreachable(_ reason: String, now: Int64) -> [Action] {
-        let since = downSince ?? now
-        downSince = since
-        wentDown = true
-        guard now - since <= timing.unreachableLimit else {
+        guard presence.missed(now: now) <= timing.unreachableLimit else {
             let after = lastStatus.map { " after phase \($0.phase)" } ?? ""
             if sawRebooting {
                 return fail(.timeout, "device did not come back within \(timing.unreachableLimit / 1000) s of rebooting: \(reason)")

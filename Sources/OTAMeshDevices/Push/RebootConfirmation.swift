@@ -1,3 +1,28 @@
+/// Whether a device that took an image answers, is away (since when), or is back after an
+/// absence. Every push machine follows its device through the reboot with it; as one value it
+/// cannot say "away" without saying since when, as the old pair of flags could.
+enum DevicePresence: Sendable, Equatable {
+    /// It has answered every time since it took the image.
+    case answering
+    case away(since: Int64)
+    /// It was away, and answers again: it restarted.
+    case back
+
+    /// It answered; returns whether it had been away since it took the image.
+    mutating func answered() -> Bool {
+        guard self != .answering else { return false }
+        self = .back
+        return true
+    }
+
+    /// It did not answer at `now`; returns how long it has been away this time.
+    mutating func missed(now: Int64) -> Int64 {
+        if case .away(let since) = self { return now - since }
+        self = .away(since: now)
+        return 0
+    }
+}
+
 /// After a device took an image and restarts: waiting for it to report the image's version,
 /// for the push families whose device says nothing of its own reboot (HTTP upload,
 /// ArduinoOTA). The shell polls a version endpoint; this judges each answer.
@@ -20,8 +45,7 @@ struct RebootConfirmation: Sendable, Equatable {
     let before: String?
     /// When the device took the image.
     let since: Int64
-    var downSince: Int64?
-    var wentDown = false
+    var presence = DevicePresence.answering
     private(set) var lastVersion: String?
 
     init(expected: String, before: String?, since: Int64) {
@@ -32,8 +56,7 @@ struct RebootConfirmation: Sendable, Equatable {
 
     /// The device answered `version`.
     mutating func reported(_ version: String, now: Int64, timing: PushTiming) -> Verdict {
-        let wasDown = wentDown
-        downSince = nil
+        let wasDown = presence.answered()
         lastVersion = version
         if version == expected { return .confirmed(version) }
         if wasDown || now - since > timing.rebootGrace {
@@ -45,10 +68,7 @@ struct RebootConfirmation: Sendable, Equatable {
 
     /// The version endpoint did not answer (or not with a version).
     mutating func unreachable(_ reason: String, now: Int64, timing: PushTiming) -> Verdict {
-        let away = downSince ?? now
-        downSince = away
-        wentDown = true
-        guard now - away <= timing.unreachableLimit else {
+        guard presence.missed(now: now) <= timing.unreachableLimit else {
             return .failed(PushFailure(.timeout, "device did not answer a version within \(timing.unreachableLimit / 1000) s of its reboot: \(reason)"))
         }
         return .pollAgain
