@@ -188,6 +188,8 @@ public struct Agent: Sendable {
         var meshBox: NIOLockedValueBox<Mesh?>
         var engineBox: NIOLockedValueBox<RolloutEngine?>
         var api: DeviceAPI
+        /// What the gateway trusts and holds; told of every change (``ReleaseCatalog``).
+        var releases: ReleaseCatalog
 
         func close() async {
             for channel in device { try? await channel.close() }
@@ -198,6 +200,7 @@ public struct Agent: Sendable {
     /// Binds the device listeners and the gossip port; on any failure closes what it bound.
     func bindListeners(_ startup: AgentStartup, gates: Gates) async throws -> Listeners {
         let meshBox = NIOLockedValueBox<Mesh?>(nil)
+        let releases = ReleaseCatalog(store: startup.store, tufDirectory: startup.tufDirectory, initial: startup.catalog, logger: logger)
         let engineBox = NIOLockedValueBox<RolloutEngine?>(nil)
         let name = configuration.nodeName
         let rolloutRoutes = RolloutRoutes(
@@ -207,7 +210,7 @@ public struct Agent: Sendable {
             })
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
-            store: startup.store, tufDirectory: startup.tufDirectory, clock: clock)
+            store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
         let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { [clock] in clock.now().wholeSeconds })
         let router = AdminRoutes(
@@ -215,7 +218,7 @@ public struct Agent: Sendable {
             signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]
         ).router()
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, now: { [clock] in clock.now().seconds })
-        var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api)
+        var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let deviceServer = DeviceServer(
             api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
             idleTimeout: configuration.deviceIdleTimeout, gate: gates.device)
@@ -260,10 +263,10 @@ public struct Agent: Sendable {
                 UpstreamSync(
                     metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
                     patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                    store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, logger: logger))
+                    store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, releases: listeners.releases, logger: logger))
         }
         let api = listeners.api
-        services.append(DeviceService(api: api, channels: listeners.device, store: store, tufDirectory: tuf, logger: logger))
+        services.append(DeviceService(api: api, channels: listeners.device, store: store, releases: listeners.releases, logger: logger))
         if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger)) }
         guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }
         let peerSync =
@@ -272,7 +275,7 @@ public struct Agent: Sendable {
                 tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
                 logger: logger)
             : nil
-        services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, peerSync: peerSync, logger: logger))
+        services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
             let advert = DiscoveryAdvert(
@@ -305,7 +308,7 @@ public struct Agent: Sendable {
             secrets: DeviceSecretStore(
                 path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory),
                 allowOpenPermissions: configuration.insecurePermissions),
-            pushLimits: configuration.pushLimits, catalog: { [api] in api.catalog },
+            pushLimits: configuration.pushLimits, catalog: { [releases = listeners.releases] in releases.current },
             events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
         listeners.engineBox.withLockedValue { $0 = engine }
         api.attach(engine)

@@ -90,21 +90,6 @@ public enum Bundles {
         return report
     }
 
-    /// Verified targets the gateway knows (from its trusted top-level and delegated targets
-    /// metadata), with whether the store holds each.
-    public static func images(tufDirectory: String, store: BlobStore) throws -> [(TargetFile, inCache: Bool)] {
-        let persistence = DirectoryPersistence(directory: tufDirectory)
-        var result: [(TargetFile, Bool)] = []
-        for name in listFiles(tufDirectory) where name.hasSuffix(".json") && !["root.json", "timestamp.json", "snapshot.json"].contains(name) {
-            guard let bytes = persistence.load(name), let metadata = try? TargetsMetadata(bytes: bytes, file: name) else { continue }
-            for target in metadata.targets.values {
-                let cached = (target.hashes["sha256"]).flatMap { try? BlobDigest(hex: $0) }.flatMap { try? store.blob($0) } != nil
-                result.append((target, cached))
-            }
-        }
-        return result.sorted { $0.0.path < $1.0.path }
-    }
-
     static func listFiles(_ directory: String) -> [String] {
         FileSystem.list(directory, regularFilesOnly: true)
     }

@@ -23,6 +23,8 @@ struct SiteRoutes: AdminRouteSet {
     let tufDirectory: String
     /// Now, for the TUF expiry checks of an imported bundle.
     let clock: WallClock
+    /// Told after an import or a new trust root.
+    let releases: ReleaseCatalog
     /// One import at a time: two would race on the trusted metadata files.
     let importing = NIOLockedValueBox(false)
 
@@ -51,6 +53,8 @@ struct SiteRoutes: AdminRouteSet {
                     .contentTooLarge, "bundle larger than \(Self.maxBundleBytes) bytes: import it with the agent stopped (otamesh import --data-dir DIR)")
             }
             do {
+                // Even a refused bundle may have saved some images or metadata first.
+                defer { releases.changed("bundle import") }
                 let report = try await Bundles.importBundle(
                     Array(body.readableBytesView), file: "uploaded bundle", tufDirectory: tufDirectory,
                     store: store, now: clock.now().wholeSeconds)
@@ -79,6 +83,7 @@ struct SiteRoutes: AdminRouteSet {
             mkdir(tufDirectory, 0o755)
             try persistence.save("root.json", bytes)
             try persistence.save("\(root.version).root.json", bytes)
+            releases.changed("trust root installed")
             return AdminRoutes.json(["root": "installed"])
         }
     }

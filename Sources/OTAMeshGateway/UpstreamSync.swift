@@ -26,6 +26,8 @@ public struct UpstreamSync: Service {
     public let fetch: ResumableFetch
     /// Now, for TUF expiry checks and the last-success gauge.
     public let clock: WallClock
+    /// Told after every sync: it may have brought metadata or images (nil: nobody listens).
+    public let releases: ReleaseCatalog?
 
     let syncs = Counter(label: "otamesh_upstream_syncs_total")
     let failures = Counter(label: "otamesh_upstream_failures_total")
@@ -33,9 +35,11 @@ public struct UpstreamSync: Service {
 
     public init(
         metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
-        store: BlobStore, fetch: ResumableFetch = ResumableFetch(), clock: WallClock = .system, logger: Logger
+        store: BlobStore, fetch: ResumableFetch = ResumableFetch(), clock: WallClock = .system, releases: ReleaseCatalog? = nil,
+        logger: Logger
     ) {
         self.clock = clock
+        self.releases = releases
         self.metadataURL = metadataURL
         self.targetsURL = targetsURL
         self.patterns = patterns
@@ -65,6 +69,8 @@ public struct UpstreamSync: Service {
     }
 
     func syncLogged() async {
+        // Even a failed sync may have saved metadata or images before it stopped.
+        defer { releases?.changed("upstream sync") }
         do {
             let report = try await syncOnce(now: clock.now().wholeSeconds)
             syncs.increment()

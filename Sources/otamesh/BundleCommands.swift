@@ -120,7 +120,7 @@ struct ImagesCommand: ParsableCommand {
     func run() throws {
         let store = try CacheCommand.open(options, mode: .readOnly, command: "otamesh images")
         let images = try reporting("otamesh images") {
-            try Bundles.images(tufDirectory: "\(store.configuration.directory)/tuf", store: store)
+            try ReleaseCatalog.trustedTargets(tufDirectory: "\(store.configuration.directory)/tuf", store: store)
         }
         for (target, cached) in images {
             let custom = target.custom

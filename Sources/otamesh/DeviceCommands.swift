@@ -36,7 +36,7 @@ struct DeviceCommand: ParsableCommand {
                 let tuf = "\(configuration.dataDirectory)/tuf"
                 var cached = false
                 if let store = try? BlobStore(configuration: StoreConfiguration(directory: configuration.dataDirectory), mode: .readOnly) {
-                    let images = try Bundles.images(tufDirectory: tuf, store: store)
+                    let images = try ReleaseCatalog.trustedTargets(tufDirectory: tuf, store: store)
                     guard let image = images.first(where: { $0.0.path == target }) else {
                         throw TrustError.targetNotFound(path: target)
                     }

@@ -1,66 +1,74 @@
 import Logging
+import NIOConcurrencyHelpers
 import OTAMeshCommon
 import OTAMeshStore
 import OTAMeshTrust
 import ServiceLifecycle
 
-/// The gateway's part in the mesh: runs the gossip shell, and every two seconds announces the
-/// images this gateway holds and the metadata version it trusts, and — on a gateway without an
-/// upstream — takes signed metadata and images from peers (``PeerSync``).
+/// The gateway's part in the mesh: runs the gossip shell, announces the images this gateway
+/// holds and the metadata version it trusts whenever the release catalog changes, and — on a
+/// gateway without an upstream — takes signed metadata and images from peers (``PeerSync``),
+/// looking every two seconds whether the peers offer something new.
 struct MeshService: Service {
     let mesh: Mesh
     let store: BlobStore
     let tufDirectory: String
+    let releases: ReleaseCatalog
     let peerSync: PeerSync?
     let logger: Logger
+    /// The timestamp version this gateway trusts, as last announced.
+    let trusted = NIOLockedValueBox(0)
 
     func run() async throws {
         await cancelWhenGracefulShutdown {
             await withDiscardingTaskGroup { group in
                 group.addTask { await mesh.run() }
+                group.addTask { await announce() }
                 group.addTask { await upkeep() }
             }
+        }
+    }
+
+    /// Tells the mesh what this gateway holds and trusts, now and after every change.
+    func announce() async {
+        for await catalog in releases.changes() {
+            mesh.announceHoldings(Set(catalog.blobs.keys))
+            let version = PeerSync.metadataVersion(tufDirectory: tufDirectory)
+            trusted.withLockedValue { $0 = version }
+            mesh.updateInfo { $0.metadataVersion = version }
         }
     }
 
     /// What a peer-sync round depends on: with none of it changed and the last round clean,
     /// another round would only re-read the same metadata and find nothing to do.
     struct SyncInputs: Equatable {
-        var generation: Int
+        var generation: UInt64
         var metadataVersion: Int
         var peers: [String]
     }
 
     func upkeep() async {
-        var generation = -1
+        guard let peerSync else { return }
         var lastSync: SyncInputs?
         var hintedNoRoot = false
         while !Task.isCancelled {
-            if store.generation != generation {
-                generation = store.generation
-                do { mesh.announceHoldings(Set(try store.list().map(\.sha256))) } catch {
-                    logger.error("cannot list the store for the mesh", metadata: ["error": "\(error)"])
-                }
+            let peers = mesh.view().members.filter { $0.status == "alive" }.compactMap { member in
+                member.http.map { PeerSync.Peer(name: member.name, http: $0, metadataVersion: member.metadataVersion ?? 0, images: Set(member.images)) }
             }
-            let version = PeerSync.metadataVersion(tufDirectory: tufDirectory)
-            mesh.updateInfo { $0.metadataVersion = version }
-            if let peerSync {
-                let peers = mesh.view().members.filter { $0.status == "alive" }.compactMap { member in
-                    member.http.map { PeerSync.Peer(name: member.name, http: $0, metadataVersion: member.metadataVersion ?? 0, images: Set(member.images)) }
+            let inputs = SyncInputs(
+                generation: releases.generation, metadataVersion: trusted.withLockedValue { $0 },
+                peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
+            if inputs != lastSync {
+                let report = await peerSync.round(peers: peers, now: mesh.wallClock.now().wholeSeconds)
+                if report.noTrustRoot, !hintedNoRoot {
+                    hintedNoRoot = true
+                    logger.warning("\(PeerSync.noTrustRootHint)")
                 }
-                let inputs = SyncInputs(
-                    generation: store.generation, metadataVersion: version,
-                    peers: peers.map { "\($0.name) \($0.http) \($0.metadataVersion) \($0.images.sorted())" }.sorted())
-                if inputs != lastSync {
-                    let report = await peerSync.round(peers: peers, now: mesh.wallClock.now().wholeSeconds)
-                    if report.noTrustRoot, !hintedNoRoot {
-                        hintedNoRoot = true
-                        logger.warning("\(PeerSync.noTrustRootHint)")
-                    }
-                    if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["peerSync.fetched": "\(report.fetched.joined(separator: ","))"]) }
-                    // A failed round is retried on the next tick even if nothing changed.
-                    lastSync = report.failures.isEmpty ? inputs : nil
-                }
+                if !report.fetched.isEmpty { logger.info("peer sync", metadata: ["peerSync.fetched": "\(report.fetched.joined(separator: ","))"]) }
+                if report.metadataFrom != nil || !report.fetched.isEmpty { releases.changed("peer sync") }
+                // A failed round is retried on the next tick even if nothing changed.
+                lastSync =
+                    report.failures.isEmpty ? SyncInputs(generation: releases.generation, metadataVersion: inputs.metadataVersion, peers: inputs.peers) : nil
             }
             do { try await Task.sleep(for: .seconds(2)) } catch { return }
         }

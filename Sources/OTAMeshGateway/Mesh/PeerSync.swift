@@ -67,7 +67,7 @@ struct PeerSync: Sendable {
             }
         }
         let wanted: [(TargetFile, inCache: Bool)]
-        do { wanted = try Bundles.images(tufDirectory: tufDirectory, store: store) } catch {
+        do { wanted = try ReleaseCatalog.trustedTargets(tufDirectory: tufDirectory, store: store) } catch {
             report.failures.append("targets: \(error)")
             return report
         }

@@ -38,7 +38,7 @@ struct RolloutRoutes: AdminRouteSet {
                     admins: engine.trust.admins.keys.sorted(), gateway: engine.gateway))
         }
         router.get("targets") { _, _ -> Response in
-            let images = try await NIOThreadPool.singleton.runIfActive { try Bundles.images(tufDirectory: tufDirectory, store: store) }
+            let images = try await NIOThreadPool.singleton.runIfActive { try ReleaseCatalog.trustedTargets(tufDirectory: tufDirectory, store: store) }
             return try AdminRoutes.encoded(
                 images.compactMap { target, cached -> TargetInfo? in
                     guard let sha = target.hashes["sha256"] else { return nil }

@@ -48,7 +48,7 @@ public struct ServingCatalog: Sendable {
     public static func load(store: BlobStore, tufDirectory: String) throws -> ServingCatalog {
         let blobs = try store.list().map { ServedBlob(sha256: $0.sha256, size: $0.size, addedAt: $0.addedAt) }
         var targets: [ServedTarget] = []
-        for (file, _) in try Bundles.images(tufDirectory: tufDirectory, store: store) {
+        for (file, _) in try ReleaseCatalog.trustedTargets(tufDirectory: tufDirectory, store: store) {
             guard let sha256 = file.hashes["sha256"] else { continue }
             let custom = file.custom?.objectValue
             targets.append(
