@@ -271,7 +271,7 @@ let package = Package(
         // Tests mirror Sources/; OTAMeshTestSupport holds what several test targets share.
         .target(
             name: "OTAMeshTestSupport",
-            dependencies: ["OTAMeshCommon", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["OTAMeshCommon", "OTAMeshTrust", .product(name: "Crypto", package: "swift-crypto")],
             path: "Tests/OTAMeshTestSupport",
             swiftSettings: strict
         ),
@@ -328,7 +328,7 @@ let package = Package(
             name: "OTAMeshRolloutTests",
             dependencies: [
                 "OTAMeshCommon", "OTAMeshRollout",
-                "OTAMeshTrust",
+                "OTAMeshTrust", "OTAMeshTestSupport",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             swiftSettings: strict

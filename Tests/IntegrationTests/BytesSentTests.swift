@@ -15,22 +15,10 @@ struct BytesSentTests {
     @Test("a client that leaves early is not counted for the bytes it never got")
     func countsWrittenBytes() throws {
         let dir = try TemporaryDirectory()
-        let repo = dir.file("repo")
-        var steps: [[String]] = [["release", "init", "--repo", repo]]
-        for (name, size) in [("big", 24_000_000), ("small", 100_000)] {
-            let image = dir.file("\(name).bin")
-            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "1.0.0", "--size", "\(size)", "-o", image])
-            #expect(made.0 == 0, "\(made.2)")
-            steps.append(["release", "add", "--repo", repo, "--path", "esp32/\(name).bin", image])
+        let images = try [("big", 24_000_000), ("small", 100_000)].map { name, size in
+            try PublishedRelease.Image.esp32("esp32/\(name).bin", version: "1.0.0", size: size, file: dir.file("\(name).bin"))
         }
-        steps += [
-            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-            ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
-        ]
-        for args in steps {
-            let (status, out, err) = try run(args, timeout: 300)
-            #expect(status == 0, "\(args): \(out) \(err)")
-        }
+        _ = try PublishedRelease(in: dir, images: images, importingInto: [dir.file("d")], timeout: 300)
         let gateway = try Gateway.start(data: dir.file("d"), extra: ["--gossip-listen", "off"])
         defer { gateway.stop() }
         let before = try #require(Self.metric(gateway.admin))

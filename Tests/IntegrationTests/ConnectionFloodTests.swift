@@ -80,18 +80,9 @@ struct ConnectionFloodTests {
         .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"), "needs prlimit (util-linux)"))
     func floodKeepsServing() throws {
         let dir = try TemporaryDirectory()
-        let repo = dir.file("repo")
         let image = dir.file("app.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "1.0.0", "--size", "2000000", "-o", image])
-        #expect(made.0 == 0, "\(made.2)")
-        for args in [
-            ["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app.bin", image],
-            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-            ["import", "--data-dir", dir.file("d"), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
-        ] {
-            let (status, out, err) = try run(args, timeout: 300)
-            #expect(status == 0, "\(args): \(out) \(err)")
-        }
+        let app = try PublishedRelease.Image.esp32("esp32/app.bin", version: "1.0.0", size: 2_000_000, file: image)
+        _ = try PublishedRelease(in: dir, images: [app], importingInto: [dir.file("d")], timeout: 300)
         let expected = try #require(try runProgram("/usr/bin/sha256sum", [image]).1.split(separator: " ").first.map(String.init))
         let gateway = try Gateway.start(data: dir.file("d"), wrapper: ["/usr/bin/prlimit", "--nofile=256:256", "--"])
         defer { gateway.stop() }

@@ -18,33 +18,20 @@ struct DeviceFleetTests {
         init() throws {
             dir = try TemporaryDirectory()
             data = dir.file("data")
-            let repo = dir.file("repo")
-            let esp32 = dir.file("esp32-2.0.0.bin")
-            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "150000", "-o", esp32])
-            #expect(made.0 == 0, "\(made.2)")
-            for args in [
-                ["release", "init", "--repo", repo],
-                ["release", "add", "--repo", repo, "--path", "esp32/fleet/2.0.0.bin", esp32],
-                [
-                    "release", "add", "--repo", repo, "--path", "esp8266/sketch/2.0.0.bin", "--version", "2.0.0",
-                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v1-0x00000.bin",
-                ],
-                [
-                    "release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user1.bin", "--version", "v1.0.3t45772(a)",
-                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user1.bin",
-                ],
-                [
-                    "release", "add", "--repo", repo, "--path", "esp8266/fota/v1.0.3/user2.bin", "--version", "v1.0.3t45772(a)",
-                    "\(DeviceFleetTests.fixtures)/esp/esp8266-v2-user2.bin",
-                ],
-                ["release", "publish", "--repo", repo, dir.file("pub")],
-                ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-                ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
-                ["keys", "site-ca", "--data-dir", data],
-            ] {
-                let (status, out, err) = try run(args)
-                #expect(status == 0, "\(args): \(out) \(err)")
-            }
+            let fixtures = DeviceFleetTests.fixtures
+            _ = try PublishedRelease(
+                in: dir,
+                images: [
+                    try PublishedRelease.Image.esp32("esp32/fleet/2.0.0.bin", version: "2.0.0", size: 150000, file: dir.file("esp32-2.0.0.bin")),
+                    PublishedRelease.Image(path: "esp8266/sketch/2.0.0.bin", file: "\(fixtures)/esp/esp8266-v1-0x00000.bin", version: "2.0.0"),
+                    PublishedRelease.Image(
+                        path: "esp8266/fota/v1.0.3/user1.bin", file: "\(fixtures)/esp/esp8266-v2-user1.bin", version: "v1.0.3t45772(a)"),
+                    PublishedRelease.Image(
+                        path: "esp8266/fota/v1.0.3/user2.bin", file: "\(fixtures)/esp/esp8266-v2-user2.bin", version: "v1.0.3t45772(a)"),
+                ], importingInto: [data])
+            let siteCA = ["keys", "site-ca", "--data-dir", data]
+            let (status, out, err) = try run(siteCA)
+            #expect(status == 0, "\(siteCA): \(out) \(err)")
             ca = dir.file("ca.pem")
             try run(["keys", "site-ca", "--data-dir", data, "--export-pem"]).1.write(toFile: ca, atomically: true, encoding: .utf8)
             gateway = try Gateway.start(data: data)

@@ -25,18 +25,14 @@ struct DeviceServerTests {
     static func site(bigSize: Int = 3 << 20) throws -> Site {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
-        let repo = dir.file("repo")
         let big = dir.file("blob.bin")
         let bytes = patterned(bigSize, seed: 42)
         try Data(bytes).write(to: URL(fileURLWithPath: big))
         let esp = "\(fixtures)/esp/esp32s3.bin"
+        _ = try PublishedRelease(
+            in: dir, images: [PublishedRelease.Image(path: "big/blob.bin", file: big), PublishedRelease.Image(path: "esp32/app/2.1.0.bin", file: esp)],
+            importingInto: [data])
         for args in [
-            ["release", "init", "--repo", repo],
-            ["release", "add", "--repo", repo, "--path", "big/blob.bin", big],
-            ["release", "add", "--repo", repo, "--path", "esp32/app/2.1.0.bin", esp],
-            ["release", "publish", "--repo", repo, dir.file("pub")],
-            ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-            ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
             ["device", "assign", "--data-dir", data, "AA-BB-CC-DD-EE-FF", "esp32/app/2.1.0.bin"],
             ["keys", "site-ca", "--data-dir", data],
         ] {

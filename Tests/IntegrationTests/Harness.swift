@@ -1,5 +1,6 @@
 import Foundation
 @_exported import OTAMeshTestSupport
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -100,4 +101,72 @@ func runProgram(_ executable: String, _ arguments: [String], timeout: Double = 1
     let child = try Child(executable, arguments)
     let status = child.wait(timeout: timeout)
     return (status, child.stdout.text, child.stderr.text)
+}
+
+/// A release published as an operator publishes one, through the CLI: `release init` in
+/// DIR/repo, one `release add` per image, `release publish` into DIR/pub; given data
+/// directories, `export` into DIR/b.tar and `import` of it into each, trusting the published
+/// root. The CLI, not the library, so that these tests run what operators run.
+struct PublishedRelease {
+    /// One image to release: its target path, its file, and `--version` for an image that
+    /// does not say its version itself.
+    struct Image {
+        let path: String
+        let file: String
+        var version: String? = nil
+
+        /// An ESP32 app image of `version` and `size` bytes at `file`, made by
+        /// `otamesh-devicesim make-image`, to release as `path`.
+        static func esp32(_ path: String, version: String, size: Int, file: String) throws -> Image {
+            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", version, "--size", "\(size)", "-o", file])
+            #expect(made.0 == 0, "\(made.2)")
+            return Image(path: path, file: file)
+        }
+    }
+
+    let repo: String
+    let published: String
+    let bundle: String
+    /// The published root that gateways and imports trust.
+    var root: String { "\(published)/metadata/1.root.json" }
+
+    /// `publishedAs`: the directory under `dir` to publish into; `exporting`: export the bundle
+    /// even with nothing to import it into; `timeout`: for each step (large images take longer).
+    init(
+        in dir: TemporaryDirectory, images: [Image], publishedAs name: String = "pub", exporting: Bool = false, importingInto data: [String] = [],
+        timeout: Double = 120
+    ) throws {
+        repo = dir.file("repo")
+        published = dir.file(name)
+        bundle = dir.file("b.tar")
+        var steps = [["release", "init", "--repo", repo]] + images.map(add) + [["release", "publish", "--repo", repo, published]]
+        if exporting || !data.isEmpty {
+            steps.append(["export", "--published", published, bundle])
+            steps += data.map { ["import", "--data-dir", $0, "--root", root, bundle] }
+        }
+        try Self.perform(steps, timeout: timeout)
+    }
+
+    /// Releases one more image and publishes again.
+    func release(_ image: Image) throws {
+        try Self.perform([add(image), ["release", "publish", "--repo", repo, published]], timeout: 120)
+    }
+
+    private func add(_ image: Image) -> [String] {
+        ["release", "add", "--repo", repo, "--path", image.path] + (image.version.map { ["--version", $0] } ?? []) + [image.file]
+    }
+
+    private static func perform(_ steps: [[String]], timeout: Double) throws {
+        for args in steps {
+            let (status, out, err) = try run(args, timeout: timeout)
+            #expect(status == 0, "\(args): \(out) \(err)")
+        }
+    }
+}
+
+/// Writes a new site keyring (the gossip key) for `site` at `path`, with `otamesh keys site-keyring`.
+func writeSiteKeyring(to path: String, site: String) throws {
+    let args = ["keys", "site-keyring", "--out", path, "--site", site]
+    let (status, out, err) = try run(args)
+    #expect(status == 0, "\(args): \(out) \(err)")
 }

@@ -15,12 +15,11 @@ struct MeshTests {
     /// A published release repository served over HTTP, and a site keyring.
     struct Site {
         let dir: TemporaryDirectory
-        let repo: String
-        let published: String
+        let repository: PublishedRelease
         let server: TUFCLITests.StaticServer
         let keyring: String
 
-        var root: String { "\(published)/metadata/1.root.json" }
+        var root: String { repository.root }
         var upstream: [String] {
             [
                 "--trust-root", root, "--upstream-metadata-url", "\(server.url)/metadata", "--upstream-targets-url", "\(server.url)/targets",
@@ -29,22 +28,21 @@ struct MeshTests {
         }
 
         func release(_ path: String, _ image: String) throws {
-            #expect(try run(["release", "add", "--repo", repo, "--path", path, image]).0 == 0)
-            #expect(try run(["release", "publish", "--repo", repo, published]).0 == 0)
+            try repository.release(PublishedRelease.Image(path: path, file: image))
         }
     }
 
     static func site() throws -> Site {
         let dir = try TemporaryDirectory()
-        let repo = dir.file("repo")
-        let published = dir.file("site")
-        #expect(try run(["release", "init", "--repo", repo]).0 == 0)
-        #expect(try run(["release", "add", "--repo", repo, "--path", "esp32/app/1.0.0.bin", "\(fixtures)/esp/esp32s3.bin"]).0 == 0)
-        #expect(try run(["release", "add", "--repo", repo, "--path", "w800/app.img", "\(fixtures)/wm/w800_app_ota.img"]).0 == 0)
-        #expect(try run(["release", "publish", "--repo", repo, published]).0 == 0)
+        let repository = try PublishedRelease(
+            in: dir,
+            images: [
+                PublishedRelease.Image(path: "esp32/app/1.0.0.bin", file: "\(fixtures)/esp/esp32s3.bin"),
+                PublishedRelease.Image(path: "w800/app.img", file: "\(fixtures)/wm/w800_app_ota.img"),
+            ], publishedAs: "site")
         let keyring = dir.file("site.keyring")
-        #expect(try run(["keys", "site-keyring", "--out", keyring, "--site", "test-site"]).0 == 0)
-        return Site(dir: dir, repo: repo, published: published, server: try TUFCLITests.StaticServer(directory: published), keyring: keyring)
+        try writeSiteKeyring(to: keyring, site: "test-site")
+        return Site(dir: dir, repository: repository, server: try TUFCLITests.StaticServer(directory: repository.published), keyring: keyring)
     }
 
     /// `otamesh members --json` of a gateway, decoded loosely.

@@ -20,21 +20,9 @@ struct ProjectMMPushIntegrationTests {
         init() throws {
             dir = try TemporaryDirectory()
             let data = dir.file("data")
-            let repo = dir.file("repo")
-            let file = dir.file("projectmm-2.0.0.bin")
-            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "150000", "-o", file])
-            #expect(made.0 == 0, "\(made.2)")
             let path = "projectmm/esp32/2.0.0.bin"
-            for args in [
-                ["release", "init", "--repo", repo],
-                ["release", "add", "--repo", repo, "--path", path, file],
-                ["release", "publish", "--repo", repo, dir.file("pub")],
-                ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-                ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
-            ] {
-                let (status, out, err) = try run(args)
-                #expect(status == 0, "\(args): \(out) \(err)")
-            }
+            let image = try PublishedRelease.Image.esp32(path, version: "2.0.0", size: 150000, file: dir.file("projectmm-2.0.0.bin"))
+            _ = try PublishedRelease(in: dir, images: [image], importingInto: [data])
             gateway = try Gateway.start(data: data)
             url = "\(gateway.device)/v1/targets/\(path)"
         }

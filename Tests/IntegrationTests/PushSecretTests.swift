@@ -19,23 +19,11 @@ struct PushSecretTests {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
         let keys = dir.file("admins")
-        try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
-        let repo = dir.file("repo")
-        let image = dir.file("esp32-2.0.0.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "120000", "-o", image])
-        #expect(made.0 == 0, "\(made.2)")
-        for args in [
-            ["release", "init", "--repo", repo],
-            ["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", image],
-            ["release", "publish", "--repo", repo, dir.file("pub")],
-            ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-            ["keys", "generate", "--name", "admin-a", "--dir", keys],
-            ["keys", "site-trust", "--site", "push-site", "--threshold", "1", "-o", dir.file("site-trust.json"), "\(keys)/admin-a.pub.json"],
-            ["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")],
-        ] {
-            let (status, out, err) = try run(args)
-            #expect(status == 0, "\(args): \(out) \(err)")
-        }
+        let image = try PublishedRelease.Image.esp32("esp32/app/2.0.0.bin", version: "2.0.0", size: 120000, file: dir.file("esp32-2.0.0.bin"))
+        _ = try PublishedRelease(in: dir, images: [image], importingInto: [data])
+        let signing = try SignedSite(site: "push-site", admins: ["admin-a"], threshold: 1)
+        try signing.writeKeys(to: keys)
+        try signing.writeTrustFile(to: dir.file("site-trust.json"))
 
         let twin = try PushTwin.start(
             family: "http-upload",

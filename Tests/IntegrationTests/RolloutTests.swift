@@ -13,36 +13,18 @@ struct RolloutTests {
         let keys: String
 
         init(gw1Extra: [String] = [], gw2Extra: [String] = []) throws {
-            dir = try TemporaryDirectory()
+            let dir = try TemporaryDirectory()
+            self.dir = dir
             keys = dir.file("admins")
-            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
-            let repo = dir.file("repo")
-            var steps: [[String]] = [["release", "init", "--repo", repo]]
-            for version in ["2.0.0", "3.0.0"] {
-                let image = dir.file("esp32-\(version).bin")
-                let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", version, "--size", "120000", "-o", image])
-                #expect(made.0 == 0, "\(made.2)")
-                steps.append(["release", "add", "--repo", repo, "--path", "esp32/app/\(version).bin", image])
+            let images = try ["2.0.0", "3.0.0"].map {
+                try PublishedRelease.Image.esp32("esp32/app/\($0).bin", version: $0, size: 120000, file: dir.file("esp32-\($0).bin"))
             }
-            steps += [
-                ["release", "publish", "--repo", repo, dir.file("pub")],
-                ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-                ["keys", "site-keyring", "--out", dir.file("site.keyring"), "--site", "rollout-site"],
-                ["keys", "generate", "--name", "admin-a", "--dir", keys],
-                ["keys", "generate", "--name", "admin-b", "--dir", keys],
-                ["keys", "generate", "--name", "rogue", "--dir", keys],
-                [
-                    "keys", "site-trust", "--site", "rollout-site", "--threshold", "2", "-o", dir.file("site-trust.json"),
-                    "\(keys)/admin-a.pub.json", "\(keys)/admin-b.pub.json",
-                ],
-            ]
-            for name in ["d1", "d2"] {
-                steps.append(["import", "--data-dir", dir.file(name), "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
-            }
-            for args in steps {
-                let (status, out, err) = try run(args)
-                #expect(status == 0, "\(args): \(out) \(err)")
-            }
+            _ = try PublishedRelease(in: dir, images: images, importingInto: [dir.file("d1"), dir.file("d2")])
+            try writeSiteKeyring(to: dir.file("site.keyring"), site: "rollout-site")
+            // Admins A and B must both sign; the rogue's key is well formed but not the site's.
+            let signing = try SignedSite(site: "rollout-site", admins: ["admin-a", "admin-b"], threshold: 2, outsiders: ["rogue"])
+            try signing.writeKeys(to: keys)
+            try signing.writeTrustFile(to: dir.file("site-trust.json"))
             let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
             gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common + gw1Extra)
             gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common + gw2Extra)

@@ -16,26 +16,21 @@ struct SiteAuthTests {
         let gw1: Gateway
         let gw2: Gateway
         let keys: String
+        /// Admin A alone signs for the site; the rogue's key is well formed but not the site's.
+        let signing: SignedSite
 
         init() throws {
             dir = try TemporaryDirectory()
             keys = dir.file("admins")
-            try FileManager.default.createDirectory(atPath: keys, withIntermediateDirectories: true)
-            for args in [
-                // A trusted root: without one a gateway takes no part in rollouts.
-                ["release", "init", "--repo", dir.file("repo")],
-                ["release", "publish", "--repo", dir.file("repo"), dir.file("pub")],
-                ["keys", "site-keyring", "--out", dir.file("site.keyring"), "--site", "auth-site"],
-                ["keys", "generate", "--name", "admin-a", "--dir", keys],
-                ["keys", "generate", "--name", "rogue", "--dir", keys],
-                ["keys", "site-trust", "--site", "auth-site", "--threshold", "1", "-o", dir.file("site-trust.json"), "\(keys)/admin-a.pub.json"],
-            ] {
-                let (status, out, err) = try run(args)
-                #expect(status == 0, "\(args): \(out) \(err)")
-            }
+            // A trusted root: without one a gateway takes no part in rollouts.
+            let release = try PublishedRelease(in: dir, images: [])
+            try writeSiteKeyring(to: dir.file("site.keyring"), site: "auth-site")
+            signing = try SignedSite(site: "auth-site", admins: ["admin-a"], threshold: 1, outsiders: ["rogue"])
+            try signing.writeKeys(to: keys)
+            try signing.writeTrustFile(to: dir.file("site-trust.json"))
             let common = [
                 "--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json"),
-                "--trust-root", dir.file("pub/metadata/1.root.json"),
+                "--trust-root", release.root,
             ]
             gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
             gw2 = try Gateway.start(data: dir.file("d2"), extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
@@ -46,9 +41,7 @@ struct SiteAuthTests {
             gw2.stop()
         }
 
-        func signer(_ name: String) throws -> TUFSigner {
-            try KeyFile.parse(pem: try String(contentsOfFile: "\(keys)/\(name).pem", encoding: .utf8), file: name)
-        }
+        func signer(_ name: String) -> TUFSigner { signing.key(name) }
     }
 
     static func request(_ method: String, _ url: String, authorization: String?, body: Data? = nil) async throws -> (Int, String, String?) {
@@ -113,7 +106,7 @@ struct SiteAuthTests {
     @Test("signed requests: stale, replayed, for another path, with a tampered body, or unsigned → 401 with the reason; a fresh one is admin")
     func refusals() async throws {
         let site = try Site()
-        let admin = try site.signer("admin-a")
+        let admin = site.signer("admin-a")
         let url = site.gw2.admin
         func header(_ method: String, _ target: String, body: String = "", time: Int64 = Self.now) throws -> String {
             try SignedRequest.sign(with: admin, method: method, target: target, body: Array(body.utf8), time: time, nonce: SignedRequest.nonce()).header
@@ -138,7 +131,7 @@ struct SiteAuthTests {
             body: Data("v3".utf8))
         #expect(tampered.0 == 401 && tampered.1.contains("the body is not the one signed"), "\(tampered)")
         let rogue = try SignedRequest.sign(
-            with: try site.signer("rogue"), method: "GET", target: "/api/v1/members", body: [], time: Self.now,
+            with: site.signer("rogue"), method: "GET", target: "/api/v1/members", body: [], time: Self.now,
             nonce: SignedRequest.nonce()
         ).header
         let foreign = try await Self.request("GET", "\(url)/api/v1/members", authorization: rogue)

@@ -60,7 +60,7 @@ struct SiteViewTests {
     @Test("a restarted gateway's device changes reach the site: a device removed while it was down disappears from the other gateway's view")
     func restartedGateway() throws {
         let dir = try TemporaryDirectory()
-        #expect(try run(["keys", "site-keyring", "--out", dir.file("site.keyring"), "--site", "restart-site"]).0 == 0)
+        try writeSiteKeyring(to: dir.file("site.keyring"), site: "restart-site")
         let common = ["--site-keyring", dir.file("site.keyring")]
         let gw1 = try Gateway.start(data: dir.file("d1"), extra: ["--node-name", "gw1"] + common)
         defer { gw1.stop() }
@@ -84,17 +84,8 @@ struct SiteViewTests {
     @Test("otamesh import while the agent runs goes through it: the image is listed and served at once; a bad bundle is refused")
     func importIntoRunningAgent() async throws {
         let dir = try TemporaryDirectory()
-        let repo = dir.file("repo")
-        let image = dir.file("esp32-2.0.0.bin")
-        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "70000", "-o", image])
-        #expect(made.0 == 0, "\(made.2)")
-        for args in [
-            ["release", "init", "--repo", repo], ["release", "add", "--repo", repo, "--path", "esp32/app/2.0.0.bin", image],
-            ["release", "publish", "--repo", repo, dir.file("pub")], ["export", "--published", dir.file("pub"), dir.file("b.tar")],
-        ] {
-            let (status, out, err) = try run(args)
-            #expect(status == 0, "\(args): \(out) \(err)")
-        }
+        let image = try PublishedRelease.Image.esp32("esp32/app/2.0.0.bin", version: "2.0.0", size: 70000, file: dir.file("esp32-2.0.0.bin"))
+        _ = try PublishedRelease(in: dir, images: [image], exporting: true)
         let data = dir.file("data")
         let gateway = try Gateway.start(data: data)
         defer { gateway.stop() }
@@ -104,7 +95,7 @@ struct SiteViewTests {
         #expect(out.contains("the agent trusted no root until now: restart it"), "the admin learns rollouts wait for a restart: \(out)")
         let (listed, images, imagesErr) = try run(["images", "--data-dir", data])
         #expect(listed == 0 && images.contains("esp32/app/2.0.0.bin  2.0.0") && images.contains("cached"), "\(images) \(imagesErr)")
-        let expected = try Data(contentsOf: URL(fileURLWithPath: image))
+        let expected = try Data(contentsOf: URL(fileURLWithPath: image.file))
         var served = Data()
         let serving = waitUntil(timeout: 10) {
             guard let bytes = try? Data(contentsOf: URL(string: "\(gateway.device)/v1/targets/esp32/app/2.0.0.bin")!) else { return false }

@@ -47,17 +47,19 @@ struct RolloutEngineTests {
         var now: Int64 { value.withLockedValue { $0 } }
     }
 
+    /// Two admins of "test-site" (``SignedSite``), a shared clock and a directory for registries.
     struct Site {
-        let admins: [TUFSigner]
-        let trust: SiteTrust
+        let signing: SignedSite
         let clock = Clock()
         let dir: TemporaryDirectory
 
         init(threshold: Int = 1) throws {
-            admins = try (0..<2).map { _ in try KeyFile.generate(.ed25519) }
-            trust = try SiteTrust(site: "test-site", threshold: threshold, admins: admins.map(\.publicKey))
+            signing = try SignedSite(site: "test-site", threshold: threshold)
             dir = try TemporaryDirectory()
         }
+
+        var admins: [TUFSigner] { signing.admins }
+        var trust: SiteTrust { signing.trust }
 
         /// A gateway's engine; `restarting` gives it the records and registry of an earlier one.
         func gateway(
@@ -83,9 +85,7 @@ struct RolloutEngineTests {
         }
 
         func signed(_ command: SignedCommand, by signers: [Int]) throws -> [UInt8] {
-            var command = command
-            for index in signers { try command.sign(with: admins[index]) }
-            return command.bytes
+            try signing.signed(command, by: signers).bytes
         }
     }
 

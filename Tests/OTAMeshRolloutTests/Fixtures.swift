@@ -1,4 +1,5 @@
 import OTAMeshRollout
+import OTAMeshTestSupport
 import OTAMeshTrust
 import PropertyBased
 
@@ -8,12 +9,13 @@ enum Fixture {
     static let site = "building-7"
     static let rollout = "r-0123456789ab"
 
-    static let a = try! KeyFile.generate(.ed25519)
-    static let b = try! KeyFile.generate(.ed25519)
-    static let c = try! KeyFile.generate(.ed25519)
+    static let signing = try! SignedSite(site: site, admins: ["a", "b", "c"], threshold: 2, outsiders: ["outsider"])
+    static let a = signing.key("a")
+    static let b = signing.key("b")
+    static let c = signing.key("c")
     /// A well-formed key that the site's trust file does not list.
-    static let outsider = try! KeyFile.generate(.ed25519)
-    static let trust = try! SiteTrust(site: site, threshold: 2, admins: [a.publicKey, b.publicKey, c.publicKey])
+    static let outsider = signing.key("outsider")
+    static let trust = signing.trust
 
     /// 2026-11-23T00:00:00Z: midnight UTC, in seconds (what commands carry) and milliseconds
     /// (what the view's clock and the marks use).
@@ -37,9 +39,7 @@ enum Fixture {
     }
 
     static func signed(_ command: SignedCommand, by signers: [TUFSigner]) -> CommandCopy {
-        var command = command
-        for signer in signers { try! command.sign(with: signer) }
-        return CommandCopy(command)
+        CommandCopy(try! SignedSite.signed(command, with: signers))
     }
 
     static func planCopy(_ plan: RolloutPlan = plan(), by signers: [TUFSigner], site: String = site) -> CommandCopy {
