@@ -112,24 +112,31 @@ public enum FuzzTargets {
         }
         let (path, query) = DeviceRequest.splitTarget(target)
         let request = DeviceRequest(method: method, path: path, query: query, headers: headers, clientAddress: "10.0.0.7", isTLS: tls)
-        for known in [false, true] {
-            let context = DeviceRoutes.Context(
+        for (known, rollouts) in [(false, false), (true, false), (true, true)] {
+            var context = DeviceRoutes.Context(
                 catalog: catalog, assignment: { assigned[$0] },
                 digests: { sha in
                     known && sha == blob.sha256 ? .init(md5: String(repeating: "cd", count: 16), appendedDigest: String(repeating: "ef", count: 32)) : nil
-                })
-            switch DeviceRoutes.handle(request, context: context) {
-            case .response(let response, _):
+                }, rolloutsActive: rollouts)
+            var outcome = DeviceRoutes.handle(request, context: context)
+            if case .needRolloutAnswer(let query) = outcome {
+                // A rollout offers what the device's assignment names, or holds it.
+                context.rolloutAnswer = (query, assigned[query.id].map { .offer(path: $0, rollout: "r-0123456789ab") } ?? .hold("fuzz"))
+                outcome = DeviceRoutes.handle(request, context: context)
+                if case .needRolloutAnswer = outcome { preconditionFailure("the routes asked twice for one answer") }
+            }
+            switch outcome {
+            case .response(let response, _, _):
                 _ = response.contentLength
                 if method == "GET" || method == "HEAD" {
                     // HEAD must carry exactly GET's headers.
                     var other = request
                     other.method = method == "GET" ? "HEAD" : "GET"
-                    if case .response(let twin, _) = DeviceRoutes.handle(other, context: context) {
+                    if case .response(let twin, _, _) = DeviceRoutes.handle(other, context: context) {
                         precondition(twin.status == response.status && twin.contentLength == response.contentLength, "HEAD and GET differ")
                     }
                 }
-            case .needDigests:
+            case .needDigests, .needRolloutAnswer:
                 continue
             }
         }

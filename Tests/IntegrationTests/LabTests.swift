@@ -259,7 +259,9 @@ struct LabTests {
         let gw2 = (try? String(contentsOfFile: "\(state)/logs/gw2.log", encoding: .utf8)) ?? ""
         let fetched = gw2.split(separator: "\n").filter { $0.contains("image fetched from a peer") }
         #expect(fetched.count == 1, "\(fetched)")
-        let resumed = fetched.first.flatMap { line in line.split(separator: " ").first { $0.hasPrefix("from=") }.flatMap { Int($0.dropFirst(5)) } }
+        let resumed = fetched.first.flatMap { line in
+            line.split(separator: " ").first { $0.hasPrefix("transfer.resumedFrom=") }.flatMap { Int($0.dropFirst(21)) }
+        }
         #expect((resumed ?? 0) > 0, "\(fetched)")
         #expect(gw2.components(separatedBy: "otamesh agent gw2 ready").count - 1 == 3)
         #expect(Self.labNamespaces(prefix: "otl-mf-").isEmpty)

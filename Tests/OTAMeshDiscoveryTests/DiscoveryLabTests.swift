@@ -39,9 +39,10 @@ struct DiscoveryLabTests {
         // Each must also have resolved the other site's advert (and its own) and ignored them;
         // its own advert may come back after the others, so wait for that too.
         let screened = waitUntil(timeout: 30) {
-            [a, b].allSatisfy { $0.stderr.text.contains("instance=gw-c reason=another site") }
-                && c.stderr.text.contains("instance=gw-a reason=another site") && c.stderr.text.contains("instance=gw-b reason=another site")
-                && [a, b, c].allSatisfy { $0.stderr.text.contains("reason=this node's own name") }
+            [a, b].allSatisfy { $0.stderr.text.contains("mdns.instance=gw-c mdns.reason=another site") }
+                && c.stderr.text.contains("mdns.instance=gw-a mdns.reason=another site")
+                && c.stderr.text.contains("mdns.instance=gw-b mdns.reason=another site")
+                && [a, b, c].allSatisfy { $0.stderr.text.contains("mdns.reason=this node's own name") }
         }
         let context = "A:\n\(a.stdout.text)\(a.stderr.text)\nB:\n\(b.stdout.text)\(b.stderr.text)\nC:\n\(c.stderr.text)\n\(lab.logs())"
         try #require(met, "\(context)")
@@ -61,7 +62,7 @@ struct DiscoveryLabTests {
             ], "\(context)")
         #expect(AvahiLab.peers(c).isEmpty, "\(context)")
         for probe in [a, b, c] {
-            #expect(probe.stderr.text.contains("reason=this node's own name"), "\(context)")
+            #expect(probe.stderr.text.contains("mdns.reason=this node's own name"), "\(context)")
             #expect(!probe.stderr.text.contains("mDNS unavailable"), "\(context)")
         }
 

@@ -24,7 +24,7 @@ struct DeviceRoutesTests {
     }
 
     static func response(_ outcome: DeviceRoutes.Outcome) -> (DeviceResponse, DeviceSighting?) {
-        guard case .response(let response, let sighting) = outcome else {
+        guard case .response(let response, let sighting, _) = outcome else {
             Issue.record("expected a response, got \(outcome)")
             return (.empty(0), nil)
         }
@@ -239,5 +239,45 @@ struct DeviceRoutesTests {
         let (path, query) = DeviceRequest.splitTarget("/v1/targets/a%20b/c.bin?version=1.0+rc&x&version=2")
         #expect(path == "/v1/targets/a b/c.bin")
         #expect(query == ["version": "1.0 rc", "x": ""])
+    }
+
+    // MARK: Rollouts, as directives
+
+    @Test("with rollouts running the routes ask for their answer first, then decide on it and say what to tell them; they never call the rollouts")
+    func rolloutDirectives() {
+        var ctx = Self.context(assigned: [:])
+        ctx.rolloutsActive = true
+        let request = Self.get("/v1/devices/AA-BB-CC-DD-EE-FF/update?hardware=esp32&version=1.0.0")
+        let query = DeviceQuery(id: "aa:bb:cc:dd:ee:ff", family: .generic, hardware: "esp32", version: "1.0.0", address: "10.0.0.7")
+        #expect(DeviceRoutes.handle(request, context: ctx) == .needRolloutAnswer(query))
+
+        // Offered by a rollout: served, and the rollout hears that its target went out.
+        ctx.rolloutAnswer = (query, .offer(path: Self.target.path, rollout: "r-1"))
+        guard case .response(let offer, let sighting, let conclusion) = DeviceRoutes.handle(request, context: ctx) else {
+            Issue.record("expected a response")
+            return
+        }
+        #expect(offer.status == 200 && sighting?.answer == "offered esp32/app/2.0.0.bin")
+        #expect(conclusion == DeviceRoutes.RolloutConclusion(query: query, rollout: "r-1", upToDate: false))
+
+        // Already on the target: nothing to download, and the rollout hears it is current.
+        let current = Self.get("/v1/devices/aa:bb:cc:dd:ee:ff/update?hardware=esp32&version=2.0.0")
+        var currentQuery = query
+        currentQuery.version = "2.0.0"
+        ctx.rolloutAnswer = (currentQuery, .offer(path: Self.target.path, rollout: "r-1"))
+        guard case .response(let none, _, let upToDate) = DeviceRoutes.handle(current, context: ctx) else {
+            Issue.record("expected a response")
+            return
+        }
+        #expect(none.status == 204 && upToDate?.upToDate == true)
+
+        // Held: told nothing, and there is nothing to conclude; an answer for another request is not reused.
+        ctx.rolloutAnswer = (query, .hold("rollout r-1: halted"))
+        guard case .response(let held, let heldSighting, let heldConclusion) = DeviceRoutes.handle(request, context: ctx) else {
+            Issue.record("expected a response")
+            return
+        }
+        #expect(held.status == 204 && heldSighting?.answer == "rollout r-1: halted" && heldConclusion == nil)
+        #expect(DeviceRoutes.handle(current, context: ctx) == .needRolloutAnswer(currentQuery))
     }
 }

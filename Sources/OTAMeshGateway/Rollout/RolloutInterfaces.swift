@@ -38,7 +38,8 @@ public enum RolloutAnswer: Sendable, Equatable {
     case none
 }
 
-/// The device side of rollouts: what the device routes ask on each request, and what they tell.
+/// The device side of rollouts: what ``DeviceAPI`` asks on a device's request when the pure
+/// routes need it (``DeviceRoutes/Outcome/needRolloutAnswer(_:)``), and what it tells them after.
 public protocol DeviceRollouts: Sendable {
     func answer(_ query: DeviceQuery) -> RolloutAnswer
     /// The routes served (`upToDate: false`) or found current (`true`) the offered target.

@@ -43,17 +43,30 @@ public final class DeviceAPI: Sendable {
         case needDigests(String)
     }
 
+    /// One device request: the pure routes decide (``DeviceRoutes``); this carries out what
+    /// they ask — the rollouts' answer for the device, the sighting to record, what to tell the
+    /// rollouts — and returns what the device is told.
     public func handle(_ request: DeviceRequest) -> Outcome {
         // The context's closures are made once (in init); only the catalog changes per request.
         var context = baseContext
         context.catalog = catalog
-        context.rollouts = rollouts.withLockedValue { $0 }
-        switch DeviceRoutes.handle(request, context: context) {
-        case .needDigests(let sha256): return .needDigests(sha256)
-        case .response(let response, let sighting):
-            if let sighting { registry.observe(sighting, at: now()) }
-            return .response(response)
+        let engine = rollouts.withLockedValue { $0 }
+        context.rolloutsActive = engine != nil
+        // The routes ask for one device's answer at most once.
+        for _ in 0..<2 {
+            switch DeviceRoutes.handle(request, context: context) {
+            case .needDigests(let sha256):
+                return .needDigests(sha256)
+            case .needRolloutAnswer(let query):
+                guard let engine else { break }
+                context.rolloutAnswer = (query, engine.answer(query))
+            case .response(let response, let sighting, let conclusion):
+                if let conclusion { engine?.concluded(conclusion.query, rollout: conclusion.rollout, upToDate: conclusion.upToDate) }
+                if let sighting { registry.observe(sighting, at: now()) }
+                return .response(response)
+            }
         }
+        return .response(.text(500, "device routes asked twice for the rollouts' answer\n"))
     }
 
     /// Starts carrying out rollouts: device answers come from `engine` first.

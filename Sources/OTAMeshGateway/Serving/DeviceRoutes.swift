@@ -2,8 +2,11 @@ import OTAMeshCommon
 import OTAMeshFirmware
 import OTAMeshTrust
 
-/// The device routes, as a pure function of the request, the serving catalog and the device
-/// registry's assignments. Every device-family route returns the sighting to record.
+/// The device routes, as a pure function of the request, the serving catalog, the device
+/// registry's assignments and what the rollouts answered. Every device-family route returns
+/// the sighting to record and, when a rollout's target was served or found current, the
+/// conclusion to tell the rollouts; it asks for what it lacks (``Outcome/needRolloutAnswer(_:)``,
+/// ``Outcome/needDigests(_:)``) and is called again once the shell has it (``DeviceAPI``).
 ///
 /// | Route | Family |
 /// |---|---|
@@ -23,17 +26,20 @@ public enum DeviceRoutes {
         public var assignment: @Sendable (String) -> String?
         /// A blob's other digests, nil until computed (see ``Outcome/needDigests(_:)``).
         public var digests: @Sendable (String) -> BlobDigests?
-        /// The rollouts, asked before manual assignments.
-        public var rollouts: (any DeviceRollouts)?
+        /// Whether rollouts run here: then a device's answer needs theirs first (they decide
+        /// before manual assignments).
+        public var rolloutsActive: Bool
+        /// What the rollouts answered for this request's device, once the shell asked them.
+        public var rolloutAnswer: (query: DeviceQuery, answer: RolloutAnswer)?
 
         public init(
             catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
-            digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }, rollouts: (any DeviceRollouts)? = nil
+            digests: @escaping @Sendable (String) -> BlobDigests? = { _ in nil }, rolloutsActive: Bool = false
         ) {
             self.catalog = catalog
             self.assignment = assignment
             self.digests = digests
-            self.rollouts = rollouts
+            self.rolloutsActive = rolloutsActive
         }
     }
 
@@ -52,13 +58,45 @@ public enum DeviceRoutes {
     }
 
     public enum Outcome: Sendable, Equatable {
-        case response(DeviceResponse, sighting: DeviceSighting?)
+        /// What the device is told, the sighting to record, and what to tell the rollouts.
+        case response(DeviceResponse, sighting: DeviceSighting?, conclusion: RolloutConclusion? = nil)
         /// The answer needs this blob's ``BlobDigests`` (ESP httpUpdate): compute them off the
         /// event loop, then ask again.
         case needDigests(String)
+        /// The answer needs the rollouts' answer for this device (``DeviceRollouts/answer(_:)``,
+        /// which may start an attempt): ask them, put it in ``Context/rolloutAnswer``, ask again.
+        case needRolloutAnswer(DeviceQuery)
+    }
+
+    /// A rollout's target was served to a device (`upToDate: false`) or found to be what it runs
+    /// (`true`): the shell tells the rollouts (``DeviceRollouts/concluded(_:rollout:upToDate:)``).
+    public struct RolloutConclusion: Sendable, Equatable {
+        public var query: DeviceQuery
+        public var rollout: String
+        public var upToDate: Bool
+    }
+
+    /// Raised inside the routes when the rollouts' answer is still missing.
+    struct NeedRolloutAnswer: Error {
+        let query: DeviceQuery
+    }
+
+    /// A device's decision, the target path it considered, and what to tell the rollouts.
+    struct Decided {
+        var decision: Decision
+        var path: String?
+        var conclusion: RolloutConclusion?
     }
 
     public static func handle(_ request: DeviceRequest, context: Context) -> Outcome {
+        do throws(NeedRolloutAnswer) {
+            return try route(request, context: context)
+        } catch {
+            return .needRolloutAnswer(error.query)
+        }
+    }
+
+    static func route(_ request: DeviceRequest, context: Context) throws(NeedRolloutAnswer) -> Outcome {
         // The two content routes take most traffic: matched here, without splitting the path
         // (and only here).
         if request.method == "GET" || request.method == "HEAD" {
@@ -82,19 +120,19 @@ public enum DeviceRoutes {
         let rest = Array(segments.dropFirst())
         switch rest[0] {
         case "devices" where rest.count == 3 && rest[2] == "update":
-            return jsonManifest(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
+            return try jsonManifest(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
         case "devices" where rest.count == 3 && rest[2] == "firmware":
-            return httpsOTA(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
+            return try httpsOTA(request, id: DeviceRegistry.normalizedID(rest[1]), context: context)
         case "esp" where rest.count == 2 && rest[1] == "update":
-            return espHTTPUpdate(request, context: context)
+            return try espHTTPUpdate(request, context: context)
         case "fota" where rest.count == 3 && (rest[2] == "user1.bin" || rest[2] == "user2.bin"):
-            return fota(request, id: DeviceRegistry.normalizedID(rest[1]), file: rest[2], context: context)
+            return try fota(request, id: DeviceRegistry.normalizedID(rest[1]), file: rest[2], context: context)
         case "tuf" where rest.count == 2:
             guard let bytes = TUFMirror.file(named: rest[1], in: context.catalog.metadata) else { return plain(.notFound("metadata \(rest[1])")) }
             return plain(DeviceResponse(status: 200, headers: [("Content-Type", "application/json")], body: [.bytes(bytes)]))
         case DeviceFamily.wiphone.rawValue where rest.last == WiPhoneManifest.fileName && (rest.count == 2 || rest.count == 3):
             let id = rest.count == 3 ? DeviceRegistry.normalizedID(rest[1]) : "ip:\(request.clientAddress)"
-            return wiphone(request, id: id, context: context)
+            return try wiphone(request, id: id, context: context)
         default:
             return plain(.notFound(request.path))
         }
@@ -146,42 +184,41 @@ public enum DeviceRoutes {
 
     /// The rule every family shares: only an assigned, cached, hardware-compatible target whose
     /// content (MD5 / SHA-256) or version differs from what the device runs.
-    public static func decide(
+    /// A running rollout that covers the device decides what it is offered (and hears what
+    /// came of it); manual assignments (`otamesh device assign`) apply to devices no rollout
+    /// covers. Also gives the target path considered.
+    static func decide(
         id: String, hardware: String?, version: String?, running: RunningDigests = RunningDigests(),
-        family: DeviceFamily = .generic, address: String = "", context: Context
-    ) -> Decision {
-        decideTarget(id: id, hardware: hardware, version: version, running: running, family: family, address: address, context: context).decision
-    }
-
-    /// ``decide``, also giving the target path considered. A running rollout that covers the
-    /// device decides what it is offered (and hears what came of it); manual assignments
-    /// (`otamesh device assign`) apply to devices no rollout covers.
-    static func decideTarget(
-        id: String, hardware: String?, version: String?, running: RunningDigests,
         family: DeviceFamily, address: String, context: Context
-    ) -> (decision: Decision, path: String?) {
+    ) throws(NeedRolloutAnswer) -> Decided {
         let query = DeviceQuery(id: id, family: family, hardware: hardware, version: version, address: address)
+        var answer = RolloutAnswer.none
+        if context.rolloutsActive {
+            guard let asked = context.rolloutAnswer, asked.query == query else { throw NeedRolloutAnswer(query: query) }
+            answer = asked.answer
+        }
         let path: String
         var rollout: String?
-        switch context.rollouts?.answer(query) ?? .none {
+        switch answer {
         case .offer(let offered, let id):
             path = offered
             rollout = id
         case .hold(let why):
-            return (.nothing(why), nil)
+            return Decided(decision: .nothing(why))
         case .none:
-            guard let assigned = context.assignment(id) else { return (.nothing("no assignment"), nil) }
+            guard let assigned = context.assignment(id) else { return Decided(decision: .nothing("no assignment")) }
             path = assigned
         }
         let decision = decideAssigned(path: path, hardware: hardware, version: version, running: running, context: context)
+        var conclusion: RolloutConclusion?
         if let rollout {
             switch decision {
-            case .offer: context.rollouts?.concluded(query, rollout: rollout, upToDate: false)
-            case .upToDate: context.rollouts?.concluded(query, rollout: rollout, upToDate: true)
+            case .offer: conclusion = RolloutConclusion(query: query, rollout: rollout, upToDate: false)
+            case .upToDate: conclusion = RolloutConclusion(query: query, rollout: rollout, upToDate: true)
             case .nothing: break
             }
         }
-        return (decision, path)
+        return Decided(decision: decision, path: path, conclusion: conclusion)
     }
 
     static func decideAssigned(path: String, hardware: String?, version: String?, running: RunningDigests, context: Context) -> Decision {
@@ -205,26 +242,28 @@ public enum DeviceRoutes {
     }
 
     /// ``decide`` for a device that reports `hardware` and `version` as query parameters.
-    static func decideReported(_ request: DeviceRequest, id: String, family: DeviceFamily, context: Context) -> (Decision, DeviceSighting) {
+    static func decideReported(
+        _ request: DeviceRequest, id: String, family: DeviceFamily, context: Context
+    ) throws(NeedRolloutAnswer) -> (Decided, DeviceSighting) {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: hardware, version: version, family: family, address: request.clientAddress, context: context)
+        let decided = try decide(id: id, hardware: hardware, version: version, family: family, address: request.clientAddress, context: context)
         return (
-            decision,
+            decided,
             DeviceSighting(
                 id: id, family: family, hardware: hardware, version: version,
-                address: request.clientAddress, answer: decision.answer)
+                address: request.clientAddress, answer: decided.decision.answer)
         )
     }
 
     // MARK: Generic JSON manifest
 
-    static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
-        let (decision, sighting) = decideReported(request, id: id, family: .generic, context: context)
-        guard case .offer(let target, let blob) = decision else { return .response(.empty(204), sighting: sighting) }
+    static func jsonManifest(_ request: DeviceRequest, id: String, context: Context) throws(NeedRolloutAnswer) -> Outcome {
+        let (decided, sighting) = try decideReported(request, id: id, family: .generic, context: context)
+        guard case .offer(let target, let blob) = decided.decision else { return .response(.empty(204), sighting: sighting, conclusion: decided.conclusion) }
         let url = targetURL(request, target) + "?device=" + PercentEncoding.encode(Substring(id))
         let body = "{\"sha256\":\"\(blob.sha256)\",\"size\":\(blob.size),\"url\":\(jsonQuoted(url)),\"version\":\(jsonQuoted(target.version ?? ""))}\n"
-        return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+        return .response(.text(200, body, type: "application/json", extra: [("Cache-Control", "no-store")]), sighting: sighting, conclusion: decided.conclusion)
     }
 
     // MARK: esp_https_ota
@@ -232,12 +271,13 @@ public enum DeviceRoutes {
     /// esp_https_ota fetches one fixed URL (plain GET, or Range requests of
     /// `max_http_request_size` with partial download); the app reads the image's app
     /// description and decides. The gateway serves the assigned image, 404 when none.
-    static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+    static func httpsOTA(_ request: DeviceRequest, id: String, context: Context) throws(NeedRolloutAnswer) -> Outcome {
         let hardware = request.query["hardware"].flatMap { $0.isEmpty ? nil : $0 }
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let (decision, path) = decideTarget(
+        let decided = try decide(
             id: id, hardware: hardware, version: version, running: RunningDigests(), family: .espHTTPSOTA,
             address: request.clientAddress, context: context)
+        let (decision, path) = (decided.decision, decided.path)
         var sighting = DeviceSighting(
             id: id, family: .espHTTPSOTA, hardware: hardware, version: version,
             address: request.clientAddress, answer: decision.answer)
@@ -251,26 +291,27 @@ public enum DeviceRoutes {
         case .nothing: served = nil
         }
         guard let (target, blob) = served else {
-            return .response(.notFound("no image assigned to \(id)"), sighting: sighting)
+            return .response(.notFound("no image assigned to \(id)"), sighting: sighting, conclusion: decided.conclusion)
         }
         if case .offer = decision, let range = request.header("range") { sighting.answer = "offered \(target.path) (\(range))" }
         var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
         response.device = id
-        return .response(response, sighting: sighting)
+        return .response(response, sighting: sighting, conclusion: decided.conclusion)
     }
 
     // MARK: Arduino httpUpdate (ESP8266 and ESP32)
 
-    static func espHTTPUpdate(_ request: DeviceRequest, context: Context) -> Outcome {
+    static func espHTTPUpdate(_ request: DeviceRequest, context: Context) throws(NeedRolloutAnswer) -> Outcome {
         let esp = ESPUpdateHeaders(request.headers)
         guard let esp else {
             return plain(.text(403, "only for ESP8266httpUpdate / ESP32 HTTPUpdate (x-ESP8266-* or x-ESP32-* headers)\n"))
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
         let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
-        var decision = decide(
+        let decided = try decide(
             id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
             address: request.clientAddress, context: context)
+        var decision = decided.decision
         if case .offer(let target, _) = decision, context.digests(target.sha256) == nil {
             // x-MD5 and the digest comparison need the blob's MD5: computed once, off the loop.
             return .needDigests(target.sha256)
@@ -287,11 +328,11 @@ public enum DeviceRoutes {
             address: request.clientAddress, answer: decision.answer)
         if esp.version == nil, let md5 = esp.sketchMD5 { sighting.version = "md5:\(md5.lowercased())" }
         guard case .offer(let target, let blob) = decision, let md5 = context.digests(target.sha256)?.md5 else {
-            return .response(.empty(304), sighting: sighting)
+            return .response(.empty(304), sighting: sighting, conclusion: decided.conclusion)
         }
         var response = FileServing.respond(to: request, blob: blob, extra: disposition(target) + [("x-MD5", md5)])
         response.device = id
-        return .response(response, sighting: sighting)
+        return .response(response, sighting: sighting, conclusion: decided.conclusion)
     }
 
     // MARK: ESP8266 NONOS FOTA (custom server)
@@ -299,9 +340,10 @@ public enum DeviceRoutes {
     /// The device runs user1 or user2 and asks for the other one (HEAD for the length, then GET).
     /// An assignment names one of the pair (`…/user1.bin` or `…/user2.bin`); the sibling with the
     /// requested name is served.
-    static func fota(_ request: DeviceRequest, id: String, file: String, context: Context) -> Outcome {
+    static func fota(_ request: DeviceRequest, id: String, file: String, context: Context) throws(NeedRolloutAnswer) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        var decision = decide(id: id, hardware: nil, version: version, family: .esp8266FOTA, address: request.clientAddress, context: context)
+        let decided = try decide(id: id, hardware: nil, version: version, family: .esp8266FOTA, address: request.clientAddress, context: context)
+        var decision = decided.decision
         var served: (ServedTarget, ServedBlob)?
         if case .offer(let target, _) = decision {
             let base = target.path.split(separator: "/").dropLast().joined(separator: "/")
@@ -317,18 +359,19 @@ public enum DeviceRoutes {
             id: id, family: .esp8266FOTA, version: version, address: request.clientAddress,
             answer: decision.answer)
         guard let (target, blob) = served else {
-            return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting)
+            return .response(.notFound("no \(file) assigned to \(id)"), sighting: sighting, conclusion: decided.conclusion)
         }
         var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
         response.device = id
-        return .response(response, sighting: sighting)
+        return .response(response, sighting: sighting, conclusion: decided.conclusion)
     }
 
     // MARK: WiPhone
 
-    static func wiphone(_ request: DeviceRequest, id: String, context: Context) -> Outcome {
+    static func wiphone(_ request: DeviceRequest, id: String, context: Context) throws(NeedRolloutAnswer) -> Outcome {
         let version = request.query["version"].flatMap { $0.isEmpty ? nil : $0 }
-        let decision = decide(id: id, hardware: nil, version: version, family: .wiphone, address: request.clientAddress, context: context)
+        let decided = try decide(id: id, hardware: nil, version: version, family: .wiphone, address: request.clientAddress, context: context)
+        let decision = decided.decision
         // The phone does not say what it runs; it compares the offered version itself.
         var sighting = DeviceSighting(
             id: id, family: .wiphone, version: version, address: request.clientAddress,
@@ -336,10 +379,11 @@ public enum DeviceRoutes {
         if case .offer(let target, _) = decision { sighting.answer = "offered \(target.path) version \(target.version ?? "?") (the phone compares)" }
         guard case .offer(let target, _) = decision, let targetVersion = target.version else {
             // An ini without keys reads as version "0" on the phone: no update, and no error shown.
-            return .response(.text(200, "", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+            return .response(.text(200, "", extra: [("Cache-Control", "no-store")]), sighting: sighting, conclusion: decided.conclusion)
         }
         let ini = WiPhoneManifest(version: targetVersion, url: targetURL(request, target)).render()
-        return .response(.text(200, ini, type: "text/plain; charset=utf-8", extra: [("Cache-Control", "no-store")]), sighting: sighting)
+        return .response(
+            .text(200, ini, type: "text/plain; charset=utf-8", extra: [("Cache-Control", "no-store")]), sighting: sighting, conclusion: decided.conclusion)
     }
 }
 
