@@ -208,9 +208,15 @@ public struct Agent: Sendable {
             siteDevices: { [registry = startup.registry] in
                 SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: meshBox.withLockedValue { $0 })
             })
+        let changes = DeviceChanges(
+            registry: startup.registry,
+            secrets: DeviceSecretStore(
+                path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions),
+            targets: { [releases] in DeviceChanges.targets(releases.current) }, admission: configuration.deviceAdmission,
+            dataDirectory: configuration.dataDirectory, now: { [clock] in clock.now().seconds })
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
-            store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases)
+            store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases, changes: changes)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
         let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { [clock] in clock.now().wholeSeconds })
         let router = AdminRoutes(

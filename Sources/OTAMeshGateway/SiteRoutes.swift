@@ -12,6 +12,7 @@ import OTAMeshTrust
 /// | route | role | what |
 /// |---|---|---|
 /// | `GET /api/v1/devices` | read | every device of the site (``SiteDevices``): this gateway's registry merged with every gateway's `dv/` records |
+/// | `POST /api/v1/devices/changes` | admin | one ``DeviceChange`` (assign, unassign, tag, accept, add, remove) applied to this agent's registry: `{"lines": […]}`, or the ``DeviceChangeError`` with 404 / 400 / 500 |
 /// | `POST /api/v1/bundles` | admin | an update bundle (tar, at most ``maxBundleBytes``), verified and imported into this agent's store |
 /// | `POST /api/v1/trust-root` | admin | the site's root.json, installed when this gateway trusts none yet |
 struct SiteRoutes: AdminRouteSet {
@@ -25,6 +26,8 @@ struct SiteRoutes: AdminRouteSet {
     let clock: WallClock
     /// Told after an import or a new trust root.
     let releases: ReleaseCatalog
+    /// Device registry changes the CLI sends while this agent runs.
+    let changes: DeviceChanges
     /// One import at a time: two would race on the trusted metadata files.
     let importing = NIOLockedValueBox(false)
 
@@ -38,6 +41,25 @@ struct SiteRoutes: AdminRouteSet {
                 SiteDevices(
                     gateway: gateway, site: meshNow != nil,
                     devices: Self.siteDevices(gateway: gateway, registry: registry, mesh: meshNow)))
+        }
+        api.post("devices/changes") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 64 << 10)
+            let change: DeviceChange
+            do { change = try JSONDecoder().decode(DeviceChange.self, from: Data(buffer: body)) } catch {
+                return Self.text(.badRequest, "not a device change: \(error)")
+            }
+            do {
+                let lines = try await NIOThreadPool.singleton.runIfActive { try changes.apply(change) }
+                return try AdminRoutes.encoded(["lines": lines])
+            } catch let error as DeviceChangeError {
+                let status: HTTPResponse.Status =
+                    switch error.kind {
+                    case .notFound: .notFound
+                    case .invalid: .badRequest
+                    case .failed: .internalServerError
+                    }
+                return try AdminRoutes.encoded(error, status: status)
+            }
         }
         api.post("bundles") { request, _ -> Response in
             let claimed = importing.withLockedValue { busy in

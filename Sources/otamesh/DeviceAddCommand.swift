@@ -7,14 +7,14 @@ import OTAMeshStore
 import OTAMeshTransfer
 
 /// `otamesh device add|remove`: push devices by hand (they never ask the gateway, so it learns
-/// of them here). Written straight to the registry like `device assign`; a running agent picks
-/// them up within a second. Passwords go to the secret store, never onto the command line.
+/// of them here). Like every device change, through the running agent when there is one.
+/// Passwords go to the secret store, never onto the command line.
 extension DeviceCommand {
-    struct Add: ParsableCommand {
+    struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
                 "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
-        @OptionGroup var options: ConfigOptions
+        @OptionGroup var api: AdminOptions
         @Option(help: "Device id (a MAC in any spelling, or a name).") var id: String
         @Option(help: "Push family: \(DeviceFamily.names(DeviceFamily.push)), … (the agent's adapters).") var family: String
         @Option(help: "HOST or HOST:PORT the gateway reaches the device at (port 80 by default).") var address: String
@@ -90,49 +90,28 @@ extension DeviceCommand {
             return nil
         }
 
-        func run() throws {
+        func run() async throws {
             // Everything is read and checked before anything is written.
             let password = try password()
-            let (registry, configuration) = try DeviceCommand.registry(options)
-            let deviceID = DeviceRegistry.normalizedID(id)
             let tagList = Self.tagList(tags)
             let record = DeviceRecord(
-                id: deviceID, family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address,
+                id: DeviceRegistry.normalizedID(id), family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address,
                 firstSeen: WallClock.system.now().seconds,
                 lastSeen: 0,
                 tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,
                 options: DeviceRecord.encodeOptions(try DevicePush.options(deviceOptions)), segment: segment)
-            try reporting("otamesh device add") {
-                if let password {
-                    let secrets = DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory))
-                    try secrets.set(deviceID, user: user ?? "admin", password: password)
-                }
-                try registry.add(record)
-            }
-            let shown = registry.device(deviceID) ?? record
-            Output.out(
-                "\(deviceID): \(family) at \(address), segment \(shown.effectiveSegment)" + (proxy.map { ", proxy \($0)" } ?? "")
-                    + (password == nil ? "" : ", password stored"))
+            try await DeviceCommand.apply(
+                .add(record: record, user: password == nil ? nil : (user ?? "admin"), password: password), api: api, command: "otamesh device add")
         }
     }
 
-    struct Remove: ParsableCommand {
+    struct Remove: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Remove a device from the registry, with its assignment and its stored password.")
-        @OptionGroup var options: ConfigOptions
+        @OptionGroup var api: AdminOptions
         @Argument(help: "Device id.") var device: String
 
-        func run() throws {
-            let (registry, configuration) = try DeviceCommand.registry(options)
-            let id = DeviceRegistry.normalizedID(device)
-            try reporting("otamesh device remove") {
-                let removed = try registry.remove(id)
-                let secret = try DeviceSecretStore(path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory)).remove(id)
-                guard removed || secret else {
-                    Output.err("otamesh device remove: no device \(id)")
-                    throw ExitCode(1)
-                }
-                Output.out("\(id): removed" + (secret ? " (and its password)" : ""))
-            }
+        func run() async throws {
+            try await DeviceCommand.apply(.remove(id: device), api: api, command: "otamesh device remove")
         }
     }
 }

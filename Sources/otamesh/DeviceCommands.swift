@@ -5,90 +5,111 @@ import OTAMeshGateway
 import OTAMeshStore
 import OTAMeshTrust
 
-/// `otamesh device assign|unassign`: what a device is offered (works while the agent runs;
-/// it picks assignments up within a second).
+/// `otamesh device …`: the registry changes an admin makes. While an agent runs on the data
+/// directory they go through its admin API (it applies them to the registry it serves from);
+/// otherwise they are written here, holding the data directory's lock.
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Add or remove push devices, tag devices for rollout selectors, or assign firmware to one device by hand.",
         subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self, Add.self, Remove.self, Accept.self])
 
-    static func registry(_ options: ConfigOptions) throws -> (DeviceRegistry, AgentConfiguration) {
-        let configuration = try options.load()
-        let registry = try reporting("otamesh device") {
-            try FileSystem.makeDirectory(configuration.dataDirectory)
-            return try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite")
+    /// Applies `change` — through the running agent when one holds the data directory (or
+    /// `--admin URL` names a gateway), else directly — and prints what was done. A refused
+    /// change prints what was done before it, then why, and exits 1.
+    static func apply(_ change: DeviceChange, api: AdminOptions, command: String) async throws {
+        let configuration = try api.config.load()
+        var lock: DataDirectoryLock?
+        if api.admin == nil {
+            lock = try reporting(command) {
+                try FileSystem.makeDirectory(configuration.dataDirectory)
+                do { return try DataDirectoryLock(directory: configuration.dataDirectory) } catch StoreError.locked { return nil }
+            }
         }
-        return (registry, configuration)
+        let outcome: Result<[String], DeviceChangeError>
+        var via: String?
+        if let lock {
+            let changes = try reporting(command) {
+                DeviceChanges(
+                    registry: try DeviceRegistry(path: "\(configuration.dataDirectory)/devices.sqlite"),
+                    secrets: DeviceSecretStore(
+                        path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions),
+                    targets: {
+                        // No store yet: no verified target either.
+                        guard let store = try? BlobStore(configuration: StoreConfiguration(directory: configuration.dataDirectory), mode: .readOnly) else {
+                            return [:]
+                        }
+                        return try DeviceChanges.targets(tufDirectory: "\(configuration.dataDirectory)/tuf", store: store)
+                    }, admission: configuration.deviceAdmission, dataDirectory: configuration.dataDirectory,
+                    now: { WallClock.system.now().seconds })
+            }
+            outcome = withExtendedLifetime(lock) { Result { () throws(DeviceChangeError) in try changes.apply(change) } }
+        } else {
+            let client = try reporting(command) { try api.client() }
+            via = client.base
+            outcome = try await reporting(command) {
+                do {
+                    let answer = try await client.post("devices/changes", body: Array(try JSONEncoder().encode(change)), contentType: "application/json")
+                    return .success(try client.decode([String: [String]].self, answer, what: "POST /api/v1/devices/changes")["lines"] ?? [])
+                } catch let error as AdminAPIError {
+                    guard let refusal = try? JSONDecoder().decode(DeviceChangeError.self, from: Data(error.message.utf8)) else { throw error }
+                    return .failure(refusal)
+                }
+            }
+        }
+        switch outcome {
+        case .success(let lines):
+            for line in lines { Output.out(line) }
+            if let via { Output.out("(through the running agent at \(via))") }
+        case .failure(let refusal):
+            for line in refusal.done { Output.out(line) }
+            Output.err("\(command): \(refusal.message)")
+            throw ExitCode(1)
+        }
     }
 
-    struct Assign: ParsableCommand {
+    /// Device ids from a comma-separated argument.
+    static func ids(_ text: String) throws -> [String] {
+        let ids = text.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !ids.isEmpty else { throw ValidationError("no device id given") }
+        return ids
+    }
+
+    struct Assign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Offer TARGET (a verified target path, see `otamesh images`) to DEVICE (MAC, id, or ip:ADDRESS).")
-        @OptionGroup var options: ConfigOptions
+        @OptionGroup var api: AdminOptions
         @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS; several separated by commas.") var device: String
         @Argument(help: "Target path from the trusted metadata.") var target: String
 
-        func run() throws {
-            let (registry, configuration) = try DeviceCommand.registry(options)
-            let ids = device.split(separator: ",").map { DeviceRegistry.normalizedID(String($0)) }.filter { !$0.isEmpty }
-            guard !ids.isEmpty else { throw ValidationError("no device id given") }
-            try reporting("otamesh device assign") {
-                let tuf = "\(configuration.dataDirectory)/tuf"
-                var cached = false
-                if let store = try? BlobStore(configuration: StoreConfiguration(directory: configuration.dataDirectory), mode: .readOnly) {
-                    let images = try ReleaseCatalog.trustedTargets(tufDirectory: tuf, store: store)
-                    guard let image = images.first(where: { $0.0.path == target }) else {
-                        throw TrustError.targetNotFound(path: target)
-                    }
-                    cached = image.inCache
-                } else {
-                    throw TrustError.targetNotFound(path: target)
-                }
-                for id in ids {
-                    try registry.assign(id, target: target, at: WallClock.system.now().seconds)
-                    Output.out("\(id): assigned \(target)" + (cached ? "" : " (not in the cache yet: served once it arrives)"))
-                }
-            }
+        func run() async throws {
+            try await DeviceCommand.apply(.assign(ids: try DeviceCommand.ids(device), target: target), api: api, command: "otamesh device assign")
         }
     }
 
-    struct Unassign: ParsableCommand {
+    struct Unassign: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Clear a device's assignment (it is told: no update).")
-        @OptionGroup var options: ConfigOptions
+        @OptionGroup var api: AdminOptions
         @Argument(help: "Device id.") var device: String
 
-        func run() throws {
-            let (registry, _) = try DeviceCommand.registry(options)
-            let id = DeviceRegistry.normalizedID(device)
-            try reporting("otamesh device unassign") {
-                try registry.assign(id, target: nil, at: WallClock.system.now().seconds)
-                Output.out("\(id): no assignment")
-            }
+        func run() async throws {
+            try await DeviceCommand.apply(.unassign(id: device), api: api, command: "otamesh device unassign")
         }
     }
 }
 
 extension DeviceCommand {
-    struct Tag: ParsableCommand {
+    struct Tag: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Set the tags of DEVICE (rollout selectors match them: --select tag=floor2); no tags clears them.")
-        @OptionGroup var options: ConfigOptions
+        @OptionGroup var api: AdminOptions
         @Argument(help: "Device id: a MAC (any spelling), a path id, or ip:ADDRESS; several separated by commas.") var device: String
         @Argument(help: "Tags (letters, digits, - and _).") var tags: [String] = []
 
-        func run() throws {
-            let (registry, _) = try DeviceCommand.registry(options)
-            let ids = device.split(separator: ",").map { DeviceRegistry.normalizedID(String($0)) }.filter { !$0.isEmpty }
-            guard !ids.isEmpty else { throw ValidationError("no device id given") }
-            for tag in tags where tag.isEmpty || !tag.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) {
+        func run() async throws {
+            for tag in tags where !DeviceChanges.validTag(tag) {
                 throw ValidationError("tag '\(tag)': use letters, digits, - and _")
             }
-            try reporting("otamesh device tag") {
-                for id in ids {
-                    try registry.setTags(id, tags: tags, at: WallClock.system.now().seconds)
-                    Output.out("\(id): " + (tags.isEmpty ? "no tags" : "tags \(tags.map { $0.lowercased() }.sorted().joined(separator: ","))"))
-                }
-            }
+            try await DeviceCommand.apply(.tag(ids: try DeviceCommand.ids(device), tags: tags), api: api, command: "otamesh device tag")
         }
     }
 }

@@ -49,4 +49,40 @@ struct DeviceAddTests {
         #expect(try run(relay + ["--option", "confirm=none"]).0 == 0)
         #expect(try run(["devices", "--data-dir", data]).1.contains("not pushed (confirm=none: no version endpoint)"))
     }
+
+    @Test(
+        "while an agent runs, device changes go through its admin API: it serves an added or tagged device at once, and refusals say why and change nothing"
+    )
+    func throughRunningAgent() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("data")
+        let gateway = try Gateway.start(data: data)
+        defer { gateway.stop() }
+        let secrets = "\(data)/keys/device-secrets.json"
+
+        let (added, out, err) = try run(
+            ["device", "add", "--data-dir", data, "--id", "lamp-1", "--family", "fetch-url", "--address", "10.77.3.20:8080", "--password-env", "LAMP_PW"],
+            environment: ["LAMP_PW": "pw-lamp-77"])
+        #expect(
+            added == 0 && out.contains("lamp-1: fetch-url at 10.77.3.20:8080") && out.contains("through the running agent at \(gateway.admin)"), "\(out) \(err)"
+        )
+        #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == true)
+        // The agent's own registry has it now: the site view it serves lists it, with the tags set next.
+        let (tagged, tagOut, _) = try run(["device", "tag", "--data-dir", data, "lamp-1", "floor2"])
+        #expect(tagged == 0 && tagOut.contains("lamp-1: tags floor2"), "\(tagOut)")
+        let (_, site, _) = try run(["devices", "--site", "--data-dir", data, "--json"])
+        #expect(site.contains("\"lamp-1\"") && site.contains("floor2"), "\(site)")
+
+        // Refusals: a target nobody trusts, an unknown device; nothing changes.
+        let (assign, _, assignErr) = try run(["device", "assign", "--data-dir", data, "lamp-1", "no/such.bin"])
+        #expect(assign == 1 && assignErr.contains("otamesh device assign: target no/such.bin is not in the trusted metadata"), "\(assignErr)")
+        let (accept, _, acceptErr) = try run(["device", "accept", "--data-dir", data, "ghost-9"])
+        #expect(accept == 1 && acceptErr.contains("no device ghost-9"), "\(acceptErr)")
+
+        let (removed, removedOut, _) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
+        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its password)"), "\(removedOut)")
+        #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == false)
+        let (again, _, againErr) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
+        #expect(again == 1 && againErr.contains("no device lamp-1"), "\(againErr)")
+    }
 }
