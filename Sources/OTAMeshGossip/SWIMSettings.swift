@@ -29,6 +29,42 @@ public struct SWIMSettings: Sendable, Equatable {
     public var pushPullInterval = 30.0
 
     public init() {}
+
+    /// A setting out of its range: which, and what it must be.
+    public struct Invalid: Error, Sendable, Equatable, CustomStringConvertible {
+        public var setting: String
+        public var rule: String
+        public var description: String { "gossip setting \(setting): \(rule)" }
+    }
+
+    /// These settings, if SWIM can run on them: every interval and count positive, the probe
+    /// timeout shorter than the probe interval (else every probe goes indirect), suspicion at
+    /// least one period, and a packet large enough for a message and at most a UDP datagram.
+    public func validated() throws(Invalid) -> SWIMSettings {
+        func check(_ ok: Bool, _ setting: String, _ rule: String) throws(Invalid) {
+            if !ok { throw Invalid(setting: setting, rule: rule) }
+        }
+        for (name, value) in [
+            ("probeInterval", probeInterval), ("probeTimeout", probeTimeout), ("gossipInterval", gossipInterval),
+            ("reapTimeout", reapTimeout), ("pushPullInterval", pushPullInterval),
+        ] {
+            try check(value.isFinite && value > 0, name, "must be a positive number of seconds, is \(value)")
+        }
+        try check(probeTimeout < probeInterval, "probeTimeout", "must be shorter than probeInterval (\(probeInterval) s), is \(probeTimeout) s")
+        for (name, value) in [
+            ("indirectChecks", indirectChecks), ("retransmitMultiplier", retransmitMultiplier), ("awarenessMax", awarenessMax),
+            ("maxPiggyback", maxPiggyback), ("gossipNodes", gossipNodes),
+        ] {
+            try check(value >= 1, name, "must be at least 1, is \(value)")
+        }
+        try check(suspicionMultiplier.isFinite && suspicionMultiplier >= 1, "suspicionMultiplier", "must be at least 1, is \(suspicionMultiplier)")
+        try check(
+            suspicionMaxMultiplier.isFinite && suspicionMaxMultiplier >= 1, "suspicionMaxMultiplier", "must be at least 1, is \(suspicionMaxMultiplier)")
+        try check(
+            (256...(65_507 - SiteKeyring.overhead)).contains(maxPacketBytes), "maxPacketBytes",
+            "must be 256…\(65_507 - SiteKeyring.overhead) bytes, is \(maxPacketBytes)")
+        return self
+    }
 }
 
 /// What this node believes about a member.

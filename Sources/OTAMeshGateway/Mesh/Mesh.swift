@@ -94,6 +94,7 @@ public final class Mesh: Sendable {
         seeds: [String], settings: SWIMSettings = SWIMSettings(), gate: ConnectionGate? = nil, journalPath: String? = nil,
         wallClock: WallClock = .system, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger
     ) async throws -> Mesh {
+        let settings = try settings.validated()
         // The records this gateway wrote before it restarted, before it says anything.
         var journal: (file: RecordJournalFile, records: [ReplicatedRecords.Record])?
         if let journalPath {
