@@ -84,6 +84,20 @@ struct RolloutEngineTests {
                 maxFailurePercent: nil, maxFailures: maxFailures, minFinished: 1, concurrency: concurrency, deviceTimeoutSeconds: 60)
         }
 
+        /// Signs `plan` by the first admin and submits it to `engine` (threshold 1: approved).
+        func start(_ plan: RolloutPlan, on engine: RolloutEngine) throws {
+            _ = try engine.submit(try signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        }
+
+        /// Registers push devices of the held family, running 1.0.0, at `address(id)`.
+        static func pushDevices(_ ids: [String], in registry: DeviceRegistry, address: (String) -> String) {
+            for id in ids {
+                registry.observe(
+                    DeviceSighting(
+                        id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: address(id), answer: ""), at: 1)
+            }
+        }
+
         func signed(_ command: SignedCommand, by signers: [Int]) throws -> [UInt8] {
             try signing.signed(command, by: signers).bytes
         }
@@ -103,7 +117,7 @@ struct RolloutEngineTests {
         let (engine, _, registry) = try site.gateway("gw1")
         Self.see(registry, "dev-1", address: "10.0.0.1")
         let plan = site.plan()
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        try site.start(plan, on: engine)
         engine.upkeep(devices: [DeviceFacts(id: "dev-1", hardware: "esp32", gateway: "gw1")])
         #expect(engine.status(plan.id)?.mode == "awaiting approval")
         #expect(engine.status(plan.id)?.approvals == 1)
@@ -235,7 +249,7 @@ struct RolloutEngineTests {
         let devices = (0..<5).map { DeviceFacts(id: "dev-\($0)", hardware: "esp32", gateway: "gw1") }
         for device in devices { Self.see(registry, device.id, address: "10.0.1.\(device.id.last!)") }
         let plan = site.plan(maxFailures: 10, concurrency: 2)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        try site.start(plan, on: engine)
         engine.upkeep(devices: devices)
         let answers = devices.map { engine.answer(Self.query($0.id, address: "10.0.1.\($0.id.last!)")) }
         #expect(answers.filter { if case .offer = $0 { true } else { false } }.count == 2)
@@ -285,7 +299,7 @@ struct RolloutEngineTests {
                 )
             }
             let plan = site.plan(maxFailures: 10)
-            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            try site.start(plan, on: engine)
             let facts = ["push-ok", "push-old", "push-refuses"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
             engine.upkeep(devices: facts)  // stage 0 begins
             engine.upkeep(devices: facts)  // pushes start
@@ -347,15 +361,9 @@ struct RolloutEngineTests {
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
         try await Self.withPushes(engine) {
             let ids = (0..<5).map { "a\($0)" } + (0..<5).map { "b\($0)" }
-            for id in ids {
-                let net = id.hasPrefix("a") ? "10.0.1" : "10.0.2"
-                registry.observe(
-                    DeviceSighting(
-                        id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "\(net).\(id.last!)", answer: ""),
-                    at: 1)
-            }
+            Site.pushDevices(ids, in: registry) { id in "\(id.hasPrefix("a") ? "10.0.1" : "10.0.2").\(id.last!)" }
             let plan = site.plan(maxFailures: 10, concurrency: 10)
-            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            try site.start(plan, on: engine)
             let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
             engine.upkeep(devices: facts)
             engine.upkeep(devices: facts)
@@ -386,14 +394,9 @@ struct RolloutEngineTests {
         let (engine, _, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter], pushLimits: .init(maxConcurrent: 3, maxPerSegment: 2))
         try await Self.withPushes(engine) {
             let ids = (0..<10).map { "a\($0)" }
-            for id in ids {
-                registry.observe(
-                    DeviceSighting(
-                        id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""),
-                    at: 1)
-            }
+            Site.pushDevices(ids, in: registry) { id in "10.0.1.\(id.last!)" }
             let plan = site.plan(maxFailures: 10, concurrency: 6)
-            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            try site.start(plan, on: engine)
             let facts = ids.map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
             var six = false
             for _ in 0..<1000 where !six {
@@ -425,7 +428,7 @@ struct RolloutEngineTests {
                     id: "seen", family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.3", answer: "",
                     source: "mdns"), at: 1)
             let plan = site.plan(maxFailures: 10, concurrency: 10)
-            _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+            try site.start(plan, on: engine)
             let facts = ["blind", "seen"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
             var done = false
             for _ in 0..<1000 where !done {
@@ -477,14 +480,9 @@ struct RolloutEngineTests {
         let site = try Site()
         let adapter = AnsweringAdapter()
         let (engine, store, registry) = try site.gateway("gw1", alive: 1, adapters: [adapter])
-        for id in ["p1", "p2"] {
-            registry.observe(
-                DeviceSighting(
-                    id: id, family: DeviceFamily(rawValue: "held-push"), hardware: "esp32", version: "1.0.0", address: "10.0.1.\(id.last!)", answer: ""),
-                at: 1)
-        }
+        Site.pushDevices(["p1", "p2"], in: registry) { id in "10.0.1.\(id.last!)" }
         let plan = site.plan(maxFailures: 0, concurrency: 10)
-        _ = try engine.submit(try site.signed(plan.command(site: "test-site", issued: 1_800_000_000), by: [0]), rollout: nil)
+        try site.start(plan, on: engine)
         let facts = ["p1", "p2"].map { DeviceFacts(id: $0, hardware: "esp32", gateway: "gw1") }
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await engine.runPushes() }

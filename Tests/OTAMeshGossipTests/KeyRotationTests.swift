@@ -98,19 +98,13 @@ struct KeyRotationTests {
 
     @Test("channels may not share keys; a record is journalled as its channel says, an unclaimed key is kept")
     func channels() throws {
-        enum A: GossipChannel {
+        enum A: CountingChannel {
             static let prefix = "a/"
             static let durable = false
-            static func encode(_ value: [UInt8]) -> [UInt8] { value }
-            static func decode(name: String, _ bytes: [UInt8]) -> [UInt8]? { bytes }
-            static func merge(_ records: [ChannelRecord<[UInt8]>]) -> Int { records.count }
         }
-        enum AB: GossipChannel {
+        enum AB: CountingChannel {
             static let prefix = "a/b"
             static let durable = true
-            static func encode(_ value: [UInt8]) -> [UInt8] { value }
-            static func decode(name: String, _ bytes: [UInt8]) -> [UInt8]? { bytes }
-            static func merge(_ records: [ChannelRecord<[UInt8]>]) -> Int { records.count }
         }
         #expect(throws: GossipChannels.Overlap.self) { try GossipChannels([A.self, AB.self]) }
         let channels = try GossipChannels([A.self, KeyRotationChannel.self])
@@ -119,4 +113,13 @@ struct KeyRotationTests {
             A.view(of: [ReplicatedRecords.Record(key: "a/1", owner: "gw1", version: 1, value: []), .init(key: "b/1", owner: "gw1", version: 1, value: [])]) == 1
         )
     }
+}
+
+/// A test channel of raw bytes whose view counts its records.
+protocol CountingChannel: GossipChannel where Value == [UInt8], View == Int {}
+
+extension CountingChannel {
+    static func encode(_ value: [UInt8]) -> [UInt8] { value }
+    static func decode(name: String, _ bytes: [UInt8]) -> [UInt8]? { bytes }
+    static func merge(_ records: [ChannelRecord<[UInt8]>]) -> Int { records.count }
 }
