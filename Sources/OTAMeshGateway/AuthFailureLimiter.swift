@@ -75,8 +75,7 @@ public struct AuthFailureLimiter: Sendable {
             if bytes[0..<10].allSatisfy({ $0 == 0 }), bytes[10] == 0xFF, bytes[11] == 0xFF {
                 return bytes[12...].map(String.init).joined(separator: ".")
             }
-            let prefix = stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-            return prefix.joined(separator: ":") + "::/64"
+            return SiteCA.slash64(bytes)
         }
         return address
     }

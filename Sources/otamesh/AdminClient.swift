@@ -6,6 +6,7 @@ import NIOSSL
 import OTAMeshGateway
 import OTAMeshTransfer
 import OTAMeshTrust
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -139,14 +140,13 @@ struct AdminTransportClient: Sendable {
 }
 
 /// The HTTPS clients of this process by CA file (never shut down: they live as long as the process).
-final class AdminHTTPSClients: @unchecked Sendable {
-    private let lock = NSLock()
-    private var clients: [String: HTTPClient] = [:]
+final class AdminHTTPSClients: Sendable {
+    private let clients = Mutex<[String: HTTPClient]>([:])
 
-    func get(_ file: String) -> HTTPClient? { lock.withLock { clients[file] } }
+    func get(_ file: String) -> HTTPClient? { clients.withLock { $0[file] } }
 
     func insert(_ file: String, _ make: () -> HTTPClient) -> HTTPClient {
-        lock.withLock {
+        clients.withLock { clients in
             if let existing = clients[file] { return existing }
             let client = make()
             clients[file] = client
@@ -442,10 +442,9 @@ struct AdminAPIError: Error, CustomStringConvertible {
 }
 
 /// The admin API bases this process has found answering (see ``AdminClient/answering``).
-final class AnsweringBases: @unchecked Sendable {
-    private let lock = NSLock()
-    private var bases: Set<String> = []
+final class AnsweringBases: Sendable {
+    private let bases = Mutex<Set<String>>([])
 
-    func contains(_ base: String) -> Bool { lock.withLock { bases.contains(base) } }
-    func insert(_ base: String) { lock.withLock { _ = bases.insert(base) } }
+    func contains(_ base: String) -> Bool { bases.withLock { $0.contains(base) } }
+    func insert(_ base: String) { bases.withLock { _ = $0.insert(base) } }
 }

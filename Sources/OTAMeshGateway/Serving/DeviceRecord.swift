@@ -93,17 +93,8 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         if octets.count == 4, octets.allSatisfy({ UInt8($0) != nil }) {
             return "\(octets[0]).\(octets[1]).\(octets[2]).0/24"
         }
-        if host.contains(":") {
-            var groups = host.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            if let gap = groups.firstIndex(of: ""), host.contains("::") {
-                let present = groups.filter { !$0.isEmpty }
-                groups =
-                    Array(groups[..<gap].filter { !$0.isEmpty }) + Array(repeating: "0", count: max(0, 8 - present.count))
-                    + Array(groups[gap...].filter { !$0.isEmpty })
-            }
-            if groups.count >= 4, groups.prefix(4).allSatisfy({ !$0.isEmpty && $0.count <= 4 && $0.allSatisfy(\.isHexDigit) }) {
-                return groups.prefix(4).map { String(UInt16($0, radix: 16) ?? 0, radix: 16) }.joined(separator: ":") + "::/64"
-            }
+        if host.contains(":"), let bytes = SiteCA.ipBytes(host), bytes.count == 16 {
+            return SiteCA.slash64(bytes)
         }
         return "other"
     }

@@ -195,6 +195,11 @@ public struct SiteCA: Sendable {
     public static func isIPAddress(_ text: String) -> Bool { ipBytes(text) != nil }
 
     /// The 4 or 16 bytes of an IP literal.
+    /// The /64 prefix of an IPv6 address's 16 bytes, as `fd00:1:2:3::/64` (every group written).
+    static func slash64(_ bytes: [UInt8]) -> String {
+        stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }.joined(separator: ":") + "::/64"
+    }
+
     static func ipBytes(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
