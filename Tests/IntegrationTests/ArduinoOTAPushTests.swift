@@ -42,7 +42,8 @@ struct ArduinoOTAPushIntegrationTests {
                 "device", "push", "--family", "arduino-ota", "--address", address, "--id", "ota", "--dialect", dialect,
                 "--file", file, "--version", "2.0.0", "--variant", "esp32", "--version-port", httpPort,
                 "--poll-ms", "100", "--deadline", "120", "--unreachable", "30", "--retry-timeout", "3",
-                "--request-timeout", "3", "--reboot-grace", "5", "--result-timeout", "10",
+                // 6 s per OTA answer: a twin connecting back on a loaded 2-core machine took over 3 s once.
+                "--request-timeout", "6", "--reboot-grace", "5", "--result-timeout", "10",
             ] + extra
         let (status, out, err) = try run(arguments, timeout: 180)
         let lines = out.split(separator: "\n").map(String.init)
