@@ -91,7 +91,6 @@ public struct RolloutSimulation: Sendable {
         /// Own devices (global indices) with no outcome yet, by bucket.
         var untouched: [Int]
         var inFlight: Set<Int> = []
-        var wroteCensus = false
         var planAt: Double?
         var haltAt: Double?
         var sent = 0
@@ -298,10 +297,8 @@ public struct RolloutSimulation: Sendable {
         guard let plan = view.plan else { return }
         let name = names[gateway]
         let own = gateways[gateway].state.census[name]
-        if !gateways[gateway].wroteCensus || view.censusStale(own, now: millis) {
-            let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
-            let census = RolloutView.census(of: Array(facts[mine]), plan: plan)
-            gateways[gateway].wroteCensus = true
+        let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
+        if let census = RolloutUpkeep.census(RolloutView.census(of: Array(facts[mine]), plan: plan), own: own, view: view, now: millis) {
             write(.census(Census(version: (own?.version ?? 0) + 1, perStage: census, at: millis)), at: gateway)
         }
         for device in gateways[gateway].inFlight.sorted() {
@@ -343,14 +340,14 @@ public struct RolloutSimulation: Sendable {
             alive.acrossCut
             ? Set(gateways[gateway].state.census.keys)
             : Set(gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false })
-        let fresh = view.freshCensusGateways(alive: seen)
         let members = scenario.stageMembers == .alive ? alive.count : scenario.gateways
-        if let mark = view.stageDue(now: millis, gateway: name, members: members, censusGateways: fresh) {
+        // The simulator models no completion.
+        let marks = RolloutUpkeep.marks(view: view, now: millis, gateway: name, members: members, alive: seen, completes: false)
+        if let mark = marks.stage {
             noteAdvance(mark, by: gateway)
             write(.stage(mark), at: gateway)
         }
-        view = refreshView(gateway)
-        if let mark = view.haltDue(now: millis, gateway: name) {
+        if let mark = marks.halt {
             haltWriters += 1
             write(.halt(mark), at: gateway)
         }

@@ -253,9 +253,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             let counted = mine.filter { device in
                 (governing[device.id] == id && view.inDeviceSet(device)) || state.outcomes[device.id]?.gateway == gateway
             }
-            let census = RolloutView.census(of: counted, plan: plan)
-            let own = state.census[gateway]
-            if own?.perStage != census || view.censusStale(own, now: now) {
+            if let census = RolloutUpkeep.census(RolloutView.census(of: counted, plan: plan), own: state.census[gateway], view: view, now: now) {
                 let (censusKey, censusValue) = RolloutRecords.census(census, at: now, rollout: id)
                 write(censusKey, censusValue)
             }
@@ -269,13 +267,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                 }
             }
             startPushes(id: id, view: view, state: state)
-            // Fresh evidence: census written after the pending decision's evidence point by
-            // gateways this one sees alive now (a side cut off before that point holds only older
-            // census from the other); stageDue also takes the majority over every census writer,
-            // since SWIM forgets the other side of a long cut.
-            // (This tick's own rewrite counts from the next tick, a second later.)
-            let fresh = view.freshCensusGateways(alive: members)
-            if let mark = view.stageDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
+            let marks = RolloutUpkeep.marks(view: view, now: now, gateway: gateway, members: members.count, alive: members, completes: !state.outcomes.isEmpty)
+            if let mark = marks.stage {
                 let (key, value) = RolloutRecords.stage(mark, rollout: id)
                 write(key, value)
                 logger.notice(
@@ -285,12 +278,12 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
                         "rollout.percent": "\(plan.stages[mark.stage])",
                     ])
             }
-            if let mark = view.haltDue(now: now, gateway: gateway) {
+            if let mark = marks.halt {
                 let (key, value) = RolloutRecords.halt(mark, rollout: id)
                 write(key, value)
                 logger.warning("rollout halted: failure threshold crossed", metadata: ["rollout.id": "\(id)", "rollout.reason": "\(mark.reason)"])
             }
-            if let mark = state.outcomes.isEmpty ? nil : view.completionDue(now: now, gateway: gateway, members: members.count, censusGateways: fresh) {
+            if let mark = marks.completion {
                 let (key, value) = RolloutRecords.completion(mark, rollout: id)
                 write(key, value)
                 logger.notice(
