@@ -73,6 +73,14 @@ struct ArduinoOTAPushTests {
         #expect(push.handle(.tick, now: 3000) == [], "a finished push ignores further events")
     }
 
+    @Test("arduino: the connection back reported before the device's OK (two sockets, either order) still gets the image")
+    func arduinoConnectedBeforeOK() {
+        var push = Self.invited()
+        #expect(push.handle(.connected, now: 20) == [], "kept until the OK is read")
+        #expect(push.handle(.datagram(Self.bytes("OK")), now: 21) == [.streamImage, .wait(until: 10_021)])
+        #expect(push.handle(.sending, now: 22) == [.progress(.downloading)])
+    }
+
     @Test("arduino: OK and the close can come before the last write completes")
     func arduinoEarlyOK() {
         var push = Self.invited()

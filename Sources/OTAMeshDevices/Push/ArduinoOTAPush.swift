@@ -185,6 +185,8 @@ public struct ArduinoOTAPush: Sendable {
     var allSent = false
     var reported = Set<Int>()
     var confirmation: RebootConfirmation?
+    /// arduino: the connection back came before the `OK` was read (two sockets, either order).
+    var connectedEarly = false
 
     /// `random` (uniform in [0, 1)) sets the retry backoff's jitter; `nonceSeed` the client
     /// nonce of the challenge answers.
@@ -244,6 +246,9 @@ public struct ArduinoOTAPush: Sendable {
             return retry("no answer to the authentication from \(target.host):\(target.port) within \(timeouts.reply / 1000) s", now: now)
         case (.awaitingDevice, .connected):
             return stream(now: now)
+        case (.inviting, .connected), (.authenticating, .connected):
+            connectedEarly = true
+            return []
         case (.awaitingDevice, .tick) where now >= stepDeadline:
             return fail(
                 .refused,
@@ -334,6 +339,7 @@ public struct ArduinoOTAPush: Sendable {
         stage = .linking
         acknowledgements = .init()
         buffer = []
+        connectedEarly = false
         switch dialect {
         case .arduino:
             stepDeadline = now + timeouts.reply
@@ -372,6 +378,7 @@ public struct ArduinoOTAPush: Sendable {
         switch (stage, reply) {
         case (_, .ok):
             stage = .awaitingDevice
+            if connectedEarly { return stream(now: now) }
             return expect(now + timeouts.connectBack)
         case (.inviting, .auth(let nonce)):
             guard let credentials else {
