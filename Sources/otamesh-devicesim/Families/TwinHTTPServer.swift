@@ -46,7 +46,7 @@ extension RebootingHTTPTwin {
     /// Serves until `stop()`; every `wakeForReboot()` closes the port for ``rebootMS``.
     func serveLives() async throws {
         for life in 0..<10_000 {
-            let channel = try await bind()
+            let channel = try await life == 0 ? bind() : rebind()
             lifeBegan(life)
             if lives.stopped { try? await channel.close(); return }
             await withCheckedContinuation { continuation in lives.rebootRequested = continuation }
@@ -68,6 +68,21 @@ extension RebootingHTTPTwin {
     func wakeForReboot() {
         lives.rebootRequested?.resume()
         lives.rebootRequested = nil
+    }
+
+    /// Binds the port of the last life again. While the twin "rebooted", another socket of this
+    /// machine may have taken the number (an outgoing connection's ephemeral port, on a busy
+    /// machine): a device comes back on its own port, so it keeps trying for up to 30 s.
+    private func rebind() async throws -> any Channel {
+        var attempt = 0
+        while true {
+            do { return try await bind() } catch {
+                attempt += 1
+                guard attempt < 300, !lives.stopped else { throw error }
+                if attempt == 1 { event("rebind-retry", [("port", String(lives.port)), ("error", "\(error)")]) }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
     }
 
     private func bind() async throws -> any Channel {
