@@ -281,7 +281,7 @@ public struct Agent: Sendable {
                 tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
                 logger: logger)
             : nil
-        services.append(MeshService(mesh: mesh, store: store, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger))
+        services.append(MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
             let advert = DiscoveryAdvert(

@@ -1,7 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
 import OTAMeshCommon
-import OTAMeshStore
 import OTAMeshTrust
 import ServiceLifecycle
 
@@ -11,7 +10,6 @@ import ServiceLifecycle
 /// looking every two seconds whether the peers offer something new.
 struct MeshService: Service {
     let mesh: Mesh
-    let store: BlobStore
     let tufDirectory: String
     let releases: ReleaseCatalog
     let peerSync: PeerSync?

@@ -5,7 +5,8 @@ import OTAMeshTrust
 import ServiceLifecycle
 
 /// Runs the device listeners and their upkeep: once a second it writes the registry's
-/// sightings and reads back assignments made by `otamesh device assign`; every ten seconds it
+/// sightings and reads back assignments another process wrote to the database (the CLI now
+/// sends its changes through the admin API); every ten seconds it
 /// writes the batched blob access times (LRU). Devices are served from the release catalog's
 /// newest value, taken as soon as it changes.
 public struct DeviceService: Service {
