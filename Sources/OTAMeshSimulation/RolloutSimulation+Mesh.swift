@@ -282,3 +282,73 @@ extension RolloutSimulation {
             rumourShare: all > 0 ? Double(rumour) / Double(all) : 0, endedAt: end)
     }
 }
+
+/// How the shared upkeep tick lands in the simulated gateway ``RolloutSimulation/ticking``.
+extension RolloutSimulation: RolloutUpkeepSink {
+    public typealias Device = Int
+
+    public mutating func writeCensus(_ perStage: [Int], rollout: String, now: Int64) {
+        let own = gateways[ticking].state.census[names[ticking]]
+        write(.census(Census(version: (own?.version ?? 0) + 1, perStage: perStage, at: now)), at: ticking)
+    }
+
+    public mutating func timedOut(_ outcome: DeviceOutcome, device: Int, rollout: String, now: Int64) {
+        record(outcome, device: device, at: ticking)
+    }
+
+    /// Devices ask in bucket order; the first "wait" (halted, paused, concurrency used up) holds
+    /// for the rest too.
+    public mutating func startDevices(rollout: String, view: RolloutView, now millis: Int64) -> RolloutView {
+        let gateway = ticking
+        guard let plan = view.plan else { return view }
+        var index = 0
+        let bound = plan.bound(ofStage: view.stage)
+        while index < gateways[gateway].untouched.count {
+            let device = gateways[gateway].untouched[index]
+            guard buckets[device] < bound else { break }
+            let held = gateways[gateway].state.outcomes[facts[device].id]
+            let decision = view.decide(
+                facts[device], version: "1.9.0", outcome: held, inFlightHere: gateways[gateway].inFlight.count,
+                now: millis, gateway: names[gateway])
+            switch decision {
+            case .start(let outcome):
+                if gateways[gateway].state.halt.map({ $0.epoch >= view.controlEpoch }) == true { startsAfterHalt += 1 }
+                gateways[gateway].untouched.remove(at: index)
+                gateways[gateway].inFlight.insert(device)
+                inFlightTotal += 1
+                started += 1
+                record(outcome, device: device, at: gateway)
+                let span = scenario.installSeconds.upperBound - scenario.installSeconds.lowerBound
+                let duration = scenario.installSeconds.lowerBound + deviceRandom.unit() * span
+                let chance = scenario.badGateways.contains(gateway) ? scenario.badFailure : scenario.failure
+                queue.schedule(.device(gateway: gateway, device: device, fails: deviceRandom.unit() < chance), at: self.now + duration)
+            case .wait:
+                index = gateways[gateway].untouched.count
+            case .notSelected, .alreadyCurrent, .inFlight, .succeeded, .failedBefore:
+                index += 1
+            }
+        }
+        return refreshView(gateway)
+    }
+
+    public mutating func members(rollout: String) -> (count: Int, alive: Set<String>) {
+        let gateway = ticking
+        let alive = aliveView(gateway)
+        let seen =
+            alive.acrossCut
+            ? Set(gateways[gateway].state.census.keys)
+            : Set(gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false })
+        return (scenario.stageMembers == .alive ? alive.count : scenario.gateways, seen)
+    }
+
+    public mutating func writeMarks(_ marks: RolloutUpkeep.Marks, rollout: String, view: RolloutView, now: Int64) {
+        if let mark = marks.stage {
+            noteAdvance(mark, by: ticking)
+            write(.stage(mark), at: ticking)
+        }
+        if let mark = marks.halt {
+            haltWriters += 1
+            write(.halt(mark), at: ticking)
+        }
+    }
+}

@@ -114,6 +114,8 @@ public struct RolloutSimulation: Sendable {
     var lossRandom: SplitMix64
     var peerRandom: SplitMix64
     var deviceRandom: SplitMix64
+    /// The gateway whose upkeep tick runs (the ``RolloutUpkeepSink`` steps land on it).
+    var ticking = 0
     let retransmits: Int
     let window = 10.0
     var windows: [[Int]]
@@ -290,67 +292,22 @@ public struct RolloutSimulation: Sendable {
         return view
     }
 
-    /// What `RolloutEngine.upkeep` does each second, with the device requests of that second
-    /// folded in: census, timeouts, starts (``RolloutView/decide``), `stageDue`, `haltDue`.
+    /// The gateway's upkeep each second: the same ``RolloutUpkeep/tick`` the agent's
+    /// ``RolloutNode`` runs (census, timeouts, starts, marks), with the device requests of that
+    /// second as its starts (the sink below).
     mutating func upkeep(_ gateway: Int) {
-        var view = refreshView(gateway)
+        let view = refreshView(gateway)
         guard let plan = view.plan else { return }
         let name = names[gateway]
-        let own = gateways[gateway].state.census[name]
         let mine = (gateway * scenario.devicesPerGateway)..<((gateway + 1) * scenario.devicesPerGateway)
-        if let census = RolloutUpkeep.census(RolloutView.census(of: Array(facts[mine]), plan: plan), own: own, view: view, now: millis) {
-            write(.census(Census(version: (own?.version ?? 0) + 1, perStage: census, at: millis)), at: gateway)
+        let inFlight = gateways[gateway].inFlight.sorted().compactMap { device in
+            gateways[gateway].state.outcomes[facts[device].id].map { (device: device, outcome: $0) }
         }
-        for device in gateways[gateway].inFlight.sorted() {
-            guard let outcome = gateways[gateway].state.outcomes[facts[device].id], let timedOut = view.timedOut(outcome, now: millis) else { continue }
-            record(timedOut, device: device, at: gateway)
-        }
-        // Devices ask in bucket order; the first "wait" (halted, paused, concurrency used up)
-        // holds for the rest too.
-        var index = 0
-        let bound = plan.bound(ofStage: view.stage)
-        while index < gateways[gateway].untouched.count {
-            let device = gateways[gateway].untouched[index]
-            guard buckets[device] < bound else { break }
-            let held = gateways[gateway].state.outcomes[facts[device].id]
-            let decision = view.decide(
-                facts[device], version: "1.9.0", outcome: held, inFlightHere: gateways[gateway].inFlight.count,
-                now: millis, gateway: name)
-            switch decision {
-            case .start(let outcome):
-                if gateways[gateway].state.halt.map({ $0.epoch >= view.controlEpoch }) == true { startsAfterHalt += 1 }
-                gateways[gateway].untouched.remove(at: index)
-                gateways[gateway].inFlight.insert(device)
-                inFlightTotal += 1
-                started += 1
-                record(outcome, device: device, at: gateway)
-                let span = scenario.installSeconds.upperBound - scenario.installSeconds.lowerBound
-                let duration = scenario.installSeconds.lowerBound + deviceRandom.unit() * span
-                let chance = scenario.badGateways.contains(gateway) ? scenario.badFailure : scenario.failure
-                queue.schedule(.device(gateway: gateway, device: device, fails: deviceRandom.unit() < chance), at: now + duration)
-            case .wait:
-                index = gateways[gateway].untouched.count
-            case .notSelected, .alreadyCurrent, .inFlight, .succeeded, .failedBefore:
-                index += 1
-            }
-        }
-        view = refreshView(gateway)
-        let alive = aliveView(gateway)
-        let seen =
-            alive.acrossCut
-            ? Set(gateways[gateway].state.census.keys)
-            : Set(gateways[gateway].state.census.keys.filter { key in Self.index(of: key).map { inGroup[$0] == inGroup[gateway] } ?? false })
-        let members = scenario.stageMembers == .alive ? alive.count : scenario.gateways
-        // The simulator models no completion.
-        let marks = RolloutUpkeep.marks(view: view, now: millis, gateway: name, members: members, alive: seen, completes: false)
-        if let mark = marks.stage {
-            noteAdvance(mark, by: gateway)
-            write(.stage(mark), at: gateway)
-        }
-        if let mark = marks.halt {
-            haltWriters += 1
-            write(.halt(mark), at: gateway)
-        }
+        ticking = gateway
+        RolloutUpkeep.tick(
+            &self, rollout: Self.rolloutID, view: view, census: RolloutView.census(of: Array(facts[mine]), plan: plan),
+            own: gateways[gateway].state.census[name], inFlight: inFlight, now: millis, gateway: name,
+            completes: false)  // the simulator models no completion
     }
 
     static func index(of name: String) -> Int? { Int(name.dropFirst(3)) }

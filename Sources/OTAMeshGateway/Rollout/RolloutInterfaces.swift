@@ -28,16 +28,6 @@ public struct DeviceQuery: Sendable, Equatable {
     }
 }
 
-/// What the rollouts say about one device on one request.
-public enum RolloutAnswer: Sendable, Equatable {
-    /// Offer this target path (a new or an in-flight attempt).
-    case offer(path: String, rollout: String)
-    /// A rollout covers the device but nothing is offered now, and why.
-    case hold(String)
-    /// No rollout covers the device: manual assignments apply.
-    case none
-}
-
 /// The device side of rollouts: what ``DeviceAPI`` asks on a device's request when the pure
 /// routes need it (``DeviceRoutes/Outcome/needRolloutAnswer(_:)``), and what it tells them after.
 public protocol DeviceRollouts: Sendable {

@@ -1,5 +1,6 @@
 import OTAMeshCommon
 import OTAMeshFirmware
+import OTAMeshRollout
 import OTAMeshTrust
 
 /// The device routes, as a pure function of the request, the serving catalog, the device
