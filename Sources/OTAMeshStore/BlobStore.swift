@@ -331,8 +331,8 @@ public final class BlobStore: Sendable {
     /// Evicts unpinned blobs, least recently used first, until the total fits `quota`
     /// (never the blob named by `keeping`). Returns the evicted records.
     @discardableResult
-    func enforceQuota(keeping: BlobDigest? = nil) throws(StoreError) -> [BlobRecord] {
-        guard let quota = configuration.quotaBytes else { return [] }
+    func enforceQuota(keeping: BlobDigest? = nil, quota: Int64? = nil) throws(StoreError) -> [BlobRecord] {
+        guard let quota = quota ?? configuration.quotaBytes else { return [] }
         try flushAccesses()
         var total = try catalog.totals().bytes
         guard total > quota else { return [] }

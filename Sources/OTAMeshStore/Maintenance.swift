@@ -134,8 +134,9 @@ extension BlobStore {
         return report
     }
 
-    /// Drops stale partials and evicts unpinned blobs (least recently used first) down to the quota.
-    public func collectGarbage() throws(StoreError) -> GarbageReport {
+    /// Drops stale partials and evicts unpinned blobs (least recently used first) down to the
+    /// quota: `quotaBytes` for this run, else the configured one.
+    public func collectGarbage(quotaBytes: Int64? = nil) throws(StoreError) -> GarbageReport {
         try requireWritable()
         var report = GarbageReport()
         let cutoff = now() - configuration.partialMaxAge
@@ -144,7 +145,7 @@ extension BlobStore {
             try catalog.write { db in try PartialRecord.deleteOne(db, key: partial.id) }
             report.stalePartials.append(partial.id)
         }
-        for record in try enforceQuota() {
+        for record in try enforceQuota(quota: quotaBytes ?? configuration.quotaBytes) {
             report.evicted.append(record.sha256)
             report.evictedBytes += record.size
         }

@@ -35,7 +35,7 @@ struct AgentTests {
         return (http?.statusCode ?? 0, String(decoding: data, as: UTF8.self), http?.value(forHTTPHeaderField: "WWW-Authenticate"))
     }
 
-    @Test("serves /metrics with cache size, blob count, adds and verification failures; stops on SIGTERM")
+    @Test("serves /metrics with cache size, blob count, adds and verification failures; cache changes go through the running agent; stops on SIGTERM")
     func metrics() async throws {
         let dir = try TemporaryDirectory()
         let data = dir.file("data")
@@ -57,10 +57,27 @@ struct AgentTests {
         let (_, cache, _) = try await Self.request("GET", "\(url)/api/v1/cache", authorization: "Bearer \(gateway.readToken)")
         #expect(cache.contains(sha256Hex(try Data(contentsOf: URL(fileURLWithPath: file)))))
 
-        // While the agent runs, the data directory is locked against other writers.
-        let (addStatus, _, addErr) = try run(["cache", "add", "--data-dir", data, file])
-        #expect(addStatus == 1)
-        #expect(addErr == "otamesh cache: data directory \(data) is locked by process \(agent.pid)\n")
+        // While the agent runs, cache changes go through it (it holds the data directory's lock).
+        let second = dir.file("fw2.bin")
+        let secondBytes = Data(patterned(50_000, seed: 8))
+        try secondBytes.write(to: URL(fileURLWithPath: second))
+        let secondHash = sha256Hex(secondBytes)
+        let (addStatus, addOut, addErr) = try run(["cache", "add", "--data-dir", data, "--sha256", secondHash, "--pin", "keep", second])
+        #expect(addStatus == 0, "\(addErr)")
+        #expect(addOut == "sha256:\(secondHash)  50000 bytes\n(through the running agent at \(url))\n")
+        let (_, afterAdd) = try await Self.get("\(url)/metrics")
+        #expect(afterAdd.contains("otamesh_cache_blobs 2") && afterAdd.contains("otamesh_cache_adds_total 1"))
+        // Content that does not match its --sha256 changes nothing.
+        let (badStatus, _, badErr) = try run(["cache", "add", "--data-dir", data, "--sha256", String(repeating: "ab", count: 32), file])
+        #expect(badStatus == 1 && badErr.contains("HTTP 400: content sha256 mismatch"), "\(badErr)")
+        // A pinned blob is not removed; unpinned, it is.
+        let (pinnedStatus, _, pinnedErr) = try run(["cache", "rm", "--data-dir", data, secondHash])
+        #expect(pinnedStatus == 1 && pinnedErr == "sha256:\(secondHash) is pinned; unpin it first\n")
+        #expect(try run(["cache", "unpin", "--data-dir", data, secondHash]).0 == 0)
+        let (removed, removedOut, _) = try run(["cache", "rm", "--data-dir", data, secondHash])
+        #expect(removed == 0 && removedOut == "(through the running agent at \(url))\n")
+        let (verified, verifyOut, _) = try run(["cache", "verify", "--data-dir", data])
+        #expect(verified == 0 && verifyOut.hasPrefix("verified 1 blobs (123456 bytes): 0 corrupt, 0 missing\n"))
         // Readers still work.
         #expect(try run(["cache", "ls", "--data-dir", data]).1.contains("1 blobs, 123456 bytes"))
 
