@@ -97,67 +97,38 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
         _ image: PushImage, to device: PushTarget, dialect: ArduinoOTADialect, credentials: PushCredentials?, versionURL: String,
         client: HTTPClient, progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
     ) async -> Result<String, PushFailure> {
-        let (events, continuation) = AsyncStream<OTALink.Tagged>.makeStream()
-        let link = OTALink(device: device, events: continuation, connectTimeout: .milliseconds(timeouts.reply))
-        defer {
-            link.close()
-            continuation.finish()
-        }
-        var machine = ArduinoOTAPush(
+        let (stream, events) = PushEvents<ArduinoOTAPush.Event>.make()
+        let link = OTALink(device: device, events: events, connectTimeout: .milliseconds(timeouts.reply))
+        defer { link.close() }
+        let machine = ArduinoOTAPush(
             image: image, target: device, dialect: dialect, credentials: credentials, timing: timing, timeouts: timeouts,
             now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1), nonceSeed: UInt64.random(in: 0...UInt64.max))
-        // Timers and the image stream run as children of this group: the push's end (or its
-        // cancellation) ends them. Only the latest timer's tick counts.
-        return await withDiscardingTaskGroup { group in
-            defer { group.cancelAll() }
-            var timer = 0
-            var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
-            var iterator = events.makeAsyncIterator()
-            while true {
-                for action in pending {
-                    switch action {
-                    case .progress(let phase):
-                        progress(phase)
-                    case .succeeded(let version):
-                        return .success(version)
-                    case .failed(let failure):
-                        return .failure(failure)
-                    case .wait(let until):
-                        timer += 1
-                        group.addTask { [timer] in
-                            guard await PushHTTPShell.wait(until: until) else { return }
-                            continuation.yield(.init(link: 0, event: .tick, timer: timer))
-                        }
-                    case .readImage:
-                        continuation.yield(.init(link: 0, event: Self.facts(of: image.file)))
-                    case .fetchVersion:
-                        continuation.yield(.init(link: 0, event: await fetchVersion(client, url: versionURL)))
-                    case .listen:
-                        await link.listen()
-                    case .connect:
-                        await link.connect()
-                    case .sendDatagram(let bytes):
-                        link.sendDatagram(bytes)
-                    case .send(let bytes):
-                        await link.send(bytes)
-                    case .streamImage:
-                        let generation = link.generation
-                        group.addTask { await link.stream(file: image.file, chunkSize: Self.chunkSize, generation: generation) }
-                    case .closeLink:
-                        link.close()
-                    }
-                }
-                if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
-                guard let tagged = await iterator.next() else { return .failure(PushHTTPShell.cancelled) }
-                // Events of a link closed since (a retry's old socket), and ticks of a timer
-                // replaced since, are dropped.
-                guard tagged.link == 0 || tagged.link == link.generation, tagged.timer == nil || tagged.timer == timer else {
-                    pending = []
-                    continue
-                }
-                pending = machine.handle(tagged.event, now: PushHTTPShell.milliseconds())
+        // The device's answers arrive on sockets as they please: the machine's own timers bound
+        // every wait. Events of a socket closed since (a retry's old one) are dropped.
+        return await PushDriver.run(machine, events: stream, events, answersOnly: false, accept: { $0 == 0 || $0 == link.generation }) {
+            action, spawn in
+            switch action {
+            case .readImage:
+                events.yield(Self.facts(of: image.file))
+            case .fetchVersion:
+                events.yield(await fetchVersion(client, url: versionURL))
+            case .listen:
+                await link.listen()
+            case .connect:
+                await link.connect()
+            case .sendDatagram(let bytes):
+                link.sendDatagram(bytes)
+            case .send(let bytes):
+                await link.send(bytes)
+            case .streamImage:
+                let generation = link.generation
+                spawn { await link.stream(file: image.file, chunkSize: Self.chunkSize, generation: generation) }
+            case .closeLink:
+                link.close()
+            case .progress, .succeeded, .failed, .wait:
+                break
             }
-        }
+        } progress: { progress($0) }
     }
 
     /// Size, MD5 and header chip of the image file, read in chunks.
@@ -207,14 +178,6 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
 /// event it reports carries the link's generation; ``close()`` starts a new one, so events of
 /// an old socket are told apart from the current one's.
 final class OTALink: Sendable {
-    struct Tagged: Sendable {
-        /// 0: not of a socket (timer, file, version probe).
-        var link: Int
-        var event: ArduinoOTAPush.Event
-        /// A tick's timer (nil: not a tick).
-        var timer: Int? = nil
-    }
-
     struct State: Sendable {
         var generation = 1
         var datagram: (any Channel)?
@@ -223,13 +186,13 @@ final class OTALink: Sendable {
     }
 
     let device: PushTarget
-    let events: AsyncStream<Tagged>.Continuation
+    let events: PushEvents<ArduinoOTAPush.Event>
     let connectTimeout: TimeAmount
     private let state = Mutex(State())
     /// Image bytes written on the current connection.
     let sent = Atomic<Int64>(0)
 
-    init(device: PushTarget, events: AsyncStream<Tagged>.Continuation, connectTimeout: TimeAmount) {
+    init(device: PushTarget, events: PushEvents<ArduinoOTAPush.Event>, connectTimeout: TimeAmount) {
         self.device = device
         self.events = events
         self.connectTimeout = connectTimeout
@@ -237,7 +200,7 @@ final class OTALink: Sendable {
 
     var generation: Int { state.withLock { $0.generation } }
 
-    private func emit(_ event: ArduinoOTAPush.Event, link: Int) { events.yield(.init(link: link, event: event)) }
+    private func emit(_ event: ArduinoOTAPush.Event, link: Int) { events.yield(event, link: link) }
 
     /// arduino: a UDP socket connected to the device (its local address is the one that
     /// reaches the device) and a TCP listener on that address, port 0.
@@ -429,5 +392,19 @@ final class OTAStreamHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         link.received(.closed(failure ?? "connection closed by the device", sentBytes: link.sent.load(ordering: .relaxed)), generation: generation)
         context.fireChannelInactive()
+    }
+}
+
+extension ArduinoOTAPush: PushMachine {
+    static var started: Event { .started }
+    static var tick: Event { .tick }
+    static func step(_ action: Action) -> PushStep {
+        switch action {
+        case .progress(let phase): .progress(phase)
+        case .succeeded(let version): .succeeded(version)
+        case .failed(let failure): .failed(failure)
+        case .wait(let until): .wait(until: until)
+        case .readImage, .fetchVersion, .listen, .connect, .sendDatagram, .send, .streamImage, .closeLink: .perform
+        }
     }
 }

@@ -59,25 +59,19 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
         if let port = request.versionPort { versionTarget.port = port }
         let versionURL = PushHTTPShell.base(of: versionTarget) + request.versionPath
         let authorization = device.credentials?.authorization
-        var machine = FetchURLPush(
+        let machine = FetchURLPush(
             image: image, target: device, request: request, authenticates: authorization != nil, timing: timing,
             now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
-        let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        return await PushHTTPShell.drive(
-            first, timing: timing,
-            step: { action in
-                switch action {
-                case .progress(let phase): .progress(phase)
-                case .succeeded(let version): .succeeded(version)
-                case .failed(let failure): .failed(failure)
-                case .wait(let until): .wait(until: until)
-                case .send, .fetchVersion: .perform
-                }
-            }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) },
-            perform: { action in
-                if case .send(let command) = action { return await send(command, client: client, base: base, authorization: authorization) }
-                return await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization)
-            }, progress: progress)
+        let (stream, events) = PushEvents<FetchURLPush.Event>.make()
+        return await PushDriver.run(
+            machine, events: stream, events, answersOnly: true, rounds: PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
+        ) { action, _ in
+            if case .send(let command) = action {
+                events.yield(await send(command, client: client, base: base, authorization: authorization))
+            } else {
+                events.yield(await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization))
+            }
+        } progress: { progress($0) }
     }
 
     private func send(_ command: FetchURLPush.Command, client: HTTPClient, base: String, authorization: String?) async -> FetchURLPush.Event {
@@ -105,6 +99,20 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
             return .version(reported)
         } catch {
             return .versionFailed(PushHTTPShell.describe(error))
+        }
+    }
+}
+
+extension FetchURLPush: PushMachine {
+    static var started: Event { .started }
+    static var tick: Event { .tick }
+    static func step(_ action: Action) -> PushStep {
+        switch action {
+        case .progress(let phase): .progress(phase)
+        case .succeeded(let version): .succeeded(version)
+        case .failed(let failure): .failed(failure)
+        case .wait(let until): .wait(until: until)
+        case .send, .fetchVersion: .perform
         }
     }
 }

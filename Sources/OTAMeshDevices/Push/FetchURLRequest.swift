@@ -160,7 +160,7 @@ public struct FetchURLRequest: Sendable, Equatable {
             if characters[index] == "{", let (name, end) = placeholder(in: characters, at: index), let value = values[name] {
                 switch escaping {
                 case .json: out += String(jsonQuoted(value).dropFirst().dropLast())
-                case .form: out += percentEncoded(value)
+                case .form: out += PercentEncoding.encode(value)
                 case .none: out += value
                 }
                 index = end + 1
@@ -183,21 +183,6 @@ public struct FetchURLRequest: Sendable, Equatable {
 
     static func isWord(_ character: Character) -> Bool {
         character.isASCII && (character.isLetter || character.isNumber || character == "_")
-    }
-
-    /// RFC 3986 unreserved characters stay, every other byte is `%XX`.
-    static func percentEncoded(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
-                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
-                out.append(Character(UnicodeScalar(byte)))
-            default:
-                out += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 0x0F, radix: 16, uppercase: true)
-            }
-        }
-        return out
     }
 
     /// Every `{word}` names a known placeholder, and no `{word` is left open. JSON bodies have

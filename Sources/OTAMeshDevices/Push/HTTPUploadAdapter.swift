@@ -89,74 +89,48 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
         }
         let uploadPath = device.options["upload_path"] ?? (dialect == .updateServer ? uploadPath : dialect.uploadPath)
         let versionPath = device.options["version_path"] ?? versionPath
-        var machine = HTTPUploadPush(
+        let machine = HTTPUploadPush(
             image: image, target: device, authenticates: credentials != nil, dialect: dialect, uploadPath: uploadPath,
             timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
-        var pending = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        var md5: Result<String, MultipartFileBody.Unreadable>?
-        let rounds = PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
-        for _ in 0..<rounds {
-            var request: HTTPUploadPush.Action?
-            for action in pending {
-                switch action {
-                case .progress(let phase): progress(phase)
-                case .succeeded(let version): return .success(version)
-                case .failed(let failure): return .failure(failure)
-                case .start, .upload, .fetchVersion, .wait: request = action
-                }
-            }
-            guard let request else { return .failure(PushHTTPShell.noOutcome) }
-            pending = []
-            switch request {
+        let md5 = Mutex<Result<String, MultipartFileBody.Unreadable>?>(nil)
+        let (stream, events) = PushEvents<HTTPUploadPush.Event>.make()
+        return await PushDriver.run(
+            machine, events: stream, events, answersOnly: true, rounds: PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
+        ) { action, spawn in
+            switch action {
             case .upload:
-                // The upload runs as a child task feeding its events here; a cancelled push
-                // cancels it with this task.
-                let (events, continuation) = AsyncStream<HTTPUploadPush.Event>.makeStream()
-                await withDiscardingTaskGroup { group in
-                    group.addTask { await upload(image, client: client, url: base + uploadPath, credentials: credentials, events: continuation) }
-                    for await event in events {
-                        for action in machine.handle(event, now: PushHTTPShell.milliseconds()) {
-                            if case .progress(let phase) = action { progress(phase) } else { pending.append(action) }
-                        }
-                    }
-                }
-                if Task.isCancelled { return .failure(PushHTTPShell.cancelled) }
+                // The upload runs as a child of the push, reporting its events as they happen.
+                spawn { await upload(image, client: client, url: base + uploadPath, credentials: credentials, events: events) }
             case .start:
                 // The image's MD5, read once (a retried start reuses it).
-                if md5 == nil {
-                    md5 =
-                        switch ArduinoOTAAdapter.facts(of: image.file) {
-                        case .imageRead(let facts): .success(facts.md5)
-                        case .imageUnreadable(let reason): .failure(MultipartFileBody.Unreadable(reason: reason))
-                        default: .failure(MultipartFileBody.Unreadable(reason: "cannot read \(image.file)"))
-                        }
+                let hash = md5.withLock { known in
+                    if known == nil {
+                        known =
+                            switch ArduinoOTAAdapter.facts(of: image.file) {
+                            case .imageRead(let facts): .success(facts.md5)
+                            case .imageUnreadable(let reason): .failure(MultipartFileBody.Unreadable(reason: reason))
+                            default: .failure(MultipartFileBody.Unreadable(reason: "cannot read \(image.file)"))
+                            }
+                    }
+                    return known!
                 }
-                switch md5 {
-                case .success(let hash)?:
-                    pending = machine.handle(await start(hash: hash, client: client, base: base, credentials: credentials), now: PushHTTPShell.milliseconds())
-                case .failure(let unreadable)?:
-                    pending = machine.handle(.imageUnreadable(unreadable.reason), now: PushHTTPShell.milliseconds())
-                case nil:
-                    break
+                switch hash {
+                case .success(let hash): events.yield(await start(hash: hash, client: client, base: base, credentials: credentials))
+                case .failure(let unreadable): events.yield(.imageUnreadable(unreadable.reason))
                 }
             case .fetchVersion:
-                pending = machine.handle(await fetchVersion(client, base: base, path: versionPath), now: PushHTTPShell.milliseconds())
-            case .wait(let until):
-                guard await PushHTTPShell.wait(until: until) else { return .failure(PushHTTPShell.cancelled) }
-                pending = machine.handle(.tick, now: PushHTTPShell.milliseconds())
+                events.yield(await fetchVersion(client, base: base, path: versionPath))
             default:
                 break
             }
-        }
-        return .failure(PushHTTPShell.tooManyRounds(rounds))
+        } progress: { progress($0) }
     }
 
     /// Runs the upload, reporting its events (`sending`, `sent`, then the answer or the failure)
-    /// in order, and finishes `continuation` when it ends.
+    /// in order.
     private func upload(
-        _ image: PushImage, client: HTTPClient, url: String, credentials: PushCredentials?, events continuation: AsyncStream<HTTPUploadPush.Event>.Continuation
+        _ image: PushImage, client: HTTPClient, url: String, credentials: PushCredentials?, events continuation: PushEvents<HTTPUploadPush.Event>
     ) async {
-        defer { continuation.finish() }
         let boundary = "otamesh-" + String(UInt64.random(in: 0...UInt64.max), radix: 16)
         let name = image.path.split(separator: "/").last.map(String.init) ?? "firmware.bin"
         let body = MultipartFileBody(file: image.file, fileName: name, boundary: boundary, events: continuation)
@@ -213,14 +187,14 @@ struct MultipartFileBody: AsyncSequence, Sendable {
     let file: String
     let head: [UInt8]
     let tail: [UInt8]
-    let events: AsyncStream<HTTPUploadPush.Event>.Continuation
+    let events: PushEvents<HTTPUploadPush.Event>
     private let counter = Counter()
 
     final class Counter: Sendable {
         let sent = Atomic<Int64>(0)
     }
 
-    init(file: String, fileName: String, boundary: String, events: AsyncStream<HTTPUploadPush.Event>.Continuation) {
+    init(file: String, fileName: String, boundary: String, events: PushEvents<HTTPUploadPush.Event>) {
         self.file = file
         let safeName = fileName.filter { $0 != "\"" && $0 != "\r" && $0 != "\n" }
         head = Array(
@@ -279,6 +253,20 @@ struct MultipartFileBody: AsyncSequence, Sendable {
             default:
                 return nil
             }
+        }
+    }
+}
+
+extension HTTPUploadPush: PushMachine {
+    static var started: Event { .started }
+    static var tick: Event { .tick }
+    static func step(_ action: Action) -> PushStep {
+        switch action {
+        case .progress(let phase): .progress(phase)
+        case .succeeded(let version): .succeeded(version)
+        case .failed(let failure): .failed(failure)
+        case .wait(let until): .wait(until: until)
+        case .start, .upload, .fetchVersion: .perform
         }
     }
 }

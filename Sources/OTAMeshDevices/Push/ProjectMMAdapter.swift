@@ -30,23 +30,17 @@ public struct ProjectMMAdapter: PushAdapter {
         progress: @escaping @Sendable (DeviceOutcome.Phase) -> Void
     ) async -> Result<String, PushFailure> {
         let base = PushHTTPShell.base(of: device)
-        var machine = ProjectMMPush(image: image, target: device, timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
-        let first = machine.handle(.started, now: PushHTTPShell.milliseconds())
-        return await PushHTTPShell.drive(
-            first, timing: timing,
-            step: { action in
-                switch action {
-                case .progress(let phase): .progress(phase)
-                case .succeeded(let version): .succeeded(version)
-                case .failed(let failure): .failed(failure)
-                case .wait(let until): .wait(until: until)
-                case .fetchStatus, .post: .perform
-                }
-            }, tick: .tick, handle: { machine.handle($0, now: PushHTTPShell.milliseconds()) },
-            perform: { action in
-                if case .post(let body) = action { return await post(client, base: base, body: body) }
-                return await fetchStatus(client, base: base)
-            }, progress: progress)
+        let machine = ProjectMMPush(image: image, target: device, timing: timing, now: PushHTTPShell.milliseconds(), random: Double.random(in: 0..<1))
+        let (stream, events) = PushEvents<ProjectMMPush.Event>.make()
+        return await PushDriver.run(
+            machine, events: stream, events, answersOnly: true, rounds: PushHTTPShell.rounds(deadline: timing.deadline, pollInterval: timing.pollInterval)
+        ) { action, _ in
+            if case .post(let body) = action {
+                events.yield(await post(client, base: base, body: body))
+            } else {
+                events.yield(await fetchStatus(client, base: base))
+            }
+        } progress: { progress($0) }
     }
 
     private func fetchStatus(_ client: HTTPClient, base: String) async -> ProjectMMPush.Event {
@@ -74,6 +68,20 @@ public struct ProjectMMAdapter: PushAdapter {
         switch await PushHTTPShell.exchange(client, request, timeout: requestTimeout) {
         case .success(let answer): return .posted(status: answer.status, body: answer.body)
         case .failure(let unanswered): return .postFailed(unanswered.reason)
+        }
+    }
+}
+
+extension ProjectMMPush: PushMachine {
+    static var started: Event { .started }
+    static var tick: Event { .tick }
+    static func step(_ action: Action) -> PushStep {
+        switch action {
+        case .progress(let phase): .progress(phase)
+        case .succeeded(let version): .succeeded(version)
+        case .failed(let failure): .failed(failure)
+        case .wait(let until): .wait(until: until)
+        case .fetchStatus, .post: .perform
         }
     }
 }

@@ -1,3 +1,4 @@
+import OTAMeshCommon
 import OTAMeshTransfer
 
 /// What a device asked for, as the pure serving core sees it: no sockets, no NIO types.
@@ -31,7 +32,7 @@ public struct DeviceRequest: Sendable {
     public static func splitTarget(_ target: String) -> (path: String, query: [String: String]) {
         // Byte-wise: this runs for every request (Character-wise splitting costs grapheme breaking).
         guard let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) else {
-            return (percentDecode(Substring(target), plusIsSpace: false), [:])
+            return (PercentEncoding.decode(Substring(target), plusIsSpace: false), [:])
         }
         let path = String(target[..<mark])
         let rest = target[target.utf8.index(after: mark)...]
@@ -39,42 +40,11 @@ public struct DeviceRequest: Sendable {
         do {
             for pair in rest.split(separator: "&") {
                 let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let key = percentDecode(kv[0], plusIsSpace: true)
-                if query[key] == nil { query[key] = kv.count == 2 ? percentDecode(kv[1], plusIsSpace: true) : "" }
+                let key = PercentEncoding.decode(kv[0], plusIsSpace: true)
+                if query[key] == nil { query[key] = kv.count == 2 ? PercentEncoding.decode(kv[1], plusIsSpace: true) : "" }
             }
         }
-        return (percentDecode(Substring(path), plusIsSpace: false), query)
-    }
-
-    /// Decodes `%XX` escapes; invalid escapes are kept literally (they then match nothing).
-    static func percentDecode(_ text: Substring, plusIsSpace: Bool) -> String {
-        // Scan bytes: String.contains(String) would go through Foundation (CFStringFind) per request.
-        guard text.utf8.contains(where: { $0 == UInt8(ascii: "%") || (plusIsSpace && $0 == UInt8(ascii: "+")) }) else {
-            return String(text)
-        }
-        var bytes: [UInt8] = []
-        let utf8 = Array(text.utf8)
-        var i = 0
-        while i < utf8.count {
-            let byte = utf8[i]
-            if byte == UInt8(ascii: "%"), i + 2 < utf8.count, let hi = hexValue(utf8[i + 1]), let lo = hexValue(utf8[i + 2]) {
-                bytes.append(hi << 4 | lo)
-                i += 3
-            } else {
-                bytes.append(plusIsSpace && byte == UInt8(ascii: "+") ? UInt8(ascii: " ") : byte)
-                i += 1
-            }
-        }
-        return String(decoding: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
+        return (PercentEncoding.decode(Substring(path), plusIsSpace: false), query)
     }
 }
 
