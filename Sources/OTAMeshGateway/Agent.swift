@@ -88,7 +88,7 @@ public struct Agent: Sendable {
             device: ConnectionGate(listener: "device", limits: limits.device, logger: logger),
             admin: ConnectionGate(listener: "admin", limits: limits.admin, logger: logger),
             gossip: ConnectionGate(listener: "gossip", limits: limits.gossip, logger: logger))
-        let startup = try AgentStartup.load(configuration, logger: logger)
+        let startup = try AgentStartup.load(configuration, logger: logger, clock: clock)
         let listeners = try await bindListeners(startup, gates: gates)
         let services: [any Service]
         let totals: (count: Int, bytes: Int64)
@@ -213,7 +213,7 @@ public struct Agent: Sendable {
             secrets: DeviceSecretStore(
                 path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions),
             targets: { [releases] in DeviceChanges.targets(releases.current) }, admission: configuration.deviceAdmission,
-            dataDirectory: configuration.dataDirectory, now: { [clock] in clock.now().seconds })
+            dataDirectory: configuration.dataDirectory, clock: clock)
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
             store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases, changes: changes)
@@ -223,7 +223,7 @@ public struct Agent: Sendable {
             store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
             signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]
         ).router()
-        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, now: { [clock] in clock.now().seconds })
+        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let deviceServer = DeviceServer(
             api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
@@ -273,7 +273,7 @@ public struct Agent: Sendable {
         }
         let api = listeners.api
         services.append(DeviceService(api: api, channels: listeners.device, store: store, releases: listeners.releases, logger: logger))
-        if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger)) }
+        if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger, clock: clock)) }
         guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }
         let peerSync =
             configuration.upstreamMetadataURL == nil

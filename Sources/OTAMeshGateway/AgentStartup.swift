@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import OTAMeshCommon
 import NIOCore
 import NIOSSL
 import OTAMeshGossip
@@ -35,7 +36,7 @@ struct AgentStartup {
     /// Whether the data directory holds a trusted TUF root (no root: no rollouts, no peer metadata).
     let hasTrustRoot: Bool
 
-    static func load(_ configuration: AgentConfiguration, logger: Logger) throws -> AgentStartup {
+    static func load(_ configuration: AgentConfiguration, logger: Logger, clock: WallClock) throws -> AgentStartup {
         // First, before anything is created: an admin listener that would expose its tokens is refused.
         let siteCA = SiteCA(keysDirectory: "\(configuration.dataDirectory)/keys")
         let adminTLS = try loadAdminTLS(configuration, siteCA: siteCA, logger: logger)
@@ -44,7 +45,7 @@ struct AgentStartup {
             configuration: StoreConfiguration(
                 directory: configuration.dataDirectory, quotaBytes: configuration.cacheQuotaBytes,
                 partialMaxAge: configuration.partialMaxAge),
-            logger: logger)
+            logger: logger, clock: clock)
         for path in [configuration.adminTokenPath, configuration.adminReadTokenPath] { try PrivateFile.check(path, allowOpen: allowOpen) }
         let (tokens, tokensCreated) = try AdminTokens.loadOrCreate(admin: configuration.adminTokenPath, readOnly: configuration.adminReadTokenPath)
         let tuf = "\(configuration.dataDirectory)/tuf"

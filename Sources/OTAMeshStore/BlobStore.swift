@@ -45,7 +45,9 @@ public final class BlobStore: Sendable {
     let catalog: Catalog
     let lock: DataDirectoryLock?
     let logger: Logger
-    let now: @Sendable () -> Double
+    /// Dates of blobs, accesses and partials; the catalog keeps them as seconds (REAL).
+    let clock: WallClock
+    func now() -> Double { clock.now().seconds }
     let metrics: StoreMetrics
     let pendingAccesses = Mutex<[String: Double]>([:])
 
@@ -57,11 +59,11 @@ public final class BlobStore: Sendable {
     /// Opens (creating if needed) the store in `configuration.directory`.
     public init(
         configuration: StoreConfiguration, mode: Mode = .readWrite, logger: Logger = Logger(label: "otamesh.store"),
-        now: @escaping @Sendable () -> Double = { WallClock.system.now().seconds }
+        clock: WallClock = .system
     ) throws(StoreError) {
         self.configuration = configuration
         self.logger = logger
-        self.now = now
+        self.clock = clock
         self.metrics = StoreMetrics()
         let dir = configuration.directory
         switch mode {

@@ -40,7 +40,7 @@ struct DeviceCommand: ParsableCommand {
                         }
                         return try DeviceChanges.targets(tufDirectory: "\(configuration.dataDirectory)/tuf", store: store)
                     }, admission: configuration.deviceAdmission, dataDirectory: configuration.dataDirectory,
-                    now: { WallClock.system.now().seconds })
+                    clock: .system)
             }
             outcome = withExtendedLifetime(lock) { Result { () throws(DeviceChangeError) in try changes.apply(change) } }
         } else {

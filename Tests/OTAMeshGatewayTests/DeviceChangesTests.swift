@@ -11,7 +11,7 @@ struct DeviceChangesTests {
     static func changes(_ dir: TemporaryDirectory, targets: [String: Bool] = ["esp32/app/2.0.0.bin": false]) throws -> DeviceChanges {
         DeviceChanges(
             registry: try DeviceRegistry(path: dir.file("devices.sqlite")), secrets: DeviceSecretStore(path: dir.file("keys/device-secrets.json")),
-            targets: { targets }, admission: .known, dataDirectory: dir.path, now: { 1_800_000_000 })
+            targets: { targets }, admission: .known, dataDirectory: dir.path, clock: .fixed(WallTime(seconds: 1_800_000_000)))
     }
 
     @Test("the JSON the CLI sends is the documented shape, and reads back the same")

@@ -1,4 +1,5 @@
 import Foundation
+import OTAMeshCommon
 import OTAMeshStore
 @_exported import OTAMeshTestSupport
 
@@ -17,7 +18,7 @@ func digest(of bytes: [UInt8]) throws -> BlobDigest {
 
 /// Opens a store in `dir` with an injected clock.
 func openStore(_ dir: TemporaryDirectory, quota: Int64? = nil, clock: TestClock = TestClock()) throws -> BlobStore {
-    try BlobStore(configuration: StoreConfiguration(directory: dir.file("data"), quotaBytes: quota), now: { clock.now() })
+    try BlobStore(configuration: StoreConfiguration(directory: dir.file("data"), quotaBytes: quota), clock: WallClock { WallTime(seconds: clock.now()) })
 }
 
 /// The StoreError a throwing call fails with, or nil when it succeeds.

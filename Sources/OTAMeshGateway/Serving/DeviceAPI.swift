@@ -14,15 +14,16 @@ public final class DeviceAPI: Sendable {
     public let registry: DeviceRegistry
     let catalogBox: NIOLockedValueBox<ServingCatalog>
     let digestCache = NIOLockedValueBox<[String: DeviceRoutes.BlobDigests]>([:])
-    let now: @Sendable () -> Double
+    /// Sightings are dated off it (the registry keeps seconds).
+    let clock: WallClock
     let baseContext: DeviceRoutes.Context
     /// The rollout engine, once the mesh is up (nil: manual assignments only).
     let rollouts = NIOLockedValueBox<(any DeviceRollouts)?>(nil)
 
-    public init(catalog: ServingCatalog, registry: DeviceRegistry, now: @escaping @Sendable () -> Double = { WallClock.system.now().seconds }) {
+    public init(catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system) {
         self.catalogBox = NIOLockedValueBox(catalog)
         self.registry = registry
-        self.now = now
+        self.clock = clock
         let digestCache = digestCache
         self.baseContext = DeviceRoutes.Context(
             catalog: ServingCatalog(), assignment: { registry.assignment(for: $0) },
@@ -62,7 +63,7 @@ public final class DeviceAPI: Sendable {
                 context.rolloutAnswer = (query, engine.answer(query))
             case .response(let response, let sighting, let conclusion):
                 if let conclusion { engine?.concluded(conclusion.query, rollout: conclusion.rollout, upToDate: conclusion.upToDate) }
-                if let sighting { registry.observe(sighting, at: now()) }
+                if let sighting { registry.observe(sighting, at: clock.now().seconds) }
                 return .response(response)
             }
         }

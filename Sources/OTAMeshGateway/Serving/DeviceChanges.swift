@@ -51,18 +51,20 @@ public struct DeviceChanges: Sendable {
     public let targets: @Sendable () throws -> [String: Bool]
     public let admission: DeviceAdmission
     public let dataDirectory: String
-    public let now: @Sendable () -> Double
+    /// Dates of assignments and tags (the registry keeps seconds).
+    public let clock: WallClock
+    func now() -> Double { clock.now().seconds }
 
     public init(
         registry: DeviceRegistry, secrets: DeviceSecretStore, targets: @escaping @Sendable () throws -> [String: Bool], admission: DeviceAdmission,
-        dataDirectory: String, now: @escaping @Sendable () -> Double
+        dataDirectory: String, clock: WallClock
     ) {
         self.registry = registry
         self.secrets = secrets
         self.targets = targets
         self.admission = admission
         self.dataDirectory = dataDirectory
-        self.now = now
+        self.clock = clock
     }
 
     /// The verified target paths of `catalog`, and whether each is cached.

@@ -15,6 +15,8 @@ struct DeviceDiscoveryService: Service {
 
     let registry: DeviceRegistry
     let logger: Logger
+    /// Discovered devices are dated off it.
+    let clock: WallClock
     let resolver = AvahiHostResolver()
 
     func run() async throws {
@@ -72,7 +74,7 @@ struct DeviceDiscoveryService: Service {
                     id: device.id, family: device.family, hardware: device.hardware, version: device.version,
                     address: device.address, answer: "discovered: \(device.note)", variant: device.variant,
                     source: "mdns", options: device.options),
-                at: WallClock.system.now().seconds)
+                at: clock.now().seconds)
             if before == nil || before?.version != device.version || before?.address != device.address {
                 logger.info(
                     "device discovery: found a push device",
