@@ -1,8 +1,8 @@
 import Foundation
 import Logging
-import OTAMeshCommon
 import NIOCore
 import NIOSSL
+import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshStore
 import OTAMeshTrust

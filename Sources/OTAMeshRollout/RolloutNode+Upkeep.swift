@@ -50,7 +50,9 @@ extension RolloutNode {
                 inFlight: inFlight, now: tick.now, gateway: gateway, completes: !state.outcomes.isEmpty)
             if let halt = self.view(id)?.halt, haltsSeen[id] != halt {
                 haltsSeen[id] = halt
-                log(.warning, "rollout halt known", ["rollout.id": id, "rollout.halt.by": halt.gateway, "rollout.halt.at": "\(halt.at)", "rollout.reason": halt.reason])
+                log(
+                    .warning, "rollout halt known",
+                    ["rollout.id": id, "rollout.halt.by": halt.gateway, "rollout.halt.at": "\(halt.at)", "rollout.reason": halt.reason])
             }
         }
         announce(now: tick.now)

@@ -52,7 +52,9 @@ struct CacheCommand: ParsableCommand {
 
     /// Applies `change` — through the running agent when one holds the data directory (or
     /// `--admin URL` names a gateway), else directly — and prints what it did; exit 1 when it failed.
-    static func apply(_ change: CacheChange, api: AdminOptions, command: String, extra: [(String, String?)] = [], flags: [String: String] = [:])
+    static func apply(
+        _ change: CacheChange, api: AdminOptions, command: String, extra: [(String, String?)] = [], flags: [String: String] = [:]
+    )
         async throws
     {
         var via: String?
@@ -63,7 +65,8 @@ struct CacheCommand: ParsableCommand {
             let client = try reporting(command) { try api.client() }
             via = client.base
             report = try await reporting(command) {
-                let answer = try await client.post("cache/changes", body: Array(try JSONEncoder().encode(change)), contentType: "application/json", timeout: 600)
+                let answer = try await client.post(
+                    "cache/changes", body: Array(try JSONEncoder().encode(change)), contentType: "application/json", timeout: 600)
                 return try client.decode(CacheChangeReport.self, answer, what: "POST /api/v1/cache/changes")
             }
         }

@@ -44,4 +44,14 @@ struct DeviceChangesTests {
         #expect(try changes.apply(.remove(id: "aa:bb:cc:dd:ee:ff")) == ["aa:bb:cc:dd:ee:ff: removed"])
         #expect(throws: DeviceChangeError(.notFound, "no device aa:bb:cc:dd:ee:ff")) { try changes.apply(.remove(id: "aa:bb:cc:dd:ee:ff")) }
     }
+
+    @Test("a device assigned or tagged before it ever asked is served the assignment at once: the agent's memory holds it, nothing re-reads the database")
+    func unseenDevice() throws {
+        let dir = try TemporaryDirectory()
+        let changes = try Self.changes(dir)
+        _ = try changes.apply(.assign(ids: ["aa:bb:cc:00:00:01"], target: "esp32/app/2.0.0.bin"))
+        _ = try changes.apply(.tag(ids: ["aa:bb:cc:00:00:02"], tags: ["floor3"]))
+        #expect(changes.registry.assignment(for: "aa:bb:cc:00:00:01") == "esp32/app/2.0.0.bin")
+        #expect(changes.registry.device("aa:bb:cc:00:00:02")?.tagList == ["floor3"])
+    }
 }

@@ -128,7 +128,9 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
             case .progress, .succeeded, .failed, .wait:
                 break
             }
-        } progress: { progress($0) }
+        } progress: {
+            progress($0)
+        }
     }
 
     /// Size, MD5 and header chip of the image file, read in chunks.

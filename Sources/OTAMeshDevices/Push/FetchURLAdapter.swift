@@ -71,7 +71,9 @@ public struct FetchURLAdapter: PushAdapter, CustomStringConvertible {
             } else {
                 events.yield(await fetchVersion(client, url: versionURL, path: request.versionPath, authorization: authorization))
             }
-        } progress: { progress($0) }
+        } progress: {
+            progress($0)
+        }
     }
 
     private func send(_ command: FetchURLPush.Command, client: HTTPClient, base: String, authorization: String?) async -> FetchURLPush.Event {

@@ -123,7 +123,9 @@ public struct HTTPUploadAdapter: PushAdapter, CustomStringConvertible {
             default:
                 break
             }
-        } progress: { progress($0) }
+        } progress: {
+            progress($0)
+        }
     }
 
     /// Runs the upload, reporting its events (`sending`, `sent`, then the answer or the failure)

@@ -40,7 +40,9 @@ public struct ProjectMMAdapter: PushAdapter {
             } else {
                 events.yield(await fetchStatus(client, base: base))
             }
-        } progress: { progress($0) }
+        } progress: {
+            progress($0)
+        }
     }
 
     private func fetchStatus(_ client: HTTPClient, base: String) async -> ProjectMMPush.Event {

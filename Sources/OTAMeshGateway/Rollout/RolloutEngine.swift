@@ -234,7 +234,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         let now = now()
         let alive = store.aliveMembers()
         let mine = devices.filter { $0.gateway == gateway && admitted($0.id) }.map(inferred)
-        let pushDevices = adapters.isEmpty ? [] : registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable && (admission == .open || $0.admitted) }
+        let pushDevices =
+            adapters.isEmpty ? [] : registry.all().filter { adapters[$0.family] != nil && !$0.unconfirmable && (admission == .open || $0.admitted) }
         let candidates = pushDevices.map {
             PushQueue.Candidate(
                 facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware, version: $0.version)), version: $0.version,

@@ -9,9 +9,9 @@ import OTAMeshStore
 /// One device as the gateway knows it.
 /// The device registry (`devices.sqlite` in the data directory, WAL). The agent keeps every
 /// device in memory and writes sightings in batches (``flush()``), so a thousand devices polling
-/// each second cost one transaction per flush, not a write per request. Assignments are written
-/// straight to the database by `otamesh device assign` (the agent need not be stopped) and read
-/// back by the agent's ``reloadAssignments()``.
+/// each second cost one transaction per flush, not a write per request. Admin changes
+/// (``DeviceChanges``: assign, tag, add, accept, remove) write the database and memory together;
+/// while an agent runs they come through its admin API, so it never re-reads the database.
 public final class DeviceRegistry: Sendable {
     public let path: String
     let pool: DatabasePool
@@ -263,9 +263,10 @@ public final class DeviceRegistry: Sendable {
         }
     }
 
-    /// Reads what the CLI wrote back from the database: assignments, tags, devices added,
-    /// changed (address, family, proxy, options, segment) or removed by `otamesh device`. A device
-    /// with a sighting not yet flushed keeps the sighting's fields and takes the admin's.
+    /// Reads back what another process wrote to the database: assignments, tags, devices added,
+    /// changed (address, family, proxy, options, segment) or removed. A device with a sighting
+    /// not yet flushed keeps the sighting's fields and takes the admin's. The agent does not need
+    /// it (changes reach it through its admin API); it stays for tools that share a database.
     public func reloadAssignments() throws(RegistryError) {
         let rows: [DeviceRecord]
         do { rows = try pool.read { db in try DeviceRecord.fetchAll(db) } } catch {
@@ -361,8 +362,14 @@ public final class DeviceRegistry: Sendable {
             throw RegistryError(path: path, reason: Self.describe(error))
         }
         if changed {
+            let stored = try? pool.read { db in try DeviceRecord.fetchOne(db, key: id) }
             state.withLockedValue { state in
-                if state.devices[id]?.source != "manual" { state.devices[id]?.source = "accepted" }
+                if state.devices[id] == nil, let stored {
+                    state.devices[id] = stored
+                    state.evicted.remove(id)
+                } else if state.devices[id]?.source != "manual" {
+                    state.devices[id]?.source = "accepted"
+                }
             }
         }
         return changed
@@ -388,8 +395,9 @@ public final class DeviceRegistry: Sendable {
         _ id: String, at time: Double, column: String, _ value: String?,
         _ field: WritableKeyPath<DeviceRecord, String?>
     ) throws(RegistryError) {
+        let stored: DeviceRecord?
         do {
-            try pool.write { db in
+            stored = try pool.write { db in
                 if try DeviceRecord.fetchOne(db, key: id) == nil {
                     var fresh = DeviceRecord(id: id, family: DeviceFamily(rawValue: "unknown"), address: "", firstSeen: time, lastSeen: 0)
                     fresh[keyPath: field] = value
@@ -397,12 +405,19 @@ public final class DeviceRegistry: Sendable {
                 } else {
                     try db.execute(sql: "UPDATE device SET \(column) = ? WHERE id = ?", arguments: [value, id])
                 }
+                return try DeviceRecord.fetchOne(db, key: id)
             }
         } catch {
             throw RegistryError(path: path, reason: Self.describe(error))
         }
         state.withLockedValue { state in
-            if state.devices[id] != nil { state.devices[id]?[keyPath: field] = value }
+            if state.devices[id] != nil {
+                state.devices[id]?[keyPath: field] = value
+            } else if let stored {
+                // Not in memory (never seen here, or forgotten): the admin's record serves from now on.
+                state.devices[id] = stored
+                state.evicted.remove(id)
+            }
         }
     }
 

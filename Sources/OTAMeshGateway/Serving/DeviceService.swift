@@ -5,10 +5,10 @@ import OTAMeshTrust
 import ServiceLifecycle
 
 /// Runs the device listeners and their upkeep: once a second it writes the registry's
-/// sightings and reads back assignments another process wrote to the database (the CLI now
-/// sends its changes through the admin API); every ten seconds it
-/// writes the batched blob access times (LRU). Devices are served from the release catalog's
-/// newest value, taken as soon as it changes.
+/// sightings; every ten seconds the batched blob access times (LRU). Devices are served from the
+/// release catalog's newest value, taken as soon as it changes. Admin changes reach the registry
+/// in memory as they are made (`otamesh device …` goes through this agent's admin API while it
+/// runs), so nothing re-reads the database.
 public struct DeviceService: Service {
     let api: DeviceAPI
     let channels: [any Channel]
@@ -45,7 +45,6 @@ public struct DeviceService: Service {
 
     func upkeep(flushAccesses: Bool) {
         do { try api.registry.flush() } catch { logger.error("device registry flush failed", metadata: ["error": "\(error)"]) }
-        do { try api.registry.reloadAssignments() } catch { logger.error("device registry read failed", metadata: ["error": "\(error)"]) }
         if flushAccesses {
             do { try store.flushAccesses() } catch { logger.error("cache access times not written", metadata: ["error": "\(error)"]) }
         }
