@@ -9,9 +9,10 @@ SWIFT ?= swift
 # System packages the build and tests use (Debian names).
 APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-dev libssl-dev \
                 xz-utils python3 python3-pip util-linux procps curl wget openssl tinyproxy \
-                iproute2 nftables dbus avahi-daemon avahi-utils
+                iproute2 nftables dbus avahi-daemon avahi-utils chromium chromium-driver socat
 # Reference tools the tests cross-check against (PyPI), pinned.
-PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2
+# selenium drives Debian's chromium headless for the dashboard test (no browser download).
+PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0
 # Installed without their dependencies: `python3 -m espota` (ESPHome's native OTA host tool)
 # imports only esphome.core and esphome.helpers, which load without esphome's own dependencies.
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5

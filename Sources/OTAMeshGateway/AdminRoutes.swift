@@ -17,6 +17,8 @@ public typealias AdminAPIGroup = RouterGroup<AdminRequestContext>
 protocol AdminRouteSet: Sendable {
     /// Adds the routes to `api` (paths relative to `/api/v1`, e.g. `api.get("rollouts")`).
     func register(on api: AdminAPIGroup)
+    /// Adds routes outside `/api/v1` that need no credential (the dashboard's page).
+    func registerOpen(on router: Router<AdminRequestContext>)
 }
 
 /// The admin HTTP surface (port 8071): `/metrics` and `/healthz` open; everything under
@@ -46,6 +48,7 @@ struct AdminRoutes: Sendable {
         router.get("/healthz") { _, _ -> Response in
             Self.json(["status": "ok", "node": nodeName])
         }
+        for routeSet in routeSets { routeSet.registerOpen(on: router) }
         let api = Self.authenticatedGroup(of: router, tokens: tokens, signatures: signatures)
         register(on: api)
         for routeSet in routeSets { routeSet.register(on: api) }

@@ -10,6 +10,7 @@ import NIOPosix
 import OTAMeshCommon
 import OTAMeshDevices
 import OTAMeshDiscovery
+import OTAMeshRollout
 import OTAMeshStore
 import OTAMeshTransfer
 import OTAMeshTrust
@@ -219,9 +220,21 @@ public struct Agent: Sendable {
             store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases, changes: changes)
         // Site admin keys sign requests too, checked against the site trust file this gateway loaded.
         let signatures = SignedRequestGuard(trust: { [trust = startup.siteTrust] in trust }, clock: { [clock] in clock.now().wholeSeconds })
+        let dashboard = DashboardRoutes(
+            tokens: startup.tokens,
+            snapshot: { [registry = startup.registry] in
+                let mesh = meshBox.withLockedValue { $0 }
+                let engine = engineBox.withLockedValue { $0 }
+                return DashboardSnapshot.make(
+                    gateway: name,
+                    site: engine.map { SiteInfo(site: $0.trust.site, threshold: $0.trust.threshold, admins: $0.trust.admins.keys.sorted(), gateway: name) },
+                    mesh: mesh?.view(), siteDevices: SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: mesh), local: registry.all(),
+                    catalog: releases.current, rollouts: engine?.statuses() ?? [])
+            },
+            rollout: { id in engineBox.withLockedValue { $0 }?.status(id, outcomes: true) })
         let router = AdminRoutes(
             store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
-            signatures: signatures, routeSets: [rolloutRoutes, siteRoutes]
+            signatures: signatures, routeSets: [rolloutRoutes, siteRoutes, dashboard]
         ).router()
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)

@@ -178,6 +178,7 @@ struct AgentCommand: AsyncParsableCommand {
             if let tls = ready.deviceTLSURL { Output.out("  device HTTPS: \(tls)  (site CA: otamesh keys site-ca --export-pem)") }
             let verify = ready.adminURL.hasPrefix("https://") ? "; HTTPS: verify with the site CA, DATA/keys/site-ca.pem or --ca FILE" : ""
             Output.out("  admin API + metrics: \(ready.adminURL)  (GET /metrics, /healthz; /api/v1/cache, /api/v1/members with a bearer token\(verify))")
+            Output.out("  dashboard: \(ready.adminURL)/ui/  (sign in with the admin token, \(adminToken), or the read-only one)")
             if let gossip = ready.gossip { Output.out("  gossip: \(gossip)  (site \(ready.site ?? "?"); otamesh members)") }
             if let created = ready.keyringCreated {
                 Output.out("  new site keyring: \(created)  (copy it to every gateway of this site: --site-keyring FILE)")

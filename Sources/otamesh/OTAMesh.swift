@@ -12,7 +12,7 @@ struct OTAMesh: AsyncParsableCommand {
         subcommands: [
             AgentCommand.self, ImageCommand.self, ImagesCommand.self, CacheCommand.self, ReleaseCommand.self,
             ExportCommand.self, ImportCommand.self, KeysCommand.self, TUFCommand.self, DeviceCommand.self, DevicesCommand.self, MembersCommand.self,
-            RolloutCommand.self,
+            RolloutCommand.self, ReportCommand.self,
             LabCommand.self,
         ]
     )

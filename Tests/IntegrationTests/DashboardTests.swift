@@ -1,0 +1,77 @@
+import Foundation
+import OTAMeshTestSupport
+import Testing
+
+/// The site dashboard in headless Chromium (Tests/Browser/dashboard_flow.py): three gateways on
+/// loopback, two site admins, devicesim devices updating while the page watches.
+@Suite("site dashboard in a browser", .serialized)
+struct DashboardTests {
+    static var browserMissing: String? {
+        for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] where !FileManager.default.isExecutableFile(atPath: tool) { return tool }
+        let probe = try? runProgram("/usr/bin/env", ["python3", "-c", "import selenium"], timeout: 30)
+        return probe?.0 == 0 ? nil : "python3 selenium"
+    }
+
+    @Test(
+        "sign in, see three gateways, a hostile device name as text; start a rollout signed in the page, approve it in a second browser (the CLI's envelope, byte for byte), watch it advance live; a failing release halts; retry-failed from two browsers; a halt from the page; reports; the read-only token cannot act",
+        .enabled(if: browserMissing == nil, "needs chromium, chromium-driver and selenium (make deps installs them)"))
+    func flow() throws {
+        let dir = try TemporaryDirectory()
+        let keys = dir.file("admins")
+        let images = try ["2.0.0", "3.0.0"].map {
+            try PublishedRelease.Image.esp32("esp32/app/\($0).bin", version: $0, size: 120000, file: dir.file("esp32-\($0).bin"))
+        }
+        let data = (1...3).map { dir.file("d\($0)") }
+        _ = try PublishedRelease(in: dir, images: images, importingInto: data)
+        try writeSiteKeyring(to: dir.file("site.keyring"), site: "dashboard-site")
+        let signing = try SignedSite(site: "dashboard-site", admins: ["admin-a", "admin-b"], threshold: 2)
+        try signing.writeKeys(to: keys)
+        try signing.writeTrustFile(to: dir.file("site-trust.json"))
+        let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
+        let gw1 = try Gateway.start(data: data[0], extra: ["--node-name", "gw1"] + common)
+        defer { gw1.stop() }
+        let gw2 = try Gateway.start(data: data[1], extra: ["--node-name", "gw2", "--join", gw1.gossip!] + common)
+        defer { gw2.stop() }
+        let gw3 = try Gateway.start(data: data[2], extra: ["--node-name", "gw3", "--join", gw1.gossip!] + common)
+        defer { gw3.stop() }
+        let shots = ProcessInfo.processInfo.environment["DASHBOARD_SHOTS"]
+        let config: [String: Any] = [
+            "gateways": zip(["gw1", "gw2", "gw3"], [gw1, gw2, gw3]).map { name, gateway in
+                [
+                    "name": name, "admin": gateway.admin, "device": gateway.device, "token": gateway.token, "readToken": gateway.readToken,
+                    "tokenFile": gateway.tokenFile,
+                ]
+            },
+            "otamesh": Binaries.otamesh, "devicesim": Binaries.devicesim, "keys": keys, "shots": shots as Any, "work": dir.path,
+        ]
+        let argument = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
+        let script = Binaries.packageRoot.appendingPathComponent("Tests/Browser/dashboard_flow.py").path
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, argument], timeout: 600)
+        #expect(status == 0, "\(err.suffix(3000)) \(out.suffix(1500))")
+        #expect(out.contains("dashboard flow passed"))
+        // The envelope the page sent verifies as the CLI's does, against the site trust file.
+        let (verified, verifyOut, verifyErr) = try run(["keys", "verify-command", "--trust", dir.file("site-trust.json"), dir.file("page-envelope.json")])
+        #expect(verified == 0, "\(verifyOut) \(verifyErr)")
+        if let measure = out.split(separator: "\n").first(where: { $0.hasPrefix("measure: ") }) { print(measure) }
+
+        // The same reports from the CLI, with the read-only token of another gateway.
+        let read = ["--admin", gw3.admin, "--token-file", gw3.readTokenFile]
+        let (fleetStatus, fleet, fleetErr) = try run(["report", "fleet", "--format", "csv"] + read)
+        #expect(fleetStatus == 0, "\(fleetErr)")
+        #expect(fleet.hasPrefix("device,gateway,family,hardware,variant,version,last_seen,last_answer,tags,address,segment\r\n"), "\(fleet.prefix(300))")
+        // The hostile id is one quoted CSV field (it holds a quote), kept as data.
+        #expect(fleet.contains("\"<img src=x onerror=\"\"window.__xss=1\"\">\",gw2,generic"), "\(fleet)")
+        let ids = out.split(separator: "\n").first { $0.hasPrefix("rollouts: ") }?.split(separator: " ").dropFirst().map(String.init) ?? []
+        let id = try #require(ids.first, "\(out)")
+        let file = dir.file("rollout.json")
+        let (reportStatus, _, reportErr) = try run(["report", "rollout", id, "--output", file] + read)
+        #expect(reportStatus == 0 && reportErr.contains("wrote \(file)"), "\(reportErr)")
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: file))) as? [String: Any]
+        let rollout = report?["rollout"] as? [String: Any]
+        #expect(rollout?["id"] as? String == id && (rollout?["outcomes"] as? [Any])?.count == 4, "\(String(describing: report))")
+        let (badStatus, _, badErr) = try run(["report", "rollout", "../etc"] + read)
+        #expect(badStatus != 0 && badErr.contains("not a rollout id"), "\(badErr)")
+        let (unknownStatus, _, unknownErr) = try run(["report", "rollout", "r-000000000000"] + read)
+        #expect(unknownStatus == 1 && unknownErr.contains("not known on this gateway"), "\(unknownErr)")
+    }
+}
