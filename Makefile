@@ -46,7 +46,7 @@ demo: deps build
 	@[ "$$(id -u)" = 0 ] || { echo "make demo: run as root (the lab creates network namespaces)"; exit 2; }
 	@bin="$$($(SWIFT) build --show-bin-path)"; \
 	  "$$bin/otamesh" lab down $(DEMO_TOPOLOGY) >/dev/null; \
-	  "$$bin/otamesh" lab run $(DEMO_TOPOLOGY) --narrate --timeout 300
+	  "$$bin/otamesh" lab run $(DEMO_TOPOLOGY) --narrate --timeout 300 $(if $(DEMO_HOLD),--hold $(DEMO_HOLD))
 
 # A long fault-injected run of the whole mesh (root; docs/soak.md): SOAK_MINUTES (default 10) of
 # gateway SIGKILLs and restarts, partitions, 10-30 % loss, a full disk and failing devices under

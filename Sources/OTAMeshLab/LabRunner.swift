@@ -99,6 +99,7 @@ public final class LabRunner {
             }
             try startOrigin()
             try startGateways()
+            if narrate { startDashboardForward() }
             try startDevices()
         } catch {
             tearDown()
@@ -244,6 +245,44 @@ public final class LabRunner {
             for launch in started { try supervisor.start(launch) }
             try supervisor.waitReady(started, timeout: timeout)
             if kind == "gateway" { print("gateways: \(names.count) up") }
+        }
+    }
+
+    /// Port of the narrated demo's dashboard on the host's loopback.
+    static let dashboardPort = 18071
+
+    /// For a watcher: the first gateway's dashboard on the host's loopback (needs socat; a
+    /// missing socat or a busy port only costs the window, never the demo).
+    func startDashboardForward() {
+        guard let first = topology.gateways.first?.name, let launch = launches.dashboardForward(first, port: Self.dashboardPort),
+            FileManager.default.isExecutableFile(atPath: "/usr/bin/socat")
+        else { return }
+        guard Self.loopbackPortFree(Self.dashboardPort) else {
+            print("dashboard: not forwarded (127.0.0.1:\(Self.dashboardPort) is in use)")
+            return
+        }
+        do {
+            try supervisor.start(launch)
+            print(
+                "dashboard: http://127.0.0.1:\(Self.dashboardPort)/ui/ (\(first)'s; sign in with the token in \(paths.dataDirectory(first))/keys/admin.token)")
+        } catch {
+            print("dashboard: not forwarded (\(error))")
+        }
+    }
+
+    /// Whether a listener could bind 127.0.0.1:`port` now.
+    static func loopbackPortFree(_ port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
     }
 

@@ -13,6 +13,7 @@ public struct Launch: Sendable, Equatable {
     }
 
     public var label: String
+    /// Empty: the host's namespace (only the dashboard forward, which listens on loopback).
     public var namespace: String
     /// `NAME=value` pairs added to the inherited environment.
     public var environment: [String]
@@ -24,7 +25,7 @@ public struct Launch: Sendable, Equatable {
     /// runner's child is the program itself (signals reach it directly), and the parent-death
     /// signal kills it should the runner die without tearing down.
     public var commandLine: [String] {
-        ["ip", "netns", "exec", namespace, "setpriv", "--pdeathsig", "KILL"]
+        (namespace.isEmpty ? [] : ["ip", "netns", "exec", namespace]) + ["setpriv", "--pdeathsig", "KILL"]
             + (environment.isEmpty ? [] : ["env"] + environment) + argv
     }
 }
@@ -194,6 +195,19 @@ public struct Launches: Sendable {
     }
 
     /// The gateway agent, with its namespace's bus and quiet dns_sd compatibility warnings.
+    /// The narrated demo's window on the site dashboard: `socat` in the host's namespace listens on
+    /// 127.0.0.1:`port` and, per connection, joins `name`'s namespace to reach its admin listener
+    /// there (127.0.0.1:8071). Only loopback on the host and the lab's own namespace are involved.
+    public func dashboardForward(_ name: String, port: Int) -> Launch? {
+        guard let host = layout.gateway(name) else { return nil }
+        return Launch(
+            label: "dashboard", namespace: "", environment: [],
+            argv: [
+                "socat", "TCP-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork",
+                "EXEC:ip netns exec \(host.namespace) socat STDIO TCP\\:127.0.0.1\\:\(GatewayPorts.admin)",
+            ], log: paths.log("dashboard"), ready: .immediately)
+    }
+
     public func gateway(_ name: String) -> Launch? {
         guard let host = layout.gateway(name), let arguments = gatewayArguments(name) else { return nil }
         return Launch(

@@ -51,8 +51,12 @@ struct LabCommand: AsyncParsableCommand {
         @Option(help: "Give the scenario at most this long: seconds, or 10m, 1h.")
         var timeout: String = "600"
 
+        @Option(help: "After the scenario, keep the lab up this long (Ctrl-C ends it sooner), to look around, e.g. in the dashboard: 10m.")
+        var hold: String?
+
         func validate() throws {
             guard let seconds = LabDuration.seconds(timeout), seconds > 0 else { throw ValidationError("--timeout expects seconds or a duration like 10m") }
+            if let hold, LabDuration.seconds(hold).map({ $0 > 0 }) != true { throw ValidationError("--hold expects seconds or a duration like 10m") }
         }
 
         func run() async throws {
@@ -62,7 +66,15 @@ struct LabCommand: AsyncParsableCommand {
                 Output.err("otamesh lab run: \(topology.source) has no scenario")
                 throw ExitCode(2)
             }
-            try await LabOptionsGroup.withLab("otamesh lab run", topology, binaries, options, stop) { $0.runScenario(timeout: limit).passed }
+            let holding = hold.flatMap(LabDuration.seconds)
+            try await LabOptionsGroup.withLab("otamesh lab run", topology, binaries, options, stop) { runner in
+                let passed = runner.runScenario(timeout: limit).passed
+                if let holding {
+                    Output.out("holding the lab for \(LabDuration.text(holding)) (Ctrl-C tears it down now)")
+                    runner.hold(limit: holding)
+                }
+                return passed
+            }
         }
     }
 
