@@ -7,6 +7,7 @@ time to first render as one JSON line (`measure: {...}`).
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -230,7 +231,22 @@ def main():
     finally:
         admin.quit()
 
-    # 7. The read-only token: everything visible, nothing to act with, and the API refuses.
+    # 7. Signed in with a key file alone (no token): every request is signed with the admin's
+    #    key, so gw3 — which never issued a token to this admin — shows the site and acts.
+    keyed = browser()
+    try:
+        keyed.get(GW[2]["admin"] + "/ui/")
+        wait_until("key sign-in", lambda: keyed.find_element(By.ID, "signin-key"), driver=keyed)
+        keyed.find_element(By.ID, "signin-key").send_keys(os.path.join(CONFIG["keys"], "admin-a.pem"))
+        wait_until("live with a key", lambda: keyed.find_element(By.ID, "conn").text.startswith("live: gw3"), driver=keyed)
+        if "signing every request" not in keyed.find_element(By.ID, "who").text:
+            fail("key sign-in badge", keyed.find_element(By.ID, "who").text)
+        go(keyed, "rollouts")
+        wait_until("signed preview", lambda: "known devices match" in keyed.find_element(By.ID, "preview").text, driver=keyed)
+    finally:
+        keyed.quit()
+
+    # 8. The read-only token: everything visible, nothing to act with, and the API refuses.
     reader = browser(390, 844)
     try:
         sign_in(reader, GW[2], GW[2]["readToken"])
@@ -251,6 +267,13 @@ def main():
         shot(reader, "rollout-phone")
         go(reader, "devices")
         shot(reader, "devices-phone")
+        # The page says plainly when its gateway stops answering, and when it is back.
+        os.kill(GW[2]["pid"], signal.SIGSTOP)
+        try:
+            wait_until("connection lost shown", lambda: "lost" in reader.find_element(By.ID, "conn").text, timeout=40, driver=reader)
+        finally:
+            os.kill(GW[2]["pid"], signal.SIGCONT)
+        wait_until("connection back shown", lambda: reader.find_element(By.ID, "conn").text.startswith(("connected again to gw3", "live: gw3")), timeout=40, driver=reader)
     finally:
         reader.quit()
     print("rollouts: " + first + " " + second)

@@ -13,7 +13,7 @@ struct DashboardTests {
     }
 
     @Test(
-        "sign in, see three gateways, a hostile device name as text; start a rollout signed in the page, approve it in a second browser (the CLI's envelope, byte for byte), watch it advance live; a failing release halts; retry-failed from two browsers; a halt from the page; reports; the read-only token cannot act",
+        "sign in, see three gateways, a hostile device name as text; start a rollout signed in the page, approve it in a second browser (the CLI's envelope, byte for byte), watch it advance live; a failing release halts; retry-failed from two browsers; a halt from the page; reports; sign in with a key file alone; the read-only token cannot act; a lost connection is said, and its return",
         .enabled(if: browserMissing == nil, "needs chromium, chromium-driver and selenium (make deps installs them)"))
     func flow() throws {
         let dir = try TemporaryDirectory()
@@ -39,7 +39,7 @@ struct DashboardTests {
             "gateways": zip(["gw1", "gw2", "gw3"], [gw1, gw2, gw3]).map { name, gateway in
                 [
                     "name": name, "admin": gateway.admin, "device": gateway.device, "token": gateway.token, "readToken": gateway.readToken,
-                    "tokenFile": gateway.tokenFile,
+                    "tokenFile": gateway.tokenFile, "pid": Int(gateway.child.process.processIdentifier),
                 ]
             },
             "otamesh": Binaries.otamesh, "devicesim": Binaries.devicesim, "keys": keys, "shots": shots as Any, "work": dir.path,

@@ -53,7 +53,7 @@ extension DashboardScript {
           const jwk = await crypto.subtle.exportKey('jwk', key);
           const publicHex = hex(Uint8Array.from(atob(jwk.x.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0)));
           const keyID = hex(await crypto.subtle.digest('SHA-256', utf8(canonical({ keytype: 'ed25519', scheme: 'ed25519', keyval: { public: publicHex } }))));
-          const site = S.snap && S.snap.site;
+          const site = S.signedIn && S.snap && S.snap.site;
           if (site && !site.admins.includes(keyID)) throw new Error(file.name + ': key ' + keyID.slice(0, 16) + '… is not a site admin key of ' + site.site);
           // Only the signing key is kept; the file's text and bytes go out of scope here.
           KEY.key = await crypto.subtle.importKey('pkcs8', der, { name: 'Ed25519' }, false, ['sign']);
@@ -62,11 +62,12 @@ extension DashboardScript {
           der.fill(0);
           showKey();
           if (S.onKey) S.onKey();
-          render(false);
+          if (S.signedIn) render(false);
         }
         function showKey() {
           const who = document.getElementById('who');
-          who.textContent = (S.role === 'admin' ? 'signed in: admin' : 'signed in: read-only') + (KEY.key ? ' · key ' + KEY.name + ' (' + KEY.keyID.slice(0, 8) + ')' : '');
+          who.textContent = !S.signedIn ? '' : (S.role === 'admin' ? 'signed in: admin' : 'signed in: read-only')
+            + (KEY.key ? ' · key ' + KEY.name + ' (' + KEY.keyID.slice(0, 8) + ')' + (S.token ? '' : ', signing every request') : '');
         }
         async function sign(signed) {
           const sig = await crypto.subtle.sign({ name: 'Ed25519' }, KEY.key, utf8(canonical(signed)));

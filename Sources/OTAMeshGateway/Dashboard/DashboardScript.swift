@@ -4,7 +4,7 @@
 enum DashboardScript {
     static let core = #"""
         'use strict';
-        const S = { token: null, role: null, snap: null, conn: 'idle', route: null, filters: { q: '', family: '', gateway: '' }, detail: {} };
+        const S = { token: null, signedIn: false, session: 0, role: null, snap: null, conn: 'idle', route: null, filters: { q: '', family: '', gateway: '' }, detail: {} };
 
         function h(tag, attrs, ...kids) {
           const e = document.createElement(tag);
@@ -22,7 +22,17 @@ enum DashboardScript {
         }
         const link = (route, text) => h('a', { href: '#/' + route.map(encodeURIComponent).join('/') }, text);
         const sleep = ms => new Promise(r => setTimeout(r, ms));
-        const auth = () => ({ Authorization: 'Bearer ' + S.token });
+        // The credential of one request: the bearer token, or (signed in with a key file) the
+        // request signed with the admin's key, as the CLI's --key signs it (OTAMesh-Sig).
+        async function auth(method, target, body) {
+          if (S.token) return { Authorization: 'Bearer ' + S.token };
+          const bodyHash = hex(await crypto.subtle.digest('SHA-256', utf8(body || '')));
+          const time = Math.floor(Date.now() / 1000);
+          const nonce = hex(crypto.getRandomValues(new Uint8Array(12)));
+          const message = ['otamesh-admin-request/1', method.toUpperCase(), target, time, nonce, bodyHash].join('\n');
+          const sig = hex(await crypto.subtle.sign({ name: 'Ed25519' }, KEY.key, utf8(message)));
+          return { Authorization: 'OTAMesh-Sig keyid=' + KEY.keyID + ', time=' + time + ', nonce=' + nonce + ', body=' + bodyHash + ', sig=' + sig };
+        }
         const when = s => s ? new Date(s * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
         const ago = s => { if (!s) return ''; const d = Math.max(0, Date.now() / 1000 - s);
           return d < 90 ? Math.round(d) + ' s ago' : d < 5400 ? Math.round(d / 60) + ' min ago' : d < 172800 ? Math.round(d / 3600) + ' h ago' : Math.round(d / 86400) + ' days ago'; };
@@ -39,7 +49,7 @@ enum DashboardScript {
 
         async function api(path, options) {
           const o = Object.assign({ cache: 'no-store' }, options || {});
-          o.headers = Object.assign({}, o.headers || {}, auth());
+          o.headers = Object.assign({}, o.headers || {}, await auth(o.method || 'GET', '/api/v1/' + path, o.body));
           const res = await fetch('/api/v1/' + path, o);
           if (!res.ok) throw new Error((await res.text()).trim() || ('HTTP ' + res.status));
           return res;
@@ -61,14 +71,14 @@ enum DashboardScript {
         }
 
         async function stream() {
-          const mine = S.token;
-          while (S.token && S.token === mine) {
+          const mine = S.session;
+          while (S.signedIn && S.session === mine) {
             const abort = new AbortController();
             let heard = Date.now();
             const watchdog = setInterval(() => { if (Date.now() - heard > 12000) abort.abort(); }, 2000);
             let opened = false;
             try {
-              const res = await fetch('/api/v1/events', { headers: auth(), cache: 'no-store', signal: abort.signal });
+              const res = await fetch('/api/v1/events', { headers: await auth('GET', '/api/v1/events', ''), cache: 'no-store', signal: abort.signal });
               if (res.status === 401 || res.status === 403) { signOut('The gateway refused the credential: ' + (await res.text()).trim()); return; }
               if (!res.ok) throw new Error('HTTP ' + res.status);
               opened = true;
@@ -96,26 +106,29 @@ enum DashboardScript {
               }
             } catch (e) { opened = false; }
             clearInterval(watchdog);
-            if (!opened) { if (S.token === mine) setConn('lost'); await sleep(2000); }
+            if (!opened) { if (S.session === mine) setConn('lost'); await sleep(2000); }
           }
         }
 
         // --- sign-in --------------------------------------------------------------------
+        // token: a bearer token; null: the loaded admin key signs every request instead.
         async function signIn(token) {
           S.token = token;
           try {
             const who = await (await api('whoami')).json();
             S.role = who.role;
-            sessionStorage.setItem('otamesh.token', token);
-          } catch (e) { S.token = null; throw e; }
-          document.getElementById('who').textContent = S.role === 'admin' ? 'signed in: admin' : 'signed in: read-only';
+            if (token) sessionStorage.setItem('otamesh.token', token);
+          } catch (e) { S.token = null; if (!token) { KEY.key = null; KEY.keyID = null; } throw e; }
+          S.signedIn = true;
+          S.session += 1;
+          showKey();
           document.getElementById('signout').hidden = false;
-          if (S.role === 'admin') fill(document.getElementById('keyslot'), keyPicker());
+          if (S.role === 'admin' && token) fill(document.getElementById('keyslot'), keyPicker());
           stream();
           render(true);
         }
         function signOut(why) {
-          S.token = null; S.role = null; S.snap = null;
+          S.token = null; S.signedIn = false; S.session += 1; S.role = null; S.snap = null;
           sessionStorage.removeItem('otamesh.token');
           document.getElementById('who').textContent = '';
           document.getElementById('keyslot').replaceChildren();
@@ -136,7 +149,15 @@ enum DashboardScript {
             h('label', { for: 'token' }, 'Admin API token'), input,
             h('p', { id: 'token-help', class: 'muted' }, 'The gateway\'s admin token (DATA/keys/admin.token) lets you act; its read-only token (DATA/keys/read.token) shows everything and changes nothing. The token stays in this tab.'),
             h('button', { type: 'submit' }, 'Sign in'), error);
-          main.replaceChildren(h('h1', {}, 'Sign in'), form);
+          const keyFile = h('input', { id: 'signin-key', type: 'file', accept: '.pem', 'aria-describedby': 'key-help' });
+          keyFile.addEventListener('change', async () => {
+            error.textContent = '';
+            try { await loadKey(keyFile.files[0]); await signIn(null); } catch (e) { error.textContent = 'Sign-in refused: ' + e.message; }
+            keyFile.value = '';
+          });
+          const byKey = h('div', { class: 'signin' }, h('label', { for: 'signin-key' }, 'Or sign in with your admin key file'), keyFile,
+            h('p', { id: 'key-help', class: 'muted' }, 'The PEM otamesh keys generate wrote. The page signs each request with it, as otamesh … --key does, so every gateway of the site accepts you; the key stays in this page\'s memory (load it again after a reload).'));
+          main.replaceChildren(h('h1', {}, 'Sign in'), form, byKey);
           input.focus();
         }
 
@@ -146,7 +167,7 @@ enum DashboardScript {
           return { name: parts[0] || 'site', arg: parts[1] || null };
         }
         function render(full) {
-          if (!S.token) return;
+          if (!S.signedIn) return;
           const r = route();
           const key = r.name + '/' + (r.arg || '');
           const main = document.getElementById('main');
