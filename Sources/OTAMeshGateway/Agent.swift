@@ -191,6 +191,8 @@ public struct Agent: Sendable {
         var api: DeviceAPI
         /// What the gateway trusts and holds; told of every change (``ReleaseCatalog``).
         var releases: ReleaseCatalog
+        /// Image bytes moved (served, from peers, from upstream), for the dashboard.
+        var traffic = TrafficTotals()
 
         func close() async {
             for channel in device { try? await channel.close() }
@@ -240,7 +242,7 @@ public struct Agent: Sendable {
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let deviceServer = DeviceServer(
             api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
-            idleTimeout: configuration.deviceIdleTimeout, gate: gates.device)
+            idleTimeout: configuration.deviceIdleTimeout, gate: gates.device, traffic: listeners.traffic)
         do {
             let plain = try await Self.listen("device.listen", configuration.deviceListen) {
                 try await deviceServer.bind(host: configuration.deviceListen.host, port: configuration.deviceListen.port)
@@ -282,7 +284,8 @@ public struct Agent: Sendable {
                 UpstreamSync(
                     metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
                     patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
-                    store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, releases: listeners.releases, logger: logger))
+                    store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, releases: listeners.releases,
+                    traffic: listeners.traffic, logger: logger))
         }
         let api = listeners.api
         services.append(DeviceService(api: api, channels: listeners.device, store: store, releases: listeners.releases, logger: logger))
@@ -292,9 +295,10 @@ public struct Agent: Sendable {
             configuration.upstreamMetadataURL == nil
             ? PeerSync(
                 tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
-                logger: logger)
+                logger: logger, traffic: listeners.traffic)
             : nil
-        services.append(MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger))
+        services.append(
+            MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger, traffic: listeners.traffic))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
             let advert = DiscoveryAdvert(

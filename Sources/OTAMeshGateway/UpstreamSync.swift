@@ -24,6 +24,8 @@ public struct UpstreamSync: Service {
     public let logger: Logger
     /// Downloads targets: resumable, under the retry-timeout policy, through proxies.
     public let fetch: ResumableFetch
+    /// Image bytes fetched from upstream are added here.
+    let traffic: TrafficTotals?
     /// Now, for TUF expiry checks and the last-success gauge.
     public let clock: WallClock
     /// Told after every sync: it may have brought metadata or images (nil: nobody listens).
@@ -36,8 +38,9 @@ public struct UpstreamSync: Service {
     public init(
         metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
         store: BlobStore, fetch: ResumableFetch = ResumableFetch(), clock: WallClock = .system, releases: ReleaseCatalog? = nil,
-        logger: Logger
+        traffic: TrafficTotals? = nil, logger: Logger
     ) {
+        self.traffic = traffic
         self.clock = clock
         self.releases = releases
         self.metadataURL = metadataURL
@@ -109,7 +112,8 @@ public struct UpstreamSync: Service {
                 // Streamed into the store, resumed across failures and restarts; committed only when
                 // every byte matches the signed length and SHA-256.
                 let url = "\(targetsURL.hasSuffix("/") ? String(targetsURL.dropLast()) : targetsURL)/\(HTTPFiles.escapePath(updater.remotePath(of: info)))"
-                _ = try await fetch.fetch(url, expected: expected, into: store)
+                let outcome = try await fetch.fetch(url, expected: expected, into: store)
+                traffic?.addFromUpstream(outcome.bytesReceived)
                 report.added.append(path)
             } catch let error as FetchError where error.failure.isRetryable {
                 throw error

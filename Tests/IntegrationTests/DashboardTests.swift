@@ -54,6 +54,19 @@ struct DashboardTests {
         #expect(verified == 0, "\(verifyOut) \(verifyErr)")
         if let measure = out.split(separator: "\n").first(where: { $0.hasPrefix("measure: ") }) { print(measure) }
 
+        // Each gateway announces the image bytes it moved: gw2 served its devices, and gw1 sees it.
+        var served: Int64 = 0
+        let announced = waitUntil(timeout: 45) {
+            guard
+                let (code, body, _) = try? runProgram("/usr/bin/curl", ["-s", "-H", "Authorization: Bearer \(gw1.readToken)", "\(gw1.admin)/api/v1/members"]),
+                code == 0, let view = try? JSONDecoder().decode(MeshViewProbe.self, from: Data(body.utf8)),
+                let gw2 = view.members.first(where: { $0.name == "gw2" })
+            else { return false }
+            served = gw2.traffic?.servedToDevices ?? 0
+            return served >= 4 * 120_000
+        }
+        #expect(announced, "gw2's bytes served to devices, as gw1 sees them: \(served)")
+
         // The same reports from the CLI, with the read-only token of another gateway.
         let read = ["--admin", gw3.admin, "--token-file", gw3.readTokenFile]
         let (fleetStatus, fleet, fleetErr) = try run(["report", "fleet", "--format", "csv"] + read)
@@ -74,4 +87,14 @@ struct DashboardTests {
         let (unknownStatus, _, unknownErr) = try run(["report", "rollout", "r-000000000000"] + read)
         #expect(unknownStatus == 1 && unknownErr.contains("not known on this gateway"), "\(unknownErr)")
     }
+}
+
+/// The part of `GET /api/v1/members` the test reads.
+struct MeshViewProbe: Decodable {
+    struct Member: Decodable {
+        struct Traffic: Decodable { var servedToDevices: Int64 }
+        var name: String
+        var traffic: Traffic?
+    }
+    var members: [Member]
 }

@@ -55,22 +55,28 @@ extension DashboardScript {
         function haltForm(r) {
           if (S.role !== 'admin' || !r.plan || r.mode === 'halted' || r.mode === 'aborted' || r.mode.startsWith('completed')) return null;
           const reason = h('input', { id: 'halt-reason', type: 'text', placeholder: 'why', 'aria-label': 'Halt reason', maxlength: 200 });
-          const note = h('span', { role: 'status' });
+          const note = h('span', { id: 'halt-note', role: 'status' }, S.detail.haltNote || '');
+          const say = text => { S.detail.haltNote = text; const el = document.getElementById('halt-note'); if (el) el.textContent = text; };
           return h('form', { class: 'filters', on: { submit: async ev => {
             ev.preventDefault();
-            note.textContent = 'halting…';
+            say('halting…');
             try {
               await api('rollouts/' + encodeURIComponent(r.id) + '/halt', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ reason: reason.value || 'halted from the dashboard' }) });
-              note.textContent = 'halted: every gateway stops starting devices once the halt reaches it';
-            } catch (e) { note.textContent = 'not halted: ' + e.message; }
+              say('halted: every gateway stops starting devices once the halt reaches it');
+            } catch (e) { say('not halted: ' + e.message); }
           } } }, reason, h('button', { type: 'submit', class: 'danger' }, 'Halt rollout'), note);
         }
 
         VIEWS.rollout = (main, id, first) => {
-          const box = live(main, first, 'Rollout ' + id);
+          const box = live(main, first, 'Rollout ' + id, m => m.append(h('div', { id: 'actions' })));
           const cached = S.detail.rollout && S.detail.rollout.id === id ? S.detail.rollout : null;
           const r = cached || S.snap.rollouts.find(x => x.id === id);
           if (!r) { fill(box, h('p', {}, 'Rollout ' + id + ' is not known on this gateway.')); return; }
+          // The actions re-render only when what they offer changes, so a halt reason being typed
+          // (and the focus) survives the live updates.
+          const actions = document.getElementById('actions');
+          const offer = [r.mode, r.stage, r.lastSequence, (r.pending || []).map(p => p.sequence).join(','), S.role, KEY.keyID || ''].join('|');
+          if (actions && actions.dataset.offer !== offer) { actions.dataset.offer = offer; fill(actions, haltForm(r), controls(r)); }
           const plan = r.plan || r.proposed;
           const now = Date.now();
           const soakLeft = r.plan && r.stageSince ? Math.max(0, Math.round((r.stageSince + r.plan.soak * 1000 - now) / 1000)) : null;
@@ -85,8 +91,7 @@ extension DashboardScript {
               h('dt', {}, 'Concurrency'), h('dd', {}, plan.concurrency + ' per gateway · device timeout ' + plan.deviceTimeout + ' s' + (plan.window ? ' · window ' + plan.window + ' UTC' : '')),
               h('dt', {}, 'Approvals'), h('dd', {}, r.approvals + ' of ' + r.threshold + (r.planSigners && r.planSigners.length ? ': ' + signers(r.planSigners) : ''))) : null,
             r.planProblem ? h('p', { class: 'warn' }, r.planProblem) : null,
-            haltForm(r),
-            controls(r),
+
             h('h2', {}, 'Stages'),
             table(['Stage', 'Progress', 'Targeted', 'Succeeded', 'Failed', 'In flight'], r.stages.map((s, i) => h('tr', { 'aria-current': i === r.stage ? 'step' : null },
               td((i + 1) + ' (' + s.percent + ' %)'), td(sized(bar(s), s, plan ? plan.success : 90)), td(s.targeted, 'num'), td(s.succeeded, 'num'), td(s.failed, 'num'), td(s.inFlight, 'num'))), 'Stages'),

@@ -113,11 +113,13 @@ extension DashboardScript {
         function controls(r) {
           if (S.role !== 'admin' || !S.snap.site) return null;
           if (!KEY.key) return h('p', { class: 'muted' }, 'Load your admin key (top of the page) to approve, pause, resume, advance, retry or abort here.');
-          const note = h('p', { id: 'command-note', role: 'status' });
+          // The last command's result outlives the re-render its own effect causes.
+          const note = h('p', { id: 'command-note', role: 'status' }, S.detail.commandNote || '');
+          const say = text => { S.detail.commandNote = text; const el = document.getElementById('command-note'); if (el) el.textContent = text; };
           const act = (label, run, cls) => h('button', { type: 'button', class: cls || null, on: { click: async () => {
-            note.textContent = label + '…';
-            try { await run(); note.textContent = label + ': signed and sent; the page follows as gateways apply it'; }
-            catch (e) { note.textContent = label + ' not sent: ' + e.message; }
+            say(label + '…');
+            try { await run(); say(label + ': signed and sent; the page follows as gateways apply it'); }
+            catch (e) { say(label + ' not sent: ' + e.message); }
           } } }, label);
           const buttons = [];
           const pendingPlan = r.mode === 'awaiting approval';

@@ -7,7 +7,8 @@ extension DashboardScript {
           const box = live(main, first, 'Site');
           const site = s.site;
           const mesh = s.mesh;
-          const members = mesh ? [{ name: mesh.node, status: 'alive (this gateway)', address: mesh.address, version: null, metadataVersion: null, images: mesh.images, keys: mesh.keys }].concat(mesh.members) : [];
+          const members = mesh ? [{ name: mesh.node, status: 'alive (this gateway)', address: mesh.address, version: mesh.version, metadataVersion: mesh.metadataVersion, images: mesh.images, keys: mesh.keys, traffic: mesh.traffic }].concat(mesh.members) : [];
+          const moved = (m, k) => m.traffic ? bytes(m.traffic[k]) : '';
           const alive = members.filter(m => m.status.startsWith('alive')).length;
           const warn = [];
           const now = Date.now() / 1000;
@@ -25,10 +26,11 @@ extension DashboardScript {
               h('div', { class: 'card' }, 'Rollouts running', h('b', {}, s.rollouts.filter(r => r.mode === 'running').length))),
             site ? h('p', { class: 'muted' }, 'Commands need ' + site.threshold + ' of ' + site.admins.length + ' site admin signatures.') : null,
             h('h2', {}, 'Gateways'),
-            mesh ? table(['Gateway', 'Status', 'Address', 'Version', 'Metadata', 'Images', 'Site keys'], members.map(m => h('tr', {},
+            mesh ? table(['Gateway', 'Status', 'Address', 'Version', 'Metadata', 'Images', 'Served to devices', 'From peers', 'From upstream', 'Site keys'], members.map(m => h('tr', {},
               td(m.name), td(h('span', { class: m.status.startsWith('alive') ? 'ok' : m.status === 'suspect' ? 'warn' : 'bad' }, m.status)),
               td(m.address, 'mono'), td(m.version || ''), td(m.metadataVersion ? 'timestamp v' + m.metadataVersion : ''),
-              td((m.images || []).length, 'num'), td((m.keys || []).map(k => k.slice(0, 12)).join(' '), 'mono'))), 'Gateways')
+              td((m.images || []).length, 'num'), td(moved(m, 'servedToDevices'), 'num'), td(moved(m, 'fromPeers'), 'num'), td(moved(m, 'fromUpstream'), 'num'),
+              td((m.keys || []).map(k => k.slice(0, 12)).join(' '), 'mono'))), 'Gateways')
               : h('p', {}, 'Gossip is off on this gateway: it shows only itself.'),
             mesh && mesh.rotation ? h('p', {}, 'Site key rotation: ', h('code', {}, mesh.rotation)) : null,
             h('h2', {}, 'Trusted release metadata'),

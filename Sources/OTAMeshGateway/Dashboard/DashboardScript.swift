@@ -39,7 +39,7 @@ enum DashboardScript {
         const bytes = n => n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(1) + ' KiB' : n + ' B';
         function table(headers, rows, label) {
           return h('div', { class: 'scroll' }, h('table', { 'aria-label': label },
-            h('thead', {}, h('tr', {}, headers.map(c => h('th', { scope: 'col', class: /^(#|Size|Succeeded|Failed|In flight|Targeted|Images)$/.test(c) ? 'num' : null }, c)))),
+            h('thead', {}, h('tr', {}, headers.map(c => h('th', { scope: 'col', class: /^(#|Size|Succeeded|Failed|In flight|Targeted|Images|Served to devices|From peers|From upstream)$/.test(c) ? 'num' : null }, c)))),
             h('tbody', {}, rows)));
         }
         const td = (v, cls) => h('td', { class: cls || null }, v);
@@ -172,6 +172,7 @@ enum DashboardScript {
           const key = r.name + '/' + (r.arg || '');
           const main = document.getElementById('main');
           if (full || key !== S.route) {
+            if (key !== S.route) { S.detail.commandNote = ''; S.detail.haltNote = ''; }
             S.route = key;
             main.replaceChildren();
             for (const a of document.querySelectorAll('nav a')) a.toggleAttribute('aria-current', a.getAttribute('href') === '#/' + r.name || a.getAttribute('href') === '#/' + r.name + 's');

@@ -14,6 +14,8 @@ struct MeshService: Service {
     let releases: ReleaseCatalog
     let peerSync: PeerSync?
     let logger: Logger
+    /// Announced in the member info every 30 s when it changed.
+    var traffic: TrafficTotals? = nil
     /// The timestamp version this gateway trusts, as last announced.
     let trusted = NIOLockedValueBox(0)
 
@@ -23,6 +25,14 @@ struct MeshService: Service {
                 group.addTask { await mesh.run() }
                 group.addTask { await announce() }
                 group.addTask { await upkeep() }
+                if let traffic {
+                    group.addTask {
+                        while !Task.isCancelled {
+                            mesh.updateInfo { $0.traffic = traffic.current }
+                            do { try await Task.sleep(for: .seconds(30)) } catch { return }
+                        }
+                    }
+                }
             }
         }
     }

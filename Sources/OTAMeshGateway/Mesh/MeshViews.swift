@@ -13,16 +13,36 @@ public struct MemberInfo: Codable, Sendable, Equatable {
     public var metadataVersion: Int
     /// Fingerprints of the site keys this gateway holds, primary first (key rotation).
     public var keys: [String]
+    /// Image bytes it moved since it started (nil from gateways before this field).
+    public var traffic: Traffic?
 
-    public init(httpPort: Int?, software: String, metadataVersion: Int, keys: [String]) {
+    /// Image bytes sent to devices, fetched from peers, fetched from upstream.
+    public struct Traffic: Codable, Sendable, Equatable {
+        public var servedToDevices: Int64
+        public var fromPeers: Int64
+        public var fromUpstream: Int64
+
+        public init(servedToDevices: Int64, fromPeers: Int64, fromUpstream: Int64) {
+            self.servedToDevices = servedToDevices
+            self.fromPeers = fromPeers
+            self.fromUpstream = fromUpstream
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case servedToDevices = "d", fromPeers = "p", fromUpstream = "u"
+        }
+    }
+
+    public init(httpPort: Int?, software: String, metadataVersion: Int, keys: [String], traffic: Traffic? = nil) {
         self.httpPort = httpPort
         self.software = software
         self.metadataVersion = metadataVersion
         self.keys = keys
+        self.traffic = traffic
     }
 
     enum CodingKeys: String, CodingKey {
-        case httpPort = "hp", software = "sw", metadataVersion = "tuf", keys = "k"
+        case httpPort = "hp", software = "sw", metadataVersion = "tuf", keys = "k", traffic = "tr"
     }
 
     public func encoded() -> [UInt8] {
@@ -56,6 +76,21 @@ public struct MemberView: Codable, Sendable, Equatable {
     public var images: [String]
     /// Fingerprints of the site keys it holds, primary first.
     public var keys: [String]?
+    /// Image bytes it moved, as it last announced them.
+    public var traffic: TrafficView?
+}
+
+/// Image bytes a gateway moved since it started, as the API and the dashboard show them.
+public struct TrafficView: Codable, Sendable, Equatable {
+    public var servedToDevices: Int64
+    public var fromPeers: Int64
+    public var fromUpstream: Int64
+
+    public init(_ traffic: MemberInfo.Traffic) {
+        servedToDevices = traffic.servedToDevices
+        fromPeers = traffic.fromPeers
+        fromUpstream = traffic.fromUpstream
+    }
 }
 
 /// The mesh as one gateway sees it.
@@ -69,6 +104,10 @@ public struct MeshView: Codable, Sendable, Equatable {
     public var keys: [String]
     /// The latest site key rotation: its new key's fingerprint and phase (install, use, retire).
     public var rotation: String?
+    /// This gateway's own software, trusted metadata version and image bytes moved.
+    public var version: String?
+    public var metadataVersion: Int?
+    public var traffic: TrafficView?
 }
 
 extension NodeAddress {

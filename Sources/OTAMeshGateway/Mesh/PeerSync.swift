@@ -15,6 +15,8 @@ struct PeerSync: Sendable {
     let patterns: [String]
     let fetch: ResumableFetch
     let logger: Logger
+    /// Image bytes fetched from peers are added here.
+    var traffic: TrafficTotals? = nil
 
     let fetched = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "ok")])
     let failed = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "failed")])
@@ -79,6 +81,7 @@ struct PeerSync: Sendable {
                     let outcome = try await fetch.fetch(
                         "\(holder.http)/v1/blobs/sha256/\(hex)", expected: ExpectedContent(digest: digest, size: target.length), into: store)
                     fetched.increment()
+                    traffic?.addFromPeers(outcome.bytesReceived)
                     report.fetched.append(target.path)
                     logger.info(
                         "image fetched from a peer",

@@ -30,11 +30,14 @@ public final class DeviceServer: Sendable {
     let gate: ConnectionGate?
     let requests = Counter(label: "otamesh_device_requests_total")
     let bytesSent = Counter(label: "otamesh_device_bytes_sent_total")
+    /// The same bytes, readable (the dashboard's "served to devices").
+    let traffic: TrafficTotals
 
     public init(
         api: DeviceAPI, blobPath: @escaping @Sendable (String) -> String, logger: Logger,
-        idleTimeout: Double = 120, gate: ConnectionGate? = nil, threadPool: NIOThreadPool = .singleton
+        idleTimeout: Double = 120, gate: ConnectionGate? = nil, threadPool: NIOThreadPool = .singleton, traffic: TrafficTotals = TrafficTotals()
     ) {
+        self.traffic = traffic
         self.gate = gate
         self.idleTimeout = .milliseconds(Int64(idleTimeout * 1000))
         self.api = api
@@ -282,14 +285,21 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             // Bytes are counted once written (each segment's write completed), not when the
             // response starts: a client that stalls or leaves adds only what it was sent.
             let sent = server.bytesSent
+            let traffic = server.traffic
             for segment in response.body {
                 let written = context.eventLoop.makePromise(of: Void.self)
                 switch segment {
                 case .bytes(let bytes):
-                    written.futureResult.whenSuccess { sent.increment(by: bytes.count) }
+                    written.futureResult.whenSuccess {
+                        sent.increment(by: bytes.count)
+                        traffic.addServed(bytes.count)
+                    }
                     context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: written)
                 case .file(let range):
-                    written.futureResult.whenSuccess { sent.increment(by: Int(clamping: range.count)) }
+                    written.futureResult.whenSuccess {
+                        sent.increment(by: Int(clamping: range.count))
+                        traffic.addServed(Int(clamping: range.count))
+                    }
                     let region = FileRegion(fileHandle: file!, readerIndex: Int(range.first), endIndex: Int(range.last) + 1)
                     context.write(wrapOutboundOut(.body(.fileRegion(region))), promise: written)
                 }
@@ -315,7 +325,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 switch segment {
                 case .bytes(let bytes):
                     return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))))
-                        .map { handler.server.bytesSent.increment(by: bytes.count) }
+                        .map {
+                            handler.server.bytesSent.increment(by: bytes.count)
+                            handler.server.traffic.addServed(bytes.count)
+                        }
                 case .file(let range):
                     return handler.server.fileIO.readChunked(
                         fileHandle: file!, fromOffset: range.first, byteCount: Int(range.count), chunkSize: 64 << 10,
@@ -323,7 +336,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                     ) { chunk in
                         let (handler, context) = loopBound.value
                         let count = chunk.readableBytes
-                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk)))).map { handler.server.bytesSent.increment(by: count) }
+                        return context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(chunk)))).map {
+                            handler.server.bytesSent.increment(by: count)
+                            handler.server.traffic.addServed(count)
+                        }
                     }
                 }
             }

@@ -24,12 +24,13 @@ extension Mesh {
                     name: member.address.name, status: member.left ? "left" : Self.statusName(member.status), address: member.address.hostPort,
                     http: info?.httpPort.map { "http://\(member.address.ip.count == 16 ? "[\(member.address.host)]" : member.address.host):\($0)" },
                     version: info?.software, metadataVersion: info?.metadataVersion, incarnation: member.incarnation, since: max(0, now - member.since),
-                    images: images(of: member.address.name), keys: info?.keys)
+                    images: images(of: member.address.name), keys: info?.keys, traffic: info?.traffic.map(TrafficView.init))
             }
             let rotation = KeyRotationChannel.view(of: records).map { "\($0.rotation.fingerprint) \($0.rotation.phase)" }
             return MeshView(
                 node: me.name, site: state.keyring.site, address: me.hostPort, images: images(of: me.name), members: members,
-                keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint), rotation: rotation)
+                keys: state.keyring.keyring.keys.map(SiteKeyring.fingerprint), rotation: rotation, version: state.info.software,
+                metadataVersion: state.info.metadataVersion, traffic: state.info.traffic.map(TrafficView.init))
         }
     }
 
