@@ -29,6 +29,7 @@ extension RolloutNode {
     public mutating func upkeep(_ tick: Tick, isReady: (RolloutTarget) -> Bool) -> [RolloutDirective] {
         let views = allViews()
         pushDevices = tick.pushDevices
+        devices = tick.devices
         acceptingPushes = tick.acceptingPushes
         ready = Set(views.values.compactMap { $0.plan?.target }.filter(isReady))
         alive = tick.alive

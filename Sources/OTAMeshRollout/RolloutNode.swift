@@ -36,6 +36,8 @@ public struct RolloutNode: Sendable {
     /// its target already with no outcome yet (set for each rollout in turn).
     var alive: Set<String> = []
     var current: [DeviceFacts] = []
+    /// This gateway's devices as of the last upkeep (for ``superseded(_:)``).
+    var devices: [DeviceFacts] = []
     /// What the event being handled asks the shell to do.
     var directives: [RolloutDirective] = []
 
@@ -55,6 +57,21 @@ public struct RolloutNode: Sendable {
     }
 
     public func state(_ id: String) -> RolloutState? { decoded.rollouts[id] }
+
+    /// This gateway's devices (as of the last upkeep) that open rollout `id` selects but a newer
+    /// rollout governs, and those rollouts; nil when there are none (or `id` is not open).
+    public mutating func superseded(_ id: String) -> RolloutStatus.Superseded? {
+        guard let view = view(id), view.isOpen else { return nil }
+        let newest = RolloutGovernance.newestFirst(Array(allViews().values))
+        var count = 0
+        var by: Set<String> = []
+        for device in devices where view.covers(device) {
+            guard let governing = RolloutGovernance.governing(device, newestFirst: newest), governing != id else { continue }
+            count += 1
+            by.insert(governing)
+        }
+        return count == 0 ? nil : RolloutStatus.Superseded(devices: count, by: by.sorted())
+    }
 
     public mutating func view(_ id: String) -> RolloutView? {
         if let view = views[id] { return view }

@@ -120,6 +120,19 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
     public var failed: Int
     /// Every device's outcome, sorted by start; nil unless asked for (`?outcomes=1`).
     public var outcomes: [Outcome]?
+    /// Devices of the answering gateway that this open rollout selects but a newer one governs
+    /// (``RolloutGovernance``): it starts none of them, which is why it may stay running. Nil: none.
+    public var superseded: Superseded?
+
+    public struct Superseded: Codable, Sendable, Equatable {
+        public var devices: Int
+        /// The newer rollouts that govern them.
+        public var by: [String]
+        public init(devices: Int, by: [String]) {
+            self.devices = devices
+            self.by = by
+        }
+    }
 
     /// `names`: admin names by key id (from the site trust file), for the audit trail.
     public init(view: RolloutView, state: RolloutState, trust: SiteTrust, outcomes withOutcomes: Bool = false, names: [String: String] = [:]) {

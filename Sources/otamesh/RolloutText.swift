@@ -349,6 +349,11 @@ enum RolloutText {
             )
         }
         lines.append("  finished  \(status.finished) (\(status.finished - status.failed) succeeded, \(status.failed) failed)")
+        if let superseded = status.superseded {
+            lines.append(
+                "  superseded \(superseded.devices) device(s) on this gateway are governed by newer \(superseded.by.joined(separator: ", ")): "
+                    + "this rollout starts none of them; abort it (otamesh rollout abort \(status.id) --key FILE) if it is no longer wanted")
+        }
         if let halt = status.halt {
             lines.append("  halted    by \(halt.gateway) at \(time(milliseconds: halt.at)): \(printable(halt.reason, limit: 300))")
             if let next = haltedNextStep(status) { lines.append("  \(next)") }

@@ -121,4 +121,21 @@ struct NodeTests {
         let more = Self.writes(node.upkeep(RolloutNode.Tick(now: F.now + 2000, devices: devices + [F.facts("dev-9")], alive: ["gw-1"]), isReady: { _ in true }))
         #expect(more.contains(.census([4], at: F.now + 2000)))
     }
+
+    @Test("a rollout whose devices a newer one governs says so: how many here, and which rollout (it starts none of them)")
+    func superseded() {
+        let older = F.plan(stages: [100])
+        let newer = F.plan(id: "r-ffffffffffff", stages: [100])
+        var decoded = RolloutRecords.Decoded()
+        decoded.rollouts[older.id] = F.approved(older)
+        decoded.rollouts[newer.id] = F.approved(newer)
+        var node = RolloutNode(gateway: "gw-1", trust: F.trust)
+        node.load(decoded)
+        let devices = (1...3).map { F.facts("dev-\($0)") } + [F.facts("esp8266-1", hardware: "esp8266")]
+        _ = node.upkeep(RolloutNode.Tick(now: F.now, devices: devices, alive: ["gw-1"]), isReady: { _ in true })
+        // Both select every device; the newer governs them all.
+        #expect(node.superseded(older.id) == RolloutStatus.Superseded(devices: 4, by: [newer.id]))
+        #expect(node.superseded(newer.id) == nil)
+        #expect(node.superseded("r-000000000000") == nil)
+    }
 }

@@ -91,6 +91,8 @@ extension DashboardScript {
               h('dt', {}, 'Concurrency'), h('dd', {}, plan.concurrency + ' per gateway · device timeout ' + plan.deviceTimeout + ' s' + (plan.window ? ' · window ' + plan.window + ' UTC' : '')),
               h('dt', {}, 'Approvals'), h('dd', {}, r.approvals + ' of ' + r.threshold + (r.planSigners && r.planSigners.length ? ': ' + signers(r.planSigners) : ''))) : null,
             r.planProblem ? h('p', { class: 'warn' }, r.planProblem) : null,
+            r.superseded ? h('div', { class: 'banner warn' }, r.superseded.devices + ' device(s) it selects on ' + S.snap.gateway + ' are governed by the newer '
+              + r.superseded.by.join(', ') + ': this rollout starts none of them, so it may stay running. Abort it if it is no longer wanted.') : null,
 
             h('h2', {}, 'Stages'),
             table(['Stage', 'Progress', 'Targeted', 'Succeeded', 'Failed', 'In flight'], r.stages.map((s, i) => h('tr', { 'aria-current': i === r.stage ? 'step' : null },

@@ -136,13 +136,18 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             let views = shell.node.allViews()
             return views.keys.sorted().compactMap { id in
                 guard let state = shell.node.state(id), let view = views[id] else { return nil }
-                return RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes, names: trust.names)
+                var status = RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes, names: trust.names)
+                status.superseded = shell.node.superseded(id)
+                return status
             }
         }
     }
 
     public func status(_ id: String, outcomes: Bool = false) -> RolloutStatus? {
-        state(id).map { RolloutStatus(view: $0.1, state: $0.0, trust: trust, outcomes: outcomes, names: trust.names) }
+        guard let (state, view) = state(id) else { return nil }
+        var status = RolloutStatus(view: view, state: state, trust: trust, outcomes: outcomes, names: trust.names)
+        status.superseded = shell.withLockedValue { $0.node.superseded(id) }
+        return status
     }
 
     /// The collected envelope (all signatures) of one command, for approval.
