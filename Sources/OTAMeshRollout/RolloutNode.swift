@@ -147,7 +147,7 @@ public struct RolloutNode: Sendable {
 
     /// A command accepted by the admin API (its signatures already checked by the shell): this
     /// gateway publishes its copy, unioned with any it holds.
-    public mutating func submit(_ command: SignedCommand, rollout: String) -> (signatures: Int, [RolloutDirective]) {
+    public mutating func submit(_ command: SignedCommand, rollout: String) -> [RolloutDirective] {
         var copy = CommandCopy(command)
         if let held = decoded.rollouts[rollout]?.commands[command.sequence]?[copy.bodyHash] { copy.merge(held) }
         write(.command(copy), rollout: rollout)
@@ -157,7 +157,7 @@ public struct RolloutNode: Sendable {
                 "rollout.id": rollout, "command.kind": command.kind, "command.sequence": "\(command.sequence)",
                 "command.signatures": "\(copy.signatures.count)",
             ])
-        return (copy.signatures.count, take())
+        return take()
     }
 
     /// An admin halts a rollout here (no signature needed: the safe direction). Nil: no approved

@@ -22,14 +22,12 @@ extension DashboardScript {
               td(sum(r, 'succeeded'), 'num'), td(sum(r, 'failed'), 'num'), td(sum(r, 'inFlight'), 'num'))), 'Rollouts'));
         };
 
+        // One stage's bar: succeeded, failed and in flight against the targeted devices, the success
+        // share marked. Widths are set through the CSSOM (the style policy allows it, unlike inline
+        // style attributes).
         function bar(stage, success) {
-          const t = Math.max(stage.targeted, stage.succeeded + stage.failed + stage.inFlight, 1);
-          const pct = n => (100 * n / t).toFixed(2) + '%';
-          return h('div', { class: 'bar', role: 'img', 'aria-label': stage.succeeded + ' succeeded, ' + stage.failed + ' failed, ' + stage.inFlight + ' in flight of ' + stage.targeted },
-            h('span', { class: 's', style: null }), h('span', { class: 'f' }), h('span', { class: 'i' }), h('span', { class: 'mark' }));
-        }
-        // Widths are set through the CSSOM (allowed by the style policy, unlike inline style attributes).
-        function sized(el, stage, success) {
+          const el = h('div', { class: 'bar', role: 'img', 'aria-label': stage.succeeded + ' succeeded, ' + stage.failed + ' failed, ' + stage.inFlight + ' in flight of ' + stage.targeted },
+            h('span', { class: 's' }), h('span', { class: 'f' }), h('span', { class: 'i' }), h('span', { class: 'mark' }));
           const t = Math.max(stage.targeted, stage.succeeded + stage.failed + stage.inFlight, 1);
           const [s, f, i, m] = el.children;
           s.style.width = (100 * stage.succeeded / t) + '%';
@@ -96,7 +94,7 @@ extension DashboardScript {
 
             h('h2', {}, 'Stages'),
             table(['Stage', 'Progress', 'Targeted', 'Succeeded', 'Failed', 'In flight'], r.stages.map((s, i) => h('tr', { 'aria-current': i === r.stage ? 'step' : null },
-              td((i + 1) + ' (' + s.percent + ' %)'), td(sized(bar(s), s, plan ? plan.success : 90)), td(s.targeted, 'num'), td(s.succeeded, 'num'), td(s.failed, 'num'), td(s.inFlight, 'num'))), 'Stages'),
+              td((i + 1) + ' (' + s.percent + ' %)'), td(bar(s, plan ? plan.success : 90)), td(s.targeted, 'num'), td(s.succeeded, 'num'), td(s.failed, 'num'), td(s.inFlight, 'num'))), 'Stages'),
             h('h2', {}, 'Failure threshold'), threshold(r),
             r.pending && r.pending.length ? [h('h2', {}, 'Pending commands'), table(['#', 'Command', 'Signed by', 'Why pending'], r.pending.map(p => h('tr', {},
               td(p.sequence, 'num'), td(p.kind + (p.stage !== null && p.stage !== undefined ? ' to stage ' + (p.stage + 1) : '')), td((p.signers || []).map(k => (r.adminNames || {})[k] || k.slice(0, 12)).join(', ')), td(p.problem))), 'Pending'),

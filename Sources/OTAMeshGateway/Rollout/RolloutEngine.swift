@@ -218,8 +218,7 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
             // Below threshold is fine (approval collects signatures); none valid is not.
             guard case let .unsignedCommand(_, _, valid, _) = error, valid >= 1 else { throw .refused(error.description) }
         }
-        let signatures = handle { node in node.submit(command, rollout: id) }
-        _ = signatures
+        handle { node in node.submit(command, rollout: id) }
         return id
     }
 
