@@ -14,58 +14,13 @@ import time
 import urllib.parse
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+
+from browser import browser, fail, fill_start_form, go, main_text, severe_console, sign_in, wait_until
 
 CONFIG = json.loads(sys.argv[1])
 GW = CONFIG["gateways"]  # [{name, admin, device, token, readToken}]
 SHOTS = CONFIG.get("shots")
-
-
-def fail(step, detail=""):
-    print(f"FAILED: {step}: {detail}", file=sys.stderr)
-    sys.exit(1)
-
-
-def wait_until(step, condition, timeout=30.0, driver=None):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except Exception as error:  # an element not there yet
-            last = error
-        time.sleep(0.2)
-    page = driver.find_element(By.ID, "main").text[:1500] if driver else ""
-    fail(step, f"not within {timeout} s; last error {last!r}; page: {page}")
-
-
-def browser(width=1280, height=900):
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}"]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-
-
-def sign_in(driver, gateway, token):
-    driver.get(gateway["admin"] + "/ui/")
-    wait_until("sign-in form", lambda: driver.find_element(By.ID, "token"), driver=driver)
-    driver.find_element(By.ID, "token").send_keys(token)
-    driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
-    wait_until("live connection", lambda: driver.find_element(By.ID, "conn").text.startswith("live: " + gateway["name"]), driver=driver)
-
-
-def go(driver, route):
-    driver.execute_script("location.hash = arguments[0]", "#/" + route)
-
-
-def main_text(driver):
-    return driver.find_element(By.ID, "main").text
 
 
 def cli(args, gateway, key=None):
@@ -137,14 +92,8 @@ def main():
         fleet("24:0a:c4:70:00:00", "1.0.0", 2).wait(timeout=30)
         load_key(admin, "admin-a")
         go(admin, "rollouts")
-        wait_until("start form", lambda: admin.find_element(By.ID, "start"), driver=admin)
-        form = admin.find_element(By.ID, "start")
-        first = form.get_attribute("data-id")
-        for name, value in [("select", "hardware=esp32"), ("stages", "50,100"), ("soak", "1"), ("success", "50"),
-                            ("maxFailures", "0"), ("minFinished", "1"), ("concurrency", "4")]:
-            field = form.find_element(By.NAME, name)
-            field.clear()
-            field.send_keys(value)
+        form, first = fill_start_form(admin, [("select", "hardware=esp32"), ("stages", "50,100"), ("soak", "1"), ("success", "50"),
+                                              ("maxFailures", "0"), ("minFinished", "1"), ("concurrency", "4")])
         wait_until("live preview", lambda: "4 of 5 known devices match" in admin.find_element(By.ID, "preview").text, driver=admin)
         shot(admin, "start-desktop")
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
@@ -225,7 +174,7 @@ def main():
         shot(admin, "site-desktop")
         go(admin, "devices")
         shot(admin, "devices-desktop")
-        severe = [entry for entry in admin.get_log("browser") if entry["level"] == "SEVERE" and "favicon" not in entry["message"]]
+        severe = severe_console(admin)
         if severe:
             fail("browser console", severe)
     finally:

@@ -89,6 +89,66 @@ struct DashboardTests {
     }
 }
 
+extension DashboardTests {
+    static var httpsMissing: String? {
+        browserMissing ?? (FileManager.default.isExecutableFile(atPath: "/usr/bin/certutil") ? nil : "certutil (libnss3-tools)")
+    }
+
+    @Test(
+        "off loopback: over HTTPS with the site CA installed in the browser, an ECDSA P-256 admin key signs in and starts a rollout that the CLI approves; without the CA no page loads; over plain HTTP by a LAN name the page offers no key signing and says why",
+        .enabled(if: httpsMissing == nil, "needs chromium, chromium-driver, selenium and certutil (make deps installs them)"))
+    func https() throws {
+        let dir = try TemporaryDirectory()
+        let keys = dir.file("admins")
+        let image = try PublishedRelease.Image.esp32("esp32/app/2.0.0.bin", version: "2.0.0", size: 40000, file: dir.file("esp32.bin"))
+        let data = [dir.file("d1"), dir.file("d2")]
+        _ = try PublishedRelease(in: dir, images: [image], importingInto: [data[0]])
+        try writeSiteKeyring(to: dir.file("site.keyring"), site: "https-site")
+        let signing = try SignedSite(site: "https-site", admins: ["admin-a", "admin-e"], threshold: 2, keyTypes: ["admin-e": .ecdsa])
+        try signing.writeKeys(to: keys)
+        try signing.writeTrustFile(to: dir.file("site-trust.json"))
+        let common = ["--site-keyring", dir.file("site.keyring"), "--site-trust", dir.file("site-trust.json")]
+        // The gateway's certificate names the LAN name the browser uses; the browser resolves
+        // it to 127.0.0.1 (nothing leaves this machine).
+        let issued = try run(["keys", "site-ca", "--data-dir", data[0], "--name", "gw-https.test", "--address", "127.0.0.1"])
+        #expect(issued.0 == 0, "\(issued)")
+        let secure = try Gateway.start(data: data[0], extra: ["--node-name", "gw-https", "--admin-tls", "on"] + common)
+        defer { secure.stop() }
+        let plain = try Gateway.start(data: data[1], extra: ["--node-name", "gw-plain"] + common)
+        defer { plain.stop() }
+        // The admin's browser trusts the site CA: an NSS database in its HOME, as Chromium's
+        // certificate manager writes it on Linux.
+        let trusting = dir.file("home-trusting")
+        let database = "sql:\(trusting)/.pki/nssdb"
+        try FileManager.default.createDirectory(atPath: "\(trusting)/.pki/nssdb", withIntermediateDirectories: true)
+        for arguments in [["-N", "--empty-password"], ["-A", "-t", "C,,", "-n", "otamesh site CA", "-i", "\(data[0])/keys/site-ca.pem"]] {
+            let made = try runProgram("/usr/bin/certutil", ["-d", database] + arguments)
+            #expect(made.0 == 0, "certutil \(arguments): \(made)")
+        }
+        let empty = dir.file("home-empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        func port(_ url: String) -> String { String(url.split(separator: ":").last ?? "") }
+        let config: [String: Any] = [
+            "https": ["name": "gw-https", "admin": "https://gw-https.test:\(port(secure.admin))"],
+            "plain": ["name": "gw-plain", "admin": "http://gw-plain.test:\(port(plain.admin))", "token": plain.token],
+            "trustingHome": trusting, "emptyHome": empty, "keys": keys,
+        ]
+        let argument = String(decoding: try JSONSerialization.data(withJSONObject: config), as: UTF8.self)
+        let script = Binaries.packageRoot.appendingPathComponent("Tests/Browser/dashboard_https.py").path
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, argument], timeout: 300)
+        #expect(status == 0 && out.contains("dashboard https passed"), "\(err.suffix(3000)) \(out.suffix(1500))")
+
+        // The plan the browser signed with ECDSA counts: the CLI adds the second signature and
+        // the gateway runs it.
+        let id = try #require(out.split(separator: "\n").first { $0.hasPrefix("started: ") }.map { String($0.dropFirst(9)) }, "\(out)")
+        let remote = ["--admin", AdminTLSTests.loopback(secure.admin), "--ca", "\(data[0])/keys/site-ca.pem"] + secure.tokenArguments
+        let approved = try run(["rollout", "approve", id, "--key", "\(keys)/admin-a.pem"] + remote)
+        #expect(approved.0 == 0, "\(approved)")
+        let running = waitUntil(timeout: 20) { ((try? run(["rollout", "status", id] + remote))?.1 ?? "").contains("running") }
+        #expect(running, "\((try? run(["rollout", "status", id] + remote)).map { "\($0)" } ?? "")")
+    }
+}
+
 /// The part of `GET /api/v1/members` the test reads.
 struct MeshViewProbe: Decodable {
     struct Member: Decodable {

@@ -18,12 +18,13 @@ public struct SignedSite: Sendable {
     public let outsiders: [String: TUFSigner]
     public let trust: SiteTrust
 
-    /// `threshold` of the `admins` must sign; every key is new and of `keyType`.
+    /// `threshold` of the `admins` must sign; every key is new and of `keyType`, or of the type
+    /// `keyTypes` gives for its name.
     public init(
         site: String = "test-site", admins names: [String] = ["admin-a", "admin-b"], threshold: Int = 1,
-        keyType: KeyFile.KeyType = .ed25519, outsiders: [String] = []
+        keyType: KeyFile.KeyType = .ed25519, keyTypes: [String: KeyFile.KeyType] = [:], outsiders: [String] = []
     ) throws {
-        let admins = try names.map { _ in try KeyFile.generate(keyType) }
+        let admins = try names.map { try KeyFile.generate(keyTypes[$0] ?? keyType) }
         self.site = site
         self.names = names
         self.admins = admins

@@ -1,10 +1,12 @@
 extension DashboardScript {
-    /// Part 4: admin commands signed in the browser with the admin's own Ed25519 key (the PEM
+    /// Part 4: admin commands signed in the browser with the admin's own Ed25519 or ECDSA P-256 key (the PEM
     /// `otamesh keys generate` writes), held only in this page's memory: the canonical form and
     /// the envelope exactly as `SignedCommand` writes them, so every gateway verifies them as it
     /// verifies the CLI's.
     static let signing = #"""
-        const KEY = { key: null, keyID: null, name: null };
+        const KEY = { key: null, kind: null, keyID: null, name: null };
+        const INSECURE = 'this page is not a secure context, so the browser offers no signing here: open the dashboard over HTTPS '
+          + '(https://GATEWAY:8071/ui/, with the site CA installed in this browser) or on 127.0.0.1; tokens still work';
         const hex = bytes => Array.from(new Uint8Array(bytes), b => b.toString(16).padStart(2, '0')).join('');
         const utf8 = s => new TextEncoder().encode(s);
 
@@ -42,21 +44,39 @@ extension DashboardScript {
         }
         const envelopeText = (signed, signatures) => pretty({ signed, signatures }, 0) + '\n';
 
+        // The key types a browser signs with: Ed25519 (the default of `otamesh keys generate`) and
+        // ECDSA P-256 (`--type ecdsa`); RSA admin keys sign with the CLI only.
+        const KEY_TYPES = [
+          { type: 'ed25519', scheme: 'ed25519', importAs: { name: 'Ed25519' }, signAs: { name: 'Ed25519' } },
+          { type: 'ecdsa', scheme: 'ecdsa-sha2-nistp256', importAs: { name: 'ECDSA', namedCurve: 'P-256' }, signAs: { name: 'ECDSA', hash: 'SHA-256' } },
+        ];
+        const base64url = s => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0));
+        // The public key as the site trust lists it: Ed25519 as hex, ECDSA as the SPKI PEM
+        // swift-crypto writes (64-column base64, then one newline).
+        async function publicValue(kind, jwk) {
+          if (kind.type === 'ed25519') return hex(base64url(jwk.x));
+          const pub = await crypto.subtle.importKey('jwk', { kty: 'EC', crv: 'P-256', x: jwk.x, y: jwk.y }, kind.importAs, true, ['verify']);
+          const b64 = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.exportKey('spki', pub))));
+          return '-----BEGIN PUBLIC KEY-----\n' + b64.match(/.{1,64}/g).join('\n') + '\n-----END PUBLIC KEY-----\n';
+        }
         async function loadKey(file) {
+          if (!window.isSecureContext || !window.crypto || !crypto.subtle) throw new Error(INSECURE);
           const text = await file.text();
           const body = text.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, '').replace(/\s+/g, '');
           if (!/^[A-Za-z0-9+/=]+$/.test(body) || !text.includes('BEGIN PRIVATE KEY')) throw new Error(file.name + ': not a PEM private key (PKCS#8)');
           const der = Uint8Array.from(atob(body), c => c.charCodeAt(0));
-          let key;
-          try { key = await crypto.subtle.importKey('pkcs8', der, { name: 'Ed25519' }, true, ['sign']); }
-          catch (e) { throw new Error(file.name + ': not an Ed25519 key this browser can sign with (otamesh keys generate --type ed25519)'); }
-          const jwk = await crypto.subtle.exportKey('jwk', key);
-          const publicHex = hex(Uint8Array.from(atob(jwk.x.replace(/-/g, '+').replace(/_/g, '/')), c => c.charCodeAt(0)));
-          const keyID = hex(await crypto.subtle.digest('SHA-256', utf8(canonical({ keytype: 'ed25519', scheme: 'ed25519', keyval: { public: publicHex } }))));
+          let kind = null, key = null;
+          for (const k of KEY_TYPES) {
+            try { key = await crypto.subtle.importKey('pkcs8', der, k.importAs, true, ['sign']); kind = k; break; } catch (e) { /* the next type */ }
+          }
+          if (!key) throw new Error(file.name + ': not an Ed25519 or ECDSA P-256 key this browser can sign with (an RSA admin key signs with the CLI only)');
+          const publicKey = await publicValue(kind, await crypto.subtle.exportKey('jwk', key));
+          const keyID = hex(await crypto.subtle.digest('SHA-256', utf8(canonical({ keytype: kind.type, scheme: kind.scheme, keyval: { public: publicKey } }))));
           const site = S.signedIn && S.snap && S.snap.site;
           if (site && !site.admins.includes(keyID)) throw new Error(file.name + ': key ' + keyID.slice(0, 16) + '… is not a site admin key of ' + site.site);
           // Only the signing key is kept; the file's text and bytes go out of scope here.
-          KEY.key = await crypto.subtle.importKey('pkcs8', der, { name: 'Ed25519' }, false, ['sign']);
+          KEY.key = await crypto.subtle.importKey('pkcs8', der, kind.importAs, false, ['sign']);
+          KEY.kind = kind;
           KEY.keyID = keyID;
           KEY.name = file.name.replace(/\.pem$/, '');
           der.fill(0);
@@ -64,14 +84,24 @@ extension DashboardScript {
           if (S.onKey) S.onKey();
           if (S.signedIn) render(false);
         }
+        // ECDSA in WebCrypto signs as r || s; TUF (and swift-crypto) carry the DER SEQUENCE.
+        function derSignature(raw) {
+          const integer = b => { let i = 0; while (i < b.length - 1 && b[i] === 0) i++; const v = Array.from(b.slice(i)); return v[0] & 0x80 ? [0].concat(v) : v; };
+          const r = integer(raw.slice(0, raw.length / 2)), s = integer(raw.slice(raw.length / 2));
+          return new Uint8Array([0x30, r.length + s.length + 4, 0x02, r.length].concat(r, [0x02, s.length], s));
+        }
+        // This key's signature over `bytes`, as hex in the form its key type verifies.
+        async function signBytes(bytes) {
+          const raw = new Uint8Array(await crypto.subtle.sign(KEY.kind.signAs, KEY.key, bytes));
+          return hex(KEY.kind.type === 'ecdsa' ? derSignature(raw) : raw);
+        }
         function showKey() {
           const who = document.getElementById('who');
           who.textContent = !S.signedIn ? '' : (S.role === 'admin' ? 'signed in: admin' : 'signed in: read-only')
             + (KEY.key ? ' · key ' + KEY.name + ' (' + KEY.keyID.slice(0, 8) + ')' + (S.token ? '' : ', signing every request') : '');
         }
         async function sign(signed) {
-          const sig = await crypto.subtle.sign({ name: 'Ed25519' }, KEY.key, utf8(canonical(signed)));
-          return { keyid: KEY.keyID, sig: hex(sig) };
+          return { keyid: KEY.keyID, sig: await signBytes(utf8(canonical(signed))) };
         }
         const isoSeconds = () => new Date(Math.floor(Date.now() / 1000) * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
         function command(sequence, kind, payload) {
@@ -98,8 +128,9 @@ extension DashboardScript {
           return text;
         }
         function keyPicker() {
-          const input = h('input', { id: 'key-file', type: 'file', accept: '.pem', 'aria-label': 'Admin key file (PEM)' });
-          const note = h('span', { role: 'status' }, KEY.key ? 'key ' + KEY.name + ' loaded (kept in this page only)' : '');
+          const secure = window.isSecureContext && window.crypto && crypto.subtle;
+          const input = h('input', { id: 'key-file', type: 'file', accept: '.pem', 'aria-label': 'Admin key file (PEM)', disabled: !secure });
+          const note = h('span', { role: 'status', class: secure ? null : 'bad' }, KEY.key ? 'key ' + KEY.name + ' loaded (kept in this page only)' : secure ? '' : 'no key signing: ' + INSECURE);
           input.addEventListener('change', async () => {
             note.textContent = '';
             try { await loadKey(input.files[0]); note.textContent = 'key ' + KEY.name + ' loaded (kept in this page only)'; }

@@ -30,7 +30,7 @@ enum DashboardScript {
           const time = Math.floor(Date.now() / 1000);
           const nonce = hex(crypto.getRandomValues(new Uint8Array(12)));
           const message = ['otamesh-admin-request/1', method.toUpperCase(), target, time, nonce, bodyHash].join('\n');
-          const sig = hex(await crypto.subtle.sign({ name: 'Ed25519' }, KEY.key, utf8(message)));
+          const sig = await signBytes(utf8(message));
           return { Authorization: 'OTAMesh-Sig keyid=' + KEY.keyID + ', time=' + time + ', nonce=' + nonce + ', body=' + bodyHash + ', sig=' + sig };
         }
         const when = s => s ? new Date(s * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '';
@@ -149,14 +149,16 @@ enum DashboardScript {
             h('label', { for: 'token' }, 'Admin API token'), input,
             h('p', { id: 'token-help', class: 'muted' }, 'The gateway\'s admin token (DATA/keys/admin.token) lets you act; its read-only token (DATA/keys/read.token) shows everything and changes nothing. The token stays in this tab.'),
             h('button', { type: 'submit' }, 'Sign in'), error);
-          const keyFile = h('input', { id: 'signin-key', type: 'file', accept: '.pem', 'aria-describedby': 'key-help' });
+          const secure = window.isSecureContext && window.crypto && crypto.subtle;
+          const keyFile = h('input', { id: 'signin-key', type: 'file', accept: '.pem', 'aria-describedby': 'key-help', disabled: !secure });
           keyFile.addEventListener('change', async () => {
             error.textContent = '';
             try { await loadKey(keyFile.files[0]); await signIn(null); } catch (e) { error.textContent = 'Sign-in refused: ' + e.message; }
             keyFile.value = '';
           });
           const byKey = h('div', { class: 'signin' }, h('label', { for: 'signin-key' }, 'Or sign in with your admin key file'), keyFile,
-            h('p', { id: 'key-help', class: 'muted' }, 'The PEM otamesh keys generate wrote. The page signs each request with it, as otamesh … --key does, so every gateway of the site accepts you; the key stays in this page\'s memory (load it again after a reload).'));
+            h('p', { id: 'key-help', class: 'muted' }, 'The PEM otamesh keys generate wrote (Ed25519 or ECDSA P-256). The page signs each request with it, as otamesh … --key does, so every gateway of the site accepts you; the key stays in this page\'s memory (load it again after a reload).'),
+            secure ? null : h('p', { id: 'insecure', class: 'bad' }, 'Key sign-in is off: ' + INSECURE + '.'));
           main.replaceChildren(h('h1', {}, 'Sign in'), form, byKey);
           input.focus();
         }
