@@ -240,6 +240,9 @@ public struct Agent: Sendable {
         ).router()
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
+        let (traffic, unreadable) = TrafficTotals.load(path: configuration.trafficPath)
+        if let unreadable { logger.warning("\(unreadable)") }
+        listeners.traffic = traffic
         let deviceServer = DeviceServer(
             api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
             idleTimeout: configuration.deviceIdleTimeout, gate: gates.device, traffic: listeners.traffic)
@@ -288,6 +291,7 @@ public struct Agent: Sendable {
                     traffic: listeners.traffic, logger: logger))
         }
         let api = listeners.api
+        services.append(TrafficSaver(totals: listeners.traffic, path: configuration.trafficPath, logger: logger))
         services.append(DeviceService(api: api, channels: listeners.device, store: store, releases: listeners.releases, logger: logger))
         if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger, clock: clock)) }
         guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }

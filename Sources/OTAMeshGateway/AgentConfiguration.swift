@@ -125,6 +125,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var adminTokenPath: String { adminTokenFile ?? "\(dataDirectory)/keys/admin.token" }
     /// The read-only token file: configured, or `keys/read.token` in the data directory.
     public var adminReadTokenPath: String { adminReadTokenFile ?? "\(dataDirectory)/keys/read.token" }
+    /// Image bytes moved, saved across restarts (``TrafficTotals``).
+    public var trafficPath: String { "\(dataDirectory)/traffic.json" }
 
     /// The proxies for upstream transfers: the environment's, overridden by the configuration.
     public func proxySettings(environment: [String: String]) -> ProxySettings {

@@ -13,7 +13,7 @@ public struct MemberInfo: Codable, Sendable, Equatable {
     public var metadataVersion: Int
     /// Fingerprints of the site keys this gateway holds, primary first (key rotation).
     public var keys: [String]
-    /// Image bytes it moved since it started (nil from gateways before this field).
+    /// Image bytes it moved, counted across restarts (nil from gateways before this field).
     public var traffic: Traffic?
 
     /// Image bytes sent to devices, fetched from peers, fetched from upstream.
@@ -80,7 +80,7 @@ public struct MemberView: Codable, Sendable, Equatable {
     public var traffic: TrafficView?
 }
 
-/// Image bytes a gateway moved since it started, as the API and the dashboard show them.
+/// Image bytes a gateway moved (counted across restarts), as the API, the dashboard and `DATA/traffic.json` show them.
 public struct TrafficView: Codable, Sendable, Equatable {
     public var servedToDevices: Int64
     public var fromPeers: Int64
