@@ -101,6 +101,13 @@ let package = Package(
             swiftSettings: strict
         ),
 
+        // Apps with their configuration (pure): the signed catalog, settings, configuration images.
+        .target(
+            name: "OTAMeshApps",
+            dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTrust"],
+            swiftSettings: strict
+        ),
+
         // Shells.
         .target(
             name: "OTAMeshDiscovery",
@@ -151,6 +158,7 @@ let package = Package(
         .target(
             name: "OTAMeshGateway",
             dependencies: [
+                "OTAMeshApps",
                 "OTAMeshCommon",
                 "OTAMeshDevices",
                 "OTAMeshFirmware",
@@ -199,6 +207,7 @@ let package = Package(
         .executableTarget(
             name: "otamesh",
             dependencies: [
+                "OTAMeshApps",
                 "OTAMeshDevices",
                 "OTAMeshFirmware",
                 "OTAMeshGossip",
@@ -211,6 +220,7 @@ let package = Package(
                 "OTAMeshSimulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -283,6 +293,11 @@ let package = Package(
         .testTarget(
             name: "OTAMeshFirmwareTests",
             dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTestSupport"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "OTAMeshAppsTests",
+            dependencies: ["OTAMeshApps", "OTAMeshFirmware", "OTAMeshTrust", "OTAMeshTestSupport"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -49,6 +49,13 @@ public struct TargetFile: Sendable, Hashable {
     public let length: Int64
     public let hashes: [String: String]
     public let custom: JSONValue?
+
+    public init(path: String, length: Int64, hashes: [String: String], custom: JSONValue?) {
+        self.path = path
+        self.length = length
+        self.hashes = hashes
+        self.custom = custom
+    }
 }
 
 /// A delegation from a targets role.

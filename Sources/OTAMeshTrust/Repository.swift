@@ -145,6 +145,22 @@ public struct Repository {
         try resignSnapshotAndTimestamp(now: now)
     }
 
+    /// Sets (or, with nil, removes) one custom field of a target already listed, keeping its
+    /// bytes, length and hashes, and re-signs targets, snapshot and timestamp.
+    public func setCustom(path: String, key: String, value: JSONValue?, now: Int64) throws {
+        var signed = try current(Role.targets)
+        var targets = signed["targets"]?.objectValue ?? JSONObject()
+        guard var entry = targets[path]?.objectValue else { throw TrustError.targetNotFound(path: path) }
+        var custom = entry["custom"]?.objectValue ?? JSONObject()
+        custom[key] = value
+        entry["custom"] = .object(custom)
+        targets[path] = .object(entry)
+        try bump(&signed, role: Role.targets, now: now)
+        signed = signed.setting("targets", .object(targets))
+        try store(Role.targets, signed: signed)
+        try resignSnapshotAndTimestamp(now: now)
+    }
+
     /// Removes a target and re-signs.
     public func remove(path: String, now: Int64) throws {
         var signed = try current(Role.targets)

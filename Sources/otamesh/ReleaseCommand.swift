@@ -9,7 +9,7 @@ import OTAMeshTrust
 struct ReleaseCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "release", abstract: "Build and sign a TUF repository of firmware releases.",
-        subcommands: [Init.self, Add.self, Remove.self, Sign.self, RotateRoot.self, RefreshTimestamp.self, Publish.self, List.self])
+        subcommands: [Init.self, Add.self, AddApp.self, Remove.self, Sign.self, RotateRoot.self, RefreshTimestamp.self, Publish.self, List.self])
 
     /// Says which roles still need signatures from keys kept outside the repository.
     static func reportUnsigned(_ repository: Repository) throws {
@@ -248,7 +248,9 @@ struct ReleaseCommand: ParsableCommand {
             let repo = options.repo
             let targets = try ReleaseCommand.run("ls") { try Repository(directory: repo).targets() }
             for (path, target) in targets.sorted(by: { $0.key < $1.key }) {
-                let custom = target.custom?.objectValue?.members.map { "\($0.key)=\($0.value.stringValue ?? "")" }.joined(separator: " ") ?? ""
+                let custom =
+                    target.custom?.objectValue?.members.map { "\($0.key)=\($0.value.stringValue ?? $0.value["name"]?.stringValue ?? "…")" }
+                    .joined(separator: " ") ?? ""
                 Output.out("\(path)  \(target.length) bytes  \(custom)")
             }
         }
