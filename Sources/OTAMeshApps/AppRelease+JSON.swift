@@ -28,7 +28,7 @@ extension AppRelease {
     /// own custom fields give `hardware` and `version`). Every field is checked; unknown fields
     /// are refused (a typo must not silently drop a constraint). Pure.
     public init(app: JSONValue, firmware: String, hardware: String, version: String, source: String) throws(AppSpecError) {
-        var reader = FieldReader(source: source)
+        let reader = FieldReader(source: source)
         guard let object = app.objectValue else { throw reader.error("", "not an object") }
         try reader.refuseUnknown(object, allowed: Self.fields, at: "")
         let name = try reader.string(object, "name", required: true) ?? ""

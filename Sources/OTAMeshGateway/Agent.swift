@@ -216,7 +216,8 @@ public struct Agent: Sendable {
             secrets: DeviceSecretStore(
                 path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions),
             targets: { [releases] in DeviceChanges.targets(releases.current) }, admission: configuration.deviceAdmission,
-            dataDirectory: configuration.dataDirectory, clock: clock)
+            dataDirectory: configuration.dataDirectory, clock: clock,
+            apps: { [store = startup.store, tuf = startup.tufDirectory] in try DeviceChanges.apps(tufDirectory: tuf, store: store) })
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
             store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases, changes: changes)

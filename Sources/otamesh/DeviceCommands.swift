@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import OTAMeshApps
 import OTAMeshCommon
 import OTAMeshGateway
 import OTAMeshStore
@@ -11,7 +12,7 @@ import OTAMeshTrust
 struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Add or remove push devices, tag devices for rollout selectors, or assign firmware to one device by hand.",
-        subcommands: [Assign.self, Unassign.self, Tag.self, DevicePush.self, Add.self, Remove.self, Accept.self])
+        subcommands: [Assign.self, Unassign.self, Tag.self, Config.self, DevicePush.self, Add.self, Remove.self, Accept.self])
 
     /// Applies `change` — through the running agent when one holds the data directory (or
     /// `--admin URL` names a gateway), else directly — and prints what was done. A refused
@@ -40,7 +41,13 @@ struct DeviceCommand: ParsableCommand {
                         }
                         return try DeviceChanges.targets(tufDirectory: "\(configuration.dataDirectory)/tuf", store: store)
                     }, admission: configuration.deviceAdmission, dataDirectory: configuration.dataDirectory,
-                    clock: .system)
+                    clock: .system,
+                    apps: {
+                        guard let store = try? BlobStore(configuration: StoreConfiguration(directory: configuration.dataDirectory), mode: .readOnly) else {
+                            return AppCatalog(targets: [])
+                        }
+                        return try DeviceChanges.apps(tufDirectory: "\(configuration.dataDirectory)/tuf", store: store)
+                    })
             }
             outcome = withExtendedLifetime(lock) { Result { () throws(DeviceChangeError) in try changes.apply(change) } }
         } else {

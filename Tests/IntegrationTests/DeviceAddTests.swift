@@ -36,7 +36,7 @@ struct DeviceAddTests {
         #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == true)
 
         let (removed, removedOut, _) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
-        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its password)"), "\(removedOut)")
+        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its secrets)"), "\(removedOut)")
         #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == false)
         #expect(try run(["devices", "--data-dir", data]).1.contains("lamp-1") == false)
         let (again, _, againErr) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
@@ -80,7 +80,7 @@ struct DeviceAddTests {
         #expect(accept == 1 && acceptErr.contains("no device ghost-9"), "\(acceptErr)")
 
         let (removed, removedOut, _) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
-        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its password)"), "\(removedOut)")
+        #expect(removed == 0 && removedOut.contains("lamp-1: removed (and its secrets)"), "\(removedOut)")
         #expect((try? String(contentsOfFile: secrets, encoding: .utf8))?.contains("pw-lamp-77") == false)
         let (again, _, againErr) = try run(["device", "remove", "--data-dir", data, "lamp-1"])
         #expect(again == 1 && againErr.contains("no device lamp-1"), "\(againErr)")

@@ -1,3 +1,4 @@
+import OTAMeshApps
 import OTAMeshCommon
 import OTAMeshStore
 
@@ -15,6 +16,9 @@ public enum DeviceChange: Codable, Sendable, Equatable {
     /// A push device by hand; its password, if any, goes to the secret store (never the registry).
     case add(record: DeviceRecord, user: String?, password: String?)
     case remove(id: String)
+    /// App settings for devices (`otamesh device config set|import`), checked against each
+    /// device's app version; password values go to the secret store.
+    case configure(rows: [SettingsAssignment])
 }
 
 /// Why a device change was refused; nothing was written.
@@ -53,12 +57,15 @@ public struct DeviceChanges: Sendable {
     public let dataDirectory: String
     /// Dates of assignments and tags (the registry keeps seconds).
     public let clock: WallClock
+    /// The app catalog of the trusted release (for `configure`).
+    public let apps: @Sendable () throws -> AppCatalog
     func now() -> Double { clock.now().seconds }
 
     public init(
         registry: DeviceRegistry, secrets: DeviceSecretStore, targets: @escaping @Sendable () throws -> [String: Bool], admission: DeviceAdmission,
-        dataDirectory: String, clock: WallClock
+        dataDirectory: String, clock: WallClock, apps: @escaping @Sendable () throws -> AppCatalog = { AppCatalog(targets: []) }
     ) {
+        self.apps = apps
         self.registry = registry
         self.secrets = secrets
         self.targets = targets
@@ -70,6 +77,11 @@ public struct DeviceChanges: Sendable {
     /// The verified target paths of `catalog`, and whether each is cached.
     public static func targets(_ catalog: ServingCatalog) -> [String: Bool] {
         catalog.targets.mapValues { catalog.blobs[$0.sha256] != nil }
+    }
+
+    /// The app catalog of the verified targets under `tufDirectory`.
+    public static func apps(tufDirectory: String, store: BlobStore) throws -> AppCatalog {
+        AppCatalog(targets: try ReleaseCatalog.trustedTargets(tufDirectory: tufDirectory, store: store).map(\.0))
     }
 
     /// The verified target paths under `tufDirectory`, and whether `store` holds each.
@@ -148,7 +160,9 @@ public struct DeviceChanges: Sendable {
             let removed = try registry.remove(id)
             let secret = try secrets.remove(id)
             guard removed || secret else { throw DeviceChangeError(.notFound, "no device \(id)") }
-            return ["\(id): removed" + (secret ? " (and its password)" : "")]
+            return ["\(id): removed" + (secret ? " (and its secrets)" : "")]
+        case .configure(let rows):
+            return try configure(rows)
         }
     }
 

@@ -40,6 +40,9 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
     /// Adapter options the device's own announcement gave (discovery: `dialect`, `version_port`),
     /// a JSON object of strings; the admin's ``options`` override them key by key.
     public var announced: String?
+    /// The device's app settings (``DeviceSettings/stored``: app version and non-secret values;
+    /// password values live in the secret store), admin-set with `otamesh device config`.
+    public var settings: String?
 
     /// ``tags`` as a list.
     public var tagList: [String] { (tags ?? "").split(separator: ",").map(String.init) }
@@ -65,9 +68,10 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String,
         firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
         tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
-        source: String? = nil, announced: String? = nil
+        source: String? = nil, announced: String? = nil, settings: String? = nil
     ) {
         self.announced = announced
+        self.settings = settings
         self.id = id
         self.family = family
         self.hardware = hardware

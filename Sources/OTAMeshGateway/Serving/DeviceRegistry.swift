@@ -105,6 +105,9 @@ public final class DeviceRegistry: Sendable {
         migrator.registerMigration("v4: announced options") { db in
             try db.alter(table: "device") { t in t.add(column: "announced", .text) }
         }
+        migrator.registerMigration("v5: app settings") { db in
+            try db.alter(table: "device") { t in t.add(column: "settings", .text) }
+        }
         return migrator
     }
 
@@ -309,6 +312,11 @@ public final class DeviceRegistry: Sendable {
     public func setTags(_ id: String, tags: [String], at time: Double) throws(RegistryError) {
         let text = tags.isEmpty ? nil : tags.map { $0.lowercased() }.sorted().joined(separator: ",")
         try adminSet(id, at: time, column: "tags", text, \.tags)
+    }
+
+    /// Sets (nil: clears) a device's app settings (``DeviceRecord/settings``).
+    public func setSettings(_ id: String, settings: String?, at time: Double) throws(RegistryError) {
+        try adminSet(id, at: time, column: "settings", settings, \.settings)
     }
 
     /// Adds a device by hand (`otamesh device add`), or redefines one: family, address, proxy,

@@ -36,9 +36,13 @@ public final class DeviceSecretStore: Sendable {
 
     /// One device's entry; printed forms are redacted like ``PushCredentials``.
     struct Secret: Sendable, Equatable, CustomStringConvertible, CustomReflectable {
-        let user: String
-        let password: String
-        var credentials: PushCredentials { PushCredentials(username: user, password: password) }
+        var user: String
+        /// The push password; nil for a device with only app setting secrets.
+        var password: String?
+        /// Password-type app settings (`otamesh device config set`), prop → value.
+        var settings: [String: String] = [:]
+        var credentials: PushCredentials? { password.map { PushCredentials(username: user, password: $0) } }
+        var isEmpty: Bool { password == nil && settings.isEmpty }
         var description: String { "DeviceSecret(redacted)" }
         var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
     }
@@ -65,6 +69,22 @@ public final class DeviceSecretStore: Sendable {
         try current()[id]?.credentials
     }
 
+    /// The device's password-type app settings (prop → value); empty when it has none.
+    public func settingSecrets(for id: String) throws(DeviceSecretError) -> [String: String] {
+        try current()[id]?.settings ?? [:]
+    }
+
+    /// Sets and removes password-type app settings of a device (atomically; nothing changes on error).
+    public func setSettingSecrets(_ id: String, set values: [String: String], remove: [String]) throws(DeviceSecretError) {
+        guard !values.isEmpty || !remove.isEmpty else { return }
+        var all = try Self.read(path, allowOpen: allowOpen) ?? [:]
+        var entry = all[id] ?? Secret(user: "admin", password: nil)
+        entry.settings.merge(values) { _, new in new }
+        for prop in remove { entry.settings[prop] = nil }
+        all[id] = entry.isEmpty ? nil : entry
+        try write(all)
+    }
+
     /// Device ids with a secret.
     public func ids() throws(DeviceSecretError) -> [String] {
         try current().keys.sorted()
@@ -73,7 +93,7 @@ public final class DeviceSecretStore: Sendable {
     /// Sets a device's user and password (the file is replaced atomically; nothing changes on error).
     public func set(_ id: String, user: String, password: String) throws(DeviceSecretError) {
         var all = try Self.read(path, allowOpen: allowOpen) ?? [:]
-        all[id] = Secret(user: user, password: password)
+        all[id] = Secret(user: user, password: password, settings: all[id]?.settings ?? [:])
         try write(all)
     }
 
@@ -143,9 +163,16 @@ public final class DeviceSecretStore: Sendable {
         var secrets: [String: Secret] = [:]
         for (id, value) in entries {
             guard let entry = value as? [String: Any] else { throw .malformed(path: path, reason: "device \(id): expected an object with user and password") }
-            guard let password = entry["password"] as? String else { throw .malformed(path: path, reason: "device \(id): password missing or not a string") }
+            let settings = entry["settings"] as? [String: String]
+            guard entry["settings"] == nil || settings != nil else {
+                throw .malformed(path: path, reason: "device \(id): settings is not an object of strings")
+            }
+            let password = entry["password"] as? String
+            guard password != nil || (entry["password"] == nil && settings != nil) else {
+                throw .malformed(path: path, reason: "device \(id): password missing or not a string")
+            }
             guard let user = (entry["user"] ?? "admin") as? String else { throw .malformed(path: path, reason: "device \(id): user is not a string") }
-            secrets[id] = Secret(user: user, password: password)
+            secrets[id] = Secret(user: user, password: password, settings: settings ?? [:])
         }
         return secrets
     }
@@ -153,7 +180,12 @@ public final class DeviceSecretStore: Sendable {
     // MARK: Writing
 
     private func write(_ all: [String: Secret]) throws(DeviceSecretError) {
-        let object = all.mapValues { ["user": $0.user, "password": $0.password] }
+        let object = all.mapValues { secret -> [String: Any] in
+            var entry: [String: Any] = ["user": secret.user]
+            if let password = secret.password { entry["password"] = password }
+            if !secret.settings.isEmpty { entry["settings"] = secret.settings }
+            return entry
+        }
         let data: Data
         do { data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted]) } catch {
             throw .unwritable(path: path, reason: "cannot encode")
