@@ -12,7 +12,7 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
                 iproute2 nftables dbus avahi-daemon avahi-utils chromium chromium-driver socat libnss3-tools
 # Reference tools the tests cross-check against (PyPI), pinned.
 # selenium drives Debian's chromium headless for the dashboard test (no browser download).
-PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0
+PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0 littlefs-python==0.19.0
 # Installed without their dependencies: `python3 -m espota` (ESPHome's native OTA host tool)
 # imports only esphome.core and esphome.helpers, which load without esphome's own dependencies.
 PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5

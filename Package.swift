@@ -104,7 +104,7 @@ let package = Package(
         // Apps with their configuration (pure): the signed catalog, settings, configuration images.
         .target(
             name: "OTAMeshApps",
-            dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTrust"],
+            dependencies: ["OTAMeshCommon", "OTAMeshFirmware", "OTAMeshTrust", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
 

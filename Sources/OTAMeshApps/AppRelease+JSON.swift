@@ -204,6 +204,7 @@ struct FieldReader {
         guard AppProperty.isValidName(prop) else {
             throw error(at + "prop", "\(SettingValue.text(prop).shown): letters, digits, '-', '_' and '.' only, at most 64")
         }
+        guard prop != ConfigurationImage.idKey else { throw error(at + "prop", "\(prop) is reserved: the configuration file names itself with it") }
         let typeName = try string(object, "type", required: true, at: at) ?? ""
         guard let kind = AppProperty.Kind(rawValue: typeName) else {
             throw error(at + "type", "\(SettingValue.text(typeName).shown): one of \(AppProperty.Kind.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -3,11 +3,13 @@
 /// give the same bytes. Pure.
 public enum ConfigurationFile {
     /// `settings`' effective values (set, else default) plus the password values in `secrets`.
-    public static func bytes(_ release: AppRelease, settings: DeviceSettings, secrets: [String: String]) -> [UInt8] {
+    /// With `configID`, the file also carries `config-id` (``ConfigurationImage/idKey``).
+    public static func bytes(_ release: AppRelease, settings: DeviceSettings, secrets: [String: String], configID: String? = nil) -> [UInt8] {
         var all = settings.effective(release)
         for property in release.properties where property.isSecret {
             if let secret = secrets[property.prop] { all[property.prop] = .text(secret) }
         }
+        if let configID { all[ConfigurationImage.idKey] = .text(configID) }
         switch release.config.format {
         case .json:
             var object = JSONObjectBuilder()

@@ -9,11 +9,15 @@ public struct DeviceSettings: Sendable, Equatable {
     public var values: [String: SettingValue]
     /// Password properties with a value in the secret store.
     public var secrets: Set<String>
+    /// The device's address when its settings were made (or as the admin gave it): a
+    /// configuration image holding a password is served only to a request from there.
+    public var address: String?
 
-    public init(app: String, values: [String: SettingValue] = [:], secrets: Set<String> = []) {
+    public init(app: String, values: [String: SettingValue] = [:], secrets: Set<String> = [], address: String? = nil) {
         self.app = app
         self.values = values
         self.secrets = secrets
+        self.address = address
     }
 
     /// What the registry stores: canonical JSON `{"app": …, "secrets": [...], "values": {...}}`
@@ -21,9 +25,12 @@ public struct DeviceSettings: Sendable, Equatable {
     public var stored: String {
         var values = JSONObject()
         for (prop, value) in self.values { values[prop] = value.json }
-        let object: JSONValue = .object(
-            ["app": .string(app), "values": .object(values), "secrets": .array(secrets.sorted().map { .string($0) })] as KeyValuePairs<String, JSONValue>)
-        return String(decoding: object.canonicalBytes, as: UTF8.self)
+        var object = JSONObject()
+        object["app"] = .string(app)
+        object["values"] = .object(values)
+        object["secrets"] = .array(secrets.sorted().map { .string($0) })
+        if let address { object["address"] = .string(address) }
+        return String(decoding: JSONValue.object(object).canonicalBytes, as: UTF8.self)
     }
 
     /// From the registry's stored text; nil when there is none or it is not ours.
@@ -36,7 +43,8 @@ public struct DeviceSettings: Sendable, Equatable {
             guard let setting = SettingValue(json: item) else { return nil }
             typed[prop] = setting
         }
-        self.init(app: app, values: typed, secrets: Set((value["secrets"]?.arrayValue ?? []).compactMap(\.stringValue)))
+        self.init(
+            app: app, values: typed, secrets: Set((value["secrets"]?.arrayValue ?? []).compactMap(\.stringValue)), address: value["address"]?.stringValue)
     }
 
     /// Every value the configuration file gets: set values, then defaults. Secrets excluded.
@@ -97,7 +105,7 @@ public enum SettingsChange {
     public static func apply(
         _ assignments: [(prop: String, text: String)], unset: [String] = [], to current: DeviceSettings?, release: AppRelease
     ) -> Result<Outcome, Problems> {
-        var settings = DeviceSettings(app: release.reference)
+        var settings = DeviceSettings(app: release.reference, address: current?.address)
         var problems: [SettingProblem] = []
         if let current {
             // Values carried over from another app version must still be valid for this one.

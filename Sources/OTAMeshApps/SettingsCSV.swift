@@ -5,12 +5,16 @@ public struct SettingsAssignment: Codable, Sendable, Equatable, CustomStringConv
     public var app: String?
     public var set: [String]
     public var unset: [String]
+    /// The device's address for configuration images that hold a password (nil: as it was,
+    /// else the address the device last asked from).
+    public var address: String?
 
-    public init(id: String, app: String? = nil, set: [String], unset: [String] = []) {
+    public init(id: String, app: String? = nil, set: [String], unset: [String] = [], address: String? = nil) {
         self.id = id
         self.app = app
         self.set = set
         self.unset = unset
+        self.address = address
     }
 
     public var description: String {

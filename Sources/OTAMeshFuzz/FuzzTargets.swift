@@ -118,6 +118,13 @@ public enum FuzzTargets {
                 digests: { sha in
                     known && sha == blob.sha256 ? .init(md5: String(repeating: "cd", count: 16), appendedDigest: String(repeating: "ef", count: 32)) : nil
                 }, rolloutsActive: rollouts)
+            // Filesystem mode: a configuration image with a password, pinned to the fuzzer's address.
+            context.configuration = { _ in
+                known
+                    ? ConfigurationOffer(
+                        app: "app@1.0.0", configID: "cfg-0123456789abcdef", blob: blob, md5: String(repeating: "ab", count: 16), holdsSecret: true,
+                        address: rollouts ? "10.0.0.7" : "10.0.0.8") : nil
+            }
             var outcome = DeviceRoutes.handle(request, context: context)
             if case .needRolloutAnswer(let query) = outcome {
                 // A rollout offers what the device's assignment names, or holds it.
@@ -136,7 +143,7 @@ public enum FuzzTargets {
                         precondition(twin.status == response.status && twin.contentLength == response.contentLength, "HEAD and GET differ")
                     }
                 }
-            case .needDigests, .needRolloutAnswer:
+            case .needDigests, .needRolloutAnswer, .needConfiguration:
                 continue
             }
         }

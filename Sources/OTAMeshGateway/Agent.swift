@@ -211,10 +211,11 @@ public struct Agent: Sendable {
             siteDevices: { [registry = startup.registry] in
                 SiteRoutes.siteDevices(gateway: name, registry: registry, mesh: meshBox.withLockedValue { $0 })
             })
+        let secrets = DeviceSecretStore(
+            path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions)
         let changes = DeviceChanges(
             registry: startup.registry,
-            secrets: DeviceSecretStore(
-                path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory), allowOpenPermissions: configuration.insecurePermissions),
+            secrets: secrets,
             targets: { [releases] in DeviceChanges.targets(releases.current) }, admission: configuration.deviceAdmission,
             dataDirectory: configuration.dataDirectory, clock: clock,
             apps: { [store = startup.store, tuf = startup.tufDirectory] in try DeviceChanges.apps(tufDirectory: tuf, store: store) })
@@ -239,13 +240,16 @@ public struct Agent: Sendable {
             store: startup.store, registry: registry, nodeName: configuration.nodeName, mesh: meshBox, tokens: startup.tokens,
             signatures: signatures, routeSets: [rolloutRoutes, siteRoutes, dashboard]
         ).router()
-        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock)
+        let configurations = DeviceConfigurations(
+            registry: startup.registry, secrets: secrets, releases: releases, store: startup.store, tufDirectory: startup.tufDirectory,
+            dataDirectory: configuration.dataDirectory)
+        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock, configurations: configurations)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let (traffic, unreadable) = TrafficTotals.load(path: configuration.trafficPath)
         if let unreadable { logger.warning("\(unreadable)") }
         listeners.traffic = traffic
         let deviceServer = DeviceServer(
-            api: api, blobPath: { [store = startup.store] in store.path(ofHex: $0) }, logger: logger,
+            api: api, blobPath: { [store = startup.store] in configurations.path(sha256: $0) ?? store.path(ofHex: $0) }, logger: logger,
             idleTimeout: configuration.deviceIdleTimeout, gate: gates.device, traffic: listeners.traffic)
         do {
             let plain = try await Self.listen("device.listen", configuration.deviceListen) {

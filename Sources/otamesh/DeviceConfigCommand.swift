@@ -23,6 +23,8 @@ extension DeviceCommand {
             @OptionGroup var api: AdminOptions
             @Option(help: "The app version to check against: NAME@VERSION (otamesh apps).") var app: String?
             @Option(help: "Clear a property (its default applies again); repeatable.") var unset: [String] = []
+            @Option(help: "The device's IP address: a configuration image holding a password is served only to it (default: where it last asked from).")
+            var address: String?
             @Argument(help: "Device id.") var device: String
             @Argument(help: "prop=value settings.") var settings: [String] = []
 
@@ -30,7 +32,8 @@ extension DeviceCommand {
                 guard !settings.isEmpty || !unset.isEmpty else { throw ValidationError("give prop=value settings, or --unset PROP") }
                 let resolved = try settings.map(Config.resolve)
                 try await DeviceCommand.apply(
-                    .configure(rows: [SettingsAssignment(id: device, app: app, set: resolved, unset: unset)]), api: api, command: "otamesh device config set")
+                    .configure(rows: [SettingsAssignment(id: device, app: app, set: resolved, unset: unset, address: address)]), api: api,
+                    command: "otamesh device config set")
             }
         }
 
@@ -78,7 +81,7 @@ extension DeviceCommand {
                 let id = DeviceRegistry.normalizedID(device)
                 let (record, catalog) = try reporting("otamesh device config show") { () throws -> (DeviceRecord?, AppCatalog) in
                     guard FileManager.default.fileExists(atPath: "\(directory)/devices.sqlite") else {
-                        throw ValidationError("no gateway data at \(directory): give --data-dir DIR of a gateway")
+                        throw CommandFailure("no gateway data at \(directory): give --data-dir DIR of a gateway")
                     }
                     let registry = try DeviceRegistry(path: "\(directory)/devices.sqlite")
                     let store = try BlobStore(configuration: StoreConfiguration(directory: directory), mode: .readOnly)

@@ -10,7 +10,7 @@ struct OTAMesh: AsyncParsableCommand {
             then OTAMESH_* environment variables, then flags. See docs/operations.md.
             """,
         subcommands: [
-            AgentCommand.self, ImageCommand.self, ImagesCommand.self, AppsCommand.self, CacheCommand.self, ReleaseCommand.self,
+            AgentCommand.self, ImageCommand.self, ImagesCommand.self, AppsCommand.self, ProvisionCommand.self, CacheCommand.self, ReleaseCommand.self,
             ExportCommand.self, ImportCommand.self, KeysCommand.self, TUFCommand.self, DeviceCommand.self, DevicesCommand.self, MembersCommand.self,
             RolloutCommand.self, ReportCommand.self,
             LabCommand.self,

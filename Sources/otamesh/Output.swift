@@ -60,3 +60,10 @@ private func report(_ command: String, _ error: any Error) -> any Error {
         return ExitCode(1)
     }
 }
+
+/// A command's failure that is not a usage error: printed as one line by ``reporting(_:_:)``,
+/// exit 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

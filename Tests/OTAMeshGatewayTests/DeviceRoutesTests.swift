@@ -177,8 +177,41 @@ struct DeviceRoutesTests {
         #expect(tooBig.status == 304 && why?.answer.contains("999 free") == true)
         var fs = Self.espHeaders
         fs["x-esp8266-mode"] = "spiffs"
-        #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: fs), context: known)).0.status == 304)
+        // Filesystem mode asks for the device's configuration image, never its firmware.
+        #expect(DeviceRoutes.handle(Self.get("/v1/esp/update", headers: fs), context: known) == .needConfiguration("aa:bb:cc:dd:ee:ff"))
         #expect(Self.response(DeviceRoutes.handle(Self.get("/v1/esp/update"), context: known)).0.status == 403)
+    }
+
+    @Test(
+        "httpUpdate filesystem mode: the device's image with x-MD5; 304 once it reports the image's config-id; a password only to its address; why not, as its last answer"
+    )
+    func filesystemMode() {
+        let image = ServedBlob(sha256: String(repeating: "12", count: 32), size: 0x20000, addedAt: 0)
+        var offer = ConfigurationOffer(
+            app: "weather@2.1.0", configID: "cfg-00112233aabbccdd", blob: image, md5: Self.md5, holdsSecret: true, address: "10.0.0.7")
+        var fs = Self.espHeaders
+        fs["x-esp8266-mode"] = "spiffs"
+        func ask(_ headers: [String: String], from address: String = "10.0.0.7", _ offer: ConfigurationOffer) -> (DeviceResponse, DeviceSighting?) {
+            var context = Self.context()
+            context.configuration = { $0 == "aa:bb:cc:dd:ee:ff" ? offer : nil }
+            var request = Self.get("/v1/esp/update", headers: headers)
+            request.clientAddress = address
+            return Self.response(DeviceRoutes.handle(request, context: context))
+        }
+        let (served, sighting) = ask(fs, offer)
+        #expect(served.status == 200 && served.contentLength == 0x20000 && served.header("x-md5") == Self.md5 && served.blobSHA256 == image.sha256)
+        #expect(
+            sighting?.answer == "offered filesystem cfg-00112233aabbccdd (weather@2.1.0)" && sighting?.version == nil, "the version header is the config id")
+        var current = fs
+        current["x-esp8266-version"] = "cfg-00112233aabbccdd"
+        #expect(ask(current, offer).0.status == 304)
+        let (refused, why) = ask(fs, from: "10.0.0.9", offer)
+        #expect(refused.status == 403 && refused.blobSHA256 == nil)
+        #expect(why?.answer.contains("goes only to 10.0.0.7, not 10.0.0.9") == true, "\(String(describing: why))")
+        offer.holdsSecret = false
+        #expect(ask(fs, from: "10.0.0.9", offer).0.status == 200, "without a password the image is not withheld")
+        let (none, missing) = ask(fs, ConfigurationOffer(app: "weather@2.1.0", problem: "weather@2.1.0: required ssid not set"))
+        #expect(none.status == 304 && missing?.answer == "filesystem: weather@2.1.0: required ssid not set")
     }
 
     @Test("ESP32 HTTPUpdate: 304 when the running sketch's SHA-256 is the image's appended digest (or its file hash)")

@@ -19,15 +19,24 @@ public final class DeviceAPI: Sendable {
     let baseContext: DeviceRoutes.Context
     /// The rollout engine, once the mesh is up (nil: manual assignments only).
     let rollouts = NIOLockedValueBox<(any DeviceRollouts)?>(nil)
+    /// The devices' configuration images (nil: filesystem mode answers 304).
+    let configurations: DeviceConfigurations?
 
-    public init(catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system) {
+    public init(catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system, configurations: DeviceConfigurations? = nil) {
         self.catalogBox = NIOLockedValueBox(catalog)
         self.registry = registry
         self.clock = clock
+        self.configurations = configurations
         let digestCache = digestCache
-        self.baseContext = DeviceRoutes.Context(
+        var context = DeviceRoutes.Context(
             catalog: ServingCatalog(), assignment: { registry.assignment(for: $0) },
             digests: { sha in digestCache.withLockedValue { $0[sha] } })
+        if let configurations {
+            context.configuration = { configurations.offer($0) }
+        } else {
+            context.configuration = { _ in ConfigurationOffer(problem: "this gateway builds no configuration images") }
+        }
+        self.baseContext = context
     }
 
     public var catalog: ServingCatalog {
@@ -42,6 +51,8 @@ public final class DeviceAPI: Sendable {
     public enum Outcome: Sendable {
         case response(DeviceResponse)
         case needDigests(String)
+        /// Build the device's configuration image (``prepareConfiguration(_:)``), then ask again.
+        case needConfiguration(String)
     }
 
     /// One device request: the pure routes decide (``DeviceRoutes``); this carries out what
@@ -58,6 +69,8 @@ public final class DeviceAPI: Sendable {
             switch DeviceRoutes.handle(request, context: context) {
             case .needDigests(let sha256):
                 return .needDigests(sha256)
+            case .needConfiguration(let id):
+                return .needConfiguration(id)
             case .needRolloutAnswer(let query):
                 guard let engine else { break }
                 context.rolloutAnswer = (query, engine.answer(query))
@@ -85,6 +98,11 @@ public final class DeviceAPI: Sendable {
         } else if reachedEnd {
             engine.transfer(sha256: sha256, device: device, address: address, completed: true)
         }
+    }
+
+    /// Builds a device's configuration image (blocking: call from a thread pool).
+    public func prepareConfiguration(_ id: String) {
+        configurations?.prepare(id)
     }
 
     /// Computes and caches a blob's MD5 and trailing digest (blocking: call from a thread pool).

@@ -24,7 +24,17 @@ extension DeviceChanges {
             let (assignments, malformed) = SettingsChange.assignments(row.set)
             problems += malformed.map { "\(id): \($0)" }
             switch SettingsChange.apply(assignments, unset: row.unset, to: current, release: release) {
-            case .success(let outcome): planned.append((id, outcome, release))
+            case .success(var outcome):
+                if let address = row.address {
+                    guard SiteCA.ipBytes(address) != nil else {
+                        problems.append("\(id): --address \(address) is not an IP address")
+                        continue
+                    }
+                    outcome.settings.address = address
+                } else if outcome.settings.address == nil, let seen = record?.address, !seen.isEmpty {
+                    outcome.settings.address = seen
+                }
+                planned.append((id, outcome, release))
             case .failure(let bad): problems += bad.problems.map { "\(id): \($0)" }
             }
         }
@@ -37,11 +47,16 @@ extension DeviceChanges {
         for (id, outcome, release) in planned {
             try secrets.setSettingSecrets(id, set: outcome.secrets, remove: outcome.removedSecrets)
             try registry.setSettings(id, settings: outcome.settings.stored, at: now())
-            let shown =
+            var shown =
                 outcome.settings.values.keys.sorted().map { "\($0)=\(outcome.settings.values[$0]!.shown)" }
                 + outcome.secrets.keys.sorted().map { "\($0) set" } + outcome.removedSecrets.sorted().map { "\($0) removed" }
                 + row(id).unset.filter { release.property($0)?.isSecret == false }.sorted().map { "\($0) cleared" }
             let missing = outcome.settings.missing(release)
+            if !outcome.settings.secrets.isEmpty {
+                shown.append(
+                    outcome.settings.address.map { "images with a password only to \($0)" }
+                        ?? "images with a password withheld: its address is not known yet (--address IP)")
+            }
             lines.append(
                 "\(id): \(release.reference): " + (shown.isEmpty ? "defaults" : shown.joined(separator: ", "))
                     + (missing.isEmpty ? "" : " (still missing: \(missing.joined(separator: ", ")) — required before its configuration image is built)"))

@@ -32,6 +32,9 @@ public enum DeviceRoutes {
         public var rolloutsActive: Bool
         /// What the rollouts answered for this request's device, once the shell asked them.
         public var rolloutAnswer: (query: DeviceQuery, answer: RolloutAnswer)?
+        /// A device's configuration image as the shell prepared it, nil until it did (see
+        /// ``Outcome/needConfiguration(_:)``).
+        public var configuration: @Sendable (String) -> ConfigurationOffer? = { _ in nil }
 
         public init(
             catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
@@ -64,6 +67,9 @@ public enum DeviceRoutes {
         /// The answer needs this blob's ``BlobDigests`` (ESP httpUpdate): compute them off the
         /// event loop, then ask again.
         case needDigests(String)
+        /// The answer needs this device's configuration image (filesystem mode): build or find
+        /// it off the event loop (``DeviceConfigurations``), then ask again.
+        case needConfiguration(String)
         /// The answer needs the rollouts' answer for this device (``DeviceRollouts/answer(_:)``,
         /// which may start an attempt): ask them, put it in ``Context/rolloutAnswer``, ask again.
         case needRolloutAnswer(DeviceQuery)
@@ -308,6 +314,7 @@ public enum DeviceRoutes {
             return plain(.text(403, "only for ESP8266httpUpdate / ESP32 HTTPUpdate (x-ESP8266-* or x-ESP32-* headers)\n"))
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
+        if esp.mode != "sketch" { return filesystemUpdate(request, esp: esp, id: id, context: context) }
         let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
         let decided = try decide(
             id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
@@ -318,9 +325,7 @@ public enum DeviceRoutes {
             return .needDigests(target.sha256)
         }
         if case .offer(let target, let blob) = decision {
-            if esp.mode != "sketch" {
-                decision = .nothing("\(esp.mode) update requested; \(target.path) is a sketch")
-            } else if let free = esp.freeSpace, blob.size > free {
+            if let free = esp.freeSpace, blob.size > free {
                 decision = .nothing("incompatible: \(target.path) is \(blob.size) bytes, device has \(free) free")
             }
         }

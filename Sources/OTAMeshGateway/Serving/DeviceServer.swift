@@ -200,6 +200,22 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
                 handler.write(response, for: head, keepAlive: keepAlive, context: context)
             }
+        case .needConfiguration(let id):
+            // Build the device's configuration image off the event loop, then answer.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let api = server.api
+            server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+                api.prepareConfiguration(id)
+            }.whenComplete { _ in
+                let (handler, context) = loopBound.value
+                let response: DeviceResponse
+                if case .response(let answer) = api.handle(request) {
+                    response = answer
+                } else {
+                    response = .text(500, "cannot build the configuration image of \(id)\n")
+                }
+                handler.write(response, for: head, keepAlive: keepAlive, context: context)
+            }
         }
     }
 

@@ -75,6 +75,14 @@ struct RunFleet: AsyncParsableCommand {
     var newVersion: String?
     @Option(name: .customLong("fota-slot"), help: "esp8266-fota: partition the devices run at start: user1, user2, mixed.")
     var fotaSlot = "user1"
+    @Option(
+        help: ArgumentHelp(
+            "httpUpdate families: the sketch's filesystem, checked after the firmware (updateFS) and mounted when it arrives.",
+            discussion:
+                "spiffs:size=0x20000,page-size=256,block-size=4096[,obj-name-len=32,meta-len=4,use-magic=1,use-magic-len=1,aligned-obj-ix-tables=0][,config=/config.json] or littlefs:size=…,block-size=4096[,name-max=255]"
+        ))
+    var filesystem: String?
+    @Option(name: .customLong("secret-key"), help: "A configuration key reported only as set (a password); repeatable.") var secretKeys: [String] = []
     @Flag(help: "Print only updated / failed / power-loss / done events and the summary.") var quiet = false
     @Flag(help: "Start every device at once (default: first polls spread over one interval).") var burst = false
 
@@ -113,7 +121,14 @@ struct RunFleet: AsyncParsableCommand {
         faults.powerLossAtByte = powerLossAtByte
         let isESP8266 = family == .esp8266HTTPUpdate || family == .esp8266FOTA
         let defaultBase = DeviceIdentity.defaultBase(esp8266: isESP8266, processID: getpid())
-        let settings = RunSettings(
+        var fileSystem: DeviceFilesystem?
+        if let filesystem {
+            guard family == .esp8266HTTPUpdate || family == .esp32HTTPUpdate else {
+                throw ValidationError("--filesystem is for esp8266-httpupdate and esp32-httpupdate (their sketches call updateFS)")
+            }
+            do { fileSystem = try DeviceFilesystem.parse(filesystem, secretKeys: Set(secretKeys)) } catch { throw ValidationError("--filesystem: \(error)") }
+        }
+        var settings = RunSettings(
             family: family,
             gateway: Endpoint.parse(gateway)!,
             tlsGateway: insecureHTTP ? nil : tlsGateway.flatMap(Endpoint.parse),
@@ -131,6 +146,7 @@ struct RunFleet: AsyncParsableCommand {
             sdkVersion: sdkVersion,
             newVersion: newVersion,
             fotaStartSlot: FOTASlotChoice(rawValue: fotaSlot)!)
+        settings.filesystem = fileSystem
 
         var tls: NIOSSLContext?
         if let ca, family.usesTLS || family == .generic {

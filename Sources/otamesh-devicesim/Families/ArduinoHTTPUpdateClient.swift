@@ -48,17 +48,18 @@ struct ArduinoHTTPUpdateClient: Sendable {
     }
 
     /// The request bytes, exactly as HTTPClient `sendHeader` builds them.
-    func request(endpoint: Endpoint, running: RunningImage, currentVersion: String) -> [UInt8] {
+    func request(endpoint: Endpoint, running: RunningImage, currentVersion: String, filesystem: Bool = false) -> [UInt8] {
         var text = "GET \(endpoint.target) HTTP/1.0\r\nHost: \(endpoint.hostHeader)\r\n"
         text += "User-Agent: \(isESP8266 ? "ESP8266-http-Update" : "ESP32-http-Update")\r\n"
         text += "Connection: keep-alive\r\n"
-        for (name, value) in headers(running: running, currentVersion: currentVersion) { text += "\(name): \(value)\r\n" }
+        for (name, value) in headers(running: running, currentVersion: currentVersion, filesystem: filesystem) { text += "\(name): \(value)\r\n" }
         text += "\r\n"
         return Array(text.utf8)
     }
 
-    /// The `addHeader` calls of `handleUpdate`, in order.
-    func headers(running: RunningImage, currentVersion: String) -> [(String, String)] {
+    /// The `addHeader` calls of `handleUpdate`, in order (`updateFS`/`updateSpiffs`: mode `spiffs`).
+    func headers(running: RunningImage, currentVersion: String, filesystem: Bool = false) -> [(String, String)] {
+        let mode = filesystem ? "spiffs" : "sketch"
         if isESP8266 {
             var out: [(String, String)] = [
                 ("x-ESP8266-Chip-ID", identity.esp8266ChipID),
@@ -69,7 +70,7 @@ struct ArduinoHTTPUpdateClient: Sendable {
                 ("x-ESP8266-sketch-md5", running.sketchMD5),
                 ("x-ESP8266-chip-size", String(chipSize)),
                 ("x-ESP8266-sdk-version", sdkVersion),
-                ("x-ESP8266-mode", "sketch"),
+                ("x-ESP8266-mode", mode),
             ]
             if !currentVersion.isEmpty { out.append(("x-ESP8266-version", currentVersion)) }
             return out
@@ -84,21 +85,22 @@ struct ArduinoHTTPUpdateClient: Sendable {
             ("x-ESP32-sketch-sha256", running.partitionSHA256),
             ("x-ESP32-chip-size", String(chipSize)),
             ("x-ESP32-sdk-version", sdkVersion),
-            ("x-ESP32-mode", "sketch"),
+            ("x-ESP32-mode", mode),
         ]
         if !currentVersion.isEmpty { out.append(("x-ESP32-version", currentVersion)) }
         return out
     }
 
-    /// One `httpUpdate.update()`: the request, the checks, the download into flash.
+    /// One `httpUpdate.update()` — or, with `filesystemSize`, one `updateFS()` into a filesystem
+    /// partition of that size: the request, the checks, the download into flash.
     func run(
         _ context: PollContext, endpoint: Endpoint, running: RunningImage, currentVersion: String,
-        faults: inout FaultState
+        faults: inout FaultState, filesystemSize: Int? = nil
     ) async -> Outcome {
-        let request = request(endpoint: endpoint, running: running, currentVersion: currentVersion)
+        let request = request(endpoint: endpoint, running: running, currentVersion: currentVersion, filesystem: filesystemSize != nil)
         do {
             return try await context.exchange(endpoint, request: request) { io, head in
-                try await handle(&io, head, context: context, faults: &faults)
+                try await handle(&io, head, context: context, faults: &faults, filesystemSize: filesystemSize)
             }
         } catch let error as TransferError {
             let (stage, reason, code) = Self.classify(error, stage: context.status == nil ? "check" : "download")
@@ -109,7 +111,9 @@ struct ArduinoHTTPUpdateClient: Sendable {
     }
 
     /// `handleUpdate` after `http.GET()`, then `runUpdate`.
-    private func handle(_ io: inout ConnectionIO, _ head: ResponseHead, context: PollContext, faults: inout FaultState) async throws -> Outcome {
+    private func handle(
+        _ io: inout ConnectionIO, _ head: ResponseHead, context: PollContext, faults: inout FaultState, filesystemSize: Int?
+    ) async throws -> Outcome {
         context.decided(status: head.status)
         switch head.status {
         case 200: break
@@ -126,9 +130,10 @@ struct ArduinoHTTPUpdateClient: Sendable {
         guard let length = head.contentLength, length > 0, !head.isChunked else {
             return .failed(stage: "check", reason: "HTTP_UE_SERVER_NOT_REPORT_SIZE (no Content-Length)", code: Self.notReportSize)
         }
-        guard length <= freeSpace else {
-            return .failed(stage: "check", reason: "HTTP_UE_TOO_LESS_SPACE (\(length) > free \(freeSpace))", code: Self.tooLessSpace)
+        guard length <= (filesystemSize ?? freeSpace) else {
+            return .failed(stage: "check", reason: "HTTP_UE_TOO_LESS_SPACE (\(length) > free \(filesystemSize ?? freeSpace))", code: Self.tooLessSpace)
         }
+        if filesystemSize != nil { return try await filesystemDownload(&io, head, length: length, context: context, faults: &faults) }
         faults.beginAttempt(imageLength: length)
         var reader = BodyReader(imageOffset: 0, rate: faults.plan.rate)
         var received: [UInt8] = []
@@ -185,6 +190,36 @@ struct ArduinoHTTPUpdateClient: Sendable {
             // Update.writeStream(in) != size → UPDATE_ERROR_STREAM.
             return .failed(stage: "download", reason: "UPDATE_ERROR_STREAM (\(error))", code: Self.updateErrorStream)
         }
+    }
+
+    /// `runUpdate(…, U_FS)`: no magic byte or flash-size check, the MD5 of the stream against
+    /// `x-MD5`, written to the filesystem partition (the core does not reboot after it).
+    private func filesystemDownload(
+        _ io: inout ConnectionIO, _ head: ResponseHead, length: Int, context: PollContext, faults: inout FaultState
+    ) async throws -> Outcome {
+        let expectedMD5 = head.header("x-MD5") ?? ""
+        if !expectedMD5.isEmpty && expectedMD5.utf8.count != 32 {
+            return .failed(stage: "download", reason: "HTTP_UE_SERVER_FAULTY_MD5 (x-MD5 '\(expectedMD5)')", code: Self.faultyMD5)
+        }
+        var reader = BodyReader(imageOffset: 0, rate: faults.plan.rate)
+        var received: [UInt8] = []
+        received.reserveCapacity(length)
+        var md5 = StreamDigest.md5()
+        do {
+            try await reader.read(&io, length: length, faults: &faults) { chunk in
+                received += chunk
+                md5.add(chunk)
+            }
+        } catch let error as TransferError {
+            context.bytes += reader.delivered
+            if case .powerLoss(let at) = error { return .powerLoss(at) }
+            return .failed(stage: "download", reason: "UPDATE_ERROR_STREAM (\(error))", code: Self.updateErrorStream)
+        }
+        context.bytes += reader.delivered
+        if !expectedMD5.isEmpty, expectedMD5 != md5.hex {
+            return .failed(stage: "verify", reason: "UPDATE_ERROR_MD5 (x-MD5 \(expectedMD5), received \(md5.hex))", code: Self.updateErrorMD5)
+        }
+        return .flashed(received)
     }
 
     static func classify(_ error: TransferError, stage: String) -> (String, String, Int?) {

@@ -13,6 +13,8 @@ struct ArduinoHTTPUpdateDevice: EmulatedDevice {
     /// The `currentVersion` argument the sketch passes ("" = the header is not sent).
     private var currentVersion: String
     private var faults: FaultState
+    /// The `config-id` of the configuration the filesystem holds ("" = none yet).
+    private var configID = ""
 
     var version: String { running.version }
 
@@ -48,7 +50,29 @@ struct ArduinoHTTPUpdateDevice: EmulatedDevice {
                 report.outcome = .updated(from: from, to: running.version)
             }
         }
+        if case .updated = report.outcome {
+            // The core restarts into the new sketch; it asks for its filesystem on the next poll.
+        } else if let filesystem = context.settings.filesystem {
+            report.filesystem = await checkFilesystem(filesystem, context: context, endpoint: endpoint)
+        }
         report.finish(context, faults: &faults)
         return report
+    }
+
+    /// `ESPhttpUpdate.updateFS(client, url, configID)`, then mounting what arrived.
+    private mutating func checkFilesystem(_ filesystem: DeviceFilesystem, context: PollContext, endpoint: Endpoint) async -> FilesystemOutcome {
+        switch await client.run(context, endpoint: endpoint, running: running, currentVersion: configID, faults: &faults, filesystemSize: filesystem.size) {
+        case .noUpdate: return .current(configID.isEmpty ? "none" : configID)
+        case .failed(_, let why, _): return .failed(why)
+        case .powerLoss(let at): return .failed("power lost at byte \(at) of the filesystem image")
+        case .flashed(let image):
+            switch filesystem.mount(image) {
+            case .success(let mounted):
+                configID = mounted.configID
+                return .configured(mounted)
+            case .failure(let problem):
+                return .failed(problem.description)
+            }
+        }
     }
 }

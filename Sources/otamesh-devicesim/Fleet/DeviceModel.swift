@@ -32,6 +32,17 @@ struct RunSettings: Sendable {
     /// The version a device reports after installing an image that carries none (ESP8266).
     var newVersion: String?
     var fotaStartSlot: FOTASlotChoice
+    /// httpUpdate families: the sketch also asks for its filesystem (`--filesystem`).
+    var filesystem: DeviceFilesystem? = nil
+}
+
+/// What a poll's filesystem check (`updateFS`) ended with.
+enum FilesystemOutcome: Sendable, Equatable {
+    /// 304: the filesystem holds the configuration the gateway has for the device.
+    case current(String)
+    /// A new image was written and mounted: what the device read.
+    case configured(DeviceFilesystem.Mounted)
+    case failed(String)
 }
 
 enum FOTASlotChoice: String, Sendable, CaseIterable {
@@ -69,6 +80,8 @@ struct PollReport: Sendable {
     var outcome: PollOutcome = .noUpdate(reason: "")
     /// Injected faults that fired in this poll: (kind, image offset).
     var faults: [(kind: String, offset: Int)] = []
+    /// The filesystem check after the firmware check, when the device has one.
+    var filesystem: FilesystemOutcome?
 }
 
 /// A device of one family: its state persists across polls ("flash"), its RAM does not

@@ -107,7 +107,16 @@ struct Fleet: Sendable {
                 result.failed = false
             case .noUpdate:
                 result.failed = false
-                if result.updated || targetVersion.map({ $0 == device.version }) == true { result.done = true }
+                // With a filesystem, done also needs it current (the gateway answered its check with 304).
+                let filesystemDone: Bool
+                if settings.filesystem == nil {
+                    filesystemDone = true
+                } else if case .current(let id) = report.filesystem, id != "none" {
+                    filesystemDone = true
+                } else {
+                    filesystemDone = false
+                }
+                if (result.updated || targetVersion.map({ $0 == device.version }) == true) && filesystemDone { result.done = true }
             case .failed:
                 result.failed = true
             case .skipped, .powerLoss:
@@ -149,6 +158,7 @@ struct Fleet: Sendable {
             line.add("at_byte", fault.offset)
             sink.emit(line)
         }
+        if let filesystem = report.filesystem { emitFilesystem(filesystem, device: id) }
         var line = JSONLine()
         line.add("device", id)
         switch report.outcome {
@@ -183,5 +193,26 @@ struct Fleet: Sendable {
         line.add("requests", report.requests)
         line.add("ms", report.totalMS)
         sink.emit(line)
+    }
+
+    /// `configured` (with each setting read, as `setting.KEY`), `filesystem-current`, `filesystem-failed`.
+    private func emitFilesystem(_ outcome: FilesystemOutcome, device: String) {
+        var line = JSONLine()
+        line.add("device", device)
+        switch outcome {
+        case .current(let id):
+            line.add("event", "filesystem-current")
+            line.add("config", id)
+            sink.emit(line, routine: true)
+        case .configured(let mounted):
+            line.add("event", "configured")
+            line.add("config", mounted.configID)
+            for (key, value) in mounted.settings { line.add("setting." + key, value) }
+            sink.emit(line)
+        case .failed(let reason):
+            line.add("event", "filesystem-failed")
+            line.add("reason", reason)
+            sink.emit(line)
+        }
     }
 }

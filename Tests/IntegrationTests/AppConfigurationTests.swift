@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+
+/// Apps with their configuration (issue 20), as an admin runs them: a signed catalog, per-device
+/// settings with a password, httpUpdate filesystem mode against devicesim (SPIFFS and LittleFS),
+/// the password withheld from another address, a serial image equal to esptool merge-bin's, and
+/// the password nowhere but the secret store and the images.
+@Suite("apps with their configuration", .serialized)
+struct AppConfigurationTests {
+    static let password = "hunter2-\(UUID().uuidString.prefix(8))"
+
+    static var esptoolMissing: Bool {
+        ((try? runProgram("/usr/bin/env", ["python3", "-m", "esptool", "version"], timeout: 60))?.0 ?? 1) != 0
+    }
+
+    /// Runs `otamesh` and expects success.
+    @discardableResult
+    static func ok(_ arguments: [String], environment: [String: String] = [:]) throws -> String {
+        let (status, out, err) = try run(arguments, environment: environment)
+        #expect(status == 0, "\(arguments): \(out) \(err)")
+        return out + err
+    }
+
+    /// One devicesim run of an httpUpdate family with a filesystem: its output lines.
+    static func devices(_ family: String, mac: String, version: String, filesystem: String, gateway: Gateway, deadline: Int) throws -> [String] {
+        let (_, out, err) = try runProgram(
+            Binaries.devicesim,
+            [
+                "run", "--family", family, "--count", "1", "--mac-base", mac, "--version", version, "--gateway", gateway.device, "--filesystem", filesystem,
+                "--secret-key", "password", "--until-updated", "--target-version", version, "--interval", "0.3", "--deadline", "\(deadline)", "--quiet",
+            ], timeout: Double(deadline) + 30)
+        return (out + err).split(separator: "\n").map(String.init)
+    }
+
+    @Test(
+        "catalog signed and listed; settings checked, the password kept apart; SPIFFS and LittleFS images mounted by devicesim; withheld from another address; the serial image equals esptool merge-bin's; the password in no log, record or listing",
+        .enabled(if: !esptoolMissing, "needs esptool (make deps installs it)"))
+    func appWithConfiguration() throws {
+        let dir = try TemporaryDirectory()
+        let (repo, data) = (dir.file("repo"), dir.file("d"))
+        let firmware = dir.file("weather-2.1.0.bin")
+        let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.1.0", "--size", "30000", "-o", firmware])
+        #expect(made.0 == 0, "\(made.2)")
+        let esp8266 = Binaries.packageRoot.appendingPathComponent("Tests/Fixtures/esp/esp8266-v1-0x00000.bin").path
+        try Self.ok(["release", "init", "--repo", repo])
+        try Self.ok(["release", "add", "--repo", repo, "--path", "esp32/weather/2.1.0.bin", firmware])
+        try Self.ok(["release", "add", "--repo", repo, "--path", "esp8266/lite/1.0.0.bin", "--version", "1.0.0", "--hardware", "esp8266", esp8266])
+        let spiffs = """
+            name: weather-station
+            description: Weather station
+            firmware: esp32/weather/2.1.0.bin
+            filesystem: {type: spiffs, offset: "0x290000", size: "0x20000", page-size: 256, block-size: 4096, meta-len: 4}
+            properties:
+              - {prop: ssid, label: WiFi SSID, type: text, required: true}
+              - {prop: password, label: WiFi password, type: password}
+              - {prop: volume, type: number, min: 0, max: 21, default: 4}
+            """
+        let littlefs = """
+            name: lite
+            firmware: esp8266/lite/1.0.0.bin
+            config: {path: /settings.txt, format: key-value}
+            filesystem: {type: littlefs, offset: "0x300000", size: "0x10000", block-size: 4096, name-max: 32}
+            properties:
+              - {prop: room, type: select, choices: [lobby, lab], default: lobby}
+            """
+        try spiffs.write(toFile: dir.file("weather.yaml"), atomically: true, encoding: .utf8)
+        try littlefs.write(toFile: dir.file("lite.yaml"), atomically: true, encoding: .utf8)
+        try Self.ok(["release", "add-app", "--repo", repo, dir.file("weather.yaml")])
+        try Self.ok(["release", "add-app", "--repo", repo, dir.file("lite.yaml")])
+        // A bad spec changes nothing and says why.
+        try (spiffs.replacingOccurrences(of: "max: 21, default: 4", with: "max: 21, default: 40")).write(
+            toFile: dir.file("bad.yaml"), atomically: true, encoding: .utf8)
+        let bad = try run(["release", "add-app", "--repo", repo, dir.file("bad.yaml")])
+        #expect(bad.0 == 1 && bad.2.contains("bad.yaml: properties[2].default: 40 is above the maximum 21"), "\(bad)")
+        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
+        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
+        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        let apps = try Self.ok(["apps", "--data-dir", data, "--json"])
+        #expect(apps.contains("\"name\":\"weather-station\"") && apps.contains("\"name\":\"lite\"") && apps.contains("\"type\":\"password\""), "\(apps)")
+
+        let gateway = try Gateway.start(data: data)
+        defer { gateway.stop() }
+        let esp32 = "24:0a:c4:00:20:01"
+        // Settings through the running agent: one bad value refuses the whole change.
+        let refused = try run(["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", esp32, "ssid=lab", "volume=30", "colour=red"])
+        #expect(refused.0 == 1 && refused.2.contains("volume: 30 is above the maximum 21") && refused.2.contains("colour: no such property"), "\(refused)")
+        let set = try Self.ok(
+            [
+                "device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", "--address", "127.0.0.1", esp32, "ssid=lab-net",
+                "password=@env:WIFI_PW",
+            ],
+            environment: ["WIFI_PW": Self.password])
+        #expect(set.contains("password set") && set.contains("through the running agent"), "\(set)")
+        let shown = try Self.ok(["device", "config", "show", "--data-dir", data, esp32])
+        #expect(shown.contains("password  (set)") && shown.contains("volume  4  (default)"), "\(shown)")
+
+        // SPIFFS over the air: devicesim mounts the image with the app's parameters and reads it.
+        let lines = try Self.devices(
+            "esp32-httpupdate", mac: esp32, version: "2.1.0", filesystem: "spiffs:size=0x20000,page-size=256,block-size=4096,meta-len=4", gateway: gateway,
+            deadline: 20)
+        let configured = lines.first { $0.contains("\"event\":\"configured\"") } ?? ""
+        #expect(configured.contains("\"setting.ssid\":\"lab-net\"") && configured.contains("\"setting.volume\":\"4\""), "\(lines)")
+        #expect(configured.contains("\"setting.password\":\"set (\(Self.password.count) characters)\""), "\(configured)")
+        #expect(lines.last?.contains("\"goal_met\":true") == true, "filesystem current after it: \(lines.suffix(3))")
+
+        // LittleFS over the air, key=value format.
+        let lite = "5c:cf:7f:00:20:02"
+        try Self.ok(["device", "config", "set", "--data-dir", data, "--app", "lite@1.0.0", lite, "room=lab"])
+        let liteLines = try Self.devices(
+            "esp8266-httpupdate", mac: lite, version: "1.0.0", filesystem: "littlefs:size=0x10000,block-size=4096,name-max=32,config=/settings.txt",
+            gateway: gateway,
+            deadline: 20)
+        #expect(liteLines.contains { $0.contains("\"event\":\"configured\"") && $0.contains("\"setting.room\":\"lab\"") }, "\(liteLines)")
+
+        // An image with a password goes only to the device's address.
+        let other = "24:0a:c4:00:20:03"
+        try Self.ok(
+            [
+                "device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", "--address", "127.0.0.9", other, "ssid=x",
+                "password=@env:WIFI_PW",
+            ],
+            environment: ["WIFI_PW": Self.password])
+        let withheld = try Self.devices(
+            "esp32-httpupdate", mac: other, version: "2.1.0", filesystem: "spiffs:size=0x20000,meta-len=4", gateway: gateway, deadline: 3)
+        #expect(
+            withheld.contains { $0.contains("filesystem-failed") && $0.contains("403") } && !withheld.contains { $0.contains("\"configured\"") }, "\(withheld)")
+        let listed = try Self.ok(["devices", "--data-dir", data])
+        #expect(listed.contains("goes only to 127.0.0.9, not 127.0.0.1"), "\(listed)")
+
+        // Serial bootstrap: the same bytes as esptool merge-bin of the app and the image served.
+        let merged = dir.file("merged.bin")
+        let provisioned = try Self.ok(["provision", "--data-dir", data, "--device", esp32, "--out", merged])
+        #expect(provisioned.contains("write-flash 0x0 \(merged)") && provisioned.contains("holds a password"), "\(provisioned)")
+        let mergedBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: merged)))
+        let images = try FileManager.default.contentsOfDirectory(atPath: "\(data)/keys/config").map { "\(data)/keys/config/\($0)" }
+        let served = try #require(
+            images.first { path in
+                (try? Data(contentsOf: URL(fileURLWithPath: path))).map {
+                    mergedBytes.count >= 0x290000 + $0.count && Array(mergedBytes[0x290000..<(0x290000 + $0.count)]) == [UInt8]($0)
+                } ?? false
+            },
+            "the served image is the one in the serial image")
+        let reference = dir.file("esptool.bin")
+        let esptool = try runProgram(
+            "/usr/bin/env", ["python3", "-m", "esptool", "--chip", "esp32", "merge-bin", "-o", reference, "0x10000", firmware, "0x290000", served])
+        #expect(esptool.0 == 0, "\(esptool.2)")
+        #expect([UInt8](try Data(contentsOf: URL(fileURLWithPath: reference))) == mergedBytes, "provision's image differs from esptool merge-bin's")
+        var info = stat()
+        #expect(stat(merged, &info) == 0 && info.st_mode & 0o077 == 0, "an image with a password is private")
+
+        // The password: only in the secret store and the configuration images.
+        gateway.stop()
+        var leaks: [String] = []
+        let enumerator = FileManager.default.enumerator(atPath: data)
+        while let name = enumerator?.nextObject() as? String {
+            let path = "\(data)/\(name)"
+            guard name != "keys/device-secrets.json", !name.hasPrefix("keys/config"),
+                let bytes = FileManager.default.contents(atPath: path), bytes.range(of: Data(Self.password.utf8)) != nil
+            else { continue }
+            leaks.append(name)
+        }
+        #expect(leaks.isEmpty, "the password is in \(leaks)")
+        let said = gateway.child.stdout.text + gateway.child.stderr.text + set + shown + listed + (try Self.ok(["devices", "--data-dir", data, "--json"]))
+        #expect(!said.contains(Self.password), "the password was printed or logged")
+    }
+}
