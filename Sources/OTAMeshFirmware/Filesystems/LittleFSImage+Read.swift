@@ -7,8 +7,9 @@ extension LittleFSImage {
     /// `lfs_mount`, it walks the threaded tail list from blocks 0/1 for the superblock (whose
     /// block size and count must equal `parameters`) and the global move state, then the tree
     /// from the root. Bounded on any input: each metadata pair is visited at most once per
-    /// walk, every pointer is checked against the block count, and the files together may not
-    /// claim more bytes than the image holds. Names that are not UTF-8 are decoded lossily.
+    /// walk, every pointer is checked against the block count, log replay has a step budget,
+    /// paths are at most 4096 bytes, and the files with their paths may not claim more than
+    /// about twice the image's bytes. Names that are not UTF-8 are decoded lossily.
     public static func read(
         _ image: [UInt8], parameters: LittleFSParameters
     ) throws(FilesystemImageError) -> [(path: String, contents: [UInt8])] {
@@ -144,7 +145,7 @@ struct LittleFSReader {
         return [a, b].contains(globalMove[1]) || [a, b].contains(globalMove[2])
     }
 
-    private mutating func contents(
+    private func contents(
         of entry: LittleFSMetadataPair.Entry, path: String, at offset: Int
     ) throws(FilesystemImageError) -> [UInt8] {
         switch entry.structType {

@@ -130,7 +130,9 @@ struct LittleFSMetadataPair {
     }
 }
 
-/// The image bytes with the block geometry, and bounds-checked reads.
+/// The image bytes with the block geometry. Its reads trap out of range: callers check block
+/// numbers against `blockCount` and offsets against `blockSize` first, and `read` has checked
+/// that the image holds `blockSize × blockCount` bytes.
 struct LittleFSImageView {
     let bytes: [UInt8]
     let blockSize: Int
