@@ -78,7 +78,8 @@ public struct FilesystemSpec: Sendable, Equatable {
     public var pageSize: Int
     /// SPIFFS: logical block size; LittleFS: block size.
     public var blockSize: Int
-    /// SPIFFS `obj-name-len` (including the terminating zero); LittleFS `name-max`.
+    /// SPIFFS `obj-name-len` (including the terminating zero); LittleFS `name-max` (the
+    /// firmware's `LFS_NAME_MAX`). Default 32 for both.
     public var nameLength: Int
     /// SPIFFS `meta-len`.
     public var metaLength: Int
@@ -95,7 +96,9 @@ public struct FilesystemSpec: Sendable, Equatable {
         self.size = size
         self.pageSize = pageSize
         self.blockSize = blockSize
-        self.nameLength = nameLength ?? (kind == .spiffs ? 32 : 255)
+        // LittleFS: a device refuses an image recording a larger name_max than its own
+        // LFS_NAME_MAX (ESP8266 Arduino 32, ESP-IDF esp_littlefs 64), so the default is the smallest.
+        self.nameLength = nameLength ?? 32
         self.metaLength = metaLength
         self.useMagic = useMagic
         self.useMagicLength = useMagicLength

@@ -12,12 +12,22 @@ public struct DeviceSettings: Sendable, Equatable {
     /// The device's address when its settings were made (or as the admin gave it): a
     /// configuration image holding a password is served only to a request from there.
     public var address: String?
+    /// When an admin set them (Unix seconds): of a device's settings on several gateways of the
+    /// site, the newest count.
+    public var at: Int64?
 
-    public init(app: String, values: [String: SettingValue] = [:], secrets: Set<String> = [], address: String? = nil) {
+    public init(app: String, values: [String: SettingValue] = [:], secrets: Set<String> = [], address: String? = nil, at: Int64? = nil) {
         self.app = app
         self.values = values
         self.secrets = secrets
         self.address = address
+        self.at = at
+    }
+
+    /// Whether these settings were set after `other` (none: yes).
+    public func isNewer(than other: DeviceSettings?) -> Bool {
+        guard let other else { return true }
+        return (at ?? 0) > (other.at ?? 0)
     }
 
     /// What the registry stores: canonical JSON `{"app": …, "secrets": [...], "values": {...}}`
@@ -30,6 +40,7 @@ public struct DeviceSettings: Sendable, Equatable {
         object["values"] = .object(values)
         object["secrets"] = .array(secrets.sorted().map { .string($0) })
         if let address { object["address"] = .string(address) }
+        if let at { object["at"] = .integer(at) }
         return String(decoding: JSONValue.object(object).canonicalBytes, as: UTF8.self)
     }
 
@@ -44,7 +55,8 @@ public struct DeviceSettings: Sendable, Equatable {
             typed[prop] = setting
         }
         self.init(
-            app: app, values: typed, secrets: Set((value["secrets"]?.arrayValue ?? []).compactMap(\.stringValue)), address: value["address"]?.stringValue)
+            app: app, values: typed, secrets: Set((value["secrets"]?.arrayValue ?? []).compactMap(\.stringValue)), address: value["address"]?.stringValue,
+            at: value["at"]?.integerValue)
     }
 
     /// Every value the configuration file gets: set values, then defaults. Secrets excluded.

@@ -218,7 +218,8 @@ public struct Agent: Sendable {
             secrets: secrets,
             targets: { [releases] in DeviceChanges.targets(releases.current) }, admission: configuration.deviceAdmission,
             dataDirectory: configuration.dataDirectory, clock: clock,
-            apps: { [store = startup.store, tuf = startup.tufDirectory] in try DeviceChanges.apps(tufDirectory: tuf, store: store) })
+            apps: { [store = startup.store, tuf = startup.tufDirectory] in try DeviceChanges.apps(tufDirectory: tuf, store: store) },
+            siteSettings: { id in meshBox.withLockedValue { $0 }?.siteSettings(of: id) })
         let siteRoutes = SiteRoutes(
             registry: startup.registry, mesh: meshBox, gateway: name,
             store: startup.store, tufDirectory: startup.tufDirectory, clock: clock, releases: releases, changes: changes)
@@ -242,7 +243,7 @@ public struct Agent: Sendable {
         ).router()
         let configurations = DeviceConfigurations(
             registry: startup.registry, secrets: secrets, releases: releases, store: startup.store, tufDirectory: startup.tufDirectory,
-            dataDirectory: configuration.dataDirectory)
+            dataDirectory: configuration.dataDirectory, siteSettings: { id in meshBox.withLockedValue { $0 }?.siteSettings(of: id) })
         let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock, configurations: configurations)
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let (traffic, unreadable) = TrafficTotals.load(path: configuration.trafficPath)
@@ -309,6 +310,7 @@ public struct Agent: Sendable {
         services.append(
             MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger, traffic: listeners.traffic))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))
+        services.append(SettingsService(mesh: mesh, registry: startup.registry, logger: logger))
         if configuration.discoveryMDNS, let httpPort = listeners.device.first?.localAddress?.port {
             let advert = DiscoveryAdvert(
                 nodeName: configuration.nodeName, siteID: keyring.site, gossipPort: mesh.me.port,

@@ -32,12 +32,10 @@ struct AppConfigurationTests {
         return (out + err).split(separator: "\n").map(String.init)
     }
 
-    @Test(
-        "catalog signed and listed; settings checked, the password kept apart; SPIFFS and LittleFS images mounted by devicesim; withheld from another address; the serial image equals esptool merge-bin's; the password in no log, record or listing",
-        .enabled(if: !esptoolMissing, "needs esptool (make deps installs it)"))
-    func appWithConfiguration() throws {
-        let dir = try TemporaryDirectory()
-        let (repo, data) = (dir.file("repo"), dir.file("d"))
+    /// The release of both tests: an esp32 app `weather-station@2.1.0` (SPIFFS, a password) and
+    /// an esp8266 app `lite@1.0.0` (LittleFS, key=value), imported into `data`.
+    static func publish(in dir: TemporaryDirectory, into data: [String]) throws -> (firmware: String, spiffs: String) {
+        let repo = dir.file("repo")
         let firmware = dir.file("weather-2.1.0.bin")
         let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", "2.1.0", "--size", "30000", "-o", firmware])
         #expect(made.0 == 0, "\(made.2)")
@@ -67,14 +65,63 @@ struct AppConfigurationTests {
         try littlefs.write(toFile: dir.file("lite.yaml"), atomically: true, encoding: .utf8)
         try Self.ok(["release", "add-app", "--repo", repo, dir.file("weather.yaml")])
         try Self.ok(["release", "add-app", "--repo", repo, dir.file("lite.yaml")])
+        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
+        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
+        for directory in data { try Self.ok(["import", "--data-dir", directory, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")]) }
+        return (firmware, spiffs)
+    }
+
+    @Test("settings set at one gateway configure the device at another (gossip); a password stays where it was set, and the other gateway says so")
+    func settingsTravel() throws {
+        let dir = try TemporaryDirectory()
+        let data = [dir.file("d1"), dir.file("d2")]
+        _ = try Self.publish(in: dir, into: data)
+        try writeSiteKeyring(to: dir.file("site.keyring"), site: "apps-site")
+        let gw1 = try Gateway.start(data: data[0], extra: ["--node-name", "gw1", "--site-keyring", dir.file("site.keyring")])
+        defer { gw1.stop() }
+        let gw2 = try Gateway.start(data: data[1], extra: ["--node-name", "gw2", "--site-keyring", dir.file("site.keyring"), "--join", gw1.gossip!])
+        defer { gw2.stop() }
+        let lite = "5c:cf:7f:00:30:01"
+        try Self.ok(["device", "config", "set", "--data-dir", data[0], "--app", "lite@1.0.0", lite, "room=lab"])
+        let lines = try Self.devices(
+            "esp8266-httpupdate", mac: lite, version: "1.0.0", filesystem: "littlefs:size=0x10000,block-size=4096,name-max=32,config=/settings.txt",
+            gateway: gw2,
+            deadline: 30)
+        #expect(lines.contains { $0.contains("\"event\":\"configured\"") && $0.contains("\"setting.room\":\"lab\"") }, "\(lines.suffix(5))")
+
+        let weather = "24:0a:c4:00:30:02"
+        try Self.ok(
+            [
+                "device", "config", "set", "--data-dir", data[0], "--app", "weather-station@2.1.0", "--address", "127.0.0.1", weather, "ssid=lab",
+                "password=@env:WIFI_PW",
+            ],
+            environment: ["WIFI_PW": Self.password])
+        var answer = ""
+        let told = waitUntil(timeout: 30) {
+            _ = try? Self.devices("esp32-httpupdate", mac: weather, version: "2.1.0", filesystem: "spiffs:size=0x20000,meta-len=4", gateway: gw2, deadline: 1)
+            answer = (try? run(["devices", "--data-dir", data[1]]))?.1 ?? ""
+            return answer.contains("its password stays there")
+        }
+        #expect(told, "gw2's answer to the device: \(answer)")
+        // Set there too, the password configures the device at gw2.
+        try Self.ok(["device", "config", "set", "--data-dir", data[1], weather, "password=@env:WIFI_PW"], environment: ["WIFI_PW": Self.password])
+        let configured = try Self.devices(
+            "esp32-httpupdate", mac: weather, version: "2.1.0", filesystem: "spiffs:size=0x20000,meta-len=4", gateway: gw2, deadline: 20)
+        #expect(configured.contains { $0.contains("\"configured\"") && $0.contains("\"setting.ssid\":\"lab\"") }, "\(configured.suffix(5))")
+    }
+
+    @Test(
+        "catalog signed and listed; settings checked, the password kept apart; SPIFFS and LittleFS images mounted by devicesim; withheld from another address; the serial image equals esptool merge-bin's; the password in no log, record or listing",
+        .enabled(if: !esptoolMissing, "needs esptool (make deps installs it)"))
+    func appWithConfiguration() throws {
+        let dir = try TemporaryDirectory()
+        let (repo, data) = (dir.file("repo"), dir.file("d"))
+        let (firmware, spiffs) = try Self.publish(in: dir, into: [data])
         // A bad spec changes nothing and says why.
         try (spiffs.replacingOccurrences(of: "max: 21, default: 4", with: "max: 21, default: 40")).write(
             toFile: dir.file("bad.yaml"), atomically: true, encoding: .utf8)
         let bad = try run(["release", "add-app", "--repo", repo, dir.file("bad.yaml")])
         #expect(bad.0 == 1 && bad.2.contains("bad.yaml: properties[2].default: 40 is above the maximum 21"), "\(bad)")
-        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
-        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
-        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
         let apps = try Self.ok(["apps", "--data-dir", data, "--json"])
         #expect(apps.contains("\"name\":\"weather-station\"") && apps.contains("\"name\":\"lite\"") && apps.contains("\"type\":\"password\""), "\(apps)")
 

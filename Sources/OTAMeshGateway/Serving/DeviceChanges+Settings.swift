@@ -13,7 +13,10 @@ extension DeviceChanges {
         for row in rows {
             let id = try Self.normalized([row.id])[0]
             let record = registry.device(id)
-            let current = DeviceSettings(stored: record?.settings)
+            // The newest settings of the site: another gateway's when an admin changed them there later.
+            let local = DeviceSettings(stored: record?.settings)
+            let remote = siteSettings(id).flatMap { $0.settings.isNewer(than: local) ? $0.settings : nil }
+            let current = remote ?? local
             let release: AppRelease
             switch Self.appVersion(for: row.app, device: record, current: current, catalog: catalog) {
             case .success(let found): release = found
@@ -25,6 +28,7 @@ extension DeviceChanges {
             problems += malformed.map { "\(id): \($0)" }
             switch SettingsChange.apply(assignments, unset: row.unset, to: current, release: release) {
             case .success(var outcome):
+                outcome.settings.at = clock.now().wholeSeconds
                 if let address = row.address {
                     guard SiteCA.ipBytes(address) != nil else {
                         problems.append("\(id): --address \(address) is not an IP address")

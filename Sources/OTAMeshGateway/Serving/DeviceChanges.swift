@@ -59,13 +59,17 @@ public struct DeviceChanges: Sendable {
     public let clock: WallClock
     /// The app catalog of the trusted release (for `configure`).
     public let apps: @Sendable () throws -> AppCatalog
+    /// A device's newest settings from another gateway of the site (gossip), if newer ones exist there.
+    public let siteSettings: @Sendable (String) -> (owner: String, settings: DeviceSettings)?
     func now() -> Double { clock.now().seconds }
 
     public init(
         registry: DeviceRegistry, secrets: DeviceSecretStore, targets: @escaping @Sendable () throws -> [String: Bool], admission: DeviceAdmission,
-        dataDirectory: String, clock: WallClock, apps: @escaping @Sendable () throws -> AppCatalog = { AppCatalog(targets: []) }
+        dataDirectory: String, clock: WallClock, apps: @escaping @Sendable () throws -> AppCatalog = { AppCatalog(targets: []) },
+        siteSettings: @escaping @Sendable (String) -> (owner: String, settings: DeviceSettings)? = { _ in nil }
     ) {
         self.apps = apps
+        self.siteSettings = siteSettings
         self.registry = registry
         self.secrets = secrets
         self.targets = targets

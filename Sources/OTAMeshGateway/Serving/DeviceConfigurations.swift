@@ -18,10 +18,15 @@ public final class DeviceConfigurations: Sendable {
     let store: BlobStore
     let tufDirectory: String
     public let directory: String
+    /// A device's newest settings on another gateway of the site (gossip).
+    let siteSettings: @Sendable (String) -> (owner: String, settings: DeviceSettings)?
 
     /// What an offer was made from: it stays good while these are the same.
     struct Key: Equatable {
         var settings: String?
+        /// The newest settings another gateway of the site gossips, and that gateway.
+        var site: String?
+        var owner: String?
         var secrets: [String: String]
         var generation: UInt64
     }
@@ -34,7 +39,11 @@ public final class DeviceConfigurations: Sendable {
     private let offered = NIOLockedValueBox<Set<String>>([])
     private let apps = NIOLockedValueBox<(generation: UInt64, catalog: AppCatalog)?>(nil)
 
-    public init(registry: DeviceRegistry, secrets: DeviceSecretStore, releases: ReleaseCatalog, store: BlobStore, tufDirectory: String, dataDirectory: String) {
+    public init(
+        registry: DeviceRegistry, secrets: DeviceSecretStore, releases: ReleaseCatalog, store: BlobStore, tufDirectory: String, dataDirectory: String,
+        siteSettings: @escaping @Sendable (String) -> (owner: String, settings: DeviceSettings)? = { _ in nil }
+    ) {
+        self.siteSettings = siteSettings
         self.registry = registry
         self.secrets = secrets
         self.releases = releases
@@ -44,7 +53,10 @@ public final class DeviceConfigurations: Sendable {
     }
 
     func key(_ id: String) -> Key {
-        Key(settings: registry.device(id)?.settings, secrets: (try? secrets.settingSecrets(for: id)) ?? [:], generation: releases.generation)
+        let site = siteSettings(id)
+        return Key(
+            settings: registry.device(id)?.settings, site: site?.settings.stored, owner: site?.owner, secrets: (try? secrets.settingSecrets(for: id)) ?? [:],
+            generation: releases.generation)
     }
 
     /// The device's offer, if one was prepared from what holds now.
@@ -84,8 +96,18 @@ public final class DeviceConfigurations: Sendable {
     }
 
     func build(_ id: String, key: Key) -> ConfigurationOffer {
-        guard let settings = DeviceSettings(stored: key.settings) else {
-            return ConfigurationOffer(problem: "no app settings (otamesh device config set \(id) …)")
+        let local = DeviceSettings(stored: key.settings)
+        let remote = DeviceSettings(stored: key.site).flatMap { $0.isNewer(than: local) ? $0 : nil }
+        guard let settings = remote ?? local else { return ConfigurationOffer(problem: "no app settings (otamesh device config set \(id) …)") }
+        if remote != nil, let owner = key.owner {
+            let absent = settings.secrets.filter { key.secrets[$0] == nil }.sorted()
+            if !absent.isEmpty {
+                return ConfigurationOffer(
+                    app: settings.app,
+                    problem:
+                        "its settings come from gateway \(owner), and its \(absent.joined(separator: ", ")) \(absent.count == 1 ? "stays" : "stay") there: set them on this gateway too (otamesh device config set \(id) \(absent[0])=…)"
+                )
+            }
         }
         let catalog: AppCatalog
         do { catalog = try appCatalog() } catch { return ConfigurationOffer(app: settings.app, problem: "the trusted release cannot be read: \(error)") }

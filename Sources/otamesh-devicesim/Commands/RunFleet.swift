@@ -79,7 +79,7 @@ struct RunFleet: AsyncParsableCommand {
         help: ArgumentHelp(
             "httpUpdate families: the sketch's filesystem, checked after the firmware (updateFS) and mounted when it arrives.",
             discussion:
-                "spiffs:size=0x20000,page-size=256,block-size=4096[,obj-name-len=32,meta-len=4,use-magic=1,use-magic-len=1,aligned-obj-ix-tables=0][,config=/config.json] or littlefs:size=…,block-size=4096[,name-max=255]"
+                "spiffs:size=0x20000,page-size=256,block-size=4096[,obj-name-len=32,meta-len=4,use-magic=1,use-magic-len=1,aligned-obj-ix-tables=0][,config=/config.json] or littlefs:size=…,block-size=4096[,name-max=32]"
         ))
     var filesystem: String?
     @Option(name: .customLong("secret-key"), help: "A configuration key reported only as set (a password); repeatable.") var secretKeys: [String] = []

@@ -15,7 +15,7 @@ struct DeviceFilesystem: Sendable {
     /// Keys whose values the emulator reports only as set (passwords).
     let secretKeys: Set<String>
 
-    /// `spiffs:size=0x20000,page-size=256,block-size=4096,…` or `littlefs:size=…,block-size=4096,name-max=255`;
+    /// `spiffs:size=0x20000,page-size=256,block-size=4096,…` or `littlefs:size=…,block-size=4096,name-max=32`;
     /// `config=/config.json` names the configuration file.
     static func parse(_ text: String, secretKeys: Set<String>) throws -> DeviceFilesystem {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
@@ -56,7 +56,8 @@ struct DeviceFilesystem: Sendable {
                     useMagicLength: try flag("use-magic-len", true), alignedObjectIndexTables: try flag("aligned-obj-ix-tables", false)))
         case "littlefs":
             let blockSize = try integer("block-size", 4096)
-            kind = .littlefs(LittleFSParameters(blockSize: blockSize, blockCount: size / max(1, blockSize), nameMax: try integer("name-max", 255)))
+            guard blockSize > 0, size % blockSize == 0 else { throw SpecError("size=\(size) is not a multiple of block-size=\(blockSize)") }
+            kind = .littlefs(LittleFSParameters(blockSize: blockSize, blockCount: size / blockSize, nameMax: try integer("name-max", 32)))
         default:
             throw SpecError("\(parts[0]): spiffs or littlefs")
         }

@@ -1,3 +1,4 @@
+import OTAMeshApps
 import OTAMeshCommon
 import OTAMeshGossip
 import OTAMeshRollout
@@ -7,7 +8,7 @@ import OTAMeshRollout
 enum MeshChannels {
     static let all: GossipChannels = {
         do {
-            return try GossipChannels([Holdings.self, RolloutChannel.self, DeviceSummaryChannel.self, KeyRotationChannel.self])
+            return try GossipChannels([Holdings.self, RolloutChannel.self, DeviceSummaryChannel.self, KeyRotationChannel.self, SettingsChannel.self])
         } catch {
             fatalError("\(error)")  // a programming error: the prefixes are constants
         }
@@ -109,5 +110,37 @@ enum DeviceSummaryChannel: GossipChannel {
             }
         }
         return view
+    }
+}
+
+/// `cfg/DEVICE-ID`: a device's app settings as the gateway where an admin set them keeps them
+/// (``DeviceSettings/stored``: app version, values that are not secret, the names of the
+/// password properties set, the address, when) — never a password. Any gateway of the site can
+/// then build the device's configuration image when it moves; of several gateways' settings for
+/// one device the newest count. Republished from the registry at start, so not journalled; an
+/// empty value retracts them. Settings over ``WireCodec/maxValue`` bytes stay local.
+enum SettingsChannel: GossipChannel {
+    static let prefix = "cfg/"
+    static let durable = false
+    static func encode(_ value: DeviceSettings?) -> [UInt8] { value.map { Array($0.stored.utf8) } ?? [] }
+
+    static func decode(name: String, _ bytes: [UInt8]) -> DeviceSettings?? {
+        guard !name.isEmpty, name.utf8.count <= 128 else { return nil }
+        if bytes.isEmpty { return .some(nil) }
+        guard let settings = DeviceSettings(stored: String(decoding: bytes, as: UTF8.self)) else { return nil }
+        return .some(settings)
+    }
+
+    /// Device id → the newest settings and the gateway that wrote them.
+    static func merge(_ records: [ChannelRecord<DeviceSettings?>]) -> [String: (owner: String, settings: DeviceSettings)] {
+        var newest: [String: (owner: String, settings: DeviceSettings)] = [:]
+        for record in records {
+            guard let settings = record.value else { continue }
+            if let known = newest[record.name], !settings.isNewer(than: known.settings) && !(settings.at == known.settings.at && record.owner > known.owner) {
+                continue
+            }
+            newest[record.name] = (record.owner, settings)
+        }
+        return newest
     }
 }
