@@ -1,3 +1,5 @@
+import OTAMeshCommon
+
 /// The configuration file an app reads at boot, made from a device's settings: the bytes that
 /// go into its filesystem image at ``ConfigLocation/path``. Deterministic: the same settings
 /// give the same bytes. Pure.
@@ -42,19 +44,6 @@ public enum ConfigurationFile {
         }
         var text: String { "{" + members.joined(separator: ",") + "}" }
 
-        static func quoted(_ text: String) -> String {
-            var out = "\""
-            for scalar in text.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            return out + "\""
-        }
+        static func quoted(_ text: String) -> String { jsonQuoted(text) }
     }
 }
