@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import OTAMeshApps
 import OTAMeshCommon
+import OTAMeshDevices
 import OTAMeshGateway
 import OTAMeshStore
 
@@ -10,7 +11,7 @@ extension DeviceCommand {
     struct Config: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "A device's app settings: set them, import them for many devices from CSV, show them (passwords never shown).",
-            subcommands: [Set.self, Show.self, Import.self])
+            subcommands: [Set.self, Show.self, Import.self, Push.self])
 
         struct Set: AsyncParsableCommand {
             static let configuration = CommandConfiguration(
@@ -124,6 +125,69 @@ extension DeviceCommand {
                 }
                 if !line.missing.isEmpty {
                     Output.out("missing: \(line.missing.joined(separator: ", ")) — required before its configuration image is built")
+                }
+            }
+        }
+
+        struct Push: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(
+                abstract: "Push DEVICE's configuration image now: an arduino-ota push device takes it with ArduinoOTA's filesystem command (100).",
+                discussion: """
+                    The image is built from the device's settings here (as the gateway serves it to httpUpdate devices) and uploaded as \
+                    espota.py -s does; the device restarts, and the push succeeds once its version endpoint reports the image's config-id \
+                    as config ({"version": …, "config": "cfg-…"}).
+                    """)
+            @OptionGroup var options: ConfigOptions
+            @Option(help: "Seconds until the push fails as timeout.") var deadline = 120.0
+            @Argument(help: "Device id (a push device of family arduino-ota).") var device: String
+
+            func run() async throws {
+                let configuration = try options.load(command: "otamesh device config push")
+                let directory = configuration.dataDirectory
+                let id = DeviceRegistry.normalizedID(device)
+                let work = FileManager.default.temporaryDirectory.appendingPathComponent("otamesh-config-\(UUID().uuidString)").path
+                defer { try? FileManager.default.removeItem(atPath: work) }
+                let (image, target, configID) = try reporting("otamesh device config push") { () throws -> (PushImage, PushTarget, String) in
+                    guard FileManager.default.fileExists(atPath: "\(directory)/devices.sqlite") else {
+                        throw CommandFailure("no gateway data at \(directory): give --data-dir DIR of a gateway")
+                    }
+                    let registry = try DeviceRegistry(path: "\(directory)/devices.sqlite")
+                    guard let record = registry.device(id) else { throw CommandFailure("no device \(id) (otamesh device add --family arduino-ota …)") }
+                    guard record.family == .arduinoOTA else {
+                        throw CommandFailure(
+                            "\(id) is a \(record.family.rawValue) device: only arduino-ota devices take a pushed filesystem (httpUpdate devices fetch theirs)")
+                    }
+                    guard let settings = DeviceSettings(stored: record.settings) else {
+                        throw CommandFailure("\(id) has no app settings (otamesh device config set \(id) --app NAME@VERSION …)")
+                    }
+                    let store = try BlobStore(configuration: StoreConfiguration(directory: directory), mode: .readOnly)
+                    let catalog = try DeviceChanges.apps(tufDirectory: "\(directory)/tuf", store: store)
+                    guard let release = catalog.release(settings.app, hardware: record.hardware) ?? catalog.release(settings.app) else {
+                        throw CommandFailure("its settings are for \(settings.app), which the trusted release does not have (otamesh apps)")
+                    }
+                    let secrets = DeviceSecretStore(
+                        path: DeviceSecretStore.path(dataDirectory: directory), allowOpenPermissions: configuration.insecurePermissions)
+                    let built = try ConfigurationImage.build(release, settings: settings, secrets: try secrets.settingSecrets(for: id))
+                    // The image may hold a password: a private file, removed when the push ends.
+                    try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    let file = "\(work)/config.img"
+                    guard FileManager.default.createFile(atPath: file, contents: Data(built.bytes), attributes: [.posixPermissions: 0o600]) else {
+                        throw CommandFailure("cannot write \(file)")
+                    }
+                    let image = PushImage(
+                        path: "configuration \(built.configID)", sha256: "", length: Int64(built.bytes.count), version: nil, file: file, url: nil,
+                        configID: built.configID)
+                    return (image, try PushTarget(record, secrets: secrets), built.configID)
+                }
+                var timing = PushTiming()
+                timing.deadline = Int64(deadline * 1000)
+                let adapter = ArduinoOTAAdapter(timing: timing)
+                do throws(PushFailure) {
+                    _ = try await adapter.push(image, to: target) { phase in Output.out("\(id): \(phase)") }
+                    Output.out("\(id): configured \(configID) (pushed with ArduinoOTA's filesystem command)")
+                } catch {
+                    Output.err("otamesh device config push: \(id): \(error.reason)")
+                    throw ExitCode(1)
                 }
             }
         }

@@ -110,6 +110,36 @@ struct AppConfigurationTests {
         #expect(configured.contains { $0.contains("\"configured\"") && $0.contains("\"setting.ssid\":\"lab\"") }, "\(configured.suffix(5))")
     }
 
+    @Test("an ArduinoOTA device takes its configuration with the filesystem command (100): the twin mounts it and reports its config-id; no settings, no push")
+    func arduinoOTAFilesystem() throws {
+        let dir = try TemporaryDirectory()
+        let data = dir.file("d")
+        _ = try Self.publish(in: dir, into: [data])
+        let twin = try PushTwin.start(
+            family: "arduino-ota",
+            [
+                "--version", "2.1.0", "--variant", "esp32", "--filesystem", "spiffs:size=0x20000,meta-len=4", "--secret-key", "password", "--reboot-ms", "300",
+                "--duration", "120",
+            ])
+        defer { twin.stop() }
+        let httpPort = String(twin.http?.split(separator: ":").last ?? "80")
+        try Self.ok([
+            "device", "add", "--data-dir", data, "--id", "ota-1", "--family", "arduino-ota", "--address", twin.address, "--variant", "esp32", "--version",
+            "2.1.0", "--option", "version_port=\(httpPort)",
+        ])
+        let none = try run(["device", "config", "push", "--data-dir", data, "ota-1"])
+        #expect(none.0 == 1 && none.2.contains("has no app settings"), "\(none)")
+        try Self.ok(
+            ["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", "ota-1", "ssid=ota-net", "password=@env:WIFI_PW"],
+            environment: ["WIFI_PW": Self.password])
+        let pushed = try Self.ok(["device", "config", "push", "--data-dir", data, "--deadline", "60", "ota-1"])
+        #expect(pushed.contains("ota-1: configured cfg-"), "\(pushed)")
+        #expect(twin.child.stdout.lines.contains { $0.contains("\"invitation\"") && $0.contains("\"command\":\"100\"") }, "\(twin.child.stdout.text)")
+        let configured = twin.child.stdout.lines.first { $0.contains("\"configured\"") } ?? ""
+        #expect(configured.contains("\"setting.ssid\":\"ota-net\"") && configured.contains("\"setting.password\":\"set ("), "\(configured)")
+        #expect(!pushed.contains(Self.password))
+    }
+
     @Test(
         "catalog signed and listed; settings checked, the password kept apart; SPIFFS and LittleFS images mounted by devicesim; withheld from another address; the serial image equals esptool merge-bin's; the password in no log, record or listing",
         .enabled(if: !esptoolMissing, "needs esptool (make deps installs it)"))

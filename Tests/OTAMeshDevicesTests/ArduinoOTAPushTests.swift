@@ -73,6 +73,36 @@ struct ArduinoOTAPushTests {
         #expect(push.handle(.tick, now: 3000) == [], "a finished push ignores further events")
     }
 
+    @Test("arduino: a configuration image goes with the filesystem command (100), names no version, and is confirmed by the device reporting its config-id")
+    func arduinoFilesystem() {
+        let configuration = PushImage(
+            path: "configuration cfg-0011223344556677", sha256: "", length: 1000, version: nil, file: "/dev/null", url: nil, configID: "cfg-0011223344556677")
+        var push = Self.machine(.arduino, image: configuration)
+        #expect(push.handle(.started, now: 0) == [.readImage])
+        #expect(push.handle(.imageRead(.init(size: 1000, md5: Self.md5, chip: nil)), now: 5) == [.listen], "no chip check for a filesystem")
+        #expect(push.handle(.listening(port: 4321), now: 10) == [.sendDatagram(Self.bytes("100 4321 1000 \(Self.md5)\n")), .wait(until: 10_010)])
+        _ = push.handle(.datagram(Self.bytes("OK")), now: 20)
+        _ = push.handle(.connected, now: 30)
+        _ = push.handle(.received(Self.bytes("1000OK")), now: 40)
+        _ = push.handle(.closed("EOF", sentBytes: 1000), now: 41)
+        #expect(push.handle(.tick, now: 1041) == [.fetchVersion])
+        #expect(push.handle(.version("cfg-0011223344556677", variant: nil), now: 1050) == [.succeeded(version: "cfg-0011223344556677")])
+
+        // Another config after the reboot is not this push's; ESPHome takes no filesystem at all.
+        var stale = Self.machine(.arduino, image: configuration)
+        _ = stale.handle(.started, now: 0)
+        _ = stale.handle(.imageRead(.init(size: 1000, md5: Self.md5, chip: nil)), now: 5)
+        _ = stale.handle(.listening(port: 4321), now: 10)
+        _ = stale.handle(.datagram(Self.bytes("OK")), now: 20)
+        _ = stale.handle(.connected, now: 30)
+        _ = stale.handle(.received(Self.bytes("1000OK")), now: 40)
+        _ = stale.handle(.closed("EOF", sentBytes: 1000), now: 41)
+        _ = stale.handle(.versionFailed("connection refused"), now: 1050)
+        #expect(Self.failure(stale.handle(.version("cfg-ffffffffffffffff", variant: nil), now: 3000))?.kind == .rebootedIntoOld)
+        var esphome = Self.machine(.esphome, image: configuration)
+        #expect(Self.failure(esphome.handle(.started, now: 0))?.reason.contains("takes no filesystem image") == true)
+    }
+
     @Test("arduino: the connection back reported before the device's OK (two sockets, either order) still gets the image")
     func arduinoConnectedBeforeOK() {
         var push = Self.invited()

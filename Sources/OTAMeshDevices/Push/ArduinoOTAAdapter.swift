@@ -111,7 +111,7 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
             case .readImage:
                 events.yield(Self.facts(of: image.file))
             case .fetchVersion:
-                events.yield(await fetchVersion(client, url: versionURL))
+                events.yield(await fetchVersion(client, url: versionURL, configuration: image.configID != nil))
             case .listen:
                 await link.listen()
             case .connect:
@@ -154,12 +154,20 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
         return .imageRead(.init(size: size, md5: digest, chip: ArduinoOTAWire.chip(ofHeader: header)))
     }
 
-    private func fetchVersion(_ client: HTTPClient, url: String) async -> ArduinoOTAPush.Event {
+    /// The device's version (or, after a filesystem push, the `config` its version endpoint
+    /// reports: the config-id of the configuration it mounted).
+    private func fetchVersion(_ client: HTTPClient, url: String, configuration: Bool) async -> ArduinoOTAPush.Event {
         do {
             let response = try await client.execute(HTTPClientRequest(url: url), timeout: .init(requestTimeout))
             let body = try await response.body.collect(upTo: 64 << 10)
             guard response.status == .ok else { return .versionFailed("GET \(url) answered \(response.status.code)") }
             let text = String(buffer: body)
+            if configuration {
+                guard let config = Self.field("config", fromBody: text) else {
+                    return .versionFailed("GET \(url) named no config (after a filesystem push the version endpoint answers {\"config\": \"cfg-…\"})")
+                }
+                return .version(config, variant: nil)
+            }
             guard let version = HTTPUploadAdapter.version(fromBody: text) else { return .versionFailed("GET \(url) named no version") }
             return .version(version, variant: Self.variant(fromBody: text))
         } catch {
@@ -168,10 +176,13 @@ public struct ArduinoOTAAdapter: PushAdapter, CustomStringConvertible {
     }
 
     /// A JSON version answer's `variant`, if it names one.
-    static func variant(fromBody body: String) -> String? {
+    static func variant(fromBody body: String) -> String? { field("variant", fromBody: body) }
+
+    /// A JSON version answer's string `name` (at most 64 characters), if it has one.
+    static func field(_ name: String, fromBody body: String) -> String? {
         let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.hasPrefix("{"), let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { return nil }
-        return (object["variant"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+        return (object[name] as? String).flatMap { $0.isEmpty || $0.count > 64 ? nil : $0 }
     }
 }
 

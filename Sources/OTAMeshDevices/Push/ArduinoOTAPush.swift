@@ -11,7 +11,8 @@ import OTAMeshRollout
 ///
 /// Dialect ``ArduinoOTADialect/arduino`` (ArduinoOTA.cpp, espota.py):
 /// 1. ``Action/listen``: a TCP listener on the local address that reaches the device.
-/// 2. The invitation datagram `"0 <port> <size> <md5>\n"` to the device's OTA port; it answers
+/// 2. The invitation datagram `"0 <port> <size> <md5>\n"` (`100 …` for a filesystem image,
+///    ``PushImage/configID``) to the device's OTA port; it answers
 ///    `OK`, `AUTH <nonce>` (answered with `"200 <cnonce> <md5 result>\n"`, then `OK` or
 ///    `Authentication Failed`), or `ERR: <text>` (ESP8266: Update.begin failed).
 /// 3. The device connects back; the image streams; the device acknowledges written byte counts
@@ -216,8 +217,11 @@ public struct ArduinoOTAPush: Sendable {
         }
         switch (stage, event) {
         case (.idle, .started):
-            guard image.version != nil else {
+            guard image.version != nil || image.configID != nil else {
                 return fail(.refused, "image \(image.path) names no version; the push could not be confirmed")
+            }
+            if image.configID != nil, dialect == .esphome {
+                return fail(.refused, "ESPHome's native OTA flashes the app only; it takes no filesystem image (nothing was sent)")
             }
             stage = .reading
             return [.readImage]
@@ -317,6 +321,8 @@ public struct ArduinoOTAPush: Sendable {
         if dialect == .esphome, facts.size > Int64(UInt32.max) {
             return fail(.refused, "image \(image.path) is \(facts.size) bytes; ESPHome OTA sizes are 32-bit")
         }
+        // A filesystem image names no chip: the device's own partition takes it.
+        if image.configID != nil { return link(now: now) }
         let variantChip = image.variant.flatMap(ArduinoOTAWire.chip(ofVariant:))
         if let headerChip = facts.chip, let variantChip, headerChip != variantChip {
             return fail(.refused, "image \(image.path) is built for \(headerChip) (its header) but labelled variant \(image.variant ?? "")")
@@ -370,7 +376,8 @@ public struct ArduinoOTAPush: Sendable {
 
     mutating func invite(now: Int64) -> [Action] {
         stage = .inviting
-        let message = ArduinoOTAWire.invitation(hostPort: hostPort, size: facts?.size ?? 0, md5: facts?.md5 ?? "")
+        let command = image.configID == nil ? ArduinoOTAWire.flashCommand : ArduinoOTAWire.spiffsCommand
+        let message = ArduinoOTAWire.invitation(command: command, hostPort: hostPort, size: facts?.size ?? 0, md5: facts?.md5 ?? "")
         return [.sendDatagram(message)] + expect(now + timeouts.reply)
     }
 
@@ -456,45 +463,5 @@ public struct ArduinoOTAPush: Sendable {
             if case .handshaking(.nonce) = stage { return nil }
             return PushFailure(.refused, "device refused the update: \(meaning)")
         }
-    }
-
-    // MARK: after the transfer
-
-    mutating func report(_ phase: DeviceOutcome.Phase) -> [Action] {
-        reported.insert(phase.rawValue).inserted ? [.progress(phase)] : []
-    }
-
-    /// The device took the image and restarts: close the link, poll its version.
-    mutating func took(now: Int64) -> [Action] {
-        stage = .confirming
-        confirmation = RebootConfirmation(expected: image.version ?? "?", before: target.version, since: now)
-        return [.closeLink] + report(.downloading) + report(.installing) + [.wait(until: now + timing.pollInterval)]
-    }
-
-    mutating func confirm(_ version: String, variant: String?, now: Int64) -> [Action] {
-        let verdict = confirmation?.reported(version, now: now, timing: timing)
-        if case .confirmed = verdict, let variant, let deviceChip = ArduinoOTAWire.chip(ofVariant: variant),
-            let imageChip = facts?.chip ?? image.variant.flatMap(ArduinoOTAWire.chip(ofVariant:)), deviceChip != imageChip
-        {
-            return fail(.rebootedIntoOld, "device came back running \(version) as variant \(variant), not compatible with the image (\(imageChip))")
-        }
-        return judge(verdict, now: now)
-    }
-
-    mutating func judge(_ verdict: RebootConfirmation.Verdict?, now: Int64) -> [Action] {
-        switch verdict {
-        case .confirmed(let version)?:
-            stage = .done
-            return [.succeeded(version: version)]
-        case .failed(let failure)?:
-            return fail(failure.kind, failure.reason)
-        case .pollAgain?, nil:
-            return [.wait(until: now + timing.pollInterval)]
-        }
-    }
-
-    mutating func fail(_ kind: PushFailure.Kind, _ reason: String) -> [Action] {
-        stage = .done
-        return [.closeLink, .failed(PushFailure(kind, reason))]
     }
 }

@@ -15,8 +15,14 @@ public struct PushImage: Sendable, Equatable {
     /// The firmware variant (hardware key) the image is built for, when the target says
     /// (projectMM: `esp32`, `esp32-eth`, `esp32s3-n16r8`, …).
     public var variant: String?
+    /// A filesystem image (a device's configuration, apps.md) rather than firmware: the
+    /// `config-id` its configuration file holds, which the device reports once it mounted it.
+    public var configID: String?
 
-    public init(path: String, sha256: String, length: Int64, version: String?, file: String, url: String?, variant: String? = nil) {
+    public init(
+        path: String, sha256: String, length: Int64, version: String?, file: String, url: String?, variant: String? = nil, configID: String? = nil
+    ) {
+        self.configID = configID
         self.path = path
         self.sha256 = sha256
         self.length = length

@@ -5,7 +5,7 @@ extension PushTarget {
     /// The push target a registry record names: its address (`HOST` or `HOST:PORT`, port 80
     /// by default, ArduinoOTA's 3232 / 8266 for `arduino-ota`), variant, last seen version, proxy
     /// and options, and its credentials from the secret store (when one is given and names the device).
-    init(_ record: DeviceRecord, secrets: DeviceSecretStore? = nil) throws(DeviceSecretError) {
+    public init(_ record: DeviceRecord, secrets: DeviceSecretStore? = nil) throws(DeviceSecretError) {
         let defaultPort = record.family == .arduinoOTA ? ArduinoOTAAdapter.defaultPort(variant: record.variant) : 80
         let (host, port) = PushTarget.hostAndPort(record.address, defaultPort: defaultPort)
         self.init(

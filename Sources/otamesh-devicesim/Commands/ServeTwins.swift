@@ -58,6 +58,13 @@ struct ServeTwins: AsyncParsableCommand {
     @Option(help: "http-upload, fetch-url: the basic-auth password the device wants; arduino-ota: the OTA password (a test twin's, not a secret).")
     var password: String?
     @Option(name: .customLong("http-base"), help: "arduino-ota: port of the first device's HTTP /version server (0: any free port each).") var httpBase = 0
+    @Option(
+        help:
+            "arduino-ota: the sketch's filesystem (as run --filesystem): a filesystem upload (command 100) is mounted, its config-id reported as config by /version."
+    )
+    var filesystem: String?
+    @Option(name: .customLong("secret-key"), help: "arduino-ota --filesystem: a configuration key reported only as set; repeatable.") var secretKeys: [String] =
+        []
     @Option(name: .customLong("step-ms"), help: "Milliseconds between status steps (starting → downloading → flashing).") var stepMS = 300
     @Option(name: .customLong("reboot-delay-ms"), help: "Milliseconds in 'rebooting' before the restart (the firmware waits 600).") var rebootDelayMS = 600
     @Option(name: .customLong("reboot-ms"), help: "Milliseconds the port stays closed while the device restarts.") var rebootMS = 3000
@@ -185,9 +192,14 @@ struct ServeTwins: AsyncParsableCommand {
 
     private func runArduinoOTA(host: String, basePort: Int) async throws {
         let chip = String(variant.lowercased().split(separator: "-").first ?? "esp32")
-        let settings = ArduinoOTASettings(
+        var settings = ArduinoOTASettings(
             version: version, variant: variant, chip: chip, newVersion: newVersion, fault: ArduinoOTAFault(rawValue: fail) ?? .none,
             password: password, rebootDelayMS: rebootDelayMS, rebootMS: rebootMS)
+        if let filesystem {
+            do { settings.filesystem = try DeviceFilesystem.parse(filesystem, secretKeys: Set(secretKeys)) } catch {
+                throw ValidationError("--filesystem: \(error)")
+            }
+        }
         let sink = EventSink(quiet: false)
         let twins = (0..<count).map { index in
             ArduinoOTATwin(

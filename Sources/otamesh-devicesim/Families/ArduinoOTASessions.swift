@@ -25,7 +25,7 @@ extension ArduinoOTATwin {
             try? await channel.writeAndFlush(ByteBuffer(string: String(chunk.count))).get()
         }
         let answer: String
-        switch await end(image, md5: invitation.md5, dialect: "arduino") {
+        switch await end(image, md5: invitation.md5, dialect: "arduino", filesystem: invitation.command == ArduinoOTAInvitation.filesystemCommand) {
         case nil:
             answer = "OK"
         case .md5(let expected, let calculated)?:

@@ -29,6 +29,9 @@ struct ArduinoOTASettings: Sendable {
     var password: String?
     var rebootDelayMS: Int
     var rebootMS: Int
+    /// The sketch's filesystem: a filesystem upload (command 100) is mounted with it and the
+    /// config-id read from its configuration file is reported as `config` by `/version`.
+    var filesystem: DeviceFilesystem? = nil
 }
 
 /// One emulated device with ArduinoOTA on one port: UDP for the classic invitation
@@ -48,6 +51,8 @@ actor ArduinoOTATwin {
     private(set) var httpPort: Int
     private var version: String
     private var variant: String
+    /// The config-id of the configuration its filesystem holds (after a filesystem upload).
+    private var configID: String?
     private var pendingBoot: (version: String, variant: String)?
     /// An update runs (the firmware serves one at a time, its loop blocked in it).
     private var busy = false
@@ -183,7 +188,9 @@ actor ArduinoOTATwin {
 
     func closed(_ channel: any Channel) { connections[ObjectIdentifier(channel)] = nil }
 
-    func versionAnswer() -> String { "{\"version\":\"\(version)\",\"variant\":\"\(variant)\"}" }
+    func versionAnswer() -> String {
+        "{\"version\":\"\(version)\",\"variant\":\"\(variant)\"" + (configID.map { ",\"config\":\"\($0)\"" } ?? "") + "}"
+    }
 
     // MARK: updates (both dialects)
 
@@ -222,12 +229,13 @@ actor ArduinoOTATwin {
 
     /// Update.end on the whole image: nil when it is taken (the device reboots after
     /// ``ArduinoOTASettings/rebootDelayMS``), else why not.
-    func end(_ image: [UInt8], md5 expected: String, dialect: String) -> EndFailure? {
+    func end(_ image: [UInt8], md5 expected: String, dialect: String, filesystem: Bool = false) -> EndFailure? {
         let md5 = ImageFacts.md5Hex(image)
         guard md5 == expected.lowercased() else {
             abandon("MD5 mismatch: expected \(expected), calculated \(md5)", dialect: dialect)
             return .md5(expected: expected, calculated: md5)
         }
+        if filesystem { return endFilesystem(image, md5: md5, dialect: dialect) }
         if let problem = FlashVerifier.problem(image, chip: settings.chip) {
             abandon(problem, dialect: dialect)
             return .image(problem)
@@ -243,6 +251,30 @@ actor ArduinoOTATwin {
         Task {
             try? await Task.sleep(for: .milliseconds(settings.rebootDelayMS))
             restart(into: boot)
+        }
+        return nil
+    }
+
+    /// Update.end of a filesystem upload (U_SPIFFS): written to the filesystem partition; the
+    /// device restarts on the same firmware and mounts it.
+    private func endFilesystem(_ image: [UInt8], md5: String, dialect: String) -> EndFailure? {
+        if let filesystem = settings.filesystem {
+            guard image.count <= filesystem.size else {
+                abandon("filesystem image of \(image.count) bytes, partition \(filesystem.size)", dialect: dialect)
+                return .image("Not Enough Space")
+            }
+            switch filesystem.mount(image) {
+            case .success(let mounted):
+                configID = mounted.configID
+                event("configured", [("config", mounted.configID)] + mounted.settings.map { ("setting." + $0.0, $0.1) })
+            case .failure(let problem):
+                event("filesystem-failed", [("reason", problem.description)])
+            }
+        }
+        event("installed", [("dialect", dialect), ("bytes", String(image.count)), ("md5", md5), ("partition", "filesystem")])
+        Task {
+            try? await Task.sleep(for: .milliseconds(settings.rebootDelayMS))
+            restart(into: nil)
         }
         return nil
     }
@@ -323,6 +355,8 @@ actor ArduinoOTATwin {
 /// an MD5 of 32 characters; anything else is ignored).
 struct ArduinoOTAInvitation: Sendable, Equatable {
     var command: Int
+    /// U_SPIFFS: the upload is a filesystem image.
+    static let filesystemCommand = 100
     var port: Int
     var size: Int
     var md5: String
