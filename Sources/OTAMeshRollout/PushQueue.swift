@@ -51,7 +51,9 @@ public enum PushQueue {
         view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
         limits: Limits = .unlimited, running: [String: String] = [:], available: Bool = true
     ) -> [Start] {
-        guard let plan = view.plan else { return [] }
+        // A configuration plan reaches the devices that fetch their filesystem (httpUpdate); push
+        // devices take theirs with `otamesh device config push`, so such plans push nothing.
+        guard let plan = view.plan, !plan.configuration else { return [] }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         var busy = running
         for candidate in candidates {

@@ -196,7 +196,11 @@ extension RolloutNode: RolloutUpkeepSink {
     /// Devices that already run the target count as succeeded from their last report; then pushes.
     public mutating func startDevices(rollout: String, view: RolloutView, now: Int64) -> RolloutView {
         for device in current {
-            if case .alreadyCurrent(let done) = view.decide(device, version: device.version, outcome: nil, inFlightHere: 0, now: now, gateway: gateway) {
+            // A configuration plan needs the device's own report of its configuration (a request).
+            let configured = !(view.plan?.configuration ?? false)
+            if case .alreadyCurrent(let done) = view.decide(
+                device, version: device.version, outcome: nil, inFlightHere: 0, now: now, gateway: gateway, configured: configured)
+            {
                 record(done, device: device.id, rollout: rollout, now: now)
             }
         }

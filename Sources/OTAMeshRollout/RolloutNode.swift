@@ -177,10 +177,17 @@ public struct RolloutNode: Sendable {
         public var facts: DeviceFacts
         public var version: String?
         public var admitted: Bool
-        public init(facts: DeviceFacts, version: String?, admitted: Bool) {
+        /// The device's filesystem holds its current configuration (counts for configuration plans).
+        public var configured: Bool
+        /// The device asks for its filesystem (a new configuration), not its firmware: only
+        /// configuration plans answer, and they never start an attempt before the firmware.
+        public var filesystem: Bool
+        public init(facts: DeviceFacts, version: String?, admitted: Bool, configured: Bool = false, filesystem: Bool = false) {
             self.facts = facts
             self.version = version
             self.admitted = admitted
+            self.configured = configured
+            self.filesystem = filesystem
         }
     }
 
@@ -190,12 +197,13 @@ public struct RolloutNode: Sendable {
     }
 
     mutating func answer(_ request: Request, now: Int64, isReady: (RolloutTarget) -> Bool) -> RolloutAnswer {
+        if request.filesystem { return filesystemAnswer(request, now: now, isReady: isReady) }
         let id = request.facts.id
         let newest = RolloutGovernance.newestFirst(Array(allViews().values))
         // An attempt in flight finishes under the rollout that started it, whichever governs now.
         for view in newest {
             guard let plan = view.plan, let outcome = decoded.rollouts[view.id]?.outcomes[id], !outcome.phase.isFinished else { continue }
-            if outcome.gateway == gateway, let next = view.confirm(outcome, version: request.version, error: nil, now: now) {
+            if outcome.gateway == gateway, let next = view.confirm(outcome, version: request.version, error: nil, now: now, configured: request.configured) {
                 record(next, device: id, rollout: view.id, now: now)
                 return .hold(next.phase == .succeeded ? "rollout \(view.id): runs \(plan.target.path)" : "rollout \(view.id): failed: \(next.detail)")
             }
@@ -213,7 +221,7 @@ public struct RolloutNode: Sendable {
         let inFlight = state.outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         switch view.decide(
             request.facts, version: request.version, outcome: state.outcomes[id], inFlightHere: inFlight, now: now, gateway: gateway,
-            available: isReady(plan.target))
+            available: isReady(plan.target), configured: request.configured)
         {
         case .notSelected:
             return .none  // not (yet) in its stage or device set: manual assignments apply
@@ -237,11 +245,18 @@ public struct RolloutNode: Sendable {
 
     /// The device routes served (`upToDate: false`) or found current (`true`) the target offered
     /// to `device` under `rollout`; `version` is what the device reported.
-    public mutating func concluded(device: String, version: String?, rollout: String, upToDate: Bool, now: Int64) -> [RolloutDirective] {
+    public mutating func concluded(
+        device: String, version: String?, rollout: String, upToDate: Bool, now: Int64, configured: Bool = false
+    ) -> [RolloutDirective] {
         guard let view = view(rollout), let outcome = decoded.rollouts[rollout]?.outcomes[device], outcome.gateway == gateway,
             !outcome.phase.isFinished
         else { return [] }
-        if upToDate {
+        if upToDate, view.plan?.configuration == true {
+            // The firmware is current; the attempt ends when the configuration is too.
+            if let next = view.confirm(outcome, version: version ?? view.plan?.target.version, error: nil, now: now, configured: configured) {
+                record(next, device: device, rollout: rollout, now: now)
+            }
+        } else if upToDate {
             var done = outcome
             done.phase = .succeeded
             done.updated = max(now, outcome.updated)
@@ -255,6 +270,19 @@ public struct RolloutNode: Sendable {
             failed.updated = max(now, outcome.updated)
             failed.detail = "rebooted into \(version ?? "its old firmware"), not \(view.plan?.target.version ?? view.plan?.target.path ?? "the target")"
             record(failed, device: device, rollout: rollout, now: now)
+        }
+        return take()
+    }
+
+    /// A device's filesystem reported its current configuration (httpUpdate filesystem mode):
+    /// its in-flight attempts under configuration plans succeed when it runs the target
+    /// (`version`, as it last reported it).
+    public mutating func configured(device: String, version: String?, now: Int64) -> [RolloutDirective] {
+        for (id, state) in decoded.rollouts.sorted(by: { $0.key < $1.key }) {
+            guard let view = view(id), view.plan?.configuration == true, let outcome = state.outcomes[device], outcome.gateway == gateway,
+                let next = view.confirm(outcome, version: version, error: nil, now: now, configured: true)
+            else { continue }
+            record(next, device: device, rollout: id, now: now)
         }
         return take()
     }

@@ -52,6 +52,10 @@ public struct RolloutPlan: Sendable, Hashable {
     /// Whether devices first seen after a stage began still join it. False (the default): each
     /// stage's device set is fixed when the stage starts, so a rollout ends.
     public var dynamic: Bool
+    /// The target is an app version rolled out with each device's configuration: a device
+    /// succeeds only once it runs the target's version **and** its filesystem holds its current
+    /// configuration (apps.md), and new configurations reach covered devices stage by stage.
+    public var configuration: Bool = false
     /// The key id of the admin who wrote the plan (shown as its author when that key's signature
     /// is among the plan's valid ones); not part of any decision.
     public var author: String?
@@ -142,6 +146,7 @@ public struct RolloutPlan: Sendable, Hashable {
         object["deviceTimeout"] = .integer(deviceTimeoutSeconds)
         if let window { object["window"] = .string(window.description) }
         if dynamic { object["dynamic"] = .bool(true) }
+        if configuration { object["configuration"] = .bool(true) }
         if let author { object["author"] = .string(author) }
         return .object(object)
     }
@@ -192,6 +197,7 @@ public struct RolloutPlan: Sendable, Hashable {
             minFinished: Int(clamping: try integer("minFinished")), concurrency: Int(clamping: try integer("concurrency")),
             deviceTimeoutSeconds: try integer("deviceTimeout"), window: window, dynamic: try Self.flag(json["dynamic"], "dynamic"))
         author = try optionalString(json["author"], "author").map { String($0.prefix(128)) }
+        configuration = try Self.flag(json["configuration"], "configuration")
         try validate()
     }
 }

@@ -222,9 +222,12 @@ public struct TargetInfo: Codable, Sendable, Equatable {
     public var hardware: String?
     /// The bytes are in this gateway's cache.
     public var cached: Bool
+    /// The app the target is a version of (its signed `custom.app` name), if any.
+    public var app: String?
 
-    public init(path: String, sha256: String, length: Int64, version: String?, hardware: String?, cached: Bool) {
+    public init(path: String, sha256: String, length: Int64, version: String?, hardware: String?, cached: Bool, app: String? = nil) {
         (self.path, self.sha256, self.length) = (path, sha256, length)
         (self.version, self.hardware, self.cached) = (version, hardware, cached)
+        self.app = app
     }
 }

@@ -358,9 +358,11 @@ public struct RolloutView: Sendable {
 
     /// `available`: this gateway trusts the target and holds its image; without both no device
     /// starts here (it would only fail for want of the bytes).
+    /// `configured`: the device's filesystem holds its current configuration (what counts only
+    /// for a ``RolloutPlan/configuration`` plan; true for devices of other plans).
     public func decide(
         _ device: DeviceFacts, version: String?, outcome: DeviceOutcome?, inFlightHere: Int, now: Int64, gateway: String,
-        available: Bool = true
+        available: Bool = true, configured: Bool = true
     ) -> DeviceDecision {
         guard let plan else { return .notSelected("rollout \(id) is not approved") }
         if let outcome {
@@ -380,7 +382,7 @@ public struct RolloutView: Sendable {
         guard inDeviceSet(device) else {
             return .notSelected("first seen after stage \(stage + 1) began: the plan's device set is fixed when each stage starts (not --dynamic)")
         }
-        if let version = version ?? device.version, let wanted = plan.target.version, version == wanted {
+        if let version = version ?? device.version, let wanted = plan.target.version, version == wanted, configured || !plan.configuration {
             return .alreadyCurrent(
                 DeviceOutcome(
                     epoch: retryEpoch, phase: .succeeded, bucket: bucket, gateway: gateway, started: now, updated: now, detail: "already ran \(version)"))
@@ -406,13 +408,21 @@ public struct RolloutView: Sendable {
     /// What a device's report means for its in-flight attempt: success when it runs the target
     /// version; failure on a reported error, or when it reports another version after the whole
     /// image reached it (it rebooted into the old one). Nil: no change.
-    public func confirm(_ outcome: DeviceOutcome, version: String?, error: String?, now: Int64) -> DeviceOutcome? {
+    /// A ``RolloutPlan/configuration`` plan also needs the device `configured`: until then a
+    /// device on the target's version stays in flight (its configuration is on its way).
+    public func confirm(_ outcome: DeviceOutcome, version: String?, error: String?, now: Int64, configured: Bool = true) -> DeviceOutcome? {
         guard let plan, !outcome.phase.isFinished else { return nil }
         var next = outcome
         next.updated = max(now, outcome.updated)
         if let version, let wanted = plan.target.version, version == wanted {
+            guard configured || !plan.configuration else {
+                let waiting = "runs \(version); its configuration is on its way"
+                guard outcome.detail != waiting else { return nil }
+                next.detail = waiting
+                return next
+            }
             next.phase = .succeeded
-            next.detail = version
+            next.detail = plan.configuration ? "\(version), configured" : version
             return next
         }
         if let error {

@@ -86,6 +86,11 @@ struct RolloutCommand: AsyncParsableCommand {
         @Option(help: "Daily UTC window HH:MM-HH:MM in which new device updates may start, e.g. 22:00-04:00.") var window: String?
         @Flag(help: "Devices first seen after a stage began still join it (default: each stage's device set is fixed when it starts).")
         var dynamic = false
+        @Flag(
+            help:
+                "The target is an app version (otamesh apps): devices succeed once they run it and their filesystem holds their configuration; configurations go stage by stage (httpUpdate devices)."
+        )
+        var configuration = false
         @Flag(help: "Show what the plan would select (per stage and gateway, devices left out, warnings); sign and send nothing.")
         var dryRun = false
         @Flag(help: "Print the new rollout's status (with --dry-run: the preview) as JSON.") var json = false
@@ -93,7 +98,8 @@ struct RolloutCommand: AsyncParsableCommand {
         var options: RolloutText.StartOptions {
             RolloutText.StartOptions(
                 target: target, select: select, stages: stages, soak: soak, success: success, maxFailures: maxFailures,
-                minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window, dynamic: dynamic)
+                minFinished: minFinished, concurrency: concurrency, deviceTimeout: deviceTimeout, window: window, dynamic: dynamic,
+                configuration: configuration)
         }
 
         func run() async throws {
@@ -108,6 +114,10 @@ struct RolloutCommand: AsyncParsableCommand {
                 let site = try await RolloutCommand.site(client, signer: signer, keySource: keySource, check: signing.checksAdmin)
                 let targets = try await client.get([TargetInfo].self, "targets")
                 let info = try RolloutText.target(target, in: targets)
+                if configuration, info.app == nil {
+                    throw RolloutText.Invalid(
+                        option: "--configuration", reason: "\(info.path) is no app version (otamesh apps lists them, with their firmware targets)")
+                }
                 let plan = try options.plan(
                     id: id, target: RolloutTarget(path: info.path, sha256: info.sha256, length: info.length, version: info.version, hardware: info.hardware))
                 if let warning = RolloutText.hardwareWarning(plan: plan) { Output.err(warning) }
@@ -122,7 +132,7 @@ struct RolloutCommand: AsyncParsableCommand {
                 }
                 let status = try RolloutCommand.decodeStatus(client, bytes, what: "POST /api/v1/rollouts")
                 Output.out(
-                    "rollout \(id): \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "") for \(plan.selector), "
+                    "rollout \(id): \(plan.target.path)\(plan.target.version.map { " (version \($0))" } ?? "")\(plan.configuration ? " with each device's configuration" : "") for \(plan.selector), "
                         + "stages \(plan.stages.map { "\($0)%" }.joined(separator: ","))")
                 RolloutCommand.report(status, sequence: 1)
             }

@@ -133,6 +133,7 @@ enum RolloutText {
         var deviceTimeout = "30m"
         var window: String?
         var dynamic = false
+        var configuration = false
 
         /// The plan these options describe for `target` (as looked up on the gateway), validated.
         func plan(id: String, target: RolloutTarget) throws -> RolloutPlan {
@@ -149,8 +150,10 @@ enum RolloutText {
                 maxFailurePercent: failures.percent, maxFailures: failures.count, minFinished: minFinished, concurrency: concurrency,
                 deviceTimeoutSeconds: timeout, window: try window.map { (text) throws -> MaintenanceWindow in try MaintenanceWindow(parsing: text) },
                 dynamic: dynamic)
-            try plan.validate()
-            return plan
+            var configured = plan
+            configured.configuration = configuration
+            try configured.validate()
+            return configured
         }
     }
 

@@ -41,8 +41,20 @@ struct UpstreamSyncTests {
         // A new release appears upstream; the agent follows within a few polls.
         #expect(try run(["release", "add", "--repo", repo, "--path", "esp32/projectMM/2.2.0.bin", "\(Self.fixtures)/esp/esp32c6.bin"]).0 == 0)
         #expect(try run(["release", "publish", "--repo", repo, site]).0 == 0)
-        #expect(waitUntil(timeout: 30) { ((try? images()) ?? "").contains("esp32/projectMM/2.2.0.bin  3.0.0-rc.1+build.42  esp32c6  esp32-app") })
-        let (_, metrics) = try await AgentTests.get("\(url)/metrics")
+        // Listed once its metadata is trusted; in the cache (and counted) once its bytes arrived.
+        #expect(
+            waitUntil(timeout: 60) {
+                ((try? images()) ?? "").split(separator: "\n").contains {
+                    $0.hasPrefix("esp32/projectMM/2.2.0.bin  3.0.0-rc.1+build.42  esp32c6  esp32-app") && $0.hasSuffix(" cached")
+                }
+            }, "\((try? images()) ?? "")")
+        var metrics = ""
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            metrics = try await AgentTests.get("\(url)/metrics").1
+            if metrics.contains("otamesh_cache_blobs 3") { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
         #expect(metrics.contains("otamesh_cache_blobs 3"))
         #expect(metrics.contains("otamesh_upstream_syncs_total"))
         #expect(!metrics.contains("otamesh_upstream_failures_total 1"))

@@ -284,14 +284,22 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     }
 
     public func answer(_ query: DeviceQuery) -> RolloutAnswer {
-        let request = RolloutNode.Request(facts: facts(query), version: query.version, admitted: admitted(query.id))
+        let request = RolloutNode.Request(
+            facts: facts(query), version: query.version, admitted: admitted(query.id), configured: query.configured, filesystem: query.filesystem)
         let now = now()
         return handle { node in node.request(request, now: now, isReady: available) }
     }
 
     public func concluded(_ query: DeviceQuery, rollout: String, upToDate: Bool) {
         let now = now()
-        handle { node in node.concluded(device: query.id, version: query.version, rollout: rollout, upToDate: upToDate, now: now) }
+        handle { node in
+            node.concluded(device: query.id, version: query.version, rollout: rollout, upToDate: upToDate, now: now, configured: query.configured)
+        }
+    }
+
+    public func configurationReported(_ query: DeviceQuery) {
+        let now = now()
+        handle { node in node.configured(device: query.id, version: query.version, now: now) }
     }
 
     public func transfer(sha256: String, device known: String?, address: String, completed: Bool) {

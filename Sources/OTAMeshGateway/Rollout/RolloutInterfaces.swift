@@ -18,13 +18,22 @@ public struct DeviceQuery: Sendable, Equatable {
     public var hardware: String?
     public var version: String?
     public var address: String
+    /// The device asks for its filesystem (a new configuration), not its firmware.
+    public var filesystem: Bool
+    /// The device's filesystem holds its current configuration (the shell knows, the routes do not).
+    public var configured: Bool
 
-    public init(id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String = "") {
+    public init(
+        id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String = "", filesystem: Bool = false,
+        configured: Bool = false
+    ) {
         self.id = id
         self.family = family
         self.hardware = hardware
         self.version = version
         self.address = address
+        self.filesystem = filesystem
+        self.configured = configured
     }
 }
 
@@ -37,4 +46,7 @@ public protocol DeviceRollouts: Sendable {
     /// A blob body started (`completed: false`) or finished going out whole to `device` (when
     /// the route knows it) at `address`.
     func transfer(sha256: String, device: String?, address: String, completed: Bool)
+    /// The device's filesystem reported its current configuration (`query.version`: the
+    /// firmware it last reported).
+    func configurationReported(_ query: DeviceQuery)
 }

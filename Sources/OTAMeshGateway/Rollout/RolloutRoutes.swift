@@ -44,7 +44,8 @@ struct RolloutRoutes: AdminRouteSet {
                     guard let sha = target.hashes["sha256"] else { return nil }
                     return TargetInfo(
                         path: target.path, sha256: sha.lowercased(), length: target.length,
-                        version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached)
+                        version: target.custom?["version"]?.stringValue, hardware: target.custom?["hardware"]?.stringValue, cached: cached,
+                        app: target.custom?["app"]?["name"]?.stringValue)
                 })
         }
         router.get("rollouts") { request, _ -> Response in

@@ -71,16 +71,36 @@ public final class DeviceAPI: Sendable {
                 return .needDigests(sha256)
             case .needConfiguration(let id):
                 return .needConfiguration(id)
-            case .needRolloutAnswer(let query):
+            case .needRolloutAnswer(var query):
                 guard let engine else { break }
+                query = filled(query)
                 context.rolloutAnswer = (query, engine.answer(query))
             case .response(let response, let sighting, let conclusion):
-                if let conclusion { engine?.concluded(conclusion.query, rollout: conclusion.rollout, upToDate: conclusion.upToDate) }
-                if let sighting { registry.observe(sighting, at: clock.now().seconds) }
+                if let conclusion { engine?.concluded(filled(conclusion.query), rollout: conclusion.rollout, upToDate: conclusion.upToDate) }
+                if let sighting {
+                    registry.observe(sighting, at: clock.now().seconds)
+                    if let (reported, current) = sighting.configuration {
+                        configurations?.noteReported(sighting.id, configID: reported)
+                        if current {
+                            engine?.configurationReported(
+                                DeviceQuery(id: sighting.id, family: sighting.family, version: registry.device(sighting.id)?.version, configured: true))
+                        }
+                    }
+                }
                 return .response(response)
             }
         }
         return .response(.text(500, "device routes asked twice for the rollouts' answer\n"))
+    }
+
+    /// What the routes cannot know of a device: whether its filesystem holds its current
+    /// configuration, and (asking in filesystem mode, where the version header is the
+    /// configuration's) the firmware version it last reported.
+    func filled(_ query: DeviceQuery) -> DeviceQuery {
+        var query = query
+        query.configured = configurations?.isCurrent(query.id) ?? false
+        if query.filesystem, query.version == nil { query.version = registry.device(query.id)?.version }
+        return query
     }
 
     /// Starts carrying out rollouts: device answers come from `engine` first.

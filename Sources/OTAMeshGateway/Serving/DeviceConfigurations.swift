@@ -24,6 +24,9 @@ public final class DeviceConfigurations: Sendable {
     /// What an offer was made from: it stays good while these are the same.
     struct Key: Equatable {
         var settings: String?
+        /// The firmware version the device last reported (an app's newer version takes the
+        /// settings made for an older one).
+        var version: String?
         /// The newest settings another gateway of the site gossips, and that gateway.
         var site: String?
         var owner: String?
@@ -37,6 +40,20 @@ public final class DeviceConfigurations: Sendable {
     private let entries = NIOLockedValueBox<[String: Entry]>([:])
     /// The images some device's offer names (kept apart: looked up on every blob served).
     private let offered = NIOLockedValueBox<Set<String>>([])
+    /// The config-id each device last reported in filesystem mode (in memory: it reports at every check).
+    private let reported = NIOLockedValueBox<[String: String]>([:])
+
+    /// Notes the config-id a device reported.
+    public func noteReported(_ id: String, configID: String) {
+        reported.withLockedValue { $0[id] = configID }
+    }
+
+    /// Whether the device's filesystem holds its current configuration: it reported the id of
+    /// the image this gateway offers it now.
+    public func isCurrent(_ id: String) -> Bool {
+        guard let configID = offer(id)?.configID else { return false }
+        return reported.withLockedValue { $0[id] } == configID
+    }
     private let apps = NIOLockedValueBox<(generation: UInt64, catalog: AppCatalog)?>(nil)
 
     public init(
@@ -54,8 +71,10 @@ public final class DeviceConfigurations: Sendable {
 
     func key(_ id: String) -> Key {
         let site = siteSettings(id)
+        let record = registry.device(id)
         return Key(
-            settings: registry.device(id)?.settings, site: site?.settings.stored, owner: site?.owner, secrets: (try? secrets.settingSecrets(for: id)) ?? [:],
+            settings: record?.settings, version: record?.version, site: site?.settings.stored, owner: site?.owner,
+            secrets: (try? secrets.settingSecrets(for: id)) ?? [:],
             generation: releases.generation)
     }
 
@@ -98,7 +117,7 @@ public final class DeviceConfigurations: Sendable {
     func build(_ id: String, key: Key) -> ConfigurationOffer {
         let local = DeviceSettings(stored: key.settings)
         let remote = DeviceSettings(stored: key.site).flatMap { $0.isNewer(than: local) ? $0 : nil }
-        guard let settings = remote ?? local else { return ConfigurationOffer(problem: "no app settings (otamesh device config set \(id) …)") }
+        guard var settings = remote ?? local else { return ConfigurationOffer(problem: "no app settings (otamesh device config set \(id) …)") }
         if remote != nil, let owner = key.owner {
             let absent = settings.secrets.filter { key.secrets[$0] == nil }.sorted()
             if !absent.isEmpty {
@@ -111,8 +130,22 @@ public final class DeviceConfigurations: Sendable {
         }
         let catalog: AppCatalog
         do { catalog = try appCatalog() } catch { return ConfigurationOffer(app: settings.app, problem: "the trusted release cannot be read: \(error)") }
-        guard let release = catalog.release(settings.app, hardware: registry.device(id)?.hardware) ?? catalog.release(settings.app) else {
+        let hardware = registry.device(id)?.hardware
+        guard var release = catalog.release(settings.app, hardware: hardware) ?? catalog.release(settings.app) else {
             return ConfigurationOffer(app: settings.app, problem: "its settings are for \(settings.app), which the trusted release does not have")
+        }
+        // The device runs another version of the same app (a rollout installed it): its settings
+        // carry over to that version, where they are still valid.
+        if let hardware, let version = key.version, let running = catalog.release(hardware: hardware, runningVersion: version),
+            running.name == release.name, running.version != release.version
+        {
+            switch SettingsChange.apply([], to: settings, release: running) {
+            case .success(let moved):
+                release = running
+                settings = moved.settings
+            case .failure(let problems):
+                return ConfigurationOffer(app: running.reference, problem: "its settings for \(settings.app) do not fit \(running.reference): \(problems)")
+            }
         }
         let image: ConfigurationImage
         do { image = try ConfigurationImage.build(release, settings: settings, secrets: key.secrets) } catch {

@@ -131,6 +131,15 @@ public struct DeviceSighting: Sendable, Equatable {
     /// Adapter options the announcement gave (``DeviceRecord/announced``): a discovery sighting
     /// (`source` mdns) replaces them, empty or not; another leaves them unchanged when empty.
     public var options: [String: String]
+    /// In httpUpdate filesystem mode: the config-id the device reported (its `version` header
+    /// there), and whether it is the current one; not stored, the shell tells the rollouts.
+    public var configuration: (reported: String, current: Bool)?
+
+    public static func == (a: DeviceSighting, b: DeviceSighting) -> Bool {
+        a.id == b.id && a.family == b.family && a.hardware == b.hardware && a.version == b.version && a.address == b.address && a.answer == b.answer
+            && a.variant == b.variant && a.source == b.source && a.options == b.options && a.configuration?.reported == b.configuration?.reported
+            && a.configuration?.current == b.configuration?.current
+    }
 
     public init(
         id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String, answer: String, variant: String? = nil,

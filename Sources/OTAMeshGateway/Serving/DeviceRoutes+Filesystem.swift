@@ -34,17 +34,30 @@ extension DeviceRoutes {
     /// 304 when the `config-id` it reports is the current one. An image holding a password goes
     /// only to a request from the device's address (trust.md). The version header carries the
     /// configuration's id here, not the firmware's version, so it is not recorded as one.
-    static func filesystemUpdate(_ request: DeviceRequest, esp: ESPUpdateHeaders, id: String, context: Context) -> Outcome {
-        func answer(_ status: Int, _ said: String, body: String? = nil) -> Outcome {
-            let sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: nil, address: request.clientAddress, answer: said)
+    ///
+    /// While rollouts run, a new configuration waits for theirs: a configuration plan that covers
+    /// the device gives it only after its firmware and with its stage (``RolloutAnswer/hold(_:)``
+    /// → 304 and the reason as its last answer).
+    static func filesystemUpdate(_ request: DeviceRequest, esp: ESPUpdateHeaders, id: String, context: Context) throws(NeedRolloutAnswer) -> Outcome {
+        func sighting(_ said: String, current: Bool = false) -> DeviceSighting {
+            var sighting = DeviceSighting(id: id, family: esp.family, hardware: esp.chip, version: nil, address: request.clientAddress, answer: said)
+            sighting.configuration = esp.version.map { (String($0.prefix(64)), current) }
+            return sighting
+        }
+        func answer(_ status: Int, _ said: String, body: String? = nil, current: Bool = false) -> Outcome {
             let response: DeviceResponse = body.map { .text(status, $0) } ?? .empty(status)
-            return .response(response, sighting: sighting)
+            return .response(response, sighting: sighting(said, current: current))
         }
         guard esp.mode == "spiffs" else { return answer(304, "filesystem: mode \(esp.mode) is neither sketch nor spiffs") }
         guard let offer = context.configuration(id) else { return .needConfiguration(id) }
         if let problem = offer.problem { return answer(304, "filesystem: \(problem)") }
         guard let blob = offer.blob, let configID = offer.configID, let md5 = offer.md5 else { return answer(304, "filesystem: no image") }
-        if esp.version == configID { return answer(304, "filesystem current (\(configID), \(offer.app ?? "?"))") }
+        if esp.version == configID { return answer(304, "filesystem current (\(configID), \(offer.app ?? "?"))", current: true) }
+        if context.rolloutsActive {
+            let query = DeviceQuery(id: id, family: esp.family, hardware: esp.chip, address: request.clientAddress, filesystem: true)
+            guard let (asked, told) = context.rolloutAnswer, asked.id == id, asked.filesystem else { throw NeedRolloutAnswer(query: query) }
+            if case .hold(let why) = told { return answer(304, "filesystem held: \(why)") }
+        }
         if offer.holdsSecret, offer.address != request.clientAddress {
             let pinned = offer.address ?? "no address yet"
             return answer(
@@ -54,9 +67,6 @@ extension DeviceRoutes {
         }
         var response = FileServing.respond(to: request, blob: blob, extra: [("Content-Disposition", "attachment; filename=\"config.bin\""), ("x-MD5", md5)])
         response.device = id
-        let sighting = DeviceSighting(
-            id: id, family: esp.family, hardware: esp.chip, version: nil, address: request.clientAddress,
-            answer: "offered filesystem \(configID) (\(offer.app ?? "?"))")
-        return .response(response, sighting: sighting)
+        return .response(response, sighting: sighting("offered filesystem \(configID) (\(offer.app ?? "?"))"))
     }
 }

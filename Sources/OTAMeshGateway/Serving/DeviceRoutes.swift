@@ -314,7 +314,7 @@ public enum DeviceRoutes {
             return plain(.text(403, "only for ESP8266httpUpdate / ESP32 HTTPUpdate (x-ESP8266-* or x-ESP32-* headers)\n"))
         }
         let id = DeviceRegistry.normalizedID(esp.staMAC)
-        if esp.mode != "sketch" { return filesystemUpdate(request, esp: esp, id: id, context: context) }
+        if esp.mode != "sketch" { return try filesystemUpdate(request, esp: esp, id: id, context: context) }
         let running = RunningDigests(md5: esp.sketchMD5, sha256: esp.sketchSHA256)
         let decided = try decide(
             id: id, hardware: esp.chip, version: esp.version, running: running, family: esp.family,
