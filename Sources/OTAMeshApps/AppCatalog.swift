@@ -69,6 +69,16 @@ public struct AppCatalog: Sendable, Equatable {
         return parts.count == 2 ? app.versions.first { $0.version == parts[1] } : app.versions.first
     }
 
+    /// Version `version` of the app called `name` (for `hardware` when known; the ESP32
+    /// httpUpdate core does not say its chip): nil when none, or when several device types
+    /// have it and `hardware` does not tell them apart.
+    public func release(named name: String, version: String, hardware: String?) -> AppRelease? {
+        let matches = apps.filter { $0.name == name && (hardware == nil || $0.hardware == hardware) }.compactMap { app in
+            app.versions.first { $0.version == version }
+        }
+        return matches.count == 1 ? matches.first : nil
+    }
+
     /// The app version whose firmware a device of `hardware` runs when it reports `version`.
     public func release(hardware: String, runningVersion version: String) -> AppRelease? {
         let matches = releases.filter { $0.hardware == hardware && $0.version == version }

@@ -26,6 +26,8 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
         public var window: String?
         /// Devices first seen after a stage began still join it (else the set is fixed per stage).
         public var dynamic: Bool?
+        /// An app version rolled out with each device's configuration (``RolloutPlan/configuration``).
+        public var configuration: Bool? = nil
     }
 
     /// A site admin key that signed a command, with the name the site trust file gives it.
@@ -150,7 +152,7 @@ public struct RolloutStatus: Codable, Sendable, Equatable {
                 select: plan.selector.text, stages: plan.stages, soak: plan.soakSeconds, success: plan.successPercent,
                 maxFailurePercent: plan.maxFailurePercent, maxFailures: plan.maxFailures, minFinished: plan.minFinished,
                 concurrency: plan.concurrency, deviceTimeout: plan.deviceTimeoutSeconds, window: plan.window?.description,
-                dynamic: plan.dynamic ? true : nil)
+                dynamic: plan.dynamic ? true : nil, configuration: plan.configuration ? true : nil)
         }
         plan = view.plan.map(shown)
         // Approvals: trusted admin keys among the signatures of the plan copy in use (or of the

@@ -336,7 +336,8 @@ enum RolloutText {
             lines.append(
                 "  rules     stages \(plan.stages.map { "\($0)%" }.joined(separator: ",")), soak \(durationText(plan.soak)), success \(plan.success)%, "
                     + "max failures \(failures.isEmpty ? "none" : failures.joined(separator: " or ")) after \(plan.minFinished) finished, "
-                    + "concurrency \(plan.concurrency), device timeout \(durationText(plan.deviceTimeout))" + (plan.window.map { ", window \($0) UTC" } ?? ""))
+                    + "concurrency \(plan.concurrency), device timeout \(durationText(plan.deviceTimeout))" + (plan.window.map { ", window \($0) UTC" } ?? "")
+                    + (plan.configuration == true ? ", with each device's configuration (success: new version and configuration reported)" : ""))
         } else {
             lines.append("  plan      none usable" + (status.planProblem.map { ": \($0)" } ?? ""))
         }

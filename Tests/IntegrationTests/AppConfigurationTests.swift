@@ -140,6 +140,71 @@ struct AppConfigurationTests {
         #expect(!pushed.contains(Self.password))
     }
 
+    @Test("a configuration rollout: devices take the app's new firmware, then their configuration for it, and only then count as succeeded")
+    func configurationRollout() throws {
+        let dir = try TemporaryDirectory()
+        let (repo, data, keys) = (dir.file("repo"), dir.file("d"), dir.file("admins"))
+        try Self.ok(["release", "init", "--repo", repo])
+        for version in ["2.0.0", "2.1.0"] {
+            let firmware = dir.file("weather-\(version).bin")
+            let made = try runProgram(Binaries.devicesim, ["make-image", "--chip", "esp32", "--version", version, "--size", "30000", "-o", firmware])
+            #expect(made.0 == 0, "\(made.2)")
+            try Self.ok(["release", "add", "--repo", repo, "--path", "esp32/weather/\(version).bin", firmware])
+            let spec = """
+                name: weather-station
+                firmware: esp32/weather/\(version).bin
+                filesystem: {type: spiffs, offset: "0x290000", size: "0x20000", meta-len: 4}
+                properties:
+                  - {prop: ssid, type: text, required: true}
+                  - {prop: interval, type: number, default: \(version == "2.0.0" ? 60 : 30)}
+                """
+            try spec.write(toFile: dir.file("app-\(version).yaml"), atomically: true, encoding: .utf8)
+            try Self.ok(["release", "add-app", "--repo", repo, dir.file("app-\(version).yaml")])
+        }
+        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
+        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
+        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        let signing = try SignedSite(site: "apps-site", admins: ["admin-a"], threshold: 1)
+        try signing.writeKeys(to: keys)
+        try signing.writeTrustFile(to: dir.file("site-trust.json"))
+        let gateway = try Gateway.start(data: data, extra: ["--node-name", "gw1", "--site-trust", dir.file("site-trust.json")])
+        defer { gateway.stop() }
+
+        let devices = ["24:0a:c4:00:40:00", "24:0a:c4:00:40:01", "24:0a:c4:00:40:02"]
+        for device in devices { try Self.ok(["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.0.0", device, "ssid=lab"]) }
+        func fleet(_ extra: [String], deadline: Int) throws -> [String] {
+            let (_, out, err) = try runProgram(
+                Binaries.devicesim,
+                [
+                    "run", "--family", "esp32-httpupdate", "--count", "3", "--mac-base", devices[0], "--version", "2.0.0", "--gateway", gateway.device,
+                    "--filesystem", "spiffs:size=0x20000,meta-len=4", "--interval", "0.3", "--deadline", "\(deadline)", "--quiet",
+                ] + extra, timeout: Double(deadline) + 30)
+            return (out + err).split(separator: "\n").map(String.init)
+        }
+        // Before the rollout: each device asks, and takes its configuration for the app it runs.
+        let before = try fleet(["--until-updated", "--target-version", "2.0.0"], deadline: 20)
+        #expect(before.filter { $0.contains("\"configured\"") && $0.contains("\"setting.interval\":\"60\"") }.count == 3, "\(before)")
+
+        let (started, out, err) = try run(
+            [
+                "rollout", "start", "--target", "esp32/weather/2.1.0.bin", "--configuration", "--select", "hardware=esp32", "--stages", "100",
+                "--soak", "1s", "--max-failures", "0", "--min-finished", "1", "--concurrency", "3", "--admin", gateway.admin, "--key", "\(keys)/admin-a.pem",
+            ] + gateway.tokenArguments, timeout: 30)
+        #expect(started == 0 && out.contains("with each device's configuration"), "\(out) \(err)")
+        let id = try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
+
+        // The devices install 2.1.0, then take their configuration for 2.1.0 (its new default).
+        let during = try fleet(["--until-updated", "--target-version", "2.1.0"], deadline: 60)
+        #expect(during.filter { $0.contains("\"event\":\"updated\"") }.count == 3, "\(during)")
+        #expect(during.filter { $0.contains("\"configured\"") && $0.contains("\"setting.interval\":\"30\"") }.count == 3, "\(during)")
+        var status = ""
+        let completed = waitUntil(timeout: 30) {
+            status = (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
+            return status.contains("completed") && status.components(separatedBy: "2.1.0, configured").count - 1 == 3
+        }
+        #expect(completed, "\(status)")
+    }
+
     @Test(
         "catalog signed and listed; settings checked, the password kept apart; SPIFFS and LittleFS images mounted by devicesim; withheld from another address; the serial image equals esptool merge-bin's; the password in no log, record or listing",
         .enabled(if: !esptoolMissing, "needs esptool (make deps installs it)"))

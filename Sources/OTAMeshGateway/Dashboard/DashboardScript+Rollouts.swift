@@ -87,6 +87,7 @@ extension DashboardScript {
             plan ? h('dl', {}, h('dt', {}, 'Target'), h('dd', { class: 'mono' }, plan.target.path + (plan.target.version ? ' (' + plan.target.version + ')' : '')),
               h('dt', {}, 'Devices'), h('dd', {}, plan.select || 'every device'), h('dt', {}, 'Stages'), h('dd', {}, plan.stages.join(' → ') + ' % · soak ' + plan.soak + ' s · success ' + plan.success + ' %'),
               h('dt', {}, 'Concurrency'), h('dd', {}, plan.concurrency + ' per gateway · device timeout ' + plan.deviceTimeout + ' s' + (plan.window ? ' · window ' + plan.window + ' UTC' : '')),
+              plan.configuration ? [h('dt', {}, 'Configuration'), h('dd', {}, 'with each device\'s configuration: success once it runs the version and reports its configuration')] : null,
               h('dt', {}, 'Approvals'), h('dd', {}, r.approvals + ' of ' + r.threshold + (r.planSigners && r.planSigners.length ? ': ' + signers(r.planSigners) : ''))) : null,
             r.planProblem ? h('p', { class: 'warn' }, r.planProblem) : null,
             r.superseded ? h('div', { class: 'banner warn' }, r.superseded.devices + ' device(s) it selects on ' + S.snap.gateway + ' are governed by the newer '

@@ -27,6 +27,7 @@ extension DashboardScript {
           else throw new Error('max failures: a share like 5% or a count like 3');
           if (v('window')) plan.window = v('window');
           if (form.querySelector('[name="dynamic"]').checked) plan.dynamic = true;
+          if (form.querySelector('[name="configuration"]').checked) plan.configuration = true;
           return plan;
         }
         function startForm() {
@@ -47,7 +48,8 @@ extension DashboardScript {
               field('Concurrency', 'concurrency', { value: '4', size: 4, inputmode: 'numeric' }),
               field('Device timeout s', 'deviceTimeout', { value: '1800', size: 6, inputmode: 'numeric' }),
               field('Window UTC', 'window', { size: 11, placeholder: '22:00-04:00' }),
-              h('label', {}, h('input', { name: 'dynamic', type: 'checkbox' }), ' devices seen later join')),
+              h('label', {}, h('input', { name: 'dynamic', type: 'checkbox' }), ' devices seen later join'),
+              h('label', {}, h('input', { name: 'configuration', type: 'checkbox' }), ' with each device\'s configuration (an app version)')),
             preview,
             h('div', { class: 'filters' }, h('button', { type: 'submit' }, 'Sign and start ' + id)));
           let timer = null;

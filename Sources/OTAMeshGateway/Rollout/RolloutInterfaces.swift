@@ -35,6 +35,14 @@ public struct DeviceQuery: Sendable, Equatable {
         self.filesystem = filesystem
         self.configured = configured
     }
+
+    /// Whether this is an answer to `question` as the routes asked it (the shell adds what it
+    /// knows of the device: ``configured``).
+    public func asks(_ question: DeviceQuery) -> Bool {
+        var asked = self
+        asked.configured = question.configured
+        return asked == question
+    }
 }
 
 /// The device side of rollouts: what ``DeviceAPI`` asks on a device's request when the pure

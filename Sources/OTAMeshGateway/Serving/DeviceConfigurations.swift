@@ -136,9 +136,7 @@ public final class DeviceConfigurations: Sendable {
         }
         // The device runs another version of the same app (a rollout installed it): its settings
         // carry over to that version, where they are still valid.
-        if let hardware, let version = key.version, let running = catalog.release(hardware: hardware, runningVersion: version),
-            running.name == release.name, running.version != release.version
-        {
+        if let version = key.version, version != release.version, let running = catalog.release(named: release.name, version: version, hardware: hardware) {
             switch SettingsChange.apply([], to: settings, release: running) {
             case .success(let moved):
                 release = running

@@ -201,7 +201,7 @@ public enum DeviceRoutes {
         let query = DeviceQuery(id: id, family: family, hardware: hardware, version: version, address: address)
         var answer = RolloutAnswer.none
         if context.rolloutsActive {
-            guard let asked = context.rolloutAnswer, asked.query == query else { throw NeedRolloutAnswer(query: query) }
+            guard let asked = context.rolloutAnswer, asked.query.asks(query) else { throw NeedRolloutAnswer(query: query) }
             answer = asked.answer
         }
         let path: String
