@@ -254,6 +254,7 @@ let package = Package(
         .target(
             name: "OTAMeshFuzz",
             dependencies: [
+                "OTAMeshApps",
                 "OTAMeshCommon",
                 "OTAMeshDevices",
                 "OTAMeshDiscovery",

@@ -37,6 +37,8 @@ public enum FuzzTargets {
         "http-upload-answer": httpUploadAnswer,
         "bundle-tar": bundleTar,
         "mdns-txt": mdnsTXT,
+        "filesystem-image": filesystemImage,
+        "app-catalog": appCatalog,
     ]
 
     public static var names: [String] { all.keys.sorted() }

@@ -216,3 +216,24 @@ write("mdns-txt", "projectmm", mdns(2, 10000, [], b'{"modules":[{"name":"Firmwar
                                               b'"controls":[{"name":"version","value":"1.4.0"},{"name":"firmware","value":"esp32"}]}]}'))
 write("mdns-txt", "upload-form", mdns(2, 80, ["path=/"], b"<form method='POST' action='/update' enctype='multipart/form-data'>"
                                                          b"<input type='file' name='update'></form>"))
+
+# filesystem-image: byte 0 (bit 0) picks LittleFS or SPIFFS, byte 1 the block/page size (128 or 64 << n), then the image.
+write("filesystem-image", "littlefs-512", bytes([1, 2]) + read("littlefs/python-512x64.img"))
+write("filesystem-image", "spiffs-small-page", bytes([0, 1]) + read("spiffs/small-page.bin")[:16384])
+
+# app-catalog: a 2-byte length, a target's custom.app JSON, then a settings CSV.
+APP = {
+    "name": "weather-station",
+    "properties": [
+        {"prop": "ssid", "type": "text", "required": True, "pattern": "[a-z-]{1,32}"},
+        {"prop": "password", "type": "password"},
+        {"prop": "volume", "type": "number", "min": 0, "max": 21, "default": 4},
+        {"prop": "units", "type": "select", "choices": ["metric", "imperial"]},
+        {"prop": "debug", "type": "boolean", "default": False},
+    ],
+    "filesystem": {"type": "spiffs", "offset": "0x290000", "size": "0x20000"},
+    "parts": [{"name": "bootloader", "target": "bl.bin", "offset": 4096}],
+}
+APP_JSON = json.dumps(APP).encode()
+APP_CSV = b'device,app,ssid,volume,password\naa:01,weather-station@1.0.0,"lab-net",5,pw\naa:02,,x,30,\n'
+write("app-catalog", "weather", struct.pack(">H", len(APP_JSON)) + APP_JSON + APP_CSV)
