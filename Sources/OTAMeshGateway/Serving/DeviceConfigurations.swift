@@ -51,8 +51,9 @@ public final class DeviceConfigurations: Sendable {
     /// Whether the device's filesystem holds its current configuration: it reported the id of
     /// the image this gateway offers it now.
     public func isCurrent(_ id: String) -> Bool {
-        guard let configID = offer(id)?.configID else { return false }
-        return reported.withLockedValue { $0[id] } == configID
+        // Most devices never ask for a filesystem: nothing reported, nothing to look up.
+        guard let said = reported.withLockedValue({ $0[id] }), let configID = offer(id)?.configID else { return false }
+        return said == configID
     }
     private let apps = NIOLockedValueBox<(generation: UInt64, catalog: AppCatalog)?>(nil)
 

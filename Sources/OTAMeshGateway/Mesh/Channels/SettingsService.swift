@@ -52,8 +52,18 @@ struct SettingsService: Service {
 extension Mesh {
     /// The newest settings of `device` that another gateway of the site gossips (nil: none, or
     /// this gateway's own are the newest).
+    /// A lookup per member (records by owner and key), not a walk of every record: the device
+    /// routes ask it on requests.
     func siteSettings(of device: String) -> (owner: String, settings: DeviceSettings)? {
-        guard let newest = view(of: SettingsChannel.self)[device], newest.owner != me.name else { return nil }
+        let key = SettingsChannel.prefix + device
+        let found = state.withLockedValue { state -> [ChannelRecord<DeviceSettings?>] in
+            let owners = Set(state.node.swim.others.map(\.address.name)).union([me.name])
+            return owners.compactMap { owner in
+                guard let record = state.node.records.get(key, owner: owner), let value = SettingsChannel.decode(name: device, record.value) else { return nil }
+                return ChannelRecord(owner: owner, name: device, version: record.version, value: value)
+            }
+        }
+        guard let newest = SettingsChannel.merge(found)[device], newest.owner != me.name else { return nil }
         return newest
     }
 }
