@@ -62,6 +62,12 @@ public final class DeviceConfigurations: Sendable {
         siteSettings: @escaping @Sendable (String) -> (owner: String, settings: DeviceSettings)? = { _ in nil }
     ) {
         self.siteSettings = siteSettings
+        // Images are derived data, rebuilt (byte for byte) when a device next asks: those of an
+        // earlier run would never be looked at again, so they go.
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "\(dataDirectory)/keys/config")) ?? []
+        where name.hasPrefix("sha256-") && name.hasSuffix(".img") {
+            unlink("\(dataDirectory)/keys/config/\(name)")
+        }
         self.registry = registry
         self.secrets = secrets
         self.releases = releases
