@@ -69,6 +69,12 @@ public struct AppCatalog: Sendable, Equatable {
         return parts.count == 2 ? app.versions.first { $0.version == parts[1] } : app.versions.first
     }
 
+    /// ``release(_:hardware:)`` for the device type `hardware` when it has the app, else for
+    /// any device type (a device that reports no chip, or another one than the catalog names).
+    public func release(_ reference: String, preferring hardware: String?) -> AppRelease? {
+        release(reference, hardware: hardware) ?? release(reference)
+    }
+
     /// Version `version` of the app called `name` (for `hardware` when known; the ESP32
     /// httpUpdate core does not say its chip): nil when none, or when several device types
     /// have it and `hardware` does not tell them apart.

@@ -132,6 +132,16 @@ public enum SettingValue: Sendable, Hashable {
         }
     }
 
+    /// The value as the configuration file's `prop=value` lines and `--json` output carry it:
+    /// the text itself, the number, `true`/`false`.
+    public var plain: String {
+        switch self {
+        case .text(let text): text
+        case .number(let number): String(number)
+        case .boolean(let flag): flag ? "true" : "false"
+        }
+    }
+
     /// The value for a terminal or a log: quoted, control characters escaped, cut at 80 characters.
     /// Never used for secrets.
     public var shown: String {

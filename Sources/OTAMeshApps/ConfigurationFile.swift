@@ -18,15 +18,7 @@ public enum ConfigurationFile {
             for prop in all.keys.sorted() { object.add(prop, all[prop]!) }
             return Array((object.text + "\n").utf8)
         case .keyValue:
-            return Array(all.keys.sorted().map { "\($0)=\(plain(all[$0]!))\n" }.joined().utf8)
-        }
-    }
-
-    static func plain(_ value: SettingValue) -> String {
-        switch value {
-        case .text(let text): text
-        case .number(let number): String(number)
-        case .boolean(let flag): flag ? "true" : "false"
+            return Array(all.keys.sorted().map { "\($0)=\(all[$0]!.plain)\n" }.joined().utf8)
         }
     }
 

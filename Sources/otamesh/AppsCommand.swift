@@ -65,18 +65,10 @@ struct AppsCommand: ParsableCommand {
             filesystem: release.filesystem.map { Line.Filesystem(type: $0.kind.rawValue, offset: $0.offset, size: $0.size) },
             properties: release.properties.map {
                 Line.Property(
-                    prop: $0.prop, label: $0.label, type: $0.kind.rawValue, required: $0.required, default: $0.defaultValue.map(Self.plain),
+                    prop: $0.prop, label: $0.label, type: $0.kind.rawValue, required: $0.required, default: $0.defaultValue?.plain,
                     min: $0.min, max: $0.max, pattern: $0.pattern, choices: $0.choices.isEmpty ? nil : $0.choices)
             },
             parts: release.parts.map { "\($0.name)@0x\(String($0.offset, radix: 16)): \($0.target)" })
-    }
-
-    static func plain(_ value: SettingValue) -> String {
-        switch value {
-        case .text(let text): text
-        case .number(let number): String(number)
-        case .boolean(let flag): flag ? "true" : "false"
-        }
     }
 
     static func describe(_ release: AppRelease) {

@@ -81,12 +81,8 @@ extension DeviceCommand {
                 let directory = configuration.dataDirectory
                 let id = DeviceRegistry.normalizedID(device)
                 let (record, catalog) = try reporting("otamesh device config show") { () throws -> (DeviceRecord?, AppCatalog) in
-                    guard FileManager.default.fileExists(atPath: "\(directory)/devices.sqlite") else {
-                        throw CommandFailure("no gateway data at \(directory): give --data-dir DIR of a gateway")
-                    }
-                    let registry = try DeviceRegistry(path: "\(directory)/devices.sqlite")
-                    let store = try BlobStore(configuration: StoreConfiguration(directory: directory), mode: .readOnly)
-                    return (registry.device(id), try DeviceChanges.apps(tufDirectory: "\(directory)/tuf", store: store))
+                    let data = try GatewayAppData(directory: directory)
+                    return (data.registry.device(id), data.catalog)
                 }
                 let settings = DeviceSettings(stored: record?.settings)
                 guard let settings, let release = catalog.release(settings.app, hardware: record?.hardware) else {
@@ -99,7 +95,7 @@ extension DeviceCommand {
                     return
                 }
                 // JSON carries the value itself; the terminal a quoted, escaped form.
-                let shown: (SettingValue) -> String = { [json] in json ? AppsCommand.plain($0) : $0.shown }
+                let shown: (SettingValue) -> String = { [json] in json ? $0.plain : $0.shown }
                 let properties = release.properties.map { property -> Line.Property in
                     if property.isSecret {
                         return Line.Property(
@@ -148,11 +144,8 @@ extension DeviceCommand {
                 let work = FileManager.default.temporaryDirectory.appendingPathComponent("otamesh-config-\(UUID().uuidString)").path
                 defer { try? FileManager.default.removeItem(atPath: work) }
                 let (image, target, configID) = try reporting("otamesh device config push") { () throws -> (PushImage, PushTarget, String) in
-                    guard FileManager.default.fileExists(atPath: "\(directory)/devices.sqlite") else {
-                        throw CommandFailure("no gateway data at \(directory): give --data-dir DIR of a gateway")
-                    }
-                    let registry = try DeviceRegistry(path: "\(directory)/devices.sqlite")
-                    guard let record = registry.device(id) else { throw CommandFailure("no device \(id) (otamesh device add --family arduino-ota …)") }
+                    let data = try GatewayAppData(directory: directory)
+                    guard let record = data.registry.device(id) else { throw CommandFailure("no device \(id) (otamesh device add --family arduino-ota …)") }
                     guard record.family == .arduinoOTA else {
                         throw CommandFailure(
                             "\(id) is a \(record.family.rawValue) device: only arduino-ota devices take a pushed filesystem (httpUpdate devices fetch theirs)")
@@ -160,9 +153,7 @@ extension DeviceCommand {
                     guard let settings = DeviceSettings(stored: record.settings) else {
                         throw CommandFailure("\(id) has no app settings (otamesh device config set \(id) --app NAME@VERSION …)")
                     }
-                    let store = try BlobStore(configuration: StoreConfiguration(directory: directory), mode: .readOnly)
-                    let catalog = try DeviceChanges.apps(tufDirectory: "\(directory)/tuf", store: store)
-                    guard let release = catalog.release(settings.app, hardware: record.hardware) ?? catalog.release(settings.app) else {
+                    guard let release = data.catalog.release(settings.app, preferring: record.hardware) else {
                         throw CommandFailure("its settings are for \(settings.app), which the trusted release does not have (otamesh apps)")
                     }
                     let secrets = DeviceSecretStore(

@@ -31,20 +31,15 @@ struct ProvisionCommand: ParsableCommand {
         let directory = configuration.dataDirectory
         let id = DeviceRegistry.normalizedID(device)
         let (release, image, merged) = try reporting("otamesh provision") { () throws -> (AppRelease, ConfigurationImage?, [UInt8]) in
-            guard FileManager.default.fileExists(atPath: "\(directory)/devices.sqlite") else {
-                throw CommandFailure("no gateway data at \(directory): give --data-dir DIR of a gateway")
-            }
-            let registry = try DeviceRegistry(path: "\(directory)/devices.sqlite")
-            let store = try BlobStore(configuration: StoreConfiguration(directory: directory), mode: .readOnly)
-            let trusted = try ReleaseCatalog.trustedTargets(tufDirectory: "\(directory)/tuf", store: store)
-            let catalog = AppCatalog(targets: trusted.map(\.0))
-            let record = registry.device(id)
+            let data = try GatewayAppData(directory: directory)
+            let (store, trusted) = (data.store, data.trusted)
+            let record = data.registry.device(id)
             let settings = DeviceSettings(stored: record?.settings)
             guard let reference = app ?? settings?.app else {
                 throw CommandFailure(
                     "\(id) has no app settings: name its app with --app NAME@VERSION (otamesh apps), or set them first (otamesh device config set)")
             }
-            guard let release = catalog.release(reference, hardware: record?.hardware) ?? catalog.release(reference) else {
+            guard let release = data.catalog.release(reference, preferring: record?.hardware) else {
                 throw CommandFailure("no app \(reference) in the trusted release (otamesh apps)")
             }
             let secrets = try DeviceSecretStore(

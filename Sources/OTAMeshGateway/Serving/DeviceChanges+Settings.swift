@@ -72,7 +72,7 @@ extension DeviceChanges {
     /// settings were made for, else the one whose firmware it runs.
     static func appVersion(for named: String?, device: DeviceRecord?, current: DeviceSettings?, catalog: AppCatalog) -> Result<AppRelease, AppVersionUnknown> {
         if let named {
-            guard let release = catalog.release(named, hardware: device?.hardware) ?? catalog.release(named) else {
+            guard let release = catalog.release(named, preferring: device?.hardware) else {
                 return .failure(
                     AppVersionUnknown(reason: "no app \(named)\(device?.hardware.map { " for \($0)" } ?? "") in the trusted release (otamesh apps)"))
             }

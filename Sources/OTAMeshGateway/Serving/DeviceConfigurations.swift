@@ -138,7 +138,7 @@ public final class DeviceConfigurations: Sendable {
         let catalog: AppCatalog
         do { catalog = try appCatalog() } catch { return ConfigurationOffer(app: settings.app, problem: "the trusted release cannot be read: \(error)") }
         let hardware = registry.device(id)?.hardware
-        guard var release = catalog.release(settings.app, hardware: hardware) ?? catalog.release(settings.app) else {
+        guard var release = catalog.release(settings.app, preferring: hardware) else {
             return ConfigurationOffer(app: settings.app, problem: "its settings are for \(settings.app), which the trusted release does not have")
         }
         // The device runs another version of the same app (a rollout installed it): its settings
