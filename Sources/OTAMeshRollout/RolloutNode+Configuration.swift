@@ -4,13 +4,14 @@ extension RolloutNode {
     /// the device runs the target), then the configuration, stage by stage (a covered device
     /// whose stage has not begun keeps the one it has). `.offer`: serve it; `.hold`: not now;
     /// `.none`: no configuration plan covers the device, the gateway serves its configuration
-    /// as usual.
+    /// as usual. A device a completed configuration plan configured stays governed: new
+    /// settings reach it with the next configuration plan (staged like a release), not at once.
     mutating func filesystemAnswer(_ request: Request, now: Int64, isReady: (RolloutTarget) -> Bool) -> RolloutAnswer {
         let id = request.facts.id
         let plans = RolloutGovernance.newestFirst(Array(allViews().values)).filter { $0.plan?.configuration == true }
         guard let view = plans.first(where: { $0.covers(request.facts) || (decoded.rollouts[$0.id]?.outcomes[id].map { !$0.phase.isFinished } ?? false) }),
             let plan = view.plan, let state = decoded.rollouts[view.id]
-        else { return .none }
+        else { return configuredBefore(request, plans: plans) }
         guard request.admitted else { return .hold("pending admission (devices.admission: known)") }
         let runsTarget = request.version != nil && request.version == plan.target.version
         let firmwareFirst = RolloutAnswer.hold(
@@ -35,5 +36,21 @@ extension RolloutNode {
         case .failedBefore(let why), .wait(let why):
             return .hold("rollout \(view.id): \(why)")
         }
+    }
+
+    /// No open plan covers the device: if a completed configuration plan gave it the
+    /// configuration it holds and the version it still runs, changed settings wait for the next
+    /// configuration plan (so settings changed before that plan starts do not go out unstaged).
+    private func configuredBefore(_ request: Request, plans: [RolloutView]) -> RolloutAnswer {
+        guard !request.configured, let version = request.version else { return .none }
+        for view in plans where view.mode == .completed {
+            guard let plan = view.plan, plan.target.version == version,
+                decoded.rollouts[view.id]?.outcomes[request.facts.id]?.phase == .succeeded
+            else { continue }
+            return .hold(
+                "settings changed since rollout \(view.id) configured it: the next configuration rollout delivers them "
+                    + "(otamesh rollout start --target \(plan.target.path) --configuration)")
+        }
+        return .none
     }
 }

@@ -172,37 +172,70 @@ struct AppConfigurationTests {
 
         let devices = ["24:0a:c4:00:40:00", "24:0a:c4:00:40:01", "24:0a:c4:00:40:02"]
         for device in devices { try Self.ok(["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.0.0", device, "ssid=lab"]) }
-        func fleet(_ extra: [String], deadline: Int) throws -> [String] {
-            let (_, out, err) = try runProgram(
-                Binaries.devicesim,
-                [
-                    "run", "--family", "esp32-httpupdate", "--count", "3", "--mac-base", devices[0], "--version", "2.0.0", "--gateway", gateway.device,
-                    "--filesystem", "spiffs:size=0x20000,meta-len=4", "--interval", "0.3", "--deadline", "\(deadline)", "--quiet",
-                ] + extra, timeout: Double(deadline) + 30)
-            return (out + err).split(separator: "\n").map(String.init)
-        }
-        // Before the rollout: each device asks, and takes its configuration for the app it runs.
-        let before = try fleet(["--until-updated", "--target-version", "2.0.0"], deadline: 20)
-        #expect(before.filter { $0.contains("\"configured\"") && $0.contains("\"setting.interval\":\"60\"") }.count == 3, "\(before)")
-
-        let (started, out, err) = try run(
+        // One fleet for the whole story: the devices keep their firmware and filesystem throughout.
+        let fleet = try Child(
+            Binaries.devicesim,
             [
-                "rollout", "start", "--target", "esp32/weather/2.1.0.bin", "--configuration", "--select", "hardware=esp32", "--stages", "100",
-                "--soak", "1s", "--max-failures", "0", "--min-finished", "1", "--concurrency", "3", "--admin", gateway.admin, "--key", "\(keys)/admin-a.pem",
-            ] + gateway.tokenArguments, timeout: 30)
-        #expect(started == 0 && out.contains("with each device's configuration"), "\(out) \(err)")
-        let id = try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
+                "run", "--family", "esp32-httpupdate", "--count", "3", "--mac-base", devices[0], "--version", "2.0.0", "--gateway", gateway.device,
+                "--filesystem", "spiffs:size=0x20000,meta-len=4", "--interval", "0.3", "--deadline", "240", "--quiet",
+            ])
+        defer {
+            fleet.signal(SIGTERM)
+            fleet.wait(timeout: 10)
+        }
+        /// Devices whose newest `configured` event read this interval.
+        func configured(interval: String) -> Set<String> {
+            var newest: [String: String] = [:]
+            for line in fleet.stdout.lines where line.contains("\"event\":\"configured\"") {
+                guard let device = devices.first(where: { line.contains("\"device\":\"\($0)\"") }) else { continue }
+                newest[device] = line
+            }
+            return Set(newest.filter { $0.value.contains("\"setting.interval\":\"\(interval)\"") }.keys)
+        }
+        func start() throws -> String {
+            let (status, out, err) = try run(
+                [
+                    "rollout", "start", "--target", "esp32/weather/2.1.0.bin", "--configuration", "--select", "hardware=esp32", "--stages", "100",
+                    "--soak", "1s", "--max-failures", "0", "--min-finished", "1", "--concurrency", "3", "--admin", gateway.admin, "--key",
+                    "\(keys)/admin-a.pem",
+                ] + gateway.tokenArguments, timeout: 30)
+            #expect(status == 0 && out.contains("with each device's configuration"), "\(out) \(err)")
+            return try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
+        }
+        func completed(_ id: String) -> (Bool, String) {
+            var status = ""
+            let done = waitUntil(timeout: 30) {
+                status = (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
+                return status.contains("completed") && status.components(separatedBy: "2.1.0, configured").count - 1 == 3
+            }
+            return (done, status)
+        }
+
+        // Before any rollout: each device asks, and takes its configuration for the app it runs.
+        #expect(waitUntil(timeout: 30) { configured(interval: "60").count == 3 }, "\(fleet.stdout.text)")
 
         // The devices install 2.1.0, then take their configuration for 2.1.0 (its new default).
-        let during = try fleet(["--until-updated", "--target-version", "2.1.0"], deadline: 60)
-        #expect(during.filter { $0.contains("\"event\":\"updated\"") }.count == 3, "\(during)")
-        #expect(during.filter { $0.contains("\"configured\"") && $0.contains("\"setting.interval\":\"30\"") }.count == 3, "\(during)")
-        var status = ""
-        let completed = waitUntil(timeout: 30) {
-            status = (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
-            return status.contains("completed") && status.components(separatedBy: "2.1.0, configured").count - 1 == 3
+        let first = try start()
+        #expect(waitUntil(timeout: 60) { configured(interval: "30").count == 3 }, "\(fleet.stdout.text)")
+        #expect(fleet.stdout.lines.filter { $0.contains("\"event\":\"updated\"") }.count == 3, "\(fleet.stdout.text)")
+        let (firstDone, firstStatus) = completed(first)
+        #expect(firstDone, "\(firstStatus)")
+
+        // A settings change alone: the devices the completed rollout configured keep what they
+        // have (their filesystem checks are held, with the reason) until a configuration rollout
+        // delivers it.
+        for device in devices { try Self.ok(["device", "config", "set", "--data-dir", data, device, "interval=15"]) }
+        var listing = ""
+        let held = waitUntil(timeout: 30) {
+            listing = (try? run(["devices", "--data-dir", data, "--json"]))?.1 ?? ""
+            return listing.components(separatedBy: "settings changed since rollout \(first)").count - 1 == 3
         }
-        #expect(completed, "\(status)")
+        #expect(held, "\(listing)")
+        #expect(configured(interval: "15").isEmpty, "\(fleet.stdout.text)")
+        let second = try start()
+        #expect(waitUntil(timeout: 60) { configured(interval: "15").count == 3 }, "\(fleet.stdout.text)")
+        let (secondDone, secondStatus) = completed(second)
+        #expect(secondDone, "\(secondStatus)")
     }
 
     @Test(

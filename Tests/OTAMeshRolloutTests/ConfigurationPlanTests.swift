@@ -61,7 +61,7 @@ struct ConfigurationPlanTests {
         // The device reports its configuration: the attempt succeeds.
         _ = node.configured(device: "dev-1", version: "2.0.0", now: F.now + 3000)
         #expect(node.state(F.rollout)?.outcomes["dev-1"]?.phase == .succeeded)
-        #expect(Self.ask(&node, "dev-1", version: "2.0.0", filesystem: true, at: F.now + 4000) == .none, "after success the gateway serves as usual")
+        #expect(Self.ask(&node, "dev-1", version: "2.0.0", configured: true, filesystem: true, at: F.now + 4000) == .none, "after success the device is current")
     }
 
     @Test("a device already on the target takes its new configuration through an attempt; already configured, it counts at once")
@@ -84,6 +84,29 @@ struct ConfigurationPlanTests {
             return
         }
         #expect(why.contains("its configuration comes with its stage"), "\(why)")
+    }
+
+    @Test(
+        "settings changed after a completed configuration plan wait for the next one (not served at once); another version, or a device it did not configure, is served as usual"
+    )
+    func governedAfterCompletion() {
+        var state = F.approved(Self.plan())
+        state.setStage(StageMark(stage: 0, since: F.now, gateway: "gw-1"))
+        _ = state.record(
+            DeviceOutcome(epoch: 1, phase: .succeeded, bucket: 0, gateway: "gw-1", started: F.now, updated: F.now, detail: "2.0.0, configured"), device: "dev-1")
+        state.setCompletion(CompletionMark(at: F.now + 1000, gateway: "gw-1", succeeded: 1, failed: 0))
+        var decoded = RolloutRecords.Decoded()
+        decoded.rollouts[F.rollout] = state
+        var node = RolloutNode(gateway: "gw-1", trust: F.trust)
+        node.load(decoded)
+        guard case .hold(let why) = Self.ask(&node, "dev-1", version: "2.0.0", filesystem: true, at: F.now + 2000) else {
+            Issue.record("changed settings went out outside a configuration rollout")
+            return
+        }
+        #expect(why.contains("next configuration rollout") && why.contains("--configuration"), "\(why)")
+        #expect(Self.ask(&node, "dev-1", version: "2.0.0", configured: true, filesystem: true, at: F.now + 2000) == .none, "already current")
+        #expect(Self.ask(&node, "dev-1", version: "1.5.0", filesystem: true, at: F.now + 2000) == .none, "runs another version since")
+        #expect(Self.ask(&node, "dev-7", version: "2.0.0", filesystem: true, at: F.now + 2000) == .none, "never configured by it")
     }
 
     @Test("a configuration plan pushes to no push device, and the census marks no device succeeded on its version alone")

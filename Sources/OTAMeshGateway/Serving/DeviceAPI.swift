@@ -98,8 +98,8 @@ public final class DeviceAPI: Sendable {
     /// configuration's) the firmware version it last reported.
     func filled(_ query: DeviceQuery) -> DeviceQuery {
         var query = query
-        query.configured = configurations?.isCurrent(query.id) ?? false
         if query.filesystem, query.version == nil { query.version = registry.device(query.id)?.version }
+        query.configured = configurations?.isCurrent(query.id, version: query.version) ?? false
         return query
     }
 

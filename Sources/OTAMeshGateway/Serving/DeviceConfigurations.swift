@@ -49,10 +49,14 @@ public final class DeviceConfigurations: Sendable {
     }
 
     /// Whether the device's filesystem holds its current configuration: it reported the id of
-    /// the image this gateway offers it now.
-    public func isCurrent(_ id: String) -> Bool {
+    /// the image this gateway offers it now. `version`: the firmware the device reports in this
+    /// request; one the registry does not hold yet (it just rebooted into it) has no image built
+    /// for it, so it is not current until its next filesystem check says so.
+    public func isCurrent(_ id: String, version: String? = nil) -> Bool {
         // Most devices never ask for a filesystem: nothing reported, nothing to look up.
-        guard let said = reported.withLockedValue({ $0[id] }), let configID = offer(id)?.configID else { return false }
+        guard let said = reported.withLockedValue({ $0[id] }) else { return false }
+        if let version, version != registry.device(id)?.version { return false }
+        guard let configID = offer(id)?.configID else { return false }
         return said == configID
     }
     private let apps = NIOLockedValueBox<(generation: UInt64, catalog: AppCatalog)?>(nil)
