@@ -54,6 +54,8 @@ public final class LabRunner {
     var rolloutOrder: [String] = []
     /// Device groups as the scenario last (re)started them.
     var deviceGroups: [String: DeviceGroup] = [:]
+    /// `configure` steps so far (each writes its own CSV).
+    var configureCount = 0
     /// Rollout poll rounds: how many, and their summed duration (the times' resolution).
     var pollRounds = (count: 0, seconds: 0.0)
     var lastProgress = Date.distantPast

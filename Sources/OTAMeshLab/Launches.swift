@@ -126,6 +126,12 @@ public struct Launches: Sendable {
                         binaries.otamesh, "release", "add", "--repo", paths.originRepository,
                         "--path", release.path, image,
                     ]))
+            if let app = release.app {
+                let spec = app.hasPrefix("/") ? app : "\(topology.baseDirectory)/\(app)"
+                commands.append(
+                    Invocation(
+                        exec + [binaries.otamesh, "release", "add-app", "--repo", paths.originRepository, "--firmware", release.path, spec]))
+            }
         }
         commands.append(Invocation(exec + [binaries.otamesh, "release", "publish", "--repo", paths.originRepository, paths.originSite]))
         return commands
@@ -285,9 +291,30 @@ public struct Launches: Sendable {
         if let hardware = group.hardware { argv += ["--hardware", hardware] }
         argv += group.faults.map(\.flag)
         if DeviceGroup.tlsFamilies.contains(group.family) { argv.append("--insecure-http") }
+        if let filesystem = group.filesystem { argv += ["--filesystem", filesystem] }
         return Launch(
             label: "dev-\(group.name)", namespace: host.namespace, environment: [], argv: argv,
             log: paths.log("dev-\(group.name)"), ready: .immediately)
+    }
+
+    /// The registry ids of a polling group's devices: their station MACs, lower case
+    /// (`--mac-base` counted up, as otamesh-devicesim derives them).
+    public func deviceIDs(_ group: DeviceGroup) -> [String] {
+        guard !group.isPush, let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return [] }
+        return (0..<group.count).map { device in
+            let low = (index & 0xff) << 16 | device
+            return String(format: "02:77:%02x:%02x:%02x:%02x", (index >> 8) & 0xff, (low >> 16) & 0xff, (low >> 8) & 0xff, low & 0xff)
+        }
+    }
+
+    /// `otamesh device config import CSV` at a gateway, through its admin API.
+    public func configureCommand(csv: String, at gateway: String) -> Invocation? {
+        guard let host = layout.gateway(gateway) else { return nil }
+        return Invocation(
+            [
+                "ip", "netns", "exec", host.namespace, binaries.otamesh, "device", "config", "import", "--admin", GatewayPorts.adminURL,
+                "--token-file", paths.adminToken(gateway), csv,
+            ], mayFail: true)
     }
 
     /// Push twins of group `index` listen from this port up (groups ≤ 1000 devices; arduino-ota

@@ -53,6 +53,7 @@ extension LabRunner {
                 _ = try rolloutCLIMustSucceed(["approve", id], at: spec.at, signer: admin)
             }
             rollouts[spec.name] = RolloutTrack(name: spec.name, id: id, at: spec.at, target: spec.target, firstSent: firstSent, lastSent: lastSent)
+            rollouts[spec.name]?.configuration = spec.configuration
             rolloutOrder.append(spec.name)
             sampleRollouts()
             return "\(id) at \(spec.at)" + (admins.count < LabAdmin.threshold ? " (awaits approval: \(admins.count) of \(LabAdmin.threshold) signatures)" : "")
@@ -133,7 +134,8 @@ extension LabRunner {
         }
         if mode == "completed", let view = track.latest[track.at] {
             let succeeded = view.stages.last?.succeeded ?? 0
-            parts.append("\(succeeded)/\(view.stages.last?.targeted ?? 0) devices updated, \(view.failed) failed")
+            parts.append(
+                "\(succeeded)/\(view.stages.last?.targeted ?? 0) devices updated\(track.configuration ? " and configured" : ""), \(view.failed) failed")
         }
         if mode == "halted", let halt = track.halt {
             parts.append("halt set by \(halt.gateway) (\(halt.reason))")

@@ -36,6 +36,8 @@ public struct RolloutTrack: Sendable {
     /// When the first signature was sent, and the last (the plan can run from then on).
     public let firstSent: Double
     public let lastSent: Double
+    /// A configuration plan: a device's success includes its configuration.
+    public var configuration = false
 
     public private(set) var planKnown: [String: Double] = [:]
     /// The start of the latest query whose answer did not yet have the approved plan, or the

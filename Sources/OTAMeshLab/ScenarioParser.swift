@@ -2,11 +2,11 @@
 enum ScenarioParser {
     static let stepKeys = [
         "wait", "kill", "stop", "start", "partition", "heal", "loss", "rate", "delay", "sleep",
-        "rollout", "halt", "resume", "devices", "say",
+        "rollout", "halt", "resume", "devices", "configure", "say",
     ]
     static let rolloutKeys = [
         "name", "target", "select", "stages", "soak", "success", "max-failures", "min-finished", "concurrency",
-        "device-timeout", "at", "signed-by",
+        "device-timeout", "at", "signed-by", "configuration",
     ]
     /// What `otamesh rollout status` reports as `mode`.
     static let rolloutModes = ["awaiting approval", "running", "paused", "halted", "aborted", "completed"]
@@ -88,10 +88,11 @@ enum ScenarioParser {
             switch key {
             case "rollout": return .rollout(try rollout(value))
             case "wait":
-                guard value.node.mapping != nil,
-                    let rolloutField = try value.mapping(allowed: ["converged", "failed", "alive", "by", "timeout", "rollout", "mode", "discovered", "at"])[
-                        "rollout"]
-                else {
+                let waitKeys = ["converged", "failed", "alive", "by", "timeout", "rollout", "mode", "discovered", "at", "configured", "with"]
+                if value.node.mapping != nil, try value.mapping(allowed: waitKeys)["configured"] != nil {
+                    return try configuredWait(value)
+                }
+                guard value.node.mapping != nil, let rolloutField = try value.mapping(allowed: waitKeys)["rollout"] else {
                     return nil
                 }
                 let fields = try value.mapping(allowed: ["rollout", "mode", "timeout"])
@@ -132,11 +133,62 @@ enum ScenarioParser {
                     throw groupField.fail("faults do not apply to push family \(push.family) (give the group a 'fail' instead)")
                 }
                 return .devices(group: group, faults: faults, version: try fields["version"]?.string())
+            case "configure":
+                return .configure(try configure(value))
             case "say":
                 return .say(try value.string())
             default:
                 return nil
             }
+        }
+
+        /// A group whose devices check a filesystem (`filesystem:` in its entry).
+        func filesystemGroup(_ cursor: YAMLCursor) throws(TopologyError) -> String {
+            let name = try cursor.string()
+            guard let group = devices.first(where: { $0.name == name }) else {
+                throw cursor.fail("unknown device group '\(name)' (known: \(devices.map(\.name).joined(separator: ", ")))")
+            }
+            guard group.filesystem != nil else {
+                throw cursor.fail("device group '\(name)' checks no filesystem (give it 'filesystem: spiffs:…' or 'littlefs:…')")
+            }
+            return name
+        }
+
+        /// `{prop: value, …}`: at least one, values as written.
+        static func settings(_ cursor: YAMLCursor) throws(TopologyError) -> [(String, String)] {
+            var settings: [(String, String)] = []
+            for (prop, value) in try cursor.mappingPairs() {
+                guard !prop.isEmpty, prop.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == "." }) else {
+                    throw value.fail("property name '\(prop)' must be letters, digits, '_', '-' or '.'")
+                }
+                settings.append((prop, try value.string()))
+            }
+            guard !settings.isEmpty else { throw cursor.fail("give at least one prop: value") }
+            return settings
+        }
+
+        /// `configure: {group, at, app?, set: {prop: value}}`.
+        func configure(_ value: YAMLCursor) throws(TopologyError) -> ConfigureSpec {
+            let fields = try value.mapping(allowed: ["group", "at", "app", "set"])
+            let group = try filesystemGroup(fields.required("group"))
+            var app: String?
+            if let field = fields["app"] {
+                let text = try field.string()
+                let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+                guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { throw field.fail("expected NAME@VERSION (otamesh apps), got '\(text)'") }
+                app = text
+            }
+            return ConfigureSpec(group: group, at: try gateway(fields.required("at")), app: app, settings: try Self.settings(fields.required("set")))
+        }
+
+        /// `wait: {configured: GROUP, with: {prop: value}, timeout: 60s}`.
+        func configuredWait(_ value: YAMLCursor) throws(TopologyError) -> ScenarioStep {
+            let fields = try value.mapping(allowed: ["configured", "with", "timeout"])
+            let group = try filesystemGroup(fields.required("configured"))
+            let settings = try Self.settings(fields.required("with"))
+            let timeout = try fields["timeout"]?.duration() ?? ScenarioStep.defaultWaitTimeout
+            guard timeout > 0 else { throw try fields.required("timeout").fail("a wait needs a timeout above zero") }
+            return .wait(.configured(group, settings: Dictionary(settings, uniquingKeysWith: { $1 })), timeout: timeout)
         }
 
         mutating func rollout(_ value: YAMLCursor) throws(TopologyError) -> RolloutSpec {
@@ -181,7 +233,7 @@ enum ScenarioParser {
                 minFinished: try fields["min-finished"]?.int(in: 0...100_000),
                 concurrency: try fields["concurrency"]?.int(in: 1...1000),
                 deviceTimeout: try fields["device-timeout"]?.duration(),
-                at: try gateway(fields.required("at")), signers: signers)
+                at: try gateway(fields.required("at")), signers: signers, configuration: try fields["configuration"]?.bool() ?? false)
             if !signers.mustBeRefused { started.append(name) }
             return spec
         }

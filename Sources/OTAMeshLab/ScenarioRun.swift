@@ -133,6 +133,8 @@ extension LabRunner {
             return try resumeRollout(name, at: at, signers: signers)
         case .devices(let group, let faults, let version):
             return try restartDevices(group, faults: faults, version: version)
+        case .configure(let spec):
+            return try configure(spec)
         case .say(let text):
             print(narrate ? "\n▶ \(text)" : "  ▶ \(text)")
             return ""
@@ -162,6 +164,8 @@ extension LabRunner {
             case .discovered(let name, let count):
                 let found = discoveredDevices(at: name)
                 missing = found >= count ? [] : ["\(name) discovered \(found)/\(count) devices"]
+            case .configured(let group, let settings):
+                missing = notConfigured(group, settings: settings)
             }
             if !missing.isEmpty, Date().timeIntervalSince(lastProgress) >= 5 {
                 lastProgress = Date()

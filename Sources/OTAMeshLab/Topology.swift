@@ -79,6 +79,15 @@ public struct Release: Sendable, Equatable {
     /// The TUF target path.
     public var path: String
     public var image: Image
+    /// An app spec file (`otamesh release add-app`, docs/apps.md) declaring this target as an
+    /// app version; relative paths resolve against the topology's directory.
+    public var app: String?
+
+    public init(path: String, image: Image, app: String? = nil) {
+        self.path = path
+        self.image = image
+        self.app = app
+    }
 }
 
 public struct Gateway: Sendable, Equatable {
@@ -124,14 +133,21 @@ public struct DeviceGroup: Sendable, Equatable {
     public var variant: String?
     /// Push twins: the twin's fault (``pushFaults``), if any.
     public var fail: String?
+    /// httpUpdate families: the sketch's filesystem (devicesim `--filesystem`, e.g.
+    /// `spiffs:size=0x20000,meta-len=4`), checked after the firmware as `updateFS` does.
+    public var filesystem: String?
+    /// The families that check a filesystem (httpUpdate's spiffs mode).
+    public static let filesystemFamilies: [DeviceFamily] = [.esp8266HTTPUpdate, .esp32HTTPUpdate]
 
     /// A group of push devices (served twins), not polling ones.
     public var isPush: Bool { Self.pushFamilies.contains(family) }
 
     public init(
         name: String, network: String, gateway: String, family: DeviceFamily, count: Int, version: String? = nil,
-        interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil
+        interval: Double = 5, hardware: String? = nil, faults: [DeviceFault] = [], variant: String? = nil, fail: String? = nil,
+        filesystem: String? = nil
     ) {
+        self.filesystem = filesystem
         self.variant = variant
         self.fail = fail
         self.name = name
@@ -207,6 +223,8 @@ public struct RolloutSpec: Sendable, Equatable {
     /// The gateway whose admin API receives the start and approvals.
     public var at: String
     public var signers: Signers
+    /// Firmware first, then each device's configuration (`--configuration`, docs/apps.md).
+    public var configuration = false
 
     /// `otamesh rollout start` options (without key, admin URL and token).
     public var startArguments: [String] {
@@ -219,6 +237,7 @@ public struct RolloutSpec: Sendable, Equatable {
         if let minFinished { arguments += ["--min-finished", "\(minFinished)"] }
         if let concurrency { arguments += ["--concurrency", "\(concurrency)"] }
         if let deviceTimeout { arguments += ["--device-timeout", "\(Int(deviceTimeout.rounded(.up)))s"] }
+        if configuration { arguments.append("--configuration") }
         return arguments
     }
 }
@@ -235,6 +254,9 @@ public enum ScenarioStep: Sendable, Equatable {
         case alive(String, by: [String] = [])
         /// The gateway's device registry holds at least this many devices its discovery found.
         case discovered(String, count: Int)
+        /// Every device of the group last mounted a configuration holding these settings (its
+        /// newest `configured` event, read from the group's log).
+        case configured(String, settings: [String: String])
     }
 
     public enum LinkChange: Sendable, Equatable {
@@ -268,6 +290,9 @@ public enum ScenarioStep: Sendable, Equatable {
     case resume(String, at: String, signers: Signers)
     /// Restarts a device group with other faults and/or version.
     case devices(group: String, faults: [DeviceFault], version: String?)
+    /// Sets app settings of every device of a group through `otamesh device config import` at
+    /// one gateway (the others learn them by gossip).
+    case configure(ConfigureSpec)
     /// Narration: printed as is.
     case say(String)
 
@@ -279,6 +304,8 @@ public enum ScenarioStep: Sendable, Equatable {
         case .wait(.failed(let name, let by), _): "wait failed \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
         case .wait(.alive(let name, let by), _): "wait alive \(name)" + (by.isEmpty ? "" : " by \(by.joined(separator: ","))")
         case .wait(.discovered(let name, let count), _): "wait \(count) devices discovered at \(name)"
+        case .wait(.configured(let group, let settings), _):
+            "wait \(group) configured with " + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
         case .kill(let name): "kill \(name)"
         case .stop(let name): "stop \(name)"
         case .start(let name): "start \(name)"
@@ -290,7 +317,7 @@ public enum ScenarioStep: Sendable, Equatable {
         case .sleep(let seconds): "sleep \(LabDuration.text(seconds))"
         case .rollout(let spec):
             (spec.signers.mustBeRefused ? "refused rollout \(spec.name)" : "rollout \(spec.name)")
-                + " \(spec.target) [\(spec.select)] \(spec.stages.map { "\($0)%" }.joined(separator: "→")) signed by \(spec.signers.text)"
+                + " \(spec.target)\(spec.configuration ? " with configuration" : "") [\(spec.select)] \(spec.stages.map { "\($0)%" }.joined(separator: "→")) signed by \(spec.signers.text)"
         case .rolloutMode(let name, let mode, _): "wait rollout \(name) \(mode)"
         case .halt(let name, let at, _): "halt \(name) at \(at)"
         case .resume(let name, let at, let signers):
@@ -298,7 +325,40 @@ public enum ScenarioStep: Sendable, Equatable {
         case .devices(let group, let faults, let version):
             "devices \(group)" + (faults.isEmpty ? " without faults" : " with \(faults.map(\.rawValue).joined(separator: ","))")
                 + (version.map { " from \($0)" } ?? "")
+        case .configure(let spec):
+            "configure \(spec.group) at \(spec.at)" + (spec.app.map { " as \($0)" } ?? "") + ": "
+                + spec.settings.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
         case .say: "say"
         }
+    }
+}
+
+/// App settings for every device of a group (`configure:` step), as one
+/// `otamesh device config import` CSV.
+public struct ConfigureSpec: Sendable, Equatable {
+    public var group: String
+    /// The gateway whose admin API takes them.
+    public var at: String
+    /// `NAME@VERSION`, or nil: the app version the device runs.
+    public var app: String?
+    /// prop, value — in the file's order.
+    public var settings: [(String, String)]
+
+    public init(group: String, at: String, app: String?, settings: [(String, String)]) {
+        (self.group, self.at, self.app, self.settings) = (group, at, app, settings)
+    }
+
+    public static func == (a: ConfigureSpec, b: ConfigureSpec) -> Bool {
+        a.group == b.group && a.at == b.at && a.app == b.app && a.settings.elementsEqual(b.settings) { $0 == $1 }
+    }
+
+    /// The CSV (RFC 4180, every field quoted) for these devices.
+    public func csv(devices: [String]) -> String {
+        func field(_ text: String) -> String { "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+        var lines = [(["device"] + (app == nil ? [] : ["app"]) + settings.map(\.0)).map(field).joined(separator: ",")]
+        for device in devices {
+            lines.append(([device] + (app.map { [$0] } ?? []) + settings.map(\.1)).map(field).joined(separator: ","))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
     }
 }

@@ -41,7 +41,7 @@ public enum TopologyFile {
         let site = try top["site"]?.string() ?? name
 
         let networks = try parseNetworks(top.required("networks"))
-        let origin = try top["origin"].map { cursor throws(TopologyError) in try parseOrigin(cursor, networks: networks) }
+        let origin = try top["origin"].map { cursor throws(TopologyError) in try parseOrigin(cursor, networks: networks, baseDirectory: baseDirectory) }
         let gateways = try parseGateways(top.required("gateways"), networks: networks, origin: origin)
         let devices = try top["devices"].map { cursor throws(TopologyError) in try parseDevices(cursor, networks: networks, gateways: gateways) } ?? []
         let scenario =
@@ -100,7 +100,7 @@ public enum TopologyFile {
         return name
     }
 
-    static func parseOrigin(_ cursor: YAMLCursor, networks: [Network]) throws(TopologyError) -> Origin {
+    static func parseOrigin(_ cursor: YAMLCursor, networks: [Network], baseDirectory: String) throws(TopologyError) -> Origin {
         let fields = try cursor.mapping(allowed: ["network", "address", "port", "releases"])
         let network = try networkReference(fields.required("network"), networks)
         let address = try fields["address"]?.address()
@@ -109,7 +109,7 @@ public enum TopologyFile {
         let list = try fields.required("releases").sequence()
         guard !list.isEmpty else { throw try fields.required("releases").fail("an origin needs at least one release") }
         for entry in list {
-            let release = try entry.mapping(allowed: ["path", "image", "make"])
+            let release = try entry.mapping(allowed: ["path", "image", "make", "app"])
             let pathField = try release.required("path")
             let path = try pathField.string()
             guard !path.hasPrefix("/"), !path.split(separator: "/").contains(".."), !path.contains(" ") else {
@@ -128,7 +128,16 @@ public enum TopologyFile {
             default:
                 throw entry.fail("give exactly one of 'image' (a file) or 'make' ({chip, version, size})")
             }
-            releases.append(Release(path: path, image: image))
+            var app: String?
+            if let field = release["app"] {
+                let file = try field.string()
+                let resolved = file.hasPrefix("/") ? file : "\(baseDirectory)/\(file)"
+                guard FileManager.default.fileExists(atPath: resolved) else {
+                    throw field.fail("app spec '\(file)' not found (looked at \(resolved)); it is an `otamesh release add-app` spec, docs/apps.md")
+                }
+                app = file
+            }
+            releases.append(Release(path: path, image: image, app: app))
         }
         return Origin(network: network, address: address, port: port, releases: releases)
     }
@@ -187,7 +196,7 @@ public enum TopologyFile {
         var devices: [DeviceGroup] = []
         for entry in try cursor.sequence() {
             let fields = try entry.mapping(allowed: [
-                "name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults", "variant", "fail",
+                "name", "network", "gateway", "family", "count", "version", "interval", "hardware", "faults", "variant", "fail", "filesystem",
             ])
             let nameField = try fields.required("name")
             let name = try nameField.name(maxLength: 32, what: "device name")
@@ -219,6 +228,18 @@ public enum TopologyFile {
                 guard known.contains(text) else { throw field.fail("unknown \(family) fault '\(text)' (known: \(known.joined(separator: ", ")))") }
                 fail = text
             }
+            var filesystem: String?
+            if let field = fields["filesystem"] {
+                guard DeviceGroup.filesystemFamilies.contains(family) else {
+                    throw field.fail(
+                        "'filesystem' applies to \(DeviceFamily.names(DeviceGroup.filesystemFamilies)) (their sketches call updateFS), not \(family)")
+                }
+                let text = try field.string()
+                guard text.hasPrefix("spiffs:") || text.hasPrefix("littlefs:") || text == "spiffs" || text == "littlefs" else {
+                    throw field.fail("expected spiffs:KEY=VALUE,… or littlefs:KEY=VALUE,… (otamesh-devicesim run --filesystem), got '\(text)'")
+                }
+                filesystem = text
+            }
             devices.append(
                 DeviceGroup(
                     name: name, network: network, gateway: gatewayName, family: family,
@@ -227,7 +248,7 @@ public enum TopologyFile {
                     interval: try fields["interval"]?.duration() ?? 5,
                     hardware: try fields["hardware"]?.name(maxLength: 32, what: "hardware"),
                     faults: try fields["faults"].map { cursor throws(TopologyError) in try faults(cursor) } ?? [],
-                    variant: try fields["variant"]?.name(maxLength: 32, what: "variant"), fail: fail))
+                    variant: try fields["variant"]?.name(maxLength: 32, what: "variant"), fail: fail, filesystem: filesystem))
         }
         return devices
     }

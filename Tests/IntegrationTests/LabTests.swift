@@ -312,6 +312,46 @@ struct LabTests {
         #expect(Self.labNamespaces(prefix: "otl-tfr-").isEmpty)
         withExtendedLifetime(directory) {}
     }
+
+    @Test(
+        "apps-rollout: settings set at one gateway configure devices on both floors; a rollout of app + configuration completes, each device on 2.1.0 with its own configuration; then a settings change alone",
+        .enabled(if: LabTests.missingPrerequisite() == nil, "needs root, ip netns, avahi-daemon and dbus (make deps installs them)"))
+    func appsRollout() throws {
+        let topology = "\(Binaries.packageRoot.path)/Topologies/apps-rollout.yaml"
+        let (status, output, state, directory) = try Self.labRun(topology, timeout: 240)
+        let steps = (try? TopologyFileSteps.count(topology)) ?? 0
+        #expect(status == 0 && output.contains("\(steps)/\(steps) steps passed"), "\(output)")
+        #expect(output.contains("6/6 devices updated and configured, 0 failed"), "\(output)")
+
+        let data = try #require(FileManager.default.contents(atPath: "\(state)/rollouts.json"), "no rollouts.json: \(output)")
+        let record = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        let rollouts = record["rollouts"] as? [[String: Any]] ?? []
+        for name in ["r1", "r2"] {
+            let rollout = try #require(rollouts.first { $0["name"] as? String == name })
+            #expect((rollout["modes"] as? [String: String])?.values.allSatisfy { $0 == "completed" } == true, "\(rollout)")
+        }
+        // What the devices themselves read from the filesystems they mounted: each its floor's
+        // settings, the new firmware first (updated before configured for 2.1.0), floor 2's
+        // settings coming from gw2, which learned them by gossip from gw1.
+        for (group, ssid, interval) in [("f1-station", "floor-1", "30"), ("f2-station", "floor-2", "15")] {
+            let log = (try? String(contentsOfFile: "\(state)/logs/dev-\(group).log", encoding: .utf8)) ?? ""
+            let lines = log.split(separator: "\n").map(String.init)
+            let updated = lines.filter { $0.contains("\"event\":\"updated\"") && $0.contains("\"to\":\"2.1.0\"") }
+            #expect(updated.count == 3, "\(group): \(log.suffix(3_000))")
+            let configured = lines.filter { $0.contains("\"event\":\"configured\"") }
+            let last = Dictionary(
+                configured.compactMap { line in line.split(separator: "\"").dropFirst(3).first.map { (String($0), line) } }, uniquingKeysWith: { $1 })
+            #expect(last.count == 3, "\(group): \(configured)")
+            #expect(last.values.allSatisfy { $0.contains("\"setting.ssid\":\"\(ssid)\"") && $0.contains("\"setting.interval\":\"\(interval)\"") }, "\(last)")
+            if let firstUpdate = lines.firstIndex(where: { $0.contains("\"to\":\"2.1.0\"") }),
+                let firstNewDefault = lines.firstIndex(where: { $0.contains("\"event\":\"configured\"") && $0.contains("\"setting.interval\":\"30\"") })
+            {
+                #expect(firstUpdate < firstNewDefault, "configuration for 2.1.0 before its firmware: \(group)")
+            }
+        }
+        #expect(Self.labNamespaces(prefix: "otl-apr-").isEmpty)
+        withExtendedLifetime(directory) {}
+    }
 }
 
 /// The number of steps in a topology's scenario, counted from the file (a `- ` item under `scenario:`).

@@ -33,7 +33,8 @@ func failure(_ text: String) -> TopologyError? {
 
 @Suite("topology files")
 struct TopologyTests {
-    @Test("the shipped topologies parse", arguments: ["two-gateways", "three-floors", "campus-32", "three-floors-rollout", "campus-32-rollout"])
+    @Test(
+        "the shipped topologies parse", arguments: ["two-gateways", "three-floors", "campus-32", "three-floors-rollout", "campus-32-rollout", "apps-rollout"])
     func shipped(name: String) throws {
         let topology = try TopologyFile.load(path: "\(topologiesDirectory)/\(name).yaml")
         #expect(topology.name == name)
@@ -245,6 +246,65 @@ struct TopologyTests {
     func errors(text: String, expected: String) {
         let error = failure(text)
         #expect(error?.description.contains(expected) == true, "got: \(error?.description ?? "no error")")
+    }
+
+    static let appKeyErrors: [(String, String)] = [
+        (
+            minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: generic, filesystem: \"spiffs:size=0x20000\" }",
+            "devices[0].filesystem: 'filesystem' applies to esp8266-httpupdate, esp32-httpupdate"
+        ),
+        (
+            minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: esp32-httpupdate, filesystem: fat }",
+            "devices[0].filesystem: expected spiffs:KEY=VALUE"
+        ),
+        (
+            minimal.replacingOccurrences(of: "image: fw.bin", with: "image: fw.bin, app: apps/none.yaml"),
+            "origin.releases[0].app: app spec 'apps/none.yaml' not found (looked at /labs/apps/none.yaml)"
+        ),
+        (
+            minimal
+                + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: esp32-httpupdate }\nscenario:\n  - configure: { group: d, at: gw2, set: { ssid: x } }",
+            "scenario[0].configure.group: device group 'd' checks no filesystem"
+        ),
+        (
+            minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: esp32-httpupdate, filesystem: spiffs }"
+                + "\nscenario:\n  - configure: { group: d, at: gw2, app: weather, set: { ssid: x } }",
+            "scenario[0].configure.app: expected NAME@VERSION"
+        ),
+        (
+            minimal + "\ndevices:\n  - { name: d, network: backbone, gateway: gw2, family: esp32-httpupdate, filesystem: spiffs }"
+                + "\nscenario:\n  - wait: { configured: d, with: {}, timeout: 5s }",
+            "scenario[0].wait.with: give at least one prop: value"
+        ),
+    ]
+
+    @Test("errors of the app-configuration keys name the key and why", arguments: appKeyErrors)
+    func appErrors(text: String, expected: String) {
+        let error = failure(text)
+        #expect(error?.description.contains(expected) == true, "got: \(error?.description ?? "no error")")
+    }
+
+    @Test("apps-rollout: app specs on releases, filesystem groups, configure steps (their CSV), configured waits, configuration rollouts")
+    func appsRollout() throws {
+        let topology = try TopologyFile.load(path: "\(topologiesDirectory)/apps-rollout.yaml")
+        #expect(topology.origin?.releases.map(\.app) == ["apps/weather-station-2.0.0.yaml", "apps/weather-station-2.1.0.yaml"])
+        #expect(topology.devices.map(\.filesystem) == ["spiffs:size=0x20000,meta-len=4", "spiffs:size=0x20000,meta-len=4"])
+        let configures = topology.scenario.compactMap { step -> ConfigureSpec? in if case .configure(let spec) = step { spec } else { nil } }
+        #expect(configures.count == 3)
+        #expect(configures[1].settings.map(\.0) == ["ssid", "broker"])
+        #expect(
+            configures[1].csv(devices: ["02:77:00:01:00:00"])
+                == "\"device\",\"app\",\"ssid\",\"broker\"\r\n\"02:77:00:01:00:00\",\"weather-station@2.0.0\",\"floor-2\",\"mqtt.floor2.local\"\r\n")
+        #expect(topology.scenario.contains(.wait(.configured("f2-station", settings: ["ssid": "floor-2", "interval": "15"]), timeout: 10)))
+        let starts = topology.scenario.compactMap { step -> RolloutSpec? in if case .rollout(let spec) = step { spec } else { nil } }
+        #expect(starts.allSatisfy { $0.configuration && $0.startArguments.contains("--configuration") })
+
+        // Device ids as devicesim derives them from the group's MAC base.
+        let plan = try LabPlan(topology)
+        let launches = Launches(plan: plan, paths: LabPaths(root: "/tmp/s"), binaries: LabBinaries(otamesh: "otamesh", devicesim: "sim"))
+        #expect(launches.deviceIDs(topology.devices[1]) == ["02:77:00:01:00:00", "02:77:00:01:00:01", "02:77:00:01:00:02"])
+        #expect(launches.devices(topology.devices[0])?.argv.suffix(2) == ["--filesystem", "spiffs:size=0x20000,meta-len=4"])
+        #expect(launches.originBuild.contains { $0.argv.contains("add-app") && $0.argv.contains("esp32/weather/2.1.0.bin") })
     }
 
     @Test("a missing file is an error naming it")

@@ -61,7 +61,8 @@ struct ConfigurationPlanTests {
         // The device reports its configuration: the attempt succeeds.
         _ = node.configured(device: "dev-1", version: "2.0.0", now: F.now + 3000)
         #expect(node.state(F.rollout)?.outcomes["dev-1"]?.phase == .succeeded)
-        #expect(Self.ask(&node, "dev-1", version: "2.0.0", configured: true, filesystem: true, at: F.now + 4000) == .none, "after success the device is current")
+        #expect(
+            Self.ask(&node, "dev-1", version: "2.0.0", configured: true, filesystem: true, at: F.now + 4000) == .none, "after success the device is current")
     }
 
     @Test("a device already on the target takes its new configuration through an attempt; already configured, it counts at once")
@@ -93,7 +94,8 @@ struct ConfigurationPlanTests {
         var state = F.approved(Self.plan())
         state.setStage(StageMark(stage: 0, since: F.now, gateway: "gw-1"))
         _ = state.record(
-            DeviceOutcome(epoch: 1, phase: .succeeded, bucket: 0, gateway: "gw-1", started: F.now, updated: F.now, detail: "2.0.0, configured"), device: "dev-1")
+            DeviceOutcome(epoch: 1, phase: .succeeded, bucket: 0, gateway: "gw-1", started: F.now, updated: F.now, detail: "2.0.0, configured"), device: "dev-1"
+        )
         state.setCompletion(CompletionMark(at: F.now + 1000, gateway: "gw-1", succeeded: 1, failed: 0))
         var decoded = RolloutRecords.Decoded()
         decoded.rollouts[F.rollout] = state
