@@ -343,7 +343,8 @@ public struct Agent: Sendable {
                 path: DeviceSecretStore.path(dataDirectory: configuration.dataDirectory),
                 allowOpenPermissions: configuration.insecurePermissions),
             pushLimits: configuration.pushLimits, catalog: { [releases = listeners.releases] in releases.current },
-            events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission)
+            events: { [notifier] events in notifier?.send(events) }, admission: configuration.deviceAdmission,
+            configurations: api.configurations)
         listeners.engineBox.withLockedValue { $0 = engine }
         api.attach(engine)
         services.append(RolloutService(engine: engine, registry: startup.registry, gateway: configuration.nodeName))

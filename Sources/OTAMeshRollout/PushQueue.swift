@@ -17,10 +17,17 @@ public enum PushQueue {
         public var version: String?
         /// The network segment the device is in (`10.77.3.0/24`, or an admin-given name).
         public var segment: String
-        public init(facts: DeviceFacts, version: String?, segment: String = "") {
+        /// The device takes a pushed configuration image (ArduinoOTA's filesystem command), so
+        /// configuration plans push to it: firmware first, then its configuration.
+        public var configurable: Bool
+        /// Its filesystem holds its current configuration, as far as the gateway knows.
+        public var configured: Bool
+        public init(facts: DeviceFacts, version: String?, segment: String = "", configurable: Bool = false, configured: Bool = false) {
             self.facts = facts
             self.version = version
             self.segment = segment
+            self.configurable = configurable
+            self.configured = configured
         }
     }
 
@@ -44,6 +51,10 @@ public enum PushQueue {
         public var push: Bool
     }
 
+    /// Why a push device failed in a configuration plan it cannot take part in.
+    public static let cannotConfigure =
+        "its family takes no configuration image (httpUpdate and ArduinoOTA devices do): leave it out of configuration rollouts"
+
     /// The devices to start now. `running` names the pushes transferring on this gateway (any
     /// rollout; device id → segment); candidates with an outcome of this gateway still before
     /// `installing` count as transferring too.
@@ -51,9 +62,16 @@ public enum PushQueue {
         view: RolloutView, candidates: [Candidate], outcomes: [String: DeviceOutcome], now: Int64, gateway: String,
         limits: Limits = .unlimited, running: [String: String] = [:], available: Bool = true
     ) -> [Start] {
-        // A configuration plan reaches the devices that fetch their filesystem (httpUpdate); push
-        // devices take theirs with `otamesh device config push`, so such plans push nothing.
-        guard let plan = view.plan, !plan.configuration else { return [] }
+        // A configuration plan pushes only to devices that take a pushed filesystem (the others
+        // have no way to receive one); such a device counts as current only when configured too.
+        guard let plan = view.plan else { return [] }
+        let all = candidates
+        let candidates = plan.configuration ? candidates.filter(\.configurable) : candidates
+        func decide(_ candidate: Candidate, inFlight: Int) -> RolloutView.DeviceDecision {
+            view.decide(
+                candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id], inFlightHere: inFlight, now: now, gateway: gateway,
+                available: available, configured: !plan.configuration || candidate.configured)
+        }
         var inFlight = outcomes.values.reduce(0) { $0 + ($1.gateway == gateway && !$1.phase.isFinished ? 1 : 0) }
         var busy = running
         for candidate in candidates {
@@ -77,9 +95,7 @@ public enum PushQueue {
                 .sorted { (perSegment[$0, default: 0], $0) < (perSegment[$1, default: 0], $1) }
             for segment in turn where total < limits.maxConcurrent && perSegment[segment, default: 0] < limits.maxPerSegment {
                 while let candidate = queues[segment]?.popFirst() {
-                    let decision = view.decide(
-                        candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                        inFlightHere: inFlight, now: now, gateway: gateway, available: available)
+                    let decision = decide(candidate, inFlight: inFlight)
                     if case .start(let outcome) = decision {
                         starts.append(Start(device: candidate.facts.id, outcome: outcome, push: true))
                         inFlight += 1
@@ -94,12 +110,20 @@ public enum PushQueue {
                 }
             }
         }
+        // Devices that cannot take a configuration image fail when their stage reaches them (a
+        // visible reason, counted by the threshold), instead of staying targeted for ever.
+        if plan.configuration {
+            for candidate in all where !candidate.configurable {
+                guard case .start(var outcome) = decide(candidate, inFlight: 0) else { continue }
+                outcome.phase = .failed
+                outcome.detail = Self.cannotConfigure
+                starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false))
+            }
+        }
         // Devices left in the queues that already run the target are recorded now; they need no slot.
         for segment in queues.keys.sorted() {
             for candidate in queues[segment] ?? [] {
-                let decision = view.decide(
-                    candidate.facts, version: candidate.version, outcome: outcomes[candidate.facts.id],
-                    inFlightHere: inFlight, now: now, gateway: gateway, available: available)
+                let decision = decide(candidate, inFlight: inFlight)
                 if case .alreadyCurrent(let outcome) = decision { starts.append(Start(device: candidate.facts.id, outcome: outcome, push: false)) }
             }
         }

@@ -140,6 +140,61 @@ struct AppConfigurationTests {
         #expect(!pushed.contains(Self.password))
     }
 
+    @Test(
+        "a configuration rollout pushes to an ArduinoOTA device: its firmware (command 0), then its configuration for the new version (command 100); it succeeds only after both"
+    )
+    func arduinoOTAConfigurationRollout() throws {
+        let dir = try TemporaryDirectory()
+        let (data, keys) = (dir.file("d"), dir.file("admins"))
+        _ = try Self.publish(in: dir, into: [data])
+        let signing = try SignedSite(site: "apps-site", admins: ["admin-a"], threshold: 1)
+        try signing.writeKeys(to: keys)
+        try signing.writeTrustFile(to: dir.file("site-trust.json"))
+        let twin = try PushTwin.start(
+            family: "arduino-ota",
+            [
+                "--version", "2.0.0", "--variant", "esp32", "--filesystem", "spiffs:size=0x20000,meta-len=4", "--secret-key", "password", "--reboot-ms", "300",
+                "--duration", "120",
+            ])
+        defer { twin.stop() }
+        let httpPort = String(twin.http?.split(separator: ":").last ?? "80")
+        try Self.ok([
+            "device", "add", "--data-dir", data, "--id", "ota-1", "--family", "arduino-ota", "--address", twin.address, "--variant", "esp32", "--version",
+            "2.0.0", "--option", "version_port=\(httpPort)", "--tags", "roof",
+        ])
+        try Self.ok(
+            ["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", "ota-1", "ssid=roof-net", "password=@env:WIFI_PW"],
+            environment: ["WIFI_PW": Self.password])
+        let gateway = try Gateway.start(data: data, extra: ["--node-name", "gw1", "--site-trust", dir.file("site-trust.json")])
+        defer { gateway.stop() }
+        let (started, out, err) = try run(
+            [
+                "rollout", "start", "--target", "esp32/weather/2.1.0.bin", "--configuration", "--select", "tag=roof", "--stages", "100", "--soak", "1s",
+                "--max-failures", "0", "--min-finished", "1", "--admin", gateway.admin, "--key", "\(keys)/admin-a.pem",
+            ] + gateway.tokenArguments, timeout: 30)
+        #expect(started == 0, "\(out) \(err)")
+        let id = try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
+        var status = ""
+        let completed = waitUntil(timeout: 90) {
+            status = (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
+            return status.contains("completed") || status.contains("halted")
+        }
+        #expect(completed && status.contains("completed") && status.contains("2.1.0, configured"), "\(status)")
+        // The twin took the firmware first, then the filesystem, and mounted this device's settings.
+        let lines = twin.child.stdout.lines
+        let invitations = lines.filter { $0.contains("\"invitation\"") }
+        #expect(invitations.count == 2 && invitations[0].contains("\"command\":\"0\"") && invitations[1].contains("\"command\":\"100\""), "\(invitations)")
+        let configured = lines.first { $0.contains("\"configured\"") } ?? ""
+        #expect(configured.contains("\"setting.ssid\":\"roof-net\"") && configured.contains("\"setting.password\":\"set ("), "\(twin.child.stdout.text)")
+        var listed = ""
+        let answered = waitUntil(timeout: 15) {
+            listed = (try? run(["devices", "--data-dir", data]))?.1 ?? ""
+            return listed.contains("rollout \(id): succeeded: 2.1.0, configured")
+        }
+        #expect(answered, "\(listed)")
+        #expect(!listed.contains(Self.password) && !status.contains(Self.password))
+    }
+
     @Test("a configuration rollout: devices take the app's new firmware, then their configuration for it, and only then count as succeeded")
     func configurationRollout() throws {
         let dir = try TemporaryDirectory()

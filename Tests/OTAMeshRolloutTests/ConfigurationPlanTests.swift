@@ -111,10 +111,20 @@ struct ConfigurationPlanTests {
         #expect(Self.ask(&node, "dev-7", version: "2.0.0", filesystem: true, at: F.now + 2000) == .none, "never configured by it")
     }
 
-    @Test("a configuration plan pushes to no push device, and the census marks no device succeeded on its version alone")
-    func noPushesNoCensusSuccess() {
+    @Test(
+        "a configuration plan pushes only to devices that take a pushed filesystem (firmware and configuration, or the configuration alone), and fails the others with the reason; configured and on the target, one counts at once; the census marks no device succeeded on its version alone"
+    )
+    func pushesOnlyToConfigurable() {
         var node = Self.node()
-        let push = [PushQueue.Candidate(facts: F.facts("dev-9"), version: "1.0.0")]
+        func candidate(_ id: String, _ version: String, configurable: Bool, configured: Bool = false) -> PushQueue.Candidate {
+            var facts = F.facts(id)
+            facts.version = version
+            return PushQueue.Candidate(facts: facts, version: version, configurable: configurable, configured: configured)
+        }
+        let push = [
+            candidate("dev-9", "1.0.0", configurable: false), candidate("dev-10", "1.0.0", configurable: true),
+            candidate("dev-11", "2.0.0", configurable: true, configured: true), candidate("dev-12", "2.0.0", configurable: true),
+        ]
         let current = [F.facts("dev-8")].map { facts -> DeviceFacts in
             var facts = facts
             facts.version = "2.0.0"
@@ -122,7 +132,15 @@ struct ConfigurationPlanTests {
         }
         let directives = node.upkeep(
             RolloutNode.Tick(now: F.now, devices: current + push.map(\.facts), pushDevices: push, alive: ["gw-1"]), isReady: { _ in true })
-        #expect(!directives.contains { if case .push = $0 { true } else { false } })
+        let pushed = Set(directives.compactMap { if case .push(_, let device, _) = $0 { device } else { nil } })
+        #expect(pushed == ["dev-10", "dev-12"])
+        #expect(node.state(F.rollout)?.outcomes["dev-11"]?.phase == .succeeded)
+        #expect(node.state(F.rollout)?.outcomes["dev-9"]?.phase == .failed, "a device that cannot take it fails with the reason")
+        #expect(node.state(F.rollout)?.outcomes["dev-9"]?.detail == PushQueue.cannotConfigure)
         #expect(node.state(F.rollout)?.outcomes["dev-8"] == nil)
+        // The push reports both done: the attempt succeeds with its configuration.
+        _ = node.pushEnded(rollout: F.rollout, device: "dev-10", .confirmed(version: "2.0.0"), now: F.now + 1000)
+        #expect(node.state(F.rollout)?.outcomes["dev-10"]?.phase == .succeeded)
+        #expect(node.state(F.rollout)?.outcomes["dev-10"]?.detail == "2.0.0, configured")
     }
 }

@@ -33,6 +33,9 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
     let events: @Sendable ([RolloutEvent]) -> Void
     /// `known`: only devices an admin added or accepted take part in rollouts.
     let admission: DeviceAdmission
+    /// Devices' configuration images (nil: none built here): configuration plans push them to
+    /// ArduinoOTA devices after their firmware.
+    let configurations: DeviceConfigurations?
 
     /// The pure rollout state machine, and what this gateway last wrote (unchanged values are
     /// not rewritten). One lock: an event's decision and its writes land together, so
@@ -51,8 +54,10 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         clock: WallClock, logger: Logger, adapters: [any PushAdapter] = [],
         image: @escaping @Sendable (RolloutTarget) -> PushImage? = { _ in nil }, secrets: DeviceSecretStore? = nil,
         pushLimits: PushQueue.Limits = .unlimited, catalog: @escaping @Sendable () -> ServingCatalog? = { nil },
-        events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open
+        events: @escaping @Sendable ([RolloutEvent]) -> Void = { _ in }, admission: DeviceAdmission = .open,
+        configurations: DeviceConfigurations? = nil
     ) {
+        self.configurations = configurations
         self.admission = admission
         self.catalog = catalog
         self.events = events
@@ -243,7 +248,8 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         let candidates = pushDevices.map {
             PushQueue.Candidate(
                 facts: facts(DeviceQuery(id: $0.id, family: $0.family, hardware: $0.hardware, version: $0.version)), version: $0.version,
-                segment: $0.effectiveSegment)
+                segment: $0.effectiveSegment, configurable: configurations != nil && Self.pushesFilesystem($0.family),
+                configured: configurations?.isCurrent($0.id) ?? false)
         }
         let tick = RolloutNode.Tick(now: now, devices: mine, pushDevices: candidates, alive: alive, acceptingPushes: pushes.accepting)
         shell.withLockedValue { shell in

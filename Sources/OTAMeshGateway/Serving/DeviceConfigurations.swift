@@ -95,6 +95,9 @@ public final class DeviceConfigurations: Sendable {
         return entries.withLockedValue { $0[id] }.flatMap { $0.key == current ? $0.offer : nil }
     }
 
+    /// Where the image of this SHA-256 is written (whether offered or not).
+    public func file(sha256: String) -> String { "\(directory)/sha256-\(sha256).img" }
+
     /// The file of a configuration image this gateway offers, by SHA-256 (nil for any other
     /// digest: no file system call on the serving path of ordinary blobs).
     public func path(sha256: String) -> String? {
