@@ -13,3 +13,5 @@ trap 'rm -rf "$WORK"' EXIT
 python3 Benchmarks/compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"
 # Device serving vs nginx (wrk, alternating rounds) and 1,000 polling devices.
 python3 Benchmarks/serve.py --bin "$BIN" --work "$WORK" --rounds "$RUNS"
+# Configuration filesystem images vs spiffsgen.py and littlefs-python (SPIFFSGEN=path, see the script).
+python3 Benchmarks/fs_compare.py --bin "$BIN" --work "$WORK" --runs "$RUNS"
