@@ -110,23 +110,36 @@ struct AppConfigurationTests {
         #expect(configured.contains { $0.contains("\"configured\"") && $0.contains("\"setting.ssid\":\"lab\"") }, "\(configured.suffix(5))")
     }
 
+    /// An ArduinoOTA twin with a SPIFFS filesystem (its `password` setting reported only as
+    /// set), added to `data` as push device `ota-1`.
+    static func arduinoTwin(version: String, addedTo data: String, extra: [String] = []) throws -> PushTwin {
+        let twin = try PushTwin.start(
+            family: "arduino-ota",
+            [
+                "--version", version, "--variant", "esp32", "--filesystem", "spiffs:size=0x20000,meta-len=4", "--secret-key", "password", "--reboot-ms", "300",
+                "--duration", "120",
+            ])
+        let httpPort = String(twin.http?.split(separator: ":").last ?? "80")
+        do {
+            try Self.ok(
+                [
+                    "device", "add", "--data-dir", data, "--id", "ota-1", "--family", "arduino-ota", "--address", twin.address, "--variant", "esp32",
+                    "--version", version, "--option", "version_port=\(httpPort)",
+                ] + extra)
+        } catch {
+            twin.stop()
+            throw error
+        }
+        return twin
+    }
+
     @Test("an ArduinoOTA device takes its configuration with the filesystem command (100): the twin mounts it and reports its config-id; no settings, no push")
     func arduinoOTAFilesystem() throws {
         let dir = try TemporaryDirectory()
         let data = dir.file("d")
         _ = try Self.publish(in: dir, into: [data])
-        let twin = try PushTwin.start(
-            family: "arduino-ota",
-            [
-                "--version", "2.1.0", "--variant", "esp32", "--filesystem", "spiffs:size=0x20000,meta-len=4", "--secret-key", "password", "--reboot-ms", "300",
-                "--duration", "120",
-            ])
+        let twin = try Self.arduinoTwin(version: "2.1.0", addedTo: data)
         defer { twin.stop() }
-        let httpPort = String(twin.http?.split(separator: ":").last ?? "80")
-        try Self.ok([
-            "device", "add", "--data-dir", data, "--id", "ota-1", "--family", "arduino-ota", "--address", twin.address, "--variant", "esp32", "--version",
-            "2.1.0", "--option", "version_port=\(httpPort)",
-        ])
         let none = try run(["device", "config", "push", "--data-dir", data, "ota-1"])
         #expect(none.0 == 1 && none.2.contains("has no app settings"), "\(none)")
         try Self.ok(
@@ -150,18 +163,8 @@ struct AppConfigurationTests {
         let signing = try SignedSite(site: "apps-site", admins: ["admin-a"], threshold: 1)
         try signing.writeKeys(to: keys)
         try signing.writeTrustFile(to: dir.file("site-trust.json"))
-        let twin = try PushTwin.start(
-            family: "arduino-ota",
-            [
-                "--version", "2.0.0", "--variant", "esp32", "--filesystem", "spiffs:size=0x20000,meta-len=4", "--secret-key", "password", "--reboot-ms", "300",
-                "--duration", "120",
-            ])
+        let twin = try Self.arduinoTwin(version: "2.0.0", addedTo: data, extra: ["--tags", "roof"])
         defer { twin.stop() }
-        let httpPort = String(twin.http?.split(separator: ":").last ?? "80")
-        try Self.ok([
-            "device", "add", "--data-dir", data, "--id", "ota-1", "--family", "arduino-ota", "--address", twin.address, "--variant", "esp32", "--version",
-            "2.0.0", "--option", "version_port=\(httpPort)", "--tags", "roof",
-        ])
         try Self.ok(
             ["device", "config", "set", "--data-dir", data, "--app", "weather-station@2.1.0", "ota-1", "ssid=roof-net", "password=@env:WIFI_PW"],
             environment: ["WIFI_PW": Self.password])
