@@ -12,18 +12,26 @@ public struct BlobRecord: Sendable, Equatable, Codable, FetchableRecord, Persist
     public var lastAccessAt: Double
     /// Labels that pin the blob against eviction (empty when unpinned). Not a column.
     public var pins: [String] = []
+    /// Transport checksums (hex) recorded at ingest for clients that compare them (hawkBit DDI);
+    /// nil for blobs a store older than them committed (``BlobStore/transportDigests(_:)``).
+    public var sha1: String?
+    public var md5: String?
 
-    enum CodingKeys: String, CodingKey { case sha256, size, addedAt, lastAccessAt }
+    enum CodingKeys: String, CodingKey { case sha256, size, addedAt, lastAccessAt, sha1, md5 }
 
     public var digest: BlobDigest { BlobDigest(trusted: sha256) }
     public var isPinned: Bool { !pins.isEmpty }
 
-    public init(sha256: String, size: Int64, addedAt: Double, lastAccessAt: Double, pins: [String] = []) {
+    public init(
+        sha256: String, size: Int64, addedAt: Double, lastAccessAt: Double, pins: [String] = [], sha1: String? = nil, md5: String? = nil
+    ) {
         self.sha256 = sha256
         self.size = size
         self.addedAt = addedAt
         self.lastAccessAt = lastAccessAt
         self.pins = pins
+        self.sha1 = sha1
+        self.md5 = md5
     }
 }
 
@@ -98,6 +106,12 @@ struct Catalog: Sendable {
         }
         migrator.registerMigration("v2: partial validators") { db in
             try db.alter(table: "partial") { t in t.add(column: "validator", .text) }
+        }
+        migrator.registerMigration("v3: transport checksums") { db in
+            try db.alter(table: "blob") { t in
+                t.add(column: "sha1", .text)
+                t.add(column: "md5", .text)
+            }
         }
         return migrator
     }

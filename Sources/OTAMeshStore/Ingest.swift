@@ -19,7 +19,7 @@ public final class Ingest {
     var record: PartialRecord
     let path: String
     private var fd: Int32
-    private var hasher = SHA256()
+    private var hasher = ContentHashers()
     private var closed = false
     /// Bytes received so far (including any resumed prefix).
     public private(set) var offset: Int64
@@ -66,7 +66,7 @@ public final class Ingest {
         if !closed { close(fd) }
     }
 
-    private static func hashPrefix(fd: Int32, length: Int64, path: String, into hasher: inout SHA256) throws(StoreError) {
+    private static func hashPrefix(fd: Int32, length: Int64, path: String, into hasher: inout ContentHashers) throws(StoreError) {
         var buffer = [UInt8](repeating: 0, count: bufferSize)
         var done: Int64 = 0
         while done < length {
@@ -99,7 +99,7 @@ public final class Ingest {
         guard !closed else { throw .ingestClosed }
         try POSIX.truncate(fd, to: 0, path: path)
         guard lseek(fd, 0, SEEK_SET) >= 0 else { throw .io(operation: "seek", path: path, errno: errno) }
-        hasher = SHA256()
+        hasher = ContentHashers()
         offset = 0
         try setValidator(nil)
     }
@@ -144,7 +144,8 @@ public final class Ingest {
         close(fd)
         closed = true
         // 2. Verify.
-        let digest = BlobDigest(trusted: hexString(hasher.finalize()))
+        let digests = hasher.finalize()
+        let digest = BlobDigest(trusted: digests.sha256)
         if let size = record.expectedSize, size != offset { throw .sizeMismatch(expected: size, actual: offset) }
         if let expected = record.expectedSHA256, expected != digest.hex {
             throw .digestMismatch(expected: expected, actual: digest.hex)
@@ -161,11 +162,17 @@ public final class Ingest {
         try POSIX.fsyncDirectory(store.partialRoot)
         // 4. Commit the catalog row; only now is the blob visible.
         let time = store.now()
-        let committed = BlobRecord(sha256: digest.hex, size: offset, addedAt: time, lastAccessAt: time)
+        let committed = BlobRecord(sha256: digest.hex, size: offset, addedAt: time, lastAccessAt: time, sha1: digests.sha1, md5: digests.md5)
         let id = record.id
         let result = try store.catalog.write { db -> BlobRecord in
             try PartialRecord.deleteOne(db, key: id)
-            if let existing = try BlobRecord.fetchOne(db, key: digest.hex) { return existing }
+            if var existing = try BlobRecord.fetchOne(db, key: digest.hex) {
+                if existing.sha1 == nil || existing.md5 == nil {
+                    (existing.sha1, existing.md5) = (digests.sha1, digests.md5)
+                    try existing.update(db)
+                }
+                return existing
+            }
             try committed.insert(db)
             return committed
         }
@@ -190,4 +197,23 @@ public final class Ingest {
     }
 
     private var relativePath: String { "partial/\(record.id)" }
+}
+
+/// SHA-256 (the content address, checked against the signed metadata) with SHA-1 and MD5
+/// alongside: transport checksums some device clients compare (hawkBit DDI's `hashes`), computed
+/// in the same pass so a blob never has to be read again for them.
+struct ContentHashers {
+    private var sha256 = SHA256()
+    private var sha1 = Insecure.SHA1()
+    private var md5 = Insecure.MD5()
+
+    mutating func update(bufferPointer bytes: UnsafeRawBufferPointer) {
+        sha256.update(bufferPointer: bytes)
+        sha1.update(bufferPointer: bytes)
+        md5.update(bufferPointer: bytes)
+    }
+
+    func finalize() -> (sha256: String, sha1: String, md5: String) {
+        (hexString(sha256.finalize()), hexString(sha1.finalize()), hexString(md5.finalize()))
+    }
 }

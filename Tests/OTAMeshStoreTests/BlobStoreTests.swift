@@ -23,6 +23,40 @@ struct BlobStoreTests {
         #expect(try store.add(bytes: bytes, expected: ExpectedContent(digest: digest, size: 100_000)).sha256 == digest.hex)
     }
 
+    @Test(
+        "ingest records SHA-1 and MD5 next to SHA-256 (also across a resumed ingest); a blob from an older store gets them computed once, and recorded"
+    )
+    func transportDigests() throws {
+        let dir = try TemporaryDirectory()
+        let bytes = patterned(3 << 20, seed: 9)
+        let other = try TemporaryDirectory()
+        let whole = try openStore(other).add(bytes: bytes)
+        let expected = ExpectedContent(digest: try digest(of: bytes), size: Int64(bytes.count))
+        do {
+            let store = try openStore(dir)
+            let abc = try store.add(bytes: Array("abc".utf8))
+            #expect(abc.sha1 == "a9993e364706816aba3e25717850c26c9cd0d89d")
+            #expect(abc.md5 == "900150983cd24fb0d6963f7d28e17f72")
+            #expect(try store.blob(abc.digest)?.sha1 == abc.sha1)
+            // Resumed: the digests cover the bytes written before the "crash" too.
+            guard case .receive(let ingest) = try store.beginIngest(expected: expected) else { throw CancellationError() }
+            try ingest.write(bytes[0..<(1 << 20) + 7])
+        }
+        let reopened = try openStore(dir)
+        guard case .receive(let ingest) = try reopened.beginIngest(expected: expected) else { throw CancellationError() }
+        try ingest.write(bytes[Int(ingest.offset)...])
+        let resumed = try ingest.commit()
+        #expect(resumed.sha1 == whole.sha1 && resumed.md5 == whole.md5 && resumed.sha1 != nil)
+
+        // An older store's row: no digests until asked, then computed from the file and kept.
+        try reopened.catalog.write { db in try db.execute(sql: "UPDATE blob SET sha1 = NULL, md5 = NULL") }
+        #expect(try reopened.blob(resumed.digest)?.sha1 == nil)
+        let computed = try #require(try reopened.transportDigests(resumed.digest))
+        #expect(computed.sha1 == whole.sha1 && computed.md5 == whole.md5)
+        #expect(try reopened.blob(resumed.digest)?.md5 == whole.md5)
+        #expect(try reopened.transportDigests(try digest(of: Array("absent".utf8))) == nil)
+    }
+
     @Test("content that does not match its expected digest or length leaves no trace")
     func mismatchLeavesNoTrace() throws {
         let dir = try TemporaryDirectory()
