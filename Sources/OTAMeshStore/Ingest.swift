@@ -1,4 +1,5 @@
 import Crypto
+import Dispatch
 import GRDB
 import OTAMeshCommon
 
@@ -201,19 +202,55 @@ public final class Ingest {
 
 /// SHA-256 (the content address, checked against the signed metadata) with SHA-1 and MD5
 /// alongside: transport checksums some device clients compare (hawkBit DDI's `hashes`), computed
-/// in the same pass so a blob never has to be read again for them.
+/// in the same pass so a blob is never read again for them. SHA-256 runs on the writer's thread;
+/// SHA-1 and MD5 on a queue of their own (a second core), fed in 256 KiB batches, at most eight
+/// batches ahead, so ingest costs little more than SHA-256 and the write.
 struct ContentHashers {
     private var sha256 = SHA256()
-    private var sha1 = Insecure.SHA1()
-    private var md5 = Insecure.MD5()
+    private let transport = TransportHasher()
 
     mutating func update(bufferPointer bytes: UnsafeRawBufferPointer) {
         sha256.update(bufferPointer: bytes)
-        sha1.update(bufferPointer: bytes)
-        md5.update(bufferPointer: bytes)
+        transport.update(bytes)
     }
 
     func finalize() -> (sha256: String, sha1: String, md5: String) {
-        (hexString(sha256.finalize()), hexString(sha1.finalize()), hexString(md5.finalize()))
+        let (sha1, md5) = transport.finalize()
+        return (hexString(sha256.finalize()), sha1, md5)
+    }
+}
+
+/// SHA-1 and MD5 on their own serial queue. Not shared: one writer feeds it, then finalizes.
+final class TransportHasher: @unchecked Sendable {
+    // @unchecked: `sha1`/`md5` are touched only on `queue`; `pending` only by the one writer.
+    private var sha1 = Insecure.SHA1()
+    private var md5 = Insecure.MD5()
+    private var pending: [UInt8] = []
+    private let queue = DispatchQueue(label: "otamesh.store.transport-hash")
+    private let slots = DispatchSemaphore(value: 8)
+    static let batch = 256 << 10
+
+    func update(_ bytes: UnsafeRawBufferPointer) {
+        pending.append(contentsOf: bytes)
+        if pending.count >= Self.batch { flush() }
+    }
+
+    private func flush() {
+        guard !pending.isEmpty else { return }
+        let chunk = pending
+        pending.removeAll(keepingCapacity: true)
+        slots.wait()
+        queue.async { [self] in
+            chunk.withUnsafeBytes { bytes in
+                sha1.update(bufferPointer: bytes)
+                md5.update(bufferPointer: bytes)
+            }
+            slots.signal()
+        }
+    }
+
+    func finalize() -> (sha1: String, md5: String) {
+        flush()
+        return queue.sync { (hexString(sha1.finalize()), hexString(md5.finalize())) }
     }
 }
