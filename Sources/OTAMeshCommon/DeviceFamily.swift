@@ -22,6 +22,8 @@ public struct DeviceFamily: RawRepresentable, Hashable, Comparable, Sendable, Co
     public static let esp8266FOTA = DeviceFamily(rawValue: "esp8266-fota")
     /// WiPhone's `.ini` manifest.
     public static let wiphone = DeviceFamily(rawValue: "wiphone")
+    /// Eclipse hawkBit's Direct Device Integration API: SWUpdate, RAUC (rauc-hawkbit-updater).
+    public static let ddi = DeviceFamily(rawValue: "ddi")
 
     // MARK: Push: the gateway sends ("upgrade local")
 
@@ -35,7 +37,7 @@ public struct DeviceFamily: RawRepresentable, Hashable, Comparable, Sendable, Co
     public static let fetchURL = DeviceFamily(rawValue: "fetch-url")
 
     /// Pull families in the order docs and help list them.
-    public static let pull: [DeviceFamily] = [.esp8266HTTPUpdate, .esp32HTTPUpdate, .espHTTPSOTA, .esp8266FOTA, .wiphone, .generic]
+    public static let pull: [DeviceFamily] = [.esp8266HTTPUpdate, .esp32HTTPUpdate, .espHTTPSOTA, .esp8266FOTA, .wiphone, .generic, .ddi]
     /// Push families in the order docs and help list them.
     public static let push: [DeviceFamily] = [.projectMM, .httpUpload, .arduinoOTA, .fetchURL]
 

@@ -135,13 +135,13 @@ public enum FuzzTargets {
                 if case .needRolloutAnswer = outcome { preconditionFailure("the routes asked twice for one answer") }
             }
             switch outcome {
-            case .response(let response, _, _):
+            case .response(let response, _, _, _):
                 _ = response.contentLength
                 if method == "GET" || method == "HEAD" {
                     // HEAD must carry exactly GET's headers.
                     var other = request
                     other.method = method == "GET" ? "HEAD" : "GET"
-                    if case .response(let twin, _, _) = DeviceRoutes.handle(other, context: context) {
+                    if case .response(let twin, _, _, _) = DeviceRoutes.handle(other, context: context) {
                         precondition(twin.status == response.status && twin.contentLength == response.contentLength, "HEAD and GET differ")
                     }
                 }

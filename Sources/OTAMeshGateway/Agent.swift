@@ -244,7 +244,12 @@ public struct Agent: Sendable {
         let configurations = DeviceConfigurations(
             registry: startup.registry, secrets: secrets, releases: releases, store: startup.store, tufDirectory: startup.tufDirectory,
             dataDirectory: configuration.dataDirectory, siteSettings: { id in meshBox.withLockedValue { $0 }?.siteSettings(of: id) })
-        let api = DeviceAPI(catalog: startup.catalog, registry: startup.registry, clock: clock, configurations: configurations)
+        let api = DeviceAPI(
+            catalog: startup.catalog, registry: startup.registry, clock: clock, configurations: configurations,
+            ddi: configuration.ddi.enabled ? DDIAccess(settings: configuration.ddi, secrets: secrets, gatewayToken: startup.ddiGatewayToken) : nil,
+            transportDigests: { [store = startup.store] hex in
+                (try? BlobDigest(hex: hex)).flatMap { try? store.transportDigests($0) }
+            })
         var listeners = Listeners(router: router, meshBox: meshBox, engineBox: engineBox, api: api, releases: releases)
         let (traffic, unreadable) = TrafficTotals.load(path: configuration.trafficPath)
         if let unreadable { logger.warning("\(unreadable)") }
@@ -265,6 +270,7 @@ public struct Agent: Sendable {
                 listeners.device.append(secure)
                 listeners.deviceTLSURL = Self.url(secure, scheme: "https")
             }
+            api.setDevicePorts(http: plain.localAddress?.port, tls: listeners.device.count > 1 ? listeners.device[1].localAddress?.port : nil)
             if let gossipListen = configuration.gossipListen, let keyring = startup.keyring {
                 let info = MemberInfo(
                     httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,

@@ -102,6 +102,8 @@ public struct AgentConfiguration: Sendable, Equatable {
     /// Accept secret files (admin tokens, the site keyring, device secrets) that give group or
     /// others access; by default they are refused (``PrivateFile``).
     public var insecurePermissions = false
+    /// hawkBit DDI on the device listeners (`ddi.*`).
+    public var ddi = DDISettings()
 
     /// The push limits the rollout engine holds every rollout's pushes to.
     public var pushLimits: PushQueue.Limits { PushQueue.Limits(maxConcurrent: pushMaxConcurrent, maxPerSegment: pushMaxPerSegment) }
@@ -343,6 +345,8 @@ public struct AgentConfiguration: Sendable, Equatable {
             case "off": deviceDiscoveryMDNS = false
             default: throw .invalid(source: source, key: key, reason: "expected mdns or off, got \(value)")
             }
+        case _ where key.hasPrefix("ddi."):
+            try ddi.set(key, value, source: source)
         default:
             // The nested file form of a family's own value: push.arduino-ota.retryTimeout.
             let parts = key.split(separator: ".", omittingEmptySubsequences: false)

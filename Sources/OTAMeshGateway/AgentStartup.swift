@@ -35,6 +35,8 @@ struct AgentStartup {
     let siteTrust: SiteTrust?
     /// Whether the data directory holds a trusted TUF root (no root: no rollouts, no peer metadata).
     let hasTrustRoot: Bool
+    /// The site's DDI GatewayToken (`ddi.gatewayTokenFile`), if configured.
+    var ddiGatewayToken: String?
 
     static func load(_ configuration: AgentConfiguration, logger: Logger, clock: WallClock) throws -> AgentStartup {
         // First, before anything is created: an admin listener that would expose its tokens is refused.
@@ -68,9 +70,19 @@ struct AgentStartup {
             (keyring, keyringIsNew) = try loadKeyring(configuration)
             siteTrust = try loadSiteTrust(configuration.siteTrustPath)
         }
-        return AgentStartup(
+        var startup = AgentStartup(
             store: store, tokens: tokens, tokensCreated: tokensCreated, tufDirectory: tuf, registry: registry, catalog: catalog,
             tlsContext: tlsContext, adminTLS: adminTLS, keyring: keyring, keyringIsNew: keyringIsNew, siteTrust: siteTrust, hasTrustRoot: hasTrustRoot)
+        if let path = configuration.ddi.gatewayTokenFile {
+            try PrivateFile.check(path, allowOpen: allowOpen)
+            let text = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            guard !text.isEmpty, text.count <= 256 else {
+                throw ConfigurationError.invalid(
+                    source: "ddi.gatewayTokenFile", key: "ddi.gatewayTokenFile", reason: "\(path) holds no token (one line, at most 256 characters)")
+            }
+            startup.ddiGatewayToken = text
+        }
+        return startup
     }
 
     /// The admin API's TLS configuration when it is to speak HTTPS; throws ``AdminListenRefused``

@@ -131,6 +131,24 @@ struct AgentCommand: AsyncParsableCommand {
     @Flag(help: "Accept secret files (admin tokens, the site keyring, device secrets) that group or others can read.")
     var insecurePermissions = false
 
+    @Option(name: .customLong("ddi-enabled"), help: "Answer hawkBit DDI clients (SWUpdate, RAUC): on or off (default on).")
+    var ddiEnabled: String?
+
+    @Option(name: .customLong("ddi-tenant"), help: "The DDI tenant in device URLs (default DEFAULT).")
+    var ddiTenant: String?
+
+    @Option(name: .customLong("ddi-poll-interval"), help: "DDI polling interval asked of idle devices, e.g. 5m (default 5m).")
+    var ddiPollInterval: String?
+
+    @Option(name: .customLong("ddi-active-poll-interval"), help: "DDI polling interval while a device has an open action (default 30s).")
+    var ddiActivePollInterval: String?
+
+    @Option(name: .customLong("ddi-authentication"), help: "known, enroll or anonymous (default known; docs/devices.md).")
+    var ddiAuthentication: String?
+
+    @Option(name: .customLong("ddi-gateway-token-file"), help: "File with the site's DDI GatewayToken.")
+    var ddiGatewayTokenFile: String?
+
     func run() async throws {
         let configuration = try options.load(
             command: "otamesh agent",
@@ -152,6 +170,9 @@ struct AgentCommand: AsyncParsableCommand {
                 ("push.maxConcurrent", pushMaxConcurrent), ("push.maxPerSegment", pushMaxPerSegment),
                 ("push.retryTimeout", pushRetryTimeout), ("push.deadline", pushDeadline),
                 ("alerts.webhook", alertsWebhook), ("devices.admission", deviceAdmission),
+                ("ddi.enabled", ddiEnabled), ("ddi.tenant", ddiTenant), ("ddi.pollInterval", ddiPollInterval),
+                ("ddi.activePollInterval", ddiActivePollInterval), ("ddi.authentication", ddiAuthentication),
+                ("ddi.gatewayTokenFile", ddiGatewayTokenFile),
             ])
         LogSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
         let registry = Agent.bootstrapMetrics()

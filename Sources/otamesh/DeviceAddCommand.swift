@@ -16,8 +16,9 @@ extension DeviceCommand {
                 "Add (or redefine) a push device: its family, address, proxy, segment and adapter options; its password goes to DATA/keys/device-secrets.json.")
         @OptionGroup var api: AdminOptions
         @Option(help: "Device id (a MAC in any spelling, or a name).") var id: String
-        @Option(help: "Push family: \(DeviceFamily.names(DeviceFamily.push)), … (the agent's adapters).") var family: String
-        @Option(help: "HOST or HOST:PORT the gateway reaches the device at (port 80 by default).") var address: String
+        @Option(help: "Push family: \(DeviceFamily.names(DeviceFamily.push)), … (the agent's adapters), or ddi (a hawkBit DDI client: issues its TargetToken).")
+        var family: String
+        @Option(help: "HOST or HOST:PORT the gateway reaches the device at (port 80 by default; not for ddi).") var address: String?
         @Option(help: "Hardware key rollouts select on (esp32, esp8266, …).") var hardware: String?
         @Option(help: "Firmware variant the device runs (projectMM's esp32-eth, …).") var variant: String?
         @Option(help: "The version the device runs now, if known.") var version: String?
@@ -39,9 +40,16 @@ extension DeviceCommand {
             guard !family.isEmpty, family.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" }) else {
                 throw ValidationError("--family: letters, digits, - and _")
             }
-            let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
-            guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }), (1...65535).contains(port) else {
-                throw ValidationError("--address: HOST or HOST:PORT (port 1…65535), got \(address)")
+            if DeviceFamily(rawValue: family) == .ddi {
+                guard address == nil, proxy == nil, passwordEnv == nil, passwordFile == nil, deviceOptions.isEmpty else {
+                    throw ValidationError("--family ddi: the device asks the gateway, so no --address, --proxy, password or --option")
+                }
+            } else {
+                guard let address else { throw ValidationError("--address: required for push family \(family) (HOST or HOST:PORT)") }
+                let (host, port) = PushTarget.hostAndPort(address, defaultPort: 80)
+                guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || $0 == "/" }), (1...65535).contains(port) else {
+                    throw ValidationError("--address: HOST or HOST:PORT (port 1…65535), got \(address)")
+                }
             }
             if let proxy {
                 guard proxy.hasPrefix("http://"), ProxySettings.parse(proxy) != nil else {
@@ -95,7 +103,7 @@ extension DeviceCommand {
             let password = try password()
             let tagList = Self.tagList(tags)
             let record = DeviceRecord(
-                id: DeviceRegistry.normalizedID(id), family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address,
+                id: DeviceRegistry.normalizedID(id), family: DeviceFamily(rawValue: family), hardware: hardware, version: version, address: address ?? "",
                 firstSeen: WallClock.system.now().seconds,
                 lastSeen: 0,
                 tags: tagList.isEmpty ? nil : tagList.sorted().joined(separator: ","), variant: variant, proxy: proxy,

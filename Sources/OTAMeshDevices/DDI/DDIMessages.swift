@@ -143,7 +143,8 @@ extension DDI {
             guard let status = object["status"] as? [String: Any] else { throw DDIError("feedback: missing 'status'") }
             guard let executionText = status["execution"] as? String, let execution = Execution(rawValue: executionText) else {
                 throw DDIError(
-                    "feedback: status.execution must be one of \(Execution.allCases.map(\.rawValue).joined(separator: ", ")), got \(DDI.shown(status["execution"]))")
+                    "feedback: status.execution must be one of \(Execution.allCases.map(\.rawValue).joined(separator: ", ")), got \(DDI.shown(status["execution"]))"
+                )
             }
             self.execution = execution
             guard let result = status["result"] as? [String: Any], let finishedText = result["finished"] as? String,

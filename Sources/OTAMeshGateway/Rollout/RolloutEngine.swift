@@ -303,6 +303,11 @@ public final class RolloutEngine: DeviceRollouts, Sendable {
         }
     }
 
+    public func reported(device: String, rollout: String, _ report: RolloutNode.DeviceReport) {
+        let now = now()
+        handle { node in node.reported(device: device, rollout: rollout, report, now: now) }
+    }
+
     public func configurationReported(_ query: DeviceQuery) {
         let now = now()
         handle { node in node.configured(device: query.id, version: query.version, now: now) }

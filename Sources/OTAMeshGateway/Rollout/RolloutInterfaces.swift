@@ -57,4 +57,6 @@ public protocol DeviceRollouts: Sendable {
     /// The device's filesystem reported its current configuration (`query.version`: the
     /// firmware it last reported).
     func configurationReported(_ query: DeviceQuery)
+    /// The device reported on its attempt under `rollout` itself (hawkBit DDI feedback).
+    func reported(device: String, rollout: String, _ report: RolloutNode.DeviceReport)
 }

@@ -21,12 +21,22 @@ public final class DeviceAPI: Sendable {
     let rollouts = NIOLockedValueBox<(any DeviceRollouts)?>(nil)
     /// The devices' configuration images (nil: filesystem mode answers 304).
     let configurations: DeviceConfigurations?
+    /// A blob's SHA-1 and MD5 as the store recorded them (nil: computed from the file here).
+    let transportDigests: (@Sendable (String) -> (sha1: String, md5: String)?)?
+    /// DDI actions of manual assignments that closed with a failure, by device (not offered
+    /// again until the assignment changes; kept in memory).
+    let ddiFailed = NIOLockedValueBox<[String: Int64]>([:])
+    let devicePorts = NIOLockedValueBox<(http: Int?, tls: Int?)>((nil, nil))
 
-    public init(catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system, configurations: DeviceConfigurations? = nil) {
+    public init(
+        catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system, configurations: DeviceConfigurations? = nil,
+        ddi: DDIAccess? = nil, transportDigests: (@Sendable (String) -> (sha1: String, md5: String)?)? = nil
+    ) {
         self.catalogBox = NIOLockedValueBox(catalog)
         self.registry = registry
         self.clock = clock
         self.configurations = configurations
+        self.transportDigests = transportDigests
         let digestCache = digestCache
         var context = DeviceRoutes.Context(
             catalog: ServingCatalog(), assignment: { registry.assignment(for: $0) },
@@ -36,6 +46,7 @@ public final class DeviceAPI: Sendable {
         } else {
             context.configuration = { _ in ConfigurationOffer(problem: "this gateway builds no configuration images") }
         }
+        if let ddi { context.ddi = Self.ddiContext(ddi, registry: registry, failed: ddiFailed, ports: devicePorts) }
         self.baseContext = context
     }
 
@@ -75,8 +86,9 @@ public final class DeviceAPI: Sendable {
                 guard let engine else { break }
                 query = filled(query)
                 context.rolloutAnswer = (query, engine.answer(query))
-            case .response(let response, let sighting, let conclusion):
+            case .response(let response, let sighting, let conclusion, let feedback):
                 if let conclusion { engine?.concluded(filled(conclusion.query), rollout: conclusion.rollout, upToDate: conclusion.upToDate) }
+                if let feedback { apply(feedback, engine: engine) }
                 if let sighting {
                     registry.observe(sighting, at: clock.now().seconds)
                     if let (reported, current) = sighting.configuration {
@@ -131,6 +143,16 @@ public final class DeviceAPI: Sendable {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw RegistryError(path: path, reason: "cannot open blob for MD5 (errno \(errno))") }
         defer { close(fd) }
+        if let (sha1, md5) = transportDigests?(sha256) {
+            // Recorded at ingest: only the last 32 bytes are read.
+            var info = stat()
+            guard fstat(fd, &info) == 0 else { throw RegistryError(path: path, reason: "cannot stat blob (errno \(errno))") }
+            var tail = [UInt8](repeating: 0, count: 32)
+            let n = info.st_size >= 32 ? tail.withUnsafeMutableBytes { pread(fd, $0.baseAddress, 32, off_t(info.st_size - 32)) } : 0
+            let digests = DeviceRoutes.BlobDigests(md5: md5, appendedDigest: n == 32 ? hexString(tail) : nil, sha1: sha1)
+            digestCache.withLockedValue { $0[sha256] = digests }
+            return
+        }
         var hasher = Insecure.MD5()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var tail: [UInt8] = []

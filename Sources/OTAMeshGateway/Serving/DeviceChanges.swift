@@ -1,5 +1,7 @@
+import Foundation
 import OTAMeshApps
 import OTAMeshCommon
+import OTAMeshDevices
 import OTAMeshStore
 
 /// A change an admin makes to the device registry (`otamesh device assign|unassign|tag|accept|
@@ -152,6 +154,21 @@ public struct DeviceChanges: Sendable {
             return lines
         case .add(var record, let user, let password):
             record.id = try Self.normalized([record.id])[0]
+            if record.family == .ddi {
+                // A pull device: no address to reach it at; it authenticates with its TargetToken.
+                guard DDI.isName(record.id) else {
+                    throw DeviceChangeError(.invalid, "a DDI controller id is 1…64 letters, digits, '.', '_', '-' or ':', got \(record.id)")
+                }
+                let kept = try secrets.targetToken(for: record.id)
+                let token = kept ?? Self.newToken()
+                if kept == nil { try secrets.setTargetToken(record.id, token) }
+                try registry.add(record)
+                return [
+                    kept == nil
+                        ? "\(record.id): ddi device; TargetToken \(token) (shown once: configure the device with it, e.g. swupdate -u \"… -i \(record.id) -k \(token)\")"
+                        : "\(record.id): ddi device; its TargetToken is kept (otamesh device remove \(record.id), then add it again, issues a new one)"
+                ]
+            }
             if let password { try secrets.set(record.id, user: user ?? "admin", password: password) }
             try registry.add(record)
             let shown = registry.device(record.id) ?? record
@@ -168,6 +185,12 @@ public struct DeviceChanges: Sendable {
         case .configure(let rows):
             return try configure(rows)
         }
+    }
+
+    /// A new DDI TargetToken: 128 random bits, hex.
+    static func newToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
     }
 
     /// Device ids as the registry keys them; none empty.

@@ -13,6 +13,9 @@ public struct DeviceRequest: Sendable {
     public var clientAddress: String
     /// True when the request came over TLS (:8443).
     public var isTLS: Bool
+    /// The body of a PUT or POST (hawkBit DDI's feedback and configData), at most
+    /// ``DDI/maxBody`` bytes; empty for every other request.
+    public var body: [UInt8] = []
 
     public init(
         method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],

@@ -1,4 +1,5 @@
 import OTAMeshCommon
+import OTAMeshDevices
 import OTAMeshFirmware
 import OTAMeshRollout
 import OTAMeshTrust
@@ -35,6 +36,8 @@ public enum DeviceRoutes {
         /// A device's configuration image as the shell prepared it, nil until it did (see
         /// ``Outcome/needConfiguration(_:)``).
         public var configuration: @Sendable (String) -> ConfigurationOffer? = { _ in nil }
+        /// hawkBit DDI (nil: off, its paths are 404).
+        public var ddi: DDIContext?
 
         public init(
             catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
@@ -54,16 +57,20 @@ public enum DeviceRoutes {
         /// The last 32 bytes (hex): an ESP32 image's appended SHA-256, which is what
         /// `esp_partition_get_sha256` — and so `x-ESP32-sketch-sha256` — reports for the running app.
         public var appendedDigest: String?
+        /// SHA-1 of the whole file (hawkBit DDI's `hashes.sha1`, which SWUpdate checks), as the
+        /// store recorded it at ingest.
+        public var sha1: String?
 
-        public init(md5: String, appendedDigest: String?) {
+        public init(md5: String, appendedDigest: String?, sha1: String? = nil) {
             self.md5 = md5
             self.appendedDigest = appendedDigest
+            self.sha1 = sha1
         }
     }
 
     public enum Outcome: Sendable, Equatable {
         /// What the device is told, the sighting to record, and what to tell the rollouts.
-        case response(DeviceResponse, sighting: DeviceSighting?, conclusion: RolloutConclusion? = nil)
+        case response(DeviceResponse, sighting: DeviceSighting?, conclusion: RolloutConclusion? = nil, ddiFeedback: DDIFeedbackEvent? = nil)
         /// The answer needs this blob's ``BlobDigests`` (ESP httpUpdate): compute them off the
         /// event loop, then ask again.
         case needDigests(String)
@@ -118,6 +125,9 @@ public enum DeviceRoutes {
                 response.device = request.query["device"].map(DeviceRegistry.normalizedID)
                 return plain(response)
             }
+        }
+        if let ddi = context.ddi, ddi.settings.enabled, !request.path.hasPrefix("/v1/"), let path = DDI.path(request.path) {
+            return try Self.ddi(request, path: path, ddi: ddi, context: context)
         }
         let segments = request.path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
         guard segments.first == "v1", segments.count >= 2 else { return plain(.notFound(request.path)) }

@@ -41,8 +41,10 @@ public final class DeviceSecretStore: Sendable {
         var password: String?
         /// Password-type app settings (`otamesh device config set`), prop → value.
         var settings: [String: String] = [:]
+        /// A hawkBit DDI device's `TargetToken` (`otamesh device add --family ddi`).
+        var targetToken: String?
         var credentials: PushCredentials? { password.map { PushCredentials(username: user, password: $0) } }
-        var isEmpty: Bool { password == nil && settings.isEmpty }
+        var isEmpty: Bool { password == nil && settings.isEmpty && targetToken == nil }
         var description: String { "DeviceSecret(redacted)" }
         var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
     }
@@ -81,6 +83,20 @@ public final class DeviceSecretStore: Sendable {
         var entry = all[id] ?? Secret(user: "admin", password: nil)
         entry.settings.merge(values) { _, new in new }
         for prop in remove { entry.settings[prop] = nil }
+        all[id] = entry.isEmpty ? nil : entry
+        try write(all)
+    }
+
+    /// A DDI device's `TargetToken`, if it has one.
+    public func targetToken(for id: String) throws(DeviceSecretError) -> String? {
+        try current()[id]?.targetToken
+    }
+
+    /// Sets (or, with nil, removes) a DDI device's `TargetToken`.
+    public func setTargetToken(_ id: String, _ token: String?) throws(DeviceSecretError) {
+        var all = try Self.read(path, allowOpen: allowOpen) ?? [:]
+        var entry = all[id] ?? Secret(user: "admin", password: nil)
+        entry.targetToken = token
         all[id] = entry.isEmpty ? nil : entry
         try write(all)
     }
@@ -167,12 +183,14 @@ public final class DeviceSecretStore: Sendable {
             guard entry["settings"] == nil || settings != nil else {
                 throw .malformed(path: path, reason: "device \(id): settings is not an object of strings")
             }
+            let token = entry["targetToken"] as? String
+            guard entry["targetToken"] == nil || token != nil else { throw .malformed(path: path, reason: "device \(id): targetToken is not a string") }
             let password = entry["password"] as? String
-            guard password != nil || (entry["password"] == nil && settings != nil) else {
+            guard password != nil || (entry["password"] == nil && (settings != nil || token != nil)) else {
                 throw .malformed(path: path, reason: "device \(id): password missing or not a string")
             }
             guard let user = (entry["user"] ?? "admin") as? String else { throw .malformed(path: path, reason: "device \(id): user is not a string") }
-            secrets[id] = Secret(user: user, password: password, settings: settings ?? [:])
+            secrets[id] = Secret(user: user, password: password, settings: settings ?? [:], targetToken: token)
         }
         return secrets
     }
@@ -184,6 +202,7 @@ public final class DeviceSecretStore: Sendable {
             var entry: [String: Any] = ["user": secret.user]
             if let password = secret.password { entry["password"] = password }
             if !secret.settings.isEmpty { entry["settings"] = secret.settings }
+            if let token = secret.targetToken { entry["targetToken"] = token }
             return entry
         }
         let data: Data

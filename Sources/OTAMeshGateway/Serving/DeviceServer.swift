@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import OTAMeshDevices
 import OTAMeshStore
 import OTAMeshTransfer
 
@@ -84,6 +85,10 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let server: DeviceServer
     let isTLS: Bool
     private var head: HTTPRequestHead?
+    /// The body of a PUT or POST (DDI feedback, configData), up to ``DDI/maxBody``; nil for
+    /// other methods, whose bodies are dropped.
+    private var body: [UInt8]?
+    private var bodyTooLarge = false
     /// Responses being written (the idle timeout must not cut a slow download).
     private var inFlight = 0 {
         didSet {
@@ -147,17 +152,31 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             self.head = head
+            body = head.method == .POST || head.method == .PUT ? [] : nil
+            bodyTooLarge = false
             requestTimer?.cancel()
             requestTimer = nil
             let channel = context.channel
             bodyTimer?.cancel()
             bodyTimer = context.eventLoop.scheduleTask(in: Self.bodyDeadline) { channel.close(promise: nil) }
-        case .body: break  // device routes take no bodies; ignore (bounded by the decoder)
+        case .body(let chunk):
+            // Only PUT/POST bodies are kept, and only up to the limit (the rest is dropped).
+            guard body != nil, !bodyTooLarge else { break }
+            if body!.count + chunk.readableBytes > DDI.maxBody {
+                bodyTooLarge = true
+                body = []
+            } else {
+                body!.append(contentsOf: chunk.readableBytesView)
+            }
         case .end:
             bodyTimer?.cancel()
             bodyTimer = nil
             guard let head else { return }
             self.head = nil
+            if bodyTooLarge {
+                write(.text(413, "request body over \(DDI.maxBody) bytes\n"), for: head, keepAlive: false, context: context)
+                return
+            }
             respond(context: context, head: head)
         }
     }
@@ -170,9 +189,11 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let key = name.lowercased()
             if headers[key] == nil { headers[key] = value }
         }
-        let request = DeviceRequest(
+        var request = DeviceRequest(
             method: head.method.rawValue, path: path, query: query, headers: headers,
             clientAddress: context.channel.remoteAddress?.ipAddress ?? "unknown", isTLS: isTLS)
+        request.body = body ?? []
+        body = nil
         let keepAlive = head.isKeepAlive
         switch server.api.handle(request) {
         case .response(let response):

@@ -1,0 +1,208 @@
+import Foundation
+import OTAMeshCommon
+import OTAMeshDevices
+import OTAMeshRollout
+
+/// What the DDI routes need besides the catalog and the rollouts' answer; the shell
+/// (``DeviceAPI``) fills it from the configuration, the registry and the secret store.
+public struct DDIContext: Sendable {
+    public enum Authorization: Sendable, Equatable {
+        case allowed
+        case denied(String)
+    }
+
+    /// A DDI device as the registry knows it.
+    public struct Device: Sendable, Equatable {
+        public var hardware: String?
+        /// The version a closed/success confirmed (`ddi` devices report none when they poll).
+        public var version: String?
+        /// It reported its attributes (configData) already.
+        public var hasAttributes: Bool
+        public init(hardware: String? = nil, version: String? = nil, hasAttributes: Bool = false) {
+            (self.hardware, self.version, self.hasAttributes) = (hardware, version, hasAttributes)
+        }
+    }
+
+    public var settings: DDISettings
+    /// Whether the request's credential may act as this controller (the shell enrolls a new
+    /// device's first TargetToken when `ddi.authentication: enroll`).
+    public var authorize: @Sendable (_ controller: String, _ credential: DDI.Credential) -> Authorization
+    public var device: @Sendable (_ id: String) -> Device?
+    /// Actions of manual assignments that closed with a failure (not offered again).
+    public var failedAction: @Sendable (_ id: String) -> Int64?
+    /// The device listeners' ports (known once they are bound), for absolute download links.
+    public var ports: @Sendable () -> (http: Int?, tls: Int?)
+
+    public init(
+        settings: DDISettings, authorize: @escaping @Sendable (String, DDI.Credential) -> Authorization,
+        device: @escaping @Sendable (String) -> Device?, failedAction: @escaping @Sendable (String) -> Int64? = { _ in nil },
+        ports: @escaping @Sendable () -> (http: Int?, tls: Int?) = { (nil, nil) }
+    ) {
+        self.settings = settings
+        self.authorize = authorize
+        self.device = device
+        self.failedAction = failedAction
+        self.ports = ports
+    }
+}
+
+/// A DDI device's feedback, for the shell to apply: to the rollout that started the action, or
+/// (a manual assignment) to the registry.
+public struct DDIFeedbackEvent: Sendable, Equatable {
+    public var device: String
+    public var action: Int64
+    public var rollout: String?
+    /// The target's version (a confirmed success is recorded as it).
+    public var version: String?
+    public var report: RolloutNode.DeviceReport
+}
+
+extension DeviceRoutes {
+    /// One DDI request (`/{tenant}/controller/v1/{controllerId}…`).
+    static func ddi(_ request: DeviceRequest, path: DDI.Path, ddi: DDIContext, context: Context) throws(NeedRolloutAnswer) -> Outcome {
+        guard path.tenant.lowercased() == ddi.settings.tenant.lowercased() else { return plain(.notFound("tenant \(path.tenant)")) }
+        let controller = path.controllerID
+        if case .denied(let why) = ddi.authorize(controller, DDI.credential(request.header("authorization"))) {
+            return plain(.text(401, "\(why)\n", extra: [("WWW-Authenticate", "TargetToken")]))
+        }
+        let id = DeviceRegistry.normalizedID(controller)
+        let known = ddi.device(id) ?? DDIContext.Device()
+        let resolved = try ddiAction(id: id, device: known, address: request.clientAddress, ddi: ddi, context: context)
+        func sighting(_ answer: String) -> DeviceSighting {
+            DeviceSighting(id: id, family: .ddi, hardware: nil, version: nil, address: request.clientAddress, answer: answer)
+        }
+        let base = "\(origin(request))/\(path.tenant)/controller/v1/\(controller)"
+        switch (request.method, path.resource) {
+        case ("GET", .base):
+            let body = DDI.controllerBase(
+                sleep: resolved.action == nil ? ddi.settings.pollInterval : ddi.settings.activePollInterval,
+                deploymentBase: resolved.action.map { "\(base)/deploymentBase/\($0.id)" },
+                configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: nil)
+            return .response(ddiJSON(request, body), sighting: sighting(resolved.answer))
+        case ("GET", .deploymentBase(let actionID)):
+            guard let action = resolved.action, action.id == actionID else {
+                return .response(.text(404, "no open action \(actionID) for \(controller)\n"), sighting: sighting(resolved.answer))
+            }
+            guard let digests = context.digests(action.blob.sha256), let sha1 = digests.sha1 else { return .needDigests(action.blob.sha256) }
+            let file =
+                "/v1/targets/" + action.target.path.split(separator: "/").map { PercentEncoding.encode(String($0)) }.joined(separator: "/")
+                + "?device=" + PercentEncoding.encode(id)
+            let host = hostName(request)
+            let ports = ddi.ports()
+            let http = ports.http.map { "http://\(host):\($0)\(file)" } ?? origin(request) + file
+            let artifact = DDI.Artifact(
+                filename: action.target.fileName, size: action.blob.size, sha1: sha1, md5: digests.md5, sha256: action.blob.sha256,
+                download: ports.tls.map { "https://\(host):\($0)\(file)" } ?? http, downloadHTTP: http)
+            let body = DDI.deploymentBase(
+                actionID: action.id, download: .forced, update: .forced, maintenanceWindowAvailable: nil, part: "os",
+                version: action.target.version ?? String(action.blob.sha256.prefix(12)), name: action.target.path, artifacts: [artifact])
+            return .response(ddiJSON(request, body), sighting: sighting("deployment \(action.id): \(action.target.path)"))
+        case ("POST", .deploymentFeedback(let actionID)):
+            let feedback: DDI.Feedback
+            do throws(DDIError) { feedback = try DDI.Feedback(json: request.body) } catch {
+                return .response(.text(400, "\(error.reason)\n"), sighting: nil)
+            }
+            guard let action = resolved.action, action.id == actionID else {
+                // A late or repeated report of an action already closed: acknowledged (a client
+                // retries a refused confirmation for ever), changes nothing.
+                return .response(.empty(200), sighting: sighting("feedback for action \(actionID), which is not open: ignored"))
+            }
+            let event = DDIFeedbackEvent(
+                device: id, action: action.id, rollout: action.rollout, version: action.target.version, report: report(feedback))
+            return .response(.empty(200), sighting: sighting(feedbackAnswer(feedback, action: action.id)), ddiFeedback: event)
+        case ("PUT", .configData):
+            let config: DDI.ConfigData
+            do throws(DDIError) { config = try DDI.ConfigData(json: request.body) } catch {
+                return .response(.text(400, "\(error.reason)\n"), sighting: nil)
+            }
+            var seen = sighting("reported \(config.data.count) attributes")
+            seen.options = config.mode == .remove ? [:] : config.data
+            seen.hardware = config.data["hardware"]
+            seen.variant = config.data["variant"]
+            return .response(.empty(200), sighting: seen)
+        case ("GET", .cancelAction(let actionID)), ("POST", .cancelFeedback(let actionID)):
+            return .response(.text(404, "no cancelation \(actionID) for \(controller)\n"), sighting: sighting(resolved.answer))
+        default:
+            return plain(.text(405, "method \(request.method) not allowed here\n"))
+        }
+    }
+
+    /// The action open for a DDI device now: its rollout's (the rollouts decide first), else its
+    /// manual assignment's while it does not run it; and the answer to record.
+    struct DDIAction {
+        var id: Int64
+        var target: ServedTarget
+        var blob: ServedBlob
+        var rollout: String?
+    }
+
+    static func ddiAction(
+        id: String, device: DDIContext.Device, address: String, ddi: DDIContext, context: Context
+    ) throws(NeedRolloutAnswer) -> (action: DDIAction?, answer: String) {
+        // No version in the query: a DDI device reports none when it polls; its feedback decides.
+        let query = DeviceQuery(id: id, family: .ddi, hardware: device.hardware, version: nil, address: address)
+        var answer = RolloutAnswer.none
+        if context.rolloutsActive {
+            guard let asked = context.rolloutAnswer, asked.query.asks(query) else { throw NeedRolloutAnswer(query: query) }
+            answer = asked.answer
+        }
+        switch answer {
+        case .offer(let path, let rollout):
+            guard let (target, blob) = context.catalog.blob(forTarget: path) else { return (nil, "rollout \(rollout): \(path) is not in the cache") }
+            return (
+                DDIAction(id: DDI.actionID(rollout, target.sha256, id), target: target, blob: blob, rollout: rollout), "action for \(path) (rollout \(rollout))"
+            )
+        case .hold(let why):
+            return (nil, why)
+        case .none:
+            guard let path = context.assignment(id) else { return (nil, "no assignment") }
+            switch decideAssigned(path: path, hardware: device.hardware, version: device.version, running: RunningDigests(), context: context) {
+            case .offer(let target, let blob):
+                let action = DDI.actionID("assigned", target.sha256, id)
+                if ddi.failedAction(id) == action { return (nil, "action \(action) for \(path) failed; not offered again (reassign to retry)") }
+                return (DDIAction(id: action, target: target, blob: blob, rollout: nil), "action for \(path)")
+            case .upToDate(let why): return (nil, "up to date (\(why))")
+            case .nothing(let why): return (nil, why)
+            }
+        }
+    }
+
+    static func report(_ feedback: DDI.Feedback) -> RolloutNode.DeviceReport {
+        let said = feedback.details.joined(separator: "; ")
+        switch (feedback.execution, feedback.finished) {
+        case (.closed, .failure): return .failed(said.isEmpty ? "closed with failure" : said)
+        case (.closed, _): return .succeeded
+        case (.canceled, _): return .failed("canceled by the device" + (said.isEmpty ? "" : ": \(said)"))
+        case (.rejected, _): return .failed("rejected by the device" + (said.isEmpty ? "" : ": \(said)"))
+        case (.downloaded, _): return .progress(.installing)
+        case (.proceeding, _):
+            // SWUpdate reports the chunks installed (cnt of of) once it streamed the artifact in.
+            if let progress = feedback.progress, let of = progress.of, of > 0, progress.count >= of { return .progress(.installing) }
+            return .progress(.downloading)
+        default: return .progress(.downloading)
+        }
+    }
+
+    static func feedbackAnswer(_ feedback: DDI.Feedback, action: Int64) -> String {
+        let last = feedback.details.last.map { ": \(String($0.prefix(120)))" } ?? ""
+        return "action \(action): \(feedback.execution.rawValue) \(feedback.finished.rawValue)\(last)"
+    }
+
+    /// JSON with an ETag; 304 when the client already has it.
+    static func ddiJSON(_ request: DeviceRequest, _ body: [UInt8]) -> DeviceResponse {
+        let etag = "\"\(String(DDI.actionID(String(decoding: body, as: UTF8.self)), radix: 16))\""
+        if let match = request.header("if-none-match"), match == etag { return DeviceResponse(status: 304, headers: [("ETag", etag)]) }
+        return DeviceResponse(
+            status: 200, headers: [("Content-Type", "application/hal+json;charset=UTF-8"), ("ETag", etag), ("Cache-Control", "no-store")],
+            body: [.bytes(body)])
+    }
+
+    /// The request's host without its port (a checked Host header), for links on other ports.
+    static func hostName(_ request: DeviceRequest) -> String {
+        guard let host = request.header("host"), !host.isEmpty, host.count <= 255,
+            host.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || ".-:[]".contains($0)) })
+        else { return "localhost" }
+        if host.hasPrefix("["), let close = host.firstIndex(of: "]") { return String(host[...close]) }
+        return String(host.split(separator: ":").first ?? Substring(host))
+    }
+}
