@@ -24,7 +24,7 @@ struct DeviceRoutesTests {
     }
 
     static func response(_ outcome: DeviceRoutes.Outcome) -> (DeviceResponse, DeviceSighting?) {
-        guard case .response(let response, let sighting, _) = outcome else {
+        guard case .response(let response, let sighting, _, _) = outcome else {
             Issue.record("expected a response, got \(outcome)")
             return (.empty(0), nil)
         }
@@ -286,7 +286,7 @@ struct DeviceRoutesTests {
 
         // Offered by a rollout: served, and the rollout hears that its target went out.
         ctx.rolloutAnswer = (query, .offer(path: Self.target.path, rollout: "r-1"))
-        guard case .response(let offer, let sighting, let conclusion) = DeviceRoutes.handle(request, context: ctx) else {
+        guard case .response(let offer, let sighting, let conclusion, _) = DeviceRoutes.handle(request, context: ctx) else {
             Issue.record("expected a response")
             return
         }
@@ -298,7 +298,7 @@ struct DeviceRoutesTests {
         var currentQuery = query
         currentQuery.version = "2.0.0"
         ctx.rolloutAnswer = (currentQuery, .offer(path: Self.target.path, rollout: "r-1"))
-        guard case .response(let none, _, let upToDate) = DeviceRoutes.handle(current, context: ctx) else {
+        guard case .response(let none, _, let upToDate, _) = DeviceRoutes.handle(current, context: ctx) else {
             Issue.record("expected a response")
             return
         }
@@ -306,7 +306,7 @@ struct DeviceRoutesTests {
 
         // Held: told nothing, and there is nothing to conclude; an answer for another request is not reused.
         ctx.rolloutAnswer = (query, .hold("rollout r-1: halted"))
-        guard case .response(let held, let heldSighting, let heldConclusion) = DeviceRoutes.handle(request, context: ctx) else {
+        guard case .response(let held, let heldSighting, let heldConclusion, _) = DeviceRoutes.handle(request, context: ctx) else {
             Issue.record("expected a response")
             return
         }

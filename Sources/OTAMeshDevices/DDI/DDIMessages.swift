@@ -245,6 +245,9 @@ extension DDI {
         public var tenant: String
         public var controllerID: String
         public var resource: Resource
+        public init(tenant: String, controllerID: String, resource: Resource) {
+            (self.tenant, self.controllerID, self.resource) = (tenant, controllerID, resource)
+        }
     }
 
     /// `/{tenant}/controller/v1/{controllerId}[/configData | /deploymentBase/{id}[/feedback] |

@@ -87,12 +87,16 @@ extension DeviceRoutes {
             let file =
                 "/v1/targets/" + action.target.path.split(separator: "/").map { PercentEncoding.encode(String($0)) }.joined(separator: "/")
                 + "?device=" + PercentEncoding.encode(id)
+            // The scheme and authority the device used (a proxy or NAT in between keeps working);
+            // the other scheme on this gateway's own port for it.
             let host = hostName(request)
             let ports = ddi.ports()
-            let http = ports.http.map { "http://\(host):\($0)\(file)" } ?? origin(request) + file
+            let asked = origin(request) + file
+            let http = request.isTLS ? ports.http.map { "http://\(host):\($0)\(file)" } ?? asked : asked
+            let https = request.isTLS ? asked : ports.tls.map { "https://\(host):\($0)\(file)" } ?? asked
             let artifact = DDI.Artifact(
                 filename: action.target.fileName, size: action.blob.size, sha1: sha1, md5: digests.md5, sha256: action.blob.sha256,
-                download: ports.tls.map { "https://\(host):\($0)\(file)" } ?? http, downloadHTTP: http)
+                download: https, downloadHTTP: http)
             let body = DDI.deploymentBase(
                 actionID: action.id, download: .forced, update: .forced, maintenanceWindowAvailable: nil, part: "os",
                 version: action.target.version ?? String(action.blob.sha256.prefix(12)), name: action.target.path, artifacts: [artifact])
