@@ -9,7 +9,8 @@ SWIFT ?= swift
 # System packages the build and tests use (Debian names).
 APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-dev libssl-dev \
                 xz-utils python3 python3-pip util-linux procps curl wget openssl tinyproxy \
-                iproute2 nftables dbus avahi-daemon avahi-utils chromium chromium-driver socat libnss3-tools
+                iproute2 nftables dbus avahi-daemon avahi-utils chromium chromium-driver socat libnss3-tools \
+                swupdate cpio
 # Reference tools the tests cross-check against (PyPI), pinned.
 # selenium drives Debian's chromium headless for the dashboard test (no browser download).
 PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0 littlefs-python==0.19.0

@@ -22,7 +22,8 @@ struct DDIMessagesTests {
         let idle = try Self.object(DDI.controllerBase(sleep: 60, deploymentBase: nil, configData: nil, cancelAction: nil))
         #expect(((idle["config"] as? [String: Any])?["polling"] as? [String: Any])?["sleep"] as? String == "00:01:00")
         #expect((idle["_links"] as? [String: Any])?.isEmpty == true)
-        let busy = try Self.object(DDI.controllerBase(sleep: 5, deploymentBase: "http://g/T/controller/v1/d/deploymentBase/7", configData: "c", cancelAction: nil))
+        let busy = try Self.object(
+            DDI.controllerBase(sleep: 5, deploymentBase: "http://g/T/controller/v1/d/deploymentBase/7", configData: "c", cancelAction: nil))
         let links = try #require(busy["_links"] as? [String: Any])
         #expect((links["deploymentBase"] as? [String: Any])?["href"] as? String == "http://g/T/controller/v1/d/deploymentBase/7")
         #expect(links["cancelAction"] == nil && links["configData"] != nil)
@@ -52,11 +53,13 @@ struct DDIMessagesTests {
 
     @Test("feedback in SWUpdate's form (numeric id, time), hawkBit's current form (timestamp, code) and with the id as a string all read")
     func feedback() throws {
-        let swupdate = #"{ "id": 7, "time": "20261207T200036", "status": { "result": { "progress": { "cnt" : 1, "of" : 1 }, "finished": "none" }, "execution": "proceeding", "details" : [ "All Chunks Installed." ] } }"#
+        let swupdate =
+            #"{ "id": 7, "time": "20261207T200036", "status": { "result": { "progress": { "cnt" : 1, "of" : 1 }, "finished": "none" }, "execution": "proceeding", "details" : [ "All Chunks Installed." ] } }"#
         let parsed = try DDI.Feedback(json: Array(swupdate.utf8))
         #expect(parsed.actionID == 7 && parsed.execution == .proceeding && parsed.finished == .none)
         #expect(parsed.progress?.count == 1 && parsed.progress?.of == 1 && parsed.details == ["All Chunks Installed."])
-        let current = #"{"timestamp": 1627997501890, "status": {"execution": "closed", "result": {"finished": "failure"}, "code": 42, "details": ["disk full"]}}"#
+        let current =
+            #"{"timestamp": 1627997501890, "status": {"execution": "closed", "result": {"finished": "failure"}, "code": 42, "details": ["disk full"]}}"#
         let closed = try DDI.Feedback(json: Array(current.utf8))
         #expect(closed.actionID == nil && closed.execution == .closed && closed.finished == .failure && closed.code == 42)
         #expect(try DDI.Feedback(json: Array(#"{"id":"12","status":{"execution":"closed","result":{"finished":"success"}}}"#.utf8)).actionID == 12)
@@ -80,14 +83,15 @@ struct DDIMessagesTests {
         #expect(throws: DDIError.self) { try DDI.Feedback(json: [UInt8](repeating: 0x20, count: DDI.maxBody + 1)) }
         let line = String(repeating: "x", count: 700) + "\u{1b}[31m"
         let many = (0..<80).map { _ in "\"\(line.replacingOccurrences(of: "\u{1b}", with: "\\u001b"))\"" }.joined(separator: ",")
-        let body = #"{"status":{"execution":"proceeding","result":{"finished":"none"},"details":["#+many+"]}}"
+        let body = #"{"status":{"execution":"proceeding","result":{"finished":"none"},"details":["# + many + "]}}"
         let parsed = try DDI.Feedback(json: Array(body.utf8))
         #expect(parsed.details.count == DDI.maxDetails && parsed.details.allSatisfy { $0.count <= DDI.maxDetailLength && !$0.contains("\u{1b}") })
     }
 
     @Test("configData: SWUpdate's body without a mode merges; numbers become strings; too many or non-string attributes are refused")
     func configData() throws {
-        let swupdate = #"{ "id": "", "time": "20261207T200109", "status": { "result": { "finished": "success" }, "execution": "closed", "details" : [ "" ] }, "data" : {  "swversion": "1.0.0","board": "otamesh", "rev": 2 } }"#
+        let swupdate =
+            #"{ "id": "", "time": "20261207T200109", "status": { "result": { "finished": "success" }, "execution": "closed", "details" : [ "" ] }, "data" : {  "swversion": "1.0.0","board": "otamesh", "rev": 2 } }"#
         let parsed = try DDI.ConfigData(json: Array(swupdate.utf8))
         #expect(parsed.mode == .merge && parsed.data == ["swversion": "1.0.0", "board": "otamesh", "rev": "2"])
         #expect(try DDI.ConfigData(json: Array(#"{"mode":"replace","data":{}}"#.utf8)).mode == .replace)

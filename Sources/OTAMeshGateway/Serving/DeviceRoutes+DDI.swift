@@ -87,16 +87,15 @@ extension DeviceRoutes {
             let file =
                 "/v1/targets/" + action.target.path.split(separator: "/").map { PercentEncoding.encode(String($0)) }.joined(separator: "/")
                 + "?device=" + PercentEncoding.encode(id)
-            // The scheme and authority the device used (a proxy or NAT in between keeps working);
-            // the other scheme on this gateway's own port for it.
-            let host = hostName(request)
-            let ports = ddi.ports()
+            // `download` (which clients prefer) keeps the scheme and authority the device used: a
+            // device polling over HTTP may not trust the site CA, and a proxy or NAT in between
+            // keeps working. `download-http` is plain HTTP, on this gateway's port when the
+            // device came over HTTPS.
             let asked = origin(request) + file
-            let http = request.isTLS ? ports.http.map { "http://\(host):\($0)\(file)" } ?? asked : asked
-            let https = request.isTLS ? asked : ports.tls.map { "https://\(host):\($0)\(file)" } ?? asked
+            let http = request.isTLS ? ddi.ports().http.map { "http://\(hostName(request)):\($0)\(file)" } ?? asked : asked
             let artifact = DDI.Artifact(
                 filename: action.target.fileName, size: action.blob.size, sha1: sha1, md5: digests.md5, sha256: action.blob.sha256,
-                download: https, downloadHTTP: http)
+                download: asked, downloadHTTP: http)
             let body = DDI.deploymentBase(
                 actionID: action.id, download: .forced, update: .forced, maintenanceWindowAvailable: nil, part: "os",
                 version: action.target.version ?? String(action.blob.sha256.prefix(12)), name: action.target.path, artifacts: [artifact])
