@@ -103,7 +103,8 @@ public struct Gateway: Sendable, Equatable {
 
 /// `count` emulated devices of one family on a device segment, pointed at their gateway.
 public struct DeviceGroup: Sendable, Equatable {
-    public static let families: [DeviceFamily] = DeviceFamily.pull + pushFamilies
+    /// What otamesh-devicesim emulates (not yet hawkBit DDI).
+    public static let families: [DeviceFamily] = DeviceFamily.pull.filter { $0 != .ddi } + pushFamilies
     /// Families of devices that cannot fetch ("upgrade local"): the lab serves them as
     /// `otamesh-devicesim serve` twins that announce themselves by mDNS; their gateway finds,
     /// probes and pushes to them.

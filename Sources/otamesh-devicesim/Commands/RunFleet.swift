@@ -26,7 +26,7 @@ struct RunFleet: AsyncParsableCommand {
             told "no update"; otherwise: no device ended failed), 1 otherwise.
             """)
 
-    @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.pull)).")
+    @Option(help: "Device family: \(DeviceFamily.names(DeviceFamily.emulated)).")
     var family: String
     @Option(help: "Number of devices.") var count = 1
     @Option(help: "The gateway's plain-HTTP device URL.") var gateway = "http://127.0.0.1:8070"
@@ -87,8 +87,8 @@ struct RunFleet: AsyncParsableCommand {
     @Flag(help: "Start every device at once (default: first polls spread over one interval).") var burst = false
 
     func validate() throws {
-        guard let known = DeviceFamily(known: family), DeviceFamily.pull.contains(known) else {
-            throw ValidationError("unknown --family '\(family)' (known: \(DeviceFamily.names(DeviceFamily.pull)))")
+        guard let known = DeviceFamily(known: family), DeviceFamily.emulated.contains(known) else {
+            throw ValidationError("unknown --family '\(family)' (known: \(DeviceFamily.names(DeviceFamily.emulated)))")
         }
         guard count >= 1 else { throw ValidationError("--count must be at least 1") }
         guard interval >= 0 else { throw ValidationError("--interval must be ≥ 0") }

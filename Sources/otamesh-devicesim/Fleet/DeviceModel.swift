@@ -5,6 +5,9 @@ import OTAMeshFirmware
 typealias Family = DeviceFamily
 
 extension DeviceFamily {
+    /// The pull families `run` emulates (not yet hawkBit DDI: SWUpdate itself is the test client).
+    static let emulated: [DeviceFamily] = pull.filter { $0 != .ddi }
+
     /// Families whose real firmware talks HTTPS only.
     var usesTLS: Bool { self == .espHTTPSOTA || self == .wiphone }
 }
