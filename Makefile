@@ -13,10 +13,11 @@ APT_PACKAGES := pkg-config liblzma-dev libavahi-compat-libdnssd-dev libsqlite3-d
                 swupdate cpio
 # Reference tools the tests cross-check against (PyPI), pinned.
 # selenium drives Debian's chromium headless for the dashboard test (no browser download).
-PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0 littlefs-python==0.19.0
+PIP_PACKAGES := esptool==5.6.0 imgtool==2.5.0 tuf==7.0.1 zeroconf==0.136.2 selenium==4.51.0 littlefs-python==0.19.0 aiohttp==3.14.5
 # Installed without their dependencies: `python3 -m espota` (ESPHome's native OTA host tool)
 # imports only esphome.core and esphome.helpers, which load without esphome's own dependencies.
-PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5
+# rauc-hawkbit's DDI client (a second hawkBit client in the DDI tests) needs only aiohttp, not gbulb.
+PIP_NODEPS_PACKAGES := espota==0.5.0 esphome==2026.6.5 rauc-hawkbit==0.2.0
 PYTHON ?= python3
 
 .PHONY: run test lint format demo soak fuzz build release install bench bench-gossip bench-sim deps deps-apt deps-pip pip-install clean

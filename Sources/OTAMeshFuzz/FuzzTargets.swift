@@ -39,6 +39,7 @@ public enum FuzzTargets {
         "mdns-txt": mdnsTXT,
         "filesystem-image": filesystemImage,
         "app-catalog": appCatalog,
+        "ddi": ddi,
     ]
 
     public static var names: [String] { all.keys.sorted() }

@@ -177,6 +177,47 @@ struct DDITests {
         #expect(FileManager.default.contents(atPath: installed).map { [UInt8]($0) == payload } == true, "the failed update changed nothing")
     }
 
+    static var raucHawkbitMissing: Bool {
+        ((try? runProgram("/usr/bin/env", ["python3", "-c", "import aiohttp, rauc_hawkbit.ddi.client"], timeout: 60))?.0 ?? 1) != 0
+    }
+
+    @Test(
+        "a second client (the rauc-hawkbit library): configData sets the device's hardware, the artifact's hashes and size match what it downloads, closed/success installs the assignment",
+        .enabled(if: !raucHawkbitMissing, "needs aiohttp and rauc-hawkbit (make deps installs them)"))
+    func raucHawkbitClient() throws {
+        let dir = try TemporaryDirectory()
+        let (repo, data) = (dir.file("repo"), dir.file("d"))
+        var generator = SystemRandomNumberGenerator()
+        let bundle = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        FileManager.default.createFile(atPath: dir.file("hvac.raucb"), contents: Data(bundle))
+        try Self.ok(["release", "init", "--repo", repo])
+        try Self.ok(["release", "add", "--repo", repo, "--path", "linux/hvac/2.0.raucb", "--version", "2.0", "--hardware", "hvac", dir.file("hvac.raucb")])
+        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
+        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
+        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        let gateway = try Gateway.start(data: data, extra: ["--ddi-poll-interval", "10m", "--ddi-active-poll-interval", "15s"])
+        defer { gateway.stop() }
+        let added = try Self.ok(["device", "add", "--data-dir", data, "--family", "ddi", "--id", "hvac-3"])
+        let token = try #require(added.split(separator: " ").first { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }.map(String.init), "\(added)")
+        try Self.ok(["device", "assign", "--data-dir", data, "hvac-3", "linux/hvac/2.0.raucb"])
+        let host = gateway.device.replacingOccurrences(of: "http://", with: "")
+        let script = Binaries.packageRoot.appendingPathComponent("Tests/Fixtures/ddi/rauc_hawkbit_client.py").path
+        let (status, out, err) = try runProgram("/usr/bin/env", ["python3", script, host, token, "hvac-3", dir.file("bundle.raucb")], timeout: 60)
+        #expect(status == 0, "\(out) \(err)")
+        let steps = out.split(separator: "\n").map(String.init)
+        #expect(steps.first?.contains(#""links": ["configData", "deploymentBase"]"#) == true && steps.first?.contains("00:00:15") == true, "\(steps)")
+        #expect(steps.contains { $0.contains(#""step": "downloaded""#) && $0.contains(#""ok": true"#) && $0.contains(#""size": 300000"#) }, "\(steps)")
+        #expect(steps.contains { $0.contains(#""filename": "2.0.raucb""#) && $0.contains(#""update": "forced""#) && $0.contains(#""version": "2.0""#) })
+        // Installed, attributes known: nothing more to do, the idle interval.
+        #expect(steps.last?.contains(#""links": []"#) == true && steps.last?.contains("00:10:00") == true, "\(steps)")
+        var listed = ""
+        #expect(
+            waitUntil(timeout: 10) {
+                listed = (try? run(["devices", "--data-dir", data]))?.1 ?? ""
+                return listed.contains("hvac-3  ddi  hvac  2.0")
+            }, "\(listed)")
+    }
+
     @Test("without its TargetToken, or with another device's, a DDI client gets 401 and nothing else")
     func authentication() throws {
         let dir = try TemporaryDirectory()

@@ -76,7 +76,8 @@ extension DeviceRoutes {
         case ("GET", .base):
             let body = DDI.controllerBase(
                 sleep: resolved.action == nil ? ddi.settings.pollInterval : ddi.settings.activePollInterval,
-                deploymentBase: resolved.action.map { "\(base)/deploymentBase/\($0.id)" },
+                // hawkBit's `?c=` (clients such as rauc-hawkbit require it when they parse the href).
+                deploymentBase: resolved.action.map { "\(base)/deploymentBase/\($0.id)?c=\($0.blob.sha256.prefix(12))" },
                 configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: nil)
             return .response(ddiJSON(request, body), sighting: sighting(resolved.answer))
         case ("GET", .deploymentBase(let actionID)):
@@ -196,7 +197,8 @@ extension DeviceRoutes {
         let etag = "\"\(String(DDI.actionID(String(decoding: body, as: UTF8.self)), radix: 16))\""
         if let match = request.header("if-none-match"), match == etag { return DeviceResponse(status: 304, headers: [("ETag", etag)]) }
         return DeviceResponse(
-            status: 200, headers: [("Content-Type", "application/hal+json;charset=UTF-8"), ("ETag", etag), ("Cache-Control", "no-store")],
+            // application/json, which every client accepts (aiohttp's json() refuses hal+json).
+            status: 200, headers: [("Content-Type", "application/json;charset=UTF-8"), ("ETag", etag), ("Cache-Control", "no-store")],
             body: [.bytes(body)])
     }
 

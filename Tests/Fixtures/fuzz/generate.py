@@ -237,3 +237,10 @@ APP = {
 APP_JSON = json.dumps(APP).encode()
 APP_CSV = b'device,app,ssid,volume,password\naa:01,weather-station@1.0.0,"lab-net",5,pw\naa:02,,x,30,\n'
 write("app-catalog", "weather", struct.pack(">H", len(APP_JSON)) + APP_JSON + APP_CSV)
+
+# ddi: byte 0 picks feedback (0), configData (1), a path (2) or an Authorization header (3).
+write("ddi", "feedback-swupdate", b"\x00" + b'{ "id": 7, "time": "20261207T200036", "status": { "result": { "progress": { "cnt" : 1, "of" : 1 }, "finished": "none" }, "execution": "proceeding", "details" : [ "All Chunks Installed." ] } }')
+write("ddi", "feedback-timestamp", b"\x00" + b'{"timestamp": 1627997501890, "status": {"execution": "closed", "result": {"finished": "failure"}, "code": 42, "details": ["disk full"]}}')
+write("ddi", "config-data", b"\x01" + b'{"mode": "merge", "data": {"hardware": "hvac", "serialnumber": "8922673153", "rev": 2}}')
+write("ddi", "path-feedback", b"\x02" + b"/DEFAULT/controller/v1/door-17/deploymentBase/1957729978/feedback")
+write("ddi", "authorization", b"\x03" + b"TargetToken c6e81b0a0cda205c218fd32865b9ce5d")
