@@ -98,19 +98,19 @@ struct DDITests {
         .enabled(if: !swupdateMissing, "needs swupdate and cpio (make deps installs them)"))
     func swupdateRollout() throws {
         let dir = try TemporaryDirectory()
-        let (repo, data, keys) = (dir.file("repo"), dir.file("d"), dir.file("admins"))
+        let (data, keys) = (dir.file("d"), dir.file("admins"))
         let signer = try Self.signer(in: dir)
         var generator = SystemRandomNumberGenerator()
         let payload = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
         let installed = dir.file("rootfs/opt/door/firmware.bin")
         let good = try Self.swu("2.0.0", in: dir, signer: signer, payload: payload, destination: installed, failing: false)
         let bad = try Self.swu("3.0.0", in: dir, signer: signer, payload: [], destination: installed, failing: true)
-        try Self.ok(["release", "init", "--repo", repo])
-        try Self.ok(["release", "add", "--repo", repo, "--path", "linux/door/2.0.0.swu", "--version", "2.0.0", "--hardware", "door", good])
-        try Self.ok(["release", "add", "--repo", repo, "--path", "linux/door/3.0.0.swu", "--version", "3.0.0", "--hardware", "door", bad])
-        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
-        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
-        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        _ = try PublishedRelease(
+            in: dir,
+            images: [
+                .init(path: "linux/door/2.0.0.swu", file: good, version: "2.0.0", hardware: "door"),
+                .init(path: "linux/door/3.0.0.swu", file: bad, version: "3.0.0", hardware: "door"),
+            ], importingInto: [data])
         let signing = try SignedSite(site: "ddi-site", admins: ["admin-a"], threshold: 1)
         try signing.writeKeys(to: keys)
         try signing.writeTrustFile(to: dir.file("site-trust.json"))
@@ -186,15 +186,12 @@ struct DDITests {
         .enabled(if: !raucHawkbitMissing, "needs aiohttp and rauc-hawkbit (make deps installs them)"))
     func raucHawkbitClient() throws {
         let dir = try TemporaryDirectory()
-        let (repo, data) = (dir.file("repo"), dir.file("d"))
+        let data = dir.file("d")
         var generator = SystemRandomNumberGenerator()
         let bundle = (0..<300_000).map { _ in UInt8.random(in: 0...255, using: &generator) }
         FileManager.default.createFile(atPath: dir.file("hvac.raucb"), contents: Data(bundle))
-        try Self.ok(["release", "init", "--repo", repo])
-        try Self.ok(["release", "add", "--repo", repo, "--path", "linux/hvac/2.0.raucb", "--version", "2.0", "--hardware", "hvac", dir.file("hvac.raucb")])
-        try Self.ok(["release", "publish", "--repo", repo, dir.file("pub")])
-        try Self.ok(["export", "--published", dir.file("pub"), dir.file("b.tar")])
-        try Self.ok(["import", "--data-dir", data, "--root", dir.file("pub/metadata/1.root.json"), dir.file("b.tar")])
+        _ = try PublishedRelease(
+            in: dir, images: [.init(path: "linux/hvac/2.0.raucb", file: dir.file("hvac.raucb"), version: "2.0", hardware: "hvac")], importingInto: [data])
         let gateway = try Gateway.start(data: data, extra: ["--ddi-poll-interval", "10m", "--ddi-active-poll-interval", "15s"])
         defer { gateway.stop() }
         let added = try Self.ok(["device", "add", "--data-dir", data, "--family", "ddi", "--id", "hvac-3"])

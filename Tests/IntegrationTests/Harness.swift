@@ -114,6 +114,8 @@ struct PublishedRelease {
         let path: String
         let file: String
         var version: String? = nil
+        /// `--hardware` (for files that do not say it: a .swu, a .raucb).
+        var hardware: String? = nil
 
         /// An ESP32 app image of `version` and `size` bytes at `file`, made by
         /// `otamesh-devicesim make-image`, to release as `path`.
@@ -153,7 +155,8 @@ struct PublishedRelease {
     }
 
     private func add(_ image: Image) -> [String] {
-        ["release", "add", "--repo", repo, "--path", image.path] + (image.version.map { ["--version", $0] } ?? []) + [image.file]
+        ["release", "add", "--repo", repo, "--path", image.path] + (image.version.map { ["--version", $0] } ?? [])
+            + (image.hardware.map { ["--hardware", $0] } ?? []) + [image.file]
     }
 
     private static func perform(_ steps: [[String]], timeout: Double) throws {
