@@ -301,9 +301,11 @@ public struct Launches: Sendable {
     /// (`--mac-base` counted up, as otamesh-devicesim derives them).
     public func deviceIDs(_ group: DeviceGroup) -> [String] {
         guard !group.isPush, let index = topology.devices.firstIndex(where: { $0.name == group.name }) else { return [] }
+        // The group's base (one place for the layout), its low 24 bits counted up.
+        let base = Self.macBase(group: index).split(separator: ":").compactMap { UInt32($0, radix: 16) }
         return (0..<group.count).map { device in
-            let low = (index & 0xff) << 16 | device
-            return String(format: "02:77:%02x:%02x:%02x:%02x", (index >> 8) & 0xff, (low >> 16) & 0xff, (low >> 8) & 0xff, low & 0xff)
+            let low = (base[3] << 16 | base[4] << 8 | base[5]) &+ UInt32(device)
+            return String(format: "%02x:%02x:%02x:%02x:%02x:%02x", base[0], base[1], base[2], (low >> 16) & 0xff, (low >> 8) & 0xff, low & 0xff)
         }
     }
 
