@@ -56,6 +56,15 @@ public enum RolloutAnswer: Sendable, Equatable {
     case offer(path: String, rollout: String)
     /// A rollout covers the device but nothing is offered now, and why.
     case hold(String)
+    /// The device is selected and the image ready, but the rollout's maintenance window is
+    /// closed: no attempt starts. A device that can download ahead (hawkBit DDI's
+    /// `update: skip`) may fetch `path` now and install once the window opens; for any other
+    /// device this is a ``hold(_:)`` for `why`.
+    case prefetch(path: String, rollout: String, why: String)
+    /// An attempt started but not yet transferring, in a halted or aborted rollout: a device
+    /// that can be told to stop (hawkBit DDI's `cancelAction`) is; for any other device this is
+    /// an ``offer(path:rollout:)`` (in-flight attempts finish).
+    case cancel(path: String, rollout: String, why: String)
     /// No rollout covers the device: manual assignments apply.
     case none
 }

@@ -8,6 +8,9 @@ extension RolloutNode {
         case succeeded
         /// It gave up (`closed`/`failure`), with its own words.
         case failed(String)
+        /// It stopped an attempt it had not started transferring, as the gateway asked
+        /// (``RolloutAnswer/cancel(path:rollout:why:)``).
+        case canceled
     }
 
     /// Applies a device's report to its in-flight attempt under `rollout` on this gateway.
@@ -33,6 +36,15 @@ extension RolloutNode {
             if let next = view.confirm(outcome, version: nil, error: detail.isEmpty ? "failure" : detail, now: now) {
                 record(next, device: device, rollout: rollout, now: now)
             }
+        case .canceled:
+            // Halted: the attempt stays open, offered again (as a new action) on resume. Aborted:
+            // it ends here, as what it is — it never started.
+            guard view.mode == .aborted, outcome.phase == .offered else { break }
+            var ended = outcome
+            ended.phase = .failed
+            ended.updated = max(now, outcome.updated)
+            ended.detail = "canceled before it started: rollout aborted"
+            record(ended, device: device, rollout: rollout, now: now)
         }
         return take()
     }

@@ -207,6 +207,10 @@ public struct RolloutNode: Sendable {
                 record(next, device: id, rollout: view.id, now: now)
                 return .hold(next.phase == .succeeded ? "rollout \(view.id): runs \(plan.target.path)" : "rollout \(view.id): failed: \(next.detail)")
             }
+            if outcome.phase == .offered, view.mode == .halted || view.mode == .aborted {
+                let why = view.mode == .aborted ? "rollout \(view.id) was aborted" : "rollout \(view.id) halted: \(view.halt?.reason ?? "")"
+                return .cancel(path: plan.target.path, rollout: view.id, why: why)
+            }
             return .offer(path: plan.target.path, rollout: view.id)
         }
         // Otherwise the newest approved open rollout that covers the device decides alone.
@@ -239,6 +243,10 @@ public struct RolloutNode: Sendable {
         case .failedBefore(let why):
             return .hold("rollout \(rollout): \(why) (not offered again until retry-failed)")
         case .wait(let why):
+            if let window = plan.window, !window.contains(milliseconds: now), view.mode == .running, isReady(plan.target) {
+                // Only the window stops it (running, the image here): download ahead.
+                return .prefetch(path: plan.target.path, rollout: rollout, why: "rollout \(rollout): \(why)")
+            }
             return .hold("rollout \(rollout): \(why)")
         }
     }

@@ -74,6 +74,11 @@ public enum DDI {
         return json(["id": String(actionID), "deployment": deployment])
     }
 
+    /// `GET …/cancelAction/{actionId}`: stop the action (hawkBit's `stopId` is the action's id).
+    public static func cancelAction(actionID: Int64) -> [UInt8] {
+        json(["id": String(actionID), "cancelAction": ["stopId": String(actionID)]])
+    }
+
     static func json(_ object: [String: Any]) -> [UInt8] {
         // Every value above is a string, number, array or dictionary: serialization cannot fail.
         [UInt8]((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8))

@@ -48,17 +48,27 @@ public struct DDIAccess: Sendable {
 }
 
 extension DeviceAPI {
-    /// The route context's DDI part, over the registry and the failed assignment actions.
+    /// Download-ahead actions a device closed without installing, and actions it canceled, by
+    /// device (kept in memory: after a restart a device is asked once more).
+    struct DDIActionMemory: Sendable {
+        var skipped: [String: Int64] = [:]
+        var canceled: [String: Int64] = [:]
+    }
+
+    /// The route context's DDI part, over the registry and the actions' memory.
     static func ddiContext(
-        _ access: DDIAccess, registry: DeviceRegistry, failed: NIOLockedValueBox<[String: Int64]>, ports: NIOLockedValueBox<(http: Int?, tls: Int?)>
+        _ access: DDIAccess, registry: DeviceRegistry, actions: NIOLockedValueBox<DDIActionMemory>, ports: NIOLockedValueBox<(http: Int?, tls: Int?)>
     ) -> DDIContext {
         DDIContext(
             settings: access.settings, authorize: { access.authorize(DeviceRegistry.normalizedID($0), $1) },
             device: { id in
                 guard let record = registry.device(id) else { return nil }
-                return DDIContext.Device(hardware: record.hardware, version: record.version, hasAttributes: record.announced != nil)
+                let (skipped, canceled) = actions.withLockedValue { ($0.skipped[id], $0.canceled[id]) }
+                return DDIContext.Device(
+                    hardware: record.hardware, version: record.version, hasAttributes: record.announced != nil, failedAction: record.failedAction,
+                    skippedAction: skipped, canceledAction: canceled)
             },
-            failedAction: { id in failed.withLockedValue { $0[id] } }, ports: { ports.withLockedValue { $0 } })
+            ports: { ports.withLockedValue { $0 } })
     }
 
     /// The device listeners' ports, once bound (DDI's download links name them).
@@ -66,21 +76,32 @@ extension DeviceAPI {
         devicePorts.withLockedValue { $0 = (http, tls) }
     }
 
-    /// Carries out a DDI device's feedback: to its rollout, or (a manual assignment) to the registry.
+    /// Carries out a DDI device's feedback: to its rollout, or (a manual assignment) to the
+    /// registry. A confirmed success is recorded as the device's version either way.
     func apply(_ event: DDIFeedbackEvent, engine: (any DeviceRollouts)?) {
-        if let rollout = event.rollout {
-            engine?.reported(device: event.device, rollout: rollout, event.report)
+        switch event.kind {
+        case .downloadAhead:
+            // No attempt runs; a close (SWUpdate closes `update: skip` as a success without
+            // installing) only stops the link until the window opens.
+            if case .progress = event.report { return }
+            ddiActions.withLockedValue { $0.skipped[event.device] = event.action }
             return
+        case .cancelation:
+            ddiActions.withLockedValue { $0.canceled[event.device] = event.action }
+            if let rollout = event.rollout { engine?.reported(device: event.device, rollout: rollout, .canceled) }
+            return
+        case .attempt:
+            break
         }
+        if let rollout = event.rollout { engine?.reported(device: event.device, rollout: rollout, event.report) }
         switch event.report {
         case .succeeded:
-            ddiFailed.withLockedValue { $0[event.device] = nil }
             registry.confirmed(
-                event.device, version: event.version ?? "unversioned", variant: nil, answer: "action \(event.action): installed",
-                at: clock.now().seconds)
+                event.device, version: event.installedVersion, variant: nil, answer: "action \(event.action): installed", at: clock.now().seconds)
+            if event.rollout == nil { registry.noteFailedAction(event.device, nil) }
         case .failed:
-            ddiFailed.withLockedValue { $0[event.device] = event.action }
-        case .progress:
+            if event.rollout == nil { registry.noteFailedAction(event.device, event.action) }
+        case .progress, .canceled:
             break
         }
     }

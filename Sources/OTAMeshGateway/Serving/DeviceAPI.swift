@@ -23,10 +23,8 @@ public final class DeviceAPI: Sendable {
     let configurations: DeviceConfigurations?
     /// A blob's SHA-1 and MD5 as the store recorded them (nil: computed from the file here).
     let transportDigests: (@Sendable (String) -> (sha1: String, md5: String)?)?
-    /// DDI actions of manual assignments that closed with a failure, by device (not offered
-    /// again until the assignment changes; kept in memory).
-    let ddiFailed = NIOLockedValueBox<[String: Int64]>([:])
     let devicePorts = NIOLockedValueBox<(http: Int?, tls: Int?)>((nil, nil))
+    let ddiActions = NIOLockedValueBox(DDIActionMemory())
 
     public init(
         catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system, configurations: DeviceConfigurations? = nil,
@@ -46,7 +44,7 @@ public final class DeviceAPI: Sendable {
         } else {
             context.configuration = { _ in ConfigurationOffer(problem: "this gateway builds no configuration images") }
         }
-        if let ddi { context.ddi = Self.ddiContext(ddi, registry: registry, failed: ddiFailed, ports: devicePorts) }
+        if let ddi { context.ddi = Self.ddiContext(ddi, registry: registry, actions: ddiActions, ports: devicePorts) }
         self.baseContext = context
     }
 
@@ -137,7 +135,7 @@ public final class DeviceAPI: Sendable {
         configurations?.prepare(id)
     }
 
-    /// Computes and caches a blob's MD5 and trailing digest (blocking: call from a thread pool).
+    /// Computes and caches a blob's MD5, SHA-1 and trailing digest (blocking: call from a thread pool).
     public func computeDigests(sha256: String, path: String) throws {
         if digestCache.withLockedValue({ $0[sha256] }) != nil { return }
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -153,7 +151,9 @@ public final class DeviceAPI: Sendable {
             digestCache.withLockedValue { $0[sha256] = digests }
             return
         }
+        // Not a store blob (or its store cannot say): MD5 and SHA-1 (for DDI) in one pass.
         var hasher = Insecure.MD5()
+        var sha1 = Insecure.SHA1()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         var tail: [UInt8] = []
         while true {
@@ -161,9 +161,11 @@ public final class DeviceAPI: Sendable {
             if n < 0 { if errno == EINTR { continue }; throw RegistryError(path: path, reason: "read failed (errno \(errno))") }
             if n == 0 { break }
             hasher.update(data: buffer[0..<n])
+            sha1.update(data: buffer[0..<n])
             tail = n >= 32 ? Array(buffer[(n - 32)..<n]) : Array((tail + buffer[0..<n]).suffix(32))
         }
-        let digests = DeviceRoutes.BlobDigests(md5: hexString(hasher.finalize()), appendedDigest: tail.count == 32 ? hexString(tail) : nil)
+        let digests = DeviceRoutes.BlobDigests(
+            md5: hexString(hasher.finalize()), appendedDigest: tail.count == 32 ? hexString(tail) : nil, sha1: hexString(sha1.finalize()))
         digestCache.withLockedValue { $0[sha256] = digests }
     }
 }

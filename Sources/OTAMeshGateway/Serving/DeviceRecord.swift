@@ -43,6 +43,9 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
     /// The device's app settings (``DeviceSettings/stored``: app version and non-secret values;
     /// password values live in the secret store), admin-set with `otamesh device config`.
     public var settings: String?
+    /// The DDI action of its manual assignment that closed with a failure: not offered again
+    /// until an admin assigns (again).
+    public var failedAction: Int64?
 
     /// ``tags`` as a list.
     public var tagList: [String] { (tags ?? "").split(separator: ",").map(String.init) }
@@ -68,8 +71,9 @@ public struct DeviceRecord: Sendable, Equatable, Codable, FetchableRecord, Persi
         id: String, family: DeviceFamily, hardware: String? = nil, version: String? = nil, address: String,
         firstSeen: Double, lastSeen: Double, assignedTarget: String? = nil, lastAnswer: String? = nil,
         tags: String? = nil, variant: String? = nil, proxy: String? = nil, options: String? = nil, segment: String? = nil,
-        source: String? = nil, announced: String? = nil, settings: String? = nil
+        source: String? = nil, announced: String? = nil, settings: String? = nil, failedAction: Int64? = nil
     ) {
+        self.failedAction = failedAction
         self.announced = announced
         self.settings = settings
         self.id = id

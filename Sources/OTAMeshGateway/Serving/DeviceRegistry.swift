@@ -108,6 +108,9 @@ public final class DeviceRegistry: Sendable {
         migrator.registerMigration("v5: app settings") { db in
             try db.alter(table: "device") { t in t.add(column: "settings", .text) }
         }
+        migrator.registerMigration("v6: failed DDI actions") { db in
+            try db.alter(table: "device") { t in t.add(column: "failedAction", .integer) }
+        }
         return migrator
     }
 
@@ -207,6 +210,17 @@ public final class DeviceRegistry: Sendable {
         }
     }
 
+    /// A DDI device's manual-assignment action closed with a failure (nil: it succeeded): memory
+    /// first, like a sighting, so it survives a restart.
+    public func noteFailedAction(_ id: String, _ action: Int64?) {
+        state.withLockedValue { state in
+            guard var record = state.devices[id], record.failedAction != action else { return }
+            record.failedAction = action
+            state.devices[id] = record
+            state.dirty.insert(id)
+        }
+    }
+
     /// A rollout outcome of this gateway's device becomes its last answer, so `otamesh devices`
     /// shows where it stands under the rollout that governs it, not what it was told earlier.
     public func noteOutcome(_ id: String, answer: String) {
@@ -243,17 +257,18 @@ public final class DeviceRegistry: Sendable {
                 for record in pending {
                     try db.execute(
                         sql: """
-                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer, variant, source, announced)
-                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                            INSERT INTO device (id, family, hardware, version, address, firstSeen, lastSeen, lastAnswer, variant, source, announced, failedAction)
+                            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                             ON CONFLICT(id) DO UPDATE SET family = excluded.family,
                               hardware = COALESCE(excluded.hardware, hardware), version = COALESCE(excluded.version, version),
                               address = excluded.address, lastSeen = excluded.lastSeen, lastAnswer = excluded.lastAnswer,
                               variant = COALESCE(excluded.variant, variant), source = COALESCE(source, excluded.source),
-                              announced = excluded.announced
+                              announced = excluded.announced, failedAction = excluded.failedAction
                             """,
                         arguments: [
                             record.id, record.family, record.hardware, record.version, record.address,
                             record.firstSeen, record.lastSeen, record.lastAnswer, record.variant, record.source, record.announced,
+                            record.failedAction,
                         ])
                 }
             }
@@ -303,9 +318,10 @@ public final class DeviceRegistry: Sendable {
 
     // MARK: Admin side (database first)
 
-    /// Assigns `target` (nil: clears) to a device, registering it if it was never seen.
+    /// Assigns `target` (nil: clears) to a device, registering it if it was never seen. A DDI
+    /// action that failed under the previous assignment is offered again.
     public func assign(_ id: String, target: String?, at time: Double) throws(RegistryError) {
-        try adminSet(id, at: time, column: "assignedTarget", target, \.assignedTarget)
+        try adminSet(id, at: time, column: "assignedTarget", target, \.assignedTarget, resetsFailedAction: true)
     }
 
     /// Sets a device's tags (nil or empty: none), registering it if it was never seen.
@@ -401,7 +417,7 @@ public final class DeviceRegistry: Sendable {
     /// mirrors it in memory.
     private func adminSet(
         _ id: String, at time: Double, column: String, _ value: String?,
-        _ field: WritableKeyPath<DeviceRecord, String?>
+        _ field: WritableKeyPath<DeviceRecord, String?>, resetsFailedAction: Bool = false
     ) throws(RegistryError) {
         let stored: DeviceRecord?
         do {
@@ -411,7 +427,8 @@ public final class DeviceRegistry: Sendable {
                     fresh[keyPath: field] = value
                     try fresh.insert(db)
                 } else {
-                    try db.execute(sql: "UPDATE device SET \(column) = ? WHERE id = ?", arguments: [value, id])
+                    let reset = resetsFailedAction ? ", failedAction = NULL" : ""
+                    try db.execute(sql: "UPDATE device SET \(column) = ?\(reset) WHERE id = ?", arguments: [value, id])
                 }
                 return try DeviceRecord.fetchOne(db, key: id)
             }
@@ -421,6 +438,7 @@ public final class DeviceRegistry: Sendable {
         state.withLockedValue { state in
             if state.devices[id] != nil {
                 state.devices[id]?[keyPath: field] = value
+                if resetsFailedAction { state.devices[id]?.failedAction = nil }
             } else if let stored {
                 // Not in memory (never seen here, or forgotten): the admin's record serves from now on.
                 state.devices[id] = stored

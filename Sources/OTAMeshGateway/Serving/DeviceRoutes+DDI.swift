@@ -18,8 +18,21 @@ public struct DDIContext: Sendable {
         public var version: String?
         /// It reported its attributes (configData) already.
         public var hasAttributes: Bool
-        public init(hardware: String? = nil, version: String? = nil, hasAttributes: Bool = false) {
-            (self.hardware, self.version, self.hasAttributes) = (hardware, version, hasAttributes)
+        /// The action of its manual assignment that closed with a failure (not offered again
+        /// until the assignment changes).
+        public var failedAction: Int64?
+        /// The download-ahead action it closed without installing (SWUpdate closes `update:
+        /// skip` as a success): not linked again until the window opens.
+        public var skippedAction: Int64?
+        /// The action it canceled at the gateway's request (a halt): offered again as a new
+        /// action on resume.
+        public var canceledAction: Int64?
+        public init(
+            hardware: String? = nil, version: String? = nil, hasAttributes: Bool = false, failedAction: Int64? = nil, skippedAction: Int64? = nil,
+            canceledAction: Int64? = nil
+        ) {
+            (self.hardware, self.version, self.hasAttributes, self.failedAction) = (hardware, version, hasAttributes, failedAction)
+            (self.skippedAction, self.canceledAction) = (skippedAction, canceledAction)
         }
     }
 
@@ -28,20 +41,17 @@ public struct DDIContext: Sendable {
     /// device's first TargetToken when `ddi.authentication: enroll`).
     public var authorize: @Sendable (_ controller: String, _ credential: DDI.Credential) -> Authorization
     public var device: @Sendable (_ id: String) -> Device?
-    /// Actions of manual assignments that closed with a failure (not offered again).
-    public var failedAction: @Sendable (_ id: String) -> Int64?
     /// The device listeners' ports (known once they are bound), for absolute download links.
     public var ports: @Sendable () -> (http: Int?, tls: Int?)
 
     public init(
         settings: DDISettings, authorize: @escaping @Sendable (String, DDI.Credential) -> Authorization,
-        device: @escaping @Sendable (String) -> Device?, failedAction: @escaping @Sendable (String) -> Int64? = { _ in nil },
+        device: @escaping @Sendable (String) -> Device?,
         ports: @escaping @Sendable () -> (http: Int?, tls: Int?) = { (nil, nil) }
     ) {
         self.settings = settings
         self.authorize = authorize
         self.device = device
-        self.failedAction = failedAction
         self.ports = ports
     }
 }
@@ -49,12 +59,33 @@ public struct DDIContext: Sendable {
 /// A DDI device's feedback, for the shell to apply: to the rollout that started the action, or
 /// (a manual assignment) to the registry.
 public struct DDIFeedbackEvent: Sendable, Equatable {
+    /// What the report is about.
+    public enum Kind: Sendable, Equatable {
+        /// An attempt the device installs: the rollout (or the registry) hears it.
+        case attempt
+        /// An action offered to download ahead of the window (`update: skip`): no attempt runs,
+        /// so nothing counts; a close is remembered so the action is not linked again until the
+        /// window opens.
+        case downloadAhead
+        /// The device's answer to a `cancelAction` (or, polling after it, its standing answer).
+        case cancelation
+    }
+
+    public var kind: Kind = .attempt
     public var device: String
     public var action: Int64
     public var rollout: String?
     /// The target's version (a confirmed success is recorded as it).
     public var version: String?
+    /// The target's SHA-256 (recorded as the version, `sha256:HEX`, when it has none).
+    public var sha256: String
     public var report: RolloutNode.DeviceReport
+
+    /// The prefix of a version recorded as a digest.
+    public static let digestVersion = "sha256:"
+
+    /// What the registry records as the device's version after a confirmed success.
+    public var installedVersion: String { version ?? Self.digestVersion + sha256 }
 }
 
 extension DeviceRoutes {
@@ -72,16 +103,43 @@ extension DeviceRoutes {
             DeviceSighting(id: id, family: .ddi, hardware: nil, version: nil, address: request.clientAddress, answer: answer)
         }
         let base = "\(origin(request))/\(path.tenant)/controller/v1/\(controller)"
+        func event(_ action: DDIAction, _ kind: DDIFeedbackEvent.Kind, _ report: RolloutNode.DeviceReport) -> DDIFeedbackEvent {
+            DDIFeedbackEvent(
+                kind: kind, device: id, action: action.id, rollout: action.rollout, version: action.target.version, sha256: action.blob.sha256,
+                report: report)
+        }
         switch (request.method, path.resource) {
         case ("GET", .base):
+            var deployment: String?
+            var cancel: String?
+            var standing: DDIFeedbackEvent?
+            var answer = resolved.answer
+            switch resolved.action?.mode {
+            case nil: break
+            case .install: deployment = resolved.action?.id.description
+            case .downloadAhead:
+                if known.skippedAction == resolved.action?.id {
+                    answer += "; the device closed it without installing: linked again when the window opens"
+                } else {
+                    deployment = resolved.action?.id.description
+                }
+            case .cancel:
+                if let action = resolved.action, known.canceledAction == action.id {
+                    // Canceled already: its rollout hears it again (an abort ends the attempt).
+                    standing = event(action, .cancelation, .canceled)
+                    answer += "; canceled by the device"
+                } else {
+                    cancel = resolved.action?.id.description
+                }
+            }
             let body = DDI.controllerBase(
-                sleep: resolved.action == nil ? ddi.settings.pollInterval : ddi.settings.activePollInterval,
+                sleep: deployment == nil && cancel == nil ? ddi.settings.pollInterval : ddi.settings.activePollInterval,
                 // hawkBit's `?c=` (clients such as rauc-hawkbit require it when they parse the href).
-                deploymentBase: resolved.action.map { "\(base)/deploymentBase/\($0.id)?c=\($0.blob.sha256.prefix(12))" },
-                configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: nil)
-            return .response(ddiJSON(request, body), sighting: sighting(resolved.answer))
+                deploymentBase: deployment.map { "\(base)/deploymentBase/\($0)?c=\(resolved.action?.blob.sha256.prefix(12) ?? "")" },
+                configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: cancel.map { "\(base)/cancelAction/\($0)" })
+            return .response(ddiJSON(request, body), sighting: sighting(answer), ddiFeedback: standing)
         case ("GET", .deploymentBase(let actionID)):
-            guard let action = resolved.action, action.id == actionID else {
+            guard let action = resolved.action, action.id == actionID, action.mode != .cancel else {
                 return .response(.text(404, "no open action \(actionID) for \(controller)\n"), sighting: sighting(resolved.answer))
             }
             guard let digests = context.digests(action.blob.sha256), let sha1 = digests.sha1 else { return .needDigests(action.blob.sha256) }
@@ -97,10 +155,13 @@ extension DeviceRoutes {
             let artifact = DDI.Artifact(
                 filename: action.target.fileName, size: action.blob.size, sha1: sha1, md5: digests.md5, sha256: action.blob.sha256,
                 download: asked, downloadHTTP: http)
+            // Outside the window: download now, install when it opens (hawkBit's maintenance window).
+            let ahead = action.mode == .downloadAhead
             let body = DDI.deploymentBase(
-                actionID: action.id, download: .forced, update: .forced, maintenanceWindowAvailable: nil, part: "os",
+                actionID: action.id, download: .forced, update: ahead ? .skip : .forced, maintenanceWindowAvailable: ahead ? false : nil, part: "os",
                 version: action.target.version ?? String(action.blob.sha256.prefix(12)), name: action.target.path, artifacts: [artifact])
-            return .response(ddiJSON(request, body), sighting: sighting("deployment \(action.id): \(action.target.path)"))
+            let what = ahead ? "download ahead (installs when the window opens)" : "deployment"
+            return .response(ddiJSON(request, body), sighting: sighting("\(what) \(action.id): \(action.target.path)"))
         case ("POST", .deploymentFeedback(let actionID)):
             let feedback: DDI.Feedback
             do throws(DDIError) { feedback = try DDI.Feedback(json: request.body) } catch {
@@ -111,9 +172,33 @@ extension DeviceRoutes {
                 // retries a refused confirmation for ever), changes nothing.
                 return .response(.empty(200), sighting: sighting("feedback for action \(actionID), which is not open: ignored"))
             }
-            let event = DDIFeedbackEvent(
-                device: id, action: action.id, rollout: action.rollout, version: action.target.version, report: report(feedback))
-            return .response(.empty(200), sighting: sighting(feedbackAnswer(feedback, action: action.id)), ddiFeedback: event)
+            // A canceled action the device was already working on finishes and counts.
+            let kind: DDIFeedbackEvent.Kind = action.mode == .downloadAhead ? .downloadAhead : .attempt
+            var said = feedbackAnswer(feedback, action: action.id)
+            if kind == .downloadAhead { said += " (downloaded ahead of the window: not counted)" }
+            return .response(.empty(200), sighting: sighting(said), ddiFeedback: event(action, kind, report(feedback)))
+        case ("GET", .cancelAction(let actionID)):
+            guard let action = resolved.action, action.id == actionID, action.mode == .cancel else {
+                return .response(.text(404, "no cancelation \(actionID) for \(controller)\n"), sighting: sighting(resolved.answer))
+            }
+            return .response(ddiJSON(request, DDI.cancelAction(actionID: action.id)), sighting: sighting("cancel action \(action.id): \(resolved.answer)"))
+        case ("POST", .cancelFeedback(let actionID)):
+            let feedback: DDI.Feedback
+            do throws(DDIError) { feedback = try DDI.Feedback(json: request.body) } catch {
+                return .response(.text(400, "\(error.reason)\n"), sighting: nil)
+            }
+            guard let action = resolved.action, action.id == actionID, action.mode == .cancel else {
+                return .response(.empty(200), sighting: sighting("cancel feedback for action \(actionID), which is not being canceled: ignored"))
+            }
+            // closed/success (or canceled): it stopped; rejected or a failure: it goes on, and its
+            // attempt finishes and counts.
+            let stopped = feedback.finished != .failure && (feedback.execution == .closed || feedback.execution == .canceled)
+            guard stopped else {
+                return .response(
+                    .empty(200),
+                    sighting: sighting("cancel action \(action.id): \(feedback.execution.rawValue) \(feedback.finished.rawValue): the device goes on"))
+            }
+            return .response(.empty(200), sighting: sighting("cancel action \(action.id): canceled"), ddiFeedback: event(action, .cancelation, .canceled))
         case ("PUT", .configData):
             let config: DDI.ConfigData
             do throws(DDIError) { config = try DDI.ConfigData(json: request.body) } catch {
@@ -124,8 +209,6 @@ extension DeviceRoutes {
             seen.hardware = config.data["hardware"]
             seen.variant = config.data["variant"]
             return .response(.empty(200), sighting: seen)
-        case ("GET", .cancelAction(let actionID)), ("POST", .cancelFeedback(let actionID)):
-            return .response(.text(404, "no cancelation \(actionID) for \(controller)\n"), sighting: sighting(resolved.answer))
         default:
             return plain(.text(405, "method \(request.method) not allowed here\n"))
         }
@@ -134,10 +217,12 @@ extension DeviceRoutes {
     /// The action open for a DDI device now: its rollout's (the rollouts decide first), else its
     /// manual assignment's while it does not run it; and the answer to record.
     struct DDIAction {
+        enum Mode { case install, downloadAhead, cancel }
         var id: Int64
         var target: ServedTarget
         var blob: ServedBlob
         var rollout: String?
+        var mode = Mode.install
     }
 
     static func ddiAction(
@@ -150,20 +235,35 @@ extension DeviceRoutes {
             guard let asked = context.rolloutAnswer, asked.query.asks(query) else { throw NeedRolloutAnswer(query: query) }
             answer = asked.answer
         }
+        func rolloutAction(_ path: String, _ rollout: String, _ mode: DDIAction.Mode) -> (DDIAction?, String)? {
+            guard let (target, blob) = context.catalog.blob(forTarget: path) else { return nil }
+            var action = DDI.actionID(rollout, target.sha256, id)
+            // Canceled under a halt, offered again on resume: a new action (clients close ids).
+            if mode != .cancel, device.canceledAction == action { action = DDI.actionID(rollout, target.sha256, id, "after \(action)") }
+            return (DDIAction(id: action, target: target, blob: blob, rollout: rollout, mode: mode), "action \(action) for \(path) (rollout \(rollout))")
+        }
         switch answer {
         case .offer(let path, let rollout):
-            guard let (target, blob) = context.catalog.blob(forTarget: path) else { return (nil, "rollout \(rollout): \(path) is not in the cache") }
-            return (
-                DDIAction(id: DDI.actionID(rollout, target.sha256, id), target: target, blob: blob, rollout: rollout), "action for \(path) (rollout \(rollout))"
-            )
+            return rolloutAction(path, rollout, .install) ?? (nil, "rollout \(rollout): \(path) is not in the cache")
+        case .prefetch(let path, let rollout, let why):
+            guard let (action, said) = rolloutAction(path, rollout, .downloadAhead) else { return (nil, why) }
+            return (action, "\(why): \(said) to download ahead")
+        case .cancel(let path, let rollout, let why):
+            guard let (action, said) = rolloutAction(path, rollout, .cancel) else { return (nil, why) }
+            return (action, "\(why): \(said) canceled")
         case .hold(let why):
             return (nil, why)
         case .none:
             guard let path = context.assignment(id) else { return (nil, "no assignment") }
-            switch decideAssigned(path: path, hardware: device.hardware, version: device.version, running: RunningDigests(), context: context) {
+            // A versionless target's success is recorded as its digest (`sha256:HEX`).
+            let installed = device.version.flatMap {
+                $0.hasPrefix(DDIFeedbackEvent.digestVersion) ? String($0.dropFirst(DDIFeedbackEvent.digestVersion.count)) : nil
+            }
+            let running = RunningDigests(sha256: installed)
+            switch decideAssigned(path: path, hardware: device.hardware, version: installed == nil ? device.version : nil, running: running, context: context) {
             case .offer(let target, let blob):
                 let action = DDI.actionID("assigned", target.sha256, id)
-                if ddi.failedAction(id) == action { return (nil, "action \(action) for \(path) failed; not offered again (reassign to retry)") }
+                if device.failedAction == action { return (nil, "action \(action) for \(path) failed; not offered again (reassign to retry)") }
                 return (DDIAction(id: action, target: target, blob: blob, rollout: nil), "action for \(path)")
             case .upToDate(let why): return (nil, "up to date (\(why))")
             case .nothing(let why): return (nil, why)

@@ -217,10 +217,10 @@ public enum DeviceRoutes {
         let path: String
         var rollout: String?
         switch answer {
-        case .offer(let offered, let id):
+        case .offer(let offered, let id), .cancel(let offered, let id, _):
             path = offered
             rollout = id
-        case .hold(let why):
+        case .hold(let why), .prefetch(_, _, let why):
             return Decided(decision: .nothing(why))
         case .none:
             guard let assigned = context.assignment(id) else { return Decided(decision: .nothing("no assignment")) }
