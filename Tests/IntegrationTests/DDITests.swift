@@ -98,7 +98,7 @@ struct DDITests {
         .enabled(if: !swupdateMissing, "needs swupdate and cpio (make deps installs them)"))
     func swupdateRollout() throws {
         let dir = try TemporaryDirectory()
-        let (data, keys) = (dir.file("d"), dir.file("admins"))
+        let data = dir.file("d")
         let signer = try Self.signer(in: dir)
         var generator = SystemRandomNumberGenerator()
         let payload = (0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -111,28 +111,13 @@ struct DDITests {
                 .init(path: "linux/door/2.0.0.swu", file: good, version: "2.0.0", hardware: "door"),
                 .init(path: "linux/door/3.0.0.swu", file: bad, version: "3.0.0", hardware: "door"),
             ], importingInto: [data])
-        let signing = try SignedSite(site: "ddi-site", admins: ["admin-a"], threshold: 1)
-        try signing.writeKeys(to: keys)
-        try signing.writeTrustFile(to: dir.file("site-trust.json"))
-        let gateway = try Gateway.start(
-            data: data,
-            extra: ["--node-name", "gw1", "--site-trust", dir.file("site-trust.json"), "--ddi-poll-interval", "1s", "--ddi-active-poll-interval", "1s"])
+        let site = try RolloutSite(dir: dir, data: data)
+        let gateway = site.gateway
         defer { gateway.stop() }
 
-        let added = try Self.ok(["device", "add", "--data-dir", data, "--family", "ddi", "--id", "door-1", "--hardware", "door"])
-        let token = try #require(added.split(separator: " ").first { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }.map(String.init), "\(added)")
-        func start(_ target: String) throws -> String {
-            let (status, out, err) = try run(
-                [
-                    "rollout", "start", "--target", target, "--select", "hardware=door", "--stages", "100", "--soak", "1s", "--max-failures", "0",
-                    "--min-finished", "1", "--admin", gateway.admin, "--key", "\(keys)/admin-a.pem",
-                ] + gateway.tokenArguments, timeout: 30)
-            #expect(status == 0, "\(out) \(err)")
-            return try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
-        }
-        func status(_ id: String) -> String {
-            (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
-        }
+        let token = try site.add("door-1", hardware: "door")
+        func start(_ target: String) throws -> String { try site.start(target, select: "hardware=door") }
+        func status(_ id: String) -> String { site.status(id) }
 
         // The device reaches the gateway through a relay that cuts the first download at 1 MiB.
         let port = String(gateway.device.split(separator: ":").last ?? "")
@@ -175,6 +160,60 @@ struct DDITests {
         failing.stop()
         #expect(halted && seen.contains("device reported"), "\(seen) \(failing.log.suffix(2000))")
         #expect(FileManager.default.contents(atPath: installed).map { [UInt8]($0) == payload } == true, "the failed update changed nothing")
+    }
+
+    /// A gateway with a one-admin site (rollouts signed by `admin-a`), DDI polls every second.
+    struct RolloutSite {
+        let gateway: Gateway
+        let data: String
+        let keys: String
+
+        init(dir: TemporaryDirectory, data: String) throws {
+            self.data = data
+            keys = dir.file("admins")
+            let signing = try SignedSite(site: "ddi-site", admins: ["admin-a"], threshold: 1)
+            try signing.writeKeys(to: keys)
+            try signing.writeTrustFile(to: dir.file("site-trust.json"))
+            gateway = try Gateway.start(
+                data: data,
+                extra: ["--node-name", "gw1", "--site-trust", dir.file("site-trust.json"), "--ddi-poll-interval", "1s", "--ddi-active-poll-interval", "1s"])
+        }
+
+        /// Registers a DDI device; its TargetToken.
+        func add(_ id: String, hardware: String) throws -> String {
+            let added = try DDITests.ok(["device", "add", "--data-dir", data, "--family", "ddi", "--id", id, "--hardware", hardware])
+            return try #require(added.split(separator: " ").first { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }.map(String.init), "\(added)")
+        }
+
+        /// Starts a one-stage rollout; its id.
+        func start(_ target: String, select: String, extra: [String] = []) throws -> String {
+            let (status, out, err) = try run(
+                [
+                    "rollout", "start", "--target", target, "--select", select, "--stages", "100", "--soak", "1s", "--max-failures", "0",
+                    "--min-finished", "1", "--admin", gateway.admin, "--key", "\(keys)/admin-a.pem",
+                ] + extra + gateway.tokenArguments, timeout: 30)
+            #expect(status == 0, "\(out) \(err)")
+            return try #require(RolloutTests.Site.id(in: out), "no rollout id in: \(out)")
+        }
+
+        func control(_ arguments: [String]) throws {
+            let (status, out, err) = try run(["rollout"] + arguments + ["--admin", gateway.admin] + gateway.tokenArguments, timeout: 30)
+            #expect(status == 0, "\(arguments): \(out) \(err)")
+        }
+
+        func status(_ id: String) -> String {
+            (try? run(["rollout", "status", id, "--devices", "--admin", gateway.admin] + gateway.tokenArguments))?.1 ?? ""
+        }
+
+        /// What the gateway last answered the device (`otamesh devices --json`).
+        func lastAnswer(_ id: String) -> String {
+            let lines = (try? run(["devices", "--data-dir", data, "--json"]))?.1.split(separator: "\n") ?? []
+            for line in lines {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], object["id"] as? String == id else { continue }
+                return object["lastAnswer"] as? String ?? ""
+            }
+            return ""
+        }
     }
 
     static var raucHawkbitMissing: Bool {

@@ -6,6 +6,7 @@ import Testing
 @Suite("device fleets", .serialized)
 struct DeviceFleetTests {
     static let fixtures = Binaries.packageRoot.appendingPathComponent("Tests/Fixtures").path
+    static let gatewayToken = "fleet-site-gateway-token"
 
     /// One gateway for all families: an ESP32 app 2.0.0, an ESP8266 sketch 2.0.0 and a NONOS
     /// FOTA user1/user2 pair v1.0.3, released, imported, with a site CA.
@@ -34,7 +35,11 @@ struct DeviceFleetTests {
             #expect(status == 0, "\(siteCA): \(out) \(err)")
             ca = dir.file("ca.pem")
             try run(["keys", "site-ca", "--data-dir", data, "--export-pem"]).1.write(toFile: ca, atomically: true, encoding: .utf8)
-            gateway = try Gateway.start(data: data)
+            // DDI devices present the site's GatewayToken.
+            let token = dir.file("gateway-token")
+            try DeviceFleetTests.gatewayToken.write(toFile: token, atomically: true, encoding: .utf8)
+            chmod(token, 0o600)
+            gateway = try Gateway.start(data: data, extra: ["--ddi-gateway-token-file", token])
         }
 
         deinit { gateway.stop() }
@@ -75,7 +80,7 @@ struct DeviceFleetTests {
         }
     }
 
-    @Test("every family updates end to end: httpUpdate (ESP8266, ESP32), esp_https_ota over HTTPS, NONOS FOTA, WiPhone, generic")
+    @Test("every family updates end to end: httpUpdate (ESP8266, ESP32), esp_https_ota over HTTPS, NONOS FOTA, WiPhone, generic, hawkBit DDI")
     func everyFamily() throws {
         let site = try Site()
         let families: [(family: String, base: String, target: String, version: String, extra: [String], newVersion: String)] = [
@@ -88,6 +93,7 @@ struct DeviceFleetTests {
             ),
             ("wiphone", "24:0a:c4:05:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", [], "2.0.0"),
             ("generic", "24:0a:c4:06:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--hardware", "esp32"], "2.0.0"),
+            ("ddi", "02:00:00:07:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--hardware", "esp32", "--gateway-token", Self.gatewayToken], "2.0.0"),
         ]
         for f in families {
             try site.assign(base: f.base, count: 3, target: f.target)
@@ -98,7 +104,7 @@ struct DeviceFleetTests {
         var devices: [[String: Any]] = []
         let settled = waitUntil(timeout: 10) {
             devices = (try? site.devices()) ?? []
-            return devices.count == 18
+            return devices.count == 21
                 && devices.allSatisfy {
                     let answer = $0["lastAnswer"] as? String ?? ""
                     return $0["family"] as? String == "wiphone" ? answer.contains("version 2.0.0 (the phone compares)") : answer.hasPrefix("up to date")
@@ -119,6 +125,11 @@ struct DeviceFleetTests {
             ),
             ("esp32-httpupdate", "24:0a:c4:12:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--drops", "2", "--seed", "5"]),
             ("generic", "24:0a:c4:13:00:00", "esp32/fleet/2.0.0.bin", "1.0.0", ["--corrupt-flash", "--hardware", "esp32"]),
+            // SWUpdate resumes a cut download with Range.
+            (
+                "ddi", "02:00:00:16:00:00", "esp32/fleet/2.0.0.bin", "1.0.0",
+                ["--drops", "2", "--seed", "5", "--hardware", "esp32", "--gateway-token", Self.gatewayToken]
+            ),
             (
                 "esp8266-fota", "5c:cf:7f:14:00:00", "esp8266/fota/v1.0.3/user1.bin", "v1.0.2t45772(a)",
                 ["--new-version", "v1.0.3t45772(a)", "--power-loss-at-byte", "100"]

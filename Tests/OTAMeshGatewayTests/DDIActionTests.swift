@@ -191,6 +191,8 @@ struct DDIActionTests {
         try gateway.feedback(cancel, execution: "rejected", result: "none")
         #expect(rollouts.reports.isEmpty)
         let id = cancel.split(separator: "/").last ?? ""
+        #expect(try gateway.poll() == ["deploymentBase": "deploymentBase/\(id)"], "refused: the same action, deployed, not asked again")
+        #expect(try gateway.send("GET", "/deploymentBase/\(id)").status == 200)
         try gateway.feedback("deploymentBase/\(id)", execution: "closed", result: "failure")
         #expect(rollouts.reports == [.failed("test")])
     }

@@ -48,11 +48,13 @@ public struct DDIAccess: Sendable {
 }
 
 extension DeviceAPI {
-    /// Download-ahead actions a device closed without installing, and actions it canceled, by
-    /// device (kept in memory: after a restart a device is asked once more).
+    /// Download-ahead actions a device closed without installing, actions it canceled and those
+    /// whose cancelation it refused, by device (kept in memory: after a restart a device is
+    /// asked once more).
     struct DDIActionMemory: Sendable {
         var skipped: [String: Int64] = [:]
         var canceled: [String: Int64] = [:]
+        var refused: [String: Int64] = [:]
     }
 
     /// The route context's DDI part, over the registry and the actions' memory.
@@ -63,10 +65,10 @@ extension DeviceAPI {
             settings: access.settings, authorize: { access.authorize(DeviceRegistry.normalizedID($0), $1) },
             device: { id in
                 guard let record = registry.device(id) else { return nil }
-                let (skipped, canceled) = actions.withLockedValue { ($0.skipped[id], $0.canceled[id]) }
+                let (skipped, canceled, refused) = actions.withLockedValue { ($0.skipped[id], $0.canceled[id], $0.refused[id]) }
                 return DDIContext.Device(
                     hardware: record.hardware, version: record.version, hasAttributes: record.announced != nil, failedAction: record.failedAction,
-                    skippedAction: skipped, canceledAction: canceled)
+                    skippedAction: skipped, canceledAction: canceled, refusedCancel: refused)
             },
             ports: { ports.withLockedValue { $0 } })
     }
@@ -89,6 +91,9 @@ extension DeviceAPI {
         case .cancelation:
             ddiActions.withLockedValue { $0.canceled[event.device] = event.action }
             if let rollout = event.rollout { engine?.reported(device: event.device, rollout: rollout, .canceled) }
+            return
+        case .cancelRefused:
+            ddiActions.withLockedValue { $0.refused[event.device] = event.action }
             return
         case .attempt:
             break

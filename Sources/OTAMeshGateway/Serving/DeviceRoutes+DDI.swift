@@ -27,12 +27,14 @@ public struct DDIContext: Sendable {
         /// The action it canceled at the gateway's request (a halt): offered again as a new
         /// action on resume.
         public var canceledAction: Int64?
+        /// The action whose cancelation it refused: it goes on (deployed, not asked again).
+        public var refusedCancel: Int64?
         public init(
             hardware: String? = nil, version: String? = nil, hasAttributes: Bool = false, failedAction: Int64? = nil, skippedAction: Int64? = nil,
-            canceledAction: Int64? = nil
+            canceledAction: Int64? = nil, refusedCancel: Int64? = nil
         ) {
             (self.hardware, self.version, self.hasAttributes, self.failedAction) = (hardware, version, hasAttributes, failedAction)
-            (self.skippedAction, self.canceledAction) = (skippedAction, canceledAction)
+            (self.skippedAction, self.canceledAction, self.refusedCancel) = (skippedAction, canceledAction, refusedCancel)
         }
     }
 
@@ -69,6 +71,9 @@ public struct DDIFeedbackEvent: Sendable, Equatable {
         case downloadAhead
         /// The device's answer to a `cancelAction` (or, polling after it, its standing answer).
         case cancelation
+        /// The device refused a `cancelAction` (rejected, or closed with a failure): it goes on
+        /// with the action, which finishes and counts.
+        case cancelRefused
     }
 
     public var kind: Kind = .attempt
@@ -194,9 +199,8 @@ extension DeviceRoutes {
             // attempt finishes and counts.
             let stopped = feedback.finished != .failure && (feedback.execution == .closed || feedback.execution == .canceled)
             guard stopped else {
-                return .response(
-                    .empty(200),
-                    sighting: sighting("cancel action \(action.id): \(feedback.execution.rawValue) \(feedback.finished.rawValue): the device goes on"))
+                let said = "cancel action \(action.id): \(feedback.execution.rawValue) \(feedback.finished.rawValue): the device goes on"
+                return .response(.empty(200), sighting: sighting(said), ddiFeedback: event(action, .cancelRefused, .progress(.offered)))
             }
             return .response(.empty(200), sighting: sighting("cancel action \(action.id): canceled"), ddiFeedback: event(action, .cancelation, .canceled))
         case ("PUT", .configData):
@@ -235,9 +239,11 @@ extension DeviceRoutes {
             guard let asked = context.rolloutAnswer, asked.query.asks(query) else { throw NeedRolloutAnswer(query: query) }
             answer = asked.answer
         }
-        func rolloutAction(_ path: String, _ rollout: String, _ mode: DDIAction.Mode) -> (DDIAction?, String)? {
+        func rolloutAction(_ path: String, _ rollout: String, _ asked: DDIAction.Mode) -> (DDIAction?, String)? {
             guard let (target, blob) = context.catalog.blob(forTarget: path) else { return nil }
             var action = DDI.actionID(rollout, target.sha256, id)
+            // A device that refused the cancelation goes on with the action.
+            let mode = asked == .cancel && device.refusedCancel == action ? .install : asked
             // Canceled under a halt, offered again on resume: a new action (clients close ids).
             if mode != .cancel, device.canceledAction == action { action = DDI.actionID(rollout, target.sha256, id, "after \(action)") }
             return (DDIAction(id: action, target: target, blob: blob, rollout: rollout, mode: mode), "action \(action) for \(path) (rollout \(rollout))")

@@ -83,6 +83,9 @@ struct RunFleet: AsyncParsableCommand {
         ))
     var filesystem: String?
     @Option(name: .customLong("secret-key"), help: "A configuration key reported only as set (a password); repeatable.") var secretKeys: [String] = []
+    @Option(name: .customLong("gateway-token"), help: "ddi: the site's GatewayToken every device presents (default: anonymous).")
+    var gatewayToken: String?
+    @Option(help: "ddi: the tenant in every path.") var tenant = "DEFAULT"
     @Flag(help: "Print only updated / failed / power-loss / done events and the summary.") var quiet = false
     @Flag(help: "Start every device at once (default: first polls spread over one interval).") var burst = false
 
@@ -102,6 +105,10 @@ struct RunFleet: AsyncParsableCommand {
         if let macBase, DeviceIdentity.parseMAC(macBase) == nil { throw ValidationError("--mac-base must be a MAC such as AA:BB:CC:00:00:00") }
         guard FOTASlotChoice(rawValue: fotaSlot) != nil else { throw ValidationError("--fota-slot must be user1, user2 or mixed") }
         let family = DeviceFamily(rawValue: family)
+        if gatewayToken != nil, family != .ddi { throw ValidationError("--gateway-token is for --family ddi") }
+        if let gatewayToken, gatewayToken.isEmpty || gatewayToken.contains(where: { $0.isWhitespace || $0.isNewline }) {
+            throw ValidationError("--gateway-token must be one word")
+        }
         if family.usesTLS && !insecureHTTP {
             guard tlsGateway != nil, ca != nil else {
                 throw ValidationError("\(family.rawValue) talks HTTPS: give --tls-gateway URL and --ca FILE (or --insecure-http)")
@@ -147,6 +154,8 @@ struct RunFleet: AsyncParsableCommand {
             newVersion: newVersion,
             fotaStartSlot: FOTASlotChoice(rawValue: fotaSlot)!)
         settings.filesystem = fileSystem
+        settings.ddiAuthorization = gatewayToken.map { "GatewayToken \($0)" }
+        settings.ddiTenant = tenant
 
         var tls: NIOSSLContext?
         if let ca, family.usesTLS || family == .generic {

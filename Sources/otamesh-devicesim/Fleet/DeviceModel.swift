@@ -5,8 +5,8 @@ import OTAMeshFirmware
 typealias Family = DeviceFamily
 
 extension DeviceFamily {
-    /// The pull families `run` emulates (not yet hawkBit DDI: SWUpdate itself is the test client).
-    static let emulated: [DeviceFamily] = pull.filter { $0 != .ddi }
+    /// The pull families `run` emulates: all of them (hawkBit DDI as SWUpdate's suricatta).
+    static let emulated: [DeviceFamily] = pull
 
     /// Families whose real firmware talks HTTPS only.
     var usesTLS: Bool { self == .espHTTPSOTA || self == .wiphone }
@@ -37,6 +37,9 @@ struct RunSettings: Sendable {
     var fotaStartSlot: FOTASlotChoice
     /// httpUpdate families: the sketch also asks for its filesystem (`--filesystem`).
     var filesystem: DeviceFilesystem? = nil
+    /// hawkBit DDI: the `Authorization` header value (`GatewayToken …`), nil: anonymous.
+    var ddiAuthorization: String? = nil
+    var ddiTenant = "DEFAULT"
 }
 
 /// What a poll's filesystem check (`updateFS`) ended with.

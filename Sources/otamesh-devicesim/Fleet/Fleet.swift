@@ -74,6 +74,7 @@ struct Fleet: Sendable {
         case .espHTTPSOTA: HTTPSOTADevice(identity: identity, settings: settings)
         case .esp8266FOTA: FOTADevice(identity: identity, settings: settings)
         case .wiphone: WiPhoneDevice(identity: identity, settings: settings)
+        case .ddi: DDIDevice(identity: identity, settings: settings)
         default: GenericDevice(identity: identity, settings: settings)  // .generic (run accepts pull families only)
         }
     }
