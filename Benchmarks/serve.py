@@ -6,8 +6,10 @@
    otamesh requests/s / nginx requests/s (above 1.0: otamesh is faster), median over rounds.
 2. 1,000 otamesh-devicesim devices polling once a second against one agent: poll latency p50/p99
    (from devicesim), agent CPU (% of one core over the run) and RSS (peak).
+3. hawkBit DDI: a 64 MiB artifact through its DDI download link vs nginx (MB/s, wrk, alternating
+   rounds), and 1,000 devicesim DDI devices (SWUpdate's suricatta) polling once a second.
 
-  Benchmarks/serve.py --bin DIR --work DIR [--rounds N] [--seconds S] [--devices N] [--polls K]
+  Benchmarks/serve.py --bin DIR --work DIR [--rounds N] [--seconds S] [--devices N] [--polls K] [--only ddi]
 """
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, time
 
@@ -19,6 +21,7 @@ p.add_argument("--seconds", type=int, default=5)
 p.add_argument("--devices", type=int, default=1000)
 p.add_argument("--polls", type=int, default=30)
 p.add_argument("--skip-polling", action="store_true")
+p.add_argument("--only", choices=["ddi"], help="run only this part")
 args = p.parse_args()
 OTAMESH = os.path.join(args.bin, "otamesh")
 DEVICESIM = os.path.join(args.bin, "otamesh-devicesim")
@@ -44,9 +47,9 @@ def wait_port(port, deadline=20):
     raise SystemExit("nothing listens on 127.0.0.1:%d" % port)
 
 
-def start_agent(data, port):
+def start_agent(data, port, extra=()):
     proc = subprocess.Popen([OTAMESH, "agent", "--data-dir", data, "--device-listen", "127.0.0.1:%d" % port,
-                             "--device-tls-listen", "off", "--admin-listen", "127.0.0.1:0", "--log-level", "warning"],
+                             "--device-tls-listen", "off", "--admin-listen", "127.0.0.1:0", "--log-level", "warning", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in proc.stdout:
         if "admin API + metrics" in line:
@@ -105,6 +108,26 @@ def wrk(url, connections):
     return rps
 
 
+def alternate(ours_url, nginx_url, connection_counts):
+    """wrk against both servers in alternating order, per connection count: the medians of
+    requests/s (otamesh, nginx) and of their ratio, with the ratio's range."""
+    results = {}
+    for connections in connection_counts:
+        ratios, ours, theirs = [], [], []
+        wrk(ours_url, connections)  # warm-up
+        wrk(nginx_url, connections)
+        for r in range(args.rounds):
+            order = [("otamesh", ours_url), ("nginx", nginx_url)]
+            if r % 2:
+                order.reverse()
+            got = {name: wrk(url, connections) for name, url in order}
+            ours.append(got["otamesh"])
+            theirs.append(got["nginx"])
+            ratios.append(got["otamesh"] / got["nginx"])
+        results[connections] = (statistics.median(ours), statistics.median(theirs), statistics.median(ratios), min(ratios), max(ratios))
+    return results
+
+
 def serving():
     data = os.path.join(args.work, "serve-data")
     root = os.path.join(args.work, "www")
@@ -117,23 +140,9 @@ def serving():
     agent_port, nginx_port = free_port(), free_port()
     agent = start_agent(data, agent_port)
     nginx = start_nginx(root, nginx_port)
-    results = {}
     try:
-        for connections in (64, 512):
-            ratios, ours, theirs = [], [], []
-            wrk("http://127.0.0.1:%d/v1/blobs/sha256/%s" % (agent_port, digest), connections)  # warm-up
-            wrk("http://127.0.0.1:%d/image.bin" % nginx_port, connections)
-            for r in range(args.rounds):
-                order = [("otamesh", agent_port, "/v1/blobs/sha256/" + digest), ("nginx", nginx_port, "/image.bin")]
-                if r % 2:
-                    order.reverse()
-                got = {}
-                for name, port, path in order:
-                    got[name] = wrk("http://127.0.0.1:%d%s" % (port, path), connections)
-                ours.append(got["otamesh"])
-                theirs.append(got["nginx"])
-                ratios.append(got["otamesh"] / got["nginx"])
-            results[connections] = (statistics.median(ours), statistics.median(theirs), statistics.median(ratios), min(ratios), max(ratios))
+        results = alternate(("http://127.0.0.1:%d/v1/blobs/sha256/%s" % (agent_port, digest)), "http://127.0.0.1:%d/image.bin" % nginx_port,
+                            (64, 512))
     finally:
         stop(agent)
         nginx.send_signal(signal.SIGQUIT)
@@ -160,31 +169,28 @@ def proc_stats(pid):
     return ticks / os.sysconf("SC_CLK_TCK"), rss, hwm
 
 
-def polling():
-    dir = os.path.join(args.work, "poll")
-    os.makedirs(dir, exist_ok=True)
+def released(dir, image, path, version, hardware):
+    """A data dir holding `image` as `path`, released, published and imported as a gateway gets it."""
     data = os.path.join(dir, "data")
     repo = os.path.join(dir, "repo")
-    image = os.path.join(dir, "fw.bin")
     run = lambda *a: subprocess.run(list(a), capture_output=True, text=True, check=True)
-    run(DEVICESIM, "make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "200000", "-o", image)
     run(OTAMESH, "release", "init", "--repo", repo)
-    run(OTAMESH, "release", "add", "--repo", repo, "--path", "fleet/fw-2.0.0.bin", image)
+    run(OTAMESH, "release", "add", "--repo", repo, "--path", path, "--version", version, "--hardware", hardware, image)
     run(OTAMESH, "release", "publish", "--repo", repo, os.path.join(dir, "pub"))
     run(OTAMESH, "export", "--published", os.path.join(dir, "pub"), os.path.join(dir, "b.tar"))
     run(OTAMESH, "import", "--data-dir", data, "--root", os.path.join(dir, "pub/metadata/1.root.json"), os.path.join(dir, "b.tar"))
-    port = free_port()
-    agent = start_agent(data, port)
-    try:
-        cpu0, _, _ = proc_stats(agent.pid)
-        t0 = time.time()
-        sim = subprocess.run([DEVICESIM, "run", "--family", "generic", "--count", str(args.devices), "--interval", "1",
-                              "--polls", str(args.polls), "--version", "1.0.0", "--hardware", "esp32", "--quiet",
-                              "--gateway", "http://127.0.0.1:%d" % port], capture_output=True, text=True)
-        elapsed = time.time() - t0
-        cpu1, rss, hwm = proc_stats(agent.pid)
-    finally:
-        stop(agent)
+    return data
+
+
+def poll_fleet(agent, port, family, extra=()):
+    """devicesim's fleet polling once a second: its summary, the agent's CPU share and RSS."""
+    cpu0, _, _ = proc_stats(agent.pid)
+    t0 = time.time()
+    sim = subprocess.run([DEVICESIM, "run", "--family", family, "--count", str(args.devices), "--interval", "1",
+                          "--polls", str(args.polls), "--version", "1.0.0", "--quiet",
+                          "--gateway", "http://127.0.0.1:%d" % port, *extra], capture_output=True, text=True)
+    elapsed = time.time() - t0
+    cpu1, rss, hwm = proc_stats(agent.pid)
     summary = None
     for line in sim.stdout.splitlines():
         try:
@@ -195,15 +201,72 @@ def polling():
             summary = obj
     if not summary:
         raise SystemExit("devicesim gave no summary: %s %s" % (sim.stdout[-2000:], sim.stderr[-2000:]))
-    print("%d devices polling once a second for %d polls each (%.0f s)" % (args.devices, args.polls, elapsed))
+    if summary.get("failures"):
+        raise SystemExit("devicesim polls failed: %s" % summary)
+    print("%d %s devices polling once a second for %d polls each (%.0f s)" % (args.devices, family, args.polls, elapsed))
     print("| polls | p50 ms | p99 ms | agent CPU (% of one core) | agent RSS now / peak MB |")
     print("|---|---|---|---|---|")
     print("| %d | %.2f | %.2f | %.1f | %.1f / %.1f |" % (summary.get("polls", 0), summary.get("p50_ms", 0), summary.get("p99_ms", 0),
                                                      100 * (cpu1 - cpu0) / elapsed, rss / 1024, hwm / 1024))
 
 
+def polling():
+    dir = os.path.join(args.work, "poll")
+    os.makedirs(dir, exist_ok=True)
+    image = os.path.join(dir, "fw.bin")
+    subprocess.run([DEVICESIM, "make-image", "--chip", "esp32", "--version", "2.0.0", "--size", "200000", "-o", image], check=True,
+                   capture_output=True)
+    data = released(dir, image, "fleet/fw-2.0.0.bin", "2.0.0", "esp32")
+    port = free_port()
+    agent = start_agent(data, port)
+    try:
+        poll_fleet(agent, port, "generic", ["--hardware", "esp32"])
+    finally:
+        stop(agent)
+
+
+def ddi():
+    """hawkBit DDI: the artifact download link vs nginx for a 64 MiB .swu, and 1,000 DDI devices
+    (GatewayToken, as a site would) polling."""
+    dir = os.path.join(args.work, "ddi")
+    root = os.path.join(dir, "www")
+    os.makedirs(root, exist_ok=True)
+    image = os.path.join(root, "door.swu")
+    with open(image, "wb") as f:
+        f.write(os.urandom(64 << 20))
+    data = released(dir, image, "linux/door/2.0.swu", "2.0", "door")
+    token = os.path.join(dir, "gateway-token")
+    with open(token, "w") as f:
+        f.write("bench-gateway-token\n")
+    os.chmod(token, 0o600)
+    agent_port, nginx_port = free_port(), free_port()
+    agent = start_agent(data, agent_port, ["--ddi-gateway-token-file", token, "--ddi-poll-interval", "1s"])
+    nginx = start_nginx(root, nginx_port)
+    try:
+        # The artifact link a deploymentBase gives (`download-http`), with the device's query.
+        results = alternate("http://127.0.0.1:%d/v1/targets/linux/door/2.0.swu?device=door-1" % agent_port,
+                            "http://127.0.0.1:%d/door.swu" % nginx_port, (4, 32))
+    finally:
+        nginx.send_signal(signal.SIGQUIT)
+        nginx.wait(timeout=20)
+    try:
+        print("DDI artifact download, a 64 MiB .swu, wrk -t%d -d%ds, %d alternating rounds (nginx: %d workers, sendfile on)" %
+              (WORKERS, args.seconds, args.rounds, WORKERS))
+        print("| connections | otamesh MB/s | nginx MB/s | ratio (median) | range |")
+        print("|---|---|---|---|---|")
+        for c, (o, n, r, lo, hi) in results.items():
+            print("| %d | %.0f | %.0f | **%.2f** | %.2f–%.2f |" % (c, o * 64 * 1.048576, n * 64 * 1.048576, r, lo, hi))
+        poll_fleet(agent, agent_port, "ddi", ["--hardware", "door", "--gateway-token", "bench-gateway-token"])
+    finally:
+        stop(agent)
+
+
 if shutil.which("nginx") is None or shutil.which("wrk") is None:
     raise SystemExit("nginx and wrk are needed (make bench installs them)")
-serving()
-if not args.skip_polling:
-    polling()
+if args.only == "ddi":
+    ddi()
+else:
+    serving()
+    if not args.skip_polling:
+        polling()
+    ddi()
