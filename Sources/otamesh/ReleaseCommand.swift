@@ -184,6 +184,9 @@ struct ReleaseCommand: ParsableCommand {
                 }
                 if let version = report.version ?? givenVersion { custom["version"] = .string(version) }
                 if let project = report.project { custom["project"] = .string(project) }
+                // Gateways fetch it as verified pieces from several peers at once (protocol.md).
+                let layout = try PieceLayout.choose(length: Int64(bytes.count))
+                custom["pieces"] = TargetPieces(layout: layout, root: try PieceManifest(bytes: bytes, layout: layout).root).json
                 let repository = try Repository(directory: repo)
                 let replaced = try repository.targets()[target]
                 if let recorded = report.version ?? givenVersion, let named = ReleaseCommand.versionMismatch(path: target, version: recorded) {
@@ -248,8 +251,12 @@ struct ReleaseCommand: ParsableCommand {
             let repo = options.repo
             let targets = try ReleaseCommand.run("ls") { try Repository(directory: repo).targets() }
             for (path, target) in targets.sorted(by: { $0.key < $1.key }) {
+                let pieces = (try? TargetPieces.from(custom: target.custom, length: target.length)) ?? nil
                 let custom =
-                    target.custom?.objectValue?.members.map { "\($0.key)=\($0.value.stringValue ?? $0.value["name"]?.stringValue ?? "…")" }
+                    target.custom?.objectValue?.members.map { field in
+                        if field.key == "pieces", let layout = pieces?.layout { return "pieces=\(layout.count)×\(layout.pieceSize)" }
+                        return "\(field.key)=\(field.value.stringValue ?? field.value["name"]?.stringValue ?? "…")"
+                    }
                     .joined(separator: " ") ?? ""
                 Output.out("\(path)  \(target.length) bytes  \(custom)")
             }
