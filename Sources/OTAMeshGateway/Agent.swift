@@ -274,7 +274,8 @@ public struct Agent: Sendable {
             if let gossipListen = configuration.gossipListen, let keyring = startup.keyring {
                 let info = MemberInfo(
                     httpPort: plain.localAddress?.port, software: OTAMeshVersion.current,
-                    metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [])
+                    metadataVersion: PeerSync.metadataVersion(tufDirectory: startup.tufDirectory), keys: [],
+                    upstream: configuration.upstreamMetadataURL != nil ? true : nil)
                 listeners.mesh = try await Self.listen("gossip.listen", gossipListen) {
                     try await Mesh.bind(
                         listen: gossipListen, advertise: configuration.gossipAdvertise, name: configuration.nodeName, keyring: keyring,
@@ -289,30 +290,40 @@ public struct Agent: Sendable {
         return listeners
     }
 
+    /// What the mesh says now about fetching from upstream: the alive members with an upstream
+    /// and the images alive peers hold.
+    static func siteFetchers(_ mesh: Mesh) -> UpstreamSync.SiteFetchers {
+        let alive = mesh.view().members.filter { $0.status == "alive" }
+        return UpstreamSync.SiteFetchers(
+            me: mesh.me.name, candidates: alive.filter { $0.upstream == true }.map(\.name), held: Set(alive.flatMap(\.images)))
+    }
+
     /// The services of a started agent (nothing runs until the group starts them).
     func makeServices(_ startup: AgentStartup, _ listeners: Listeners) throws -> [any Service] {
         let store = startup.store
         let tuf = startup.tufDirectory
         var services: [any Service] = []
+        let claims = FetchClaims()
         if let metadataURL = configuration.upstreamMetadataURL {
+            // In a mesh only the plan's fetchers download a new image; the others take it from them.
+            var site: (@Sendable () -> UpstreamSync.SiteFetchers?)?
+            if let mesh = listeners.mesh { site = { Self.siteFetchers(mesh) } }
             services.append(
                 UpstreamSync(
                     metadataURL: metadataURL, targetsURL: configuration.upstreamTargetsURL ?? metadataURL,
                     patterns: configuration.upstreamTargets, interval: configuration.upstreamInterval, tufDirectory: tuf,
                     store: store, fetch: Self.fetcher(configuration, logger: logger), clock: clock, releases: listeners.releases,
-                    traffic: listeners.traffic, logger: logger))
+                    traffic: listeners.traffic, plan: configuration.upstreamPlan, site: site, claims: claims, logger: logger))
         }
         let api = listeners.api
         services.append(TrafficSaver(totals: listeners.traffic, path: configuration.trafficPath, logger: logger))
         services.append(DeviceService(api: api, channels: listeners.device, store: store, releases: listeners.releases, logger: logger))
         if configuration.deviceDiscoveryMDNS { services.append(DeviceDiscoveryService(registry: startup.registry, logger: logger, clock: clock)) }
         guard let mesh = listeners.mesh, let keyring = startup.keyring else { return services }
-        let peerSync =
-            configuration.upstreamMetadataURL == nil
-            ? PeerSync(
-                tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
-                logger: logger, traffic: listeners.traffic)
-            : nil
+        // With an upstream, peers still bring the images other gateways fetched for the site.
+        let peerSync = PeerSync(
+            tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
+            logger: logger, traffic: listeners.traffic, metadataFromPeers: configuration.upstreamMetadataURL == nil, claims: claims)
         services.append(
             MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger, traffic: listeners.traffic))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))

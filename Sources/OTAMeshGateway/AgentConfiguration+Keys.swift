@@ -47,6 +47,14 @@ extension AgentConfiguration {
             ("upstream.targetsURL", "OTAMESH_UPSTREAM_TARGETS_URL", "--upstream-targets-url", "upstream TUF targets base URL"),
             ("upstream.targets", "OTAMESH_UPSTREAM_TARGETS", "--upstream-targets", "comma-separated target path globs to fetch (default: all)"),
             ("upstream.interval", "OTAMESH_UPSTREAM_INTERVAL", "--upstream-interval", "time between upstream polls (default 5m)"),
+            (
+                "upstream.fetchers", "OTAMESH_UPSTREAM_FETCHERS", "--upstream-fetchers",
+                "how many upstream-connected gateways fetch each new image for the site; 0: each its own (default 1)"
+            ),
+            (
+                "upstream.handover", "OTAMESH_UPSTREAM_HANDOVER", "--upstream-handover",
+                "one more gateway fetches an image from upstream each time this passes without it in the mesh (default 10m)"
+            ),
             ("upstream.proxy", "OTAMESH_UPSTREAM_PROXY", "--upstream-proxy", "HTTP proxy http://HOST:PORT for upstream (default: $HTTP_PROXY / $HTTPS_PROXY)"),
             (
                 "upstream.noProxy", "OTAMESH_UPSTREAM_NO_PROXY", "--upstream-no-proxy",

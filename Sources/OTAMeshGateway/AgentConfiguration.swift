@@ -57,6 +57,9 @@ public struct AgentConfiguration: Sendable, Equatable {
     public var upstreamTargets: [String] = []
     /// Seconds between upstream polls.
     public var upstreamInterval: Double = 300
+    /// Which upstream-connected gateways fetch a new image for the site (the others take it
+    /// from the mesh).
+    public var upstreamPlan = UpstreamFetchPlan(fetchers: 1, handoverMS: 600_000)
     /// HTTP proxy for upstream transfers (overrides HTTP_PROXY/HTTPS_PROXY); hosts that bypass it.
     public var upstreamProxy: String?
     public var upstreamNoProxy: [String]?
@@ -268,6 +271,16 @@ public struct AgentConfiguration: Sendable, Equatable {
                 throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 30s, 5m, got \(value)")
             }
             upstreamInterval = seconds
+        case "upstream.fetchers":
+            guard let count = Int(value), (0...64).contains(count) else {
+                throw .invalid(source: source, key: key, reason: "expected 0 (every gateway fetches for itself) to 64, got \(value)")
+            }
+            upstreamPlan.fetchers = count
+        case "upstream.handover":
+            guard let seconds = Self.parseDuration(value), seconds >= 1 else {
+                throw .invalid(source: source, key: key, reason: "expected a duration of at least 1s like 90s, 10m, got \(value)")
+            }
+            upstreamPlan.handoverMS = Int64(seconds * 1000)
         case "upstream.proxy":
             guard ProxySettings.parse(value) != nil else {
                 throw .invalid(source: source, key: key, reason: "expected an HTTP proxy like http://proxy:3128, got \(value)")

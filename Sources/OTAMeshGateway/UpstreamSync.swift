@@ -1,5 +1,6 @@
 import Logging
 import Metrics
+import NIOConcurrencyHelpers
 import OTAMeshStore
 import OTAMeshTransfer
 import OTAMeshTrust
@@ -30,6 +31,25 @@ public struct UpstreamSync: Service {
     public let clock: WallClock
     /// Told after every sync: it may have brought metadata or images (nil: nobody listens).
     public let releases: ReleaseCatalog?
+    /// Who fetches what for the site (``UpstreamFetchPlan``) and what the mesh says now (nil: no
+    /// mesh, this gateway fetches everything itself).
+    let plan: UpstreamFetchPlan
+    let site: (@Sendable () -> SiteFetchers?)?
+    /// Images being fetched by this gateway's peer sync or here.
+    let claims: FetchClaims?
+    /// When this gateway first decided to wait for an image (milliseconds), by SHA-256 hex.
+    let waitingSince = NIOLockedValueBox<[String: Int64]>([:])
+
+    /// What the mesh says about fetching: this gateway's name, the alive members with an
+    /// upstream, and the images some alive peer holds.
+    public struct SiteFetchers: Sendable, Equatable {
+        public var me: String
+        public var candidates: [String]
+        public var held: Set<String>
+        public init(me: String, candidates: [String], held: Set<String>) {
+            (self.me, self.candidates, self.held) = (me, candidates, held)
+        }
+    }
 
     let syncs = Counter(label: "otamesh_upstream_syncs_total")
     let failures = Counter(label: "otamesh_upstream_failures_total")
@@ -38,8 +58,12 @@ public struct UpstreamSync: Service {
     public init(
         metadataURL: String, targetsURL: String, patterns: [String], interval: Double, tufDirectory: String,
         store: BlobStore, fetch: ResumableFetch = ResumableFetch(), clock: WallClock = .system, releases: ReleaseCatalog? = nil,
-        traffic: TrafficTotals? = nil, logger: Logger
+        traffic: TrafficTotals? = nil, plan: UpstreamFetchPlan = UpstreamFetchPlan(fetchers: 0), site: (@Sendable () -> SiteFetchers?)? = nil,
+        claims: FetchClaims? = nil, logger: Logger
     ) {
+        self.plan = plan
+        self.site = site
+        self.claims = claims
         self.traffic = traffic
         self.clock = clock
         self.releases = releases
@@ -60,6 +84,9 @@ public struct UpstreamSync: Service {
         /// Targets that failed on their own (bad bytes, a 4xx, a metadata problem), with why;
         /// the others were still fetched.
         public var failed: [String: String] = [:]
+        /// Targets left to the mesh: a peer holds them, or other gateways fetch them for the site
+        /// (their names), or this gateway's peer sync is fetching them.
+        public var fromMesh: [String: [String]] = [:]
     }
 
     public func run() async throws {
@@ -80,6 +107,11 @@ public struct UpstreamSync: Service {
             lastSuccess.record(clock.now().seconds)
             if !report.added.isEmpty {
                 logger.info("upstream sync added targets", metadata: ["upstream.added": "\(report.added.joined(separator: ","))"])
+            }
+            for (path, fetchers) in report.fromMesh.sorted(by: { $0.key < $1.key }) {
+                logger.debug(
+                    "upstream target left to the mesh",
+                    metadata: ["target.path": "\(path)", "upstream.fetchers": "\(fetchers.isEmpty ? "a peer holds it" : fetchers.joined(separator: ","))"])
             }
             for (path, why) in report.failed.sorted(by: { $0.key < $1.key }) {
                 failures.increment()
@@ -108,7 +140,19 @@ public struct UpstreamSync: Service {
                 guard let info = try await updater.targetInfo(path), let hex = info.hashes["sha256"] else { continue }
                 let expected = ExpectedContent(digest: try BlobDigest(hex: hex), size: info.length)
                 report.targets.append(path)
-                if try store.blob(expected.digest) != nil { continue }
+                if try store.blob(expected.digest) != nil {
+                    waitingSince.withLockedValue { $0[hex] = nil }
+                    continue
+                }
+                if let fetchers = deferred(hex, now: clock.now().milliseconds) {
+                    report.fromMesh[path] = fetchers
+                    continue
+                }
+                guard claims?.claim(hex) ?? true else {
+                    report.fromMesh[path] = []
+                    continue
+                }
+                defer { claims?.release(hex) }
                 // Streamed into the store, resumed across failures and restarts; committed only when
                 // every byte matches the signed length and SHA-256.
                 let url = "\(targetsURL.hasSuffix("/") ? String(targetsURL.dropLast()) : targetsURL)/\(HTTPFiles.escapePath(updater.remotePath(of: info)))"
@@ -122,5 +166,20 @@ public struct UpstreamSync: Service {
             }
         }
         return report
+    }
+
+    /// The gateways to leave `image` to (empty: a peer holds it), or nil: fetch it here.
+    func deferred(_ image: String, now: Int64) -> [String]? {
+        guard let snapshot = site?() else { return nil }
+        let since = waitingSince.withLockedValue { $0[image] } ?? now
+        switch plan.decide(image: image, me: snapshot.me, candidates: snapshot.candidates, held: snapshot.held.contains(image), waitedMS: now - since) {
+        case .fetch:
+            return nil
+        case .fromMesh:
+            return []
+        case .wait(let fetchers):
+            waitingSince.withLockedValue { if $0[image] == nil { $0[image] = now } }
+            return fetchers
+        }
     }
 }

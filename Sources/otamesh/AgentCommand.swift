@@ -78,6 +78,12 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Time between upstream polls, e.g. 30s, 5m (default 5m).")
     var upstreamInterval: String?
 
+    @Option(help: "How many upstream-connected gateways fetch each new image for the site; 0: each its own (default 1).")
+    var upstreamFetchers: String?
+
+    @Option(help: "One more gateway fetches an image from upstream each time this passes without it in the mesh (default 10m).")
+    var upstreamHandover: String?
+
     @Option(help: "HTTP proxy for upstream transfers, http://HOST:PORT (default: $HTTP_PROXY / $HTTPS_PROXY).")
     var upstreamProxy: String?
 
@@ -164,6 +170,7 @@ struct AgentCommand: AsyncParsableCommand {
                 ("nodeName", nodeName), ("log.level", logLevel), ("log.format", logFormat),
                 ("upstream.metadataURL", upstreamMetadataUrl), ("upstream.targetsURL", upstreamTargetsUrl),
                 ("upstream.targets", upstreamTargets), ("upstream.interval", upstreamInterval), ("trust.root", trustRoot),
+                ("upstream.fetchers", upstreamFetchers), ("upstream.handover", upstreamHandover),
                 ("upstream.proxy", upstreamProxy), ("upstream.noProxy", upstreamNoProxy), ("transfer.retryTimeout", transferRetryTimeout),
                 ("gossip.listen", gossipListen), ("gossip.advertise", gossipAdvertise), ("gossip.join", join.isEmpty ? nil : join.joined(separator: ",")),
                 ("site.keyring", siteKeyring), ("discovery", discovery), ("devices.discovery", deviceDiscovery), ("site.trust", siteTrust),

@@ -5,8 +5,8 @@ import OTAMeshTrust
 import ServiceLifecycle
 
 /// The gateway's part in the mesh: runs the gossip shell, announces the images this gateway
-/// holds and the metadata version it trusts whenever the release catalog changes, and — on a
-/// gateway without an upstream — takes signed metadata and images from peers (``PeerSync``),
+/// holds and the metadata version it trusts whenever the release catalog changes, and takes
+/// images from peers (``PeerSync``; signed metadata too on a gateway without an upstream),
 /// looking every two seconds whether the peers offer something new.
 struct MeshService: Service {
     let mesh: Mesh

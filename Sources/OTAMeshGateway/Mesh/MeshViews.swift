@@ -15,6 +15,8 @@ public struct MemberInfo: Codable, Sendable, Equatable {
     public var keys: [String]
     /// Image bytes it moved, counted across restarts (nil from gateways before this field).
     public var traffic: Traffic?
+    /// It has an upstream, so it may fetch new images for the site (``UpstreamFetchPlan``).
+    public var upstream: Bool?
 
     /// Image bytes sent to devices, fetched from peers, fetched from upstream.
     public struct Traffic: Codable, Sendable, Equatable {
@@ -33,7 +35,8 @@ public struct MemberInfo: Codable, Sendable, Equatable {
         }
     }
 
-    public init(httpPort: Int?, software: String, metadataVersion: Int, keys: [String], traffic: Traffic? = nil) {
+    public init(httpPort: Int?, software: String, metadataVersion: Int, keys: [String], traffic: Traffic? = nil, upstream: Bool? = nil) {
+        self.upstream = upstream
         self.httpPort = httpPort
         self.software = software
         self.metadataVersion = metadataVersion
@@ -42,7 +45,7 @@ public struct MemberInfo: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case httpPort = "hp", software = "sw", metadataVersion = "tuf", keys = "k", traffic = "tr"
+        case httpPort = "hp", software = "sw", metadataVersion = "tuf", keys = "k", traffic = "tr", upstream = "up"
     }
 
     public func encoded() -> [UInt8] {
@@ -78,6 +81,8 @@ public struct MemberView: Codable, Sendable, Equatable {
     public var keys: [String]?
     /// Image bytes it moved, as it last announced them.
     public var traffic: TrafficView?
+    /// It has an upstream (it may fetch new images for the site).
+    public var upstream: Bool?
 }
 
 /// Image bytes a gateway moved (counted across restarts), as the API, the dashboard and `DATA/traffic.json` show them.

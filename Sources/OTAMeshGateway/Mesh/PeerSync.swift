@@ -17,6 +17,10 @@ struct PeerSync: Sendable {
     let logger: Logger
     /// Image bytes fetched from peers are added here.
     var traffic: TrafficTotals? = nil
+    /// Take signed metadata from peers too (a gateway with an upstream refreshes it there).
+    var metadataFromPeers = true
+    /// Images being fetched by this gateway's upstream sync or here.
+    var claims: FetchClaims? = nil
 
     let fetched = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "ok")])
     let failed = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "failed")])
@@ -50,7 +54,7 @@ struct PeerSync: Sendable {
             report.noTrustRoot = true
             return report
         }
-        let mine = Self.metadataVersion(tufDirectory: tufDirectory)
+        let mine = metadataFromPeers ? Self.metadataVersion(tufDirectory: tufDirectory) : Int.max
         for peer in peers.filter({ $0.metadataVersion > mine }).sorted(by: { $0.metadataVersion > $1.metadataVersion }) {
             let mirror = DirectoryPersistence(directory: tufDirectory)
             var updater = Updater(
@@ -76,6 +80,8 @@ struct PeerSync: Sendable {
         for (target, cached) in wanted where !cached && (patterns.isEmpty || patterns.contains { Glob.matches(pattern: $0, path: target.path) }) {
             guard let hex = target.hashes["sha256"]?.lowercased(), let digest = try? BlobDigest(hex: hex) else { continue }
             let holders = peers.filter { $0.images.contains(hex) }.shuffled()
+            guard !holders.isEmpty, claims?.claim(hex) ?? true else { continue }
+            defer { claims?.release(hex) }
             for holder in holders {
                 do {
                     let outcome = try await fetch.fetch(

@@ -24,7 +24,7 @@ extension Mesh {
                     name: member.address.name, status: member.left ? "left" : Self.statusName(member.status), address: member.address.hostPort,
                     http: info?.httpPort.map { "http://\(member.address.ip.count == 16 ? "[\(member.address.host)]" : member.address.host):\($0)" },
                     version: info?.software, metadataVersion: info?.metadataVersion, incarnation: member.incarnation, since: max(0, now - member.since),
-                    images: images(of: member.address.name), keys: info?.keys, traffic: info?.traffic.map(TrafficView.init))
+                    images: images(of: member.address.name), keys: info?.keys, traffic: info?.traffic.map(TrafficView.init), upstream: info?.upstream)
             }
             let rotation = KeyRotationChannel.view(of: records).map { "\($0.rotation.fingerprint) \($0.rotation.phase)" }
             return MeshView(
