@@ -4,17 +4,31 @@ import Testing
 /// One upstream fetch per site (issue 22): gateways that all have the upstream download a new
 /// image from it once; the others take it from the mesh.
 extension MeshTests {
+    /// gw-a, gw-b and gw-c, all with the site's upstream, b and c joined to a.
+    static func upstreamGateways(_ site: Site) throws -> (Gateway, Gateway, Gateway) {
+        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
+        do {
+            let b = try Gateway.start(
+                data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
+            do {
+                let c = try Gateway.start(
+                    data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
+                return (a, b, c)
+            } catch {
+                b.stop()
+                throw error
+            }
+        } catch {
+            a.stop()
+            throw error
+        }
+    }
+
     @Test("three upstream-connected gateways: a new release is downloaded from upstream by one of them, the others take it from the mesh")
     func oneUpstreamFetch() throws {
         let site = try Self.site()
-        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
-        defer { a.stop() }
-        let b = try Gateway.start(
-            data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
-        defer { b.stop() }
-        let c = try Gateway.start(
-            data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
-        defer { c.stop() }
+        let (a, b, c) = try Self.upstreamGateways(site)
+        defer { [a, b, c].forEach { $0.stop() } }
         let datas = ["a", "b", "c"].map { site.dir.file($0) }
         func cached(_ data: String) -> Int { Self.images(data).components(separatedBy: "  cached\n").count - 1 }
         // Everyone alive and known to have an upstream before the release appears.
@@ -37,14 +51,8 @@ extension MeshTests {
     @Test("the gateway that would fetch a new image for the site is gone: the next in rank fetches it, once, and the other takes it from the mesh")
     func upstreamFetcherGone() throws {
         let site = try Self.site()
-        let a = try Gateway.start(data: site.dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", site.keyring] + site.upstream)
-        defer { a.stop() }
-        let b = try Gateway.start(
-            data: site.dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
-        defer { b.stop() }
-        let c = try Gateway.start(
-            data: site.dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", site.keyring, "--join", a.gossip!] + site.upstream)
-        defer { c.stop() }
+        let (a, b, c) = try Self.upstreamGateways(site)
+        defer { [a, b, c].forEach { $0.stop() } }
         #expect(waitUntil(timeout: 30) { [a, b].allSatisfy { Self.status($0, of: "gw-c") == "alive" } })
         // For esp32c6.bin (SHA-256 70dafadc…) the rank is gw-c, gw-b, gw-a: without gw-c leaving
         // the plan, gw-a and gw-b would wait for it (upstream.handover, 10 min) and time out here.

@@ -14,10 +14,10 @@ import Foundation
 ///    artifact downloaded (`download-http`), resumed with `Range: bytes=N-` after a cut, its size,
 ///    SHA-1 and SHA-256 checked, then closed/failure or an install: the device reports the chunk's
 ///    version and confirms on its next poll.
-struct DDIDevice: EmulatedDevice {
+struct DDIDevice: SteppedDevice {
     let identity: DeviceIdentity
     private(set) var version: String
-    private var faults: FaultState
+    var faults: FaultState
     /// The action installed and not yet confirmed (confirmed after the "reboot").
     private var unconfirmed: Int64?
     private var sentAttributes = false
@@ -36,7 +36,7 @@ struct DDIDevice: EmulatedDevice {
         tenant = settings.ddiTenant
     }
 
-    struct Failure: Error {
+    struct Failure: StagedFailure {
         let stage: String
         let reason: String
     }
@@ -69,27 +69,7 @@ struct DDIDevice: EmulatedDevice {
         return Array((try? JSONSerialization.data(withJSONObject: object)) ?? Data())
     }
 
-    mutating func poll(_ context: PollContext) async -> PollReport {
-        var report = PollReport()
-        report.reported = version
-        do {
-            report.outcome = try await update(context)
-        } catch let failure as Failure {
-            report.outcome = .failed(stage: failure.stage, reason: failure.reason, code: nil)
-        } catch let error as TransferError {
-            if case .powerLoss(let at) = error {
-                report.outcome = .powerLoss(atByte: at)
-            } else {
-                report.outcome = .failed(stage: context.decisionMS == nil ? "check" : "download", reason: "\(error)", code: nil)
-            }
-        } catch {
-            report.outcome = .failed(stage: "check", reason: "\(error)", code: nil)
-        }
-        report.finish(context, faults: &faults)
-        return report
-    }
-
-    private mutating func update(_ context: PollContext) async throws -> PollOutcome {
+    mutating func update(_ context: PollContext) async throws -> PollOutcome {
         let base = context.endpoint(target: "/\(tenant)/controller/v1/\(identity.id)", tls: false)
         if let action = unconfirmed {
             let confirm = base.with(target: "\(base.target)/deploymentBase/\(action)/feedback")

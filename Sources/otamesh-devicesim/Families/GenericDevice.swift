@@ -8,10 +8,10 @@ import Foundation
 /// 3. the flash is read back and its size and SHA-256 compared with the manifest; then reboot and
 ///    report `version` on the next poll.
 /// A power loss or a dropped link starts the download over.
-struct GenericDevice: EmulatedDevice {
+struct GenericDevice: SteppedDevice {
     let identity: DeviceIdentity
     private(set) var version: String
-    private var faults: FaultState
+    var faults: FaultState
 
     static let userAgent = "otamesh-devicesim-generic/1"
 
@@ -34,25 +34,7 @@ struct GenericDevice: EmulatedDevice {
         )
     }
 
-    mutating func poll(_ context: PollContext) async -> PollReport {
-        var report = PollReport()
-        report.reported = version
-        do {
-            report.outcome = try await update(context)
-        } catch let error as TransferError {
-            if case .powerLoss(let at) = error {
-                report.outcome = .powerLoss(atByte: at)
-            } else {
-                report.outcome = .failed(stage: context.decisionMS == nil ? "check" : "download", reason: "\(error)", code: nil)
-            }
-        } catch {
-            report.outcome = .failed(stage: "check", reason: "\(error)", code: nil)
-        }
-        report.finish(context, faults: &faults)
-        return report
-    }
-
-    private mutating func update(_ context: PollContext) async throws -> PollOutcome {
+    mutating func update(_ context: PollContext) async throws -> PollOutcome {
         let settings = context.settings
         let target = "/v1/devices/\(identity.id)/update?hardware=\(QueryEncoding.encode(settings.hardware))&version=\(QueryEncoding.encode(version))"
         let endpoint = context.endpoint(target: target, tls: false)

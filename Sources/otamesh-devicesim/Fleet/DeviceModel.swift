@@ -69,6 +69,42 @@ enum PollOutcome: Sendable, Equatable {
     case powerLoss(atByte: Int)
 }
 
+/// A family whose poll is one throwing step, `update`, with its faults kept across polls.
+protocol SteppedDevice: EmulatedDevice {
+    var faults: FaultState { get set }
+    mutating func update(_ context: PollContext) async throws -> PollOutcome
+}
+
+extension SteppedDevice {
+    mutating func poll(_ context: PollContext) async -> PollReport {
+        var report = PollReport()
+        report.reported = version
+        do { report.outcome = try await update(context) } catch { report.outcome = PollOutcome(thrown: error, context: context) }
+        report.finish(context, faults: &faults)
+        return report
+    }
+}
+
+/// An error a family throws that names the stage it failed at.
+protocol StagedFailure: Error {
+    var stage: String { get }
+    var reason: String { get }
+}
+
+extension PollOutcome {
+    /// What a poll that threw ends with: a power loss, or a failure at the stage it reached —
+    /// a ``StagedFailure`` names its own; a transfer error is `check` before the device decided,
+    /// else `download`; anything else `check`.
+    init(thrown error: any Error, context: PollContext) {
+        switch error {
+        case let staged as any StagedFailure: self = .failed(stage: staged.stage, reason: staged.reason, code: nil)
+        case TransferError.powerLoss(let at): self = .powerLoss(atByte: at)
+        case let transfer as TransferError: self = .failed(stage: context.decisionMS == nil ? "check" : "download", reason: "\(transfer)", code: nil)
+        default: self = .failed(stage: "check", reason: "\(error)", code: nil)
+        }
+    }
+}
+
 /// One poll as the fleet reports it.
 struct PollReport: Sendable {
     /// Time from the first request to the device's decision (update or not), nil without requests.
