@@ -146,7 +146,7 @@ public enum FuzzTargets {
                         precondition(twin.status == response.status && twin.contentLength == response.contentLength, "HEAD and GET differ")
                     }
                 }
-            case .needDigests, .needRolloutAnswer, .needConfiguration:
+            case .needDigests, .needRolloutAnswer, .needConfiguration, .needPieces:
                 continue
             }
         }

@@ -323,7 +323,8 @@ public struct Agent: Sendable {
         // With an upstream, peers still bring the images other gateways fetched for the site.
         let peerSync = PeerSync(
             tufDirectory: tuf, store: store, patterns: configuration.upstreamTargets, fetch: Self.fetcher(configuration, logger: logger, retryTimeout: 30),
-            logger: logger, traffic: listeners.traffic, metadataFromPeers: configuration.upstreamMetadataURL == nil, claims: claims)
+            logger: logger, traffic: listeners.traffic, metadataFromPeers: configuration.upstreamMetadataURL == nil, claims: claims,
+            swarmDirectory: "\(configuration.dataDirectory)/swarm")
         services.append(
             MeshService(mesh: mesh, tufDirectory: tuf, releases: listeners.releases, peerSync: peerSync, logger: logger, traffic: listeners.traffic))
         services.append(DeviceSummaryService(mesh: mesh, registry: startup.registry, logger: logger))

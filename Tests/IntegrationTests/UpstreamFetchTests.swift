@@ -71,4 +71,50 @@ extension MeshTests {
         let downloads = site.server.requests.filter { $0.hasPrefix("GET /targets/") && $0.hasSuffix("2.0.0.bin") }
         #expect(downloads.count == 1, "\(downloads)")
     }
+
+    @Test("an image with signed pieces and two holders comes as verified pieces from both; the piece list route checks its size")
+    func swarmFromTwoHolders() throws {
+        let dir = try TemporaryDirectory()
+        var random = SystemRandomNumberGenerator()
+        FileManager.default.createFile(atPath: dir.file("big.bin"), contents: Data((0..<(3 << 20)).map { _ in UInt8.random(in: 0...255, using: &random) }))
+        let repository = try PublishedRelease(in: dir, images: [.init(path: "linux/big.bin", file: dir.file("big.bin"))], publishedAs: "site")
+        let keyring = dir.file("site.keyring")
+        try writeSiteKeyring(to: keyring, site: "test-site")
+        let site = Site(dir: dir, repository: repository, server: try TUFCLITests.StaticServer(directory: repository.published), keyring: keyring)
+        let a = try Gateway.start(data: dir.file("a"), extra: ["--node-name", "gw-a", "--site-keyring", keyring] + site.upstream)
+        defer { a.stop() }
+        let b = try Gateway.start(
+            data: dir.file("b"), extra: ["--node-name", "gw-b", "--site-keyring", keyring, "--trust-root", site.root, "--join", a.gossip!])
+        defer { b.stop() }
+        func cached(_ data: String) -> Bool { Self.images(data).contains("linux/big.bin") && Self.images(data).contains("cached") }
+        #expect(waitUntil(timeout: 40) { cached(dir.file("a")) && cached(dir.file("b")) }, "\(Self.images(dir.file("b")))")
+        // gw-c trusts nothing until it knows both holders, so its first fetch sees both.
+        let c = try Gateway.start(data: dir.file("c"), extra: ["--node-name", "gw-c", "--site-keyring", keyring, "--join", a.gossip!])
+        defer { c.stop() }
+        #expect(
+            waitUntil(timeout: 30) {
+                let members = Self.members(c)
+                return ["gw-a", "gw-b"].allSatisfy { members[$0]?["status"] as? String == "alive" && (members[$0]?["images"] as? [String])?.isEmpty == false }
+            })
+        let installed = try runProgram(
+            "/usr/bin/curl", ["-s", "-H", "Authorization: Bearer \(c.token)", "--data-binary", "@\(site.root)", "\(c.admin)/api/v1/trust-root"])
+        #expect(installed.1.contains("installed"), "\(installed)")
+        #expect(waitUntil(timeout: 40) { cached(dir.file("c")) }, "\(c.child.stderr.text.suffix(3000))")
+        // The log line follows the store's commit.
+        var log = ""
+        let logged = waitUntil(timeout: 10) {
+            log = c.child.stderr.text
+            return log.contains("image fetched from peers as pieces")
+        }
+        #expect(logged && log.contains("gw-a=") && log.contains("gw-b="), "\(log.suffix(3000))")
+        let served = dir.file("served.bin")
+        #expect(try runProgram("/usr/bin/curl", ["-sf", "-o", served, "\(c.device)/v1/targets/linux/big.bin"]).0 == 0)
+        #expect(FileManager.default.contents(atPath: served) == FileManager.default.contents(atPath: dir.file("big.bin")))
+        let digest = sha256Hex([UInt8](FileManager.default.contents(atPath: dir.file("big.bin")) ?? Data()))
+        let bad = try runProgram("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", "\(a.device)/v1/pieces/sha256/\(digest)?size=1000"]).1
+        #expect(bad == "400")
+        let list = try runProgram("/usr/bin/curl", ["-s", "-o", dir.file("list"), "-w", "%{http_code}", "\(a.device)/v1/pieces/sha256/\(digest)?size=262144"]).1
+        #expect(list == "200" && FileManager.default.contents(atPath: dir.file("list"))?.count == 12 * 32)
+        #expect(!FileManager.default.fileExists(atPath: dir.file("c/swarm/\(digest).part")), "the assembled file is gone once stored")
+    }
 }

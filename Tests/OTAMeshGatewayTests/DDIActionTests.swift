@@ -63,7 +63,7 @@ struct DDIActionTests {
                 try api.computeDigests(sha256: sha256, path: blobPath)
                 guard case .response(let response) = api.handle(request) else { throw DDIError("asked twice") }
                 return response
-            case .needConfiguration: throw DDIError("configuration asked")
+            case .needConfiguration, .needPieces: throw DDIError("configuration or pieces asked")
             }
         }
 

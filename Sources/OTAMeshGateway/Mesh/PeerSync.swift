@@ -1,3 +1,5 @@
+import AsyncHTTPClient
+import Foundation
 import Logging
 import Metrics
 import OTAMeshStore
@@ -21,6 +23,8 @@ struct PeerSync: Sendable {
     var metadataFromPeers = true
     /// Images being fetched by this gateway's upstream sync or here.
     var claims: FetchClaims? = nil
+    /// Where images fetched as pieces are assembled (`DATA/swarm`; nil: whole fetches only).
+    var swarmDirectory: String? = nil
 
     let fetched = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "ok")])
     let failed = Counter(label: "otamesh_peer_fetches_total", dimensions: [("result", "failed")])
@@ -82,19 +86,29 @@ struct PeerSync: Sendable {
             let holders = peers.filter { $0.images.contains(hex) }.shuffled()
             guard !holders.isEmpty, claims?.claim(hex) ?? true else { continue }
             defer { claims?.release(hex) }
+            // Signed pieces and more than one holder: verified pieces from all of them at once.
+            if holders.count >= 2, let swarmDirectory, let pieces = (try? TargetPieces.from(custom: target.custom, length: target.length)) ?? nil {
+                do {
+                    let swarm = try await swarmFetch(target, digest: digest, pieces: pieces, holders: holders, directory: swarmDirectory)
+                    succeeded(
+                        target, bytes: swarm.bytesReceived, &report, "image fetched from peers as pieces",
+                        [
+                            "peers": "\(swarm.fromPeer.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))",
+                            "pieces.resumed": "\(swarm.resumed)", "peers.avoided": "\(swarm.avoided.sorted().joined(separator: ","))",
+                        ])
+                    continue
+                } catch {
+                    logger.warning(
+                        "image fetch as pieces failed; fetching it whole", metadata: ["target.path": "\(target.path)", "error": "\(error)"])
+                }
+            }
             for holder in holders {
                 do {
                     let outcome = try await fetch.fetch(
                         "\(holder.http)/v1/blobs/sha256/\(hex)", expected: ExpectedContent(digest: digest, size: target.length), into: store)
-                    fetched.increment()
-                    traffic?.addFromPeers(outcome.bytesReceived)
-                    report.fetched.append(target.path)
-                    logger.info(
-                        "image fetched from a peer",
-                        metadata: [
-                            "target.path": "\(target.path)", "peer.name": "\(holder.name)", "transfer.resumedFrom": "\(outcome.resumedFrom)",
-                            "transfer.requests": "\(outcome.requests)",
-                        ])
+                    succeeded(
+                        target, bytes: outcome.bytesReceived, &report, "image fetched from a peer",
+                        ["peer.name": "\(holder.name)", "transfer.resumedFrom": "\(outcome.resumedFrom)", "transfer.requests": "\(outcome.requests)"])
                     break
                 } catch {
                     failed.increment()
@@ -104,6 +118,43 @@ struct PeerSync: Sendable {
                 }
             }
         }
+        return report
+    }
+
+    /// Counts and logs an image fetched from peers.
+    func succeeded(_ target: TargetFile, bytes: Int64, _ report: inout Report, _ message: Logger.Message, _ metadata: Logger.Metadata) {
+        fetched.increment()
+        traffic?.addFromPeers(bytes)
+        report.fetched.append(target.path)
+        logger.info(message, metadata: metadata.merging(["target.path": "\(target.path)"]) { a, _ in a })
+    }
+
+    /// Fetches `target` as verified pieces from `holders` into `directory`, resumable across
+    /// restarts, then hands the assembled file to the store (which checks the signed SHA-256
+    /// once more).
+    func swarmFetch(_ target: TargetFile, digest: BlobDigest, pieces: TargetPieces, holders: [Peer], directory: String) async throws -> SwarmReport {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
+        configuration.decompression = .disabled
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        defer { Task { try? await client.shutdown() } }
+        let source = HTTPPieceSource(
+            client: client, blob: digest.hex, length: target.length, peers: Dictionary(holders.map { ($0.name, $0.http) }, uniquingKeysWith: { a, _ in a }))
+        var manifest: PieceManifest?
+        var refusals: [String] = []
+        for holder in holders {
+            do {
+                manifest = try await source.pieceList(from: holder.name, pieces: pieces)
+                break
+            } catch { refusals.append("\(holder.name): \(error)") }
+        }
+        guard let manifest else { throw HTTPPieceSource.Refused(description: "no piece list: \(refusals.joined(separator: "; "))") }
+        let file = try PieceFile(path: "\(directory)/\(digest.hex)", manifest: manifest)
+        let report = try await SwarmFetch().run(file: file, peers: holders.map(\.name), source: source, seed: UInt64.random(in: 0...UInt64.max))
+        try file.sync()
+        defer { file.remove() }
+        _ = try store.addFile(file.dataPath, expected: ExpectedContent(digest: digest, size: target.length))
         return report
     }
 

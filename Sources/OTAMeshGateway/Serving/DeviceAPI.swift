@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import OTAMeshCommon
 import OTAMeshFirmware
 import OTAMeshStore
+import OTAMeshTrust
 
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,9 @@ public final class DeviceAPI: Sendable {
     let transportDigests: (@Sendable (String) -> (sha1: String, md5: String)?)?
     let devicePorts = NIOLockedValueBox<(http: Int?, tls: Int?)>((nil, nil))
     let ddiActions = NIOLockedValueBox(DDIActionMemory())
+    /// Piece lists of held blobs peers asked for, by `SHA256/SIZE` (at most ``maxPieceLists``).
+    let pieceLists = NIOLockedValueBox<[String: [UInt8]]>([:])
+    static let maxPieceLists = 64
 
     public init(
         catalog: ServingCatalog, registry: DeviceRegistry, clock: WallClock = .system, configurations: DeviceConfigurations? = nil,
@@ -36,6 +40,7 @@ public final class DeviceAPI: Sendable {
         self.configurations = configurations
         self.transportDigests = transportDigests
         let digestCache = digestCache
+        let pieceLists = pieceLists
         var context = DeviceRoutes.Context(
             catalog: ServingCatalog(), assignment: { registry.assignment(for: $0) },
             digests: { sha in digestCache.withLockedValue { $0[sha] } })
@@ -45,6 +50,7 @@ public final class DeviceAPI: Sendable {
             context.configuration = { _ in ConfigurationOffer(problem: "this gateway builds no configuration images") }
         }
         if let ddi { context.ddi = Self.ddiContext(ddi, registry: registry, actions: ddiActions, ports: devicePorts) }
+        context.pieceList = { sha, size in pieceLists.withLockedValue { $0["\(sha)/\(size)"] } }
         self.baseContext = context
     }
 
@@ -62,6 +68,8 @@ public final class DeviceAPI: Sendable {
         case needDigests(String)
         /// Build the device's configuration image (``prepareConfiguration(_:)``), then ask again.
         case needConfiguration(String)
+        /// Hash the blob's pieces (``computePieces(sha256:size:path:)``), then ask again.
+        case needPieces(String, size: Int64)
     }
 
     /// One device request: the pure routes decide (``DeviceRoutes``); this carries out what
@@ -80,6 +88,8 @@ public final class DeviceAPI: Sendable {
                 return .needDigests(sha256)
             case .needConfiguration(let id):
                 return .needConfiguration(id)
+            case .needPieces(let sha256, let size):
+                return .needPieces(sha256, size: size)
             case .needRolloutAnswer(var query):
                 guard let engine else { break }
                 query = filled(query)
@@ -133,6 +143,30 @@ public final class DeviceAPI: Sendable {
     /// Builds a device's configuration image (blocking: call from a thread pool).
     public func prepareConfiguration(_ id: String) {
         configurations?.prepare(id)
+    }
+
+    /// Computes and caches a blob's piece list for pieces of `size` bytes (blocking: call from a
+    /// thread pool).
+    public func computePieces(sha256: String, size: Int64, path: String) throws {
+        guard pieceLists.withLockedValue({ $0["\(sha256)/\(size)"] }) == nil else { return }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw RegistryError(path: path, reason: "cannot open blob for its pieces (errno \(errno))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw RegistryError(path: path, reason: "cannot stat blob (errno \(errno))") }
+        var hasher = PieceManifest.Hasher(layout: try PieceLayout(length: Int64(info.st_size), pieceSize: size))
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 { if errno == EINTR { continue }; throw RegistryError(path: path, reason: "read failed (errno \(errno))") }
+            if n == 0 { break }
+            hasher.update(buffer[0..<n])
+        }
+        let list = try hasher.finish().list
+        pieceLists.withLockedValue { lists in
+            if lists.count >= Self.maxPieceLists, let any = lists.keys.first { lists[any] = nil }
+            lists["\(sha256)/\(size)"] = list
+        }
     }
 
     /// Computes and caches a blob's MD5, SHA-1 and trailing digest (blocking: call from a thread pool).

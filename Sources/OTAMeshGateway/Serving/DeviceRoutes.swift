@@ -20,6 +20,7 @@ import OTAMeshTrust
 /// | `GET/HEAD /v1/fota/{id}/user1.bin`, `…/user2.bin` | ESP8266 NONOS FOTA custom server |
 /// | `GET/HEAD /v1/wiphone[/{id}]/WiPhone-phone.ini` | WiPhone |
 /// | `GET/HEAD /v1/tuf/{file}` | peers: this gateway's trusted TUF metadata, as a mirror |
+/// | `GET /v1/pieces/sha256/{hex}?size=S` | peers: a held blob's piece list (swarm transfer) |
 public enum DeviceRoutes {
     /// What answering a request needs besides the request itself.
     public struct Context: Sendable {
@@ -38,6 +39,9 @@ public enum DeviceRoutes {
         public var configuration: @Sendable (String) -> ConfigurationOffer? = { _ in nil }
         /// hawkBit DDI (nil: off, its paths are 404).
         public var ddi: DDIContext?
+        /// A held blob's piece list for a piece size, nil until computed (see
+        /// ``Outcome/needPieces(_:size:)``).
+        public var pieceList: @Sendable (_ sha256: String, _ size: Int64) -> [UInt8]? = { _, _ in nil }
 
         public init(
             catalog: ServingCatalog, assignment: @escaping @Sendable (String) -> String?,
@@ -77,6 +81,9 @@ public enum DeviceRoutes {
         /// The answer needs this device's configuration image (filesystem mode): build or find
         /// it off the event loop (``DeviceConfigurations``), then ask again.
         case needConfiguration(String)
+        /// The answer needs this blob's piece list for pieces of `size` bytes: hash it off the
+        /// event loop, then ask again.
+        case needPieces(String, size: Int64)
         /// The answer needs the rollouts' answer for this device (``DeviceRollouts/answer(_:)``,
         /// which may start an attempt): ask them, put it in ``Context/rolloutAnswer``, ask again.
         case needRolloutAnswer(DeviceQuery)
@@ -118,6 +125,9 @@ public enum DeviceRoutes {
                 guard let blob = context.catalog.blobs[hex.lowercased()] else { return plain(.notFound("blob \(hex)")) }
                 return plain(FileServing.respond(to: request, blob: blob))
             }
+            if request.method == "GET", let hex = request.path.dropPrefix("/v1/pieces/sha256/") {
+                return pieces(request, hex: hex.lowercased(), context: context)
+            }
             if let path = request.path.dropPrefix("/v1/targets/"), !path.isEmpty {
                 guard let (target, blob) = context.catalog.blob(forTarget: path) else { return plain(.notFound("target \(path)")) }
                 var response = FileServing.respond(to: request, blob: blob, extra: disposition(target))
@@ -156,6 +166,17 @@ public enum DeviceRoutes {
     }
 
     static func plain(_ response: DeviceResponse) -> Outcome { .response(response, sighting: nil) }
+
+    /// A held blob's piece list (the SHA-256 of each piece, 32 bytes each, in order) for
+    /// `?size=` (a valid piece size): peers check it against the target's signed root.
+    static func pieces(_ request: DeviceRequest, hex: String, context: Context) -> Outcome {
+        guard let blob = context.catalog.blobs[hex] else { return plain(.notFound("blob \(hex)")) }
+        guard let size = request.query["size"].flatMap({ Int64($0) }), (try? PieceLayout(length: blob.size, pieceSize: size)) != nil else {
+            return plain(.text(400, "?size= must be a piece size (a power of two from 256 KiB to 16 MiB)\n"))
+        }
+        guard let list = context.pieceList(hex, size) else { return .needPieces(hex, size: size) }
+        return plain(DeviceResponse(status: 200, headers: [("Content-Type", "application/octet-stream")], body: [.bytes(list)]))
+    }
 
     static func disposition(_ target: ServedTarget) -> [(String, String)] {
         let name = target.fileName.filter { $0.isASCII && $0 != "\"" && $0 != "\\" && !$0.isNewline }

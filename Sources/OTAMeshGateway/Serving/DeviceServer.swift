@@ -199,44 +199,42 @@ final class DeviceHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .response(let response):
             write(response, for: head, keepAlive: keepAlive, context: context)
         case .needDigests(let sha256):
-            // Hash off the event loop, then answer.
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let api = server.api
-            let path = server.blobPath(sha256)
-            server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            let (api, path) = (server.api, server.blobPath(sha256))
+            answerAfter(request, head: head, keepAlive: keepAlive, context: context, what: "the digests of blob \(sha256)") {
                 try api.computeDigests(sha256: sha256, path: path)
-            }.whenComplete { result in
-                let (handler, context) = loopBound.value
-                let response: DeviceResponse
-                switch result {
-                case .success:
-                    if case .response(let answer) = api.handle(request) {
-                        response = answer
-                    } else {
-                        response = .text(500, "cannot compute the digests of \(sha256)\n")
-                    }
-                case .failure(let error):
-                    handler.server.logger.error("blob digests failed", metadata: ["blob.sha256": "\(sha256)", "error": "\(error)"])
-                    response = .text(500, "cannot read blob \(sha256)\n")
-                }
-                handler.write(response, for: head, keepAlive: keepAlive, context: context)
+            }
+        case .needPieces(let sha256, let size):
+            let (api, path) = (server.api, server.blobPath(sha256))
+            answerAfter(request, head: head, keepAlive: keepAlive, context: context, what: "the pieces of blob \(sha256)") {
+                try api.computePieces(sha256: sha256, size: size, path: path)
             }
         case .needConfiguration(let id):
-            // Build the device's configuration image off the event loop, then answer.
-            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             let api = server.api
-            server.threadPool.runIfActive(eventLoop: context.eventLoop) {
+            answerAfter(request, head: head, keepAlive: keepAlive, context: context, what: "the configuration image of \(id)") {
                 api.prepareConfiguration(id)
-            }.whenComplete { _ in
-                let (handler, context) = loopBound.value
-                let response: DeviceResponse
-                if case .response(let answer) = api.handle(request) {
-                    response = answer
-                } else {
-                    response = .text(500, "cannot build the configuration image of \(id)\n")
-                }
-                handler.write(response, for: head, keepAlive: keepAlive, context: context)
             }
+        }
+    }
+
+    /// Does `work` off the event loop (hashing, building an image), then answers the request;
+    /// 500 naming `what` when the work fails or the routes still cannot answer.
+    private func answerAfter(
+        _ request: DeviceRequest, head: HTTPRequestHead, keepAlive: Bool, context: ChannelHandlerContext, what: String,
+        _ work: @escaping @Sendable () throws -> Void
+    ) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let api = server.api
+        server.threadPool.runIfActive(eventLoop: context.eventLoop, work).whenComplete { result in
+            let (handler, context) = loopBound.value
+            let response: DeviceResponse
+            switch result {
+            case .success:
+                if case .response(let answer) = api.handle(request) { response = answer } else { response = .text(500, "cannot compute \(what)\n") }
+            case .failure(let error):
+                handler.server.logger.error("device request work failed", metadata: ["work": "\(what)", "error": "\(error)"])
+                response = .text(500, "cannot compute \(what)\n")
+            }
+            handler.write(response, for: head, keepAlive: keepAlive, context: context)
         }
     }
 
