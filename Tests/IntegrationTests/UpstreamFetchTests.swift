@@ -96,6 +96,10 @@ extension MeshTests {
                 let members = Self.members(c)
                 return ["gw-a", "gw-b"].allSatisfy { members[$0]?["status"] as? String == "alive" && (members[$0]?["images"] as? [String])?.isEmpty == false }
             })
+        // A piece file left from an image no target wants any more.
+        let stale = dir.file("c/swarm/\(String(repeating: "0", count: 64)).part")
+        try FileManager.default.createDirectory(atPath: dir.file("c/swarm"), withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3]))
         let installed = try runProgram(
             "/usr/bin/curl", ["-s", "-H", "Authorization: Bearer \(c.token)", "--data-binary", "@\(site.root)", "\(c.admin)/api/v1/trust-root"])
         #expect(installed.1.contains("installed"), "\(installed)")
@@ -116,5 +120,6 @@ extension MeshTests {
         let list = try runProgram("/usr/bin/curl", ["-s", "-o", dir.file("list"), "-w", "%{http_code}", "\(a.device)/v1/pieces/sha256/\(digest)?size=262144"]).1
         #expect(list == "200" && FileManager.default.contents(atPath: dir.file("list"))?.count == 12 * 32)
         #expect(!FileManager.default.fileExists(atPath: dir.file("c/swarm/\(digest).part")), "the assembled file is gone once stored")
+        #expect(!FileManager.default.fileExists(atPath: stale), "a partial no target wants is dropped")
     }
 }

@@ -81,7 +81,9 @@ struct PeerSync: Sendable {
             report.failures.append("targets: \(error)")
             return report
         }
-        for (target, cached) in wanted where !cached && (patterns.isEmpty || patterns.contains { Glob.matches(pattern: $0, path: target.path) }) {
+        let missing = wanted.filter { target, cached in !cached && (patterns.isEmpty || patterns.contains { Glob.matches(pattern: $0, path: target.path) }) }
+        dropStalePieces(keeping: Set(missing.compactMap { $0.0.hashes["sha256"]?.lowercased() }))
+        for (target, _) in missing {
             guard let hex = target.hashes["sha256"]?.lowercased(), let digest = try? BlobDigest(hex: hex) else { continue }
             let holders = peers.filter { $0.images.contains(hex) }.shuffled()
             guard !holders.isEmpty, claims?.claim(hex) ?? true else { continue }
@@ -119,6 +121,18 @@ struct PeerSync: Sendable {
             }
         }
         return report
+    }
+
+    /// Deletes partly assembled images (`DATA/swarm`) no trusted target wants any more, and none
+    /// being fetched now, so they do not pile up across releases.
+    func dropStalePieces(keeping wanted: Set<String>) {
+        guard let swarmDirectory, let names = try? FileManager.default.contentsOfDirectory(atPath: swarmDirectory) else { return }
+        for hex in Set(names.map { String($0.prefix { $0 != "." }) }) where !wanted.contains(hex) {
+            guard claims?.claim(hex) ?? true else { continue }
+            defer { claims?.release(hex) }
+            for name in names where name.hasPrefix(hex + ".") { try? FileManager.default.removeItem(atPath: "\(swarmDirectory)/\(name)") }
+            logger.info("partly fetched image dropped: no trusted target wants it", metadata: ["blob.sha256": "\(hex)"])
+        }
     }
 
     /// Counts and logs an image fetched from peers.
