@@ -182,10 +182,7 @@ public final class BlobStore: Sendable {
         try requireWritable()
         if let expected {
             if let record = try catalog.blob(expected.digest) { return .present(record) }
-            if let size = expected.size, let quota = configuration.quotaBytes {
-                let pinned = try pinnedBytes()
-                guard size <= quota - pinned else { throw .quotaExceeded(size: size, quota: quota, pinned: pinned) }
-            }
+            if let size = expected.size { try checkFits(size: size) }
         }
         let id = expected.map { "sha256-\($0.digest.hex)" } ?? "tmp-\(Self.randomID())"
         let fresh = PartialRecord(id: id, expectedSHA256: expected?.digest.hex, expectedSize: expected?.size, createdAt: now())
@@ -301,6 +298,14 @@ public final class BlobStore: Sendable {
                 try db.execute(sql: "DELETE FROM pin WHERE sha256 = ?", arguments: [digest.hex])
             }
         }
+    }
+
+    /// Refuses a blob of `size` bytes that could never fit the quota next to the pinned blobs
+    /// (as ``beginIngest(expected:)`` would), before anything is downloaded for it.
+    public func checkFits(size: Int64) throws(StoreError) {
+        guard let quota = configuration.quotaBytes else { return }
+        let pinned = try pinnedBytes()
+        guard size <= quota - pinned else { throw .quotaExceeded(size: size, quota: quota, pinned: pinned) }
     }
 
     func pinnedBytes() throws(StoreError) -> Int64 {

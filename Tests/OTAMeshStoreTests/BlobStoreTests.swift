@@ -180,6 +180,9 @@ struct BlobStoreTests {
         }
         #expect(try store.list().map(\.sha256) == [first.sha256])
         #expect(listing(dir.file("data/partial")).isEmpty)
+        // Asked before a download starts (a swarm fetch assembles beside the store).
+        #expect(throws: StoreError.quotaExceeded(size: 2_000, quota: 2_500, pinned: 1_000)) { try store.checkFits(size: 2_000) }
+        try store.checkFits(size: 1_500)
         // Unpinned, the pinned blob may be evicted to make room.
         try store.unpin(first.digest)
         #expect(try store.add(bytes: big).size == 2_000)

@@ -88,8 +88,11 @@ struct PeerSync: Sendable {
             let holders = peers.filter { $0.images.contains(hex) }.shuffled()
             guard !holders.isEmpty, claims?.claim(hex) ?? true else { continue }
             defer { claims?.release(hex) }
-            // Signed pieces and more than one holder: verified pieces from all of them at once.
-            if holders.count >= 2, let swarmDirectory, let pieces = (try? TargetPieces.from(custom: target.custom, length: target.length)) ?? nil {
+            // Signed pieces and more than one holder (or pieces already here from an earlier
+            // run): verified pieces from all of them at once.
+            if let swarmDirectory, let pieces = (try? TargetPieces.from(custom: target.custom, length: target.length)) ?? nil,
+                holders.count >= 2 || FileManager.default.fileExists(atPath: "\(swarmDirectory)/\(hex).have")
+            {
                 do {
                     let swarm = try await swarmFetch(target, digest: digest, pieces: pieces, holders: holders, directory: swarmDirectory)
                     succeeded(
@@ -147,6 +150,8 @@ struct PeerSync: Sendable {
     /// restarts, then hands the assembled file to the store (which checks the signed SHA-256
     /// once more).
     func swarmFetch(_ target: TargetFile, digest: BlobDigest, pieces: TargetPieces, holders: [Peer], directory: String) async throws -> SwarmReport {
+        // Nothing is assembled that the store could not take.
+        try store.checkFits(size: target.length)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
