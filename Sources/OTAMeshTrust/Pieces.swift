@@ -102,7 +102,9 @@ public struct PieceManifest: Sendable, Hashable {
             while !rest.isEmpty {
                 let take = Int(min(Int64(rest.count), layout.pieceSize - inPiece))
                 let chunk = rest.prefix(take)
-                current.update(data: Array(chunk))
+                if chunk.withContiguousStorageIfAvailable({ current.update(bufferPointer: UnsafeRawBufferPointer($0)) }) == nil {
+                    current.update(data: Array(chunk))
+                }
                 rest = rest.dropFirst(take)
                 inPiece += Int64(take)
                 total += Int64(take)

@@ -157,7 +157,19 @@ struct PeerSync: Sendable {
         configuration.timeout = .init(connect: .seconds(10), read: .seconds(30))
         configuration.decompression = .disabled
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        defer { Task { try? await client.shutdown() } }
+        do {
+            let report = try await swarmFetch(target, digest: digest, pieces: pieces, holders: holders, directory: directory, client: client)
+            try? await client.shutdown()
+            return report
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+
+    func swarmFetch(
+        _ target: TargetFile, digest: BlobDigest, pieces: TargetPieces, holders: [Peer], directory: String, client: HTTPClient
+    ) async throws -> SwarmReport {
         let source = HTTPPieceSource(
             client: client, blob: digest.hex, length: target.length, peers: Dictionary(holders.map { ($0.name, $0.http) }, uniquingKeysWith: { a, _ in a }))
         var manifest: PieceManifest?

@@ -119,29 +119,27 @@ extension DeviceRoutes {
             var cancel: String?
             var standing: DDIFeedbackEvent?
             var answer = resolved.answer
-            switch resolved.action?.mode {
-            case nil: break
-            case .install: deployment = resolved.action?.id.description
-            case .downloadAhead:
-                if known.skippedAction == resolved.action?.id {
+            if let action = resolved.action {
+                switch action.mode {
+                case .install:
+                    deployment = "\(base)/deploymentBase/\(action.id)?c=\(action.blob.sha256.prefix(12))"
+                case .downloadAhead where known.skippedAction == action.id:
                     answer += "; the device closed it without installing: linked again when the window opens"
-                } else {
-                    deployment = resolved.action?.id.description
-                }
-            case .cancel:
-                if let action = resolved.action, known.canceledAction == action.id {
+                case .downloadAhead:
+                    deployment = "\(base)/deploymentBase/\(action.id)?c=\(action.blob.sha256.prefix(12))"
+                case .cancel where known.canceledAction == action.id:
                     // Canceled already: its rollout hears it again (an abort ends the attempt).
                     standing = event(action, .cancelation, .canceled)
                     answer += "; canceled by the device"
-                } else {
-                    cancel = resolved.action?.id.description
+                case .cancel:
+                    cancel = "\(base)/cancelAction/\(action.id)"
                 }
             }
             let body = DDI.controllerBase(
                 sleep: deployment == nil && cancel == nil ? ddi.settings.pollInterval : ddi.settings.activePollInterval,
                 // hawkBit's `?c=` (clients such as rauc-hawkbit require it when they parse the href).
-                deploymentBase: deployment.map { "\(base)/deploymentBase/\($0)?c=\(resolved.action?.blob.sha256.prefix(12) ?? "")" },
-                configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: cancel.map { "\(base)/cancelAction/\($0)" })
+                deploymentBase: deployment,
+                configData: known.hasAttributes ? nil : "\(base)/configData", cancelAction: cancel)
             return .response(ddiJSON(request, body), sighting: sighting(answer), ddiFeedback: standing)
         case ("GET", .deploymentBase(let actionID)):
             guard let action = resolved.action, action.id == actionID, action.mode != .cancel else {
